@@ -1,0 +1,268 @@
+"""The run configuration: YAML validated by pydantic; the defaults are the embedded default run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .intervals import interval_ns
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticSource(_Section):
+    """A seeded synthetic market (GARCH volatility, Student-t shocks, daily volume cycle)."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    symbol: str = "SYNTH"
+    interval: str = "1h"
+    n_bars: int = Field(24_000, ge=100)
+    start: str = "2021-01-01"
+    seed: int = 7
+    start_price: float = Field(30_000.0, gt=0)
+    annual_vol: float = Field(0.6, gt=0, description="long-run annualised volatility")
+    garch_alpha: float = Field(0.08, ge=0, lt=1)
+    garch_beta: float = Field(0.90, ge=0, lt=1)
+    tail_dof: float = Field(5.0, gt=2, description="Student-t degrees of freedom of the shocks")
+    signal_strength: float = Field(
+        0.12, ge=0, le=1,
+        description="predictable drift per bar, in units of the bar's volatility, times a "
+                    "bounded trend state seen in past returns; 0 = no predictable component")
+    signal_span: int = Field(24, ge=2, description="bars of past returns the trend state averages")
+    substeps: int = Field(16, ge=2, description="intrabar path steps that give high and low")
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        interval_ns(v)
+        return v
+
+    @model_validator(mode="after")
+    def _stationary(self) -> "SyntheticSource":
+        if self.garch_alpha + self.garch_beta >= 1:
+            raise ValueError("garch_alpha + garch_beta must be < 1 (stationary volatility)")
+        return self
+
+
+class FilesSource(_Section):
+    """Local Binance kline CSV/ZIP files or generic CSV/Parquet/Feather with OHLCV columns."""
+
+    kind: Literal["files"] = "files"
+    paths: list[str] = Field(min_length=1, description="files or glob patterns, read in sorted order")
+    symbol: str | None = None
+    interval: str | None = Field(None, description="bar interval; inferred from the data when unset")
+    format: Literal["auto", "binance", "csv", "parquet", "feather"] = "auto"
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str | None) -> str | None:
+        if v is not None:
+            interval_ns(v)
+        return v
+
+
+SourceConfig = Annotated[Union[SyntheticSource, FilesSource], Field(discriminator="kind")]
+
+
+class ValidationPolicy(_Section):
+    """What to do with each defect: 'error' stops with the row named, 'drop' removes rows,
+    'repair' fixes them; every drop and repair is counted in the report."""
+
+    nonfinite: Literal["error", "drop"] = "error"
+    ohlc: Literal["error", "drop", "repair"] = "error"
+    nonpositive: Literal["error", "drop"] = "error"
+    out_of_order: Literal["error", "drop", "repair"] = "repair"
+    duplicates: Literal["error", "drop"] = "drop"
+    misaligned: Literal["error", "drop"] = "error"
+    zero_volume: Literal["allow", "drop", "error"] = "allow"
+    gaps: Literal["error", "split", "repair"] = "repair"
+    gap_tolerance: int = Field(
+        3, ge=0, description="with gaps=repair, gaps of up to this many missing bars are filled "
+                             "with flat zero-volume bars; longer gaps split segments")
+
+
+class FeatureConfig(_Section):
+    names: list[str] = Field(
+        default_factory=lambda: ["log_return", "range", "body", "upper_wick", "lower_wick",
+                                 "volume_ratio", "volatility", "momentum"], min_length=1)
+    volatility_span: int = Field(24, ge=2)
+    momentum_span: int = Field(24, ge=2)
+    volume_span: int = Field(48, ge=2)
+
+    @field_validator("names")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        from .features import FEATURES
+
+        unknown = [n for n in v if n not in FEATURES]
+        if unknown:
+            raise ValueError(f"unknown feature {unknown[0]!r}; known: {', '.join(sorted(FEATURES))}")
+        if len(set(v)) != len(v):
+            raise ValueError("feature names repeat")
+        return v
+
+
+class LabelConfig(_Section):
+    """TP/SL competitive labels: LONG if only the long hits its take-profit first, SHORT if only
+    the short does, HOLD otherwise."""
+
+    kind: Literal["competitive"] = "competitive"
+    tp: float = Field(1.0, gt=0)
+    sl: float = Field(1.0, gt=0)
+    horizon: int = Field(24, ge=1, description="bars after the entry bar the trades may run")
+    barrier: Literal["volatility", "percent"] = Field(
+        "volatility", description="percent: tp/sl are percent of the entry close; volatility: "
+                                  "multiples of the EWMA volatility of a horizon-bar return")
+    volatility_span: int = Field(24, ge=2)
+    same_bar: Literal["stop", "target"] = Field(
+        "stop", description="a bar touching both TP and SL: stop first (pessimistic) or target first")
+
+
+class DatasetConfig(_Section):
+    window: int = Field(120, ge=2, description="bars per window (120 in the original design)")
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.0, ge=0, lt=1)
+    embargo: int = Field(0, ge=0, description="extra bars dropped before each later split")
+    train_stride: int = Field(2, ge=1, description="keep every k-th training window (neighbours overlap almost fully)")
+    batch_size: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "DatasetConfig":
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must be < 1")
+        return self
+
+
+class ModelConfig(_Section):
+    kind: Literal["lstm"] = "lstm"
+    lstm_units: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64, 32], min_length=1)
+    dense_units: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 16])
+    dropout: float = Field(0.3, ge=0, lt=1, description="after each dense layer")
+    lstm_dropout: float = Field(0.0, ge=0, lt=1)
+    recurrent_dropout: float = Field(
+        0.0, ge=0, lt=1, description="> 0 disables cuDNN kernels on GPU (several times slower)")
+
+
+class TrainingConfig(_Section):
+    epochs: int = Field(4, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: int = Field(3, ge=1, description="EarlyStopping patience (epochs)")
+    reduce_lr_patience: int = Field(1, ge=1)
+    reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
+    min_lr: float = Field(1e-5, ge=0)
+    class_weight: Literal["balanced", "none"] = "balanced"
+    shuffle_labels: bool = Field(False, description="control experiment: permute training labels")
+    seed: int = 42
+    verbose: Literal["auto", 0, 1, 2] = "auto"
+
+
+class OutputConfig(_Section):
+    runs_dir: str = "runs"
+    name: str | None = Field(None, description="run folder name; default: time and symbol")
+
+
+class RunConfig(_Section):
+    """Everything `candleflow run` needs; every field has the embedded default."""
+
+    source: SourceConfig = Field(default_factory=SyntheticSource)
+    validation: ValidationPolicy = Field(default_factory=ValidationPolicy)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or the embedded default), apply `key=value` overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"config file {str(p)!r}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(p)!r}: expected a mapping of sections, got {type(loaded).__name__}")
+        data = loaded
+    for item in overrides or []:
+        apply_override(data, item)
+    return validate_config(data)
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Set a dotted key from 'a.b.c=value' (value parsed as YAML) in a nested dict."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r}: expected key=value, e.g. labels.horizon=48")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def validate_config(data: dict[str, Any]) -> RunConfig:
+    """Validate a config mapping; the first problem becomes one line naming key and value."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, data)) from None
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("synthetic", "files"))]
+    key = ".".join(loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1], data)
+        return f"config key {key!r} is not known" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        return f"config key {key!r} is required"
+    return f"config key {key!r} = {err.get('input')!r}: {msg}"
+
+
+def _allowed_keys(loc: list[str], data: dict[str, Any]) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    node: Any = data
+    for part in loc:
+        field = model.model_fields.get(part)
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+        if field is None:
+            return []
+        ann = field.annotation
+        if part == "source":
+            kind = node.get("kind", "synthetic") if isinstance(node, dict) else "synthetic"
+            ann = FilesSource if kind == "files" else SyntheticSource
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)

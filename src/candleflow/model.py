@@ -1,0 +1,58 @@
+"""The default classifier: LSTM 128 -> 64 -> 32, Dense 32 -> 16 (ReLU, dropout), softmax over
+(SHORT, HOLD, LONG); normalisation statistics fitted on training rows live inside the model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import keras
+from .config import ModelConfig
+
+
+def build_lstm(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray,
+               learning_rate: float = 1e-3, n_classes: int = 3):
+    """A compiled Keras model taking raw (window, n_features) float32 windows."""
+    k = keras()
+    layers = k.layers
+    inputs = k.Input(shape=(window, n_features), name="window")
+    x = layers.Normalization(mean=np.asarray(mean, dtype=np.float32).tolist(),
+                             variance=np.asarray(variance, dtype=np.float32).tolist(),
+                             name="normalise")(inputs)
+    for i, units in enumerate(cfg.lstm_units):
+        x = layers.LSTM(units, return_sequences=i < len(cfg.lstm_units) - 1, dropout=cfg.lstm_dropout,
+                        recurrent_dropout=cfg.recurrent_dropout, name=f"lstm_{i + 1}_{units}")(x)
+    for i, units in enumerate(cfg.dense_units):
+        x = layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
+        x = layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    model = k.Model(inputs, outputs, name="candleflow_lstm")
+    model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def lstm_param_count(cfg: ModelConfig, n_features: int, n_classes: int = 3) -> int:
+    """Exact trainable parameter count of `build_lstm` (4 gates of (in + units + 1) x units per LSTM)."""
+    total, prev = 0, n_features
+    for u in cfg.lstm_units:
+        total += 4 * u * (prev + u + 1)
+        prev = u
+    for u in cfg.dense_units:
+        total += prev * u + u
+        prev = u
+    return total + prev * n_classes + n_classes
+
+
+def estimate_training_memory(cfg: ModelConfig, window: int, n_features: int, batch_size: int) -> dict[str, float]:
+    """Bytes training needs beyond the runtime itself: weights, gradients and Adam's two moments
+    (4 x params x 4 B), the input batch, and the activations kept for backpropagation through
+    time (per LSTM layer and step: 4 gates, cell, hidden and their tanh, 7 x units floats)."""
+    params = lstm_param_count(cfg, n_features)
+    weights = 4 * params * 4
+    batch = batch_size * window * n_features * 4
+    acts = sum(batch_size * window * 7 * u * 4 for u in cfg.lstm_units)
+    acts += sum(batch_size * u * 4 * 3 for u in cfg.dense_units)
+    total = weights + batch + acts
+    mb = 1024 * 1024
+    return {"parameters": params, "weights_optimizer_mb": weights / mb, "batch_mb": batch / mb,
+            "activations_mb": acts / mb, "total_mb": total / mb, "batch_size": batch_size}

@@ -1,0 +1,235 @@
+"""`prepare` (source to windows and split) and `run` (prepare, train, evaluate, save a run folder)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_path, write_json, write_text
+from .backend import describe_devices, keras
+from .candles import Candles
+from .config import RunConfig
+from .evaluation import evaluate
+from .features import Features, compute_features
+from .labels import CLASS_NAMES, Labels, competitive_labels
+from .loaders import class_weights, keras_loader
+from .model import build_lstm, estimate_training_memory
+from .sources import load_candles
+from .split import Split, chronological_split
+from .training import fit
+from .validate import ValidationReport
+from .windows import WindowDataset
+
+log = logging.getLogger("candleflow")
+
+
+@dataclass
+class Prepared:
+    """Everything between the source and the model: candles, features, labels, windows, split."""
+
+    config: RunConfig
+    candles: Candles
+    report: ValidationReport
+    features: Features
+    labels: Labels
+    dataset: WindowDataset
+    split: Split
+
+    def summary(self) -> dict[str, Any]:
+        """Shapes, class balance per split part and memory: what `candleflow prepare` prints."""
+        parts = {}
+        for name, pos in self.split.parts.items():
+            y = self.dataset.labels_at(pos)
+            parts[name] = {"windows": int(pos.size), "purged": self.split.purged.get(name, 0),
+                           "first_end": self.candles.time_str(int(self.dataset.ends[pos[0]])) if pos.size else None,
+                           "last_end": self.candles.time_str(int(self.dataset.ends[pos[-1]])) if pos.size else None,
+                           "classes": {c: int((y == k).sum()) for k, c in enumerate(CLASS_NAMES)}}
+        return {
+            "symbol": self.candles.symbol, "interval": self.candles.interval, "rows": len(self.candles),
+            "fingerprint": self.candles.fingerprint, "segments": int(len(self.candles.segments)),
+            "features": self.features.descriptions, "feature_shape": list(self.features.values.shape),
+            "window_shape": list(self.dataset.shape[1:]), "windows": len(self.dataset),
+            "labels": self.labels.counts(), "split": parts,
+            "feature_mb": round(self.features.values.nbytes / 2**20, 2),
+            "materialised_windows_mb": round(self.dataset.materialised_nbytes() / 2**20, 1),
+        }
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    """Source -> validated candles -> features, labels -> windows -> purged chronological split."""
+    t0 = time.perf_counter()
+    candles, report = load_candles(cfg.source, cfg.validation)
+    log.info("candles: %s %s, %s", candles.symbol, candles.interval, report.summary())
+    features = compute_features(candles, cfg.features)
+    labels = competitive_labels(candles, cfg.labels)
+    dataset = WindowDataset.from_arrays(features.values, labels.y, candles.segments, cfg.dataset.window)
+    if len(dataset) == 0:
+        raise ValueError(f"no complete {cfg.dataset.window}-bar window with a label: {len(candles)} rows in "
+                         f"{len(candles.segments)} segments are too short")
+    split = chronological_split(dataset.ends, labels.t1, cfg.dataset.val_fraction,
+                                cfg.dataset.test_fraction, cfg.dataset.embargo)
+    log.info("prepared %d windows of %s in %.2fs; split %s", len(dataset), dataset.shape[1:],
+             time.perf_counter() - t0, split.summary())
+    return Prepared(cfg, candles, report, features, labels, dataset, split)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+def run(cfg: RunConfig) -> RunResult:
+    """Train and evaluate the configured model; write the run folder, complete or not at all.
+
+    The folder is assembled under a hidden temporary name and renamed when everything is in it;
+    a failed run leaves `.NAME.failed/` with its log and nothing that looks complete.
+    """
+    k = keras()
+    started = dt.datetime.now(dt.timezone.utc)
+    k.utils.set_random_seed(cfg.training.seed)
+    runs_dir = Path(cfg.output.runs_dir)
+    name = cfg.output.name or f"{started:%Y%m%d-%H%M%S}-{_slug(cfg)}"
+    final = runs_dir / name
+    if final.exists():
+        raise FileExistsError(f"run folder {final} already exists; choose another output.name")
+    work = runs_dir / f".{name}.tmp"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    handler = logging.FileHandler(work / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    try:
+        result = _run_into(cfg, work, name, started)
+        log.removeHandler(handler)
+        handler.close()
+        os.replace(work, final)
+        result.run_dir = final
+        return result
+    except BaseException:
+        log.exception("run failed")
+        log.removeHandler(handler)
+        handler.close()
+        failed = runs_dir / f".{name}.failed"
+        if failed.exists():
+            shutil.rmtree(failed)
+        os.replace(work, failed)
+        raise
+
+
+def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> RunResult:
+    k = keras()
+    t0 = time.perf_counter()
+    log.info("candleflow %s, keras %s, %s", __version__, k.__version__, describe_devices())
+    prep = prepare(cfg)
+    ds, split, tc = prep.dataset, prep.split, cfg.training
+    write_text(work / "config.yaml", cfg.to_yaml())
+
+    train_pos = split["train"][:: cfg.dataset.train_stride]
+    train_ds, val_ds = ds.subset(train_pos), ds.subset(split["val"])
+    y_train = train_ds.labels_at()
+    if tc.shuffle_labels:
+        y_train = np.random.default_rng(tc.seed).permutation(y_train)
+        log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
+    weights = class_weights(y_train) if tc.class_weight == "balanced" else None
+
+    rows = _training_rows(train_ds)
+    mean = prep.features.values[rows].mean(axis=0, dtype=np.float64)
+    var = prep.features.values[rows].var(axis=0, dtype=np.float64)
+    window, n_feat = ds.window, ds.features.shape[1]
+    model = build_lstm(cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), tc.learning_rate)
+    estimate = estimate_training_memory(cfg.model, window, n_feat, cfg.dataset.batch_size)
+    log.info("model: %s parameters; training memory estimate %.1f MB at batch %d (weights+Adam %.1f, "
+             "activations %.1f, batch %.1f)", f"{model.count_params():,}", estimate["total_mb"],
+             cfg.dataset.batch_size, estimate["weights_optimizer_mb"], estimate["activations_mb"], estimate["batch_mb"])
+    summary_lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **kw: summary_lines.append(line))
+    write_text(work / "model_summary.txt", "\n".join(summary_lines) + "\n")
+
+    train = keras_loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights)
+    val = keras_loader(val_ds, cfg.dataset.batch_size)
+    log.info("training on %d windows (every %d-th of %d), validating on %d", len(train_ds),
+             cfg.dataset.train_stride, split["train"].size, len(val_ds))
+    t_fit = time.perf_counter()
+    fitted = fit(model, train, val, tc, work)
+    fit_s = time.perf_counter() - t_fit
+
+    metrics: dict[str, Any] = {}
+    for part in [p for p in ("val", "test") if p in split.parts]:
+        part_ds = ds.subset(split[part])
+        probs = model.predict(keras_loader(part_ds, 1024), verbose=0)
+        metrics[part] = evaluate(part_ds.labels_at(), probs.argmax(axis=1), y_train, seed=tc.seed)
+    write_json(work / "metrics.json", metrics)
+
+    with atomic_path(work / "model.keras", suffix=".keras") as tmp:
+        model.save(tmp)
+    write_json(work / "data.json", {"fingerprint": prep.candles.fingerprint, "validation": prep.report.to_dict(),
+                                    "dataset": prep.summary(), "split": split.summary()})
+    finished = dt.datetime.now(dt.timezone.utc)
+    metadata = {
+        "run": name,
+        "created": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 1), "fit_seconds": round(fit_s, 1),
+        "versions": _versions(), "data_fingerprint": prep.candles.fingerprint,
+        "symbol": prep.candles.symbol, "interval": prep.candles.interval,
+        "input_shape": [window, n_feat], "feature_names": prep.features.names, "classes": list(CLASS_NAMES),
+        "parameters": int(model.count_params()), "memory_estimate": estimate,
+        "peak_rss_mb": round(fitted["peak_rss_mb"], 1), "epochs_run": fitted["epochs_run"],
+        "metrics": {part: {"balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
+                           "accuracy": m["table"]["model"]["accuracy"],
+                           "macro_f1": m["table"]["model"]["macro_f1"],
+                           "edge_balanced_accuracy": m["edge_balanced_accuracy"]} for part, m in metrics.items()},
+    }
+    write_json(work / "metadata.json", metadata)
+    (work / "checkpoint.weights.h5").unlink(missing_ok=True)  # model.keras holds the best weights
+    log.info("run finished in %.1fs", metadata["seconds"])
+    return RunResult(work, metrics, metadata)
+
+
+def _training_rows(train_ds: WindowDataset) -> np.ndarray:
+    """Feature rows covered by training windows: the only rows normalisation may see."""
+    starts = train_ds.ends - train_ds.window + 1
+    delta = np.zeros(train_ds.features.shape[0] + 1, dtype=np.int64)
+    np.add.at(delta, starts, 1)
+    np.add.at(delta, train_ds.ends + 1, -1)
+    covered = np.cumsum(delta[:-1]) > 0
+    return np.flatnonzero(covered)
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+
+    k = keras()
+    out = {"candleflow": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+           "keras": k.__version__, "backend": k.backend.backend()}
+    try:
+        import jax
+
+        out["jax"] = jax.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def _slug(cfg: RunConfig) -> str:
+    src = cfg.source
+    symbol = getattr(src, "symbol", None) or "files"
+    interval = getattr(src, "interval", None) or "auto"
+    return f"{symbol}-{interval}".replace("/", "_")
+
+
+def load_metrics(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "metrics.json").read_text())

@@ -1,0 +1,77 @@
+"""Run folders as a model registry: list them, show one, load its model safely."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .backend import keras
+from .errors import RegistryError
+
+REQUIRED_FILES = ("metadata.json", "metrics.json", "config.yaml", "model.keras")
+
+
+def resolve_run(ref: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """A run folder from a path, a folder name inside runs_dir, or 'latest'."""
+    runs_dir = Path(runs_dir)
+    if str(ref) == "latest":
+        runs = list_runs(runs_dir)
+        if not runs:
+            raise RegistryError(f"{runs_dir}: no complete runs yet; start one with `candleflow run`")
+        return Path(runs[-1]["path"])
+    path = Path(ref)
+    if not path.is_dir():
+        path = runs_dir / str(ref)
+    if not path.is_dir():
+        raise RegistryError(f"run {str(ref)!r} not found (looked for a folder of that name and in {runs_dir}/)")
+    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+    if missing:
+        raise RegistryError(f"{path}: not a complete run folder; missing {', '.join(missing)}")
+    return path
+
+
+def read_metadata(run_dir: str | Path) -> dict[str, Any]:
+    """metadata.json of a run folder."""
+    path = Path(run_dir) / "metadata.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RegistryError(f"{path}: unreadable metadata ({exc})") from None
+
+
+def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
+    """Complete runs (all required files present), oldest first; half-written folders are skipped."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for path in sorted(runs_dir.iterdir()):
+        if path.name.startswith(".") or not path.is_dir():
+            continue
+        if any(not (path / f).is_file() for f in REQUIRED_FILES):
+            continue
+        meta = read_metadata(path)
+        meta["path"] = str(path)
+        out.append(meta)
+    out.sort(key=lambda m: m.get("created", ""))
+    return out
+
+
+def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tuple[int, ...] | None = None):
+    """The run's model.keras, loaded with safe_mode=True; checks its input shape against the
+    run's metadata (and against `input_shape` when given)."""
+    path = resolve_run(run, runs_dir)
+    meta = read_metadata(path)
+    k = keras()
+    try:
+        model = k.saving.load_model(path / "model.keras", safe_mode=True)
+    except Exception as exc:  # keras raises many types for a damaged archive
+        raise RegistryError(f"{path / 'model.keras'}: cannot load ({type(exc).__name__}: {exc})") from None
+    got = tuple(model.input_shape[1:])
+    want = tuple(meta.get("input_shape", got))
+    if got != want:
+        raise RegistryError(f"{path}: model input shape {got} does not match the run's metadata {want}")
+    if input_shape is not None and tuple(input_shape) != got:
+        raise RegistryError(f"{path}: model expects windows of shape {got}, got {tuple(input_shape)}")
+    return model

@@ -1,0 +1,58 @@
+"""Chronological splits by window end that purge training labels reaching a later period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Split:
+    """Positions (into the dataset's window list) of each part, in time order, and what was purged."""
+
+    parts: dict[str, np.ndarray]
+    starts: dict[str, int]  # first bar of each part's period
+    purged: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.parts[name]
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        return {k: {"windows": int(v.size), "start_bar": self.starts[k], "purged": self.purged.get(k, 0)}
+                for k, v in self.parts.items()}
+
+
+def chronological_split(ends: np.ndarray, t1: np.ndarray, val_fraction: float = 0.2,
+                        test_fraction: float = 0.0, embargo: int = 0) -> Split:
+    """Split windows (sorted by end bar) into train / val [/ test] periods.
+
+    A window in an earlier part whose label interval [e+1, t1[e]], extended by `embargo` bars,
+    reaches the first bar of the next part is dropped (purged), so no label sees a later period.
+    """
+    ends = np.asarray(ends)
+    if ends.size and np.any(np.diff(ends) <= 0):
+        raise ValueError("window ends must be strictly increasing")
+    n = ends.size
+    n_test = int(round(n * test_fraction))
+    n_val = int(round(n * val_fraction))
+    n_train = n - n_val - n_test
+    if n_train <= 0 or n_val <= 0 or (test_fraction > 0 and n_test <= 0):
+        raise ValueError(f"{n} windows are too few for val_fraction={val_fraction}, test_fraction={test_fraction}")
+    bounds = [("train", 0, n_train), ("val", n_train, n_train + n_val)]
+    if n_test:
+        bounds.append(("test", n_train + n_val, n))
+    parts: dict[str, np.ndarray] = {}
+    starts: dict[str, int] = {}
+    purged: dict[str, int] = {}
+    for k, (name, lo, hi) in enumerate(bounds):
+        pos = np.arange(lo, hi)
+        starts[name] = int(ends[lo])
+        if k + 1 < len(bounds):
+            next_start = int(ends[bounds[k + 1][1]])
+            reach = t1[ends[pos]] + embargo
+            keep = reach < next_start
+            purged[name] = int((~keep).sum())
+            pos = pos[keep]
+        parts[name] = pos
+    return Split(parts=parts, starts=starts, purged=purged)
