@@ -31,7 +31,7 @@ class SyntheticSource(_Section):
     garch_beta: float = Field(0.90, ge=0, lt=1)
     tail_dof: float = Field(5.0, gt=2, description="Student-t degrees of freedom of the shocks")
     signal_strength: float = Field(
-        0.12, ge=0, le=1,
+        0.25, ge=0, le=1,
         description="predictable drift per bar, in units of the bar's volatility, times a "
                     "bounded trend state seen in past returns; 0 = no predictable component")
     signal_span: int = Field(24, ge=2, description="bars of past returns the trend state averages")
@@ -113,8 +113,9 @@ class LabelConfig(_Section):
     the short does, HOLD otherwise."""
 
     kind: Literal["competitive"] = "competitive"
-    tp: float = Field(1.0, gt=0)
-    sl: float = Field(1.0, gt=0)
+    tp: float = Field(0.5, gt=0, description="take-profit distance (see barrier)")
+    sl: float = Field(1.0, gt=0, description="stop-loss distance (see barrier); tp < sl makes 'both won' "
+                                            "(HOLD) depend on the path's shape, not on the volatility level")
     horizon: int = Field(24, ge=1, description="bars after the entry bar the trades may run")
     barrier: Literal["volatility", "percent"] = Field(
         "volatility", description="percent: tp/sl are percent of the entry close; volatility: "
@@ -231,6 +232,9 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
 def validate_config(data: dict[str, Any]) -> RunConfig:
     """Validate a config mapping; the first problem becomes one line naming key and value."""
+    source = data.get("source")
+    if isinstance(source, dict) and "kind" not in source:
+        source["kind"] = "files" if "paths" in source else "synthetic"
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:

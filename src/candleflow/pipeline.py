@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,8 @@ def run(cfg: RunConfig) -> RunResult:
         result.run_dir = final
         return result
     except BaseException:
-        log.exception("run failed")
+        # the traceback goes to the run's log only; the CLI prints the one-line reason
+        handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed", (), sys.exc_info()))
         log.removeHandler(handler)
         handler.close()
         failed = runs_dir / f".{name}.failed"

@@ -1,0 +1,120 @@
+"""End to end through the CLI, as a user runs it: a tiny run, the registry, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY = ["source.n_bars=3000", "dataset.window=24", "model.lstm_units=[8]", "model.dense_units=[8]",
+        "training.epochs=1", "dataset.batch_size=128", "training.verbose=0"]
+
+
+def cli(*args, cwd, check=True):
+    env = dict(os.environ, COLUMNS="200")
+    proc = subprocess.run([sys.executable, "-m", "candleflow.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def sets(items):
+    return [a for item in items for a in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("run")
+    proc = cli("run", *sets(TINY + ["output.name=tiny"]), cwd=cwd)
+    return cwd, proc
+
+
+def test_run_writes_a_complete_folder_and_prints_metrics(tiny_run):
+    cwd, proc = tiny_run
+    run = cwd / "runs" / "tiny"
+    assert f"run folder: {Path('runs') / 'tiny'}" in proc.stdout
+    for name in ("config.yaml", "data.json", "model.keras", "model_summary.txt", "metadata.json",
+                 "metrics.json", "history.csv", "run.log"):
+        assert (run / name).is_file(), name
+    assert "majority" in proc.stdout and "stratified" in proc.stdout and "balanced" in proc.stdout
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["input_shape"] == [24, 8]
+    assert set(meta["versions"]) >= {"candleflow", "keras", "backend", "numpy", "python"}
+    data = json.loads((run / "data.json").read_text())
+    assert data["fingerprint"] == meta["data_fingerprint"] and data["validation"]["rows_in"] == 3000
+    history = (run / "history.csv").read_text().splitlines()
+    assert "rss_mb" in history[0] and len(history) == 2
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["val"]["table"]) == {"model", "majority", "always_hold", "stratified"}
+    assert not list((cwd / "runs").glob(".*"))  # no temporary folder left behind
+
+
+def test_models_list_show_and_safe_load(tiny_run):
+    cwd, _ = tiny_run
+    out = cli("models", "list", cwd=cwd).stdout
+    assert "tiny" in out and "24x8" in out
+    out = cli("models", "show", "tiny", cwd=cwd).stdout
+    assert "data_fingerprint" in out and "val period" in out
+    code = ("from candleflow.registry import load_model; import numpy as np;"
+            "m = load_model('tiny'); print(m.predict(np.zeros((2, 24, 8), 'float32'), verbose=0).shape)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "(2, 3)", proc.stderr
+    code = "from candleflow.registry import load_model; load_model('tiny', input_shape=(120, 8))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert "model expects windows of shape (24, 8), got (120, 8)" in proc.stderr
+
+
+def test_same_config_same_metrics(tiny_run):
+    cwd, _ = tiny_run
+    cli("run", *sets(TINY + ["output.name=tiny2"]), cwd=cwd)
+    a = json.loads((cwd / "runs" / "tiny" / "metrics.json").read_text())
+    b = json.loads((cwd / "runs" / "tiny2" / "metrics.json").read_text())
+    assert a == b
+
+
+def test_prepare_summary(tmp_path):
+    out = cli("prepare", "--json", *sets(["source.n_bars=2000"]), cwd=tmp_path).stdout
+    summary = json.loads(out)
+    assert summary["feature_shape"] == [2000, 8] and summary["window_shape"] == [120, 8]
+    assert summary["split"]["train"]["windows"] > summary["split"]["val"]["windows"] > 0
+    assert not (tmp_path / "runs").exists()
+
+
+def _one_line_error(proc, *needles):
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    errors = [l for l in lines if l.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in proc.stderr, proc.stderr
+    for n in needles:
+        assert n in errors[0], errors[0]
+
+
+def test_bad_input_gives_one_clear_line_and_writes_nothing(tmp_path):
+    _one_line_error(cli("run", "--set", "labels.tpp=1", cwd=tmp_path, check=False), "'labels.tpp' is not known")
+    _one_line_error(cli("run", "--set", "dataset.window=0", cwd=tmp_path, check=False), "'dataset.window' = 0")
+    _one_line_error(cli("run", "--config", "nope.yaml", cwd=tmp_path, check=False), "nope.yaml", "does not exist")
+    _one_line_error(cli("run", "--set", "source.paths=[missing.csv]", cwd=tmp_path, check=False),
+                    "missing.csv: file not found")
+    (tmp_path / "p.csv").write_text("time,open,high,low,volume\n1704067200000,1,2,0.5,3\n")
+    _one_line_error(cli("prepare", "--set", "source.paths=[p.csv]", cwd=tmp_path, check=False),
+                    "p.csv", "no 'close' column")
+    rows = [f"{1704067200000 + i * 3600000},100,{95 if i == 3 else 101},99,100,1" for i in range(300)]
+    (tmp_path / "hl.csv").write_text("\n".join(rows) + "\n")
+    _one_line_error(cli("run", "--set", "source.paths=[hl.csv]", cwd=tmp_path, check=False),
+                    "hl.csv line 4", "high=95.0 low=99.0")
+    runs = tmp_path / "runs"
+    complete = [p for p in runs.iterdir() if not p.name.startswith(".")] if runs.exists() else []
+    assert complete == []  # failed runs leave only hidden .NAME.failed folders with their log
+    for failed in runs.glob(".*.failed") if runs.exists() else []:
+        assert (failed / "run.log").is_file() and not (failed / "model.keras").exists()
+
+
+def test_help_everywhere(tmp_path):
+    for args in (["--help"], ["run", "--help"], ["prepare", "--help"], ["models", "list", "--help"],
+                 ["models", "show", "--help"]):
+        proc = cli(*args, cwd=tmp_path)
+        assert "Usage" in proc.stdout

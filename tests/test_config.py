@@ -1,0 +1,54 @@
+"""Config: defaults, overrides, and one clear line for each mistake."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from candleflow.config import RunConfig, load_config
+from candleflow.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_yaml_is_the_embedded_default():
+    assert load_config(ROOT / "configs" / "default.yaml") == RunConfig()
+
+
+def test_overrides_parse_yaml_values():
+    cfg = load_config(None, ["labels.horizon=48", "model.lstm_units=[16, 8]", "source.signal_strength=0"])
+    assert cfg.labels.horizon == 48 and cfg.model.lstm_units == [16, 8] and cfg.source.signal_strength == 0
+
+
+def test_files_source_kind_inferred_from_paths():
+    cfg = load_config(None, ["source.paths=[a.csv]"])
+    assert cfg.source.kind == "files"
+
+
+def test_unknown_key_names_it_and_what_is_allowed():
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, ["labels.horizn=3"])
+    msg = str(exc.value)
+    assert "'labels.horizn' is not known" in msg and "horizon" in msg and "\n" not in msg
+
+
+def test_bad_value_names_key_value_and_rule():
+    with pytest.raises(ConfigError, match=r"'labels.horizon' = -3: Input should be greater than or equal to 1"):
+        load_config(None, ["labels.horizon=-3"])
+    with pytest.raises(ConfigError, match=r"'labels.same_bar' = 'maybe': Input should be 'stop' or 'target'"):
+        load_config(None, ["labels.same_bar=maybe"])
+    with pytest.raises(ConfigError, match=r"'features.names' = .*unknown feature 'foo'"):
+        load_config(None, ["features.names=[foo]"])
+
+
+def test_missing_and_broken_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("labels: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml.*not valid YAML"):
+        load_config(bad)
+    top = tmp_path / "top.yaml"
+    top.write_text(yaml.safe_dump({"trainig": {}}))
+    with pytest.raises(ConfigError, match="'trainig' is not known; allowed here: source, validation"):
+        load_config(top)
