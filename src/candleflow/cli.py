@@ -19,8 +19,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Exchange candles to leak-free datasets and trained, evaluated, versioned models.")
 models_app = typer.Typer(no_args_is_help=True, help="List and inspect saved runs and their models.")
 app.add_typer(models_app, name="models")
-console = Console()
-err_console = Console(stderr=True)
+# wide enough for the metrics table when output goes to a file or a CI log
+console = Console() if sys.stdout.isatty() else Console(width=120)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=120)
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; the embedded default when omitted")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override a config key, e.g. --set labels.horizon=48")]
@@ -135,29 +136,12 @@ def metrics_table(m: dict, title: str) -> Table:
 
 
 def main() -> None:
-    """Entry point: one line and exit code 2 for any error candleflow can explain."""
+    """Entry point: any error candleflow can explain is one line on stderr and exit code 2."""
     try:
-        app(standalone_mode=False)
-    except CandleflowError as exc:
+        app()
+    except (CandleflowError, FileExistsError, ValueError) as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except (FileExistsError, ValueError) as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted", markup=False)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
 
 
 if __name__ == "__main__":

@@ -164,6 +164,13 @@ class TrainingConfig(_Section):
     verbose: Literal["auto", 0, 1, 2] = "auto"
 
 
+class EvaluationConfig(_Section):
+    decision_margin: float = Field(
+        0.05, ge=0, lt=1,
+        description="predict LONG or SHORT only when its probability beats the runner-up by this "
+                    "margin, else HOLD (stay out); 0 = plain argmax")
+
+
 class OutputConfig(_Section):
     runs_dir: str = "runs"
     name: str | None = Field(None, description="run folder name; default: time and symbol")
@@ -179,6 +186,7 @@ class RunConfig(_Section):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     def to_yaml(self) -> str:

@@ -9,6 +9,16 @@ import numpy as np
 from .labels import CLASS_NAMES, HOLD
 
 
+def decide(probs: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """Class decisions from (n, 3) probabilities: the most likely class, except HOLD where the
+    winner beats the runner-up by less than `margin` (an undecided model stays out of the market)."""
+    pred = probs.argmax(axis=1)
+    if margin > 0:
+        top2 = np.sort(probs, axis=1)[:, -2:]
+        pred[top2[:, 1] - top2[:, 0] < margin] = HOLD
+    return pred
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 3) -> np.ndarray:
     """Counts (true class, predicted class), int64 (n_classes, n_classes)."""
     return np.bincount(y_true.astype(np.int64) * n_classes + y_pred.astype(np.int64),
@@ -50,11 +60,15 @@ def baseline_predictions(y_train: np.ndarray, n: int, seed: int = 0, n_classes: 
     }
 
 
-def evaluate(y_true: np.ndarray, y_pred: np.ndarray, y_train: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """Metrics of the model and of every baseline on the same windows, plus the model's edge."""
-    table = {"model": classification_metrics(y_true, y_pred)}
+def evaluate(y_true: np.ndarray, probs: np.ndarray, y_train: np.ndarray, margin: float = 0.0,
+             seed: int = 0) -> dict[str, Any]:
+    """Metrics of the model's decisions (and of its plain argmax) and of every baseline on the
+    same windows, plus the edge of the decisions over the best baseline."""
+    table = {"model": classification_metrics(y_true, decide(probs, margin))}
+    if margin > 0:
+        table["model_argmax"] = classification_metrics(y_true, probs.argmax(axis=1))
     for name, pred in baseline_predictions(y_train, y_true.shape[0], seed).items():
         table[name] = classification_metrics(y_true, pred)
-    best = max(v["balanced_accuracy"] for k, v in table.items() if k != "model")
-    return {"n": int(y_true.shape[0]), "table": table,
+    best = max(v["balanced_accuracy"] for k, v in table.items() if not k.startswith("model"))
+    return {"n": int(y_true.shape[0]), "decision_margin": margin, "table": table,
             "edge_balanced_accuracy": table["model"]["balanced_accuracy"] - best}

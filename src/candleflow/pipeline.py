@@ -173,7 +173,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
     for part in [p for p in ("val", "test") if p in split.parts]:
         part_ds = ds.subset(split[part])
         probs = model.predict(keras_loader(part_ds, 1024), verbose=0)
-        metrics[part] = evaluate(part_ds.labels_at(), probs.argmax(axis=1), y_train, seed=tc.seed)
+        metrics[part] = evaluate(part_ds.labels_at(), probs, y_train, cfg.evaluation.decision_margin, seed=tc.seed)
     write_json(work / "metrics.json", metrics)
 
     with atomic_path(work / "model.keras", suffix=".keras") as tmp:
