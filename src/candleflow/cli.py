@@ -34,6 +34,7 @@ def _setup_logging(verbose: bool = False) -> None:
     if not any(isinstance(h, RichHandler) for h in log.handlers):
         h = RichHandler(console=err_console, show_path=False, show_time=False, markup=False)
         h.setLevel(logging.INFO if verbose else logging.WARNING)
+        h.addFilter(lambda record: record.name != "candleflow.epochs")
         log.addHandler(h)
     log.propagate = False
 

@@ -13,7 +13,7 @@ import psutil
 from .backend import keras
 from .config import TrainingConfig
 
-log = logging.getLogger("candleflow")
+log = logging.getLogger("candleflow.epochs")  # the run log gets these; the console has Keras' own progress
 
 
 def memory_monitor():
