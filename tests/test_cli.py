@@ -49,7 +49,7 @@ def test_run_writes_a_complete_folder_and_prints_metrics(tiny_run):
     history = (run / "history.csv").read_text().splitlines()
     assert "rss_mb" in history[0] and len(history) == 2
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["val"]["table"]) == {"model", "majority", "always_hold", "stratified"}
+    assert set(metrics["val"]["table"]) == {"model", "model_argmax", "majority", "always_hold", "stratified"}
     assert not list((cwd / "runs").glob(".*"))  # no temporary folder left behind
 
 

@@ -114,3 +114,13 @@ def test_misaligned_rows():
         validate_candles(r)
     c, rep = validate_candles(r, ValidationPolicy(misaligned="drop"))
     assert rep.misaligned_rows == 1 and rep.filled_bars == 1
+
+
+def test_arrow_and_pandas_interchange():
+    c, _ = validate_candles(flat(range(5)))
+    t = c.to_arrow()
+    assert t.schema.metadata[b"fingerprint"].decode() == c.fingerprint
+    assert t.column("open_time").type.unit == "ns" and t.num_rows == 5
+    df = c.to_pandas()
+    assert str(df.index.tz) == "UTC" and df.index[1] - df.index[0] == np.timedelta64(1, "h")
+    assert df["close"].tolist() == c.close.tolist()

@@ -231,7 +231,3 @@ def _slug(cfg: RunConfig) -> str:
     symbol = getattr(src, "symbol", None) or "files"
     interval = getattr(src, "interval", None) or "auto"
     return f"{symbol}-{interval}".replace("/", "_")
-
-
-def load_metrics(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "metrics.json").read_text())
