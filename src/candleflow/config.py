@@ -67,7 +67,39 @@ class FilesSource(_Section):
         return v
 
 
-SourceConfig = Annotated[Union[SyntheticSource, FilesSource], Field(discriminator="kind")]
+class BinanceSource(_Section):
+    """Klines from Binance's public bulk data, downloaded, verified and cached."""
+
+    kind: Literal["binance"] = "binance"
+    market: Literal["spot", "um", "cm"] = "spot"
+    symbol: str = "BTCUSDT"
+    interval: str = "1h"
+    start: str = Field("2024-01", description="YYYY-MM (whole month) or YYYY-MM-DD")
+    end: str = Field("2024-06", description="YYYY-MM (whole month) or YYYY-MM-DD, inclusive")
+    base_url: str = "https://data.binance.vision"
+    cache_dir: str = "~/.cache/candleflow/binance"
+    concurrency: int = Field(8, ge=1, le=64)
+    verify: bool = Field(True, description="check every ZIP against its .CHECKSUM (sha256)")
+    retries: int = Field(4, ge=0, le=20)
+    timeout: float = Field(30.0, gt=0, description="seconds without data before a request is retried")
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        interval_ns(v)
+        return v
+
+    @model_validator(mode="after")
+    def _published(self) -> "BinanceSource":
+        from .binance.plan import check_market_interval, parse_date
+
+        check_market_interval(self.market, self.interval)
+        if parse_date(self.end, end=True) < parse_date(self.start):
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
+SourceConfig = Annotated[Union[SyntheticSource, FilesSource, BinanceSource], Field(discriminator="kind")]
 
 
 class ValidationPolicy(_Section):
@@ -251,7 +283,7 @@ def validate_config(data: dict[str, Any]) -> RunConfig:
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("synthetic", "files"))]
+    loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("synthetic", "files", "binance"))]
     key = ".".join(loc) or "(top level)"
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1], data)
@@ -273,7 +305,7 @@ def _allowed_keys(loc: list[str], data: dict[str, Any]) -> list[str]:
         ann = field.annotation
         if part == "source":
             kind = node.get("kind", "synthetic") if isinstance(node, dict) else "synthetic"
-            ann = FilesSource if kind == "files" else SyntheticSource
+            ann = {"files": FilesSource, "binance": BinanceSource}.get(kind, SyntheticSource)
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
             return []
         model = ann

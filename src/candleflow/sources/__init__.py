@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..candles import Candles
-from ..config import FilesSource, SourceConfig, SyntheticSource, ValidationPolicy
+from ..config import BinanceSource, FilesSource, SourceConfig, SyntheticSource, ValidationPolicy
 from ..validate import RawCandles, ValidationReport, validate_candles
 from .files import read_files
 from .synthetic import generate_synthetic
@@ -15,13 +15,18 @@ def read_source(cfg: SourceConfig) -> RawCandles:
         return generate_synthetic(cfg)
     if isinstance(cfg, FilesSource):
         return read_files(cfg)
-    raise TypeError(f"unknown source config {type(cfg).__name__}")
+    raise TypeError(f"read_source does not take {type(cfg).__name__}; use load_candles")
 
 
 def load_candles(cfg: SourceConfig | None = None,
                  policy: ValidationPolicy | None = None) -> tuple[Candles, ValidationReport]:
     """Read the source and validate it: canonical Candles plus the report of every defect."""
     cfg = cfg or SyntheticSource()
+    if isinstance(cfg, BinanceSource):
+        from ..binance import fetch_candles
+
+        res = fetch_candles(cfg, policy)
+        return res.candles, res.report
     raw = read_source(cfg)
     return validate_candles(raw, policy, interval=getattr(cfg, "interval", None))
 

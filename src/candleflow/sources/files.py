@@ -4,9 +4,11 @@ columns found by name in any case."""
 from __future__ import annotations
 
 import glob
+import os
 import io
 import re
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +52,18 @@ def expand_paths(patterns: list[str]) -> list[Path]:
 
 def read_files(cfg: FilesSource) -> RawCandles:
     """Read and concatenate every file in order; each row remembers its file and line."""
-    paths = expand_paths(cfg.paths)
+    return read_paths(expand_paths(cfg.paths), cfg.format, cfg.symbol, cfg.interval)
+
+
+def read_paths(paths: list[Path], fmt: str = "auto", symbol: str | None = None, interval: str | None = None,
+               source: str = "files") -> RawCandles:
+    """Concatenate files in the given order into raw rows that remember their file and line."""
     tables: list[dict[str, np.ndarray]] = []
     parts: list[tuple[int, str, int]] = []
     offset = 0
-    symbol, interval = cfg.symbol, cfg.interval
-    for path in paths:
-        cols, first_line = read_file(path, cfg.format)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # zlib and Arrow release the GIL
+        read = list(pool.map(lambda p: read_file(p, fmt), paths))
+    for path, (cols, first_line) in zip(paths, read):
         m = _BINANCE_NAME.match(_stem(path))
         if m:
             symbol = symbol or m.group("symbol")
@@ -66,7 +73,7 @@ def read_files(cfg: FilesSource) -> RawCandles:
         tables.append(cols)
     keys = set.intersection(*(set(t) for t in tables))
     columns = {k: np.concatenate([t[k] for t in tables]) for k in tables[0] if k in keys}
-    return RawCandles(columns=columns, symbol=symbol or _stem(paths[0]), source="files",
+    return RawCandles(columns=columns, symbol=symbol or _stem(paths[0]), source=source,
                       interval=interval, parts=parts)
 
 
