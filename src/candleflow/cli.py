@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -83,6 +84,98 @@ def prepare(config: ConfigOpt = None, set_: SetOpt = None,
         t.add_row(part, f"{p['windows']:,}", str(p["purged"]), str(p["first_end"]), str(p["last_end"]),
                   f"{c['SHORT']:,}", f"{c['HOLD']:,}", f"{c['LONG']:,}")
     console.print(t)
+
+
+@app.command()
+def download(
+    symbol: Annotated[Optional[list[str]], typer.Option("--symbol", help="e.g. BTCUSDT; repeat for more")] = None,
+    interval: Annotated[str, typer.Option(help="kline interval: 1s (spot), 1m ... 1d, 3d, 1w, 1mo")] = "1m",
+    start: Annotated[Optional[str], typer.Option(help="YYYY-MM or YYYY-MM-DD")] = None,
+    end: Annotated[Optional[str], typer.Option(help="YYYY-MM or YYYY-MM-DD, inclusive")] = None,
+    market: Annotated[str, typer.Option(help="spot, um (USD-M futures) or cm (COIN-M futures)")] = "spot",
+    base_url: Annotated[str, typer.Option(help="https://..., http://127.0.0.1:... or file://... mirror")] = "https://data.binance.vision",
+    listing_url: Annotated[Optional[str], typer.Option(help="bucket listing URL (default: the S3 bucket, or --base-url when that is set)")] = None,
+    cache_dir: Annotated[Path, typer.Option(help="raw ZIPs (remote layout) and parsed Parquet")] = Path("~/.cache/candleflow/binance"),
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
+    retries: Annotated[int, typer.Option(min=0, max=20)] = 4,
+    timeout: Annotated[float, typer.Option(help="seconds without data before a retry")] = 30.0,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="skip the sha256 check (not recommended)")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="list what exists instead of downloading")] = False,
+) -> None:
+    """Download Binance klines: verified against .CHECKSUM, cached, parsed to Parquet."""
+    from .binance.download import DownloadError
+    from .binance.listing import DEFAULT_LISTING_URL, list_files, list_intervals, list_symbols
+    from .binance.plan import check_market_interval
+
+    if list_:
+        listing = listing_url or (base_url if base_url != "https://data.binance.vision" else DEFAULT_LISTING_URL)
+        if not symbol:
+            names = list_symbols(listing, market)
+            console.print(f"{len(names)} {market} symbols with monthly klines:")
+            console.print(" ".join(names))
+        for sym in symbol or []:
+            console.print(f"{sym}: intervals {' '.join(list_intervals(listing, market, sym))}")
+            keys = list_files(listing, market, sym, interval)
+            console.print(f"{sym} {interval}: {len(keys)} files")
+            for k in keys:
+                console.print(f"  {k}")
+        return
+    if not symbol or not start or not end:
+        raise typer.BadParameter("--symbol, --start and --end are required to download (or use --list)")
+    check_market_interval(market, interval)
+    results = [_download_one(sym, interval, start, end, market, base_url, cache_dir, concurrency, retries,
+                             timeout, not no_verify) for sym in symbol]
+    t = Table(title=f"download {market} {interval} {start} .. {end} into {cache_dir}")
+    for col in ("symbol", "downloaded", "cached", "missing", "failed", "MB", "seconds", "rows", "gaps", "missing bars"):
+        t.add_column(col, justify="left" if col == "symbol" else "right")
+    failed, notes = [], []
+    for sym, res, err in results:
+        if res is None:
+            t.add_row(sym, *["-"] * 9, style="red")
+            failed.append(err)
+            notes.append(f"{sym}: {err}")
+            continue
+        dl, rep = res.download, res.report
+        t.add_row(sym, str(dl.count("downloaded")), str(dl.count("cached")), str(dl.count("missing")),
+                  str(dl.count("failed")), f"{dl.bytes / 2**20:.1f}", f"{dl.seconds:.1f}", f"{rep.rows_out:,}",
+                  str(rep.gaps), f"{rep.missing_bars:,}")
+        notes.append(f"{sym}: {res.parquet} (fingerprint {res.candles.fingerprint[:16]})")
+    console.print(t)
+    for line in notes:
+        console.print(line, markup=False, highlight=False)
+    if failed:
+        raise DownloadError(failed[0] + (f" (and {len(failed) - 1} more symbols failed)" if len(failed) > 1 else ""))
+
+
+def _download_one(symbol, interval, start, end, market, base_url, cache_dir, concurrency, retries, timeout, verify):
+    """Download, verify, parse one symbol with a progress bar; (symbol, result or None, error)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .binance import fetch_candles
+    from .config import BinanceSource
+
+    cfg = BinanceSource(market=market, symbol=symbol, interval=interval, start=start, end=end, base_url=base_url,
+                        cache_dir=str(cache_dir), concurrency=concurrency, verify=verify, retries=retries,
+                        timeout=timeout)
+    state = {"bytes": 0, "t0": time.perf_counter()}
+    with Progress(TextColumn(f"{symbol} {interval}"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                  TextColumn("{task.fields[mb]:.1f} MB, {task.fields[rate]:.1f} MB/s"),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("files", total=None, mb=0.0, rate=0.0)
+
+        def on_bytes(n: int) -> None:
+            state["bytes"] += n
+            mb = state["bytes"] / 2**20
+            progress.update(task, mb=mb, rate=mb / max(time.perf_counter() - state["t0"], 1e-6))
+
+        try:
+            res = fetch_candles(
+                cfg, on_planned=lambda refs: progress.update(task, total=len(refs)), on_bytes=on_bytes,
+                on_done=lambda r: progress.advance(task),
+                on_more=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n))
+        except CandleflowError as exc:
+            return symbol, None, str(exc)
+    return symbol, res, ""
 
 
 @models_app.command("list")
