@@ -52,3 +52,14 @@ def test_missing_and_broken_config_files(tmp_path):
     top.write_text(yaml.safe_dump({"trainig": {}}))
     with pytest.raises(ConfigError, match="'trainig' is not known; allowed here: source, validation"):
         load_config(top)
+
+
+@pytest.mark.parametrize("name", ["binance-btcusdt-1h.yaml", "binance-btcusdt-1m.yaml"])
+def test_example_configs_validate(name):
+    cfg = load_config(ROOT / "configs" / name)
+    assert cfg.source.kind == "binance" and cfg.source.symbol == "BTCUSDT"
+
+
+def test_binance_source_checks_market_and_interval():
+    with pytest.raises(ConfigError, match="'1s' is published for spot only"):
+        load_config(None, ["source.kind=binance", "source.market=um", "source.interval=1s"])

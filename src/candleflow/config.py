@@ -89,6 +89,11 @@ class BinanceSource(_Section):
         interval_ns(v)
         return v
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _date_text(cls, v: Any) -> Any:
+        return v.isoformat() if hasattr(v, "isoformat") else v  # YAML reads 2024-01-15 as a date
+
     @model_validator(mode="after")
     def _published(self) -> "BinanceSource":
         from .binance.plan import check_market_interval, parse_date

@@ -66,8 +66,9 @@ class MirrorServer:
     """A threaded HTTP server for a local mirror folder; use as a context manager."""
 
     def __init__(self, root: str | Path, page_size: int = 1000, stall_seconds: float = 5.0,
-                 slow_chunk: int = 4096, slow_delay: float = 0.05):
+                 slow_chunk: int = 4096, slow_delay: float = 0.05, latency: float = 0.0):
         self.root = Path(root)
+        self.latency = latency  # seconds before each response: a stand-in for a WAN round trip
         self.page_size = page_size
         self.stall_seconds = stall_seconds
         self.slow_chunk, self.slow_delay = slow_chunk, slow_delay
@@ -109,6 +110,7 @@ class MirrorServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # headers and body leave in one segment (no delayed-ACK stalls)
 
             def log_message(self, fmt: str, *args: object) -> None:
                 pass
@@ -122,6 +124,8 @@ class MirrorServer:
                                        q.get("marker", [""])[0], server.page_size).encode()
                     return self._send(200, body, "application/xml")
                 fault = server._next_fault(key)
+                if server.latency:
+                    time.sleep(server.latency)
                 path = server.root / key
                 if fault == "reset":
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -143,7 +143,9 @@ def _read_headerless(data: bytes, path: Path) -> pa.Table:
     for n in ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_base", "taker_buy_quote"):
         types[n] = pa.float64()
     opts = pacsv.ReadOptions(column_names=names)
-    conv = pacsv.ConvertOptions(column_types={k: v for k, v in types.items() if k in names})
+    wanted = [n for n in names if n not in ("close_time", "ignore") and not n.startswith("extra_")]
+    conv = pacsv.ConvertOptions(column_types={k: v for k, v in types.items() if k in names},
+                                include_columns=wanted)
     return pacsv.read_csv(io.BytesIO(data), read_options=opts, convert_options=conv)
 
 
