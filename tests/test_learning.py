@@ -9,6 +9,7 @@ import pytest
 
 from candleflow.config import load_config
 from candleflow.pipeline import run
+from test_report import check_report_matches_metrics
 
 SMALL = ["dataset.window=48", "model.lstm_units=[32]", "model.dense_units=[16]", "training.epochs=3",
          "training.verbose=0"]
@@ -40,6 +41,7 @@ def test_small_model_learns_nothing_from_shuffled_labels(runs_dir):
 @pytest.mark.slow
 def test_default_run_beats_every_baseline_by_5_points(runs_dir):
     assert edge(runs_dir, "default") >= 5.0
+    check_report_matches_metrics(runs_dir / "default")
 
 
 @pytest.mark.slow

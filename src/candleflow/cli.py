@@ -54,7 +54,16 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
         console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
     console.print(f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
                   f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s")
-    console.print(f"run folder: [bold]{result.run_dir}[/bold]")
+    bt = result.metrics["val"]["trading"]["table"]
+    t = Table(title=f"backtest of the decisions, validation period ({result.metrics['val']['trading']['mode']} position, "
+                    f"fee+slippage {result.metrics['val']['trading']['fee'] + result.metrics['val']['trading']['slippage']:.4f} per side)")
+    for col in ("strategy", "total return", "Sharpe", "max drawdown", "trades", "hit rate"):
+        t.add_column(col, justify="left" if col == "strategy" else "right")
+    for name, r in bt.items():
+        t.add_row(name, f"{r['total_return']:+.2%}", f"{r['sharpe']:.2f}", f"{r['max_drawdown']:.2%}",
+                  f"{r['trades']:,}", f"{r['hit_rate']:.2%}", style="bold" if name == "model" else None)
+    console.print(t)
+    console.print(f"run folder: [bold]{result.run_dir}[/bold] (report: {result.run_dir / 'report.html'})")
 
 
 @app.command()
@@ -176,6 +185,41 @@ def _download_one(symbol, interval, start, end, market, base_url, cache_dir, con
         except CandleflowError as exc:
             return symbol, None, str(exc)
     return symbol, res, ""
+
+
+@app.command()
+def report(run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")],
+           runs_dir: RunsOpt = Path("runs")) -> None:
+    """(Re)write a run's self-contained HTML report: metrics, backtest, calibration, plots, config."""
+    from .registry import resolve_run
+    from .report import build_report
+
+    _setup_logging()
+    out = build_report(resolve_run(run, runs_dir))
+    console.print(f"report: [bold]{out}[/bold]")
+
+
+@app.command()
+def compare(runs: Annotated[list[str], typer.Argument(help="two or more run folder names or paths")],
+            runs_dir: RunsOpt = Path("runs"),
+            html_out: Annotated[Optional[Path], typer.Option("--html", help="also write the table as HTML")] = None) -> None:
+    """Put runs side by side: metrics, backtest and the config keys that differ."""
+    from .atomic import write_text
+    from .registry import resolve_run
+    from .report import compare_html, compare_rows, fmt
+
+    dirs = [resolve_run(r, runs_dir) for r in runs]
+    names, rows = compare_rows(dirs)
+    t = Table(title="runs compared (validation period)")
+    t.add_column("")
+    for n in names:
+        t.add_column(n, justify="right")
+    for r in rows:
+        t.add_row(*(fmt(c) for c in r))
+    console.print(t)
+    if html_out is not None:
+        write_text(html_out, compare_html(dirs))
+        console.print(f"written: {html_out}")
 
 
 @models_app.command("list")

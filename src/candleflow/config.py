@@ -208,6 +208,14 @@ class EvaluationConfig(_Section):
                     "margin, else HOLD (stay out); 0 = plain argmax")
 
 
+class BacktestConfig(_Section):
+    fee: float = Field(0.001, ge=0, lt=0.1, description="fraction of notional per side (0.001 = 10 bps)")
+    slippage: float = Field(0.0005, ge=0, lt=0.1, description="fraction of notional per side")
+    mode: Literal["single", "every"] = Field(
+        "single", description="single: one position at a time; every: each signal its own trade with 1/horizon of capital")
+    seed: int = Field(0, description="seed of the random-signals baseline")
+
+
 class OutputConfig(_Section):
     runs_dir: str = "runs"
     name: str | None = Field(None, description="run folder name; default: time and symbol")
@@ -224,6 +232,7 @@ class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     def to_yaml(self) -> str:

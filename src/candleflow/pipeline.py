@@ -21,13 +21,15 @@ from .atomic import atomic_path, write_json, write_text
 from .backend import describe_devices, keras
 from .candles import Candles
 from .config import RunConfig
-from .evaluation import evaluate
+from .evaluation import decide, evaluate
 from .features import Features, compute_features
 from .labels import CLASS_NAMES, Labels, competitive_labels
 from .loaders import class_weights, keras_loader
 from .model import build_lstm, estimate_training_memory
 from .sources import load_candles
+from .report import PREDICTIONS, build_report, save_predictions
 from .split import Split, chronological_split
+from .trading import trading_evaluation
 from .training import fit
 from .validate import ValidationReport
 from .windows import WindowDataset
@@ -170,11 +172,18 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
     fit_s = time.perf_counter() - t_fit
 
     metrics: dict[str, Any] = {}
+    predictions: dict[str, dict[str, np.ndarray]] = {}
+    margin = cfg.evaluation.decision_margin
     for part in [p for p in ("val", "test") if p in split.parts]:
         part_ds = ds.subset(split[part])
         probs = model.predict(keras_loader(part_ds, 1024), verbose=0)
-        metrics[part] = evaluate(part_ds.labels_at(), probs, y_train, cfg.evaluation.decision_margin, seed=tc.seed)
+        y_true = part_ds.labels_at()
+        metrics[part] = evaluate(y_true, probs, y_train, margin, seed=tc.seed)
+        metrics[part]["trading"], _ = trading_evaluation(prep.candles, part_ds.ends, y_true, probs,
+                                                         decide(probs, margin), cfg)
+        predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
     write_json(work / "metrics.json", metrics)
+    save_predictions(work / PREDICTIONS, predictions)
 
     with atomic_path(work / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
@@ -197,6 +206,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
     }
     write_json(work / "metadata.json", metadata)
     (work / "checkpoint.weights.h5").unlink(missing_ok=True)  # model.keras holds the best weights
+    build_report(work, prep)
     log.info("run finished in %.1fs", metadata["seconds"])
     return RunResult(work, metrics, metadata)
 

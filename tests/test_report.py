@@ -1,0 +1,104 @@
+"""The HTML report: its numbers are metrics.json's, it rebuilds identically, and a real browser
+shows its plots and tables."""
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from candleflow.config import load_config
+from candleflow.pipeline import run
+from candleflow.report import BACKTEST_KEYS, build_report, fmt
+
+TINY = ["source.n_bars=3000", "dataset.window=24", "model.lstm_units=[8]", "model.dense_units=[8]",
+        "training.epochs=1", "training.verbose=0"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("report")
+    a = run(load_config(None, TINY + [f"output.runs_dir={d}", "output.name=a"]))
+    b = run(load_config(None, TINY + [f"output.runs_dir={d}", "output.name=b", "labels.horizon=12"]))
+    return d, a, b
+
+
+def cells(page: str, table_class: str) -> list[list[str]]:
+    table = re.search(rf'<table class="{table_class}">(.*?)</table>', page, re.S).group(1)
+    return [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", tr)] for tr in re.findall(r"<tr>(.*?)</tr>", table)][1:]
+
+
+def check_report_matches_metrics(run_dir: Path) -> None:
+    page = (run_dir / "report.html").read_text()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    embedded = re.search(r'<script type="application/json" id="candleflow-metrics">(.*?)</script>', page, re.S).group(1)
+    assert json.loads(embedded.replace("<\\/", "</")) == metrics
+    m = metrics["val"]
+    rows = cells(page, "metrics")
+    assert [r[0] for r in rows] == list(m["table"])
+    for r in rows:
+        t = m["table"][r[0]]
+        assert r[1:4] == [fmt(t["accuracy"]), fmt(t["balanced_accuracy"]), fmt(t["macro_f1"])]
+    for r in cells(page, "backtest"):
+        assert r[1:] == [fmt(m["trading"]["table"][r[0]][k]) for k in BACKTEST_KEYS]
+    assert f"{m['edge_balanced_accuracy'] * 100:+.2f} points" in page
+
+
+def test_report_numbers_are_metrics_json(runs):
+    _, a, _ = runs
+    check_report_matches_metrics(a.run_dir)
+    trading = a.metrics["val"]["trading"]
+    assert set(trading["table"]) == {"model", "buy_and_hold", "random_signals", "labels"}
+    assert trading["signals"]["random_signals"] == trading["signals"]["model"]  # the model's trade rate
+    assert trading["table"]["labels"]["hit_rate"] > 0.9  # the labels know the future: the upper bound
+    assert 0 <= trading["reliability"]["ece"] <= 1 and len(trading["coverage"]) == 9
+
+
+def test_report_rebuilds_identically_from_the_run_folder(runs):
+    _, a, _ = runs
+    before = (a.run_dir / "report.html").read_bytes()
+    build_report(a.run_dir)
+    assert (a.run_dir / "report.html").read_bytes() == before
+
+
+def test_report_and_compare_cli(runs):
+    d, a, b = runs
+    env = dict(os.environ, COLUMNS="200")
+    out = subprocess.run([sys.executable, "-m", "candleflow.cli", "report", "a", "--runs-dir", str(d)],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "report.html" in out.stdout, out.stderr
+    out = subprocess.run([sys.executable, "-m", "candleflow.cli", "compare", "a", "b", "--runs-dir", str(d),
+                          "--html", str(d / "compare.html")], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "config labels.horizon" in out.stdout and "balanced_accuracy" in out.stdout
+    assert "labels.horizon" in (d / "compare.html").read_text()
+
+
+def test_report_opens_in_a_real_browser(runs):
+    _, a, _ = runs
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CANDLEFLOW_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+    url = (a.run_dir / "report.html").as_uri()
+    dom = subprocess.run([chromium, *flags, f"--user-data-dir={a.run_dir / '.chrome1'}", "--virtual-time-budget=5000",
+                          "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    attrs = dict(re.findall(r'data-([a-z-]+)="(\d+)"', body))
+    assert int(attrs["images"]) >= 6 and attrs["images-loaded"] == attrs["images"]  # every plot decoded
+    assert int(attrs["tables"]) >= 6
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
+    subprocess.run([chromium, *flags, f"--user-data-dir={a.run_dir / '.chrome2'}", "--window-size=1280,3000",
+                    f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 50_000
