@@ -216,6 +216,49 @@ class BacktestConfig(_Section):
     seed: int = Field(0, description="seed of the random-signals baseline")
 
 
+Range = tuple[float, float]
+
+
+class RewardConfig(_Section):
+    """Reward samples: how synthetic states and actions are drawn and what trading costs."""
+
+    n: int = Field(200_000, ge=1, description="samples per run (split chronologically like windows)")
+    lookback: int = Field(64, ge=2)
+    forward: int = Field(32, ge=1)
+    equity_range: Range = (1e4, 1e5)
+    balance_offset_range: Range = Field((-5e3, 5e3), description="balance = equity - offset")
+    position_probs: list[float] = Field(default_factory=lambda: [0.5, 0.25, 0.25],
+                                        description="probabilities of flat, long, short")
+    action_probs: list[float] = Field(default_factory=lambda: [1 / 3, 1 / 3, 1 / 3],
+                                      description="probabilities of hold, long, short")
+    dollars_range: Range = Field((1e3, 5e4), description="size of a position or action in dollars")
+    sl_range: Range = Field((0.001, 0.05), description="stop-loss distance, fraction of the entry price")
+    tp_range: Range = Field((0.001, 0.10), description="take-profit distance, fraction of the entry price")
+    fee: float = Field(0.001, ge=0, lt=0.1)
+    slippage: float = Field(0.0005, ge=0, lt=0.1)
+    same_bar: Literal["stop", "target"] = "stop"
+
+    @field_validator("equity_range", "balance_offset_range", "dollars_range", "sl_range", "tp_range")
+    @classmethod
+    def _ordered(cls, v: Range) -> Range:
+        if v[0] > v[1]:
+            raise ValueError(f"range [{v[0]}, {v[1]}] has its low above its high")
+        return v
+
+    @field_validator("position_probs", "action_probs")
+    @classmethod
+    def _probs(cls, v: list[float]) -> list[float]:
+        if len(v) != 3 or any(p < 0 for p in v) or abs(sum(v) - 1) > 1e-6:
+            raise ValueError("expected 3 non-negative probabilities that sum to 1")
+        return v
+
+    @model_validator(mode="after")
+    def _positive_equity(self) -> "RewardConfig":
+        if self.equity_range[0] <= 0:
+            raise ValueError("equity_range must be positive (rewards are fractions of equity)")
+        return self
+
+
 class OutputConfig(_Section):
     runs_dir: str = "runs"
     name: str | None = Field(None, description="run folder name; default: time and symbol")

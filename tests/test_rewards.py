@@ -1,0 +1,114 @@
+"""Reward samples: cases computed by hand, scaling, determinism across workers, storage."""
+
+import numpy as np
+import pytest
+
+from candleflow.config import RewardConfig, SyntheticSource
+from candleflow.rewards import _fill, build_reward_samples, load_samples, sample_ends, save_samples
+from candleflow.sources import load_candles
+from candleflow.validate import validate_candles
+from conftest import raw
+
+COST = 0.001 + 0.0005
+FLAT = (100, 100.2, 99.8, 100)
+
+
+def one(bars, state, action, lookback=2, forward=3, e=1, volume=None, same_bar="stop"):
+    o, h, l, c = (np.array(x, float) for x in zip(*bars))
+    v = np.ones(len(bars)) if volume is None else np.array(volume, float)
+    windows = np.zeros((1, lookback, 5), np.float32)
+    reward = np.zeros(1)
+    _fill(o, h, l, c, v, np.array([e]), lookback, forward, np.array([state], float), np.array([action], float),
+          same_bar == "stop", COST, windows, reward)
+    return reward[0], windows[0]
+
+
+EQ = 10_000.0
+FLAT_STATE = [EQ, EQ, 0, 0, 0, 0]
+
+
+def test_long_hits_take_profit():
+    r, _ = one([FLAT, FLAT, (100, 102.5, 99.5, 102), FLAT, FLAT], FLAT_STATE, [1, 5000, 0.01, 0.02])
+    assert r == pytest.approx((5000 * 0.02 - 5000 * 2 * COST) / EQ)
+
+
+def test_long_hits_stop_loss():
+    r, _ = one([FLAT, FLAT, (100, 100.5, 98.5, 99), FLAT, FLAT], FLAT_STATE, [1, 5000, 0.01, 0.02])
+    assert r == pytest.approx((5000 * -0.01 - 5000 * 2 * COST) / EQ)
+
+
+def test_both_touched_in_one_bar_uses_the_same_bar_rule():
+    bars = [FLAT, FLAT, (100, 102.5, 98.5, 100), FLAT, FLAT]
+    r, _ = one(bars, FLAT_STATE, [1, 5000, 0.01, 0.02])
+    assert r == pytest.approx((-50 - 5000 * 2 * COST) / EQ)
+    r, _ = one(bars, FLAT_STATE, [1, 5000, 0.01, 0.02], same_bar="target")
+    assert r == pytest.approx((100 - 5000 * 2 * COST) / EQ)
+
+
+def test_short_hits_take_profit():
+    r, _ = one([FLAT, FLAT, (100, 100.5, 97, 97.5), FLAT, FLAT], FLAT_STATE, [-1, 2000, 0.01, 0.02])
+    assert r == pytest.approx((2000 * 0.02 - 2000 * 2 * COST) / EQ)
+
+
+def test_hold_with_an_open_position_is_the_position_alone():
+    # long 4000 open with sl 5%, tp 10%: neither touched, exits at the window's last close 103, exit cost only
+    bars = [FLAT, FLAT, (100, 101, 99.5, 101), (101, 102, 100.5, 102), (102, 103.5, 101.5, 103)]
+    r, _ = one(bars, [EQ, EQ, 1, 4000, 0.05, 0.10], [0, 0, 0, 0])
+    assert r == pytest.approx((4000 * 0.03 - 4000 * COST) / EQ)
+
+
+def test_fees_alone_when_price_does_not_move():
+    r, _ = one([FLAT] * 5, FLAT_STATE, [1, 10_000, 0.05, 0.05])
+    assert r == pytest.approx(-2 * COST)
+
+
+def test_window_end_exit_and_scaling_with_zero_last_volume():
+    bars = [(99, 100, 98, 99.5), (100, 101, 99, 100), FLAT, FLAT, (100, 100.5, 99.5, 100.4)]
+    r, w = one(bars, FLAT_STATE, [-1, 1000, 0.05, 0.05], volume=[3, 0, 1, 1, 1])
+    assert r == pytest.approx((1000 * -(100.4 / 100 - 1) - 1000 * 2 * COST) / EQ)
+    np.testing.assert_allclose(w[:, :4], [[0.99, 1.0, 0.98, 0.995], [1.0, 1.01, 0.99, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(w[:, 4], [np.log1p(3), 0.0], rtol=1e-6)  # last volume 0: divided by 1
+    _, w = one(bars, FLAT_STATE, [0, 0, 0, 0], volume=[3, 7, 1, 1, 1])
+    np.testing.assert_allclose(w[:, 4], [np.log1p(3) / np.log1p(7), 1.0], rtol=1e-6)
+
+
+def test_ends_stay_inside_segments_and_results_ignore_worker_count():
+    c, _ = load_candles(SyntheticSource(n_bars=3000))
+    ends = sample_ends(c, 64, 32)
+    assert ends.min() == 63 and ends.max() == 3000 - 33
+    a = build_reward_samples(c, 150_000, seed=3, workers=1)
+    b = build_reward_samples(c, 150_000, seed=3, workers=2)
+    assert np.array_equal(a.windows, b.windows) and np.array_equal(a.reward, b.reward)
+    assert np.array_equal(a.state, b.state) and np.array_equal(a.action, b.action)
+    assert a.windows.shape == (150_000, 64, 5) and a.windows.dtype == np.float32
+    assert np.all(a.windows[:, -1, 3] == 1.0)
+    hold = a.action[:, 0] == 0
+    assert np.all(a.action[hold, 1:] == 0) and 0.3 < hold.mean() < 0.37
+    flat = a.state[:, 2] == 0
+    assert np.all(a.reward[hold & flat] == 0)
+    c2 = build_reward_samples(c, 1000, seed=4)
+    assert not np.array_equal(c2.reward, a.reward[:1000])
+
+
+def test_segments_respected():
+    cols = raw(list(range(100)) + list(range(200, 300)), [100] * 200, [101] * 200, [99] * 200, [100] * 200)
+    c, _ = validate_candles(cols)
+    s = build_reward_samples(c, 5000, lookback=10, forward=5, seed=0)
+    seg = c.segment_id
+    assert np.all(seg[s.ends - 9] == seg[s.ends]) and np.all(seg[s.ends + 5] == seg[s.ends])
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".parquet"])
+def test_round_trip(tmp_path, suffix):
+    c, _ = load_candles(SyntheticSource(n_bars=1000))
+    s = build_reward_samples(c, 500, lookback=16, forward=8, seed=1)
+    back = load_samples(save_samples(s, tmp_path / f"s{suffix}"))
+    for name in ("windows", "state", "action", "reward", "ends", "open_time"):
+        assert np.array_equal(getattr(back, name), getattr(s, name)), name
+
+
+def test_bad_ranges_are_config_errors():
+    with pytest.raises(ValueError, match="low above its high"):
+        RewardConfig(sl_range=(0.05, 0.01))
+    with pytest.raises(ValueError, match="sum to 1"):
+        RewardConfig(action_probs=[0.5, 0.5, 0.5])
