@@ -1,5 +1,7 @@
 """Reward samples: cases computed by hand, scaling, determinism across workers, storage."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,7 @@ def one(bars, state, action, lookback=2, forward=3, e=1, volume=None, same_bar="
     v = np.ones(len(bars)) if volume is None else np.array(volume, float)
     windows = np.zeros((1, lookback, 5), np.float32)
     reward = np.zeros(1)
-    _fill(o, h, l, c, v, np.array([e]), lookback, forward, np.array([state], float), np.array([action], float),
+    _fill(o, h, l, c, np.log1p(v), np.array([e]), lookback, forward, np.array([state], float), np.array([action], float),
           same_bar == "stop", COST, windows, reward)
     return reward[0], windows[0]
 
@@ -112,3 +114,49 @@ def test_bad_ranges_are_config_errors():
         RewardConfig(sl_range=(0.05, 0.01))
     with pytest.raises(ValueError, match="sum to 1"):
         RewardConfig(action_probs=[0.5, 0.5, 0.5])
+
+
+def test_rank_and_regression_metrics_by_hand():
+    from candleflow.reward_model import rank, regression_metrics
+
+    assert rank(np.array([3.0, 1.0, 2.0, 1.0])).tolist() == [4.0, 1.5, 3.0, 1.5]
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    m = regression_metrics(y, np.array([1.0, 2.0, 3.0, 5.0]))
+    assert m["r2"] == pytest.approx(1 - 1 / 5) and m["spearman"] == pytest.approx(1.0) and m["mse"] == 0.25
+    assert regression_metrics(y, np.full(4, 2.5)) == {"r2": 0.0, "spearman": 0.0, "mse": 1.25}
+
+
+def test_reward_split_purges_forward_windows():
+    from candleflow.reward_pipeline import reward_split
+
+    ends = np.arange(100, 200)
+    train, val = reward_split(ends, forward=5, val_fraction=0.2, embargo=2)
+    assert val[0] == 180 and train.max() + 5 + 2 < 180 and train.max() == 172
+
+
+def test_reward_run_and_cli(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, COLUMNS="200")
+    base = [sys.executable, "-m", "candleflow.cli"]
+    sets = ["--set", "source.n_bars=3000", "--set", "rewards.n=4000", "--set", "rewards.lookback=16",
+            "--set", "rewards.forward=8"]
+    out = subprocess.run(base + ["rewards", *sets, "--out", str(tmp_path / "s.parquet")], capture_output=True,
+                         text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "4,000 reward samples" in out.stdout and "hold" in out.stdout and (tmp_path / "s.parquet").is_file()
+    assert len(load_samples(tmp_path / "s.parquet")) == 4000
+    out = subprocess.run(base + ["run", "--config", str(Path(__file__).resolve().parents[1] / "configs/reward-model.yaml"),
+                                 *sets, "--set", "training.epochs=1", "--set", "output.name=rw"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "R^2" in out.stdout and "Spearman" in out.stdout
+    metrics = json.loads((tmp_path / "runs/rw/metrics.json").read_text())
+    assert set(metrics["val"]["table"]) == {"model", "zero", "mean"} and metrics["val"]["n"] == 800
+    listing = subprocess.run(base + ["models", "list"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert "R^2" in listing.stdout
+    report = subprocess.run(base + ["report", "rw"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert report.returncode == 2 and "reward-model run" in report.stderr

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -50,6 +51,12 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     cfg = load_config(config, set_)
     result = run_pipeline(cfg)
     meta = result.metadata
+    if cfg.task == "reward":
+        console.print(reward_table(result.metrics["val"]))
+        console.print(f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
+                      f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s")
+        console.print(f"run folder: [bold]{result.run_dir}[/bold]")
+        return
     for part, m in result.metrics.items():
         console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
     console.print(f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
@@ -236,9 +243,13 @@ def models_list(runs_dir: RunsOpt = Path("runs")) -> None:
         t.add_column(col)
     for m in runs:
         val = m.get("metrics", {}).get("val", {})
+        if m.get("task") == "reward":
+            score, edge = f"R^2 {val.get('r2', float('nan')):.3f}", f"{val.get('edge_r2', float('nan')):+.3f}"
+        else:
+            score = f"{val.get('balanced_accuracy', float('nan')):.3f}"
+            edge = f"{val.get('edge_balanced_accuracy', float('nan')):+.3f}"
         t.add_row(Path(m["path"]).name, m.get("created", "")[:19], f"{m.get('symbol')} {m.get('interval')}",
-                  "x".join(map(str, m.get("input_shape", []))), f"{m.get('parameters', 0):,}",
-                  f"{val.get('balanced_accuracy', float('nan')):.3f}", f"{val.get('edge_balanced_accuracy', float('nan')):+.3f}")
+                  "x".join(map(str, m.get("input_shape", []))), f"{m.get('parameters', 0):,}", score, edge)
     console.print(t)
 
 
@@ -256,7 +267,58 @@ def models_show(run: Annotated[str, typer.Argument(help="run folder name, path, 
                 "peak_rss_mb", "seconds", "versions"):
         console.print(f"  {key}: {meta.get(key)}")
     for part, m in metrics.items():
-        console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
+        if meta.get("task") == "reward":
+            console.print(reward_table(m))
+        else:
+            console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
+
+
+def reward_table(m: dict) -> Table:
+    """The reward model against constant predictions on the validation samples."""
+    t = Table(title=f"reward model, validation period: {m['n']:,} samples")
+    for col in ("predictor", "R^2", "Spearman", "MSE"):
+        t.add_column(col, justify="left" if col == "predictor" else "right")
+    for name, r in m["table"].items():
+        t.add_row(name, f"{r['r2']:.4f}", f"{r['spearman']:.4f}", f"{r['mse']:.3e}", style="bold" if name == "model" else None)
+    t.caption = f"R^2 over the best constant: {m['edge_r2']:+.4f}"
+    return t
+
+
+@app.command()
+def rewards(config: ConfigOpt = None, set_: SetOpt = None,
+            out: Annotated[Path, typer.Option("--out", "-o", help=".parquet or .npz")] = Path("reward_samples.parquet"),
+            n: Annotated[Optional[int], typer.Option(help="samples (default: rewards.n)")] = None,
+            workers: Annotated[Optional[int], typer.Option(help="threads (default: all cores)")] = None) -> None:
+    """Build reward samples (window, state, action, reward) from the configured source and save them."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .config import load_config
+    from .rewards import build_reward_samples, save_samples
+    from .sources import load_candles
+
+    _setup_logging()
+    cfg = load_config(config, set_)
+    rc = cfg.rewards
+    count = n or rc.n
+    candles, report = load_candles(cfg.source, cfg.validation)
+    t0 = time.perf_counter()
+    with Progress(TextColumn("reward samples"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("samples", total=count)
+        samples = build_reward_samples(candles, count, rc.lookback, rc.forward, cfg.training.seed, rc, workers=workers,
+                                       on_progress=lambda k: progress.advance(task, k))
+    built = time.perf_counter() - t0
+    save_samples(samples, out)
+    r, side = samples.reward, samples.action[:, 0]
+    t = Table(title=f"{count:,} reward samples from {candles.symbol} {candles.interval} in {built:.2f}s")
+    for col in ("action", "samples", "mean reward", "std", "min", "max"):
+        t.add_column(col, justify="left" if col == "action" else "right")
+    for name, mask in (("hold", side == 0), ("long", side > 0), ("short", side < 0), ("all", np.ones_like(side, bool))):
+        x = r[mask]
+        t.add_row(name, f"{x.size:,}", f"{x.mean():+.3e}" if x.size else "-", f"{x.std():.3e}" if x.size else "-",
+                  f"{x.min():+.3e}" if x.size else "-", f"{x.max():+.3e}" if x.size else "-")
+    console.print(t)
+    console.print(f"written: {out} ({out.stat().st_size / 2**20:,.1f} MB); windows {samples.windows.shape} float32")
 
 
 def metrics_table(m: dict, title: str) -> Table:

@@ -267,6 +267,8 @@ class OutputConfig(_Section):
 class RunConfig(_Section):
     """Everything `candleflow run` needs; every field has the embedded default."""
 
+    task: Literal["classify", "reward"] = Field(
+        "classify", description="classify: LONG/HOLD/SHORT from windows; reward: a reward model on reward samples")
     source: SourceConfig = Field(default_factory=SyntheticSource)
     validation: ValidationPolicy = Field(default_factory=ValidationPolicy)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
@@ -276,7 +278,14 @@ class RunConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    rewards: RewardConfig = Field(default_factory=RewardConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _task(self) -> "RunConfig":
+        if self.task == "reward" and self.training.monitor != "val_loss":
+            raise ValueError("task 'reward' trains a regression: training.monitor must be val_loss")
+        return self
 
     def to_yaml(self) -> str:
         """The resolved config as YAML."""

@@ -116,7 +116,14 @@ def run(cfg: RunConfig) -> RunResult:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     try:
-        result = _run_into(cfg, work, name, started)
+        if cfg.task == "reward":
+            from .reward_pipeline import run_reward_into
+
+            log.info("candleflow %s, keras %s, %s", __version__, k.__version__, describe_devices())
+            metrics, metadata = run_reward_into(cfg, work, name, started, _versions())
+            result = RunResult(work, metrics, metadata)
+        else:
+            result = _run_into(cfg, work, name, started)
         log.removeHandler(handler)
         handler.close()
         os.replace(work, final)
@@ -191,7 +198,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
                                     "dataset": prep.summary(), "split": split.summary()})
     finished = dt.datetime.now(dt.timezone.utc)
     metadata = {
-        "run": name,
+        "run": name, "task": "classify",
         "created": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - t0, 1), "fit_seconds": round(fit_s, 1),
         "versions": _versions(), "data_fingerprint": prep.candles.fingerprint,

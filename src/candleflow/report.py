@@ -83,8 +83,10 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
 
     run_dir = Path(run_dir)
     try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
         meta = json.loads((run_dir / "metadata.json").read_text())
+        if meta.get("task") == "reward":
+            raise RegistryError(f"{run_dir}: a reward-model run; its numbers are in metrics.json (reports cover classifier runs)")
+        metrics = json.loads((run_dir / "metrics.json").read_text())
         data = json.loads((run_dir / "data.json").read_text())
         config_text = (run_dir / "config.yaml").read_text()
         summary_text = (run_dir / "model_summary.txt").read_text()

@@ -96,19 +96,19 @@ def _leg(close, high, low, e, forward, side, dollars, sl, tp, stop_first, entry_
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill(o, h, l, c, v, ends, lookback, forward, state, action, stop_first, cost, windows, reward):
+def _fill(o, h, l, c, logv, ends, lookback, forward, state, action, stop_first, cost, windows, reward):
+    """Scaled windows and rewards for window ends `ends`; logv is log1p(volume) of every bar."""
     for k in range(ends.shape[0]):
         e = ends[k]
-        last = c[e]
-        lv = np.log1p(v[e])
-        denom = lv if lv > 0.0 else 1.0
+        inv = 1.0 / c[e]
+        vinv = 1.0 / logv[e] if logv[e] > 0.0 else 1.0
         s = e - lookback + 1
         for t in range(lookback):
-            windows[k, t, 0] = o[s + t] / last
-            windows[k, t, 1] = h[s + t] / last
-            windows[k, t, 2] = l[s + t] / last
-            windows[k, t, 3] = c[s + t] / last
-            windows[k, t, 4] = np.log1p(v[s + t]) / denom
+            windows[k, t, 0] = o[s + t] * inv
+            windows[k, t, 1] = h[s + t] * inv
+            windows[k, t, 2] = l[s + t] * inv
+            windows[k, t, 3] = c[s + t] * inv
+            windows[k, t, 4] = logv[s + t] * vinv
         pnl = _leg(c, h, l, e, forward, int(state[k, 2]), state[k, 3], state[k, 4], state[k, 5], stop_first, 0.0, cost)
         pnl += _leg(c, h, l, e, forward, int(action[k, 0]), action[k, 1], action[k, 2], action[k, 3], stop_first, cost, cost)
         reward[k] = pnl / state[k, 0]
@@ -155,7 +155,8 @@ def build_reward_samples(candles: Candles, n: int, lookback: int = 64, forward: 
     ends = np.empty(n, dtype=np.int64)
     chunks = [(lo, min(lo + CHUNK, n)) for lo in range(0, n, CHUNK)]
     seqs = np.random.SeedSequence(seed).spawn(len(chunks))
-    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (candles.open, candles.high, candles.low, candles.close, candles.volume)]
+    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (candles.open, candles.high, candles.low, candles.close)]
+    arrays.append(np.log1p(candles.volume))
     stop_first = cfg.same_bar == "stop"
     cost = cfg.fee + cfg.slippage
 
