@@ -117,6 +117,13 @@ def main() -> None:
         t = time.perf_counter()
         s = build_reward_samples(candles, args.n, lookback, forward, seed=0)
         t_cf = time.perf_counter() - t
+    t = time.perf_counter()
+    build_reward_samples(candles, args.n, lookback, forward, seed=1, out=s)
+    t_reuse = time.perf_counter() - t
+    t = time.perf_counter()
+    touched = np.ones(s.windows.shape, np.float32)
+    t_touch = time.perf_counter() - t
+    del touched
     out_mb = (s.windows.nbytes + s.state.nbytes + s.action.nbytes + s.reward.nbytes + s.ends.nbytes) / 2**20
 
     ends, state, action = _draw(np.random.default_rng(5), 20_000, cfg, sample_ends(candles, lookback, forward))
@@ -145,10 +152,13 @@ def main() -> None:
           f"{args.n:,} samples, lookback {lookback}, forward {forward}, from {args.bars:,} 1m bars")
     print(f"{'method':48s} {'seconds':>9s} {'samples/s':>12s} {'x slower than candleflow':>25s}")
     for name, sec in (("candleflow build_reward_samples (2 threads)", t_cf),
+                      ("candleflow, reusing the arrays (out=)", t_reuse),
                       ("proposed fix: numpy slicing, row scaling (est.)", t_fix),
                       ("original: pandas slicing, row scaling (est.)", t_orig)):
         print(f"{name:48s} {sec:9.3f} {args.n / sec:12,.0f} {sec / t_cf:25.1f}")
     print(f"candleflow peak memory above the start: {mem.mb:,.0f} MB for {out_mb:,.0f} MB of output arrays")
+    print(f"this machine's floor: np.ones of the same {s.windows.nbytes / 2**20:,.0f} MB window array takes "
+          f"{t_touch:.3f} s (first-touch page faults)")
 
 
 if __name__ == "__main__":

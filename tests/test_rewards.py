@@ -160,3 +160,15 @@ def test_reward_run_and_cli(tmp_path):
     assert "R^2" in listing.stdout
     report = subprocess.run(base + ["report", "rw"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert report.returncode == 2 and "reward-model run" in report.stderr
+
+
+def test_out_reuses_arrays_with_identical_results():
+    c, _ = load_candles(SyntheticSource(n_bars=2000))
+    first = build_reward_samples(c, 3000, lookback=16, forward=8, seed=1)
+    windows_id = id(first.windows)
+    again = build_reward_samples(c, 3000, lookback=16, forward=8, seed=2, out=first)
+    assert id(again.windows) == windows_id
+    fresh = build_reward_samples(c, 3000, lookback=16, forward=8, seed=2)
+    assert np.array_equal(again.windows, fresh.windows) and np.array_equal(again.reward, fresh.reward)
+    with pytest.raises(ValueError, match="out holds windows"):
+        build_reward_samples(c, 10, lookback=16, forward=8, out=first)

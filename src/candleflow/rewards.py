@@ -141,18 +141,23 @@ def _draw(rng: np.random.Generator, m: int, cfg: RewardConfig, valid: np.ndarray
 
 def build_reward_samples(candles: Candles, n: int, lookback: int = 64, forward: int = 32, seed: int = 0,
                          config: RewardConfig | None = None, workers: int | None = None,
-                         valid_ends: np.ndarray | None = None,
+                         valid_ends: np.ndarray | None = None, out: RewardSamples | None = None,
                          on_progress: Callable[[int], None] = lambda k: None) -> RewardSamples:
-    """n samples at random valid end points (optionally restricted to `valid_ends`)."""
+    """n samples at random valid end points (optionally restricted to `valid_ends`).
+
+    `out` reuses the arrays of an earlier result of the same n and lookback (fresh samples each
+    epoch without allocating, and page-faulting, another n x lookback x 5 floats).
+    """
     cfg = config or RewardConfig()
     valid = sample_ends(candles, lookback, forward) if valid_ends is None else np.asarray(valid_ends, np.int64)
     if valid.size == 0:
         raise ValueError(f"no bar has {lookback} bars before it and {forward} after it inside one segment")
-    windows = np.empty((n, lookback, 5), dtype=np.float32)
-    reward = np.empty(n, dtype=np.float64)
-    state = np.empty((n, 6), dtype=np.float64)
-    action = np.empty((n, 4), dtype=np.float64)
-    ends = np.empty(n, dtype=np.int64)
+    if out is None:
+        out = RewardSamples(np.empty((n, lookback, 5), np.float32), np.empty((n, 6), np.float32),
+                            np.empty((n, 4), np.float32), np.empty(n, np.float32), np.empty(n, np.int64),
+                            np.empty(n, np.int64))
+    elif out.windows.shape != (n, lookback, 5):
+        raise ValueError(f"out holds windows {out.windows.shape}; expected {(n, lookback, 5)}")
     chunks = [(lo, min(lo + CHUNK, n)) for lo in range(0, n, CHUNK)]
     seqs = np.random.SeedSequence(seed).spawn(len(chunks))
     arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (candles.open, candles.high, candles.low, candles.close)]
@@ -163,15 +168,15 @@ def build_reward_samples(candles: Candles, n: int, lookback: int = 64, forward: 
     def work(k: int) -> int:
         lo, hi = chunks[k]
         e, s, a = _draw(np.random.default_rng(seqs[k]), hi - lo, cfg, valid)
-        ends[lo:hi], state[lo:hi], action[lo:hi] = e, s, a
-        _fill(*arrays, e, lookback, forward, s, a, stop_first, cost, windows[lo:hi], reward[lo:hi])
+        out.ends[lo:hi], out.state[lo:hi], out.action[lo:hi] = e, s, a
+        _fill(*arrays, e, lookback, forward, s, a, stop_first, cost, out.windows[lo:hi], out.reward[lo:hi])
         return hi - lo
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for done in pool.map(work, range(len(chunks))):
             on_progress(done)
-    return RewardSamples(windows, state.astype(np.float32), action.astype(np.float32), reward.astype(np.float32),
-                         ends, candles.open_time[ends])
+    out.open_time[:] = candles.open_time[out.ends]
+    return out
 
 
 def save_samples(samples: RewardSamples, path: str | Path) -> Path:
