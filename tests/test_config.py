@@ -50,7 +50,7 @@ def test_missing_and_broken_config_files(tmp_path):
         load_config(bad)
     top = tmp_path / "top.yaml"
     top.write_text(yaml.safe_dump({"trainig": {}}))
-    with pytest.raises(ConfigError, match="'trainig' is not known; allowed here: source, validation"):
+    with pytest.raises(ConfigError, match="'trainig' is not known; allowed here: task, source, validation"):
         load_config(top)
 
 
