@@ -1,0 +1,173 @@
+"""OHLC bar-chart images rendered from windows, a whole batch per call (numba, parallel over images).
+
+Layouts:
+- `bar4` (the original design): 4 pixels per bar (column 0 the high-low line, 1 the open pixel,
+  2 the close pixel, 3 empty), width 4 x bars, `height` rows (default 500), white background,
+  black bars. Row 0 (top) is the window's highest high, row height-1 its lowest low:
+  row(p) = height-1 - round((p - low) / (high - low) * (height-1)).
+- `jkx` (Jiang, Kelly & Xiu 2023): 3 pixels per bar (open tick left, high-low bar centre, close
+  tick right), black background, white marks. With volume, the bottom `height // 5` rows hold
+  volume bars (centre column, round(v / max v * rows) pixels high) below a 1-pixel gap, and prices
+  use the rows above. An optional moving-average line is one pixel per bar at the centre column,
+  joined across the columns between centres by linear interpolation; the price axis spans lows,
+  highs and the average. Sizes 32x15, 64x60, 96x180 for 5, 20, 60 bars.
+A bar with any missing (NaN) price is left blank; a flat window maps every price to the middle row.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+JKX_HEIGHT = {5: 32, 20: 64, 60: 96}
+
+
+@numba.njit(inline="always")
+def _row(p, lo, span, rows):
+    if span <= 0.0:
+        return (rows - 1) // 2
+    r = int(np.floor((p - lo) / span * (rows - 1) + 0.5))
+    return rows - 1 - min(max(r, 0), rows - 1)
+
+
+@numba.njit(parallel=True, cache=True)
+def _bar4(o, h, l, c, out, fg, bg):
+    n, w = o.shape
+    rows = out.shape[1]
+    for b in numba.prange(n):
+        img = out[b]
+        img[:, :] = bg
+        lo, hi = np.inf, -np.inf
+        for t in range(w):
+            if np.isfinite(o[b, t]) and np.isfinite(h[b, t]) and np.isfinite(l[b, t]) and np.isfinite(c[b, t]):
+                lo = min(lo, l[b, t])
+                hi = max(hi, h[b, t])
+        if not np.isfinite(lo):
+            continue
+        span = hi - lo
+        for t in range(w):
+            if not (np.isfinite(o[b, t]) and np.isfinite(h[b, t]) and np.isfinite(l[b, t]) and np.isfinite(c[b, t])):
+                continue
+            y0 = _row(h[b, t], lo, span, rows)
+            y1 = _row(l[b, t], lo, span, rows)
+            for y in range(y0, y1 + 1):
+                img[y, 4 * t] = fg
+            img[_row(o[b, t], lo, span, rows), 4 * t + 1] = fg
+            img[_row(c[b, t], lo, span, rows), 4 * t + 2] = fg
+
+
+@numba.njit(parallel=True, cache=True)
+def _jkx(o, h, l, c, v, ma, use_volume, use_ma, out, fg, bg):
+    n, w = o.shape
+    height = out.shape[1]
+    vrows = height // 5 if use_volume else 0
+    prows = height - vrows - 1 if use_volume else height
+    for b in numba.prange(n):
+        img = out[b]
+        img[:, :] = bg
+        lo, hi, vmax = np.inf, -np.inf, 0.0
+        for t in range(w):
+            if np.isfinite(o[b, t]) and np.isfinite(h[b, t]) and np.isfinite(l[b, t]) and np.isfinite(c[b, t]):
+                lo = min(lo, l[b, t])
+                hi = max(hi, h[b, t])
+                if use_volume and np.isfinite(v[b, t]):
+                    vmax = max(vmax, v[b, t])
+            if use_ma and np.isfinite(ma[b, t]):
+                lo = min(lo, ma[b, t])
+                hi = max(hi, ma[b, t])
+        if not np.isfinite(lo):
+            continue
+        span = hi - lo
+        for t in range(w):
+            if np.isfinite(o[b, t]) and np.isfinite(h[b, t]) and np.isfinite(l[b, t]) and np.isfinite(c[b, t]):
+                for y in range(_row(h[b, t], lo, span, prows), _row(l[b, t], lo, span, prows) + 1):
+                    img[y, 3 * t + 1] = fg
+                img[_row(o[b, t], lo, span, prows), 3 * t] = fg
+                img[_row(c[b, t], lo, span, prows), 3 * t + 2] = fg
+                if use_volume and vmax > 0.0 and np.isfinite(v[b, t]):
+                    k = int(np.floor(v[b, t] / vmax * vrows + 0.5))
+                    for y in range(height - k, height):
+                        img[y, 3 * t + 1] = fg
+            if use_ma and np.isfinite(ma[b, t]):
+                img[_row(ma[b, t], lo, span, prows), 3 * t + 1] = fg
+                if t + 1 < w and np.isfinite(ma[b, t + 1]):
+                    for k in range(1, 3):
+                        m = ma[b, t] + (ma[b, t + 1] - ma[b, t]) * k / 3.0
+                        img[_row(m, lo, span, prows), 3 * t + 1 + k] = fg
+
+
+def _prices(ohlc: np.ndarray) -> tuple[np.ndarray, ...]:
+    a = np.asarray(ohlc, dtype=np.float64)
+    if a.ndim != 3 or a.shape[2] < 4:
+        raise ValueError(f"expected windows (batch, bars, 4 or 5) with open, high, low, close[, volume]; got {a.shape}")
+    return tuple(np.ascontiguousarray(a[:, :, i]) for i in range(a.shape[2]))
+
+
+def _finish(out: np.ndarray, dtype: str) -> np.ndarray:
+    return out if dtype == "uint8" else out.astype(np.float32) / 255.0
+
+
+def render_bar4(ohlc: np.ndarray, height: int = 500, dtype: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
+    """(B, bars, 4+) windows -> (B, height, 4 x bars) images, black bars on white."""
+    o, h, l, c = _prices(ohlc)[:4]
+    shape = (o.shape[0], height, 4 * o.shape[1])
+    buf = out if out is not None and out.shape == shape and out.dtype == np.uint8 else np.empty(shape, np.uint8)
+    _bar4(o, h, l, c, buf, np.uint8(0), np.uint8(255))
+    return _finish(buf, dtype)
+
+
+def render_jkx(ohlcv: np.ndarray, height: int | None = None, volume: bool = True, ma: np.ndarray | None = None,
+               dtype: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
+    """(B, bars, 5) windows (+ optional (B, bars) moving average) -> (B, height, 3 x bars) images,
+    white marks on black. Height defaults to the paper's size for 5, 20 or 60 bars."""
+    arrays = _prices(ohlcv)
+    o, h, l, c = arrays[:4]
+    bars = o.shape[1]
+    if height is None:
+        if bars not in JKX_HEIGHT:
+            raise ValueError(f"jkx has no standard height for {bars} bars (5, 20, 60); pass height=")
+        height = JKX_HEIGHT[bars]
+    if volume and len(arrays) < 5:
+        raise ValueError("volume=True needs a fifth (volume) column")
+    v = arrays[4] if volume else np.zeros_like(o)
+    m = np.ascontiguousarray(ma, dtype=np.float64) if ma is not None else np.zeros_like(o)
+    if m.shape != o.shape:
+        raise ValueError(f"moving average shape {m.shape} does not match windows {o.shape}")
+    shape = (o.shape[0], height, 3 * bars)
+    buf = out if out is not None and out.shape == shape and out.dtype == np.uint8 else np.empty(shape, np.uint8)
+    _jkx(o, h, l, c, v, m, volume, ma is not None, buf, np.uint8(255), np.uint8(0))
+    return _finish(buf, dtype)
+
+
+def render(layout: str, ohlcv: np.ndarray, height: int | None = None, ma: np.ndarray | None = None,
+           volume: bool = True, dtype: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
+    """Render with a layout by name ('bar4' or 'jkx')."""
+    if layout == "bar4":
+        return render_bar4(ohlcv, height or 500, dtype, out)
+    if layout == "jkx":
+        return render_jkx(ohlcv, height, volume, ma, dtype, out)
+    raise ValueError(f"layout {layout!r}: expected 'bar4' or 'jkx'")
+
+
+def preview_grid(images: np.ndarray, titles: list[str], columns: int = 4) -> bytes:
+    """A PNG grid of images with a title above each (matplotlib, headless)."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    n = len(images)
+    rows = -(-n // columns)
+    h, w = images.shape[1:3]
+    scale = 3.0 / max(h, w)
+    fig = Figure(figsize=(columns * max(w * scale, 1.5), rows * (h * scale + 0.4)))
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    for ax, img, title in zip(axes, images, titles):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=255 if img.dtype == np.uint8 else 1, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()

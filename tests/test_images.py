@@ -1,0 +1,95 @@
+"""Chart images: pixel-exact layouts drawn by hand, and identical round trips through storage."""
+
+import numpy as np
+import pytest
+
+from candleflow.image_store import ImageReader, write_images
+from candleflow.images import render_bar4, render_jkx
+
+N = np.nan
+
+
+def marks(img, fg):
+    """Set of (row, col) pixels that are foreground."""
+    return set(zip(*np.nonzero(img == fg)))
+
+
+def test_bar4_by_hand():
+    # bar 0: o1 h3 l1 c2; bar 1: o2 h5 l2 c4; height 5 maps price p to row 5 - p
+    img = render_bar4(np.array([[[1, 3, 1, 2], [2, 5, 2, 4]]], float), height=5)[0]
+    assert img.shape == (5, 8) and img.dtype == np.uint8
+    expected = {(2, 0), (3, 0), (4, 0), (4, 1), (3, 2),               # bar 0: line, open, close
+                (0, 4), (1, 4), (2, 4), (3, 4), (3, 5), (1, 6)}       # bar 1
+    assert marks(img, 0) == expected
+    assert np.all(img[:, [3, 7]] == 255)  # the 4th column of each bar stays empty
+    assert set(np.unique(img)) == {0, 255}
+
+
+def test_bar4_missing_bar_blank_and_flat_window_in_the_middle():
+    img = render_bar4(np.array([[[1, 3, 1, 2], [N, N, N, N]]], float), height=3)[0]
+    # scaled on bar 0 alone: low 1 -> row 2, high 3 -> row 0, close 2 -> row 1
+    assert marks(img, 0) == {(0, 0), (1, 0), (2, 0), (2, 1), (1, 2)}
+    flat = render_bar4(np.array([[[7, 7, 7, 7]]], float), height=5)[0]
+    assert marks(flat, 0) == {(2, 0), (2, 1), (2, 2)}
+    f32 = render_bar4(np.array([[[1, 3, 1, 2]]], float), height=3, dtype="float32")
+    assert f32.dtype == np.float32 and set(np.unique(f32)) == {0.0, 1.0}
+
+
+def test_jkx_by_hand_with_volume():
+    # height 10: volume rows 8-9 (10 // 5 = 2), gap row 7, prices on rows 0-6 with p -> 7 - p
+    win = np.array([[[1, 4, 1, 3, 5], [3, 7, 3, 6, 10]]], float)
+    img = render_jkx(win, height=10)[0]
+    assert img.shape == (10, 6)
+    expected = {(3, 1), (4, 1), (5, 1), (6, 1), (6, 0), (4, 2),        # bar 0: bar, open tick, close tick
+                (0, 4), (1, 4), (2, 4), (3, 4), (4, 4), (4, 3), (1, 5),  # bar 1
+                (9, 1),                                                # volume 5/10 of 2 rows -> 1 pixel
+                (8, 4), (9, 4)}                                        # volume 10/10 -> 2 pixels
+    assert marks(img, 255) == expected
+    assert np.all(img[7] == 0)  # the gap row
+
+
+def test_jkx_moving_average_line():
+    win = np.array([[[1, 4, 1, 3, 5], [3, 7, 3, 6, 10]]], float)
+    plain = render_jkx(win, height=10)[0]
+    with_ma = render_jkx(win, height=10, ma=np.array([[2.0, 5.0]]))[0]
+    # MA points at the centre columns (rows 5 and 2: already bar pixels) joined at columns 2 and 3
+    # by interpolation: 3 -> row 4 (column 2, the close tick) and 4 -> row 3 (column 3, new)
+    assert marks(with_ma, 255) - marks(plain, 255) == {(3, 3)}
+
+
+def test_jkx_standard_sizes():
+    rng = np.random.default_rng(0)
+    for bars, shape in ((5, (32, 15)), (20, (64, 60)), (60, (96, 180))):
+        c = 100 + rng.normal(0, 1, (2, bars)).cumsum(1)
+        win = np.stack([c, c + 1, c - 1, c, rng.uniform(1, 2, (2, bars))], axis=2)
+        assert render_jkx(win).shape == (2, *shape)
+    with pytest.raises(ValueError, match="no standard height for 7 bars"):
+        render_jkx(np.ones((1, 7, 5)))
+
+
+@pytest.mark.parametrize("fmt,mode", [("hdf5", "single"), ("hdf5", "batch"), ("npz", "single"), ("npz", "batch"),
+                                      ("zarr", "single"), ("zarr", "batch"), ("png", "single"), ("jpeg", "single")])
+def test_round_trip_every_format(tmp_path, fmt, mode):
+    rng = np.random.default_rng(1)
+    c = 100 + rng.normal(0, 1, (7, 20)).cumsum(1)
+    win = np.stack([c, c + 1, c - 1, c + 0.5, rng.uniform(1, 2, (7, 20))], axis=2)
+    images = render_jkx(win)
+    labels = np.array([0, 1, 2, 1, 0, 2, 1], np.int8)
+    times = np.arange(7, dtype=np.int64) * 3_600_000_000_000
+    symbols = ["BTCUSDT", "ETHUSDT", "BTCUSDT", "BTCUSDT", "ETHUSDT", "BTCUSDT", "BTCUSDT"]
+    target = tmp_path / ("store" + {"hdf5": ".h5", "npz": ".npz"}.get(fmt, "") if mode == "single" else "store")
+    write_images(target, images, labels, times, symbols, fmt=fmt, mode=mode, images_per_file=3, meta={"layout": "jkx"})
+    r = ImageReader(target)
+    assert len(r) == 7 and r.meta["layout"] == "jkx"
+    img, lab, extra = r[np.arange(7)]
+    if fmt == "jpeg":
+        assert np.mean(np.abs(img.astype(int) - images)) < 20  # lossy: close, not equal
+    else:
+        assert np.array_equal(img, images)
+    assert lab.tolist() == labels.tolist() and extra["end_time"].tolist() == times.tolist()
+    assert extra["symbol"].tolist() == symbols
+    one, l1, e1 = r[4]
+    assert l1 == 0 and e1["symbol"] == "ETHUSDT" and one.shape == (64, 60)
+    part, lp, _ = r[2:6]
+    assert lp.tolist() == [2, 1, 0, 2] and part.shape == (4, 64, 60)
+    assert not [p for p in tmp_path.rglob(".*")]  # no temporary leftovers
