@@ -93,3 +93,47 @@ def test_round_trip_every_format(tmp_path, fmt, mode):
     part, lp, _ = r[2:6]
     assert lp.tolist() == [2, 1, 0, 2] and part.shape == (4, 64, 60)
     assert not [p for p in tmp_path.rglob(".*")]  # no temporary leftovers
+
+
+def test_image_windows_render_the_dataset_windows_and_refuse_segment_crossings():
+    from candleflow.config import ImagesConfig, SyntheticSource
+    from candleflow.images import ImageWindows, moving_average
+    from candleflow.sources import load_candles
+
+    c, _ = load_candles(SyntheticSource(n_bars=500))
+    cfg = ImagesConfig(layout="jkx", bars=20)
+    iw = ImageWindows(c, np.array([19, 100, 499]), cfg)
+    imgs = iw.render(np.arange(3))
+    assert imgs.shape == (3, 64, 60) and iw.shape == (64, 60)
+    win = np.stack([c.open, c.high, c.low, c.close, c.volume], axis=1)[81:101][None]
+    ma = moving_average(c, 20)
+    assert np.isnan(ma[18]) and ma[19] == pytest.approx(c.close[:20].mean())
+    assert np.array_equal(imgs[1], render_jkx(win, ma=ma[81:101][None])[0])
+    from candleflow.candles import Candles
+    split = Candles(c.open_time, c.open, c.high, c.low, c.close, c.volume, np.array([[0, 90], [90, 500]]), "S", "1h")
+    with pytest.raises(ValueError, match="crosses a segment boundary"):
+        ImageWindows(split, np.array([100]), cfg)
+
+
+def test_images_cli_and_cnn_run(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, COLUMNS="200")
+    base = [sys.executable, "-m", "candleflow.cli"]
+    out = subprocess.run(base + ["images", "--set", "source.n_bars=1500", "--format", "zarr", "--layout", "jkx",
+                                 "--out", str(tmp_path / "imgs"), "--limit", "300", "--preview", str(tmp_path / "p.png")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "300 jkx images 64x60" in out.stdout and (tmp_path / "p.png").stat().st_size > 10_000
+    r = ImageReader(tmp_path / "imgs.zarr")
+    assert len(r) == 300 and r.meta["layout"] == "jkx" and r[0][0].shape == (64, 60)
+    run = subprocess.run(base + ["run", "--set", "source.n_bars=2500", "--set", "dataset.window=24", "--set", "model.kind=cnn",
+                                 "--set", "model.cnn_filters=[4,8]", "--set", "training.epochs=1", "--set", "output.name=cnn"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    meta = json.loads((tmp_path / "runs/cnn/metadata.json").read_text())
+    assert meta["input_shape"] == [64, 60, 1] and meta["model_kind"] == "cnn"
+    assert "conv_1_4" in (tmp_path / "runs/cnn/model_summary.txt").read_text()

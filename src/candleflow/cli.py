@@ -195,6 +195,74 @@ def _download_one(symbol, interval, start, end, market, base_url, cache_dir, con
 
 
 @app.command()
+def images(config: ConfigOpt = None, set_: SetOpt = None,
+           fmt: Annotated[str, typer.Option("--format", help="hdf5, npz, zarr, png or jpeg")] = "hdf5",
+           layout: Annotated[Optional[str], typer.Option(help="bar4 or jkx (default: images.layout)")] = None,
+           out: Annotated[Path, typer.Option("--out", "-o", help="file (hdf5/npz) or folder")] = Path("images"),
+           part: Annotated[str, typer.Option(help="which windows: train, val, test or all")] = "all",
+           limit: Annotated[Optional[int], typer.Option(help="at most this many images (evenly spaced)")] = None,
+           mode: Annotated[str, typer.Option(help="single file or batch files")] = "single",
+           images_per_file: Annotated[int, typer.Option(min=1)] = 50_000,
+           preview: Annotated[Optional[Path], typer.Option(help="also write a PNG grid of 12 images with labels")] = None) -> None:
+    """Render chart images of the dataset's windows and store them with labels, times and symbols."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .atomic import write_bytes
+    from .config import load_config
+    from .image_store import FORMATS, SUFFIX, write_images
+    from .images import ImageWindows, preview_grid
+    from .labels import CLASS_NAMES
+    from .pipeline import prepare as prepare_data
+
+    _setup_logging()
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    overrides = list(set_ or []) + ([f"images.layout={layout}"] if layout else [])
+    cfg = load_config(config, overrides)
+    prep = prepare_data(cfg)
+    pos = np.arange(len(prep.dataset)) if part == "all" else prep.split[part]
+    if limit is not None and limit < pos.size:
+        pos = pos[np.linspace(0, pos.size - 1, limit).astype(np.int64)]
+    ds = prep.dataset.subset(pos)
+    windows = ImageWindows(prep.candles, ds.ends, cfg.images)
+    shape = windows.shape
+    imgs = np.empty((len(ds), *shape), np.uint8 if cfg.images.dtype == "uint8" else np.float32)
+    t0 = time.perf_counter()
+    with Progress(TextColumn(f"render {cfg.images.layout}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("images", total=len(ds))
+        for lo in range(0, len(ds), 4096):
+            idx = np.arange(lo, min(lo + 4096, len(ds)))
+            imgs[idx] = windows.render(idx)
+            progress.advance(task, idx.size)
+    t_render = time.perf_counter() - t0
+    if imgs.dtype != np.uint8:
+        imgs = np.round(imgs * 255).astype(np.uint8)
+    if mode == "single" and fmt in SUFFIX and out.suffix == "":
+        out = out.with_suffix(SUFFIX[fmt])
+    t1 = time.perf_counter()
+    files = write_images(out, imgs, ds.labels_at(), prep.candles.open_time[ds.ends], [prep.candles.symbol],
+                         fmt, mode, images_per_file,
+                         meta={"layout": cfg.images.layout, "bars": cfg.images.bars, "config": cfg.model_dump(mode="json"),
+                               "fingerprint": prep.candles.fingerprint})
+    t_write = time.perf_counter() - t1
+    nbytes = sum(f.stat().st_size if f.is_file() else sum(x.stat().st_size for x in f.rglob("*") if x.is_file())
+                 for f in files)
+    t = Table(title=f"{len(ds):,} {cfg.images.layout} images {shape[0]}x{shape[1]} -> {out}")
+    for col in ("images", "files", "MB on disk", "render s", "images/s rendered", "write s", "images/s written"):
+        t.add_column(col, justify="right")
+    t.add_row(f"{len(ds):,}", f"{len(files):,}", f"{nbytes / 2**20:,.1f}", f"{t_render:.2f}",
+              f"{len(ds) / max(t_render, 1e-9):,.0f}", f"{t_write:.2f}", f"{len(ds) / max(t_write, 1e-9):,.0f}")
+    console.print(t)
+    if preview is not None:
+        pick = np.linspace(0, len(ds) - 1, min(12, len(ds))).astype(int)
+        labels = ds.labels_at(pick)
+        titles = [f"{prep.candles.time_str(int(ds.ends[i]))[:13]} {CLASS_NAMES[y]}" for i, y in zip(pick, labels)]
+        write_bytes(preview, preview_grid(imgs[pick], titles))
+        console.print(f"preview: {preview}")
+
+
+@app.command()
 def report(run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")],
            runs_dir: RunsOpt = Path("runs")) -> None:
     """(Re)write a run's self-contained HTML report: metrics, backtest, calibration, plots, config."""

@@ -177,8 +177,21 @@ class DatasetConfig(_Section):
         return self
 
 
+class ImagesConfig(_Section):
+    """Chart images rendered from windows (for `model.kind: cnn` and `candleflow images`)."""
+
+    layout: Literal["bar4", "jkx"] = "jkx"
+    bars: int = Field(20, ge=2, description="bars per image (jkx sizes: 5, 20, 60)")
+    height: int | None = Field(None, ge=4, description="rows; default 500 for bar4, the paper's size for jkx")
+    volume: bool = Field(True, description="jkx: volume bars in the bottom fifth")
+    moving_average: bool = Field(True, description="jkx: moving average of close over `bars` bars")
+    dtype: Literal["uint8", "float32"] = "uint8"
+
+
 class ModelConfig(_Section):
-    kind: Literal["lstm"] = "lstm"
+    kind: Literal["lstm", "cnn"] = Field("lstm", description="lstm over feature windows, or cnn over chart images")
+    cnn_filters: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [64, 128, 256], description="cnn: filters per block (the paper: 64, 128, 256 for 20 bars)")
     lstm_units: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64, 32], min_length=1)
     dense_units: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 16])
     dropout: float = Field(0.3, ge=0, lt=1, description="after each dense layer")
@@ -275,6 +288,7 @@ class RunConfig(_Section):
     labels: LabelConfig = Field(default_factory=LabelConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)

@@ -171,3 +171,53 @@ def preview_grid(images: np.ndarray, titles: list[str], columns: int = 4) -> byt
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     return buf.getvalue()
+
+
+def ohlcv_matrix(candles) -> np.ndarray:
+    """(N, 5) float64 C-contiguous open, high, low, close, volume of a Candles table."""
+    return np.ascontiguousarray(np.stack([candles.open, candles.high, candles.low, candles.close, candles.volume], axis=1))
+
+
+def moving_average(candles, bars: int) -> np.ndarray:
+    """Mean close over the last `bars` bars of the same segment (NaN with less history): causal."""
+    out = np.full(len(candles), np.nan)
+    for start, stop in candles.segments:
+        c = candles.close[start:stop]
+        if c.size >= bars:
+            csum = np.concatenate([[0.0], np.cumsum(c)])
+            out[start + bars - 1:stop] = (csum[bars:] - csum[:-bars]) / bars
+    return out
+
+
+class ImageWindows:
+    """Renders the chart image of any window end on demand: OHLCV windows are strided views of
+    the candles, gathered and rendered a batch at a time (nothing stored)."""
+
+    def __init__(self, candles, ends: np.ndarray, cfg) -> None:
+        self.cfg = cfg
+        self.ends = np.asarray(ends, np.int64)
+        self.bars = cfg.bars
+        if self.ends.size and self.ends.min() < self.bars - 1:
+            raise ValueError(f"a window end lies before bar {self.bars - 1}: no full {self.bars}-bar image")
+        self.ohlcv = ohlcv_matrix(candles)
+        self.ma = moving_average(candles, self.bars) if (cfg.layout == "jkx" and cfg.moving_average) else None
+        seg = candles.segment_id
+        if self.ends.size and np.any(seg[self.ends - self.bars + 1] != seg[self.ends]):
+            raise ValueError("an image window crosses a segment boundary")
+        n = self.ohlcv.shape[0]
+        s0, s1 = self.ohlcv.strides
+        self._view = np.lib.stride_tricks.as_strided(self.ohlcv, (max(n - self.bars + 1, 0), self.bars, 5),
+                                                     (s0, s0, s1), writeable=False)
+        self.shape = self.render(np.array([0]))[0].shape if self.ends.size else None
+
+    def __len__(self) -> int:
+        return int(self.ends.size)
+
+    def render(self, idx: np.ndarray) -> np.ndarray:
+        """Images of windows idx as (B, H, W) in the configured dtype."""
+        starts = self.ends[idx] - self.bars + 1
+        win = self._view[starts]
+        ma = None
+        if self.ma is not None:
+            ma = np.lib.stride_tricks.sliding_window_view(self.ma, self.bars)[starts]
+        return render(self.cfg.layout, win, self.cfg.height, ma, self.cfg.volume, self.cfg.dtype)

@@ -60,3 +60,38 @@ def keras_loader(dataset: WindowDataset, batch_size: int = 256, shuffle: bool = 
             self._order = self._make_order()
 
     return WindowPyDataset()
+
+
+def image_loader(images, labels: np.ndarray, batch_size: int = 128, shuffle: bool = False, seed: int = 0,
+                 weights: np.ndarray | None = None, **kwargs):
+    """A `keras.utils.PyDataset` rendering chart images inside the loader, batch by batch:
+    (B, H, W, 1) float32 in [0, 1] and one-hot labels [and sample weights]."""
+    k = keras()
+
+    class ImagePyDataset(k.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(**kwargs)
+            self.epoch = 0
+            self.order = self._order()
+
+        def _order(self) -> np.ndarray:
+            n = len(images)
+            return np.random.default_rng([seed, self.epoch]).permutation(n) if shuffle else np.arange(n)
+
+        def __len__(self) -> int:
+            return -(-len(images) // batch_size)
+
+        def __getitem__(self, i: int):
+            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            x = images.render(idx)
+            x = (x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x)[..., None]
+            y = labels[idx]
+            if weights is None:
+                return x, one_hot(y)
+            return x, one_hot(y), weights[y].astype(np.float32)
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self.order = self._order()
+
+    return ImagePyDataset()

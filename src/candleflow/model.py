@@ -56,3 +56,24 @@ def estimate_training_memory(cfg: ModelConfig, window: int, n_features: int, bat
     mb = 1024 * 1024
     return {"parameters": params, "weights_optimizer_mb": weights / mb, "batch_mb": batch / mb,
             "activations_mb": acts / mb, "total_mb": total / mb, "batch_size": batch_size}
+
+
+def build_cnn(cfg: ModelConfig, image_shape: tuple[int, int], learning_rate: float = 1e-3, n_classes: int = 3):
+    """The Jiang-Kelly-Xiu image CNN: per block a 5x3 convolution, batch norm, leaky ReLU and 2x1
+    max-pooling; then dropout 0.5 and a softmax over (SHORT, HOLD, LONG)."""
+    k = keras()
+    layers = k.layers
+    inputs = k.Input(shape=(*image_shape, 1), name="image")
+    x = inputs
+    for i, f in enumerate(cfg.cnn_filters):
+        x = layers.Conv2D(f, (5, 3), padding="same", name=f"conv_{i + 1}_{f}")(x)
+        x = layers.BatchNormalization(name=f"bn_{i + 1}")(x)
+        x = layers.LeakyReLU(negative_slope=0.01, name=f"lrelu_{i + 1}")(x)
+        x = layers.MaxPooling2D((2, 1), name=f"pool_{i + 1}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.5, name="dropout")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    model = k.Model(inputs, outputs, name="candleflow_cnn")
+    model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model

@@ -157,21 +157,18 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
         log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
     weights = class_weights(y_train) if tc.class_weight == "balanced" else None
 
-    rows = _training_rows(train_ds)
-    mean = prep.features.values[rows].mean(axis=0, dtype=np.float64)
-    var = prep.features.values[rows].var(axis=0, dtype=np.float64)
-    window, n_feat = ds.window, ds.features.shape[1]
-    model = build_lstm(cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), tc.learning_rate)
-    estimate = estimate_training_memory(cfg.model, window, n_feat, cfg.dataset.batch_size)
-    log.info("model: %s parameters; training memory estimate %.1f MB at batch %d (weights+Adam %.1f, "
-             "activations %.1f, batch %.1f)", f"{model.count_params():,}", estimate["total_mb"],
-             cfg.dataset.batch_size, estimate["weights_optimizer_mb"], estimate["activations_mb"], estimate["batch_mb"])
+    model, loader, input_shape, estimate = _model_and_loader(cfg, prep, train_ds)
+    log.info("model: %s parameters%s", f"{model.count_params():,}",
+             "" if estimate is None else
+             f"; training memory estimate {estimate['total_mb']:.1f} MB at batch {cfg.dataset.batch_size} "
+             f"(weights+Adam {estimate['weights_optimizer_mb']:.1f}, activations {estimate['activations_mb']:.1f}, "
+             f"batch {estimate['batch_mb']:.1f})")
     summary_lines: list[str] = []
     model.summary(print_fn=lambda line, *a, **kw: summary_lines.append(line))
     write_text(work / "model_summary.txt", "\n".join(summary_lines) + "\n")
 
-    train = keras_loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights)
-    val = keras_loader(val_ds, cfg.dataset.batch_size)
+    train = loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights)
+    val = loader(val_ds, cfg.dataset.batch_size)
     log.info("training on %d windows (every %d-th of %d), validating on %d", len(train_ds),
              cfg.dataset.train_stride, split["train"].size, len(val_ds))
     t_fit = time.perf_counter()
@@ -183,7 +180,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
     margin = cfg.evaluation.decision_margin
     for part in [p for p in ("val", "test") if p in split.parts]:
         part_ds = ds.subset(split[part])
-        probs = model.predict(keras_loader(part_ds, 1024), verbose=0)
+        probs = model.predict(loader(part_ds, 1024), verbose=0)
         y_true = part_ds.labels_at()
         metrics[part] = evaluate(y_true, probs, y_train, margin, seed=tc.seed)
         metrics[part]["trading"], _ = trading_evaluation(prep.candles, part_ds.ends, y_true, probs,
@@ -203,7 +200,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
         "seconds": round(time.perf_counter() - t0, 1), "fit_seconds": round(fit_s, 1),
         "versions": _versions(), "data_fingerprint": prep.candles.fingerprint,
         "symbol": prep.candles.symbol, "interval": prep.candles.interval,
-        "input_shape": [window, n_feat], "feature_names": prep.features.names, "classes": list(CLASS_NAMES),
+        "input_shape": list(input_shape), "model_kind": cfg.model.kind, "feature_names": prep.features.names, "classes": list(CLASS_NAMES),
         "parameters": int(model.count_params()), "memory_estimate": estimate,
         "peak_rss_mb": round(fitted["peak_rss_mb"], 1), "epochs_run": fitted["epochs_run"],
         "metrics": {part: {"balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
@@ -216,6 +213,31 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
     build_report(work, prep)
     log.info("run finished in %.1fs", metadata["seconds"])
     return RunResult(work, metrics, metadata)
+
+
+def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset):
+    """The configured model, a loader factory (dataset, batch, ...) -> PyDataset over the same
+    windows, the model's input shape and (for the LSTM) the training-memory estimate."""
+    tc = cfg.training
+    if cfg.model.kind == "cnn":
+        from .images import ImageWindows
+        from .loaders import image_loader
+        from .model import build_cnn
+
+        def loader(ds: WindowDataset, batch_size: int, shuffle: bool = False, seed: int = 0,
+                   labels: np.ndarray | None = None, weights: np.ndarray | None = None):
+            y = ds.labels_at() if labels is None else labels
+            return image_loader(ImageWindows(prep.candles, ds.ends, cfg.images), y, batch_size, shuffle, seed, weights)
+
+        shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
+        return build_cnn(cfg.model, shape, tc.learning_rate), loader, (*shape, 1), None
+    rows = _training_rows(train_ds)
+    mean = prep.features.values[rows].mean(axis=0, dtype=np.float64)
+    var = prep.features.values[rows].var(axis=0, dtype=np.float64)
+    window, n_feat = train_ds.window, train_ds.features.shape[1]
+    model = build_lstm(cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), tc.learning_rate)
+    estimate = estimate_training_memory(cfg.model, window, n_feat, cfg.dataset.batch_size)
+    return model, keras_loader, (window, n_feat), estimate
 
 
 def _training_rows(train_ds: WindowDataset) -> np.ndarray:

@@ -105,7 +105,7 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
     cfg = load_config(run_dir / "config.yaml")
     sections = [f"<h1>candleflow run {html.escape(meta['run'])}</h1>",
                 f"<p class='lead'>{html.escape(meta['symbol'])} {html.escape(meta['interval'])} · "
-                f"input {meta['input_shape'][0]}x{meta['input_shape'][1]} · {meta['parameters']:,} parameters · "
+                f"input {'x'.join(map(str, meta['input_shape']))} · {meta['parameters']:,} parameters · "
                 f"{meta['epochs_run']} epochs in {meta['fit_seconds']} s · created {html.escape(meta['created'])}</p>"]
     figures = [_img(plots.training_curves(history), "training curves")]
     for part, m in metrics.items():
@@ -132,7 +132,7 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
                             f"equity and drawdown ({part})"))
         figures.append(_img(plots.calibration(bt["reliability"], bt["coverage"]), f"calibration ({part})"))
         pick = np.linspace(0, ends.size - 1, 6).astype(int)
-        figures.append(_img(plots.example_windows(prep.candles.close, ends[pick], meta["input_shape"][0],
+        figures.append(_img(plots.example_windows(prep.candles.close, ends[pick], cfg.dataset.window,
                                                   cfg.labels.horizon, y[pick], decisions[pick], probs[pick]),
                             f"example windows ({part})"))
     figures.append(_img(plots.class_balance(data["dataset"]["split"]), "class balance per split"))
