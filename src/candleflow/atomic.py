@@ -62,13 +62,16 @@ def _json_default(obj: Any) -> Any:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; rename it to `path` only if the block succeeds."""
+def atomic_dir(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; rename it to `path` only if the block succeeds
+    (removing an existing `path` first when `replace`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        if replace and path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
         os.replace(tmp, path)
     finally:
         if tmp.exists():

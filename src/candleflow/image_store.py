@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_dir, atomic_path
 
 log = logging.getLogger("candleflow")
 FORMATS = ("hdf5", "npz", "zarr", "png", "jpeg")
@@ -69,28 +66,19 @@ def _write_one(path: Path, images: np.ndarray, cols: dict[str, np.ndarray], fmt:
     elif fmt == "zarr":
         import zarr
 
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
+        with atomic_dir(path, replace=True) as tmp:
             root = zarr.open_group(str(tmp), mode="w")
             root.create_array("images", data=images, chunks=(min(256, max(images.shape[0], 1)), *images.shape[1:]))
             for k, v in cols.items():
                 root.create_array(k, data=v)
             root.attrs["meta"] = meta
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
 def _write_folder(path: Path, images: np.ndarray, cols: dict[str, np.ndarray], fmt: str,
                   per_file: int | None, meta: dict[str, Any]) -> list[Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        files: list[str] = []
+    files: list[str] = []
+    with atomic_dir(path, replace=True) as tmp:
         if fmt in ("png", "jpeg"):
             from PIL import Image
 
@@ -110,12 +98,6 @@ def _write_folder(path: Path, images: np.ndarray, cols: dict[str, np.ndarray], f
                 _write_one(tmp / name, images[lo:hi], {c: v[lo:hi] for c, v in cols.items()}, fmt, meta | {"offset": lo})
                 files.append(name)
         (tmp / "meta.json").write_text(json.dumps(meta | {"files": files}))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return [path / f for f in files]
 
 

@@ -8,37 +8,18 @@ from typing import Any
 import numpy as np
 
 from .backend import keras
+from .loaders import batch_loader
 from .rewards import RewardSamples
 
 
 def reward_loader(samples: RewardSamples, batch_size: int = 512, shuffle: bool = False, seed: int = 0, **kwargs):
-    """A `keras.utils.PyDataset` of ({'window', 'state', 'action'}, reward) batches, reshuffled
-    each epoch from (seed, epoch)."""
-    k = keras()
+    """({'window', 'state', 'action'}, reward) batches, reshuffled each epoch from (seed, epoch)."""
+    def make(idx: np.ndarray):
+        idx = np.sort(idx)
+        return ({"window": samples.windows[idx], "state": samples.state[idx], "action": samples.action[idx]},
+                samples.reward[idx, None])
 
-    class RewardPyDataset(k.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__(**kwargs)
-            self.epoch = 0
-            self.order = self._order()
-
-        def _order(self) -> np.ndarray:
-            n = len(samples)
-            return np.random.default_rng([seed, self.epoch]).permutation(n) if shuffle else np.arange(n)
-
-        def __len__(self) -> int:
-            return -(-len(samples) // batch_size)
-
-        def __getitem__(self, i: int):
-            idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
-            x = {"window": samples.windows[idx], "state": samples.state[idx], "action": samples.action[idx]}
-            return x, samples.reward[idx, None]
-
-        def on_epoch_end(self) -> None:
-            self.epoch += 1
-            self.order = self._order()
-
-    return RewardPyDataset()
+    return batch_loader(len(samples), make, batch_size, shuffle, seed, **kwargs)
 
 
 def build_reward_model(train: RewardSamples, filters: int = 32, dense_units: tuple[int, ...] = (64, 32),
