@@ -127,7 +127,7 @@ def test_images_cli_and_cnn_run(tmp_path):
                                  "--out", str(tmp_path / "imgs"), "--limit", "300", "--preview", str(tmp_path / "p.png")],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "300 jkx images 64x60" in out.stdout and (tmp_path / "p.png").stat().st_size > 10_000
+    assert "300 jkx images 64x60 rendered on the CPU" in out.stdout and (tmp_path / "p.png").stat().st_size > 10_000
     r = ImageReader(tmp_path / "imgs.zarr")
     assert len(r) == 300 and r.meta["layout"] == "jkx" and r[0][0].shape == (64, 60)
     run = subprocess.run(base + ["run", "--set", "source.n_bars=2500", "--set", "dataset.window=24", "--set", "model.kind=cnn",
@@ -137,3 +137,23 @@ def test_images_cli_and_cnn_run(tmp_path):
     meta = json.loads((tmp_path / "runs/cnn/metadata.json").read_text())
     assert meta["input_shape"] == [64, 60, 1] and meta["model_kind"] == "cnn"
     assert "conv_1_4" in (tmp_path / "runs/cnn/model_summary.txt").read_text()
+
+
+def test_without_a_gpu_rendering_falls_back_to_the_cpu_with_one_log_line(caplog):
+    import logging
+
+    from candleflow.images_gpu import gpu_available
+
+    gpu_available.cache_clear()
+    win = np.array([[[1, 3, 1, 2], [2, 5, 2, 4]]], float)
+    with caplog.at_level(logging.INFO, logger="candleflow"):
+        for _ in range(3):
+            auto = render_bar4(win, height=5)
+    if gpu_available():  # on a CUDA machine with CuPy: the GPU must draw the same pixels
+        assert np.array_equal(auto, render_bar4(win, height=5, device="cpu"))
+        return
+    lines = [r.getMessage() for r in caplog.records if "render on the CPU" in r.getMessage()]
+    assert len(lines) == 1 and "GPU path unavailable" in lines[0]
+    assert np.array_equal(auto, render_bar4(win, height=5, device="cpu"))
+    with pytest.raises(RuntimeError, match="images.device=gpu but no GPU"):
+        render_bar4(win, height=5, device="gpu")

@@ -248,7 +248,10 @@ def images(config: ConfigOpt = None, set_: SetOpt = None,
     t_write = time.perf_counter() - t1
     nbytes = sum(f.stat().st_size if f.is_file() else sum(x.stat().st_size for x in f.rglob("*") if x.is_file())
                  for f in files)
-    t = Table(title=f"{len(ds):,} {cfg.images.layout} images {shape[0]}x{shape[1]} -> {out}")
+    from .images_gpu import gpu_available
+
+    where = "GPU" if cfg.images.device != "cpu" and gpu_available() else "CPU"
+    t = Table(title=f"{len(ds):,} {cfg.images.layout} images {shape[0]}x{shape[1]} rendered on the {where} -> {out}")
     for col in ("images", "files", "MB on disk", "render s", "images/s rendered", "write s", "images/s written"):
         t.add_column(col, justify="right")
     t.add_row(f"{len(ds):,}", f"{len(files):,}", f"{nbytes / 2**20:,.1f}", f"{t_render:.2f}",

@@ -186,6 +186,7 @@ class ImagesConfig(_Section):
     volume: bool = Field(True, description="jkx: volume bars in the bottom fifth")
     moving_average: bool = Field(True, description="jkx: moving average of close over `bars` bars")
     dtype: Literal["uint8", "float32"] = "uint8"
+    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto: the GPU through CuPy when present, else the CPU")
 
 
 class ModelConfig(_Section):

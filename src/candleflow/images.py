@@ -12,6 +12,8 @@ Layouts:
   joined across the columns between centres by linear interpolation; the price axis spans lows,
   highs and the average. Sizes 32x15, 64x60, 96x180 for 5, 20, 60 bars.
 A bar with any missing (NaN) price is left blank; a flat window maps every price to the middle row.
+With CuPy and a CUDA device the same kernels run on the GPU (`images_gpu.py`), else on the CPU
+with one log line saying why.
 """
 
 from __future__ import annotations
@@ -107,17 +109,35 @@ def _finish(out: np.ndarray, dtype: str) -> np.ndarray:
     return out if dtype == "uint8" else out.astype(np.float32) / 255.0
 
 
-def render_bar4(ohlc: np.ndarray, height: int = 500, dtype: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
+def _use_gpu(device: str) -> bool:
+    """'cpu', 'gpu' (an error without one) or 'auto' (the GPU when CuPy sees one, else the CPU)."""
+    if device == "cpu":
+        return False
+    from .images_gpu import gpu_available
+
+    if gpu_available():
+        return True
+    if device == "gpu":
+        raise RuntimeError("images.device=gpu but no GPU is usable through CuPy (pip install cupy-cuda12x on a CUDA machine)")
+    return False
+
+
+def render_bar4(ohlc: np.ndarray, height: int = 500, dtype: str = "uint8", out: np.ndarray | None = None,
+                device: str = "auto") -> np.ndarray:
     """(B, bars, 4+) windows -> (B, height, 4 x bars) images, black bars on white."""
     o, h, l, c = _prices(ohlc)[:4]
     shape = (o.shape[0], height, 4 * o.shape[1])
+    if _use_gpu(device):
+        from .images_gpu import render_gpu
+
+        return _finish(render_gpu("bar4", (o, h, l, c), shape), dtype)
     buf = out if out is not None and out.shape == shape and out.dtype == np.uint8 else np.empty(shape, np.uint8)
     _bar4(o, h, l, c, buf, np.uint8(0), np.uint8(255))
     return _finish(buf, dtype)
 
 
 def render_jkx(ohlcv: np.ndarray, height: int | None = None, volume: bool = True, ma: np.ndarray | None = None,
-               dtype: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
+               dtype: str = "uint8", out: np.ndarray | None = None, device: str = "auto") -> np.ndarray:
     """(B, bars, 5) windows (+ optional (B, bars) moving average) -> (B, height, 3 x bars) images,
     white marks on black. Height defaults to the paper's size for 5, 20 or 60 bars."""
     arrays = _prices(ohlcv)
@@ -134,18 +154,22 @@ def render_jkx(ohlcv: np.ndarray, height: int | None = None, volume: bool = True
     if m.shape != o.shape:
         raise ValueError(f"moving average shape {m.shape} does not match windows {o.shape}")
     shape = (o.shape[0], height, 3 * bars)
+    if _use_gpu(device):
+        from .images_gpu import render_gpu
+
+        return _finish(render_gpu("jkx", (o, h, l, c, v), shape, volume, m if ma is not None else None), dtype)
     buf = out if out is not None and out.shape == shape and out.dtype == np.uint8 else np.empty(shape, np.uint8)
     _jkx(o, h, l, c, v, m, volume, ma is not None, buf, np.uint8(255), np.uint8(0))
     return _finish(buf, dtype)
 
 
 def render(layout: str, ohlcv: np.ndarray, height: int | None = None, ma: np.ndarray | None = None,
-           volume: bool = True, dtype: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
+           volume: bool = True, dtype: str = "uint8", out: np.ndarray | None = None, device: str = "auto") -> np.ndarray:
     """Render with a layout by name ('bar4' or 'jkx')."""
     if layout == "bar4":
-        return render_bar4(ohlcv, height or 500, dtype, out)
+        return render_bar4(ohlcv, height or 500, dtype, out, device)
     if layout == "jkx":
-        return render_jkx(ohlcv, height, volume, ma, dtype, out)
+        return render_jkx(ohlcv, height, volume, ma, dtype, out, device)
     raise ValueError(f"layout {layout!r}: expected 'bar4' or 'jkx'")
 
 
@@ -220,4 +244,4 @@ class ImageWindows:
         ma = None
         if self.ma is not None:
             ma = np.lib.stride_tricks.sliding_window_view(self.ma, self.bars)[starts]
-        return render(self.cfg.layout, win, self.cfg.height, ma, self.cfg.volume, self.cfg.dtype)
+        return render(self.cfg.layout, win, self.cfg.height, ma, self.cfg.volume, self.cfg.dtype, device=self.cfg.device)
