@@ -6,10 +6,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .intervals import interval_ns
+
+
+def _check_interval(v: str) -> str:
+    try:
+        interval_ns(v)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return v
+
+
+Interval = Annotated[str, AfterValidator(_check_interval)]
 
 
 class _Section(BaseModel):
@@ -21,7 +32,7 @@ class SyntheticSource(_Section):
 
     kind: Literal["synthetic"] = "synthetic"
     symbol: str = "SYNTH"
-    interval: str = "1h"
+    interval: Interval = "1h"
     n_bars: int = Field(24_000, ge=100)
     start: str = "2021-01-01"
     seed: int = 7
@@ -37,12 +48,6 @@ class SyntheticSource(_Section):
     signal_span: int = Field(24, ge=2, description="bars of past returns the trend state averages")
     substeps: int = Field(16, ge=2, description="intrabar path steps that give high and low")
 
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, v: str) -> str:
-        interval_ns(v)
-        return v
-
     @model_validator(mode="after")
     def _stationary(self) -> "SyntheticSource":
         if self.garch_alpha + self.garch_beta >= 1:
@@ -56,15 +61,8 @@ class FilesSource(_Section):
     kind: Literal["files"] = "files"
     paths: list[str] = Field(min_length=1, description="files or glob patterns, read in sorted order")
     symbol: str | None = None
-    interval: str | None = Field(None, description="bar interval; inferred from the data when unset")
+    interval: Interval | None = Field(None, description="bar interval; inferred from the data when unset")
     format: Literal["auto", "binance", "csv", "parquet", "feather"] = "auto"
-
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, v: str | None) -> str | None:
-        if v is not None:
-            interval_ns(v)
-        return v
 
 
 class BinanceSource(_Section):
@@ -73,7 +71,7 @@ class BinanceSource(_Section):
     kind: Literal["binance"] = "binance"
     market: Literal["spot", "um", "cm"] = "spot"
     symbol: str = "BTCUSDT"
-    interval: str = "1h"
+    interval: Interval = "1h"
     start: str = Field("2024-01", description="YYYY-MM (whole month) or YYYY-MM-DD")
     end: str = Field("2024-06", description="YYYY-MM (whole month) or YYYY-MM-DD, inclusive")
     base_url: str = "https://data.binance.vision"
@@ -82,12 +80,6 @@ class BinanceSource(_Section):
     verify: bool = Field(True, description="check every ZIP against its .CHECKSUM (sha256)")
     retries: int = Field(4, ge=0, le=20)
     timeout: float = Field(30.0, gt=0, description="seconds without data before a request is retried")
-
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, v: str) -> str:
-        interval_ns(v)
-        return v
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -98,7 +90,11 @@ class BinanceSource(_Section):
     def _published(self) -> "BinanceSource":
         from .binance.plan import check_market_interval, parse_date
 
-        check_market_interval(self.market, self.interval)
+        try:
+            check_market_interval(self.market, self.interval)
+            parse_date(self.start), parse_date(self.end)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         if parse_date(self.end, end=True) < parse_date(self.start):
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self

@@ -55,6 +55,8 @@ def parse_date(text: str, end: bool = False) -> dt.date:
     """'2024-01' (a whole month: its first day, or its last with end=True) or '2024-01-15'."""
     if re.fullmatch(r"\d{4}-\d{2}", text):
         y, m = map(int, text.split("-"))
+        if not 1 <= m <= 12:
+            raise ConfigError(f"date {text!r}: month {m} is not 01..12")
         day = calendar.monthrange(y, m)[1] if end else 1
         return dt.date(y, m, day)
     try:
