@@ -100,7 +100,7 @@ def test_segments_respected():
     assert np.all(seg[s.ends - 9] == seg[s.ends]) and np.all(seg[s.ends + 5] == seg[s.ends])
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".parquet"])
+@pytest.mark.parametrize("suffix", [".npz", ".parquet", ".zarr"])
 def test_round_trip(tmp_path, suffix):
     c, _ = load_candles(SyntheticSource(n_bars=1000))
     s = build_reward_samples(c, 500, lookback=16, forward=8, seed=1)

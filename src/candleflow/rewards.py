@@ -180,7 +180,7 @@ def build_reward_samples(candles: Candles, n: int, lookback: int = 64, forward: 
 
 
 def save_samples(samples: RewardSamples, path: str | Path) -> Path:
-    """Write samples to .npz or .parquet (one row per sample, the window as a fixed-size list)."""
+    """Write samples to .npz, .zarr or .parquet (one row per sample, the window as a fixed-size list)."""
     path = Path(path)
     if path.suffix == ".npz":
         with atomic_path(path, suffix=".npz") as tmp:
@@ -198,8 +198,18 @@ def save_samples(samples: RewardSamples, path: str | Path) -> Path:
         table = pa.table(cols).replace_schema_metadata({"window_shape": f"{lookback},{f}"})
         with atomic_path(path, suffix=".parquet") as tmp:
             pq.write_table(table, tmp)
+    elif path.suffix == ".zarr":
+        import zarr
+
+        from .atomic import atomic_dir
+
+        with atomic_dir(path, replace=True) as tmp:
+            root = zarr.open_group(str(tmp), mode="w")
+            for name in ("windows", "state", "action", "reward", "ends", "open_time"):
+                arr = getattr(samples, name)
+                root.create_array(name, data=arr, chunks=(min(CHUNK, max(arr.shape[0], 1)), *arr.shape[1:]))
     else:
-        raise ValueError(f"{path}: expected a .npz or .parquet file name")
+        raise ValueError(f"{path}: expected a .npz, .parquet or .zarr name")
     return path
 
 
@@ -209,6 +219,11 @@ def load_samples(path: str | Path) -> RewardSamples:
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
             return RewardSamples(z["windows"], z["state"], z["action"], z["reward"], z["ends"], z["open_time"])
+    if path.suffix == ".zarr":
+        import zarr
+
+        g = zarr.open_group(str(path), mode="r")
+        return RewardSamples(*(g[k][:] for k in ("windows", "state", "action", "reward", "ends", "open_time")))
     table = pq.read_table(path)
     lookback, f = map(int, table.schema.metadata[b"window_shape"].decode().split(","))
     win = table.column("window").combine_chunks().flatten().to_numpy().reshape(-1, lookback, f)
