@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import httpx
-import numpy as np
 
 from candleflow.binance.download import DownloadOptions, download_files
 from candleflow.binance.listing import list_files

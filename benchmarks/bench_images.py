@@ -124,7 +124,7 @@ def main() -> None:
             for tag, imgs in (("jkx 64x60", jkx if fmt not in ("png", "jpeg") else jkx[:5000]), ("bar4 500x400", bar4)):
                 target = Path(d) / f"{fmt}-{tag.split()[0]}"
                 t = time.perf_counter()
-                files = write_images(target, imgs, labels[:len(imgs)], np.arange(len(imgs)), ["SYNTH"], fmt)
+                write_images(target, imgs, labels[:len(imgs)], np.arange(len(imgs)), ["SYNTH"], fmt)
                 dt = time.perf_counter() - t
                 size = sum(p.stat().st_size for p in ([target] if target.is_file() else target.rglob("*")) if p.is_file())
                 print(f"{fmt:10s} {tag + f' x {len(imgs):,}':28s} {len(imgs) / dt:15,.0f} "

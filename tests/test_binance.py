@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from candleflow.binance import fetch_candles
-from candleflow.binance.download import DownloadError, DownloadOptions, download_files, sha256_file
+from candleflow.binance.download import DownloadError, sha256_file
 from candleflow.binance.listing import list_files, list_symbols, parse_listing
 from candleflow.binance.mirror import MirrorServer
-from candleflow.binance.plan import monthly_file, plan_files
+from candleflow.binance.plan import plan_files
 from candleflow.config import BinanceSource, load_config
 from candleflow.errors import ConfigError
 
@@ -172,7 +172,7 @@ def test_killed_mid_download_then_rerun_finishes_clean(binance_dir, tmp_path):
 
 
 def test_binance_source_in_run_config(mirror, tmp_path):
-    c = load_config(None, [f"source.kind=binance", f"source.base_url={mirror.url}", f"source.cache_dir={tmp_path}",
+    c = load_config(None, ["source.kind=binance", f"source.base_url={mirror.url}", f"source.cache_dir={tmp_path}",
                            "source.start=2024-01", "source.end=2024-03"])
     from candleflow.pipeline import prepare
     prep = prepare(c)
