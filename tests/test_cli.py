@@ -47,6 +47,8 @@ def test_run_writes_a_complete_folder_and_prints_metrics(tiny_run):
     assert data["fingerprint"] == meta["data_fingerprint"] and data["validation"]["rows_in"] == 3000
     history = (run / "history.csv").read_text().splitlines()
     assert "rss_mb" in history[0] and len(history) == 2
+    assert list((run / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    assert list((run / "tensorboard" / "validation").glob("events.out.tfevents.*"))
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["val"]["table"]) == {"model", "model_argmax", "majority", "always_hold", "stratified"}
     assert not list((cwd / "runs").glob(".*"))  # no temporary folder left behind

@@ -186,7 +186,12 @@ class ImagesConfig(_Section):
 
 
 class ModelConfig(_Section):
-    kind: Literal["lstm", "cnn"] = Field("lstm", description="lstm over feature windows, or cnn over chart images")
+    kind: Literal["lstm", "gpt", "mlp", "cnn"] = Field(
+        "lstm", description="lstm, gpt (causal transformer) or mlp over feature windows; cnn over chart images")
+    gpt_d_model: int = Field(64, ge=4, description="gpt: width of the per-timestep embedding")
+    gpt_heads: int = Field(4, ge=1)
+    gpt_layers: int = Field(2, ge=1, description="gpt: pre-norm blocks of causal self-attention and MLP")
+    gpt_dropout: float = Field(0.0, ge=0, lt=1, description="gpt: attention dropout")
     cnn_filters: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [64, 128, 256], description="cnn: filters per block (the paper: 64, 128, 256 for 20 bars)")
     lstm_units: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64, 32], min_length=1)

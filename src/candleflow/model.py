@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .backend import keras
@@ -19,7 +21,7 @@ def build_lstm(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray,
                              variance=np.asarray(variance, dtype=np.float32).tolist(),
                              name="normalise")(inputs)
     for i, units in enumerate(cfg.lstm_units):
-        x = layers.LSTM(units, return_sequences=i < len(cfg.lstm_units) - 1, dropout=cfg.lstm_dropout,
+        x = layers.LSTM(units, return_sequences=i < len(cfg.lstm_units) - 1, dropout=cfg.gpt_dropout,
                         recurrent_dropout=cfg.recurrent_dropout, name=f"lstm_{i + 1}_{units}")(x)
     for i, units in enumerate(cfg.dense_units):
         x = layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
@@ -29,6 +31,87 @@ def build_lstm(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray,
     model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def _normalised_input(k, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray):
+    inputs = k.Input(shape=(window, n_features), name="window")
+    x = k.layers.Normalization(mean=np.asarray(mean, dtype=np.float32).tolist(),
+                               variance=np.asarray(variance, dtype=np.float32).tolist(), name="normalise")(inputs)
+    return inputs, x
+
+
+def _head(k, x, cfg: ModelConfig, n_classes: int, name: str, inputs, learning_rate: float):
+    for i, units in enumerate(cfg.dense_units):
+        x = k.layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
+        x = k.layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
+    outputs = k.layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    model = k.Model(inputs, outputs, name=name)
+    model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def build_mlp(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray,
+              learning_rate: float = 1e-3, n_classes: int = 3):
+    """The baseline: the flattened window through the dense layers of `dense_units`."""
+    k = keras()
+    inputs, x = _normalised_input(k, window, n_features, mean, variance)
+    x = k.layers.Flatten(name="flatten")(x)
+    return _head(k, x, cfg, n_classes, "candleflow_mlp", inputs, learning_rate)
+
+
+def build_gpt(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray,
+              learning_rate: float = 1e-3, n_classes: int = 3):
+    """A small GPT-style causal transformer: a per-timestep linear embedding plus learned positions,
+    pre-norm blocks (causal self-attention, then an MLP, each added back), a final norm, and the
+    classes read from the last position."""
+    k = keras()
+    L = k.layers
+    d = cfg.gpt_d_model
+    inputs, x = _normalised_input(k, window, n_features, mean, variance)
+    x = L.Dense(d, name="embed")(x)
+    x = PositionEmbedding(window, d, name="positions")(x)
+    for i in range(cfg.gpt_layers):
+        h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_attn")(x)
+        h = L.MultiHeadAttention(cfg.gpt_heads, max(d // cfg.gpt_heads, 1), dropout=cfg.gpt_dropout,
+                                 name=f"block_{i + 1}_attn")(h, h, use_causal_mask=True)
+        x = L.Add(name=f"block_{i + 1}_add_attn")([x, h])
+        h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_mlp")(x)
+        h = L.Dense(4 * d, activation="gelu", name=f"block_{i + 1}_mlp_in")(h)
+        h = L.Dense(d, name=f"block_{i + 1}_mlp_out")(h)
+        x = L.Add(name=f"block_{i + 1}_add_mlp")([x, h])
+    x = L.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    x = L.Cropping1D((window - 1, 0), name="last_position")(x)
+    x = L.Flatten(name="last")(x)
+    return _head(k, x, cfg, n_classes, "candleflow_gpt", inputs, learning_rate)
+
+
+@functools.lru_cache(maxsize=1)
+def position_embedding_class():
+    """The PositionEmbedding layer class, defined and registered once (loading a GPT needs it)."""
+    k = keras()
+
+    @k.saving.register_keras_serializable(package="candleflow")
+    class PositionEmbedding(k.layers.Layer):
+        """Adds a learned vector per position (0 .. length-1) to a (batch, length, dim) input."""
+
+        def __init__(self, length: int, dim: int, **kwargs):
+            super().__init__(**kwargs)
+            self.length, self.dim = length, dim
+            self.table = self.add_weight(shape=(length, dim), initializer="random_normal", name="table")
+
+        def call(self, x):
+            return x + self.table[None, :, :]
+
+        def get_config(self):
+            return super().get_config() | {"length": self.length, "dim": self.dim}
+
+    return PositionEmbedding
+
+
+def PositionEmbedding(length: int, dim: int, **kwargs):  # noqa: N802 - used like a layer class
+    """The learned position table of the GPT model (a registered, safe_mode-loadable layer)."""
+    return position_embedding_class()(length, dim, **kwargs)
 
 
 def lstm_param_count(cfg: ModelConfig, n_features: int, n_classes: int = 3) -> int:

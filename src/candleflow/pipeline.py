@@ -24,7 +24,7 @@ from .evaluation import decide, evaluate
 from .features import Features, compute_features
 from .labels import CLASS_NAMES, Labels, competitive_labels
 from .loaders import class_weights, keras_loader
-from .model import build_lstm, estimate_training_memory
+from .model import build_gpt, build_lstm, build_mlp, estimate_training_memory
 from .sources import load_candles
 from .report import PREDICTIONS, build_report, save_predictions
 from .split import Split, chronological_split
@@ -234,8 +234,10 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset):
     mean = prep.features.values[rows].mean(axis=0, dtype=np.float64)
     var = prep.features.values[rows].var(axis=0, dtype=np.float64)
     window, n_feat = train_ds.window, train_ds.features.shape[1]
-    model = build_lstm(cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), tc.learning_rate)
-    estimate = estimate_training_memory(cfg.model, window, n_feat, cfg.dataset.batch_size)
+    builders = {"lstm": build_lstm, "gpt": build_gpt, "mlp": build_mlp}
+    model = builders[cfg.model.kind](cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), tc.learning_rate)
+    estimate = (estimate_training_memory(cfg.model, window, n_feat, cfg.dataset.batch_size)
+                if cfg.model.kind == "lstm" else None)
     return model, keras_loader, (window, n_feat), estimate
 
 

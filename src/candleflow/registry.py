@@ -64,6 +64,9 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
     path = resolve_run(run, runs_dir)
     meta = read_metadata(path)
     k = keras()
+    from .model import position_embedding_class
+
+    position_embedding_class()  # GPT models use this registered layer
     try:
         model = k.saving.load_model(path / "model.keras", safe_mode=True)
     except Exception as exc:  # keras raises many types for a damaged archive

@@ -1,5 +1,5 @@
 """Training with checkpoints on the best validation metric, early stopping, LR reduction, a CSV
-history and the process's resident memory logged every epoch."""
+history, TensorBoard event files, and the process's resident memory logged every epoch."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import psutil
 
 from .backend import keras
 from .config import TrainingConfig
+from .tensorboard import tensorboard_callback
 
 log = logging.getLogger("candleflow.epochs")  # the run log gets these; the console has Keras' own progress
 
@@ -59,8 +60,9 @@ def fit(model, train, val, cfg: TrainingConfig, run_dir: Path) -> dict[str, Any]
                                   restore_best_weights=True),
         k.callbacks.ReduceLROnPlateau(monitor=cfg.monitor, mode=mode, factor=cfg.reduce_lr_factor,
                                       patience=cfg.reduce_lr_patience, min_lr=cfg.min_lr),
-        monitor,  # before the CSV logger so rss_mb lands in history.csv
+        monitor,  # before the loggers so rss_mb lands in history.csv and TensorBoard
         k.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        tensorboard_callback(run_dir / "tensorboard"),
     ]
     verbose = cfg.verbose
     if verbose == "auto":
