@@ -155,5 +155,7 @@ def test_without_a_gpu_rendering_falls_back_to_the_cpu_with_one_log_line(caplog)
     lines = [r.getMessage() for r in caplog.records if "render on the CPU" in r.getMessage()]
     assert len(lines) == 1 and "GPU path unavailable" in lines[0]
     assert np.array_equal(auto, render_bar4(win, height=5, device="cpu"))
-    with pytest.raises(RuntimeError, match="images.device=gpu but no GPU"):
+    from candleflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="images.device=gpu but no GPU"):
         render_bar4(win, height=5, device="gpu")

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from .config import BINANCE_BASE_URL
 from .errors import CandleflowError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -109,7 +110,7 @@ def download(
     start: Annotated[Optional[str], typer.Option(help="YYYY-MM or YYYY-MM-DD")] = None,
     end: Annotated[Optional[str], typer.Option(help="YYYY-MM or YYYY-MM-DD, inclusive")] = None,
     market: Annotated[str, typer.Option(help="spot, um (USD-M futures) or cm (COIN-M futures)")] = "spot",
-    base_url: Annotated[str, typer.Option(help="https://..., http://127.0.0.1:... or file://... mirror")] = "https://data.binance.vision",
+    base_url: Annotated[str, typer.Option(help="https://..., http://127.0.0.1:... or file://... mirror")] = BINANCE_BASE_URL,
     listing_url: Annotated[Optional[str], typer.Option(help="bucket listing URL (default: the S3 bucket, or --base-url when that is set)")] = None,
     cache_dir: Annotated[Path, typer.Option(help="raw ZIPs (remote layout) and parsed Parquet")] = Path("~/.cache/candleflow/binance"),
     concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
@@ -124,7 +125,7 @@ def download(
     from .binance.plan import check_market_interval
 
     if list_:
-        listing = listing_url or (base_url if base_url != "https://data.binance.vision" else DEFAULT_LISTING_URL)
+        listing = listing_url or (base_url if base_url != BINANCE_BASE_URL else DEFAULT_LISTING_URL)
         if not symbol:
             names = list_symbols(listing, market)
             console.print(f"{len(names)} {market} symbols with monthly klines:")
@@ -410,7 +411,7 @@ def main() -> None:
     """Entry point: any error candleflow can explain is one line on stderr and exit code 2."""
     try:
         app()
-    except (CandleflowError, FileExistsError, ValueError) as exc:
+    except (CandleflowError, OSError, ValueError) as exc:  # OSError: a file or folder we could not use
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 

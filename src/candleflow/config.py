@@ -12,6 +12,9 @@ from .errors import ConfigError
 from .intervals import interval_ns
 
 
+BINANCE_BASE_URL = "https://data.binance.vision"
+
+
 def _check_interval(v: str) -> str:
     try:
         interval_ns(v)
@@ -74,7 +77,7 @@ class BinanceSource(_Section):
     interval: Interval = "1h"
     start: str = Field("2024-01", description="YYYY-MM (whole month) or YYYY-MM-DD")
     end: str = Field("2024-06", description="YYYY-MM (whole month) or YYYY-MM-DD, inclusive")
-    base_url: str = "https://data.binance.vision"
+    base_url: str = Field(BINANCE_BASE_URL, description="https://..., http://127.0.0.1:... or file://... mirror")
     cache_dir: str = "~/.cache/candleflow/binance"
     concurrency: int = Field(8, ge=1, le=64)
     verify: bool = Field(True, description="check every ZIP against its .CHECKSUM (sha256)")

@@ -44,19 +44,15 @@ def ewm_volatility(close: np.ndarray, span: int) -> np.ndarray:
     return v
 
 
-def _ewm_vol(s: dict, span: int) -> np.ndarray:
-    return ewm_volatility(s["close"], span)
-
-
 def _volatility(s: dict, cfg: FeatureConfig) -> np.ndarray:
-    return _ewm_vol(s, cfg.volatility_span)
+    return ewm_volatility(s["close"], cfg.volatility_span)
 
 
 def _momentum(s: dict, cfg: FeatureConfig) -> np.ndarray:
     k = cfg.momentum_span
     c = s["close"]
     out = np.full(c.shape, np.nan)
-    vol = _ewm_vol(s, cfg.volatility_span)
+    vol = ewm_volatility(c, cfg.volatility_span)
     out[k:] = np.log(c[k:] / c[:-k]) / (vol[k:] * np.sqrt(k) + 1e-12)
     return out
 

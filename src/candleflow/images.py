@@ -32,6 +32,12 @@ def _row(p, lo, span, rows):
     return rows - 1 - min(max(r, 0), rows - 1)
 
 
+@numba.njit(inline="always")
+def _complete(o, h, l, c, b, t):
+    """Bar t of image b has all four prices (a bar with any missing price is left blank)."""
+    return np.isfinite(o[b, t]) and np.isfinite(h[b, t]) and np.isfinite(l[b, t]) and np.isfinite(c[b, t])
+
+
 @numba.njit(parallel=True, cache=True)
 def _bar4(o, h, l, c, out, fg, bg):
     n, w = o.shape
@@ -41,14 +47,14 @@ def _bar4(o, h, l, c, out, fg, bg):
         img[:, :] = bg
         lo, hi = np.inf, -np.inf
         for t in range(w):
-            if np.isfinite(o[b, t]) and np.isfinite(h[b, t]) and np.isfinite(l[b, t]) and np.isfinite(c[b, t]):
+            if _complete(o, h, l, c, b, t):
                 lo = min(lo, l[b, t])
                 hi = max(hi, h[b, t])
         if not np.isfinite(lo):
             continue
         span = hi - lo
         for t in range(w):
-            if not (np.isfinite(o[b, t]) and np.isfinite(h[b, t]) and np.isfinite(l[b, t]) and np.isfinite(c[b, t])):
+            if not (_complete(o, h, l, c, b, t)):
                 continue
             y0 = _row(h[b, t], lo, span, rows)
             y1 = _row(l[b, t], lo, span, rows)
@@ -69,7 +75,7 @@ def _jkx(o, h, l, c, v, ma, use_volume, use_ma, out, fg, bg):
         img[:, :] = bg
         lo, hi, vmax = np.inf, -np.inf, 0.0
         for t in range(w):
-            if np.isfinite(o[b, t]) and np.isfinite(h[b, t]) and np.isfinite(l[b, t]) and np.isfinite(c[b, t]):
+            if _complete(o, h, l, c, b, t):
                 lo = min(lo, l[b, t])
                 hi = max(hi, h[b, t])
                 if use_volume and np.isfinite(v[b, t]):
@@ -81,7 +87,7 @@ def _jkx(o, h, l, c, v, ma, use_volume, use_ma, out, fg, bg):
             continue
         span = hi - lo
         for t in range(w):
-            if np.isfinite(o[b, t]) and np.isfinite(h[b, t]) and np.isfinite(l[b, t]) and np.isfinite(c[b, t]):
+            if _complete(o, h, l, c, b, t):
                 for y in range(_row(h[b, t], lo, span, prows), _row(l[b, t], lo, span, prows) + 1):
                     img[y, 3 * t + 1] = fg
                 img[_row(o[b, t], lo, span, prows), 3 * t] = fg
@@ -118,7 +124,9 @@ def _use_gpu(device: str) -> bool:
     if gpu_available():
         return True
     if device == "gpu":
-        raise RuntimeError("images.device=gpu but no GPU is usable through CuPy (pip install cupy-cuda12x on a CUDA machine)")
+        from .errors import ConfigError
+
+        raise ConfigError("images.device=gpu but no GPU is usable through CuPy (pip install cupy-cuda12x on a CUDA machine)")
     return False
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .atomic import atomic_path, write_json, write_text
+from .atomic import write_json, write_text
 from .backend import describe_devices, keras
 from .candles import Candles
 from .config import RunConfig
@@ -25,8 +25,9 @@ from .features import Features, compute_features
 from .labels import CLASS_NAMES, Labels, competitive_labels
 from .loaders import class_weights, keras_loader
 from .model import build_gpt, build_lstm, build_mlp, estimate_training_memory
-from .sources import load_candles
+from .registry import save_model
 from .report import PREDICTIONS, build_report, save_predictions
+from .sources import load_candles
 from .split import Split, chronological_split
 from .trading import trading_evaluation
 from .training import fit
@@ -115,10 +116,10 @@ def run(cfg: RunConfig) -> RunResult:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     try:
+        log.info("candleflow %s, keras %s, %s", __version__, k.__version__, describe_devices())
         if cfg.task == "reward":
             from .reward_pipeline import run_reward_into
 
-            log.info("candleflow %s, keras %s, %s", __version__, k.__version__, describe_devices())
             metrics, metadata = run_reward_into(cfg, work, name, started, _versions())
             result = RunResult(work, metrics, metadata)
         else:
@@ -141,9 +142,7 @@ def run(cfg: RunConfig) -> RunResult:
 
 
 def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> RunResult:
-    k = keras()
     t0 = time.perf_counter()
-    log.info("candleflow %s, keras %s, %s", __version__, k.__version__, describe_devices())
     prep = prepare(cfg)
     ds, split, tc = prep.dataset, prep.split, cfg.training
     write_text(work / "config.yaml", cfg.to_yaml())
@@ -162,9 +161,6 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
              f"; training memory estimate {estimate['total_mb']:.1f} MB at batch {cfg.dataset.batch_size} "
              f"(weights+Adam {estimate['weights_optimizer_mb']:.1f}, activations {estimate['activations_mb']:.1f}, "
              f"batch {estimate['batch_mb']:.1f})")
-    summary_lines: list[str] = []
-    model.summary(print_fn=lambda line, *a, **kw: summary_lines.append(line))
-    write_text(work / "model_summary.txt", "\n".join(summary_lines) + "\n")
 
     train = loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights)
     val = loader(val_ds, cfg.dataset.batch_size)
@@ -188,8 +184,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
     write_json(work / "metrics.json", metrics)
     save_predictions(work / PREDICTIONS, predictions)
 
-    with atomic_path(work / "model.keras", suffix=".keras") as tmp:
-        model.save(tmp)
+    save_model(model, work)
     write_json(work / "data.json", {"fingerprint": prep.candles.fingerprint, "validation": prep.report.to_dict(),
                                     "dataset": prep.summary(), "split": split.summary()})
     finished = dt.datetime.now(dt.timezone.utc)
@@ -208,7 +203,6 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
                            "edge_balanced_accuracy": m["edge_balanced_accuracy"]} for part, m in metrics.items()},
     }
     write_json(work / "metadata.json", metadata)
-    (work / "checkpoint.weights.h5").unlink(missing_ok=True)  # model.keras holds the best weights
     build_report(work, prep)
     log.info("run finished in %.1fs", metadata["seconds"])
     return RunResult(work, metrics, metadata)

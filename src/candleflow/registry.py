@@ -6,10 +6,22 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_path, write_text
 from .backend import keras
 from .errors import RegistryError
 
 REQUIRED_FILES = ("metadata.json", "metrics.json", "config.yaml", "model.keras")
+
+
+def save_model(model, run_dir: str | Path) -> None:
+    """Write the model's layer summary and the model itself (`model.keras`, atomically) into a run folder."""
+    run_dir = Path(run_dir)
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **kw: lines.append(line))
+    write_text(run_dir / "model_summary.txt", "\n".join(lines) + "\n")
+    with atomic_path(run_dir / "model.keras", suffix=".keras") as tmp:
+        model.save(tmp)
+    (run_dir / "checkpoint.weights.h5").unlink(missing_ok=True)  # model.keras holds the best weights
 
 
 def resolve_run(ref: str | Path, runs_dir: str | Path = "runs") -> Path:

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path, write_json, write_text
+from .atomic import write_json, write_text
 from .config import RunConfig
+from .registry import save_model
 from .reward_model import build_reward_model, evaluate_rewards, reward_loader
 from .rewards import RewardSamples, build_reward_samples, sample_ends
 from .sources import load_candles
@@ -49,9 +50,6 @@ def run_reward_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime,
              candles.time_str(int(val.ends.min())), time.perf_counter() - t0)
     model = build_reward_model(train, learning_rate=tc.learning_rate)
     log.info("reward model: %s parameters", f"{model.count_params():,}")
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, *a, **kw: lines.append(line))
-    write_text(work / "model_summary.txt", "\n".join(lines) + "\n")
     bs = max(cfg.dataset.batch_size, 512)
     t_fit = time.perf_counter()
     fitted = fit(model, reward_loader(train, bs, shuffle=True, seed=tc.seed), reward_loader(val, bs), tc, work)
@@ -59,12 +57,10 @@ def run_reward_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime,
     pred = model.predict(reward_loader(val, 4096), verbose=0)[:, 0]
     metrics = {"val": evaluate_rewards(val.reward, pred, float(train.reward.mean()))}
     write_json(work / "metrics.json", metrics)
-    with atomic_path(work / "model.keras", suffix=".keras") as tmp:
-        model.save(tmp)
+    save_model(model, work)
     write_json(work / "data.json", {"fingerprint": candles.fingerprint, "validation": report.to_dict(),
                                     "samples": {"train": len(train), "val": len(val), "lookback": rc.lookback,
                                                 "forward": rc.forward, "valid_end_bars": int(valid.size)}})
-    (work / "checkpoint.weights.h5").unlink(missing_ok=True)
     m = metrics["val"]
     metadata: dict[str, Any] = {
         "run": name, "task": "reward", "created": started.isoformat(timespec="seconds"),

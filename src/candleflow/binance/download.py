@@ -24,6 +24,7 @@ import httpx
 
 from ..atomic import write_text
 from ..errors import CandleflowError
+from ..config import BINANCE_BASE_URL
 from .plan import FileRef, daily_files_for_month
 
 CHUNK = 1 << 16
@@ -43,7 +44,7 @@ class DownloadError(CandleflowError):
 
 @dataclass
 class DownloadOptions:
-    base_url: str = "https://data.binance.vision"
+    base_url: str = BINANCE_BASE_URL
     cache_dir: Path = Path("~/.cache/candleflow/binance").expanduser()
     concurrency: int = 8
     verify: bool = True
