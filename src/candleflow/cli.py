@@ -50,9 +50,42 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
     _setup_logging(verbose=True)
     cfg = load_config(config, set_)
-    result = run_pipeline(cfg)
+    _print_result(_interruptible(lambda: run_pipeline(cfg)), cfg.task)
+
+
+@app.command()
+def train(config: ConfigOpt = None, set_: SetOpt = None,
+          resume: Annotated[Optional[str], typer.Option("--resume", help="continue the interrupted run NAME from its last complete epoch")] = None,
+          runs_dir: RunsOpt = Path("runs")) -> None:
+    """Train like `run`; with --resume NAME, continue a run stopped by Ctrl-C or a crash."""
+    from .config import load_config
+    from .pipeline import resume as resume_pipeline
+    from .pipeline import run as run_pipeline
+
+    _setup_logging(verbose=True)
+    if resume is None:
+        cfg = load_config(config, set_)
+        _print_result(_interruptible(lambda: run_pipeline(cfg)), cfg.task)
+        return
+    if config is not None or set_:
+        raise typer.BadParameter("--resume continues with the run's own config.yaml; drop --config/--set")
+    result = _interruptible(lambda: resume_pipeline(resume, runs_dir))
+    _print_result(result, result.metadata["task"])
+
+
+def _interruptible(call):
+    """Run `call`; on Ctrl-C print how to resume (one line) and exit 130, the shell's code for SIGINT."""
+    try:
+        return call()
+    except KeyboardInterrupt as exc:
+        notes = " ".join(getattr(exc, "__notes__", []))
+        err_console.print(f"interrupted{'; ' + notes if notes else ''}", markup=False, highlight=False)
+        raise typer.Exit(130) from None
+
+
+def _print_result(result, task: str) -> None:
     meta = result.metadata
-    if cfg.task == "reward":
+    if task == "reward":
         console.print(reward_table(result.metrics["val"]))
         console.print(f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
                       f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s")

@@ -44,7 +44,11 @@ def batch_loader(n: int, make_batch: Callable[[np.ndarray], Any], batch_size: in
             return make_batch(self.order[i * batch_size:(i + 1) * batch_size])
 
         def on_epoch_end(self) -> None:
-            self.epoch += 1
+            self.set_epoch(self.epoch + 1)
+
+        def set_epoch(self, epoch: int) -> None:
+            """Visit epoch `epoch`'s order next (a resumed fit starts where the interrupted one stopped)."""
+            self.epoch = epoch
             self.order = self._order()
 
     return BatchPyDataset()

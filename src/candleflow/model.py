@@ -21,7 +21,7 @@ def build_lstm(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray,
                              variance=np.asarray(variance, dtype=np.float32).tolist(),
                              name="normalise")(inputs)
     for i, units in enumerate(cfg.lstm_units):
-        x = layers.LSTM(units, return_sequences=i < len(cfg.lstm_units) - 1, dropout=cfg.gpt_dropout,
+        x = layers.LSTM(units, return_sequences=i < len(cfg.lstm_units) - 1, dropout=cfg.lstm_dropout,
                         recurrent_dropout=cfg.recurrent_dropout, name=f"lstm_{i + 1}_{units}")(x)
     for i, units in enumerate(cfg.dense_units):
         x = layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import platform
@@ -30,7 +31,8 @@ from .report import PREDICTIONS, build_report, save_predictions
 from .sources import load_candles
 from .split import Split, chronological_split
 from .trading import trading_evaluation
-from .training import fit
+from .errors import RegistryError
+from .training import RESUME_DIR, fit, latest_resume_state
 from .validate import ValidationReport
 from .windows import WindowDataset
 
@@ -94,15 +96,14 @@ class RunResult:
     metadata: dict[str, Any]
 
 
-def run(cfg: RunConfig) -> RunResult:
+def run(cfg: RunConfig, callbacks: list | None = None) -> RunResult:
     """Train and evaluate the configured model; write the run folder, complete or not at all.
 
     The folder is assembled under a hidden temporary name and renamed when everything is in it;
-    a failed run leaves `.NAME.failed/` with its log and nothing that looks complete.
+    a failed or interrupted run leaves `.NAME.failed/` with its log and its last complete epoch,
+    which `resume(NAME)` continues. `callbacks` are extra Keras callbacks for the fit.
     """
-    k = keras()
     started = dt.datetime.now(dt.timezone.utc)
-    k.utils.set_random_seed(cfg.training.seed)
     runs_dir = Path(cfg.output.runs_dir)
     name = cfg.output.name or f"{started:%Y%m%d-%H%M%S}-{_slug(cfg)}"
     final = runs_dir / name
@@ -112,24 +113,72 @@ def run(cfg: RunConfig) -> RunResult:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
+    write_json(work / "started.json", {"created": started.isoformat(timespec="seconds")})
+    return _execute(cfg, work, name, started, None, callbacks)
+
+
+def resume(ref: str | Path, runs_dir: str | Path = "runs", callbacks: list | None = None) -> RunResult:
+    """Continue an interrupted or crashed run from its last complete epoch (model, optimizer state,
+    callback counters, loader epoch) to the result the uninterrupted run would have given.
+    `ref` is the run's name (its `.NAME.failed` folder is found in runs_dir) or a folder path."""
+    work, name = _interrupted_folder(ref, Path(runs_dir))
+    from .config import load_config
+
+    cfg = load_config(work / "config.yaml")
+    if latest_resume_state(work) is None:
+        raise RegistryError(f"{work}: no complete epoch to resume from (interrupted before the first epoch ended); "
+                            f"start it again with `candleflow run --config {work / 'config.yaml'}`")
+    if (Path(cfg.output.runs_dir) / name).exists() or (work.parent / name).exists():
+        raise FileExistsError(f"run folder {work.parent / name} already exists")
+    started = dt.datetime.fromisoformat(json.loads((work / "started.json").read_text())["created"])
+    tmp = work.parent / f".{name}.tmp"
+    if work != tmp:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        os.replace(work, tmp)
+    return _execute(cfg, tmp, name, started, latest_resume_state(tmp), callbacks)
+
+
+def _interrupted_folder(ref: str | Path, runs_dir: Path) -> tuple[Path, str]:
+    path = Path(ref)
+    candidates = [path] if path.is_dir() else [runs_dir / f".{ref}.failed", runs_dir / f".{ref}.tmp"]
+    for c in candidates:
+        if c.is_dir() and (c / "config.yaml").is_file():
+            name = c.name
+            if name.startswith(".") and name.endswith((".failed", ".tmp")):
+                name = name[1:].rsplit(".", 1)[0]
+            return c, name
+    raise RegistryError(f"no interrupted run {str(ref)!r}: looked for {', '.join(str(c) for c in candidates)} "
+                        f"with a config.yaml")
+
+
+def _execute(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None,
+             callbacks: list | None) -> RunResult:
+    k = keras()
+    k.utils.set_random_seed(cfg.training.seed)
+    runs_dir = work.parent
+    final = runs_dir / name
     handler = logging.FileHandler(work / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     try:
         log.info("candleflow %s, keras %s, %s", __version__, k.__version__, describe_devices())
+        if state is not None:
+            log.info("resuming %s after epoch %d", name, state["epochs_done"])
         if cfg.task == "reward":
             from .reward_pipeline import run_reward_into
 
-            metrics, metadata = run_reward_into(cfg, work, name, started, _versions())
+            metrics, metadata = run_reward_into(cfg, work, name, started, _versions(), state, callbacks)
             result = RunResult(work, metrics, metadata)
         else:
-            result = _run_into(cfg, work, name, started)
+            result = _run_into(cfg, work, name, started, state, callbacks)
         log.removeHandler(handler)
         handler.close()
+        shutil.rmtree(work / RESUME_DIR, ignore_errors=True)  # model.keras holds the result
         os.replace(work, final)
         result.run_dir = final
         return result
-    except BaseException:
+    except BaseException as exc:
         # the traceback goes to the run's log only; the CLI prints the one-line reason
         handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed", (), sys.exc_info()))
         log.removeHandler(handler)
@@ -138,10 +187,23 @@ def run(cfg: RunConfig) -> RunResult:
         if failed.exists():
             shutil.rmtree(failed)
         os.replace(work, failed)
+        if latest_resume_state(failed) is not None:
+            exc.add_note(f"resume with: candleflow train --resume {name}")
         raise
 
 
-def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> RunResult:
+def model_from(state: dict[str, Any] | None, build):
+    """The model saved with a resume state (optimizer state included, loaded in safe_mode), else build()."""
+    if state is None:
+        return build()
+    from .model import position_embedding_class
+
+    position_embedding_class()
+    return keras().saving.load_model(state["model_path"], safe_mode=True)
+
+
+def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None,
+              callbacks: list | None) -> RunResult:
     t0 = time.perf_counter()
     prep = prepare(cfg)
     ds, split, tc = prep.dataset, prep.split, cfg.training
@@ -155,7 +217,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
         log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
     weights = class_weights(y_train) if tc.class_weight == "balanced" else None
 
-    model, loader, input_shape, estimate = _model_and_loader(cfg, prep, train_ds)
+    model, loader, input_shape, estimate = _model_and_loader(cfg, prep, train_ds, state)
     log.info("model: %s parameters%s", f"{model.count_params():,}",
              "" if estimate is None else
              f"; training memory estimate {estimate['total_mb']:.1f} MB at batch {cfg.dataset.batch_size} "
@@ -167,7 +229,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
     log.info("training on %d windows (every %d-th of %d), validating on %d", len(train_ds),
              cfg.dataset.train_stride, split["train"].size, len(val_ds))
     t_fit = time.perf_counter()
-    fitted = fit(model, train, val, tc, work)
+    fitted = fit(model, train, val, tc, work, state, callbacks)
     fit_s = time.perf_counter() - t_fit
 
     metrics: dict[str, Any] = {}
@@ -197,6 +259,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
         "input_shape": list(input_shape), "model_kind": cfg.model.kind, "feature_names": prep.features.names, "classes": list(CLASS_NAMES),
         "parameters": int(model.count_params()), "memory_estimate": estimate,
         "peak_rss_mb": round(fitted["peak_rss_mb"], 1), "epochs_run": fitted["epochs_run"],
+        "resumed_from_epoch": fitted["resumed_from_epoch"],
         "metrics": {part: {"balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
                            "accuracy": m["table"]["model"]["accuracy"],
                            "macro_f1": m["table"]["model"]["macro_f1"],
@@ -208,7 +271,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime) -> Ru
     return RunResult(work, metrics, metadata)
 
 
-def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset):
+def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, state: dict[str, Any] | None = None):
     """The configured model, a loader factory (dataset, batch, ...) -> PyDataset over the same
     windows, the model's input shape and (for the LSTM) the training-memory estimate."""
     tc = cfg.training
@@ -223,13 +286,14 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset):
             return image_loader(ImageWindows(prep.candles, ds.ends, cfg.images), y, batch_size, shuffle, seed, weights)
 
         shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
-        return build_cnn(cfg.model, shape, tc.learning_rate), loader, (*shape, 1), None
+        return model_from(state, lambda: build_cnn(cfg.model, shape, tc.learning_rate)), loader, (*shape, 1), None
     rows = _training_rows(train_ds)
     mean = prep.features.values[rows].mean(axis=0, dtype=np.float64)
     var = prep.features.values[rows].var(axis=0, dtype=np.float64)
     window, n_feat = train_ds.window, train_ds.features.shape[1]
     builders = {"lstm": build_lstm, "gpt": build_gpt, "mlp": build_mlp}
-    model = builders[cfg.model.kind](cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), tc.learning_rate)
+    model = model_from(state, lambda: builders[cfg.model.kind](cfg.model, window, n_feat, mean,
+                                                               np.maximum(var, 1e-12), tc.learning_rate))
     estimate = (estimate_training_memory(cfg.model, window, n_feat, cfg.dataset.batch_size)
                 if cfg.model.kind == "lstm" else None)
     return model, keras_loader, (window, n_feat), estimate

@@ -29,7 +29,8 @@ def reward_split(ends: np.ndarray, forward: int, val_fraction: float, embargo: i
     return ends[ends + forward + embargo < cut], ends[ends >= cut]
 
 
-def run_reward_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, versions: dict[str, str]):
+def run_reward_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, versions: dict[str, str],
+                    state: dict[str, Any] | None = None, callbacks: list | None = None):
     """Build samples, train, evaluate, save; returns (metrics, metadata)."""
     t0 = time.perf_counter()
     rc, tc = cfg.rewards, cfg.training
@@ -48,11 +49,14 @@ def run_reward_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime,
     log.info("reward samples: %d train (ends %s .. %s), %d validation (from %s); %.1fs", len(train),
              candles.time_str(int(train.ends.min())), candles.time_str(int(train.ends.max())), len(val),
              candles.time_str(int(val.ends.min())), time.perf_counter() - t0)
-    model = build_reward_model(train, learning_rate=tc.learning_rate)
+    from .pipeline import model_from
+
+    model = model_from(state, lambda: build_reward_model(train, learning_rate=tc.learning_rate))
     log.info("reward model: %s parameters", f"{model.count_params():,}")
     bs = max(cfg.dataset.batch_size, 512)
     t_fit = time.perf_counter()
-    fitted = fit(model, reward_loader(train, bs, shuffle=True, seed=tc.seed), reward_loader(val, bs), tc, work)
+    fitted = fit(model, reward_loader(train, bs, shuffle=True, seed=tc.seed), reward_loader(val, bs), tc, work,
+                 state, callbacks)
     fit_s = time.perf_counter() - t_fit
     pred = model.predict(reward_loader(val, 4096), verbose=0)[:, 0]
     metrics = {"val": evaluate_rewards(val.reward, pred, float(train.reward.mean()))}

@@ -1,0 +1,75 @@
+"""Resume: a run interrupted after an epoch continues to the result of an uninterrupted run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from candleflow.backend import keras
+from candleflow.config import load_config
+from candleflow.errors import RegistryError
+from candleflow.pipeline import resume, run
+
+SMALL = ["model.lstm_units=[16]", "model.dense_units=[8]", "dataset.window=24", "source.n_bars=3000",
+         "training.epochs=4", "training.patience=2", "training.verbose=0", "dataset.batch_size=128"]
+
+
+class Interrupt(keras().callbacks.Callback):
+    """Ctrl-C at the end of epoch `after` (after candleflow's own callbacks have seen it)."""
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.after = after
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after:
+            raise KeyboardInterrupt
+
+
+def _cfg(tmp_path, name, extra=()):
+    return load_config(None, SMALL + list(extra) + [f"output.runs_dir={tmp_path}", f"output.name={name}"])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gpt"])
+def test_resumed_run_matches_uninterrupted(tmp_path, kind):
+    extra = ["model.kind=gpt", "model.gpt_d_model=16", "model.gpt_heads=2", "model.gpt_layers=1"] if kind == "gpt" else []
+    full = run(_cfg(tmp_path, "full", extra))
+    with pytest.raises(KeyboardInterrupt) as info:
+        run(_cfg(tmp_path, "cut", extra), callbacks=[Interrupt(after=2)])
+    assert "candleflow train --resume cut" in " ".join(info.value.__notes__)
+    failed = tmp_path / ".cut.failed"
+    assert sorted(p.name for p in (failed / "resume").iterdir()) == ["epoch-0002.json", "epoch-0002.keras"]
+    state = json.loads((failed / "resume" / "epoch-0002.json").read_text())
+    assert state["epochs_done"] == 2 and len(state["history"]["loss"]) == 2
+
+    resumed = resume("cut", tmp_path)
+    assert resumed.run_dir == tmp_path / "cut" and not failed.exists()
+    assert not (resumed.run_dir / "resume").exists()
+    assert resumed.metadata["resumed_from_epoch"] == 2
+    assert resumed.metadata["epochs_run"] == full.metadata["epochs_run"]
+    h_full = (full.run_dir / "history.csv").read_text().splitlines()
+    h_cut = (resumed.run_dir / "history.csv").read_text().splitlines()
+    assert len(h_cut) == len(h_full)
+    a = np.array([[float(v) for v in line.split(",")] for line in h_full[1:]])
+    b = np.array([[float(v) for v in line.split(",")] for line in h_cut[1:]])
+    cols = h_full[0].split(",")
+    keep = [i for i, c in enumerate(cols) if "rss" not in c]
+    np.testing.assert_allclose(a[:, keep], b[:, keep], rtol=1e-4, atol=1e-6)
+    with np.load(full.run_dir / "predictions.npz") as f, np.load(resumed.run_dir / "predictions.npz") as g:
+        np.testing.assert_allclose(f["val_probs"], g["val_probs"], atol=1e-4)
+    for key in ("balanced_accuracy", "accuracy", "macro_f1"):
+        assert resumed.metrics["val"]["table"]["model"][key] == pytest.approx(full.metrics["val"]["table"]["model"][key], abs=1e-3)
+
+
+def test_resume_needs_a_complete_epoch(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(tmp_path, "early", ["training.epochs=1"]), callbacks=[_BatchInterrupt()])
+    with pytest.raises(RegistryError, match="no complete epoch to resume from"):
+        resume("early", tmp_path)
+    with pytest.raises(RegistryError, match="no interrupted run 'nothing'"):
+        resume("nothing", tmp_path)
+
+
+class _BatchInterrupt(keras().callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        raise KeyboardInterrupt
