@@ -217,6 +217,10 @@ class TrainingConfig(_Section):
     shuffle_labels: bool = Field(False, description="control experiment: permute training labels")
     seed: int = 42
     verbose: Literal["auto", 0, 1, 2] = "auto"
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="auto/gpu: a GPU when one works, else the CPU (one log line says why); cpu: never look")
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32", description="bfloat16: mixed precision on GPU (weights stay float32; ignored on CPU, with a warning)")
 
 
 class EvaluationConfig(_Section):

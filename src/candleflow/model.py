@@ -26,7 +26,7 @@ def build_lstm(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray,
     for i, units in enumerate(cfg.dense_units):
         x = layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
         x = layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name="candleflow_lstm")
     model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate),
                   loss="categorical_crossentropy", metrics=["accuracy"])
@@ -44,7 +44,7 @@ def _head(k, x, cfg: ModelConfig, n_classes: int, name: str, inputs, learning_ra
     for i, units in enumerate(cfg.dense_units):
         x = k.layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
         x = k.layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
-    outputs = k.layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    outputs = k.layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name=name)
     model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy",
                   metrics=["accuracy"])
@@ -114,33 +114,6 @@ def PositionEmbedding(length: int, dim: int, **kwargs):  # noqa: N802 - used lik
     return position_embedding_class()(length, dim, **kwargs)
 
 
-def lstm_param_count(cfg: ModelConfig, n_features: int, n_classes: int = 3) -> int:
-    """Exact trainable parameter count of `build_lstm` (4 gates of (in + units + 1) x units per LSTM)."""
-    total, prev = 0, n_features
-    for u in cfg.lstm_units:
-        total += 4 * u * (prev + u + 1)
-        prev = u
-    for u in cfg.dense_units:
-        total += prev * u + u
-        prev = u
-    return total + prev * n_classes + n_classes
-
-
-def estimate_training_memory(cfg: ModelConfig, window: int, n_features: int, batch_size: int) -> dict[str, float]:
-    """Bytes training needs beyond the runtime itself: weights, gradients and Adam's two moments
-    (4 x params x 4 B), the input batch, and the activations kept for backpropagation through
-    time (per LSTM layer and step: 4 gates, cell, hidden and their tanh, 7 x units floats)."""
-    params = lstm_param_count(cfg, n_features)
-    weights = 4 * params * 4
-    batch = batch_size * window * n_features * 4
-    acts = sum(batch_size * window * 7 * u * 4 for u in cfg.lstm_units)
-    acts += sum(batch_size * u * 4 * 3 for u in cfg.dense_units)
-    total = weights + batch + acts
-    mb = 1024 * 1024
-    return {"parameters": params, "weights_optimizer_mb": weights / mb, "batch_mb": batch / mb,
-            "activations_mb": acts / mb, "total_mb": total / mb, "batch_size": batch_size}
-
-
 def build_cnn(cfg: ModelConfig, image_shape: tuple[int, int], learning_rate: float = 1e-3, n_classes: int = 3):
     """The Jiang-Kelly-Xiu image CNN: per block a 5x3 convolution, batch norm, leaky ReLU and 2x1
     max-pooling; then dropout 0.5 and a softmax over (SHORT, HOLD, LONG)."""
@@ -155,7 +128,7 @@ def build_cnn(cfg: ModelConfig, image_shape: tuple[int, int], learning_rate: flo
         x = layers.MaxPooling2D((2, 1), name=f"pool_{i + 1}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.5, name="dropout")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="classes")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name="candleflow_cnn")
     model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy",
                   metrics=["accuracy"])

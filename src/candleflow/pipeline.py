@@ -18,14 +18,15 @@ import numpy as np
 
 from . import __version__
 from .atomic import write_json, write_text
-from .backend import describe_devices, keras
+from .backend import configure_devices, keras
 from .candles import Candles
 from .config import RunConfig
 from .evaluation import decide, evaluate
 from .features import Features, compute_features
 from .labels import CLASS_NAMES, Labels, competitive_labels
 from .loaders import class_weights, keras_loader
-from .model import build_gpt, build_lstm, build_mlp, estimate_training_memory
+from .memory import estimate_training_memory, suggest_batch_size
+from .model import build_gpt, build_lstm, build_mlp
 from .registry import save_model
 from .report import PREDICTIONS, build_report, save_predictions
 from .sources import load_candles
@@ -162,7 +163,8 @@ def _execute(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     try:
-        log.info("candleflow %s, keras %s, %s", __version__, k.__version__, describe_devices())
+        devices = configure_devices(cfg.training.device, cfg.training.precision)
+        log.info("candleflow %s, keras %s, %s, %s", __version__, k.__version__, devices["devices"], devices["dtype_policy"])
         if state is not None:
             log.info("resuming %s after epoch %d", name, state["epochs_done"])
         if cfg.task == "reward":
@@ -190,6 +192,8 @@ def _execute(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state:
         if latest_resume_state(failed) is not None:
             exc.add_note(f"resume with: candleflow train --resume {name}")
         raise
+    finally:
+        k.config.set_dtype_policy("float32")  # mixed precision is this run's choice, not the process's
 
 
 def model_from(state: dict[str, Any] | None, build):
@@ -217,12 +221,13 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state
         log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
     weights = class_weights(y_train) if tc.class_weight == "balanced" else None
 
-    model, loader, input_shape, estimate = _model_and_loader(cfg, prep, train_ds, state)
-    log.info("model: %s parameters%s", f"{model.count_params():,}",
-             "" if estimate is None else
-             f"; training memory estimate {estimate['total_mb']:.1f} MB at batch {cfg.dataset.batch_size} "
-             f"(weights+Adam {estimate['weights_optimizer_mb']:.1f}, activations {estimate['activations_mb']:.1f}, "
-             f"batch {estimate['batch_mb']:.1f})")
+    model, loader, input_shape = _model_and_loader(cfg, prep, train_ds, state)
+    estimate = estimate_training_memory(model, cfg.dataset.batch_size)
+    log.info("model %s: %s parameters; training memory estimate %.0f MB at batch %d (runtime %.0f, weights+Adam "
+             "%.1f, activations %.0f, batch %.1f); batch size that fits half the available memory: %d",
+             cfg.model.kind, f"{model.count_params():,}", estimate["total_mb"], cfg.dataset.batch_size,
+             estimate["runtime_mb"], estimate["weights_optimizer_mb"], estimate["activations_mb"],
+             estimate["batch_mb"], suggest_batch_size(model))
 
     train = loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights)
     val = loader(val_ds, cfg.dataset.batch_size)
@@ -258,6 +263,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state
         "symbol": prep.candles.symbol, "interval": prep.candles.interval,
         "input_shape": list(input_shape), "model_kind": cfg.model.kind, "feature_names": prep.features.names, "classes": list(CLASS_NAMES),
         "parameters": int(model.count_params()), "memory_estimate": estimate,
+        "measured_training_mb": None if fitted["training_mb"] is None else round(fitted["training_mb"], 1),
         "peak_rss_mb": round(fitted["peak_rss_mb"], 1), "epochs_run": fitted["epochs_run"],
         "resumed_from_epoch": fitted["resumed_from_epoch"],
         "metrics": {part: {"balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
@@ -272,8 +278,8 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state
 
 
 def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, state: dict[str, Any] | None = None):
-    """The configured model, a loader factory (dataset, batch, ...) -> PyDataset over the same
-    windows, the model's input shape and (for the LSTM) the training-memory estimate."""
+    """The configured model (or the one saved with a resume state), a loader factory
+    (dataset, batch, ...) -> PyDataset over the same windows, and the model's input shape."""
     tc = cfg.training
     if cfg.model.kind == "cnn":
         from .images import ImageWindows
@@ -286,7 +292,7 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, s
             return image_loader(ImageWindows(prep.candles, ds.ends, cfg.images), y, batch_size, shuffle, seed, weights)
 
         shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
-        return model_from(state, lambda: build_cnn(cfg.model, shape, tc.learning_rate)), loader, (*shape, 1), None
+        return model_from(state, lambda: build_cnn(cfg.model, shape, tc.learning_rate)), loader, (*shape, 1)
     rows = _training_rows(train_ds)
     mean = prep.features.values[rows].mean(axis=0, dtype=np.float64)
     var = prep.features.values[rows].var(axis=0, dtype=np.float64)
@@ -294,9 +300,7 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, s
     builders = {"lstm": build_lstm, "gpt": build_gpt, "mlp": build_mlp}
     model = model_from(state, lambda: builders[cfg.model.kind](cfg.model, window, n_feat, mean,
                                                                np.maximum(var, 1e-12), tc.learning_rate))
-    estimate = (estimate_training_memory(cfg.model, window, n_feat, cfg.dataset.batch_size)
-                if cfg.model.kind == "lstm" else None)
-    return model, keras_loader, (window, n_feat), estimate
+    return model, keras_loader, (window, n_feat)
 
 
 def _training_rows(train_ds: WindowDataset) -> np.ndarray:

@@ -44,7 +44,7 @@ def build_reward_model(train: RewardSamples, filters: int = 32, dense_units: tup
     x = L.Concatenate(name="joined")([w, s, a])
     for i, u in enumerate(dense_units):
         x = L.Dense(u, activation="relu", name=f"dense_{i + 1}_{u}")(x)
-    x = L.Dense(1, name="standardised_reward")(x)
+    x = L.Dense(1, dtype="float32", name="standardised_reward")(x)
     mean, std = float(train.reward.mean()), float(train.reward.std()) or 1.0
     out = L.Rescaling(scale=std, offset=mean, name="reward")(x)
     model = k.Model({"window": window, "state": state, "action": action}, out, name="candleflow_reward")

@@ -13,7 +13,7 @@ import numpy as np
 import psutil
 
 from .atomic import atomic_path, write_json, write_text
-from .backend import keras
+from .backend import device_memory_mb, keras
 from .config import TrainingConfig
 from .tensorboard import tensorboard_callback
 
@@ -21,7 +21,8 @@ log = logging.getLogger("candleflow.epochs")  # the run log gets these; the cons
 
 
 def memory_monitor():
-    """A callback adding `rss_mb` (and `peak_rss_mb`) to each epoch's logs."""
+    """A callback adding `rss_mb` and `peak_rss_mb` (and `device_mb` where the backend reports
+    device memory, e.g. JAX on a GPU) to each epoch's logs."""
     k = keras()
 
     class MemoryMonitor(k.callbacks.Callback):
@@ -29,6 +30,10 @@ def memory_monitor():
             super().__init__()
             self.process = psutil.Process()
             self.peak = 0.0
+            self.base = None  # resident memory when training began: the rest is training's own
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.base = self.process.memory_info().rss / 2**20
 
         def _rss(self) -> float:
             rss = self.process.memory_info().rss / 2**20
@@ -44,6 +49,9 @@ def memory_monitor():
             if logs is not None:
                 logs["rss_mb"] = round(rss, 1)
                 logs["peak_rss_mb"] = round(self.peak, 1)
+                device = device_memory_mb()
+                if device is not None:
+                    logs["device_mb"] = round(device, 1)
             log.info("epoch %d: %s", epoch + 1,
                      ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items() if isinstance(v, (int, float))))
 
@@ -166,6 +174,7 @@ def fit(model, train, val, cfg: TrainingConfig, run_dir: Path, resume: dict[str,
         model.load_weights(str(best))
     history = resumer.history
     return {"history": history, "epochs_run": len(next(iter(history.values()), [])), "peak_rss_mb": monitor.peak,
+            "training_mb": None if monitor.base is None else monitor.peak - monitor.base,
             "resumed_from_epoch": initial_epoch}
 
 

@@ -1,0 +1,76 @@
+"""Device set-up and the training-memory prediction."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from candleflow.backend import configure_devices, describe_devices, device_memory_mb, gpu_devices, keras
+from candleflow.config import ModelConfig
+from candleflow.memory import activation_floats, estimate_training_memory, suggest_batch_size
+from candleflow.model import build_cnn, build_gpt, build_lstm, build_mlp
+
+NO_GPU = not gpu_devices()[0]
+
+
+def test_describe_devices_names_backend_and_platform():
+    line = describe_devices()
+    assert line.startswith(f"{keras().backend.backend()} on ")
+
+
+@pytest.mark.skipif(not NO_GPU, reason="checks the CPU fallback")
+def test_gpu_request_falls_back_to_cpu_with_one_line(caplog):
+    with caplog.at_level(logging.INFO, logger="candleflow"):
+        out = configure_devices("gpu", "bfloat16")
+    assert out["device"] == "cpu" and out["dtype_policy"] == "float32"
+    assert keras().config.dtype_policy().name == "float32"
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("no usable GPU (") and m.endswith("training on CPU") for m in lines)
+    assert any("bfloat16 needs a GPU" in m for m in lines)
+    assert device_memory_mb() is None
+
+
+@pytest.mark.skipif(NO_GPU, reason="needs a GPU")
+def test_bfloat16_on_gpu_keeps_float32_outputs():
+    out = configure_devices("gpu", "bfloat16")
+    try:
+        assert out["device"] == "gpu" and out["dtype_policy"] == "mixed_bfloat16"
+        m = build_lstm(ModelConfig(lstm_units=[8], dense_units=[8]), 16, 8, np.zeros(8), np.ones(8))
+        p = np.asarray(m.predict(np.zeros((2, 16, 8), "float32"), verbose=0))
+        assert p.dtype == np.float32 and m.get_layer("lstm_1_8").compute_dtype == "bfloat16"
+        assert device_memory_mb() > 0
+    finally:
+        keras().config.set_dtype_policy("float32")
+
+
+def _models():
+    cfg = ModelConfig(lstm_units=[32, 16], dense_units=[16], gpt_d_model=32, gpt_heads=4, gpt_layers=2,
+                      cnn_filters=[8, 16])
+    z, o = np.zeros(8), np.ones(8)
+    return {"lstm": build_lstm(cfg, 60, 8, z, o), "gpt": build_gpt(cfg, 60, 8, z, o),
+            "mlp": build_mlp(cfg, 60, 8, z, o), "cnn": build_cnn(cfg, (32, 15))}
+
+
+def test_activation_counts_follow_the_architecture():
+    m = _models()
+    f = activation_floats(m["lstm"])
+    assert f["lstm"] == 60 * (32 + 16) and f["sequence_layers"] == 2 and f["input"] == 60 * 8
+    g = activation_floats(m["gpt"])
+    assert g["attention"] == 2 * 4 * 60 * 60 and g["sequence_layers"] == 2
+    c = activation_floats(m["cnn"])
+    assert c["conv_workspace"] == 5 * 3 * 8 * 16 * 15  # the second convolution: 5x3 patches of 8 channels
+    assert activation_floats(m["mlp"])["sequence_layers"] == 0
+
+
+def test_estimate_is_linear_in_batch_and_suggestion_fits_the_budget():
+    for model in _models().values():
+        e0, e1, e64 = (estimate_training_memory(model, b)["total_mb"] for b in (0, 1, 64))
+        assert e64 - e0 == pytest.approx(64 * (e1 - e0), rel=1e-9)
+        est = estimate_training_memory(model, 64)
+        assert est["weights_optimizer_mb"] == pytest.approx(16 * model.count_params() / 2**20)
+        budget = 2000.0
+        b = suggest_batch_size(model, available_mb=budget, fraction=0.5)
+        assert b & (b - 1) == 0  # a power of two
+        assert estimate_training_memory(model, b)["total_mb"] <= budget * 0.5 or b == 1
+        assert b == 8192 or estimate_training_memory(model, 2 * b)["total_mb"] > budget * 0.5
+    assert suggest_batch_size(_models()["gpt"], available_mb=10.0) == 1
