@@ -334,6 +334,32 @@ def compare(runs: Annotated[list[str], typer.Argument(help="two or more run fold
         console.print(f"written: {html_out}")
 
 
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="run folder name, path or 'latest', or a .keras/.h5 model file")],
+    out: Annotated[Optional[Path], typer.Option(help="folder to create (default: RUN/export-FORMAT)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="stablehlo (JAX, no TensorFlow needed), tf_saved_model, onnx, openvino")] = "stablehlo",
+    allow_legacy_h5: Annotated[bool, typer.Option("--allow-legacy-h5", help="load a legacy .h5 file (no safe_mode: trusted files only)")] = False,
+    runs_dir: RunsOpt = Path("runs"),
+) -> None:
+    """Export a run's model (or a model file) for serving, with a serving.json beside it."""
+    from .export import export_model
+    from .registry import load_model, load_model_file, read_metadata, resolve_run
+
+    path = Path(model)
+    if path.is_file():
+        loaded, meta, default_out = load_model_file(path, allow_legacy_h5), {"source": str(path)}, path.with_suffix("")
+    else:
+        run_dir = resolve_run(model, runs_dir)
+        meta = read_metadata(run_dir)
+        loaded = load_model(run_dir)
+        meta = {"run": meta.get("run"), "classes": meta.get("classes"), "feature_names": meta.get("feature_names"),
+                "data_fingerprint": meta.get("data_fingerprint")}
+        default_out = run_dir / f"export-{fmt}"
+    target = export_model(loaded, out or default_out, fmt, meta)
+    console.print(f"exported {fmt} to [bold]{target}[/bold] (see serving.json)")
+
+
 @models_app.command("list")
 def models_list(runs_dir: RunsOpt = Path("runs")) -> None:
     """List complete runs, oldest first."""

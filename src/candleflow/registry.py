@@ -75,14 +75,7 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
     run's metadata (and against `input_shape` when given)."""
     path = resolve_run(run, runs_dir)
     meta = read_metadata(path)
-    k = keras()
-    from .model import position_embedding_class
-
-    position_embedding_class()  # GPT models use this registered layer
-    try:
-        model = k.saving.load_model(path / "model.keras", safe_mode=True)
-    except Exception as exc:  # keras raises many types for a damaged archive
-        raise RegistryError(f"{path / 'model.keras'}: cannot load ({type(exc).__name__}: {exc})") from None
+    model = load_model_file(path / "model.keras")
     got = tuple(model.input_shape[1:])
     want = tuple(meta.get("input_shape", got))
     if got != want:
@@ -90,3 +83,24 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
     if input_shape is not None and tuple(input_shape) != got:
         raise RegistryError(f"{path}: model expects windows of shape {got}, got {tuple(input_shape)}")
     return model
+
+
+def load_model_file(path: str | Path, allow_legacy_h5: bool = False):
+    """A model from a `.keras` file (safe_mode: no code in the archive runs) or, only with
+    `allow_legacy_h5`, a legacy `.h5` file, which Keras loads without safe_mode's protection."""
+    path = Path(path)
+    if not path.is_file():
+        raise RegistryError(f"{path}: no such model file")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        if not allow_legacy_h5:
+            raise RegistryError(f"{path}: legacy .h5 model refused (h5 loading ignores safe_mode and can run code "
+                                f"stored in the file); pass --allow-legacy-h5 if you trust it, then re-save as .keras")
+    elif path.suffix.lower() != ".keras":
+        raise RegistryError(f"{path}: expected a .keras model file (or .h5 with --allow-legacy-h5)")
+    from .model import position_embedding_class
+
+    position_embedding_class()
+    try:
+        return keras().saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # keras raises many types for a damaged file
+        raise RegistryError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
