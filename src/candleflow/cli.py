@@ -229,6 +229,43 @@ def _download_one(symbol, interval, start, end, market, base_url, cache_dir, con
 
 
 @app.command()
+def tune(config: ConfigOpt = None, set_: SetOpt = None,
+         name: Annotated[Optional[str], typer.Option(help="study name: runs/tune-NAME; the same name continues it")] = None,
+         trials: Annotated[Optional[int], typer.Option(min=1, help="total trials (default: tune.trials)")] = None,
+         param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="searched key, e.g. -p 'training.learning_rate={low: 1e-4, high: 1e-2, log: true}' or -p 'model.lstm_units={choices: [[64, 32], [128, 64, 32]]}'; replaces tune.space")] = None,
+         ) -> None:
+    """Search config keys with Optuna, each trial scored by walk-forward validation; writes trials.csv and best.yaml."""
+    import yaml
+
+    from .config import SearchParam, load_config
+    from .errors import ConfigError
+    from .tune import tune as run_tune
+
+    _setup_logging(verbose=True)
+    cfg = load_config(config, set_)
+    space = None
+    if param:
+        space = {}
+        for item in param:
+            key, sep, raw = item.partition("=")
+            try:
+                space[key.strip()] = SearchParam.model_validate(yaml.safe_load(raw) if sep else None)
+            except Exception as exc:  # pydantic or YAML: name the --param
+                raise ConfigError(f"--param {item!r}: expected KEY={{low: .., high: ..[, log: true]}} or "
+                                  f"KEY={{choices: [..]}} ({str(exc).splitlines()[0]})") from None
+    result = _interruptible(lambda: run_tune(cfg, name, trials, space))
+    t = Table(title=f"tune: {len(result.trials)} trials, best first (mean walk-forward balanced accuracy)")
+    cols = list(result.trials[0])
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("state",) else "right")
+    for row in result.trials[:15]:
+        t.add_row(*[str(row[c]) for c in cols])
+    console.print(t)
+    console.print(f"best {result.best_value:.4f} with {result.best_params}; "
+                  f"config: [bold]{result.folder / 'best.yaml'}[/bold] (train it: candleflow run --config {result.folder / 'best.yaml'})")
+
+
+@app.command()
 def images(config: ConfigOpt = None, set_: SetOpt = None,
            fmt: Annotated[str, typer.Option("--format", help="hdf5, npz, zarr, png or jpeg")] = "hdf5",
            layout: Annotated[Optional[str], typer.Option(help="bar4 or jkx (default: images.layout)")] = None,

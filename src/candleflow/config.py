@@ -286,6 +286,36 @@ class OutputConfig(_Section):
     name: str | None = Field(None, description="run folder name; default: time and symbol")
 
 
+class SearchParam(_Section):
+    """One searched config key: a range (low, high; log scale; step for integers) or choices."""
+
+    low: int | float | None = Field(None, description="integers (e.g. 2) search integers, floats (2.0) floats")
+    high: int | float | None = None
+    log: bool = False
+    step: int | float | None = Field(None, gt=0, description="grid step (integer ranges: 1 when omitted)")
+    choices: list[Any] | None = Field(None, min_length=1, description="any YAML values, e.g. [[64, 32], [128, 64, 32]]")
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> "SearchParam":
+        if self.choices is None and (self.low is None or self.high is None or self.low > self.high):
+            raise ValueError("give choices, or low <= high")
+        if self.log and self.low is not None and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class TuneConfig(_Section):
+    """`candleflow tune`: Optuna over config keys, each trial scored by walk-forward validation."""
+
+    trials: int = Field(20, ge=1, description="total trials in the study (a continued study runs the rest)")
+    folds: int = Field(3, ge=1, description="walk-forward folds over the periods before the test period")
+    prune: bool = Field(True, description="stop trials whose running fold mean is below the median (Optuna)")
+    space: dict[str, SearchParam] = Field(
+        default_factory=lambda: {"training.learning_rate": SearchParam(low=1e-4, high=3e-3, log=True),
+                                 "model.dropout": SearchParam(low=0.0, high=0.5)},
+        description="dotted config key -> range or choices")
+
+
 class RunConfig(_Section):
     """Everything `candleflow run` needs; every field has the embedded default."""
 
@@ -303,6 +333,7 @@ class RunConfig(_Section):
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     rewards: RewardConfig = Field(default_factory=RewardConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @model_validator(mode="after")
     def _task(self) -> "RunConfig":

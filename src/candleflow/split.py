@@ -49,10 +49,32 @@ def chronological_split(ends: np.ndarray, t1: np.ndarray, val_fraction: float = 
         pos = np.arange(lo, hi)
         starts[name] = int(ends[lo])
         if k + 1 < len(bounds):
-            next_start = int(ends[bounds[k + 1][1]])
-            reach = t1[ends[pos]] + embargo
-            keep = reach < next_start
-            purged[name] = int((~keep).sum())
-            pos = pos[keep]
+            pos, purged[name] = _purge(pos, ends, t1, int(ends[bounds[k + 1][1]]), embargo)
         parts[name] = pos
     return Split(parts=parts, starts=starts, purged=purged)
+
+
+def walk_forward_folds(ends: np.ndarray, t1: np.ndarray, n_folds: int = 3, embargo: int = 0,
+                       positions: np.ndarray | None = None) -> list[Split]:
+    """Expanding-window walk-forward validation: the windows (or `positions`, a time-ordered
+    subset) cut into n_folds + 1 equal periods; fold k trains on periods 0..k and validates on
+    period k + 1, with training labels that reach the validation period purged as above."""
+    ends = np.asarray(ends)
+    pos_all = np.arange(ends.size) if positions is None else np.asarray(positions)
+    if n_folds < 1 or pos_all.size < 2 * (n_folds + 1):
+        raise ValueError(f"{pos_all.size} windows are too few for {n_folds} walk-forward folds")
+    cuts = np.linspace(0, pos_all.size, n_folds + 2).round().astype(int)
+    folds = []
+    for k in range(n_folds):
+        val = pos_all[cuts[k + 1]:cuts[k + 2]]
+        start = int(ends[val[0]])
+        train, purged = _purge(pos_all[:cuts[k + 1]], ends, t1, start, embargo)
+        folds.append(Split(parts={"train": train, "val": val}, starts={"train": int(ends[pos_all[0]]), "val": start},
+                           purged={"train": purged}))
+    return folds
+
+
+def _purge(pos: np.ndarray, ends: np.ndarray, t1: np.ndarray, next_start: int, embargo: int) -> tuple[np.ndarray, int]:
+    """Drop windows whose label interval, extended by `embargo` bars, reaches bar `next_start`."""
+    keep = t1[ends[pos]] + embargo < next_start
+    return pos[keep], int((~keep).sum())

@@ -1,0 +1,196 @@
+"""`candleflow tune`: an Optuna study over config keys, each trial scored by walk-forward
+validation (expanding training periods, purged), persisted in SQLite so it can be stopped and
+continued; the results table and the best config are written beside it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import write_json, write_text
+from .config import RunConfig, SearchParam, apply_override, validate_config
+from .errors import ConfigError
+
+log = logging.getLogger("candleflow")
+# config sections that change the prepared data (windows, labels): trials that differ only in
+# the other sections share one prepared dataset
+DATA_SECTIONS = ("source", "validation", "features", "labels", "dataset", "images")
+
+
+@dataclass
+class TuneResult:
+    folder: Path
+    best_value: float
+    best_params: dict[str, Any]
+    trials: list[dict[str, Any]]
+
+
+def apply_params(cfg: RunConfig, params: dict[str, Any]) -> RunConfig:
+    """`cfg` with dotted keys set to values; an unknown key or bad value is one line naming it."""
+    data = cfg.model_dump(mode="json")
+    for key, value in params.items():
+        apply_override(data, f"{key}={json.dumps(value)}")
+    return validate_config(data)
+
+
+def suggest(trial, key: str, spec: SearchParam) -> Any:
+    """Draw one value: choices by index (any YAML value), integers on a grid, floats in a range."""
+    if spec.choices is not None:
+        labels = [json.dumps(c) for c in spec.choices]
+        return json.loads(trial.suggest_categorical(key, labels))
+    if _is_int_range(spec):
+        return trial.suggest_int(key, spec.low, spec.high, step=int(spec.step or 1), log=spec.log)
+    return trial.suggest_float(key, spec.low, spec.high, log=spec.log, step=spec.step)
+
+
+def tune(cfg: RunConfig, name: str | None = None, trials: int | None = None,
+         space: dict[str, SearchParam] | None = None) -> TuneResult:
+    """Run (or continue) the study `name` in runs_dir/tune-NAME until it holds `trials` finished
+    trials; maximise the mean balanced accuracy of the decisions over the walk-forward folds."""
+    import optuna
+
+    tc = cfg.tune
+    space = space if space is not None else tc.space
+    trials = trials or tc.trials
+    for key, spec in space.items():  # every key must be a config key that takes the values searched
+        for value in (spec.choices or [spec.low, spec.high]):
+            try:
+                apply_params(cfg, {key: value})
+            except ConfigError as exc:
+                raise ConfigError(f"tune space {key!r}: {exc}") from None
+    name = name or f"{cfg.model.kind}-{cfg.source.kind}"
+    folder = Path(cfg.output.runs_dir) / f"tune-{name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{(folder / 'study.db').resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=name, storage=storage, load_if_exists=True, direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=cfg.training.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2) if tc.prune else optuna.pruners.NopPruner())
+    if _finished(optuna, study):  # a continued study: fresh random draws, not a replay of the first ones
+        study.sampler = optuna.samplers.TPESampler(seed=cfg.training.seed + len(study.trials))
+    write_text(folder / "base_config.yaml", cfg.to_yaml())
+    prepared: dict[str, Any] = {}
+    remaining = trials - len(_finished(optuna, study))
+    if remaining > 0:
+        log.info("tune %s: %d trials to run (%d done), %d folds each", name, remaining, trials - remaining, tc.folds)
+
+    def objective(trial) -> float:
+        params = {key: suggest(trial, key, spec) for key, spec in space.items()}
+        trial_cfg = apply_params(cfg, params)
+        t0 = time.perf_counter()
+        scores = []
+        for k, score in enumerate(_fold_scores(trial_cfg, prepared)):
+            scores.append(score)
+            trial.set_user_attr("fold_scores", scores)
+            trial.report(float(np.mean(scores)), k)
+            if trial.should_prune():
+                trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
+                raise optuna.TrialPruned()
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
+        log.info("trial %d: %s -> %.4f", trial.number, params, np.mean(scores))
+        return float(np.mean(scores))
+
+    try:
+        if remaining > 0:
+            study.optimize(objective, n_trials=remaining, catch=())
+    finally:
+        rows = _write_results(study, folder, cfg, space)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise ConfigError(f"tune {name}: no trial finished; see {folder}")
+    best = study.best_trial
+    best_params = {key: _decode(space[key], best.params[key]) for key in space if key in best.params}
+    return TuneResult(folder, float(best.value), best_params, rows)
+
+
+def _is_int_range(spec: SearchParam) -> bool:
+    return spec.choices is None and all(isinstance(v, int) and not isinstance(v, bool) for v in (spec.low, spec.high))
+
+
+def _decode(spec: SearchParam, value: Any) -> Any:
+    return json.loads(value) if spec.choices is not None else value
+
+
+def _finished(optuna, study) -> list:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return [t for t in study.trials if t.state in states]
+
+
+def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
+    """Balanced accuracy of the decisions on each walk-forward fold's validation period."""
+    from .evaluation import evaluate
+    from .loaders import class_weights
+    from .pipeline import _model_and_loader, prepare
+    from .split import walk_forward_folds
+    from .training import fit
+
+    key = json.dumps({s: cfg.model_dump(mode="json")[s] for s in DATA_SECTIONS}, sort_keys=True)
+    if key not in prepared:
+        prepared.clear()  # one prepared dataset in memory at a time
+        prepared[key] = prepare(cfg)
+    prep = prepared[key]
+    ds, split = prep.dataset, prep.split
+    before_test = np.arange(len(ds)) if "test" not in split.parts else np.flatnonzero(ds.ends < split.starts["test"])
+    folds = walk_forward_folds(ds.ends, prep.labels.t1, cfg.tune.folds, cfg.dataset.embargo, before_test)
+    from .backend import keras
+
+    for fold in folds:
+        keras().utils.set_random_seed(cfg.training.seed)
+        train_ds = ds.subset(fold["train"][:: cfg.dataset.train_stride])
+        val_ds = ds.subset(fold["val"])
+        y_train = train_ds.labels_at()
+        weights = class_weights(y_train) if cfg.training.class_weight == "balanced" else None
+        model, loader, _ = _model_and_loader(cfg, prep, train_ds)
+        work = Path(tempfile.mkdtemp(prefix="candleflow-fold-"))
+        try:
+            quiet = cfg.model_copy(update={"training": cfg.training.model_copy(update={"verbose": 0})})
+            fit(model, loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=cfg.training.seed,
+                              labels=y_train, weights=weights),
+                loader(val_ds, cfg.dataset.batch_size), quiet.training, work)
+            probs = model.predict(loader(val_ds, 1024), verbose=0)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        m = evaluate(val_ds.labels_at(), probs, y_train, cfg.evaluation.decision_margin, seed=cfg.training.seed)
+        yield float(m["table"]["model"]["balanced_accuracy"])
+
+
+def _write_results(study, folder: Path, cfg: RunConfig, space: dict[str, SearchParam]) -> list[dict[str, Any]]:
+    """trials.csv (one row per trial, best first), best.yaml (the base config with the best
+    values) and summary.json; each written atomically."""
+    rows = []
+    for t in study.trials:
+        row = {"trial": t.number, "state": t.state.name.lower(),
+               "value": None if t.value is None else round(t.value, 6)}
+        row |= {key: json.dumps(_decode(space[key], t.params[key])) if key in t.params else "" for key in space}
+        row["fold_scores"] = " ".join(f"{s:.4f}" for s in t.user_attrs.get("fold_scores", []))
+        row["seconds"] = t.user_attrs.get("seconds", "")
+        rows.append(row)
+    rows.sort(key=lambda r: (r["value"] is None, -(r["value"] or 0)))
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    write_text(folder / "trials.csv", buf.getvalue())
+    complete = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
+    if complete:
+        best = max(complete, key=lambda t: t.value)
+        best_params = {key: _decode(space[key], best.params[key]) for key in space if key in best.params}
+        header = (f"# best of {len(complete)} finished trials of tune study {study.study_name!r}: trial "
+                  f"{best.number}, mean walk-forward balanced accuracy {best.value:.4f}\n")
+        write_text(folder / "best.yaml", header + apply_params(cfg, best_params).to_yaml())
+        write_json(folder / "summary.json", {"study": study.study_name, "best_trial": best.number,
+                                             "best_value": best.value, "best_params": best_params,
+                                             "trials": len(study.trials), "folds": cfg.tune.folds})
+    return rows
