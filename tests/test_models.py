@@ -61,3 +61,13 @@ def test_save_load_round_trip_in_safe_mode(tmp_path, builder):
     m.save(tmp_path / "m.keras")
     back = keras().saving.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(np.asarray(back.predict(x, verbose=0)), np.asarray(m.predict(x, verbose=0)), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_cnn_trains_through_run_on_chart_images_and_beats_baselines(tmp_path):
+    """The image CNN on the default market's 20-bar charts (about 90 s on 2 cores: slow)."""
+    cfg = load_config(None, ["model.kind=cnn", "model.cnn_filters=[8, 16]", "dataset.window=20", "training.epochs=3",
+                             f"output.runs_dir={tmp_path}", "output.name=cnn", "training.verbose=0"])
+    result = run(cfg)
+    assert result.metadata["input_shape"] == [64, 60, 1]
+    assert result.metrics["val"]["edge_balanced_accuracy"] * 100 >= 5.0

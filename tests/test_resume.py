@@ -73,3 +73,19 @@ def test_resume_needs_a_complete_epoch(tmp_path):
 class _BatchInterrupt(keras().callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         raise KeyboardInterrupt
+
+
+def test_cli_train_resume_finishes_the_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from candleflow.cli import app
+
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(tmp_path, "cli", ["training.epochs=2"]), callbacks=[Interrupt(after=1)])
+    refused = CliRunner().invoke(app, ["train", "--resume", "cli", "--runs-dir", str(tmp_path), "--set", "x.y=1"])
+    assert refused.exit_code != 0 and (tmp_path / ".cli.failed").is_dir()
+    out = CliRunner().invoke(app, ["train", "--resume", "cli", "--runs-dir", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    meta = json.loads((tmp_path / "cli" / "metadata.json").read_text())
+    assert meta["resumed_from_epoch"] == 1 and meta["epochs_run"] == 2
+    assert len((tmp_path / "cli" / "history.csv").read_text().splitlines()) == 3

@@ -1,0 +1,169 @@
+"""Training throughput: candleflow's Keras models (JAX backend) against plain PyTorch models of
+the same architecture on the same batches, and the share of step time spent waiting for input.
+
+    pip install torch==2.13.0      # the CPU build
+    python benchmarks/bench_training.py [--steps 60] [--batch 256]
+
+Both sides train on the same 256 x 120 x 8 float32 batches of the default synthetic dataset,
+gathered by candleflow's loader; compile/warm-up steps are excluded from the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def keras_side(model, batches, steps: int) -> tuple[float, float]:
+    """(samples/s, input-wait share) of model.fit over `steps` batches from a candleflow loader."""
+    from candleflow.loaders import batch_loader
+
+    waited = [0.0]
+
+    def make(i: np.ndarray):
+        t = time.perf_counter()
+        out = batches(int(i[0]))
+        waited[0] += time.perf_counter() - t
+        return out
+
+    model.fit(batch_loader(2, make, 1), epochs=1, verbose=0, shuffle=False)  # compile
+    waited[0] = 0.0
+    t0 = time.perf_counter()
+    model.fit(batch_loader(steps, make, 1), epochs=1, verbose=0, shuffle=False)
+    total = time.perf_counter() - t0
+    return steps * batches.size / total, waited[0] / total
+
+
+def torch_side(model, batches, steps: int) -> tuple[float, float]:
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+
+    def step(i: int) -> float:
+        t = time.perf_counter()
+        x, y = batches(i)
+        xb, yb = torch.from_numpy(x), torch.from_numpy(y.argmax(1))
+        wait = time.perf_counter() - t
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return wait
+
+    for i in range(2):
+        step(i)
+    t0 = time.perf_counter()
+    waited = sum(step(i) for i in range(steps))
+    total = time.perf_counter() - t0
+    return steps * batches.size / total, waited / total
+
+
+def torch_lstm(n_features: int, units=(128, 64, 32), dense=(32, 16), dropout=0.3):
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            sizes = [n_features, *units]
+            self.lstms = nn.ModuleList(nn.LSTM(a, b, batch_first=True) for a, b in zip(sizes, sizes[1:]))
+            layers, prev = [], units[-1]
+            for u in dense:
+                layers += [nn.Linear(prev, u), nn.ReLU(), nn.Dropout(dropout)]
+                prev = u
+            self.head = nn.Sequential(*layers, nn.Linear(prev, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for lstm in self.lstms:
+                x, _ = lstm(x)
+            return self.head(x[:, -1])
+
+    return Net()
+
+
+def torch_gpt(window: int, n_features: int, d: int = 64, heads: int = 4, layers: int = 2, dense=(32, 16), dropout=0.3):
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Linear(n_features, d)
+            self.pos = nn.Parameter(torch.randn(window, d) * 0.05)
+            block = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, activation="gelu", batch_first=True,
+                                               norm_first=True, layer_norm_eps=1e-5)
+            self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(d, eps=1e-5)
+            hl, prev = [], d
+            for u in dense:
+                hl += [nn.Linear(prev, u), nn.ReLU(), nn.Dropout(dropout)]
+                prev = u
+            self.head = nn.Sequential(*hl, nn.Linear(prev, 3))
+            self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(window))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.blocks(self.embed(x) + self.pos, mask=self.mask, is_causal=True)
+            return self.head(self.norm(h)[:, -1])
+
+    return Net()
+
+
+class Batches:
+    """Batch i of a fixed shuffled order of training windows: (x, one-hot y), as both sides see it."""
+
+    def __init__(self, dataset, size: int, seed: int = 0) -> None:
+        from candleflow.labels import one_hot
+
+        self.dataset, self.size, self.one_hot = dataset, size, one_hot
+        self.order = np.random.default_rng(seed).permutation(len(dataset))
+
+    def __call__(self, i: int):
+        idx = self.order[(i * self.size) % (len(self.order) - self.size):][: self.size]
+        return self.dataset.gather(idx), self.one_hot(self.dataset.labels_at(idx))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = ap.parse_args()
+
+    import torch
+
+    from candleflow.backend import describe_devices, keras
+    from candleflow.config import RunConfig
+    from candleflow.model import build_gpt, build_lstm
+    from candleflow.pipeline import prepare
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    k = keras()
+    cfg = RunConfig()
+    prep = prepare(cfg)
+    train = prep.dataset.subset(prep.split["train"])
+    batches = Batches(train, args.batch)
+    window, n_feat = train.window, train.features.shape[1]
+    mean = prep.features.values.mean(0)
+    var = prep.features.values.var(0) + 1e-12
+    print(f"{describe_devices()}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
+          f"{args.steps} steps of {args.batch} x {window} x {n_feat}")
+    print(f"{'model':12} {'framework':22} {'params':>9} {'samples/s':>10} {'vs torch':>9} {'input wait':>11}")
+    k.utils.set_random_seed(0)
+    pairs = [("LSTM 128-64-32", build_lstm(cfg.model, window, n_feat, mean, var), torch_lstm(n_feat)),
+             ("GPT d64 x2", build_gpt(cfg.model, window, n_feat, mean, var), torch_gpt(window, n_feat))]
+    for name, km, tm in pairs:
+        k_rate, k_wait = keras_side(km, batches, args.steps)
+        t_rate, t_wait = torch_side(tm, batches, args.steps)
+        t_params = sum(p.numel() for p in tm.parameters())
+        print(f"{name:12} {'candleflow (Keras/' + k.backend.backend() + ')':22} {km.count_params():>9,} "
+              f"{k_rate:>10,.0f} {k_rate / t_rate:>8.2f}x {k_wait:>10.1%}")
+        print(f"{'':12} {'plain PyTorch':22} {t_params:>9,} {t_rate:>10,.0f} {1.0:>8.2f}x {t_wait:>10.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
