@@ -55,15 +55,39 @@ def pandas_loop(df, horizon, tp, sl):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rows", type=int, default=4_300_000)
     ap.add_argument("--horizon", type=int, default=60)
     args = ap.parse_args()
+    import sys
+    from pathlib import Path
+
+    import numba
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from label_reference import numba_reference
+
+    from candleflow.labels import barrier_multipliers
+
     candles, _ = load_candles(SyntheticSource(n_bars=args.rows, interval="1m"))
     cfg = LabelConfig(barrier="percent", tp=0.5, sl=0.5, horizon=args.horizon)
     competitive_labels(candles, LabelConfig(horizon=args.horizon))  # compile
-    t = time.perf_counter()
+    threads = numba.config.NUMBA_NUM_THREADS
+    timings = {}
+    for n_threads in sorted({1, threads}):
+        numba.set_num_threads(n_threads)
+        best = min(_timed(lambda: competitive_labels(candles, cfg)) for _ in range(3))
+        timings[n_threads] = best
+    numba.set_num_threads(threads)
     lab = competitive_labels(candles, cfg)
-    t_cf = time.perf_counter() - t
+    reference = numba_reference()
+    mults = [np.nan_to_num(m, nan=0.0) for m in barrier_multipliers(candles, cfg)]
+    seg_stop = candles.segments[candles.segment_id, 1]
+    args_ref = (candles.close, candles.high, candles.low, seg_stop, *mults, args.horizon, True)
+    reference(*args_ref)  # compile
+    t = time.perf_counter()
+    y_ref, t1_ref = reference(*args_ref)
+    t_ref = time.perf_counter() - t
+    assert np.array_equal(y_ref, lab.y) and np.array_equal(t1_ref, lab.t1), "candleflow differs from the reference"
     o, h, l, c = candles.open, candles.high, candles.low, candles.close
     k = 20_000
     t = time.perf_counter()
@@ -78,12 +102,23 @@ def main() -> None:
     y_pd = pandas_loop(df, args.horizon, 0.005, 0.005)
     t_pd = (time.perf_counter() - t) / (kp - args.horizon)
     assert np.array_equal(y_pd[: kp - args.horizon], lab.y[: kp - args.horizon])
-    per_row = t_cf / args.rows
-    print(f"machine: {platform.machine()}; {args.rows:,} rows of 1m candles, horizon {args.horizon}, tp=sl=0.5%")
-    print(f"{'method':34s} {'rows/s':>14s} {'x slower than candleflow':>26s}")
-    for name, s in (("candleflow (numba, 1 core)", per_row), ("python loop over numpy arrays", t_py),
-                    ("pandas .iloc loop (original)", t_pd)):
-        print(f"{name:34s} {1 / s:14,.0f} {s / per_row:26.0f}")
+    per_row = timings[threads] / args.rows
+    print(f"machine: {platform.machine()}, {threads} numba threads; {args.rows:,} rows of 1m candles, "
+          f"horizon {args.horizon}, tp=sl=0.5%; every result identical to the reference scan")
+    print(f"{'method':44s} {'rows/s':>14s} {'x slower than candleflow':>26s}")
+    rows = [(f"candleflow (pointer chains, {threads} threads)", per_row)]
+    if threads > 1:
+        rows.append(("candleflow (pointer chains, 1 thread)", timings[1] / args.rows))
+    rows += [("simple reference scan (numba, 1 core)", t_ref / args.rows),
+             ("python loop over numpy arrays", t_py), ("pandas .iloc loop (original)", t_pd)]
+    for name, sec in rows:
+        print(f"{name:44s} {1 / sec:14,.0f} {sec / per_row:26.1f}")
+
+
+def _timed(call) -> float:
+    t = time.perf_counter()
+    call()
+    return time.perf_counter() - t
 
 
 if __name__ == "__main__":

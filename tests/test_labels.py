@@ -109,3 +109,101 @@ def test_matches_reference_implementation(seed, horizon, tp, sl, stop_first):
     got = competitive_labels(candles, LabelConfig(barrier="percent", tp=tp, sl=sl, horizon=horizon,
                                                   same_bar="stop" if stop_first else "target"))
     assert got.y.tolist() == reference_labels(o, h, l, c, horizon, tp, sl, stop_first)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), horizon=st.integers(1, 80), tp=st.sampled_from([0.25, 0.5, 1.0]),
+       sl=st.sampled_from([0.5, 1.0, 2.0]), same_bar=st.sampled_from(["stop", "target"]),
+       ties=st.booleans())
+def test_fast_labeler_identical_to_the_simple_scan(seed, horizon, tp, sl, same_bar, ties):
+    """Pointer-chain first-passage queries, in parallel chunks, against the plain scan: y and t1,
+    volatility barriers, segments with gaps, and (ties) prices on a coarse tick grid so highs
+    repeat and bars touch both barriers."""
+    from label_reference import reference_competitive
+
+    from candleflow.labels import _competitive, _fine_arrays, barrier_multipliers, jump_pointers
+
+    rng = np.random.default_rng(seed)
+    n = 3_000
+    c = 100 * np.exp(np.cumsum(rng.standard_t(4, n) * 0.004))
+    o = np.concatenate([[100.0], c[:-1]])
+    h = np.maximum(o, c) * (1 + rng.exponential(0.002, n))
+    l = np.minimum(o, c) * (1 - rng.exponential(0.002, n))
+    if ties:
+        o, h, l, c = (np.round(v * 4) / 4 for v in (o, h, l, c))
+        h, l = np.maximum(h, np.maximum(o, c)), np.minimum(l, np.minimum(o, c))
+    ts = np.arange(n) + np.where(np.arange(n) >= n // 2, 50, 0)  # a gap: two segments
+    candles, _ = validate_candles(raw(ts, o, h, l, c))
+    cfg = LabelConfig(tp=tp, sl=sl, horizon=horizon, same_bar=same_bar, volatility_span=12)
+    got = competitive_labels(candles, cfg)
+    mults = [np.nan_to_num(m, nan=0.0) for m in barrier_multipliers(candles, cfg)]
+    seg_stop = candles.segments[candles.segment_id, 1]
+    y, t1 = reference_competitive(candles.close, candles.high, candles.low, seg_stop, *mults, horizon,
+                                  same_bar == "stop")
+    assert np.array_equal(got.y, y) and np.array_equal(got.t1, t1)
+    # small pointer chunks: labels whose horizon crosses a chunk boundary stay identical
+    small = _competitive(candles.close, candles.high, candles.low, candles.segments[:, 1].copy(), *mults, horizon,
+                         same_bar == "stop", *_fine_arrays(candles, None), 97)
+    assert np.array_equal(small[0], y) and np.array_equal(small[1], t1)
+    nh, nl = jump_pointers(candles.high, candles.low, 97)
+    for i in rng.integers(0, n, 50):  # first later bar strictly higher / lower, or the chunk's end
+        stop = (i // 97 + 1) * 97
+        later = np.flatnonzero(candles.high[i + 1:stop] > candles.high[i])
+        assert nh[i] == (i + 1 + later[0] if later.size else min(stop, n))
+        later = np.flatnonzero(candles.low[i + 1:stop] < candles.low[i])
+        assert nl[i] == (i + 1 + later[0] if later.size else min(stop, n))
+
+
+def _minutes(times_min, o, h, l, c):
+    from conftest import T0
+    from candleflow.validate import RawCandles
+
+    n = len(times_min)
+    cols = {"open_time": T0 + np.asarray(times_min, dtype=np.int64) * 60_000_000_000, "open": np.asarray(o, float),
+            "high": np.asarray(h, float), "low": np.asarray(l, float), "close": np.asarray(c, float),
+            "volume": np.ones(n)}
+    candles, _ = validate_candles(RawCandles(columns=cols, symbol="TEST", source="test", interval="1m"))
+    return candles
+
+
+def test_finer_candles_decide_a_bar_that_touches_both_barriers():
+    from candleflow.labels import make_labels
+
+    # bar 1 reaches 102 and 98: TP (101) and SL (99) of both trades; the minutes inside it go up first
+    coarse, _ = validate_candles(raw([0, 1, 2], [100, 100, 100], [100.2, 102, 100.2], [99.8, 98, 99.8], [100, 100, 100]))
+    cfg = LabelConfig(barrier="percent", tp=1.0, sl=1.0, horizon=1, same_bar="stop")
+    plain, changed = make_labels(coarse, cfg)
+    assert plain.y[0] == HOLD and changed == 0  # both trades stopped: pessimistic
+    up_first = _minutes([60, 61, 62], [100, 101.5, 100], [101.5, 101.6, 100.5], [100, 100, 98], [101.5, 100, 98.5])
+    fine, changed = make_labels(coarse, cfg, up_first)
+    assert fine.y[0] == LONG and changed == 1 and fine.t1[0] == 1
+    down_first = _minutes([60, 61], [100, 98.5], [100.2, 102], [98.5, 98.4], [98.5, 101])
+    assert make_labels(coarse, cfg, down_first)[0].y[0] == SHORT
+    both_in_one_minute = _minutes([60, 61], [100, 100], [102, 100.5], [98, 99.5], [100, 100])
+    assert make_labels(coarse, cfg, both_in_one_minute)[0].y[0] == HOLD  # the rule decides again
+    tb = LabelConfig(kind="triple_barrier", barrier="percent", tp=1.0, sl=1.0, horizon=1, same_bar="stop")
+    assert make_labels(coarse, tb)[0].y[0] == SHORT and make_labels(coarse, tb, up_first)[0].y[0] == LONG
+
+
+def test_triple_barrier_and_fixed_horizon_by_hand():
+    from candleflow.labels import fixed_horizon_labels, triple_barrier_labels
+
+    c = [100, 100.5, 101.5, 100, 99.5, 98.5, 100, 100.2, 100.1]
+    h = [v + 0.1 for v in c]
+    lo = [v - 0.1 for v in c]
+    candles, _ = validate_candles(raw(range(9), c, np.maximum(c, h), np.minimum(c, lo), c))
+    tb = triple_barrier_labels(candles, LabelConfig(kind="triple_barrier", barrier="percent", tp=1.0, sl=1.0, horizon=3))
+    # t=0: high 101.6 at bar 2 >= 101 -> LONG at 2; t=2: low 98.4 at bar 5 <= 100.485 earlier? bar 3 low 99.9 no,
+    # bar 4 low 99.4 no (>= 100.485*?): lower = 101.5*0.99 = 100.485 -> bar 3 low 99.9 <= 100.485 -> SHORT at 3
+    assert tb.y[0] == LONG and tb.t1[0] == 2
+    assert tb.y[2] == SHORT and tb.t1[2] == 3
+    assert tb.y[6] == -1  # the vertical barrier passes the end of data
+    # t=5: 98.5 -> upper 99.485: bar 6 high 100.1 -> LONG at 6
+    assert tb.y[5] == LONG and tb.t1[5] == 6
+    flat = LabelConfig(kind="triple_barrier", barrier="percent", tp=5.0, sl=5.0, horizon=2)
+    assert triple_barrier_labels(candles, flat).y[0] == HOLD
+    assert triple_barrier_labels(candles, flat.model_copy(update={"vertical": "sign"})).y[0] == LONG
+    fh = fixed_horizon_labels(candles, LabelConfig(kind="fixed_horizon", barrier="percent", tp=1.0, horizon=2))
+    # 100 -> 101.5 (+1.5%): LONG; 100.5 -> 100 : HOLD; 101.5 -> 99.5 (-2%): SHORT
+    assert fh.y[:3].tolist() == [LONG, HOLD, SHORT] and fh.t1[:3].tolist() == [2, 3, 4]
+    assert fh.y[7:].tolist() == [-1, -1]

@@ -145,10 +145,11 @@ class FeatureConfig(_Section):
 
 
 class LabelConfig(_Section):
-    """TP/SL competitive labels: LONG if only the long hits its take-profit first, SHORT if only
-    the short does, HOLD otherwise."""
+    """competitive: LONG if only the long hits its take-profit first, SHORT if only the short
+    does, HOLD otherwise; triple_barrier: upper (tp) / lower (sl) / vertical (horizon) barrier of
+    one long trade; fixed_horizon: the close `horizon` bars later against +-tp."""
 
-    kind: Literal["competitive"] = "competitive"
+    kind: Literal["competitive", "triple_barrier", "fixed_horizon"] = "competitive"
     tp: float = Field(0.5, gt=0, description="take-profit distance (see barrier)")
     sl: float = Field(1.0, gt=0, description="stop-loss distance (see barrier); tp < sl makes 'both won' "
                                             "(HOLD) depend on the path's shape, not on the volatility level")
@@ -158,7 +159,10 @@ class LabelConfig(_Section):
                                   "multiples of the EWMA volatility of a horizon-bar return")
     volatility_span: int = Field(24, ge=2)
     same_bar: Literal["stop", "target"] = Field(
-        "stop", description="a bar touching both TP and SL: stop first (pessimistic) or target first")
+        "stop", description="a bar touching both TP and SL: stop first (pessimistic) or target first, "
+                            "unless finer candles (dataset.fine_candles) tell the order")
+    vertical: Literal["hold", "sign"] = Field(
+        "hold", description="triple_barrier: at the vertical barrier HOLD, or the sign of the return")
 
 
 class DatasetConfig(_Section):
