@@ -163,6 +163,10 @@ class LabelConfig(_Section):
                             "unless finer candles (dataset.fine_candles) tell the order")
     vertical: Literal["hold", "sign"] = Field(
         "hold", description="triple_barrier: at the vertical barrier HOLD, or the sign of the return")
+    fine: Union[FilesSource, BinanceSource, None] = Field(
+        None, discriminator="kind",
+        description="finer candles of the same market (e.g. 1m under 1h bars): a bar touching TP and SL "
+                    "together is resolved by which the finer candles reach first")
 
 
 class DatasetConfig(_Section):
@@ -171,7 +175,13 @@ class DatasetConfig(_Section):
     test_fraction: float = Field(0.0, ge=0, lt=1)
     embargo: int = Field(0, ge=0, description="extra bars dropped before each later split")
     train_stride: int = Field(2, ge=1, description="keep every k-th training window (neighbours overlap almost fully)")
+    stride: int = Field(1, ge=1, description="windows end every k-th valid bar (all parts)")
+    sample_rate: int = Field(1, ge=1, description="a window takes every r-th bar: it spans (window - 1) * r + 1 bars")
     batch_size: int = Field(256, ge=1)
+    balanced: bool = Field(False, description="training batches drawn with equal class odds each epoch "
+                                              "(instead of training.class_weight)")
+    cache_dir: str | None = Field(None, description="prepared-data cache (features, labels as memory-mapped .npy), "
+                                                    "e.g. ~/.cache/candleflow/prepared; off when unset")
 
     @model_validator(mode="after")
     def _fractions(self) -> "DatasetConfig":

@@ -22,10 +22,24 @@ def class_weights(y: np.ndarray, n_classes: int = 3) -> np.ndarray:
     return w
 
 
+def balanced_indices(y: np.ndarray, seed: int, epoch: int) -> np.ndarray:
+    """len(y) indices drawn with equal odds per present class (then uniformly within the class),
+    from default_rng([seed, epoch]): each epoch a fresh, class-balanced sample."""
+    rng = np.random.default_rng([seed, epoch])
+    classes = [np.flatnonzero(y == c) for c in np.unique(y[y >= 0])]
+    pick = rng.integers(0, len(classes), y.shape[0])
+    out = np.empty(y.shape[0], dtype=np.int64)
+    for k, members in enumerate(classes):
+        where = np.flatnonzero(pick == k)
+        out[where] = members[rng.integers(0, members.size, where.size)]
+    return out
+
+
 def batch_loader(n: int, make_batch: Callable[[np.ndarray], Any], batch_size: int, shuffle: bool = False,
-                 seed: int = 0, **kwargs):
+                 seed: int = 0, order: Callable[[int], np.ndarray] | None = None, **kwargs):
     """A `keras.utils.PyDataset` of make_batch(indices) over n items. With shuffle, epoch k visits
-    them in the order permutation(default_rng([seed, k])), so runs with one seed see the same batches."""
+    them in the order permutation(default_rng([seed, k])), so runs with one seed see the same
+    batches; `order(epoch)` replaces that (e.g. balanced_indices)."""
     k = keras()
 
     class BatchPyDataset(k.utils.PyDataset):
@@ -35,6 +49,8 @@ def batch_loader(n: int, make_batch: Callable[[np.ndarray], Any], batch_size: in
             self.order = self._order()
 
         def _order(self) -> np.ndarray:
+            if order is not None:
+                return order(self.epoch)
             return np.random.default_rng([seed, self.epoch]).permutation(n) if shuffle else np.arange(n)
 
         def __len__(self) -> int:
@@ -59,18 +75,21 @@ def _labelled(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None):
 
 
 def keras_loader(dataset: WindowDataset, batch_size: int = 256, shuffle: bool = False, seed: int = 0,
-                 labels: np.ndarray | None = None, weights: np.ndarray | None = None, **kwargs):
+                 labels: np.ndarray | None = None, weights: np.ndarray | None = None, balanced: bool = False,
+                 **kwargs):
     """(x, one-hot y[, sample weight]) batches of windows. `labels` replaces the dataset's labels
-    (one per window); `weights` is a per-class weight turned into sample weights."""
+    (one per window); `weights` is a per-class weight turned into sample weights; `balanced`
+    draws each epoch's windows with equal class odds instead."""
     y = dataset.labels_at() if labels is None else np.asarray(labels)
     if y.shape[0] != len(dataset):
         raise ValueError(f"{y.shape[0]} labels for {len(dataset)} windows")
+    order = (lambda epoch: balanced_indices(y, seed, epoch)) if balanced else None
     return batch_loader(len(dataset), lambda idx: _labelled(dataset.gather(idx), y[idx], weights),
-                        batch_size, shuffle, seed, **kwargs)
+                        batch_size, shuffle, seed, order, **kwargs)
 
 
 def image_loader(images, labels: np.ndarray, batch_size: int = 128, shuffle: bool = False, seed: int = 0,
-                 weights: np.ndarray | None = None, **kwargs):
+                 weights: np.ndarray | None = None, balanced: bool = False, **kwargs):
     """Chart images rendered inside the loader, batch by batch: (B, H, W, 1) float32 in [0, 1],
     one-hot labels [and sample weights]."""
     def make(idx: np.ndarray):
@@ -78,4 +97,5 @@ def image_loader(images, labels: np.ndarray, batch_size: int = 128, shuffle: boo
         x = (x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x)[..., None]
         return _labelled(x, labels[idx], weights)
 
-    return batch_loader(len(images), make, batch_size, shuffle, seed, **kwargs)
+    order = (lambda epoch: balanced_indices(labels, seed, epoch)) if balanced else None
+    return batch_loader(len(images), make, batch_size, shuffle, seed, order, **kwargs)

@@ -23,7 +23,7 @@ from .candles import Candles
 from .config import RunConfig
 from .evaluation import decide, evaluate
 from .features import Features, compute_features
-from .labels import CLASS_NAMES, Labels, competitive_labels
+from .labels import CLASS_NAMES, Labels, make_labels
 from .loaders import class_weights, keras_loader
 from .memory import estimate_training_memory, suggest_batch_size
 from .model import build_gpt, build_lstm, build_mlp
@@ -31,6 +31,7 @@ from .registry import save_model
 from .report import PREDICTIONS, build_report, save_predictions
 from .sources import load_candles
 from .split import Split, chronological_split
+from .store import PreparedCache, cache_key
 from .trading import trading_evaluation
 from .errors import RegistryError
 from .training import RESUME_DIR, fit, latest_resume_state
@@ -51,6 +52,8 @@ class Prepared:
     labels: Labels
     dataset: WindowDataset
     split: Split
+    fine_changed: int | None = None  # labels the finer candles changed (None: no finer candles)
+    cache: str | None = None  # 'hit' or 'miss' in the prepared-data cache; None without one
 
     def summary(self) -> dict[str, Any]:
         """Shapes, class balance per split part and memory: what `candleflow prepare` prints."""
@@ -66,20 +69,39 @@ class Prepared:
             "fingerprint": self.candles.fingerprint, "segments": int(len(self.candles.segments)),
             "features": self.features.descriptions, "feature_shape": list(self.features.values.shape),
             "window_shape": list(self.dataset.shape[1:]), "windows": len(self.dataset),
-            "labels": self.labels.counts(), "split": parts,
+            "labels": self.labels.counts(), "label_kind": self.config.labels.kind,
+            "labels_changed_by_finer_candles": self.fine_changed, "cache": self.cache, "split": parts,
             "feature_mb": round(self.features.values.nbytes / 2**20, 2),
             "materialised_windows_mb": round(self.dataset.materialised_nbytes() / 2**20, 1),
         }
 
 
-def prepare(cfg: RunConfig) -> Prepared:
-    """Source -> validated candles -> features, labels -> windows -> purged chronological split."""
+def prepare(cfg: RunConfig, cache: PreparedCache | None = None) -> Prepared:
+    """Source -> validated candles -> features, labels -> windows -> purged chronological split.
+    With a cache (or `dataset.cache_dir`), features and labels come memory-mapped from an entry
+    keyed by the candles' fingerprint and the config that shapes them, built on a miss."""
     t0 = time.perf_counter()
     candles, report = load_candles(cfg.source, cfg.validation)
     log.info("candles: %s %s, %s", candles.symbol, candles.interval, report.summary())
-    features = compute_features(candles, cfg.features)
-    labels = competitive_labels(candles, cfg.labels)
-    dataset = WindowDataset.from_arrays(features.values, labels.y, candles.segments, cfg.dataset.window)
+    if cache is None and cfg.dataset.cache_dir:
+        cache = PreparedCache(Path(cfg.dataset.cache_dir))
+    key = cache_key(candles.fingerprint, {"features": cfg.features.model_dump(mode="json"),
+                                          "labels": cfg.labels.model_dump(mode="json"),
+                                          "validation": cfg.validation.model_dump(mode="json")})
+    entry = cache.load(key) if cache is not None else None
+    if entry is not None:
+        arrays, meta = entry["arrays"], entry["meta"]
+        features = Features(arrays["features"], meta["feature_names"], meta["warmup"])
+        labels, changed = Labels(arrays["labels"], arrays["t1"]), meta["fine_changed"]
+    else:
+        features, labels, changed = _features_and_labels(cfg, candles)
+        if cache is not None:
+            cache.save(key, {"features": features.values, "labels": labels.y, "t1": labels.t1,
+                             "segments": candles.segments, "open_time": candles.open_time},
+                       {"fingerprint": candles.fingerprint, "feature_names": features.names,
+                        "warmup": features.warmup, "fine_changed": changed})
+    dataset = WindowDataset.from_arrays(features.values, labels.y, candles.segments, cfg.dataset.window,
+                                        cfg.dataset.sample_rate, cfg.dataset.stride)
     if len(dataset) == 0:
         raise ValueError(f"no complete {cfg.dataset.window}-bar window with a label: {len(candles)} rows in "
                          f"{len(candles.segments)} segments are too short")
@@ -87,7 +109,20 @@ def prepare(cfg: RunConfig) -> Prepared:
                                 cfg.dataset.test_fraction, cfg.dataset.embargo)
     log.info("prepared %d windows of %s in %.2fs; split %s", len(dataset), dataset.shape[1:],
              time.perf_counter() - t0, split.summary())
-    return Prepared(cfg, candles, report, features, labels, dataset, split)
+    return Prepared(cfg, candles, report, features, labels, dataset, split, changed,
+                    None if cache is None else ("hit" if entry is not None else "miss"))
+
+
+def _features_and_labels(cfg: RunConfig, candles: Candles) -> tuple[Features, Labels, int | None]:
+    features = compute_features(candles, cfg.features)
+    fine = None
+    if cfg.labels.fine is not None:
+        fine, fine_report = load_candles(cfg.labels.fine, cfg.validation)
+        log.info("finer candles for same-bar touches: %s %s, %s", fine.symbol, fine.interval, fine_report.summary())
+    labels, changed = make_labels(candles, cfg.labels, fine)
+    if fine is not None:
+        log.info("finer candles changed %d of %d labels", changed, int((labels.y >= 0).sum()))
+    return features, labels, changed if fine is not None else None
 
 
 @dataclass
@@ -219,7 +254,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state
     if tc.shuffle_labels:
         y_train = np.random.default_rng(tc.seed).permutation(y_train)
         log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
-    weights = class_weights(y_train) if tc.class_weight == "balanced" else None
+    weights = class_weights(y_train) if tc.class_weight == "balanced" and not cfg.dataset.balanced else None
 
     model, loader, input_shape = _model_and_loader(cfg, prep, train_ds, state)
     estimate = estimate_training_memory(model, cfg.dataset.batch_size)
@@ -229,7 +264,8 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state
              estimate["runtime_mb"], estimate["weights_optimizer_mb"], estimate["activations_mb"],
              estimate["batch_mb"], suggest_batch_size(model))
 
-    train = loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights)
+    extra = {"balanced": True} if cfg.dataset.balanced else {}
+    train = loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra)
     val = loader(val_ds, cfg.dataset.batch_size)
     log.info("training on %d windows (every %d-th of %d), validating on %d", len(train_ds),
              cfg.dataset.train_stride, split["train"].size, len(val_ds))
@@ -287,9 +323,10 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, s
         from .model import build_cnn
 
         def loader(ds: WindowDataset, batch_size: int, shuffle: bool = False, seed: int = 0,
-                   labels: np.ndarray | None = None, weights: np.ndarray | None = None):
+                   labels: np.ndarray | None = None, weights: np.ndarray | None = None, balanced: bool = False):
             y = ds.labels_at() if labels is None else labels
-            return image_loader(ImageWindows(prep.candles, ds.ends, cfg.images), y, batch_size, shuffle, seed, weights)
+            return image_loader(ImageWindows(prep.candles, ds.ends, cfg.images), y, batch_size, shuffle, seed, weights,
+                                balanced)
 
         shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
         return model_from(state, lambda: build_cnn(cfg.model, shape, tc.learning_rate)), loader, (*shape, 1)
@@ -305,7 +342,7 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, s
 
 def _training_rows(train_ds: WindowDataset) -> np.ndarray:
     """Feature rows covered by training windows: the only rows normalisation may see."""
-    starts = train_ds.ends - train_ds.window + 1
+    starts = train_ds.ends - train_ds.span + 1
     delta = np.zeros(train_ds.features.shape[0] + 1, dtype=np.int64)
     np.add.at(delta, starts, 1)
     np.add.at(delta, train_ds.ends + 1, -1)

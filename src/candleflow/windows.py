@@ -8,7 +8,7 @@ from numpy.lib.stride_tricks import as_strided
 
 def valid_window_ends(features: np.ndarray, labels: np.ndarray, segments: np.ndarray,
                       window: int) -> np.ndarray:
-    """Bars e whose window e-window+1 .. e lies in one segment, has finite features and a label."""
+    """Bars e whose `window` bars e-window+1 .. e lie in one segment, have finite features and e a label."""
     n = features.shape[0]
     bad = ~np.isfinite(features).all(axis=1)
     bad_before = np.concatenate([[0], np.cumsum(bad)])  # bad rows in [0, i)
@@ -20,13 +20,15 @@ def valid_window_ends(features: np.ndarray, labels: np.ndarray, segments: np.nda
 
 
 class WindowDataset:
-    """Windows of `window` bars over features (N, F); window i ends at bar ends[i], label labels[ends[i]].
+    """Windows of `window` rows over features (N, F); window i ends at bar ends[i], label labels[ends[i]].
 
     The windows are one strided view of `features` (no copy); `gather` builds a contiguous
-    (B, window, F) float32 batch with a single fancy-indexing copy.
+    (B, window, F) float32 batch with a single fancy-indexing copy. With `rate` r a window takes
+    every r-th bar (it spans (window - 1) * r + 1 bars). `features` may be a read-only memmap:
+    the series then stays on disk and only the gathered batches are in memory.
     """
 
-    def __init__(self, features: np.ndarray, labels: np.ndarray, ends: np.ndarray, window: int):
+    def __init__(self, features: np.ndarray, labels: np.ndarray, ends: np.ndarray, window: int, rate: int = 1):
         if features.ndim != 2 or features.dtype != np.float32:
             raise ValueError(f"features must be float32 (N, F), got {features.dtype} {features.shape}")
         if not features.flags.c_contiguous:
@@ -34,22 +36,28 @@ class WindowDataset:
         if labels.shape[0] != features.shape[0]:
             raise ValueError(f"labels have {labels.shape[0]} rows, features {features.shape[0]}")
         ends = np.asarray(ends, dtype=np.int64)
-        if ends.size and (ends.min() < window - 1 or ends.max() >= features.shape[0]):
+        if rate < 1:
+            raise ValueError(f"rate must be >= 1, got {rate}")
+        self.span = (window - 1) * rate + 1
+        if ends.size and (ends.min() < self.span - 1 or ends.max() >= features.shape[0]):
             raise ValueError("a window end lies outside the feature array")
         self.features = features
         self.labels = labels
         self.ends = ends
         self.window = window
+        self.rate = rate
         n, f = features.shape
         s0, s1 = features.strides
-        self._view = as_strided(features, shape=(max(n - window + 1, 0), window, f),
-                                strides=(s0, s0, s1), writeable=False)
+        self._view = as_strided(features, shape=(max(n - self.span + 1, 0), window, f),
+                                strides=(s0, s0 * rate, s1), writeable=False)
 
     @classmethod
     def from_arrays(cls, features: np.ndarray, labels: np.ndarray, segments: np.ndarray,
-                    window: int) -> "WindowDataset":
-        """All valid windows: inside one segment, finite features, labelled end."""
-        return cls(features, labels, valid_window_ends(features, labels, segments, window), window)
+                    window: int, rate: int = 1, stride: int = 1) -> "WindowDataset":
+        """All valid windows (inside one segment, finite features, labelled end), every
+        `stride`-th of them, each taking every `rate`-th bar."""
+        span = (window - 1) * rate + 1
+        return cls(features, labels, valid_window_ends(features, labels, segments, span)[::stride], window, rate)
 
     def __len__(self) -> int:
         return int(self.ends.shape[0])
@@ -60,11 +68,11 @@ class WindowDataset:
 
     def window_view(self, i: int) -> np.ndarray:
         """Window i as a read-only view (W, F) of the feature array."""
-        return self._view[self.ends[i] - self.window + 1]
+        return self._view[self.ends[i] - self.span + 1]
 
     def gather(self, idx: np.ndarray) -> np.ndarray:
         """Contiguous float32 batch (len(idx), W, F) of windows idx, in one vectorised copy."""
-        return self._view[self.ends[np.asarray(idx)] - self.window + 1]
+        return self._view[self.ends[np.asarray(idx)] - self.span + 1]
 
     def labels_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray:
         """Labels of windows idx (all windows when None)."""
@@ -72,8 +80,37 @@ class WindowDataset:
 
     def subset(self, idx: np.ndarray) -> "WindowDataset":
         """The same arrays with only windows idx (a split part, a stride, a sample)."""
-        return WindowDataset(self.features, self.labels, self.ends[np.asarray(idx)], self.window)
+        return WindowDataset(self.features, self.labels, self.ends[np.asarray(idx)], self.window, self.rate)
 
     def materialised_nbytes(self) -> int:
         """Bytes a copy of every window would take (what the view saves)."""
         return len(self) * self.window * self.features.shape[1] * self.features.itemsize
+
+
+def concat_datasets(datasets: list[WindowDataset], path: str | None = None) -> tuple[WindowDataset, np.ndarray]:
+    """Many symbols (or sources) as one dataset: their feature arrays end to end (in memory, or
+    written to the .npy at `path` and memory-mapped), windows offset so none crosses from one
+    into the next; returns the dataset and each window's index into `datasets`."""
+    if not datasets:
+        raise ValueError("no datasets to concatenate")
+    window, rate = datasets[0].window, datasets[0].rate
+    if any((d.window, d.rate, d.features.shape[1]) != (window, rate, datasets[0].features.shape[1]) for d in datasets):
+        raise ValueError("datasets differ in window, rate or feature count")
+    rows = np.cumsum([0] + [d.features.shape[0] for d in datasets])
+    if path is None:
+        features = np.concatenate([d.features for d in datasets])
+    else:
+        from .atomic import atomic_path
+
+        with atomic_path(path, suffix=".npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                            shape=(int(rows[-1]), datasets[0].features.shape[1]))
+            for d, lo in zip(datasets, rows):
+                out[lo:lo + d.features.shape[0]] = d.features
+            out.flush()
+            del out
+        features = np.load(path, mmap_mode="r")
+    labels = np.concatenate([d.labels for d in datasets])
+    ends = np.concatenate([d.ends + lo for d, lo in zip(datasets, rows)])
+    which = np.concatenate([np.full(len(d), k, dtype=np.int32) for k, d in enumerate(datasets)])
+    return WindowDataset(features, labels, ends, window, rate), which
