@@ -152,3 +152,23 @@ def test_windows_never_cross_segments_or_nonfinite_rows(n, window, rate, stride,
         s = e - ds.span + 1
         seg = segments[(segments[:, 0] <= e) & (e < segments[:, 1])][0]
         assert s >= seg[0] and np.isfinite(f[s:e + 1]).all() and y[e] >= 0
+
+
+def test_inspect_reports_balance_checks_and_memory(tmp_path):
+    from typer.testing import CliRunner
+
+    from candleflow.cli import app
+    from candleflow.inspection import inspect_prepared
+
+    prep = prepare(load_config(None, SMALL))
+    rep = inspect_prepared(prep)
+    assert rep["problems"] == [] and rep["nonfinite_rows_in_windows"] == 0
+    assert rep["split"]["train"]["batch"]["x"] == "(256, 24, 8) float32"
+    total = sum(sum(p["classes"].values()) for p in rep["split"].values())
+    assert total == sum(p["windows"] for p in rep["split"].values())
+    assert rep["memory"]["materialised_windows_mb"] > rep["memory"]["features_mb"]
+    prep.labels.t1[prep.dataset.ends[prep.split["train"][-1]]] = prep.split.starts["val"] + 5  # plant a leak
+    assert any("look-ahead" in p for p in inspect_prepared(prep)["problems"])
+    out = CliRunner().invoke(app, ["inspect", "--set", "source.n_bars=3000", "--set", "dataset.window=24"])
+    assert out.exit_code == 0, out.output
+    assert "all checks passed" in out.output and "materialised" in out.output

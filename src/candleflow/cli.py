@@ -137,6 +137,39 @@ def prepare(config: ConfigOpt = None, set_: SetOpt = None,
 
 
 @app.command()
+def inspect(config: ConfigOpt = None, set_: SetOpt = None,
+            as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False) -> None:
+    """Check the prepared data: shapes, dtypes, class balance per split, NaN/inf, one-hot, memory."""
+    from .config import load_config
+    from .inspection import inspect_prepared
+    from .pipeline import prepare as prepare_data
+
+    _setup_logging(verbose=not as_json)
+    report = inspect_prepared(prepare_data(load_config(config, set_)))
+    if as_json:
+        console.print_json(json.dumps(report))
+    else:
+        f, m = report["features"], report["memory"]
+        console.print(f"features {tuple(f['shape'])} {f['dtype']}{' (memory-mapped)' if f['memory_mapped'] else ''}; "
+                      f"{report['windows']:,} windows of {tuple(report['window_shape'])}; labels "
+                      f"{report['labels']['kind']} {report['labels']['dtype']}")
+        t = Table(title="split: class balance and a real batch of each part")
+        for col in ("part", "windows", "purged", "SHORT", "HOLD", "LONG", "batch x", "batch y"):
+            t.add_column(col, justify="left" if col in ("part", "batch x", "batch y") else "right")
+        for part, p in report["split"].items():
+            sh = p["class_share"]
+            t.add_row(part, f"{p['windows']:,}", str(p["purged"]), f"{sh['SHORT']:.1%}", f"{sh['HOLD']:.1%}",
+                      f"{sh['LONG']:.1%}", p.get("batch", {}).get("x", "-"), p.get("batch", {}).get("y", "-"))
+        console.print(t)
+        console.print(f"memory: {m['resident_mb']:,} MB resident; features {m['features_mb']:,} MB; materialised "
+                      f"windows would take {m['materialised_windows_mb']:,} MB ({m['saving']} the features)")
+        for line in report["problems"] or ["all checks passed: finite windows, one-hot labels, no look-ahead across splits"]:
+            console.print(("problem: " if report["problems"] else "") + line)
+    if report["problems"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def download(
     symbol: Annotated[Optional[list[str]], typer.Option("--symbol", help="e.g. BTCUSDT; repeat for more")] = None,
     interval: Annotated[str, typer.Option(help="kline interval: 1s (spot), 1m ... 1d, 3d, 1w, 1mo")] = "1m",
