@@ -51,7 +51,10 @@ def batch_loader(n: int, make_batch: Callable[[np.ndarray], Any], batch_size: in
         def _order(self) -> np.ndarray:
             if order is not None:
                 return order(self.epoch)
-            return np.random.default_rng([seed, self.epoch]).permutation(n) if shuffle else np.arange(n)
+            index = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)  # half the memory of int64 orders
+            if shuffle:
+                np.random.default_rng([seed, self.epoch]).shuffle(index)
+            return index
 
         def __len__(self) -> int:
             return -(-n // batch_size)

@@ -35,7 +35,8 @@ class WindowDataset:
             raise ValueError("features must be C-contiguous")
         if labels.shape[0] != features.shape[0]:
             raise ValueError(f"labels have {labels.shape[0]} rows, features {features.shape[0]}")
-        ends = np.asarray(ends, dtype=np.int64)
+        # int32 positions while they fit: an index per window is the largest array beside the features
+        ends = np.asarray(ends, dtype=np.int32 if features.shape[0] < 2**31 else np.int64)
         if rate < 1:
             raise ValueError(f"rate must be >= 1, got {rate}")
         self.span = (window - 1) * rate + 1
