@@ -118,7 +118,12 @@ def main() -> None:
               f"{r['materialised_gb']:.1f} GB; {r['windows']:,} windows in {r['seconds']:.0f} s")
         if where:
             Path(where).unlink(missing_ok=True)
-    print("\nlabels (competitive, horizon 60): run benchmarks/bench_labels.py (4.3M rows, identical to the reference)")
+    print("\nlabels (competitive, horizon 60), the same table as benchmarks/bench_labels.py:")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_labels
+
+    sys.argv = [sys.argv[0]]
+    bench_labels.main()
 
 
 if __name__ == "__main__":
