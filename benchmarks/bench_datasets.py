@@ -74,18 +74,15 @@ def epoch_memory_child(rows: int, on_disk: str) -> dict:
     keras()  # the runtime's own memory is not the dataset's: measure from after the import
     proc = psutil.Process()
     base = proc.memory_info().rss
-    if on_disk:
-        arr = np.lib.format.open_memmap(on_disk, mode="w+", dtype=np.float32, shape=(rows, F))
-        for lo in range(0, rows, 1 << 20):
-            arr[lo:lo + (1 << 20)] = np.random.default_rng(lo).standard_normal((min(1 << 20, rows - lo), F), np.float32)
-        arr.flush()
-        del arr
+    feats = (np.lib.format.open_memmap(on_disk, mode="w+", dtype=np.float32, shape=(rows, F)) if on_disk
+             else np.empty((rows, F), np.float32))
+    for lo in range(0, rows, 1 << 20):
+        feats[lo:lo + (1 << 20)] = np.random.default_rng(lo).standard_normal((min(1 << 20, rows - lo), F), np.float32)
+    if on_disk:  # written and dropped: the epoch reads it back through a fresh read-only map
+        feats.flush()
+        del feats
         feats = np.load(on_disk, mmap_mode="r")
         base = proc.memory_info().rss
-    else:
-        feats = np.empty((rows, F), np.float32)
-        for lo in range(0, rows, 1 << 20):
-            feats[lo:lo + (1 << 20)] = np.random.default_rng(lo).standard_normal((min(1 << 20, rows - lo), F), np.float32)
     labels = (np.arange(rows) % 3).astype(np.int8)
     ds = WindowDataset(feats, labels, np.arange(W - 1, rows), W)
     loader = keras_loader(ds, B, shuffle=True, seed=0)

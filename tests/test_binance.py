@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from candleflow.binance import fetch_candles
-from candleflow.binance.download import DownloadError, sha256_file
+from candleflow.binance.download import DownloadError
+from candleflow.digest import sha256_file
 from candleflow.binance.listing import list_files, list_symbols, parse_listing
 from candleflow.binance.mirror import MirrorServer
 from candleflow.binance.plan import plan_files

@@ -12,11 +12,8 @@ from typing import Any
 import numpy as np
 
 from .labels import one_hot
+from .loaders import epoch_order
 from .windows import WindowDataset
-
-
-def _epoch_order(n: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
 
 
 def torch_dataset(dataset: WindowDataset, labels: np.ndarray | None = None):
@@ -60,7 +57,7 @@ def tf_dataset(dataset: WindowDataset, batch_size: int = 256, shuffle: bool = Fa
 
     y_all = dataset.labels_at() if labels is None else np.asarray(labels)
     n, (w, f) = len(dataset), dataset.shape[1:]
-    order = _epoch_order(n, shuffle, seed, 0)
+    order = epoch_order(n, shuffle, seed, 0)
 
     def batch(i):
         idx = order[int(i) * batch_size:(int(i) + 1) * batch_size]
@@ -104,7 +101,7 @@ class JaxBatches:
         import jax
 
         device = self.device or jax.devices()[0]
-        order = _epoch_order(len(self.dataset), self.shuffle, self.seed, self.epoch)
+        order = epoch_order(len(self.dataset), self.shuffle, self.seed, self.epoch)
         queue: collections.deque = collections.deque()
         for i in range(len(self)):
             queue.append(jax.device_put(self._host_batch(order, i), device))  # asynchronous transfer

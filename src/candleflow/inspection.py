@@ -39,7 +39,7 @@ def inspect_prepared(prep, batch_size: int = 256) -> dict[str, Any]:
             problems.append(f"{name}: batch {x.shape} {x.dtype}, expected (B, {ds.window}, {ds.shape[2]}) float32")
         if not np.all((oh == 0) | (oh == 1)) or not np.all(oh.sum(axis=1) == 1):
             problems.append(f"{name}: labels are not one-hot")
-    covered = _covered_rows(ds)
+    covered = ds.covered_rows()
     bad_rows = int((~np.isfinite(np.asarray(ds.features[covered]))).any(axis=1).sum()) if covered.size else 0
     if bad_rows:
         problems.append(f"{bad_rows} feature rows inside windows hold NaN or inf")
@@ -61,10 +61,3 @@ def inspect_prepared(prep, batch_size: int = 256) -> dict[str, Any]:
         "problems": problems,
     }
 
-
-def _covered_rows(ds) -> np.ndarray:
-    """Feature rows that some window reads."""
-    delta = np.zeros(ds.features.shape[0] + 1, dtype=np.int64)
-    np.add.at(delta, ds.ends - ds.span + 1, 1)
-    np.add.at(delta, ds.ends + 1, -1)
-    return np.flatnonzero(np.cumsum(delta[:-1]) > 0)

@@ -22,6 +22,14 @@ def class_weights(y: np.ndarray, n_classes: int = 3) -> np.ndarray:
     return w
 
 
+def epoch_order(n: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
+    """0..n-1, or their permutation by default_rng([seed, epoch]); int32 while n fits (half the memory)."""
+    index = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    if shuffle:
+        np.random.default_rng([seed, epoch]).shuffle(index)
+    return index
+
+
 def balanced_indices(y: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     """len(y) indices drawn with equal odds per present class (then uniformly within the class),
     from default_rng([seed, epoch]): each epoch a fresh, class-balanced sample."""
@@ -51,10 +59,7 @@ def batch_loader(n: int, make_batch: Callable[[np.ndarray], Any], batch_size: in
         def _order(self) -> np.ndarray:
             if order is not None:
                 return order(self.epoch)
-            index = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)  # half the memory of int64 orders
-            if shuffle:
-                np.random.default_rng([seed, self.epoch]).shuffle(index)
-            return index
+            return epoch_order(n, shuffle, seed, self.epoch)
 
         def __len__(self) -> int:
             return -(-n // batch_size)

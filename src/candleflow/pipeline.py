@@ -27,7 +27,7 @@ from .labels import CLASS_NAMES, Labels, make_labels
 from .loaders import class_weights, keras_loader
 from .memory import estimate_training_memory, suggest_batch_size
 from .model import build_gpt, build_lstm, build_mlp
-from .registry import save_model
+from .registry import load_model_file, save_model
 from .report import PREDICTIONS, build_report, save_predictions
 from .sources import load_candles
 from .split import Split, chronological_split
@@ -96,8 +96,7 @@ def prepare(cfg: RunConfig, cache: PreparedCache | None = None) -> Prepared:
     else:
         features, labels, changed = _features_and_labels(cfg, candles)
         if cache is not None:
-            cache.save(key, {"features": features.values, "labels": labels.y, "t1": labels.t1,
-                             "segments": candles.segments, "open_time": candles.open_time},
+            cache.save(key, {"features": features.values, "labels": labels.y, "t1": labels.t1},
                        {"fingerprint": candles.fingerprint, "feature_names": features.names,
                         "warmup": features.warmup, "fine_changed": changed})
     dataset = WindowDataset.from_arrays(features.values, labels.y, candles.segments, cfg.dataset.window,
@@ -233,12 +232,7 @@ def _execute(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state:
 
 def model_from(state: dict[str, Any] | None, build):
     """The model saved with a resume state (optimizer state included, loaded in safe_mode), else build()."""
-    if state is None:
-        return build()
-    from .model import position_embedding_class
-
-    position_embedding_class()
-    return keras().saving.load_model(state["model_path"], safe_mode=True)
+    return build() if state is None else load_model_file(state["model_path"])
 
 
 def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None,
@@ -330,7 +324,7 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, s
 
         shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
         return model_from(state, lambda: build_cnn(cfg.model, shape, tc.learning_rate)), loader, (*shape, 1)
-    rows = _training_rows(train_ds)
+    rows = train_ds.covered_rows()  # the only rows normalisation may see
     mean = prep.features.values[rows].mean(axis=0, dtype=np.float64)
     var = prep.features.values[rows].var(axis=0, dtype=np.float64)
     window, n_feat = train_ds.window, train_ds.features.shape[1]
@@ -338,16 +332,6 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, s
     model = model_from(state, lambda: builders[cfg.model.kind](cfg.model, window, n_feat, mean,
                                                                np.maximum(var, 1e-12), tc.learning_rate))
     return model, keras_loader, (window, n_feat)
-
-
-def _training_rows(train_ds: WindowDataset) -> np.ndarray:
-    """Feature rows covered by training windows: the only rows normalisation may see."""
-    starts = train_ds.ends - train_ds.span + 1
-    delta = np.zeros(train_ds.features.shape[0] + 1, dtype=np.int64)
-    np.add.at(delta, starts, 1)
-    np.add.at(delta, train_ds.ends + 1, -1)
-    covered = np.cumsum(delta[:-1]) > 0
-    return np.flatnonzero(covered)
 
 
 def _versions() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Prepared-data cache: features, labels and segments on disk as .npy, keyed by the data
+"""Prepared-data cache: features, labels and label ends on disk as .npy, keyed by the data
 fingerprint and the exact config that produced them, memory-mapped on load (never pickle).
 
 An entry is written under a temporary name and renamed into place, so a reader never sees half
@@ -14,16 +14,17 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import __version__
+from .digest import sha256_file
 
 log = logging.getLogger("candleflow")
-ARRAYS = ("features", "labels", "t1", "segments", "open_time")
+ARRAYS = ("features", "labels", "t1")
 
 
 def cache_key(fingerprint: str, config: dict[str, Any]) -> str:
@@ -41,7 +42,6 @@ class PreparedCache:
     hits: int = 0
     misses: int = 0
     rebuilt: int = 0
-    events: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser()
@@ -74,7 +74,7 @@ class PreparedCache:
                     np.save(fh, np.ascontiguousarray(arrays[name]), allow_pickle=False)
                     fh.flush()
                     os.fsync(fh.fileno())
-                files[name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+                files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
             (tmp / "meta.json").write_text(json.dumps({"key": key, "files": files, **meta}, indent=2))
             try:
                 os.rename(tmp, self.root / key)
@@ -96,7 +96,7 @@ class PreparedCache:
             size = path.stat().st_size
             if size != want["bytes"]:
                 raise ValueError(f"{path.name} has {size} bytes, expected {want['bytes']} (truncated?)")
-            if self.verify and _sha256(path) != want["sha256"]:
+            if self.verify and sha256_file(path) != want["sha256"]:
                 raise ValueError(f"{path.name} does not match its sha256")
             arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
         self._count("hit", key)
@@ -107,13 +107,4 @@ class PreparedCache:
             self.hits += 1
         else:
             self.misses += 1
-        self.events.append(f"{what} {key}")
         log.info("prepared-data cache %s: %s", what, self.root / key)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()

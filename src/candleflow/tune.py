@@ -77,11 +77,12 @@ def tune(cfg: RunConfig, name: str | None = None, trials: int | None = None,
         study_name=name, storage=storage, load_if_exists=True, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=cfg.training.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2) if tc.prune else optuna.pruners.NopPruner())
-    if _finished(optuna, study):  # a continued study: fresh random draws, not a replay of the first ones
+    done = _n_finished(study)
+    if done:  # a continued study: fresh random draws, not a replay of the first ones
         study.sampler = optuna.samplers.TPESampler(seed=cfg.training.seed + len(study.trials))
     write_text(folder / "base_config.yaml", cfg.to_yaml())
     prepared: dict[str, Any] = {}
-    remaining = trials - len(_finished(optuna, study))
+    remaining = trials - done
     if remaining > 0:
         log.info("tune %s: %d trials to run (%d done), %d folds each", name, remaining, trials - remaining, tc.folds)
 
@@ -101,17 +102,13 @@ def tune(cfg: RunConfig, name: str | None = None, trials: int | None = None,
         log.info("trial %d: %s -> %.4f", trial.number, params, np.mean(scores))
         return float(np.mean(scores))
 
-    try:
-        if remaining > 0:
-            study.optimize(objective, n_trials=remaining, catch=())
-    finally:
-        rows = _write_results(study, folder, cfg, space)
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not done:
+    if remaining > 0:  # the results are rewritten after every trial, so a stopped study keeps its table
+        study.optimize(objective, n_trials=remaining, catch=(),
+                       callbacks=[lambda study, _trial: _write_results(study, folder, cfg, space)])
+    rows, best = _write_results(study, folder, cfg, space)
+    if best is None:
         raise ConfigError(f"tune {name}: no trial finished; see {folder}")
-    best = study.best_trial
-    best_params = {key: _decode(space[key], best.params[key]) for key in space if key in best.params}
-    return TuneResult(folder, float(best.value), best_params, rows)
+    return TuneResult(folder, float(best[0]), best[1], rows)
 
 
 def _is_int_range(spec: SearchParam) -> bool:
@@ -122,9 +119,9 @@ def _decode(spec: SearchParam, value: Any) -> Any:
     return json.loads(value) if spec.choices is not None else value
 
 
-def _finished(optuna, study) -> list:
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return [t for t in study.trials if t.state in states]
+def _n_finished(study) -> int:
+    """Trials that count towards the total: completed or pruned (failed ones are retried)."""
+    return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
 
 
 def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
@@ -165,9 +162,10 @@ def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
         yield float(m["table"]["model"]["balanced_accuracy"])
 
 
-def _write_results(study, folder: Path, cfg: RunConfig, space: dict[str, SearchParam]) -> list[dict[str, Any]]:
+def _write_results(study, folder: Path, cfg: RunConfig, space: dict[str, SearchParam]):
     """trials.csv (one row per trial, best first), best.yaml (the base config with the best
-    values) and summary.json; each written atomically."""
+    values) and summary.json, each written atomically; returns the rows and (best value, best
+    params), or None before any trial completed."""
     rows = []
     for t in study.trials:
         row = {"trial": t.number, "state": t.state.name.lower(),
@@ -184,13 +182,14 @@ def _write_results(study, folder: Path, cfg: RunConfig, space: dict[str, SearchP
         writer.writerows(rows)
     write_text(folder / "trials.csv", buf.getvalue())
     complete = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
-    if complete:
-        best = max(complete, key=lambda t: t.value)
-        best_params = {key: _decode(space[key], best.params[key]) for key in space if key in best.params}
-        header = (f"# best of {len(complete)} finished trials of tune study {study.study_name!r}: trial "
-                  f"{best.number}, mean walk-forward balanced accuracy {best.value:.4f}\n")
-        write_text(folder / "best.yaml", header + apply_params(cfg, best_params).to_yaml())
-        write_json(folder / "summary.json", {"study": study.study_name, "best_trial": best.number,
-                                             "best_value": best.value, "best_params": best_params,
-                                             "trials": len(study.trials), "folds": cfg.tune.folds})
-    return rows
+    if not complete:
+        return rows, None
+    best = max(complete, key=lambda t: t.value)
+    best_params = {key: _decode(space[key], best.params[key]) for key in space if key in best.params}
+    header = (f"# best of {len(complete)} finished trials of tune study {study.study_name!r}: trial "
+              f"{best.number}, mean walk-forward balanced accuracy {best.value:.4f}\n")
+    write_text(folder / "best.yaml", header + apply_params(cfg, best_params).to_yaml())
+    write_json(folder / "summary.json", {"study": study.study_name, "best_trial": best.number,
+                                         "best_value": best.value, "best_params": best_params,
+                                         "trials": len(study.trials), "folds": cfg.tune.folds})
+    return rows, (best.value, best_params)

@@ -83,6 +83,13 @@ class WindowDataset:
         """The same arrays with only windows idx (a split part, a stride, a sample)."""
         return WindowDataset(self.features, self.labels, self.ends[np.asarray(idx)], self.window, self.rate)
 
+    def covered_rows(self) -> np.ndarray:
+        """Feature rows some window reads (e.g. the only rows normalisation may be fitted on)."""
+        delta = np.zeros(self.features.shape[0] + 1, dtype=np.int64)
+        np.add.at(delta, self.ends - self.span + 1, 1)
+        np.add.at(delta, self.ends + 1, -1)
+        return np.flatnonzero(np.cumsum(delta[:-1]) > 0)
+
     def materialised_nbytes(self) -> int:
         """Bytes a copy of every window would take (what the view saves)."""
         return len(self) * self.window * self.features.shape[1] * self.features.itemsize

@@ -23,8 +23,9 @@ from urllib.parse import unquote, urlparse
 import httpx
 
 from ..atomic import write_text
-from ..errors import CandleflowError
 from ..config import BINANCE_BASE_URL
+from ..digest import sha256_file
+from ..errors import CandleflowError
 from .plan import FileRef, daily_files_for_month
 
 CHUNK = 1 << 16
@@ -61,14 +62,6 @@ class FileResult:
     bytes: int = 0
     error: str = ""
     replaced_by: list[FileRef] = field(default_factory=list)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def parse_checksum(text: str, ref: FileRef) -> str:
