@@ -109,13 +109,28 @@ def _print_result(result, task: str) -> None:
 
 @app.command()
 def prepare(config: ConfigOpt = None, set_: SetOpt = None,
-            as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False) -> None:
-    """Read the source, validate candles, compute features, labels, windows and split; no training."""
+            as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+            store: Annotated[Optional[str], typer.Option("--store", help="prepare into this store (path or fsspec URL), one entry per symbol, on Dask")] = None,
+            scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="address of a running Dask scheduler (default: local worker processes)")] = None,
+            workers: Annotated[Optional[int], typer.Option("--workers", help="local worker processes", min=1)] = None,
+            symbols: Annotated[Optional[str], typer.Option("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")] = None,
+            intervals: Annotated[Optional[str], typer.Option("--intervals", help="comma-separated, e.g. 1m,1h")] = None,
+            force: Annotated[bool, typer.Option("--force", help="prepare listed entries again")] = False) -> None:
+    """Read the source, validate candles, compute features, labels, windows and split; no training.
+    With a universe (--symbols, --intervals, universe.sources) or --store: every series on Dask, into a store."""
     from .config import load_config
     from .pipeline import prepare as prepare_data
 
     _setup_logging(verbose=not as_json)
-    prep = prepare_data(load_config(config, set_))
+    flags = [f"universe.store={store}"] * bool(store) + [f"cluster.scheduler={scheduler}"] * bool(scheduler) + \
+        [f"cluster.workers={workers}"] * bool(workers) + \
+        [f"universe.symbols=[{symbols}]"] * bool(symbols) + [f"universe.intervals=[{intervals}]"] * bool(intervals)
+    cfg = load_config(config, [*(set_ or []), *flags])
+    uni = cfg.universe
+    if store or scheduler or uni.symbols or uni.intervals or uni.sources:
+        _prepare_store(cfg, force, as_json)
+        return
+    prep = prepare_data(cfg)
     summary = prep.summary() | {"validation": prep.report.to_dict()}
     if as_json:
         console.print_json(json.dumps(summary))
@@ -134,6 +149,35 @@ def prepare(config: ConfigOpt = None, set_: SetOpt = None,
         t.add_row(part, f"{p['windows']:,}", str(p["purged"]), str(p["first_end"]), str(p["last_end"]),
                   f"{c['SHORT']:,}", f"{c['HOLD']:,}", f"{c['LONG']:,}")
     console.print(t)
+
+
+def _prepare_store(cfg, force: bool, as_json: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .cluster import plan_tasks, prepare_store
+    from .prepared_store import PreparedStore
+
+    n = len(plan_tasks(cfg))
+    with Progress(TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, disable=as_json) as bar:
+        task = bar.add_task("entries", total=n)
+        report = prepare_store(cfg, force=force, on_done=lambda name, rec, err: bar.advance(task))
+    summary = report.to_dict() | {"manifest": PreparedStore(cfg.universe.store).summary()}
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    t = Table(title=f"store {report.store}")
+    for col in ("entry", "rows", "first", "last", "seconds", "worker"):
+        t.add_column(col, justify="right" if col in ("rows", "seconds") else "left")
+    for rec in report.computed:
+        t.add_row(rec["name"], f"{rec['rows']:,}", rec["first"], rec["last"], f"{rec['seconds']:.2f}", rec["worker"])
+    console.print(t)
+    m = summary["manifest"]
+    rate = f", {summary['rows_per_second']:,} rows/s" if summary["rows_per_second"] else ""
+    console.print(f"{len(report.computed)} entries prepared on {report.workers} workers in {report.seconds:.1f}s"
+                  f"{rate}; {len(report.skipped)} already listed, {len(report.adopted)} listed from an interrupted "
+                  f"run, {len(report.swept)} leftovers swept")
+    console.print(f"manifest: {m['entries']} entries, {m['rows']:,} rows, {m['bytes'] / 2**20:,.1f} MB")
 
 
 @app.command()

@@ -300,6 +300,35 @@ class OutputConfig(_Section):
     name: str | None = Field(None, description="run folder name; default: time and symbol")
 
 
+_ENTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class UniverseConfig(_Section):
+    """Many symbols and intervals prepared into one store, one task per symbol x interval.
+
+    `symbols` and `intervals` each replace the source's own (a files source may use {symbol} and
+    {interval} in its paths; synthetic symbols get seed + their position); `sources` adds named
+    sources of any kind (e.g. months of one market as separate series)."""
+
+    symbols: list[str] = Field(default_factory=list, description="e.g. [BTCUSDT, ETHUSDT]; empty: the source's")
+    intervals: list[Interval] = Field(default_factory=list, description="e.g. [1m, 1h]; empty: the source's")
+    sources: dict[Annotated[str, Field(pattern=_ENTRY_NAME)], SourceConfig] = Field(
+        default_factory=dict, description="name -> source, each prepared as its own entry")
+    store: str = Field("prepared", description="path or fsspec URL (file://, s3://, gs://, memory://) of the store")
+
+
+class ClusterConfig(_Section):
+    """Where prepare tasks run: local worker processes, or a running Dask scheduler."""
+
+    scheduler: str | None = Field(None, description="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786; "
+                                                    "unset: a local cluster of `workers` processes")
+    workers: int = Field(2, ge=1, le=512, description="local worker processes (one task each at a time)")
+    threads_per_worker: int = Field(1, ge=1, le=64, description="threads for numba and Arrow inside each task")
+    memory_limit: str = Field("auto", description="per local worker, e.g. 4GiB; auto: the machine's share")
+    retries: int = Field(2, ge=0, le=20, description="times a failed task is run again (a killed worker's tasks "
+                                                    "are rescheduled by Dask on top of this)")
+
+
 class SearchParam(_Section):
     """One searched config key: a range (low, high; log scale; step for integers) or choices."""
 
@@ -348,6 +377,8 @@ class RunConfig(_Section):
     rewards: RewardConfig = Field(default_factory=RewardConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    universe: UniverseConfig = Field(default_factory=UniverseConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @model_validator(mode="after")
     def _task(self) -> "RunConfig":
@@ -406,9 +437,12 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
 def validate_config(data: dict[str, Any]) -> RunConfig:
     """Validate a config mapping; the first problem becomes one line naming key and value."""
-    source = data.get("source")
-    if isinstance(source, dict) and "kind" not in source:
-        source["kind"] = "files" if "paths" in source else "synthetic"
+    universe = data.get("universe")
+    named = list(universe.get("sources", {}).values()) if isinstance(universe, dict) and isinstance(
+        universe.get("sources"), dict) else []
+    for source in [data.get("source"), *named]:
+        if isinstance(source, dict) and "kind" not in source:
+            source["kind"] = "files" if "paths" in source else "synthetic"
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:

@@ -22,9 +22,10 @@ from .backend import configure_devices, keras
 from .candles import Candles
 from .config import RunConfig
 from .evaluation import decide, evaluate
-from .features import Features, compute_features
-from .labels import CLASS_NAMES, Labels, make_labels
+from .features import Features
+from .labels import CLASS_NAMES, Labels
 from .loaders import class_weights, keras_loader
+from .preparation import features_and_labels
 from .memory import estimate_training_memory, suggest_batch_size
 from .model import build_gpt, build_lstm, build_mlp
 from .registry import load_model_file, save_model
@@ -94,7 +95,7 @@ def prepare(cfg: RunConfig, cache: PreparedCache | None = None) -> Prepared:
         features = Features(arrays["features"], meta["feature_names"], meta["warmup"])
         labels, changed = Labels(arrays["labels"], arrays["t1"]), meta["fine_changed"]
     else:
-        features, labels, changed = _features_and_labels(cfg, candles)
+        features, labels, changed = features_and_labels(cfg, candles)
         if cache is not None:
             cache.save(key, {"features": features.values, "labels": labels.y, "t1": labels.t1},
                        {"fingerprint": candles.fingerprint, "feature_names": features.names,
@@ -110,18 +111,6 @@ def prepare(cfg: RunConfig, cache: PreparedCache | None = None) -> Prepared:
              time.perf_counter() - t0, split.summary())
     return Prepared(cfg, candles, report, features, labels, dataset, split, changed,
                     None if cache is None else ("hit" if entry is not None else "miss"))
-
-
-def _features_and_labels(cfg: RunConfig, candles: Candles) -> tuple[Features, Labels, int | None]:
-    features = compute_features(candles, cfg.features)
-    fine = None
-    if cfg.labels.fine is not None:
-        fine, fine_report = load_candles(cfg.labels.fine, cfg.validation)
-        log.info("finer candles for same-bar touches: %s %s, %s", fine.symbol, fine.interval, fine_report.summary())
-    labels, changed = make_labels(candles, cfg.labels, fine)
-    if fine is not None:
-        log.info("finer candles changed %d of %d labels", changed, int((labels.y >= 0).sum()))
-    return features, labels, changed if fine is not None else None
 
 
 @dataclass
@@ -324,10 +313,8 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, s
 
         shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
         return model_from(state, lambda: build_cnn(cfg.model, shape, tc.learning_rate)), loader, (*shape, 1)
-    rows = train_ds.covered_rows()  # the only rows normalisation may see
-    mean = prep.features.values[rows].mean(axis=0, dtype=np.float64)
-    var = prep.features.values[rows].var(axis=0, dtype=np.float64)
-    window, n_feat = train_ds.window, train_ds.features.shape[1]
+    mean, var = train_ds.moments()  # only the rows training windows read
+    window, n_feat = train_ds.window, train_ds.shape[2]
     builders = {"lstm": build_lstm, "gpt": build_gpt, "mlp": build_mlp}
     model = model_from(state, lambda: builders[cfg.model.kind](cfg.model, window, n_feat, mean,
                                                                np.maximum(var, 1e-12), tc.learning_rate))

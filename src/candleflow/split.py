@@ -78,3 +78,33 @@ def _purge(pos: np.ndarray, ends: np.ndarray, t1: np.ndarray, next_start: int, e
     """Drop windows whose label interval, extended by `embargo` bars, reaches bar `next_start`."""
     keep = t1[ends[pos]] + embargo < next_start
     return pos[keep], int((~keep).sum())
+
+
+def split_by_time(end_times: np.ndarray, label_end_times: np.ndarray, val_fraction: float = 0.2,
+                  test_fraction: float = 0.0) -> Split:
+    """Chronological split of windows from many series by the time of their last bar: every
+    series' validation (and test) period starts at the same instant, so no series trains on a
+    period another one validates on. Windows whose label ends (embargo included) at or after the
+    next period's start are purged. Positions in each part are in time order; starts are times (ns)."""
+    end_times = np.asarray(end_times, dtype=np.int64)
+    order = np.argsort(end_times, kind="stable")
+    t = end_times[order]
+    n = t.size
+    n_test = int(round(n * test_fraction))
+    n_val = int(round(n * val_fraction))
+    n_train = n - n_val - n_test
+    if n_train <= 0 or n_val <= 0 or (test_fraction > 0 and n_test <= 0):
+        raise ValueError(f"{n} windows are too few for val_fraction={val_fraction}, test_fraction={test_fraction}")
+    cuts = [int(t[n_train])] + ([int(t[n_train + n_val])] if n_test else [])
+    names = ["train", "val", "test"][:len(cuts) + 1]
+    bounds = [np.iinfo(np.int64).min, *cuts, np.iinfo(np.int64).max]
+    parts, starts, purged = {}, {}, {}
+    for k, name in enumerate(names):
+        pos = order[(t >= bounds[k]) & (t < bounds[k + 1])] if k + 1 < len(names) else order[t >= bounds[k]]
+        if k + 1 < len(names):
+            keep = np.asarray(label_end_times)[pos] < bounds[k + 1]
+            purged[name] = int((~keep).sum())
+            pos = pos[keep]
+        parts[name] = pos
+        starts[name] = int(t[0]) if k == 0 else bounds[k]
+    return Split(parts=parts, starts=starts, purged=purged)

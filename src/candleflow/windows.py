@@ -90,6 +90,11 @@ class WindowDataset:
         np.add.at(delta, self.ends + 1, -1)
         return np.flatnonzero(np.cumsum(delta[:-1]) > 0)
 
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance (float64, per feature) over the rows these windows read: what
+        normalisation may be fitted on."""
+        return _row_moments(self)[:2]
+
     def materialised_nbytes(self) -> int:
         """Bytes a copy of every window would take (what the view saves)."""
         return len(self) * self.window * self.features.shape[1] * self.features.itemsize
@@ -122,3 +127,107 @@ def concat_datasets(datasets: list[WindowDataset], path: str | None = None) -> t
     ends = np.concatenate([d.ends + lo for d, lo in zip(datasets, rows)])
     which = np.concatenate([np.full(len(d), k, dtype=np.int32) for k, d in enumerate(datasets)])
     return WindowDataset(features, labels, ends, window, rate), which
+
+
+class MultiWindowDataset:
+    """Windows over several series (each its own feature array, typically a memmap of a store
+    entry): window i is window `local[i]` of series `which[i]`. It has WindowDataset's interface
+    (gather, labels_at, subset, moments), so loaders and adapters take either."""
+
+    def __init__(self, parts: list[WindowDataset], which: np.ndarray, local: np.ndarray,
+                 names: list[str] | None = None, times: list[np.ndarray] | None = None,
+                 t1: list[np.ndarray] | None = None):
+        if not parts:
+            raise ValueError("no series")
+        first = parts[0]
+        if any((p.window, p.rate, p.features.shape[1]) != (first.window, first.rate, first.features.shape[1])
+               for p in parts):
+            raise ValueError("series differ in window, rate or feature count")
+        self.parts, self.names = parts, names or [str(k) for k in range(len(parts))]
+        self.times, self.t1 = times, t1  # per series: open time of each bar, last bar each label looked at
+        self.which = np.asarray(which, dtype=np.int32)
+        self.local = np.asarray(local, dtype=np.int64 if max(len(p) for p in parts) >= 2**31 else np.int32)
+        self.window, self.rate, self.span = first.window, first.rate, first.span
+        self._labels = [p.labels_at() for p in parts]
+
+    @classmethod
+    def from_parts(cls, parts: list[WindowDataset], names: list[str] | None = None,
+                   times: list[np.ndarray] | None = None, t1: list[np.ndarray] | None = None) -> "MultiWindowDataset":
+        """Every window of every series, series after series."""
+        which = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
+        local = np.concatenate([np.arange(len(p)) for p in parts]) if parts else np.zeros(0, np.int64)
+        return cls(parts, which, local, names, times, t1)
+
+    def __len__(self) -> int:
+        return int(self.which.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self), self.window, self.parts[0].features.shape[1])
+
+    def gather(self, idx: np.ndarray) -> np.ndarray:
+        """Contiguous float32 batch (len(idx), W, F): one vectorised copy per series in the batch."""
+        idx = np.asarray(idx)
+        which, local = self.which[idx], self.local[idx]
+        out = np.empty((idx.shape[0], self.window, self.parts[0].features.shape[1]), dtype=np.float32)
+        for k in np.unique(which):
+            sel = which == k
+            out[sel] = self.parts[k].gather(local[sel])
+        return out
+
+    def labels_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray:
+        """Labels of windows idx (all windows when None)."""
+        idx = slice(None) if idx is None else idx
+        which, local = self.which[idx], self.local[idx]
+        out = np.empty(which.shape[0], dtype=np.int8)
+        for k in np.unique(which):
+            sel = which == k
+            out[sel] = self._labels[k][local[sel]]
+        return out
+
+    def end_times(self) -> np.ndarray:
+        """Open time (int64 ns) of each window's last bar; needs `times`."""
+        return self._per_window(lambda k, e: self.times[k][e])
+
+    def label_end_times(self, embargo: int = 0) -> np.ndarray:
+        """Open time of the last bar each window's label looked at, `embargo` bars later (int64
+        max where that lies past the series' end); needs `times` and `t1`."""
+        def at(k: int, e: np.ndarray) -> np.ndarray:
+            last = self.t1[k][e].astype(np.int64) + embargo
+            inside = last < self.times[k].shape[0]
+            return np.where(inside, self.times[k][np.minimum(last, self.times[k].shape[0] - 1)], np.iinfo(np.int64).max)
+        return self._per_window(at)
+
+    def _per_window(self, fn) -> np.ndarray:
+        if self.times is None or self.t1 is None:
+            raise ValueError("this dataset was built without open times and label ends")
+        out = np.empty(len(self), dtype=np.int64)
+        for k in np.unique(self.which):
+            sel = self.which == k
+            out[sel] = fn(k, np.asarray(self.parts[k].ends[self.local[sel]]))
+        return out
+
+    def subset(self, idx: np.ndarray) -> "MultiWindowDataset":
+        """The same series with only windows idx, in that order."""
+        idx = np.asarray(idx)
+        return MultiWindowDataset(self.parts, self.which[idx], self.local[idx], self.names, self.times, self.t1)
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance (float64, per feature) over the rows these windows read, series by series."""
+        stats = [_row_moments(self.parts[k].subset(self.local[self.which == k])) for k in np.unique(self.which)]
+        n = np.array([s[2] for s in stats], dtype=np.float64)
+        means = np.stack([s[0] for s in stats])
+        mean = (n[:, None] * means).sum(axis=0) / n.sum()
+        var = (n[:, None] * (np.stack([s[1] for s in stats]) + (means - mean) ** 2)).sum(axis=0) / n.sum()
+        return mean, var
+
+    def materialised_nbytes(self) -> int:
+        """Bytes a copy of every window would take (what the views save)."""
+        return len(self) * self.window * self.parts[0].features.shape[1] * 4
+
+
+
+def _row_moments(ds: WindowDataset) -> tuple[np.ndarray, np.ndarray, int]:
+    rows = ds.covered_rows()
+    values = ds.features[rows]
+    return values.mean(axis=0, dtype=np.float64), values.var(axis=0, dtype=np.float64), int(rows.size)
