@@ -1,0 +1,257 @@
+"""Preparing many series on a 2-worker Dask cluster into a store: the shared Binance months as
+separate series, served on 127.0.0.1; retries, a worker killed mid-task, a writer killed mid-entry,
+reruns that finish only what is missing, and the multi-series dataset read from the manifest."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from candleflow.binance.mirror import MirrorServer
+from candleflow.cluster import PrepareError, plan_tasks, prepare_store
+from candleflow.config import load_config, validate_config
+from candleflow.errors import ConfigError
+from candleflow.preparation import features_and_labels
+from candleflow.prepared_store import PreparedStore, StoreError, open_dataset
+from candleflow.sources import load_candles
+from candleflow.split import split_by_time
+
+distributed = pytest.importorskip("distributed")
+
+MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04"]
+KEY = "data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-{}.zip"
+
+
+@pytest.fixture(scope="module")
+def mirror():
+    from conftest import BINANCE
+
+    with MirrorServer(BINANCE.parents[1], stall_seconds=60) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  scheduler_kwargs={"dashboard": False}) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+def month_config(srv, tmp_path, months=MONTHS, store=None, **source):
+    """Each month of BTCUSDT 1m as its own series."""
+    src = {"kind": "binance", "symbol": "BTCUSDT", "interval": "1m", "base_url": srv.url,
+           "cache_dir": str(tmp_path / "cache"), "timeout": 30.0} | source
+    return validate_config({
+        "labels": {"horizon": 30}, "dataset": {"window": 60},
+        "universe": {"store": str(store or tmp_path / "store"),
+                     "sources": {f"m{m}": src | {"start": m, "end": m} for m in months}},
+        "cluster": {"retries": 2}})
+
+
+def reference(cfg, name):
+    task = next(t for t in plan_tasks(cfg) if t.name == name)
+    candles, _ = load_candles(task.config.source, task.config.validation)
+    features, labels, _ = features_and_labels(task.config, candles)
+    return candles, features, labels
+
+
+def hidden(root: Path):
+    return [p for p in root.rglob(".*")]
+
+
+def test_plan_symbols_intervals_and_named_sources(tmp_path):
+    cfg = load_config(None, ["universe.symbols=[AAA,BBB]", "universe.intervals=[1h,4h]"])
+    tasks = plan_tasks(cfg)
+    assert [t.name for t in tasks] == ["AAA-1h", "AAA-4h", "BBB-1h", "BBB-4h"]
+    assert [t.config.source.seed for t in tasks] == [7, 7, 8, 8]  # each synthetic symbol its own market
+    assert len({t.key for t in tasks}) == 4
+    files = validate_config({"source": {"paths": [str(tmp_path / "{symbol}" / "{interval}.csv")]},
+                             "universe": {"symbols": ["X"], "intervals": ["1h"],
+                                          "sources": {"extra": {"n_bars": 500}}}})
+    (tmp_path / "X").mkdir()
+    (tmp_path / "X" / "1h.csv").write_text("open_time,open,high,low,close,volume\n")
+    named = plan_tasks(files)
+    assert [t.name for t in named] == ["extra", "X-1h"]
+    assert named[0].config.source.kind == "synthetic" and named[1].config.source.paths == [str(tmp_path / "X" / "1h.csv")]
+    with pytest.raises(ConfigError, match="universe.sources"):
+        validate_config({"universe": {"sources": {"bad name": {"n_bars": 500}}}})
+    with pytest.raises(ConfigError, match="named twice"):
+        plan_tasks(validate_config({"universe": {"symbols": ["A"], "sources": {"A-1h": {"n_bars": 500}}}}))
+
+
+def test_two_workers_prepare_months_as_series_equal_to_one_process(mirror, client, tmp_path):
+    cfg = month_config(mirror, tmp_path, months=MONTHS[:3])
+    report = prepare_store(cfg, client=client)
+    assert report.workers == 2 and sorted(r["name"] for r in report.computed) == ["m2024-01", "m2024-02", "m2024-03"]
+    assert len({r["worker"] for r in report.computed}) == 2  # both workers took tasks
+    store = PreparedStore(cfg.universe.store)
+    assert store.names() == [r["name"] for r in report.computed]  # listed in completion order
+    for name in store.names():
+        entry = store.open(name, verify=True)
+        candles, features, labels = reference(cfg, name)
+        assert isinstance(entry.features, np.memmap)
+        np.testing.assert_array_equal(entry.features, features.values)
+        np.testing.assert_array_equal(entry.arrays["labels"], labels.y)
+        np.testing.assert_array_equal(entry.arrays["t1"], labels.t1)
+        np.testing.assert_array_equal(entry.arrays["open_time"], candles.open_time)
+        assert entry.meta["fingerprint"] == candles.fingerprint == entry.candles().fingerprint
+        days = {"m2024-01": 31, "m2024-02": 29, "m2024-03": 31}[name]
+        assert entry.meta["rows"] == len(candles) == days * 1440  # every minute of the month
+    assert not hidden(Path(cfg.universe.store))
+
+    # a rerun with one more month prepares only that month
+    bigger = month_config(mirror, tmp_path)
+    again = prepare_store(bigger, client=client)
+    assert [r["name"] for r in again.computed] == ["m2024-04"]
+    assert sorted(again.skipped) == ["m2024-01", "m2024-02", "m2024-03"]
+
+
+def test_multi_series_dataset_reads_the_manifest_lazily_and_splits_by_time(mirror, client, tmp_path):
+    cfg = month_config(mirror, tmp_path, months=MONTHS[:2])
+    prepare_store(cfg, client=client)
+    ds = open_dataset(cfg.universe.store, window=60)
+    store = PreparedStore(cfg.universe.store)
+    singles = {}
+    for name in store.names():
+        _, features, labels = reference(cfg, name)
+        from candleflow.windows import WindowDataset
+
+        candles, _, _ = reference(cfg, name)
+        singles[name] = WindowDataset.from_arrays(features.values, labels.y, candles.segments, 60)
+    assert len(ds) == sum(len(s) for s in singles.values())
+    assert all(isinstance(p.features, np.memmap) for p in ds.parts)
+    idx = np.random.default_rng(0).choice(len(ds), 300, replace=False)
+    batch = ds.gather(idx)
+    for i, row in zip(idx, batch):
+        single = singles[ds.names[ds.which[i]]]
+        np.testing.assert_array_equal(row, single.window_view(int(ds.local[i])))
+        assert ds.labels_at(np.array([i]))[0] == single.labels_at(np.array([ds.local[i]]))[0]
+    split = split_by_time(ds.end_times(), ds.label_end_times(embargo=5), 0.3)
+    train_end, val_start = ds.end_times()[split["train"]], split.starts["val"]
+    assert train_end.max() < val_start <= ds.end_times()[split["val"]].min()
+    assert ds.label_end_times(5)[split["train"]].max() < val_start and split.purged["train"] > 0
+    assert {ds.names[k] for k in np.unique(ds.which[split["val"]])} == {"m2024-02"}  # January only trains
+    mean, var = ds.subset(split["train"]).moments()
+    assert mean.shape == (8,) and np.all(var > 0)
+
+
+def test_a_failed_task_is_retried_and_a_permanent_failure_names_its_entry(mirror, client, tmp_path):
+    cfg = month_config(mirror, tmp_path, months=["2024-05"], retries=0)  # download retries off: the task fails
+    mirror.add_fault(KEY.format("2024-05"), "500")
+    before = mirror.count(KEY.format("2024-05"))
+    report = prepare_store(cfg, client=client)
+    assert [r["name"] for r in report.computed] == ["m2024-05"]
+    assert mirror.count(KEY.format("2024-05")) - before == 2  # the failed attempt, then the retry
+
+    missing = validate_config(json.loads(json.dumps(cfg.model_dump(mode="json"))) | {
+        "universe": cfg.universe.model_dump(mode="json") | {"sources": cfg.universe.model_dump(mode="json")["sources"] | {
+            "m2019-01": cfg.universe.model_dump(mode="json")["sources"]["m2024-05"] | {"start": "2019-01", "end": "2019-01"}}}})
+    with pytest.raises(PrepareError, match=r"1 of 2 entries failed after 2 retries \(first: m2019-01: .*no spot "
+                                           r"BTCUSDT 1m files published"):
+        prepare_store(missing, client=client)
+    assert PreparedStore(cfg.universe.store).names() == ["m2024-05"]
+
+
+def test_a_worker_killed_mid_task_leaves_no_partial_entry(mirror, client, tmp_path):
+    cfg = month_config(mirror, tmp_path, months=["2024-06", "2025-01"])
+    key = KEY.format("2024-06")
+    mirror.add_fault(key, "stall")  # the first download of June hangs half-way: the worker is mid-task
+    before = mirror.count(key)
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(report=prepare_store(cfg, client=client)))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while mirror.count(key) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    busy = None
+    while busy is None and time.monotonic() < deadline:
+        busy = next((w for w, keys in client.processing().items() if any("m2024-06" in str(k) for k in keys)), None)
+        time.sleep(0.05)
+    assert busy is not None, "the June task never started"
+    pid = client.run(os.getpid, workers=[busy])[busy]
+    os.kill(pid, signal.SIGKILL)
+    runner.join(120)
+    assert not runner.is_alive()
+    report = result["report"]
+    assert sorted(r["name"] for r in report.computed) == ["m2024-06", "m2025-01"]
+    assert mirror.count(key) - before == 2  # the killed attempt and the rescheduled one
+    store = PreparedStore(cfg.universe.store)
+    assert sorted(store.names()) == ["m2024-06", "m2025-01"]
+    for name in store.names():
+        store.open(name, verify=True)
+    assert not hidden(Path(cfg.universe.store))
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker
+
+
+KILL_WRITER = """
+import sys, numpy as np, pyarrow as pa
+from candleflow.prepared_store import PreparedStore
+n = 20_000_000
+arrays = {"features": np.ones((n, 8), np.float32), "labels": np.zeros(n, np.int8), "t1": np.zeros(n, np.int32),
+          "open_time": np.arange(n, dtype=np.int64), "segments": np.array([[0, n]])}
+print("writing", flush=True)
+PreparedStore(sys.argv[1]).write_entry("big", "k" * 64, arrays, pa.table({"a": [1]}), {"rows": n})
+"""
+
+
+def test_a_writer_killed_mid_entry_is_never_listed_and_the_rerun_sweeps_it(mirror, client, tmp_path):
+    cfg = month_config(mirror, tmp_path, months=["2024-01"])
+    prepare_store(cfg, client=client)
+    root = Path(cfg.universe.store)
+    proc = subprocess.Popen([sys.executable, "-c", KILL_WRITER, str(root)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    deadline = time.monotonic() + 60
+    while not list((root / "entries").glob("big/.*.tmp/features.npy")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(hidden(root / "entries" / "big")) == 1  # its temporary folder, half written
+    store = PreparedStore(str(root))
+    assert store.names() == ["m2024-01"]
+    with pytest.raises(StoreError, match="no entry 'big' in the manifest"):
+        store.open("big")
+    leftover = hidden(root / "entries" / "big")[0].name
+    again = prepare_store(cfg, client=client)
+    assert again.skipped == ["m2024-01"] and again.computed == [] and again.swept == [f"big/{leftover}"]
+    assert not any((root / "entries" / "big").iterdir())
+
+
+def test_a_finished_but_unlisted_entry_is_listed_not_recomputed(mirror, client, tmp_path):
+    cfg = month_config(mirror, tmp_path, months=["2024-02"])
+    prepare_store(cfg, client=client)
+    store = PreparedStore(cfg.universe.store)
+    manifest = Path(cfg.universe.store) / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["entries"] = {}  # the prepare process died after the entry was written, before it was listed
+    manifest.write_text(json.dumps(data))
+    again = prepare_store(cfg, client=client)
+    assert again.adopted == ["m2024-02"] and again.computed == []
+    assert store.names() == ["m2024-02"]
+    # a damaged entry is caught on open, by size always and by sha256 on request
+    entry = store.open("m2024-02")
+    labels = entry.folder / "labels.npy"
+    labels.write_bytes(labels.read_bytes()[:-1])
+    with pytest.raises(StoreError, match=r"m2024-02/labels.npy has \d+ bytes, the manifest says \d+"):
+        store.open("m2024-02")
+
+
+def test_a_remote_store_is_copied_verified_then_memory_mapped(tmp_path):
+    cfg = load_config(None, ["universe.symbols=[AAA,BBB]", "source.n_bars=3000", "universe.store=memory://cf-test",
+                             "dataset.window=30"])
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None,
+                                  scheduler_kwargs={"dashboard": False}) as cluster, distributed.Client(cluster) as c:
+        report = prepare_store(cfg, client=c)
+    assert sorted(r["name"] for r in report.computed) == ["AAA-1h", "BBB-1h"]
+    store = PreparedStore("memory://cf-test", cache_dir=tmp_path / "cache")
+    entry = store.open("AAA-1h")
+    assert isinstance(entry.features, np.memmap) and str(tmp_path / "cache") in str(entry.folder)
+    ds = open_dataset(store, window=30)
+    assert len(ds.parts) == 2 and ds.shape[1:] == (30, 8)
