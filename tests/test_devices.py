@@ -74,3 +74,51 @@ def test_estimate_is_linear_in_batch_and_suggestion_fits_the_budget():
         assert estimate_training_memory(model, b)["total_mb"] <= budget * 0.5 or b == 1
         assert b == 8192 or estimate_training_memory(model, 2 * b)["total_mb"] > budget * 0.5
     assert suggest_batch_size(_models()["gpt"], available_mb=10.0) == 1
+
+
+def test_padded_batch_gives_the_unpadded_loss():
+    from candleflow.loaders import pad_batch
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(5, 3)).astype(np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 1, 0]]
+    w = np.array([1.0, 2.0, 0.5, 1.0, 1.0], np.float32)
+    px, py, pw = pad_batch((x, y, w), 4)
+    assert px.shape == (8, 3) and py.shape == (8, 3) and pw[5:].tolist() == [0, 0, 0]
+    np.testing.assert_allclose(pw[:5], w * 8 / 5)
+    probs = keras().ops.softmax(x)
+    loss = keras().losses.CategoricalCrossentropy()
+    np.testing.assert_allclose(float(loss(py, keras().ops.softmax(px), sample_weight=pw)),
+                               float(loss(y, probs, sample_weight=w)), rtol=1e-6)
+    _, _, full = pad_batch((x[:4], y[:4]), 4)  # already a multiple: weights of one
+    assert full.tolist() == [1, 1, 1, 1]
+
+
+RUN = ["model.lstm_units=[16]", "model.dense_units=[8]", "dataset.window=24", "source.n_bars=2000",
+       "training.epochs=2", "training.verbose=0", "dataset.batch_size=128"]
+
+
+def test_two_simulated_devices_train_data_parallel_to_the_one_device_metrics(tmp_path):
+    """Each run in a fresh process: XLA_FLAGS must be set before JAX starts."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = {}
+    for name, devices in (("one", 1), ("two", 2)):
+        env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "KERAS_BACKEND": "jax"}
+        args = [a for kv in RUN + [f"output.runs_dir={tmp_path}", f"output.name={name}"] for a in ("-s", kv)]
+        proc = subprocess.run([sys.executable, "-m", "candleflow.cli", "run", *args], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert ("data parallel over 2 devices" in proc.stderr) == (devices == 2)
+        out[name] = json.loads((tmp_path / name / "metadata.json").read_text())
+        out[name]["history"] = (tmp_path / name / "history.csv").read_text().splitlines()
+    assert out["one"]["replicas"] == 1 and out["two"]["replicas"] == 2
+    for key in ("balanced_accuracy", "accuracy", "macro_f1"):  # from predictions on every window
+        assert out["two"]["metrics"]["val"][key] == pytest.approx(out["one"]["metrics"]["val"][key], abs=1e-6)
+    cols = out["one"]["history"][0].split(",")
+    for a, b in zip(out["one"]["history"][1:], out["two"]["history"][1:]):
+        ra, rb = dict(zip(cols, map(float, a.split(",")))), dict(zip(cols, map(float, b.split(","))))
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-4)
+        assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=1e-4)

@@ -71,6 +71,22 @@ def configure_devices(device: str = "auto", precision: str = "float32") -> dict[
     return {"device": "gpu" if on_gpu else "cpu", "dtype_policy": policy, "devices": describe_devices(on_gpu)}
 
 
+def data_parallel(mode: str = "auto", on_gpu: bool = False) -> int:
+    """With mode 'auto' and the JAX backend seeing several devices of the kind training uses, set
+    Keras' data-parallel distribution over all of them (each batch split across the devices,
+    weights replicated); returns the number of replicas (1: one device, nothing set)."""
+    k = keras()
+    if mode == "off" or k.backend.backend() != "jax":
+        return 1
+    devices = k.distribution.list_devices("gpu" if on_gpu else "cpu")
+    if len(devices) < 2:
+        return 1
+    k.distribution.set_distribution(k.distribution.DataParallel(devices=devices))
+    log.info("data parallel over %d devices: each batch is split %d ways, weights are replicated",
+             len(devices), len(devices))
+    return len(devices)
+
+
 def describe_devices(prefer_gpu: bool = True) -> str:
     """Backend and devices in one line, e.g. 'jax on cpu (1 device)'."""
     k = keras()

@@ -235,6 +235,9 @@ class TrainingConfig(_Section):
         "auto", description="auto/gpu: a GPU when one works, else the CPU (one log line says why); cpu: never look")
     precision: Literal["float32", "bfloat16"] = Field(
         "float32", description="bfloat16: mixed precision on GPU (weights stay float32; ignored on CPU, with a warning)")
+    distribution: Literal["auto", "off"] = Field(
+        "auto", description="auto: Keras data parallel over every device JAX sees when it sees several "
+                            "(batch size must be a multiple of their number)")
 
 
 class EvaluationConfig(_Section):

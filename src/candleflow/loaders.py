@@ -44,10 +44,13 @@ def balanced_indices(y: np.ndarray, seed: int, epoch: int) -> np.ndarray:
 
 
 def batch_loader(n: int, make_batch: Callable[[np.ndarray], Any], batch_size: int, shuffle: bool = False,
-                 seed: int = 0, order: Callable[[int], np.ndarray] | None = None, **kwargs):
+                 seed: int = 0, order: Callable[[int], np.ndarray] | None = None, multiple_of: int = 1, **kwargs):
     """A `keras.utils.PyDataset` of make_batch(indices) over n items. With shuffle, epoch k visits
     them in the order permutation(default_rng([seed, k])), so runs with one seed see the same
-    batches; `order(epoch)` replaces that (e.g. balanced_indices)."""
+    batches; `order(epoch)` replaces that (e.g. balanced_indices). With `multiple_of` m > 1 (data
+    parallel over m devices) every batch is padded to a multiple of m by `pad_batch`."""
+    if multiple_of > 1 and batch_size % multiple_of:
+        raise ValueError(f"batch size {batch_size} is not a multiple of {multiple_of} devices")
     k = keras()
 
     class BatchPyDataset(k.utils.PyDataset):
@@ -65,7 +68,8 @@ def batch_loader(n: int, make_batch: Callable[[np.ndarray], Any], batch_size: in
             return -(-n // batch_size)
 
         def __getitem__(self, i: int):
-            return make_batch(self.order[i * batch_size:(i + 1) * batch_size])
+            batch = make_batch(self.order[i * batch_size:(i + 1) * batch_size])
+            return batch if multiple_of == 1 else pad_batch(batch, multiple_of)
 
         def on_epoch_end(self) -> None:
             self.set_epoch(self.epoch + 1)
@@ -78,13 +82,28 @@ def batch_loader(n: int, make_batch: Callable[[np.ndarray], Any], batch_size: in
     return BatchPyDataset()
 
 
+def pad_batch(batch: tuple, multiple_of: int) -> tuple:
+    """(x, y[, w]) padded to a multiple of `multiple_of` rows with zero-weight copies of row 0, the
+    real weights scaled by padded/real size so that Keras' loss (a sum over the padded batch size)
+    and weighted metrics equal those of the unpadded batch; weights are always returned."""
+    x, y, *w = batch
+    real = x.shape[0]
+    size = -(-real // multiple_of) * multiple_of
+    weights = (w[0] if w else np.ones(real, dtype=np.float32)) * np.float32(size / real)
+    if size == real:
+        return x, y, weights.astype(np.float32)
+    extra = size - real
+    pad = lambda a: np.concatenate([a, np.repeat(a[:1], extra, axis=0)])  # noqa: E731
+    return pad(x), pad(y), np.concatenate([weights, np.zeros(extra, np.float32)]).astype(np.float32)
+
+
 def _labelled(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None):
     return (x, one_hot(y)) if weights is None else (x, one_hot(y), weights[y].astype(np.float32))
 
 
 def keras_loader(dataset: WindowDataset, batch_size: int = 256, shuffle: bool = False, seed: int = 0,
                  labels: np.ndarray | None = None, weights: np.ndarray | None = None, balanced: bool = False,
-                 **kwargs):
+                 multiple_of: int = 1, **kwargs):
     """(x, one-hot y[, sample weight]) batches of windows. `labels` replaces the dataset's labels
     (one per window); `weights` is a per-class weight turned into sample weights; `balanced`
     draws each epoch's windows with equal class odds instead."""
@@ -93,11 +112,11 @@ def keras_loader(dataset: WindowDataset, batch_size: int = 256, shuffle: bool = 
         raise ValueError(f"{y.shape[0]} labels for {len(dataset)} windows")
     order = (lambda epoch: balanced_indices(y, seed, epoch)) if balanced else None
     return batch_loader(len(dataset), lambda idx: _labelled(dataset.gather(idx), y[idx], weights),
-                        batch_size, shuffle, seed, order, **kwargs)
+                        batch_size, shuffle, seed, order, multiple_of, **kwargs)
 
 
 def image_loader(images, labels: np.ndarray, batch_size: int = 128, shuffle: bool = False, seed: int = 0,
-                 weights: np.ndarray | None = None, balanced: bool = False, **kwargs):
+                 weights: np.ndarray | None = None, balanced: bool = False, multiple_of: int = 1, **kwargs):
     """Chart images rendered inside the loader, batch by batch: (B, H, W, 1) float32 in [0, 1],
     one-hot labels [and sample weights]."""
     def make(idx: np.ndarray):
@@ -106,4 +125,4 @@ def image_loader(images, labels: np.ndarray, batch_size: int = 128, shuffle: boo
         return _labelled(x, labels[idx], weights)
 
     order = (lambda epoch: balanced_indices(labels, seed, epoch)) if balanced else None
-    return batch_loader(len(images), make, batch_size, shuffle, seed, order, **kwargs)
+    return batch_loader(len(images), make, batch_size, shuffle, seed, order, multiple_of, **kwargs)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .atomic import write_json, write_text
-from .backend import configure_devices, keras
+from .backend import configure_devices, data_parallel, keras
 from .candles import Candles
 from .config import RunConfig
 from .evaluation import decide, evaluate
@@ -196,7 +196,8 @@ def _execute(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state:
             metrics, metadata = run_reward_into(cfg, work, name, started, _versions(), state, callbacks)
             result = RunResult(work, metrics, metadata)
         else:
-            result = _run_into(cfg, work, name, started, state, callbacks)
+            replicas = data_parallel(cfg.training.distribution, devices["device"] == "gpu")
+            result = _run_into(cfg, work, name, started, state, callbacks, replicas)
         log.removeHandler(handler)
         handler.close()
         shutil.rmtree(work / RESUME_DIR, ignore_errors=True)  # model.keras holds the result
@@ -216,7 +217,9 @@ def _execute(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state:
             exc.add_note(f"resume with: candleflow train --resume {name}")
         raise
     finally:
-        k.config.set_dtype_policy("float32")  # mixed precision is this run's choice, not the process's
+        k.config.set_dtype_policy("float32")  # precision and distribution are this run's choice, not the process's
+        if k.backend.backend() == "jax":
+            k.distribution.set_distribution(None)
 
 
 def model_from(state: dict[str, Any] | None, build):
@@ -225,7 +228,7 @@ def model_from(state: dict[str, Any] | None, build):
 
 
 def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None,
-              callbacks: list | None) -> RunResult:
+              callbacks: list | None, replicas: int = 1) -> RunResult:
     t0 = time.perf_counter()
     prep = prepare(cfg)
     ds, split, tc = prep.dataset, prep.split, cfg.training
@@ -248,8 +251,10 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state
              estimate["batch_mb"], suggest_batch_size(model))
 
     extra = {"balanced": True} if cfg.dataset.balanced else {}
+    if replicas > 1:
+        extra["multiple_of"] = replicas  # batches padded with zero-weight rows to split evenly
     train = loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra)
-    val = loader(val_ds, cfg.dataset.batch_size)
+    val = loader(val_ds, cfg.dataset.batch_size, multiple_of=replicas)
     log.info("training on %d windows (every %d-th of %d), validating on %d", len(train_ds),
              cfg.dataset.train_stride, split["train"].size, len(val_ds))
     t_fit = time.perf_counter()
@@ -261,7 +266,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state
     margin = cfg.evaluation.decision_margin
     for part in [p for p in ("val", "test") if p in split.parts]:
         part_ds = ds.subset(split[part])
-        probs = model.predict(loader(part_ds, 1024), verbose=0)
+        probs = model.predict(loader(part_ds, 1024 * replicas, multiple_of=replicas), verbose=0)[:len(part_ds)]
         y_true = part_ds.labels_at()
         metrics[part] = evaluate(y_true, probs, y_train, margin, seed=tc.seed)
         metrics[part]["trading"], _ = trading_evaluation(prep.candles, part_ds.ends, y_true, probs,
@@ -281,7 +286,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state
         "versions": _versions(), "data_fingerprint": prep.candles.fingerprint,
         "symbol": prep.candles.symbol, "interval": prep.candles.interval,
         "input_shape": list(input_shape), "model_kind": cfg.model.kind, "feature_names": prep.features.names, "classes": list(CLASS_NAMES),
-        "parameters": int(model.count_params()), "memory_estimate": estimate,
+        "parameters": int(model.count_params()), "memory_estimate": estimate, "replicas": replicas,
         "measured_training_mb": None if fitted["training_mb"] is None else round(fitted["training_mb"], 1),
         "peak_rss_mb": round(fitted["peak_rss_mb"], 1), "epochs_run": fitted["epochs_run"],
         "resumed_from_epoch": fitted["resumed_from_epoch"],
@@ -306,10 +311,11 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, s
         from .model import build_cnn
 
         def loader(ds: WindowDataset, batch_size: int, shuffle: bool = False, seed: int = 0,
-                   labels: np.ndarray | None = None, weights: np.ndarray | None = None, balanced: bool = False):
+                   labels: np.ndarray | None = None, weights: np.ndarray | None = None, balanced: bool = False,
+                   multiple_of: int = 1):
             y = ds.labels_at() if labels is None else labels
             return image_loader(ImageWindows(prep.candles, ds.ends, cfg.images), y, batch_size, shuffle, seed, weights,
-                                balanced)
+                                balanced, multiple_of)
 
         shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
         return model_from(state, lambda: build_cnn(cfg.model, shape, tc.learning_rate)), loader, (*shape, 1)
