@@ -141,6 +141,16 @@ def test_multi_series_dataset_reads_the_manifest_lazily_and_splits_by_time(mirro
     assert {ds.names[k] for k in np.unique(ds.which[split["val"]])} == {"m2024-02"}  # January only trains
     mean, var = ds.subset(split["train"]).moments()
     assert mean.shape == (8,) and np.all(var > 0)
+    train = ds.subset(split["train"])
+    rows = np.concatenate([p.features[p.subset(train.local[train.which == k]).covered_rows()]
+                           for k, p in enumerate(ds.parts)]).astype(np.float64)  # pooled by hand
+    np.testing.assert_allclose(mean, rows.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(var, rows.var(axis=0), rtol=1e-5)
+    from candleflow.loaders import keras_loader
+
+    x, y = keras_loader(ds.subset(split["train"]), 64)[0]  # the Keras loader takes the multi-series dataset as is
+    np.testing.assert_array_equal(x, ds.gather(split["train"][:64]))
+    np.testing.assert_array_equal(y.argmax(axis=1), ds.labels_at(split["train"][:64]))
 
 
 def test_a_failed_task_is_retried_and_a_permanent_failure_names_its_entry(mirror, client, tmp_path):
@@ -255,3 +265,24 @@ def test_a_remote_store_is_copied_verified_then_memory_mapped(tmp_path):
     assert isinstance(entry.features, np.memmap) and str(tmp_path / "cache") in str(entry.folder)
     ds = open_dataset(store, window=30)
     assert len(ds.parts) == 2 and ds.shape[1:] == (30, 8)
+
+
+def test_cli_prepares_on_a_running_scheduler_and_reruns_only_what_is_missing(mirror, client, tmp_path):
+    cfg = month_config(mirror, tmp_path, months=["2024-03", "2024-04"])
+    path = tmp_path / "universe.yaml"
+    path.write_text(cfg.to_yaml())
+    store = tmp_path / "cli-store"
+    args = [sys.executable, "-m", "candleflow.cli", "prepare", "--config", str(path), "--store", str(store),
+            "--scheduler", client.scheduler.address, "--json"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    out = json.loads(first.stdout)
+    assert sorted(out["computed"]) == ["m2024-03", "m2024-04"] and out["workers"] == 2
+    assert out["manifest"]["entries"] == 2 and out["manifest"]["rows"] == (31 + 30) * 1440
+    second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0 and sorted(json.loads(second.stdout)["skipped"]) == ["m2024-03", "m2024-04"]
+    # nothing is missing: no scheduler is needed; a new store needs one
+    fresh = [a if a != str(store) else str(tmp_path / "fresh") for a in args[:-3]]
+    bad = subprocess.run(fresh + ["--scheduler", "tcp://127.0.0.1:9", "-s", "cluster.connect_timeout=2"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in bad.stderr

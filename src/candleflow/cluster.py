@@ -155,14 +155,14 @@ def _limit_threads(threads: int) -> None:
 
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, workers: int = 2, threads_per_worker: int = 1,
-                memory_limit: str = "auto") -> Iterator[Any]:
+                memory_limit: str = "auto", connect_timeout: float = 20.0) -> Iterator[Any]:
     """A Dask client of the running scheduler at `scheduler`, or of a new local cluster of worker
     processes (closed on exit)."""
     from distributed import Client, LocalCluster
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=f"{connect_timeout}s")
         except (OSError, TimeoutError) as exc:
             raise CandleflowError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         with client:
@@ -207,7 +207,7 @@ def prepare_store(cfg: RunConfig, client: Any = None, force: bool = False,
     if todo:
         cl = cfg.cluster
         with (contextlib.nullcontext(client) if client is not None else
-              dask_client(cl.scheduler, cl.workers, cl.threads_per_worker, cl.memory_limit)) as c:
+              dask_client(cl.scheduler, cl.workers, cl.threads_per_worker, cl.memory_limit, cl.connect_timeout)) as c:
             report.workers = len(c.nthreads())
             _run_tasks(c, todo, store, cl.retries, cl.threads_per_worker, report, on_done)
         report.swept += store.sweep()

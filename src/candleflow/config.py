@@ -330,6 +330,7 @@ class ClusterConfig(_Section):
     memory_limit: str = Field("auto", description="per local worker, e.g. 4GiB; auto: the machine's share")
     retries: int = Field(2, ge=0, le=20, description="times a failed task is run again (a killed worker's tasks "
                                                     "are rescheduled by Dask on top of this)")
+    connect_timeout: float = Field(20.0, gt=0, description="seconds to wait for the scheduler")
 
 
 class SearchParam(_Section):
