@@ -286,3 +286,28 @@ def test_cli_prepares_on_a_running_scheduler_and_reruns_only_what_is_missing(mir
     bad = subprocess.run(fresh + ["--scheduler", "tcp://127.0.0.1:9", "-s", "cluster.connect_timeout=2"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in bad.stderr
+
+
+def test_run_on_a_universe_trains_one_model_over_every_series_of_the_store(tmp_path):
+    from candleflow.pipeline import run
+    from candleflow.registry import load_model
+
+    cfg = load_config(None, ["universe.symbols=[AAA,BBB]", "source.n_bars=2500", f"universe.store={tmp_path / 'store'}",
+                             f"output.runs_dir={tmp_path / 'runs'}", "output.name=u", "training.epochs=1",
+                             "model.lstm_units=[8]", "model.dense_units=[4]", "dataset.window=24",
+                             "training.verbose=0", "cluster.workers=1"])
+    result = run(cfg)
+    ds = open_dataset(cfg.universe.store, 24)
+    split = split_by_time(ds.end_times(), ds.label_end_times(0), 0.2)
+    val = result.metrics["val"]
+    assert val["n"] == split["val"].size and sum(s["windows"] for s in val["series"].values()) == val["n"]
+    assert set(val["series"]) == {"AAA-1h", "BBB-1h"}
+    data = json.loads((result.run_dir / "data.json").read_text())
+    records = PreparedStore(cfg.universe.store).manifest()["entries"]
+    assert data["fingerprints"] == {n: records[n]["fingerprint"] for n in ("AAA-1h", "BBB-1h")}
+    assert result.metadata["series"] == ["AAA-1h", "BBB-1h"] and result.metadata["symbol"] == ["AAA", "BBB"]
+    model = load_model(result.run_dir)
+    assert tuple(model.input_shape[1:]) == (24, 8)
+    with pytest.raises(ConfigError, match="model.kind 'cnn'"):
+        run(load_config(None, ["universe.symbols=[AAA]", "model.kind=cnn", f"universe.store={tmp_path / 'store'}",
+                               f"output.runs_dir={tmp_path / 'runs'}", "output.name=c"]))

@@ -95,6 +95,15 @@ def _print_result(result, task: str) -> None:
         console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
     console.print(f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
                   f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s")
+    if "series" in result.metrics["val"]:  # a universe run: one model over many series
+        t = Table(title="validation period, per series (the model's decisions)")
+        for col in ("series", "windows", "accuracy"):
+            t.add_column(col, justify="left" if col == "series" else "right")
+        for name, r in result.metrics["val"]["series"].items():
+            t.add_row(name, f"{r['windows']:,}", f"{r['accuracy']:.2%}")
+        console.print(t)
+        console.print(f"run folder: [bold]{result.run_dir}[/bold]")
+        return
     bt = result.metrics["val"]["trading"]["table"]
     t = Table(title=f"backtest of the decisions, validation period ({result.metrics['val']['trading']['mode']} position, "
                     f"fee+slippage {result.metrics['val']['trading']['fee'] + result.metrics['val']['trading']['slippage']:.4f} per side)")
@@ -126,8 +135,7 @@ def prepare(config: ConfigOpt = None, set_: SetOpt = None,
         [f"cluster.workers={workers}"] * bool(workers) + \
         [f"universe.symbols=[{symbols}]"] * bool(symbols) + [f"universe.intervals=[{intervals}]"] * bool(intervals)
     cfg = load_config(config, [*(set_ or []), *flags])
-    uni = cfg.universe
-    if store or scheduler or uni.symbols or uni.intervals or uni.sources:
+    if store or scheduler or cfg.universe.active:
         _prepare_store(cfg, force, as_json)
         return
     prep = prepare_data(cfg)

@@ -319,6 +319,11 @@ class UniverseConfig(_Section):
         default_factory=dict, description="name -> source, each prepared as its own entry")
     store: str = Field("prepared", description="path or fsspec URL (file://, s3://, gs://, memory://) of the store")
 
+    @property
+    def active(self) -> bool:
+        """True when the universe names series: `run` and `prepare` then work over the store."""
+        return bool(self.symbols or self.intervals or self.sources)
+
 
 class ClusterConfig(_Section):
     """Where prepare tasks run: local worker processes, or a running Dask scheduler."""

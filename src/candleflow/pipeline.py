@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -227,13 +228,25 @@ def model_from(state: dict[str, Any] | None, build):
     return build() if state is None else load_model_file(state["model_path"])
 
 
-def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None,
-              callbacks: list | None, replicas: int = 1) -> RunResult:
-    t0 = time.perf_counter()
-    prep = prepare(cfg)
-    ds, split, tc = prep.dataset, prep.split, cfg.training
-    write_text(work / "config.yaml", cfg.to_yaml())
+@dataclass
+class _Trained:
+    """What training and scoring leave for the run folder: the model, its fit, and per evaluated
+    part the windows, true labels and predicted probabilities."""
 
+    model: Any
+    fitted: dict[str, Any]
+    fit_seconds: float
+    estimate: dict[str, float]
+    y_train: np.ndarray
+    scored: dict[str, tuple[Any, np.ndarray, np.ndarray]]
+    metrics: dict[str, Any]
+
+
+def _train_and_score(cfg: RunConfig, work: Path, ds, split, model_and_loader, state: dict[str, Any] | None,
+                     callbacks: list | None, replicas: int) -> _Trained:
+    """Fit on the training part (every `train_stride`-th window), then score val [and test]
+    against the baselines. `model_and_loader(train_ds)` gives the model and a loader factory."""
+    tc = cfg.training
     train_pos = split["train"][:: cfg.dataset.train_stride]
     train_ds, val_ds = ds.subset(train_pos), ds.subset(split["val"])
     y_train = train_ds.labels_at()
@@ -242,7 +255,7 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state
         log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
     weights = class_weights(y_train) if tc.class_weight == "balanced" and not cfg.dataset.balanced else None
 
-    model, loader, input_shape = _model_and_loader(cfg, prep, train_ds, state)
+    model, loader = model_and_loader(train_ds)
     estimate = estimate_training_memory(model, cfg.dataset.batch_size)
     log.info("model %s: %s parameters; training memory estimate %.0f MB at batch %d (runtime %.0f, weights+Adam "
              "%.1f, activations %.0f, batch %.1f); batch size that fits half the available memory: %d",
@@ -261,44 +274,119 @@ def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state
     fitted = fit(model, train, val, tc, work, state, callbacks)
     fit_s = time.perf_counter() - t_fit
 
-    metrics: dict[str, Any] = {}
-    predictions: dict[str, dict[str, np.ndarray]] = {}
-    margin = cfg.evaluation.decision_margin
+    scored, metrics = {}, {}
     for part in [p for p in ("val", "test") if p in split.parts]:
         part_ds = ds.subset(split[part])
         probs = model.predict(loader(part_ds, 1024 * replicas, multiple_of=replicas), verbose=0)[:len(part_ds)]
         y_true = part_ds.labels_at()
-        metrics[part] = evaluate(y_true, probs, y_train, margin, seed=tc.seed)
-        metrics[part]["trading"], _ = trading_evaluation(prep.candles, part_ds.ends, y_true, probs,
-                                                         decide(probs, margin), cfg)
-        predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
-    write_json(work / "metrics.json", metrics)
-    save_predictions(work / PREDICTIONS, predictions)
+        scored[part] = (part_ds, y_true, probs)
+        metrics[part] = evaluate(y_true, probs, y_train, cfg.evaluation.decision_margin, seed=tc.seed)
+    return _Trained(model, fitted, fit_s, estimate, y_train, scored, metrics)
 
-    save_model(model, work)
-    write_json(work / "data.json", {"fingerprint": prep.candles.fingerprint, "validation": prep.report.to_dict(),
-                                    "dataset": prep.summary(), "split": split.summary()})
+
+def _metadata(cfg: RunConfig, name: str, started: dt.datetime, t0: float, trained: _Trained, input_shape,
+              replicas: int, data: dict[str, Any]) -> dict[str, Any]:
+    """metadata.json: versions, data identity, model, memory, timing and the headline metrics."""
+    fitted, model = trained.fitted, trained.model
     finished = dt.datetime.now(dt.timezone.utc)
-    metadata = {
+    return {
         "run": name, "task": "classify",
         "created": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - t0, 1), "fit_seconds": round(fit_s, 1),
-        "versions": _versions(), "data_fingerprint": prep.candles.fingerprint,
-        "symbol": prep.candles.symbol, "interval": prep.candles.interval,
-        "input_shape": list(input_shape), "model_kind": cfg.model.kind, "feature_names": prep.features.names, "classes": list(CLASS_NAMES),
-        "parameters": int(model.count_params()), "memory_estimate": estimate, "replicas": replicas,
+        "seconds": round(time.perf_counter() - t0, 1), "fit_seconds": round(trained.fit_seconds, 1),
+        "versions": _versions(), **data,
+        "input_shape": list(input_shape), "model_kind": cfg.model.kind, "classes": list(CLASS_NAMES),
+        "parameters": int(model.count_params()), "memory_estimate": trained.estimate, "replicas": replicas,
         "measured_training_mb": None if fitted["training_mb"] is None else round(fitted["training_mb"], 1),
         "peak_rss_mb": round(fitted["peak_rss_mb"], 1), "epochs_run": fitted["epochs_run"],
         "resumed_from_epoch": fitted["resumed_from_epoch"],
         "metrics": {part: {"balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
                            "accuracy": m["table"]["model"]["accuracy"],
                            "macro_f1": m["table"]["model"]["macro_f1"],
-                           "edge_balanced_accuracy": m["edge_balanced_accuracy"]} for part, m in metrics.items()},
+                           "edge_balanced_accuracy": m["edge_balanced_accuracy"]} for part, m in trained.metrics.items()},
     }
+
+
+def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None,
+              callbacks: list | None, replicas: int = 1) -> RunResult:
+    if cfg.universe.active:
+        return _run_store_into(cfg, work, name, started, state, callbacks, replicas)
+    t0 = time.perf_counter()
+    prep = prepare(cfg)
+    write_text(work / "config.yaml", cfg.to_yaml())
+    shape: list = []
+
+    def model_and_loader(train_ds: WindowDataset):
+        model, loader, input_shape = _model_and_loader(cfg, prep, train_ds, state)
+        shape.extend(input_shape)
+        return model, loader
+
+    trained = _train_and_score(cfg, work, prep.dataset, prep.split, model_and_loader, state, callbacks, replicas)
+    metrics, predictions = trained.metrics, {}
+    for part, (part_ds, y_true, probs) in trained.scored.items():
+        metrics[part]["trading"], _ = trading_evaluation(prep.candles, part_ds.ends, y_true, probs,
+                                                         decide(probs, cfg.evaluation.decision_margin), cfg)
+        predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
+    write_json(work / "metrics.json", metrics)
+    save_predictions(work / PREDICTIONS, predictions)
+
+    save_model(trained.model, work)
+    write_json(work / "data.json", {"fingerprint": prep.candles.fingerprint, "validation": prep.report.to_dict(),
+                                    "dataset": prep.summary(), "split": prep.split.summary()})
+    metadata = _metadata(cfg, name, started, t0, trained, shape, replicas, {
+        "data_fingerprint": prep.candles.fingerprint, "symbol": prep.candles.symbol,
+        "interval": prep.candles.interval, "feature_names": prep.features.names})
     write_json(work / "metadata.json", metadata)
     build_report(work, prep)
     log.info("run finished in %.1fs", metadata["seconds"])
     return RunResult(work, metrics, metadata)
+
+
+def _run_store_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None,
+                    callbacks: list | None, replicas: int = 1) -> RunResult:
+    """A universe: prepare every series into the store on Dask (only what is missing), then train
+    one model on all of them, read memory-mapped, split at the same instants for every series."""
+    from .cluster import plan_tasks, prepare_store
+    from .errors import ConfigError
+    from .prepared_store import PreparedStore, open_dataset
+    from .split import split_by_time
+
+    if cfg.model.kind == "cnn":
+        raise ConfigError("model.kind 'cnn' renders charts from one series' candles: train it on one source, "
+                          "not on a universe")
+    t0 = time.perf_counter()
+    report = prepare_store(cfg)
+    names = [t.name for t in plan_tasks(cfg)]
+    d = cfg.dataset
+    ds = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride)
+    split = split_by_time(ds.end_times(), ds.label_end_times(d.embargo), d.val_fraction, d.test_fraction)
+    log.info("%d series, %d windows of %s; split %s", len(names), len(ds), ds.shape[1:], split.summary())
+    write_text(work / "config.yaml", cfg.to_yaml())
+
+    def model_and_loader(train_ds):
+        return _window_model(cfg, train_ds, state), keras_loader
+
+    trained = _train_and_score(cfg, work, ds, split, model_and_loader, state, callbacks, replicas)
+    for part, (part_ds, y_true, probs) in trained.scored.items():  # each series' share of the score
+        decided = decide(probs, cfg.evaluation.decision_margin)
+        trained.metrics[part]["series"] = {
+            ds.names[k]: {"windows": int((part_ds.which == k).sum()),
+                          "accuracy": float((decided[part_ds.which == k] == y_true[part_ds.which == k]).mean())}
+            for k in np.unique(part_ds.which)}
+    write_json(work / "metrics.json", trained.metrics)
+    save_model(trained.model, work)
+    store = PreparedStore(cfg.universe.store)
+    records = store.manifest()["entries"]
+    write_json(work / "data.json", {"store": store.url, "prepare": report.to_dict(), "series": names,
+                                    "fingerprints": {n: records[n]["fingerprint"] for n in names},
+                                    "windows": len(ds), "split": split.summary()})
+    metadata = _metadata(cfg, name, started, t0, trained, ds.shape[1:], replicas, {
+        "data_fingerprint": hashlib.sha256(" ".join(records[n]["fingerprint"] for n in names).encode()).hexdigest(),
+        "symbol": sorted({records[n]["symbol"] for n in names}), "interval": sorted({records[n]["interval"] for n in names}),
+        "series": names, "feature_names": records[names[0]]["feature_names"]})
+    write_json(work / "metadata.json", metadata)
+    log.info("run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report are "
+             "per series: run them on one source)", metadata["seconds"])
+    return RunResult(work, trained.metrics, metadata)
 
 
 def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, state: dict[str, Any] | None = None):
@@ -319,12 +407,17 @@ def _model_and_loader(cfg: RunConfig, prep: Prepared, train_ds: WindowDataset, s
 
         shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
         return model_from(state, lambda: build_cnn(cfg.model, shape, tc.learning_rate)), loader, (*shape, 1)
-    mean, var = train_ds.moments()  # only the rows training windows read
-    window, n_feat = train_ds.window, train_ds.shape[2]
+    return _window_model(cfg, train_ds, state), keras_loader, train_ds.shape[1:]
+
+
+def _window_model(cfg: RunConfig, train_ds, state: dict[str, Any] | None):
+    """The configured window model (LSTM, GPT, MLP) with normalisation fitted on the rows the
+    training windows read, or the model saved with a resume state."""
+    mean, var = train_ds.moments()
+    window, n_feat = train_ds.shape[1:]
     builders = {"lstm": build_lstm, "gpt": build_gpt, "mlp": build_mlp}
-    model = model_from(state, lambda: builders[cfg.model.kind](cfg.model, window, n_feat, mean,
-                                                               np.maximum(var, 1e-12), tc.learning_rate))
-    return model, keras_loader, (window, n_feat)
+    return model_from(state, lambda: builders[cfg.model.kind](cfg.model, window, n_feat, mean,
+                                                              np.maximum(var, 1e-12), cfg.training.learning_rate))
 
 
 def _versions() -> dict[str, str]:
