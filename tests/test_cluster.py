@@ -39,7 +39,7 @@ def mirror():
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   scheduler_kwargs={"dashboard": False}) as cluster, \
             distributed.Client(cluster) as c:
         yield c
@@ -256,7 +256,7 @@ def test_a_finished_but_unlisted_entry_is_listed_not_recomputed(mirror, client, 
 def test_a_remote_store_is_copied_verified_then_memory_mapped(tmp_path):
     cfg = load_config(None, ["universe.symbols=[AAA,BBB]", "source.n_bars=3000", "universe.store=memory://cf-test",
                              "dataset.window=30"])
-    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0",
                                   scheduler_kwargs={"dashboard": False}) as cluster, distributed.Client(cluster) as c:
         report = prepare_store(cfg, client=c)
     assert sorted(r["name"] for r in report.computed) == ["AAA-1h", "BBB-1h"]

@@ -169,7 +169,7 @@ def dask_client(scheduler: str | None = None, workers: int = 2, threads_per_work
             yield client
         return
     with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                      memory_limit=memory_limit, dashboard_address=None,
+                      memory_limit=memory_limit, dashboard_address=":0",
                       scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
