@@ -5,7 +5,8 @@ A worker writes an entry into a hidden temporary folder, `meta.json` (the size a
 file) last, and renames it to `entries/NAME/VERSION/`. Only the process that runs the prepare
 writes the manifest, atomically and only after an entry is complete, so the manifest never lists
 an incomplete entry. Anything the manifest does not list (a killed worker's temporary folder, an
-old version) is swept by the next prepare. Readers open entries memory-mapped, one at a time, as a
+old version) is swept by the next prepare. On object stores, where a rename is a copy, the commit
+is the manifest: an entry counts only once the manifest lists it, after its meta.json exists. Readers open entries memory-mapped, one at a time, as a
 dataset asks for them; entries of a remote store are copied (verified) to a local cache first.
 """
 
