@@ -22,6 +22,7 @@ from candleflow.preparation import features_and_labels
 from candleflow.prepared_store import PreparedStore, StoreError, open_dataset
 from candleflow.sources import load_candles
 from candleflow.split import split_by_time
+from candleflow.windows import WindowDataset
 
 distributed = pytest.importorskip("distributed")
 
@@ -121,10 +122,7 @@ def test_multi_series_dataset_reads_the_manifest_lazily_and_splits_by_time(mirro
     store = PreparedStore(cfg.universe.store)
     singles = {}
     for name in store.names():
-        _, features, labels = reference(cfg, name)
-        from candleflow.windows import WindowDataset
-
-        candles, _, _ = reference(cfg, name)
+        candles, features, labels = reference(cfg, name)
         singles[name] = WindowDataset.from_arrays(features.values, labels.y, candles.segments, 60)
     assert len(ds) == sum(len(s) for s in singles.values())
     assert all(isinstance(p.features, np.memmap) for p in ds.parts)
@@ -161,9 +159,7 @@ def test_a_failed_task_is_retried_and_a_permanent_failure_names_its_entry(mirror
     assert [r["name"] for r in report.computed] == ["m2024-05"]
     assert mirror.count(KEY.format("2024-05")) - before == 2  # the failed attempt, then the retry
 
-    missing = validate_config(json.loads(json.dumps(cfg.model_dump(mode="json"))) | {
-        "universe": cfg.universe.model_dump(mode="json") | {"sources": cfg.universe.model_dump(mode="json")["sources"] | {
-            "m2019-01": cfg.universe.model_dump(mode="json")["sources"]["m2024-05"] | {"start": "2019-01", "end": "2019-01"}}}})
+    missing = month_config(mirror, tmp_path, months=["2024-05", "2019-01"], retries=0)  # 2019-01 is not published
     with pytest.raises(PrepareError, match=r"1 of 2 entries failed after 2 retries \(first: m2019-01: .*no spot "
                                            r"BTCUSDT 1m files published"):
         prepare_store(missing, client=client)
@@ -283,6 +279,8 @@ def test_cli_prepares_on_a_running_scheduler_and_reruns_only_what_is_missing(mir
     assert second.returncode == 0 and sorted(json.loads(second.stdout)["skipped"]) == ["m2024-03", "m2024-04"]
     # nothing is missing: no scheduler is needed; a new store needs one
     fresh = [a if a != str(store) else str(tmp_path / "fresh") for a in args[:-3]]
+    unknown = subprocess.run(args[:-3] + ["--store", "nope://x"], capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2 and unknown.stderr.strip() == "error: store 'nope://x': Protocol not known: nope"
     bad = subprocess.run(fresh + ["--scheduler", "tcp://127.0.0.1:9", "-s", "cluster.connect_timeout=2"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in bad.stderr
@@ -311,3 +309,15 @@ def test_run_on_a_universe_trains_one_model_over_every_series_of_the_store(tmp_p
     with pytest.raises(ConfigError, match="model.kind 'cnn'"):
         run(load_config(None, ["universe.symbols=[AAA]", "model.kind=cnn", f"universe.store={tmp_path / 'store'}",
                                f"output.runs_dir={tmp_path / 'runs'}", "output.name=c"]))
+
+
+def test_split_by_time_cuts_every_series_at_one_instant_by_hand():
+    end = np.array([0, 1, 2, 3, 4, 0, 1, 2, 3, 4])  # two series with the same bar times
+    split = split_by_time(end, end + 1, val_fraction=0.4)
+    # sorted times 0 0 1 1 2 2 | 3 3 4 4: the cut is t=3; both t=2 windows see t=3 in their label: purged
+    assert split["train"].tolist() == [0, 5, 1, 6] and split.purged["train"] == 2
+    assert split["val"].tolist() == [3, 8, 4, 9] and split.starts == {"train": 0, "val": 3}
+    three = split_by_time(end, end, val_fraction=0.2, test_fraction=0.2)
+    assert three["val"].tolist() == [3, 8] and three["test"].tolist() == [4, 9] and three.purged == {"train": 0, "val": 0}
+    with pytest.raises(ValueError, match="10 windows are too few"):
+        split_by_time(end, end, val_fraction=0.96)

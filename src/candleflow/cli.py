@@ -131,9 +131,9 @@ def prepare(config: ConfigOpt = None, set_: SetOpt = None,
     from .pipeline import prepare as prepare_data
 
     _setup_logging(verbose=not as_json)
-    flags = [f"universe.store={store}"] * bool(store) + [f"cluster.scheduler={scheduler}"] * bool(scheduler) + \
-        [f"cluster.workers={workers}"] * bool(workers) + \
-        [f"universe.symbols=[{symbols}]"] * bool(symbols) + [f"universe.intervals=[{intervals}]"] * bool(intervals)
+    given = {"universe.store": store, "cluster.scheduler": scheduler, "cluster.workers": workers,
+             "universe.symbols": symbols and f"[{symbols}]", "universe.intervals": intervals and f"[{intervals}]"}
+    flags = [f"{key}={value}" for key, value in given.items() if value]
     cfg = load_config(config, [*(set_ or []), *flags])
     if store or scheduler or cfg.universe.active:
         _prepare_store(cfg, force, as_json)
@@ -165,12 +165,13 @@ def _prepare_store(cfg, force: bool, as_json: bool) -> None:
     from .cluster import plan_tasks, prepare_store
     from .prepared_store import PreparedStore
 
+    store = PreparedStore(cfg.universe.store)  # a bad URL is reported before any work starts
     n = len(plan_tasks(cfg))
     with Progress(TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, disable=as_json) as bar:
         task = bar.add_task("entries", total=n)
         report = prepare_store(cfg, force=force, on_done=lambda name, rec, err: bar.advance(task))
-    summary = report.to_dict() | {"manifest": PreparedStore(cfg.universe.store).summary()}
+    summary = report.to_dict() | {"manifest": store.summary()}
     if as_json:
         console.print_json(json.dumps(summary))
         return

@@ -226,18 +226,22 @@ def _run_tasks(client: Any, todo: list[PrepareTask], store: Any, retries: int, t
 
     futures = {client.submit(prepare_entry, t.name, t.config.model_dump_json(), t.key, store.url, threads,
                              key=f"prepare-{t.name}-{t.key[:12]}", retries=retries, pure=False): t for t in todo}
-    for fut in as_completed(list(futures)):
-        task = futures[fut]
-        try:
-            record = fut.result()
-        except Exception as exc:  # noqa: BLE001 - every failure is reported by entry, the rest go on
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            report.failed[task.name] = f"{type(exc).__name__}: {msg}"
-            log.error("entry %s failed: %s", task.name, report.failed[task.name])
-            on_done(task.name, None, report.failed[task.name])
-            continue
-        store.commit([record])
-        report.computed.append(record)
-        log.info("entry %s: %s rows in %.2fs on %s", task.name, f"{record['rows']:,}", record["seconds"],
-                 record["worker"])
-        on_done(task.name, record, None)
+    for batch in as_completed(list(futures)).batches():  # one manifest write per batch of finished tasks
+        records = []
+        for fut in batch:
+            task = futures[fut]
+            try:
+                record = fut.result()
+            except Exception as exc:  # noqa: BLE001 - every failure is reported by entry, the rest go on
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                report.failed[task.name] = f"{type(exc).__name__}: {msg}"
+                log.error("entry %s failed: %s", task.name, report.failed[task.name])
+                on_done(task.name, None, report.failed[task.name])
+                continue
+            records.append(record)
+            log.info("entry %s: %s rows in %.2fs on %s", task.name, f"{record['rows']:,}", record["seconds"],
+                     record["worker"])
+        store.commit(records)
+        report.computed += records
+        for record in records:
+            on_done(record["name"], record, None)

@@ -446,10 +446,9 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
 def validate_config(data: dict[str, Any]) -> RunConfig:
     """Validate a config mapping; the first problem becomes one line naming key and value."""
-    universe = data.get("universe")
-    named = list(universe.get("sources", {}).values()) if isinstance(universe, dict) and isinstance(
-        universe.get("sources"), dict) else []
-    for source in [data.get("source"), *named]:
+    universe = data.get("universe") if isinstance(data.get("universe"), dict) else {}
+    named = universe.get("sources") if isinstance(universe.get("sources"), dict) else {}
+    for source in [data.get("source"), *named.values()]:
         if isinstance(source, dict) and "kind" not in source:
             source["kind"] = "files" if "paths" in source else "synthetic"
     try:

@@ -26,16 +26,16 @@ from .evaluation import decide, evaluate
 from .features import Features
 from .labels import CLASS_NAMES, Labels
 from .loaders import class_weights, keras_loader
-from .preparation import features_and_labels
 from .memory import estimate_training_memory, suggest_batch_size
 from .model import build_gpt, build_lstm, build_mlp
+from .preparation import features_and_labels
 from .registry import load_model_file, save_model
 from .report import PREDICTIONS, build_report, save_predictions
 from .sources import load_candles
 from .split import Split, chronological_split
 from .store import PreparedCache, cache_key
 from .trading import trading_evaluation
-from .errors import RegistryError
+from .errors import ConfigError, RegistryError
 from .training import RESUME_DIR, fit, latest_resume_state
 from .validate import ValidationReport
 from .windows import WindowDataset
@@ -237,7 +237,6 @@ class _Trained:
     fitted: dict[str, Any]
     fit_seconds: float
     estimate: dict[str, float]
-    y_train: np.ndarray
     scored: dict[str, tuple[Any, np.ndarray, np.ndarray]]
     metrics: dict[str, Any]
 
@@ -281,7 +280,7 @@ def _train_and_score(cfg: RunConfig, work: Path, ds, split, model_and_loader, st
         y_true = part_ds.labels_at()
         scored[part] = (part_ds, y_true, probs)
         metrics[part] = evaluate(y_true, probs, y_train, cfg.evaluation.decision_margin, seed=tc.seed)
-    return _Trained(model, fitted, fit_s, estimate, y_train, scored, metrics)
+    return _Trained(model, fitted, fit_s, estimate, scored, metrics)
 
 
 def _metadata(cfg: RunConfig, name: str, started: dt.datetime, t0: float, trained: _Trained, input_shape,
@@ -346,7 +345,6 @@ def _run_store_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime,
     """A universe: prepare every series into the store on Dask (only what is missing), then train
     one model on all of them, read memory-mapped, split at the same instants for every series."""
     from .cluster import plan_tasks, prepare_store
-    from .errors import ConfigError
     from .prepared_store import PreparedStore, open_dataset
     from .split import split_by_time
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .candles import OHLCV, Candles
+from .digest import sha256_file
 from .errors import CandleflowError
 
 MANIFEST = "manifest.json"
@@ -88,7 +89,10 @@ class PreparedStore:
 
     def __post_init__(self) -> None:
         self.url = str(self.url)
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        except (ImportError, ValueError) as exc:  # an unknown protocol, or its package (s3fs, gcsfs) missing
+            raise StoreError(f"store {self.url!r}: {str(exc).splitlines()[0]}") from None
         self.root = self.root.rstrip("/")
 
     @property
@@ -226,9 +230,10 @@ class PreparedStore:
 
     # --- reading ---
 
-    def open(self, name: str, verify: bool = False) -> StoreEntry:
-        """One listed entry, memory-mapped (sizes always checked; sha256 too with `verify`)."""
-        entries = self.manifest()["entries"]
+    def open(self, name: str, verify: bool = False, entries: dict[str, Any] | None = None) -> StoreEntry:
+        """One listed entry, memory-mapped (sizes always checked; sha256 too with `verify`).
+        `entries` is the manifest's, when the caller has read it already."""
+        entries = self.manifest()["entries"] if entries is None else entries
         if name not in entries:
             raise StoreError(f"{self.url}: no entry {name!r} in the manifest (entries: {', '.join(entries) or 'none'})")
         record = entries[name]
@@ -238,7 +243,7 @@ class PreparedStore:
             size = path.stat().st_size if path.exists() else -1
             if size != want["bytes"]:
                 raise StoreError(f"{self.url}: {name}/{fname} has {size} bytes, the manifest says {want['bytes']}")
-            if verify and _sha256(path) != want["sha256"]:
+            if verify and sha256_file(path) != want["sha256"]:
                 raise StoreError(f"{self.url}: {name}/{fname} does not match its sha256 in the manifest")
         arrays = {a: np.load(folder / f"{a}.npy", mmap_mode="r", allow_pickle=False) for a in ARRAYS}
         return StoreEntry(name, record, arrays, folder)
@@ -254,7 +259,7 @@ class PreparedStore:
         with atomic_dir(folder) as tmp:
             for fname, want in record["files"].items():
                 self.fs.get_file(f"{remote}/{fname}", str(tmp / fname))
-                if _sha256(tmp / fname) != want["sha256"]:
+                if sha256_file(tmp / fname) != want["sha256"]:
                     raise StoreError(f"{self.url}: {record['name']}/{fname} does not match its sha256 after copying")
         return folder
 
@@ -265,12 +270,6 @@ class PreparedStore:
                 "bytes": sum(r["bytes"] for r in entries.values())}
 
 
-def _sha256(path: Path) -> str:
-    from .digest import sha256_file
-
-    return sha256_file(path)
-
-
 def open_dataset(store: PreparedStore | str, window: int = 120, names: list[str] | None = None, rate: int = 1,
                  stride: int = 1):  # -> MultiWindowDataset
     """Windows over the store's listed entries (all, or `names`), each series memory-mapped and
@@ -278,7 +277,8 @@ def open_dataset(store: PreparedStore | str, window: int = 120, names: list[str]
     from .windows import MultiWindowDataset, WindowDataset
 
     store = store if isinstance(store, PreparedStore) else PreparedStore(store)
-    entries = [store.open(n) for n in (names or store.names())]
+    listed = store.manifest()["entries"]
+    entries = [store.open(n, entries=listed) for n in (names or list(listed))]
     if not entries:
         raise StoreError(f"{store.url}: the manifest lists no entries (run candleflow prepare --store {store.url})")
     first = entries[0].meta["feature_names"]

@@ -34,11 +34,7 @@ def chronological_split(ends: np.ndarray, t1: np.ndarray, val_fraction: float = 
     if ends.size and np.any(np.diff(ends) <= 0):
         raise ValueError("window ends must be strictly increasing")
     n = ends.size
-    n_test = int(round(n * test_fraction))
-    n_val = int(round(n * val_fraction))
-    n_train = n - n_val - n_test
-    if n_train <= 0 or n_val <= 0 or (test_fraction > 0 and n_test <= 0):
-        raise ValueError(f"{n} windows are too few for val_fraction={val_fraction}, test_fraction={test_fraction}")
+    n_train, n_val, n_test = _part_sizes(n, val_fraction, test_fraction)
     bounds = [("train", 0, n_train), ("val", n_train, n_train + n_val)]
     if n_test:
         bounds.append(("test", n_train + n_val, n))
@@ -89,22 +85,28 @@ def split_by_time(end_times: np.ndarray, label_end_times: np.ndarray, val_fracti
     end_times = np.asarray(end_times, dtype=np.int64)
     order = np.argsort(end_times, kind="stable")
     t = end_times[order]
-    n = t.size
+    n_train, n_val, n_test = _part_sizes(t.size, val_fraction, test_fraction)
+    starts_at = [n_train, n_train + n_val][:2 if n_test else 1]
+    cuts = [int(t[i]) for i in starts_at]  # windows ending at a cut instant go to the later part
+    edges = [0, *np.searchsorted(t, cuts), t.size]
+    names = ["train", "val", "test"][:len(cuts) + 1]
+    parts, starts, purged = {}, {"train": int(t[0])}, {}
+    for k, name in enumerate(names):
+        pos = order[edges[k]:edges[k + 1]]
+        if k < len(cuts):
+            keep = np.asarray(label_end_times)[pos] < cuts[k]
+            purged[name] = int((~keep).sum())
+            pos = pos[keep]
+            starts[names[k + 1]] = cuts[k]
+        parts[name] = pos
+    return Split(parts=parts, starts=starts, purged=purged)
+
+
+def _part_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """Windows in train, val and test for these fractions; an error when a part would be empty."""
     n_test = int(round(n * test_fraction))
     n_val = int(round(n * val_fraction))
     n_train = n - n_val - n_test
     if n_train <= 0 or n_val <= 0 or (test_fraction > 0 and n_test <= 0):
         raise ValueError(f"{n} windows are too few for val_fraction={val_fraction}, test_fraction={test_fraction}")
-    cuts = [int(t[n_train])] + ([int(t[n_train + n_val])] if n_test else [])
-    names = ["train", "val", "test"][:len(cuts) + 1]
-    bounds = [np.iinfo(np.int64).min, *cuts, np.iinfo(np.int64).max]
-    parts, starts, purged = {}, {}, {}
-    for k, name in enumerate(names):
-        pos = order[(t >= bounds[k]) & (t < bounds[k + 1])] if k + 1 < len(names) else order[t >= bounds[k]]
-        if k + 1 < len(names):
-            keep = np.asarray(label_end_times)[pos] < bounds[k + 1]
-            purged[name] = int((~keep).sum())
-            pos = pos[keep]
-        parts[name] = pos
-        starts[name] = int(t[0]) if k == 0 else bounds[k]
-    return Split(parts=parts, starts=starts, purged=purged)
+    return n_train, n_val, n_test

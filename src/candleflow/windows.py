@@ -136,7 +136,7 @@ class MultiWindowDataset:
 
     def __init__(self, parts: list[WindowDataset], which: np.ndarray, local: np.ndarray,
                  names: list[str] | None = None, times: list[np.ndarray] | None = None,
-                 t1: list[np.ndarray] | None = None):
+                 t1: list[np.ndarray] | None = None, _labels: list[np.ndarray] | None = None):
         if not parts:
             raise ValueError("no series")
         first = parts[0]
@@ -148,14 +148,14 @@ class MultiWindowDataset:
         self.which = np.asarray(which, dtype=np.int32)
         self.local = np.asarray(local, dtype=np.int64 if max(len(p) for p in parts) >= 2**31 else np.int32)
         self.window, self.rate, self.span = first.window, first.rate, first.span
-        self._labels = [p.labels_at() for p in parts]
+        self._labels = _labels if _labels is not None else [p.labels_at() for p in parts]
 
     @classmethod
     def from_parts(cls, parts: list[WindowDataset], names: list[str] | None = None,
                    times: list[np.ndarray] | None = None, t1: list[np.ndarray] | None = None) -> "MultiWindowDataset":
         """Every window of every series, series after series."""
         which = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
-        local = np.concatenate([np.arange(len(p)) for p in parts]) if parts else np.zeros(0, np.int64)
+        local = np.concatenate([np.arange(len(p)) for p in parts])
         return cls(parts, which, local, names, times, t1)
 
     def __len__(self) -> int:
@@ -165,25 +165,27 @@ class MultiWindowDataset:
     def shape(self) -> tuple[int, int, int]:
         return (len(self), self.window, self.parts[0].features.shape[1])
 
+    def _by_series(self, idx, out: np.ndarray, fn) -> np.ndarray:
+        """out[j] = fn(k, local positions)[...] for the windows idx, grouped by series k in one sort."""
+        which, local = self.which[idx], self.local[idx]
+        order = np.argsort(which, kind="stable")
+        ks, starts = np.unique(which[order], return_index=True)
+        for k, lo, hi in zip(ks, starts, [*starts[1:], order.size]):
+            sel = order[lo:hi]
+            out[sel] = fn(int(k), local[sel])
+        return out
+
     def gather(self, idx: np.ndarray) -> np.ndarray:
         """Contiguous float32 batch (len(idx), W, F): one vectorised copy per series in the batch."""
         idx = np.asarray(idx)
-        which, local = self.which[idx], self.local[idx]
-        out = np.empty((idx.shape[0], self.window, self.parts[0].features.shape[1]), dtype=np.float32)
-        for k in np.unique(which):
-            sel = which == k
-            out[sel] = self.parts[k].gather(local[sel])
-        return out
+        out = np.empty((idx.shape[0], *self.shape[1:]), dtype=np.float32)
+        return self._by_series(idx, out, lambda k, pos: self.parts[k].gather(pos))
 
     def labels_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray:
         """Labels of windows idx (all windows when None)."""
         idx = slice(None) if idx is None else idx
-        which, local = self.which[idx], self.local[idx]
-        out = np.empty(which.shape[0], dtype=np.int8)
-        for k in np.unique(which):
-            sel = which == k
-            out[sel] = self._labels[k][local[sel]]
-        return out
+        out = np.empty(self.which[idx].shape[0], dtype=np.int8)
+        return self._by_series(idx, out, lambda k, pos: self._labels[k][pos])
 
     def end_times(self) -> np.ndarray:
         """Open time (int64 ns) of each window's last bar; needs `times`."""
@@ -202,18 +204,16 @@ class MultiWindowDataset:
         if self.times is None or self.t1 is None:
             raise ValueError("this dataset was built without open times and label ends")
         out = np.empty(len(self), dtype=np.int64)
-        for k in np.unique(self.which):
-            sel = self.which == k
-            out[sel] = fn(k, np.asarray(self.parts[k].ends[self.local[sel]]))
-        return out
+        return self._by_series(slice(None), out, lambda k, pos: fn(k, np.asarray(self.parts[k].ends[pos])))
 
     def subset(self, idx: np.ndarray) -> "MultiWindowDataset":
         """The same series with only windows idx, in that order."""
         idx = np.asarray(idx)
-        return MultiWindowDataset(self.parts, self.which[idx], self.local[idx], self.names, self.times, self.t1)
+        return MultiWindowDataset(self.parts, self.which[idx], self.local[idx], self.names, self.times, self.t1,
+                                  self._labels)
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance (float64, per feature) over the rows these windows read, series by series."""
+        """Mean and variance (float64, per feature) over the rows these windows read, pooled over series."""
         stats = [_row_moments(self.parts[k].subset(self.local[self.which == k])) for k in np.unique(self.which)]
         n = np.array([s[2] for s in stats], dtype=np.float64)
         means = np.stack([s[0] for s in stats])
@@ -223,8 +223,7 @@ class MultiWindowDataset:
 
     def materialised_nbytes(self) -> int:
         """Bytes a copy of every window would take (what the views save)."""
-        return len(self) * self.window * self.parts[0].features.shape[1] * 4
-
+        return len(self) * self.window * self.parts[0].features.shape[1] * self.parts[0].features.itemsize
 
 
 def _row_moments(ds: WindowDataset) -> tuple[np.ndarray, np.ndarray, int]:
