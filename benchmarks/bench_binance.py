@@ -19,12 +19,12 @@ from pathlib import Path
 
 import httpx
 
-from candleflow.binance.download import DownloadOptions, download_files
-from candleflow.binance.listing import list_files
-from candleflow.binance.mirror import MirrorServer
-from candleflow.binance.plan import FileRef
-from candleflow.sources.files import read_paths
-from candleflow.validate import validate_candles
+from candleflow.data.sources.binance.download import DownloadOptions, download_files
+from candleflow.data.sources.binance.listing import list_files
+from candleflow.data.sources.binance.mirror import MirrorServer
+from candleflow.data.sources.binance.plan import FileRef
+from candleflow.data.sources.files import read_paths
+from candleflow.data.validate import validate_candles
 
 COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
            "taker_buy_base", "taker_buy_quote", "ignore"]

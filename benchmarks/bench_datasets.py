@@ -27,7 +27,7 @@ def best(call, repeat: int = 20) -> float:
 
 
 def assembly() -> list[tuple[str, float]]:
-    from candleflow.windows import WindowDataset
+    from candleflow.dataset.windows import WindowDataset
 
     n = 1_000_000
     rng = np.random.default_rng(0)
@@ -44,7 +44,7 @@ def assembly() -> list[tuple[str, float]]:
     try:
         import torch
 
-        from candleflow.adapters import torch_dataset
+        from candleflow.models.adapters import torch_dataset
 
         class PerItem(torch.utils.data.Dataset):
             def __len__(self):
@@ -67,11 +67,11 @@ def assembly() -> list[tuple[str, float]]:
 def epoch_memory_child(rows: int, on_disk: str) -> dict:
     import psutil
 
-    from candleflow.backend import keras
-    from candleflow.loaders import keras_loader
-    from candleflow.windows import WindowDataset
+    from candleflow.models.backend import keras
+    from candleflow.models.loaders import keras_loader
+    from candleflow.dataset.windows import WindowDataset
 
-    keras()  # the runtime's own memory is not the dataset's: measure from after the import
+    keras  # the runtime's own memory is not the dataset's: measure from after the import
     proc = psutil.Process()
     base = proc.memory_info().rss
     feats = (np.lib.format.open_memmap(on_disk, mode="w+", dtype=np.float32, shape=(rows, F)) if on_disk

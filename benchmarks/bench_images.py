@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from candleflow.config import SyntheticSource
-from candleflow.image_store import write_images
-from candleflow.images import render_bar4, render_jkx
-from candleflow.sources import load_candles
+from candleflow.images.store import write_images
+from candleflow.images.render import render_bar4, render_jkx
+from candleflow.data.load import load_candles
 
 
 def windows(candles, bars: int, n: int, seed: int = 0) -> np.ndarray:

@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from candleflow.config import LabelConfig, SyntheticSource
-from candleflow.labels import HOLD, LONG, SHORT, competitive_labels
-from candleflow.sources import load_candles
+from candleflow.dataset.labels import HOLD, LONG, SHORT, competitive_labels
+from candleflow.data.load import load_candles
 
 
 def python_loop(o, h, l, c, horizon, tp, sl):
@@ -66,7 +66,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from label_reference import numba_reference
 
-    from candleflow.labels import barrier_multipliers
+    from candleflow.dataset.labels import barrier_multipliers
 
     candles, _ = load_candles(SyntheticSource(n_bars=args.rows, interval="1m"))
     cfg = LabelConfig(barrier="percent", tp=0.5, sl=0.5, horizon=args.horizon)

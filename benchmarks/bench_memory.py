@@ -30,12 +30,12 @@ def child(kind: str, batch: int, over: dict, size: dict) -> dict:
     import numpy as np
     import psutil
 
-    from candleflow.backend import keras
+    from candleflow.models.backend import keras
     from candleflow.config import ModelConfig
-    from candleflow.memory import estimate_training_memory
-    from candleflow.model import build_cnn, build_gpt, build_lstm, build_mlp
+    from candleflow.models.memory import estimate_training_memory
+    from candleflow.models.networks import build_cnn, build_gpt, build_lstm, build_mlp
 
-    keras()
+    keras
     cfg = ModelConfig(kind=kind, **over)
     rng = np.random.default_rng(0)
     if kind == "cnn":
@@ -66,7 +66,7 @@ def child(kind: str, batch: int, over: dict, size: dict) -> dict:
 
 
 def main() -> None:
-    from candleflow.backend import describe_devices
+    from candleflow.models.backend import describe_devices
 
     print(f"training memory, predicted vs measured peak ({describe_devices()})")
     print(f"{'family':6} {'batch':>6} {'config':44} {'params':>9} {'predicted MB':>12} {'measured MB':>12} {'ratio':>6}")

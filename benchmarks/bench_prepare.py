@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from candleflow.cluster import dask_client, plan_tasks, prepare_entry, prepare_store
+from candleflow.scale.cluster import dask_client, plan_tasks, build_entry, build_store
 from candleflow.config import validate_config
-from candleflow.prepared_store import PreparedStore
+from candleflow.scale.store import SeriesStore
 
 
 def universe(zips: list[Path], copies: int, store: Path) -> dict:
@@ -33,8 +33,8 @@ def universe(zips: list[Path], copies: int, store: Path) -> dict:
 
 def serial_baseline(cfg, store: Path) -> tuple[float, int]:
     """What one would write without candleflow's store: a loop over series, one process."""
-    from candleflow.preparation import features_and_labels
-    from candleflow.sources import load_candles
+    from candleflow.dataset.prepare import features_and_labels
+    from candleflow.data.load import load_candles
 
     t0 = time.perf_counter()
     rows = 0
@@ -58,7 +58,7 @@ def dask_run(cfg, workers: int) -> tuple[float, float, int, list[float]]:
     t0 = time.perf_counter()
     with dask_client(workers=workers, threads_per_worker=1) as client:
         started = time.perf_counter() - t0
-        report = prepare_store(cfg, client=client)
+        report = build_store(cfg, client=client)
         peaks = list(client.run(peak_rss_mb).values())
     return started, report.seconds, report.rows, peaks
 
@@ -81,7 +81,7 @@ def main() -> None:
         for workers in (1, 2):
             cfg = validate_config(universe(zips, args.copies, tmp / f"store{workers}"))
             results[f"candleflow on Dask, {workers} worker{'s' if workers > 1 else ''}"] = dask_run(cfg, workers)
-        store = PreparedStore(str(tmp / "store2"))
+        store = SeriesStore(str(tmp / "store2"))
         summary = store.summary()
         print(f"\n{'prepare':38s} {'start s':>8s} {'prepare s':>10s} {'rows':>10s} {'rows/s':>11s} {'vs serial':>10s} "
               f"{'peak RSS per worker MB':>23s}")
@@ -102,7 +102,7 @@ def main() -> None:
             before = max(client.run(peak_rss_mb).values())
             task = plan_tasks(long_cfg)[0]
             t0 = time.perf_counter()
-            record = client.submit(prepare_entry, task.name, task.config.model_dump_json(), task.key,
+            record = client.submit(build_entry, task.name, task.config.model_dump_json(), task.key,
                                    long_cfg.universe.store, 1, pure=False).result()
             secs = time.perf_counter() - t0
             peak = max(client.run(peak_rss_mb).values())

@@ -19,8 +19,8 @@ import numpy as np
 import psutil
 
 from candleflow.config import RewardConfig, SyntheticSource
-from candleflow.rewards import _draw, build_reward_samples, sample_ends
-from candleflow.sources import load_candles
+from candleflow.rewards.samples import _draw, build_reward_samples, sample_ends
+from candleflow.data.load import load_candles
 
 
 class PeakRSS:
@@ -141,7 +141,7 @@ def main() -> None:
     t = time.perf_counter()
     w_orig, r_orig = original(df, ends[:k_orig], state[:k_orig], action[:k_orig], lookback, forward, cost)
     t_orig = (time.perf_counter() - t) / k_orig * args.n
-    from candleflow.rewards import _fill
+    from candleflow.rewards.samples import _fill
     w_cf = np.empty((k_fix, lookback, 5), np.float32)
     r_cf = np.empty(k_fix)
     _fill(*[np.asarray(a, float) for a in arrays[:4]], np.log1p(arrays[4]), ends[:k_fix], lookback, forward, state[:k_fix], action[:k_fix],

@@ -18,7 +18,7 @@ import numpy as np
 
 def keras_side(model, batches, steps: int) -> tuple[float, float]:
     """(samples/s, input-wait share) of model.fit over `steps` batches from a candleflow loader."""
-    from candleflow.loaders import batch_loader
+    from candleflow.models.loaders import batch_loader
 
     waited = [0.0]
 
@@ -116,7 +116,7 @@ class Batches:
     """Batch i of a fixed shuffled order of training windows: (x, one-hot y), as both sides see it."""
 
     def __init__(self, dataset, size: int, seed: int = 0) -> None:
-        from candleflow.labels import one_hot
+        from candleflow.dataset.labels import one_hot
 
         self.dataset, self.size, self.one_hot = dataset, size, one_hot
         self.order = np.random.default_rng(seed).permutation(len(dataset))
@@ -135,14 +135,14 @@ def main() -> None:
 
     import torch
 
-    from candleflow.backend import describe_devices, keras
+    from candleflow.models.backend import describe_devices, keras
     from candleflow.config import RunConfig
-    from candleflow.model import build_gpt, build_lstm
-    from candleflow.pipeline import prepare
+    from candleflow.models.networks import build_gpt, build_lstm
+    from candleflow.dataset.prepare import prepare
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    k = keras()
+    k = keras
     cfg = RunConfig()
     prep = prepare(cfg)
     train = prep.dataset.subset(prep.split["train"])

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from candleflow.windows import WindowDataset
+from candleflow.dataset.windows import WindowDataset
 
 
 def timeit(fn, repeat: int) -> float:

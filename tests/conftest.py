@@ -8,12 +8,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from candleflow.validate import RawCandles
+from candleflow.config import RunConfig, load_config
+from candleflow.data.validate import RawCandles
 
 HOUR = 3_600_000_000_000
 T0 = int(np.datetime64("2024-01-01T00:00", "ns").astype(np.int64))
 SHARED = Path(os.environ.get("CANDLEFLOW_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 BINANCE = SHARED / "data" / "binance-vision" / "data" / "spot"
+# the one tiny configuration tests prepare and train with (a run takes seconds); tests add overrides
+TINY = ["source.n_bars=3000", "dataset.window=24", "model.lstm_units=[8]", "model.dense_units=[8]",
+        "training.epochs=1", "dataset.batch_size=128", "training.verbose=0"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _log_dir(tmp_path_factory):
+    """Commands' log files go to a temporary folder, not the user's state folder."""
+    os.environ["CANDLEFLOW_LOG_DIR"] = str(tmp_path_factory.mktemp("logs"))
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path):
+    """make(*overrides) -> the TINY config with runs written under tmp_path, plus overrides."""
+    def make(*overrides: str) -> RunConfig:
+        return load_config(None, [*TINY, f"output.runs_dir={tmp_path}", *overrides])
+    return make
 
 
 def raw(times_h, o, h, l, c, v=None, source="test") -> RawCandles:

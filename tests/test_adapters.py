@@ -5,8 +5,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from candleflow.adapters import JaxBatches
-from candleflow.windows import WindowDataset
+from candleflow.models.adapters import JaxBatches
+from candleflow.dataset.windows import WindowDataset
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
@@ -52,7 +52,7 @@ def test_jax_step_compiles_once_over_an_epoch():
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (optional)")
 def test_torch_loader_fetches_whole_batches():
-    from candleflow.adapters import torch_dataset, torch_loader
+    from candleflow.models.adapters import torch_dataset, torch_loader
 
     ds = _dataset(103)
     calls = []
@@ -71,7 +71,7 @@ def test_torch_loader_fetches_whole_batches():
 
 @pytest.mark.skipif(not HAS_TF, reason="tensorflow not installed (optional)")
 def test_tf_dataset_batches():
-    from candleflow.adapters import tf_dataset
+    from candleflow.models.adapters import tf_dataset
 
     ds = _dataset(103)
     batches = list(tf_dataset(ds, 32).as_numpy_iterator())

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from candleflow.binance import fetch_candles
-from candleflow.binance.download import DownloadError
-from candleflow.digest import sha256_file
-from candleflow.binance.listing import list_files, list_symbols, parse_listing
-from candleflow.binance.mirror import MirrorServer
-from candleflow.binance.plan import plan_files
+from candleflow.data.sources.binance.fetch import fetch_candles
+from candleflow.data.sources.binance.download import DownloadError
+from candleflow.fs.digest import sha256_file
+from candleflow.data.sources.binance.listing import list_files, list_symbols, parse_listing
+from candleflow.data.sources.binance.mirror import MirrorServer
+from candleflow.data.sources.binance.plan import plan_files
 from candleflow.config import BinanceSource, load_config
 from candleflow.errors import ConfigError
 
@@ -175,7 +175,7 @@ def test_killed_mid_download_then_rerun_finishes_clean(binance_dir, tmp_path):
 def test_binance_source_in_run_config(mirror, tmp_path):
     c = load_config(None, ["source.kind=binance", f"source.base_url={mirror.url}", f"source.cache_dir={tmp_path}",
                            "source.start=2024-01", "source.end=2024-03"])
-    from candleflow.pipeline import prepare
+    from candleflow.dataset.prepare import prepare
     prep = prepare(c)
     assert prep.candles.symbol == "BTCUSDT" and len(prep.candles) == (31 + 29 + 31) * 24
     assert len(prep.dataset) > 1000

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 
-TINY = ["source.n_bars=3000", "dataset.window=24", "model.lstm_units=[8]", "model.dense_units=[8]",
-        "training.epochs=1", "dataset.batch_size=128", "training.verbose=0"]
 
 
 def cli(*args, cwd, check=True):
@@ -60,11 +59,11 @@ def test_models_list_show_and_safe_load(tiny_run):
     assert "tiny" in out and "24x8" in out
     out = cli("models", "show", "tiny", cwd=cwd).stdout
     assert "data_fingerprint" in out and "val period" in out
-    code = ("from candleflow.registry import load_model; import numpy as np;"
+    code = ("from candleflow.runs.registry import load_model; import numpy as np;"
             "m = load_model('tiny'); print(m.predict(np.zeros((2, 24, 8), 'float32'), verbose=0).shape)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "(2, 3)", proc.stderr
-    code = "from candleflow.registry import load_model; load_model('tiny', input_shape=(120, 8))"
+    code = "from candleflow.runs.registry import load_model; load_model('tiny', input_shape=(120, 8))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
     assert "model expects windows of shape (24, 8), got (120, 8)" in proc.stderr
 

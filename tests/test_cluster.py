@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from candleflow.binance.mirror import MirrorServer
-from candleflow.cluster import PrepareError, plan_tasks, prepare_store
+from candleflow.data.sources.binance.mirror import MirrorServer
+from candleflow.scale.cluster import BuildError, plan_tasks, build_store
 from candleflow.config import load_config, validate_config
 from candleflow.errors import ConfigError
-from candleflow.preparation import features_and_labels
-from candleflow.prepared_store import PreparedStore, StoreError, open_dataset
-from candleflow.sources import load_candles
-from candleflow.split import split_by_time
-from candleflow.windows import WindowDataset
+from candleflow.dataset.prepare import features_and_labels
+from candleflow.scale.store import SeriesStore, StoreError, open_dataset
+from candleflow.data.load import load_candles
+from candleflow.dataset.split import split_by_time
+from candleflow.dataset.windows import WindowDataset
 
 distributed = pytest.importorskip("distributed")
 
@@ -90,10 +90,10 @@ def test_plan_symbols_intervals_and_named_sources(tmp_path):
 
 def test_two_workers_prepare_months_as_series_equal_to_one_process(mirror, client, tmp_path):
     cfg = month_config(mirror, tmp_path, months=MONTHS[:3])
-    report = prepare_store(cfg, client=client)
+    report = build_store(cfg, client=client)
     assert report.workers == 2 and sorted(r["name"] for r in report.computed) == ["m2024-01", "m2024-02", "m2024-03"]
     assert len({r["worker"] for r in report.computed}) == 2  # both workers took tasks
-    store = PreparedStore(cfg.universe.store)
+    store = SeriesStore(cfg.universe.store)
     assert store.names() == [r["name"] for r in report.computed]  # listed in completion order
     for name in store.names():
         entry = store.open(name, verify=True)
@@ -110,16 +110,16 @@ def test_two_workers_prepare_months_as_series_equal_to_one_process(mirror, clien
 
     # a rerun with one more month prepares only that month
     bigger = month_config(mirror, tmp_path)
-    again = prepare_store(bigger, client=client)
+    again = build_store(bigger, client=client)
     assert [r["name"] for r in again.computed] == ["m2024-04"]
     assert sorted(again.skipped) == ["m2024-01", "m2024-02", "m2024-03"]
 
 
 def test_multi_series_dataset_reads_the_manifest_lazily_and_splits_by_time(mirror, client, tmp_path):
     cfg = month_config(mirror, tmp_path, months=MONTHS[:2])
-    prepare_store(cfg, client=client)
+    build_store(cfg, client=client)
     ds = open_dataset(cfg.universe.store, window=60)
-    store = PreparedStore(cfg.universe.store)
+    store = SeriesStore(cfg.universe.store)
     singles = {}
     for name in store.names():
         candles, features, labels = reference(cfg, name)
@@ -144,7 +144,7 @@ def test_multi_series_dataset_reads_the_manifest_lazily_and_splits_by_time(mirro
                            for k, p in enumerate(ds.parts)]).astype(np.float64)  # pooled by hand
     np.testing.assert_allclose(mean, rows.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(var, rows.var(axis=0), rtol=1e-5)
-    from candleflow.loaders import keras_loader
+    from candleflow.models.loaders import keras_loader
 
     x, y = keras_loader(ds.subset(split["train"]), 64)[0]  # the Keras loader takes the multi-series dataset as is
     np.testing.assert_array_equal(x, ds.gather(split["train"][:64]))
@@ -155,15 +155,15 @@ def test_a_failed_task_is_retried_and_a_permanent_failure_names_its_entry(mirror
     cfg = month_config(mirror, tmp_path, months=["2024-05"], retries=0)  # download retries off: the task fails
     mirror.add_fault(KEY.format("2024-05"), "500")
     before = mirror.count(KEY.format("2024-05"))
-    report = prepare_store(cfg, client=client)
+    report = build_store(cfg, client=client)
     assert [r["name"] for r in report.computed] == ["m2024-05"]
     assert mirror.count(KEY.format("2024-05")) - before == 2  # the failed attempt, then the retry
 
     missing = month_config(mirror, tmp_path, months=["2024-05", "2019-01"], retries=0)  # 2019-01 is not published
-    with pytest.raises(PrepareError, match=r"1 of 2 entries failed after 2 retries \(first: m2019-01: .*no spot "
+    with pytest.raises(BuildError, match=r"1 of 2 entries failed after 2 retries \(first: m2019-01: .*no spot "
                                            r"BTCUSDT 1m files published"):
-        prepare_store(missing, client=client)
-    assert PreparedStore(cfg.universe.store).names() == ["m2024-05"]
+        build_store(missing, client=client)
+    assert SeriesStore(cfg.universe.store).names() == ["m2024-05"]
 
 
 def test_a_worker_killed_mid_task_leaves_no_partial_entry(mirror, client, tmp_path):
@@ -172,7 +172,7 @@ def test_a_worker_killed_mid_task_leaves_no_partial_entry(mirror, client, tmp_pa
     mirror.add_fault(key, "stall")  # the first download of June hangs half-way: the worker is mid-task
     before = mirror.count(key)
     result = {}
-    runner = threading.Thread(target=lambda: result.update(report=prepare_store(cfg, client=client)))
+    runner = threading.Thread(target=lambda: result.update(report=build_store(cfg, client=client)))
     runner.start()
     deadline = time.monotonic() + 60
     while mirror.count(key) == before and time.monotonic() < deadline:
@@ -189,7 +189,7 @@ def test_a_worker_killed_mid_task_leaves_no_partial_entry(mirror, client, tmp_pa
     report = result["report"]
     assert sorted(r["name"] for r in report.computed) == ["m2024-06", "m2025-01"]
     assert mirror.count(key) - before == 2  # the killed attempt and the rescheduled one
-    store = PreparedStore(cfg.universe.store)
+    store = SeriesStore(cfg.universe.store)
     assert sorted(store.names()) == ["m2024-06", "m2025-01"]
     for name in store.names():
         store.open(name, verify=True)
@@ -199,18 +199,18 @@ def test_a_worker_killed_mid_task_leaves_no_partial_entry(mirror, client, tmp_pa
 
 KILL_WRITER = """
 import sys, numpy as np, pyarrow as pa
-from candleflow.prepared_store import PreparedStore
+from candleflow.scale.store import SeriesStore
 n = 20_000_000
 arrays = {"features": np.ones((n, 8), np.float32), "labels": np.zeros(n, np.int8), "t1": np.zeros(n, np.int32),
           "open_time": np.arange(n, dtype=np.int64), "segments": np.array([[0, n]])}
 print("writing", flush=True)
-PreparedStore(sys.argv[1]).write_entry("big", "k" * 64, arrays, pa.table({"a": [1]}), {"rows": n})
+SeriesStore(sys.argv[1]).write_entry("big", "k" * 64, arrays, pa.table({"a": [1]}), {"rows": n})
 """
 
 
 def test_a_writer_killed_mid_entry_is_never_listed_and_the_rerun_sweeps_it(mirror, client, tmp_path):
     cfg = month_config(mirror, tmp_path, months=["2024-01"])
-    prepare_store(cfg, client=client)
+    build_store(cfg, client=client)
     root = Path(cfg.universe.store)
     proc = subprocess.Popen([sys.executable, "-c", KILL_WRITER, str(root)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"
@@ -220,25 +220,25 @@ def test_a_writer_killed_mid_entry_is_never_listed_and_the_rerun_sweeps_it(mirro
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert len(hidden(root / "entries" / "big")) == 1  # its temporary folder, half written
-    store = PreparedStore(str(root))
+    store = SeriesStore(str(root))
     assert store.names() == ["m2024-01"]
     with pytest.raises(StoreError, match="no entry 'big' in the manifest"):
         store.open("big")
     leftover = hidden(root / "entries" / "big")[0].name
-    again = prepare_store(cfg, client=client)
+    again = build_store(cfg, client=client)
     assert again.skipped == ["m2024-01"] and again.computed == [] and again.swept == [f"big/{leftover}"]
     assert not any((root / "entries" / "big").iterdir())
 
 
 def test_a_finished_but_unlisted_entry_is_listed_not_recomputed(mirror, client, tmp_path):
     cfg = month_config(mirror, tmp_path, months=["2024-02"])
-    prepare_store(cfg, client=client)
-    store = PreparedStore(cfg.universe.store)
+    build_store(cfg, client=client)
+    store = SeriesStore(cfg.universe.store)
     manifest = Path(cfg.universe.store) / "manifest.json"
     data = json.loads(manifest.read_text())
     data["entries"] = {}  # the prepare process died after the entry was written, before it was listed
     manifest.write_text(json.dumps(data))
-    again = prepare_store(cfg, client=client)
+    again = build_store(cfg, client=client)
     assert again.adopted == ["m2024-02"] and again.computed == []
     assert store.names() == ["m2024-02"]
     # a damaged entry is caught on open, by size always and by sha256 on request
@@ -254,9 +254,9 @@ def test_a_remote_store_is_copied_verified_then_memory_mapped(tmp_path):
                              "dataset.window=30"])
     with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0",
                                   scheduler_kwargs={"dashboard": False}) as cluster, distributed.Client(cluster) as c:
-        report = prepare_store(cfg, client=c)
+        report = build_store(cfg, client=c)
     assert sorted(r["name"] for r in report.computed) == ["AAA-1h", "BBB-1h"]
-    store = PreparedStore("memory://cf-test", cache_dir=tmp_path / "cache")
+    store = SeriesStore("memory://cf-test", cache_dir=tmp_path / "cache")
     entry = store.open("AAA-1h")
     assert isinstance(entry.features, np.memmap) and str(tmp_path / "cache") in str(entry.folder)
     ds = open_dataset(store, window=30)
@@ -288,7 +288,7 @@ def test_cli_prepares_on_a_running_scheduler_and_reruns_only_what_is_missing(mir
 
 def test_run_on_a_universe_trains_one_model_over_every_series_of_the_store(tmp_path):
     from candleflow.pipeline import run
-    from candleflow.registry import load_model
+    from candleflow.runs.registry import load_model
 
     cfg = load_config(None, ["universe.symbols=[AAA,BBB]", "source.n_bars=2500", f"universe.store={tmp_path / 'store'}",
                              f"output.runs_dir={tmp_path / 'runs'}", "output.name=u", "training.epochs=1",
@@ -301,7 +301,7 @@ def test_run_on_a_universe_trains_one_model_over_every_series_of_the_store(tmp_p
     assert val["n"] == split["val"].size and sum(s["windows"] for s in val["series"].values()) == val["n"]
     assert set(val["series"]) == {"AAA-1h", "BBB-1h"}
     data = json.loads((result.run_dir / "data.json").read_text())
-    records = PreparedStore(cfg.universe.store).manifest()["entries"]
+    records = SeriesStore(cfg.universe.store).manifest()["entries"]
     assert data["fingerprints"] == {n: records[n]["fingerprint"] for n in ("AAA-1h", "BBB-1h")}
     assert result.metadata["series"] == ["AAA-1h", "BBB-1h"] and result.metadata["symbol"] == ["AAA", "BBB"]
     model = load_model(result.run_dir)

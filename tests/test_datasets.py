@@ -9,18 +9,19 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from candleflow.config import FilesSource, load_config
-from candleflow.loaders import balanced_indices
-from candleflow.pipeline import prepare
-from candleflow.sources import load_candles
-from candleflow.store import PreparedCache
-from candleflow.windows import WindowDataset, concat_datasets
+from candleflow.dataset.sampling import balanced_indices
+from candleflow.dataset.prepare import prepare
+from candleflow.data.load import load_candles
+from candleflow.dataset.cache import DatasetCache
+from candleflow.dataset.windows import WindowDataset, concat_datasets
+from conftest import TINY
 
-SMALL = ["source.n_bars=3000", "dataset.window=24"]
+SMALL = TINY
 
 
 def test_cache_miss_then_hit_memory_mapped_and_identical(tmp_path):
     cfg = load_config(None, SMALL)
-    cache = PreparedCache(tmp_path / "cache")
+    cache = DatasetCache(tmp_path / "cache")
     first = prepare(cfg, cache)
     second = prepare(cfg, cache)
     assert (cache.misses, cache.hits) == (1, 1) and (first.cache, second.cache) == ("miss", "hit")
@@ -35,7 +36,7 @@ def test_cache_miss_then_hit_memory_mapped_and_identical(tmp_path):
 @pytest.mark.parametrize("damage", ["truncate", "flip", "foreign", "meta"])
 def test_damaged_entry_is_detected_and_rebuilt(tmp_path, damage):
     cfg = load_config(None, SMALL)
-    cache = PreparedCache(tmp_path)
+    cache = DatasetCache(tmp_path)
     good = prepare(cfg, cache)
     entry = next(p for p in tmp_path.iterdir() if p.is_dir())
     feats = entry / "features.npy"
@@ -58,7 +59,7 @@ def test_damaged_entry_is_detected_and_rebuilt(tmp_path, damage):
 
 
 def _prepare_into(root: str, q) -> None:
-    p = prepare(load_config(None, SMALL), PreparedCache(root))
+    p = prepare(load_config(None, SMALL), DatasetCache(root))
     q.put(float(np.nansum(np.asarray(p.features.values, dtype=np.float64))))
 
 
@@ -75,7 +76,7 @@ def test_two_processes_preparing_one_key_leave_one_good_entry(tmp_path):
     assert sums[0] == sums[1]
     entries = [p for p in tmp_path.iterdir()]
     assert len(entries) == 1 and not entries[0].name.startswith(".")  # no temporary left behind
-    cache = PreparedCache(tmp_path)
+    cache = DatasetCache(tmp_path)
     assert prepare(load_config(None, SMALL), cache).cache == "hit"
 
 
@@ -118,9 +119,9 @@ def test_balanced_indices_equal_class_odds():
 
 
 def test_real_2018_02_data_with_gaps_yields_no_window_across_a_gap(binance_dir):
-    from candleflow.features import compute_features
-    from candleflow.intervals import interval_ns
-    from candleflow.labels import competitive_labels
+    from candleflow.dataset.features import compute_features
+    from candleflow.data.intervals import interval_ns
+    from candleflow.dataset.labels import competitive_labels
 
     src = FilesSource(paths=[str(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2018-02.zip")])
     candles, report = load_candles(src)
@@ -158,17 +159,17 @@ def test_inspect_reports_balance_checks_and_memory(tmp_path):
     from typer.testing import CliRunner
 
     from candleflow.cli import app
-    from candleflow.inspection import inspect_prepared
+    from candleflow.dataset.inspect import inspect_dataset
 
     prep = prepare(load_config(None, SMALL))
-    rep = inspect_prepared(prep)
+    rep = inspect_dataset(prep)
     assert rep["problems"] == [] and rep["nonfinite_rows_in_windows"] == 0
     assert rep["split"]["train"]["batch"]["x"] == "(256, 24, 8) float32"
     total = sum(sum(p["classes"].values()) for p in rep["split"].values())
     assert total == sum(p["windows"] for p in rep["split"].values())
     assert rep["memory"]["materialised_windows_mb"] > rep["memory"]["features_mb"]
     prep.labels.t1[prep.dataset.ends[prep.split["train"][-1]]] = prep.split.starts["val"] + 5  # plant a leak
-    assert any("look-ahead" in p for p in inspect_prepared(prep)["problems"])
+    assert any("look-ahead" in p for p in inspect_dataset(prep)["problems"])
     out = CliRunner().invoke(app, ["inspect", "--set", "source.n_bars=3000", "--set", "dataset.window=24"])
     assert out.exit_code == 0, out.output
     assert "all checks passed" in out.output and "materialised" in out.output

@@ -5,17 +5,18 @@ import logging
 import numpy as np
 import pytest
 
-from candleflow.backend import configure_devices, describe_devices, device_memory_mb, gpu_devices, keras
+from candleflow.models.backend import configure_devices, describe_devices, device_memory_mb, gpu_devices, keras
 from candleflow.config import ModelConfig
-from candleflow.memory import activation_floats, estimate_training_memory, suggest_batch_size
-from candleflow.model import build_cnn, build_gpt, build_lstm, build_mlp
+from candleflow.models.memory import activation_floats, estimate_training_memory, suggest_batch_size
+from candleflow.models.networks import build_cnn, build_gpt, build_lstm, build_mlp
+from conftest import TINY
 
 NO_GPU = not gpu_devices()[0]
 
 
 def test_describe_devices_names_backend_and_platform():
     line = describe_devices()
-    assert line.startswith(f"{keras().backend.backend()} on ")
+    assert line.startswith(f"{keras.backend.backend()} on ")
 
 
 @pytest.mark.skipif(not NO_GPU, reason="checks the CPU fallback")
@@ -23,7 +24,7 @@ def test_gpu_request_falls_back_to_cpu_with_one_line(caplog):
     with caplog.at_level(logging.INFO, logger="candleflow"):
         out = configure_devices("gpu", "bfloat16")
     assert out["device"] == "cpu" and out["dtype_policy"] == "float32"
-    assert keras().config.dtype_policy().name == "float32"
+    assert keras.config.dtype_policy().name == "float32"
     lines = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("no usable GPU (") and m.endswith("training on CPU") for m in lines)
     assert any("bfloat16 needs a GPU" in m for m in lines)
@@ -40,7 +41,7 @@ def test_bfloat16_on_gpu_keeps_float32_outputs():
         assert p.dtype == np.float32 and m.get_layer("lstm_1_8").compute_dtype == "bfloat16"
         assert device_memory_mb() > 0
     finally:
-        keras().config.set_dtype_policy("float32")
+        keras.config.set_dtype_policy("float32")
 
 
 def _models():
@@ -77,7 +78,7 @@ def test_estimate_is_linear_in_batch_and_suggestion_fits_the_budget():
 
 
 def test_padded_batch_gives_the_unpadded_loss():
-    from candleflow.loaders import pad_batch
+    from candleflow.models.loaders import pad_batch
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(5, 3)).astype(np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 1, 0]]
@@ -85,16 +86,15 @@ def test_padded_batch_gives_the_unpadded_loss():
     px, py, pw = pad_batch((x, y, w), 4)
     assert px.shape == (8, 3) and py.shape == (8, 3) and pw[5:].tolist() == [0, 0, 0]
     np.testing.assert_allclose(pw[:5], w * 8 / 5)
-    probs = keras().ops.softmax(x)
-    loss = keras().losses.CategoricalCrossentropy()
-    np.testing.assert_allclose(float(loss(py, keras().ops.softmax(px), sample_weight=pw)),
+    probs = keras.ops.softmax(x)
+    loss = keras.losses.CategoricalCrossentropy()
+    np.testing.assert_allclose(float(loss(py, keras.ops.softmax(px), sample_weight=pw)),
                                float(loss(y, probs, sample_weight=w)), rtol=1e-6)
     _, _, full = pad_batch((x[:4], y[:4]), 4)  # already a multiple: weights of one
     assert full.tolist() == [1, 1, 1, 1]
 
 
-RUN = ["model.lstm_units=[16]", "model.dense_units=[8]", "dataset.window=24", "source.n_bars=2000",
-       "training.epochs=2", "training.verbose=0", "dataset.batch_size=128"]
+RUN = [*TINY, "model.lstm_units=[16]", "source.n_bars=2000", "training.epochs=2"]
 
 
 def test_two_simulated_devices_train_data_parallel_to_the_one_device_metrics(tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from candleflow.evaluation import baseline_predictions, classification_metrics, decide, evaluate
+from candleflow.evaluation.metrics import baseline_predictions, classification_metrics, decide, evaluate
 
 
 def test_metrics_by_hand():

@@ -3,10 +3,10 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from candleflow.candles import Candles
+from candleflow.data.candles import Candles
 from candleflow.config import FeatureConfig, SyntheticSource
-from candleflow.features import FEATURES, compute_features
-from candleflow.sources import load_candles
+from candleflow.dataset.features import FEATURES, compute_features
+from candleflow.data.load import load_candles
 
 
 def test_default_set_shape_dtype_and_docs():

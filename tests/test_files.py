@@ -10,7 +10,7 @@ import pytest
 
 from candleflow.config import FilesSource
 from candleflow.errors import SourceError, ValidationError
-from candleflow.sources import load_candles
+from candleflow.data.load import load_candles
 
 MS_2024_01_01 = 1704067200000
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from candleflow.image_store import ImageReader, write_images
-from candleflow.images import render_bar4, render_jkx
+from candleflow.images.store import ImageReader, write_images
+from candleflow.images.render import render_bar4, render_jkx
 
 N = np.nan
 
@@ -97,8 +97,8 @@ def test_round_trip_every_format(tmp_path, fmt, mode):
 
 def test_image_windows_render_the_dataset_windows_and_refuse_segment_crossings():
     from candleflow.config import ImagesConfig, SyntheticSource
-    from candleflow.images import ImageWindows, moving_average
-    from candleflow.sources import load_candles
+    from candleflow.images.render import ImageWindows, moving_average
+    from candleflow.data.load import load_candles
 
     c, _ = load_candles(SyntheticSource(n_bars=500))
     cfg = ImagesConfig(layout="jkx", bars=20)
@@ -109,7 +109,7 @@ def test_image_windows_render_the_dataset_windows_and_refuse_segment_crossings()
     ma = moving_average(c, 20)
     assert np.isnan(ma[18]) and ma[19] == pytest.approx(c.close[:20].mean())
     assert np.array_equal(imgs[1], render_jkx(win, ma=ma[81:101][None])[0])
-    from candleflow.candles import Candles
+    from candleflow.data.candles import Candles
     split = Candles(c.open_time, c.open, c.high, c.low, c.close, c.volume, np.array([[0, 90], [90, 500]]), "S", "1h")
     with pytest.raises(ValueError, match="crosses a segment boundary"):
         ImageWindows(split, np.array([100]), cfg)
@@ -142,7 +142,7 @@ def test_images_cli_and_cnn_run(tmp_path):
 def test_without_a_gpu_rendering_falls_back_to_the_cpu_with_one_log_line(caplog):
     import logging
 
-    from candleflow.images_gpu import gpu_available
+    from candleflow.images.render_gpu import gpu_available
 
     gpu_available.cache_clear()
     win = np.array([[[1, 3, 1, 2], [2, 5, 2, 4]]], float)

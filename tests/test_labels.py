@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from candleflow.config import LabelConfig
-from candleflow.labels import HOLD, LONG, SHORT, competitive_labels, one_hot
-from candleflow.validate import validate_candles
+from candleflow.dataset.labels import HOLD, LONG, SHORT, competitive_labels, one_hot
+from candleflow.data.validate import validate_candles
 from conftest import raw
 
 PCT = dict(barrier="percent", tp=2.0, sl=1.0)  # long: TP at +2%, SL at -1%; short: TP -2%, SL +1%
@@ -121,7 +121,7 @@ def test_fast_labeler_identical_to_the_simple_scan(seed, horizon, tp, sl, same_b
     repeat and bars touch both barriers."""
     from label_reference import reference_competitive
 
-    from candleflow.labels import _competitive, _fine_arrays, barrier_multipliers, jump_pointers
+    from candleflow.dataset.labels import _competitive, _fine_arrays, barrier_multipliers, jump_pointers
 
     rng = np.random.default_rng(seed)
     n = 3_000
@@ -156,7 +156,7 @@ def test_fast_labeler_identical_to_the_simple_scan(seed, horizon, tp, sl, same_b
 
 def _minutes(times_min, o, h, l, c):
     from conftest import T0
-    from candleflow.validate import RawCandles
+    from candleflow.data.validate import RawCandles
 
     n = len(times_min)
     cols = {"open_time": T0 + np.asarray(times_min, dtype=np.int64) * 60_000_000_000, "open": np.asarray(o, float),
@@ -167,7 +167,7 @@ def _minutes(times_min, o, h, l, c):
 
 
 def test_finer_candles_decide_a_bar_that_touches_both_barriers():
-    from candleflow.labels import make_labels
+    from candleflow.dataset.labels import make_labels
 
     # bar 1 reaches 102 and 98: TP (101) and SL (99) of both trades; the minutes inside it go up first
     coarse, _ = validate_candles(raw([0, 1, 2], [100, 100, 100], [100.2, 102, 100.2], [99.8, 98, 99.8], [100, 100, 100]))
@@ -186,7 +186,7 @@ def test_finer_candles_decide_a_bar_that_touches_both_barriers():
 
 
 def test_triple_barrier_and_fixed_horizon_by_hand():
-    from candleflow.labels import fixed_horizon_labels, triple_barrier_labels
+    from candleflow.dataset.labels import fixed_horizon_labels, triple_barrier_labels
 
     c = [100, 100.5, 101.5, 100, 99.5, 98.5, 100, 100.2, 100.1]
     h = [v + 0.1 for v in c]

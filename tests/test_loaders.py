@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from candleflow.loaders import class_weights, keras_loader
-from candleflow.windows import WindowDataset
+from candleflow.dataset.sampling import class_weights
+from candleflow.models.loaders import keras_loader
+from candleflow.dataset.windows import WindowDataset
 
 
 def dataset(n=100):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from candleflow.config import ModelConfig, load_config
-from candleflow.model import build_gpt, build_lstm, build_mlp
+from candleflow.models.networks import build_gpt, build_lstm, build_mlp
 from candleflow.pipeline import run
-from candleflow.registry import load_model
+from candleflow.runs.registry import load_model
 
 W, F = 16, 8
 MEAN, VAR = np.zeros(F), np.ones(F)
@@ -22,9 +22,9 @@ def test_shapes_and_probabilities(builder):
 
 
 def test_gpt_attention_is_causal():
-    from candleflow.backend import keras
+    from candleflow.models.backend import keras
 
-    k = keras()
+    k = keras
     cfg = ModelConfig(gpt_d_model=16, gpt_heads=2, gpt_layers=2)
     m = build_gpt(cfg, W, F, MEAN, VAR)
     seq = k.Model(m.input, m.get_layer("final_norm").output)
@@ -53,13 +53,13 @@ def test_family_trains_through_run_beats_baselines_and_round_trips(tmp_path, kin
 
 @pytest.mark.parametrize("builder", [build_lstm, build_gpt, build_mlp])
 def test_save_load_round_trip_in_safe_mode(tmp_path, builder):
-    from candleflow.backend import keras
+    from candleflow.models.backend import keras
 
     cfg = ModelConfig(lstm_units=[8], dense_units=[8], gpt_d_model=16, gpt_heads=2, gpt_layers=1)
     m = builder(cfg, W, F, np.arange(F) / 10, VAR * 2)
     x = np.random.default_rng(3).normal(size=(4, W, F)).astype("float32")
     m.save(tmp_path / "m.keras")
-    back = keras().saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    back = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     np.testing.assert_allclose(np.asarray(back.predict(x, verbose=0)), np.asarray(m.predict(x, verbose=0)), rtol=1e-6)
 
 

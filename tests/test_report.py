@@ -14,10 +14,9 @@ import pytest
 
 from candleflow.config import load_config
 from candleflow.pipeline import run
-from candleflow.report import BACKTEST_KEYS, build_report, fmt
+from candleflow.runs.report import BACKTEST_KEYS, build_report, fmt
+from conftest import TINY
 
-TINY = ["source.n_bars=3000", "dataset.window=24", "model.lstm_units=[8]", "model.dense_units=[8]",
-        "training.epochs=1", "training.verbose=0"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 

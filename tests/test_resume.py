@@ -5,16 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from candleflow.backend import keras
+from candleflow.models.backend import keras
 from candleflow.config import load_config
 from candleflow.errors import RegistryError
 from candleflow.pipeline import resume, run
+from conftest import TINY
 
-SMALL = ["model.lstm_units=[16]", "model.dense_units=[8]", "dataset.window=24", "source.n_bars=3000",
-         "training.epochs=4", "training.patience=2", "training.verbose=0", "dataset.batch_size=128"]
+SMALL = [*TINY, "model.lstm_units=[16]", "training.epochs=4", "training.patience=2"]
 
 
-class Interrupt(keras().callbacks.Callback):
+class Interrupt(keras.callbacks.Callback):
     """Ctrl-C at the end of epoch `after` (after candleflow's own callbacks have seen it)."""
 
     def __init__(self, after: int):
@@ -70,7 +70,7 @@ def test_resume_needs_a_complete_epoch(tmp_path):
         resume("nothing", tmp_path)
 
 
-class _BatchInterrupt(keras().callbacks.Callback):
+class _BatchInterrupt(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         raise KeyboardInterrupt
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from candleflow.config import RewardConfig, SyntheticSource
-from candleflow.rewards import _fill, build_reward_samples, load_samples, sample_ends, save_samples
-from candleflow.sources import load_candles
-from candleflow.validate import validate_candles
+from candleflow.rewards.samples import _fill, build_reward_samples, load_samples, sample_ends, save_samples
+from candleflow.data.load import load_candles
+from candleflow.data.validate import validate_candles
 from conftest import raw
 
 COST = 0.001 + 0.0005
@@ -117,7 +117,7 @@ def test_bad_ranges_are_config_errors():
 
 
 def test_rank_and_regression_metrics_by_hand():
-    from candleflow.reward_model import rank, regression_metrics
+    from candleflow.rewards.model import rank, regression_metrics
 
     assert rank(np.array([3.0, 1.0, 2.0, 1.0])).tolist() == [4.0, 1.5, 3.0, 1.5]
     y = np.array([1.0, 2.0, 3.0, 4.0])
@@ -127,7 +127,7 @@ def test_rank_and_regression_metrics_by_hand():
 
 
 def test_reward_split_purges_forward_windows():
-    from candleflow.reward_pipeline import reward_split
+    from candleflow.rewards.task import reward_split
 
     ends = np.arange(100, 200)
     train, val = reward_split(ends, forward=5, val_fraction=0.2, embargo=2)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from candleflow.config import SyntheticSource
-from candleflow.sources import load_candles
+from candleflow.data.load import load_candles
 
 
 def returns(c):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from candleflow.tensorboard import EventWriter, crc32c
+from candleflow.models.tensorboard import EventWriter, crc32c
 
 
 def test_crc32c_known_value():

@@ -8,8 +8,9 @@ from typer.testing import CliRunner
 
 from candleflow.cli import app
 from candleflow.config import ConfigError, SearchParam, load_config
-from candleflow.split import walk_forward_folds
+from candleflow.dataset.split import walk_forward_folds
 from candleflow.tune import apply_params, tune
+from conftest import TINY
 
 
 def test_walk_forward_folds_expand_and_purge():
@@ -36,8 +37,7 @@ def test_apply_params_names_bad_keys():
         apply_params(cfg, {"model.nope": 1})
 
 
-SMALL = ["model.lstm_units=[8]", "model.dense_units=[8]", "dataset.window=24", "source.n_bars=2500",
-         "training.epochs=1", "training.verbose=0", "tune.folds=2", "dataset.batch_size=128"]
+SMALL = [*TINY, "source.n_bars=2500", "tune.folds=2"]
 
 
 def test_tune_runs_continues_and_writes_best_config(tmp_path):
@@ -61,3 +61,26 @@ def test_tune_cli_rejects_bad_space(tmp_path):
     result = CliRunner().invoke(app, ["tune", "--set", f"output.runs_dir={tmp_path}", "-p", "model.nope={low: 1, high: 2}"])
     assert result.exit_code != 0
     assert "tune space 'model.nope'" in str(result.exception) or "model.nope" in result.output
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_a_tune_fold_scores_exactly_what_run_scores(tiny_config, balanced):
+    """tune and run share one training path: a fold equal to the run's split gives the run's score,
+    with class weights (balanced off) and with class-balanced batches (balanced on)."""
+    from candleflow.dataset.prepare import prepare
+    from candleflow.pipeline import run
+    from candleflow.tune import score_fold
+
+    cfg = tiny_config(f"dataset.balanced={str(balanced).lower()}", "source.n_bars=2500")
+    result = run(cfg)
+    prep = prepare(cfg)
+    assert score_fold(cfg, prep, prep.split) == result.metrics["val"]["table"]["model"]["balanced_accuracy"]
+
+
+def test_parse_search_param_names_the_bad_item():
+    from candleflow.tune import parse_search_param
+
+    key, spec = parse_search_param("training.learning_rate={low: 1e-4, high: 1e-2, log: true}")
+    assert key == "training.learning_rate" and spec.log and spec.low == 1e-4
+    with pytest.raises(ConfigError, match="--param 'x=\\{low: 2, high: 1\\}'"):
+        parse_search_param("x={low: 2, high: 1}")

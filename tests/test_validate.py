@@ -5,7 +5,7 @@ import pytest
 
 from candleflow.config import ValidationPolicy
 from candleflow.errors import ValidationError
-from candleflow.validate import validate_candles
+from candleflow.data.validate import validate_candles
 from conftest import HOUR, T0, raw
 
 

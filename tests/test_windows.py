@@ -3,8 +3,8 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from candleflow.split import chronological_split
-from candleflow.windows import WindowDataset, valid_window_ends
+from candleflow.dataset.split import chronological_split
+from candleflow.dataset.windows import WindowDataset, valid_window_ends
 
 
 def make(n=200, f=3, segments=((0, 200),), seed=0):

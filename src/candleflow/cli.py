@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,10 +14,11 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
-from .config import BINANCE_BASE_URL
-from .errors import CandleflowError
+from candleflow.errors import CandleflowError
+from candleflow.runs.folder import RunFolder
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Exchange candles to leak-free datasets and trained, evaluated, versioned models.")
@@ -31,7 +33,8 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="overri
 RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="folder holding run folders")]
 
 
-def _setup_logging(verbose: bool = False) -> None:
+def _setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
+    """Log to the console (INFO with `verbose`, else WARNING) and, with `log_file`, everything to that file."""
     log = logging.getLogger("candleflow")
     log.setLevel(logging.INFO)
     if not any(isinstance(h, RichHandler) for h in log.handlers):
@@ -39,14 +42,30 @@ def _setup_logging(verbose: bool = False) -> None:
         h.setLevel(logging.INFO if verbose else logging.WARNING)
         h.addFilter(lambda record: record.name != "candleflow.epochs")
         log.addHandler(h)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(fh)
+        fh.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "candleflow %s", (" ".join(sys.argv[1:]),), None))
     log.propagate = False
+
+
+def _log_file(cfg, command: str) -> Path:
+    """Where a long command other than run/train logs: LOG_DIR/TIME-COMMAND-PID.log, LOG_DIR being
+    output.log_dir, $CANDLEFLOW_LOG_DIR or the user's state folder (never the working folder)."""
+    folder = (cfg.output.log_dir if cfg is not None else None) or os.environ.get("CANDLEFLOW_LOG_DIR")
+    if not folder:
+        state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+        folder = Path(state) / "candleflow" / "logs"
+    return Path(folder).expanduser() / f"{time.strftime('%Y%m%d-%H%M%S')}-{command}-{os.getpid()}.log"
 
 
 @app.command()
 def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Train and evaluate a model end to end and save a run folder (embedded default: synthetic market)."""
-    from .config import load_config
-    from .pipeline import run as run_pipeline
+    from candleflow.config import load_config
+    from candleflow.pipeline import run as run_pipeline
 
     _setup_logging(verbose=True)
     cfg = load_config(config, set_)
@@ -58,9 +77,9 @@ def train(config: ConfigOpt = None, set_: SetOpt = None,
           resume: Annotated[Optional[str], typer.Option("--resume", help="continue the interrupted run NAME from its last complete epoch")] = None,
           runs_dir: RunsOpt = Path("runs")) -> None:
     """Train like `run`; with --resume NAME, continue a run stopped by Ctrl-C or a crash."""
-    from .config import load_config
-    from .pipeline import resume as resume_pipeline
-    from .pipeline import run as run_pipeline
+    from candleflow.config import load_config
+    from candleflow.pipeline import resume as resume_pipeline
+    from candleflow.pipeline import run as run_pipeline
 
     _setup_logging(verbose=True)
     if resume is None:
@@ -127,14 +146,14 @@ def prepare(config: ConfigOpt = None, set_: SetOpt = None,
             force: Annotated[bool, typer.Option("--force", help="prepare listed entries again")] = False) -> None:
     """Read the source, validate candles, compute features, labels, windows and split; no training.
     With a universe (--symbols, --intervals, universe.sources) or --store: every series on Dask, into a store."""
-    from .config import load_config
-    from .pipeline import prepare as prepare_data
+    from candleflow.config import load_config
+    from candleflow.dataset.prepare import prepare as prepare_data
 
-    _setup_logging(verbose=not as_json)
     given = {"universe.store": store, "cluster.scheduler": scheduler, "cluster.workers": workers,
              "universe.symbols": symbols and f"[{symbols}]", "universe.intervals": intervals and f"[{intervals}]"}
     flags = [f"{key}={value}" for key, value in given.items() if value]
     cfg = load_config(config, [*(set_ or []), *flags])
+    _setup_logging(verbose=not as_json, log_file=_log_file(cfg, "prepare"))
     if store or scheduler or cfg.universe.active:
         _prepare_store(cfg, force, as_json)
         return
@@ -162,15 +181,15 @@ def prepare(config: ConfigOpt = None, set_: SetOpt = None,
 def _prepare_store(cfg, force: bool, as_json: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .cluster import plan_tasks, prepare_store
-    from .prepared_store import PreparedStore
+    from candleflow.scale.cluster import plan_tasks, build_store
+    from candleflow.scale.store import SeriesStore
 
-    store = PreparedStore(cfg.universe.store)  # a bad URL is reported before any work starts
+    store = SeriesStore(cfg.universe.store)  # a bad URL is reported before any work starts
     n = len(plan_tasks(cfg))
     with Progress(TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, disable=as_json) as bar:
         task = bar.add_task("entries", total=n)
-        report = prepare_store(cfg, force=force, on_done=lambda name, rec, err: bar.advance(task))
+        report = build_store(cfg, force=force, on_done=lambda name, rec, err: bar.advance(task))
     summary = report.to_dict() | {"manifest": store.summary()}
     if as_json:
         console.print_json(json.dumps(summary))
@@ -193,12 +212,12 @@ def _prepare_store(cfg, force: bool, as_json: bool) -> None:
 def inspect(config: ConfigOpt = None, set_: SetOpt = None,
             as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False) -> None:
     """Check the prepared data: shapes, dtypes, class balance per split, NaN/inf, one-hot, memory."""
-    from .config import load_config
-    from .inspection import inspect_prepared
-    from .pipeline import prepare as prepare_data
+    from candleflow.config import load_config
+    from candleflow.dataset.inspect import inspect_dataset
+    from candleflow.dataset.prepare import prepare as prepare_data
 
     _setup_logging(verbose=not as_json)
-    report = inspect_prepared(prepare_data(load_config(config, set_)))
+    report = inspect_dataset(prepare_data(load_config(config, set_)))
     if as_json:
         console.print_json(json.dumps(report))
     else:
@@ -225,54 +244,58 @@ def inspect(config: ConfigOpt = None, set_: SetOpt = None,
 @app.command()
 def download(
     symbol: Annotated[Optional[list[str]], typer.Option("--symbol", help="e.g. BTCUSDT; repeat for more")] = None,
-    interval: Annotated[str, typer.Option(help="kline interval: 1s (spot), 1m ... 1d, 3d, 1w, 1mo")] = "1m",
+    interval: Annotated[Optional[str], typer.Option(help="kline interval: 1s (spot), 1m ... 1d, 3d, 1w (default: 1m)")] = None,
     start: Annotated[Optional[str], typer.Option(help="YYYY-MM or YYYY-MM-DD")] = None,
     end: Annotated[Optional[str], typer.Option(help="YYYY-MM or YYYY-MM-DD, inclusive")] = None,
-    market: Annotated[str, typer.Option(help="spot, um (USD-M futures) or cm (COIN-M futures)")] = "spot",
-    base_url: Annotated[str, typer.Option(help="https://..., http://127.0.0.1:... or file://... mirror")] = BINANCE_BASE_URL,
+    market: Annotated[Optional[str], typer.Option(help="spot, um (USD-M futures) or cm (COIN-M futures); default spot")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="https://..., http://127.0.0.1:... or file://... mirror (default: data.binance.vision)")] = None,
     listing_url: Annotated[Optional[str], typer.Option(help="bucket listing URL (default: the S3 bucket, or --base-url when that is set)")] = None,
-    cache_dir: Annotated[Path, typer.Option(help="raw ZIPs (remote layout) and parsed Parquet")] = Path("~/.cache/candleflow/binance"),
-    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
-    retries: Annotated[int, typer.Option(min=0, max=20)] = 4,
-    timeout: Annotated[float, typer.Option(help="seconds without data before a retry")] = 30.0,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="raw ZIPs (remote layout) and parsed Parquet (default: ~/.cache/candleflow/binance)")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="parallel downloads, 1..64 (default 8)")] = None,
+    retries: Annotated[Optional[int], typer.Option(help="attempts after the first, 0..20 (default 4)")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="seconds without data before a retry (default 30)")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="skip the sha256 check (not recommended)")] = False,
     list_: Annotated[bool, typer.Option("--list", help="list what exists instead of downloading")] = False,
 ) -> None:
     """Download Binance klines: verified against .CHECKSUM, cached, parsed to Parquet."""
-    from .binance.download import DownloadError
-    from .binance.listing import DEFAULT_LISTING_URL, list_files, list_intervals, list_symbols
-    from .binance.plan import check_market_interval
+    from candleflow.config import BinanceSource, validate_options
+    from candleflow.data.sources.binance.listing import DEFAULT_LISTING_URL, list_files, list_intervals, list_symbols
+    from candleflow.errors import DownloadError
 
+    # defaults are the binance source config's (one declaration); --symbol, --start, --end are per call
+    base = validate_options(BinanceSource, {
+        "market": market, "interval": interval or "1m", "base_url": base_url,
+        "cache_dir": None if cache_dir is None else str(cache_dir), "concurrency": concurrency, "retries": retries,
+        "timeout": timeout, "verify": False if no_verify else None, "start": start, "end": end})
+    _setup_logging(log_file=_log_file(None, "download"))
     if list_:
-        listing = listing_url or (base_url if base_url != BINANCE_BASE_URL else DEFAULT_LISTING_URL)
+        listing = listing_url or (base.base_url if base_url is not None else DEFAULT_LISTING_URL)
         if not symbol:
-            names = list_symbols(listing, market)
-            console.print(f"{len(names)} {market} symbols with monthly klines:")
-            console.print(" ".join(names))
+            names = list_symbols(listing, base.market)
+            console.print(f"{len(names)} {base.market} symbols with monthly klines:")
+            console.print(" ".join(names), markup=False, highlight=False)
         for sym in symbol or []:
-            console.print(f"{sym}: intervals {' '.join(list_intervals(listing, market, sym))}")
-            keys = list_files(listing, market, sym, interval)
-            console.print(f"{sym} {interval}: {len(keys)} files")
+            console.print(f"{sym}: intervals {' '.join(list_intervals(listing, base.market, sym))}", markup=False)
+            keys = list_files(listing, base.market, sym, base.interval)
+            console.print(f"{sym} {base.interval}: {len(keys)} files", markup=False)
             for k in keys:
-                console.print(f"  {k}")
+                console.print(f"  {k}", markup=False, highlight=False)
         return
     if not symbol or not start or not end:
         raise typer.BadParameter("--symbol, --start and --end are required to download (or use --list)")
-    check_market_interval(market, interval)
-    results = [_download_one(sym, interval, start, end, market, base_url, cache_dir, concurrency, retries,
-                             timeout, not no_verify) for sym in symbol]
-    t = Table(title=f"download {market} {interval} {start} .. {end} into {cache_dir}")
+    results = [_download_one(base.model_copy(update={"symbol": sym})) for sym in symbol]
+    t = Table(title=escape(f"download {base.market} {base.interval} {base.start} .. {base.end} into {base.cache_dir}"))
     for col in ("symbol", "downloaded", "cached", "missing", "failed", "MB", "seconds", "rows", "gaps", "missing bars"):
         t.add_column(col, justify="left" if col == "symbol" else "right")
     failed, notes = [], []
     for sym, res, err in results:
         if res is None:
-            t.add_row(sym, *["-"] * 9, style="red")
+            t.add_row(escape(sym), *["-"] * 9, style="red")
             failed.append(err)
             notes.append(f"{sym}: {err}")
             continue
         dl, rep = res.download, res.report
-        t.add_row(sym, str(dl.count("downloaded")), str(dl.count("cached")), str(dl.count("missing")),
+        t.add_row(escape(sym), str(dl.count("downloaded")), str(dl.count("cached")), str(dl.count("missing")),
                   str(dl.count("failed")), f"{dl.bytes / 2**20:.1f}", f"{dl.seconds:.1f}", f"{rep.rows_out:,}",
                   str(rep.gaps), f"{rep.missing_bars:,}")
         notes.append(f"{sym}: {res.parquet} (fingerprint {res.candles.fingerprint[:16]})")
@@ -283,19 +306,15 @@ def download(
         raise DownloadError(failed[0] + (f" (and {len(failed) - 1} more symbols failed)" if len(failed) > 1 else ""))
 
 
-def _download_one(symbol, interval, start, end, market, base_url, cache_dir, concurrency, retries, timeout, verify):
+def _download_one(cfg) -> tuple:
     """Download, verify, parse one symbol with a progress bar; (symbol, result or None, error)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from .binance import fetch_candles
-    from .config import BinanceSource
+    from candleflow.data.sources.binance.fetch import fetch_candles
 
-    cfg = BinanceSource(market=market, symbol=symbol, interval=interval, start=start, end=end, base_url=base_url,
-                        cache_dir=str(cache_dir), concurrency=concurrency, verify=verify, retries=retries,
-                        timeout=timeout)
     state = {"bytes": 0, "t0": time.perf_counter()}
-    with Progress(TextColumn(f"{symbol} {interval}"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                  TextColumn("{task.fields[mb]:.1f} MB, {task.fields[rate]:.1f} MB/s"),
+    with Progress(TextColumn(escape(f"{cfg.symbol} {cfg.interval}")), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("files"), TextColumn("{task.fields[mb]:.1f} MB, {task.fields[rate]:.1f} MB/s"),
                   console=err_console, transient=True) as progress:
         task = progress.add_task("files", total=None, mb=0.0, rate=0.0)
 
@@ -310,8 +329,8 @@ def _download_one(symbol, interval, start, end, market, base_url, cache_dir, con
                 on_done=lambda r: progress.advance(task),
                 on_more=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n))
         except CandleflowError as exc:
-            return symbol, None, str(exc)
-    return symbol, res, ""
+            return cfg.symbol, None, str(exc)
+    return cfg.symbol, res, ""
 
 
 @app.command()
@@ -321,24 +340,13 @@ def tune(config: ConfigOpt = None, set_: SetOpt = None,
          param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="searched key, e.g. -p 'training.learning_rate={low: 1e-4, high: 1e-2, log: true}' or -p 'model.lstm_units={choices: [[64, 32], [128, 64, 32]]}'; replaces tune.space")] = None,
          ) -> None:
     """Search config keys with Optuna, each trial scored by walk-forward validation; writes trials.csv and best.yaml."""
-    import yaml
+    from candleflow.config import load_config
+    from candleflow.tune import parse_search_param
+    from candleflow.tune import tune as run_tune
 
-    from .config import SearchParam, load_config
-    from .errors import ConfigError
-    from .tune import tune as run_tune
-
-    _setup_logging(verbose=True)
     cfg = load_config(config, set_)
-    space = None
-    if param:
-        space = {}
-        for item in param:
-            key, sep, raw = item.partition("=")
-            try:
-                space[key.strip()] = SearchParam.model_validate(yaml.safe_load(raw) if sep else None)
-            except Exception as exc:  # pydantic or YAML: name the --param
-                raise ConfigError(f"--param {item!r}: expected KEY={{low: .., high: ..[, log: true]}} or "
-                                  f"KEY={{choices: [..]}} ({str(exc).splitlines()[0]})") from None
+    _setup_logging(verbose=True, log_file=_log_file(cfg, "tune"))
+    space = dict(parse_search_param(item) for item in param) if param else None
     result = _interruptible(lambda: run_tune(cfg, name, trials, space))
     t = Table(title=f"tune: {len(result.trials)} trials, best first (mean walk-forward balanced accuracy)")
     cols = list(result.trials[0])
@@ -353,81 +361,49 @@ def tune(config: ConfigOpt = None, set_: SetOpt = None,
 
 @app.command()
 def images(config: ConfigOpt = None, set_: SetOpt = None,
-           fmt: Annotated[str, typer.Option("--format", help="hdf5, npz, zarr, png or jpeg")] = "hdf5",
+           fmt: Annotated[Optional[str], typer.Option("--format", help="hdf5, npz, zarr, png or jpeg (default: images.format)")] = None,
            layout: Annotated[Optional[str], typer.Option(help="bar4 or jkx (default: images.layout)")] = None,
            out: Annotated[Path, typer.Option("--out", "-o", help="file (hdf5/npz) or folder")] = Path("images"),
            part: Annotated[str, typer.Option(help="which windows: train, val, test or all")] = "all",
            limit: Annotated[Optional[int], typer.Option(help="at most this many images (evenly spaced)")] = None,
-           mode: Annotated[str, typer.Option(help="single file or batch files")] = "single",
-           images_per_file: Annotated[int, typer.Option(min=1)] = 50_000,
+           mode: Annotated[Optional[str], typer.Option(help="single file or batch files (default: images.mode)")] = None,
+           images_per_file: Annotated[Optional[int], typer.Option(help="images per file in batch mode (default: images.images_per_file)")] = None,
            preview: Annotated[Optional[Path], typer.Option(help="also write a PNG grid of 12 images with labels")] = None) -> None:
     """Render chart images of the dataset's windows and store them with labels, times and symbols."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .atomic import write_bytes
-    from .config import load_config
-    from .image_store import FORMATS, SUFFIX, write_images
-    from .images import ImageWindows, preview_grid
-    from .labels import CLASS_NAMES
-    from .pipeline import prepare as prepare_data
+    from candleflow.config import load_config
+    from candleflow.dataset.prepare import prepare as prepare_data
+    from candleflow.images.write import select_windows, write_image_dataset
 
-    _setup_logging()
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    overrides = list(set_ or []) + ([f"images.layout={layout}"] if layout else [])
+    shortcuts = {"format": fmt, "layout": layout, "mode": mode, "images_per_file": images_per_file}
+    overrides = list(set_ or []) + [f"images.{k}={v}" for k, v in shortcuts.items() if v is not None]
     cfg = load_config(config, overrides)
+    _setup_logging(log_file=_log_file(cfg, "images"))
     prep = prepare_data(cfg)
-    pos = np.arange(len(prep.dataset)) if part == "all" else prep.split[part]
-    if limit is not None and limit < pos.size:
-        pos = pos[np.linspace(0, pos.size - 1, limit).astype(np.int64)]
-    ds = prep.dataset.subset(pos)
-    windows = ImageWindows(prep.candles, ds.ends, cfg.images)
-    shape = windows.shape
-    imgs = np.empty((len(ds), *shape), np.uint8 if cfg.images.dtype == "uint8" else np.float32)
-    t0 = time.perf_counter()
+    n = select_windows(prep, part, limit).size
     with Progress(TextColumn(f"render {cfg.images.layout}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as progress:
-        task = progress.add_task("images", total=len(ds))
-        for lo in range(0, len(ds), 4096):
-            idx = np.arange(lo, min(lo + 4096, len(ds)))
-            imgs[idx] = windows.render(idx)
-            progress.advance(task, idx.size)
-    t_render = time.perf_counter() - t0
-    if imgs.dtype != np.uint8:
-        imgs = np.round(imgs * 255).astype(np.uint8)
-    if mode == "single" and fmt in SUFFIX and out.suffix == "":
-        out = out.with_suffix(SUFFIX[fmt])
-    t1 = time.perf_counter()
-    files = write_images(out, imgs, ds.labels_at(), prep.candles.open_time[ds.ends], [prep.candles.symbol],
-                         fmt, mode, images_per_file,
-                         meta={"layout": cfg.images.layout, "bars": cfg.images.bars, "config": cfg.model_dump(mode="json"),
-                               "fingerprint": prep.candles.fingerprint})
-    t_write = time.perf_counter() - t1
-    nbytes = sum(f.stat().st_size if f.is_file() else sum(x.stat().st_size for x in f.rglob("*") if x.is_file())
-                 for f in files)
-    from .images_gpu import gpu_available
-
-    where = "GPU" if cfg.images.device != "cpu" and gpu_available() else "CPU"
-    t = Table(title=f"{len(ds):,} {cfg.images.layout} images {shape[0]}x{shape[1]} rendered on the {where} -> {out}")
+        task = progress.add_task("images", total=n)
+        res = write_image_dataset(prep, cfg.images, out, part, limit, preview, lambda k: progress.advance(task, k))
+    t = Table(title=f"{res.count:,} {cfg.images.layout} images {res.shape[0]}x{res.shape[1]} rendered on the "
+                    f"{res.device} -> {escape(str(res.out))}")
     for col in ("images", "files", "MB on disk", "render s", "images/s rendered", "write s", "images/s written"):
         t.add_column(col, justify="right")
-    t.add_row(f"{len(ds):,}", f"{len(files):,}", f"{nbytes / 2**20:,.1f}", f"{t_render:.2f}",
-              f"{len(ds) / max(t_render, 1e-9):,.0f}", f"{t_write:.2f}", f"{len(ds) / max(t_write, 1e-9):,.0f}")
+    t.add_row(f"{res.count:,}", f"{len(res.files):,}", f"{res.nbytes / 2**20:,.1f}", f"{res.render_seconds:.2f}",
+              f"{res.count / max(res.render_seconds, 1e-9):,.0f}", f"{res.write_seconds:.2f}",
+              f"{res.count / max(res.write_seconds, 1e-9):,.0f}")
     console.print(t)
     if preview is not None:
-        pick = np.linspace(0, len(ds) - 1, min(12, len(ds))).astype(int)
-        labels = ds.labels_at(pick)
-        titles = [f"{prep.candles.time_str(int(ds.ends[i]))[:13]} {CLASS_NAMES[y]}" for i, y in zip(pick, labels)]
-        write_bytes(preview, preview_grid(imgs[pick], titles))
-        console.print(f"preview: {preview}")
+        console.print(f"preview: {escape(str(preview))}")
 
 
 @app.command()
 def report(run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")],
            runs_dir: RunsOpt = Path("runs")) -> None:
     """(Re)write a run's self-contained HTML report: metrics, backtest, calibration, plots, config."""
-    from .registry import resolve_run
-    from .report import build_report
+    from candleflow.runs.registry import resolve_run
+    from candleflow.runs.report import build_report
 
     _setup_logging()
     out = build_report(resolve_run(run, runs_dir))
@@ -439,9 +415,9 @@ def compare(runs: Annotated[list[str], typer.Argument(help="two or more run fold
             runs_dir: RunsOpt = Path("runs"),
             html_out: Annotated[Optional[Path], typer.Option("--html", help="also write the table as HTML")] = None) -> None:
     """Put runs side by side: metrics, backtest and the config keys that differ."""
-    from .atomic import write_text
-    from .registry import resolve_run
-    from .report import compare_html, compare_rows, fmt
+    from candleflow.fs.atomic import write_text
+    from candleflow.runs.registry import resolve_run
+    from candleflow.runs.report import compare_html, compare_rows, fmt
 
     dirs = [resolve_run(r, runs_dir) for r in runs]
     names, rows = compare_rows(dirs)
@@ -466,8 +442,8 @@ def export(
     runs_dir: RunsOpt = Path("runs"),
 ) -> None:
     """Export a run's model (or a model file) for serving, with a serving.json beside it."""
-    from .export import export_model
-    from .registry import load_model, load_model_file, read_metadata, resolve_run
+    from candleflow.models.export import export_model
+    from candleflow.runs.registry import load_model, load_model_file, read_metadata, resolve_run
 
     path = Path(model)
     if path.is_file():
@@ -486,7 +462,7 @@ def export(
 @models_app.command("list")
 def models_list(runs_dir: RunsOpt = Path("runs")) -> None:
     """List complete runs, oldest first."""
-    from .registry import list_runs
+    from candleflow.runs.registry import list_runs
 
     runs = list_runs(runs_dir)
     if not runs:
@@ -511,11 +487,11 @@ def models_list(runs_dir: RunsOpt = Path("runs")) -> None:
 def models_show(run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")],
                 runs_dir: RunsOpt = Path("runs")) -> None:
     """Show a run's metadata and its metrics table."""
-    from .registry import read_metadata, resolve_run
+    from candleflow.runs.registry import read_metadata, resolve_run
 
     path = resolve_run(run, runs_dir)
     meta = read_metadata(path)
-    metrics = json.loads((path / "metrics.json").read_text())
+    metrics = RunFolder(path).metrics()
     console.print(f"[bold]{path}[/bold]")
     for key in ("created", "symbol", "interval", "data_fingerprint", "input_shape", "parameters", "epochs_run",
                 "peak_rss_mb", "seconds", "versions"):
@@ -541,19 +517,19 @@ def reward_table(m: dict) -> Table:
 @app.command()
 def rewards(config: ConfigOpt = None, set_: SetOpt = None,
             out: Annotated[Path, typer.Option("--out", "-o", help=".parquet or .npz")] = Path("reward_samples.parquet"),
-            n: Annotated[Optional[int], typer.Option(help="samples (default: rewards.n)")] = None,
+            n: Annotated[Optional[int], typer.Option(min=1, help="samples (default: rewards.n)")] = None,
             workers: Annotated[Optional[int], typer.Option(help="threads (default: all cores)")] = None) -> None:
     """Build reward samples (window, state, action, reward) from the configured source and save them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .config import load_config
-    from .rewards import build_reward_samples, save_samples
-    from .sources import load_candles
+    from candleflow.config import load_config
+    from candleflow.rewards.samples import build_reward_samples, save_samples
+    from candleflow.data.load import load_candles
 
-    _setup_logging()
     cfg = load_config(config, set_)
+    _setup_logging(log_file=_log_file(cfg, "rewards"))
     rc = cfg.rewards
-    count = n or rc.n
+    count = rc.n if n is None else n
     candles, report = load_candles(cfg.source, cfg.validation)
     t0 = time.perf_counter()
     with Progress(TextColumn("reward samples"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -593,8 +569,16 @@ def main() -> None:
     """Entry point: any error candleflow can explain is one line on stderr and exit code 2."""
     try:
         app()
-    except (CandleflowError, OSError, ValueError) as exc:  # OSError: a file or folder we could not use
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+    except (CandleflowError, OSError) as exc:  # OSError: a file or folder we could not use
+        # one line: the message, and a note such as "resume with: ..." on the same line
+        notes = "; ".join(getattr(exc, "__notes__", []))
+        text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        err_console.print(f"error: {text}" + (f" ({notes})" if notes else ""), markup=False, highlight=False,
+                          soft_wrap=True)
+        sys.exit(2)
+    except MemoryError:
+        err_console.print("error: out of memory; use a smaller dataset.batch_size, window or data range",
+                          markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
-from .intervals import interval_ns
+from candleflow.errors import ConfigError
+from candleflow.data.intervals import interval_ns
 
 
 BINANCE_BASE_URL = "https://data.binance.vision"
+# the features `features.names` may list; dataset/features.py computes exactly these (a test checks)
+FEATURE_NAMES = ("log_return", "range", "body", "upper_wick", "lower_wick", "volume_ratio", "volatility", "momentum",
+                 "rsi", "close_ema_gap", "hour_sin", "hour_cos")
 
 
 def _check_interval(v: str) -> str:
@@ -91,7 +94,7 @@ class BinanceSource(_Section):
 
     @model_validator(mode="after")
     def _published(self) -> "BinanceSource":
-        from .binance.plan import check_market_interval, parse_date
+        from candleflow.data.sources.binance.plan import check_market_interval, parse_date
 
         try:
             check_market_interval(self.market, self.interval)
@@ -134,11 +137,9 @@ class FeatureConfig(_Section):
     @field_validator("names")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        from .features import FEATURES
-
-        unknown = [n for n in v if n not in FEATURES]
+        unknown = [n for n in v if n not in FEATURE_NAMES]
         if unknown:
-            raise ValueError(f"unknown feature {unknown[0]!r}; known: {', '.join(sorted(FEATURES))}")
+            raise ValueError(f"unknown feature {unknown[0]!r}; known: {', '.join(sorted(FEATURE_NAMES))}")
         if len(set(v)) != len(v):
             raise ValueError("feature names repeat")
         return v
@@ -200,6 +201,11 @@ class ImagesConfig(_Section):
     moving_average: bool = Field(True, description="jkx: moving average of close over `bars` bars")
     dtype: Literal["uint8", "float32"] = "uint8"
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto: the GPU through CuPy when present, else the CPU")
+    format: Literal["hdf5", "npz", "zarr", "png", "jpeg"] = Field(
+        "hdf5", description="`candleflow images` storage: hdf5, npz, zarr (arrays), png or jpeg (one file per image)")
+    mode: Literal["single", "batch"] = Field(
+        "single", description="single: one file or store for all images; batch: files of images_per_file images")
+    images_per_file: int = Field(50_000, ge=1, description="images per file in mode 'batch'")
 
 
 class ModelConfig(_Section):
@@ -301,6 +307,9 @@ class RewardConfig(_Section):
 class OutputConfig(_Section):
     runs_dir: str = "runs"
     name: str | None = Field(None, description="run folder name; default: time and symbol")
+    log_dir: str | None = Field(
+        None, description="log files of commands other than run/train (those log into their run folder); default "
+                          "$CANDLEFLOW_LOG_DIR, else $XDG_STATE_HOME/candleflow/logs (~/.local/state/candleflow/logs)")
 
 
 _ENTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -457,6 +466,29 @@ def validate_config(data: dict[str, Any]) -> RunConfig:
         raise ConfigError(_describe(exc, data)) from None
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_options(model: type[M], values: dict[str, Any]) -> M:
+    """`model` from command-line options (None: the model's default); the first problem is one
+    line naming the option, e.g. "--concurrency 99: Input should be less than or equal to 64"."""
+    given = {k: v for k, v in values.items() if v is not None}
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else ""
+        flag = "--" + name.replace("_", "-")
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{flag} {quote_value(given.get(name))}: {msg}" if name else msg) from None
+
+
+def quote_value(value: Any, limit: int = 80) -> str:
+    """repr(value) cut to `limit` characters, so an error line stays one line however big the value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("synthetic", "files", "binance"))]
@@ -467,7 +499,7 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
         return f"config key {key!r} is required"
-    return f"config key {key!r} = {err.get('input')!r}: {msg}"
+    return f"config key {key!r} = {quote_value(err.get('input'))}: {msg}"
 
 
 def _allowed_keys(loc: list[str], data: dict[str, Any]) -> list[str]:

@@ -1,22 +1,40 @@
-"""Exceptions with one-line messages that name the file, row, key or value at fault."""
+"""One exception hierarchy. Every candleflow error has a one-line message that names the file,
+row, key or value at fault and what was expected; the CLI prints it and exits with code 2.
+Errors about bad values are also `ValueError`s, so `except ValueError` keeps working."""
 
 from __future__ import annotations
 
 
 class CandleflowError(Exception):
-    """Base class: the CLI prints the message as one line and exits non-zero."""
+    """Base class: the CLI prints the message as one line and exits with code 2."""
 
 
-class ConfigError(CandleflowError):
+class ConfigError(CandleflowError, ValueError):
     """A config key is unknown or its value is not allowed."""
 
 
-class SourceError(CandleflowError):
+class DataError(CandleflowError, ValueError):
+    """Input data (candles, arrays, windows, stored files) is not what was expected."""
+
+
+class SourceError(DataError):
     """A source file is missing, unreadable or lacks what is expected."""
 
 
-class ValidationError(CandleflowError):
+class ValidationError(DataError):
     """Candles break a validation rule whose policy is 'error'."""
+
+
+class DownloadError(SourceError):
+    """A file could not be downloaded or does not match its checksum."""
+
+
+class StoreError(DataError):
+    """A prepared store or one of its entries is missing, damaged or does not match."""
+
+
+class BuildError(CandleflowError):
+    """Building entries of a prepared store failed (the message names the entries)."""
 
 
 class RegistryError(CandleflowError):

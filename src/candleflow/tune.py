@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from .atomic import write_json, write_text
-from .config import RunConfig, SearchParam, apply_override, validate_config
-from .errors import ConfigError
+from candleflow.dataset.prepare import PreparedData, prepare
+from candleflow.dataset.split import Split, walk_forward_folds
+from candleflow.fs.atomic import write_json, write_text
+from candleflow.models.fitting import model_and_loader, train_and_score
+from candleflow.config import RunConfig, SearchParam, apply_override, validate_config
+from candleflow.errors import ConfigError
 
 log = logging.getLogger("candleflow")
 # config sections that change the prepared data (windows, labels): trials that differ only in
@@ -124,14 +128,22 @@ def _n_finished(study) -> int:
     return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
 
 
+def score_fold(cfg: RunConfig, prep: PreparedData, fold: Split) -> float:
+    """Balanced accuracy of the decisions on one fold's validation part, trained and scored by
+    the same `train_and_score` that `run` uses (so a fold equal to the run's split scores what
+    the run scores)."""
+    work = Path(tempfile.mkdtemp(prefix="candleflow-fold-"))
+    try:
+        quiet = cfg.model_copy(update={"training": cfg.training.model_copy(update={"verbose": 0})})
+        trained = train_and_score(quiet, work, prep.dataset, {"train": fold["train"], "val": fold["val"]},
+                                  model_and_loader(quiet, prep))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return float(trained.metrics["val"]["table"]["model"]["balanced_accuracy"])
+
+
 def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
     """Balanced accuracy of the decisions on each walk-forward fold's validation period."""
-    from .evaluation import evaluate
-    from .loaders import class_weights
-    from .pipeline import _model_and_loader, prepare
-    from .split import walk_forward_folds
-    from .training import fit
-
     key = json.dumps({s: cfg.model_dump(mode="json")[s] for s in DATA_SECTIONS}, sort_keys=True)
     if key not in prepared:
         prepared.clear()  # one prepared dataset in memory at a time
@@ -139,27 +151,19 @@ def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
     prep = prepared[key]
     ds, split = prep.dataset, prep.split
     before_test = np.arange(len(ds)) if "test" not in split.parts else np.flatnonzero(ds.ends < split.starts["test"])
-    folds = walk_forward_folds(ds.ends, prep.labels.t1, cfg.tune.folds, cfg.dataset.embargo, before_test)
-    from .backend import keras
+    for fold in walk_forward_folds(ds.ends, prep.labels.t1, cfg.tune.folds, cfg.dataset.embargo, before_test):
+        yield score_fold(cfg, prep, fold)
 
-    for fold in folds:
-        keras().utils.set_random_seed(cfg.training.seed)
-        train_ds = ds.subset(fold["train"][:: cfg.dataset.train_stride])
-        val_ds = ds.subset(fold["val"])
-        y_train = train_ds.labels_at()
-        weights = class_weights(y_train) if cfg.training.class_weight == "balanced" else None
-        model, loader, _ = _model_and_loader(cfg, prep, train_ds)
-        work = Path(tempfile.mkdtemp(prefix="candleflow-fold-"))
-        try:
-            quiet = cfg.model_copy(update={"training": cfg.training.model_copy(update={"verbose": 0})})
-            fit(model, loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=cfg.training.seed,
-                              labels=y_train, weights=weights),
-                loader(val_ds, cfg.dataset.batch_size), quiet.training, work)
-            probs = model.predict(loader(val_ds, 1024), verbose=0)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        m = evaluate(val_ds.labels_at(), probs, y_train, cfg.evaluation.decision_margin, seed=cfg.training.seed)
-        yield float(m["table"]["model"]["balanced_accuracy"])
+
+def parse_search_param(item: str) -> tuple[str, SearchParam]:
+    """`KEY={low: .., high: ..[, log: true]}` or `KEY={choices: [..]}` (YAML) as (key, SearchParam);
+    anything else is one line naming the item."""
+    key, sep, raw = item.partition("=")
+    try:
+        return key.strip(), SearchParam.model_validate(yaml.safe_load(raw) if sep else None)
+    except Exception as exc:  # pydantic or YAML: name the --param
+        raise ConfigError(f"--param {item!r}: expected KEY={{low: .., high: ..[, log: true]}} or "
+                          f"KEY={{choices: [..]}} ({str(exc).splitlines()[0]})") from None
 
 
 def _write_results(study, folder: Path, cfg: RunConfig, space: dict[str, SearchParam]):

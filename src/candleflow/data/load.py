@@ -1,0 +1,34 @@
+"""Sources turn a config into raw rows; `load_candles` validates them into Candles."""
+
+from __future__ import annotations
+
+from candleflow.data.candles import Candles
+from candleflow.config import BinanceSource, FilesSource, SourceConfig, SyntheticSource, ValidationPolicy
+from candleflow.data.validate import RawCandles, ValidationReport, validate_candles
+from candleflow.data.sources.files import read_files
+from candleflow.data.sources.synthetic import generate_synthetic
+
+
+def read_source(cfg: SourceConfig) -> RawCandles:
+    """Raw rows from the configured source, in source order."""
+    if isinstance(cfg, SyntheticSource):
+        return generate_synthetic(cfg)
+    if isinstance(cfg, FilesSource):
+        return read_files(cfg)
+    raise TypeError(f"read_source does not take {type(cfg).__name__}; use load_candles")
+
+
+def load_candles(cfg: SourceConfig | None = None,
+                 policy: ValidationPolicy | None = None) -> tuple[Candles, ValidationReport]:
+    """Read the source and validate it: canonical Candles plus the report of every defect."""
+    cfg = cfg or SyntheticSource()
+    if isinstance(cfg, BinanceSource):
+        from candleflow.data.sources.binance.fetch import fetch_candles
+
+        res = fetch_candles(cfg, policy)
+        return res.candles, res.report
+    raw = read_source(cfg)
+    return validate_candles(raw, policy, interval=getattr(cfg, "interval", None))
+
+
+__all__ = ["generate_synthetic", "load_candles", "read_files", "read_source"]

@@ -1,0 +1,251 @@
+"""Concurrent, verified, resumable downloads of Binance bulk-data files into a local cache.
+
+Each ZIP streams to a hidden temporary file beside its final path while its sha256 is computed;
+it is renamed into place only after it matches the published `.CHECKSUM`. A file in the cache is
+trusted only if it still matches its cached checksum. So a run killed at any moment leaves at
+most a hidden `.part` file, which the next run deletes before finishing the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import httpx
+
+from candleflow.fs.atomic import write_text
+from candleflow.config import BinanceSource
+from candleflow.fs.digest import sha256_file
+from candleflow.errors import CandleflowError, DownloadError
+from candleflow.data.sources.binance.plan import FileRef, daily_files_for_month
+
+CHUNK = 1 << 16
+
+
+class NotFound(Exception):
+    """The server says the file does not exist (HTTP 404 or a missing local file)."""
+
+
+class Retryable(Exception):
+    """A failure worth another try: 5xx, timeout, connection error, truncated body."""
+
+
+
+def _default(name: str) -> Any:
+    return BinanceSource.model_fields[name].default
+
+
+@dataclass
+class DownloadOptions:
+    """How files are fetched; the defaults are `source` (binance) config's, declared there once."""
+
+    base_url: str = _default("base_url")
+    cache_dir: Path = Path(_default("cache_dir")).expanduser()
+    concurrency: int = _default("concurrency")
+    verify: bool = _default("verify")
+    retries: int = _default("retries")
+    backoff: float = 0.5  # seconds before the first retry, doubled after each
+    timeout: float = _default("timeout")
+
+
+@dataclass
+class FileResult:
+    ref: FileRef
+    status: str  # downloaded | cached | missing | failed
+    path: Path | None = None
+    bytes: int = 0
+    error: str = ""
+    replaced_by: list[FileRef] = field(default_factory=list)
+
+
+def parse_checksum(text: str, ref: FileRef) -> str:
+    """The hex digest from a '<sha256>  <name>' line."""
+    parts = text.strip().split()
+    if not parts or len(parts[0]) != 64 or any(c not in "0123456789abcdef" for c in parts[0].lower()):
+        raise DownloadError(f"{ref.checksum_key}: not a sha256 checksum line: {text.strip()[:80]!r}")
+    return parts[0].lower()
+
+
+class Fetcher:
+    """Streams URLs under one base (https://, http:// or file://) with retries and backoff."""
+
+    def __init__(self, opts: DownloadOptions, client: httpx.Client | None = None):
+        self.opts = opts
+        self.base = opts.base_url.rstrip("/")
+        self.local = self.base.startswith("file://")
+        self.client = client
+        if not self.local and client is None:
+            timeout = httpx.Timeout(opts.timeout, connect=min(opts.timeout, 10.0))
+            limits = httpx.Limits(max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency)
+            self.client = httpx.Client(timeout=timeout, limits=limits, follow_redirects=True)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+    def url(self, key: str) -> str:
+        return f"{self.base}/{key}"
+
+    def _stream_once(self, key: str) -> Iterator[bytes]:
+        if self.local:
+            path = Path(unquote(urlparse(self.url(key)).path))
+            try:
+                fh = open(path, "rb")
+            except FileNotFoundError:
+                raise NotFound(key) from None
+            with fh:
+                yield from iter(lambda: fh.read(CHUNK), b"")
+            return
+        try:
+            with self.client.stream("GET", self.url(key)) as resp:
+                if resp.status_code == 404:
+                    raise NotFound(key)
+                if resp.status_code >= 500:
+                    raise Retryable(f"HTTP {resp.status_code}")
+                if resp.status_code != 200:
+                    raise DownloadError(f"{self.url(key)}: HTTP {resp.status_code}; expected 200")
+                yield from resp.iter_bytes(CHUNK)
+        except httpx.TimeoutException as exc:
+            raise Retryable(f"timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise Retryable(f"{type(exc).__name__}: {exc}") from None
+
+    def with_retries(self, key: str, consume: Callable[[Iterator[bytes]], object]) -> object:
+        """Run consume(stream of key) until it succeeds, retrying retryable failures with backoff."""
+        last = ""
+        for attempt in range(self.opts.retries + 1):
+            try:
+                return consume(self._stream_once(key))
+            except Retryable as exc:
+                last = str(exc)
+                if attempt < self.opts.retries:
+                    time.sleep(self.opts.backoff * (2 ** attempt) * (0.5 + random.random()))
+        raise DownloadError(f"{self.url(key)}: failed after {self.opts.retries + 1} attempts; last error: {last}")
+
+    def get_text(self, key: str) -> str:
+        return self.with_retries(key, lambda chunks: b"".join(chunks)).decode("utf-8", "replace")
+
+
+def _remove_stale_parts(dest: Path) -> None:
+    for stale in dest.parent.glob(f".{dest.name}.*.part"):
+        stale.unlink(missing_ok=True)
+
+
+def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] = lambda n: None) -> FileResult:
+    """Bring one ZIP into the cache, verified; never leaves a partial file under its real name."""
+    opts = fetcher.opts
+    dest = opts.cache_dir / ref.key
+    sum_path = opts.cache_dir / ref.checksum_key
+    if dest.exists():
+        if not opts.verify:
+            return FileResult(ref, "cached", dest)
+        if sum_path.exists() and sha256_file(dest) == parse_checksum(sum_path.read_text(), ref):
+            return FileResult(ref, "cached", dest)
+        dest.unlink()  # damaged or unverifiable: fetch again
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(dest)
+
+    def download_to_temp() -> tuple[Path, str, int]:
+        def consume(chunks: Iterator[bytes]) -> tuple[Path, str, int]:
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+            h, size = hashlib.sha256(), 0
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    for chunk in chunks:
+                        fh.write(chunk)
+                        h.update(chunk)
+                        size += len(chunk)
+                        on_bytes(len(chunk))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return Path(tmp), h.hexdigest(), size
+        return fetcher.with_retries(ref.key, consume)  # type: ignore[return-value]
+
+    try:
+        expected = None
+        for attempt in (1, 2):
+            tmp, digest, size = download_to_temp()
+            if not opts.verify:
+                os.replace(tmp, dest)
+                return FileResult(ref, "downloaded", dest, size)
+            if expected is None:
+                try:
+                    checksum_text = fetcher.get_text(ref.checksum_key)
+                except NotFound:
+                    tmp.unlink(missing_ok=True)
+                    raise DownloadError(f"{ref.checksum_key}: no checksum published; cannot verify "
+                                        f"{ref.name} (use --no-verify to accept it unverified)") from None
+                expected = parse_checksum(checksum_text, ref)
+            if digest == expected:
+                write_text(sum_path, checksum_text)
+                os.replace(tmp, dest)
+                return FileResult(ref, "downloaded", dest, size)
+            tmp.unlink(missing_ok=True)
+        raise DownloadError(f"{ref.name}: checksum mismatch twice; expected sha256 {expected}, got {digest}")
+    except NotFound:
+        return FileResult(ref, "missing")
+    except DownloadError as exc:
+        return FileResult(ref, "failed", error=str(exc))
+
+
+@dataclass
+class DownloadReport:
+    results: list[FileResult]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.results)
+
+    @property
+    def paths(self) -> list[Path]:
+        """Files on disk, in time order (the key sorts by period within a series)."""
+        done = [r for r in self.results if r.status in ("downloaded", "cached") and r.path is not None]
+        return [r.path for r in sorted(done, key=lambda r: r.ref.period)]
+
+    @property
+    def failures(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+def download_files(refs: list[FileRef], opts: DownloadOptions,
+                   on_bytes: Callable[[int], None] = lambda n: None,
+                   on_done: Callable[[FileResult], None] = lambda r: None,
+                   on_more: Callable[[int], None] = lambda n: None) -> DownloadReport:
+    """Fetch refs concurrently; a missing monthly file is replaced by its month's daily files."""
+    t0 = time.perf_counter()
+    fetcher = Fetcher(opts)
+    results: list[FileResult] = []
+    lock = threading.Lock()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
+            pending = [pool.submit(fetch_file, fetcher, ref, on_bytes) for ref in refs]
+            while pending:
+                fut = pending.pop(0)
+                res = fut.result()
+                if res.status == "missing" and res.ref.monthly:
+                    res.replaced_by = daily_files_for_month(res.ref)
+                    on_more(len(res.replaced_by))
+                    pending.extend(pool.submit(fetch_file, fetcher, r, on_bytes) for r in res.replaced_by)
+                with lock:
+                    results.append(res)
+                on_done(res)
+    finally:
+        fetcher.close()
+    return DownloadReport(results, time.perf_counter() - t0)

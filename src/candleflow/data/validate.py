@@ -1,0 +1,356 @@
+"""Turn raw rows into the canonical Candles table, counting every defect and applying its policy."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from candleflow.data.candles import OHLCV, Candles
+from candleflow.config import ValidationPolicy
+from candleflow.errors import ValidationError
+from candleflow.data.intervals import interval_name, interval_ns
+
+
+@dataclass
+class RawCandles:
+    """Rows as a source read them, in file order, with where each row came from.
+
+    `parts` lists (first_row_index, file_name, first_line) so a row index maps back to a line.
+    """
+
+    columns: dict[str, np.ndarray]
+    symbol: str
+    source: str
+    interval: str | None = None
+    parts: list[tuple[int, str, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.columns["open_time"].shape[0])
+
+    def locate(self, i: int) -> str:
+        """'file.csv line 17' (or 'source row 17') for raw row index i."""
+        if not self.parts:
+            return f"{self.source} row {i + 1}"
+        k = bisect.bisect_right([p[0] for p in self.parts], i) - 1
+        start, name, first_line = self.parts[max(k, 0)]
+        return f"{name} line {first_line + i - start}"
+
+
+@dataclass
+class ValidationReport:
+    """Counts of every defect found and what the policy did with it."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    interval: str = ""
+    nonfinite_rows: int = 0
+    nonpositive_rows: int = 0
+    ohlc_inconsistent_rows: int = 0
+    ohlc_repaired_rows: int = 0
+    out_of_order_rows: int = 0
+    duplicate_rows: int = 0
+    conflicting_duplicate_rows: int = 0
+    misaligned_rows: int = 0
+    gaps: int = 0
+    missing_bars: int = 0
+    filled_bars: int = 0
+    segment_splits: int = 0
+    zero_volume_rows: int = 0
+    zero_volume_runs: int = 0
+    longest_zero_volume_run: int = 0
+    dropped_rows: dict[str, int] = field(default_factory=dict)
+    segments: int = 0
+    segment_lengths: dict[str, int] = field(default_factory=dict)
+    first_time: str = ""
+    last_time: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line a user reads before trusting the data."""
+        dropped = sum(self.dropped_rows.values())
+        return (f"{self.rows_in:,} rows in, {self.rows_out:,} out; {self.gaps} gaps "
+                f"({self.missing_bars:,} missing bars, {self.filled_bars:,} filled), "
+                f"{self.segments} segments; {self.duplicate_rows} duplicates, "
+                f"{self.out_of_order_rows} out of order, {self.ohlc_inconsistent_rows} OHLC "
+                f"inconsistent ({self.ohlc_repaired_rows} repaired), {self.nonfinite_rows} NaN/inf, "
+                f"{self.zero_volume_rows} zero-volume rows; {dropped} dropped")
+
+
+@dataclass
+class Rows:
+    """Rows on their way through the checks: columns, the raw row index of each survivor, the
+    report being filled and where to point an error."""
+
+    cols: dict[str, np.ndarray]
+    where: np.ndarray
+    report: ValidationReport
+    raw: RawCandles
+
+    def keep(self, mask: np.ndarray, reason: str) -> None:
+        """Keep the rows where mask is True; count the others as dropped for `reason`."""
+        dropped = int((~mask).sum())
+        if dropped:
+            self.report.dropped_rows[reason] = self.report.dropped_rows.get(reason, 0) + dropped
+            self.cols = {k: v[mask] for k, v in self.cols.items()}
+            self.where = self.where[mask]
+
+    def fail(self, i: int, what: str, key: str, allowed: str) -> None:
+        """Raise the one-line error for surviving row i under policy `validation.KEY=error`."""
+        raise ValidationError(f"{self.raw.locate(int(self.where[i]))}: {what} (validation.{key}=error; {allowed})")
+
+
+def check_finite(rows: Rows, policy: ValidationPolicy) -> None:
+    """NaN or infinite prices and volumes: an error, or the rows dropped."""
+    cols = rows.cols
+    finite = np.ones(len(cols["open_time"]), dtype=bool)
+    for name in OHLCV:
+        finite &= np.isfinite(cols[name])
+    rows.report.nonfinite_rows = int((~finite).sum())
+    if rows.report.nonfinite_rows:
+        if policy.nonfinite == "error":
+            i = int(np.argmin(finite))
+            bad = next(n for n in OHLCV if not np.isfinite(cols[n][i]))
+            rows.fail(i, f"{bad} is {cols[bad][i]}; expected a finite number", "nonfinite", "'drop' removes such rows")
+        rows.keep(finite, "nonfinite")
+
+
+def check_positive(rows: Rows, policy: ValidationPolicy) -> None:
+    """Prices must be > 0 and volume >= 0: an error, or the rows dropped."""
+    o, h, lo, c, v = (rows.cols[n] for n in ("open", "high", "low", "close", "volume"))
+    positive = (o > 0) & (h > 0) & (lo > 0) & (c > 0) & (v >= 0)
+    rows.report.nonpositive_rows = int((~positive).sum())
+    if rows.report.nonpositive_rows:
+        if policy.nonpositive == "error":
+            i = int(np.argmin(positive))
+            rows.fail(i, f"open={o[i]} high={h[i]} low={lo[i]} close={c[i]} volume={v[i]}; "
+                         "expected prices > 0 and volume >= 0", "nonpositive", "'drop' removes such rows")
+        rows.keep(positive, "nonpositive")
+
+
+def check_ohlc(rows: Rows, policy: ValidationPolicy) -> None:
+    """low <= min(open, close) <= max(open, close) <= high: an error, the rows dropped, or
+    high/low widened to cover open/close (repair)."""
+    o, h, lo, c = (rows.cols[n] for n in ("open", "high", "low", "close"))
+    consistent = (h >= np.maximum(o, c)) & (lo <= np.minimum(o, c))
+    rep = rows.report
+    rep.ohlc_inconsistent_rows = int((~consistent).sum())
+    if rep.ohlc_inconsistent_rows:
+        if policy.ohlc == "error":
+            i = int(np.argmin(consistent))
+            rows.fail(i, f"high={h[i]} low={lo[i]} open={o[i]} close={c[i]}; expected "
+                         "low <= min(open, close) <= max(open, close) <= high", "ohlc",
+                      "'repair' widens high/low to cover open/close, 'drop' removes the rows")
+        if policy.ohlc == "drop":
+            rows.keep(consistent, "ohlc")
+        else:
+            rows.cols["high"] = np.maximum.reduce([o, h, lo, c])
+            rows.cols["low"] = np.minimum.reduce([o, h, lo, c])
+            rep.ohlc_repaired_rows = rep.ohlc_inconsistent_rows
+
+
+def check_order(rows: Rows, policy: ValidationPolicy) -> None:
+    """Rows whose time comes after a later one: an error, dropped, or sorted by time (repair)."""
+    t = rows.cols["open_time"]
+    back = np.zeros(len(t), dtype=bool)
+    if len(t) > 1:
+        running = np.maximum.accumulate(t)
+        back[1:] = t[1:] < running[:-1]
+    rows.report.out_of_order_rows = int(back.sum())
+    if rows.report.out_of_order_rows:
+        if policy.out_of_order == "error":
+            i = int(np.argmax(back))
+            rows.fail(i, f"open_time {_iso(t[i])} comes after a later one; expected increasing times",
+                      "out_of_order", "'repair' sorts by time, 'drop' removes the rows")
+        if policy.out_of_order == "drop":
+            rows.keep(~back, "out_of_order")
+        else:
+            order = np.argsort(t, kind="stable")
+            rows.cols = {k: v[order] for k, v in rows.cols.items()}
+            rows.where = rows.where[order]
+
+
+def check_duplicates(rows: Rows, policy: ValidationPolicy) -> None:
+    """Rows repeating an open_time (counted, and those with other values counted as conflicting):
+    an error, or the first row of each time kept."""
+    cols = rows.cols
+    t = cols["open_time"]
+    dup = np.zeros(len(t), dtype=bool)
+    if len(t) > 1:
+        dup[1:] = t[1:] == t[:-1]
+    rows.report.duplicate_rows = int(dup.sum())
+    if rows.report.duplicate_rows:
+        idx = np.flatnonzero(dup)
+        differs = np.zeros(len(idx), dtype=bool)
+        for name in OHLCV:
+            differs |= cols[name][idx] != cols[name][idx - 1]
+        rows.report.conflicting_duplicate_rows = int(differs.sum())
+        if policy.duplicates == "error":
+            i = int(idx[0])
+            rows.fail(i, f"open_time {_iso(t[i])} repeats; expected one row per time", "duplicates",
+                      "'drop' keeps the first row of each time")
+        rows.keep(~dup, "duplicates")
+
+
+def check_grid(rows: Rows, policy: ValidationPolicy, interval: str | None) -> tuple[str, int]:
+    """The interval (given, the source's, or the most common step) and rows off its grid: an
+    error or dropped. Returns the interval's name and length in ns."""
+    t = rows.cols["open_time"]
+    if len(t) < 2:
+        raise ValidationError(f"{rows.raw.source}: {len(t)} valid rows left; need at least 2 to form a series")
+    iv_name = interval or rows.raw.interval or _infer_interval(t)
+    iv = interval_ns(iv_name)
+    rows.report.interval = iv_name
+    aligned = (t - t[0]) % iv == 0
+    rows.report.misaligned_rows = int((~aligned).sum())
+    if rows.report.misaligned_rows:
+        if policy.misaligned == "error":
+            i = int(np.argmin(aligned))
+            rows.fail(i, f"open_time {_iso(t[i])} is not on the {iv_name} grid that starts at {_iso(t[0])}",
+                      "misaligned", "'drop' removes such rows")
+        rows.keep(aligned, "misaligned")
+    return iv_name, iv
+
+
+def fill_gaps(rows: Rows, policy: ValidationPolicy, iv_name: str, iv: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Missing bars: an error, short gaps filled with flat bars at the previous close (repair),
+    and segments split at the rest. Returns the output columns, the segments (K, 2) and a mask
+    of the real (not filled) output rows."""
+    cols, rep = rows.cols, rows.report
+    t = cols["open_time"]
+    missing = np.diff(t) // iv - 1
+    gap_at = np.flatnonzero(missing > 0)
+    rep.gaps = int(gap_at.size)
+    rep.missing_bars = int(missing[gap_at].sum()) if gap_at.size else 0
+    if rep.gaps and policy.gaps == "error":
+        i = int(gap_at[0]) + 1
+        rows.fail(i, f"{int(missing[gap_at[0]])} missing {iv_name} bars before {_iso(t[i])}", "gaps",
+                  "'repair' fills short gaps and splits at long ones, 'split' splits at every gap")
+    fill = np.zeros_like(missing)
+    if policy.gaps == "repair":
+        small = (missing > 0) & (missing <= policy.gap_tolerance)
+        fill[small] = missing[small]
+    split_after = np.flatnonzero((missing > 0) & (fill == 0))  # raw positions i: split between i and i+1
+    rep.filled_bars = int(fill.sum())
+    rep.segment_splits = int(split_after.size)
+
+    pos = np.empty(len(t), dtype=np.int64)  # output row of each real row
+    pos[0] = 0
+    pos[1:] = np.cumsum(1 + fill)
+    n_out = int(pos[-1]) + 1
+    real = np.zeros(n_out, dtype=bool)
+    real[pos] = True
+    src = np.maximum.accumulate(np.where(real, np.arange(n_out), 0))
+    # map each output row to the real row it copies (itself, or the real row before a filled gap)
+    from_real = (np.cumsum(real) - 1)[src]
+    filled = ~real
+    t_out = np.empty(n_out, dtype=np.int64)
+    t_out[pos] = t
+    t_out[filled] = t[from_real[filled]] + (np.arange(n_out)[filled] - src[filled]) * iv
+    out: dict[str, np.ndarray] = {"open_time": t_out}
+    close_src = cols["close"][from_real]
+    for name in ("open", "high", "low", "close"):
+        arr = np.empty(n_out, dtype=np.float64)
+        arr[pos] = cols[name]
+        arr[filled] = close_src[filled]
+        out[name] = arr
+    extras = [k for k in cols if k not in OHLCV and k != "open_time"]
+    for name in ["volume", *extras]:
+        arr = np.zeros(n_out, dtype=cols[name].dtype)
+        arr[pos] = cols[name]
+        out[name] = arr
+    starts = np.concatenate([[0], pos[split_after + 1]])
+    stops = np.concatenate([pos[split_after + 1], [n_out]])
+    return out, np.stack([starts, stops], axis=1).astype(np.int64), real
+
+
+def check_zero_volume(rows: Rows, policy: ValidationPolicy, out: dict[str, np.ndarray], segments: np.ndarray,
+                      real: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Runs of real bars with zero volume (filled bars are counted as filled): counted; an error,
+    allowed, or dropped with each run splitting its segment."""
+    rep = rows.report
+    zero = (out["volume"] == 0) & real
+    rep.zero_volume_rows = int(zero.sum())
+    if rep.zero_volume_rows:
+        edges = np.diff(np.concatenate([[0], zero.astype(np.int8), [0]]))
+        run_starts, run_stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        rep.zero_volume_runs = int(run_starts.size)
+        rep.longest_zero_volume_run = int((run_stops - run_starts).max())
+        if policy.zero_volume == "error":
+            i = int(np.searchsorted(np.flatnonzero(real), run_starts[0]))
+            rows.fail(i, "volume is 0; expected trading in every bar", "zero_volume",
+                      "'allow' keeps such bars, 'drop' removes them and splits the segment")
+        if policy.zero_volume == "drop":
+            out, segments = _drop_rows(out, segments, ~zero)
+            rep.dropped_rows["zero_volume"] = rep.zero_volume_rows
+    return out, segments
+
+
+def validate_candles(raw: RawCandles, policy: ValidationPolicy | None = None,
+                     interval: str | None = None) -> tuple[Candles, ValidationReport]:
+    """Check raw rows against the data contract and return Candles with a report of each defect:
+    the named checks run in this order, each applying its policy."""
+    policy = policy or ValidationPolicy()
+    cols = {k: np.asarray(v) for k, v in raw.columns.items()}
+    cols["open_time"] = cols["open_time"].astype(np.int64)
+    for name in OHLCV:
+        cols[name] = cols[name].astype(np.float64)
+    rows = Rows(cols, np.arange(len(raw)), ValidationReport(rows_in=len(raw)), raw)
+    check_finite(rows, policy)
+    check_positive(rows, policy)
+    check_ohlc(rows, policy)
+    check_order(rows, policy)
+    check_duplicates(rows, policy)
+    iv_name, iv = check_grid(rows, policy, interval)
+    out, segments, real = fill_gaps(rows, policy, iv_name, iv)
+    out, segments = check_zero_volume(rows, policy, out, segments, real)
+
+    rep = rows.report
+    lengths = segments[:, 1] - segments[:, 0]
+    rep.segments = int(len(segments))
+    rep.segment_lengths = {"min": int(lengths.min()), "median": int(np.median(lengths)), "max": int(lengths.max())}
+    rep.rows_out = len(out["open_time"])
+    rep.first_time = _iso(out["open_time"][0])
+    rep.last_time = _iso(out["open_time"][-1])
+    candles = Candles(
+        open_time=out["open_time"], open=out["open"], high=out["high"], low=out["low"],
+        close=out["close"], volume=out["volume"], segments=segments, symbol=raw.symbol,
+        interval=iv_name, source=raw.source,
+        extra={k: v for k, v in out.items() if k not in OHLCV and k != "open_time"},
+    )
+    return candles, rep
+
+
+def _drop_rows(out: dict[str, np.ndarray], segments: np.ndarray,
+               mask: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Remove rows; each removed run splits its segment."""
+    seg_break = np.zeros(len(mask) + 1, dtype=bool)
+    seg_break[segments[:, 0]] = True
+    # a kept row starts a segment if it starts one already or follows a dropped row
+    prev_dropped = np.concatenate([[False], ~mask[:-1]])
+    starts_here = (seg_break[:-1] | prev_dropped) & mask
+    new_index = np.cumsum(mask) - 1
+    starts = new_index[starts_here]
+    n = int(mask.sum())
+    if n == 0:
+        raise ValidationError("no rows left after dropping zero-volume bars")
+    stops = np.concatenate([starts[1:], [n]])
+    return {k: v[mask] for k, v in out.items()}, np.stack([starts, stops], axis=1).astype(np.int64)
+
+
+def _infer_interval(t: np.ndarray) -> str:
+    """The most common positive step between consecutive times, as an interval name."""
+    d = np.diff(t)
+    d = d[d > 0]
+    if d.size == 0:
+        raise ValidationError("cannot infer the interval: all rows share one open_time")
+    vals, counts = np.unique(d, return_counts=True)
+    return interval_name(int(vals[np.argmax(counts)]))
+
+
+def _iso(ns: int | np.integer) -> str:
+    return str(np.datetime64(int(ns), "ns"))[:19]

@@ -1,0 +1,110 @@
+"""PreparedData-data cache: features, labels and label ends on disk as .npy, keyed by the data
+fingerprint and the exact config that produced them, memory-mapped on load (never pickle).
+
+An entry is written under a temporary name and renamed into place, so a reader never sees half
+an entry and two processes preparing one key at once leave one good entry (the loser's copy is
+discarded). Every file's size and sha256 are in the entry's meta.json; a truncated, corrupt or
+foreign entry is detected on load, removed and rebuilt."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from candleflow._version import __version__
+from candleflow.fs.digest import sha256_file
+
+log = logging.getLogger("candleflow")
+ARRAYS = ("features", "labels", "t1")
+
+
+def cache_key(fingerprint: str, config: dict[str, Any]) -> str:
+    """sha256 of the candle fingerprint, the config sections that shape the data, and the version."""
+    blob = json.dumps({"fingerprint": fingerprint, "config": config, "candleflow": __version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@dataclass
+class DatasetCache:
+    """A folder of prepared-data entries; `hits`, `misses` and `rebuilt` count this object's lookups."""
+
+    root: Path
+    verify: bool = True  # hash every file on load (catches in-place corruption); size checks always run
+    hits: int = 0
+    misses: int = 0
+    rebuilt: int = 0
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).expanduser()
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The entry's arrays (memory-mapped, read-only) and meta, or None (a miss). A damaged or
+        foreign entry counts as a miss and is removed."""
+        folder = self.root / key
+        if not folder.is_dir():
+            self._count("miss", key)
+            return None
+        try:
+            return self._read(folder, key)
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            log.warning("prepared-data cache entry %s is damaged (%s): rebuilding it", folder, exc)
+            shutil.rmtree(folder, ignore_errors=True)
+            self.rebuilt += 1
+            self._count("miss", key)
+            return None
+
+    def save(self, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+        """Write an entry atomically; if another process wrote the same key first, keep theirs."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
+        try:
+            files = {}
+            for name in ARRAYS:
+                path = tmp / f"{name}.npy"
+                with open(path, "wb") as fh:
+                    np.save(fh, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            (tmp / "meta.json").write_text(json.dumps({"key": key, "files": files, **meta}, indent=2))
+            try:
+                os.rename(tmp, self.root / key)
+            except OSError:  # the key exists: a concurrent writer won; its entry is as good as ours
+                shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return self.root / key
+
+    def _read(self, folder: Path, key: str) -> dict[str, Any]:
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("key") != key:
+            raise ValueError(f"meta.json names key {meta.get('key')!r}, the folder {key!r}")
+        arrays = {}
+        for name in ARRAYS:
+            path = folder / f"{name}.npy"
+            want = meta["files"][name]
+            size = path.stat().st_size
+            if size != want["bytes"]:
+                raise ValueError(f"{path.name} has {size} bytes, expected {want['bytes']} (truncated?)")
+            if self.verify and sha256_file(path) != want["sha256"]:
+                raise ValueError(f"{path.name} does not match its sha256")
+            arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+        self._count("hit", key)
+        return {"arrays": arrays, "meta": meta, "path": folder}
+
+    def _count(self, what: str, key: str) -> None:
+        if what == "hit":
+            self.hits += 1
+        else:
+            self.misses += 1
+        log.info("prepared-data cache %s: %s", what, self.root / key)

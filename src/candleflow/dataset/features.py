@@ -1,0 +1,137 @@
+"""Causal, scale-free features: a registry of named columns computed per segment as float32 (N, F).
+
+Every feature at bar t uses bars <= t of the same segment only; the first `warmup` bars of each
+segment are NaN and no window may include them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from candleflow.data.candles import Candles
+from candleflow.config import FeatureConfig
+
+
+@numba.njit(cache=True)
+def ema(x: np.ndarray, span: int) -> np.ndarray:
+    """Exponentially weighted mean with alpha = 2 / (span + 1), seeded with the first value."""
+    a = 2.0 / (span + 1.0)
+    out = np.empty(x.shape[0])
+    acc = x[0] if x.shape[0] else 0.0
+    for i in range(x.shape[0]):
+        acc = (1.0 - a) * acc + a * x[i]
+        out[i] = acc
+    return out
+
+
+def _log_return(s: dict, cfg: FeatureConfig) -> np.ndarray:
+    c = s["close"]
+    out = np.full(c.shape, np.nan)
+    out[1:] = np.log(c[1:] / c[:-1])
+    return out
+
+
+def ewm_volatility(close: np.ndarray, span: int) -> np.ndarray:
+    """EWMA standard deviation of log returns; NaN for the first `span` bars (too little history)."""
+    r = np.zeros(close.shape[0])
+    r[1:] = np.log(close[1:] / close[:-1])
+    v = np.sqrt(ema(r * r, span))
+    v[: min(span, v.shape[0])] = np.nan
+    return v
+
+
+def _volatility(s: dict, cfg: FeatureConfig) -> np.ndarray:
+    return ewm_volatility(s["close"], cfg.volatility_span)
+
+
+def _momentum(s: dict, cfg: FeatureConfig) -> np.ndarray:
+    k = cfg.momentum_span
+    c = s["close"]
+    out = np.full(c.shape, np.nan)
+    vol = ewm_volatility(c, cfg.volatility_span)
+    out[k:] = np.log(c[k:] / c[:-k]) / (vol[k:] * np.sqrt(k) + 1e-12)
+    return out
+
+
+def _volume_ratio(s: dict, cfg: FeatureConfig) -> np.ndarray:
+    lv = np.log1p(s["volume"])
+    return lv - ema(lv, cfg.volume_span)
+
+
+def _rsi(s: dict, cfg: FeatureConfig) -> np.ndarray:
+    r = np.nan_to_num(_log_return(s, cfg))
+    up = ema(np.maximum(r, 0), 14)
+    down = ema(np.maximum(-r, 0), 14)
+    out = (up - down) / (up + down + 1e-12)
+    out[:1] = np.nan
+    return out
+
+
+def _close_ema_gap(s: dict, cfg: FeatureConfig) -> np.ndarray:
+    c = s["close"]
+    return np.log(c / ema(c, cfg.momentum_span))
+
+
+def _hour(s: dict, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    hours = (s["open_time"] % 86_400_000_000_000) / 3_600_000_000_000
+    return fn(2 * np.pi * hours / 24)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    fn: Callable[[dict, FeatureConfig], np.ndarray]
+    description: str
+    warmup: Callable[[FeatureConfig], int]
+
+
+FEATURES: dict[str, FeatureSpec] = {
+    "log_return": FeatureSpec(_log_return, "log(close_t / close_t-1)", lambda c: 1),
+    "range": FeatureSpec(lambda s, c: np.log(s["high"] / s["low"]), "log(high / low): the bar's range", lambda c: 0),
+    "body": FeatureSpec(lambda s, c: np.log(s["close"] / s["open"]), "log(close / open): the bar's body", lambda c: 0),
+    "upper_wick": FeatureSpec(lambda s, c: np.log(s["high"] / np.maximum(s["open"], s["close"])),
+                              "log(high / max(open, close))", lambda c: 0),
+    "lower_wick": FeatureSpec(lambda s, c: np.log(np.minimum(s["open"], s["close"]) / s["low"]),
+                              "log(min(open, close) / low)", lambda c: 0),
+    "volume_ratio": FeatureSpec(_volume_ratio, "log1p(volume) minus its EMA over volume_span bars",
+                                lambda c: c.volume_span),
+    "volatility": FeatureSpec(_volatility, "EWMA std of log returns over volatility_span bars",
+                              lambda c: c.volatility_span),
+    "momentum": FeatureSpec(_momentum, "log return over momentum_span bars / (volatility * sqrt(span))",
+                            lambda c: c.momentum_span + c.volatility_span),
+    "rsi": FeatureSpec(_rsi, "RSI(14) of log returns rescaled to [-1, 1]", lambda c: 14),
+    "close_ema_gap": FeatureSpec(_close_ema_gap, "log(close / EMA of close over momentum_span bars)",
+                                 lambda c: c.momentum_span),
+    "hour_sin": FeatureSpec(lambda s, c: _hour(s, np.sin), "sin of the hour of day (UTC)", lambda c: 0),
+    "hour_cos": FeatureSpec(lambda s, c: _hour(s, np.cos), "cos of the hour of day (UTC)", lambda c: 0),
+}
+
+
+@dataclass(frozen=True)
+class Features:
+    """Feature matrix (N, F) float32 C-contiguous, its column names and per-segment warm-up."""
+
+    values: np.ndarray
+    names: list[str]
+    warmup: int
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        return {n: FEATURES[n].description for n in self.names}
+
+
+def compute_features(candles: Candles, cfg: FeatureConfig | None = None) -> Features:
+    """Compute the configured features segment by segment (nothing crosses a segment boundary)."""
+    cfg = cfg or FeatureConfig()
+    n, f = len(candles), len(cfg.names)
+    out = np.full((n, f), np.nan, dtype=np.float32)
+    warmup = max(FEATURES[name].warmup(cfg) for name in cfg.names)
+    for start, stop in candles.segments:
+        seg = {k: candles.column(k)[start:stop] for k in ("open_time", "open", "high", "low", "close", "volume")}
+        for j, name in enumerate(cfg.names):
+            out[start:stop, j] = FEATURES[name].fn(seg, cfg)
+        out[start:min(stop, start + warmup)] = np.nan
+    return Features(values=out, names=list(cfg.names), warmup=warmup)

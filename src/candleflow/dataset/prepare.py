@@ -1,0 +1,110 @@
+"""One series from source to windows and a purged split (`prepare`), and its unit of work,
+source to features and labels (`features_and_labels`), run in this process or on a Dask worker.
+Imports no Keras, so a worker starts light."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from candleflow.data.candles import Candles
+from candleflow.config import RunConfig
+from candleflow.dataset.features import Features, compute_features
+from candleflow.dataset.labels import Labels, make_labels
+from candleflow.data.load import load_candles
+from candleflow.data.validate import ValidationReport
+from candleflow.dataset.cache import DatasetCache, cache_key
+from candleflow.dataset.labels import CLASS_NAMES
+from candleflow.dataset.split import Split, chronological_split
+from candleflow.dataset.windows import WindowDataset
+from candleflow.errors import DataError
+
+log = logging.getLogger("candleflow")
+
+
+def features_and_labels(cfg: RunConfig, candles: Candles) -> tuple[Features, Labels, int | None]:
+    """Causal features and forward labels of `candles`, and how many labels the finer candles
+    changed (None when `labels.fine` is not set)."""
+    features = compute_features(candles, cfg.features)
+    fine = None
+    if cfg.labels.fine is not None:
+        fine, fine_report = load_candles(cfg.labels.fine, cfg.validation)
+        log.info("finer candles for same-bar touches: %s %s, %s", fine.symbol, fine.interval, fine_report.summary())
+    labels, changed = make_labels(candles, cfg.labels, fine)
+    if fine is not None:
+        log.info("finer candles changed %d of %d labels", changed, int((labels.y >= 0).sum()))
+    return features, labels, changed if fine is not None else None
+
+
+@dataclass
+class PreparedData:
+    """Everything between the source and the model: candles, features, labels, windows, split."""
+
+    config: RunConfig
+    candles: Candles
+    report: ValidationReport
+    features: Features
+    labels: Labels
+    dataset: WindowDataset
+    split: Split
+    fine_changed: int | None = None  # labels the finer candles changed (None: no finer candles)
+    cache: str | None = None  # 'hit' or 'miss' in the prepared-data cache; None without one
+
+    def summary(self) -> dict[str, Any]:
+        """Shapes, class balance per split part and memory: what `candleflow prepare` prints."""
+        parts = {}
+        for name, pos in self.split.parts.items():
+            y = self.dataset.labels_at(pos)
+            parts[name] = {"windows": int(pos.size), "purged": self.split.purged.get(name, 0),
+                           "first_end": self.candles.time_str(int(self.dataset.ends[pos[0]])) if pos.size else None,
+                           "last_end": self.candles.time_str(int(self.dataset.ends[pos[-1]])) if pos.size else None,
+                           "classes": {c: int((y == k).sum()) for k, c in enumerate(CLASS_NAMES)}}
+        return {
+            "symbol": self.candles.symbol, "interval": self.candles.interval, "rows": len(self.candles),
+            "fingerprint": self.candles.fingerprint, "segments": int(len(self.candles.segments)),
+            "features": self.features.descriptions, "feature_shape": list(self.features.values.shape),
+            "window_shape": list(self.dataset.shape[1:]), "windows": len(self.dataset),
+            "labels": self.labels.counts(), "label_kind": self.config.labels.kind,
+            "labels_changed_by_finer_candles": self.fine_changed, "cache": self.cache, "split": parts,
+            "feature_mb": round(self.features.values.nbytes / 2**20, 2),
+            "materialised_windows_mb": round(self.dataset.materialised_nbytes() / 2**20, 1),
+        }
+
+
+def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
+    """Source -> validated candles -> features, labels -> windows -> purged chronological split.
+    With a cache (or `dataset.cache_dir`), features and labels come memory-mapped from an entry
+    keyed by the candles' fingerprint and the config that shapes them, built on a miss."""
+    t0 = time.perf_counter()
+    candles, report = load_candles(cfg.source, cfg.validation)
+    log.info("candles: %s %s, %s", candles.symbol, candles.interval, report.summary())
+    if cache is None and cfg.dataset.cache_dir:
+        cache = DatasetCache(Path(cfg.dataset.cache_dir))
+    key = cache_key(candles.fingerprint, {"features": cfg.features.model_dump(mode="json"),
+                                          "labels": cfg.labels.model_dump(mode="json"),
+                                          "validation": cfg.validation.model_dump(mode="json")})
+    entry = cache.load(key) if cache is not None else None
+    if entry is not None:
+        arrays, meta = entry["arrays"], entry["meta"]
+        features = Features(arrays["features"], meta["feature_names"], meta["warmup"])
+        labels, changed = Labels(arrays["labels"], arrays["t1"]), meta["fine_changed"]
+    else:
+        features, labels, changed = features_and_labels(cfg, candles)
+        if cache is not None:
+            cache.save(key, {"features": features.values, "labels": labels.y, "t1": labels.t1},
+                       {"fingerprint": candles.fingerprint, "feature_names": features.names,
+                        "warmup": features.warmup, "fine_changed": changed})
+    dataset = WindowDataset.from_arrays(features.values, labels.y, candles.segments, cfg.dataset.window,
+                                        cfg.dataset.sample_rate, cfg.dataset.stride)
+    if len(dataset) == 0:
+        raise DataError(f"no complete {cfg.dataset.window}-bar window with a label: {len(candles)} rows in "
+                         f"{len(candles.segments)} segments are too short")
+    split = chronological_split(dataset.ends, labels.t1, cfg.dataset.val_fraction,
+                                cfg.dataset.test_fraction, cfg.dataset.embargo)
+    log.info("prepared %d windows of %s in %.2fs; split %s", len(dataset), dataset.shape[1:],
+             time.perf_counter() - t0, split.summary())
+    return PreparedData(cfg, candles, report, features, labels, dataset, split, changed,
+                    None if cache is None else ("hit" if entry is not None else "miss"))

@@ -1,0 +1,113 @@
+"""Chronological splits by window end that purge training labels reaching a later period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from candleflow.errors import DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    """Positions (into the dataset's window list) of each part, in time order, and what was purged."""
+
+    parts: dict[str, np.ndarray]
+    starts: dict[str, int]  # first bar of each part's period
+    purged: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.parts[name]
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        return {k: {"windows": int(v.size), "start_bar": self.starts[k], "purged": self.purged.get(k, 0)}
+                for k, v in self.parts.items()}
+
+
+def chronological_split(ends: np.ndarray, t1: np.ndarray, val_fraction: float = 0.2,
+                        test_fraction: float = 0.0, embargo: int = 0) -> Split:
+    """Split windows (sorted by end bar) into train / val [/ test] periods.
+
+    A window in an earlier part whose label interval [e+1, t1[e]], extended by `embargo` bars,
+    reaches the first bar of the next part is dropped (purged), so no label sees a later period.
+    """
+    ends = np.asarray(ends)
+    if ends.size and np.any(np.diff(ends) <= 0):
+        raise DataError("window ends must be strictly increasing")
+    n = ends.size
+    n_train, n_val, n_test = _part_sizes(n, val_fraction, test_fraction)
+    bounds = [("train", 0, n_train), ("val", n_train, n_train + n_val)]
+    if n_test:
+        bounds.append(("test", n_train + n_val, n))
+    parts: dict[str, np.ndarray] = {}
+    starts: dict[str, int] = {}
+    purged: dict[str, int] = {}
+    for k, (name, lo, hi) in enumerate(bounds):
+        pos = np.arange(lo, hi)
+        starts[name] = int(ends[lo])
+        if k + 1 < len(bounds):
+            pos, purged[name] = _purge(pos, ends, t1, int(ends[bounds[k + 1][1]]), embargo)
+        parts[name] = pos
+    return Split(parts=parts, starts=starts, purged=purged)
+
+
+def walk_forward_folds(ends: np.ndarray, t1: np.ndarray, n_folds: int = 3, embargo: int = 0,
+                       positions: np.ndarray | None = None) -> list[Split]:
+    """Expanding-window walk-forward validation: the windows (or `positions`, a time-ordered
+    subset) cut into n_folds + 1 equal periods; fold k trains on periods 0..k and validates on
+    period k + 1, with training labels that reach the validation period purged as above."""
+    ends = np.asarray(ends)
+    pos_all = np.arange(ends.size) if positions is None else np.asarray(positions)
+    if n_folds < 1 or pos_all.size < 2 * (n_folds + 1):
+        raise DataError(f"{pos_all.size} windows are too few for {n_folds} walk-forward folds")
+    cuts = np.linspace(0, pos_all.size, n_folds + 2).round().astype(int)
+    folds = []
+    for k in range(n_folds):
+        val = pos_all[cuts[k + 1]:cuts[k + 2]]
+        start = int(ends[val[0]])
+        train, purged = _purge(pos_all[:cuts[k + 1]], ends, t1, start, embargo)
+        folds.append(Split(parts={"train": train, "val": val}, starts={"train": int(ends[pos_all[0]]), "val": start},
+                           purged={"train": purged}))
+    return folds
+
+
+def _purge(pos: np.ndarray, ends: np.ndarray, t1: np.ndarray, next_start: int, embargo: int) -> tuple[np.ndarray, int]:
+    """Drop windows whose label interval, extended by `embargo` bars, reaches bar `next_start`."""
+    keep = t1[ends[pos]] + embargo < next_start
+    return pos[keep], int((~keep).sum())
+
+
+def split_by_time(end_times: np.ndarray, label_end_times: np.ndarray, val_fraction: float = 0.2,
+                  test_fraction: float = 0.0) -> Split:
+    """Chronological split of windows from many series by the time of their last bar: every
+    series' validation (and test) period starts at the same instant, so no series trains on a
+    period another one validates on. Windows whose label ends (embargo included) at or after the
+    next period's start are purged. Positions in each part are in time order; starts are times (ns)."""
+    end_times = np.asarray(end_times, dtype=np.int64)
+    order = np.argsort(end_times, kind="stable")
+    t = end_times[order]
+    n_train, n_val, n_test = _part_sizes(t.size, val_fraction, test_fraction)
+    starts_at = [n_train, n_train + n_val][:2 if n_test else 1]
+    cuts = [int(t[i]) for i in starts_at]  # windows ending at a cut instant go to the later part
+    edges = [0, *np.searchsorted(t, cuts), t.size]
+    names = ["train", "val", "test"][:len(cuts) + 1]
+    parts, starts, purged = {}, {"train": int(t[0])}, {}
+    for k, name in enumerate(names):
+        pos = order[edges[k]:edges[k + 1]]
+        if k < len(cuts):
+            keep = np.asarray(label_end_times)[pos] < cuts[k]
+            purged[name] = int((~keep).sum())
+            pos = pos[keep]
+            starts[names[k + 1]] = cuts[k]
+        parts[name] = pos
+    return Split(parts=parts, starts=starts, purged=purged)
+
+
+def _part_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """Windows in train, val and test for these fractions; an error when a part would be empty."""
+    n_test = int(round(n * test_fraction))
+    n_val = int(round(n * val_fraction))
+    n_train = n - n_val - n_test
+    if n_train <= 0 or n_val <= 0 or (test_fraction > 0 and n_test <= 0):
+        raise DataError(f"{n} windows are too few for val_fraction={val_fraction}, test_fraction={test_fraction}")
+    return n_train, n_val, n_test

@@ -1,0 +1,233 @@
+"""Zero-copy sliding windows over the feature array, gathered into contiguous batches in one step."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from candleflow.errors import DataError
+
+
+def valid_window_ends(features: np.ndarray, labels: np.ndarray, segments: np.ndarray,
+                      window: int) -> np.ndarray:
+    """Bars e whose `window` bars e-window+1 .. e lie in one segment, have finite features and e a label."""
+    n = features.shape[0]
+    bad = ~np.isfinite(features).all(axis=1)
+    bad_before = np.concatenate([[0], np.cumsum(bad)])  # bad rows in [0, i)
+    seg_start = np.repeat(segments[:, 0], segments[:, 1] - segments[:, 0])
+    e = np.arange(window - 1, n)
+    start = e - window + 1
+    ok = (start >= seg_start[e]) & (bad_before[e + 1] - bad_before[start] == 0) & (labels[e] >= 0)
+    return e[ok].astype(np.int64)
+
+
+class WindowDataset:
+    """Windows of `window` rows over features (N, F); window i ends at bar ends[i], label labels[ends[i]].
+
+    The windows are one strided view of `features` (no copy); `gather` builds a contiguous
+    (B, window, F) float32 batch with a single fancy-indexing copy. With `rate` r a window takes
+    every r-th bar (it spans (window - 1) * r + 1 bars). `features` may be a read-only memmap:
+    the series then stays on disk and only the gathered batches are in memory.
+    """
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, ends: np.ndarray, window: int, rate: int = 1):
+        if features.ndim != 2 or features.dtype != np.float32:
+            raise DataError(f"features must be float32 (N, F), got {features.dtype} {features.shape}")
+        if not features.flags.c_contiguous:
+            raise DataError("features must be C-contiguous")
+        if labels.shape[0] != features.shape[0]:
+            raise DataError(f"labels have {labels.shape[0]} rows, features {features.shape[0]}")
+        # int32 positions while they fit: an index per window is the largest array beside the features
+        ends = np.asarray(ends, dtype=np.int32 if features.shape[0] < 2**31 else np.int64)
+        if rate < 1:
+            raise DataError(f"rate must be >= 1, got {rate}")
+        self.span = (window - 1) * rate + 1
+        if ends.size and (ends.min() < self.span - 1 or ends.max() >= features.shape[0]):
+            raise DataError("a window end lies outside the feature array")
+        self.features = features
+        self.labels = labels
+        self.ends = ends
+        self.window = window
+        self.rate = rate
+        n, f = features.shape
+        s0, s1 = features.strides
+        self._view = as_strided(features, shape=(max(n - self.span + 1, 0), window, f),
+                                strides=(s0, s0 * rate, s1), writeable=False)
+
+    @classmethod
+    def from_arrays(cls, features: np.ndarray, labels: np.ndarray, segments: np.ndarray,
+                    window: int, rate: int = 1, stride: int = 1) -> "WindowDataset":
+        """All valid windows (inside one segment, finite features, labelled end), every
+        `stride`-th of them, each taking every `rate`-th bar."""
+        span = (window - 1) * rate + 1
+        return cls(features, labels, valid_window_ends(features, labels, segments, span)[::stride], window, rate)
+
+    def __len__(self) -> int:
+        return int(self.ends.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self), self.window, self.features.shape[1])
+
+    def window_view(self, i: int) -> np.ndarray:
+        """Window i as a read-only view (W, F) of the feature array."""
+        return self._view[self.ends[i] - self.span + 1]
+
+    def gather(self, idx: np.ndarray) -> np.ndarray:
+        """Contiguous float32 batch (len(idx), W, F) of windows idx, in one vectorised copy."""
+        return self._view[self.ends[np.asarray(idx)] - self.span + 1]
+
+    def labels_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray:
+        """Labels of windows idx (all windows when None)."""
+        return self.labels[self.ends if idx is None else self.ends[idx]]
+
+    def subset(self, idx: np.ndarray) -> "WindowDataset":
+        """The same arrays with only windows idx (a split part, a stride, a sample)."""
+        return WindowDataset(self.features, self.labels, self.ends[np.asarray(idx)], self.window, self.rate)
+
+    def covered_rows(self) -> np.ndarray:
+        """Feature rows some window reads (e.g. the only rows normalisation may be fitted on)."""
+        delta = np.zeros(self.features.shape[0] + 1, dtype=np.int64)
+        np.add.at(delta, self.ends - self.span + 1, 1)
+        np.add.at(delta, self.ends + 1, -1)
+        return np.flatnonzero(np.cumsum(delta[:-1]) > 0)
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance (float64, per feature) over the rows these windows read: what
+        normalisation may be fitted on."""
+        return _row_moments(self)[:2]
+
+    def materialised_nbytes(self) -> int:
+        """Bytes a copy of every window would take (what the view saves)."""
+        return len(self) * self.window * self.features.shape[1] * self.features.itemsize
+
+
+def concat_datasets(datasets: list[WindowDataset], path: str | None = None) -> tuple[WindowDataset, np.ndarray]:
+    """Many symbols (or sources) as one dataset: their feature arrays end to end (in memory, or
+    written to the .npy at `path` and memory-mapped), windows offset so none crosses from one
+    into the next; returns the dataset and each window's index into `datasets`."""
+    if not datasets:
+        raise DataError("no datasets to concatenate")
+    window, rate = datasets[0].window, datasets[0].rate
+    if any((d.window, d.rate, d.features.shape[1]) != (window, rate, datasets[0].features.shape[1]) for d in datasets):
+        raise DataError("datasets differ in window, rate or feature count")
+    rows = np.cumsum([0] + [d.features.shape[0] for d in datasets])
+    if path is None:
+        features = np.concatenate([d.features for d in datasets])
+    else:
+        from candleflow.fs.atomic import atomic_path
+
+        with atomic_path(path, suffix=".npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                            shape=(int(rows[-1]), datasets[0].features.shape[1]))
+            for d, lo in zip(datasets, rows):
+                out[lo:lo + d.features.shape[0]] = d.features
+            out.flush()
+            del out
+        features = np.load(path, mmap_mode="r")
+    labels = np.concatenate([d.labels for d in datasets])
+    ends = np.concatenate([d.ends + lo for d, lo in zip(datasets, rows)])
+    which = np.concatenate([np.full(len(d), k, dtype=np.int32) for k, d in enumerate(datasets)])
+    return WindowDataset(features, labels, ends, window, rate), which
+
+
+class MultiWindowDataset:
+    """Windows over several series (each its own feature array, typically a memmap of a store
+    entry): window i is window `local[i]` of series `which[i]`. It has WindowDataset's interface
+    (gather, labels_at, subset, moments), so loaders and adapters take either."""
+
+    def __init__(self, parts: list[WindowDataset], which: np.ndarray, local: np.ndarray,
+                 names: list[str] | None = None, times: list[np.ndarray] | None = None,
+                 t1: list[np.ndarray] | None = None, _labels: list[np.ndarray] | None = None):
+        if not parts:
+            raise DataError("no series")
+        first = parts[0]
+        if any((p.window, p.rate, p.features.shape[1]) != (first.window, first.rate, first.features.shape[1])
+               for p in parts):
+            raise DataError("series differ in window, rate or feature count")
+        self.parts, self.names = parts, names or [str(k) for k in range(len(parts))]
+        self.times, self.t1 = times, t1  # per series: open time of each bar, last bar each label looked at
+        self.which = np.asarray(which, dtype=np.int32)
+        self.local = np.asarray(local, dtype=np.int64 if max(len(p) for p in parts) >= 2**31 else np.int32)
+        self.window, self.rate, self.span = first.window, first.rate, first.span
+        self._labels = _labels if _labels is not None else [p.labels_at() for p in parts]
+
+    @classmethod
+    def from_parts(cls, parts: list[WindowDataset], names: list[str] | None = None,
+                   times: list[np.ndarray] | None = None, t1: list[np.ndarray] | None = None) -> "MultiWindowDataset":
+        """Every window of every series, series after series."""
+        which = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
+        local = np.concatenate([np.arange(len(p)) for p in parts])
+        return cls(parts, which, local, names, times, t1)
+
+    def __len__(self) -> int:
+        return int(self.which.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self), self.window, self.parts[0].features.shape[1])
+
+    def _by_series(self, idx, out: np.ndarray, fn) -> np.ndarray:
+        """out[j] = fn(k, local positions)[...] for the windows idx, grouped by series k in one sort."""
+        which, local = self.which[idx], self.local[idx]
+        order = np.argsort(which, kind="stable")
+        ks, starts = np.unique(which[order], return_index=True)
+        for k, lo, hi in zip(ks, starts, [*starts[1:], order.size]):
+            sel = order[lo:hi]
+            out[sel] = fn(int(k), local[sel])
+        return out
+
+    def gather(self, idx: np.ndarray) -> np.ndarray:
+        """Contiguous float32 batch (len(idx), W, F): one vectorised copy per series in the batch."""
+        idx = np.asarray(idx)
+        out = np.empty((idx.shape[0], *self.shape[1:]), dtype=np.float32)
+        return self._by_series(idx, out, lambda k, pos: self.parts[k].gather(pos))
+
+    def labels_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray:
+        """Labels of windows idx (all windows when None)."""
+        idx = slice(None) if idx is None else idx
+        out = np.empty(self.which[idx].shape[0], dtype=np.int8)
+        return self._by_series(idx, out, lambda k, pos: self._labels[k][pos])
+
+    def end_times(self) -> np.ndarray:
+        """Open time (int64 ns) of each window's last bar; needs `times`."""
+        return self._per_window(lambda k, e: self.times[k][e])
+
+    def label_end_times(self, embargo: int = 0) -> np.ndarray:
+        """Open time of the last bar each window's label looked at, `embargo` bars later (int64
+        max where that lies past the series' end); needs `times` and `t1`."""
+        def at(k: int, e: np.ndarray) -> np.ndarray:
+            last = self.t1[k][e].astype(np.int64) + embargo
+            inside = last < self.times[k].shape[0]
+            return np.where(inside, self.times[k][np.minimum(last, self.times[k].shape[0] - 1)], np.iinfo(np.int64).max)
+        return self._per_window(at)
+
+    def _per_window(self, fn) -> np.ndarray:
+        if self.times is None or self.t1 is None:
+            raise DataError("this dataset was built without open times and label ends")
+        out = np.empty(len(self), dtype=np.int64)
+        return self._by_series(slice(None), out, lambda k, pos: fn(k, np.asarray(self.parts[k].ends[pos])))
+
+    def subset(self, idx: np.ndarray) -> "MultiWindowDataset":
+        """The same series with only windows idx, in that order."""
+        idx = np.asarray(idx)
+        return MultiWindowDataset(self.parts, self.which[idx], self.local[idx], self.names, self.times, self.t1,
+                                  self._labels)
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance (float64, per feature) over the rows these windows read, pooled over series."""
+        stats = [_row_moments(self.parts[k].subset(self.local[self.which == k])) for k in np.unique(self.which)]
+        n = np.array([s[2] for s in stats], dtype=np.float64)
+        means = np.stack([s[0] for s in stats])
+        mean = (n[:, None] * means).sum(axis=0) / n.sum()
+        var = (n[:, None] * (np.stack([s[1] for s in stats]) + (means - mean) ** 2)).sum(axis=0) / n.sum()
+        return mean, var
+
+    def materialised_nbytes(self) -> int:
+        """Bytes a copy of every window would take (what the views save)."""
+        return len(self) * self.window * self.parts[0].features.shape[1] * self.parts[0].features.itemsize
+
+
+def _row_moments(ds: WindowDataset) -> tuple[np.ndarray, np.ndarray, int]:
+    rows = ds.covered_rows()
+    values = ds.features[rows]
+    return values.mean(axis=0, dtype=np.float64), values.var(axis=0, dtype=np.float64), int(rows.size)

@@ -1,0 +1,113 @@
+"""Keras backend and device set-up: JAX unless the user set KERAS_BACKEND, GPU memory taken as
+needed rather than all at once, a one-line fallback to CPU, bfloat16 mixed precision on GPU.
+Import keras only through here: `from candleflow.models.backend import keras`."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+# KERAS_BACKEND defaults to 'jax' (see docs/design); set before keras is first imported
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# JAX's "memory growth": allocate GPU memory as needed instead of 75% of it up front
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import keras  # noqa: E402
+
+log = logging.getLogger("candleflow")
+
+
+def gpu_devices() -> tuple[list, str]:
+    """The backend's usable GPUs and, when there are none, why (one phrase)."""
+    name = keras.backend.backend()
+    try:
+        if name == "jax":
+            import jax
+
+            return jax.devices("gpu"), ""
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            for gpu in gpus:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            return gpus, "" if gpus else "TensorFlow lists no GPU"
+        if name == "torch":
+            import torch
+
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            return [f"cuda:{i}" for i in range(n)], "" if n else "torch.cuda.is_available() is False"
+    except RuntimeError as exc:  # jax: "Unknown backend gpu" / no CUDA plugin
+        return [], str(exc).splitlines()[0]
+    return [], f"backend {name} has no GPU support here"
+
+
+def configure_devices(device: str = "auto", precision: str = "float32") -> dict[str, str]:
+    """Choose where and in which precision to train. device 'auto' or 'gpu' uses a GPU when one
+    works, else logs one line and uses the CPU; 'cpu' never looks. bfloat16 mixed precision
+    applies on GPU only (on CPU it is emulated and slower; one line says so)."""
+    k = keras
+    gpus, why = ([], "") if device == "cpu" else gpu_devices()
+    on_gpu = bool(gpus)
+    if device == "gpu" and not on_gpu:
+        log.warning("no usable GPU (%s): training on CPU", why)
+    elif device == "auto" and not on_gpu:
+        log.info("no usable GPU (%s): training on CPU", why)
+    policy = "float32"
+    if precision == "bfloat16":
+        if on_gpu:
+            policy = "mixed_bfloat16"
+        else:
+            log.warning("precision bfloat16 needs a GPU: training on CPU in float32")
+    k.config.set_dtype_policy(policy)
+    if device == "cpu" and k.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_default_device", jax.devices("cpu")[0])
+    return {"device": "gpu" if on_gpu else "cpu", "dtype_policy": policy, "devices": describe_devices(on_gpu)}
+
+
+def data_parallel(mode: str = "auto", on_gpu: bool = False) -> int:
+    """With mode 'auto' and the JAX backend seeing several devices of the kind training uses, set
+    Keras' data-parallel distribution over all of them (each batch split across the devices,
+    weights replicated); returns the number of replicas (1: one device, nothing set)."""
+    k = keras
+    if mode == "off" or k.backend.backend() != "jax":
+        return 1
+    devices = k.distribution.list_devices("gpu" if on_gpu else "cpu")
+    if len(devices) < 2:
+        return 1
+    k.distribution.set_distribution(k.distribution.DataParallel(devices=devices))
+    log.info("data parallel over %d devices: each batch is split %d ways, weights are replicated",
+             len(devices), len(devices))
+    return len(devices)
+
+
+def describe_devices(prefer_gpu: bool = True) -> str:
+    """Backend and devices in one line, e.g. 'jax on cpu (1 device)'."""
+    k = keras
+    name = k.backend.backend()
+    if name == "jax":
+        import jax
+
+        devs = jax.devices()
+        if not prefer_gpu:
+            devs = jax.devices("cpu")
+        kinds = sorted({d.device_kind for d in devs})
+        return f"jax on {devs[0].platform} ({len(devs)} device{'s' if len(devs) > 1 else ''}: {', '.join(kinds)})"
+    if name == "torch":
+        import torch
+
+        return f"torch on {'cuda' if torch.cuda.is_available() and prefer_gpu else 'cpu'}"
+    return name
+
+
+def device_memory_mb() -> float | None:
+    """Memory in use on the first accelerator in MB, where the backend reports it (JAX on GPU)."""
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    stats = jax.devices()[0].memory_stats()
+    return None if not stats else stats.get("bytes_in_use", 0) / 2**20

@@ -1,0 +1,79 @@
+"""Models for serving: StableHLO via `jax.export` on the JAX backend (no TensorFlow needed), or
+Keras' own exporters (TF SavedModel, ONNX, OpenVINO) where their packages are installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from candleflow.fs.atomic import atomic_dir, write_bytes, write_json
+from candleflow.models.backend import keras
+from candleflow.errors import DataError, RegistryError
+
+KERAS_FORMATS = {"tf_saved_model": "tensorflow", "onnx": "onnx", "openvino": "openvino"}
+FORMATS = ("stablehlo", *KERAS_FORMATS)
+
+
+def export_model(model, out_dir: str | Path, fmt: str = "stablehlo", metadata: dict[str, Any] | None = None) -> Path:
+    """Write `model` for serving into `out_dir` (created atomically) with a `serving.json` that
+    names the format, input shape and dtype, outputs and how to call it."""
+    if fmt not in FORMATS:
+        raise DataError(f"export format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    k = keras
+    backend = k.backend.backend()
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} already exists; choose another --out")
+    info = {"format": fmt, "input_shape": [None, *model.input_shape[1:]], "input_dtype": "float32",
+            "output_shape": [None, *model.output_shape[1:]], "backend": backend, "keras": k.__version__,
+            **(metadata or {})}
+    with atomic_dir(out_dir) as tmp:
+        if fmt == "stablehlo":
+            if backend != "jax":
+                raise RegistryError(f"export format stablehlo needs the JAX backend (KERAS_BACKEND is {backend})")
+            write_bytes(tmp / "model.stablehlo", stablehlo_bytes(model))
+            info["call"] = ("jax.export.deserialize(bytearray(open('model.stablehlo', 'rb').read())).call(x) "
+                            "with x float32 of input_shape (any batch size)")
+        else:
+            _require(fmt)
+            model.export(str(tmp / "model"), format=fmt, verbose=False)
+        write_json(tmp / "serving.json", info)
+    return out_dir
+
+
+def stablehlo_bytes(model) -> bytes:
+    """The inference function with the weights as constants, exported with a symbolic batch size."""
+    import jax
+    import jax.numpy as jnp
+
+    trainable = [v.value for v in model.trainable_variables]
+    fixed = [v.value for v in model.non_trainable_variables]
+
+    def infer(x):
+        y, _ = model.stateless_call(trainable, fixed, x, training=False)
+        return y
+
+    dims = ", ".join(["batch", *(str(d) for d in model.input_shape[1:])])
+    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape(dims), jnp.float32)
+    return bytes(jax.export.export(jax.jit(infer))(spec).serialize())
+
+
+def load_stablehlo(path: str | Path):
+    """A callable (numpy float32 batch -> numpy outputs) from an exported model.stablehlo."""
+    import jax
+
+    exported = jax.export.deserialize(bytearray(Path(path).read_bytes()))
+    return lambda x: np.asarray(exported.call(np.asarray(x, dtype=np.float32)))
+
+
+def _require(fmt: str) -> None:
+    import importlib.util
+
+    package = KERAS_FORMATS[fmt]
+    needed = [package] + (["tensorflow"] if fmt == "onnx" and keras.backend.backend() == "jax" else [])
+    missing = [p for p in needed if importlib.util.find_spec(p) is None]
+    if missing:
+        raise RegistryError(f"export format {fmt} needs {' and '.join(missing)}: pip install {' '.join(missing)} "
+                            f"(or use --format stablehlo on the JAX backend)")

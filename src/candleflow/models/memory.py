@@ -1,0 +1,92 @@
+"""Training memory: a prediction for a built model and batch size (weights, optimizer state,
+activations kept for backpropagation, runtime overhead), and the batch size that fits.
+
+The coefficients were calibrated against measured peak resident memory with
+`benchmarks/bench_memory.py` on Keras 3 / JAX on CPU (XLA), and that script prints predicted
+against measured for every model family: re-run it to check them on another backend."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import psutil
+
+from candleflow.models.backend import keras
+
+MB = 2**20
+# Least-squares fit to 20 measured peaks (4 families, 2-3 sizes each, batch 32-4096); every one of
+# them is predicted within 0.84-1.11x. Floats kept per activation value (XLA fuses some away):
+GENERIC_FLOATS = 1.35
+# per LSTM unit and time step (4 gates, cell, hidden state, tanh(cell), with their gradients):
+LSTM_FLOATS = 13.3
+# per attention score (head x query x key: scores, softmax output, gradients):
+ATTENTION_FLOATS = 5.3
+# per float of the largest convolution's unfolded patches (a transient workspace):
+CONV_WORKSPACE_FLOATS = 1.55
+# the runtime's own working memory while training: compiled programs, XLA buffers, Python objects
+RUNTIME_MB = 108.0
+RUNTIME_MB_PER_SEQUENCE_LAYER = 48.0  # a scanned recurrence or an attention block compiles to more code
+
+
+def activation_floats(model) -> dict[str, float]:
+    """Per-sample float counts by kind: 'input', 'generic' (layer outputs), 'lstm' (units x steps),
+    'attention' (heads x queries x keys), 'conv_workspace' (the largest convolution's unfolded
+    patches), plus the number of LSTM/attention layers."""
+    k = keras
+    out = {"input": 0.0, "generic": 0.0, "lstm": 0.0, "attention": 0.0, "conv_workspace": 0.0, "sequence_layers": 0}
+    for layer in model.layers:
+        if isinstance(layer, k.layers.InputLayer):
+            out["input"] += _size(layer.output.shape)
+            continue
+        shapes = [t.shape for t in (layer.output if isinstance(layer.output, (list, tuple)) else [layer.output])]
+        out["generic"] += sum(_size(s) for s in shapes)
+        if isinstance(layer, k.layers.LSTM):
+            steps = layer.input.shape[1]
+            out["lstm"] += steps * layer.units
+            out["sequence_layers"] += 1
+        elif isinstance(layer, k.layers.Conv2D):  # the largest unfolded-patch buffer of one convolution
+            kh, kw = layer.kernel_size
+            patches = kh * kw * layer.input.shape[-1] * _size(shapes[0]) / layer.filters
+            out["conv_workspace"] = max(out["conv_workspace"], patches)
+        elif isinstance(layer, k.layers.MultiHeadAttention):
+            q_len = layer.input[0].shape[1] if isinstance(layer.input, (list, tuple)) else layer.input.shape[1]
+            out["attention"] += layer.num_heads * q_len * q_len
+            out["generic"] += 4 * q_len * layer.num_heads * layer.key_dim  # query, key, value, heads joined
+            out["sequence_layers"] += 1
+    return out
+
+
+def estimate_training_memory(model, batch_size: int) -> dict[str, Any]:
+    """Predicted peak memory of training `model` at `batch_size`, in MB by component."""
+    f = activation_floats(model)
+    params = int(model.count_params())
+    per_sample = 4 * (2 * f["input"] + GENERIC_FLOATS * f["generic"] + LSTM_FLOATS * f["lstm"]
+                      + ATTENTION_FLOATS * f["attention"] + CONV_WORKSPACE_FLOATS * f["conv_workspace"])
+    weights = 4 * params * 4  # weights, gradients, Adam's two moments
+    runtime = RUNTIME_MB + RUNTIME_MB_PER_SEQUENCE_LAYER * f["sequence_layers"]
+    out = {"parameters": params, "batch_size": int(batch_size), "runtime_mb": runtime,
+           "weights_optimizer_mb": weights / MB, "batch_mb": 2 * 4 * f["input"] * batch_size / MB,
+           "activations_mb": (per_sample - 8 * f["input"]) * batch_size / MB,
+           "per_sample_mb": per_sample / MB}
+    out["total_mb"] = out["runtime_mb"] + out["weights_optimizer_mb"] + out["batch_mb"] + out["activations_mb"]
+    return out
+
+
+def suggest_batch_size(model, available_mb: float | None = None, fraction: float = 0.5,
+                       max_batch_size: int = 8192) -> int:
+    """The largest power of two whose predicted training memory fits in `fraction` of
+    `available_mb` (default: the memory the OS reports available now); at least 1."""
+    if available_mb is None:
+        available_mb = psutil.virtual_memory().available / MB
+    budget = available_mb * fraction
+    fixed = estimate_training_memory(model, 0)["total_mb"]
+    per_sample = estimate_training_memory(model, 1)["total_mb"] - fixed
+    if budget <= fixed + per_sample:
+        return 1
+    largest = int((budget - fixed) // per_sample)
+    return int(min(max_batch_size, 2 ** int(math.log2(max(largest, 1)))))
+
+
+def _size(shape) -> float:
+    return float(math.prod(d for d in shape[1:] if d is not None))

@@ -1,0 +1,124 @@
+"""The default classifier: LSTM 128 -> 64 -> 32, Dense 32 -> 16 (ReLU, dropout), softmax over
+(SHORT, HOLD, LONG); normalisation statistics fitted on training rows live inside the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from candleflow.models.backend import keras
+from candleflow.config import ModelConfig
+
+
+def build_lstm(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray,
+               learning_rate: float = 1e-3, n_classes: int = 3):
+    """A compiled Keras model taking raw (window, n_features) float32 windows."""
+    k = keras
+    layers = k.layers
+    inputs = k.Input(shape=(window, n_features), name="window")
+    x = layers.Normalization(mean=np.asarray(mean, dtype=np.float32).tolist(),
+                             variance=np.asarray(variance, dtype=np.float32).tolist(),
+                             name="normalise")(inputs)
+    for i, units in enumerate(cfg.lstm_units):
+        x = layers.LSTM(units, return_sequences=i < len(cfg.lstm_units) - 1, dropout=cfg.lstm_dropout,
+                        recurrent_dropout=cfg.recurrent_dropout, name=f"lstm_{i + 1}_{units}")(x)
+    for i, units in enumerate(cfg.dense_units):
+        x = layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
+        x = layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
+    model = k.Model(inputs, outputs, name="candleflow_lstm")
+    model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate),
+                  loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _normalised_input(k, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray):
+    inputs = k.Input(shape=(window, n_features), name="window")
+    x = k.layers.Normalization(mean=np.asarray(mean, dtype=np.float32).tolist(),
+                               variance=np.asarray(variance, dtype=np.float32).tolist(), name="normalise")(inputs)
+    return inputs, x
+
+
+def _head(k, x, cfg: ModelConfig, n_classes: int, name: str, inputs, learning_rate: float):
+    for i, units in enumerate(cfg.dense_units):
+        x = k.layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
+        x = k.layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
+    outputs = k.layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
+    model = k.Model(inputs, outputs, name=name)
+    model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def build_mlp(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray,
+              learning_rate: float = 1e-3, n_classes: int = 3):
+    """The baseline: the flattened window through the dense layers of `dense_units`."""
+    k = keras
+    inputs, x = _normalised_input(k, window, n_features, mean, variance)
+    x = k.layers.Flatten(name="flatten")(x)
+    return _head(k, x, cfg, n_classes, "candleflow_mlp", inputs, learning_rate)
+
+
+def build_gpt(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray,
+              learning_rate: float = 1e-3, n_classes: int = 3):
+    """A small GPT-style causal transformer: a per-timestep linear embedding plus learned positions,
+    pre-norm blocks (causal self-attention, then an MLP, each added back), a final norm, and the
+    classes read from the last position."""
+    k = keras
+    L = k.layers
+    d = cfg.gpt_d_model
+    inputs, x = _normalised_input(k, window, n_features, mean, variance)
+    x = L.Dense(d, name="embed")(x)
+    x = PositionEmbedding(window, d, name="positions")(x)
+    for i in range(cfg.gpt_layers):
+        h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_attn")(x)
+        h = L.MultiHeadAttention(cfg.gpt_heads, max(d // cfg.gpt_heads, 1), dropout=cfg.gpt_dropout,
+                                 name=f"block_{i + 1}_attn")(h, h, use_causal_mask=True)
+        x = L.Add(name=f"block_{i + 1}_add_attn")([x, h])
+        h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_mlp")(x)
+        h = L.Dense(4 * d, activation="gelu", name=f"block_{i + 1}_mlp_in")(h)
+        h = L.Dense(d, name=f"block_{i + 1}_mlp_out")(h)
+        x = L.Add(name=f"block_{i + 1}_add_mlp")([x, h])
+    x = L.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    x = L.Cropping1D((window - 1, 0), name="last_position")(x)
+    x = L.Flatten(name="last")(x)
+    return _head(k, x, cfg, n_classes, "candleflow_gpt", inputs, learning_rate)
+
+
+@keras.saving.register_keras_serializable(package="candleflow")
+class PositionEmbedding(keras.layers.Layer):
+    """The learned position table of the GPT model: adds a vector per position (0 .. length-1)
+    to a (batch, length, dim) input. Registered, so safe_mode loading finds it."""
+
+    def __init__(self, length: int, dim: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.length, self.dim = length, dim
+        self.table = self.add_weight(shape=(length, dim), initializer="random_normal", name="table")
+
+    def call(self, x):
+        return x + self.table[None, :, :]
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"length": self.length, "dim": self.dim}
+
+
+def build_cnn(cfg: ModelConfig, image_shape: tuple[int, int], learning_rate: float = 1e-3, n_classes: int = 3):
+    """The Jiang-Kelly-Xiu image CNN: per block a 5x3 convolution, batch norm, leaky ReLU and 2x1
+    max-pooling; then dropout 0.5 and a softmax over (SHORT, HOLD, LONG)."""
+    k = keras
+    layers = k.layers
+    inputs = k.Input(shape=(*image_shape, 1), name="image")
+    x = inputs
+    for i, f in enumerate(cfg.cnn_filters):
+        x = layers.Conv2D(f, (5, 3), padding="same", name=f"conv_{i + 1}_{f}")(x)
+        x = layers.BatchNormalization(name=f"bn_{i + 1}")(x)
+        x = layers.LeakyReLU(negative_slope=0.01, name=f"lrelu_{i + 1}")(x)
+        x = layers.MaxPooling2D((2, 1), name=f"pool_{i + 1}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.5, name="dropout")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
+    model = k.Model(inputs, outputs, name="candleflow_cnn")
+    model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model

@@ -1,0 +1,186 @@
+"""Training with checkpoints on the best validation metric, early stopping, LR reduction, a CSV
+history, TensorBoard event files, and the process's resident memory logged every epoch."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from candleflow.fs.atomic import atomic_path, write_json, write_text
+from candleflow.models.backend import device_memory_mb, keras
+from candleflow.config import TrainingConfig
+from candleflow.errors import RegistryError
+from candleflow.runs.folder import RunFolder
+from candleflow.models.tensorboard import EventLogger
+
+log = logging.getLogger("candleflow.epochs")  # the run log gets these; the console has Keras' own progress
+
+
+class MemoryMonitor(keras.callbacks.Callback):
+    """Adds `rss_mb` and `peak_rss_mb` (and `device_mb` where the backend reports device memory,
+    e.g. JAX on a GPU) to each epoch's logs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.process = psutil.Process()
+        self.peak = 0.0
+        self.base: float | None = None  # resident memory when training began: the rest is training's own
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.base = self.process.memory_info().rss / 2**20
+
+    def _rss(self) -> float:
+        rss = self.process.memory_info().rss / 2**20
+        self.peak = max(self.peak, rss)
+        return rss
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if batch % 20 == 0:
+            self._rss()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        rss = self._rss()
+        if logs is not None:
+            logs["rss_mb"] = round(rss, 1)
+            logs["peak_rss_mb"] = round(self.peak, 1)
+            device = device_memory_mb()
+            if device is not None:
+                logs["device_mb"] = round(device, 1)
+        log.info("epoch %d: %s", epoch + 1,
+                 ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items() if isinstance(v, (int, float))))
+
+
+RESUME_DIR = RunFolder.RESUME
+
+
+def latest_resume_state(run_dir: Path) -> dict[str, Any] | None:
+    """The newest complete resume point in run_dir/resume (its JSON is written last, so a JSON
+    whose model file exists marks a complete one), or None."""
+    folder = Path(run_dir) / RESUME_DIR
+    for state_path in sorted(folder.glob("epoch-*.json"), reverse=True):
+        model_path = state_path.with_suffix(".keras")
+        if model_path.is_file():
+            state = json.loads(state_path.read_text())
+            state["model_path"] = str(model_path)
+            return state
+    return None
+
+
+# the callback attributes a resumed fit restores, per named callback
+RESUME_COUNTERS = {"early_stopping": ("wait", "best", "best_epoch", "stopped_epoch"),
+                   "reduce_lr": ("wait", "best", "cooldown_counter"), "checkpoint": ("best",)}
+
+
+class ResumeCheckpoint(keras.callbacks.Callback):
+    """Saves the whole training state after every epoch (model with optimizer state, callback
+    counters, history so far) and, given `state`, restores it when fit begins."""
+
+    def __init__(self, run_dir: Path, callbacks: dict[str, Any], monitor: MemoryMonitor,
+                 state: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.folder = Path(run_dir) / RESUME_DIR
+        self.callbacks, self.monitor, self.state = callbacks, monitor, state
+        self.history: dict[str, list[float]] = dict(state["history"]) if state else {}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        state = self.state
+        if state is None:  # after the other callbacks reset themselves
+            return
+        for name, attrs in RESUME_COUNTERS.items():
+            for attr in attrs:
+                setattr(self.callbacks[name], attr, state["callbacks"][name][attr])
+        self.monitor.peak = max(self.monitor.peak, state.get("peak_rss_mb", 0.0))
+        states = _seed_states(self.model)
+        if len(states) != len(state["seed_states"]):
+            raise RegistryError(f"resume state has {len(state['seed_states'])} random-seed states, the model {len(states)}")
+        for var, value in zip(states, state["seed_states"]):
+            var.assign(np.asarray(value, dtype=var.dtype))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, v in (logs or {}).items():
+            if isinstance(v, (int, float)):
+                self.history.setdefault(key, []).append(float(v))
+        name = f"epoch-{epoch + 1:04d}"
+        with atomic_path(self.folder / f"{name}.keras", suffix=".keras") as tmp:
+            self.model.save(tmp)
+        write_json(self.folder / f"{name}.json", {
+            "epochs_done": epoch + 1, "history": self.history, "peak_rss_mb": self.monitor.peak,
+            "seed_states": [np.asarray(v.value).tolist() for v in _seed_states(self.model)],
+            "callbacks": {n: {a: _plain(getattr(self.callbacks[n], a)) for a in attrs}
+                          for n, attrs in RESUME_COUNTERS.items()},
+        })
+        for old in self.folder.glob("epoch-*"):
+            if not old.name.startswith(name):
+                old.unlink(missing_ok=True)
+
+
+def _seed_states(model) -> list:
+    """The dropout layers' random-generator states, in layer order: .keras files do not keep them,
+    and a resumed fit must draw the same dropout masks as an uninterrupted one."""
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+
+
+def _plain(v: Any) -> Any:
+    return float(v) if hasattr(v, "__float__") and not isinstance(v, int) else v
+
+
+def fit(model, train, val, cfg: TrainingConfig, run_dir: Path, resume: dict[str, Any] | None = None,
+        extra_callbacks: list | None = None) -> dict[str, Any]:
+    """Fit `model` on loaders `train`/`val`; the best weights (by cfg.monitor) end up in the model
+    and in run_dir/checkpoint.weights.h5. After each epoch the whole training state is saved in
+    run_dir/resume; `resume` (from `latest_resume_state`) continues from it, with `model` loaded
+    from that state, to the result an uninterrupted fit gives. Returns the history and the peak
+    resident memory."""
+    k = keras
+    mode = "min" if cfg.monitor.endswith("loss") else "max"
+    monitor = MemoryMonitor()
+    named = {
+        "checkpoint": k.callbacks.ModelCheckpoint(str(run_dir / RunFolder.CHECKPOINT), monitor=cfg.monitor,
+                                                  mode=mode, save_best_only=True, save_weights_only=True),
+        "early_stopping": k.callbacks.EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience),
+        "reduce_lr": k.callbacks.ReduceLROnPlateau(monitor=cfg.monitor, mode=mode, factor=cfg.reduce_lr_factor,
+                                                   patience=cfg.reduce_lr_patience, min_lr=cfg.min_lr),
+    }
+    initial_epoch = 0 if resume is None else int(resume["epochs_done"])
+    if resume is not None:
+        _truncate_csv(run_dir / RunFolder.HISTORY, initial_epoch)
+        train.set_epoch(initial_epoch)
+    resumer = ResumeCheckpoint(run_dir, named, monitor, resume)
+    callbacks = [
+        *named.values(),
+        monitor,  # before the loggers so rss_mb lands in history.csv and TensorBoard
+        k.callbacks.CSVLogger(str(run_dir / RunFolder.HISTORY), append=resume is not None),
+        EventLogger(run_dir / RunFolder.TENSORBOARD),
+        resumer,  # last: an epoch counts as done once every logger has it
+        *(extra_callbacks or []),
+    ]
+    verbose = cfg.verbose
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    stopped = resume is not None and (resume["callbacks"]["early_stopping"]["stopped_epoch"] > 0
+                                      or initial_epoch >= cfg.epochs)
+    if not stopped:
+        # shuffle=False: the loaders shuffle from (seed, epoch); Keras' own batch shuffle draws from
+        # Python's global RNG, which a resumed process cannot replay
+        model.fit(train, validation_data=val, epochs=cfg.epochs, initial_epoch=initial_epoch, shuffle=False,
+                  callbacks=callbacks, verbose=verbose)
+    best = run_dir / RunFolder.CHECKPOINT
+    if best.is_file():  # the best epoch's weights, as EarlyStopping(restore_best_weights) would leave them
+        model.load_weights(str(best))
+    history = resumer.history
+    return {"history": history, "epochs_run": len(next(iter(history.values()), [])), "peak_rss_mb": monitor.peak,
+            "training_mb": None if monitor.base is None else monitor.peak - monitor.base,
+            "resumed_from_epoch": initial_epoch}
+
+
+def _truncate_csv(path: Path, epochs: int) -> None:
+    """Keep the header and the first `epochs` rows: rows written after the last resume point go."""
+    if path.is_file():
+        lines = path.read_text().splitlines(keepends=True)
+        write_text(path, "".join(lines[: epochs + 1]))

@@ -1,0 +1,136 @@
+"""Headless matplotlib figures of a run, each returned as PNG bytes (no pyplot, no global state)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from candleflow.dataset.labels import CLASS_NAMES
+
+COLORS = {"model": "#1f77b4", "buy_and_hold": "#7f7f7f", "random_signals": "#ff7f0e", "labels": "#2ca02c"}
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def training_curves(history: dict[str, list[float]]) -> bytes:
+    """Loss and accuracy per epoch (training and validation) and the learning rate."""
+    fig = Figure(figsize=(10, 3.2))
+    axes = fig.subplots(1, 3)
+    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    for ax, key in zip(axes[:2], ("loss", "accuracy")):
+        ax.plot(epochs, history.get(key, []), "o-", label="train")
+        ax.plot(epochs, history.get(f"val_{key}", []), "o-", label="validation")
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    axes[2].plot(epochs, history.get("learning_rate", []), "o-", color="k")
+    axes[2].set_yscale("log")
+    axes[2].set_title("learning rate")
+    axes[2].set_xlabel("epoch")
+    return _png(fig)
+
+
+def confusion(cm: list[list[int]], title: str) -> bytes:
+    fig = Figure(figsize=(4, 3.6))
+    ax = fig.subplots()
+    m = np.asarray(cm)
+    ax.imshow(m, cmap="Blues")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, f"{m[i, j]:,}", ha="center", va="center",
+                    color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_xticks(range(3), CLASS_NAMES)
+    ax.set_yticks(range(3), CLASS_NAMES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _png(fig)
+
+
+def equity_and_drawdown(times: np.ndarray, curves: dict[str, np.ndarray]) -> bytes:
+    """Equity of each strategy over the period and the drawdown of the model and buy and hold."""
+    fig = Figure(figsize=(10, 5.5))
+    ax, dd = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    t = times.astype("datetime64[ns]")
+    for name, eq in curves.items():
+        ax.plot(t, eq, label=name.replace("_", " "), color=COLORS.get(name), lw=1.2)
+    ax.axhline(1.0, color="k", lw=0.5)
+    ax.set_ylabel("equity")
+    ax.set_yscale("log")
+    ax.legend(loc="upper left")
+    ax.set_title("equity curves (validation period)")
+    for name in ("model", "buy_and_hold"):
+        eq = curves[name]
+        dd.fill_between(t, 0, -(1 - eq / np.maximum.accumulate(eq)), color=COLORS[name], alpha=0.4,
+                        label=name.replace("_", " "))
+    dd.set_ylabel("drawdown")
+    dd.legend(loc="lower left")
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def calibration(rel: dict[str, Any], cov: list[dict[str, Any]]) -> bytes:
+    """Reliability diagram, and accuracy / coverage / return against the confidence threshold."""
+    fig = Figure(figsize=(10, 3.6))
+    a, b = fig.subplots(1, 2)
+    bins = rel["bins"]
+    a.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect")
+    a.plot([r["confidence"] for r in bins], [r["accuracy"] for r in bins], "o-", label="model")
+    a.set_xlabel("predicted probability of the top class")
+    a.set_ylabel("observed accuracy")
+    a.set_title(f"reliability (ECE {rel['ece']:.3f})")
+    a.legend()
+    th = [r["threshold"] for r in cov]
+    b.plot(th, [r["accuracy"] for r in cov], "o-", label="accuracy when trading")
+    b.plot(th, [r["coverage"] for r in cov], "s-", label="coverage (share traded)")
+    b2 = b.twinx()
+    b2.plot(th, [r["total_return"] for r in cov], "^-", color="C2", label="backtest return")
+    b2.set_ylabel("total return")
+    b.set_xlabel("confidence threshold")
+    b.set_title("coverage")
+    lines = b.get_legend_handles_labels()
+    lines2 = b2.get_legend_handles_labels()
+    b.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="best", fontsize=8)
+    return _png(fig)
+
+
+def class_balance(split: dict[str, Any]) -> bytes:
+    fig = Figure(figsize=(6, 3.2))
+    ax = fig.subplots()
+    parts = list(split)
+    x = np.arange(len(parts))
+    for k, name in enumerate(CLASS_NAMES):
+        counts = np.array([split[p]["classes"][name] for p in parts], dtype=float)
+        totals = np.array([max(sum(split[p]["classes"].values()), 1) for p in parts], dtype=float)
+        ax.bar(x + (k - 1) * 0.27, counts / totals, width=0.27, label=name)
+    ax.set_xticks(x, parts)
+    ax.set_ylabel("share of windows")
+    ax.set_title("class balance per split")
+    ax.legend()
+    return _png(fig)
+
+
+def example_windows(close: np.ndarray, ends: np.ndarray, window: int, horizon: int, y_true: np.ndarray,
+                    y_pred: np.ndarray, probs: np.ndarray) -> bytes:
+    """A few validation windows (close, normalised to the last bar) with the bars the label saw."""
+    k = len(ends)
+    fig = Figure(figsize=(10, 2.6 * ((k + 2) // 3)))
+    axes = np.atleast_1d(fig.subplots((k + 2) // 3, 3)).ravel()
+    for ax, e, t, p, pr in zip(axes, ends, y_true, y_pred, probs):
+        past = close[e - window + 1:e + 1] / close[e]
+        fut = close[e:e + horizon + 1] / close[e]
+        ax.plot(np.arange(-window + 1, 1), past, color="k", lw=1)
+        ax.plot(np.arange(0, fut.size), fut, color="C2" if t == 2 else "C3" if t == 0 else "C7", lw=1)
+        ax.axvline(0, color="k", lw=0.5)
+        ax.set_title(f"true {CLASS_NAMES[t]}, predicted {CLASS_NAMES[p]} ({pr.max():.2f})", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes[k:]:
+        ax.set_visible(False)
+    return _png(fig)

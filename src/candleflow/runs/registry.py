@@ -1,0 +1,109 @@
+"""Run folders as a model registry: list them, show one, load its model safely."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from candleflow.fs.atomic import atomic_path, write_text
+from candleflow.models.backend import keras
+from candleflow.errors import RegistryError
+from candleflow.models.networks import PositionEmbedding
+from candleflow.runs.folder import RunFolder
+
+REQUIRED_FILES = RunFolder.REQUIRED
+
+
+# candleflow's own layers that a saved model may name (registered; listed here for load_model)
+CUSTOM_OBJECTS = {"candleflow>PositionEmbedding": PositionEmbedding}
+
+
+def save_model(model, run_dir: str | Path) -> None:
+    """Write the model's layer summary and the model itself (`model.keras`, atomically) into a run folder."""
+    run_dir = Path(run_dir)
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **kw: lines.append(line))
+    write_text(run_dir / RunFolder.SUMMARY, "\n".join(lines) + "\n")
+    with atomic_path(run_dir / RunFolder.MODEL, suffix=".keras") as tmp:
+        model.save(tmp)
+    (run_dir / RunFolder.CHECKPOINT).unlink(missing_ok=True)  # model.keras holds the best weights
+
+
+def resolve_run(ref: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """A run folder from a path, a folder name inside runs_dir, or 'latest'."""
+    runs_dir = Path(runs_dir)
+    if str(ref) == "latest":
+        runs = list_runs(runs_dir)
+        if not runs:
+            raise RegistryError(f"{runs_dir}: no complete runs yet; start one with `candleflow run`")
+        return Path(runs[-1]["path"])
+    path = Path(ref)
+    if not path.is_dir():
+        path = runs_dir / str(ref)
+    if not path.is_dir():
+        raise RegistryError(f"run {str(ref)!r} not found (looked for a folder of that name and in {runs_dir}/)")
+    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+    if missing:
+        raise RegistryError(f"{path}: not a complete run folder; missing {', '.join(missing)}")
+    return path
+
+
+def read_metadata(run_dir: str | Path) -> dict[str, Any]:
+    """metadata.json of a run folder."""
+    path = Path(run_dir) / RunFolder.METADATA
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RegistryError(f"{path}: unreadable metadata ({exc})") from None
+
+
+def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
+    """Complete runs (all required files present), oldest first; half-written folders are skipped."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for path in sorted(runs_dir.iterdir()):
+        if path.name.startswith(".") or not path.is_dir():
+            continue
+        if any(not (path / f).is_file() for f in REQUIRED_FILES):
+            continue
+        meta = read_metadata(path)
+        meta["path"] = str(path)
+        out.append(meta)
+    out.sort(key=lambda m: m.get("created", ""))
+    return out
+
+
+def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tuple[int, ...] | None = None):
+    """The run's model.keras, loaded with safe_mode=True; checks its input shape against the
+    run's metadata (and against `input_shape` when given)."""
+    path = resolve_run(run, runs_dir)
+    meta = read_metadata(path)
+    model = load_model_file(path / RunFolder.MODEL)
+    got = tuple(model.input_shape[1:])
+    want = tuple(meta.get("input_shape", got))
+    if got != want:
+        raise RegistryError(f"{path}: model input shape {got} does not match the run's metadata {want}")
+    if input_shape is not None and tuple(input_shape) != got:
+        raise RegistryError(f"{path}: model expects windows of shape {got}, got {tuple(input_shape)}")
+    return model
+
+
+def load_model_file(path: str | Path, allow_legacy_h5: bool = False):
+    """A model from a `.keras` file (safe_mode: no code in the archive runs) or, only with
+    `allow_legacy_h5`, a legacy `.h5` file, which Keras loads without safe_mode's protection."""
+    path = Path(path)
+    if not path.is_file():
+        raise RegistryError(f"{path}: no such model file")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        if not allow_legacy_h5:
+            raise RegistryError(f"{path}: legacy .h5 model refused (h5 loading ignores safe_mode and can run code "
+                                f"stored in the file); pass --allow-legacy-h5 if you trust it, then re-save as .keras")
+    elif path.suffix.lower() != ".keras":
+        raise RegistryError(f"{path}: expected a .keras model file (or .h5 with --allow-legacy-h5)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
+    except Exception as exc:  # keras raises many types for a damaged file
+        raise RegistryError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,216 @@
+"""One self-contained HTML report per run (plots embedded), and runs compared side by side."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from candleflow.fs.atomic import atomic_path, write_text
+from candleflow.errors import RegistryError
+from candleflow.runs.folder import RunFolder
+from candleflow.evaluation.metrics import decide
+from candleflow.dataset.labels import CLASS_NAMES
+
+
+
+def fmt(value: Any) -> str:
+    """How every number appears in reports: ints with separators, floats with 4 decimals."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _table(rows: list[list[Any]], header: list[str], cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+
+def classification_rows(m: dict[str, Any]) -> list[list[Any]]:
+    return [[name, r["accuracy"], r["balanced_accuracy"], r["macro_f1"],
+             *(r["per_class"][c]["precision"] for c in CLASS_NAMES), *(r["per_class"][c]["recall"] for c in CLASS_NAMES)]
+            for name, r in m["table"].items()]
+
+
+CLASSIFICATION_HEADER = ["predictor", "accuracy", "balanced accuracy", "macro F1", "precision SHORT",
+                         "precision HOLD", "precision LONG", "recall SHORT", "recall HOLD", "recall LONG"]
+BACKTEST_KEYS = ["total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
+                 "trades", "hit_rate", "average_trade", "exposure", "turnover"]
+
+
+def backtest_rows(bt: dict[str, Any]) -> list[list[Any]]:
+    return [[name, *(r[k] for k in BACKTEST_KEYS)] for name, r in bt["table"].items()]
+
+
+def build_report(run_dir: str | Path, prep=None) -> Path:
+    """Write run_dir/report.html from the run's files; `prep` (the prepared data) is rebuilt from
+    the run's config when not given, and must have the run's data fingerprint."""
+    from candleflow.runs import plots
+    from candleflow.config import load_config
+    from candleflow.evaluation.trading import trading_evaluation
+
+    run_dir = Path(run_dir)
+    try:
+        meta = json.loads((run_dir / RunFolder.METADATA).read_text())
+        if meta.get("task") == "reward":
+            raise RegistryError(f"{run_dir}: a reward-model run; its numbers are in metrics.json (reports cover classifier runs)")
+        metrics = json.loads((run_dir / RunFolder.METRICS).read_text())
+        data = json.loads((run_dir / RunFolder.DATA).read_text())
+        config_text = (run_dir / RunFolder.CONFIG).read_text()
+        summary_text = (run_dir / RunFolder.SUMMARY).read_text()
+        preds = RunFolder(run_dir).predictions()
+    except (OSError, json.JSONDecodeError, ValueError) as exc:
+        raise RegistryError(f"{run_dir}: cannot build a report ({exc})") from None
+    history = _read_history(run_dir / RunFolder.HISTORY)
+    if prep is None:
+        from candleflow.dataset.prepare import prepare
+
+        prep = prepare(load_config(run_dir / RunFolder.CONFIG))
+    if prep.candles.fingerprint != meta["data_fingerprint"]:
+        raise RegistryError(f"{run_dir}: the data its config produces now (fingerprint "
+                            f"{prep.candles.fingerprint[:12]}) is not the data it was trained on "
+                            f"({meta['data_fingerprint'][:12]})")
+    cfg = load_config(run_dir / RunFolder.CONFIG)
+    sections = [f"<h1>candleflow run {html.escape(meta['run'])}</h1>",
+                f"<p class='lead'>{html.escape(meta['symbol'])} {html.escape(meta['interval'])} · "
+                f"input {'x'.join(map(str, meta['input_shape']))} · {meta['parameters']:,} parameters · "
+                f"{meta['epochs_run']} epochs in {meta['fit_seconds']} s · created {html.escape(meta['created'])}</p>"]
+    figures = [_img(plots.training_curves(history), "training curves")]
+    for part, m in metrics.items():
+        p = preds[part]
+        y, probs, ends = p["y"], p["probs"], p["ends"]
+        decisions = decide(probs, m["decision_margin"])
+        sections.append(f"<h2>{part} period: {m['n']:,} windows</h2>")
+        sections.append("<h3>classification</h3>" + _table(classification_rows(m), CLASSIFICATION_HEADER, "metrics"))
+        sections.append(f"<p>edge in balanced accuracy over the best baseline: "
+                        f"<b class='edge'>{m['edge_balanced_accuracy'] * 100:+.2f} points</b> "
+                        f"(decision margin {fmt(m['decision_margin'])})</p>")
+        bt = m["trading"]
+        sections.append(f"<h3>backtest ({bt['mode']} position, fee {fmt(bt['fee'])}, slippage "
+                        f"{fmt(bt['slippage'])} per side, {bt['span'][0]} .. {bt['span'][1]})</h3>"
+                        + _table(backtest_rows(bt), ["strategy", *[k.replace("_", " ") for k in BACKTEST_KEYS]], "backtest"))
+        sections.append("<h3>coverage by confidence threshold</h3>" + _table(
+            [[r["threshold"], r["coverage"], r["accuracy"], r["trades_signalled"], r["total_return"]] for r in bt["coverage"]],
+            ["threshold", "coverage", "accuracy", "signals", "total return"], "coverage"))
+        _, results = trading_evaluation(prep.candles, ends, y, probs, decisions, cfg)
+        times = prep.candles.open_time[results["model"].start:results["model"].stop]
+        figures.append(_img(plots.confusion(m["table"]["model"]["confusion_matrix"], f"{part}: model decisions"),
+                            f"confusion matrix ({part})"))
+        figures.append(_img(plots.equity_and_drawdown(times, {k: r.equity for k, r in results.items()}),
+                            f"equity and drawdown ({part})"))
+        figures.append(_img(plots.calibration(bt["reliability"], bt["coverage"]), f"calibration ({part})"))
+        pick = np.linspace(0, ends.size - 1, 6).astype(int)
+        figures.append(_img(plots.example_windows(prep.candles.close, ends[pick], cfg.dataset.window,
+                                                  cfg.labels.horizon, y[pick], decisions[pick], probs[pick]),
+                            f"example windows ({part})"))
+    figures.append(_img(plots.class_balance(data["dataset"]["split"]), "class balance per split"))
+    sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
+    rep = data["validation"]
+    sections.append("<h2>data</h2>" + _table([[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in rep.items()],
+                                             ["validation", "value"], "validation"))
+    ds = {k: v for k, v in data["dataset"].items() if k not in ("split", "features")}
+    sections.append(_table([[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in ds.items()],
+                           ["dataset", "value"], "dataset"))
+    sections.append(_table([[k, v] for k, v in data["dataset"]["features"].items()], ["feature", "definition"], "features"))
+    sections.append(f"<h2>model</h2><pre>{html.escape(summary_text)}</pre>")
+    sections.append(f"<h2>config</h2><pre>{html.escape(config_text)}</pre>")
+    sections.append(f"<h2>versions</h2><pre>{html.escape(yaml.safe_dump(meta['versions']))}</pre>")
+    page = _PAGE.format(title=html.escape(f"candleflow {meta['run']}"), body="\n".join(sections),
+                        metrics=json.dumps(metrics).replace("</", "<\\/"))
+    out = run_dir / RunFolder.REPORT
+    write_text(out, page)
+    return out
+
+
+def _read_history(path: Path) -> dict[str, list[float]]:
+    if not path.is_file():
+        return {}
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {})}
+
+
+def compare_rows(run_dirs: list[Path]) -> tuple[list[str], list[list[Any]]]:
+    """Key metrics of several runs side by side, and the config keys whose values differ."""
+    metas, mets, cfgs = [], [], []
+    for d in run_dirs:
+        metas.append(json.loads((d / RunFolder.METADATA).read_text()))
+        mets.append(json.loads((d / RunFolder.METRICS).read_text()).get("val", {}))
+        cfgs.append(_flatten(yaml.safe_load((d / RunFolder.CONFIG).read_text())))
+    rows: list[list[Any]] = []
+
+    def row(name: str, values: list[Any]) -> None:
+        rows.append([name, *values])
+
+    row("data", [f"{m['symbol']} {m['interval']}" for m in metas])
+    row("parameters", [m["parameters"] for m in metas])
+    row("epochs", [m["epochs_run"] for m in metas])
+    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        row(key, [m.get("table", {}).get("model", {}).get(key) for m in mets])
+    row("edge_balanced_accuracy", [m.get("edge_balanced_accuracy") for m in mets])
+    for key in ("total_return", "sharpe", "max_drawdown", "trades", "hit_rate"):
+        row(f"backtest {key}", [m.get("trading", {}).get("table", {}).get("model", {}).get(key) for m in mets])
+    keys = sorted(set().union(*cfgs))
+    for k in keys:
+        vals = [c.get(k) for c in cfgs]
+        if any(v != vals[0] for v in vals):
+            row(f"config {k}", [json.dumps(v) if isinstance(v, (list, dict)) else v for v in vals])
+    return [d.name for d in run_dirs], rows
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def compare_html(run_dirs: list[Path]) -> str:
+    names, rows = compare_rows(run_dirs)
+    return _PAGE.format(title="candleflow compare", metrics="{}",
+                        body="<h1>runs compared</h1>" + _table(rows, ["", *names], "compare"))
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }}
+table {{ border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
+table.metrics tbody tr:first-child, table.backtest tbody tr:first-child {{ font-weight: 600; }}
+pre {{ background: #f7f7f7; padding: 8px; font-size: 12px; overflow-x: auto; }}
+.figs {{ display: flex; flex-wrap: wrap; gap: 12px; }} figure {{ margin: 0; }} img {{ max-width: 100%; }}
+figcaption {{ font-size: 12px; color: #555; }} .lead {{ color: #555; }}
+</style></head>
+<body>
+{body}
+<script type="application/json" id="candleflow-metrics">{metrics}</script>
+<script>
+window.addEventListener("load", function () {{
+  var imgs = Array.from(document.images);
+  document.body.dataset.imagesLoaded = imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length;
+  document.body.dataset.images = imgs.length;
+  document.body.dataset.tables = document.querySelectorAll("table").length;
+}});
+</script>
+</body></html>
+"""

@@ -1,0 +1,244 @@
+"""Prepare many series on Dask: one task per symbol x interval (read or download, validate,
+features, labels), each writing one store entry; the manifest lists an entry once it is complete.
+
+Local worker processes by default, a running cluster with `cluster.scheduler`. A failed task is
+retried (`cluster.retries`); a worker that dies mid-task has its task rescheduled by Dask and
+leaves at most a temporary folder, which the manifest never lists and the next prepare sweeps.
+A rerun skips every entry already listed with the same key and finishes only what is missing.
+Arguments and results cross the wire as JSON text and plain dicts; data moves only through the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from candleflow._version import __version__
+from candleflow.config import BinanceSource, FilesSource, RunConfig, SyntheticSource
+from candleflow.errors import BuildError, CandleflowError, ConfigError
+
+log = logging.getLogger("candleflow")
+
+
+@dataclass(frozen=True)
+class BuildTask:
+    """One entry to prepare: its name in the store, its config (with its own source) and key."""
+
+    name: str
+    config: RunConfig
+    key: str
+
+
+@dataclass
+class BuildReport:
+    """What a prepare did: entries computed, reused, listed after an interrupted run, failed."""
+
+    store: str
+    computed: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    swept: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    workers: int = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(r["rows"] for r in self.computed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"store": self.store, "workers": self.workers, "seconds": round(self.seconds, 2),
+                "computed": [r["name"] for r in self.computed], "rows_computed": self.rows,
+                "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
+                "skipped": self.skipped, "adopted": self.adopted, "failed": self.failed, "swept": self.swept}
+
+
+
+def plan_tasks(cfg: RunConfig) -> list[BuildTask]:
+    """The entries of the configured universe: named sources, then symbols x intervals over the
+    source (just the source itself when the universe names none)."""
+    uni, base = cfg.universe, cfg.source
+    sources: dict[str, Any] = dict(uni.sources)
+    if uni.symbols or uni.intervals or not uni.sources:
+        symbols = uni.symbols or [getattr(base, "symbol", None)]
+        intervals = uni.intervals or [getattr(base, "interval", None)]
+        for k, symbol in enumerate(symbols):
+            for interval in intervals:
+                name = f"{symbol or 'files'}-{interval or 'auto'}".replace("/", "_")
+                if name in sources:
+                    raise ConfigError(f"universe: entry {name!r} is named twice (symbols x intervals and sources)")
+                sources[name] = _source_for(base, symbol, interval, k)
+    tasks = []
+    for name, source in sources.items():
+        task_cfg = cfg.model_copy(update={"source": source})
+        tasks.append(BuildTask(name, task_cfg, task_key(task_cfg)))
+    return tasks
+
+
+def _source_for(base: Any, symbol: str | None, interval: str | None, position: int) -> Any:
+    data = base.model_dump()
+    if symbol is not None:
+        data["symbol"] = symbol
+    if interval is not None:
+        data["interval"] = interval
+    if isinstance(base, FilesSource):
+        data["paths"] = [p.replace("{symbol}", symbol or "").replace("{interval}", interval or "") for p in base.paths]
+    if isinstance(base, SyntheticSource) and symbol != base.symbol:
+        data["seed"] = base.seed + position  # each synthetic symbol its own market
+    return type(base).model_validate(data)
+
+
+def task_key(cfg: RunConfig) -> str:
+    """sha256 of what shapes an entry: the data a source names (for files, their sizes and times),
+    the feature, label and validation settings, and the candleflow version."""
+    src = cfg.source
+    if isinstance(src, FilesSource):
+        from candleflow.data.sources.files import expand_paths
+
+        files = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in expand_paths(src.paths)]
+        source: Any = {"kind": "files", "files": files, "format": src.format, "symbol": src.symbol,
+                       "interval": src.interval}
+    elif isinstance(src, BinanceSource):
+        source = src.model_dump(include={"kind", "market", "symbol", "interval", "start", "end"})
+    else:
+        source = src.model_dump(mode="json")
+    blob = json.dumps({"source": source, "features": cfg.features.model_dump(mode="json"),
+                       "labels": cfg.labels.model_dump(mode="json"), "validation": cfg.validation.model_dump(mode="json"),
+                       "candleflow": __version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def build_entry(name: str, config_json: str, key: str, store_url: str, threads: int = 1) -> dict[str, Any]:
+    """Run on a worker: prepare one series and write its store entry; returns the entry's record."""
+    from candleflow.dataset.prepare import features_and_labels
+    from candleflow.scale.store import SeriesStore
+    from candleflow.data.load import load_candles
+
+    _limit_threads(threads)
+    t0 = time.perf_counter()
+    cfg = RunConfig.model_validate_json(config_json)
+    candles, report = load_candles(cfg.source, cfg.validation)
+    features, labels, changed = features_and_labels(cfg, candles)
+    t1 = labels.t1.astype(np.int32) if len(candles) < 2**31 else labels.t1  # 4 bytes a row where they fit
+    arrays = {"features": features.values, "labels": labels.y, "t1": t1,
+              "open_time": candles.open_time, "segments": candles.segments}
+    meta = {"symbol": candles.symbol, "interval": candles.interval, "source": candles.source,
+            "rows": len(candles), "fingerprint": candles.fingerprint, "feature_names": features.names,
+            "warmup": features.warmup, "first": candles.time_str(0), "last": candles.time_str(len(candles) - 1),
+            "segments": int(len(candles.segments)), "labels": labels.counts(), "fine_changed": changed,
+            "validation": report.summary(), "seconds": round(time.perf_counter() - t0, 3),
+            "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    return SeriesStore(store_url).write_entry(name, key, arrays, candles.to_arrow(), meta)
+
+
+def _limit_threads(threads: int) -> None:
+    """Numba and Arrow threads per task, so workers sharing a machine do not oversubscribe it."""
+    import numba
+    import pyarrow as pa
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    pa.set_cpu_count(max(1, threads))
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int = 2, threads_per_worker: int = 1,
+                memory_limit: str = "auto", connect_timeout: float = 20.0) -> Iterator[Any]:
+    """A Dask client of the running scheduler at `scheduler`, or of a new local cluster of worker
+    processes (closed on exit)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=f"{connect_timeout}s")
+        except (OSError, TimeoutError) as exc:
+            raise CandleflowError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
+                      memory_limit=memory_limit, dashboard_address=":0",
+                      scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def build_store(cfg: RunConfig, client: Any = None, force: bool = False,
+                  on_done: Callable[[str, dict[str, Any] | None, str | None], None] = lambda n, r, e: None
+                  ) -> BuildReport:
+    """Prepare every entry of the universe into `universe.store` on Dask (the given client, else
+    `cluster.scheduler`, else local workers). Entries already listed with the same key are
+    skipped unless `force`. Raises BuildError naming the entries that still failed after retries."""
+    from candleflow.scale.store import SeriesStore
+
+    t0 = time.perf_counter()
+    store = SeriesStore(cfg.universe.store)
+    tasks = plan_tasks(cfg)
+    report = BuildReport(store.url)
+    listed = store.manifest()["entries"]
+    todo, adopted = [], []
+    for task in tasks:
+        rec = listed.get(task.name)
+        if not force and rec is not None and rec.get("key") == task.key:
+            report.skipped.append(task.name)
+            continue
+        found = None if force else store.find_complete(task.name, task.key)
+        if found is not None:
+            adopted.append(found)
+            report.adopted.append(task.name)
+        else:
+            todo.append(task)
+    store.commit(adopted)
+    report.swept += store.sweep()
+    log.info("store %s: %d entries to prepare, %d already listed, %d listed from an interrupted run, %d "
+             "leftovers swept", store.url, len(todo), len(report.skipped), len(adopted), len(report.swept))
+    if todo:
+        cl = cfg.cluster
+        with (contextlib.nullcontext(client) if client is not None else
+              dask_client(cl.scheduler, cl.workers, cl.threads_per_worker, cl.memory_limit, cl.connect_timeout)) as c:
+            report.workers = len(c.nthreads())
+            _run_tasks(c, todo, store, cl.retries, cl.threads_per_worker, report, on_done)
+        report.swept += store.sweep()
+    report.seconds = time.perf_counter() - t0
+    if report.failed:
+        first = next(iter(report.failed.items()))
+        raise BuildError(f"{len(report.failed)} of {len(tasks)} entries failed after {cfg.cluster.retries} "
+                           f"retries (first: {first[0]}: {first[1]}); the other entries are in {store.url}, "
+                           f"and a rerun prepares only what is missing")
+    return report
+
+
+def _run_tasks(client: Any, todo: list[BuildTask], store: Any, retries: int, threads: int,
+               report: BuildReport, on_done: Callable[[str, dict[str, Any] | None, str | None], None]) -> None:
+    from distributed import as_completed
+
+    futures = {client.submit(build_entry, t.name, t.config.model_dump_json(), t.key, store.url, threads,
+                             key=f"prepare-{t.name}-{t.key[:12]}", retries=retries, pure=False): t for t in todo}
+    for batch in as_completed(list(futures)).batches():  # one manifest write per batch of finished tasks
+        records = []
+        for fut in batch:
+            task = futures[fut]
+            try:
+                record = fut.result()
+            except Exception as exc:  # noqa: BLE001 - every failure is reported by entry, the rest go on
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                report.failed[task.name] = f"{type(exc).__name__}: {msg}"
+                log.error("entry %s failed: %s", task.name, report.failed[task.name])
+                on_done(task.name, None, report.failed[task.name])
+                continue
+            records.append(record)
+            log.info("entry %s: %s rows in %.2fs on %s", task.name, f"{record['rows']:,}", record["seconds"],
+                     record["worker"])
+        store.commit(records)
+        report.computed += records
+        for record in records:
+            on_done(record["name"], record, None)

@@ -1,0 +1,132 @@
+"""The package's shape: stage subpackages, no import cycles, a Keras-free data side, one public API."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import candleflow as cf
+
+PKG = Path(cf.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every candleflow module -> the candleflow modules it imports (module level or inside functions)."""
+    modules = {_module_name(p): p for p in PKG.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for mod, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                pytest.fail(f"{mod}: relative import (use absolute candleflow.* imports)")
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for name in targets:
+                if name in modules and name != mod:
+                    graph[mod].add(name)
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                return stack[stack.index(n):] + [n]
+            if n not in state and (found := visit(n)):
+                return found
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return None
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    # the package itself re-exports the API: leave it out, nothing inside imports it
+    graph = {m: {n for n in deps if n != "candleflow"} for m, deps in graph.items() if m != "candleflow"}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+    assert all("candleflow" not in deps for deps in import_graph().values() if deps)
+
+
+def test_top_level_reads_as_the_pipeline():
+    entries = sorted(p.name for p in PKG.iterdir() if not p.name.startswith("__pycache__"))
+    packages = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages == {"data", "dataset", "images", "models", "evaluation", "runs", "rewards", "scale", "fs"}
+    assert len(entries) <= 16, entries
+
+
+def test_data_side_imports_no_keras():
+    """data/ and dataset/ (and `import candleflow`) never import Keras or a deep-learning backend."""
+    mods = sorted(_module_name(p) for p in PKG.rglob("*.py")
+                  if p.relative_to(PKG).parts[0] in ("data", "dataset"))
+    code = ("import importlib, sys\n"
+            f"for m in {mods!r}: importlib.import_module(m)\n"
+            "import candleflow\n"
+            "heavy = [k for k in ('keras', 'jax', 'tensorflow', 'torch') if k in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_api_and_lazy_entry_points():
+    for name in cf.__all__:
+        assert getattr(cf, name) is not None, name
+    assert "Example" in cf.__doc__ and "dataset_from_arrays" in cf.__doc__
+    assert cf.run.__module__ == "candleflow.pipeline" and cf.load_model.__module__ == "candleflow.runs.registry"
+    with pytest.raises(AttributeError):
+        cf.no_such_name  # noqa: B018
+
+
+def test_error_hierarchy():
+    for err in (cf.ConfigError, cf.DataError, cf.SourceError, cf.ValidationError, cf.StoreError, cf.DownloadError):
+        assert issubclass(err, cf.CandleflowError) and issubclass(err, ValueError)
+    assert issubclass(cf.RegistryError, cf.CandleflowError) and not issubclass(cf.RegistryError, ValueError)
+
+
+def test_dataset_from_arrays_windows_split_and_purge():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 1000)
+    y[-5:] = -1  # the last labels cannot be known
+    ds = cf.dataset_from_arrays(x, y, window=20, horizon=5, val_fraction=0.25, test_fraction=0.1, embargo=2)
+    # windows end at rows 19 .. 994 (labelled); each is a view of the rows it covers
+    assert ds.dataset.shape == (976, 20, 3) and ds.dataset.ends[0] == 19 and ds.dataset.ends[-1] == 994
+    np.testing.assert_array_equal(ds.dataset.gather([0])[0], x[:20])
+    train, val, test = (ds.part(p) for p in ("train", "val", "test"))
+    # a training label looks 5 rows ahead: none reaches the first validation row (plus embargo)
+    assert train.ends.max() + 5 + 2 < val.ends.min()
+    assert val.ends.max() + 5 + 2 < test.ends.min()
+    assert ds.split.purged["train"] == 7 and ds.split.purged["val"] == 7
+    assert len(train) + len(val) + len(test) + 14 == 976
+    with pytest.raises(cf.DataError, match="expected \\(1000,\\)"):
+        cf.dataset_from_arrays(x, y[:10])
+    with pytest.raises(cf.DataError, match="split part 'nope'"):
+        ds.part("nope")
+
+
+def test_dataset_from_arrays_respects_segments():
+    x = np.ones((100, 2), np.float32)
+    y = np.zeros(100, np.int64)
+    ds = cf.dataset_from_arrays(x, y, window=10, horizon=0, segments=np.array([[0, 50], [50, 100]]))
+    # no window crosses row 50: ends 9..49 and 59..99
+    assert len(ds.dataset) == 82
+    assert not np.any((ds.dataset.ends >= 50) & (ds.dataset.ends < 59))
