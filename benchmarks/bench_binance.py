@@ -26,8 +26,20 @@ from candleflow.data.sources.binance.plan import FileRef
 from candleflow.data.sources.files import read_paths
 from candleflow.data.validate import validate_candles
 
-COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
-           "taker_buy_base", "taker_buy_quote", "ignore"]
+COLUMNS = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base",
+    "taker_buy_quote",
+    "ignore",
+]
 
 
 def candleflow_run(url: str, keys: list[str], cache: Path, concurrency: int) -> tuple[float, float, int, int]:
@@ -75,8 +87,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mirror", default=str(Path(__file__).resolve().parents[2] / "shared/data/binance-vision"))
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--latency", type=float, nargs="*", default=[0.0, 0.05],
-                    help="seconds the server waits before each response (0 = raw loopback; 0.05 ~ a CDN round trip)")
+    ap.add_argument(
+        "--latency",
+        type=float,
+        nargs="*",
+        default=[0.0, 0.05],
+        help="seconds the server waits before each response (0 = raw loopback; 0.05 ~ a CDN round trip)",
+    )
     args = ap.parse_args()
     for latency in args.latency:
         with MirrorServer(args.mirror, latency=latency) as srv:
@@ -91,15 +108,23 @@ def main() -> None:
 
 
 def report(keys, cf, base, concurrency, latency) -> None:
-    print(f"\nmachine: {platform.machine()}, Python {platform.python_version()}; 127.0.0.1 server, {latency * 1000:.0f} ms "
-          f"per response; {len(keys)} ZIPs, {cf[2] / 2**20:.1f} MB, {cf[3]:,} rows; candleflow concurrency {concurrency}")
+    print(
+        f"\nmachine: {platform.machine()}, Python {platform.python_version()}; 127.0.0.1 server, {latency * 1000:.0f} ms "
+        f"per response; {len(keys)} ZIPs, {cf[2] / 2**20:.1f} MB, {cf[3]:,} rows; candleflow concurrency {concurrency}"
+    )
     print(f"{'':34s} {'download s':>10s} {'total s':>8s} {'files/s':>8s} {'MB/s':>7s} {'rows/s':>12s}")
-    for name, (t_dl, t_all, nbytes, rows) in (("candleflow (verify+parse+validate)", cf),
-                                              ("baseline (serial, pandas.read_csv)", base)):
-        print(f"{name:34s} {t_dl:10.2f} {t_all:8.2f} {len(keys) / t_all:8.1f} {nbytes / 2**20 / t_all:7.1f} "
-              f"{rows / t_all:12,.0f}")
-    print(f"candleflow end to end is {base[1] / cf[1]:.1f}x the baseline's speed "
-          f"(download alone {base[0] / cf[0]:.1f}x, parse alone {(base[1] - base[0]) / (cf[1] - cf[0]):.1f}x)")
+    for name, (t_dl, t_all, nbytes, rows) in (
+        ("candleflow (verify+parse+validate)", cf),
+        ("baseline (serial, pandas.read_csv)", base),
+    ):
+        print(
+            f"{name:34s} {t_dl:10.2f} {t_all:8.2f} {len(keys) / t_all:8.1f} {nbytes / 2**20 / t_all:7.1f} "
+            f"{rows / t_all:12,.0f}"
+        )
+    print(
+        f"candleflow end to end is {base[1] / cf[1]:.1f}x the baseline's speed "
+        f"(download alone {base[0] / cf[0]:.1f}x, parse alone {(base[1] - base[0]) / (cf[1] - cf[0]):.1f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -38,9 +38,14 @@ def assembly() -> list[tuple[str, float]]:
     src = rng.standard_normal(nbytes // 4, dtype=np.float32)
     dst = np.empty_like(src)
     k = iter(range(10**9))
-    rows = [("plain memcpy of the same bytes (np.copyto)", best(lambda: np.copyto(dst, src), 200)),
-            ("candleflow gather (one fancy-index copy)", best(lambda: ds.gather(idx[next(k) % 64]), 200)),
-            ("per-sample generator (view, then np.stack)", best(lambda: np.stack([ds.window_view(i) for i in idx[next(k) % 64]]), 20))]
+    rows = [
+        ("plain memcpy of the same bytes (np.copyto)", best(lambda: np.copyto(dst, src), 200)),
+        ("candleflow gather (one fancy-index copy)", best(lambda: ds.gather(idx[next(k) % 64]), 200)),
+        (
+            "per-sample generator (view, then np.stack)",
+            best(lambda: np.stack([ds.window_view(i) for i in idx[next(k) % 64]]), 20),
+        ),
+    ]
     try:
         import torch
 
@@ -52,12 +57,13 @@ def assembly() -> list[tuple[str, float]]:
 
             def __getitem__(self, i):
                 e = ds.ends[i]
-                return torch.from_numpy(np.ascontiguousarray(feats[e - W + 1:e + 1])), 0
+                return torch.from_numpy(np.ascontiguousarray(feats[e - W + 1 : e + 1])), 0
 
         per_item = torch.utils.data.DataLoader(PerItem(), batch_size=B, sampler=idx[0].tolist())
         rows.append(("PyTorch per-item Dataset + DataLoader", best(lambda: next(iter(per_item)), 10)))
-        batched = torch.utils.data.DataLoader(torch_dataset(ds), batch_size=B, sampler=idx[0].tolist(),
-                                              collate_fn=lambda items: items[0])
+        batched = torch.utils.data.DataLoader(
+            torch_dataset(ds), batch_size=B, sampler=idx[0].tolist(), collate_fn=lambda items: items[0]
+        )
         rows.append(("candleflow torch_dataset (__getitems__)", best(lambda: next(iter(batched)), 50)))
     except ImportError:
         rows.append(("PyTorch per-item Dataset + DataLoader (torch not installed)", float("nan")))
@@ -67,17 +73,20 @@ def assembly() -> list[tuple[str, float]]:
 def epoch_memory_child(rows: int, on_disk: str) -> dict:
     import psutil
 
+    from candleflow.dataset.windows import WindowDataset
     from candleflow.models.backend import keras
     from candleflow.models.loaders import keras_loader
-    from candleflow.dataset.windows import WindowDataset
 
-    keras  # the runtime's own memory is not the dataset's: measure from after the import
+    assert keras.__version__  # imported; the runtime's own memory is not the dataset's: measure from after the import
     proc = psutil.Process()
     base = proc.memory_info().rss
-    feats = (np.lib.format.open_memmap(on_disk, mode="w+", dtype=np.float32, shape=(rows, F)) if on_disk
-             else np.empty((rows, F), np.float32))
+    feats = (
+        np.lib.format.open_memmap(on_disk, mode="w+", dtype=np.float32, shape=(rows, F))
+        if on_disk
+        else np.empty((rows, F), np.float32)
+    )
     for lo in range(0, rows, 1 << 20):
-        feats[lo:lo + (1 << 20)] = np.random.default_rng(lo).standard_normal((min(1 << 20, rows - lo), F), np.float32)
+        feats[lo : lo + (1 << 20)] = np.random.default_rng(lo).standard_normal((min(1 << 20, rows - lo), F), np.float32)
     if on_disk:  # written and dropped: the epoch reads it back through a fresh read-only map
         feats.flush()
         del feats
@@ -93,8 +102,13 @@ def epoch_memory_child(rows: int, on_disk: str) -> dict:
         if i % 512 == 0:
             peak = max(peak, proc.memory_info().rss)
     peak = max(peak, proc.memory_info().rss)
-    return {"peak_mb": (peak - base) / 2**20, "features_mb": feats.nbytes / 2**20, "seconds": time.perf_counter() - t,
-            "windows": len(ds), "materialised_gb": ds.materialised_nbytes() / 1e9}
+    return {
+        "peak_mb": (peak - base) / 2**20,
+        "features_mb": feats.nbytes / 2**20,
+        "seconds": time.perf_counter() - t,
+        "windows": len(ds),
+        "materialised_gb": ds.materialised_nbytes() / 1e9,
+    }
 
 
 def main() -> None:
@@ -110,9 +124,11 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--child", where], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         goal = 1.3 * r["features_mb"] + 64
-        print(f"  features {'memory-mapped from disk' if where else 'in memory':24s}: peak +{r['peak_mb']:.0f} MB "
-              f"(features {r['features_mb']:.0f} MB; goal < {goal:.0f} MB); materialised windows would need "
-              f"{r['materialised_gb']:.1f} GB; {r['windows']:,} windows in {r['seconds']:.0f} s")
+        print(
+            f"  features {'memory-mapped from disk' if where else 'in memory':24s}: peak +{r['peak_mb']:.0f} MB "
+            f"(features {r['features_mb']:.0f} MB; goal < {goal:.0f} MB); materialised windows would need "
+            f"{r['materialised_gb']:.1f} GB; {r['windows']:,} windows in {r['seconds']:.0f} s"
+        )
         if where:
             Path(where).unlink(missing_ok=True)
     print("\nlabels (competitive, horizon 60), the same table as benchmarks/bench_labels.py:")

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from candleflow.config import SyntheticSource
-from candleflow.images.store import write_images
-from candleflow.images.render import render_bar4, render_jkx
 from candleflow.data.load import load_candles
+from candleflow.images.render import render_bar4, render_jkx
+from candleflow.images.store import write_images
 
 
 def windows(candles, bars: int, n: int, seed: int = 0) -> np.ndarray:
@@ -74,8 +74,11 @@ def mpf_image(win: np.ndarray, volume: bool) -> None:
     import mplfinance as mpf
     import pandas as pd
 
-    df = pd.DataFrame(win, columns=["Open", "High", "Low", "Close", "Volume"],
-                      index=pd.date_range("2024-01-01", periods=win.shape[0], freq="h"))
+    df = pd.DataFrame(
+        win,
+        columns=["Open", "High", "Low", "Close", "Volume"],
+        index=pd.date_range("2024-01-01", periods=win.shape[0], freq="h"),
+    )
     fig, _ = mpf.plot(df, type="ohlc", volume=volume, returnfig=True, axisoff=True, figsize=(4, 5))
     buf = io.BytesIO()
     fig.savefig(buf, format="raw", dpi=100)
@@ -98,21 +101,25 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"{'images':30s} {'method':34s} {'images/s':>12s} {'x slower than candleflow':>25s}")
     for name, bars, n_cf, render_cf, pil, vol in (
-            ("bar4, 100 bars, 500x400", 100, 20_000, lambda w, out: render_bar4(w, 500, out=out), pil_bar4, False),
-            ("jkx, 20 bars, 64x60 +volume", 20, 200_000, lambda w, out: render_jkx(w, out=out), pil_jkx, True)):
+        ("bar4, 100 bars, 500x400", 100, 20_000, lambda w, out: render_bar4(w, 500, out=out), pil_bar4, False),
+        ("jkx, 20 bars, 64x60 +volume", 20, 200_000, lambda w, out: render_jkx(w, out=out), pil_jkx, True),
+    ):
         win = windows(candles, bars, n_cf)
         batch = 1024
         out = render_cf(win[:batch], None)  # compile, and the reused batch buffer
 
         def cf():
             for lo in range(0, n_cf, batch):
-                render_cf(win[lo:lo + batch], out if win[lo:lo + batch].shape[0] == batch else None)
+                render_cf(win[lo : lo + batch], out if win[lo : lo + batch].shape[0] == batch else None)
 
         r_cf = rate(cf, n_cf)
         r_pil = rate(lambda: [pil(w) for w in win[:1000]], 1000)
         r_mpf = rate(lambda: [mpf_image(w, vol) for w in win[:20]], 20)
-        for method, r in (("candleflow (numba, batch of 1024)", r_cf), ("PIL ImageDraw per image", r_pil),
-                          ("mplfinance per image", r_mpf)):
+        for method, r in (
+            ("candleflow (numba, batch of 1024)", r_cf),
+            ("PIL ImageDraw per image", r_pil),
+            ("mplfinance per image", r_mpf),
+        ):
             print(f"{name:30s} {method:34s} {r:12,.0f} {r_cf / r:25.1f}")
     print()
     jkx = render_jkx(windows(candles, 20, 50_000))
@@ -124,11 +131,15 @@ def main() -> None:
             for tag, imgs in (("jkx 64x60", jkx if fmt not in ("png", "jpeg") else jkx[:5000]), ("bar4 500x400", bar4)):
                 target = Path(d) / f"{fmt}-{tag.split()[0]}"
                 t = time.perf_counter()
-                write_images(target, imgs, labels[:len(imgs)], np.arange(len(imgs)), ["SYNTH"], fmt)
+                write_images(target, imgs, labels[: len(imgs)], np.arange(len(imgs)), ["SYNTH"], fmt)
                 dt = time.perf_counter() - t
-                size = sum(p.stat().st_size for p in ([target] if target.is_file() else target.rglob("*")) if p.is_file())
-                print(f"{fmt:10s} {tag + f' x {len(imgs):,}':28s} {len(imgs) / dt:15,.0f} "
-                      f"{imgs.nbytes / 2**20 / dt:11.1f} {size / 2**20:11.1f}")
+                size = sum(
+                    p.stat().st_size for p in ([target] if target.is_file() else target.rglob("*")) if p.is_file()
+                )
+                print(
+                    f"{fmt:10s} {tag + f' x {len(imgs):,}':28s} {len(imgs) / dt:15,.0f} "
+                    f"{imgs.nbytes / 2**20 / dt:11.1f} {size / 2**20:11.1f}"
+                )
 
 
 if __name__ == "__main__":

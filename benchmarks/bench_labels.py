@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from candleflow.config import LabelConfig, SyntheticSource
-from candleflow.dataset.labels import HOLD, LONG, SHORT, competitive_labels
 from candleflow.data.load import load_candles
+from candleflow.dataset.labels import HOLD, LONG, SHORT, competitive_labels
 
 
 def python_loop(o, h, l, c, horizon, tp, sl):
@@ -64,9 +64,8 @@ def main() -> None:
     import numba
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from label_reference import numba_reference
-
     from candleflow.dataset.labels import barrier_multipliers
+    from label_reference import numba_reference
 
     candles, _ = load_candles(SyntheticSource(n_bars=args.rows, interval="1m"))
     cfg = LabelConfig(barrier="percent", tp=0.5, sl=0.5, horizon=args.horizon)
@@ -103,14 +102,19 @@ def main() -> None:
     t_pd = (time.perf_counter() - t) / (kp - args.horizon)
     assert np.array_equal(y_pd[: kp - args.horizon], lab.y[: kp - args.horizon])
     per_row = timings[threads] / args.rows
-    print(f"machine: {platform.machine()}, {threads} numba threads; {args.rows:,} rows of 1m candles, "
-          f"horizon {args.horizon}, tp=sl=0.5%; every result identical to the reference scan")
+    print(
+        f"machine: {platform.machine()}, {threads} numba threads; {args.rows:,} rows of 1m candles, "
+        f"horizon {args.horizon}, tp=sl=0.5%; every result identical to the reference scan"
+    )
     print(f"{'method':44s} {'rows/s':>14s} {'x slower than candleflow':>26s}")
     rows = [(f"candleflow (pointer chains, {threads} threads)", per_row)]
     if threads > 1:
         rows.append(("candleflow (pointer chains, 1 thread)", timings[1] / args.rows))
-    rows += [("simple reference scan (numba, 1 core)", t_ref / args.rows),
-             ("python loop over numpy arrays", t_py), ("pandas .iloc loop (original)", t_pd)]
+    rows += [
+        ("simple reference scan (numba, 1 core)", t_ref / args.rows),
+        ("python loop over numpy arrays", t_py),
+        ("pandas .iloc loop (original)", t_pd),
+    ]
     for name, sec in rows:
         print(f"{name:44s} {1 / sec:14,.0f} {sec / per_row:26.1f}")
 

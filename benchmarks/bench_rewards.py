@@ -19,8 +19,8 @@ import numpy as np
 import psutil
 
 from candleflow.config import RewardConfig, SyntheticSource
-from candleflow.rewards.samples import _draw, build_reward_samples, sample_ends
 from candleflow.data.load import load_candles
+from candleflow.rewards.samples import _draw, build_reward_samples, sample_ends
 
 
 class PeakRSS:
@@ -67,7 +67,7 @@ def reward_loop(c, h, l, e, forward, side, dollars, sl, tp, entry_cost, exit_cos
 def original(df, ends, state, action, lookback, forward, cost):
     """Per-sample pandas slicing into Python rows, row-by-row scaling, per-sample reward loop."""
     rows = []
-    for k, e in enumerate(ends):
+    for e in ends:
         sl = slice(e - lookback + 1, e + 1)
         rows.append({col: df[col].iloc[sl].values for col in ("open", "high", "low", "close", "volume")})
     out_w, out_r = [], []
@@ -75,8 +75,18 @@ def original(df, ends, state, action, lookback, forward, cost):
     for k, row in enumerate(rows):
         last = row["close"][-1]
         lv = np.log1p(row["volume"][-1]) or 1.0
-        out_w.append(np.stack([row["open"] / last, row["high"] / last, row["low"] / last, row["close"] / last,
-                               np.log1p(row["volume"]) / lv], axis=1).astype(np.float32))
+        out_w.append(
+            np.stack(
+                [
+                    row["open"] / last,
+                    row["high"] / last,
+                    row["low"] / last,
+                    row["close"] / last,
+                    np.log1p(row["volume"]) / lv,
+                ],
+                axis=1,
+            ).astype(np.float32)
+        )
         r = reward_loop(c, h, l, ends[k], forward, int(state[k, 2]), *state[k, 3:6], 0.0, cost)
         r += reward_loop(c, h, l, ends[k], forward, int(action[k, 0]), *action[k, 1:4], cost, cost)
         out_r.append(r / state[k, 0])
@@ -90,7 +100,13 @@ def proposed_fix(arrays, ends, state, action, lookback, forward, cost):
     win = {k: np.zeros((n, lookback), np.float32) for k in "ohlcv"}
     for i, e in enumerate(ends):
         s = e - lookback + 1
-        win["o"][i], win["h"][i], win["l"][i], win["c"][i], win["v"][i] = o[s:e + 1], h[s:e + 1], l[s:e + 1], c[s:e + 1], v[s:e + 1]
+        win["o"][i], win["h"][i], win["l"][i], win["c"][i], win["v"][i] = (
+            o[s : e + 1],
+            h[s : e + 1],
+            l[s : e + 1],
+            c[s : e + 1],
+            v[s : e + 1],
+        )
     last = win["c"][:, -1].copy()
     out = np.empty((n, lookback, 5), np.float32)
     for i in range(n):
@@ -98,9 +114,16 @@ def proposed_fix(arrays, ends, state, action, lookback, forward, cost):
         out[i, :, 0], out[i, :, 1] = win["o"][i] / last[i], win["h"][i] / last[i]
         out[i, :, 2], out[i, :, 3] = win["l"][i] / last[i], win["c"][i] / last[i]
         out[i, :, 4] = np.log1p(win["v"][i]) / lv
-    rewards = np.array([(reward_loop(c, h, l, e, forward, int(st[2]), *st[3:6], 0.0, cost)
-                         + reward_loop(c, h, l, e, forward, int(ac[0]), *ac[1:4], cost, cost)) / st[0]
-                        for e, st, ac in zip(ends, state, action)])
+    rewards = np.array(
+        [
+            (
+                reward_loop(c, h, l, e, forward, int(st[2]), *st[3:6], 0.0, cost)
+                + reward_loop(c, h, l, e, forward, int(ac[0]), *ac[1:4], cost, cost)
+            )
+            / st[0]
+            for e, st, ac in zip(ends, state, action)
+        ]
+    )
     return out, rewards
 
 
@@ -142,23 +165,41 @@ def main() -> None:
     w_orig, r_orig = original(df, ends[:k_orig], state[:k_orig], action[:k_orig], lookback, forward, cost)
     t_orig = (time.perf_counter() - t) / k_orig * args.n
     from candleflow.rewards.samples import _fill
+
     w_cf = np.empty((k_fix, lookback, 5), np.float32)
     r_cf = np.empty(k_fix)
-    _fill(*[np.asarray(a, float) for a in arrays[:4]], np.log1p(arrays[4]), ends[:k_fix], lookback, forward, state[:k_fix], action[:k_fix],
-          True, cost, w_cf, r_cf)
+    _fill(
+        *[np.asarray(a, float) for a in arrays[:4]],
+        np.log1p(arrays[4]),
+        ends[:k_fix],
+        lookback,
+        forward,
+        state[:k_fix],
+        action[:k_fix],
+        True,
+        cost,
+        w_cf,
+        r_cf,
+    )
     assert np.allclose(r_cf, r_fix, atol=1e-12) and np.allclose(r_cf[:k_orig], r_orig, atol=1e-12)
     assert np.allclose(w_cf, w_fix) and np.allclose(w_cf[:k_orig], w_orig)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"{args.n:,} samples, lookback {lookback}, forward {forward}, from {args.bars:,} 1m bars")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{args.n:,} samples, lookback {lookback}, forward {forward}, from {args.bars:,} 1m bars"
+    )
     print(f"{'method':48s} {'seconds':>9s} {'samples/s':>12s} {'x slower than candleflow':>25s}")
-    for name, sec in (("candleflow build_reward_samples (2 threads)", t_cf),
-                      ("candleflow, reusing the arrays (out=)", t_reuse),
-                      ("proposed fix: numpy slicing, row scaling (est.)", t_fix),
-                      ("original: pandas slicing, row scaling (est.)", t_orig)):
+    for name, sec in (
+        ("candleflow build_reward_samples (2 threads)", t_cf),
+        ("candleflow, reusing the arrays (out=)", t_reuse),
+        ("proposed fix: numpy slicing, row scaling (est.)", t_fix),
+        ("original: pandas slicing, row scaling (est.)", t_orig),
+    ):
         print(f"{name:48s} {sec:9.3f} {args.n / sec:12,.0f} {sec / t_cf:25.1f}")
     print(f"candleflow peak memory above the start: {mem.mb:,.0f} MB for {out_mb:,.0f} MB of output arrays")
-    print(f"this machine's floor: np.ones of the same {s.windows.nbytes / 2**20:,.0f} MB window array takes "
-          f"{t_touch:.3f} s (first-touch page faults)")
+    print(
+        f"this machine's floor: np.ones of the same {s.windows.nbytes / 2**20:,.0f} MB window array takes "
+        f"{t_touch:.3f} s (first-touch page faults)"
+    )
 
 
 if __name__ == "__main__":

@@ -94,8 +94,9 @@ def torch_gpt(window: int, n_features: int, d: int = 64, heads: int = 4, layers:
             super().__init__()
             self.embed = nn.Linear(n_features, d)
             self.pos = nn.Parameter(torch.randn(window, d) * 0.05)
-            block = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, activation="gelu", batch_first=True,
-                                               norm_first=True, layer_norm_eps=1e-5)
+            block = nn.TransformerEncoderLayer(
+                d, heads, 4 * d, dropout=0.0, activation="gelu", batch_first=True, norm_first=True, layer_norm_eps=1e-5
+            )
             self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
             self.norm = nn.LayerNorm(d, eps=1e-5)
             hl, prev = [], d
@@ -122,7 +123,7 @@ class Batches:
         self.order = np.random.default_rng(seed).permutation(len(dataset))
 
     def __call__(self, i: int):
-        idx = self.order[(i * self.size) % (len(self.order) - self.size):][: self.size]
+        idx = self.order[(i * self.size) % (len(self.order) - self.size) :][: self.size]
         return self.dataset.gather(idx), self.one_hot(self.dataset.labels_at(idx))
 
 
@@ -135,10 +136,10 @@ def main() -> None:
 
     import torch
 
-    from candleflow.models.backend import describe_devices, keras
     from candleflow.config import RunConfig
-    from candleflow.models.networks import build_gpt, build_lstm
     from candleflow.dataset.prepare import prepare
+    from candleflow.models.backend import describe_devices, keras
+    from candleflow.models.networks import build_gpt, build_lstm
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -150,18 +151,24 @@ def main() -> None:
     window, n_feat = train.window, train.features.shape[1]
     mean = prep.features.values.mean(0)
     var = prep.features.values.var(0) + 1e-12
-    print(f"{describe_devices()}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
-          f"{args.steps} steps of {args.batch} x {window} x {n_feat}")
+    print(
+        f"{describe_devices()}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
+        f"{args.steps} steps of {args.batch} x {window} x {n_feat}"
+    )
     print(f"{'model':12} {'framework':22} {'params':>9} {'samples/s':>10} {'vs torch':>9} {'input wait':>11}")
     k.utils.set_random_seed(0)
-    pairs = [("LSTM 128-64-32", build_lstm(cfg.model, window, n_feat, mean, var), torch_lstm(n_feat)),
-             ("GPT d64 x2", build_gpt(cfg.model, window, n_feat, mean, var), torch_gpt(window, n_feat))]
+    pairs = [
+        ("LSTM 128-64-32", build_lstm(cfg.model, window, n_feat, mean, var), torch_lstm(n_feat)),
+        ("GPT d64 x2", build_gpt(cfg.model, window, n_feat, mean, var), torch_gpt(window, n_feat)),
+    ]
     for name, km, tm in pairs:
         k_rate, k_wait = keras_side(km, batches, args.steps)
         t_rate, t_wait = torch_side(tm, batches, args.steps)
         t_params = sum(p.numel() for p in tm.parameters())
-        print(f"{name:12} {'candleflow (Keras/' + k.backend.backend() + ')':22} {km.count_params():>9,} "
-              f"{k_rate:>10,.0f} {k_rate / t_rate:>8.2f}x {k_wait:>10.1%}")
+        print(
+            f"{name:12} {'candleflow (Keras/' + k.backend.backend() + ')':22} {km.count_params():>9,} "
+            f"{k_rate:>10,.0f} {k_rate / t_rate:>8.2f}x {k_wait:>10.1%}"
+        )
         print(f"{'':12} {'plain PyTorch':22} {t_params:>9,} {t_rate:>10,.0f} {1.0:>8.2f}x {t_wait:>10.1%}", flush=True)
 
 

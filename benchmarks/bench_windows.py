@@ -43,28 +43,32 @@ def main() -> None:
     W = args.window
 
     def stack():
-        return np.stack([feats[e - W + 1: e + 1] for e in ds.ends[idx]])
+        return np.stack([feats[e - W + 1 : e + 1] for e in ds.ends[idx]])
 
     out = np.empty((args.batch, W, 8), np.float32)
 
     def loop():
         for b, e in enumerate(ds.ends[idx]):
-            out[b] = feats[e - W + 1: e + 1]
+            out[b] = feats[e - W + 1 : e + 1]
         return out
 
     assert np.array_equal(ds.gather(idx), stack())
     batch_mb = args.batch * W * 8 * 4 / 2**20
-    rows = [("candleflow gather", timeit(lambda: ds.gather(idx), 200)),
-            ("np.stack of per-sample slices", timeit(stack, 100)),
-            ("per-sample loop into preallocated", timeit(loop, 100))]
+    rows = [
+        ("candleflow gather", timeit(lambda: ds.gather(idx), 200)),
+        ("np.stack of per-sample slices", timeit(stack, 100)),
+        ("per-sample loop into preallocated", timeit(loop, 100)),
+    ]
     base = rows[0][1]
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; numpy {np.__version__}")
     print(f"{args.rows:,} rows x 8 features, window {W}, batch {args.batch} ({batch_mb:.2f} MB per batch)")
     print(f"{'method':38s} {'ms/batch':>9s} {'GB/s':>7s} {'x slower than candleflow':>26s}")
     for name, t in rows:
         print(f"{name:38s} {t * 1e3:9.3f} {batch_mb / 1024 / t:7.2f} {t / base:26.1f}")
-    print(f"features in memory: {feats.nbytes / 2**20:,.0f} MB; all windows materialised would take "
-          f"{ds.materialised_nbytes() / 2**30:,.1f} GB ({ds.materialised_nbytes() / feats.nbytes:,.0f}x)")
+    print(
+        f"features in memory: {feats.nbytes / 2**20:,.0f} MB; all windows materialised would take "
+        f"{ds.materialised_nbytes() / 2**30:,.1f} GB ({ds.materialised_nbytes() / feats.nbytes:,.0f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,15 @@ T0 = int(np.datetime64("2024-01-01T00:00", "ns").astype(np.int64))
 SHARED = Path(os.environ.get("CANDLEFLOW_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 BINANCE = SHARED / "data" / "binance-vision" / "data" / "spot"
 # the one tiny configuration tests prepare and train with (a run takes seconds); tests add overrides
-TINY = ["source.n_bars=3000", "dataset.window=24", "model.lstm_units=[8]", "model.dense_units=[8]",
-        "training.epochs=1", "dataset.batch_size=128", "training.verbose=0"]
+TINY = [
+    "source.n_bars=3000",
+    "dataset.window=24",
+    "model.lstm_units=[8]",
+    "model.dense_units=[8]",
+    "training.epochs=1",
+    "dataset.batch_size=128",
+    "training.verbose=0",
+]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -29,17 +36,24 @@ def _log_dir(tmp_path_factory):
 @pytest.fixture
 def tiny_config(tmp_path: Path):
     """make(*overrides) -> the TINY config with runs written under tmp_path, plus overrides."""
+
     def make(*overrides: str) -> RunConfig:
         return load_config(None, [*TINY, f"output.runs_dir={tmp_path}", *overrides])
+
     return make
 
 
 def raw(times_h, o, h, l, c, v=None, source="test") -> RawCandles:
     """RawCandles from hour offsets and OHLC(V) lists."""
     n = len(times_h)
-    cols = {"open_time": T0 + np.asarray(times_h, dtype=np.int64) * HOUR,
-            "open": np.asarray(o, float), "high": np.asarray(h, float), "low": np.asarray(l, float),
-            "close": np.asarray(c, float), "volume": np.ones(n) if v is None else np.asarray(v, float)}
+    cols = {
+        "open_time": T0 + np.asarray(times_h, dtype=np.int64) * HOUR,
+        "open": np.asarray(o, float),
+        "high": np.asarray(h, float),
+        "low": np.asarray(l, float),
+        "close": np.asarray(c, float),
+        "volume": np.ones(n) if v is None else np.asarray(v, float),
+    }
     return RawCandles(columns=cols, symbol="TEST", source=source, interval="1h")
 
 

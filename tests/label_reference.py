@@ -18,8 +18,9 @@ def first_exit(high, low, start, stop, up, down, long_side, stop_first):
     return -1, False
 
 
-def reference_competitive(close, high, low, seg_stop, up_tp, down_sl, down_tp, up_sl, horizon, stop_first,
-                          first_exit=first_exit):
+def reference_competitive(
+    close, high, low, seg_stop, up_tp, down_sl, down_tp, up_sl, horizon, stop_first, first_exit=first_exit
+):
     n = close.shape[0]
     y = np.full(n, -1, dtype=np.int8)
     t1 = np.full(n, -1, dtype=np.int64)

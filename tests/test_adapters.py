@@ -5,8 +5,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from candleflow.models.adapters import JaxBatches
 from candleflow.dataset.windows import WindowDataset
+from candleflow.models.adapters import JaxBatches
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
@@ -24,7 +24,7 @@ def test_jax_iterator_fixed_shapes_padded_last_batch_and_mask():
     batches = list(it)
     assert len(batches) == 4 and all(x.shape == (32, 10, 3) and m.shape == (32,) for x, _, m in batches)
     masks = np.concatenate([np.asarray(m) for _, _, m in batches])
-    assert masks.sum() == 103 and not masks[-(128 - 103):].any()
+    assert masks.sum() == 103 and not masks[-(128 - 103) :].any()
     xs = np.concatenate([np.asarray(x) for x, _, _ in batches])[masks]
     order = np.random.default_rng([3, 0]).permutation(103)
     assert np.array_equal(xs, ds.gather(order))

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from candleflow.evaluation.backtest import CUT, HORIZON, SL, TP, backtest, buy_and_hold, performance
 from candleflow.config import LabelConfig
 from candleflow.data.validate import validate_candles
+from candleflow.evaluation.backtest import CUT, HORIZON, SL, TP, backtest, buy_and_hold, performance
 from conftest import raw
 
 COST = 0.001 + 0.0005

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from candleflow.data.sources.binance.fetch import fetch_candles
+from candleflow.config import BinanceSource, load_config
 from candleflow.data.sources.binance.download import DownloadError
-from candleflow.fs.digest import sha256_file
+from candleflow.data.sources.binance.fetch import fetch_candles
 from candleflow.data.sources.binance.listing import list_files, list_symbols, parse_listing
 from candleflow.data.sources.binance.mirror import MirrorServer
 from candleflow.data.sources.binance.plan import plan_files
-from candleflow.config import BinanceSource, load_config
 from candleflow.errors import ConfigError
+from candleflow.fs.digest import sha256_file
 
 M1 = "data/spot/monthly/klines/BTCUSDT/1m/"
 H1 = "data/spot/monthly/klines/BTCUSDT/1h/"
@@ -62,7 +62,8 @@ def test_listing_pages_follow_the_marker(mirror):
     prefixes, keys, truncated, marker = parse_listing(
         '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>true</IsTruncated>'
         "<NextMarker>b</NextMarker><Contents><Key>a</Key></Contents>"
-        "<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes></ListBucketResult>")
+        "<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes></ListBucketResult>"
+    )
     assert (prefixes, keys, truncated, marker) == (["p/"], ["a"], True, "b")
 
 
@@ -71,9 +72,13 @@ def test_2018_02_with_real_gaps(mirror, tmp_path):
     assert r.report.rows_in == 38_260 and r.report.missing_bars == 40_320 - 38_260 and r.report.gaps > 0
     h = fetch_candles(cfg(mirror, tmp_path, interval="1h", start="2018-02", end="2018-02"))
     assert h.report.rows_in == 639 and h.report.missing_bars == 672 - 639
-    assert r.download.count("downloaded") == 1 and sha256_file(r.download.paths[0]) == \
-        (tmp_path / "cache" / (M1 + "BTCUSDT-1m-2018-02.zip.CHECKSUM")).read_text().split()[0]
+    assert (
+        r.download.count("downloaded") == 1
+        and sha256_file(r.download.paths[0])
+        == (tmp_path / "cache" / (M1 + "BTCUSDT-1m-2018-02.zip.CHECKSUM")).read_text().split()[0]
+    )
     import pyarrow.parquet as pq
+
     table = pq.read_table(h.parquet)
     assert table.num_rows == len(h.candles) and table.schema.metadata[b"fingerprint"].decode() == h.candles.fingerprint
 
@@ -111,13 +116,16 @@ def test_cached_files_are_not_downloaded_again_and_damage_is_repaired(mirror, tm
 
 
 def test_file_url_mirror(binance_dir, tmp_path):
-    c = BinanceSource(interval="1h", start="2024-01", end="2024-02", base_url=binance_dir.parents[1].as_uri(),
-                      cache_dir=str(tmp_path))
+    c = BinanceSource(
+        interval="1h", start="2024-01", end="2024-02", base_url=binance_dir.parents[1].as_uri(), cache_dir=str(tmp_path)
+    )
     r = fetch_candles(c)
     assert r.report.rows_in == (31 + 29) * 24 and r.download.count("downloaded") == 2
 
 
-@pytest.mark.parametrize("faults", [["500", "500"], ["stall"], ["truncate"], ["reset"], ["corrupt"], ["500", "truncate", "reset"]])
+@pytest.mark.parametrize(
+    "faults", [["500", "500"], ["stall"], ["truncate"], ["reset"], ["corrupt"], ["500", "truncate", "reset"]]
+)
 def test_faults_recovered(mirror, tmp_path, faults):
     key = H1 + "BTCUSDT-1h-2024-01.zip"
     mirror.add_fault(key, *faults)
@@ -133,7 +141,9 @@ def test_faults_that_persist_fail_with_a_clear_message_and_leave_nothing(mirror,
     with pytest.raises(DownloadError, match=r"BTCUSDT-1h-2024-01.zip: failed after 4 attempts; last error: HTTP 500"):
         fetch_candles(cfg(mirror, tmp_path, interval="1h", start="2024-01", end="2024-01"))
     mirror.add_fault(key, "corrupt", "corrupt")
-    with pytest.raises(DownloadError, match=r"BTCUSDT-1h-2024-01.zip: checksum mismatch twice; expected sha256 [0-9a-f]{64}"):
+    with pytest.raises(
+        DownloadError, match=r"BTCUSDT-1h-2024-01.zip: checksum mismatch twice; expected sha256 [0-9a-f]{64}"
+    ):
         fetch_candles(cfg(mirror, tmp_path, interval="1h", start="2024-01", end="2024-01"))
     cache = tmp_path / "cache"
     assert not (cache / key).exists() and leftovers(cache) == []
@@ -153,8 +163,24 @@ def test_killed_mid_download_then_rerun_finishes_clean(binance_dir, tmp_path):
     cache = tmp_path / "cache"
     with MirrorServer(binance_dir.parents[1], slow_chunk=16_384, slow_delay=0.05) as srv:
         srv.add_fault(key, "slow")
-        args = [sys.executable, "-m", "candleflow.cli", "download", "--symbol", "BTCUSDT", "--interval", "1m",
-                "--start", "2024-01", "--end", "2024-01", "--base-url", srv.url, "--cache-dir", str(cache)]
+        args = [
+            sys.executable,
+            "-m",
+            "candleflow.cli",
+            "download",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1m",
+            "--start",
+            "2024-01",
+            "--end",
+            "2024-01",
+            "--base-url",
+            srv.url,
+            "--cache-dir",
+            str(cache),
+        ]
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 60
         while time.time() < deadline and not list((cache / M1).glob(".*.part")):
@@ -173,9 +199,18 @@ def test_killed_mid_download_then_rerun_finishes_clean(binance_dir, tmp_path):
 
 
 def test_binance_source_in_run_config(mirror, tmp_path):
-    c = load_config(None, ["source.kind=binance", f"source.base_url={mirror.url}", f"source.cache_dir={tmp_path}",
-                           "source.start=2024-01", "source.end=2024-03"])
+    c = load_config(
+        None,
+        [
+            "source.kind=binance",
+            f"source.base_url={mirror.url}",
+            f"source.cache_dir={tmp_path}",
+            "source.start=2024-01",
+            "source.end=2024-03",
+        ],
+    )
     from candleflow.dataset.prepare import prepare
+
     prep = prepare(c)
     assert prep.candles.symbol == "BTCUSDT" and len(prep.candles) == (31 + 29 + 31) * 24
     assert len(prep.dataset) > 1000
@@ -184,10 +219,27 @@ def test_binance_source_in_run_config(mirror, tmp_path):
 def test_download_cli_table_and_list(mirror, tmp_path):
     base = [sys.executable, "-m", "candleflow.cli", "download", "--base-url", mirror.url]
     env = dict(os.environ, COLUMNS="200")
-    out = subprocess.run(base + ["--symbol", "BTCUSDT", "--interval", "1h", "--start", "2018-01", "--end", "2018-03",
-                                 "--cache-dir", str(tmp_path)], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        base
+        + [
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1h",
+            "--start",
+            "2018-01",
+            "--end",
+            "2018-03",
+            "--cache-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert "downloaded" in out.stdout and "2,127" in out.stdout and ".parquet" in out.stdout
-    listing = subprocess.run(base + ["--list", "--symbol", "BTCUSDT", "--interval", "1h"], capture_output=True,
-                             text=True, env=env)
+    listing = subprocess.run(
+        base + ["--list", "--symbol", "BTCUSDT", "--interval", "1h"], capture_output=True, text=True, env=env
+    )
     assert "84 files" in listing.stdout and "intervals 1h 1m" in listing.stdout

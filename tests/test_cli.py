@@ -7,14 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY
 
+from conftest import TINY
 
 
 def cli(*args, cwd, check=True):
     env = dict(os.environ, COLUMNS="200")
-    proc = subprocess.run([sys.executable, "-m", "candleflow.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "candleflow.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -35,8 +36,16 @@ def test_run_writes_a_complete_folder_and_prints_metrics(tiny_run):
     cwd, proc = tiny_run
     run = cwd / "runs" / "tiny"
     assert f"run folder: {Path('runs') / 'tiny'}" in proc.stdout
-    for name in ("config.yaml", "data.json", "model.keras", "model_summary.txt", "metadata.json",
-                 "metrics.json", "history.csv", "run.log"):
+    for name in (
+        "config.yaml",
+        "data.json",
+        "model.keras",
+        "model_summary.txt",
+        "metadata.json",
+        "metrics.json",
+        "history.csv",
+        "run.log",
+    ):
         assert (run / name).is_file(), name
     assert "majority" in proc.stdout and "stratified" in proc.stdout and "balanced" in proc.stdout
     meta = json.loads((run / "metadata.json").read_text())
@@ -59,8 +68,10 @@ def test_models_list_show_and_safe_load(tiny_run):
     assert "tiny" in out and "24x8" in out
     out = cli("models", "show", "tiny", cwd=cwd).stdout
     assert "data_fingerprint" in out and "val period" in out
-    code = ("from candleflow.runs.registry import load_model; import numpy as np;"
-            "m = load_model('tiny'); print(m.predict(np.zeros((2, 24, 8), 'float32'), verbose=0).shape)")
+    code = (
+        "from candleflow.runs.registry import load_model; import numpy as np;"
+        "m = load_model('tiny'); print(m.predict(np.zeros((2, 24, 8), 'float32'), verbose=0).shape)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip() == "(2, 3)", proc.stderr
     code = "from candleflow.runs.registry import load_model; load_model('tiny', input_shape=(120, 8))"
@@ -97,15 +108,18 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(tmp_path):
     _one_line_error(cli("run", "--set", "labels.tpp=1", cwd=tmp_path, check=False), "'labels.tpp' is not known")
     _one_line_error(cli("run", "--set", "dataset.window=0", cwd=tmp_path, check=False), "'dataset.window' = 0")
     _one_line_error(cli("run", "--config", "nope.yaml", cwd=tmp_path, check=False), "nope.yaml", "does not exist")
-    _one_line_error(cli("run", "--set", "source.paths=[missing.csv]", cwd=tmp_path, check=False),
-                    "missing.csv: file not found")
+    _one_line_error(
+        cli("run", "--set", "source.paths=[missing.csv]", cwd=tmp_path, check=False), "missing.csv: file not found"
+    )
     (tmp_path / "p.csv").write_text("time,open,high,low,volume\n1704067200000,1,2,0.5,3\n")
-    _one_line_error(cli("prepare", "--set", "source.paths=[p.csv]", cwd=tmp_path, check=False),
-                    "p.csv", "no 'close' column")
+    _one_line_error(
+        cli("prepare", "--set", "source.paths=[p.csv]", cwd=tmp_path, check=False), "p.csv", "no 'close' column"
+    )
     rows = [f"{1704067200000 + i * 3600000},100,{95 if i == 3 else 101},99,100,1" for i in range(300)]
     (tmp_path / "hl.csv").write_text("\n".join(rows) + "\n")
-    _one_line_error(cli("run", "--set", "source.paths=[hl.csv]", cwd=tmp_path, check=False),
-                    "hl.csv line 4", "high=95.0 low=99.0")
+    _one_line_error(
+        cli("run", "--set", "source.paths=[hl.csv]", cwd=tmp_path, check=False), "hl.csv line 4", "high=95.0 low=99.0"
+    )
     runs = tmp_path / "runs"
     complete = [p for p in runs.iterdir() if not p.name.startswith(".")] if runs.exists() else []
     assert complete == []  # failed runs leave only hidden .NAME.failed folders with their log
@@ -114,7 +128,12 @@ def test_bad_input_gives_one_clear_line_and_writes_nothing(tmp_path):
 
 
 def test_help_everywhere(tmp_path):
-    for args in (["--help"], ["run", "--help"], ["prepare", "--help"], ["models", "list", "--help"],
-                 ["models", "show", "--help"]):
+    for args in (
+        ["--help"],
+        ["run", "--help"],
+        ["prepare", "--help"],
+        ["models", "list", "--help"],
+        ["models", "show", "--help"],
+    ):
         proc = cli(*args, cwd=tmp_path)
         assert "Usage" in proc.stdout

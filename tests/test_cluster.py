@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from candleflow.data.sources.binance.mirror import MirrorServer
-from candleflow.scale.cluster import BuildError, plan_tasks, build_store
 from candleflow.config import load_config, validate_config
-from candleflow.errors import ConfigError
-from candleflow.dataset.prepare import features_and_labels
-from candleflow.scale.store import SeriesStore, StoreError, open_dataset
 from candleflow.data.load import load_candles
+from candleflow.data.sources.binance.mirror import MirrorServer
+from candleflow.dataset.prepare import features_and_labels
 from candleflow.dataset.split import split_by_time
 from candleflow.dataset.windows import WindowDataset
+from candleflow.errors import ConfigError
+from candleflow.scale.cluster import BuildError, build_store, plan_tasks
+from candleflow.scale.store import SeriesStore, StoreError, open_dataset
 
 distributed = pytest.importorskip("distributed")
 
@@ -40,21 +40,40 @@ def mirror():
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  scheduler_kwargs={"dashboard": False}) as cluster, \
-            distributed.Client(cluster) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         yield c
 
 
 def month_config(srv, tmp_path, months=MONTHS, store=None, **source):
     """Each month of BTCUSDT 1m as its own series."""
-    src = {"kind": "binance", "symbol": "BTCUSDT", "interval": "1m", "base_url": srv.url,
-           "cache_dir": str(tmp_path / "cache"), "timeout": 30.0} | source
-    return validate_config({
-        "labels": {"horizon": 30}, "dataset": {"window": 60},
-        "universe": {"store": str(store or tmp_path / "store"),
-                     "sources": {f"m{m}": src | {"start": m, "end": m} for m in months}},
-        "cluster": {"retries": 2}})
+    src = {
+        "kind": "binance",
+        "symbol": "BTCUSDT",
+        "interval": "1m",
+        "base_url": srv.url,
+        "cache_dir": str(tmp_path / "cache"),
+        "timeout": 30.0,
+    } | source
+    return validate_config(
+        {
+            "labels": {"horizon": 30},
+            "dataset": {"window": 60},
+            "universe": {
+                "store": str(store or tmp_path / "store"),
+                "sources": {f"m{m}": src | {"start": m, "end": m} for m in months},
+            },
+            "cluster": {"retries": 2},
+        }
+    )
 
 
 def reference(cfg, name):
@@ -74,14 +93,19 @@ def test_plan_symbols_intervals_and_named_sources(tmp_path):
     assert [t.name for t in tasks] == ["AAA-1h", "AAA-4h", "BBB-1h", "BBB-4h"]
     assert [t.config.source.seed for t in tasks] == [7, 7, 8, 8]  # each synthetic symbol its own market
     assert len({t.key for t in tasks}) == 4
-    files = validate_config({"source": {"paths": [str(tmp_path / "{symbol}" / "{interval}.csv")]},
-                             "universe": {"symbols": ["X"], "intervals": ["1h"],
-                                          "sources": {"extra": {"n_bars": 500}}}})
+    files = validate_config(
+        {
+            "source": {"paths": [str(tmp_path / "{symbol}" / "{interval}.csv")]},
+            "universe": {"symbols": ["X"], "intervals": ["1h"], "sources": {"extra": {"n_bars": 500}}},
+        }
+    )
     (tmp_path / "X").mkdir()
     (tmp_path / "X" / "1h.csv").write_text("open_time,open,high,low,close,volume\n")
     named = plan_tasks(files)
     assert [t.name for t in named] == ["extra", "X-1h"]
-    assert named[0].config.source.kind == "synthetic" and named[1].config.source.paths == [str(tmp_path / "X" / "1h.csv")]
+    assert named[0].config.source.kind == "synthetic" and named[1].config.source.paths == [
+        str(tmp_path / "X" / "1h.csv")
+    ]
     with pytest.raises(ConfigError, match="universe.sources"):
         validate_config({"universe": {"sources": {"bad name": {"n_bars": 500}}}})
     with pytest.raises(ConfigError, match="named twice"):
@@ -140,8 +164,9 @@ def test_multi_series_dataset_reads_the_manifest_lazily_and_splits_by_time(mirro
     mean, var = ds.subset(split["train"]).moments()
     assert mean.shape == (8,) and np.all(var > 0)
     train = ds.subset(split["train"])
-    rows = np.concatenate([p.features[p.subset(train.local[train.which == k]).covered_rows()]
-                           for k, p in enumerate(ds.parts)]).astype(np.float64)  # pooled by hand
+    rows = np.concatenate(
+        [p.features[p.subset(train.local[train.which == k]).covered_rows()] for k, p in enumerate(ds.parts)]
+    ).astype(np.float64)  # pooled by hand
     np.testing.assert_allclose(mean, rows.mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(var, rows.var(axis=0), rtol=1e-5)
     from candleflow.models.loaders import keras_loader
@@ -160,8 +185,11 @@ def test_a_failed_task_is_retried_and_a_permanent_failure_names_its_entry(mirror
     assert mirror.count(KEY.format("2024-05")) - before == 2  # the failed attempt, then the retry
 
     missing = month_config(mirror, tmp_path, months=["2024-05", "2019-01"], retries=0)  # 2019-01 is not published
-    with pytest.raises(BuildError, match=r"1 of 2 entries failed after 2 retries \(first: m2019-01: .*no spot "
-                                           r"BTCUSDT 1m files published"):
+    with pytest.raises(
+        BuildError,
+        match=r"1 of 2 entries failed after 2 retries \(first: m2019-01: .*no spot "
+        r"BTCUSDT 1m files published",
+    ):
         build_store(missing, client=client)
     assert SeriesStore(cfg.universe.store).names() == ["m2024-05"]
 
@@ -250,10 +278,16 @@ def test_a_finished_but_unlisted_entry_is_listed_not_recomputed(mirror, client, 
 
 
 def test_a_remote_store_is_copied_verified_then_memory_mapped(tmp_path):
-    cfg = load_config(None, ["universe.symbols=[AAA,BBB]", "source.n_bars=3000", "universe.store=memory://cf-test",
-                             "dataset.window=30"])
-    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0",
-                                  scheduler_kwargs={"dashboard": False}) as cluster, distributed.Client(cluster) as c:
+    cfg = load_config(
+        None,
+        ["universe.symbols=[AAA,BBB]", "source.n_bars=3000", "universe.store=memory://cf-test", "dataset.window=30"],
+    )
+    with (
+        distributed.LocalCluster(
+            n_workers=1, processes=False, dashboard_address=":0", scheduler_kwargs={"dashboard": False}
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         report = build_store(cfg, client=c)
     assert sorted(r["name"] for r in report.computed) == ["AAA-1h", "BBB-1h"]
     store = SeriesStore("memory://cf-test", cache_dir=tmp_path / "cache")
@@ -268,8 +302,19 @@ def test_cli_prepares_on_a_running_scheduler_and_reruns_only_what_is_missing(mir
     path = tmp_path / "universe.yaml"
     path.write_text(cfg.to_yaml())
     store = tmp_path / "cli-store"
-    args = [sys.executable, "-m", "candleflow.cli", "prepare", "--config", str(path), "--store", str(store),
-            "--scheduler", client.scheduler.address, "--json"]
+    args = [
+        sys.executable,
+        "-m",
+        "candleflow.cli",
+        "prepare",
+        "--config",
+        str(path),
+        "--store",
+        str(store),
+        "--scheduler",
+        client.scheduler.address,
+        "--json",
+    ]
     first = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     out = json.loads(first.stdout)
@@ -281,8 +326,12 @@ def test_cli_prepares_on_a_running_scheduler_and_reruns_only_what_is_missing(mir
     fresh = [a if a != str(store) else str(tmp_path / "fresh") for a in args[:-3]]
     unknown = subprocess.run(args[:-3] + ["--store", "nope://x"], capture_output=True, text=True, timeout=120)
     assert unknown.returncode == 2 and unknown.stderr.strip() == "error: store 'nope://x': Protocol not known: nope"
-    bad = subprocess.run(fresh + ["--scheduler", "tcp://127.0.0.1:9", "-s", "cluster.connect_timeout=2"],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        fresh + ["--scheduler", "tcp://127.0.0.1:9", "-s", "cluster.connect_timeout=2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode != 0 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in bad.stderr
 
 
@@ -290,10 +339,22 @@ def test_run_on_a_universe_trains_one_model_over_every_series_of_the_store(tmp_p
     from candleflow.pipeline import run
     from candleflow.runs.registry import load_model
 
-    cfg = load_config(None, ["universe.symbols=[AAA,BBB]", "source.n_bars=2500", f"universe.store={tmp_path / 'store'}",
-                             f"output.runs_dir={tmp_path / 'runs'}", "output.name=u", "training.epochs=1",
-                             "model.lstm_units=[8]", "model.dense_units=[4]", "dataset.window=24",
-                             "training.verbose=0", "cluster.workers=1"])
+    cfg = load_config(
+        None,
+        [
+            "universe.symbols=[AAA,BBB]",
+            "source.n_bars=2500",
+            f"universe.store={tmp_path / 'store'}",
+            f"output.runs_dir={tmp_path / 'runs'}",
+            "output.name=u",
+            "training.epochs=1",
+            "model.lstm_units=[8]",
+            "model.dense_units=[4]",
+            "dataset.window=24",
+            "training.verbose=0",
+            "cluster.workers=1",
+        ],
+    )
     result = run(cfg)
     ds = open_dataset(cfg.universe.store, 24)
     split = split_by_time(ds.end_times(), ds.label_end_times(0), 0.2)
@@ -307,8 +368,18 @@ def test_run_on_a_universe_trains_one_model_over_every_series_of_the_store(tmp_p
     model = load_model(result.run_dir)
     assert tuple(model.input_shape[1:]) == (24, 8)
     with pytest.raises(ConfigError, match="model.kind 'cnn'"):
-        run(load_config(None, ["universe.symbols=[AAA]", "model.kind=cnn", f"universe.store={tmp_path / 'store'}",
-                               f"output.runs_dir={tmp_path / 'runs'}", "output.name=c"]))
+        run(
+            load_config(
+                None,
+                [
+                    "universe.symbols=[AAA]",
+                    "model.kind=cnn",
+                    f"universe.store={tmp_path / 'store'}",
+                    f"output.runs_dir={tmp_path / 'runs'}",
+                    "output.name=c",
+                ],
+            )
+        )
 
 
 def test_split_by_time_cuts_every_series_at_one_instant_by_hand():
@@ -318,6 +389,8 @@ def test_split_by_time_cuts_every_series_at_one_instant_by_hand():
     assert split["train"].tolist() == [0, 5, 1, 6] and split.purged["train"] == 2
     assert split["val"].tolist() == [3, 8, 4, 9] and split.starts == {"train": 0, "val": 3}
     three = split_by_time(end, end, val_fraction=0.2, test_fraction=0.2)
-    assert three["val"].tolist() == [3, 8] and three["test"].tolist() == [4, 9] and three.purged == {"train": 0, "val": 0}
+    assert (
+        three["val"].tolist() == [3, 8] and three["test"].tolist() == [4, 9] and three.purged == {"train": 0, "val": 0}
+    )
     with pytest.raises(ValueError, match="10 windows are too few"):
         split_by_time(end, end, val_fraction=0.96)

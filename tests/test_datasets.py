@@ -6,13 +6,14 @@ import multiprocessing as mp
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from candleflow.config import FilesSource, load_config
-from candleflow.dataset.sampling import balanced_indices
-from candleflow.dataset.prepare import prepare
 from candleflow.data.load import load_candles
 from candleflow.dataset.cache import DatasetCache
+from candleflow.dataset.prepare import prepare
+from candleflow.dataset.sampling import balanced_indices
 from candleflow.dataset.windows import WindowDataset, concat_datasets
 from conftest import TINY
 
@@ -91,7 +92,7 @@ def test_stride_and_sample_rate():
     assert np.diff(ds.ends)[0] == 2
     w = ds.gather(np.array([0]))[0]
     e = ds.ends[0]
-    assert np.array_equal(w[:, 0], f[e - 12:e + 1:3, 0])  # every 3rd bar, ending at e
+    assert np.array_equal(w[:, 0], f[e - 12 : e + 1 : 3, 0])  # every 3rd bar, ending at e
     assert np.shares_memory(ds.window_view(0), f)
 
 
@@ -119,8 +120,8 @@ def test_balanced_indices_equal_class_odds():
 
 
 def test_real_2018_02_data_with_gaps_yields_no_window_across_a_gap(binance_dir):
-    from candleflow.dataset.features import compute_features
     from candleflow.data.intervals import interval_ns
+    from candleflow.dataset.features import compute_features
     from candleflow.dataset.labels import competitive_labels
 
     src = FilesSource(paths=[str(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2018-02.zip")])
@@ -139,8 +140,14 @@ def test_real_2018_02_data_with_gaps_yields_no_window_across_a_gap(binance_dir):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(20, 300), window=st.integers(2, 12), rate=st.integers(1, 3), stride=st.integers(1, 4),
-       cuts=st.lists(st.integers(1, 299), max_size=5), seed=st.integers(0, 1000))
+@given(
+    n=st.integers(20, 300),
+    window=st.integers(2, 12),
+    rate=st.integers(1, 3),
+    stride=st.integers(1, 4),
+    cuts=st.lists(st.integers(1, 299), max_size=5),
+    seed=st.integers(0, 1000),
+)
 def test_windows_never_cross_segments_or_nonfinite_rows(n, window, rate, stride, cuts, seed):
     rng = np.random.default_rng(seed)
     f = rng.normal(size=(n, 3)).astype(np.float32)
@@ -152,7 +159,7 @@ def test_windows_never_cross_segments_or_nonfinite_rows(n, window, rate, stride,
     for e in ds.ends:
         s = e - ds.span + 1
         seg = segments[(segments[:, 0] <= e) & (e < segments[:, 1])][0]
-        assert s >= seg[0] and np.isfinite(f[s:e + 1]).all() and y[e] >= 0
+        assert s >= seg[0] and np.isfinite(f[s : e + 1]).all() and y[e] >= 0
 
 
 def test_inspect_reports_balance_checks_and_memory(tmp_path):

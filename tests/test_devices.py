@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from candleflow.models.backend import configure_devices, describe_devices, device_memory_mb, gpu_devices, keras
 from candleflow.config import ModelConfig
+from candleflow.models.backend import configure_devices, describe_devices, device_memory_mb, gpu_devices, keras
 from candleflow.models.memory import activation_floats, estimate_training_memory, suggest_batch_size
 from candleflow.models.networks import build_cnn, build_gpt, build_lstm, build_mlp
 from conftest import TINY
@@ -45,11 +45,16 @@ def test_bfloat16_on_gpu_keeps_float32_outputs():
 
 
 def _models():
-    cfg = ModelConfig(lstm_units=[32, 16], dense_units=[16], gpt_d_model=32, gpt_heads=4, gpt_layers=2,
-                      cnn_filters=[8, 16])
+    cfg = ModelConfig(
+        lstm_units=[32, 16], dense_units=[16], gpt_d_model=32, gpt_heads=4, gpt_layers=2, cnn_filters=[8, 16]
+    )
     z, o = np.zeros(8), np.ones(8)
-    return {"lstm": build_lstm(cfg, 60, 8, z, o), "gpt": build_gpt(cfg, 60, 8, z, o),
-            "mlp": build_mlp(cfg, 60, 8, z, o), "cnn": build_cnn(cfg, (32, 15))}
+    return {
+        "lstm": build_lstm(cfg, 60, 8, z, o),
+        "gpt": build_gpt(cfg, 60, 8, z, o),
+        "mlp": build_mlp(cfg, 60, 8, z, o),
+        "cnn": build_cnn(cfg, (32, 15)),
+    }
 
 
 def test_activation_counts_follow_the_architecture():
@@ -88,8 +93,9 @@ def test_padded_batch_gives_the_unpadded_loss():
     np.testing.assert_allclose(pw[:5], w * 8 / 5)
     probs = keras.ops.softmax(x)
     loss = keras.losses.CategoricalCrossentropy()
-    np.testing.assert_allclose(float(loss(py, keras.ops.softmax(px), sample_weight=pw)),
-                               float(loss(y, probs, sample_weight=w)), rtol=1e-6)
+    np.testing.assert_allclose(
+        float(loss(py, keras.ops.softmax(px), sample_weight=pw)), float(loss(y, probs, sample_weight=w)), rtol=1e-6
+    )
     _, _, full = pad_batch((x[:4], y[:4]), 4)  # already a multiple: weights of one
     assert full.tolist() == [1, 1, 1, 1]
 
@@ -108,8 +114,9 @@ def test_two_simulated_devices_train_data_parallel_to_the_one_device_metrics(tmp
     for name, devices in (("one", 1), ("two", 2)):
         env = os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "KERAS_BACKEND": "jax"}
         args = [a for kv in RUN + [f"output.runs_dir={tmp_path}", f"output.name={name}"] for a in ("-s", kv)]
-        proc = subprocess.run([sys.executable, "-m", "candleflow.cli", "run", *args], env=env, capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "candleflow.cli", "run", *args], env=env, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert ("data parallel over 2 devices" in proc.stderr) == (devices == 2)
         out[name] = json.loads((tmp_path / name / "metadata.json").read_text())

@@ -16,7 +16,7 @@ def test_metrics_by_hand():
     pc = m["per_class"]
     assert pc["SHORT"]["precision"] == pytest.approx(1 / 2) and pc["HOLD"]["precision"] == pytest.approx(2 / 4)
     assert pc["LONG"]["precision"] == 1.0 and pc["LONG"]["recall"] == pytest.approx(0.5)
-    f1 = [2 * .5 * .5 / 1, 2 * .5 * 1 / 1.5, 2 * 1 * .5 / 1.5]
+    f1 = [2 * 0.5 * 0.5 / 1, 2 * 0.5 * 1 / 1.5, 2 * 1 * 0.5 / 1.5]
     assert m["macro_f1"] == pytest.approx(np.mean(f1))
 
 
@@ -29,8 +29,9 @@ def test_baselines_and_edge():
     out = evaluate(y, np.eye(3)[y], y_train)
     assert out["table"]["model"]["balanced_accuracy"] == 1.0
     assert out["table"]["majority"]["balanced_accuracy"] == pytest.approx(1 / 3)
-    assert out["edge_balanced_accuracy"] == pytest.approx(1 - max(
-        out["table"][k]["balanced_accuracy"] for k in ("majority", "always_hold", "stratified")))
+    assert out["edge_balanced_accuracy"] == pytest.approx(
+        1 - max(out["table"][k]["balanced_accuracy"] for k in ("majority", "always_hold", "stratified"))
+    )
 
 
 def test_decision_margin_holds_when_undecided():

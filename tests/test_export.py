@@ -37,7 +37,9 @@ def test_formats_without_their_package_fail_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="expected one of stablehlo"):
         export_model(model, tmp_path / "x", "pt2")
     if importlib.util.find_spec("tensorflow") is None:
-        with pytest.raises(RegistryError, match="export format tf_saved_model needs tensorflow: pip install tensorflow"):
+        with pytest.raises(
+            RegistryError, match="export format tf_saved_model needs tensorflow: pip install tensorflow"
+        ):
             export_model(model, tmp_path / "tf", "tf_saved_model")
         assert not (tmp_path / "tf").exists()
 
@@ -57,8 +59,9 @@ def test_legacy_h5_refused_unless_allowed(tmp_path):
     assert refused.exit_code != 0 and not (tmp_path / "e1").exists()
     ok = runner.invoke(app, ["export", str(h5), "--out", str(tmp_path / "e2"), "--allow-legacy-h5"])
     assert ok.exit_code == 0, ok.output
-    np.testing.assert_allclose(load_stablehlo(tmp_path / "e2" / "model.stablehlo")(X), model.predict(X, verbose=0),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        load_stablehlo(tmp_path / "e2" / "model.stablehlo")(X), model.predict(X, verbose=0), atol=1e-6
+    )
     keras_file = tmp_path / "m.keras"
     model.save(keras_file)
     assert load_model_file(keras_file).count_params() == model.count_params()

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from candleflow.config import FilesSource
-from candleflow.errors import SourceError, ValidationError
 from candleflow.data.load import load_candles
+from candleflow.errors import SourceError, ValidationError
 
 MS_2024_01_01 = 1704067200000
 
@@ -26,8 +26,10 @@ def test_binance_monthly_1m_with_real_outages(binance_dir):
 
 
 def test_binance_microsecond_files_detected_per_file(binance_dir):
-    paths = [str(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2025-01.zip"),
-             str(binance_dir / "daily/klines/BTCUSDT/1m/BTCUSDT-1m-2025-03-0*.zip")]
+    paths = [
+        str(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2025-01.zip"),
+        str(binance_dir / "daily/klines/BTCUSDT/1m/BTCUSDT-1m-2025-03-0*.zip"),
+    ]
     c, rep = load_candles(FilesSource(paths=paths))
     assert c.time_str(0) == "2025-01-01T00:00:00"
     assert c.time_str(len(c) - 1) == "2025-03-07T23:59:00"
@@ -60,8 +62,11 @@ def _binance_csv(tmp_path, lines, name="BTCUSDT-1h-2024-01.csv", header=None):
 
 
 def _rows(n=5, unit=1000, start=MS_2024_01_01):
-    return [f"{(start + i * 3_600_000) * unit // 1000},100,101,99,100.5,10,{start + i * 3_600_000 + 3_599_999},"
-            f"1000,5,4,400,0" for i in range(n)]
+    return [
+        f"{(start + i * 3_600_000) * unit // 1000},100,101,99,100.5,10,{start + i * 3_600_000 + 3_599_999},"
+        f"1000,5,4,400,0"
+        for i in range(n)
+    ]
 
 
 def test_header_row_and_zip_and_units(tmp_path):
@@ -78,14 +83,25 @@ def test_header_row_and_zip_and_units(tmp_path):
 
 
 def test_generic_files_find_columns_in_any_case(tmp_path):
-    t = pa.table({"Timestamp": pa.array(np.arange(4) * 3_600_000_000_000 + MS_2024_01_01 * 1_000_000,
-                                        type=pa.timestamp("ns", tz="UTC")),
-                  "OPEN": [1.0, 2, 3, 4], "High": [2.0, 3, 4, 5], "low": [0.5, 1, 2, 3],
-                  "Close": [2.0, 3, 4, 4.5], "Volume": [1.0, 1, 1, 1]})
+    t = pa.table(
+        {
+            "Timestamp": pa.array(
+                np.arange(4) * 3_600_000_000_000 + MS_2024_01_01 * 1_000_000, type=pa.timestamp("ns", tz="UTC")
+            ),
+            "OPEN": [1.0, 2, 3, 4],
+            "High": [2.0, 3, 4, 5],
+            "low": [0.5, 1, 2, 3],
+            "Close": [2.0, 3, 4, 4.5],
+            "Volume": [1.0, 1, 1, 1],
+        }
+    )
     pq.write_table(t, tmp_path / "x.parquet")
     feather.write_feather(t, tmp_path / "x.feather")
-    (tmp_path / "x.csv").write_text("Date,Open,High,Low,Close,Volume\n" + "\n".join(
-        f"2024-01-01 0{i}:00:00,{i + 1},{i + 2},{i + 0.5},{i + 2},1" for i in range(4)) + "\n")
+    (tmp_path / "x.csv").write_text(
+        "Date,Open,High,Low,Close,Volume\n"
+        + "\n".join(f"2024-01-01 0{i}:00:00,{i + 1},{i + 2},{i + 0.5},{i + 2},1" for i in range(4))
+        + "\n"
+    )
     for name in ("x.parquet", "x.feather", "x.csv"):
         c, rep = load_candles(FilesSource(paths=[str(tmp_path / name)]))
         assert len(c) == 4 and c.interval == "1h", name
@@ -121,6 +137,11 @@ def test_second_file_rows_are_located_in_that_file(tmp_path):
     a = _binance_csv(tmp_path, _rows(3), name="A-1h-2024-01.csv")
     lines = _rows(3, start=MS_2024_01_01 + 3 * 3_600_000)
     lines[1] = lines[1].replace(",100,101,99,", ",100,98,99,")
-    b = _binance_csv(tmp_path, lines, name="A-1h-2024-02.csv", header="open_time,open,high,low,close,volume,close_time,qv,n,tb,tq,ignore")
+    b = _binance_csv(
+        tmp_path,
+        lines,
+        name="A-1h-2024-02.csv",
+        header="open_time,open,high,low,close,volume,close_time,qv,n,tb,tq,ignore",
+    )
     with pytest.raises(ValidationError, match=r"A-1h-2024-02\.csv line 3: high=98"):
         load_candles(FilesSource(paths=[str(a), str(b)]))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from candleflow.images.store import ImageReader, write_images
 from candleflow.images.render import render_bar4, render_jkx
+from candleflow.images.store import ImageReader, write_images
 
 N = np.nan
 
@@ -18,8 +18,19 @@ def test_bar4_by_hand():
     # bar 0: o1 h3 l1 c2; bar 1: o2 h5 l2 c4; height 5 maps price p to row 5 - p
     img = render_bar4(np.array([[[1, 3, 1, 2], [2, 5, 2, 4]]], float), height=5)[0]
     assert img.shape == (5, 8) and img.dtype == np.uint8
-    expected = {(2, 0), (3, 0), (4, 0), (4, 1), (3, 2),               # bar 0: line, open, close
-                (0, 4), (1, 4), (2, 4), (3, 4), (3, 5), (1, 6)}       # bar 1
+    expected = {
+        (2, 0),
+        (3, 0),
+        (4, 0),
+        (4, 1),
+        (3, 2),  # bar 0: line, open, close
+        (0, 4),
+        (1, 4),
+        (2, 4),
+        (3, 4),
+        (3, 5),
+        (1, 6),
+    }  # bar 1
     assert marks(img, 0) == expected
     assert np.all(img[:, [3, 7]] == 255)  # the 4th column of each bar stays empty
     assert set(np.unique(img)) == {0, 255}
@@ -40,10 +51,24 @@ def test_jkx_by_hand_with_volume():
     win = np.array([[[1, 4, 1, 3, 5], [3, 7, 3, 6, 10]]], float)
     img = render_jkx(win, height=10)[0]
     assert img.shape == (10, 6)
-    expected = {(3, 1), (4, 1), (5, 1), (6, 1), (6, 0), (4, 2),        # bar 0: bar, open tick, close tick
-                (0, 4), (1, 4), (2, 4), (3, 4), (4, 4), (4, 3), (1, 5),  # bar 1
-                (9, 1),                                                # volume 5/10 of 2 rows -> 1 pixel
-                (8, 4), (9, 4)}                                        # volume 10/10 -> 2 pixels
+    expected = {
+        (3, 1),
+        (4, 1),
+        (5, 1),
+        (6, 1),
+        (6, 0),
+        (4, 2),  # bar 0: bar, open tick, close tick
+        (0, 4),
+        (1, 4),
+        (2, 4),
+        (3, 4),
+        (4, 4),
+        (4, 3),
+        (1, 5),  # bar 1
+        (9, 1),  # volume 5/10 of 2 rows -> 1 pixel
+        (8, 4),
+        (9, 4),
+    }  # volume 10/10 -> 2 pixels
     assert marks(img, 255) == expected
     assert np.all(img[7] == 0)  # the gap row
 
@@ -67,8 +92,19 @@ def test_jkx_standard_sizes():
         render_jkx(np.ones((1, 7, 5)))
 
 
-@pytest.mark.parametrize("fmt,mode", [("hdf5", "single"), ("hdf5", "batch"), ("npz", "single"), ("npz", "batch"),
-                                      ("zarr", "single"), ("zarr", "batch"), ("png", "single"), ("jpeg", "single")])
+@pytest.mark.parametrize(
+    "fmt,mode",
+    [
+        ("hdf5", "single"),
+        ("hdf5", "batch"),
+        ("npz", "single"),
+        ("npz", "batch"),
+        ("zarr", "single"),
+        ("zarr", "batch"),
+        ("png", "single"),
+        ("jpeg", "single"),
+    ],
+)
 def test_round_trip_every_format(tmp_path, fmt, mode):
     rng = np.random.default_rng(1)
     c = 100 + rng.normal(0, 1, (7, 20)).cumsum(1)
@@ -97,8 +133,8 @@ def test_round_trip_every_format(tmp_path, fmt, mode):
 
 def test_image_windows_render_the_dataset_windows_and_refuse_segment_crossings():
     from candleflow.config import ImagesConfig, SyntheticSource
-    from candleflow.images.render import ImageWindows, moving_average
     from candleflow.data.load import load_candles
+    from candleflow.images.render import ImageWindows, moving_average
 
     c, _ = load_candles(SyntheticSource(n_bars=500))
     cfg = ImagesConfig(layout="jkx", bars=20)
@@ -110,6 +146,7 @@ def test_image_windows_render_the_dataset_windows_and_refuse_segment_crossings()
     assert np.isnan(ma[18]) and ma[19] == pytest.approx(c.close[:20].mean())
     assert np.array_equal(imgs[1], render_jkx(win, ma=ma[81:101][None])[0])
     from candleflow.data.candles import Candles
+
     split = Candles(c.open_time, c.open, c.high, c.low, c.close, c.volume, np.array([[0, 90], [90, 500]]), "S", "1h")
     with pytest.raises(ValueError, match="crosses a segment boundary"):
         ImageWindows(split, np.array([100]), cfg)
@@ -123,16 +160,54 @@ def test_images_cli_and_cnn_run(tmp_path):
 
     env = dict(os.environ, COLUMNS="200")
     base = [sys.executable, "-m", "candleflow.cli"]
-    out = subprocess.run(base + ["images", "--set", "source.n_bars=1500", "--format", "zarr", "--layout", "jkx",
-                                 "--out", str(tmp_path / "imgs"), "--limit", "300", "--preview", str(tmp_path / "p.png")],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        base
+        + [
+            "images",
+            "--set",
+            "source.n_bars=1500",
+            "--format",
+            "zarr",
+            "--layout",
+            "jkx",
+            "--out",
+            str(tmp_path / "imgs"),
+            "--limit",
+            "300",
+            "--preview",
+            str(tmp_path / "p.png"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "300 jkx images 64x60 rendered on the CPU" in out.stdout and (tmp_path / "p.png").stat().st_size > 10_000
     r = ImageReader(tmp_path / "imgs.zarr")
     assert len(r) == 300 and r.meta["layout"] == "jkx" and r[0][0].shape == (64, 60)
-    run = subprocess.run(base + ["run", "--set", "source.n_bars=2500", "--set", "dataset.window=24", "--set", "model.kind=cnn",
-                                 "--set", "model.cnn_filters=[4,8]", "--set", "training.epochs=1", "--set", "output.name=cnn"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    run = subprocess.run(
+        base
+        + [
+            "run",
+            "--set",
+            "source.n_bars=2500",
+            "--set",
+            "dataset.window=24",
+            "--set",
+            "model.kind=cnn",
+            "--set",
+            "model.cnn_filters=[4,8]",
+            "--set",
+            "training.epochs=1",
+            "--set",
+            "output.name=cnn",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     meta = json.loads((tmp_path / "runs/cnn/metadata.json").read_text())
     assert meta["input_shape"] == [64, 60, 1] and meta["model_kind"] == "cnn"

@@ -1,11 +1,12 @@
 """Competitive TP/SL labels: hand-computed cases and a plain reference implementation."""
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from candleflow.config import LabelConfig
-from candleflow.dataset.labels import HOLD, LONG, SHORT, competitive_labels, one_hot
 from candleflow.data.validate import validate_candles
+from candleflow.dataset.labels import HOLD, LONG, SHORT, competitive_labels, one_hot
 from conftest import raw
 
 PCT = dict(barrier="percent", tp=2.0, sl=1.0)  # long: TP at +2%, SL at -1%; short: TP -2%, SL +1%
@@ -39,12 +40,12 @@ def test_neither_reaches_target_is_hold_and_looks_to_horizon():
 def test_bar_touching_tp_and_sl_uses_same_bar_rule():
     # bar 1 spans 97.5 .. 102.5: long TP (102) and SL (99) in one bar; short likewise.
     bars = [(100, 100, 100, 100), (100, 102.5, 97.5, 100), (100, 100, 100, 100), (100, 100, 100, 100)]
-    assert labels_for(bars, same_bar="stop").y[0] == HOLD      # both stopped out
-    assert labels_for(bars, same_bar="target").y[0] == HOLD    # both win -> HOLD too
+    assert labels_for(bars, same_bar="stop").y[0] == HOLD  # both stopped out
+    assert labels_for(bars, same_bar="target").y[0] == HOLD  # both win -> HOLD too
     # only the long's barriers are both inside the bar (the short's TP 98 is not reached)
     bars2 = [(100, 100, 100, 100), (100, 102.5, 98.5, 100), (100, 100, 100, 100), (100, 100, 100, 100)]
-    assert labels_for(bars2, same_bar="stop").y[0] == HOLD     # long stopped, short stopped at 101
-    assert labels_for(bars2, same_bar="target").y[0] == LONG   # long takes profit first, short stopped
+    assert labels_for(bars2, same_bar="stop").y[0] == HOLD  # long stopped, short stopped at 101
+    assert labels_for(bars2, same_bar="target").y[0] == LONG  # long takes profit first, short stopped
 
 
 def test_both_win_is_hold_when_tp_below_sl():
@@ -96,8 +97,13 @@ def reference_labels(o, h, l, c, horizon, tp, sl, stop_first):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), horizon=st.integers(1, 8), tp=st.sampled_from([0.5, 1.0, 2.0]),
-       sl=st.sampled_from([0.5, 1.0, 3.0]), stop_first=st.booleans())
+@given(
+    seed=st.integers(0, 10_000),
+    horizon=st.integers(1, 8),
+    tp=st.sampled_from([0.5, 1.0, 2.0]),
+    sl=st.sampled_from([0.5, 1.0, 3.0]),
+    stop_first=st.booleans(),
+)
 def test_matches_reference_implementation(seed, horizon, tp, sl, stop_first):
     rng = np.random.default_rng(seed)
     n = 60
@@ -106,22 +112,28 @@ def test_matches_reference_implementation(seed, horizon, tp, sl, stop_first):
     h = np.maximum(o, c) * (1 + rng.uniform(0, 0.01, n))
     l = np.minimum(o, c) * (1 - rng.uniform(0, 0.01, n))
     candles, _ = validate_candles(raw(range(n), o, h, l, c))
-    got = competitive_labels(candles, LabelConfig(barrier="percent", tp=tp, sl=sl, horizon=horizon,
-                                                  same_bar="stop" if stop_first else "target"))
+    got = competitive_labels(
+        candles,
+        LabelConfig(barrier="percent", tp=tp, sl=sl, horizon=horizon, same_bar="stop" if stop_first else "target"),
+    )
     assert got.y.tolist() == reference_labels(o, h, l, c, horizon, tp, sl, stop_first)
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), horizon=st.integers(1, 80), tp=st.sampled_from([0.25, 0.5, 1.0]),
-       sl=st.sampled_from([0.5, 1.0, 2.0]), same_bar=st.sampled_from(["stop", "target"]),
-       ties=st.booleans())
+@given(
+    seed=st.integers(0, 10_000),
+    horizon=st.integers(1, 80),
+    tp=st.sampled_from([0.25, 0.5, 1.0]),
+    sl=st.sampled_from([0.5, 1.0, 2.0]),
+    same_bar=st.sampled_from(["stop", "target"]),
+    ties=st.booleans(),
+)
 def test_fast_labeler_identical_to_the_simple_scan(seed, horizon, tp, sl, same_bar, ties):
     """Pointer-chain first-passage queries, in parallel chunks, against the plain scan: y and t1,
     volatility barriers, segments with gaps, and (ties) prices on a coarse tick grid so highs
     repeat and bars touch both barriers."""
-    from label_reference import reference_competitive
-
     from candleflow.dataset.labels import _competitive, _fine_arrays, barrier_multipliers, jump_pointers
+    from label_reference import reference_competitive
 
     rng = np.random.default_rng(seed)
     n = 3_000
@@ -138,30 +150,45 @@ def test_fast_labeler_identical_to_the_simple_scan(seed, horizon, tp, sl, same_b
     got = competitive_labels(candles, cfg)
     mults = [np.nan_to_num(m, nan=0.0) for m in barrier_multipliers(candles, cfg)]
     seg_stop = candles.segments[candles.segment_id, 1]
-    y, t1 = reference_competitive(candles.close, candles.high, candles.low, seg_stop, *mults, horizon,
-                                  same_bar == "stop")
+    y, t1 = reference_competitive(
+        candles.close, candles.high, candles.low, seg_stop, *mults, horizon, same_bar == "stop"
+    )
     assert np.array_equal(got.y, y) and np.array_equal(got.t1, t1)
     # small pointer chunks: labels whose horizon crosses a chunk boundary stay identical
-    small = _competitive(candles.close, candles.high, candles.low, candles.segments[:, 1].copy(), *mults, horizon,
-                         same_bar == "stop", *_fine_arrays(candles, None), 97)
+    small = _competitive(
+        candles.close,
+        candles.high,
+        candles.low,
+        candles.segments[:, 1].copy(),
+        *mults,
+        horizon,
+        same_bar == "stop",
+        *_fine_arrays(candles, None),
+        97,
+    )
     assert np.array_equal(small[0], y) and np.array_equal(small[1], t1)
     nh, nl = jump_pointers(candles.high, candles.low, 97)
     for i in rng.integers(0, n, 50):  # first later bar strictly higher / lower, or the chunk's end
         stop = (i // 97 + 1) * 97
-        later = np.flatnonzero(candles.high[i + 1:stop] > candles.high[i])
+        later = np.flatnonzero(candles.high[i + 1 : stop] > candles.high[i])
         assert nh[i] == (i + 1 + later[0] if later.size else min(stop, n))
-        later = np.flatnonzero(candles.low[i + 1:stop] < candles.low[i])
+        later = np.flatnonzero(candles.low[i + 1 : stop] < candles.low[i])
         assert nl[i] == (i + 1 + later[0] if later.size else min(stop, n))
 
 
 def _minutes(times_min, o, h, l, c):
-    from conftest import T0
     from candleflow.data.validate import RawCandles
+    from conftest import T0
 
     n = len(times_min)
-    cols = {"open_time": T0 + np.asarray(times_min, dtype=np.int64) * 60_000_000_000, "open": np.asarray(o, float),
-            "high": np.asarray(h, float), "low": np.asarray(l, float), "close": np.asarray(c, float),
-            "volume": np.ones(n)}
+    cols = {
+        "open_time": T0 + np.asarray(times_min, dtype=np.int64) * 60_000_000_000,
+        "open": np.asarray(o, float),
+        "high": np.asarray(h, float),
+        "low": np.asarray(l, float),
+        "close": np.asarray(c, float),
+        "volume": np.ones(n),
+    }
     candles, _ = validate_candles(RawCandles(columns=cols, symbol="TEST", source="test", interval="1m"))
     return candles
 
@@ -170,7 +197,9 @@ def test_finer_candles_decide_a_bar_that_touches_both_barriers():
     from candleflow.dataset.labels import make_labels
 
     # bar 1 reaches 102 and 98: TP (101) and SL (99) of both trades; the minutes inside it go up first
-    coarse, _ = validate_candles(raw([0, 1, 2], [100, 100, 100], [100.2, 102, 100.2], [99.8, 98, 99.8], [100, 100, 100]))
+    coarse, _ = validate_candles(
+        raw([0, 1, 2], [100, 100, 100], [100.2, 102, 100.2], [99.8, 98, 99.8], [100, 100, 100])
+    )
     cfg = LabelConfig(barrier="percent", tp=1.0, sl=1.0, horizon=1, same_bar="stop")
     plain, changed = make_labels(coarse, cfg)
     assert plain.y[0] == HOLD and changed == 0  # both trades stopped: pessimistic
@@ -192,7 +221,9 @@ def test_triple_barrier_and_fixed_horizon_by_hand():
     h = [v + 0.1 for v in c]
     lo = [v - 0.1 for v in c]
     candles, _ = validate_candles(raw(range(9), c, np.maximum(c, h), np.minimum(c, lo), c))
-    tb = triple_barrier_labels(candles, LabelConfig(kind="triple_barrier", barrier="percent", tp=1.0, sl=1.0, horizon=3))
+    tb = triple_barrier_labels(
+        candles, LabelConfig(kind="triple_barrier", barrier="percent", tp=1.0, sl=1.0, horizon=3)
+    )
     # t=0: high 101.6 at bar 2 >= 101 -> LONG at 2; t=2: low 98.4 at bar 5 <= 100.485 earlier? bar 3 low 99.9 no,
     # bar 4 low 99.4 no (>= 100.485*?): lower = 101.5*0.99 = 100.485 -> bar 3 low 99.9 <= 100.485 -> SHORT at 3
     assert tb.y[0] == LONG and tb.t1[0] == 2

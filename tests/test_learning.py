@@ -11,8 +11,13 @@ from candleflow.config import load_config
 from candleflow.pipeline import run
 from test_report import check_report_matches_metrics
 
-SMALL = ["dataset.window=48", "model.lstm_units=[32]", "model.dense_units=[16]", "training.epochs=3",
-         "training.verbose=0"]
+SMALL = [
+    "dataset.window=48",
+    "model.lstm_units=[32]",
+    "model.dense_units=[16]",
+    "training.epochs=3",
+    "training.verbose=0",
+]
 
 
 def edge(tmp_path, name, *overrides):

@@ -3,8 +3,8 @@
 import numpy as np
 
 from candleflow.dataset.sampling import class_weights
-from candleflow.models.loaders import keras_loader
 from candleflow.dataset.windows import WindowDataset
+from candleflow.models.loaders import keras_loader
 
 
 def dataset(n=100):

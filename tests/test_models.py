@@ -31,15 +31,23 @@ def test_gpt_attention_is_causal():
     x = np.random.default_rng(1).normal(size=(2, W, F)).astype("float32")
     t = 9
     y = x.copy()
-    y[:, t + 1:] += 5.0  # change every later timestep
+    y[:, t + 1 :] += 5.0  # change every later timestep
     a, b = np.asarray(seq(x)), np.asarray(seq(y))
-    np.testing.assert_allclose(a[:, :t + 1], b[:, :t + 1], atol=1e-5)
-    assert not np.allclose(a[:, t + 1:], b[:, t + 1:], atol=1e-3)
+    np.testing.assert_allclose(a[:, : t + 1], b[:, : t + 1], atol=1e-5)
+    assert not np.allclose(a[:, t + 1 :], b[:, t + 1 :], atol=1e-3)
 
 
-SMALL = {"gpt": ["model.kind=gpt", "model.gpt_d_model=32", "model.gpt_heads=2", "model.gpt_layers=1",
-                 "dataset.window=48", "training.epochs=3"],
-         "mlp": ["model.kind=mlp", "model.dense_units=[64, 16]", "dataset.window=48", "training.epochs=3"]}
+SMALL = {
+    "gpt": [
+        "model.kind=gpt",
+        "model.gpt_d_model=32",
+        "model.gpt_heads=2",
+        "model.gpt_layers=1",
+        "dataset.window=48",
+        "training.epochs=3",
+    ],
+    "mlp": ["model.kind=mlp", "model.dense_units=[64, 16]", "dataset.window=48", "training.epochs=3"],
+}
 
 
 @pytest.mark.parametrize("kind", ["gpt", "mlp"])
@@ -66,8 +74,18 @@ def test_save_load_round_trip_in_safe_mode(tmp_path, builder):
 @pytest.mark.slow
 def test_cnn_trains_through_run_on_chart_images_and_beats_baselines(tmp_path):
     """The image CNN on the default market's 20-bar charts (about 90 s on 2 cores: slow)."""
-    cfg = load_config(None, ["model.kind=cnn", "model.cnn_filters=[8, 16]", "dataset.window=20", "training.epochs=3",
-                             f"output.runs_dir={tmp_path}", "output.name=cnn", "training.verbose=0"])
+    cfg = load_config(
+        None,
+        [
+            "model.kind=cnn",
+            "model.cnn_filters=[8, 16]",
+            "dataset.window=20",
+            "training.epochs=3",
+            f"output.runs_dir={tmp_path}",
+            "output.name=cnn",
+            "training.verbose=0",
+        ],
+    )
     result = run(cfg)
     assert result.metadata["input_shape"] == [64, 60, 1]
     assert result.metrics["val"]["edge_balanced_accuracy"] * 100 >= 5.0

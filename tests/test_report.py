@@ -30,7 +30,9 @@ def runs(tmp_path_factory):
 
 def cells(page: str, table_class: str) -> list[list[str]]:
     table = re.search(rf'<table class="{table_class}">(.*?)</table>', page, re.S).group(1)
-    return [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", tr)] for tr in re.findall(r"<tr>(.*?)</tr>", table)][1:]
+    return [
+        [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", tr)] for tr in re.findall(r"<tr>(.*?)</tr>", table)
+    ][1:]
 
 
 def check_report_matches_metrics(run_dir: Path) -> None:
@@ -69,11 +71,30 @@ def test_report_rebuilds_identically_from_the_run_folder(runs):
 def test_report_and_compare_cli(runs):
     d, a, b = runs
     env = dict(os.environ, COLUMNS="200")
-    out = subprocess.run([sys.executable, "-m", "candleflow.cli", "report", "a", "--runs-dir", str(d)],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "candleflow.cli", "report", "a", "--runs-dir", str(d)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0 and "report.html" in out.stdout, out.stderr
-    out = subprocess.run([sys.executable, "-m", "candleflow.cli", "compare", "a", "b", "--runs-dir", str(d),
-                          "--html", str(d / "compare.html")], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "candleflow.cli",
+            "compare",
+            "a",
+            "b",
+            "--runs-dir",
+            str(d),
+            "--html",
+            str(d / "compare.html"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert "config labels.horizon" in out.stdout and "balanced_accuracy" in out.stdout
     assert "labels.horizon" in (d / "compare.html").read_text()
@@ -86,11 +107,31 @@ def test_report_opens_in_a_real_browser(runs):
         if os.environ.get("CANDLEFLOW_REQUIRE_BROWSER"):
             pytest.fail("chromium is not installed (apt-get install chromium)")
         pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ]
     url = (a.run_dir / "report.html").as_uri()
-    dom = subprocess.run([chromium, *flags, f"--user-data-dir={a.run_dir / '.chrome1'}", "--virtual-time-budget=5000",
-                          "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [
+            chromium,
+            *flags,
+            f"--user-data-dir={a.run_dir / '.chrome1'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     body = re.search(r"<body([^>]*)>", dom).group(1)
     attrs = dict(re.findall(r'data-([a-z-]+)="(\d+)"', body))
     assert int(attrs["images"]) >= 6 and attrs["images-loaded"] == attrs["images"]  # every plot decoded
@@ -98,6 +139,16 @@ def test_report_opens_in_a_real_browser(runs):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
-    subprocess.run([chromium, *flags, f"--user-data-dir={a.run_dir / '.chrome2'}", "--window-size=1280,3000",
-                    f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            chromium,
+            *flags,
+            f"--user-data-dir={a.run_dir / '.chrome2'}",
+            "--window-size=1280,3000",
+            f"--screenshot={shot}",
+            url,
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.is_file() and shot.stat().st_size > 50_000

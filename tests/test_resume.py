@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from candleflow.models.backend import keras
 from candleflow.config import load_config
 from candleflow.errors import RegistryError
+from candleflow.models.backend import keras
 from candleflow.pipeline import resume, run
 from conftest import TINY
 
@@ -32,7 +32,9 @@ def _cfg(tmp_path, name, extra=()):
 
 @pytest.mark.parametrize("kind", ["lstm", "gpt"])
 def test_resumed_run_matches_uninterrupted(tmp_path, kind):
-    extra = ["model.kind=gpt", "model.gpt_d_model=16", "model.gpt_heads=2", "model.gpt_layers=1"] if kind == "gpt" else []
+    extra = (
+        ["model.kind=gpt", "model.gpt_d_model=16", "model.gpt_heads=2", "model.gpt_layers=1"] if kind == "gpt" else []
+    )
     full = run(_cfg(tmp_path, "full", extra))
     with pytest.raises(KeyboardInterrupt) as info:
         run(_cfg(tmp_path, "cut", extra), callbacks=[Interrupt(after=2)])
@@ -58,7 +60,9 @@ def test_resumed_run_matches_uninterrupted(tmp_path, kind):
     with np.load(full.run_dir / "predictions.npz") as f, np.load(resumed.run_dir / "predictions.npz") as g:
         np.testing.assert_allclose(f["val_probs"], g["val_probs"], atol=1e-4)
     for key in ("balanced_accuracy", "accuracy", "macro_f1"):
-        assert resumed.metrics["val"]["table"]["model"][key] == pytest.approx(full.metrics["val"]["table"]["model"][key], abs=1e-3)
+        assert resumed.metrics["val"]["table"]["model"][key] == pytest.approx(
+            full.metrics["val"]["table"]["model"][key], abs=1e-3
+        )
 
 
 def test_resume_needs_a_complete_epoch(tmp_path):

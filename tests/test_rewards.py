@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from candleflow.config import RewardConfig, SyntheticSource
-from candleflow.rewards.samples import _fill, build_reward_samples, load_samples, sample_ends, save_samples
 from candleflow.data.load import load_candles
 from candleflow.data.validate import validate_candles
+from candleflow.rewards.samples import _fill, build_reward_samples, load_samples, sample_ends, save_samples
 from conftest import raw
 
 COST = 0.001 + 0.0005
@@ -20,8 +20,22 @@ def one(bars, state, action, lookback=2, forward=3, e=1, volume=None, same_bar="
     v = np.ones(len(bars)) if volume is None else np.array(volume, float)
     windows = np.zeros((1, lookback, 5), np.float32)
     reward = np.zeros(1)
-    _fill(o, h, l, c, np.log1p(v), np.array([e]), lookback, forward, np.array([state], float), np.array([action], float),
-          same_bar == "stop", COST, windows, reward)
+    _fill(
+        o,
+        h,
+        l,
+        c,
+        np.log1p(v),
+        np.array([e]),
+        lookback,
+        forward,
+        np.array([state], float),
+        np.array([action], float),
+        same_bar == "stop",
+        COST,
+        windows,
+        reward,
+    )
     return reward[0], windows[0]
 
 
@@ -142,16 +156,43 @@ def test_reward_run_and_cli(tmp_path):
 
     env = dict(os.environ, COLUMNS="200")
     base = [sys.executable, "-m", "candleflow.cli"]
-    sets = ["--set", "source.n_bars=3000", "--set", "rewards.n=4000", "--set", "rewards.lookback=16",
-            "--set", "rewards.forward=8"]
-    out = subprocess.run(base + ["rewards", *sets, "--out", str(tmp_path / "s.parquet")], capture_output=True,
-                         text=True, env=env, cwd=tmp_path)
+    sets = [
+        "--set",
+        "source.n_bars=3000",
+        "--set",
+        "rewards.n=4000",
+        "--set",
+        "rewards.lookback=16",
+        "--set",
+        "rewards.forward=8",
+    ]
+    out = subprocess.run(
+        base + ["rewards", *sets, "--out", str(tmp_path / "s.parquet")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "4,000 reward samples" in out.stdout and "hold" in out.stdout and (tmp_path / "s.parquet").is_file()
     assert len(load_samples(tmp_path / "s.parquet")) == 4000
-    out = subprocess.run(base + ["run", "--config", str(Path(__file__).resolve().parents[1] / "configs/reward-model.yaml"),
-                                 *sets, "--set", "training.epochs=1", "--set", "output.name=rw"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        base
+        + [
+            "run",
+            "--config",
+            str(Path(__file__).resolve().parents[1] / "configs/reward-model.yaml"),
+            *sets,
+            "--set",
+            "training.epochs=1",
+            "--set",
+            "output.name=rw",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "R^2" in out.stdout and "Spearman" in out.stdout
     metrics = json.loads((tmp_path / "runs/rw/metrics.json").read_text())

@@ -47,7 +47,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                return stack[stack.index(n):] + [n]
+                return stack[stack.index(n) :] + [n]
             if n not in state and (found := visit(n)):
                 return found
         stack.pop()
@@ -77,13 +77,14 @@ def test_top_level_reads_as_the_pipeline():
 
 def test_data_side_imports_no_keras():
     """data/ and dataset/ (and `import candleflow`) never import Keras or a deep-learning backend."""
-    mods = sorted(_module_name(p) for p in PKG.rglob("*.py")
-                  if p.relative_to(PKG).parts[0] in ("data", "dataset"))
-    code = ("import importlib, sys\n"
-            f"for m in {mods!r}: importlib.import_module(m)\n"
-            "import candleflow\n"
-            "heavy = [k for k in ('keras', 'jax', 'tensorflow', 'torch') if k in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    mods = sorted(_module_name(p) for p in PKG.rglob("*.py") if p.relative_to(PKG).parts[0] in ("data", "dataset"))
+    code = (
+        "import importlib, sys\n"
+        f"for m in {mods!r}: importlib.import_module(m)\n"
+        "import candleflow\n"
+        "heavy = [k for k in ('keras', 'jax', 'tensorflow', 'torch') if k in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -29,12 +29,12 @@ def test_stylised_facts():
     c, _ = load_candles(SyntheticSource(n_bars=20_000, signal_strength=0.0))
     r = returns(c)
     z = (r - r.mean()) / r.std()
-    assert (z ** 4).mean() > 6                       # fat tails (normal: 3)
+    assert (z**4).mean() > 6  # fat tails (normal: 3)
     a = np.abs(r)
     assert np.corrcoef(a[1:], a[:-1])[0, 1] > 0.15  # volatility clustering
     assert abs(np.corrcoef(r[1:], r[:-1])[0, 1]) < 0.03  # no linear predictability without signal
     v = c.volume[1:]
-    assert np.corrcoef(np.log(v), a)[0, 1] > 0.2     # volume rises with absolute returns
+    assert np.corrcoef(np.log(v), a)[0, 1] > 0.2  # volume rises with absolute returns
     hours = (c.open_time // 3_600_000_000_000) % 24
     by_hour = np.array([np.median(c.volume[hours == h]) for h in range(24)])
     assert 13 <= int(np.argmax(by_hour)) <= 17 and by_hour.max() / by_hour.min() > 1.5  # daily cycle
@@ -46,5 +46,6 @@ def test_signal_strength_plants_momentum():
         r = returns(c)
         past = np.convolve(r, np.ones(24), "full")[: len(r)]  # sum of the last 24 returns, causal
         return np.corrcoef(past[:-1], r[1:])[0, 1]
+
     assert abs(trend_corr(0.0)) < 0.03
     assert trend_corr(0.25) > 0.05

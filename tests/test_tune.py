@@ -42,8 +42,10 @@ SMALL = [*TINY, "source.n_bars=2500", "tune.folds=2"]
 
 def test_tune_runs_continues_and_writes_best_config(tmp_path):
     cfg = load_config(None, SMALL + [f"output.runs_dir={tmp_path}"])
-    space = {"training.learning_rate": SearchParam(low=1e-4, high=1e-2, log=True),
-             "model.lstm_units": SearchParam(choices=[[8], [16, 8]])}
+    space = {
+        "training.learning_rate": SearchParam(low=1e-4, high=1e-2, log=True),
+        "model.lstm_units": SearchParam(choices=[[8], [16, 8]]),
+    }
     first = tune(cfg, "t", trials=2, space=space)
     folder = tmp_path / "tune-t"
     assert first.folder == folder and (folder / "study.db").is_file()
@@ -58,7 +60,9 @@ def test_tune_runs_continues_and_writes_best_config(tmp_path):
 
 
 def test_tune_cli_rejects_bad_space(tmp_path):
-    result = CliRunner().invoke(app, ["tune", "--set", f"output.runs_dir={tmp_path}", "-p", "model.nope={low: 1, high: 2}"])
+    result = CliRunner().invoke(
+        app, ["tune", "--set", f"output.runs_dir={tmp_path}", "-p", "model.nope={low: 1, high: 2}"]
+    )
     assert result.exit_code != 0
     assert "tune space 'model.nope'" in str(result.exception) or "model.nope" in result.output
 

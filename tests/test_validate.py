@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from candleflow.config import ValidationPolicy
-from candleflow.errors import ValidationError
 from candleflow.data.validate import validate_candles
+from candleflow.errors import ValidationError
 from conftest import HOUR, T0, raw
 
 

@@ -1,7 +1,8 @@
 """Windows are views, batches are exact, no window crosses a segment, splits purge."""
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from candleflow.dataset.split import chronological_split
 from candleflow.dataset.windows import WindowDataset, valid_window_ends
@@ -24,7 +25,7 @@ def test_windows_are_views_and_gather_is_exact():
     assert batch.shape == (4, 10, 3) and batch.dtype == np.float32 and batch.flags.c_contiguous
     for b, i in enumerate(idx):
         e = ds.ends[i]
-        np.testing.assert_array_equal(batch[b], feats[e - 9: e + 1])
+        np.testing.assert_array_equal(batch[b], feats[e - 9 : e + 1])
     assert ds.labels_at(idx).tolist() == labels[ds.ends[idx]].tolist()
 
 
@@ -52,8 +53,13 @@ def test_no_window_crosses_a_segment(cuts, window):
 
 
 @settings(max_examples=50, deadline=None)
-@given(seed=st.integers(0, 1000), horizon=st.integers(1, 30), embargo=st.integers(0, 10),
-       val=st.floats(0.1, 0.4), test=st.sampled_from([0.0, 0.15]))
+@given(
+    seed=st.integers(0, 1000),
+    horizon=st.integers(1, 30),
+    embargo=st.integers(0, 10),
+    val=st.floats(0.1, 0.4),
+    test=st.sampled_from([0.0, 0.15]),
+)
 def test_no_training_label_reaches_validation(seed, horizon, embargo, val, test):
     rng = np.random.default_rng(seed)
     n = 500
@@ -73,7 +79,7 @@ def test_no_training_label_reaches_validation(seed, horizon, embargo, val, test)
 def test_purge_counts_known_case():
     ends = np.arange(10, 20)
     t1 = np.zeros(30, dtype=int)
-    t1[ends] = ends + 3       # each label looks 3 bars ahead
+    t1[ends] = ends + 3  # each label looks 3 bars ahead
     sp = chronological_split(ends, t1, val_fraction=0.3)
     assert sp.starts["val"] == 17
     assert ends[sp["train"]].tolist() == [10, 11, 12, 13]  # 14..16 look into 17+

@@ -39,13 +39,25 @@ from candleflow.dataset.arrays import ArrayDataset, dataset_from_arrays
 from candleflow.dataset.prepare import PreparedData, prepare
 from candleflow.dataset.split import Split, chronological_split
 from candleflow.dataset.windows import MultiWindowDataset, WindowDataset
-from candleflow.errors import (BuildError, CandleflowError, ConfigError, DataError, DownloadError, RegistryError,
-                               SourceError, StoreError, ValidationError)
+from candleflow.errors import (
+    BuildError,
+    CandleflowError,
+    ConfigError,
+    DataError,
+    DownloadError,
+    RegistryError,
+    SourceError,
+    StoreError,
+    ValidationError,
+)
 
 # Keras-dependent entry points, imported on first use so the data side stays light
 _LAZY = {
-    "run": "candleflow.pipeline", "resume": "candleflow.pipeline", "RunResult": "candleflow.pipeline",
-    "tune": "candleflow.tune", "load_model": "candleflow.runs.registry",
+    "run": "candleflow.pipeline",
+    "resume": "candleflow.pipeline",
+    "RunResult": "candleflow.pipeline",
+    "tune": "candleflow.tune",
+    "load_model": "candleflow.runs.registry",
     "open_dataset": "candleflow.scale.store",
 }
 
@@ -63,9 +75,33 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "ArrayDataset", "BuildError", "CandleflowError", "Candles", "ConfigError", "DataError", "DownloadError",
-    "MultiWindowDataset", "PreparedData", "RegistryError", "RunConfig", "RunResult", "SourceError", "Split",
-    "StoreError", "ValidationError", "ValidationReport", "WindowDataset", "__version__", "chronological_split",
-    "dataset_from_arrays", "load_candles", "load_config", "load_model", "open_dataset", "prepare", "resume", "run",
+    "ArrayDataset",
+    "BuildError",
+    "CandleflowError",
+    "Candles",
+    "ConfigError",
+    "DataError",
+    "DownloadError",
+    "MultiWindowDataset",
+    "PreparedData",
+    "RegistryError",
+    "RunConfig",
+    "RunResult",
+    "SourceError",
+    "Split",
+    "StoreError",
+    "ValidationError",
+    "ValidationReport",
+    "WindowDataset",
+    "__version__",
+    "chronological_split",
+    "dataset_from_arrays",
+    "load_candles",
+    "load_config",
+    "load_model",
+    "open_dataset",
+    "prepare",
+    "resume",
+    "run",
     "tune",
 ]

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -20,16 +20,23 @@ from rich.table import Table
 from candleflow.errors import CandleflowError
 from candleflow.runs.folder import RunFolder
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Exchange candles to leak-free datasets and trained, evaluated, versioned models.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Exchange candles to leak-free datasets and trained, evaluated, versioned models.",
+)
 models_app = typer.Typer(no_args_is_help=True, help="List and inspect saved runs and their models.")
 app.add_typer(models_app, name="models")
 # wide enough for the metrics table when output goes to a file or a CI log
 console = Console() if sys.stdout.isatty() else Console(width=120)
 err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=120)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config; the embedded default when omitted")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override a config key, e.g. --set labels.horizon=48")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config; the embedded default when omitted")
+]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="override a config key, e.g. --set labels.horizon=48")
+]
 RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="folder holding run folders")]
 
 
@@ -73,9 +80,14 @@ def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 
 @app.command()
-def train(config: ConfigOpt = None, set_: SetOpt = None,
-          resume: Annotated[Optional[str], typer.Option("--resume", help="continue the interrupted run NAME from its last complete epoch")] = None,
-          runs_dir: RunsOpt = Path("runs")) -> None:
+def train(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="continue the interrupted run NAME from its last complete epoch")
+    ] = None,
+    runs_dir: RunsOpt = Path("runs"),
+) -> None:
     """Train like `run`; with --resume NAME, continue a run stopped by Ctrl-C or a crash."""
     from candleflow.config import load_config
     from candleflow.pipeline import resume as resume_pipeline
@@ -106,14 +118,18 @@ def _print_result(result, task: str) -> None:
     meta = result.metadata
     if task == "reward":
         console.print(reward_table(result.metrics["val"]))
-        console.print(f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
-                      f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s")
+        console.print(
+            f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
+            f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
+        )
         console.print(f"run folder: [bold]{result.run_dir}[/bold]")
         return
     for part, m in result.metrics.items():
         console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
-    console.print(f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
-                  f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s")
+    console.print(
+        f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
+        f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
+    )
     if "series" in result.metrics["val"]:  # a universe run: one model over many series
         t = Table(title="validation period, per series (the model's decisions)")
         for col in ("series", "windows", "accuracy"):
@@ -124,33 +140,56 @@ def _print_result(result, task: str) -> None:
         console.print(f"run folder: [bold]{result.run_dir}[/bold]")
         return
     bt = result.metrics["val"]["trading"]["table"]
-    t = Table(title=f"backtest of the decisions, validation period ({result.metrics['val']['trading']['mode']} position, "
-                    f"fee+slippage {result.metrics['val']['trading']['fee'] + result.metrics['val']['trading']['slippage']:.4f} per side)")
+    t = Table(
+        title=f"backtest of the decisions, validation period ({result.metrics['val']['trading']['mode']} position, "
+        f"fee+slippage {result.metrics['val']['trading']['fee'] + result.metrics['val']['trading']['slippage']:.4f} per side)"
+    )
     for col in ("strategy", "total return", "Sharpe", "max drawdown", "trades", "hit rate"):
         t.add_column(col, justify="left" if col == "strategy" else "right")
     for name, r in bt.items():
-        t.add_row(name, f"{r['total_return']:+.2%}", f"{r['sharpe']:.2f}", f"{r['max_drawdown']:.2%}",
-                  f"{r['trades']:,}", f"{r['hit_rate']:.2%}", style="bold" if name == "model" else None)
+        t.add_row(
+            name,
+            f"{r['total_return']:+.2%}",
+            f"{r['sharpe']:.2f}",
+            f"{r['max_drawdown']:.2%}",
+            f"{r['trades']:,}",
+            f"{r['hit_rate']:.2%}",
+            style="bold" if name == "model" else None,
+        )
     console.print(t)
     console.print(f"run folder: [bold]{result.run_dir}[/bold] (report: {result.run_dir / 'report.html'})")
 
 
 @app.command()
-def prepare(config: ConfigOpt = None, set_: SetOpt = None,
-            as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
-            store: Annotated[Optional[str], typer.Option("--store", help="prepare into this store (path or fsspec URL), one entry per symbol, on Dask")] = None,
-            scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="address of a running Dask scheduler (default: local worker processes)")] = None,
-            workers: Annotated[Optional[int], typer.Option("--workers", help="local worker processes", min=1)] = None,
-            symbols: Annotated[Optional[str], typer.Option("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")] = None,
-            intervals: Annotated[Optional[str], typer.Option("--intervals", help="comma-separated, e.g. 1m,1h")] = None,
-            force: Annotated[bool, typer.Option("--force", help="prepare listed entries again")] = False) -> None:
+def prepare(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="prepare into this store (path or fsspec URL), one entry per symbol, on Dask"),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="address of a running Dask scheduler (default: local worker processes)"),
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="local worker processes", min=1)] = None,
+    symbols: Annotated[str | None, typer.Option("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")] = None,
+    intervals: Annotated[str | None, typer.Option("--intervals", help="comma-separated, e.g. 1m,1h")] = None,
+    force: Annotated[bool, typer.Option("--force", help="prepare listed entries again")] = False,
+) -> None:
     """Read the source, validate candles, compute features, labels, windows and split; no training.
     With a universe (--symbols, --intervals, universe.sources) or --store: every series on Dask, into a store."""
     from candleflow.config import load_config
     from candleflow.dataset.prepare import prepare as prepare_data
 
-    given = {"universe.store": store, "cluster.scheduler": scheduler, "cluster.workers": workers,
-             "universe.symbols": symbols and f"[{symbols}]", "universe.intervals": intervals and f"[{intervals}]"}
+    given = {
+        "universe.store": store,
+        "cluster.scheduler": scheduler,
+        "cluster.workers": workers,
+        "universe.symbols": symbols and f"[{symbols}]",
+        "universe.intervals": intervals and f"[{intervals}]",
+    }
     flags = [f"{key}={value}" for key, value in given.items() if value]
     cfg = load_config(config, [*(set_ or []), *flags])
     _setup_logging(verbose=not as_json, log_file=_log_file(cfg, "prepare"))
@@ -162,32 +201,50 @@ def prepare(config: ConfigOpt = None, set_: SetOpt = None,
     if as_json:
         console.print_json(json.dumps(summary))
         return
-    console.print(f"[bold]{summary['symbol']} {summary['interval']}[/bold]: {summary['rows']:,} rows, "
-                  f"{summary['segments']} segments, fingerprint {summary['fingerprint'][:16]}")
+    console.print(
+        f"[bold]{summary['symbol']} {summary['interval']}[/bold]: {summary['rows']:,} rows, "
+        f"{summary['segments']} segments, fingerprint {summary['fingerprint'][:16]}"
+    )
     console.print(f"validation: {prep.report.summary()}")
-    console.print(f"features {tuple(summary['feature_shape'])} float32 ({summary['feature_mb']} MB); "
-                  f"{summary['windows']:,} windows of {tuple(summary['window_shape'])} as views "
-                  f"(a copy would take {summary['materialised_windows_mb']:,} MB)")
+    console.print(
+        f"features {tuple(summary['feature_shape'])} float32 ({summary['feature_mb']} MB); "
+        f"{summary['windows']:,} windows of {tuple(summary['window_shape'])} as views "
+        f"(a copy would take {summary['materialised_windows_mb']:,} MB)"
+    )
     t = Table(title="split (chronological, purged)")
     for col in ("part", "windows", "purged", "first end", "last end", "SHORT", "HOLD", "LONG"):
         t.add_column(col, justify="right" if col not in ("part", "first end", "last end") else "left")
     for part, p in summary["split"].items():
         c = p["classes"]
-        t.add_row(part, f"{p['windows']:,}", str(p["purged"]), str(p["first_end"]), str(p["last_end"]),
-                  f"{c['SHORT']:,}", f"{c['HOLD']:,}", f"{c['LONG']:,}")
+        t.add_row(
+            part,
+            f"{p['windows']:,}",
+            str(p["purged"]),
+            str(p["first_end"]),
+            str(p["last_end"]),
+            f"{c['SHORT']:,}",
+            f"{c['HOLD']:,}",
+            f"{c['LONG']:,}",
+        )
     console.print(t)
 
 
 def _prepare_store(cfg, force: bool, as_json: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from candleflow.scale.cluster import plan_tasks, build_store
+    from candleflow.scale.cluster import build_store, plan_tasks
     from candleflow.scale.store import SeriesStore
 
     store = SeriesStore(cfg.universe.store)  # a bad URL is reported before any work starts
     n = len(plan_tasks(cfg))
-    with Progress(TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, disable=as_json) as bar:
+    with Progress(
+        TextColumn("prepare"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=as_json,
+    ) as bar:
         task = bar.add_task("entries", total=n)
         report = build_store(cfg, force=force, on_done=lambda name, rec, err: bar.advance(task))
     summary = report.to_dict() | {"manifest": store.summary()}
@@ -202,15 +259,20 @@ def _prepare_store(cfg, force: bool, as_json: bool) -> None:
     console.print(t)
     m = summary["manifest"]
     rate = f", {summary['rows_per_second']:,} rows/s" if summary["rows_per_second"] else ""
-    console.print(f"{len(report.computed)} entries prepared on {report.workers} workers in {report.seconds:.1f}s"
-                  f"{rate}; {len(report.skipped)} already listed, {len(report.adopted)} listed from an interrupted "
-                  f"run, {len(report.swept)} leftovers swept")
+    console.print(
+        f"{len(report.computed)} entries prepared on {report.workers} workers in {report.seconds:.1f}s"
+        f"{rate}; {len(report.skipped)} already listed, {len(report.adopted)} listed from an interrupted "
+        f"run, {len(report.swept)} leftovers swept"
+    )
     console.print(f"manifest: {m['entries']} entries, {m['rows']:,} rows, {m['bytes'] / 2**20:,.1f} MB")
 
 
 @app.command()
-def inspect(config: ConfigOpt = None, set_: SetOpt = None,
-            as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False) -> None:
+def inspect(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
     """Check the prepared data: shapes, dtypes, class balance per split, NaN/inf, one-hot, memory."""
     from candleflow.config import load_config
     from candleflow.dataset.inspect import inspect_dataset
@@ -222,20 +284,34 @@ def inspect(config: ConfigOpt = None, set_: SetOpt = None,
         console.print_json(json.dumps(report))
     else:
         f, m = report["features"], report["memory"]
-        console.print(f"features {tuple(f['shape'])} {f['dtype']}{' (memory-mapped)' if f['memory_mapped'] else ''}; "
-                      f"{report['windows']:,} windows of {tuple(report['window_shape'])}; labels "
-                      f"{report['labels']['kind']} {report['labels']['dtype']}")
+        console.print(
+            f"features {tuple(f['shape'])} {f['dtype']}{' (memory-mapped)' if f['memory_mapped'] else ''}; "
+            f"{report['windows']:,} windows of {tuple(report['window_shape'])}; labels "
+            f"{report['labels']['kind']} {report['labels']['dtype']}"
+        )
         t = Table(title="split: class balance and a real batch of each part")
         for col in ("part", "windows", "purged", "SHORT", "HOLD", "LONG", "batch x", "batch y"):
             t.add_column(col, justify="left" if col in ("part", "batch x", "batch y") else "right")
         for part, p in report["split"].items():
             sh = p["class_share"]
-            t.add_row(part, f"{p['windows']:,}", str(p["purged"]), f"{sh['SHORT']:.1%}", f"{sh['HOLD']:.1%}",
-                      f"{sh['LONG']:.1%}", p.get("batch", {}).get("x", "-"), p.get("batch", {}).get("y", "-"))
+            t.add_row(
+                part,
+                f"{p['windows']:,}",
+                str(p["purged"]),
+                f"{sh['SHORT']:.1%}",
+                f"{sh['HOLD']:.1%}",
+                f"{sh['LONG']:.1%}",
+                p.get("batch", {}).get("x", "-"),
+                p.get("batch", {}).get("y", "-"),
+            )
         console.print(t)
-        console.print(f"memory: {m['resident_mb']:,} MB resident; features {m['features_mb']:,} MB; materialised "
-                      f"windows would take {m['materialised_windows_mb']:,} MB ({m['saving']} the features)")
-        for line in report["problems"] or ["all checks passed: finite windows, one-hot labels, no look-ahead across splits"]:
+        console.print(
+            f"memory: {m['resident_mb']:,} MB resident; features {m['features_mb']:,} MB; materialised "
+            f"windows would take {m['materialised_windows_mb']:,} MB ({m['saving']} the features)"
+        )
+        for line in report["problems"] or [
+            "all checks passed: finite windows, one-hot labels, no look-ahead across splits"
+        ]:
             console.print(("problem: " if report["problems"] else "") + line)
     if report["problems"]:
         raise typer.Exit(1)
@@ -243,17 +319,29 @@ def inspect(config: ConfigOpt = None, set_: SetOpt = None,
 
 @app.command()
 def download(
-    symbol: Annotated[Optional[list[str]], typer.Option("--symbol", help="e.g. BTCUSDT; repeat for more")] = None,
-    interval: Annotated[Optional[str], typer.Option(help="kline interval: 1s (spot), 1m ... 1d, 3d, 1w (default: 1m)")] = None,
-    start: Annotated[Optional[str], typer.Option(help="YYYY-MM or YYYY-MM-DD")] = None,
-    end: Annotated[Optional[str], typer.Option(help="YYYY-MM or YYYY-MM-DD, inclusive")] = None,
-    market: Annotated[Optional[str], typer.Option(help="spot, um (USD-M futures) or cm (COIN-M futures); default spot")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="https://..., http://127.0.0.1:... or file://... mirror (default: data.binance.vision)")] = None,
-    listing_url: Annotated[Optional[str], typer.Option(help="bucket listing URL (default: the S3 bucket, or --base-url when that is set)")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="raw ZIPs (remote layout) and parsed Parquet (default: ~/.cache/candleflow/binance)")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="parallel downloads, 1..64 (default 8)")] = None,
-    retries: Annotated[Optional[int], typer.Option(help="attempts after the first, 0..20 (default 4)")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="seconds without data before a retry (default 30)")] = None,
+    symbol: Annotated[list[str] | None, typer.Option("--symbol", help="e.g. BTCUSDT; repeat for more")] = None,
+    interval: Annotated[
+        str | None, typer.Option(help="kline interval: 1s (spot), 1m ... 1d, 3d, 1w (default: 1m)")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="YYYY-MM or YYYY-MM-DD")] = None,
+    end: Annotated[str | None, typer.Option(help="YYYY-MM or YYYY-MM-DD, inclusive")] = None,
+    market: Annotated[
+        str | None, typer.Option(help="spot, um (USD-M futures) or cm (COIN-M futures); default spot")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="https://..., http://127.0.0.1:... or file://... mirror (default: data.binance.vision)"),
+    ] = None,
+    listing_url: Annotated[
+        str | None, typer.Option(help="bucket listing URL (default: the S3 bucket, or --base-url when that is set)")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="raw ZIPs (remote layout) and parsed Parquet (default: ~/.cache/candleflow/binance)"),
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="parallel downloads, 1..64 (default 8)")] = None,
+    retries: Annotated[int | None, typer.Option(help="attempts after the first, 0..20 (default 4)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds without data before a retry (default 30)")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="skip the sha256 check (not recommended)")] = False,
     list_: Annotated[bool, typer.Option("--list", help="list what exists instead of downloading")] = False,
 ) -> None:
@@ -263,10 +351,21 @@ def download(
     from candleflow.errors import DownloadError
 
     # defaults are the binance source config's (one declaration); --symbol, --start, --end are per call
-    base = validate_options(BinanceSource, {
-        "market": market, "interval": interval or "1m", "base_url": base_url,
-        "cache_dir": None if cache_dir is None else str(cache_dir), "concurrency": concurrency, "retries": retries,
-        "timeout": timeout, "verify": False if no_verify else None, "start": start, "end": end})
+    base = validate_options(
+        BinanceSource,
+        {
+            "market": market,
+            "interval": interval or "1m",
+            "base_url": base_url,
+            "cache_dir": None if cache_dir is None else str(cache_dir),
+            "concurrency": concurrency,
+            "retries": retries,
+            "timeout": timeout,
+            "verify": False if no_verify else None,
+            "start": start,
+            "end": end,
+        },
+    )
     _setup_logging(log_file=_log_file(None, "download"))
     if list_:
         listing = listing_url or (base.base_url if base_url is not None else DEFAULT_LISTING_URL)
@@ -295,9 +394,18 @@ def download(
             notes.append(f"{sym}: {err}")
             continue
         dl, rep = res.download, res.report
-        t.add_row(escape(sym), str(dl.count("downloaded")), str(dl.count("cached")), str(dl.count("missing")),
-                  str(dl.count("failed")), f"{dl.bytes / 2**20:.1f}", f"{dl.seconds:.1f}", f"{rep.rows_out:,}",
-                  str(rep.gaps), f"{rep.missing_bars:,}")
+        t.add_row(
+            escape(sym),
+            str(dl.count("downloaded")),
+            str(dl.count("cached")),
+            str(dl.count("missing")),
+            str(dl.count("failed")),
+            f"{dl.bytes / 2**20:.1f}",
+            f"{dl.seconds:.1f}",
+            f"{rep.rows_out:,}",
+            str(rep.gaps),
+            f"{rep.missing_bars:,}",
+        )
         notes.append(f"{sym}: {res.parquet} (fingerprint {res.candles.fingerprint[:16]})")
     console.print(t)
     for line in notes:
@@ -313,9 +421,15 @@ def _download_one(cfg) -> tuple:
     from candleflow.data.sources.binance.fetch import fetch_candles
 
     state = {"bytes": 0, "t0": time.perf_counter()}
-    with Progress(TextColumn(escape(f"{cfg.symbol} {cfg.interval}")), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("files"), TextColumn("{task.fields[mb]:.1f} MB, {task.fields[rate]:.1f} MB/s"),
-                  console=err_console, transient=True) as progress:
+    with Progress(
+        TextColumn(escape(f"{cfg.symbol} {cfg.interval}")),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files"),
+        TextColumn("{task.fields[mb]:.1f} MB, {task.fields[rate]:.1f} MB/s"),
+        console=err_console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("files", total=None, mb=0.0, rate=0.0)
 
         def on_bytes(n: int) -> None:
@@ -325,20 +439,32 @@ def _download_one(cfg) -> tuple:
 
         try:
             res = fetch_candles(
-                cfg, on_planned=lambda refs: progress.update(task, total=len(refs)), on_bytes=on_bytes,
+                cfg,
+                on_planned=lambda refs: progress.update(task, total=len(refs)),
+                on_bytes=on_bytes,
                 on_done=lambda r: progress.advance(task),
-                on_more=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n))
+                on_more=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n),
+            )
         except CandleflowError as exc:
             return cfg.symbol, None, str(exc)
     return cfg.symbol, res, ""
 
 
 @app.command()
-def tune(config: ConfigOpt = None, set_: SetOpt = None,
-         name: Annotated[Optional[str], typer.Option(help="study name: runs/tune-NAME; the same name continues it")] = None,
-         trials: Annotated[Optional[int], typer.Option(min=1, help="total trials (default: tune.trials)")] = None,
-         param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="searched key, e.g. -p 'training.learning_rate={low: 1e-4, high: 1e-2, log: true}' or -p 'model.lstm_units={choices: [[64, 32], [128, 64, 32]]}'; replaces tune.space")] = None,
-         ) -> None:
+def tune(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    name: Annotated[str | None, typer.Option(help="study name: runs/tune-NAME; the same name continues it")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="total trials (default: tune.trials)")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="searched key, e.g. -p 'training.learning_rate={low: 1e-4, high: 1e-2, log: true}' or -p 'model.lstm_units={choices: [[64, 32], [128, 64, 32]]}'; replaces tune.space",
+        ),
+    ] = None,
+) -> None:
     """Search config keys with Optuna, each trial scored by walk-forward validation; writes trials.csv and best.yaml."""
     from candleflow.config import load_config
     from candleflow.tune import parse_search_param
@@ -355,20 +481,29 @@ def tune(config: ConfigOpt = None, set_: SetOpt = None,
     for row in result.trials[:15]:
         t.add_row(*[str(row[c]) for c in cols])
     console.print(t)
-    console.print(f"best {result.best_value:.4f} with {result.best_params}; "
-                  f"config: [bold]{result.folder / 'best.yaml'}[/bold] (train it: candleflow run --config {result.folder / 'best.yaml'})")
+    console.print(
+        f"best {result.best_value:.4f} with {result.best_params}; "
+        f"config: [bold]{result.folder / 'best.yaml'}[/bold] (train it: candleflow run --config {result.folder / 'best.yaml'})"
+    )
 
 
 @app.command()
-def images(config: ConfigOpt = None, set_: SetOpt = None,
-           fmt: Annotated[Optional[str], typer.Option("--format", help="hdf5, npz, zarr, png or jpeg (default: images.format)")] = None,
-           layout: Annotated[Optional[str], typer.Option(help="bar4 or jkx (default: images.layout)")] = None,
-           out: Annotated[Path, typer.Option("--out", "-o", help="file (hdf5/npz) or folder")] = Path("images"),
-           part: Annotated[str, typer.Option(help="which windows: train, val, test or all")] = "all",
-           limit: Annotated[Optional[int], typer.Option(help="at most this many images (evenly spaced)")] = None,
-           mode: Annotated[Optional[str], typer.Option(help="single file or batch files (default: images.mode)")] = None,
-           images_per_file: Annotated[Optional[int], typer.Option(help="images per file in batch mode (default: images.images_per_file)")] = None,
-           preview: Annotated[Optional[Path], typer.Option(help="also write a PNG grid of 12 images with labels")] = None) -> None:
+def images(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="hdf5, npz, zarr, png or jpeg (default: images.format)")
+    ] = None,
+    layout: Annotated[str | None, typer.Option(help="bar4 or jkx (default: images.layout)")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="file (hdf5/npz) or folder")] = Path("images"),
+    part: Annotated[str, typer.Option(help="which windows: train, val, test or all")] = "all",
+    limit: Annotated[int | None, typer.Option(help="at most this many images (evenly spaced)")] = None,
+    mode: Annotated[str | None, typer.Option(help="single file or batch files (default: images.mode)")] = None,
+    images_per_file: Annotated[
+        int | None, typer.Option(help="images per file in batch mode (default: images.images_per_file)")
+    ] = None,
+    preview: Annotated[Path | None, typer.Option(help="also write a PNG grid of 12 images with labels")] = None,
+) -> None:
     """Render chart images of the dataset's windows and store them with labels, times and symbols."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -382,25 +517,40 @@ def images(config: ConfigOpt = None, set_: SetOpt = None,
     _setup_logging(log_file=_log_file(cfg, "images"))
     prep = prepare_data(cfg)
     n = select_windows(prep, part, limit).size
-    with Progress(TextColumn(f"render {cfg.images.layout}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as progress:
+    with Progress(
+        TextColumn(f"render {cfg.images.layout}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("images", total=n)
         res = write_image_dataset(prep, cfg.images, out, part, limit, preview, lambda k: progress.advance(task, k))
-    t = Table(title=f"{res.count:,} {cfg.images.layout} images {res.shape[0]}x{res.shape[1]} rendered on the "
-                    f"{res.device} -> {escape(str(res.out))}")
+    t = Table(
+        title=f"{res.count:,} {cfg.images.layout} images {res.shape[0]}x{res.shape[1]} rendered on the "
+        f"{res.device} -> {escape(str(res.out))}"
+    )
     for col in ("images", "files", "MB on disk", "render s", "images/s rendered", "write s", "images/s written"):
         t.add_column(col, justify="right")
-    t.add_row(f"{res.count:,}", f"{len(res.files):,}", f"{res.nbytes / 2**20:,.1f}", f"{res.render_seconds:.2f}",
-              f"{res.count / max(res.render_seconds, 1e-9):,.0f}", f"{res.write_seconds:.2f}",
-              f"{res.count / max(res.write_seconds, 1e-9):,.0f}")
+    t.add_row(
+        f"{res.count:,}",
+        f"{len(res.files):,}",
+        f"{res.nbytes / 2**20:,.1f}",
+        f"{res.render_seconds:.2f}",
+        f"{res.count / max(res.render_seconds, 1e-9):,.0f}",
+        f"{res.write_seconds:.2f}",
+        f"{res.count / max(res.write_seconds, 1e-9):,.0f}",
+    )
     console.print(t)
     if preview is not None:
         console.print(f"preview: {escape(str(preview))}")
 
 
 @app.command()
-def report(run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")],
-           runs_dir: RunsOpt = Path("runs")) -> None:
+def report(
+    run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")], runs_dir: RunsOpt = Path("runs")
+) -> None:
     """(Re)write a run's self-contained HTML report: metrics, backtest, calibration, plots, config."""
     from candleflow.runs.registry import resolve_run
     from candleflow.runs.report import build_report
@@ -411,9 +561,11 @@ def report(run: Annotated[str, typer.Argument(help="run folder name, path, or 'l
 
 
 @app.command()
-def compare(runs: Annotated[list[str], typer.Argument(help="two or more run folder names or paths")],
-            runs_dir: RunsOpt = Path("runs"),
-            html_out: Annotated[Optional[Path], typer.Option("--html", help="also write the table as HTML")] = None) -> None:
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="two or more run folder names or paths")],
+    runs_dir: RunsOpt = Path("runs"),
+    html_out: Annotated[Path | None, typer.Option("--html", help="also write the table as HTML")] = None,
+) -> None:
     """Put runs side by side: metrics, backtest and the config keys that differ."""
     from candleflow.fs.atomic import write_text
     from candleflow.runs.registry import resolve_run
@@ -436,9 +588,13 @@ def compare(runs: Annotated[list[str], typer.Argument(help="two or more run fold
 @app.command()
 def export(
     model: Annotated[str, typer.Argument(help="run folder name, path or 'latest', or a .keras/.h5 model file")],
-    out: Annotated[Optional[Path], typer.Option(help="folder to create (default: RUN/export-FORMAT)")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="stablehlo (JAX, no TensorFlow needed), tf_saved_model, onnx, openvino")] = "stablehlo",
-    allow_legacy_h5: Annotated[bool, typer.Option("--allow-legacy-h5", help="load a legacy .h5 file (no safe_mode: trusted files only)")] = False,
+    out: Annotated[Path | None, typer.Option(help="folder to create (default: RUN/export-FORMAT)")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="stablehlo (JAX, no TensorFlow needed), tf_saved_model, onnx, openvino")
+    ] = "stablehlo",
+    allow_legacy_h5: Annotated[
+        bool, typer.Option("--allow-legacy-h5", help="load a legacy .h5 file (no safe_mode: trusted files only)")
+    ] = False,
     runs_dir: RunsOpt = Path("runs"),
 ) -> None:
     """Export a run's model (or a model file) for serving, with a serving.json beside it."""
@@ -446,14 +602,19 @@ def export(
     from candleflow.runs.registry import load_model, load_model_file, read_metadata, resolve_run
 
     path = Path(model)
+    meta: dict[str, Any]
     if path.is_file():
         loaded, meta, default_out = load_model_file(path, allow_legacy_h5), {"source": str(path)}, path.with_suffix("")
     else:
         run_dir = resolve_run(model, runs_dir)
         meta = read_metadata(run_dir)
         loaded = load_model(run_dir)
-        meta = {"run": meta.get("run"), "classes": meta.get("classes"), "feature_names": meta.get("feature_names"),
-                "data_fingerprint": meta.get("data_fingerprint")}
+        meta = {
+            "run": meta.get("run"),
+            "classes": meta.get("classes"),
+            "feature_names": meta.get("feature_names"),
+            "data_fingerprint": meta.get("data_fingerprint"),
+        }
         default_out = run_dir / f"export-{fmt}"
     target = export_model(loaded, out or default_out, fmt, meta)
     console.print(f"exported {fmt} to [bold]{target}[/bold] (see serving.json)")
@@ -478,14 +639,22 @@ def models_list(runs_dir: RunsOpt = Path("runs")) -> None:
         else:
             score = f"{val.get('balanced_accuracy', float('nan')):.3f}"
             edge = f"{val.get('edge_balanced_accuracy', float('nan')):+.3f}"
-        t.add_row(Path(m["path"]).name, m.get("created", "")[:19], f"{m.get('symbol')} {m.get('interval')}",
-                  "x".join(map(str, m.get("input_shape", []))), f"{m.get('parameters', 0):,}", score, edge)
+        t.add_row(
+            Path(m["path"]).name,
+            m.get("created", "")[:19],
+            f"{m.get('symbol')} {m.get('interval')}",
+            "x".join(map(str, m.get("input_shape", []))),
+            f"{m.get('parameters', 0):,}",
+            score,
+            edge,
+        )
     console.print(t)
 
 
 @models_app.command("show")
-def models_show(run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")],
-                runs_dir: RunsOpt = Path("runs")) -> None:
+def models_show(
+    run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")], runs_dir: RunsOpt = Path("runs")
+) -> None:
     """Show a run's metadata and its metrics table."""
     from candleflow.runs.registry import read_metadata, resolve_run
 
@@ -493,8 +662,18 @@ def models_show(run: Annotated[str, typer.Argument(help="run folder name, path, 
     meta = read_metadata(path)
     metrics = RunFolder(path).metrics()
     console.print(f"[bold]{path}[/bold]")
-    for key in ("created", "symbol", "interval", "data_fingerprint", "input_shape", "parameters", "epochs_run",
-                "peak_rss_mb", "seconds", "versions"):
+    for key in (
+        "created",
+        "symbol",
+        "interval",
+        "data_fingerprint",
+        "input_shape",
+        "parameters",
+        "epochs_run",
+        "peak_rss_mb",
+        "seconds",
+        "versions",
+    ):
         console.print(f"  {key}: {meta.get(key)}")
     for part, m in metrics.items():
         if meta.get("task") == "reward":
@@ -509,22 +688,27 @@ def reward_table(m: dict) -> Table:
     for col in ("predictor", "R^2", "Spearman", "MSE"):
         t.add_column(col, justify="left" if col == "predictor" else "right")
     for name, r in m["table"].items():
-        t.add_row(name, f"{r['r2']:.4f}", f"{r['spearman']:.4f}", f"{r['mse']:.3e}", style="bold" if name == "model" else None)
+        t.add_row(
+            name, f"{r['r2']:.4f}", f"{r['spearman']:.4f}", f"{r['mse']:.3e}", style="bold" if name == "model" else None
+        )
     t.caption = f"R^2 over the best constant: {m['edge_r2']:+.4f}"
     return t
 
 
 @app.command()
-def rewards(config: ConfigOpt = None, set_: SetOpt = None,
-            out: Annotated[Path, typer.Option("--out", "-o", help=".parquet or .npz")] = Path("reward_samples.parquet"),
-            n: Annotated[Optional[int], typer.Option(min=1, help="samples (default: rewards.n)")] = None,
-            workers: Annotated[Optional[int], typer.Option(help="threads (default: all cores)")] = None) -> None:
+def rewards(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help=".parquet or .npz")] = Path("reward_samples.parquet"),
+    n: Annotated[int | None, typer.Option(min=1, help="samples (default: rewards.n)")] = None,
+    workers: Annotated[int | None, typer.Option(help="threads (default: all cores)")] = None,
+) -> None:
     """Build reward samples (window, state, action, reward) from the configured source and save them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from candleflow.config import load_config
-    from candleflow.rewards.samples import build_reward_samples, save_samples
     from candleflow.data.load import load_candles
+    from candleflow.rewards.samples import build_reward_samples, save_samples
 
     cfg = load_config(config, set_)
     _setup_logging(log_file=_log_file(cfg, "rewards"))
@@ -532,11 +716,25 @@ def rewards(config: ConfigOpt = None, set_: SetOpt = None,
     count = rc.n if n is None else n
     candles, report = load_candles(cfg.source, cfg.validation)
     t0 = time.perf_counter()
-    with Progress(TextColumn("reward samples"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as progress:
+    with Progress(
+        TextColumn("reward samples"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("samples", total=count)
-        samples = build_reward_samples(candles, count, rc.lookback, rc.forward, cfg.training.seed, rc, workers=workers,
-                                       on_progress=lambda k: progress.advance(task, k))
+        samples = build_reward_samples(
+            candles,
+            count,
+            rc.lookback,
+            rc.forward,
+            cfg.training.seed,
+            rc,
+            workers=workers,
+            on_progress=lambda k: progress.advance(task, k),
+        )
     built = time.perf_counter() - t0
     save_samples(samples, out)
     r, side = samples.reward, samples.action[:, 0]
@@ -545,8 +743,14 @@ def rewards(config: ConfigOpt = None, set_: SetOpt = None,
         t.add_column(col, justify="left" if col == "action" else "right")
     for name, mask in (("hold", side == 0), ("long", side > 0), ("short", side < 0), ("all", np.ones_like(side, bool))):
         x = r[mask]
-        t.add_row(name, f"{x.size:,}", f"{x.mean():+.3e}" if x.size else "-", f"{x.std():.3e}" if x.size else "-",
-                  f"{x.min():+.3e}" if x.size else "-", f"{x.max():+.3e}" if x.size else "-")
+        t.add_row(
+            name,
+            f"{x.size:,}",
+            f"{x.mean():+.3e}" if x.size else "-",
+            f"{x.std():.3e}" if x.size else "-",
+            f"{x.min():+.3e}" if x.size else "-",
+            f"{x.max():+.3e}" if x.size else "-",
+        )
     console.print(t)
     console.print(f"written: {out} ({out.stat().st_size / 2**20:,.1f} MB); windows {samples.windows.shape} float32")
 
@@ -558,9 +762,14 @@ def metrics_table(m: dict, title: str) -> Table:
         t.add_column(col, justify="left" if col == "predictor" else "right")
     for name, r in m["table"].items():
         pc = r["per_class"]
-        t.add_row(name, f"{r['accuracy']:.3f}", f"{r['balanced_accuracy']:.3f}", f"{r['macro_f1']:.3f}",
-                  *(f"{pc[c]['recall']:.3f}" for c in ("SHORT", "HOLD", "LONG")),
-                  style="bold" if name == "model" else None)
+        t.add_row(
+            name,
+            f"{r['accuracy']:.3f}",
+            f"{r['balanced_accuracy']:.3f}",
+            f"{r['macro_f1']:.3f}",
+            *(f"{pc[c]['recall']:.3f}" for c in ("SHORT", "HOLD", "LONG")),
+            style="bold" if name == "model" else None,
+        )
     t.caption = f"edge in balanced accuracy over the best baseline: {m['edge_balanced_accuracy'] * 100:+.1f} points"
     return t
 
@@ -573,12 +782,17 @@ def main() -> None:
         # one line: the message, and a note such as "resume with: ..." on the same line
         notes = "; ".join(getattr(exc, "__notes__", []))
         text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-        err_console.print(f"error: {text}" + (f" ({notes})" if notes else ""), markup=False, highlight=False,
-                          soft_wrap=True)
+        err_console.print(
+            f"error: {text}" + (f" ({notes})" if notes else ""), markup=False, highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except MemoryError:
-        err_console.print("error: out of memory; use a smaller dataset.batch_size, window or data range",
-                          markup=False, highlight=False, soft_wrap=True)
+        err_console.print(
+            "error: out of memory; use a smaller dataset.batch_size, window or data range",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(2)
 
 

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from candleflow.errors import ConfigError
 from candleflow.data.intervals import interval_ns
-
+from candleflow.errors import ConfigError
 
 BINANCE_BASE_URL = "https://data.binance.vision"
 # the features `features.names` may list; dataset/features.py computes exactly these (a test checks)
-FEATURE_NAMES = ("log_return", "range", "body", "upper_wick", "lower_wick", "volume_ratio", "volatility", "momentum",
-                 "rsi", "close_ema_gap", "hour_sin", "hour_cos")
+FEATURE_NAMES = (
+    "log_return",
+    "range",
+    "body",
+    "upper_wick",
+    "lower_wick",
+    "volume_ratio",
+    "volatility",
+    "momentum",
+    "rsi",
+    "close_ema_gap",
+    "hour_sin",
+    "hour_cos",
+)
 
 
 def _check_interval(v: str) -> str:
@@ -48,14 +59,17 @@ class SyntheticSource(_Section):
     garch_beta: float = Field(0.90, ge=0, lt=1)
     tail_dof: float = Field(5.0, gt=2, description="Student-t degrees of freedom of the shocks")
     signal_strength: float = Field(
-        0.25, ge=0, le=1,
+        0.25,
+        ge=0,
+        le=1,
         description="predictable drift per bar, in units of the bar's volatility, times a "
-                    "bounded trend state seen in past returns; 0 = no predictable component")
+        "bounded trend state seen in past returns; 0 = no predictable component",
+    )
     signal_span: int = Field(24, ge=2, description="bars of past returns the trend state averages")
     substeps: int = Field(16, ge=2, description="intrabar path steps that give high and low")
 
     @model_validator(mode="after")
-    def _stationary(self) -> "SyntheticSource":
+    def _stationary(self) -> SyntheticSource:
         if self.garch_alpha + self.garch_beta >= 1:
             raise ValueError("garch_alpha + garch_beta must be < 1 (stationary volatility)")
         return self
@@ -93,7 +107,7 @@ class BinanceSource(_Section):
         return v.isoformat() if hasattr(v, "isoformat") else v  # YAML reads 2024-01-15 as a date
 
     @model_validator(mode="after")
-    def _published(self) -> "BinanceSource":
+    def _published(self) -> BinanceSource:
         from candleflow.data.sources.binance.plan import check_market_interval, parse_date
 
         try:
@@ -106,7 +120,7 @@ class BinanceSource(_Section):
         return self
 
 
-SourceConfig = Annotated[Union[SyntheticSource, FilesSource, BinanceSource], Field(discriminator="kind")]
+SourceConfig = Annotated[SyntheticSource | FilesSource | BinanceSource, Field(discriminator="kind")]
 
 
 class ValidationPolicy(_Section):
@@ -122,14 +136,27 @@ class ValidationPolicy(_Section):
     zero_volume: Literal["allow", "drop", "error"] = "allow"
     gaps: Literal["error", "split", "repair"] = "repair"
     gap_tolerance: int = Field(
-        3, ge=0, description="with gaps=repair, gaps of up to this many missing bars are filled "
-                             "with flat zero-volume bars; longer gaps split segments")
+        3,
+        ge=0,
+        description="with gaps=repair, gaps of up to this many missing bars are filled "
+        "with flat zero-volume bars; longer gaps split segments",
+    )
 
 
 class FeatureConfig(_Section):
     names: list[str] = Field(
-        default_factory=lambda: ["log_return", "range", "body", "upper_wick", "lower_wick",
-                                 "volume_ratio", "volatility", "momentum"], min_length=1)
+        default_factory=lambda: [
+            "log_return",
+            "range",
+            "body",
+            "upper_wick",
+            "lower_wick",
+            "volume_ratio",
+            "volatility",
+            "momentum",
+        ],
+        min_length=1,
+    )
     volatility_span: int = Field(24, ge=2)
     momentum_span: int = Field(24, ge=2)
     volume_span: int = Field(48, ge=2)
@@ -152,22 +179,33 @@ class LabelConfig(_Section):
 
     kind: Literal["competitive", "triple_barrier", "fixed_horizon"] = "competitive"
     tp: float = Field(0.5, gt=0, description="take-profit distance (see barrier)")
-    sl: float = Field(1.0, gt=0, description="stop-loss distance (see barrier); tp < sl makes 'both won' "
-                                            "(HOLD) depend on the path's shape, not on the volatility level")
+    sl: float = Field(
+        1.0,
+        gt=0,
+        description="stop-loss distance (see barrier); tp < sl makes 'both won' "
+        "(HOLD) depend on the path's shape, not on the volatility level",
+    )
     horizon: int = Field(24, ge=1, description="bars after the entry bar the trades may run")
     barrier: Literal["volatility", "percent"] = Field(
-        "volatility", description="percent: tp/sl are percent of the entry close; volatility: "
-                                  "multiples of the EWMA volatility of a horizon-bar return")
+        "volatility",
+        description="percent: tp/sl are percent of the entry close; volatility: "
+        "multiples of the EWMA volatility of a horizon-bar return",
+    )
     volatility_span: int = Field(24, ge=2)
     same_bar: Literal["stop", "target"] = Field(
-        "stop", description="a bar touching both TP and SL: stop first (pessimistic) or target first, "
-                            "unless finer candles (dataset.fine_candles) tell the order")
+        "stop",
+        description="a bar touching both TP and SL: stop first (pessimistic) or target first, "
+        "unless finer candles (dataset.fine_candles) tell the order",
+    )
     vertical: Literal["hold", "sign"] = Field(
-        "hold", description="triple_barrier: at the vertical barrier HOLD, or the sign of the return")
-    fine: Union[FilesSource, BinanceSource, None] = Field(
-        None, discriminator="kind",
+        "hold", description="triple_barrier: at the vertical barrier HOLD, or the sign of the return"
+    )
+    fine: FilesSource | BinanceSource | None = Field(
+        None,
+        discriminator="kind",
         description="finer candles of the same market (e.g. 1m under 1h bars): a bar touching TP and SL "
-                    "together is resolved by which the finer candles reach first")
+        "together is resolved by which the finer candles reach first",
+    )
 
 
 class DatasetConfig(_Section):
@@ -179,13 +217,17 @@ class DatasetConfig(_Section):
     stride: int = Field(1, ge=1, description="windows end every k-th valid bar (all parts)")
     sample_rate: int = Field(1, ge=1, description="a window takes every r-th bar: it spans (window - 1) * r + 1 bars")
     batch_size: int = Field(256, ge=1)
-    balanced: bool = Field(False, description="training batches drawn with equal class odds each epoch "
-                                              "(instead of training.class_weight)")
-    cache_dir: str | None = Field(None, description="prepared-data cache (features, labels as memory-mapped .npy), "
-                                                    "e.g. ~/.cache/candleflow/prepared; off when unset")
+    balanced: bool = Field(
+        False, description="training batches drawn with equal class odds each epoch (instead of training.class_weight)"
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="prepared-data cache (features, labels as memory-mapped .npy), "
+        "e.g. ~/.cache/candleflow/prepared; off when unset",
+    )
 
     @model_validator(mode="after")
-    def _fractions(self) -> "DatasetConfig":
+    def _fractions(self) -> DatasetConfig:
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must be < 1")
         return self
@@ -200,29 +242,37 @@ class ImagesConfig(_Section):
     volume: bool = Field(True, description="jkx: volume bars in the bottom fifth")
     moving_average: bool = Field(True, description="jkx: moving average of close over `bars` bars")
     dtype: Literal["uint8", "float32"] = "uint8"
-    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="auto: the GPU through CuPy when present, else the CPU")
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="auto: the GPU through CuPy when present, else the CPU"
+    )
     format: Literal["hdf5", "npz", "zarr", "png", "jpeg"] = Field(
-        "hdf5", description="`candleflow images` storage: hdf5, npz, zarr (arrays), png or jpeg (one file per image)")
+        "hdf5", description="`candleflow images` storage: hdf5, npz, zarr (arrays), png or jpeg (one file per image)"
+    )
     mode: Literal["single", "batch"] = Field(
-        "single", description="single: one file or store for all images; batch: files of images_per_file images")
+        "single", description="single: one file or store for all images; batch: files of images_per_file images"
+    )
     images_per_file: int = Field(50_000, ge=1, description="images per file in mode 'batch'")
 
 
 class ModelConfig(_Section):
     kind: Literal["lstm", "gpt", "mlp", "cnn"] = Field(
-        "lstm", description="lstm, gpt (causal transformer) or mlp over feature windows; cnn over chart images")
+        "lstm", description="lstm, gpt (causal transformer) or mlp over feature windows; cnn over chart images"
+    )
     gpt_d_model: int = Field(64, ge=4, description="gpt: width of the per-timestep embedding")
     gpt_heads: int = Field(4, ge=1)
     gpt_layers: int = Field(2, ge=1, description="gpt: pre-norm blocks of causal self-attention and MLP")
     gpt_dropout: float = Field(0.0, ge=0, lt=1, description="gpt: attention dropout")
     cnn_filters: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: [64, 128, 256], description="cnn: filters per block (the paper: 64, 128, 256 for 20 bars)")
+        default_factory=lambda: [64, 128, 256],
+        description="cnn: filters per block (the paper: 64, 128, 256 for 20 bars)",
+    )
     lstm_units: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64, 32], min_length=1)
     dense_units: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 16])
     dropout: float = Field(0.3, ge=0, lt=1, description="after each dense layer")
     lstm_dropout: float = Field(0.0, ge=0, lt=1)
     recurrent_dropout: float = Field(
-        0.0, ge=0, lt=1, description="> 0 disables cuDNN kernels on GPU (several times slower)")
+        0.0, ge=0, lt=1, description="> 0 disables cuDNN kernels on GPU (several times slower)"
+    )
 
 
 class TrainingConfig(_Section):
@@ -238,26 +288,35 @@ class TrainingConfig(_Section):
     seed: int = 42
     verbose: Literal["auto", 0, 1, 2] = "auto"
     device: Literal["auto", "cpu", "gpu"] = Field(
-        "auto", description="auto/gpu: a GPU when one works, else the CPU (one log line says why); cpu: never look")
+        "auto", description="auto/gpu: a GPU when one works, else the CPU (one log line says why); cpu: never look"
+    )
     precision: Literal["float32", "bfloat16"] = Field(
-        "float32", description="bfloat16: mixed precision on GPU (weights stay float32; ignored on CPU, with a warning)")
+        "float32", description="bfloat16: mixed precision on GPU (weights stay float32; ignored on CPU, with a warning)"
+    )
     distribution: Literal["auto", "off"] = Field(
-        "auto", description="auto: Keras data parallel over every device JAX sees when it sees several "
-                            "(batch size must be a multiple of their number)")
+        "auto",
+        description="auto: Keras data parallel over every device JAX sees when it sees several "
+        "(batch size must be a multiple of their number)",
+    )
 
 
 class EvaluationConfig(_Section):
     decision_margin: float = Field(
-        0.05, ge=0, lt=1,
+        0.05,
+        ge=0,
+        lt=1,
         description="predict LONG or SHORT only when its probability beats the runner-up by this "
-                    "margin, else HOLD (stay out); 0 = plain argmax")
+        "margin, else HOLD (stay out); 0 = plain argmax",
+    )
 
 
 class BacktestConfig(_Section):
     fee: float = Field(0.001, ge=0, lt=0.1, description="fraction of notional per side (0.001 = 10 bps)")
     slippage: float = Field(0.0005, ge=0, lt=0.1, description="fraction of notional per side")
     mode: Literal["single", "every"] = Field(
-        "single", description="single: one position at a time; every: each signal its own trade with 1/horizon of capital")
+        "single",
+        description="single: one position at a time; every: each signal its own trade with 1/horizon of capital",
+    )
     seed: int = Field(0, description="seed of the random-signals baseline")
 
 
@@ -272,10 +331,12 @@ class RewardConfig(_Section):
     forward: int = Field(32, ge=1)
     equity_range: Range = (1e4, 1e5)
     balance_offset_range: Range = Field((-5e3, 5e3), description="balance = equity - offset")
-    position_probs: list[float] = Field(default_factory=lambda: [0.5, 0.25, 0.25],
-                                        description="probabilities of flat, long, short")
-    action_probs: list[float] = Field(default_factory=lambda: [1 / 3, 1 / 3, 1 / 3],
-                                      description="probabilities of hold, long, short")
+    position_probs: list[float] = Field(
+        default_factory=lambda: [0.5, 0.25, 0.25], description="probabilities of flat, long, short"
+    )
+    action_probs: list[float] = Field(
+        default_factory=lambda: [1 / 3, 1 / 3, 1 / 3], description="probabilities of hold, long, short"
+    )
     dollars_range: Range = Field((1e3, 5e4), description="size of a position or action in dollars")
     sl_range: Range = Field((0.001, 0.05), description="stop-loss distance, fraction of the entry price")
     tp_range: Range = Field((0.001, 0.10), description="take-profit distance, fraction of the entry price")
@@ -298,7 +359,7 @@ class RewardConfig(_Section):
         return v
 
     @model_validator(mode="after")
-    def _positive_equity(self) -> "RewardConfig":
+    def _positive_equity(self) -> RewardConfig:
         if self.equity_range[0] <= 0:
             raise ValueError("equity_range must be positive (rewards are fractions of equity)")
         return self
@@ -308,8 +369,10 @@ class OutputConfig(_Section):
     runs_dir: str = "runs"
     name: str | None = Field(None, description="run folder name; default: time and symbol")
     log_dir: str | None = Field(
-        None, description="log files of commands other than run/train (those log into their run folder); default "
-                          "$CANDLEFLOW_LOG_DIR, else $XDG_STATE_HOME/candleflow/logs (~/.local/state/candleflow/logs)")
+        None,
+        description="log files of commands other than run/train (those log into their run folder); default "
+        "$CANDLEFLOW_LOG_DIR, else $XDG_STATE_HOME/candleflow/logs (~/.local/state/candleflow/logs)",
+    )
 
 
 _ENTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -325,7 +388,8 @@ class UniverseConfig(_Section):
     symbols: list[str] = Field(default_factory=list, description="e.g. [BTCUSDT, ETHUSDT]; empty: the source's")
     intervals: list[Interval] = Field(default_factory=list, description="e.g. [1m, 1h]; empty: the source's")
     sources: dict[Annotated[str, Field(pattern=_ENTRY_NAME)], SourceConfig] = Field(
-        default_factory=dict, description="name -> source, each prepared as its own entry")
+        default_factory=dict, description="name -> source, each prepared as its own entry"
+    )
     store: str = Field("prepared", description="path or fsspec URL (file://, s3://, gs://, memory://) of the store")
 
     @property
@@ -337,13 +401,20 @@ class UniverseConfig(_Section):
 class ClusterConfig(_Section):
     """Where prepare tasks run: local worker processes, or a running Dask scheduler."""
 
-    scheduler: str | None = Field(None, description="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786; "
-                                                    "unset: a local cluster of `workers` processes")
+    scheduler: str | None = Field(
+        None,
+        description="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786; "
+        "unset: a local cluster of `workers` processes",
+    )
     workers: int = Field(2, ge=1, le=512, description="local worker processes (one task each at a time)")
     threads_per_worker: int = Field(1, ge=1, le=64, description="threads for numba and Arrow inside each task")
     memory_limit: str = Field("auto", description="per local worker, e.g. 4GiB; auto: the machine's share")
-    retries: int = Field(2, ge=0, le=20, description="times a failed task is run again (a killed worker's tasks "
-                                                    "are rescheduled by Dask on top of this)")
+    retries: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description="times a failed task is run again (a killed worker's tasks are rescheduled by Dask on top of this)",
+    )
     connect_timeout: float = Field(20.0, gt=0, description="seconds to wait for the scheduler")
 
 
@@ -357,7 +428,7 @@ class SearchParam(_Section):
     choices: list[Any] | None = Field(None, min_length=1, description="any YAML values, e.g. [[64, 32], [128, 64, 32]]")
 
     @model_validator(mode="after")
-    def _range_or_choices(self) -> "SearchParam":
+    def _range_or_choices(self) -> SearchParam:
         if self.choices is None and (self.low is None or self.high is None or self.low > self.high):
             raise ValueError("give choices, or low <= high")
         if self.log and self.low is not None and self.low <= 0:
@@ -372,16 +443,20 @@ class TuneConfig(_Section):
     folds: int = Field(3, ge=1, description="walk-forward folds over the periods before the test period")
     prune: bool = Field(True, description="stop trials whose running fold mean is below the median (Optuna)")
     space: dict[str, SearchParam] = Field(
-        default_factory=lambda: {"training.learning_rate": SearchParam(low=1e-4, high=3e-3, log=True),
-                                 "model.dropout": SearchParam(low=0.0, high=0.5)},
-        description="dotted config key -> range or choices")
+        default_factory=lambda: {
+            "training.learning_rate": SearchParam(low=1e-4, high=3e-3, log=True),
+            "model.dropout": SearchParam(low=0.0, high=0.5),
+        },
+        description="dotted config key -> range or choices",
+    )
 
 
 class RunConfig(_Section):
     """Everything `candleflow run` needs; every field has the embedded default."""
 
     task: Literal["classify", "reward"] = Field(
-        "classify", description="classify: LONG/HOLD/SHORT from windows; reward: a reward model on reward samples")
+        "classify", description="classify: LONG/HOLD/SHORT from windows; reward: a reward model on reward samples"
+    )
     source: SourceConfig = Field(default_factory=SyntheticSource)
     validation: ValidationPolicy = Field(default_factory=ValidationPolicy)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
@@ -399,7 +474,7 @@ class RunConfig(_Section):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @model_validator(mode="after")
-    def _task(self) -> "RunConfig":
+    def _task(self) -> RunConfig:
         if self.task == "reward" and self.training.monitor != "val_loss":
             raise ValueError("task 'reward' trains a regression: training.monitor must be val_loss")
         return self
@@ -421,7 +496,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"config file {str(p)!r}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+            raise ConfigError(
+                f"config file {str(p)!r}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+            ) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -455,8 +532,8 @@ def apply_override(data: dict[str, Any], item: str) -> None:
 
 def validate_config(data: dict[str, Any]) -> RunConfig:
     """Validate a config mapping; the first problem becomes one line naming key and value."""
-    universe = data.get("universe") if isinstance(data.get("universe"), dict) else {}
-    named = universe.get("sources") if isinstance(universe.get("sources"), dict) else {}
+    universe: dict[str, Any] = data["universe"] if isinstance(data.get("universe"), dict) else {}
+    named: dict[str, Any] = universe["sources"] if isinstance(universe.get("sources"), dict) else {}
     for source in [data.get("source"), *named.values()]:
         if isinstance(source, dict) and "kind" not in source:
             source["kind"] = "files" if "paths" in source else "synthetic"

@@ -49,7 +49,7 @@ def run(cfg: RunConfig, callbacks: list | None = None) -> RunResult:
     a failed or interrupted run leaves `.NAME.failed/` with its log and its last complete epoch,
     which `resume(NAME)` continues. `callbacks` are extra Keras callbacks for the fit.
     """
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     runs_dir = Path(cfg.output.runs_dir)
     name = cfg.output.name or f"{started:%Y%m%d-%H%M%S}-{_slug(cfg)}"
     final = runs_dir / name
@@ -71,8 +71,10 @@ def resume(ref: str | Path, runs_dir: str | Path = "runs", callbacks: list | Non
     folder = RunFolder(work)
     cfg = folder.config()
     if latest_resume_state(work) is None:
-        raise RegistryError(f"{work}: no complete epoch to resume from (interrupted before the first epoch ended); "
-                            f"start it again with `candleflow run --config {folder / RunFolder.CONFIG}`")
+        raise RegistryError(
+            f"{work}: no complete epoch to resume from (interrupted before the first epoch ended); "
+            f"start it again with `candleflow run --config {folder / RunFolder.CONFIG}`"
+        )
     if (Path(cfg.output.runs_dir) / name).exists() or (work.parent / name).exists():
         raise FileExistsError(f"run folder {work.parent / name} already exists")
     started = folder.started()
@@ -93,12 +95,14 @@ def _interrupted_folder(ref: str | Path, runs_dir: Path) -> tuple[Path, str]:
             if name.startswith(".") and name.endswith((".failed", ".tmp")):
                 name = name[1:].rsplit(".", 1)[0]
             return c, name
-    raise RegistryError(f"no interrupted run {str(ref)!r}: looked for {', '.join(str(c) for c in candidates)} "
-                        f"with a {RunFolder.CONFIG}")
+    raise RegistryError(
+        f"no interrupted run {str(ref)!r}: looked for {', '.join(str(c) for c in candidates)} with a {RunFolder.CONFIG}"
+    )
 
 
-def _execute(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None,
-             callbacks: list | None) -> RunResult:
+def _execute(
+    cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None, callbacks: list | None
+) -> RunResult:
     keras.utils.set_random_seed(cfg.training.seed)
     runs_dir = work.parent
     final = runs_dir / name
@@ -107,8 +111,13 @@ def _execute(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state:
     log.addHandler(handler)
     try:
         devices = configure_devices(cfg.training.device, cfg.training.precision)
-        log.info("candleflow %s, keras %s, %s, %s", __version__, keras.__version__, devices["devices"],
-                 devices["dtype_policy"])
+        log.info(
+            "candleflow %s, keras %s, %s, %s",
+            __version__,
+            keras.__version__,
+            devices["devices"],
+            devices["dtype_policy"],
+        )
         if state is not None:
             log.info("resuming %s after epoch %d", name, state["epochs_done"])
         if cfg.task == "reward":
@@ -146,58 +155,106 @@ def _execute(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state:
             keras.distribution.set_distribution(None)
 
 
-def _metadata(cfg: RunConfig, name: str, started: dt.datetime, t0: float, trained: Trained,
-              replicas: int, data: dict[str, Any]) -> dict[str, Any]:
+def _metadata(
+    cfg: RunConfig, name: str, started: dt.datetime, t0: float, trained: Trained, replicas: int, data: dict[str, Any]
+) -> dict[str, Any]:
     """metadata.json: versions, data identity, model, memory, timing and the headline metrics."""
     fitted, model = trained.fitted, trained.model
-    finished = dt.datetime.now(dt.timezone.utc)
+    finished = dt.datetime.now(dt.UTC)
     return {
-        "run": name, "task": "classify",
-        "created": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - t0, 1), "fit_seconds": round(trained.fit_seconds, 1),
-        "versions": versions(), **data,
-        "input_shape": list(trained.input_shape), "model_kind": cfg.model.kind, "classes": list(CLASS_NAMES),
-        "parameters": int(model.count_params()), "memory_estimate": trained.estimate, "replicas": replicas,
+        "run": name,
+        "task": "classify",
+        "created": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "fit_seconds": round(trained.fit_seconds, 1),
+        "versions": versions(),
+        **data,
+        "input_shape": list(trained.input_shape),
+        "model_kind": cfg.model.kind,
+        "classes": list(CLASS_NAMES),
+        "parameters": int(model.count_params()),
+        "memory_estimate": trained.estimate,
+        "replicas": replicas,
         "measured_training_mb": None if fitted["training_mb"] is None else round(fitted["training_mb"], 1),
-        "peak_rss_mb": round(fitted["peak_rss_mb"], 1), "epochs_run": fitted["epochs_run"],
+        "peak_rss_mb": round(fitted["peak_rss_mb"], 1),
+        "epochs_run": fitted["epochs_run"],
         "resumed_from_epoch": fitted["resumed_from_epoch"],
-        "metrics": {part: {"balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
-                           "accuracy": m["table"]["model"]["accuracy"],
-                           "macro_f1": m["table"]["model"]["macro_f1"],
-                           "edge_balanced_accuracy": m["edge_balanced_accuracy"]} for part, m in trained.metrics.items()},
+        "metrics": {
+            part: {
+                "balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
+                "accuracy": m["table"]["model"]["accuracy"],
+                "macro_f1": m["table"]["model"]["macro_f1"],
+                "edge_balanced_accuracy": m["edge_balanced_accuracy"],
+            }
+            for part, m in trained.metrics.items()
+        },
     }
 
 
-def _run_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None,
-              callbacks: list | None, replicas: int = 1) -> RunResult:
+def _run_into(
+    cfg: RunConfig,
+    work: Path,
+    name: str,
+    started: dt.datetime,
+    state: dict[str, Any] | None,
+    callbacks: list | None,
+    replicas: int = 1,
+) -> RunResult:
     """One series: prepare, train and score, backtest, write every file of the run folder."""
     t0 = time.perf_counter()
     folder = RunFolder(work)
     prep = prepare(cfg)
     folder.write_config(cfg)
-    trained = train_and_score(cfg, work, prep.dataset, prep.split.parts, model_and_loader(cfg, prep, state), state,
-                              callbacks, replicas)
+    trained = train_and_score(
+        cfg, work, prep.dataset, prep.split.parts, model_and_loader(cfg, prep, state), state, callbacks, replicas
+    )
     metrics, predictions = trained.metrics, {}
     for part, (part_ds, y_true, probs) in trained.scored.items():
-        metrics[part]["trading"], _ = trading_evaluation(prep.candles, part_ds.ends, y_true, probs,
-                                                         decide(probs, cfg.evaluation.decision_margin), cfg)
+        metrics[part]["trading"], _ = trading_evaluation(
+            prep.candles, part_ds.ends, y_true, probs, decide(probs, cfg.evaluation.decision_margin), cfg
+        )
         predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
     folder.write_metrics(metrics)
     folder.write_predictions(predictions)
     save_model(trained.model, work)
-    folder.write_data({"fingerprint": prep.candles.fingerprint, "validation": prep.report.to_dict(),
-                       "dataset": prep.summary(), "split": prep.split.summary()})
-    metadata = _metadata(cfg, name, started, t0, trained, replicas, {
-        "data_fingerprint": prep.candles.fingerprint, "symbol": prep.candles.symbol,
-        "interval": prep.candles.interval, "feature_names": prep.features.names})
+    folder.write_data(
+        {
+            "fingerprint": prep.candles.fingerprint,
+            "validation": prep.report.to_dict(),
+            "dataset": prep.summary(),
+            "split": prep.split.summary(),
+        }
+    )
+    metadata = _metadata(
+        cfg,
+        name,
+        started,
+        t0,
+        trained,
+        replicas,
+        {
+            "data_fingerprint": prep.candles.fingerprint,
+            "symbol": prep.candles.symbol,
+            "interval": prep.candles.interval,
+            "feature_names": prep.features.names,
+        },
+    )
     folder.write_metadata(metadata)
     build_report(work, prep)
     log.info("run finished in %.1fs", metadata["seconds"])
     return RunResult(work, metrics, metadata)
 
 
-def _run_store_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None,
-                    callbacks: list | None, replicas: int = 1) -> RunResult:
+def _run_store_into(
+    cfg: RunConfig,
+    work: Path,
+    name: str,
+    started: dt.datetime,
+    state: dict[str, Any] | None,
+    callbacks: list | None,
+    replicas: int = 1,
+) -> RunResult:
     """A universe: build every series into the store on Dask (only what is missing), then train
     one model on all of them, read memory-mapped, split at the same instants for every series."""
     from candleflow.dataset.split import split_by_time
@@ -205,8 +262,9 @@ def _run_store_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime,
     from candleflow.scale.store import SeriesStore, open_dataset
 
     if cfg.model.kind == "cnn":
-        raise ConfigError("model.kind 'cnn' renders charts from one series' candles: train it on one source, "
-                          "not on a universe")
+        raise ConfigError(
+            "model.kind 'cnn' renders charts from one series' candles: train it on one source, not on a universe"
+        )
     t0 = time.perf_counter()
     folder = RunFolder(work)
     report = build_store(cfg)
@@ -216,35 +274,65 @@ def _run_store_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime,
     split = split_by_time(ds.end_times(), ds.label_end_times(d.embargo), d.val_fraction, d.test_fraction)
     log.info("%d series, %d windows of %s; split %s", len(names), len(ds), ds.shape[1:], split.summary())
     folder.write_config(cfg)
-    trained = train_and_score(cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks,
-                              replicas)
+    trained = train_and_score(
+        cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
+    )
     for part, (part_ds, y_true, probs) in trained.scored.items():  # each series' share of the score
         decided = decide(probs, cfg.evaluation.decision_margin)
         trained.metrics[part]["series"] = {
-            ds.names[k]: {"windows": int((part_ds.which == k).sum()),
-                          "accuracy": float((decided[part_ds.which == k] == y_true[part_ds.which == k]).mean())}
-            for k in np.unique(part_ds.which)}
+            ds.names[k]: {
+                "windows": int((part_ds.which == k).sum()),
+                "accuracy": float((decided[part_ds.which == k] == y_true[part_ds.which == k]).mean()),
+            }
+            for k in np.unique(part_ds.which)
+        }
     folder.write_metrics(trained.metrics)
     save_model(trained.model, work)
     store = SeriesStore(cfg.universe.store)
     records = store.manifest()["entries"]
-    folder.write_data({"store": store.url, "prepare": report.to_dict(), "series": names,
-                       "fingerprints": {n: records[n]["fingerprint"] for n in names},
-                       "windows": len(ds), "split": split.summary()})
-    metadata = _metadata(cfg, name, started, t0, trained, replicas, {
-        "data_fingerprint": hashlib.sha256(" ".join(records[n]["fingerprint"] for n in names).encode()).hexdigest(),
-        "symbol": sorted({records[n]["symbol"] for n in names}), "interval": sorted({records[n]["interval"] for n in names}),
-        "series": names, "feature_names": records[names[0]]["feature_names"]})
+    folder.write_data(
+        {
+            "store": store.url,
+            "prepare": report.to_dict(),
+            "series": names,
+            "fingerprints": {n: records[n]["fingerprint"] for n in names},
+            "windows": len(ds),
+            "split": split.summary(),
+        }
+    )
+    metadata = _metadata(
+        cfg,
+        name,
+        started,
+        t0,
+        trained,
+        replicas,
+        {
+            "data_fingerprint": hashlib.sha256(" ".join(records[n]["fingerprint"] for n in names).encode()).hexdigest(),
+            "symbol": sorted({records[n]["symbol"] for n in names}),
+            "interval": sorted({records[n]["interval"] for n in names}),
+            "series": names,
+            "feature_names": records[names[0]]["feature_names"],
+        },
+    )
     folder.write_metadata(metadata)
-    log.info("run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report are "
-             "per series: run them on one source)", metadata["seconds"])
+    log.info(
+        "run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report are "
+        "per series: run them on one source)",
+        metadata["seconds"],
+    )
     return RunResult(work, trained.metrics, metadata)
 
 
 def versions() -> dict[str, str]:
     """Versions of candleflow and what it trains with, for metadata.json."""
-    out = {"candleflow": __version__, "python": platform.python_version(), "numpy": np.__version__,
-           "keras": keras.__version__, "backend": keras.backend.backend()}
+    out = {
+        "candleflow": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+    }
     try:
         import jax
 

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from candleflow.config import RunConfig, SearchParam, apply_override, validate_config
 from candleflow.dataset.prepare import PreparedData, prepare
 from candleflow.dataset.split import Split, walk_forward_folds
+from candleflow.errors import ConfigError
 from candleflow.fs.atomic import write_json, write_text
 from candleflow.models.fitting import model_and_loader, train_and_score
-from candleflow.config import RunConfig, SearchParam, apply_override, validate_config
-from candleflow.errors import ConfigError
 
 log = logging.getLogger("candleflow")
 # config sections that change the prepared data (windows, labels): trials that differ only in
@@ -57,8 +57,9 @@ def suggest(trial, key: str, spec: SearchParam) -> Any:
     return trial.suggest_float(key, spec.low, spec.high, log=spec.log, step=spec.step)
 
 
-def tune(cfg: RunConfig, name: str | None = None, trials: int | None = None,
-         space: dict[str, SearchParam] | None = None) -> TuneResult:
+def tune(
+    cfg: RunConfig, name: str | None = None, trials: int | None = None, space: dict[str, SearchParam] | None = None
+) -> TuneResult:
     """Run (or continue) the study `name` in runs_dir/tune-NAME until it holds `trials` finished
     trials; maximise the mean balanced accuracy of the decisions over the walk-forward folds."""
     import optuna
@@ -67,7 +68,7 @@ def tune(cfg: RunConfig, name: str | None = None, trials: int | None = None,
     space = space if space is not None else tc.space
     trials = trials or tc.trials
     for key, spec in space.items():  # every key must be a config key that takes the values searched
-        for value in (spec.choices or [spec.low, spec.high]):
+        for value in spec.choices or [spec.low, spec.high]:
             try:
                 apply_params(cfg, {key: value})
             except ConfigError as exc:
@@ -78,9 +79,13 @@ def tune(cfg: RunConfig, name: str | None = None, trials: int | None = None,
     storage = f"sqlite:///{(folder / 'study.db').resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        study_name=name, storage=storage, load_if_exists=True, direction="maximize",
+        study_name=name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=cfg.training.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2) if tc.prune else optuna.pruners.NopPruner())
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2) if tc.prune else optuna.pruners.NopPruner(),
+    )
     done = _n_finished(study)
     if done:  # a continued study: fresh random draws, not a replay of the first ones
         study.sampler = optuna.samplers.TPESampler(seed=cfg.training.seed + len(study.trials))
@@ -107,8 +112,12 @@ def tune(cfg: RunConfig, name: str | None = None, trials: int | None = None,
         return float(np.mean(scores))
 
     if remaining > 0:  # the results are rewritten after every trial, so a stopped study keeps its table
-        study.optimize(objective, n_trials=remaining, catch=(),
-                       callbacks=[lambda study, _trial: _write_results(study, folder, cfg, space)])
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            catch=(),
+            callbacks=[lambda study, _trial: _write_results(study, folder, cfg, space)],
+        )
     rows, best = _write_results(study, folder, cfg, space)
     if best is None:
         raise ConfigError(f"tune {name}: no trial finished; see {folder}")
@@ -135,8 +144,9 @@ def score_fold(cfg: RunConfig, prep: PreparedData, fold: Split) -> float:
     work = Path(tempfile.mkdtemp(prefix="candleflow-fold-"))
     try:
         quiet = cfg.model_copy(update={"training": cfg.training.model_copy(update={"verbose": 0})})
-        trained = train_and_score(quiet, work, prep.dataset, {"train": fold["train"], "val": fold["val"]},
-                                  model_and_loader(quiet, prep))
+        trained = train_and_score(
+            quiet, work, prep.dataset, {"train": fold["train"], "val": fold["val"]}, model_and_loader(quiet, prep)
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return float(trained.metrics["val"]["table"]["model"]["balanced_accuracy"])
@@ -162,8 +172,10 @@ def parse_search_param(item: str) -> tuple[str, SearchParam]:
     try:
         return key.strip(), SearchParam.model_validate(yaml.safe_load(raw) if sep else None)
     except Exception as exc:  # pydantic or YAML: name the --param
-        raise ConfigError(f"--param {item!r}: expected KEY={{low: .., high: ..[, log: true]}} or "
-                          f"KEY={{choices: [..]}} ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(
+            f"--param {item!r}: expected KEY={{low: .., high: ..[, log: true]}} or "
+            f"KEY={{choices: [..]}} ({str(exc).splitlines()[0]})"
+        ) from None
 
 
 def _write_results(study, folder: Path, cfg: RunConfig, space: dict[str, SearchParam]):
@@ -172,8 +184,11 @@ def _write_results(study, folder: Path, cfg: RunConfig, space: dict[str, SearchP
     params), or None before any trial completed."""
     rows = []
     for t in study.trials:
-        row = {"trial": t.number, "state": t.state.name.lower(),
-               "value": None if t.value is None else round(t.value, 6)}
+        row = {
+            "trial": t.number,
+            "state": t.state.name.lower(),
+            "value": None if t.value is None else round(t.value, 6),
+        }
         row |= {key: json.dumps(_decode(space[key], t.params[key])) if key in t.params else "" for key in space}
         row["fold_scores"] = " ".join(f"{s:.4f}" for s in t.user_attrs.get("fold_scores", []))
         row["seconds"] = t.user_attrs.get("seconds", "")
@@ -190,10 +205,20 @@ def _write_results(study, folder: Path, cfg: RunConfig, space: dict[str, SearchP
         return rows, None
     best = max(complete, key=lambda t: t.value)
     best_params = {key: _decode(space[key], best.params[key]) for key in space if key in best.params}
-    header = (f"# best of {len(complete)} finished trials of tune study {study.study_name!r}: trial "
-              f"{best.number}, mean walk-forward balanced accuracy {best.value:.4f}\n")
+    header = (
+        f"# best of {len(complete)} finished trials of tune study {study.study_name!r}: trial "
+        f"{best.number}, mean walk-forward balanced accuracy {best.value:.4f}\n"
+    )
     write_text(folder / "best.yaml", header + apply_params(cfg, best_params).to_yaml())
-    write_json(folder / "summary.json", {"study": study.study_name, "best_trial": best.number,
-                                         "best_value": best.value, "best_params": best_params,
-                                         "trials": len(study.trials), "folds": cfg.tune.folds})
+    write_json(
+        folder / "summary.json",
+        {
+            "study": study.study_name,
+            "best_trial": best.number,
+            "best_value": best.value,
+            "best_params": best_params,
+            "trials": len(study.trials),
+            "folds": cfg.tune.folds,
+        },
+    )
     return rows, (best.value, best_params)

@@ -64,8 +64,12 @@ class Candles:
         cols: dict[str, Any] = {"open_time": pa.array(self.open_time.astype("datetime64[ns]"))}
         cols.update({n: pa.array(getattr(self, n)) for n in OHLCV})
         cols.update({n: pa.array(v) for n, v in self.extra.items()})
-        meta = {"symbol": self.symbol, "interval": self.interval, "source": self.source,
-                "fingerprint": self.fingerprint}
+        meta = {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+        }
         return pa.table(cols).replace_schema_metadata({k: str(v) for k, v in meta.items()})
 
     def to_pandas(self):  # -> pandas.DataFrame

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from candleflow.data.candles import Candles
 from candleflow.config import BinanceSource, FilesSource, SourceConfig, SyntheticSource, ValidationPolicy
-from candleflow.data.validate import RawCandles, ValidationReport, validate_candles
+from candleflow.data.candles import Candles
 from candleflow.data.sources.files import read_files
 from candleflow.data.sources.synthetic import generate_synthetic
+from candleflow.data.validate import RawCandles, ValidationReport, validate_candles
 
 
 def read_source(cfg: SourceConfig) -> RawCandles:
@@ -18,8 +18,9 @@ def read_source(cfg: SourceConfig) -> RawCandles:
     raise TypeError(f"read_source does not take {type(cfg).__name__}; use load_candles")
 
 
-def load_candles(cfg: SourceConfig | None = None,
-                 policy: ValidationPolicy | None = None) -> tuple[Candles, ValidationReport]:
+def load_candles(
+    cfg: SourceConfig | None = None, policy: ValidationPolicy | None = None
+) -> tuple[Candles, ValidationReport]:
     """Read the source and validate it: canonical Candles plus the report of every defect."""
     cfg = cfg or SyntheticSource()
     if isinstance(cfg, BinanceSource):

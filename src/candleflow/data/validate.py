@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.data.candles import OHLCV, Candles
 from candleflow.config import ValidationPolicy
-from candleflow.errors import ValidationError
+from candleflow.data.candles import OHLCV, Candles
 from candleflow.data.intervals import interval_name, interval_ns
+from candleflow.errors import ValidationError
 
 
 @dataclass
@@ -73,12 +73,14 @@ class ValidationReport:
     def summary(self) -> str:
         """One line a user reads before trusting the data."""
         dropped = sum(self.dropped_rows.values())
-        return (f"{self.rows_in:,} rows in, {self.rows_out:,} out; {self.gaps} gaps "
-                f"({self.missing_bars:,} missing bars, {self.filled_bars:,} filled), "
-                f"{self.segments} segments; {self.duplicate_rows} duplicates, "
-                f"{self.out_of_order_rows} out of order, {self.ohlc_inconsistent_rows} OHLC "
-                f"inconsistent ({self.ohlc_repaired_rows} repaired), {self.nonfinite_rows} NaN/inf, "
-                f"{self.zero_volume_rows} zero-volume rows; {dropped} dropped")
+        return (
+            f"{self.rows_in:,} rows in, {self.rows_out:,} out; {self.gaps} gaps "
+            f"({self.missing_bars:,} missing bars, {self.filled_bars:,} filled), "
+            f"{self.segments} segments; {self.duplicate_rows} duplicates, "
+            f"{self.out_of_order_rows} out of order, {self.ohlc_inconsistent_rows} OHLC "
+            f"inconsistent ({self.ohlc_repaired_rows} repaired), {self.nonfinite_rows} NaN/inf, "
+            f"{self.zero_volume_rows} zero-volume rows; {dropped} dropped"
+        )
 
 
 @dataclass
@@ -127,8 +129,12 @@ def check_positive(rows: Rows, policy: ValidationPolicy) -> None:
     if rows.report.nonpositive_rows:
         if policy.nonpositive == "error":
             i = int(np.argmin(positive))
-            rows.fail(i, f"open={o[i]} high={h[i]} low={lo[i]} close={c[i]} volume={v[i]}; "
-                         "expected prices > 0 and volume >= 0", "nonpositive", "'drop' removes such rows")
+            rows.fail(
+                i,
+                f"open={o[i]} high={h[i]} low={lo[i]} close={c[i]} volume={v[i]}; expected prices > 0 and volume >= 0",
+                "nonpositive",
+                "'drop' removes such rows",
+            )
         rows.keep(positive, "nonpositive")
 
 
@@ -142,9 +148,13 @@ def check_ohlc(rows: Rows, policy: ValidationPolicy) -> None:
     if rep.ohlc_inconsistent_rows:
         if policy.ohlc == "error":
             i = int(np.argmin(consistent))
-            rows.fail(i, f"high={h[i]} low={lo[i]} open={o[i]} close={c[i]}; expected "
-                         "low <= min(open, close) <= max(open, close) <= high", "ohlc",
-                      "'repair' widens high/low to cover open/close, 'drop' removes the rows")
+            rows.fail(
+                i,
+                f"high={h[i]} low={lo[i]} open={o[i]} close={c[i]}; expected "
+                "low <= min(open, close) <= max(open, close) <= high",
+                "ohlc",
+                "'repair' widens high/low to cover open/close, 'drop' removes the rows",
+            )
         if policy.ohlc == "drop":
             rows.keep(consistent, "ohlc")
         else:
@@ -164,8 +174,12 @@ def check_order(rows: Rows, policy: ValidationPolicy) -> None:
     if rows.report.out_of_order_rows:
         if policy.out_of_order == "error":
             i = int(np.argmax(back))
-            rows.fail(i, f"open_time {_iso(t[i])} comes after a later one; expected increasing times",
-                      "out_of_order", "'repair' sorts by time, 'drop' removes the rows")
+            rows.fail(
+                i,
+                f"open_time {_iso(t[i])} comes after a later one; expected increasing times",
+                "out_of_order",
+                "'repair' sorts by time, 'drop' removes the rows",
+            )
         if policy.out_of_order == "drop":
             rows.keep(~back, "out_of_order")
         else:
@@ -191,8 +205,12 @@ def check_duplicates(rows: Rows, policy: ValidationPolicy) -> None:
         rows.report.conflicting_duplicate_rows = int(differs.sum())
         if policy.duplicates == "error":
             i = int(idx[0])
-            rows.fail(i, f"open_time {_iso(t[i])} repeats; expected one row per time", "duplicates",
-                      "'drop' keeps the first row of each time")
+            rows.fail(
+                i,
+                f"open_time {_iso(t[i])} repeats; expected one row per time",
+                "duplicates",
+                "'drop' keeps the first row of each time",
+            )
         rows.keep(~dup, "duplicates")
 
 
@@ -210,13 +228,19 @@ def check_grid(rows: Rows, policy: ValidationPolicy, interval: str | None) -> tu
     if rows.report.misaligned_rows:
         if policy.misaligned == "error":
             i = int(np.argmin(aligned))
-            rows.fail(i, f"open_time {_iso(t[i])} is not on the {iv_name} grid that starts at {_iso(t[0])}",
-                      "misaligned", "'drop' removes such rows")
+            rows.fail(
+                i,
+                f"open_time {_iso(t[i])} is not on the {iv_name} grid that starts at {_iso(t[0])}",
+                "misaligned",
+                "'drop' removes such rows",
+            )
         rows.keep(aligned, "misaligned")
     return iv_name, iv
 
 
-def fill_gaps(rows: Rows, policy: ValidationPolicy, iv_name: str, iv: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def fill_gaps(
+    rows: Rows, policy: ValidationPolicy, iv_name: str, iv: int
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Missing bars: an error, short gaps filled with flat bars at the previous close (repair),
     and segments split at the rest. Returns the output columns, the segments (K, 2) and a mask
     of the real (not filled) output rows."""
@@ -228,8 +252,12 @@ def fill_gaps(rows: Rows, policy: ValidationPolicy, iv_name: str, iv: int) -> tu
     rep.missing_bars = int(missing[gap_at].sum()) if gap_at.size else 0
     if rep.gaps and policy.gaps == "error":
         i = int(gap_at[0]) + 1
-        rows.fail(i, f"{int(missing[gap_at[0]])} missing {iv_name} bars before {_iso(t[i])}", "gaps",
-                  "'repair' fills short gaps and splits at long ones, 'split' splits at every gap")
+        rows.fail(
+            i,
+            f"{int(missing[gap_at[0]])} missing {iv_name} bars before {_iso(t[i])}",
+            "gaps",
+            "'repair' fills short gaps and splits at long ones, 'split' splits at every gap",
+        )
     fill = np.zeros_like(missing)
     if policy.gaps == "repair":
         small = (missing > 0) & (missing <= policy.gap_tolerance)
@@ -268,8 +296,9 @@ def fill_gaps(rows: Rows, policy: ValidationPolicy, iv_name: str, iv: int) -> tu
     return out, np.stack([starts, stops], axis=1).astype(np.int64), real
 
 
-def check_zero_volume(rows: Rows, policy: ValidationPolicy, out: dict[str, np.ndarray], segments: np.ndarray,
-                      real: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def check_zero_volume(
+    rows: Rows, policy: ValidationPolicy, out: dict[str, np.ndarray], segments: np.ndarray, real: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Runs of real bars with zero volume (filled bars are counted as filled): counted; an error,
     allowed, or dropped with each run splitting its segment."""
     rep = rows.report
@@ -282,16 +311,21 @@ def check_zero_volume(rows: Rows, policy: ValidationPolicy, out: dict[str, np.nd
         rep.longest_zero_volume_run = int((run_stops - run_starts).max())
         if policy.zero_volume == "error":
             i = int(np.searchsorted(np.flatnonzero(real), run_starts[0]))
-            rows.fail(i, "volume is 0; expected trading in every bar", "zero_volume",
-                      "'allow' keeps such bars, 'drop' removes them and splits the segment")
+            rows.fail(
+                i,
+                "volume is 0; expected trading in every bar",
+                "zero_volume",
+                "'allow' keeps such bars, 'drop' removes them and splits the segment",
+            )
         if policy.zero_volume == "drop":
             out, segments = _drop_rows(out, segments, ~zero)
             rep.dropped_rows["zero_volume"] = rep.zero_volume_rows
     return out, segments
 
 
-def validate_candles(raw: RawCandles, policy: ValidationPolicy | None = None,
-                     interval: str | None = None) -> tuple[Candles, ValidationReport]:
+def validate_candles(
+    raw: RawCandles, policy: ValidationPolicy | None = None, interval: str | None = None
+) -> tuple[Candles, ValidationReport]:
     """Check raw rows against the data contract and return Candles with a report of each defect:
     the named checks run in this order, each applying its policy."""
     policy = policy or ValidationPolicy()
@@ -317,16 +351,24 @@ def validate_candles(raw: RawCandles, policy: ValidationPolicy | None = None,
     rep.first_time = _iso(out["open_time"][0])
     rep.last_time = _iso(out["open_time"][-1])
     candles = Candles(
-        open_time=out["open_time"], open=out["open"], high=out["high"], low=out["low"],
-        close=out["close"], volume=out["volume"], segments=segments, symbol=raw.symbol,
-        interval=iv_name, source=raw.source,
+        open_time=out["open_time"],
+        open=out["open"],
+        high=out["high"],
+        low=out["low"],
+        close=out["close"],
+        volume=out["volume"],
+        segments=segments,
+        symbol=raw.symbol,
+        interval=iv_name,
+        source=raw.source,
         extra={k: v for k, v in out.items() if k not in OHLCV and k != "open_time"},
     )
     return candles, rep
 
 
-def _drop_rows(out: dict[str, np.ndarray], segments: np.ndarray,
-               mask: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _drop_rows(
+    out: dict[str, np.ndarray], segments: np.ndarray, mask: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Remove rows; each removed run splits its segment."""
     seg_break = np.zeros(len(mask) + 1, dtype=bool)
     seg_break[segments[:, 0]] = True

@@ -28,10 +28,20 @@ class ArrayDataset:
         return self.dataset.subset(self.split[name])
 
 
-def dataset_from_arrays(features: np.ndarray, labels: np.ndarray, window: int = 120, *, horizon: int = 1,
-                        val_fraction: float = 0.2, test_fraction: float = 0.0, embargo: int = 0,
-                        segments: np.ndarray | None = None, t1: np.ndarray | None = None, rate: int = 1,
-                        stride: int = 1) -> ArrayDataset:
+def dataset_from_arrays(
+    features: np.ndarray,
+    labels: np.ndarray,
+    window: int = 120,
+    *,
+    horizon: int = 1,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.0,
+    embargo: int = 0,
+    segments: np.ndarray | None = None,
+    t1: np.ndarray | None = None,
+    rate: int = 1,
+    stride: int = 1,
+) -> ArrayDataset:
     """Sliding windows of `window` rows over `features` (N, F) with `labels` (N,) (int, -1 for
     none), split in time into train / val [/ test] with look-ahead purged.
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from candleflow.data.candles import Candles
 from candleflow.config import FeatureConfig
+from candleflow.data.candles import Candles
 
 
 @numba.njit(cache=True)
@@ -92,19 +92,27 @@ FEATURES: dict[str, FeatureSpec] = {
     "log_return": FeatureSpec(_log_return, "log(close_t / close_t-1)", lambda c: 1),
     "range": FeatureSpec(lambda s, c: np.log(s["high"] / s["low"]), "log(high / low): the bar's range", lambda c: 0),
     "body": FeatureSpec(lambda s, c: np.log(s["close"] / s["open"]), "log(close / open): the bar's body", lambda c: 0),
-    "upper_wick": FeatureSpec(lambda s, c: np.log(s["high"] / np.maximum(s["open"], s["close"])),
-                              "log(high / max(open, close))", lambda c: 0),
-    "lower_wick": FeatureSpec(lambda s, c: np.log(np.minimum(s["open"], s["close"]) / s["low"]),
-                              "log(min(open, close) / low)", lambda c: 0),
-    "volume_ratio": FeatureSpec(_volume_ratio, "log1p(volume) minus its EMA over volume_span bars",
-                                lambda c: c.volume_span),
-    "volatility": FeatureSpec(_volatility, "EWMA std of log returns over volatility_span bars",
-                              lambda c: c.volatility_span),
-    "momentum": FeatureSpec(_momentum, "log return over momentum_span bars / (volatility * sqrt(span))",
-                            lambda c: c.momentum_span + c.volatility_span),
+    "upper_wick": FeatureSpec(
+        lambda s, c: np.log(s["high"] / np.maximum(s["open"], s["close"])), "log(high / max(open, close))", lambda c: 0
+    ),
+    "lower_wick": FeatureSpec(
+        lambda s, c: np.log(np.minimum(s["open"], s["close"]) / s["low"]), "log(min(open, close) / low)", lambda c: 0
+    ),
+    "volume_ratio": FeatureSpec(
+        _volume_ratio, "log1p(volume) minus its EMA over volume_span bars", lambda c: c.volume_span
+    ),
+    "volatility": FeatureSpec(
+        _volatility, "EWMA std of log returns over volatility_span bars", lambda c: c.volatility_span
+    ),
+    "momentum": FeatureSpec(
+        _momentum,
+        "log return over momentum_span bars / (volatility * sqrt(span))",
+        lambda c: c.momentum_span + c.volatility_span,
+    ),
     "rsi": FeatureSpec(_rsi, "RSI(14) of log returns rescaled to [-1, 1]", lambda c: 14),
-    "close_ema_gap": FeatureSpec(_close_ema_gap, "log(close / EMA of close over momentum_span bars)",
-                                 lambda c: c.momentum_span),
+    "close_ema_gap": FeatureSpec(
+        _close_ema_gap, "log(close / EMA of close over momentum_span bars)", lambda c: c.momentum_span
+    ),
     "hour_sin": FeatureSpec(lambda s, c: _hour(s, np.sin), "sin of the hour of day (UTC)", lambda c: 0),
     "hour_cos": FeatureSpec(lambda s, c: _hour(s, np.cos), "cos of the hour of day (UTC)", lambda c: 0),
 }
@@ -133,5 +141,5 @@ def compute_features(candles: Candles, cfg: FeatureConfig | None = None) -> Feat
         seg = {k: candles.column(k)[start:stop] for k in ("open_time", "open", "high", "low", "close", "volume")}
         for j, name in enumerate(cfg.names):
             out[start:stop, j] = FEATURES[name].fn(seg, cfg)
-        out[start:min(stop, start + warmup)] = np.nan
+        out[start : min(stop, start + warmup)] = np.nan
     return Features(values=out, names=list(cfg.names), warmup=warmup)

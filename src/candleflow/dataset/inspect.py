@@ -22,10 +22,12 @@ def inspect_dataset(prep, batch_size: int = 256) -> dict[str, Any]:
     for name, pos in split.parts.items():
         y = ds.labels_at(pos)
         counts = np.bincount(y[y >= 0], minlength=3)
-        parts[name] = {"windows": int(pos.size), "purged": split.purged.get(name, 0),
-                       "classes": {c: int(counts[k]) for k, c in enumerate(CLASS_NAMES)},
-                       "class_share": {c: round(float(counts[k] / max(counts.sum(), 1)), 4)
-                                       for k, c in enumerate(CLASS_NAMES)}}
+        parts[name] = {
+            "windows": int(pos.size),
+            "purged": split.purged.get(name, 0),
+            "classes": {c: int(counts[k]) for k, c in enumerate(CLASS_NAMES)},
+            "class_share": {c: round(float(counts[k] / max(counts.sum(), 1)), 4) for k, c in enumerate(CLASS_NAMES)},
+        }
         if pos.size == 0:
             problems.append(f"split part {name!r} has no windows")
             continue
@@ -49,15 +51,24 @@ def inspect_dataset(prep, batch_size: int = 256) -> dict[str, Any]:
             problems.append(f"a {a} label reaches the {b} period (look-ahead)")
     feats = ds.features
     return {
-        "windows": len(ds), "window_shape": list(ds.shape[1:]), "sample_rate": ds.rate,
-        "features": {"shape": list(feats.shape), "dtype": str(feats.dtype), "names": prep.features.names,
-                     "memory_mapped": isinstance(feats, np.memmap), "mb": round(feats.nbytes / MB, 2)},
+        "windows": len(ds),
+        "window_shape": list(ds.shape[1:]),
+        "sample_rate": ds.rate,
+        "features": {
+            "shape": list(feats.shape),
+            "dtype": str(feats.dtype),
+            "names": prep.features.names,
+            "memory_mapped": isinstance(feats, np.memmap),
+            "mb": round(feats.nbytes / MB, 2),
+        },
         "labels": {"kind": prep.config.labels.kind, "dtype": str(prep.labels.y.dtype), **prep.labels.counts()},
-        "nonfinite_rows_in_windows": bad_rows, "split": parts,
-        "memory": {"resident_mb": round(psutil.Process().memory_info().rss / MB, 1),
-                   "features_mb": round(feats.nbytes / MB, 2),
-                   "materialised_windows_mb": round(ds.materialised_nbytes() / MB, 1),
-                   "saving": f"{ds.materialised_nbytes() / max(feats.nbytes, 1):.0f}x"},
+        "nonfinite_rows_in_windows": bad_rows,
+        "split": parts,
+        "memory": {
+            "resident_mb": round(psutil.Process().memory_info().rss / MB, 1),
+            "features_mb": round(feats.nbytes / MB, 2),
+            "materialised_windows_mb": round(ds.materialised_nbytes() / MB, 1),
+            "saving": f"{ds.materialised_nbytes() / max(feats.nbytes, 1):.0f}x",
+        },
         "problems": problems,
     }
-

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from candleflow.data.candles import Candles
 from candleflow.config import LabelConfig
-from candleflow.dataset.features import ewm_volatility
+from candleflow.data.candles import Candles
 from candleflow.data.intervals import interval_ns
+from candleflow.dataset.features import ewm_volatility
 from candleflow.errors import DataError
 
 SHORT, HOLD, LONG = 0, 1, 2
@@ -38,7 +38,8 @@ class Labels:
 
     def counts(self) -> dict[str, int]:
         return {name: int((self.y == k).sum()) for k, name in enumerate(CLASS_NAMES)} | {
-            "none": int((self.y < 0).sum())}
+            "none": int((self.y < 0).sum())
+        }
 
 
 def one_hot(y: np.ndarray, n_classes: int = 3) -> np.ndarray:
@@ -137,8 +138,23 @@ def _up_first(fine_high, fine_low, fine_lo, fine_hi, j, up_level, down_level, de
 
 
 @numba.njit(cache=True, parallel=True)
-def _competitive(close, high, low, seg_ends, up_tp, down_sl, down_tp, up_sl, horizon, stop_first,
-                 fine_high, fine_low, fine_lo, fine_hi, chunk):
+def _competitive(
+    close,
+    high,
+    low,
+    seg_ends,
+    up_tp,
+    down_sl,
+    down_tp,
+    up_sl,
+    horizon,
+    stop_first,
+    fine_high,
+    fine_low,
+    fine_lo,
+    fine_hi,
+    chunk,
+):
     """Chunks of bars in parallel; each chunk builds the jump pointers of its bars and the next
     `horizon` (cache-resident) and labels its bars with them."""
     n = close.shape[0]
@@ -171,12 +187,14 @@ def _competitive(close, high, low, seg_ends, up_tp, down_sl, down_tp, up_sl, hor
             js = min(s_tp, s_sl)
             long_win = l_tp < l_sl
             if l_tp == l_sl and l_tp < end:
-                long_win = _up_first(fine_high, fine_low, fine_lo, fine_hi, l_tp, long_tp_level, long_sl_level,
-                                     not stop_first)
+                long_win = _up_first(
+                    fine_high, fine_low, fine_lo, fine_hi, l_tp, long_tp_level, long_sl_level, not stop_first
+                )
             short_win = s_tp < s_sl
             if s_tp == s_sl and s_tp < end:
-                short_win = not _up_first(fine_high, fine_low, fine_lo, fine_hi, s_tp, short_sl_level,
-                                          short_tp_level, stop_first)
+                short_win = not _up_first(
+                    fine_high, fine_low, fine_lo, fine_hi, s_tp, short_sl_level, short_tp_level, stop_first
+                )
             if long_win and not short_win:
                 y[t] = 2
             elif short_win and not long_win:
@@ -188,8 +206,22 @@ def _competitive(close, high, low, seg_ends, up_tp, down_sl, down_tp, up_sl, hor
 
 
 @numba.njit(cache=True, parallel=True)
-def _triple_barrier(close, high, low, seg_ends, upper, lower, horizon, stop_first, vertical_sign,
-                    fine_high, fine_low, fine_lo, fine_hi, chunk):
+def _triple_barrier(
+    close,
+    high,
+    low,
+    seg_ends,
+    upper,
+    lower,
+    horizon,
+    stop_first,
+    vertical_sign,
+    fine_high,
+    fine_low,
+    fine_lo,
+    fine_hi,
+    chunk,
+):
     n = close.shape[0]
     y = np.full(n, -1, dtype=np.int8)
     t1 = np.full(n, -1, dtype=np.int64)
@@ -246,9 +278,17 @@ def competitive_labels(candles: Candles, cfg: LabelConfig | None = None, fine: C
     `fine` (finer candles of the same market), a bar touching a trade's TP and SL together is
     resolved by which the finer candles reach first."""
     cfg = cfg or LabelConfig()
-    y, t1 = _competitive(candles.close, candles.high, candles.low, _segment_ends(candles),
-                         *barrier_multipliers(candles, cfg, compact=True), cfg.horizon, cfg.same_bar == "stop",
-                         *_fine_arrays(candles, fine), LABEL_CHUNK)
+    y, t1 = _competitive(
+        candles.close,
+        candles.high,
+        candles.low,
+        _segment_ends(candles),
+        *barrier_multipliers(candles, cfg, compact=True),
+        cfg.horizon,
+        cfg.same_bar == "stop",
+        *_fine_arrays(candles, fine),
+        LABEL_CHUNK,
+    )
     return Labels(y=y, t1=t1)
 
 
@@ -258,9 +298,19 @@ def triple_barrier_labels(candles: Candles, cfg: LabelConfig | None = None, fine
     HOLD, or the sign of the return with `vertical: sign`. Same-bar touches as in the competitive label."""
     cfg = cfg or LabelConfig(kind="triple_barrier")
     up_tp, down_sl, _, _ = barrier_multipliers(candles, cfg, compact=True)
-    y, t1 = _triple_barrier(candles.close, candles.high, candles.low, _segment_ends(candles), up_tp, down_sl,
-                            cfg.horizon, cfg.same_bar == "stop", cfg.vertical == "sign", *_fine_arrays(candles, fine),
-                            LABEL_CHUNK)
+    y, t1 = _triple_barrier(
+        candles.close,
+        candles.high,
+        candles.low,
+        _segment_ends(candles),
+        up_tp,
+        down_sl,
+        cfg.horizon,
+        cfg.same_bar == "stop",
+        cfg.vertical == "sign",
+        *_fine_arrays(candles, fine),
+        LABEL_CHUNK,
+    )
     return Labels(y=y, t1=t1)
 
 

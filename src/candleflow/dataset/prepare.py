@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from candleflow.data.candles import Candles
 from candleflow.config import RunConfig
-from candleflow.dataset.features import Features, compute_features
-from candleflow.dataset.labels import Labels, make_labels
+from candleflow.data.candles import Candles
 from candleflow.data.load import load_candles
 from candleflow.data.validate import ValidationReport
 from candleflow.dataset.cache import DatasetCache, cache_key
-from candleflow.dataset.labels import CLASS_NAMES
+from candleflow.dataset.features import Features, compute_features
+from candleflow.dataset.labels import CLASS_NAMES, Labels, make_labels
 from candleflow.dataset.split import Split, chronological_split
 from candleflow.dataset.windows import WindowDataset
 from candleflow.errors import DataError
@@ -58,17 +57,28 @@ class PreparedData:
         parts = {}
         for name, pos in self.split.parts.items():
             y = self.dataset.labels_at(pos)
-            parts[name] = {"windows": int(pos.size), "purged": self.split.purged.get(name, 0),
-                           "first_end": self.candles.time_str(int(self.dataset.ends[pos[0]])) if pos.size else None,
-                           "last_end": self.candles.time_str(int(self.dataset.ends[pos[-1]])) if pos.size else None,
-                           "classes": {c: int((y == k).sum()) for k, c in enumerate(CLASS_NAMES)}}
+            parts[name] = {
+                "windows": int(pos.size),
+                "purged": self.split.purged.get(name, 0),
+                "first_end": self.candles.time_str(int(self.dataset.ends[pos[0]])) if pos.size else None,
+                "last_end": self.candles.time_str(int(self.dataset.ends[pos[-1]])) if pos.size else None,
+                "classes": {c: int((y == k).sum()) for k, c in enumerate(CLASS_NAMES)},
+            }
         return {
-            "symbol": self.candles.symbol, "interval": self.candles.interval, "rows": len(self.candles),
-            "fingerprint": self.candles.fingerprint, "segments": int(len(self.candles.segments)),
-            "features": self.features.descriptions, "feature_shape": list(self.features.values.shape),
-            "window_shape": list(self.dataset.shape[1:]), "windows": len(self.dataset),
-            "labels": self.labels.counts(), "label_kind": self.config.labels.kind,
-            "labels_changed_by_finer_candles": self.fine_changed, "cache": self.cache, "split": parts,
+            "symbol": self.candles.symbol,
+            "interval": self.candles.interval,
+            "rows": len(self.candles),
+            "fingerprint": self.candles.fingerprint,
+            "segments": int(len(self.candles.segments)),
+            "features": self.features.descriptions,
+            "feature_shape": list(self.features.values.shape),
+            "window_shape": list(self.dataset.shape[1:]),
+            "windows": len(self.dataset),
+            "labels": self.labels.counts(),
+            "label_kind": self.config.labels.kind,
+            "labels_changed_by_finer_candles": self.fine_changed,
+            "cache": self.cache,
+            "split": parts,
             "feature_mb": round(self.features.values.nbytes / 2**20, 2),
             "materialised_windows_mb": round(self.dataset.materialised_nbytes() / 2**20, 1),
         }
@@ -83,9 +93,14 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
     log.info("candles: %s %s, %s", candles.symbol, candles.interval, report.summary())
     if cache is None and cfg.dataset.cache_dir:
         cache = DatasetCache(Path(cfg.dataset.cache_dir))
-    key = cache_key(candles.fingerprint, {"features": cfg.features.model_dump(mode="json"),
-                                          "labels": cfg.labels.model_dump(mode="json"),
-                                          "validation": cfg.validation.model_dump(mode="json")})
+    key = cache_key(
+        candles.fingerprint,
+        {
+            "features": cfg.features.model_dump(mode="json"),
+            "labels": cfg.labels.model_dump(mode="json"),
+            "validation": cfg.validation.model_dump(mode="json"),
+        },
+    )
     entry = cache.load(key) if cache is not None else None
     if entry is not None:
         arrays, meta = entry["arrays"], entry["meta"]
@@ -94,17 +109,42 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
     else:
         features, labels, changed = features_and_labels(cfg, candles)
         if cache is not None:
-            cache.save(key, {"features": features.values, "labels": labels.y, "t1": labels.t1},
-                       {"fingerprint": candles.fingerprint, "feature_names": features.names,
-                        "warmup": features.warmup, "fine_changed": changed})
-    dataset = WindowDataset.from_arrays(features.values, labels.y, candles.segments, cfg.dataset.window,
-                                        cfg.dataset.sample_rate, cfg.dataset.stride)
+            cache.save(
+                key,
+                {"features": features.values, "labels": labels.y, "t1": labels.t1},
+                {
+                    "fingerprint": candles.fingerprint,
+                    "feature_names": features.names,
+                    "warmup": features.warmup,
+                    "fine_changed": changed,
+                },
+            )
+    dataset = WindowDataset.from_arrays(
+        features.values, labels.y, candles.segments, cfg.dataset.window, cfg.dataset.sample_rate, cfg.dataset.stride
+    )
     if len(dataset) == 0:
-        raise DataError(f"no complete {cfg.dataset.window}-bar window with a label: {len(candles)} rows in "
-                         f"{len(candles.segments)} segments are too short")
-    split = chronological_split(dataset.ends, labels.t1, cfg.dataset.val_fraction,
-                                cfg.dataset.test_fraction, cfg.dataset.embargo)
-    log.info("prepared %d windows of %s in %.2fs; split %s", len(dataset), dataset.shape[1:],
-             time.perf_counter() - t0, split.summary())
-    return PreparedData(cfg, candles, report, features, labels, dataset, split, changed,
-                    None if cache is None else ("hit" if entry is not None else "miss"))
+        raise DataError(
+            f"no complete {cfg.dataset.window}-bar window with a label: {len(candles)} rows in "
+            f"{len(candles.segments)} segments are too short"
+        )
+    split = chronological_split(
+        dataset.ends, labels.t1, cfg.dataset.val_fraction, cfg.dataset.test_fraction, cfg.dataset.embargo
+    )
+    log.info(
+        "prepared %d windows of %s in %.2fs; split %s",
+        len(dataset),
+        dataset.shape[1:],
+        time.perf_counter() - t0,
+        split.summary(),
+    )
+    return PreparedData(
+        cfg,
+        candles,
+        report,
+        features,
+        labels,
+        dataset,
+        split,
+        changed,
+        None if cache is None else ("hit" if entry is not None else "miss"),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from candleflow.errors import DataError
 
 
@@ -20,12 +21,15 @@ class Split:
         return self.parts[name]
 
     def summary(self) -> dict[str, dict[str, int]]:
-        return {k: {"windows": int(v.size), "start_bar": self.starts[k], "purged": self.purged.get(k, 0)}
-                for k, v in self.parts.items()}
+        return {
+            k: {"windows": int(v.size), "start_bar": self.starts[k], "purged": self.purged.get(k, 0)}
+            for k, v in self.parts.items()
+        }
 
 
-def chronological_split(ends: np.ndarray, t1: np.ndarray, val_fraction: float = 0.2,
-                        test_fraction: float = 0.0, embargo: int = 0) -> Split:
+def chronological_split(
+    ends: np.ndarray, t1: np.ndarray, val_fraction: float = 0.2, test_fraction: float = 0.0, embargo: int = 0
+) -> Split:
     """Split windows (sorted by end bar) into train / val [/ test] periods.
 
     A window in an earlier part whose label interval [e+1, t1[e]], extended by `embargo` bars,
@@ -51,8 +55,9 @@ def chronological_split(ends: np.ndarray, t1: np.ndarray, val_fraction: float = 
     return Split(parts=parts, starts=starts, purged=purged)
 
 
-def walk_forward_folds(ends: np.ndarray, t1: np.ndarray, n_folds: int = 3, embargo: int = 0,
-                       positions: np.ndarray | None = None) -> list[Split]:
+def walk_forward_folds(
+    ends: np.ndarray, t1: np.ndarray, n_folds: int = 3, embargo: int = 0, positions: np.ndarray | None = None
+) -> list[Split]:
     """Expanding-window walk-forward validation: the windows (or `positions`, a time-ordered
     subset) cut into n_folds + 1 equal periods; fold k trains on periods 0..k and validates on
     period k + 1, with training labels that reach the validation period purged as above."""
@@ -63,11 +68,16 @@ def walk_forward_folds(ends: np.ndarray, t1: np.ndarray, n_folds: int = 3, embar
     cuts = np.linspace(0, pos_all.size, n_folds + 2).round().astype(int)
     folds = []
     for k in range(n_folds):
-        val = pos_all[cuts[k + 1]:cuts[k + 2]]
+        val = pos_all[cuts[k + 1] : cuts[k + 2]]
         start = int(ends[val[0]])
-        train, purged = _purge(pos_all[:cuts[k + 1]], ends, t1, start, embargo)
-        folds.append(Split(parts={"train": train, "val": val}, starts={"train": int(ends[pos_all[0]]), "val": start},
-                           purged={"train": purged}))
+        train, purged = _purge(pos_all[: cuts[k + 1]], ends, t1, start, embargo)
+        folds.append(
+            Split(
+                parts={"train": train, "val": val},
+                starts={"train": int(ends[pos_all[0]]), "val": start},
+                purged={"train": purged},
+            )
+        )
     return folds
 
 
@@ -77,8 +87,9 @@ def _purge(pos: np.ndarray, ends: np.ndarray, t1: np.ndarray, next_start: int, e
     return pos[keep], int((~keep).sum())
 
 
-def split_by_time(end_times: np.ndarray, label_end_times: np.ndarray, val_fraction: float = 0.2,
-                  test_fraction: float = 0.0) -> Split:
+def split_by_time(
+    end_times: np.ndarray, label_end_times: np.ndarray, val_fraction: float = 0.2, test_fraction: float = 0.0
+) -> Split:
     """Chronological split of windows from many series by the time of their last bar: every
     series' validation (and test) period starts at the same instant, so no series trains on a
     period another one validates on. Windows whose label ends (embargo included) at or after the
@@ -87,13 +98,13 @@ def split_by_time(end_times: np.ndarray, label_end_times: np.ndarray, val_fracti
     order = np.argsort(end_times, kind="stable")
     t = end_times[order]
     n_train, n_val, n_test = _part_sizes(t.size, val_fraction, test_fraction)
-    starts_at = [n_train, n_train + n_val][:2 if n_test else 1]
+    starts_at = [n_train, n_train + n_val][: 2 if n_test else 1]
     cuts = [int(t[i]) for i in starts_at]  # windows ending at a cut instant go to the later part
     edges = [0, *np.searchsorted(t, cuts), t.size]
-    names = ["train", "val", "test"][:len(cuts) + 1]
+    names = ["train", "val", "test"][: len(cuts) + 1]
     parts, starts, purged = {}, {"train": int(t[0])}, {}
     for k, name in enumerate(names):
-        pos = order[edges[k]:edges[k + 1]]
+        pos = order[edges[k] : edges[k + 1]]
         if k < len(cuts):
             keep = np.asarray(label_end_times)[pos] < cuts[k]
             purged[name] = int((~keep).sum())

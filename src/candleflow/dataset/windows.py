@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
 from candleflow.errors import DataError
 
 
-def valid_window_ends(features: np.ndarray, labels: np.ndarray, segments: np.ndarray,
-                      window: int) -> np.ndarray:
+def valid_window_ends(features: np.ndarray, labels: np.ndarray, segments: np.ndarray, window: int) -> np.ndarray:
     """Bars e whose `window` bars e-window+1 .. e lie in one segment, have finite features and e a label."""
     n = features.shape[0]
     bad = ~np.isfinite(features).all(axis=1)
@@ -50,12 +50,14 @@ class WindowDataset:
         self.rate = rate
         n, f = features.shape
         s0, s1 = features.strides
-        self._view = as_strided(features, shape=(max(n - self.span + 1, 0), window, f),
-                                strides=(s0, s0 * rate, s1), writeable=False)
+        self._view = as_strided(
+            features, shape=(max(n - self.span + 1, 0), window, f), strides=(s0, s0 * rate, s1), writeable=False
+        )
 
     @classmethod
-    def from_arrays(cls, features: np.ndarray, labels: np.ndarray, segments: np.ndarray,
-                    window: int, rate: int = 1, stride: int = 1) -> "WindowDataset":
+    def from_arrays(
+        cls, features: np.ndarray, labels: np.ndarray, segments: np.ndarray, window: int, rate: int = 1, stride: int = 1
+    ) -> WindowDataset:
         """All valid windows (inside one segment, finite features, labelled end), every
         `stride`-th of them, each taking every `rate`-th bar."""
         span = (window - 1) * rate + 1
@@ -80,7 +82,7 @@ class WindowDataset:
         """Labels of windows idx (all windows when None)."""
         return self.labels[self.ends if idx is None else self.ends[idx]]
 
-    def subset(self, idx: np.ndarray) -> "WindowDataset":
+    def subset(self, idx: np.ndarray) -> WindowDataset:
         """The same arrays with only windows idx (a split part, a stride, a sample)."""
         return WindowDataset(self.features, self.labels, self.ends[np.asarray(idx)], self.window, self.rate)
 
@@ -117,10 +119,11 @@ def concat_datasets(datasets: list[WindowDataset], path: str | None = None) -> t
         from candleflow.fs.atomic import atomic_path
 
         with atomic_path(path, suffix=".npy") as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                            shape=(int(rows[-1]), datasets[0].features.shape[1]))
+            out = np.lib.format.open_memmap(
+                tmp, mode="w+", dtype=np.float32, shape=(int(rows[-1]), datasets[0].features.shape[1])
+            )
             for d, lo in zip(datasets, rows):
-                out[lo:lo + d.features.shape[0]] = d.features
+                out[lo : lo + d.features.shape[0]] = d.features
             out.flush()
             del out
         features = np.load(path, mmap_mode="r")
@@ -135,14 +138,23 @@ class MultiWindowDataset:
     entry): window i is window `local[i]` of series `which[i]`. It has WindowDataset's interface
     (gather, labels_at, subset, moments), so loaders and adapters take either."""
 
-    def __init__(self, parts: list[WindowDataset], which: np.ndarray, local: np.ndarray,
-                 names: list[str] | None = None, times: list[np.ndarray] | None = None,
-                 t1: list[np.ndarray] | None = None, _labels: list[np.ndarray] | None = None):
+    def __init__(
+        self,
+        parts: list[WindowDataset],
+        which: np.ndarray,
+        local: np.ndarray,
+        names: list[str] | None = None,
+        times: list[np.ndarray] | None = None,
+        t1: list[np.ndarray] | None = None,
+        _labels: list[np.ndarray] | None = None,
+    ):
         if not parts:
             raise DataError("no series")
         first = parts[0]
-        if any((p.window, p.rate, p.features.shape[1]) != (first.window, first.rate, first.features.shape[1])
-               for p in parts):
+        if any(
+            (p.window, p.rate, p.features.shape[1]) != (first.window, first.rate, first.features.shape[1])
+            for p in parts
+        ):
             raise DataError("series differ in window, rate or feature count")
         self.parts, self.names = parts, names or [str(k) for k in range(len(parts))]
         self.times, self.t1 = times, t1  # per series: open time of each bar, last bar each label looked at
@@ -152,8 +164,13 @@ class MultiWindowDataset:
         self._labels = _labels if _labels is not None else [p.labels_at() for p in parts]
 
     @classmethod
-    def from_parts(cls, parts: list[WindowDataset], names: list[str] | None = None,
-                   times: list[np.ndarray] | None = None, t1: list[np.ndarray] | None = None) -> "MultiWindowDataset":
+    def from_parts(
+        cls,
+        parts: list[WindowDataset],
+        names: list[str] | None = None,
+        times: list[np.ndarray] | None = None,
+        t1: list[np.ndarray] | None = None,
+    ) -> MultiWindowDataset:
         """Every window of every series, series after series."""
         which = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
         local = np.concatenate([np.arange(len(p)) for p in parts])
@@ -190,28 +207,36 @@ class MultiWindowDataset:
 
     def end_times(self) -> np.ndarray:
         """Open time (int64 ns) of each window's last bar; needs `times`."""
-        return self._per_window(lambda k, e: self.times[k][e])
+        times = self._need_times()[0]
+        return self._per_window(lambda k, e: times[k][e])
 
     def label_end_times(self, embargo: int = 0) -> np.ndarray:
         """Open time of the last bar each window's label looked at, `embargo` bars later (int64
         max where that lies past the series' end); needs `times` and `t1`."""
+        times, t1 = self._need_times()
+
         def at(k: int, e: np.ndarray) -> np.ndarray:
-            last = self.t1[k][e].astype(np.int64) + embargo
-            inside = last < self.times[k].shape[0]
-            return np.where(inside, self.times[k][np.minimum(last, self.times[k].shape[0] - 1)], np.iinfo(np.int64).max)
+            last = t1[k][e].astype(np.int64) + embargo
+            inside = last < times[k].shape[0]
+            return np.where(inside, times[k][np.minimum(last, times[k].shape[0] - 1)], np.iinfo(np.int64).max)
+
         return self._per_window(at)
 
-    def _per_window(self, fn) -> np.ndarray:
+    def _need_times(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         if self.times is None or self.t1 is None:
             raise DataError("this dataset was built without open times and label ends")
+        return self.times, self.t1
+
+    def _per_window(self, fn) -> np.ndarray:
         out = np.empty(len(self), dtype=np.int64)
         return self._by_series(slice(None), out, lambda k, pos: fn(k, np.asarray(self.parts[k].ends[pos])))
 
-    def subset(self, idx: np.ndarray) -> "MultiWindowDataset":
+    def subset(self, idx: np.ndarray) -> MultiWindowDataset:
         """The same series with only windows idx, in that order."""
         idx = np.asarray(idx)
-        return MultiWindowDataset(self.parts, self.which[idx], self.local[idx], self.names, self.times, self.t1,
-                                  self._labels)
+        return MultiWindowDataset(
+            self.parts, self.which[idx], self.local[idx], self.names, self.times, self.t1, self._labels
+        )
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance (float64, per feature) over the rows these windows read, pooled over series."""

@@ -17,8 +17,8 @@ from typing import Any
 import numba
 import numpy as np
 
-from candleflow.data.candles import Candles
 from candleflow.config import LabelConfig
+from candleflow.data.candles import Candles
 from candleflow.data.intervals import interval_ns
 from candleflow.dataset.labels import barrier_multipliers
 from candleflow.errors import DataError
@@ -29,8 +29,9 @@ _YEAR_NS = 365 * 86_400 * 1_000_000_000
 
 
 @numba.njit(cache=True)
-def _simulate(close, high, low, seg_stop, bars, sides, up_tp, down_sl, down_tp, up_sl, horizon,
-              stop_first, single, weight, cost):
+def _simulate(
+    close, high, low, seg_stop, bars, sides, up_tp, down_sl, down_tp, up_sl, horizon, stop_first, single, weight, cost
+):
     n = close.shape[0]
     m = bars.shape[0]
     pnl = np.zeros(n)
@@ -99,9 +100,16 @@ class BacktestResult:
         return np.cumprod(1.0 + self.bar_returns)
 
 
-def backtest(candles: Candles, bars: np.ndarray, sides: np.ndarray, labels: LabelConfig,
-             fee: float = 0.001, slippage: float = 0.0005, mode: str = "single",
-             span: tuple[int, int] | None = None) -> BacktestResult:
+def backtest(
+    candles: Candles,
+    bars: np.ndarray,
+    sides: np.ndarray,
+    labels: LabelConfig,
+    fee: float = 0.001,
+    slippage: float = 0.0005,
+    mode: str = "single",
+    span: tuple[int, int] | None = None,
+) -> BacktestResult:
     """Trade `sides[k]` (+1 long, -1 short, 0 none) at bars[k] (increasing); returns over `span`."""
     bars = np.asarray(bars, dtype=np.int64)
     sides = np.asarray(sides, dtype=np.int8)
@@ -111,28 +119,50 @@ def backtest(candles: Candles, bars: np.ndarray, sides: np.ndarray, labels: Labe
     seg_stop = candles.segments[candles.segment_id, 1]
     weight = 1.0 if mode == "single" else 1.0 / labels.horizon
     pnl, pos, entry, exit_, ret, reason = _simulate(
-        candles.close, candles.high, candles.low, seg_stop, bars, sides, *mults, labels.horizon,
-        labels.same_bar == "stop", mode == "single", weight, fee + slippage)
+        candles.close,
+        candles.high,
+        candles.low,
+        seg_stop,
+        bars,
+        sides,
+        *mults,
+        labels.horizon,
+        labels.same_bar == "stop",
+        mode == "single",
+        weight,
+        fee + slippage,
+    )
     taken = entry >= 0
     start, stop = span if span is not None else (int(bars.min()) if bars.size else 0, len(candles))
-    return BacktestResult(pnl[start:stop], pos[start:stop], start, stop, entry[taken], exit_[taken],
-                          ret[taken], reason[taken])
+    return BacktestResult(
+        pnl[start:stop], pos[start:stop], start, stop, entry[taken], exit_[taken], ret[taken], reason[taken]
+    )
 
 
-def buy_and_hold(candles: Candles, span: tuple[int, int], fee: float = 0.001, slippage: float = 0.0005) -> BacktestResult:
+def buy_and_hold(
+    candles: Candles, span: tuple[int, int], fee: float = 0.001, slippage: float = 0.0005
+) -> BacktestResult:
     """Long from the close of the span's first bar to its last, flat across segment gaps."""
     start, stop = span
     c = candles.close
     r = np.zeros(stop - start)
-    r[1:] = c[start + 1:stop] / c[start:stop - 1] - 1.0
+    r[1:] = c[start + 1 : stop] / c[start : stop - 1] - 1.0
     seg = candles.segment_id[start:stop]
     r[1:][seg[1:] != seg[:-1]] = 0.0
     r[0] -= fee + slippage
     r[-1] -= fee + slippage
     pos = np.ones(stop - start)
     pos[0] = 0
-    return BacktestResult(r, pos, start, stop, np.array([start]), np.array([stop - 1]),
-                          np.array([c[stop - 1] / c[start] - 1 - 2 * (fee + slippage)]), np.array([HORIZON], np.int8))
+    return BacktestResult(
+        r,
+        pos,
+        start,
+        stop,
+        np.array([start]),
+        np.array([stop - 1]),
+        np.array([c[stop - 1] / c[start] - 1 - 2 * (fee + slippage)]),
+        np.array([HORIZON], np.int8),
+    )
 
 
 def performance(res: BacktestResult, interval: str) -> dict[str, Any]:

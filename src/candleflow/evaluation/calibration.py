@@ -25,14 +25,22 @@ def reliability(y_true: np.ndarray, probs: np.ndarray, bins: int = 10) -> dict[s
         if not m.any():
             continue
         acc, c = float(correct[m].mean()), float(conf[m].mean())
-        rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(m.sum()),
-                     "confidence": c, "accuracy": acc})
+        rows.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": int(m.sum()),
+                "confidence": c,
+                "accuracy": acc,
+            }
+        )
         ece += m.mean() * abs(acc - c)
     return {"bins": rows, "ece": float(ece)}
 
 
-def coverage(y_true: np.ndarray, probs: np.ndarray, thresholds: list[float],
-             trade_return: Callable[[np.ndarray], float]) -> list[dict[str, Any]]:
+def coverage(
+    y_true: np.ndarray, probs: np.ndarray, thresholds: list[float], trade_return: Callable[[np.ndarray], float]
+) -> list[dict[str, Any]]:
     """For each threshold t: the share of windows where the model trades (top class LONG or SHORT
     with probability >= t), its accuracy there, and the backtest return of trading only those."""
     pred = probs.argmax(axis=1)
@@ -40,7 +48,13 @@ def coverage(y_true: np.ndarray, probs: np.ndarray, thresholds: list[float],
     out = []
     for t in thresholds:
         act = (conf >= t) & (pred != HOLD)
-        out.append({"threshold": float(t), "coverage": float(act.mean()),
-                    "accuracy": float((pred[act] == y_true[act]).mean()) if act.any() else 0.0,
-                    "trades_signalled": int(act.sum()), "total_return": float(trade_return(act))})
+        out.append(
+            {
+                "threshold": float(t),
+                "coverage": float(act.mean()),
+                "accuracy": float((pred[act] == y_true[act]).mean()) if act.any() else 0.0,
+                "trades_signalled": int(act.sum()),
+                "total_return": float(trade_return(act)),
+            }
+        )
     return out

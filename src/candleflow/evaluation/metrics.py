@@ -21,8 +21,9 @@ def decide(probs: np.ndarray, margin: float = 0.0) -> np.ndarray:
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 3) -> np.ndarray:
     """Counts (true class, predicted class), int64 (n_classes, n_classes)."""
-    return np.bincount(y_true.astype(np.int64) * n_classes + y_pred.astype(np.int64),
-                       minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    return np.bincount(
+        y_true.astype(np.int64) * n_classes + y_pred.astype(np.int64), minlength=n_classes * n_classes
+    ).reshape(n_classes, n_classes)
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 3) -> dict[str, Any]:
@@ -41,9 +42,15 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: in
         "accuracy": float(tp.sum() / n),
         "balanced_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
         "macro_f1": float(f1.mean()),
-        "per_class": {name: {"precision": float(precision[k]), "recall": float(recall[k]),
-                             "f1": float(f1[k]), "support": int(support[k])}
-                      for k, name in enumerate(CLASS_NAMES[:n_classes])},
+        "per_class": {
+            name: {
+                "precision": float(precision[k]),
+                "recall": float(recall[k]),
+                "f1": float(f1[k]),
+                "support": int(support[k]),
+            }
+            for k, name in enumerate(CLASS_NAMES[:n_classes])
+        },
         "confusion_matrix": cm.tolist(),
     }
 
@@ -60,8 +67,9 @@ def baseline_predictions(y_train: np.ndarray, n: int, seed: int = 0, n_classes: 
     }
 
 
-def evaluate(y_true: np.ndarray, probs: np.ndarray, y_train: np.ndarray, margin: float = 0.0,
-             seed: int = 0) -> dict[str, Any]:
+def evaluate(
+    y_true: np.ndarray, probs: np.ndarray, y_train: np.ndarray, margin: float = 0.0, seed: int = 0
+) -> dict[str, Any]:
     """Metrics of the model's decisions (and of its plain argmax) and of every baseline on the
     same windows, plus the edge of the decisions over the best baseline."""
     table = {"model": classification_metrics(y_true, decide(probs, margin))}
@@ -70,5 +78,9 @@ def evaluate(y_true: np.ndarray, probs: np.ndarray, y_train: np.ndarray, margin:
     for name, pred in baseline_predictions(y_train, y_true.shape[0], seed).items():
         table[name] = classification_metrics(y_true, pred)
     best = max(v["balanced_accuracy"] for k, v in table.items() if not k.startswith("model"))
-    return {"n": int(y_true.shape[0]), "decision_margin": margin, "table": table,
-            "edge_balanced_accuracy": table["model"]["balanced_accuracy"] - best}
+    return {
+        "n": int(y_true.shape[0]),
+        "decision_margin": margin,
+        "table": table,
+        "edge_balanced_accuracy": table["model"]["balanced_accuracy"] - best,
+    }

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from candleflow.config import RunConfig
+from candleflow.data.candles import Candles
+from candleflow.dataset.labels import LONG, SHORT
 from candleflow.evaluation.backtest import BacktestResult, backtest, buy_and_hold, performance
 from candleflow.evaluation.calibration import coverage, reliability
-from candleflow.data.candles import Candles
-from candleflow.config import RunConfig
-from candleflow.dataset.labels import LONG, SHORT
 
 THRESHOLDS = [0.34, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9]
 
@@ -21,8 +21,9 @@ def sides_of(classes: np.ndarray) -> np.ndarray:
     return np.where(classes == LONG, 1, np.where(classes == SHORT, -1, 0)).astype(np.int8)
 
 
-def trading_evaluation(candles: Candles, ends: np.ndarray, y_true: np.ndarray, probs: np.ndarray,
-                       decisions: np.ndarray, cfg: RunConfig) -> tuple[dict[str, Any], dict[str, BacktestResult]]:
+def trading_evaluation(
+    candles: Candles, ends: np.ndarray, y_true: np.ndarray, probs: np.ndarray, decisions: np.ndarray, cfg: RunConfig
+) -> tuple[dict[str, Any], dict[str, BacktestResult]]:
     """Backtest table (model and baselines), reliability and coverage; plus the backtests."""
     bt, lab = cfg.backtest, cfg.labels
     span = (int(ends[0]), min(len(candles), int(ends[-1]) + lab.horizon + 1))
@@ -49,10 +50,15 @@ def trading_evaluation(candles: Candles, ends: np.ndarray, y_true: np.ndarray, p
         return float(run(np.where(act, sides_of(probs.argmax(axis=1)), 0).astype(np.int8)).equity[-1] - 1.0)
 
     out = {
-        "mode": bt.mode, "fee": bt.fee, "slippage": bt.slippage,
+        "mode": bt.mode,
+        "fee": bt.fee,
+        "slippage": bt.slippage,
         "span": [candles.time_str(span[0]), candles.time_str(span[1] - 1)],
-        "signals": {"model": n_signals, "random_signals": int((random_sides != 0).sum()),
-                    "labels": int((sides_of(y_true) != 0).sum())},
+        "signals": {
+            "model": n_signals,
+            "random_signals": int((random_sides != 0).sum()),
+            "labels": int((sides_of(y_true) != 0).sum()),
+        },
         "table": table,
         "reliability": reliability(y_true, probs),
         "coverage": coverage(y_true, probs, THRESHOLDS, masked_return),

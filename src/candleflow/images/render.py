@@ -126,12 +126,15 @@ def _use_gpu(device: str) -> bool:
     if gpu_available():
         return True
     if device == "gpu":
-        raise ConfigError("images.device=gpu but no GPU is usable through CuPy (pip install cupy-cuda12x on a CUDA machine)")
+        raise ConfigError(
+            "images.device=gpu but no GPU is usable through CuPy (pip install cupy-cuda12x on a CUDA machine)"
+        )
     return False
 
 
-def render_bar4(ohlc: np.ndarray, height: int = 500, dtype: str = "uint8", out: np.ndarray | None = None,
-                device: str = "auto") -> np.ndarray:
+def render_bar4(
+    ohlc: np.ndarray, height: int = 500, dtype: str = "uint8", out: np.ndarray | None = None, device: str = "auto"
+) -> np.ndarray:
     """(B, bars, 4+) windows -> (B, height, 4 x bars) images, black bars on white."""
     o, h, l, c = _prices(ohlc)[:4]
     shape = (o.shape[0], height, 4 * o.shape[1])
@@ -144,8 +147,15 @@ def render_bar4(ohlc: np.ndarray, height: int = 500, dtype: str = "uint8", out: 
     return _finish(buf, dtype)
 
 
-def render_jkx(ohlcv: np.ndarray, height: int | None = None, volume: bool = True, ma: np.ndarray | None = None,
-               dtype: str = "uint8", out: np.ndarray | None = None, device: str = "auto") -> np.ndarray:
+def render_jkx(
+    ohlcv: np.ndarray,
+    height: int | None = None,
+    volume: bool = True,
+    ma: np.ndarray | None = None,
+    dtype: str = "uint8",
+    out: np.ndarray | None = None,
+    device: str = "auto",
+) -> np.ndarray:
     """(B, bars, 5) windows (+ optional (B, bars) moving average) -> (B, height, 3 x bars) images,
     white marks on black. Height defaults to the paper's size for 5, 20 or 60 bars."""
     arrays = _prices(ohlcv)
@@ -171,8 +181,16 @@ def render_jkx(ohlcv: np.ndarray, height: int | None = None, volume: bool = True
     return _finish(buf, dtype)
 
 
-def render(layout: str, ohlcv: np.ndarray, height: int | None = None, ma: np.ndarray | None = None,
-           volume: bool = True, dtype: str = "uint8", out: np.ndarray | None = None, device: str = "auto") -> np.ndarray:
+def render(
+    layout: str,
+    ohlcv: np.ndarray,
+    height: int | None = None,
+    ma: np.ndarray | None = None,
+    volume: bool = True,
+    dtype: str = "uint8",
+    out: np.ndarray | None = None,
+    device: str = "auto",
+) -> np.ndarray:
     """Render with a layout by name ('bar4' or 'jkx')."""
     if layout == "bar4":
         return render_bar4(ohlcv, height or 500, dtype, out, device)
@@ -207,7 +225,9 @@ def preview_grid(images: np.ndarray, titles: list[str], columns: int = 4) -> byt
 
 def ohlcv_matrix(candles) -> np.ndarray:
     """(N, 5) float64 C-contiguous open, high, low, close, volume of a Candles table."""
-    return np.ascontiguousarray(np.stack([candles.open, candles.high, candles.low, candles.close, candles.volume], axis=1))
+    return np.ascontiguousarray(
+        np.stack([candles.open, candles.high, candles.low, candles.close, candles.volume], axis=1)
+    )
 
 
 def moving_average(candles, bars: int) -> np.ndarray:
@@ -217,7 +237,7 @@ def moving_average(candles, bars: int) -> np.ndarray:
         c = candles.close[start:stop]
         if c.size >= bars:
             csum = np.concatenate([[0.0], np.cumsum(c)])
-            out[start + bars - 1:stop] = (csum[bars:] - csum[:-bars]) / bars
+            out[start + bars - 1 : stop] = (csum[bars:] - csum[:-bars]) / bars
     return out
 
 
@@ -238,9 +258,11 @@ class ImageWindows:
             raise DataError("an image window crosses a segment boundary")
         n = self.ohlcv.shape[0]
         s0, s1 = self.ohlcv.strides
-        self._view = np.lib.stride_tricks.as_strided(self.ohlcv, (max(n - self.bars + 1, 0), self.bars, 5),
-                                                     (s0, s0, s1), writeable=False)
-        self.shape = self.render(np.array([0]))[0].shape if self.ends.size else None
+        self._view = np.lib.stride_tricks.as_strided(
+            self.ohlcv, (max(n - self.bars + 1, 0), self.bars, 5), (s0, s0, s1), writeable=False
+        )
+        # (height, width) of one image; (0, 0) when there are no windows
+        self.shape: tuple[int, int] = tuple(self.render(np.array([0]))[0].shape) if self.ends.size else (0, 0)
 
     def __len__(self) -> int:
         return int(self.ends.size)
@@ -252,4 +274,6 @@ class ImageWindows:
         ma = None
         if self.ma is not None:
             ma = np.lib.stride_tricks.sliding_window_view(self.ma, self.bars)[starts]
-        return render(self.cfg.layout, win, self.cfg.height, ma, self.cfg.volume, self.cfg.dtype, device=self.cfg.device)
+        return render(
+            self.cfg.layout, win, self.cfg.height, ma, self.cfg.volume, self.cfg.dtype, device=self.cfg.device
+        )

@@ -107,8 +107,13 @@ def _module():
     return cupy.RawModule(code=_SOURCE, options=("--fmad=false",))
 
 
-def render_gpu(layout: str, arrays: tuple[np.ndarray, ...], shape: tuple[int, int, int], volume: bool = True,
-               ma: np.ndarray | None = None) -> np.ndarray:
+def render_gpu(
+    layout: str,
+    arrays: tuple[np.ndarray, ...],
+    shape: tuple[int, int, int],
+    volume: bool = True,
+    ma: np.ndarray | None = None,
+) -> np.ndarray:
     """Render on the GPU; arrays are (B, bars) float64 open, high, low, close[, volume]."""
     import cupy as cp
 
@@ -118,13 +123,26 @@ def render_gpu(layout: str, arrays: tuple[np.ndarray, ...], shape: tuple[int, in
     blocks = (n + threads - 1) // threads
     if layout == "bar4":
         out = cp.full(shape, 255, dtype=cp.uint8)
-        _module().get_function("bar4")((blocks,), (threads,), (*dev[:4], np.int32(n), np.int32(dev[0].shape[1]),
-                                                                 np.int32(shape[1]), out))
+        _module().get_function("bar4")(
+            (blocks,), (threads,), (*dev[:4], np.int32(n), np.int32(dev[0].shape[1]), np.int32(shape[1]), out)
+        )
     else:
         out = cp.zeros(shape, dtype=cp.uint8)
         v = dev[4] if volume else cp.zeros_like(dev[0])
         m = cp.asarray(ma, dtype=cp.float64) if ma is not None else cp.zeros_like(dev[0])
-        _module().get_function("jkx")((blocks,), (threads,), (*dev[:4], v, m, np.int32(volume), np.int32(ma is not None),
-                                                                np.int32(n), np.int32(dev[0].shape[1]),
-                                                                np.int32(shape[1]), out))
+        _module().get_function("jkx")(
+            (blocks,),
+            (threads,),
+            (
+                *dev[:4],
+                v,
+                m,
+                np.int32(volume),
+                np.int32(ma is not None),
+                np.int32(n),
+                np.int32(dev[0].shape[1]),
+                np.int32(shape[1]),
+                out,
+            ),
+        )
     return cp.asnumpy(out)

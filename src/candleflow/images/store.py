@@ -16,17 +16,25 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.fs.atomic import atomic_dir, atomic_path
 from candleflow.errors import DataError
+from candleflow.fs.atomic import atomic_dir, atomic_path
 
 log = logging.getLogger("candleflow")
 FORMATS = ("hdf5", "npz", "zarr", "png", "jpeg")
 SUFFIX = {"hdf5": ".h5", "npz": ".npz", "zarr": ".zarr"}
 
 
-def write_images(path: str | Path, images: np.ndarray, labels: np.ndarray, end_time: np.ndarray,
-                 symbols: list[str] | np.ndarray, fmt: str = "hdf5", mode: str = "single",
-                 images_per_file: int = 50_000, meta: dict[str, Any] | None = None) -> list[Path]:
+def write_images(
+    path: str | Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    end_time: np.ndarray,
+    symbols: list[str] | np.ndarray,
+    fmt: str = "hdf5",
+    mode: str = "single",
+    images_per_file: int = 50_000,
+    meta: dict[str, Any] | None = None,
+) -> list[Path]:
     """Write images (N, H, W) uint8 and their labels, end times (int64 ns) and symbols to `path`."""
     if fmt not in FORMATS:
         raise DataError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -42,7 +50,11 @@ def write_images(path: str | Path, images: np.ndarray, labels: np.ndarray, end_t
         log.warning("JPEG blurs the 1-pixel lines of chart images; use png, hdf5, npz or zarr for training")
         meta["lossy"] = True
     path = Path(path)
-    cols = {"labels": np.asarray(labels, np.int8), "end_time": np.asarray(end_time, np.int64), "symbol": codes}
+    cols: dict[str, np.ndarray] = {
+        "labels": np.asarray(labels, np.int8),
+        "end_time": np.asarray(end_time, np.int64),
+        "symbol": codes,
+    }
     if fmt in ("png", "jpeg") or mode == "batch":
         return _write_folder(path, images, cols, fmt, images_per_file if mode == "batch" else None, meta)
     return [_write_one(path, images, cols, fmt, meta)]
@@ -55,15 +67,17 @@ def _write_one(path: Path, images: np.ndarray, cols: dict[str, np.ndarray], fmt:
         with atomic_path(path, suffix=".h5") as tmp:
             with h5py.File(tmp, "w") as f:
                 chunk = (min(256, max(images.shape[0], 1)), *images.shape[1:])
-                f.create_dataset("images", data=images, chunks=chunk, compression="gzip", compression_opts=1,
-                                 shuffle=False)
+                f.create_dataset(
+                    "images", data=images, chunks=chunk, compression="gzip", compression_opts=1, shuffle=False
+                )
                 for k, v in cols.items():
                     f.create_dataset(k, data=v)
                 f.attrs["meta"] = json.dumps(meta)
     elif fmt == "npz":
         with atomic_path(path, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, images=images, meta=np.array(json.dumps(meta)), **cols)
+                arrays = {"images": images, "meta": np.array(json.dumps(meta)), **cols}
+                np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     elif fmt == "zarr":
         import zarr
 
@@ -76,8 +90,9 @@ def _write_one(path: Path, images: np.ndarray, cols: dict[str, np.ndarray], fmt:
     return path
 
 
-def _write_folder(path: Path, images: np.ndarray, cols: dict[str, np.ndarray], fmt: str,
-                  per_file: int | None, meta: dict[str, Any]) -> list[Path]:
+def _write_folder(
+    path: Path, images: np.ndarray, cols: dict[str, np.ndarray], fmt: str, per_file: int | None, meta: dict[str, Any]
+) -> list[Path]:
     files: list[str] = []
     with atomic_dir(path, replace=True) as tmp:
         if fmt in ("png", "jpeg"):
@@ -96,7 +111,9 @@ def _write_folder(path: Path, images: np.ndarray, cols: dict[str, np.ndarray], f
             for k, lo in enumerate(range(0, images.shape[0], per_file or images.shape[0])):
                 hi = min(lo + (per_file or images.shape[0]), images.shape[0])
                 name = f"part-{k:05d}{SUFFIX[fmt]}"
-                _write_one(tmp / name, images[lo:hi], {c: v[lo:hi] for c, v in cols.items()}, fmt, meta | {"offset": lo})
+                _write_one(
+                    tmp / name, images[lo:hi], {c: v[lo:hi] for c, v in cols.items()}, fmt, meta | {"offset": lo}
+                )
                 files.append(name)
         (tmp / "meta.json").write_text(json.dumps(meta | {"files": files}))
     return [path / f for f in files]
@@ -129,7 +146,9 @@ class ImageReader:
         if self.parts:
             loaded = [self._read_part(p, f) for p, f in self.parts]
             self._images = [d["images"] for d, _ in loaded]
-            self._cols = {k: np.concatenate([np.asarray(d[k][:]) for d, _ in loaded]) for k in ("labels", "end_time", "symbol")}
+            self._cols = {
+                k: np.concatenate([np.asarray(d[k][:]) for d, _ in loaded]) for k in ("labels", "end_time", "symbol")
+            }
             self._offsets = np.cumsum([0] + [d["labels"].shape[0] for d, _ in loaded])
 
     @staticmethod
@@ -145,14 +164,14 @@ class ImageReader:
         import zarr
 
         g = zarr.open_group(str(path), mode="r")
-        return {k: g[k] for k in ("images", "labels", "end_time", "symbol")}, dict(g.attrs["meta"])
+        return {k: g[k] for k in ("images", "labels", "end_time", "symbol")}, dict(g.attrs["meta"])  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return int(self._cols["labels"].shape[0])
 
     def __getitem__(self, idx: int | slice | np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         single = isinstance(idx, (int, np.integer))
-        rows = np.arange(len(self))[idx] if not single else np.array([int(idx) % len(self)])
+        rows = np.arange(len(self))[idx] if not single else np.array([int(idx) % len(self)])  # type: ignore[arg-type]
         if self.format in ("png", "jpeg"):
             from PIL import Image
 

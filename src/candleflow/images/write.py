@@ -51,9 +51,15 @@ def select_windows(prep: PreparedData, part: str = "all", limit: int | None = No
     return pos
 
 
-def write_image_dataset(prep: PreparedData, cfg: ImagesConfig, out: str | Path, part: str = "all",
-                        limit: int | None = None, preview: str | Path | None = None,
-                        progress: Callable[[int], None] | None = None) -> ImagesWritten:
+def write_image_dataset(
+    prep: PreparedData,
+    cfg: ImagesConfig,
+    out: str | Path,
+    part: str = "all",
+    limit: int | None = None,
+    preview: str | Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImagesWritten:
     """Render the images of `part`'s windows (every `limit`-th evenly when given) and write them to
     `out` as `cfg.format` in `cfg.mode`; `preview` also writes a PNG grid of 12 with their labels.
     `progress(n)` is called after each rendered batch of n images."""
@@ -74,17 +80,31 @@ def write_image_dataset(prep: PreparedData, cfg: ImagesConfig, out: str | Path, 
     if cfg.mode == "single" and cfg.format in SUFFIX and out.suffix == "":
         out = out.with_suffix(SUFFIX[cfg.format])
     t1 = time.perf_counter()
-    files = write_images(out, imgs, ds.labels_at(), prep.candles.open_time[ds.ends], [prep.candles.symbol],
-                         cfg.format, cfg.mode, cfg.images_per_file,
-                         meta={"layout": cfg.layout, "bars": cfg.bars, "config": prep.config.model_dump(mode="json"),
-                               "fingerprint": prep.candles.fingerprint})
+    files = write_images(
+        out,
+        imgs,
+        ds.labels_at(),
+        prep.candles.open_time[ds.ends],
+        [prep.candles.symbol],
+        cfg.format,
+        cfg.mode,
+        cfg.images_per_file,
+        meta={
+            "layout": cfg.layout,
+            "bars": cfg.bars,
+            "config": prep.config.model_dump(mode="json"),
+            "fingerprint": prep.candles.fingerprint,
+        },
+    )
     t_write = time.perf_counter() - t1
-    nbytes = sum(f.stat().st_size if f.is_file() else sum(x.stat().st_size for x in f.rglob("*") if x.is_file())
-                 for f in files)
+    nbytes = sum(
+        f.stat().st_size if f.is_file() else sum(x.stat().st_size for x in f.rglob("*") if x.is_file()) for f in files
+    )
     if preview is not None:
         pick = np.linspace(0, len(ds) - 1, min(12, len(ds))).astype(int)
-        titles = [f"{prep.candles.time_str(int(ds.ends[i]))[:13]} {CLASS_NAMES[y]}"
-                  for i, y in zip(pick, ds.labels_at(pick))]
+        titles = [
+            f"{prep.candles.time_str(int(ds.ends[i]))[:13]} {CLASS_NAMES[y]}" for i, y in zip(pick, ds.labels_at(pick))
+        ]
         write_bytes(Path(preview), preview_grid(imgs[pick], titles))
     device = "GPU" if cfg.device != "cpu" and gpu_available() else "CPU"
     return ImagesWritten(out, files, len(ds), (int(shape[0]), int(shape[1])), nbytes, t_render, t_write, device)

@@ -31,26 +31,43 @@ def torch_dataset(dataset: WindowDataset, labels: np.ndarray | None = None):
             return torch.from_numpy(dataset.gather(np.array([i]))[0]), int(y_all[i])
 
         def __getitems__(self, idx: list[int]):
-            idx = np.asarray(idx)
-            return [(torch.from_numpy(dataset.gather(idx)), torch.from_numpy(y_all[idx]))]
+            rows = np.asarray(idx)
+            return [(torch.from_numpy(dataset.gather(rows)), torch.from_numpy(y_all[rows]))]
 
     return WindowTorchDataset()
 
 
-def torch_loader(dataset: WindowDataset, batch_size: int = 256, shuffle: bool = False, seed: int = 0,
-                 labels: np.ndarray | None = None, **kwargs):
+def torch_loader(
+    dataset: WindowDataset,
+    batch_size: int = 256,
+    shuffle: bool = False,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+    **kwargs,
+):
     """A DataLoader yielding (x, y) batches assembled by `__getitems__`; `kwargs` go to DataLoader
     (num_workers, pin_memory, ...)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     sampler = torch.utils.data.RandomSampler(range(len(dataset)), generator=gen) if shuffle else None
-    return torch.utils.data.DataLoader(torch_dataset(dataset, labels), batch_size=batch_size, sampler=sampler,
-                                       collate_fn=lambda items: items[0], **kwargs)
+    return torch.utils.data.DataLoader(
+        torch_dataset(dataset, labels),
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=lambda items: items[0],
+        **kwargs,
+    )
 
 
-def tf_dataset(dataset: WindowDataset, batch_size: int = 256, shuffle: bool = False, seed: int = 0,
-               labels: np.ndarray | None = None, prefetch: int = 2):
+def tf_dataset(
+    dataset: WindowDataset,
+    batch_size: int = 256,
+    shuffle: bool = False,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+    prefetch: int = 2,
+):
     """A `tf.data.Dataset` of (x (B, W, F) float32, one-hot y) batches: the pipeline maps over batch
     numbers and each step gathers a whole batch (tf.numpy_function), never one sample at a time."""
     import tensorflow as tf
@@ -60,12 +77,13 @@ def tf_dataset(dataset: WindowDataset, batch_size: int = 256, shuffle: bool = Fa
     order = epoch_order(n, shuffle, seed, 0)
 
     def batch(i):
-        idx = order[int(i) * batch_size:(int(i) + 1) * batch_size]
+        idx = order[int(i) * batch_size : (int(i) + 1) * batch_size]
         return dataset.gather(idx), one_hot(y_all[idx])
 
     steps = -(-n // batch_size)
     ds = tf.data.Dataset.range(steps).map(
-        lambda i: tf.numpy_function(batch, [i], (tf.float32, tf.float32)), num_parallel_calls=tf.data.AUTOTUNE)
+        lambda i: tf.numpy_function(batch, [i], (tf.float32, tf.float32)), num_parallel_calls=tf.data.AUTOTUNE
+    )
     ds = ds.map(lambda x, y: (tf.ensure_shape(x, (None, w, f)), tf.ensure_shape(y, (None, 3))))
     return ds.prefetch(prefetch)
 
@@ -76,8 +94,16 @@ class JaxBatches:
     one trains. Every batch has the same shape; the last is padded and `mask` marks real rows, so
     a jitted step compiles once. `set_epoch(k)` reshuffles from (seed, k)."""
 
-    def __init__(self, dataset: WindowDataset, batch_size: int = 256, shuffle: bool = False, seed: int = 0,
-                 labels: np.ndarray | None = None, prefetch: int = 2, device: Any = None) -> None:
+    def __init__(
+        self,
+        dataset: WindowDataset,
+        batch_size: int = 256,
+        shuffle: bool = False,
+        seed: int = 0,
+        labels: np.ndarray | None = None,
+        prefetch: int = 2,
+        device: Any = None,
+    ) -> None:
         self.dataset, self.batch_size, self.shuffle, self.seed = dataset, batch_size, shuffle, seed
         self.y = (dataset.labels_at() if labels is None else np.asarray(labels)).astype(np.int32)
         self.prefetch, self.device, self.epoch = max(1, prefetch), device, 0
@@ -89,7 +115,7 @@ class JaxBatches:
         self.epoch = epoch
 
     def _host_batch(self, order: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+        idx = order[i * self.batch_size : (i + 1) * self.batch_size]
         real = idx.size
         if real < self.batch_size:  # pad with the first window; the mask hides it
             idx = np.concatenate([idx, np.full(self.batch_size - real, idx[0] if real else 0)])

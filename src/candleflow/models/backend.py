@@ -79,8 +79,9 @@ def data_parallel(mode: str = "auto", on_gpu: bool = False) -> int:
     if len(devices) < 2:
         return 1
     k.distribution.set_distribution(k.distribution.DataParallel(devices=devices))
-    log.info("data parallel over %d devices: each batch is split %d ways, weights are replicated",
-             len(devices), len(devices))
+    log.info(
+        "data parallel over %d devices: each batch is split %d ways, weights are replicated", len(devices), len(devices)
+    )
     return len(devices)
 
 

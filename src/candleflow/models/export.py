@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from candleflow.errors import DataError, RegistryError
 from candleflow.fs.atomic import atomic_dir, write_bytes, write_json
 from candleflow.models.backend import keras
-from candleflow.errors import DataError, RegistryError
 
 KERAS_FORMATS = {"tf_saved_model": "tensorflow", "onnx": "onnx", "openvino": "openvino"}
 FORMATS = ("stablehlo", *KERAS_FORMATS)
@@ -26,16 +26,24 @@ def export_model(model, out_dir: str | Path, fmt: str = "stablehlo", metadata: d
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists; choose another --out")
-    info = {"format": fmt, "input_shape": [None, *model.input_shape[1:]], "input_dtype": "float32",
-            "output_shape": [None, *model.output_shape[1:]], "backend": backend, "keras": k.__version__,
-            **(metadata or {})}
+    info = {
+        "format": fmt,
+        "input_shape": [None, *model.input_shape[1:]],
+        "input_dtype": "float32",
+        "output_shape": [None, *model.output_shape[1:]],
+        "backend": backend,
+        "keras": k.__version__,
+        **(metadata or {}),
+    }
     with atomic_dir(out_dir) as tmp:
         if fmt == "stablehlo":
             if backend != "jax":
                 raise RegistryError(f"export format stablehlo needs the JAX backend (KERAS_BACKEND is {backend})")
             write_bytes(tmp / "model.stablehlo", stablehlo_bytes(model))
-            info["call"] = ("jax.export.deserialize(bytearray(open('model.stablehlo', 'rb').read())).call(x) "
-                            "with x float32 of input_shape (any batch size)")
+            info["call"] = (
+                "jax.export.deserialize(bytearray(open('model.stablehlo', 'rb').read())).call(x) "
+                "with x float32 of input_shape (any batch size)"
+            )
         else:
             _require(fmt)
             model.export(str(tmp / "model"), format=fmt, verbose=False)
@@ -75,5 +83,7 @@ def _require(fmt: str) -> None:
     needed = [package] + (["tensorflow"] if fmt == "onnx" and keras.backend.backend() == "jax" else [])
     missing = [p for p in needed if importlib.util.find_spec(p) is None]
     if missing:
-        raise RegistryError(f"export format {fmt} needs {' and '.join(missing)}: pip install {' '.join(missing)} "
-                            f"(or use --format stablehlo on the JAX backend)")
+        raise RegistryError(
+            f"export format {fmt} needs {' and '.join(missing)}: pip install {' '.join(missing)} "
+            f"(or use --format stablehlo on the JAX backend)"
+        )

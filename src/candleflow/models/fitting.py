@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from candleflow.config import RunConfig
-from candleflow.errors import ConfigError
 from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.sampling import class_weights
 from candleflow.dataset.windows import WindowDataset
+from candleflow.errors import ConfigError
 from candleflow.evaluation.metrics import evaluate
 from candleflow.models.backend import keras
 from candleflow.models.loaders import image_loader, keras_loader
@@ -57,15 +57,21 @@ def window_model(cfg: RunConfig, train_ds: Any, state: dict[str, Any] | None = N
     mean, var = train_ds.moments()
     window, n_feat = train_ds.shape[1:]
     builders = {"lstm": build_lstm, "gpt": build_gpt, "mlp": build_mlp}
-    return model_from(state, lambda: builders[cfg.model.kind](cfg.model, window, n_feat, mean,
-                                                              np.maximum(var, 1e-12), cfg.training.learning_rate))
+    return model_from(
+        state,
+        lambda: builders[cfg.model.kind](
+            cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), cfg.training.learning_rate
+        ),
+    )
 
 
-def model_and_loader(cfg: RunConfig, prep: PreparedData | None,
-                     state: dict[str, Any] | None = None) -> Callable[[Any], tuple[Any, Callable[..., Any], tuple]]:
+def model_and_loader(
+    cfg: RunConfig, prep: PreparedData | None, state: dict[str, Any] | None = None
+) -> Callable[[Any], tuple[Any, Callable[..., Any], tuple]]:
     """A function of the training windows giving the configured model (or the one saved with a
     resume state), a loader factory over the same windows, and the model's input shape. The CNN
     renders charts from `prep`'s candles; the window models read windows from any dataset."""
+
     def make(train_ds: Any) -> tuple[Any, Callable[..., Any], tuple]:
         if cfg.model.kind != "cnn":
             return window_model(cfg, train_ds, state), keras_loader, tuple(train_ds.shape[1:])
@@ -74,12 +80,27 @@ def model_and_loader(cfg: RunConfig, prep: PreparedData | None,
         if prep is None:
             raise ConfigError("model.kind 'cnn' renders charts from one series' candles: train it on one source")
 
-        def loader(ds: WindowDataset, batch_size: int, shuffle: bool = False, seed: int = 0,
-                   labels: np.ndarray | None = None, weights: np.ndarray | None = None, balanced: bool = False,
-                   multiple_of: int = 1) -> Any:
+        def loader(
+            ds: WindowDataset,
+            batch_size: int,
+            shuffle: bool = False,
+            seed: int = 0,
+            labels: np.ndarray | None = None,
+            weights: np.ndarray | None = None,
+            balanced: bool = False,
+            multiple_of: int = 1,
+        ) -> Any:
             y = ds.labels_at() if labels is None else labels
-            return image_loader(ImageWindows(prep.candles, ds.ends, cfg.images), y, batch_size, shuffle, seed,
-                                weights, balanced, multiple_of)
+            return image_loader(
+                ImageWindows(prep.candles, ds.ends, cfg.images),
+                y,
+                batch_size,
+                shuffle,
+                seed,
+                weights,
+                balanced,
+                multiple_of,
+            )
 
         shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
         model = model_from(state, lambda: build_cnn(cfg.model, shape, cfg.training.learning_rate))
@@ -88,10 +109,16 @@ def model_and_loader(cfg: RunConfig, prep: PreparedData | None,
     return make
 
 
-def train_and_score(cfg: RunConfig, work: Path, ds: Any, parts: Mapping[str, np.ndarray],
-                    make: Callable[[Any], tuple[Any, Callable[..., Any], tuple]],
-                    state: dict[str, Any] | None = None, callbacks: list | None = None,
-                    replicas: int = 1) -> Trained:
+def train_and_score(
+    cfg: RunConfig,
+    work: Path,
+    ds: Any,
+    parts: Mapping[str, np.ndarray],
+    make: Callable[[Any], tuple[Any, Callable[..., Any], tuple]],
+    state: dict[str, Any] | None = None,
+    callbacks: list | None = None,
+    replicas: int = 1,
+) -> Trained:
     """Seed, build, fit on `parts['train']` (every `train_stride`-th window; class weights or
     balanced batches as configured), then score 'val' [and 'test'] against the baselines.
     Checkpoints and logs go to `work`."""
@@ -107,20 +134,34 @@ def train_and_score(cfg: RunConfig, work: Path, ds: Any, parts: Mapping[str, np.
 
     model, loader, input_shape = make(train_ds)
     estimate = estimate_training_memory(model, cfg.dataset.batch_size)
-    log.info("model %s: %s parameters; training memory estimate %.0f MB at batch %d (runtime %.0f, weights+Adam "
-             "%.1f, activations %.0f, batch %.1f); batch size that fits half the available memory: %d",
-             cfg.model.kind, f"{model.count_params():,}", estimate["total_mb"], cfg.dataset.batch_size,
-             estimate["runtime_mb"], estimate["weights_optimizer_mb"], estimate["activations_mb"],
-             estimate["batch_mb"], suggest_batch_size(model))
+    log.info(
+        "model %s: %s parameters; training memory estimate %.0f MB at batch %d (runtime %.0f, weights+Adam "
+        "%.1f, activations %.0f, batch %.1f); batch size that fits half the available memory: %d",
+        cfg.model.kind,
+        f"{model.count_params():,}",
+        estimate["total_mb"],
+        cfg.dataset.batch_size,
+        estimate["runtime_mb"],
+        estimate["weights_optimizer_mb"],
+        estimate["activations_mb"],
+        estimate["batch_mb"],
+        suggest_batch_size(model),
+    )
 
     extra: dict[str, Any] = {"balanced": True} if cfg.dataset.balanced else {}
     if replicas > 1:
         extra["multiple_of"] = replicas  # batches padded with zero-weight rows to split evenly
-    train = loader(train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights,
-                   **extra)
+    train = loader(
+        train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra
+    )
     val = loader(val_ds, cfg.dataset.batch_size, multiple_of=replicas)
-    log.info("training on %d windows (every %d-th of %d), validating on %d", len(train_ds),
-             cfg.dataset.train_stride, parts["train"].size, len(val_ds))
+    log.info(
+        "training on %d windows (every %d-th of %d), validating on %d",
+        len(train_ds),
+        cfg.dataset.train_stride,
+        parts["train"].size,
+        len(val_ds),
+    )
     t_fit = time.perf_counter()
     fitted = fit(model, train, val, tc, work, state, callbacks)
     fit_s = time.perf_counter() - t_fit
@@ -128,7 +169,7 @@ def train_and_score(cfg: RunConfig, work: Path, ds: Any, parts: Mapping[str, np.
     scored, metrics = {}, {}
     for part in [p for p in ("val", "test") if p in parts]:
         part_ds = ds.subset(parts[part])
-        probs = model.predict(loader(part_ds, 1024 * replicas, multiple_of=replicas), verbose=0)[:len(part_ds)]
+        probs = model.predict(loader(part_ds, 1024 * replicas, multiple_of=replicas), verbose=0)[: len(part_ds)]
         y_true = part_ds.labels_at()
         scored[part] = (part_ds, y_true, probs)
         metrics[part] = evaluate(y_true, probs, y_train, cfg.evaluation.decision_margin, seed=tc.seed)

@@ -8,19 +8,27 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.models.backend import keras
 from candleflow.dataset.labels import one_hot
 from candleflow.dataset.sampling import balanced_indices, epoch_order
 from candleflow.dataset.windows import WindowDataset
 from candleflow.errors import DataError
+from candleflow.models.backend import keras
 
 
 class BatchPyDataset(keras.utils.PyDataset):
     """A PyDataset of make_batch(indices) over n items, reshuffled from (seed, epoch) each epoch."""
 
-    def __init__(self, n: int, make_batch: Callable[[np.ndarray], Any], batch_size: int, shuffle: bool = False,
-                 seed: int = 0, order: Callable[[int], np.ndarray] | None = None, multiple_of: int = 1,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        n: int,
+        make_batch: Callable[[np.ndarray], Any],
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        order: Callable[[int], np.ndarray] | None = None,
+        multiple_of: int = 1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.n, self.make_batch, self.batch_size = n, make_batch, batch_size
         self.shuffle, self.seed, self.order_fn, self.multiple_of = shuffle, seed, order, multiple_of
@@ -36,7 +44,7 @@ class BatchPyDataset(keras.utils.PyDataset):
         return -(-self.n // self.batch_size)
 
     def __getitem__(self, i: int):
-        batch = self.make_batch(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+        batch = self.make_batch(self.order[i * self.batch_size : (i + 1) * self.batch_size])
         return batch if self.multiple_of == 1 else pad_batch(batch, self.multiple_of)
 
     def on_epoch_end(self) -> None:
@@ -48,9 +56,16 @@ class BatchPyDataset(keras.utils.PyDataset):
         self.order = self._order()
 
 
-def batch_loader(n: int, make_batch: Callable[[np.ndarray], Any], batch_size: int, shuffle: bool = False,
-                 seed: int = 0, order: Callable[[int], np.ndarray] | None = None, multiple_of: int = 1,
-                 **kwargs: Any) -> BatchPyDataset:
+def batch_loader(
+    n: int,
+    make_batch: Callable[[np.ndarray], Any],
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    order: Callable[[int], np.ndarray] | None = None,
+    multiple_of: int = 1,
+    **kwargs: Any,
+) -> BatchPyDataset:
     """A `keras.utils.PyDataset` of make_batch(indices) over n items. With shuffle, epoch k visits
     them in the order permutation(default_rng([seed, k])), so runs with one seed see the same
     batches; `order(epoch)` replaces that (e.g. balanced_indices). With `multiple_of` m > 1 (data
@@ -79,9 +94,17 @@ def _labelled(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None):
     return (x, one_hot(y)) if weights is None else (x, one_hot(y), weights[y].astype(np.float32))
 
 
-def keras_loader(dataset: WindowDataset, batch_size: int = 256, shuffle: bool = False, seed: int = 0,
-                 labels: np.ndarray | None = None, weights: np.ndarray | None = None, balanced: bool = False,
-                 multiple_of: int = 1, **kwargs):
+def keras_loader(
+    dataset: WindowDataset,
+    batch_size: int = 256,
+    shuffle: bool = False,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    balanced: bool = False,
+    multiple_of: int = 1,
+    **kwargs,
+):
     """(x, one-hot y[, sample weight]) batches of windows. `labels` replaces the dataset's labels
     (one per window); `weights` is a per-class weight turned into sample weights; `balanced`
     draws each epoch's windows with equal class odds instead."""
@@ -89,14 +112,32 @@ def keras_loader(dataset: WindowDataset, batch_size: int = 256, shuffle: bool = 
     if y.shape[0] != len(dataset):
         raise DataError(f"{y.shape[0]} labels for {len(dataset)} windows")
     order = (lambda epoch: balanced_indices(y, seed, epoch)) if balanced else None
-    return batch_loader(len(dataset), lambda idx: _labelled(dataset.gather(idx), y[idx], weights),
-                        batch_size, shuffle, seed, order, multiple_of, **kwargs)
+    return batch_loader(
+        len(dataset),
+        lambda idx: _labelled(dataset.gather(idx), y[idx], weights),
+        batch_size,
+        shuffle,
+        seed,
+        order,
+        multiple_of,
+        **kwargs,
+    )
 
 
-def image_loader(images, labels: np.ndarray, batch_size: int = 128, shuffle: bool = False, seed: int = 0,
-                 weights: np.ndarray | None = None, balanced: bool = False, multiple_of: int = 1, **kwargs):
+def image_loader(
+    images,
+    labels: np.ndarray,
+    batch_size: int = 128,
+    shuffle: bool = False,
+    seed: int = 0,
+    weights: np.ndarray | None = None,
+    balanced: bool = False,
+    multiple_of: int = 1,
+    **kwargs,
+):
     """Chart images rendered inside the loader, batch by batch: (B, H, W, 1) float32 in [0, 1],
     one-hot labels [and sample weights]."""
+
     def make(idx: np.ndarray):
         x = images.render(idx)
         x = (x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x)[..., None]

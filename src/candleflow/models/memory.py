@@ -61,20 +61,31 @@ def estimate_training_memory(model, batch_size: int) -> dict[str, Any]:
     """Predicted peak memory of training `model` at `batch_size`, in MB by component."""
     f = activation_floats(model)
     params = int(model.count_params())
-    per_sample = 4 * (2 * f["input"] + GENERIC_FLOATS * f["generic"] + LSTM_FLOATS * f["lstm"]
-                      + ATTENTION_FLOATS * f["attention"] + CONV_WORKSPACE_FLOATS * f["conv_workspace"])
+    per_sample = 4 * (
+        2 * f["input"]
+        + GENERIC_FLOATS * f["generic"]
+        + LSTM_FLOATS * f["lstm"]
+        + ATTENTION_FLOATS * f["attention"]
+        + CONV_WORKSPACE_FLOATS * f["conv_workspace"]
+    )
     weights = 4 * params * 4  # weights, gradients, Adam's two moments
     runtime = RUNTIME_MB + RUNTIME_MB_PER_SEQUENCE_LAYER * f["sequence_layers"]
-    out = {"parameters": params, "batch_size": int(batch_size), "runtime_mb": runtime,
-           "weights_optimizer_mb": weights / MB, "batch_mb": 2 * 4 * f["input"] * batch_size / MB,
-           "activations_mb": (per_sample - 8 * f["input"]) * batch_size / MB,
-           "per_sample_mb": per_sample / MB}
+    out = {
+        "parameters": params,
+        "batch_size": int(batch_size),
+        "runtime_mb": runtime,
+        "weights_optimizer_mb": weights / MB,
+        "batch_mb": 2 * 4 * f["input"] * batch_size / MB,
+        "activations_mb": (per_sample - 8 * f["input"]) * batch_size / MB,
+        "per_sample_mb": per_sample / MB,
+    }
     out["total_mb"] = out["runtime_mb"] + out["weights_optimizer_mb"] + out["batch_mb"] + out["activations_mb"]
     return out
 
 
-def suggest_batch_size(model, available_mb: float | None = None, fraction: float = 0.5,
-                       max_batch_size: int = 8192) -> int:
+def suggest_batch_size(
+    model, available_mb: float | None = None, fraction: float = 0.5, max_batch_size: int = 8192
+) -> int:
     """The largest power of two whose predicted training memory fits in `fraction` of
     `available_mb` (default: the memory the OS reports available now); at least 1."""
     if available_mb is None:

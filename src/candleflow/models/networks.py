@@ -7,36 +7,54 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.models.backend import keras
 from candleflow.config import ModelConfig
+from candleflow.models.backend import keras
 
 
-def build_lstm(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray,
-               learning_rate: float = 1e-3, n_classes: int = 3):
+def build_lstm(
+    cfg: ModelConfig,
+    window: int,
+    n_features: int,
+    mean: np.ndarray,
+    variance: np.ndarray,
+    learning_rate: float = 1e-3,
+    n_classes: int = 3,
+):
     """A compiled Keras model taking raw (window, n_features) float32 windows."""
     k = keras
     layers = k.layers
     inputs = k.Input(shape=(window, n_features), name="window")
-    x = layers.Normalization(mean=np.asarray(mean, dtype=np.float32).tolist(),
-                             variance=np.asarray(variance, dtype=np.float32).tolist(),
-                             name="normalise")(inputs)
+    x = layers.Normalization(
+        mean=np.asarray(mean, dtype=np.float32).tolist(),
+        variance=np.asarray(variance, dtype=np.float32).tolist(),
+        name="normalise",
+    )(inputs)
     for i, units in enumerate(cfg.lstm_units):
-        x = layers.LSTM(units, return_sequences=i < len(cfg.lstm_units) - 1, dropout=cfg.lstm_dropout,
-                        recurrent_dropout=cfg.recurrent_dropout, name=f"lstm_{i + 1}_{units}")(x)
+        x = layers.LSTM(
+            units,
+            return_sequences=i < len(cfg.lstm_units) - 1,
+            dropout=cfg.lstm_dropout,
+            recurrent_dropout=cfg.recurrent_dropout,
+            name=f"lstm_{i + 1}_{units}",
+        )(x)
     for i, units in enumerate(cfg.dense_units):
         x = layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
         x = layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name="candleflow_lstm")
-    model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
 def _normalised_input(k, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray):
     inputs = k.Input(shape=(window, n_features), name="window")
-    x = k.layers.Normalization(mean=np.asarray(mean, dtype=np.float32).tolist(),
-                               variance=np.asarray(variance, dtype=np.float32).tolist(), name="normalise")(inputs)
+    x = k.layers.Normalization(
+        mean=np.asarray(mean, dtype=np.float32).tolist(),
+        variance=np.asarray(variance, dtype=np.float32).tolist(),
+        name="normalise",
+    )(inputs)
     return inputs, x
 
 
@@ -46,13 +64,21 @@ def _head(k, x, cfg: ModelConfig, n_classes: int, name: str, inputs, learning_ra
         x = k.layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
     outputs = k.layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name=name)
-    model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
-def build_mlp(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray,
-              learning_rate: float = 1e-3, n_classes: int = 3):
+def build_mlp(
+    cfg: ModelConfig,
+    window: int,
+    n_features: int,
+    mean: np.ndarray,
+    variance: np.ndarray,
+    learning_rate: float = 1e-3,
+    n_classes: int = 3,
+):
     """The baseline: the flattened window through the dense layers of `dense_units`."""
     k = keras
     inputs, x = _normalised_input(k, window, n_features, mean, variance)
@@ -60,8 +86,15 @@ def build_mlp(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, 
     return _head(k, x, cfg, n_classes, "candleflow_mlp", inputs, learning_rate)
 
 
-def build_gpt(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, variance: np.ndarray,
-              learning_rate: float = 1e-3, n_classes: int = 3):
+def build_gpt(
+    cfg: ModelConfig,
+    window: int,
+    n_features: int,
+    mean: np.ndarray,
+    variance: np.ndarray,
+    learning_rate: float = 1e-3,
+    n_classes: int = 3,
+):
     """A small GPT-style causal transformer: a per-timestep linear embedding plus learned positions,
     pre-norm blocks (causal self-attention, then an MLP, each added back), a final norm, and the
     classes read from the last position."""
@@ -73,8 +106,9 @@ def build_gpt(cfg: ModelConfig, window: int, n_features: int, mean: np.ndarray, 
     x = PositionEmbedding(window, d, name="positions")(x)
     for i in range(cfg.gpt_layers):
         h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_attn")(x)
-        h = L.MultiHeadAttention(cfg.gpt_heads, max(d // cfg.gpt_heads, 1), dropout=cfg.gpt_dropout,
-                                 name=f"block_{i + 1}_attn")(h, h, use_causal_mask=True)
+        h = L.MultiHeadAttention(
+            cfg.gpt_heads, max(d // cfg.gpt_heads, 1), dropout=cfg.gpt_dropout, name=f"block_{i + 1}_attn"
+        )(h, h, use_causal_mask=True)
         x = L.Add(name=f"block_{i + 1}_add_attn")([x, h])
         h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_mlp")(x)
         h = L.Dense(4 * d, activation="gelu", name=f"block_{i + 1}_mlp_in")(h)
@@ -119,6 +153,7 @@ def build_cnn(cfg: ModelConfig, image_shape: tuple[int, int], learning_rate: flo
     x = layers.Dropout(0.5, name="dropout")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name="candleflow_cnn")
-    model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
     return model

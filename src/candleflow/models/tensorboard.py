@@ -50,14 +50,18 @@ def _bytes_field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def event(wall_time: float, step: int, scalars: dict[str, float] | None = None, file_version: str | None = None) -> bytes:
+def event(
+    wall_time: float, step: int, scalars: dict[str, float] | None = None, file_version: str | None = None
+) -> bytes:
     """An `Event` message: wall_time (1, double), step (2, int64), file_version (3) or summary (5)."""
     msg = _varint(1 << 3 | 1) + struct.pack("<d", wall_time) + _varint(2 << 3 | 0) + _varint(step)
     if file_version is not None:
         msg += _bytes_field(3, file_version.encode())
     if scalars:
-        values = b"".join(_bytes_field(1, _bytes_field(1, tag.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", value))
-                          for tag, value in scalars.items())
+        values = b"".join(
+            _bytes_field(1, _bytes_field(1, tag.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", value))
+            for tag, value in scalars.items()
+        )
         msg += _bytes_field(5, values)
     return msg
 

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import psutil
 
-from candleflow.fs.atomic import atomic_path, write_json, write_text
-from candleflow.models.backend import device_memory_mb, keras
 from candleflow.config import TrainingConfig
 from candleflow.errors import RegistryError
-from candleflow.runs.folder import RunFolder
+from candleflow.fs.atomic import atomic_path, write_json, write_text
+from candleflow.models.backend import device_memory_mb, keras
 from candleflow.models.tensorboard import EventLogger
+from candleflow.runs.folder import RunFolder
 
 log = logging.getLogger("candleflow.epochs")  # the run log gets these; the console has Keras' own progress
 
@@ -52,8 +52,11 @@ class MemoryMonitor(keras.callbacks.Callback):
             device = device_memory_mb()
             if device is not None:
                 logs["device_mb"] = round(device, 1)
-        log.info("epoch %d: %s", epoch + 1,
-                 ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items() if isinstance(v, (int, float))))
+        log.info(
+            "epoch %d: %s",
+            epoch + 1,
+            ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items() if isinstance(v, (int, float))),
+        )
 
 
 RESUME_DIR = RunFolder.RESUME
@@ -73,16 +76,20 @@ def latest_resume_state(run_dir: Path) -> dict[str, Any] | None:
 
 
 # the callback attributes a resumed fit restores, per named callback
-RESUME_COUNTERS = {"early_stopping": ("wait", "best", "best_epoch", "stopped_epoch"),
-                   "reduce_lr": ("wait", "best", "cooldown_counter"), "checkpoint": ("best",)}
+RESUME_COUNTERS = {
+    "early_stopping": ("wait", "best", "best_epoch", "stopped_epoch"),
+    "reduce_lr": ("wait", "best", "cooldown_counter"),
+    "checkpoint": ("best",),
+}
 
 
 class ResumeCheckpoint(keras.callbacks.Callback):
     """Saves the whole training state after every epoch (model with optimizer state, callback
     counters, history so far) and, given `state`, restores it when fit begins."""
 
-    def __init__(self, run_dir: Path, callbacks: dict[str, Any], monitor: MemoryMonitor,
-                 state: dict[str, Any] | None) -> None:
+    def __init__(
+        self, run_dir: Path, callbacks: dict[str, Any], monitor: MemoryMonitor, state: dict[str, Any] | None
+    ) -> None:
         super().__init__()
         self.folder = Path(run_dir) / RESUME_DIR
         self.callbacks, self.monitor, self.state = callbacks, monitor, state
@@ -98,7 +105,9 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.monitor.peak = max(self.monitor.peak, state.get("peak_rss_mb", 0.0))
         states = _seed_states(self.model)
         if len(states) != len(state["seed_states"]):
-            raise RegistryError(f"resume state has {len(state['seed_states'])} random-seed states, the model {len(states)}")
+            raise RegistryError(
+                f"resume state has {len(state['seed_states'])} random-seed states, the model {len(states)}"
+            )
         for var, value in zip(states, state["seed_states"]):
             var.assign(np.asarray(value, dtype=var.dtype))
 
@@ -109,12 +118,18 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         name = f"epoch-{epoch + 1:04d}"
         with atomic_path(self.folder / f"{name}.keras", suffix=".keras") as tmp:
             self.model.save(tmp)
-        write_json(self.folder / f"{name}.json", {
-            "epochs_done": epoch + 1, "history": self.history, "peak_rss_mb": self.monitor.peak,
-            "seed_states": [np.asarray(v.value).tolist() for v in _seed_states(self.model)],
-            "callbacks": {n: {a: _plain(getattr(self.callbacks[n], a)) for a in attrs}
-                          for n, attrs in RESUME_COUNTERS.items()},
-        })
+        write_json(
+            self.folder / f"{name}.json",
+            {
+                "epochs_done": epoch + 1,
+                "history": self.history,
+                "peak_rss_mb": self.monitor.peak,
+                "seed_states": [np.asarray(v.value).tolist() for v in _seed_states(self.model)],
+                "callbacks": {
+                    n: {a: _plain(getattr(self.callbacks[n], a)) for a in attrs} for n, attrs in RESUME_COUNTERS.items()
+                },
+            },
+        )
         for old in self.folder.glob("epoch-*"):
             if not old.name.startswith(name):
                 old.unlink(missing_ok=True)
@@ -130,8 +145,15 @@ def _plain(v: Any) -> Any:
     return float(v) if hasattr(v, "__float__") and not isinstance(v, int) else v
 
 
-def fit(model, train, val, cfg: TrainingConfig, run_dir: Path, resume: dict[str, Any] | None = None,
-        extra_callbacks: list | None = None) -> dict[str, Any]:
+def fit(
+    model,
+    train,
+    val,
+    cfg: TrainingConfig,
+    run_dir: Path,
+    resume: dict[str, Any] | None = None,
+    extra_callbacks: list | None = None,
+) -> dict[str, Any]:
     """Fit `model` on loaders `train`/`val`; the best weights (by cfg.monitor) end up in the model
     and in run_dir/checkpoint.weights.h5. After each epoch the whole training state is saved in
     run_dir/resume; `resume` (from `latest_resume_state`) continues from it, with `model` loaded
@@ -141,11 +163,21 @@ def fit(model, train, val, cfg: TrainingConfig, run_dir: Path, resume: dict[str,
     mode = "min" if cfg.monitor.endswith("loss") else "max"
     monitor = MemoryMonitor()
     named = {
-        "checkpoint": k.callbacks.ModelCheckpoint(str(run_dir / RunFolder.CHECKPOINT), monitor=cfg.monitor,
-                                                  mode=mode, save_best_only=True, save_weights_only=True),
+        "checkpoint": k.callbacks.ModelCheckpoint(
+            str(run_dir / RunFolder.CHECKPOINT),
+            monitor=cfg.monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
+        ),
         "early_stopping": k.callbacks.EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience),
-        "reduce_lr": k.callbacks.ReduceLROnPlateau(monitor=cfg.monitor, mode=mode, factor=cfg.reduce_lr_factor,
-                                                   patience=cfg.reduce_lr_patience, min_lr=cfg.min_lr),
+        "reduce_lr": k.callbacks.ReduceLROnPlateau(
+            monitor=cfg.monitor,
+            mode=mode,
+            factor=cfg.reduce_lr_factor,
+            patience=cfg.reduce_lr_patience,
+            min_lr=cfg.min_lr,
+        ),
     }
     initial_epoch = 0 if resume is None else int(resume["epochs_done"])
     if resume is not None:
@@ -163,20 +195,32 @@ def fit(model, train, val, cfg: TrainingConfig, run_dir: Path, resume: dict[str,
     verbose = cfg.verbose
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    stopped = resume is not None and (resume["callbacks"]["early_stopping"]["stopped_epoch"] > 0
-                                      or initial_epoch >= cfg.epochs)
+    stopped = resume is not None and (
+        resume["callbacks"]["early_stopping"]["stopped_epoch"] > 0 or initial_epoch >= cfg.epochs
+    )
     if not stopped:
         # shuffle=False: the loaders shuffle from (seed, epoch); Keras' own batch shuffle draws from
         # Python's global RNG, which a resumed process cannot replay
-        model.fit(train, validation_data=val, epochs=cfg.epochs, initial_epoch=initial_epoch, shuffle=False,
-                  callbacks=callbacks, verbose=verbose)
+        model.fit(
+            train,
+            validation_data=val,
+            epochs=cfg.epochs,
+            initial_epoch=initial_epoch,
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
     best = run_dir / RunFolder.CHECKPOINT
     if best.is_file():  # the best epoch's weights, as EarlyStopping(restore_best_weights) would leave them
         model.load_weights(str(best))
     history = resumer.history
-    return {"history": history, "epochs_run": len(next(iter(history.values()), [])), "peak_rss_mb": monitor.peak,
-            "training_mb": None if monitor.base is None else monitor.peak - monitor.base,
-            "resumed_from_epoch": initial_epoch}
+    return {
+        "history": history,
+        "epochs_run": len(next(iter(history.values()), [])),
+        "peak_rss_mb": monitor.peak,
+        "training_mb": None if monitor.base is None else monitor.peak - monitor.base,
+        "resumed_from_epoch": initial_epoch,
+    }
 
 
 def _truncate_csv(path: Path, epochs: int) -> None:

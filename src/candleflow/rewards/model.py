@@ -14,16 +14,20 @@ from candleflow.rewards.samples import RewardSamples
 
 def reward_loader(samples: RewardSamples, batch_size: int = 512, shuffle: bool = False, seed: int = 0, **kwargs):
     """({'window', 'state', 'action'}, reward) batches, reshuffled each epoch from (seed, epoch)."""
+
     def make(idx: np.ndarray):
         idx = np.sort(idx)
-        return ({"window": samples.windows[idx], "state": samples.state[idx], "action": samples.action[idx]},
-                samples.reward[idx, None])
+        return (
+            {"window": samples.windows[idx], "state": samples.state[idx], "action": samples.action[idx]},
+            samples.reward[idx, None],
+        )
 
     return batch_loader(len(samples), make, batch_size, shuffle, seed, **kwargs)
 
 
-def build_reward_model(train: RewardSamples, filters: int = 32, dense_units: tuple[int, ...] = (64, 32),
-                       learning_rate: float = 1e-3):
+def build_reward_model(
+    train: RewardSamples, filters: int = 32, dense_units: tuple[int, ...] = (64, 32), learning_rate: float = 1e-3
+):
     """Conv1D over the scaled window, concatenated with the normalised state and action, then dense
     layers to one output; input statistics and the reward scale (fitted on `train`) live in the model."""
     k = keras
@@ -32,15 +36,20 @@ def build_reward_model(train: RewardSamples, filters: int = 32, dense_units: tup
     window = k.Input((lookback, f), name="window")
     state = k.Input((train.state.shape[1],), name="state")
     action = k.Input((train.action.shape[1],), name="action")
-    w = L.Normalization(mean=train.windows.reshape(-1, f).mean(0).tolist(),
-                        variance=np.maximum(train.windows.reshape(-1, f).var(0), 1e-12).tolist(), name="norm_window")(window)
+    w = L.Normalization(
+        mean=train.windows.reshape(-1, f).mean(0).tolist(),
+        variance=np.maximum(train.windows.reshape(-1, f).var(0), 1e-12).tolist(),
+        name="norm_window",
+    )(window)
     w = L.Conv1D(filters, 5, activation="relu", name="conv_1")(w)
     w = L.Conv1D(filters, 5, activation="relu", name="conv_2")(w)
     w = L.GlobalMaxPooling1D(name="pool")(w)
-    s = L.Normalization(mean=train.state.mean(0).tolist(), variance=np.maximum(train.state.var(0), 1e-12).tolist(),
-                        name="norm_state")(state)
-    a = L.Normalization(mean=train.action.mean(0).tolist(), variance=np.maximum(train.action.var(0), 1e-12).tolist(),
-                        name="norm_action")(action)
+    s = L.Normalization(
+        mean=train.state.mean(0).tolist(), variance=np.maximum(train.state.var(0), 1e-12).tolist(), name="norm_state"
+    )(state)
+    a = L.Normalization(
+        mean=train.action.mean(0).tolist(), variance=np.maximum(train.action.var(0), 1e-12).tolist(), name="norm_action"
+    )(action)
     x = L.Concatenate(name="joined")([w, s, a])
     for i, u in enumerate(dense_units):
         x = L.Dense(u, activation="relu", name=f"dense_{i + 1}_{u}")(x)
@@ -78,7 +87,13 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 def evaluate_rewards(y: np.ndarray, pred: np.ndarray, train_mean: float) -> dict[str, Any]:
     """The model against predicting zero and predicting the training mean."""
-    table = {"model": regression_metrics(y, pred), "zero": regression_metrics(y, np.zeros_like(y)),
-             "mean": regression_metrics(y, np.full_like(y, train_mean))}
-    return {"n": int(y.size), "table": table,
-            "edge_r2": table["model"]["r2"] - max(table["zero"]["r2"], table["mean"]["r2"])}
+    table = {
+        "model": regression_metrics(y, pred),
+        "zero": regression_metrics(y, np.zeros_like(y)),
+        "mean": regression_metrics(y, np.full_like(y, train_mean)),
+    }
+    return {
+        "n": int(y.size),
+        "table": table,
+        "edge_r2": table["model"]["r2"] - max(table["zero"]["r2"], table["mean"]["r2"]),
+    }

@@ -36,10 +36,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from candleflow.fs.atomic import atomic_path
-from candleflow.data.candles import Candles
 from candleflow.config import RewardConfig
+from candleflow.data.candles import Candles
 from candleflow.errors import DataError
+from candleflow.fs.atomic import atomic_path
 
 CHUNK = 1 << 16
 STATE_COLUMNS = ("equity", "balance", "position", "position_dollars", "position_sl", "position_tp")
@@ -61,9 +61,10 @@ class RewardSamples:
     def __len__(self) -> int:
         return int(self.reward.shape[0])
 
-    def subset(self, idx: np.ndarray) -> "RewardSamples":
-        return RewardSamples(self.windows[idx], self.state[idx], self.action[idx], self.reward[idx],
-                             self.ends[idx], self.open_time[idx])
+    def subset(self, idx: np.ndarray) -> RewardSamples:
+        return RewardSamples(
+            self.windows[idx], self.state[idx], self.action[idx], self.reward[idx], self.ends[idx], self.open_time[idx]
+        )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -111,7 +112,9 @@ def _fill(o, h, l, c, logv, ends, lookback, forward, state, action, stop_first, 
             windows[k, t, 3] = c[s + t] * inv
             windows[k, t, 4] = logv[s + t] * vinv
         pnl = _leg(c, h, l, e, forward, int(state[k, 2]), state[k, 3], state[k, 4], state[k, 5], stop_first, 0.0, cost)
-        pnl += _leg(c, h, l, e, forward, int(action[k, 0]), action[k, 1], action[k, 2], action[k, 3], stop_first, cost, cost)
+        pnl += _leg(
+            c, h, l, e, forward, int(action[k, 0]), action[k, 1], action[k, 2], action[k, 3], stop_first, cost, cost
+        )
         reward[k] = pnl / state[k, 0]
 
 
@@ -140,10 +143,18 @@ def _draw(rng: np.random.Generator, m: int, cfg: RewardConfig, valid: np.ndarray
     return ends, state, action
 
 
-def build_reward_samples(candles: Candles, n: int, lookback: int = 64, forward: int = 32, seed: int = 0,
-                         config: RewardConfig | None = None, workers: int | None = None,
-                         valid_ends: np.ndarray | None = None, out: RewardSamples | None = None,
-                         on_progress: Callable[[int], None] = lambda k: None) -> RewardSamples:
+def build_reward_samples(
+    candles: Candles,
+    n: int,
+    lookback: int = 64,
+    forward: int = 32,
+    seed: int = 0,
+    config: RewardConfig | None = None,
+    workers: int | None = None,
+    valid_ends: np.ndarray | None = None,
+    out: RewardSamples | None = None,
+    on_progress: Callable[[int], None] = lambda k: None,
+) -> RewardSamples:
     """n samples at random valid end points (optionally restricted to `valid_ends`).
 
     `out` reuses the arrays of an earlier result of the same n and lookback (fresh samples each
@@ -154,14 +165,21 @@ def build_reward_samples(candles: Candles, n: int, lookback: int = 64, forward: 
     if valid.size == 0:
         raise DataError(f"no bar has {lookback} bars before it and {forward} after it inside one segment")
     if out is None:
-        out = RewardSamples(np.empty((n, lookback, 5), np.float32), np.empty((n, 6), np.float32),
-                            np.empty((n, 4), np.float32), np.empty(n, np.float32), np.empty(n, np.int64),
-                            np.empty(n, np.int64))
+        out = RewardSamples(
+            np.empty((n, lookback, 5), np.float32),
+            np.empty((n, 6), np.float32),
+            np.empty((n, 4), np.float32),
+            np.empty(n, np.float32),
+            np.empty(n, np.int64),
+            np.empty(n, np.int64),
+        )
     elif out.windows.shape != (n, lookback, 5):
         raise DataError(f"out holds windows {out.windows.shape}; expected {(n, lookback, 5)}")
     chunks = [(lo, min(lo + CHUNK, n)) for lo in range(0, n, CHUNK)]
     seqs = np.random.SeedSequence(seed).spawn(len(chunks))
-    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (candles.open, candles.high, candles.low, candles.close)]
+    arrays = [
+        np.ascontiguousarray(a, dtype=np.float64) for a in (candles.open, candles.high, candles.low, candles.close)
+    ]
     arrays.append(np.log1p(candles.volume))
     stop_first = cfg.same_bar == "stop"
     cost = cfg.fee + cfg.slippage
@@ -186,13 +204,23 @@ def save_samples(samples: RewardSamples, path: str | Path) -> Path:
     if path.suffix == ".npz":
         with atomic_path(path, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, windows=samples.windows, state=samples.state, action=samples.action,
-                         reward=samples.reward, ends=samples.ends, open_time=samples.open_time)
+                np.savez(
+                    fh,
+                    windows=samples.windows,
+                    state=samples.state,
+                    action=samples.action,
+                    reward=samples.reward,
+                    ends=samples.ends,
+                    open_time=samples.open_time,
+                )
     elif path.suffix == ".parquet":
         n, lookback, f = samples.windows.shape
         flat = pa.array(samples.windows.reshape(-1), type=pa.float32())
-        cols = {"open_time": pa.array(samples.open_time.astype("datetime64[ns]")), "end": samples.ends,
-                "window": pa.FixedSizeListArray.from_arrays(flat, lookback * f)}
+        cols = {
+            "open_time": pa.array(samples.open_time.astype("datetime64[ns]")),
+            "end": samples.ends,
+            "window": pa.FixedSizeListArray.from_arrays(flat, lookback * f),
+        }
         cols.update({name: samples.state[:, i] for i, name in enumerate(STATE_COLUMNS)})
         cols.update({f"action_{name}": samples.action[:, i] for i, name in enumerate(ACTION_COLUMNS)})
         cols["reward"] = samples.reward
@@ -224,11 +252,18 @@ def load_samples(path: str | Path) -> RewardSamples:
         import zarr
 
         g = zarr.open_group(str(path), mode="r")
-        return RewardSamples(*(g[k][:] for k in ("windows", "state", "action", "reward", "ends", "open_time")))
+        arrays = [np.asarray(g[k][...]) for k in ("windows", "state", "action", "reward", "ends", "open_time")]  # type: ignore[index]
+        return RewardSamples(*arrays)
     table = pq.read_table(path)
     lookback, f = map(int, table.schema.metadata[b"window_shape"].decode().split(","))
     win = table.column("window").combine_chunks().flatten().to_numpy().reshape(-1, lookback, f)
     state = np.stack([table.column(c).to_numpy() for c in STATE_COLUMNS], axis=1)
     action = np.stack([table.column(f"action_{c}").to_numpy() for c in ACTION_COLUMNS], axis=1)
-    return RewardSamples(win, state, action, table.column("reward").to_numpy(), table.column("end").to_numpy(),
-                         table.column("open_time").cast(pa.int64()).to_numpy())
+    return RewardSamples(
+        win,
+        state,
+        action,
+        table.column("reward").to_numpy(),
+        table.column("end").to_numpy(),
+        table.column("open_time").cast(pa.int64()).to_numpy(),
+    )

@@ -12,26 +12,35 @@ from typing import Any
 import numpy as np
 
 from candleflow.config import RunConfig
-from candleflow.runs.registry import save_model
-from candleflow.rewards.model import build_reward_model, evaluate_rewards, reward_loader
-from candleflow.rewards.samples import RewardSamples, build_reward_samples, sample_ends
 from candleflow.data.load import load_candles
 from candleflow.models.fitting import model_from
 from candleflow.models.training import fit
+from candleflow.rewards.model import build_reward_model, evaluate_rewards, reward_loader
+from candleflow.rewards.samples import RewardSamples, build_reward_samples, sample_ends
 from candleflow.runs.folder import RunFolder
+from candleflow.runs.registry import save_model
 
 log = logging.getLogger("candleflow")
 
 
-def reward_split(ends: np.ndarray, forward: int, val_fraction: float, embargo: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def reward_split(
+    ends: np.ndarray, forward: int, val_fraction: float, embargo: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Valid end bars for training and validation: validation is the last `val_fraction` of them;
     a training end whose forward window (+embargo) reaches the first validation bar is purged."""
     cut = int(ends[int(len(ends) * (1 - val_fraction))])
     return ends[ends + forward + embargo < cut], ends[ends >= cut]
 
 
-def run_reward_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime, versions: dict[str, str],
-                    state: dict[str, Any] | None = None, callbacks: list | None = None):
+def run_reward_into(
+    cfg: RunConfig,
+    work: Path,
+    name: str,
+    started: dt.datetime,
+    versions: dict[str, str],
+    state: dict[str, Any] | None = None,
+    callbacks: list | None = None,
+):
     """Build samples, train, evaluate, save; returns (metrics, metadata)."""
     t0 = time.perf_counter()
     rc, tc = cfg.rewards, cfg.training
@@ -45,37 +54,74 @@ def run_reward_into(cfg: RunConfig, work: Path, name: str, started: dt.datetime,
     train = build_reward_samples(candles, rc.n - n_val, rc.lookback, rc.forward, tc.seed, rc, valid_ends=train_ends)
     val = build_reward_samples(candles, n_val, rc.lookback, rc.forward, tc.seed + 1, rc, valid_ends=val_ends)
     if tc.shuffle_labels:
-        train = RewardSamples(train.windows, train.state, train.action,
-                              np.random.default_rng(tc.seed).permutation(train.reward), train.ends, train.open_time)
+        train = RewardSamples(
+            train.windows,
+            train.state,
+            train.action,
+            np.random.default_rng(tc.seed).permutation(train.reward),
+            train.ends,
+            train.open_time,
+        )
         log.warning("training rewards permuted (training.shuffle_labels): a control run that must learn nothing")
-    log.info("reward samples: %d train (ends %s .. %s), %d validation (from %s); %.1fs", len(train),
-             candles.time_str(int(train.ends.min())), candles.time_str(int(train.ends.max())), len(val),
-             candles.time_str(int(val.ends.min())), time.perf_counter() - t0)
+    log.info(
+        "reward samples: %d train (ends %s .. %s), %d validation (from %s); %.1fs",
+        len(train),
+        candles.time_str(int(train.ends.min())),
+        candles.time_str(int(train.ends.max())),
+        len(val),
+        candles.time_str(int(val.ends.min())),
+        time.perf_counter() - t0,
+    )
     model = model_from(state, lambda: build_reward_model(train, learning_rate=tc.learning_rate))
     log.info("reward model: %s parameters", f"{model.count_params():,}")
     bs = max(cfg.dataset.batch_size, 512)
     t_fit = time.perf_counter()
-    fitted = fit(model, reward_loader(train, bs, shuffle=True, seed=tc.seed), reward_loader(val, bs), tc, work,
-                 state, callbacks)
+    fitted = fit(
+        model, reward_loader(train, bs, shuffle=True, seed=tc.seed), reward_loader(val, bs), tc, work, state, callbacks
+    )
     fit_s = time.perf_counter() - t_fit
     pred = model.predict(reward_loader(val, 4096), verbose=0)[:, 0]
     metrics = {"val": evaluate_rewards(val.reward, pred, float(train.reward.mean()))}
     folder.write_metrics(metrics)
     save_model(model, work)
-    folder.write_data({"fingerprint": candles.fingerprint, "validation": report.to_dict(),
-                                    "samples": {"train": len(train), "val": len(val), "lookback": rc.lookback,
-                                                "forward": rc.forward, "valid_end_bars": int(valid.size)}})
+    folder.write_data(
+        {
+            "fingerprint": candles.fingerprint,
+            "validation": report.to_dict(),
+            "samples": {
+                "train": len(train),
+                "val": len(val),
+                "lookback": rc.lookback,
+                "forward": rc.forward,
+                "valid_end_bars": int(valid.size),
+            },
+        }
+    )
     m = metrics["val"]
     metadata: dict[str, Any] = {
-        "run": name, "task": "reward", "created": started.isoformat(timespec="seconds"),
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - t0, 1), "fit_seconds": round(fit_s, 1), "versions": versions,
-        "data_fingerprint": candles.fingerprint, "symbol": candles.symbol, "interval": candles.interval,
-        "input_shape": [rc.lookback, 5], "state_columns": 6, "action_columns": 4,
-        "parameters": int(model.count_params()), "peak_rss_mb": round(fitted["peak_rss_mb"], 1),
+        "run": name,
+        "task": "reward",
+        "created": started.isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "fit_seconds": round(fit_s, 1),
+        "versions": versions,
+        "data_fingerprint": candles.fingerprint,
+        "symbol": candles.symbol,
+        "interval": candles.interval,
+        "input_shape": [rc.lookback, 5],
+        "state_columns": 6,
+        "action_columns": 4,
+        "parameters": int(model.count_params()),
+        "peak_rss_mb": round(fitted["peak_rss_mb"], 1),
         "epochs_run": fitted["epochs_run"],
-        "metrics": {"val": {"r2": m["table"]["model"]["r2"], "spearman": m["table"]["model"]["spearman"],
-                            "edge_r2": m["edge_r2"]}},
+        "metrics": {
+            "val": {
+                "r2": m["table"]["model"]["r2"],
+                "spearman": m["table"]["model"]["spearman"],
+                "edge_r2": m["edge_r2"],
+            }
+        },
     }
     folder.write_metadata(metadata)
     return metrics, metadata

@@ -57,11 +57,18 @@ class BuildReport:
         return sum(r["rows"] for r in self.computed)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"store": self.store, "workers": self.workers, "seconds": round(self.seconds, 2),
-                "computed": [r["name"] for r in self.computed], "rows_computed": self.rows,
-                "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
-                "skipped": self.skipped, "adopted": self.adopted, "failed": self.failed, "swept": self.swept}
-
+        return {
+            "store": self.store,
+            "workers": self.workers,
+            "seconds": round(self.seconds, 2),
+            "computed": [r["name"] for r in self.computed],
+            "rows_computed": self.rows,
+            "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
+            "skipped": self.skipped,
+            "adopted": self.adopted,
+            "failed": self.failed,
+            "swept": self.swept,
+        }
 
 
 def plan_tasks(cfg: RunConfig) -> list[BuildTask]:
@@ -70,8 +77,8 @@ def plan_tasks(cfg: RunConfig) -> list[BuildTask]:
     uni, base = cfg.universe, cfg.source
     sources: dict[str, Any] = dict(uni.sources)
     if uni.symbols or uni.intervals or not uni.sources:
-        symbols = uni.symbols or [getattr(base, "symbol", None)]
-        intervals = uni.intervals or [getattr(base, "interval", None)]
+        symbols: list[Any] = uni.symbols or [getattr(base, "symbol", None)]
+        intervals: list[Any] = uni.intervals or [getattr(base, "interval", None)]
         for k, symbol in enumerate(symbols):
             for interval in intervals:
                 name = f"{symbol or 'files'}-{interval or 'auto'}".replace("/", "_")
@@ -106,23 +113,35 @@ def task_key(cfg: RunConfig) -> str:
         from candleflow.data.sources.files import expand_paths
 
         files = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in expand_paths(src.paths)]
-        source: Any = {"kind": "files", "files": files, "format": src.format, "symbol": src.symbol,
-                       "interval": src.interval}
+        source: Any = {
+            "kind": "files",
+            "files": files,
+            "format": src.format,
+            "symbol": src.symbol,
+            "interval": src.interval,
+        }
     elif isinstance(src, BinanceSource):
         source = src.model_dump(include={"kind", "market", "symbol", "interval", "start", "end"})
     else:
         source = src.model_dump(mode="json")
-    blob = json.dumps({"source": source, "features": cfg.features.model_dump(mode="json"),
-                       "labels": cfg.labels.model_dump(mode="json"), "validation": cfg.validation.model_dump(mode="json"),
-                       "candleflow": __version__}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "source": source,
+            "features": cfg.features.model_dump(mode="json"),
+            "labels": cfg.labels.model_dump(mode="json"),
+            "validation": cfg.validation.model_dump(mode="json"),
+            "candleflow": __version__,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def build_entry(name: str, config_json: str, key: str, store_url: str, threads: int = 1) -> dict[str, Any]:
     """Run on a worker: prepare one series and write its store entry; returns the entry's record."""
+    from candleflow.data.load import load_candles
     from candleflow.dataset.prepare import features_and_labels
     from candleflow.scale.store import SeriesStore
-    from candleflow.data.load import load_candles
 
     _limit_threads(threads)
     t0 = time.perf_counter()
@@ -130,14 +149,30 @@ def build_entry(name: str, config_json: str, key: str, store_url: str, threads: 
     candles, report = load_candles(cfg.source, cfg.validation)
     features, labels, changed = features_and_labels(cfg, candles)
     t1 = labels.t1.astype(np.int32) if len(candles) < 2**31 else labels.t1  # 4 bytes a row where they fit
-    arrays = {"features": features.values, "labels": labels.y, "t1": t1,
-              "open_time": candles.open_time, "segments": candles.segments}
-    meta = {"symbol": candles.symbol, "interval": candles.interval, "source": candles.source,
-            "rows": len(candles), "fingerprint": candles.fingerprint, "feature_names": features.names,
-            "warmup": features.warmup, "first": candles.time_str(0), "last": candles.time_str(len(candles) - 1),
-            "segments": int(len(candles.segments)), "labels": labels.counts(), "fine_changed": changed,
-            "validation": report.summary(), "seconds": round(time.perf_counter() - t0, 3),
-            "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    arrays = {
+        "features": features.values,
+        "labels": labels.y,
+        "t1": t1,
+        "open_time": candles.open_time,
+        "segments": candles.segments,
+    }
+    meta = {
+        "symbol": candles.symbol,
+        "interval": candles.interval,
+        "source": candles.source,
+        "rows": len(candles),
+        "fingerprint": candles.fingerprint,
+        "feature_names": features.names,
+        "warmup": features.warmup,
+        "first": candles.time_str(0),
+        "last": candles.time_str(len(candles) - 1),
+        "segments": int(len(candles.segments)),
+        "labels": labels.counts(),
+        "fine_changed": changed,
+        "validation": report.summary(),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+    }
     return SeriesStore(store_url).write_entry(name, key, arrays, candles.to_arrow(), meta)
 
 
@@ -146,13 +181,19 @@ def _limit_threads(threads: int) -> None:
     import numba
     import pyarrow as pa
 
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    numba.set_num_threads(max(1, min(threads, most)))
     pa.set_cpu_count(max(1, threads))
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, workers: int = 2, threads_per_worker: int = 1,
-                memory_limit: str = "auto", connect_timeout: float = 20.0) -> Iterator[Any]:
+def dask_client(
+    scheduler: str | None = None,
+    workers: int = 2,
+    threads_per_worker: int = 1,
+    memory_limit: str = "auto",
+    connect_timeout: float = 20.0,
+) -> Iterator[Any]:
     """A Dask client of the running scheduler at `scheduler`, or of a new local cluster of worker
     processes (closed on exit)."""
     from distributed import Client, LocalCluster
@@ -165,16 +206,27 @@ def dask_client(scheduler: str | None = None, workers: int = 2, threads_per_work
         with client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-                      memory_limit=memory_limit, dashboard_address=":0",
-                      scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            memory_limit=memory_limit,
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
-def build_store(cfg: RunConfig, client: Any = None, force: bool = False,
-                  on_done: Callable[[str, dict[str, Any] | None, str | None], None] = lambda n, r, e: None
-                  ) -> BuildReport:
+def build_store(
+    cfg: RunConfig,
+    client: Any = None,
+    force: bool = False,
+    on_done: Callable[[str, dict[str, Any] | None, str | None], None] = lambda n, r, e: None,
+) -> BuildReport:
     """Prepare every entry of the universe into `universe.store` on Dask (the given client, else
     `cluster.scheduler`, else local workers). Entries already listed with the same key are
     skipped unless `force`. Raises BuildError naming the entries that still failed after retries."""
@@ -199,30 +251,60 @@ def build_store(cfg: RunConfig, client: Any = None, force: bool = False,
             todo.append(task)
     store.commit(adopted)
     report.swept += store.sweep()
-    log.info("store %s: %d entries to prepare, %d already listed, %d listed from an interrupted run, %d "
-             "leftovers swept", store.url, len(todo), len(report.skipped), len(adopted), len(report.swept))
+    log.info(
+        "store %s: %d entries to prepare, %d already listed, %d listed from an interrupted run, %d leftovers swept",
+        store.url,
+        len(todo),
+        len(report.skipped),
+        len(adopted),
+        len(report.swept),
+    )
     if todo:
         cl = cfg.cluster
-        with (contextlib.nullcontext(client) if client is not None else
-              dask_client(cl.scheduler, cl.workers, cl.threads_per_worker, cl.memory_limit, cl.connect_timeout)) as c:
+        with (
+            contextlib.nullcontext(client)
+            if client is not None
+            else dask_client(cl.scheduler, cl.workers, cl.threads_per_worker, cl.memory_limit, cl.connect_timeout)
+        ) as c:
             report.workers = len(c.nthreads())
             _run_tasks(c, todo, store, cl.retries, cl.threads_per_worker, report, on_done)
         report.swept += store.sweep()
     report.seconds = time.perf_counter() - t0
     if report.failed:
         first = next(iter(report.failed.items()))
-        raise BuildError(f"{len(report.failed)} of {len(tasks)} entries failed after {cfg.cluster.retries} "
-                           f"retries (first: {first[0]}: {first[1]}); the other entries are in {store.url}, "
-                           f"and a rerun prepares only what is missing")
+        raise BuildError(
+            f"{len(report.failed)} of {len(tasks)} entries failed after {cfg.cluster.retries} "
+            f"retries (first: {first[0]}: {first[1]}); the other entries are in {store.url}, "
+            f"and a rerun prepares only what is missing"
+        )
     return report
 
 
-def _run_tasks(client: Any, todo: list[BuildTask], store: Any, retries: int, threads: int,
-               report: BuildReport, on_done: Callable[[str, dict[str, Any] | None, str | None], None]) -> None:
+def _run_tasks(
+    client: Any,
+    todo: list[BuildTask],
+    store: Any,
+    retries: int,
+    threads: int,
+    report: BuildReport,
+    on_done: Callable[[str, dict[str, Any] | None, str | None], None],
+) -> None:
     from distributed import as_completed
 
-    futures = {client.submit(build_entry, t.name, t.config.model_dump_json(), t.key, store.url, threads,
-                             key=f"prepare-{t.name}-{t.key[:12]}", retries=retries, pure=False): t for t in todo}
+    futures = {
+        client.submit(
+            build_entry,
+            t.name,
+            t.config.model_dump_json(),
+            t.key,
+            store.url,
+            threads,
+            key=f"prepare-{t.name}-{t.key[:12]}",
+            retries=retries,
+            pure=False,
+        ): t
+        for t in todo
+    }
     for batch in as_completed(list(futures)).batches():  # one manifest write per batch of finished tasks
         records = []
         for fut in batch:
@@ -236,8 +318,13 @@ def _run_tasks(client: Any, todo: list[BuildTask], store: Any, retries: int, thr
                 on_done(task.name, None, report.failed[task.name])
                 continue
             records.append(record)
-            log.info("entry %s: %s rows in %.2fs on %s", task.name, f"{record['rows']:,}", record["seconds"],
-                     record["worker"])
+            log.info(
+                "entry %s: %s rows in %.2fs on %s",
+                task.name,
+                f"{record['rows']:,}",
+                record["seconds"],
+                record["worker"],
+            )
         store.commit(records)
         report.computed += records
         for record in records:

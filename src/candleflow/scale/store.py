@@ -18,10 +18,11 @@ import io
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import fsspec
 import numpy as np
@@ -29,14 +30,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from candleflow.data.candles import OHLCV, Candles
+from candleflow.errors import StoreError
 from candleflow.fs.digest import sha256_file
-from candleflow.errors import CandleflowError, StoreError
 
 MANIFEST = "manifest.json"
 ARRAYS = ("features", "labels", "t1", "open_time", "segments")
 CANDLES = "candles.parquet"
 FORMAT = 1
-
 
 
 class _Hashing:
@@ -69,9 +69,15 @@ class StoreEntry:
         table = pq.read_table(self.folder / CANDLES)
         cols = {n: table.column(n).to_numpy() for n in OHLCV}
         extra = {n: table.column(n).to_numpy() for n in table.column_names if n not in (*OHLCV, "open_time")}
-        return Candles(open_time=np.asarray(self.arrays["open_time"]), segments=np.asarray(self.arrays["segments"]),
-                       symbol=self.meta["symbol"], interval=self.meta["interval"], source=self.meta["source"],
-                       extra=extra, **cols)
+        return Candles(
+            open_time=np.asarray(self.arrays["open_time"]),
+            segments=np.asarray(self.arrays["segments"]),
+            symbol=self.meta["symbol"],
+            interval=self.meta["interval"],
+            source=self.meta["source"],
+            extra=extra,
+            **cols,
+        )
 
 
 @dataclass
@@ -127,11 +133,13 @@ class SeriesStore:
             return
         for rec in records:
             if not self.fs.exists(self._path("entries", rec["name"], rec["version"], "meta.json")):
-                raise StoreError(f"{self.url}: entry {rec['name']} version {rec['version']} has no meta.json: "
-                                 f"not complete, not listed")
+                raise StoreError(
+                    f"{self.url}: entry {rec['name']} version {rec['version']} has no meta.json: "
+                    f"not complete, not listed"
+                )
         manifest = self.manifest()
         manifest["entries"].update({rec["name"]: rec for rec in records})
-        manifest["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        manifest["updated"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self._replace(MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
 
     def _replace(self, rel: str, data: bytes) -> None:
@@ -154,8 +162,9 @@ class SeriesStore:
 
     # --- entries (written by workers) ---
 
-    def write_entry(self, name: str, key: str, arrays: dict[str, np.ndarray], candles: pa.Table,
-                    meta: dict[str, Any]) -> dict[str, Any]:
+    def write_entry(
+        self, name: str, key: str, arrays: dict[str, np.ndarray], candles: pa.Table, meta: dict[str, Any]
+    ) -> dict[str, Any]:
         """Write one entry under a temporary name and rename it into place; returns its record
         for `commit`. Nothing is listed until the caller commits it."""
         version = f"{key[:16]}-{uuid.uuid4().hex[:8]}"
@@ -173,8 +182,14 @@ class SeriesStore:
         with self._open_write(f"{tmp}/{CANDLES}") as fh:
             fh.write(data)
         files[CANDLES] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        record = {"name": name, "key": key, "version": version, "files": files,
-                  "bytes": sum(f["bytes"] for f in files.values()), **meta}
+        record = {
+            "name": name,
+            "key": key,
+            "version": version,
+            "files": files,
+            "bytes": sum(f["bytes"] for f in files.values()),
+            **meta,
+        }
         with self._open_write(f"{tmp}/meta.json") as fh:
             fh.write((json.dumps(record, indent=1) + "\n").encode())
         final = self._path("entries", name, version)
@@ -213,7 +228,7 @@ class SeriesStore:
         writes to this store."""
         listed = {(n, r["version"]) for n, r in self.manifest()["entries"].items()}
         entries = self._path("entries")
-        removed = []
+        removed: list[str] = []
         if not self.fs.exists(entries):
             return removed
         for name_dir in self.fs.ls(entries, detail=False):
@@ -263,12 +278,17 @@ class SeriesStore:
     def summary(self) -> dict[str, Any]:
         """Entries, rows and bytes, as `candleflow prepare` prints them."""
         entries = self.manifest()["entries"]
-        return {"store": self.url, "entries": len(entries), "rows": sum(r["rows"] for r in entries.values()),
-                "bytes": sum(r["bytes"] for r in entries.values())}
+        return {
+            "store": self.url,
+            "entries": len(entries),
+            "rows": sum(r["rows"] for r in entries.values()),
+            "bytes": sum(r["bytes"] for r in entries.values()),
+        }
 
 
-def open_dataset(store: SeriesStore | str, window: int = 120, names: list[str] | None = None, rate: int = 1,
-                 stride: int = 1):  # -> MultiWindowDataset
+def open_dataset(
+    store: SeriesStore | str, window: int = 120, names: list[str] | None = None, rate: int = 1, stride: int = 1
+):  # -> MultiWindowDataset
     """Windows over the store's listed entries (all, or `names`), each series memory-mapped and
     opened only here: nothing is loaded beyond the labels and the valid-window scan."""
     from candleflow.dataset.windows import MultiWindowDataset, WindowDataset
@@ -281,9 +301,13 @@ def open_dataset(store: SeriesStore | str, window: int = 120, names: list[str] |
     first = entries[0].meta["feature_names"]
     for e in entries[1:]:
         if e.meta["feature_names"] != first:
-            raise StoreError(f"{store.url}: entry {e.name} has features {e.meta['feature_names']}, "
-                             f"{entries[0].name} has {first}")
-    parts = [WindowDataset.from_arrays(e.features, e.arrays["labels"], e.arrays["segments"], window, rate, stride)
-             for e in entries]
-    return MultiWindowDataset.from_parts(parts, [e.name for e in entries], [e.arrays["open_time"] for e in entries],
-                                         [e.arrays["t1"] for e in entries])
+            raise StoreError(
+                f"{store.url}: entry {e.name} has features {e.meta['feature_names']}, {entries[0].name} has {first}"
+            )
+    parts = [
+        WindowDataset.from_arrays(e.features, e.arrays["labels"], e.arrays["segments"], window, rate, stride)
+        for e in entries
+    ]
+    return MultiWindowDataset.from_parts(
+        parts, [e.name for e in entries], [e.arrays["open_time"] for e in entries], [e.arrays["t1"] for e in entries]
+    )

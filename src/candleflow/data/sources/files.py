@@ -4,8 +4,8 @@ columns found by name in any case."""
 from __future__ import annotations
 
 import glob
-import os
 import io
+import os
 import re
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -18,11 +18,23 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from candleflow.config import FilesSource
-from candleflow.errors import SourceError
 from candleflow.data.validate import RawCandles
+from candleflow.errors import SourceError
 
-BINANCE_COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
-                   "trades", "taker_buy_base", "taker_buy_quote", "ignore"]
+BINANCE_COLUMNS = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base",
+    "taker_buy_quote",
+    "ignore",
+]
 TIME_NAMES = ("open_time", "timestamp", "datetime", "date", "time")
 ALIASES = {
     "quote_volume": ("quote_volume", "quote_asset_volume"),
@@ -55,8 +67,9 @@ def read_files(cfg: FilesSource) -> RawCandles:
     return read_paths(expand_paths(cfg.paths), cfg.format, cfg.symbol, cfg.interval)
 
 
-def read_paths(paths: list[Path], fmt: str = "auto", symbol: str | None = None, interval: str | None = None,
-               source: str = "files") -> RawCandles:
+def read_paths(
+    paths: list[Path], fmt: str = "auto", symbol: str | None = None, interval: str | None = None, source: str = "files"
+) -> RawCandles:
     """Concatenate files in the given order into raw rows that remember their file and line."""
     tables: list[dict[str, np.ndarray]] = []
     parts: list[tuple[int, str, int]] = []
@@ -73,8 +86,7 @@ def read_paths(paths: list[Path], fmt: str = "auto", symbol: str | None = None, 
         tables.append(cols)
     keys = set.intersection(*(set(t) for t in tables))
     columns = {k: np.concatenate([t[k] for t in tables]) for k in tables[0] if k in keys}
-    return RawCandles(columns=columns, symbol=symbol or _stem(paths[0]), source=source,
-                      interval=interval, parts=parts)
+    return RawCandles(columns=columns, symbol=symbol or _stem(paths[0]), source=source, interval=interval, parts=parts)
 
 
 def read_file(path: Path, fmt: str = "auto") -> tuple[dict[str, np.ndarray], int]:
@@ -108,8 +120,9 @@ def _guess_format(path: Path) -> str:
         return "feather"
     if suffix in (".csv", ".txt") or suffix == ".gz":
         return "csv"
-    raise SourceError(f"{path}: unknown file type {suffix!r}; expected .zip, .csv, .parquet or .feather "
-                      "(or set source.format)")
+    raise SourceError(
+        f"{path}: unknown file type {suffix!r}; expected .zip, .csv, .parquet or .feather (or set source.format)"
+    )
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -136,16 +149,17 @@ def _has_header(data: bytes, path: Path) -> bool:
 def _read_headerless(data: bytes, path: Path) -> pa.Table:
     ncols = len(data.split(b"\n", 1)[0].split(b","))
     if ncols < 6:
-        raise SourceError(f"{path} line 1: {ncols} columns without a header; expected Binance's 12 "
-                          "(open_time, open, high, low, close, volume, ...) or a header row")
+        raise SourceError(
+            f"{path} line 1: {ncols} columns without a header; expected Binance's 12 "
+            "(open_time, open, high, low, close, volume, ...) or a header row"
+        )
     names = BINANCE_COLUMNS[:ncols] if ncols <= 12 else BINANCE_COLUMNS + [f"extra_{i}" for i in range(ncols - 12)]
     types = {"open_time": pa.int64(), "close_time": pa.int64(), "trades": pa.int64()}
     for n in ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_base", "taker_buy_quote"):
         types[n] = pa.float64()
     opts = pacsv.ReadOptions(column_names=names)
     wanted = [n for n in names if n not in ("close_time", "ignore") and not n.startswith("extra_")]
-    conv = pacsv.ConvertOptions(column_types={k: v for k, v in types.items() if k in names},
-                                include_columns=wanted)
+    conv = pacsv.ConvertOptions(column_types={k: v for k, v in types.items() if k in names}, include_columns=wanted)
     return pacsv.read_csv(io.BytesIO(data), read_options=opts, convert_options=conv)
 
 
@@ -158,8 +172,9 @@ def _canonical_columns(table: pa.Table, path: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {"open_time": _to_ns(table.column(time_col), path, time_col)}
     for name in ("open", "high", "low", "close", "volume"):
         if name not in by_lower:
-            raise SourceError(f"{path}: no {name!r} column; expected open, high, low, close, volume "
-                              f"(any case); found: {found}")
+            raise SourceError(
+                f"{path}: no {name!r} column; expected open, high, low, close, volume (any case); found: {found}"
+            )
         out[name] = _to_float(table.column(by_lower[name]), path, by_lower[name])
     for name, aliases in ALIASES.items():
         col = next((by_lower[a] for a in aliases if a in by_lower), None)
@@ -184,8 +199,10 @@ def _to_ns(col: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
         try:
             ts = col.cast(pa.timestamp("ns"))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise SourceError(f"{path}: column {name!r} has times that are not ISO dates "
-                              f"(e.g. {col[0].as_py()!r}); expected 2024-01-31 12:00:00 or epoch numbers") from None
+            raise SourceError(
+                f"{path}: column {name!r} has times that are not ISO dates "
+                f"(e.g. {col[0].as_py()!r}); expected 2024-01-31 12:00:00 or epoch numbers"
+            ) from None
         return ts.cast(pa.int64()).to_numpy(zero_copy_only=False)
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         v = col.to_numpy(zero_copy_only=False)
@@ -203,12 +220,12 @@ def timestamp_unit_ns(values: np.ndarray, where: Path | str = "") -> int:
         return 1_000_000
     m = float(np.median(np.abs(values)))
     if m < 1e11:
-        return 1_000_000_000   # seconds (until year 5138)
+        return 1_000_000_000  # seconds (until year 5138)
     if m < 1e14:
-        return 1_000_000       # milliseconds
+        return 1_000_000  # milliseconds
     if m < 1e17:
-        return 1_000           # microseconds
-    return 1                   # nanoseconds
+        return 1_000  # microseconds
+    return 1  # nanoseconds
 
 
 def _stem(path: Path) -> str:

@@ -23,8 +23,9 @@ _YEAR_NS = 365 * 86_400 * 1_000_000_000
 
 
 @numba.njit(cache=True)
-def _garch_returns(z: np.ndarray, var_lr: float, alpha: float, beta: float,
-                   strength: float, span: int) -> tuple[np.ndarray, np.ndarray]:
+def _garch_returns(
+    z: np.ndarray, var_lr: float, alpha: float, beta: float, strength: float, span: int
+) -> tuple[np.ndarray, np.ndarray]:
     n = z.shape[0]
     r = np.empty(n)
     sig = np.empty(n)
@@ -52,7 +53,7 @@ def generate_synthetic(cfg: SyntheticSource | None = None) -> RawCandles:
     rng = np.random.default_rng(cfg.seed)
     n, m = cfg.n_bars, cfg.substeps
     iv = interval_ns(cfg.interval)
-    var_lr = cfg.annual_vol ** 2 * iv / _YEAR_NS
+    var_lr = cfg.annual_vol**2 * iv / _YEAR_NS
 
     dof = cfg.tail_dof
     z = rng.standard_t(dof, size=n) * np.sqrt((dof - 2.0) / dof)  # unit variance, fat tails
@@ -83,12 +84,18 @@ def generate_synthetic(cfg: SyntheticSource | None = None) -> RawCandles:
     hour = (open_time // 3_600_000_000_000) % 24
     daily = 0.35 * np.cos(2 * np.pi * (hour - 15) / 24)  # busiest around 15:00 UTC
     noise = _ar1(rng.standard_normal(n) * 0.3, 0.7)  # persistent volume noise
-    log_vol = (np.log(100.0) + daily + 0.6 * np.abs(r) / np.sqrt(var_lr)
-               + 0.8 * np.log(sig / np.sqrt(var_lr)) + noise)
+    log_vol = np.log(100.0) + daily + 0.6 * np.abs(r) / np.sqrt(var_lr) + 0.8 * np.log(sig / np.sqrt(var_lr)) + noise
     volume = np.exp(log_vol)
 
-    cols = {"open_time": open_time, "open": open_, "high": high, "low": low, "close": close,
-            "volume": volume, "quote_volume": volume * (open_ + close) / 2}
+    cols = {
+        "open_time": open_time,
+        "open": open_,
+        "high": high,
+        "low": low,
+        "close": close,
+        "volume": volume,
+        "quote_volume": volume * (open_ + close) / 2,
+    }
     return RawCandles(columns=cols, symbol=cfg.symbol, source="synthetic", interval=cfg.interval)
 
 

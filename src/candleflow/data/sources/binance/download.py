@@ -23,11 +23,11 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
-from candleflow.fs.atomic import write_text
 from candleflow.config import BinanceSource
-from candleflow.fs.digest import sha256_file
-from candleflow.errors import CandleflowError, DownloadError
 from candleflow.data.sources.binance.plan import FileRef, daily_files_for_month
+from candleflow.errors import DownloadError
+from candleflow.fs.atomic import write_text
+from candleflow.fs.digest import sha256_file
 
 CHUNK = 1 << 16
 
@@ -38,7 +38,6 @@ class NotFound(Exception):
 
 class Retryable(Exception):
     """A failure worth another try: 5xx, timeout, connection error, truncated body."""
-
 
 
 def _default(name: str) -> Any:
@@ -106,6 +105,7 @@ class Fetcher:
             with fh:
                 yield from iter(lambda: fh.read(CHUNK), b"")
             return
+        assert self.client is not None  # only a file:// mirror has no client
         try:
             with self.client.stream("GET", self.url(key)) as resp:
                 if resp.status_code == 404:
@@ -129,11 +129,13 @@ class Fetcher:
             except Retryable as exc:
                 last = str(exc)
                 if attempt < self.opts.retries:
-                    time.sleep(self.opts.backoff * (2 ** attempt) * (0.5 + random.random()))
+                    time.sleep(self.opts.backoff * (2**attempt) * (0.5 + random.random()))
         raise DownloadError(f"{self.url(key)}: failed after {self.opts.retries + 1} attempts; last error: {last}")
 
     def get_text(self, key: str) -> str:
-        return self.with_retries(key, lambda chunks: b"".join(chunks)).decode("utf-8", "replace")
+        data = self.with_retries(key, lambda chunks: b"".join(chunks))
+        assert isinstance(data, bytes)
+        return data.decode("utf-8", "replace")
 
 
 def _remove_stale_parts(dest: Path) -> None:
@@ -172,11 +174,12 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
                 Path(tmp).unlink(missing_ok=True)
                 raise
             return Path(tmp), h.hexdigest(), size
+
         return fetcher.with_retries(ref.key, consume)  # type: ignore[return-value]
 
     try:
         expected = None
-        for attempt in (1, 2):
+        for _attempt in (1, 2):
             tmp, digest, size = download_to_temp()
             if not opts.verify:
                 os.replace(tmp, dest)
@@ -186,8 +189,10 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
                     checksum_text = fetcher.get_text(ref.checksum_key)
                 except NotFound:
                     tmp.unlink(missing_ok=True)
-                    raise DownloadError(f"{ref.checksum_key}: no checksum published; cannot verify "
-                                        f"{ref.name} (use --no-verify to accept it unverified)") from None
+                    raise DownloadError(
+                        f"{ref.checksum_key}: no checksum published; cannot verify "
+                        f"{ref.name} (use --no-verify to accept it unverified)"
+                    ) from None
                 expected = parse_checksum(checksum_text, ref)
             if digest == expected:
                 write_text(sum_path, checksum_text)
@@ -217,17 +222,20 @@ class DownloadReport:
     def paths(self) -> list[Path]:
         """Files on disk, in time order (the key sorts by period within a series)."""
         done = [r for r in self.results if r.status in ("downloaded", "cached") and r.path is not None]
-        return [r.path for r in sorted(done, key=lambda r: r.ref.period)]
+        return [Path(r.path) for r in sorted(done, key=lambda r: r.ref.period) if r.path is not None]
 
     @property
     def failures(self) -> list[FileResult]:
         return [r for r in self.results if r.status == "failed"]
 
 
-def download_files(refs: list[FileRef], opts: DownloadOptions,
-                   on_bytes: Callable[[int], None] = lambda n: None,
-                   on_done: Callable[[FileResult], None] = lambda r: None,
-                   on_more: Callable[[int], None] = lambda n: None) -> DownloadReport:
+def download_files(
+    refs: list[FileRef],
+    opts: DownloadOptions,
+    on_bytes: Callable[[int], None] = lambda n: None,
+    on_done: Callable[[FileResult], None] = lambda r: None,
+    on_more: Callable[[int], None] = lambda n: None,
+) -> DownloadReport:
     """Fetch refs concurrently; a missing monthly file is replaced by its month's daily files."""
     t0 = time.perf_counter()
     fetcher = Fetcher(opts)

@@ -14,14 +14,20 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from candleflow.fs.atomic import atomic_path
-from candleflow.data.candles import Candles
 from candleflow.config import BinanceSource, ValidationPolicy
-from candleflow.errors import SourceError
+from candleflow.data.candles import Candles
+from candleflow.data.sources.binance.download import (
+    DownloadError,
+    DownloadOptions,
+    DownloadReport,
+    FileResult,
+    download_files,
+)
+from candleflow.data.sources.binance.plan import FileRef, plan_files
 from candleflow.data.sources.files import read_paths
 from candleflow.data.validate import ValidationReport, validate_candles
-from candleflow.data.sources.binance.download import DownloadError, DownloadOptions, DownloadReport, FileResult, download_files
-from candleflow.data.sources.binance.plan import FileRef, plan_files
+from candleflow.errors import SourceError
+from candleflow.fs.atomic import atomic_path
 
 
 @dataclass
@@ -33,9 +39,14 @@ class BinanceResult:
 
 
 def download_options(cfg: BinanceSource) -> DownloadOptions:
-    return DownloadOptions(base_url=cfg.base_url, cache_dir=Path(cfg.cache_dir).expanduser(),
-                           concurrency=cfg.concurrency, verify=cfg.verify, retries=cfg.retries,
-                           timeout=cfg.timeout)
+    return DownloadOptions(
+        base_url=cfg.base_url,
+        cache_dir=Path(cfg.cache_dir).expanduser(),
+        concurrency=cfg.concurrency,
+        verify=cfg.verify,
+        retries=cfg.retries,
+        timeout=cfg.timeout,
+    )
 
 
 def candles_path(cache_dir: Path, market: str, symbol: str, interval: str) -> Path:
@@ -43,11 +54,14 @@ def candles_path(cache_dir: Path, market: str, symbol: str, interval: str) -> Pa
     return cache_dir / "candles" / market / symbol / f"{symbol}-{interval}.parquet"
 
 
-def fetch_candles(cfg: BinanceSource, policy: ValidationPolicy | None = None,
-                  on_planned: Callable[[list[FileRef]], None] = lambda refs: None,
-                  on_bytes: Callable[[int], None] = lambda n: None,
-                  on_done: Callable[[FileResult], None] = lambda r: None,
-                  on_more: Callable[[int], None] = lambda n: None) -> BinanceResult:
+def fetch_candles(
+    cfg: BinanceSource,
+    policy: ValidationPolicy | None = None,
+    on_planned: Callable[[list[FileRef]], None] = lambda refs: None,
+    on_bytes: Callable[[int], None] = lambda n: None,
+    on_done: Callable[[FileResult], None] = lambda r: None,
+    on_more: Callable[[int], None] = lambda n: None,
+) -> BinanceResult:
     """Download (or reuse) every file of the range, verify, parse, validate, write Parquet."""
     opts = download_options(cfg)
     refs = plan_files(cfg.market, cfg.symbol, cfg.interval, cfg.start, cfg.end)
@@ -58,8 +72,10 @@ def fetch_candles(cfg: BinanceSource, policy: ValidationPolicy | None = None,
         more = f" (and {len(dl.failures) - 1} more failed files)" if len(dl.failures) > 1 else ""
         raise DownloadError(first.error + more)
     if not dl.paths:
-        raise SourceError(f"{cfg.base_url}: no {cfg.market} {cfg.symbol} {cfg.interval} files published "
-                          f"for {cfg.start} .. {cfg.end} ({dl.count('missing')} missing)")
+        raise SourceError(
+            f"{cfg.base_url}: no {cfg.market} {cfg.symbol} {cfg.interval} files published "
+            f"for {cfg.start} .. {cfg.end} ({dl.count('missing')} missing)"
+        )
     raw = read_paths(dl.paths, "binance", cfg.symbol, cfg.interval, source="binance")
     candles, report = validate_candles(raw, policy, interval=cfg.interval)
     out = candles_path(opts.cache_dir, cfg.market, cfg.symbol, cfg.interval)
@@ -73,5 +89,12 @@ def fetch_candles(cfg: BinanceSource, policy: ValidationPolicy | None = None,
     return BinanceResult(candles, report, dl, out)
 
 
-__all__ = ["BinanceResult", "DownloadOptions", "FileRef", "candles_path", "download_files", "fetch_candles",
-           "plan_files"]
+__all__ = [
+    "BinanceResult",
+    "DownloadOptions",
+    "FileRef",
+    "candles_path",
+    "download_files",
+    "fetch_candles",
+    "plan_files",
+]

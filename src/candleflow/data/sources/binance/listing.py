@@ -40,8 +40,9 @@ def parse_listing(xml_text: str) -> tuple[list[str], list[str], bool, str | None
     return prefixes, keys, truncated, next_marker
 
 
-def list_prefix(listing_url: str, prefix: str, delimiter: str = "/",
-                client: httpx.Client | None = None) -> tuple[list[str], list[str]]:
+def list_prefix(
+    listing_url: str, prefix: str, delimiter: str = "/", client: httpx.Client | None = None
+) -> tuple[list[str], list[str]]:
     """All common prefixes and keys under prefix, following `marker` while IsTruncated."""
     if listing_url.startswith("file://"):
         return _list_local(Path(unquote(urlparse(listing_url).path)), prefix)

@@ -36,10 +36,15 @@ def listing_xml(root: Path, prefix: str, delimiter: str, marker: str, page_size:
                 entries.add((key, False))
     ordered = sorted(e for e in entries if e[0] > marker)
     page, truncated = ordered[:page_size], len(ordered) > page_size
-    parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{NS}">',
-             "<Name>data.binance.vision</Name>", f"<Prefix>{escape(prefix)}</Prefix>",
-             f"<Marker>{escape(marker)}</Marker>", f"<MaxKeys>{page_size}</MaxKeys>",
-             f"<Delimiter>{escape(delimiter)}</Delimiter>", f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"]
+    parts = [
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{NS}">',
+        "<Name>data.binance.vision</Name>",
+        f"<Prefix>{escape(prefix)}</Prefix>",
+        f"<Marker>{escape(marker)}</Marker>",
+        f"<MaxKeys>{page_size}</MaxKeys>",
+        f"<Delimiter>{escape(delimiter)}</Delimiter>",
+        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>",
+    ]
     if truncated:
         parts.append(f"<NextMarker>{escape(page[-1][0])}</NextMarker>")
     for key, is_prefix in page:
@@ -65,8 +70,15 @@ class _QuietServer(ThreadingHTTPServer):
 class MirrorServer:
     """A threaded HTTP server for a local mirror folder; use as a context manager."""
 
-    def __init__(self, root: str | Path, page_size: int = 1000, stall_seconds: float = 5.0,
-                 slow_chunk: int = 4096, slow_delay: float = 0.05, latency: float = 0.0):
+    def __init__(
+        self,
+        root: str | Path,
+        page_size: int = 1000,
+        stall_seconds: float = 5.0,
+        slow_chunk: int = 4096,
+        slow_delay: float = 0.05,
+        latency: float = 0.0,
+    ):
         self.root = Path(root)
         self.latency = latency  # seconds before each response: a stand-in for a WAN round trip
         self.page_size = page_size
@@ -81,7 +93,7 @@ class MirrorServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def add_fault(self, key: str, *actions: str) -> None:
         with self._lock:
@@ -97,7 +109,7 @@ class MirrorServer:
         with self._lock:
             return self.requests.count(key)
 
-    def __enter__(self) -> "MirrorServer":
+    def __enter__(self) -> MirrorServer:
         self._thread.start()
         return self
 
@@ -120,8 +132,13 @@ class MirrorServer:
                 key = unquote(url.path.lstrip("/"))
                 if key == "":
                     q = parse_qs(url.query)
-                    body = listing_xml(server.root, q.get("prefix", [""])[0], q.get("delimiter", [""])[0],
-                                       q.get("marker", [""])[0], server.page_size).encode()
+                    body = listing_xml(
+                        server.root,
+                        q.get("prefix", [""])[0],
+                        q.get("delimiter", [""])[0],
+                        q.get("marker", [""])[0],
+                        server.page_size,
+                    ).encode()
                     return self._send(200, body, "application/xml")
                 fault = server._next_fault(key)
                 if server.latency:
@@ -145,7 +162,7 @@ class MirrorServer:
                     half = len(data) // 2
                     if fault == "slow":
                         for i in range(0, len(data), server.slow_chunk):
-                            self.wfile.write(data[i:i + server.slow_chunk])
+                            self.wfile.write(data[i : i + server.slow_chunk])
                             self.wfile.flush()
                             time.sleep(server.slow_delay)
                         return

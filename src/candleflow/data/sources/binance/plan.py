@@ -65,8 +65,9 @@ def parse_date(text: str, end: bool = False) -> dt.date:
         raise ConfigError(f"date {text!r}: expected YYYY-MM or YYYY-MM-DD") from None
 
 
-def plan_files(market: str, symbol: str, interval: str, start: str, end: str,
-               today: dt.date | None = None) -> list[FileRef]:
+def plan_files(
+    market: str, symbol: str, interval: str, start: str, end: str, today: dt.date | None = None
+) -> list[FileRef]:
     """Monthly files for whole months before the current one, daily files for the rest.
 
     Binance publishes a day's file the next day and a month's file after the month ends, so the
@@ -74,7 +75,7 @@ def plan_files(market: str, symbol: str, interval: str, start: str, end: str,
     by `daily_files_for_month` at download time.
     """
     check_market_interval(market, interval)
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     first, last = parse_date(start), min(parse_date(end, end=True), today - dt.timedelta(days=1))
     if last < first:
         raise ConfigError(f"date range {start} .. {end}: nothing published yet (files appear the day after)")
@@ -91,13 +92,13 @@ def plan_files(market: str, symbol: str, interval: str, start: str, end: str,
             while day <= min(last, month_end):
                 out.append(daily_file(market, symbol, interval, f"{day:%Y-%m-%d}"))
                 day += dt.timedelta(days=1)
-        month = (month_end + dt.timedelta(days=1))
+        month = month_end + dt.timedelta(days=1)
     return out
 
 
 def daily_files_for_month(ref: FileRef, today: dt.date | None = None) -> list[FileRef]:
     """The daily files that replace a missing monthly file (days up to yesterday)."""
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     parts = ref.key.split("/")
     symbol, interval = parts[-3], parts[-2]
     market = next(m for m, prefix in MARKETS.items() if ref.key.startswith(prefix + "/"))
