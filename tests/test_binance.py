@@ -158,6 +158,7 @@ def test_unverified_when_asked(mirror, tmp_path):
     assert r.download.count("downloaded") == 1
 
 
+@pytest.mark.integration
 def test_killed_mid_download_then_rerun_finishes_clean(binance_dir, tmp_path):
     key = M1 + "BTCUSDT-1m-2024-01.zip"
     cache = tmp_path / "cache"
@@ -216,6 +217,7 @@ def test_binance_source_in_run_config(mirror, tmp_path):
     assert len(prep.dataset) > 1000
 
 
+@pytest.mark.integration
 def test_download_cli_table_and_list(mirror, tmp_path):
     base = [sys.executable, "-m", "candleflow.cli", "download", "--base-url", mirror.url]
     env = dict(os.environ, COLUMNS="200")

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import TINY
 
+pytestmark = pytest.mark.integration  # every test here drives the CLI in a subprocess
+
 
 def cli(*args, cwd, check=True):
     env = dict(os.environ, COLUMNS="200")

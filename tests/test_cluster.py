@@ -25,6 +25,7 @@ from candleflow.scale.cluster import BuildError, build_store, plan_tasks
 from candleflow.scale.store import SeriesStore, StoreError, open_dataset
 
 distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.integration  # Dask clusters and CLI subprocesses
 
 MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04"]
 KEY = "data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-{}.zip"

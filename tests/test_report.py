@@ -68,6 +68,7 @@ def test_report_rebuilds_identically_from_the_run_folder(runs):
     assert (a.run_dir / "report.html").read_bytes() == before
 
 
+@pytest.mark.integration
 def test_report_and_compare_cli(runs):
     d, a, b = runs
     env = dict(os.environ, COLUMNS="200")
@@ -100,6 +101,7 @@ def test_report_and_compare_cli(runs):
     assert "labels.horizon" in (d / "compare.html").read_text()
 
 
+@pytest.mark.integration
 def test_report_opens_in_a_real_browser(runs):
     _, a, _ = runs
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
