@@ -131,3 +131,20 @@ def test_dataset_from_arrays_respects_segments():
     # no window crosses row 50: ends 9..49 and 59..99
     assert len(ds.dataset) == 82
     assert not np.any((ds.dataset.ends >= 50) & (ds.dataset.ends < 59))
+
+
+def test_config_feature_names_are_the_computed_features():
+    from candleflow.config import FEATURE_NAMES, FeatureConfig
+    from candleflow.dataset.features import FEATURES
+
+    assert tuple(FEATURES) == FEATURE_NAMES
+    assert FeatureConfig().names == [
+        "log_return",
+        "range",
+        "body",
+        "upper_wick",
+        "lower_wick",
+        "volume_ratio",
+        "volatility",
+        "momentum",
+    ]

@@ -13,6 +13,7 @@ from candleflow.errors import ConfigError
 
 BINANCE_BASE_URL = "https://data.binance.vision"
 # the features `features.names` may list; dataset/features.py computes exactly these (a test checks)
+DEFAULT_FEATURES = 8  # the first 8 of FEATURE_NAMES are the default features
 FEATURE_NAMES = (
     "log_return",
     "range",
@@ -145,16 +146,7 @@ class ValidationPolicy(_Section):
 
 class FeatureConfig(_Section):
     names: list[str] = Field(
-        default_factory=lambda: [
-            "log_return",
-            "range",
-            "body",
-            "upper_wick",
-            "lower_wick",
-            "volume_ratio",
-            "volatility",
-            "momentum",
-        ],
+        default_factory=lambda: list(FEATURE_NAMES[:DEFAULT_FEATURES]),
         min_length=1,
     )
     volatility_span: int = Field(24, ge=2)
