@@ -1,0 +1,109 @@
+"""The run folder: its file names and how each file is written and read, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from candleflow.config import RunConfig, load_config
+from candleflow.errors import RegistryError
+from candleflow.fs.atomic import atomic_path, write_json, write_text
+
+
+class RunFolder:
+    """One run's folder (complete, or the hidden `.NAME.tmp` / `.NAME.failed` it is assembled in).
+    Every module that reads or writes a run file goes through here, so the names live once."""
+
+    CONFIG = "config.yaml"
+    DATA = "data.json"
+    MODEL = "model.keras"
+    SUMMARY = "model_summary.txt"
+    METADATA = "metadata.json"
+    HISTORY = "history.csv"
+    METRICS = "metrics.json"
+    PREDICTIONS = "predictions.npz"
+    REPORT = "report.html"
+    TENSORBOARD = "tensorboard"
+    LOG = "run.log"
+    STARTED = "started.json"
+    RESUME = "resume"
+    CHECKPOINT = "checkpoint.weights.h5"
+    # what a complete run folder must hold
+    REQUIRED = (METADATA, METRICS, CONFIG, MODEL)
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def missing(self) -> list[str]:
+        """The required files this folder lacks (empty for a complete run)."""
+        return [f for f in self.REQUIRED if not (self.path / f).is_file()]
+
+    # -- writing (each file atomically) ---------------------------------------------------
+    def write_config(self, cfg: RunConfig) -> None:
+        write_text(self.path / self.CONFIG, cfg.to_yaml())
+
+    def write_started(self, started: dt.datetime) -> None:
+        write_json(self.path / self.STARTED, {"created": started.isoformat(timespec="seconds")})
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        write_json(self.path / self.METRICS, metrics)
+
+    def write_data(self, data: dict[str, Any]) -> None:
+        write_json(self.path / self.DATA, data)
+
+    def write_metadata(self, metadata: dict[str, Any]) -> None:
+        write_json(self.path / self.METADATA, metadata)
+
+    def write_predictions(self, parts: dict[str, dict[str, np.ndarray]]) -> None:
+        """Window ends, true labels and probabilities per period, as plain npz (no pickle)."""
+        arrays = {f"{part}_{k}": v for part, d in parts.items() for k, v in d.items()}
+        with atomic_path(self.path / self.PREDICTIONS, suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+
+    # -- reading ----------------------------------------------------------------------------
+    def _json(self, name: str) -> Any:
+        path = self.path / name
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RegistryError(f"{path}: missing; is {self.path} a complete run folder?") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RegistryError(f"{path}: not valid JSON ({exc}); the run folder is damaged") from None
+
+    def config(self) -> RunConfig:
+        return load_config(self.path / self.CONFIG)
+
+    def config_text(self) -> str:
+        return (self.path / self.CONFIG).read_text()
+
+    def started(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self._json(self.STARTED)["created"])
+
+    def metrics(self) -> dict[str, Any]:
+        return self._json(self.METRICS)
+
+    def data(self) -> dict[str, Any]:
+        return self._json(self.DATA)
+
+    def metadata(self) -> dict[str, Any]:
+        return self._json(self.METADATA)
+
+    def predictions(self) -> dict[str, dict[str, np.ndarray]]:
+        """The arrays `write_predictions` wrote, by period and name (loaded without pickle)."""
+        with np.load(self.path / self.PREDICTIONS, allow_pickle=False) as z:
+            out: dict[str, dict[str, np.ndarray]] = {}
+            for key in z.files:
+                part, name = key.split("_", 1)
+                out.setdefault(part, {})[name] = z[key]
+        return out
