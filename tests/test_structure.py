@@ -148,3 +148,30 @@ def test_config_feature_names_are_the_computed_features():
         "volatility",
         "momentum",
     ]
+
+
+def test_cli_option_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from candleflow.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        (["images", "--set", "source.n_bars=1500", "--mode", "nope"], "config key 'images.mode' = 'nope'"),
+        (["images", "--set", "source.n_bars=1500", "--part", "foo"], "part 'foo': expected one of all, train, val"),
+        (["images", "--set", "source.n_bars=1500", "--limit", "0"], "limit 0: expected at least 1"),
+        (
+            ["download", "--symbol", "X", "--start", "2024-01", "--end", "2024-02", "--concurrency", "99"],
+            "--concurrency 99: Input should be less than or equal to 64",
+        ),
+        (
+            ["download", "--symbol", "X", "--start", "2024-01", "--end", "2024-02", "--interval", "1mo"],
+            "--interval '1mo'",
+        ),
+    ]
+    for args, expected in cases:
+        result = CliRunner().invoke(app, args)
+        assert isinstance(result.exception, cf.CandleflowError), (args, result.exception)
+        message = str(result.exception)
+        assert expected in message and "\n" not in message, message
+    assert list(tmp_path.iterdir()) == []  # nothing written in the working folder

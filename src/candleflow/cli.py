@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from candleflow.errors import CandleflowError
@@ -40,6 +41,10 @@ SetOpt = Annotated[
 RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="folder holding run folders")]
 
 
+class _CommandLog(logging.FileHandler):
+    """The log file of one command; a later command in the same process replaces it."""
+
+
 def _setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
     """Log to the console (INFO with `verbose`, else WARNING) and, with `log_file`, everything to that file."""
     log = logging.getLogger("candleflow")
@@ -49,13 +54,29 @@ def _setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
         h.setLevel(logging.INFO if verbose else logging.WARNING)
         h.addFilter(lambda record: record.name != "candleflow.epochs")
         log.addHandler(h)
+    for old in [h for h in log.handlers if isinstance(h, _CommandLog)]:
+        log.removeHandler(old)
+        old.close()
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file)
+        fh = _CommandLog(log_file)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(fh)
         fh.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "candleflow %s", (" ".join(sys.argv[1:]),), None))
     log.propagate = False
+
+
+def _bar(label: str, transient: bool = True, disable: bool = False) -> Progress:
+    """The progress bar of the long commands: label, bar, done/total, elapsed time, on stderr."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=transient,
+        disable=disable,
+    )
 
 
 def _log_file(cfg, command: str) -> Path:
@@ -230,21 +251,12 @@ def prepare(
 
 
 def _prepare_store(cfg, force: bool, as_json: bool) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from candleflow.scale.cluster import build_store, plan_tasks
     from candleflow.scale.store import SeriesStore
 
     store = SeriesStore(cfg.universe.store)  # a bad URL is reported before any work starts
     n = len(plan_tasks(cfg))
-    with Progress(
-        TextColumn("prepare"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=as_json,
-    ) as bar:
+    with _bar("prepare", transient=False, disable=as_json) as bar:
         task = bar.add_task("entries", total=n)
         report = build_store(cfg, force=force, on_done=lambda name, rec, err: bar.advance(task))
     summary = report.to_dict() | {"manifest": store.summary()}
@@ -416,8 +428,6 @@ def download(
 
 def _download_one(cfg) -> tuple:
     """Download, verify, parse one symbol with a progress bar; (symbol, result or None, error)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from candleflow.data.sources.binance.fetch import fetch_candles
 
     state = {"bytes": 0, "t0": time.perf_counter()}
@@ -505,28 +515,20 @@ def images(
     preview: Annotated[Path | None, typer.Option(help="also write a PNG grid of 12 images with labels")] = None,
 ) -> None:
     """Render chart images of the dataset's windows and store them with labels, times and symbols."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from candleflow.config import load_config
     from candleflow.dataset.prepare import prepare as prepare_data
-    from candleflow.images.write import select_windows, write_image_dataset
+    from candleflow.images.write import write_image_dataset
 
     shortcuts = {"format": fmt, "layout": layout, "mode": mode, "images_per_file": images_per_file}
     overrides = list(set_ or []) + [f"images.{k}={v}" for k, v in shortcuts.items() if v is not None]
     cfg = load_config(config, overrides)
     _setup_logging(log_file=_log_file(cfg, "images"))
     prep = prepare_data(cfg)
-    n = select_windows(prep, part, limit).size
-    with Progress(
-        TextColumn(f"render {cfg.images.layout}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("images", total=n)
-        res = write_image_dataset(prep, cfg.images, out, part, limit, preview, lambda k: progress.advance(task, k))
+    with _bar(f"render {cfg.images.layout}") as progress:
+        task = progress.add_task("images", total=None)
+        res = write_image_dataset(
+            prep, cfg.images, out, part, limit, preview, lambda k, total: progress.update(task, advance=k, total=total)
+        )
     t = Table(
         title=f"{res.count:,} {cfg.images.layout} images {res.shape[0]}x{res.shape[1]} rendered on the "
         f"{res.device} -> {escape(str(res.out))}"
@@ -704,8 +706,6 @@ def rewards(
     workers: Annotated[int | None, typer.Option(help="threads (default: all cores)")] = None,
 ) -> None:
     """Build reward samples (window, state, action, reward) from the configured source and save them."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from candleflow.config import load_config
     from candleflow.data.load import load_candles
     from candleflow.rewards.samples import build_reward_samples, save_samples
@@ -716,14 +716,7 @@ def rewards(
     count = rc.n if n is None else n
     candles, report = load_candles(cfg.source, cfg.validation)
     t0 = time.perf_counter()
-    with Progress(
-        TextColumn("reward samples"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
+    with _bar("reward samples") as progress:
         task = progress.add_task("samples", total=count)
         samples = build_reward_samples(
             candles,

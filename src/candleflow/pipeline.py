@@ -73,7 +73,7 @@ def resume(ref: str | Path, runs_dir: str | Path = "runs", callbacks: list | Non
     if latest_resume_state(work) is None:
         raise RegistryError(
             f"{work}: no complete epoch to resume from (interrupted before the first epoch ended); "
-            f"start it again with `candleflow run --config {folder / RunFolder.CONFIG}`"
+            f"start it again with `candleflow run --config {work / RunFolder.CONFIG}`"
         )
     if (Path(cfg.output.runs_dir) / name).exists() or (work.parent / name).exists():
         raise FileExistsError(f"run folder {work.parent / name} already exists")

@@ -67,13 +67,13 @@ def dataset_from_arrays(
     if segs.ndim != 2 or segs.shape[1] != 2 or np.any(segs[:, 0] >= segs[:, 1]) or segs.min() < 0 or segs.max() > n:
         raise DataError(f"segments must be (K, 2) [start, stop) row ranges inside 0..{n}; got shape {segs.shape}")
     if t1 is None:
-        ends = np.minimum(np.arange(n, dtype=np.int64) + horizon, n - 1)
+        label_end = np.minimum(np.arange(n, dtype=np.int64) + horizon, n - 1)
     else:
-        ends = np.asarray(t1, dtype=np.int64)
-        if ends.shape != (n,) or np.any(ends < np.arange(n)):
+        label_end = np.asarray(t1, dtype=np.int64)
+        if label_end.shape != (n,) or np.any(label_end < np.arange(n)):
             raise DataError(f"t1 must be ({n},) with t1[i] >= i (the last row each label looks at)")
     ds = WindowDataset.from_arrays(x, y, segs, window, rate, stride)
     if len(ds) == 0:
         raise DataError(f"no complete {window}-row window with a finite row and a label >= 0 in {n} rows")
-    split = chronological_split(ds.ends, ends, val_fraction, test_fraction, embargo)
-    return ArrayDataset(ds, split, ends)
+    split = chronological_split(ds.ends, label_end, val_fraction, test_fraction, embargo)
+    return ArrayDataset(ds, split, label_end)

@@ -58,11 +58,11 @@ def write_image_dataset(
     part: str = "all",
     limit: int | None = None,
     preview: str | Path | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImagesWritten:
     """Render the images of `part`'s windows (every `limit`-th evenly when given) and write them to
     `out` as `cfg.format` in `cfg.mode`; `preview` also writes a PNG grid of 12 with their labels.
-    `progress(n)` is called after each rendered batch of n images."""
+    `progress(n, total)` is called after each rendered batch of n of the total images."""
     ds = prep.dataset.subset(select_windows(prep, part, limit))
     windows = ImageWindows(prep.candles, ds.ends, cfg)
     shape = windows.shape
@@ -72,7 +72,7 @@ def write_image_dataset(
         idx = np.arange(lo, min(lo + RENDER_BATCH, len(ds)))
         imgs[idx] = windows.render(idx)
         if progress is not None:
-            progress(idx.size)
+            progress(idx.size, len(ds))
     t_render = time.perf_counter() - t0
     if imgs.dtype != np.uint8:
         imgs = np.round(imgs * 255).astype(np.uint8)

@@ -16,7 +16,10 @@ from candleflow.models.backend import keras
 
 
 class BatchPyDataset(keras.utils.PyDataset):
-    """A PyDataset of make_batch(indices) over n items, reshuffled from (seed, epoch) each epoch."""
+    """A `keras.utils.PyDataset` of make_batch(indices) over n items. With shuffle, epoch k visits
+    them in the order permutation(default_rng([seed, k])), so runs with one seed see the same
+    batches; `order(epoch)` replaces that (e.g. balanced_indices). With `multiple_of` m > 1 (data
+    parallel over m devices) every batch is padded to a multiple of m by `pad_batch`."""
 
     def __init__(
         self,
@@ -29,6 +32,8 @@ class BatchPyDataset(keras.utils.PyDataset):
         multiple_of: int = 1,
         **kwargs: Any,
     ) -> None:
+        if multiple_of > 1 and batch_size % multiple_of:
+            raise DataError(f"batch size {batch_size} is not a multiple of {multiple_of} devices")
         super().__init__(**kwargs)
         self.n, self.make_batch, self.batch_size = n, make_batch, batch_size
         self.shuffle, self.seed, self.order_fn, self.multiple_of = shuffle, seed, order, multiple_of
@@ -56,23 +61,7 @@ class BatchPyDataset(keras.utils.PyDataset):
         self.order = self._order()
 
 
-def batch_loader(
-    n: int,
-    make_batch: Callable[[np.ndarray], Any],
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    order: Callable[[int], np.ndarray] | None = None,
-    multiple_of: int = 1,
-    **kwargs: Any,
-) -> BatchPyDataset:
-    """A `keras.utils.PyDataset` of make_batch(indices) over n items. With shuffle, epoch k visits
-    them in the order permutation(default_rng([seed, k])), so runs with one seed see the same
-    batches; `order(epoch)` replaces that (e.g. balanced_indices). With `multiple_of` m > 1 (data
-    parallel over m devices) every batch is padded to a multiple of m by `pad_batch`."""
-    if multiple_of > 1 and batch_size % multiple_of:
-        raise DataError(f"batch size {batch_size} is not a multiple of {multiple_of} devices")
-    return BatchPyDataset(n, make_batch, batch_size, shuffle, seed, order, multiple_of, **kwargs)
+batch_loader = BatchPyDataset  # the name the loaders below and the reward model call
 
 
 def pad_batch(batch: tuple, multiple_of: int) -> tuple:

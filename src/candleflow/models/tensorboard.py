@@ -103,8 +103,3 @@ class EventLogger(keras.callbacks.Callback):
         self.train.scalars(epoch, train)
         if val:
             self.val.scalars(epoch, val)
-
-
-def tensorboard_callback(log_dir: str | Path) -> EventLogger:
-    """The TensorBoard event callback for log_dir."""
-    return EventLogger(log_dir)

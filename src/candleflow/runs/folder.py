@@ -41,9 +41,6 @@ class RunFolder:
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
     def missing(self) -> list[str]:
         """The required files this folder lacks (empty for a complete run)."""
         return [f for f in self.REQUIRED if not (self.path / f).is_file()]
@@ -78,6 +75,8 @@ class RunFolder:
             return json.loads(path.read_text())
         except FileNotFoundError:
             raise RegistryError(f"{path}: missing; is {self.path} a complete run folder?") from None
+        except OSError as exc:
+            raise RegistryError(f"{path}: unreadable ({exc.strerror or exc})") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RegistryError(f"{path}: not valid JSON ({exc}); the run folder is damaged") from None
 

@@ -44,8 +44,7 @@ def confusion(cm: list[list[int]], title: str) -> bytes:
     ax.imshow(m, cmap="Blues")
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            ax.text(j, i, f"{m[i, j]:,}", ha="center", va="center",
-                    color="white" if m[i, j] > m.max() / 2 else "black")
+            ax.text(j, i, f"{m[i, j]:,}", ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
     ax.set_xticks(range(3), CLASS_NAMES)
     ax.set_yticks(range(3), CLASS_NAMES)
     ax.set_xlabel("predicted")
@@ -68,8 +67,9 @@ def equity_and_drawdown(times: np.ndarray, curves: dict[str, np.ndarray]) -> byt
     ax.set_title("equity curves (validation period)")
     for name in ("model", "buy_and_hold"):
         eq = curves[name]
-        dd.fill_between(t, 0, -(1 - eq / np.maximum.accumulate(eq)), color=COLORS[name], alpha=0.4,
-                        label=name.replace("_", " "))
+        dd.fill_between(
+            t, 0, -(1 - eq / np.maximum.accumulate(eq)), color=COLORS[name], alpha=0.4, label=name.replace("_", " ")
+        )
     dd.set_ylabel("drawdown")
     dd.legend(loc="lower left")
     fig.autofmt_xdate()
@@ -117,15 +117,22 @@ def class_balance(split: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
-def example_windows(close: np.ndarray, ends: np.ndarray, window: int, horizon: int, y_true: np.ndarray,
-                    y_pred: np.ndarray, probs: np.ndarray) -> bytes:
+def example_windows(
+    close: np.ndarray,
+    ends: np.ndarray,
+    window: int,
+    horizon: int,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    probs: np.ndarray,
+) -> bytes:
     """A few validation windows (close, normalised to the last bar) with the bars the label saw."""
     k = len(ends)
     fig = Figure(figsize=(10, 2.6 * ((k + 2) // 3)))
     axes = np.atleast_1d(fig.subplots((k + 2) // 3, 3)).ravel()
     for ax, e, t, p, pr in zip(axes, ends, y_true, y_pred, probs):
-        past = close[e - window + 1:e + 1] / close[e]
-        fut = close[e:e + horizon + 1] / close[e]
+        past = close[e - window + 1 : e + 1] / close[e]
+        fut = close[e : e + horizon + 1] / close[e]
         ax.plot(np.arange(-window + 1, 1), past, color="k", lw=1)
         ax.plot(np.arange(0, fut.size), fut, color="C2" if t == 2 else "C3" if t == 0 else "C7", lw=1)
         ax.axvline(0, color="k", lw=0.5)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path, write_text
 from candleflow.models.backend import keras
-from candleflow.errors import RegistryError
 from candleflow.models.networks import PositionEmbedding
 from candleflow.runs.folder import RunFolder
-
-REQUIRED_FILES = RunFolder.REQUIRED
-
 
 # candleflow's own layers that a saved model may name (registered; listed here for load_model)
 CUSTOM_OBJECTS = {"candleflow>PositionEmbedding": PositionEmbedding}
@@ -43,7 +39,7 @@ def resolve_run(ref: str | Path, runs_dir: str | Path = "runs") -> Path:
         path = runs_dir / str(ref)
     if not path.is_dir():
         raise RegistryError(f"run {str(ref)!r} not found (looked for a folder of that name and in {runs_dir}/)")
-    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+    missing = RunFolder(path).missing()
     if missing:
         raise RegistryError(f"{path}: not a complete run folder; missing {', '.join(missing)}")
     return path
@@ -51,11 +47,7 @@ def resolve_run(ref: str | Path, runs_dir: str | Path = "runs") -> Path:
 
 def read_metadata(run_dir: str | Path) -> dict[str, Any]:
     """metadata.json of a run folder."""
-    path = Path(run_dir) / RunFolder.METADATA
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RegistryError(f"{path}: unreadable metadata ({exc})") from None
+    return RunFolder(run_dir).metadata()
 
 
 def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
@@ -67,7 +59,7 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
     for path in sorted(runs_dir.iterdir()):
         if path.name.startswith(".") or not path.is_dir():
             continue
-        if any(not (path / f).is_file() for f in REQUIRED_FILES):
+        if RunFolder(path).missing():
             continue
         meta = read_metadata(path)
         meta["path"] = str(path)
@@ -99,8 +91,10 @@ def load_model_file(path: str | Path, allow_legacy_h5: bool = False):
         raise RegistryError(f"{path}: no such model file")
     if path.suffix.lower() in (".h5", ".hdf5"):
         if not allow_legacy_h5:
-            raise RegistryError(f"{path}: legacy .h5 model refused (h5 loading ignores safe_mode and can run code "
-                                f"stored in the file); pass --allow-legacy-h5 if you trust it, then re-save as .keras")
+            raise RegistryError(
+                f"{path}: legacy .h5 model refused (h5 loading ignores safe_mode and can run code "
+                f"stored in the file); pass --allow-legacy-h5 if you trust it, then re-save as .keras"
+            )
     elif path.suffix.lower() != ".keras":
         raise RegistryError(f"{path}: expected a .keras model file (or .h5 with --allow-legacy-h5)")
     try:

@@ -12,12 +12,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from candleflow.fs.atomic import atomic_path, write_text
-from candleflow.errors import RegistryError
-from candleflow.runs.folder import RunFolder
-from candleflow.evaluation.metrics import decide
 from candleflow.dataset.labels import CLASS_NAMES
-
+from candleflow.errors import RegistryError
+from candleflow.evaluation.metrics import decide
+from candleflow.fs.atomic import write_text
+from candleflow.runs.folder import RunFolder
 
 
 def fmt(value: Any) -> str:
@@ -42,15 +41,44 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def classification_rows(m: dict[str, Any]) -> list[list[Any]]:
-    return [[name, r["accuracy"], r["balanced_accuracy"], r["macro_f1"],
-             *(r["per_class"][c]["precision"] for c in CLASS_NAMES), *(r["per_class"][c]["recall"] for c in CLASS_NAMES)]
-            for name, r in m["table"].items()]
+    return [
+        [
+            name,
+            r["accuracy"],
+            r["balanced_accuracy"],
+            r["macro_f1"],
+            *(r["per_class"][c]["precision"] for c in CLASS_NAMES),
+            *(r["per_class"][c]["recall"] for c in CLASS_NAMES),
+        ]
+        for name, r in m["table"].items()
+    ]
 
 
-CLASSIFICATION_HEADER = ["predictor", "accuracy", "balanced accuracy", "macro F1", "precision SHORT",
-                         "precision HOLD", "precision LONG", "recall SHORT", "recall HOLD", "recall LONG"]
-BACKTEST_KEYS = ["total_return", "annual_return", "annual_volatility", "sharpe", "sortino", "max_drawdown",
-                 "trades", "hit_rate", "average_trade", "exposure", "turnover"]
+CLASSIFICATION_HEADER = [
+    "predictor",
+    "accuracy",
+    "balanced accuracy",
+    "macro F1",
+    "precision SHORT",
+    "precision HOLD",
+    "precision LONG",
+    "recall SHORT",
+    "recall HOLD",
+    "recall LONG",
+]
+BACKTEST_KEYS = [
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "trades",
+    "hit_rate",
+    "average_trade",
+    "exposure",
+    "turnover",
+]
 
 
 def backtest_rows(bt: dict[str, Any]) -> list[list[Any]]:
@@ -60,36 +88,41 @@ def backtest_rows(bt: dict[str, Any]) -> list[list[Any]]:
 def build_report(run_dir: str | Path, prep=None) -> Path:
     """Write run_dir/report.html from the run's files; `prep` (the prepared data) is rebuilt from
     the run's config when not given, and must have the run's data fingerprint."""
-    from candleflow.runs import plots
-    from candleflow.config import load_config
     from candleflow.evaluation.trading import trading_evaluation
+    from candleflow.runs import plots
 
     run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
+    meta = folder.metadata()
+    if meta.get("task") == "reward":
+        raise RegistryError(
+            f"{run_dir}: a reward-model run; its numbers are in metrics.json (reports cover classifier runs)"
+        )
+    metrics, data = folder.metrics(), folder.data()
     try:
-        meta = json.loads((run_dir / RunFolder.METADATA).read_text())
-        if meta.get("task") == "reward":
-            raise RegistryError(f"{run_dir}: a reward-model run; its numbers are in metrics.json (reports cover classifier runs)")
-        metrics = json.loads((run_dir / RunFolder.METRICS).read_text())
-        data = json.loads((run_dir / RunFolder.DATA).read_text())
-        config_text = (run_dir / RunFolder.CONFIG).read_text()
+        config_text = folder.config_text()
         summary_text = (run_dir / RunFolder.SUMMARY).read_text()
-        preds = RunFolder(run_dir).predictions()
-    except (OSError, json.JSONDecodeError, ValueError) as exc:
+        preds = folder.predictions()
+    except (OSError, ValueError) as exc:
         raise RegistryError(f"{run_dir}: cannot build a report ({exc})") from None
     history = _read_history(run_dir / RunFolder.HISTORY)
+    cfg = folder.config()
     if prep is None:
         from candleflow.dataset.prepare import prepare
 
-        prep = prepare(load_config(run_dir / RunFolder.CONFIG))
+        prep = prepare(cfg)
     if prep.candles.fingerprint != meta["data_fingerprint"]:
-        raise RegistryError(f"{run_dir}: the data its config produces now (fingerprint "
-                            f"{prep.candles.fingerprint[:12]}) is not the data it was trained on "
-                            f"({meta['data_fingerprint'][:12]})")
-    cfg = load_config(run_dir / RunFolder.CONFIG)
-    sections = [f"<h1>candleflow run {html.escape(meta['run'])}</h1>",
-                f"<p class='lead'>{html.escape(meta['symbol'])} {html.escape(meta['interval'])} · "
-                f"input {'x'.join(map(str, meta['input_shape']))} · {meta['parameters']:,} parameters · "
-                f"{meta['epochs_run']} epochs in {meta['fit_seconds']} s · created {html.escape(meta['created'])}</p>"]
+        raise RegistryError(
+            f"{run_dir}: the data its config produces now (fingerprint "
+            f"{prep.candles.fingerprint[:12]}) is not the data it was trained on "
+            f"({meta['data_fingerprint'][:12]})"
+        )
+    sections = [
+        f"<h1>candleflow run {html.escape(meta['run'])}</h1>",
+        f"<p class='lead'>{html.escape(meta['symbol'])} {html.escape(meta['interval'])} · "
+        f"input {'x'.join(map(str, meta['input_shape']))} · {meta['parameters']:,} parameters · "
+        f"{meta['epochs_run']} epochs in {meta['fit_seconds']} s · created {html.escape(meta['created'])}</p>",
+    ]
     figures = [_img(plots.training_curves(history), "training curves")]
     for part, m in metrics.items():
         p = preds[part]
@@ -97,41 +130,88 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         decisions = decide(probs, m["decision_margin"])
         sections.append(f"<h2>{part} period: {m['n']:,} windows</h2>")
         sections.append("<h3>classification</h3>" + _table(classification_rows(m), CLASSIFICATION_HEADER, "metrics"))
-        sections.append(f"<p>edge in balanced accuracy over the best baseline: "
-                        f"<b class='edge'>{m['edge_balanced_accuracy'] * 100:+.2f} points</b> "
-                        f"(decision margin {fmt(m['decision_margin'])})</p>")
+        sections.append(
+            f"<p>edge in balanced accuracy over the best baseline: "
+            f"<b class='edge'>{m['edge_balanced_accuracy'] * 100:+.2f} points</b> "
+            f"(decision margin {fmt(m['decision_margin'])})</p>"
+        )
         bt = m["trading"]
-        sections.append(f"<h3>backtest ({bt['mode']} position, fee {fmt(bt['fee'])}, slippage "
-                        f"{fmt(bt['slippage'])} per side, {bt['span'][0]} .. {bt['span'][1]})</h3>"
-                        + _table(backtest_rows(bt), ["strategy", *[k.replace("_", " ") for k in BACKTEST_KEYS]], "backtest"))
-        sections.append("<h3>coverage by confidence threshold</h3>" + _table(
-            [[r["threshold"], r["coverage"], r["accuracy"], r["trades_signalled"], r["total_return"]] for r in bt["coverage"]],
-            ["threshold", "coverage", "accuracy", "signals", "total return"], "coverage"))
+        sections.append(
+            f"<h3>backtest ({bt['mode']} position, fee {fmt(bt['fee'])}, slippage "
+            f"{fmt(bt['slippage'])} per side, {bt['span'][0]} .. {bt['span'][1]})</h3>"
+            + _table(backtest_rows(bt), ["strategy", *[k.replace("_", " ") for k in BACKTEST_KEYS]], "backtest")
+        )
+        sections.append(
+            "<h3>coverage by confidence threshold</h3>"
+            + _table(
+                [
+                    [r["threshold"], r["coverage"], r["accuracy"], r["trades_signalled"], r["total_return"]]
+                    for r in bt["coverage"]
+                ],
+                ["threshold", "coverage", "accuracy", "signals", "total return"],
+                "coverage",
+            )
+        )
         _, results = trading_evaluation(prep.candles, ends, y, probs, decisions, cfg)
-        times = prep.candles.open_time[results["model"].start:results["model"].stop]
-        figures.append(_img(plots.confusion(m["table"]["model"]["confusion_matrix"], f"{part}: model decisions"),
-                            f"confusion matrix ({part})"))
-        figures.append(_img(plots.equity_and_drawdown(times, {k: r.equity for k, r in results.items()}),
-                            f"equity and drawdown ({part})"))
+        times = prep.candles.open_time[results["model"].start : results["model"].stop]
+        figures.append(
+            _img(
+                plots.confusion(m["table"]["model"]["confusion_matrix"], f"{part}: model decisions"),
+                f"confusion matrix ({part})",
+            )
+        )
+        figures.append(
+            _img(
+                plots.equity_and_drawdown(times, {k: r.equity for k, r in results.items()}),
+                f"equity and drawdown ({part})",
+            )
+        )
         figures.append(_img(plots.calibration(bt["reliability"], bt["coverage"]), f"calibration ({part})"))
         pick = np.linspace(0, ends.size - 1, 6).astype(int)
-        figures.append(_img(plots.example_windows(prep.candles.close, ends[pick], cfg.dataset.window,
-                                                  cfg.labels.horizon, y[pick], decisions[pick], probs[pick]),
-                            f"example windows ({part})"))
+        figures.append(
+            _img(
+                plots.example_windows(
+                    prep.candles.close,
+                    ends[pick],
+                    cfg.dataset.window,
+                    cfg.labels.horizon,
+                    y[pick],
+                    decisions[pick],
+                    probs[pick],
+                ),
+                f"example windows ({part})",
+            )
+        )
     figures.append(_img(plots.class_balance(data["dataset"]["split"]), "class balance per split"))
     sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
     rep = data["validation"]
-    sections.append("<h2>data</h2>" + _table([[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in rep.items()],
-                                             ["validation", "value"], "validation"))
+    sections.append(
+        "<h2>data</h2>"
+        + _table(
+            [[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in rep.items()],
+            ["validation", "value"],
+            "validation",
+        )
+    )
     ds = {k: v for k, v in data["dataset"].items() if k not in ("split", "features")}
-    sections.append(_table([[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in ds.items()],
-                           ["dataset", "value"], "dataset"))
-    sections.append(_table([[k, v] for k, v in data["dataset"]["features"].items()], ["feature", "definition"], "features"))
+    sections.append(
+        _table(
+            [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in ds.items()],
+            ["dataset", "value"],
+            "dataset",
+        )
+    )
+    sections.append(
+        _table([[k, v] for k, v in data["dataset"]["features"].items()], ["feature", "definition"], "features")
+    )
     sections.append(f"<h2>model</h2><pre>{html.escape(summary_text)}</pre>")
     sections.append(f"<h2>config</h2><pre>{html.escape(config_text)}</pre>")
     sections.append(f"<h2>versions</h2><pre>{html.escape(yaml.safe_dump(meta['versions']))}</pre>")
-    page = _PAGE.format(title=html.escape(f"candleflow {meta['run']}"), body="\n".join(sections),
-                        metrics=json.dumps(metrics).replace("</", "<\\/"))
+    page = _PAGE.format(
+        title=html.escape(f"candleflow {meta['run']}"),
+        body="\n".join(sections),
+        metrics=json.dumps(metrics).replace("</", "<\\/"),
+    )
     out = run_dir / RunFolder.REPORT
     write_text(out, page)
     return out
@@ -149,8 +229,8 @@ def compare_rows(run_dirs: list[Path]) -> tuple[list[str], list[list[Any]]]:
     """Key metrics of several runs side by side, and the config keys whose values differ."""
     metas, mets, cfgs = [], [], []
     for d in run_dirs:
-        metas.append(json.loads((d / RunFolder.METADATA).read_text()))
-        mets.append(json.loads((d / RunFolder.METRICS).read_text()).get("val", {}))
+        metas.append(RunFolder(d).metadata())
+        mets.append(RunFolder(d).metrics().get("val", {}))
         cfgs.append(_flatten(yaml.safe_load((d / RunFolder.CONFIG).read_text())))
     rows: list[list[Any]] = []
 
@@ -185,8 +265,9 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def compare_html(run_dirs: list[Path]) -> str:
     names, rows = compare_rows(run_dirs)
-    return _PAGE.format(title="candleflow compare", metrics="{}",
-                        body="<h1>runs compared</h1>" + _table(rows, ["", *names], "compare"))
+    return _PAGE.format(
+        title="candleflow compare", metrics="{}", body="<h1>runs compared</h1>" + _table(rows, ["", *names], "compare")
+    )
 
 
 _PAGE = """<!DOCTYPE html>
