@@ -49,15 +49,15 @@ class SyntheticSource(_Section):
     """A seeded synthetic market (GARCH volatility, Student-t shocks, daily volume cycle)."""
 
     kind: Literal["synthetic"] = "synthetic"
-    symbol: str = "SYNTH"
-    interval: Interval = "1h"
-    n_bars: int = Field(24_000, ge=100)
-    start: str = "2021-01-01"
-    seed: int = 7
-    start_price: float = Field(30_000.0, gt=0)
+    symbol: str = Field("SYNTH", description="name the series carries (run folders, reports)")
+    interval: Interval = Field("1h", description="bar interval, e.g. 1m, 1h, 1d")
+    n_bars: int = Field(24_000, ge=100, description="bars to generate")
+    start: str = Field("2021-01-01", description="open time of the first bar (UTC)")
+    seed: int = Field(7, description="random seed: one seed, one market")
+    start_price: float = Field(30_000.0, gt=0, description="close of the bar before the first")
     annual_vol: float = Field(0.6, gt=0, description="long-run annualised volatility")
-    garch_alpha: float = Field(0.08, ge=0, lt=1)
-    garch_beta: float = Field(0.90, ge=0, lt=1)
+    garch_alpha: float = Field(0.08, ge=0, lt=1, description="GARCH(1,1) weight of the last squared shock")
+    garch_beta: float = Field(0.90, ge=0, lt=1, description="GARCH(1,1) weight of the last variance (alpha + beta < 1)")
     tail_dof: float = Field(5.0, gt=2, description="Student-t degrees of freedom of the shocks")
     signal_strength: float = Field(
         0.25,
@@ -81,25 +81,34 @@ class FilesSource(_Section):
 
     kind: Literal["files"] = "files"
     paths: list[str] = Field(min_length=1, description="files or glob patterns, read in sorted order")
-    symbol: str | None = None
+    symbol: str | None = Field(
+        None, description="series name; default: from Binance file names, else the first file's stem"
+    )
     interval: Interval | None = Field(None, description="bar interval; inferred from the data when unset")
-    format: Literal["auto", "binance", "csv", "parquet", "feather"] = "auto"
+    format: Literal["auto", "binance", "csv", "parquet", "feather"] = Field(
+        "auto", description="auto: from the file name and content"
+    )
 
 
 class BinanceSource(_Section):
     """Klines from Binance's public bulk data, downloaded, verified and cached."""
 
     kind: Literal["binance"] = "binance"
-    market: Literal["spot", "um", "cm"] = "spot"
-    symbol: str = "BTCUSDT"
-    interval: Interval = "1h"
+    market: Literal["spot", "um", "cm"] = Field("spot", description="spot, um (USD-M futures) or cm (COIN-M futures)")
+    symbol: str = Field("BTCUSDT", description="exchange symbol, e.g. BTCUSDT")
+    interval: Interval = Field("1h", description="any interval Binance publishes except 1mo (1s: spot only)")
     start: str = Field("2024-01", description="YYYY-MM (whole month) or YYYY-MM-DD")
     end: str = Field("2024-06", description="YYYY-MM (whole month) or YYYY-MM-DD, inclusive")
     base_url: str = Field(BINANCE_BASE_URL, description="https://..., http://127.0.0.1:... or file://... mirror")
-    cache_dir: str = "~/.cache/candleflow/binance"
-    concurrency: int = Field(8, ge=1, le=64)
+    cache_dir: str = Field(
+        "~/.cache/candleflow/binance",
+        description="raw ZIPs and checksums in the remote layout, parsed candles under candles/",
+    )
+    concurrency: int = Field(8, ge=1, le=64, description="parallel downloads")
     verify: bool = Field(True, description="check every ZIP against its .CHECKSUM (sha256)")
-    retries: int = Field(4, ge=0, le=20)
+    retries: int = Field(
+        4, ge=0, le=20, description="retries per file on timeouts, resets, truncated bodies and 5xx (not on 404)"
+    )
     timeout: float = Field(30.0, gt=0, description="seconds without data before a request is retried")
 
     @field_validator("start", "end", mode="before")
@@ -128,14 +137,25 @@ class ValidationPolicy(_Section):
     """What to do with each defect: 'error' stops with the row named, 'drop' removes rows,
     'repair' fixes them; every drop and repair is counted in the report."""
 
-    nonfinite: Literal["error", "drop"] = "error"
-    ohlc: Literal["error", "drop", "repair"] = "error"
-    nonpositive: Literal["error", "drop"] = "error"
-    out_of_order: Literal["error", "drop", "repair"] = "repair"
-    duplicates: Literal["error", "drop"] = "drop"
-    misaligned: Literal["error", "drop"] = "error"
-    zero_volume: Literal["allow", "drop", "error"] = "allow"
-    gaps: Literal["error", "split", "repair"] = "repair"
+    nonfinite: Literal["error", "drop"] = Field("error", description="NaN or inf in OHLCV")
+    ohlc: Literal["error", "drop", "repair"] = Field(
+        "error", description="high/low not covering open/close; repair widens high/low"
+    )
+    nonpositive: Literal["error", "drop"] = Field("error", description="a price <= 0 or a volume < 0")
+    out_of_order: Literal["error", "drop", "repair"] = Field(
+        "repair", description="time going backwards; repair sorts (stable)"
+    )
+    duplicates: Literal["error", "drop"] = Field(
+        "drop", description="repeated open time; drop keeps the first (conflicting copies are counted)"
+    )
+    misaligned: Literal["error", "drop"] = Field("error", description="open time off the interval grid")
+    zero_volume: Literal["allow", "drop", "error"] = Field(
+        "allow", description="bars with zero volume; drop splits the segment there"
+    )
+    gaps: Literal["error", "split", "repair"] = Field(
+        "repair",
+        description="missing bars: repair fills short gaps (gap_tolerance), split starts a new segment at every gap",
+    )
     gap_tolerance: int = Field(
         3,
         ge=0,
@@ -145,13 +165,16 @@ class ValidationPolicy(_Section):
 
 
 class FeatureConfig(_Section):
+    """Causal, scale-free features computed per bar; `names` picks and orders them."""
+
     names: list[str] = Field(
         default_factory=lambda: list(FEATURE_NAMES[:DEFAULT_FEATURES]),
         min_length=1,
+        description="features in column order; also: " + ", ".join(FEATURE_NAMES[DEFAULT_FEATURES:]),
     )
-    volatility_span: int = Field(24, ge=2)
-    momentum_span: int = Field(24, ge=2)
-    volume_span: int = Field(48, ge=2)
+    volatility_span: int = Field(24, ge=2, description="EWMA span (bars) of the volatility feature")
+    momentum_span: int = Field(24, ge=2, description="bars of the momentum feature's return")
+    volume_span: int = Field(48, ge=2, description="EMA span (bars) of the volume_ratio feature's reference")
 
     @field_validator("names")
     @classmethod
@@ -169,7 +192,10 @@ class LabelConfig(_Section):
     does, HOLD otherwise; triple_barrier: upper (tp) / lower (sl) / vertical (horizon) barrier of
     one long trade; fixed_horizon: the close `horizon` bars later against +-tp."""
 
-    kind: Literal["competitive", "triple_barrier", "fixed_horizon"] = "competitive"
+    kind: Literal["competitive", "triple_barrier", "fixed_horizon"] = Field(
+        "competitive",
+        description="competitive: LONG and SHORT trades race; triple_barrier: one long trade; fixed_horizon: the close horizon bars later",
+    )
     tp: float = Field(0.5, gt=0, description="take-profit distance (see barrier)")
     sl: float = Field(
         1.0,
@@ -183,7 +209,7 @@ class LabelConfig(_Section):
         description="percent: tp/sl are percent of the entry close; volatility: "
         "multiples of the EWMA volatility of a horizon-bar return",
     )
-    volatility_span: int = Field(24, ge=2)
+    volatility_span: int = Field(24, ge=2, description="EWMA span (bars) of the volatility that scales the barriers")
     same_bar: Literal["stop", "target"] = Field(
         "stop",
         description="a bar touching both TP and SL: stop first (pessimistic) or target first, "
@@ -201,14 +227,16 @@ class LabelConfig(_Section):
 
 
 class DatasetConfig(_Section):
+    """Sliding windows over the features and the purged chronological split into train/val/test."""
+
     window: int = Field(120, ge=2, description="bars per window (120 in the original design)")
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    test_fraction: float = Field(0.0, ge=0, lt=1)
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="share of windows (by end time) in the validation period")
+    test_fraction: float = Field(0.0, ge=0, lt=1, description="share of windows in a final test period (0: none)")
     embargo: int = Field(0, ge=0, description="extra bars dropped before each later split")
     train_stride: int = Field(2, ge=1, description="keep every k-th training window (neighbours overlap almost fully)")
     stride: int = Field(1, ge=1, description="windows end every k-th valid bar (all parts)")
     sample_rate: int = Field(1, ge=1, description="a window takes every r-th bar: it spans (window - 1) * r + 1 bars")
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(256, ge=1, description="windows per training batch")
     balanced: bool = Field(
         False, description="training batches drawn with equal class odds each epoch (instead of training.class_weight)"
     )
@@ -228,12 +256,15 @@ class DatasetConfig(_Section):
 class ImagesConfig(_Section):
     """Chart images rendered from windows (for `model.kind: cnn` and `candleflow images`)."""
 
-    layout: Literal["bar4", "jkx"] = "jkx"
+    layout: Literal["bar4", "jkx"] = Field(
+        "jkx",
+        description="bar4: 4 pixels per bar, black on white; jkx: Jiang, Kelly & Xiu's 3 pixels per bar with volume",
+    )
     bars: int = Field(20, ge=2, description="bars per image (jkx sizes: 5, 20, 60)")
     height: int | None = Field(None, ge=4, description="rows; default 500 for bar4, the paper's size for jkx")
     volume: bool = Field(True, description="jkx: volume bars in the bottom fifth")
     moving_average: bool = Field(True, description="jkx: moving average of close over `bars` bars")
-    dtype: Literal["uint8", "float32"] = "uint8"
+    dtype: Literal["uint8", "float32"] = Field("uint8", description="uint8 0..255, or float32 0..1")
     device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="auto: the GPU through CuPy when present, else the CPU"
     )
@@ -247,38 +278,58 @@ class ImagesConfig(_Section):
 
 
 class ModelConfig(_Section):
+    """The network: `kind` picks the family, the other keys size it."""
+
     kind: Literal["lstm", "gpt", "mlp", "cnn"] = Field(
         "lstm", description="lstm, gpt (causal transformer) or mlp over feature windows; cnn over chart images"
     )
     gpt_d_model: int = Field(64, ge=4, description="gpt: width of the per-timestep embedding")
-    gpt_heads: int = Field(4, ge=1)
+    gpt_heads: int = Field(4, ge=1, description="gpt: attention heads per block")
     gpt_layers: int = Field(2, ge=1, description="gpt: pre-norm blocks of causal self-attention and MLP")
     gpt_dropout: float = Field(0.0, ge=0, lt=1, description="gpt: attention dropout")
     cnn_filters: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [64, 128, 256],
         description="cnn: filters per block (the paper: 64, 128, 256 for 20 bars)",
     )
-    lstm_units: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128, 64, 32], min_length=1)
-    dense_units: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 16])
+    lstm_units: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [128, 64, 32],
+        min_length=1,
+        description="lstm: units per stacked LSTM layer (the last returns its final state)",
+    )
+    dense_units: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [32, 16], description="dense layers after the LSTM (and the mlp's layers)"
+    )
     dropout: float = Field(0.3, ge=0, lt=1, description="after each dense layer")
-    lstm_dropout: float = Field(0.0, ge=0, lt=1)
+    lstm_dropout: float = Field(0.0, ge=0, lt=1, description="lstm: dropout on each LSTM layer's inputs")
     recurrent_dropout: float = Field(
         0.0, ge=0, lt=1, description="> 0 disables cuDNN kernels on GPU (several times slower)"
     )
 
 
 class TrainingConfig(_Section):
-    epochs: int = Field(4, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    """How the model is fitted: epochs, optimiser schedule, callbacks, devices."""
+
+    epochs: int = Field(4, ge=1, description="most epochs (early stopping may end sooner)")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam's initial learning rate")
+    monitor: Literal["val_loss", "val_accuracy"] = Field(
+        "val_loss", description="what checkpointing, early stopping and LR reduction watch"
+    )
     patience: int = Field(3, ge=1, description="EarlyStopping patience (epochs)")
-    reduce_lr_patience: int = Field(1, ge=1)
-    reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
-    min_lr: float = Field(1e-5, ge=0)
-    class_weight: Literal["balanced", "none"] = "balanced"
+    reduce_lr_patience: int = Field(
+        1, ge=1, description="epochs without improvement before the learning rate is reduced"
+    )
+    reduce_lr_factor: float = Field(
+        0.5, gt=0, lt=1, description="factor the learning rate is multiplied by on a plateau"
+    )
+    min_lr: float = Field(1e-5, ge=0, description="the learning rate is never reduced below this")
+    class_weight: Literal["balanced", "none"] = Field(
+        "balanced", description="balanced: loss weights inverse to class frequency (ignored with dataset.balanced)"
+    )
     shuffle_labels: bool = Field(False, description="control experiment: permute training labels")
-    seed: int = 42
-    verbose: Literal["auto", 0, 1, 2] = "auto"
+    seed: int = Field(42, description="seeds weights, dropout and shuffling: one config, one result on CPU")
+    verbose: Literal["auto", 0, 1, 2] = Field(
+        "auto", description="Keras progress output; auto: a bar on a terminal, a line per epoch otherwise"
+    )
     device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="auto/gpu: a GPU when one works, else the CPU (one log line says why); cpu: never look"
     )
@@ -293,6 +344,8 @@ class TrainingConfig(_Section):
 
 
 class EvaluationConfig(_Section):
+    """How probabilities become decisions for the metrics and the backtest."""
+
     decision_margin: float = Field(
         0.05,
         ge=0,
@@ -303,6 +356,8 @@ class EvaluationConfig(_Section):
 
 
 class BacktestConfig(_Section):
+    """Trading the decisions: costs per side and how positions are held."""
+
     fee: float = Field(0.001, ge=0, lt=0.1, description="fraction of notional per side (0.001 = 10 bps)")
     slippage: float = Field(0.0005, ge=0, lt=0.1, description="fraction of notional per side")
     mode: Literal["single", "every"] = Field(
@@ -319,9 +374,9 @@ class RewardConfig(_Section):
     """Reward samples: how synthetic states and actions are drawn and what trading costs."""
 
     n: int = Field(200_000, ge=1, description="samples per run (split chronologically like windows)")
-    lookback: int = Field(64, ge=2)
-    forward: int = Field(32, ge=1)
-    equity_range: Range = (1e4, 1e5)
+    lookback: int = Field(64, ge=2, description="bars of OHLCV before the decision")
+    forward: int = Field(32, ge=1, description="bars the reward is simulated over")
+    equity_range: Range = Field((1e4, 1e5), description="account equity in dollars, drawn uniformly")
     balance_offset_range: Range = Field((-5e3, 5e3), description="balance = equity - offset")
     position_probs: list[float] = Field(
         default_factory=lambda: [0.5, 0.25, 0.25], description="probabilities of flat, long, short"
@@ -332,9 +387,11 @@ class RewardConfig(_Section):
     dollars_range: Range = Field((1e3, 5e4), description="size of a position or action in dollars")
     sl_range: Range = Field((0.001, 0.05), description="stop-loss distance, fraction of the entry price")
     tp_range: Range = Field((0.001, 0.10), description="take-profit distance, fraction of the entry price")
-    fee: float = Field(0.001, ge=0, lt=0.1)
-    slippage: float = Field(0.0005, ge=0, lt=0.1)
-    same_bar: Literal["stop", "target"] = "stop"
+    fee: float = Field(0.001, ge=0, lt=0.1, description="fraction of notional per side")
+    slippage: float = Field(0.0005, ge=0, lt=0.1, description="fraction of notional per side")
+    same_bar: Literal["stop", "target"] = Field(
+        "stop", description="a bar touching both stop and target: stop (pessimistic) or target"
+    )
 
     @field_validator("equity_range", "balance_offset_range", "dollars_range", "sl_range", "tp_range")
     @classmethod
@@ -358,7 +415,9 @@ class RewardConfig(_Section):
 
 
 class OutputConfig(_Section):
-    runs_dir: str = "runs"
+    """Where run folders and log files go."""
+
+    runs_dir: str = Field("runs", description="folder that holds the run folders")
     name: str | None = Field(None, description="run folder name; default: time and symbol")
     log_dir: str | None = Field(
         None,
@@ -414,8 +473,8 @@ class SearchParam(_Section):
     """One searched config key: a range (low, high; log scale; step for integers) or choices."""
 
     low: int | float | None = Field(None, description="integers (e.g. 2) search integers, floats (2.0) floats")
-    high: int | float | None = None
-    log: bool = False
+    high: int | float | None = Field(None, description="upper end of the range (inclusive)")
+    log: bool = Field(False, description="sample the range on a log scale")
     step: int | float | None = Field(None, gt=0, description="grid step (integer ranges: 1 when omitted)")
     choices: list[Any] | None = Field(None, min_length=1, description="any YAML values, e.g. [[64, 32], [128, 64, 32]]")
 
