@@ -130,3 +130,33 @@ def test_two_simulated_devices_train_data_parallel_to_the_one_device_metrics(tmp
         ra, rb = dict(zip(cols, map(float, a.split(",")))), dict(zip(cols, map(float, b.split(","))))
         assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-4)
         assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=1e-4)
+
+
+def test_a_listed_gpu_that_fails_a_computation_is_not_used(caplog):
+    from candleflow.models.backend import usable_gpus
+
+    def broken(device):
+        raise RuntimeError("CUDA_ERROR_SYSTEM_DRIVER_MISMATCH: driver too old\nmore detail")
+
+    gpus, why = usable_gpus(["gpu:0"], broken)
+    assert gpus == [] and why == (
+        "a GPU is listed but a test computation on it failed: RuntimeError: CUDA_ERROR_SYSTEM_DRIVER_MISMATCH: driver too old"
+    )
+    assert usable_gpus(["gpu:0"], lambda d: None) == (["gpu:0"], "")
+    with caplog.at_level(logging.INFO, logger="candleflow"):
+        out = configure_devices("auto", "float32", find_gpus=lambda: usable_gpus(["gpu:0"], broken))
+    assert out["device"] == "cpu"
+    lines = [r.getMessage() for r in caplog.records if "GPU" in r.getMessage()]
+    assert lines == [f"no usable GPU ({why}): training on CPU"]
+    import jax
+
+    assert jax.config.jax_default_device == jax.devices("cpu")[0]
+    jax.config.update("jax_default_device", None)
+
+
+def test_the_probe_passes_on_a_working_device():
+    import jax
+
+    from candleflow.models.backend import probe_gpu
+
+    probe_gpu(jax.devices()[0])  # the CPU here: the same computation must check out

@@ -31,14 +31,17 @@ def runs_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("learning")
 
 
+@pytest.mark.integration
 def test_small_model_learns_the_planted_signal(runs_dir):
     assert edge(runs_dir, "signal", *SMALL) >= 5.0
 
 
+@pytest.mark.integration
 def test_small_model_learns_nothing_without_signal(runs_dir):
     assert edge(runs_dir, "nosignal", *SMALL, "source.signal_strength=0") < 2.0
 
 
+@pytest.mark.integration
 def test_small_model_learns_nothing_from_shuffled_labels(runs_dir):
     assert edge(runs_dir, "shuffled", *SMALL, "training.shuffle_labels=true") < 2.0
 

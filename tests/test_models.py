@@ -50,6 +50,7 @@ SMALL = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["gpt", "mlp"])
 def test_family_trains_through_run_beats_baselines_and_round_trips(tmp_path, kind):
     cfg = load_config(None, SMALL[kind] + [f"output.runs_dir={tmp_path}", f"output.name={kind}", "training.verbose=0"])

@@ -51,6 +51,7 @@ def check_report_matches_metrics(run_dir: Path) -> None:
     assert f"{m['edge_balanced_accuracy'] * 100:+.2f} points" in page
 
 
+@pytest.mark.integration
 def test_report_numbers_are_metrics_json(runs):
     _, a, _ = runs
     check_report_matches_metrics(a.run_dir)
@@ -61,6 +62,7 @@ def test_report_numbers_are_metrics_json(runs):
     assert 0 <= trading["reliability"]["ece"] <= 1 and len(trading["coverage"]) == 9
 
 
+@pytest.mark.integration
 def test_report_rebuilds_identically_from_the_run_folder(runs):
     _, a, _ = runs
     before = (a.run_dir / "report.html").read_bytes()

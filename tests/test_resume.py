@@ -30,6 +30,7 @@ def _cfg(tmp_path, name, extra=()):
     return load_config(None, SMALL + list(extra) + [f"output.runs_dir={tmp_path}", f"output.name={name}"])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["lstm", "gpt"])
 def test_resumed_run_matches_uninterrupted(tmp_path, kind):
     extra = (

@@ -40,6 +40,7 @@ def test_apply_params_names_bad_keys():
 SMALL = [*TINY, "source.n_bars=2500", "tune.folds=2"]
 
 
+@pytest.mark.integration
 def test_tune_runs_continues_and_writes_best_config(tmp_path):
     cfg = load_config(None, SMALL + [f"output.runs_dir={tmp_path}"])
     space = {
@@ -67,6 +68,7 @@ def test_tune_cli_rejects_bad_space(tmp_path):
     assert "tune space 'model.nope'" in str(result.exception) or "model.nope" in result.output
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("balanced", [False, True])
 def test_a_tune_fold_scores_exactly_what_run_scores(tiny_config, balanced):
     """tune and run share one training path: a fold equal to the run's split gives the run's score,

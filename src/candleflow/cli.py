@@ -29,8 +29,11 @@ app = typer.Typer(
 models_app = typer.Typer(no_args_is_help=True, help="List and inspect saved runs and their models.")
 app.add_typer(models_app, name="models")
 # wide enough for the metrics table when output goes to a file or a CI log
-console = Console() if sys.stdout.isatty() else Console(width=120)
-err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=120)
+# markup off: symbols, file names, listing keys and run names are printed as they are ("[/]" included)
+console = Console(markup=False) if sys.stdout.isatty() else Console(width=120, markup=False)
+err_console = (
+    Console(stderr=True, markup=False) if sys.stderr.isatty() else Console(stderr=True, width=120, markup=False)
+)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config; the embedded default when omitted")
@@ -143,7 +146,7 @@ def _print_result(result, task: str) -> None:
             f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
             f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
         )
-        console.print(f"run folder: [bold]{result.run_dir}[/bold]")
+        console.print(f"run folder: {result.run_dir}")
         return
     for part, m in result.metrics.items():
         console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
@@ -158,7 +161,7 @@ def _print_result(result, task: str) -> None:
         for name, r in result.metrics["val"]["series"].items():
             t.add_row(name, f"{r['windows']:,}", f"{r['accuracy']:.2%}")
         console.print(t)
-        console.print(f"run folder: [bold]{result.run_dir}[/bold]")
+        console.print(f"run folder: {result.run_dir}")
         return
     bt = result.metrics["val"]["trading"]["table"]
     t = Table(
@@ -178,7 +181,7 @@ def _print_result(result, task: str) -> None:
             style="bold" if name == "model" else None,
         )
     console.print(t)
-    console.print(f"run folder: [bold]{result.run_dir}[/bold] (report: {result.run_dir / 'report.html'})")
+    console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
 
 
 @app.command()
@@ -223,7 +226,7 @@ def prepare(
         console.print_json(json.dumps(summary))
         return
     console.print(
-        f"[bold]{summary['symbol']} {summary['interval']}[/bold]: {summary['rows']:,} rows, "
+        f"{summary['symbol']} {summary['interval']}: {summary['rows']:,} rows, "
         f"{summary['segments']} segments, fingerprint {summary['fingerprint'][:16]}"
     )
     console.print(f"validation: {prep.report.summary()}")
@@ -378,6 +381,8 @@ def download(
             "end": end,
         },
     )
+    # each symbol validated before anything is fetched: symbols become cache paths
+    per_symbol = [validate_options(BinanceSource, {**base.model_dump(), "symbol": sym}) for sym in symbol or []]
     _setup_logging(log_file=_log_file(None, "download"))
     if list_:
         listing = listing_url or (base.base_url if base_url is not None else DEFAULT_LISTING_URL)
@@ -394,20 +399,20 @@ def download(
         return
     if not symbol or not start or not end:
         raise typer.BadParameter("--symbol, --start and --end are required to download (or use --list)")
-    results = [_download_one(base.model_copy(update={"symbol": sym})) for sym in symbol]
-    t = Table(title=escape(f"download {base.market} {base.interval} {base.start} .. {base.end} into {base.cache_dir}"))
+    results = [_download_one(src) for src in per_symbol]
+    t = Table(title=f"download {base.market} {base.interval} {base.start} .. {base.end} into {base.cache_dir}")
     for col in ("symbol", "downloaded", "cached", "missing", "failed", "MB", "seconds", "rows", "gaps", "missing bars"):
         t.add_column(col, justify="left" if col == "symbol" else "right")
     failed, notes = [], []
     for sym, res, err in results:
         if res is None:
-            t.add_row(escape(sym), *["-"] * 9, style="red")
+            t.add_row(sym, *["-"] * 9, style="red")
             failed.append(err)
             notes.append(f"{sym}: {err}")
             continue
         dl, rep = res.download, res.report
         t.add_row(
-            escape(sym),
+            sym,
             str(dl.count("downloaded")),
             str(dl.count("cached")),
             str(dl.count("missing")),
@@ -493,7 +498,7 @@ def tune(
     console.print(t)
     console.print(
         f"best {result.best_value:.4f} with {result.best_params}; "
-        f"config: [bold]{result.folder / 'best.yaml'}[/bold] (train it: candleflow run --config {result.folder / 'best.yaml'})"
+        f"config: {result.folder / 'best.yaml'} (train it: candleflow run --config {result.folder / 'best.yaml'})"
     )
 
 
@@ -513,6 +518,7 @@ def images(
         int | None, typer.Option(help="images per file in batch mode (default: images.images_per_file)")
     ] = None,
     preview: Annotated[Path | None, typer.Option(help="also write a PNG grid of 12 images with labels")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out that candleflow wrote")] = False,
 ) -> None:
     """Render chart images of the dataset's windows and store them with labels, times and symbols."""
     from candleflow.config import load_config
@@ -527,11 +533,18 @@ def images(
     with _bar(f"render {cfg.images.layout}") as progress:
         task = progress.add_task("images", total=None)
         res = write_image_dataset(
-            prep, cfg.images, out, part, limit, preview, lambda k, total: progress.update(task, advance=k, total=total)
+            prep,
+            cfg.images,
+            out,
+            part,
+            limit,
+            preview,
+            lambda k, total: progress.update(task, advance=k, total=total),
+            overwrite=overwrite,
         )
     t = Table(
         title=f"{res.count:,} {cfg.images.layout} images {res.shape[0]}x{res.shape[1]} rendered on the "
-        f"{res.device} -> {escape(str(res.out))}"
+        f"{res.device} -> {res.out}"
     )
     for col in ("images", "files", "MB on disk", "render s", "images/s rendered", "write s", "images/s written"):
         t.add_column(col, justify="right")
@@ -546,7 +559,7 @@ def images(
     )
     console.print(t)
     if preview is not None:
-        console.print(f"preview: {escape(str(preview))}")
+        console.print(f"preview: {preview}")
 
 
 @app.command()
@@ -559,7 +572,7 @@ def report(
 
     _setup_logging()
     out = build_report(resolve_run(run, runs_dir))
-    console.print(f"report: [bold]{out}[/bold]")
+    console.print(f"report: {out}")
 
 
 @app.command()
@@ -619,7 +632,7 @@ def export(
         }
         default_out = run_dir / f"export-{fmt}"
     target = export_model(loaded, out or default_out, fmt, meta)
-    console.print(f"exported {fmt} to [bold]{target}[/bold] (see serving.json)")
+    console.print(f"exported {fmt} to {target} (see serving.json)")
 
 
 @models_app.command("list")
@@ -663,7 +676,7 @@ def models_show(
     path = resolve_run(run, runs_dir)
     meta = read_metadata(path)
     metrics = RunFolder(path).metrics()
-    console.print(f"[bold]{path}[/bold]")
+    console.print(f"{path}")
     for key in (
         "created",
         "symbol",
@@ -704,14 +717,17 @@ def rewards(
     out: Annotated[Path, typer.Option("--out", "-o", help=".parquet or .npz")] = Path("reward_samples.parquet"),
     n: Annotated[int | None, typer.Option(min=1, help="samples (default: rewards.n)")] = None,
     workers: Annotated[int | None, typer.Option(help="threads (default: all cores)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
 ) -> None:
     """Build reward samples (window, state, action, reward) from the configured source and save them."""
     from candleflow.config import load_config
     from candleflow.data.load import load_candles
+    from candleflow.fs.guard import check_output
     from candleflow.rewards.samples import build_reward_samples, save_samples
 
     cfg = load_config(config, set_)
     _setup_logging(log_file=_log_file(cfg, "rewards"))
+    check_output(out, overwrite)  # before the work: refuse early what save_samples would refuse
     rc = cfg.rewards
     count = rc.n if n is None else n
     candles, report = load_candles(cfg.source, cfg.validation)
@@ -729,7 +745,7 @@ def rewards(
             on_progress=lambda k: progress.advance(task, k),
         )
     built = time.perf_counter() - t0
-    save_samples(samples, out)
+    save_samples(samples, out, overwrite=overwrite)
     r, side = samples.reward, samples.action[:, 0]
     t = Table(title=f"{count:,} reward samples from {candles.symbol} {candles.interval} in {built:.2f}s")
     for col in ("action", "samples", "mean reward", "std", "min", "max"):
@@ -767,26 +783,47 @@ def metrics_table(m: dict, title: str) -> Table:
     return t
 
 
+def _fail(text: str) -> None:
+    err_console.print(f"error: {text}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """The exception types of bad options and arguments: typer's (it vendors click) and click's."""
+    kinds: list[type[Exception]] = [k for k in (getattr(typer, "TyperException", None),) if k is not None]
+    try:
+        import click
+
+        kinds.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
 def main() -> None:
     """Entry point: any error candleflow can explain is one line on stderr and exit code 2."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except _usage_errors() as exc:  # a bad option or argument: the parser's message, on one line
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            console.print(ctx.get_help(), markup=False, highlight=False)
+            sys.exit(0)
+        if not hasattr(exc, "format_message"):
+            raise
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        _fail(where + " ".join(exc.format_message().split()))
+    except typer.Abort:
+        err_console.print("interrupted", markup=False, highlight=False)
+        sys.exit(130)
     except (CandleflowError, OSError) as exc:  # OSError: a file or folder we could not use
         # one line: the message, and a note such as "resume with: ..." on the same line
         notes = "; ".join(getattr(exc, "__notes__", []))
         text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-        err_console.print(
-            f"error: {text}" + (f" ({notes})" if notes else ""), markup=False, highlight=False, soft_wrap=True
-        )
-        sys.exit(2)
+        _fail(text + (f" ({notes})" if notes else ""))
     except MemoryError:
-        err_console.print(
-            "error: out of memory; use a smaller dataset.batch_size, window or data range",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        sys.exit(2)
+        _fail("out of memory; use a smaller dataset.batch_size, window or data range")
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,20 @@ def _check_interval(v: str) -> str:
 Interval = Annotated[str, AfterValidator(_check_interval)]
 
 
+def _check_safe_name(v: str) -> str:
+    from candleflow.errors import DataError
+    from candleflow.fs.guard import check_name
+
+    try:
+        return check_name(v, "name")
+    except DataError as exc:
+        raise ValueError(str(exc).removeprefix("name ")) from None
+
+
+# symbols and run names become path components (cache folders, run folders, store entries)
+SafeName = Annotated[str, AfterValidator(_check_safe_name)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -49,7 +63,7 @@ class SyntheticSource(_Section):
     """A seeded synthetic market (GARCH volatility, Student-t shocks, daily volume cycle)."""
 
     kind: Literal["synthetic"] = "synthetic"
-    symbol: str = Field("SYNTH", description="name the series carries (run folders, reports)")
+    symbol: SafeName = Field("SYNTH", description="name the series carries (run folders, reports)")
     interval: Interval = Field("1h", description="bar interval, e.g. 1m, 1h, 1d")
     n_bars: int = Field(24_000, ge=100, description="bars to generate")
     start: str = Field("2021-01-01", description="open time of the first bar (UTC)")
@@ -81,7 +95,7 @@ class FilesSource(_Section):
 
     kind: Literal["files"] = "files"
     paths: list[str] = Field(min_length=1, description="files or glob patterns, read in sorted order")
-    symbol: str | None = Field(
+    symbol: SafeName | None = Field(
         None, description="series name; default: from Binance file names, else the first file's stem"
     )
     interval: Interval | None = Field(None, description="bar interval; inferred from the data when unset")
@@ -95,7 +109,7 @@ class BinanceSource(_Section):
 
     kind: Literal["binance"] = "binance"
     market: Literal["spot", "um", "cm"] = Field("spot", description="spot, um (USD-M futures) or cm (COIN-M futures)")
-    symbol: str = Field("BTCUSDT", description="exchange symbol, e.g. BTCUSDT")
+    symbol: SafeName = Field("BTCUSDT", description="exchange symbol, e.g. BTCUSDT")
     interval: Interval = Field("1h", description="any interval Binance publishes except 1mo (1s: spot only)")
     start: str = Field("2024-01", description="YYYY-MM (whole month) or YYYY-MM-DD")
     end: str = Field("2024-06", description="YYYY-MM (whole month) or YYYY-MM-DD, inclusive")
@@ -110,6 +124,11 @@ class BinanceSource(_Section):
         4, ge=0, le=20, description="retries per file on timeouts, resets, truncated bodies and 5xx (not on 404)"
     )
     timeout: float = Field(30.0, gt=0, description="seconds without data before a request is retried")
+    deadline: float = Field(
+        600.0,
+        gt=0,
+        description="seconds one attempt at one file may take in all (a server that drips bytes is cut off)",
+    )
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -418,7 +437,7 @@ class OutputConfig(_Section):
     """Where run folders and log files go."""
 
     runs_dir: str = Field("runs", description="folder that holds the run folders")
-    name: str | None = Field(None, description="run folder name; default: time and symbol")
+    name: SafeName | None = Field(None, description="run folder name (inside runs_dir); default: time and symbol")
     log_dir: str | None = Field(
         None,
         description="log files of commands other than run/train (those log into their run folder); default "
@@ -436,7 +455,7 @@ class UniverseConfig(_Section):
     {interval} in its paths; synthetic symbols get seed + their position); `sources` adds named
     sources of any kind (e.g. months of one market as separate series)."""
 
-    symbols: list[str] = Field(default_factory=list, description="e.g. [BTCUSDT, ETHUSDT]; empty: the source's")
+    symbols: list[SafeName] = Field(default_factory=list, description="e.g. [BTCUSDT, ETHUSDT]; empty: the source's")
     intervals: list[Interval] = Field(default_factory=list, description="e.g. [1m, 1h]; empty: the source's")
     sources: dict[Annotated[str, Field(pattern=_ENTRY_NAME)], SourceConfig] = Field(
         default_factory=dict, description="name -> source, each prepared as its own entry"
@@ -612,8 +631,13 @@ def validate_options(model: type[M], values: dict[str, Any]) -> M:
 
 
 def quote_value(value: Any, limit: int = 80) -> str:
-    """repr(value) cut to `limit` characters, so an error line stays one line however big the value."""
-    text = repr(value)
+    """repr(value) cut to `limit` characters, so an error line stays one line however big the
+    value (a YAML alias bomb is billions of items: only the first few are ever looked at)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxtuple, short.maxstring, short.maxother = 3, 6, 6, 6, 60, 60
+    text = short.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

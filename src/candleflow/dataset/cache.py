@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from candleflow._version import __version__
+from candleflow.fs.atomic import as_created
 from candleflow.fs.digest import sha256_file
 
 log = logging.getLogger("candleflow")
@@ -66,6 +67,7 @@ class DatasetCache:
         """Write an entry atomically; if another process wrote the same key first, keep theirs."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
+        as_created(tmp, folder=True)
         try:
             files = {}
             for name in ARRAYS:

@@ -52,7 +52,19 @@ def chronological_split(
         if k + 1 < len(bounds):
             pos, purged[name] = _purge(pos, ends, t1, int(ends[bounds[k + 1][1]]), embargo)
         parts[name] = pos
+    _check_nonempty(parts, purged)
     return Split(parts=parts, starts=starts, purged=purged)
+
+
+def _check_nonempty(parts: dict[str, np.ndarray], purged: dict[str, int], fold: str = "") -> None:
+    """One line naming the part left empty by the purge and the keys that change it."""
+    for name, pos in parts.items():
+        if pos.size == 0:
+            raise DataError(
+                f"{fold}the {name} part has 0 windows after purging the {purged.get(name, 0):,} whose labels "
+                "reach the next period; use more data, a shorter labels.horizon or dataset.embargo, "
+                "or smaller dataset.val_fraction / dataset.test_fraction"
+            )
 
 
 def walk_forward_folds(
@@ -71,6 +83,7 @@ def walk_forward_folds(
         val = pos_all[cuts[k + 1] : cuts[k + 2]]
         start = int(ends[val[0]])
         train, purged = _purge(pos_all[: cuts[k + 1]], ends, t1, start, embargo)
+        _check_nonempty({"train": train}, {"train": purged}, f"walk-forward fold {k + 1} of {n_folds}: ")
         folds.append(
             Split(
                 parts={"train": train, "val": val},
@@ -111,6 +124,7 @@ def split_by_time(
             pos = pos[keep]
             starts[names[k + 1]] = cuts[k]
         parts[name] = pos
+    _check_nonempty(parts, purged)
     return Split(parts=parts, starts=starts, purged=purged)
 
 

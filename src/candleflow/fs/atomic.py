@@ -13,6 +13,24 @@ from pathlib import Path
 from typing import Any
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux /proc), else by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def as_created(path: Path, folder: bool = False) -> None:
+    """Give a temporary file (0600) or folder (0700) the mode a plain open() or mkdir() would."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
@@ -21,6 +39,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    as_created(tmp_path)
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
@@ -63,16 +82,35 @@ def _json_default(obj: Any) -> Any:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; rename it to `path` only if the block succeeds
-    (removing an existing `path` first when `replace`)."""
+    """Yield a temporary folder beside `path`; rename it to `path` only if the block succeeds.
+
+    The folder gets candleflow's marker file. With `replace`, an existing `path` is replaced only
+    when it is empty or candleflow wrote it (see `guard.check_output`); anything else is refused."""
+    from candleflow.fs.guard import MARKER, check_output
+
     path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not replace:
+            raise FileExistsError(f"{path} exists")
+        check_output(path, overwrite=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    as_created(tmp, folder=True)
+    old: Path | None = None
     try:
         yield tmp
-        if replace and path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(tmp, path)
+        (tmp / MARKER).write_text("written by candleflow; a later --overwrite may replace this folder\n")
+        if path.exists():  # move the old one aside first, so a failed rename can put it back
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old is not None:
+                os.replace(old / path.name, path)
+            raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -15,6 +15,7 @@ from candleflow.dataset.labels import CLASS_NAMES
 from candleflow.dataset.prepare import PreparedData
 from candleflow.errors import ConfigError
 from candleflow.fs.atomic import write_bytes
+from candleflow.fs.guard import check_output
 from candleflow.images.render import ImageWindows, preview_grid
 from candleflow.images.render_gpu import gpu_available
 from candleflow.images.store import SUFFIX, write_images
@@ -59,10 +60,18 @@ def write_image_dataset(
     limit: int | None = None,
     preview: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> ImagesWritten:
     """Render the images of `part`'s windows (every `limit`-th evenly when given) and write them to
     `out` as `cfg.format` in `cfg.mode`; `preview` also writes a PNG grid of 12 with their labels.
-    `progress(n, total)` is called after each rendered batch of n of the total images."""
+    `progress(n, total)` is called after each rendered batch of n of the total images. An existing
+    `out` (or `preview`) is replaced only with `overwrite`, and a folder only if candleflow wrote it."""
+    out = Path(out)
+    if cfg.mode == "single" and cfg.format in SUFFIX and out.suffix == "":
+        out = out.with_suffix(SUFFIX[cfg.format])
+    check_output(out, overwrite)
+    if preview is not None:
+        check_output(preview, overwrite)
     ds = prep.dataset.subset(select_windows(prep, part, limit))
     windows = ImageWindows(prep.candles, ds.ends, cfg)
     shape = windows.shape
@@ -76,9 +85,6 @@ def write_image_dataset(
     t_render = time.perf_counter() - t0
     if imgs.dtype != np.uint8:
         imgs = np.round(imgs * 255).astype(np.uint8)
-    out = Path(out)
-    if cfg.mode == "single" and cfg.format in SUFFIX and out.suffix == "":
-        out = out.with_suffix(SUFFIX[cfg.format])
     t1 = time.perf_counter()
     files = write_images(
         out,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from typing import Any
 
 # KERAS_BACKEND defaults to 'jax' (see docs/design); set before keras is first imported
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -14,12 +16,57 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 log = logging.getLogger("candleflow")
 
 
+def probe_gpu(device: Any) -> None:
+    """Run a small matrix product on `device` and check its result: a GPU that the backend lists
+    but cannot use (driver or plugin mismatch) fails here, not later inside fit."""
+    name = keras.backend.backend()
+    a = np.arange(64, dtype=np.float32).reshape(8, 8) / 64
+    want = a @ a
+    if name == "jax":
+        import jax
+
+        got = np.asarray(jax.device_put(a, device) @ jax.device_put(a, device))
+    elif name == "torch":
+        import torch
+
+        t = torch.as_tensor(a, device=device)
+        got = (t @ t).cpu().numpy()
+    elif name == "tensorflow":
+        import tensorflow as tf
+
+        with tf.device(device.name.replace("physical_device:", "")):
+            got = tf.linalg.matmul(a, a).numpy()
+    else:
+        return
+    if not np.allclose(got, want, rtol=1e-2, atol=1e-3):
+        raise RuntimeError("a test matrix product gave wrong numbers")
+
+
+def usable_gpus(gpus: list, probe: Callable[[Any], None] = probe_gpu) -> tuple[list, str]:
+    """`gpus` if a small computation on the first one works, else ([], why)."""
+    if not gpus:
+        return [], "no GPU listed"
+    try:
+        probe(gpus[0])
+    except Exception as exc:  # any failure of a broken driver or plugin means: do not train there
+        first = (str(exc).splitlines() or [""])[0][:160]
+        return [], f"a GPU is listed but a test computation on it failed: {type(exc).__name__}: {first}"
+    return gpus, ""
+
+
 def gpu_devices() -> tuple[list, str]:
-    """The backend's usable GPUs and, when there are none, why (one phrase)."""
+    """The backend's usable GPUs (listed and passing a test computation) and, when there are
+    none, why (one phrase)."""
+    found, why = _listed_gpus()
+    return usable_gpus(found) if found else (found, why)
+
+
+def _listed_gpus() -> tuple[list, str]:
     name = keras.backend.backend()
     try:
         if name == "jax":
@@ -43,12 +90,14 @@ def gpu_devices() -> tuple[list, str]:
     return [], f"backend {name} has no GPU support here"
 
 
-def configure_devices(device: str = "auto", precision: str = "float32") -> dict[str, str]:
+def configure_devices(
+    device: str = "auto", precision: str = "float32", find_gpus: Callable[[], tuple[list, str]] = gpu_devices
+) -> dict[str, str]:
     """Choose where and in which precision to train. device 'auto' or 'gpu' uses a GPU when one
     works, else logs one line and uses the CPU; 'cpu' never looks. bfloat16 mixed precision
     applies on GPU only (on CPU it is emulated and slower; one line says so)."""
     k = keras
-    gpus, why = ([], "") if device == "cpu" else gpu_devices()
+    gpus, why = ([], "") if device == "cpu" else find_gpus()
     on_gpu = bool(gpus)
     if device == "gpu" and not on_gpu:
         log.warning("no usable GPU (%s): training on CPU", why)
@@ -61,7 +110,8 @@ def configure_devices(device: str = "auto", precision: str = "float32") -> dict[
         else:
             log.warning("precision bfloat16 needs a GPU: training on CPU in float32")
     k.config.set_dtype_policy(policy)
-    if device == "cpu" and k.backend.backend() == "jax":
+    broken = not on_gpu and why.startswith("a GPU is listed")
+    if (device == "cpu" or broken) and k.backend.backend() == "jax":  # keep JAX off a GPU that failed
         import jax
 
         jax.config.update("jax_default_device", jax.devices("cpu")[0])

@@ -198,9 +198,15 @@ def build_reward_samples(
     return out
 
 
-def save_samples(samples: RewardSamples, path: str | Path) -> Path:
-    """Write samples to .npz, .zarr or .parquet (one row per sample, the window as a fixed-size list)."""
+def save_samples(samples: RewardSamples, path: str | Path, overwrite: bool = False) -> Path:
+    """Write samples to .npz, .zarr or .parquet (one row per sample, the window as a fixed-size list).
+    An existing `path` is replaced only with `overwrite` (a folder only if candleflow wrote it)."""
+    from candleflow.fs.guard import check_output
+
     path = Path(path)
+    if path.suffix not in (".npz", ".parquet", ".zarr"):
+        raise DataError(f"{path}: expected a .npz, .parquet or .zarr name")
+    check_output(path, overwrite)
     if path.suffix == ".npz":
         with atomic_path(path, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,36 @@ MANIFEST = "manifest.json"
 ARRAYS = ("features", "labels", "t1", "open_time", "segments")
 CANDLES = "candles.parquet"
 FORMAT = 1
+FILES = frozenset([*(f"{a}.npy" for a in ARRAYS), CANDLES])
+_VERSION = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_FILE_BYTES = 1 << 40  # 1 TiB: a record claiming more is not one this code wrote
+
+
+def check_record(url: str, name: object, record: object) -> dict[str, Any]:
+    """A manifest or meta.json record, checked before any of its names becomes a path: a store
+    written by someone else is untrusted (a name like '../x' must not escape the store or cache)."""
+    from candleflow.errors import DataError
+    from candleflow.fs.guard import check_name
+
+    where = f"{url}/{MANIFEST}"
+    try:
+        check_name(name, "entry name")
+    except DataError as exc:
+        raise StoreError(f"{where}: {exc}") from None
+    if not isinstance(record, dict) or record.get("name") != name:
+        raise StoreError(f"{where}: the record of entry {name!r} is not a mapping with that name")
+    version, files = record.get("version"), record.get("files")
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise StoreError(f"{where}: entry {name!r} has version {str(version)[:80]!r}; expected 16+8 hex digits")
+    if not isinstance(files, dict) or set(files) != FILES:
+        got = sorted(str(f)[:40] for f in files) if isinstance(files, dict) else type(files).__name__
+        raise StoreError(f"{where}: entry {name!r} lists files {got}; expected exactly {sorted(FILES)}")
+    for fname, want in files.items():
+        ok = isinstance(want, dict) and isinstance(want.get("bytes"), int) and not isinstance(want["bytes"], bool)
+        if not ok or not 0 <= want["bytes"] <= MAX_FILE_BYTES or not _SHA256.match(str(want.get("sha256", ""))):
+            raise StoreError(f"{where}: entry {name!r} file {fname}: expected bytes (0..1 TiB) and a sha256")
+    return record
 
 
 class _Hashing:
@@ -121,6 +152,8 @@ class SeriesStore:
             raise StoreError(f"{self.url}/{MANIFEST}: not valid JSON ({exc})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
             raise StoreError(f"{self.url}/{MANIFEST}: expected a candleflow store manifest of format {FORMAT}")
+        for name, record in data["entries"].items():
+            check_record(self.url, name, record)
         return data
 
     def names(self) -> list[str]:
@@ -208,10 +241,10 @@ class SeriesStore:
                 continue
             try:
                 with self.fs.open(f"{path}/meta.json", "rb") as fh:
-                    record = json.loads(fh.read())
-                if record.get("key") == key and self._sizes_ok(record):
+                    record = check_record(self.url, name, json.loads(fh.read(16 << 20)))
+                if record.get("key") == key and record["version"] == version and self._sizes_ok(record):
                     return record
-            except (FileNotFoundError, json.JSONDecodeError):
+            except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, StoreError):
                 continue
         return None
 

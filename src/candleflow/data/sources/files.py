@@ -8,6 +8,7 @@ import io
 import os
 import re
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from candleflow.config import FilesSource
+from candleflow.data.intervals import interval_ns
 from candleflow.data.validate import RawCandles
 from candleflow.errors import SourceError
 
@@ -42,6 +44,7 @@ ALIASES = {
     "taker_buy_base": ("taker_buy_base", "taker_buy_base_asset_volume", "taker_buy_volume"),
     "taker_buy_quote": ("taker_buy_quote", "taker_buy_quote_asset_volume", "taker_buy_quote_volume"),
 }
+MAX_CSV_BYTES = 4 << 30  # 4 GiB: no kline CSV is larger (8 years of 1m bars is about 0.5 GiB)
 _BINANCE_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\d+[smhdw]|1mo)-\d{4}-\d{2}(-\d{2})?$")
 
 
@@ -74,23 +77,45 @@ def read_paths(
     tables: list[dict[str, np.ndarray]] = []
     parts: list[tuple[int, str, int]] = []
     offset = 0
+    named = _names_in_files(paths)
+    symbol = symbol or next(iter(named["symbol"].values()), None)
+    interval = interval or next((v for v in named["interval"].values() if v != "1mo"), None)
+    bar_ns = interval_ns(interval) if interval else None
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # zlib and Arrow release the GIL
-        read = list(pool.map(lambda p: read_file(p, fmt), paths))
+        read = list(pool.map(lambda p: read_file(p, fmt, bar_ns), paths))
     for path, (cols, first_line) in zip(paths, read):
-        m = _BINANCE_NAME.match(_stem(path))
-        if m:
-            symbol = symbol or m.group("symbol")
-            interval = interval or (m.group("interval") if m.group("interval") != "1mo" else None)
         parts.append((offset, path.name, first_line))
         offset += len(cols["open_time"])
         tables.append(cols)
     keys = set.intersection(*(set(t) for t in tables))
     columns = {k: np.concatenate([t[k] for t in tables]) for k in tables[0] if k in keys}
-    return RawCandles(columns=columns, symbol=symbol or _stem(paths[0]), source=source, interval=interval, parts=parts)
+    return RawCandles(
+        columns=columns, symbol=symbol or safe_symbol(_stem(paths[0])), source=source, interval=interval, parts=parts
+    )
 
 
-def read_file(path: Path, fmt: str = "auto") -> tuple[dict[str, np.ndarray], int]:
-    """One file's columns (open_time as int64 ns UTC) and the line number of its first data row."""
+def _names_in_files(paths: list[Path]) -> dict[str, dict[str, str]]:
+    """Symbol and interval from Binance file names ({value: first file}); files naming two
+    symbols or intervals are refused: one source is one series."""
+    seen: dict[str, dict[str, str]] = {"symbol": {}, "interval": {}}
+    for path in paths:
+        m = _BINANCE_NAME.match(_stem(path))
+        if m:
+            for key in seen:
+                seen[key].setdefault(m.group(key), path.name)
+    for key, values in seen.items():
+        if len(values) > 1:
+            (a, fa), (b, fb) = list(values.items())[:2]
+            raise SourceError(
+                f"the files name two {key}s: {a} ({fa}) and {b} ({fb}); one source reads one series "
+                "(list several in universe.symbols / universe.sources instead)"
+            )
+    return {k: {v: v for v in vals} for k, vals in seen.items()}
+
+
+def read_file(path: Path, fmt: str = "auto", bar_ns: int | None = None) -> tuple[dict[str, np.ndarray], int]:
+    """One file's columns (open_time as int64 ns UTC) and the line number of its first data row.
+    `bar_ns`, the bar interval when known, settles the unit of epoch-number times."""
     kind = fmt if fmt != "auto" else _guess_format(path)
     try:
         if kind in ("binance", "csv"):
@@ -105,9 +130,11 @@ def read_file(path: Path, fmt: str = "auto") -> tuple[dict[str, np.ndarray], int
             table, first_line = pq.read_table(path), 1
         else:
             table, first_line = feather.read_table(path), 1
-    except (pa.ArrowInvalid, zipfile.BadZipFile, OSError) as exc:
-        raise SourceError(f"{path}: cannot read as {kind}: {str(exc).splitlines()[0]}") from None
-    return _canonical_columns(table, path), first_line
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise SourceError(
+            f"{path}: cannot read as {kind}: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
+        ) from None
+    return _canonical_columns(table, path, first_line, bar_ns), first_line
 
 
 def _guess_format(path: Path) -> str:
@@ -125,14 +152,47 @@ def _guess_format(path: Path) -> str:
     )
 
 
+def max_csv_bytes(name: str) -> int:
+    """The most CSV bytes a Binance kline archive of this name can hold (rows of its period at its
+    interval, 256 bytes each), or MAX_CSV_BYTES for other names."""
+    m = _BINANCE_NAME.match(_stem(Path(name)))
+    if not m or m.group("interval") == "1mo":
+        return MAX_CSV_BYTES
+    days = 1 if m.group(3) else 31
+    rows = days * 86_400_000_000_000 // interval_ns(m.group("interval")) + 1
+    return min(MAX_CSV_BYTES, rows * 256 + 4096)
+
+
 def _read_bytes(path: Path) -> bytes:
     if path.suffix.lower() != ".zip":
         return path.read_bytes()
     with zipfile.ZipFile(path) as zf:
-        members = [n for n in zf.namelist() if n.lower().endswith(".csv")]
+        members = [i for i in zf.infolist() if i.filename.lower().endswith(".csv")]
         if len(members) != 1:
             raise SourceError(f"{path}: expected one CSV inside the ZIP, found {len(members)}")
-        return zf.read(members[0])
+        info = members[0]
+        cap = max_csv_bytes(path.name)
+        if info.file_size > cap:
+            raise SourceError(
+                f"{path}: {info.filename} declares {info.file_size:,} bytes uncompressed; at most {cap:,} expected "
+                "for this file (a ZIP bomb or not a kline file)"
+            )
+        if info.flag_bits & 0x1:
+            raise SourceError(f"{path}: {info.filename} is encrypted; expected a plain ZIP")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise SourceError(
+                f"{path}: {info.filename} uses compression method {info.compress_type}; expected deflate or stored"
+            )
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(info.file_size + 1)  # never more than declared (+1 to see an overrun)
+        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as exc:
+            raise SourceError(f"{path}: {info.filename} is damaged ({exc}); download it again") from None
+        if len(data) != info.file_size:
+            raise SourceError(
+                f"{path}: {info.filename} holds {len(data):,}+ bytes, its header declares {info.file_size:,}; damaged"
+            )
+        return data
 
 
 def _has_header(data: bytes, path: Path) -> bool:
@@ -163,13 +223,22 @@ def _read_headerless(data: bytes, path: Path) -> pa.Table:
     return pacsv.read_csv(io.BytesIO(data), read_options=opts, convert_options=conv)
 
 
-def _canonical_columns(table: pa.Table, path: Path) -> dict[str, np.ndarray]:
-    by_lower = {name.lower().strip(): name for name in table.column_names}
+def _canonical_columns(
+    table: pa.Table, path: Path, first_line: int = 1, bar_ns: int | None = None
+) -> dict[str, np.ndarray]:
+    by_lower: dict[str, str] = {}
+    for name in table.column_names:
+        key = name.lower().strip()
+        if key in by_lower:
+            raise SourceError(
+                f"{path}: column {name!r} appears twice (as {by_lower[key]!r} too); expected each column once"
+            )
+        by_lower[key] = name
     time_col = next((by_lower[n] for n in TIME_NAMES if n in by_lower), None)
-    found = ", ".join(table.column_names)
+    found = ", ".join(table.column_names)[:300]
     if time_col is None:
         raise SourceError(f"{path}: no time column; expected one of {', '.join(TIME_NAMES)} (any case); found: {found}")
-    out: dict[str, np.ndarray] = {"open_time": _to_ns(table.column(time_col), path, time_col)}
+    out: dict[str, np.ndarray] = {"open_time": _to_ns(table.column(time_col), path, time_col, first_line, bar_ns)}
     for name in ("open", "high", "low", "close", "volume"):
         if name not in by_lower:
             raise SourceError(
@@ -190,35 +259,88 @@ def _to_float(col: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
         raise SourceError(f"{path}: column {name!r} holds non-numeric values ({col.type}); expected numbers") from None
 
 
-def _to_ns(col: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
-    """Times as int64 ns UTC: timestamps, date strings, or integers in s/ms/us/ns detected by size."""
+def _to_ns(col: pa.ChunkedArray, path: Path, name: str, first_line: int = 1, bar_ns: int | None = None) -> np.ndarray:
+    """Times as int64 ns UTC: timestamps, date strings, or integers in s/ms/us/ns (per file)."""
+    if col.null_count:
+        row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+        raise SourceError(f"{path} line {first_line + row}: column {name!r} is empty; expected a time on every row")
     t = col.type
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        return col.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        try:
-            ts = col.cast(pa.timestamp("ns"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    try:
+        if pa.types.is_timestamp(t) or pa.types.is_date(t):
+            return col.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            try:
+                ts = col.cast(pa.timestamp("ns"))
+            except pa.ArrowNotImplementedError:
+                raise pa.ArrowInvalid("not ISO") from None
+            return ts.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid as exc:
+        if "out of bounds" in str(exc).lower() or "overflow" in str(exc).lower():
             raise SourceError(
-                f"{path}: column {name!r} has times that are not ISO dates "
-                f"(e.g. {col[0].as_py()!r}); expected 2024-01-31 12:00:00 or epoch numbers"
+                f"{path}: column {name!r} has a time outside 1677-09-21 .. 2262-04-11 (int64 nanoseconds); "
+                "expected real bar times"
             ) from None
-        return ts.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        raise SourceError(
+            f"{path}: column {name!r} has times that are not ISO dates "
+            f"(e.g. {str(col[0].as_py())[:40]!r}); expected 2024-01-31 12:00:00 or epoch numbers"
+        ) from None
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         v = col.to_numpy(zero_copy_only=False)
         if pa.types.is_floating(t):
             if not np.isfinite(v).all():
-                raise SourceError(f"{path}: column {name!r} has missing times; expected every row to have one")
-            v = v.astype(np.int64)
-        return v.astype(np.int64) * timestamp_unit_ns(v, path)
+                row = int(np.flatnonzero(~np.isfinite(v))[0])
+                raise SourceError(f"{path} line {first_line + row}: column {name!r} is not a number; expected a time")
+            if np.abs(v).max(initial=0) >= 2.0**63:
+                raise SourceError(f"{path}: column {name!r} has a time beyond int64; expected epoch numbers")
+        v = v.astype(np.int64)
+        unit = timestamp_unit_ns(v, path, bar_ns)
+        limit = np.iinfo(np.int64).max // unit
+        bad = np.flatnonzero(np.abs(v) > limit)  # v * unit would wrap around int64 (after 2262)
+        if bad.size:
+            raise SourceError(
+                f"{path} line {first_line + int(bad[0])}: {name}={int(v[bad[0]])} lies after 2262-04-11 "
+                f"(read as {_UNIT_NAMES[unit]}); expected real bar times"
+            )
+        return v * unit
     raise SourceError(f"{path}: column {name!r} has type {t}; expected timestamps, dates or epoch numbers")
 
 
-def timestamp_unit_ns(values: np.ndarray, where: Path | str = "") -> int:
-    """Nanoseconds per unit of epoch numbers, from their size: s, ms, us or ns (per file)."""
+_UNIT_NAMES = {1_000_000_000: "seconds", 1_000_000: "milliseconds", 1_000: "microseconds", 1: "nanoseconds"}
+
+
+def timestamp_unit_ns(values: np.ndarray, where: Path | str = "", bar_ns: int | None = None) -> int:
+    """Nanoseconds per unit of epoch numbers (per file): the unit in which the typical spacing of
+    the times is a bar interval (`bar_ns` when known), else judged from their size."""
     if values.size == 0:
         return 1_000_000
-    m = float(np.median(np.abs(values)))
+    by_size = _unit_by_size(float(np.median(np.abs(values))))
+    if values.size > 1:
+        steps = np.diff(values)
+        steps = steps[steps > 0]
+        if steps.size:
+            step = int(np.median(steps))
+            fits = [u for u in _UNIT_NAMES if _is_bar(step * u, bar_ns)]
+            if len(fits) == 1:
+                return fits[0]
+            if by_size not in fits and fits:
+                return min(fits, key=lambda u: abs(np.log10(u) - np.log10(by_size)))
+    return by_size
+
+
+def _is_bar(ns: int, bar_ns: int | None) -> bool:
+    if bar_ns is not None:
+        return ns == bar_ns
+    return ns in _KNOWN_BARS
+
+
+# every interval Binance publishes, in ns: a spacing of one of these says which unit the times are in
+_KNOWN_BARS = frozenset(
+    interval_ns(i)
+    for i in ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
+)
+
+
+def _unit_by_size(m: float) -> int:
     if m < 1e11:
         return 1_000_000_000  # seconds (until year 5138)
     if m < 1e14:
@@ -226,6 +348,12 @@ def timestamp_unit_ns(values: np.ndarray, where: Path | str = "") -> int:
     if m < 1e17:
         return 1_000  # microseconds
     return 1  # nanoseconds
+
+
+def safe_symbol(stem: str) -> str:
+    """A file stem made into a series name that is safe as a path component (run folders, caches)."""
+    name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]", "_", stem)).lstrip("._-")[:64]
+    return name or "series"
 
 
 def _stem(path: Path) -> str:

@@ -25,11 +25,13 @@ import httpx
 
 from candleflow.config import BinanceSource
 from candleflow.data.sources.binance.plan import FileRef, daily_files_for_month
+from candleflow.data.sources.files import max_csv_bytes
 from candleflow.errors import DownloadError
-from candleflow.fs.atomic import write_text
+from candleflow.fs.atomic import as_created, write_text
 from candleflow.fs.digest import sha256_file
 
 CHUNK = 1 << 16
+MAX_CHECKSUM_BYTES = 4096  # '<sha256>  <name>\n' is about 110 bytes
 
 
 class NotFound(Exception):
@@ -55,6 +57,7 @@ class DownloadOptions:
     retries: int = _default("retries")
     backoff: float = 0.5  # seconds before the first retry, doubled after each
     timeout: float = _default("timeout")
+    deadline: float = _default("deadline")  # seconds one attempt at one file may take in all
 
 
 @dataclass
@@ -96,6 +99,15 @@ class Fetcher:
         return f"{self.base}/{key}"
 
     def _stream_once(self, key: str) -> Iterator[bytes]:
+        """The body of key in chunks; an attempt that outlasts `deadline` is cut off (retryable),
+        so a server that drips a byte at a time cannot hold a download forever."""
+        start = time.monotonic()
+        for chunk in self._chunks(key):
+            yield chunk
+            if time.monotonic() - start > self.opts.deadline:
+                raise Retryable(f"no complete file within {self.opts.deadline:g} s (deadline)")
+
+    def _chunks(self, key: str) -> Iterator[bytes]:
         if self.local:
             path = Path(unquote(urlparse(self.url(key)).path))
             try:
@@ -132,10 +144,32 @@ class Fetcher:
                     time.sleep(self.opts.backoff * (2**attempt) * (0.5 + random.random()))
         raise DownloadError(f"{self.url(key)}: failed after {self.opts.retries + 1} attempts; last error: {last}")
 
-    def get_text(self, key: str) -> str:
-        data = self.with_retries(key, lambda chunks: b"".join(chunks))
+    def get_text(self, key: str, limit: int = MAX_CHECKSUM_BYTES) -> str:
+        """A small text file, refused (DownloadError) beyond `limit` bytes."""
+        data = self.with_retries(key, lambda chunks: read_limited(chunks, limit, self.url(key)))
         assert isinstance(data, bytes)
         return data.decode("utf-8", "replace")
+
+
+def read_limited(chunks: Iterator[bytes], limit: int, what: str) -> bytes:
+    """Join chunks, refusing more than `limit` bytes (the rest is never read)."""
+    out, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise DownloadError(f"{what}: more than {limit:,} bytes; expected a small file (refusing the rest)")
+        out.append(chunk)
+    return b"".join(out)
+
+
+def _cached_checksum(sum_path: Path, ref: FileRef) -> str | None:
+    """The cached checksum's digest, or None when it is missing, oversized or damaged."""
+    try:
+        if sum_path.stat().st_size > MAX_CHECKSUM_BYTES:
+            return None
+        return parse_checksum(sum_path.read_text(errors="replace"), ref)
+    except (OSError, DownloadError):
+        return None
 
 
 def _remove_stale_parts(dest: Path) -> None:
@@ -151,22 +185,31 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
     if dest.exists():
         if not opts.verify:
             return FileResult(ref, "cached", dest)
-        if sum_path.exists() and sha256_file(dest) == parse_checksum(sum_path.read_text(), ref):
+        cached = _cached_checksum(sum_path, ref)
+        if cached is not None and sha256_file(dest) == cached:
             return FileResult(ref, "cached", dest)
-        dest.unlink()  # damaged or unverifiable: fetch again
+        dest.unlink()  # damaged or unverifiable (or its checksum is): fetch both again
+        sum_path.unlink(missing_ok=True)
+    max_bytes = max_csv_bytes(ref.name) + (1 << 20)  # a ZIP is never much larger than its CSV
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(dest)
 
     def download_to_temp() -> tuple[Path, str, int]:
         def consume(chunks: Iterator[bytes]) -> tuple[Path, str, int]:
             fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+            as_created(Path(tmp))
             h, size = hashlib.sha256(), 0
             try:
                 with os.fdopen(fd, "wb") as fh:
                     for chunk in chunks:
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise DownloadError(
+                                f"{ref.name}: more than {max_bytes:,} bytes, larger than any kline file of this "
+                                "name can be; refusing it"
+                            )
                         fh.write(chunk)
                         h.update(chunk)
-                        size += len(chunk)
                         on_bytes(len(chunk))
                     fh.flush()
                     os.fsync(fh.fileno())

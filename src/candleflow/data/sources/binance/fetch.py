@@ -46,6 +46,7 @@ def download_options(cfg: BinanceSource) -> DownloadOptions:
         verify=cfg.verify,
         retries=cfg.retries,
         timeout=cfg.timeout,
+        deadline=cfg.deadline,
     )
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import httpx
 
-from candleflow.data.sources.binance.download import DownloadError
+from candleflow.data.sources.binance.download import DownloadError, read_limited
 from candleflow.data.sources.binance.plan import MARKETS
 
 DEFAULT_LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
+MAX_PAGE_BYTES = 8 << 20  # an S3 page of 1,000 keys is about 300 kB
+MAX_KEYS = 2_000_000  # every kline file of every symbol is far fewer
+DEADLINE = 600.0  # seconds for one whole listing
 
 
 def _strip_ns(tag: str) -> str:
@@ -51,27 +55,44 @@ def list_prefix(
     prefixes: list[str] = []
     keys: list[str] = []
     marker = ""
+    start = time.monotonic()
     try:
-        for _page in range(100_000):
+        while True:
             params = {"prefix": prefix, "delimiter": delimiter}
             if marker:
                 params["marker"] = marker
-            try:
-                resp = client.get(listing_url.rstrip("/") + "/", params=params)
-            except httpx.HTTPError as exc:
-                raise DownloadError(f"{listing_url}: listing failed ({type(exc).__name__}: {exc})") from None
-            if resp.status_code != 200:
-                raise DownloadError(f"{listing_url}: listing answered HTTP {resp.status_code}; expected 200")
-            p, k, truncated, next_marker = parse_listing(resp.text)
+            p, k, truncated, next_marker = parse_listing(_get_page(client, listing_url, params))
+            outside = next((x for x in p + k if not x.startswith(prefix)), None)
+            if outside is not None:
+                raise DownloadError(f"{listing_url}: listing returned {outside[:80]!r}, outside the prefix {prefix!r}")
             prefixes += p
             keys += k
             if not truncated:
                 break
-            marker = next_marker or max(k + p)
+            new_marker = next_marker or max(k + p, default="")
+            if new_marker <= marker:  # a listing that does not advance would page forever
+                raise DownloadError(f"{listing_url}: listing marker did not advance past {marker[:80]!r}")
+            marker = new_marker
+            if len(keys) + len(prefixes) > MAX_KEYS or time.monotonic() - start > DEADLINE:
+                raise DownloadError(
+                    f"{listing_url}: listing of {prefix!r} exceeded {MAX_KEYS:,} keys or {DEADLINE:g} s; refusing more"
+                )
     finally:
         if own:
             client.close()
     return prefixes, keys
+
+
+def _get_page(client: httpx.Client, listing_url: str, params: dict[str, str]) -> str:
+    """One listing page, at most MAX_PAGE_BYTES."""
+    try:
+        with client.stream("GET", listing_url.rstrip("/") + "/", params=params) as resp:
+            if resp.status_code != 200:
+                raise DownloadError(f"{listing_url}: listing answered HTTP {resp.status_code}; expected 200")
+            body = read_limited(resp.iter_bytes(), MAX_PAGE_BYTES, f"{listing_url}: listing page")
+    except httpx.HTTPError as exc:
+        raise DownloadError(f"{listing_url}: listing failed ({type(exc).__name__}: {exc})") from None
+    return body.decode("utf-8", "replace")
 
 
 def _list_local(root: Path, prefix: str) -> tuple[list[str], list[str]]:

@@ -20,11 +20,27 @@ from xml.sax.saxutils import escape
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
+def confined(root: Path, key: str) -> Path | None:
+    """root/key when it stays inside root (no '..', absolute keys, NULs or links out), else None."""
+    if not key or "\x00" in key or key.startswith("/") or "\\" in key:
+        return None
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."):
+        return None
+    base = root.resolve()
+    path = (base / key).resolve()
+    return path if base in path.parents else None
+
+
 def listing_xml(root: Path, prefix: str, delimiter: str, marker: str, page_size: int) -> str:
-    """One ListBucketResult page of the folder tree under root, as S3 writes it."""
-    base = root / prefix.rsplit("/", 1)[0] if "/" in prefix else root
+    """One ListBucketResult page of the folder tree under root, as S3 writes it (only keys under
+    root: a prefix that climbs out lists nothing)."""
+    folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+    base = confined(root, folder + "/x") if folder else root.resolve()
+    base = base.parent if base is not None and folder else base
     entries: set[tuple[str, bool]] = set()
-    if base.is_dir():
+    root = root.resolve()
+    if base is not None and base.is_dir():
         for path in base.rglob("*") if not delimiter else base.iterdir():
             key = path.relative_to(root).as_posix()
             if not key.startswith(prefix) or path.name.startswith("."):
@@ -143,14 +159,14 @@ class MirrorServer:
                 fault = server._next_fault(key)
                 if server.latency:
                     time.sleep(server.latency)
-                path = server.root / key
+                path = confined(server.root, key)
                 if fault == "reset":
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.connection.close()
                     return
                 if fault == "500":
                     return self._send(500, b"internal error")
-                if fault == "404" or ".." in key or not path.is_file():
+                if fault == "404" or path is None or not path.is_file():
                     return self._send(404, b"not found")
                 data = path.read_bytes()
                 if fault == "corrupt":
