@@ -53,9 +53,10 @@ def run_case(case: dict) -> dict:
 
 
 def main() -> int:
-    cases = json.loads(open(sys.argv[1]).read())
+    cases_path, results_path = sys.argv[1], sys.argv[2]  # run_case replaces sys.argv
+    cases = json.loads(open(cases_path).read())
     results = [run_case(c) for c in cases]
-    with open(sys.argv[2], "w") as fh:
+    with open(results_path, "w") as fh:
         json.dump(results, fh)
     return 0
 

@@ -70,7 +70,7 @@ def ohlcv(n: int = 300, t0: int = T0_MS, step: int = H_MS, seed: int = 0) -> dic
 def csv_bytes(cols: dict[str, np.ndarray], header: bool = True) -> bytes:
     names = list(cols)
     lines = [",".join(names)] if header else []
-    for i in range(len(cols["open_time"])):
+    for i in range(len(next(iter(cols.values())))):
         lines.append(",".join(str(cols[k][i]) for k in names))
     return ("\n".join(lines) + "\n").encode()
 
@@ -201,11 +201,11 @@ def corpus() -> list[Case]:
     add(file_case("csv-latin1-header", "latin.csv", latin))
     add(file_case("csv-unknown-suffix", "prices.xlsx", b"PK", "error", "unknown file type"))
     early = ohlcv(300, t0=0)
-    add(file_case("csv-early-1970-milliseconds", "early.csv", csv_bytes(early), "ok", "1970-01-01"))
+    add(file_case("csv-early-1970-milliseconds", "early.csv", csv_bytes(early), "ok", "1970-01-03T07"))
     secs = dict(good, open_time=good["open_time"] // 1000)
-    add(file_case("csv-seconds", "secs.csv", csv_bytes(secs), "ok", "2024-01-01"))
+    add(file_case("csv-seconds", "secs.csv", csv_bytes(secs), "ok", "2024-01-03T07"))
     micros = dict(good, open_time=good["open_time"] * 1000)
-    add(file_case("csv-microseconds", "micros.csv", csv_bytes(micros), "ok", "2024-01-01"))
+    add(file_case("csv-microseconds", "micros.csv", csv_bytes(micros), "ok", "2024-01-03T07"))
     add(
         file_case(
             "csv-quoted-numbers", "quoted.csv", csv_bytes(good).replace(b",", b'","').replace(b"\n", b'"\n"')[:-1]
@@ -338,6 +338,8 @@ def corpus() -> list[Case]:
                 "labels.horizon=300",
                 "--set",
                 "dataset.val_fraction=0.5",
+                "--set",
+                "labels.kind=fixed_horizon",
             ],
             "error",
             contains="0 windows",
@@ -348,7 +350,7 @@ def corpus() -> list[Case]:
     small = ["--set", "source.n_bars=1500"]
     add(Case("set-without-equals", ["prepare", "--set", "labels.horizon"], "error", {}, "expected key=value"))
     add(Case("set-bad-yaml", ["prepare", "--set", "labels.horizon=[[["], "error"))
-    add(Case("set-into-scalar", ["prepare", "--set", "labels.horizon.x=1"], "error", {}, "not a section"))
+    add(Case("set-into-scalar", ["prepare", "--set", "labels.horizon.x=1"], "error", {}, "labels.horizon"))
     add(Case("unknown-option", ["prepare", "--bogus"], "error", {}, "No such option"))
     add(Case("unknown-command", ["frobnicate"], "error", {}, "No such command"))
     add(Case("images-part-foo", ["images", *small, "--part", "foo"], "error", {}, "part 'foo'"))
@@ -488,7 +490,7 @@ def corpus() -> list[Case]:
         "runs/r1/data.json": b"{}",
     }
     add(Case("models-show-damaged-metadata", ["models", "show", "r1"], "error", damaged_run, "metadata.json"))
-    add(Case("models-list-damaged-metadata", ["models", "list"], "ok", damaged_run))
+    add(Case("models-list-damaged-metadata", ["models", "list"], "ok", damaged_run, "damaged: runs/r1/metadata.json"))
     add(Case("report-damaged-run", ["report", "r1"], "error", damaged_run))
 
     # --- stores written by someone else ---

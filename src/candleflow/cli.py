@@ -647,23 +647,38 @@ def models_list(runs_dir: RunsOpt = Path("runs")) -> None:
     t = Table(title=f"runs in {runs_dir}/")
     for col in ("run", "created", "data", "input", "params", "val bal. acc", "edge"):
         t.add_column(col)
+    damaged = []
     for m in runs:
-        val = m.get("metrics", {}).get("val", {})
-        if m.get("task") == "reward":
-            score, edge = f"R^2 {val.get('r2', float('nan')):.3f}", f"{val.get('edge_r2', float('nan')):+.3f}"
+        try:
+            row = _run_row(m) if "damaged" not in m else None
+        except (AttributeError, TypeError, ValueError, KeyError):
+            row, m["damaged"] = None, f"{Path(m['path']).name}/metadata.json: unexpected content"
+        if row is None:
+            damaged.append(m["damaged"])
+            t.add_row(Path(m["path"]).name, "damaged", *["-"] * 5, style="red")
         else:
-            score = f"{val.get('balanced_accuracy', float('nan')):.3f}"
-            edge = f"{val.get('edge_balanced_accuracy', float('nan')):+.3f}"
-        t.add_row(
-            Path(m["path"]).name,
-            m.get("created", "")[:19],
-            f"{m.get('symbol')} {m.get('interval')}",
-            "x".join(map(str, m.get("input_shape", []))),
-            f"{m.get('parameters', 0):,}",
-            score,
-            edge,
-        )
+            t.add_row(*row)
     console.print(t)
+    for line in damaged:
+        console.print(f"damaged: {line}", highlight=False)
+
+
+def _run_row(m: dict) -> list[str]:
+    val = m.get("metrics", {}).get("val", {})
+    if m.get("task") == "reward":
+        score, edge = f"R^2 {val.get('r2', float('nan')):.3f}", f"{val.get('edge_r2', float('nan')):+.3f}"
+    else:
+        score = f"{val.get('balanced_accuracy', float('nan')):.3f}"
+        edge = f"{val.get('edge_balanced_accuracy', float('nan')):+.3f}"
+    return [
+        Path(m["path"]).name,
+        str(m.get("created", ""))[:19],
+        f"{m.get('symbol')} {m.get('interval')}",
+        "x".join(map(str, m.get("input_shape", []))),
+        f"{m.get('parameters', 0):,}",
+        score,
+        edge,
+    ]
 
 
 @models_app.command("show")
@@ -783,8 +798,12 @@ def metrics_table(m: dict, title: str) -> Table:
     return t
 
 
-def _fail(text: str) -> None:
-    err_console.print(f"error: {text}", markup=False, highlight=False, soft_wrap=True)
+def _fail(text: str, limit: int = 800) -> None:
+    """One error line: control characters shown escaped (a hostile file's bytes cannot move the
+    cursor or clear the screen), at most `limit` characters."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    shown = shown if len(shown) <= limit else shown[: limit - 3] + "..."
+    err_console.print(f"error: {shown}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(2)
 
 

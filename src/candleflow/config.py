@@ -65,7 +65,7 @@ class SyntheticSource(_Section):
     kind: Literal["synthetic"] = "synthetic"
     symbol: SafeName = Field("SYNTH", description="name the series carries (run folders, reports)")
     interval: Interval = Field("1h", description="bar interval, e.g. 1m, 1h, 1d")
-    n_bars: int = Field(24_000, ge=100, description="bars to generate")
+    n_bars: int = Field(24_000, ge=100, le=50_000_000, description="bars to generate")
     start: str = Field("2021-01-01", description="open time of the first bar (UTC)")
     seed: int = Field(7, description="random seed: one seed, one market")
     start_price: float = Field(30_000.0, gt=0, description="close of the bar before the first")
@@ -559,10 +559,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"config file {str(p)!r} is a folder; expected a YAML file")
         if not p.is_file():
             raise ConfigError(f"config file {str(p)!r} does not exist")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {str(p)!r}: not UTF-8 text (byte {exc.start}); expected YAML") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""

@@ -13,6 +13,8 @@ from candleflow.config import RunConfig, load_config
 from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 
+MAX_JSON_BYTES = 256 << 20  # metrics.json of a big run is a few MB
+
 
 class RunFolder:
     """One run's folder (complete, or the hidden `.NAME.tmp` / `.NAME.failed` it is assembled in).
@@ -72,13 +74,20 @@ class RunFolder:
     def _json(self, name: str) -> Any:
         path = self.path / name
         try:
-            return json.loads(path.read_text())
+            if path.stat().st_size > MAX_JSON_BYTES:
+                raise RegistryError(f"{path}: {path.stat().st_size:,} bytes; a run's JSON files are far smaller")
+            value = json.loads(path.read_text())
         except FileNotFoundError:
             raise RegistryError(f"{path}: missing; is {self.path} a complete run folder?") from None
         except OSError as exc:
             raise RegistryError(f"{path}: unreadable ({exc.strerror or exc})") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RegistryError(f"{path}: not valid JSON ({exc}); the run folder is damaged") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise RegistryError(f"{path}: not valid JSON ({str(exc)[:120]}); the run folder is damaged") from None
+        if not isinstance(value, dict):
+            raise RegistryError(
+                f"{path}: expected a JSON object, got {type(value).__name__}; the run folder is damaged"
+            )
+        return value
 
     def config(self) -> RunConfig:
         return load_config(self.path / self.CONFIG)
@@ -87,7 +96,12 @@ class RunFolder:
         return (self.path / self.CONFIG).read_text()
 
     def started(self) -> dt.datetime:
-        return dt.datetime.fromisoformat(self._json(self.STARTED)["created"])
+        try:
+            return dt.datetime.fromisoformat(self._json(self.STARTED)["created"])
+        except (KeyError, TypeError, ValueError):
+            raise RegistryError(
+                f"{self.path / self.STARTED}: no valid 'created' time; the run folder is damaged"
+            ) from None
 
     def metrics(self) -> dict[str, Any]:
         return self._json(self.METRICS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,13 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
             continue
         if RunFolder(path).missing():
             continue
-        meta = read_metadata(path)
+        try:
+            meta = read_metadata(path)
+        except RegistryError as exc:  # listed as damaged: one bad folder must not hide the others
+            meta = {"damaged": str(exc)}
         meta["path"] = str(path)
         out.append(meta)
-    out.sort(key=lambda m: m.get("created", ""))
+    out.sort(key=lambda m: str(m.get("created", "")))
     return out
 
 
@@ -97,6 +101,8 @@ def load_model_file(path: str | Path, allow_legacy_h5: bool = False):
             )
     elif path.suffix.lower() != ".keras":
         raise RegistryError(f"{path}: expected a .keras model file (or .h5 with --allow-legacy-h5)")
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise RegistryError(f"{path}: not a .keras model (a .keras file is a ZIP archive); damaged or not a model")
     try:
         return keras.saving.load_model(path, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
     except Exception as exc:  # keras raises many types for a damaged file

@@ -59,6 +59,8 @@ def expand_paths(patterns: list[str]) -> list[Path]:
             out.extend(Path(h) for h in hits)
         else:
             p = Path(pat)
+            if p.is_dir():
+                raise SourceError(f"{pat}: is a folder; expected a file (or a glob such as {pat}/*.csv)")
             if not p.is_file():
                 raise SourceError(f"{pat}: file not found")
             out.append(p)
@@ -130,11 +132,13 @@ def read_file(path: Path, fmt: str = "auto", bar_ns: int | None = None) -> tuple
             table, first_line = pq.read_table(path), 1
         else:
             table, first_line = feather.read_table(path), 1
+        return _canonical_columns(table, path, first_line, bar_ns), first_line
+    except UnicodeDecodeError:
+        raise SourceError(f"{path}: column names are not UTF-8 text; expected a header in UTF-8") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise SourceError(
             f"{path}: cannot read as {kind}: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
         ) from None
-    return _canonical_columns(table, path, first_line, bar_ns), first_line
 
 
 def _guess_format(path: Path) -> str:
@@ -226,6 +230,8 @@ def _read_headerless(data: bytes, path: Path) -> pa.Table:
 def _canonical_columns(
     table: pa.Table, path: Path, first_line: int = 1, bar_ns: int | None = None
 ) -> dict[str, np.ndarray]:
+    if table.num_rows == 0:
+        raise SourceError(f"{path}: no data rows; expected candles below the header")
     by_lower: dict[str, str] = {}
     for name in table.column_names:
         key = name.lower().strip()

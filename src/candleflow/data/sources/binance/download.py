@@ -14,7 +14,7 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,12 +102,16 @@ class Fetcher:
         """The body of key in chunks; an attempt that outlasts `deadline` is cut off (retryable),
         so a server that drips a byte at a time cannot hold a download forever."""
         start = time.monotonic()
-        for chunk in self._chunks(key):
-            yield chunk
-            if time.monotonic() - start > self.opts.deadline:
-                raise Retryable(f"no complete file within {self.opts.deadline:g} s (deadline)")
+        chunks = self._chunks(key)
+        try:
+            for chunk in chunks:
+                yield chunk
+                if time.monotonic() - start > self.opts.deadline:
+                    raise Retryable(f"no complete file within {self.opts.deadline:g} s (deadline)")
+        finally:
+            chunks.close()  # hang up now, not when the generator is collected
 
-    def _chunks(self, key: str) -> Iterator[bytes]:
+    def _chunks(self, key: str) -> Generator[bytes, None, None]:
         if self.local:
             path = Path(unquote(urlparse(self.url(key)).path))
             try:
@@ -126,7 +130,7 @@ class Fetcher:
                     raise Retryable(f"HTTP {resp.status_code}")
                 if resp.status_code != 200:
                     raise DownloadError(f"{self.url(key)}: HTTP {resp.status_code}; expected 200")
-                yield from resp.iter_bytes(CHUNK)
+                yield from resp.iter_bytes()  # as data arrives, so the deadline is checked often
         except httpx.TimeoutException as exc:
             raise Retryable(f"timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
