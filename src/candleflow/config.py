@@ -297,11 +297,24 @@ class ImagesConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """The network: `kind` picks the family, the other keys size it."""
+    """The model: `kind` picks the family, the other keys size it."""
 
-    kind: Literal["lstm", "gpt", "mlp", "cnn"] = Field(
-        "lstm", description="lstm, gpt (causal transformer) or mlp over feature windows; cnn over chart images"
+    kind: Literal["lstm", "gpt", "mlp", "cnn", "lightgbm", "linear"] = Field(
+        "lstm",
+        description="lstm, gpt (causal transformer) or mlp over feature windows; cnn over chart images; "
+        "lightgbm or linear (multinomial logistic regression) over the windows' rows at `lags`",
     )
+    lags: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [0, 1, 2, 4, 8, 16, 32, 64, 119],
+        min_length=1,
+        description="lightgbm/linear: bars before the window's last bar whose features are the inputs "
+        "(clipped to the window)",
+    )
+    gbm_trees: int = Field(500, ge=1, le=100_000, description="lightgbm: most boosting rounds (early-stopped on val)")
+    gbm_learning_rate: float = Field(0.05, gt=0, le=1, description="lightgbm: shrinkage per round")
+    gbm_leaves: int = Field(15, ge=2, le=4096, description="lightgbm: leaves per tree")
+    gbm_min_leaf: int = Field(100, ge=1, description="lightgbm: fewest training windows in a leaf")
+    linear_c: float = Field(1.0, gt=0, description="linear: inverse L2 strength (scikit-learn's C)")
     gpt_d_model: int = Field(64, ge=4, description="gpt: width of the per-timestep embedding")
     gpt_heads: int = Field(4, ge=1, description="gpt: attention heads per block")
     gpt_layers: int = Field(2, ge=1, description="gpt: pre-norm blocks of causal self-attention and MLP")
@@ -362,6 +375,10 @@ class TrainingConfig(_Section):
     )
 
 
+ReferenceKind = Literal["lightgbm", "linear"]
+REFERENCE_KINDS: tuple[ReferenceKind, ...] = ("lightgbm", "linear")
+
+
 class EvaluationConfig(_Section):
     """How probabilities become decisions for the metrics and the backtest."""
 
@@ -371,6 +388,11 @@ class EvaluationConfig(_Section):
         lt=1,
         description="predict LONG or SHORT only when its probability beats the runner-up by this "
         "margin, else HOLD (stay out); 0 = plain argmax",
+    )
+    reference_models: list[ReferenceKind] = Field(
+        default_factory=lambda: list(REFERENCE_KINDS),
+        description="trained on the same training windows in every classifier run (seconds) and shown "
+        "next to the model and the baselines; [] to skip",
     )
 
 

@@ -172,6 +172,7 @@ def _metadata(
         **data,
         "input_shape": list(trained.input_shape),
         "model_kind": cfg.model.kind,
+        **({"lags": list(model.lags)} if hasattr(model, "lags") else {}),
         "classes": list(CLASS_NAMES),
         "parameters": int(model.count_params()),
         "memory_estimate": trained.estimate,
@@ -186,6 +187,7 @@ def _metadata(
                 "accuracy": m["table"]["model"]["accuracy"],
                 "macro_f1": m["table"]["model"]["macro_f1"],
                 "edge_balanced_accuracy": m["edge_balanced_accuracy"],
+                **({"edge_over_reference": m["edge_over_reference"]} if "edge_over_reference" in m else {}),
             }
             for part, m in trained.metrics.items()
         },

@@ -94,6 +94,48 @@ def walk_forward_folds(
     return folds
 
 
+def walk_forward_splits(
+    ends: np.ndarray,
+    t1: np.ndarray,
+    n_folds: int,
+    val_fraction: float = 0.15,
+    embargo: int = 0,
+    rolling: bool = False,
+    positions: np.ndarray | None = None,
+) -> list[Split]:
+    """Walk-forward evaluation folds with an inner validation period: the windows (or
+    `positions`, a time-ordered subset) cut into n_folds + 1 equal periods; fold k tests on
+    period k + 1 and trains on periods 0..k (expanding) or on period k alone (`rolling`), the last
+    `val_fraction` of which validates (checkpoints, early stopping). Windows whose label interval
+    (plus `embargo` bars) reaches the next part are purged, so no model is fitted or selected on
+    a label that sees its test period."""
+    ends = np.asarray(ends)
+    pos_all = np.arange(ends.size) if positions is None else np.asarray(positions)
+    if n_folds < 1 or pos_all.size < 4 * (n_folds + 1):
+        raise DataError(f"{pos_all.size} windows are too few for {n_folds} walk-forward folds")
+    cuts = np.linspace(0, pos_all.size, n_folds + 2).round().astype(int)
+    folds = []
+    for k in range(n_folds):
+        fit = pos_all[(cuts[k] if rolling else 0) : cuts[k + 1]]
+        test = pos_all[cuts[k + 1] : cuts[k + 2]]
+        n_val = max(1, int(round(fit.size * val_fraction)))
+        train, val = fit[:-n_val], fit[-n_val:]
+        test_start, val_start = int(ends[test[0]]), int(ends[val[0]])
+        val, purged_val = _purge(val, ends, t1, test_start, embargo)
+        train, purged_train = _purge(train, ends, t1, val_start, embargo)
+        parts = {"train": train, "val": val, "test": test}
+        purged = {"train": purged_train, "val": purged_val}
+        _check_nonempty(parts, purged, f"walk-forward fold {k + 1} of {n_folds}: ")
+        folds.append(
+            Split(
+                parts=parts,
+                starts={"train": int(ends[fit[0]]), "val": val_start, "test": test_start},
+                purged=purged,
+            )
+        )
+    return folds
+
+
 def _purge(pos: np.ndarray, ends: np.ndarray, t1: np.ndarray, next_start: int, embargo: int) -> tuple[np.ndarray, int]:
     """Drop windows whose label interval, extended by `embargo` bars, reaches bar `next_start`."""
     keep = t1[ends[pos]] + embargo < next_start

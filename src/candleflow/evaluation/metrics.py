@@ -67,20 +67,39 @@ def baseline_predictions(y_train: np.ndarray, n: int, seed: int = 0, n_classes: 
     }
 
 
+REFERENCE_PREFIX = "ref_"
+
+
 def evaluate(
-    y_true: np.ndarray, probs: np.ndarray, y_train: np.ndarray, margin: float = 0.0, seed: int = 0
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    y_train: np.ndarray,
+    margin: float = 0.0,
+    seed: int = 0,
+    references: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the model's decisions (and of its plain argmax) and of every baseline on the
-    same windows, plus the edge of the decisions over the best baseline."""
+    """Metrics of the model's decisions (and of its plain argmax), of every baseline and of every
+    reference model (`references`: name -> probabilities, decided by the same rule) on the same
+    windows; the edge of the decisions over the best baseline and over the best reference model."""
     table = {"model": classification_metrics(y_true, decide(probs, margin))}
     if margin > 0:
         table["model_argmax"] = classification_metrics(y_true, probs.argmax(axis=1))
     for name, pred in baseline_predictions(y_train, y_true.shape[0], seed).items():
         table[name] = classification_metrics(y_true, pred)
     best = max(v["balanced_accuracy"] for k, v in table.items() if not k.startswith("model"))
-    return {
+    out: dict[str, Any] = {
         "n": int(y_true.shape[0]),
         "decision_margin": margin,
         "table": table,
         "edge_balanced_accuracy": table["model"]["balanced_accuracy"] - best,
     }
+    for name, ref_probs in (references or {}).items():
+        table[REFERENCE_PREFIX + name] = classification_metrics(y_true, decide(ref_probs, margin))
+    if references:
+        ref_name, ref = max(
+            ((k, v) for k, v in table.items() if k.startswith(REFERENCE_PREFIX)),
+            key=lambda kv: kv[1]["balanced_accuracy"],
+        )
+        out["best_reference"] = ref_name.removeprefix(REFERENCE_PREFIX)
+        out["edge_over_reference"] = table["model"]["balanced_accuracy"] - ref["balanced_accuracy"]
+    return out

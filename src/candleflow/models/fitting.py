@@ -23,6 +23,14 @@ from candleflow.models.backend import keras
 from candleflow.models.loaders import image_loader, keras_loader
 from candleflow.models.memory import estimate_training_memory, suggest_batch_size
 from candleflow.models.networks import build_cnn, build_gpt, build_lstm, build_mlp
+from candleflow.models.tabular import (
+    TABULAR_KINDS,
+    GBMModel,
+    LinearModel,
+    fit_family,
+    lag_features,
+    window_lags,
+)
 from candleflow.models.training import fit
 from candleflow.runs.registry import load_model_file
 
@@ -109,6 +117,47 @@ def model_and_loader(
     return make
 
 
+class LaggedRows:
+    """Lagged-feature matrices of dataset parts, computed once and shared by the tabular models."""
+
+    def __init__(self, window: int, lags: list[int] | tuple[int, ...]):
+        self.lags = window_lags(list(lags), window)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def of(self, part_ds: Any) -> np.ndarray:
+        key = id(part_ds)
+        if key not in self._cache:
+            self._cache[key] = lag_features(part_ds, self.lags)
+        return self._cache[key]
+
+
+def fit_tabular(
+    kind: str,
+    cfg: RunConfig,
+    rows: LaggedRows,
+    train_ds: Any,
+    val_ds: Any,
+    y_train: np.ndarray,
+    weights: np.ndarray | None,
+) -> GBMModel | LinearModel:
+    """LightGBM or the linear model on the training windows' lagged rows, with the same labels
+    (shuffled for a control run) and class weights as the deep model; balanced sampling becomes
+    balanced weights."""
+    w = class_weights(y_train) if weights is None and cfg.dataset.balanced else weights
+    sample_w = None if w is None else w[y_train]
+    return fit_family(
+        kind,
+        cfg.model,
+        cfg.training.seed,
+        rows.of(train_ds),
+        y_train,
+        sample_w,
+        rows.of(val_ds),
+        val_ds.labels_at(),
+        rows.lags,
+    )
+
+
 def train_and_score(
     cfg: RunConfig,
     work: Path,
@@ -118,9 +167,11 @@ def train_and_score(
     state: dict[str, Any] | None = None,
     callbacks: list | None = None,
     replicas: int = 1,
+    references: bool = True,
 ) -> Trained:
     """Seed, build, fit on `parts['train']` (every `train_stride`-th window; class weights or
-    balanced batches as configured), then score 'val' [and 'test'] against the baselines.
+    balanced batches as configured), then score 'val' [and 'test'] against the baselines and,
+    with `references`, against `evaluation.reference_models` fitted on the same windows.
     Checkpoints and logs go to `work`."""
     tc = cfg.training
     keras.utils.set_random_seed(tc.seed)
@@ -131,6 +182,12 @@ def train_and_score(
         y_train = np.random.default_rng(tc.seed).permutation(y_train)
         log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
     weights = class_weights(y_train) if tc.class_weight == "balanced" and not cfg.dataset.balanced else None
+    eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
+    eval_parts["val"] = val_ds
+    rows = LaggedRows(train_ds.shape[1], cfg.model.lags)
+    refs = _references(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts) if references else {}
+    if cfg.model.kind in TABULAR_KINDS:
+        return _train_and_score_tabular(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, refs)
 
     model, loader, input_shape = make(train_ds)
     estimate = estimate_training_memory(model, cfg.dataset.batch_size)
@@ -167,10 +224,76 @@ def train_and_score(
     fit_s = time.perf_counter() - t_fit
 
     scored, metrics = {}, {}
-    for part in [p for p in ("val", "test") if p in parts]:
-        part_ds = ds.subset(parts[part])
+    for part, part_ds in eval_parts.items():
         probs = model.predict(loader(part_ds, 1024 * replicas, multiple_of=replicas), verbose=0)[: len(part_ds)]
         y_true = part_ds.labels_at()
         scored[part] = (part_ds, y_true, probs)
-        metrics[part] = evaluate(y_true, probs, y_train, cfg.evaluation.decision_margin, seed=tc.seed)
+        metrics[part] = evaluate(
+            y_true, probs, y_train, cfg.evaluation.decision_margin, tc.seed, {k: v[part] for k, v in refs.items()}
+        )
     return Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
+
+
+def _references(
+    cfg: RunConfig,
+    rows: LaggedRows,
+    train_ds: Any,
+    val_ds: Any,
+    y_train: np.ndarray,
+    weights: np.ndarray | None,
+    eval_parts: dict[str, Any],
+) -> dict[str, dict[str, np.ndarray]]:
+    """{reference kind: {part: probabilities}} for every reference model other than the model's own kind."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for kind in cfg.evaluation.reference_models:
+        if kind == cfg.model.kind:
+            continue
+        t0 = time.perf_counter()
+        ref = fit_tabular(kind, cfg, rows, train_ds, val_ds, y_train, weights)
+        out[kind] = {p: ref.predict_proba(rows.of(d)) for p, d in eval_parts.items()}
+        log.info("reference model %s: %s; fitted in %.1fs", kind, ref.summary(), time.perf_counter() - t0)
+    return out
+
+
+def _train_and_score_tabular(
+    cfg: RunConfig,
+    rows: LaggedRows,
+    train_ds: Any,
+    val_ds: Any,
+    y_train: np.ndarray,
+    weights: np.ndarray | None,
+    eval_parts: dict[str, Any],
+    refs: dict[str, dict[str, np.ndarray]],
+) -> Trained:
+    """The tabular families through the same split, labels, weights, decisions and metrics."""
+    import psutil
+
+    log.info(
+        "training %s on %d windows (lags %s), validating on %d", cfg.model.kind, len(train_ds), rows.lags, len(val_ds)
+    )
+    t_fit = time.perf_counter()
+    model = fit_tabular(cfg.model.kind, cfg, rows, train_ds, val_ds, y_train, weights)
+    fit_s = time.perf_counter() - t_fit
+    log.info("%s fitted in %.1fs: %s", cfg.model.kind, fit_s, model.summary())
+    rounds = getattr(model, "rounds", 0)
+    fitted = {
+        "history": {},
+        "epochs_run": int(rounds),
+        "peak_rss_mb": psutil.Process().memory_info().rss / 2**20,
+        "training_mb": None,
+        "resumed_from_epoch": None,
+    }
+    scored, metrics = {}, {}
+    for part, part_ds in eval_parts.items():
+        probs = model.predict_proba(rows.of(part_ds))
+        y_true = part_ds.labels_at()
+        scored[part] = (part_ds, y_true, probs)
+        metrics[part] = evaluate(
+            y_true,
+            probs,
+            y_train,
+            cfg.evaluation.decision_margin,
+            cfg.training.seed,
+            {k: v[part] for k, v in refs.items()},
+        )
+    return Trained(model, fitted, fit_s, {}, scored, metrics, (len(rows.lags) * train_ds.shape[2],))

@@ -34,8 +34,11 @@ class RunFolder:
     STARTED = "started.json"
     RESUME = "resume"
     CHECKPOINT = "checkpoint.weights.h5"
-    # what a complete run folder must hold
-    REQUIRED = (METADATA, METRICS, CONFIG, MODEL)
+    GBM = "model.lightgbm.txt"
+    LINEAR = "model.linear.npz"
+    # what a complete run folder must hold: these, and one of the model files
+    REQUIRED = (METADATA, METRICS, CONFIG)
+    MODELS = (MODEL, GBM, LINEAR)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -45,7 +48,14 @@ class RunFolder:
 
     def missing(self) -> list[str]:
         """The required files this folder lacks (empty for a complete run)."""
-        return [f for f in self.REQUIRED if not (self.path / f).is_file()]
+        missing = [f for f in self.REQUIRED if not (self.path / f).is_file()]
+        if self.model_file() is None:
+            missing.append(" or ".join(self.MODELS))
+        return missing
+
+    def model_file(self) -> Path | None:
+        """The run's saved model (.keras, LightGBM text or linear .npz), or None."""
+        return next((self.path / f for f in self.MODELS if (self.path / f).is_file()), None)
 
     # -- writing (each file atomically) ---------------------------------------------------
     def write_config(self, cfg: RunConfig) -> None:

@@ -141,3 +141,20 @@ def example_windows(
     for ax in axes[k:]:
         ax.set_visible(False)
     return _png(fig)
+
+
+def stitched_equity(times: np.ndarray, curves: dict[str, np.ndarray], title: str) -> bytes:
+    """Equity of each family's stitched out-of-sample signals against buy and hold (linear scale:
+    no label oracle sets the range)."""
+    fig = Figure(figsize=(10, 4.5))
+    ax = fig.subplots()
+    t = times.astype("datetime64[ns]")
+    for name, eq in curves.items():
+        style = {"color": "#7f7f7f", "lw": 1.0, "ls": "--"} if name == "buy_and_hold" else {"lw": 1.2}
+        ax.plot(t[: eq.size], eq, label=name.replace("_", " "), **style)
+    ax.axhline(1.0, color="k", lw=0.5)
+    ax.set_ylabel("equity")
+    ax.legend(loc="upper left")
+    ax.set_title(title)
+    fig.autofmt_xdate()
+    return _png(fig)

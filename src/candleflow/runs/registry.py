@@ -10,6 +10,7 @@ from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path, write_text
 from candleflow.models.backend import keras
 from candleflow.models.networks import PositionEmbedding
+from candleflow.models.tabular import TABULAR_KINDS
 from candleflow.runs.folder import RunFolder
 
 # candleflow's own layers that a saved model may name (registered; listed here for load_model)
@@ -17,8 +18,13 @@ CUSTOM_OBJECTS = {"candleflow>PositionEmbedding": PositionEmbedding}
 
 
 def save_model(model, run_dir: str | Path) -> None:
-    """Write the model's layer summary and the model itself (`model.keras`, atomically) into a run folder."""
+    """Write the model's summary and the model itself into a run folder, atomically: `model.keras`
+    for the Keras families, LightGBM's text model or the linear model's .npz for the tabular ones."""
     run_dir = Path(run_dir)
+    if getattr(model, "kind", None) in TABULAR_KINDS:
+        write_text(run_dir / RunFolder.SUMMARY, model.summary() + "\n")
+        model.save(run_dir)
+        return
     lines: list[str] = []
     model.summary(print_fn=lambda line, *a, **kw: lines.append(line))
     write_text(run_dir / RunFolder.SUMMARY, "\n".join(lines) + "\n")
@@ -73,10 +79,18 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
 
 
 def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tuple[int, ...] | None = None):
-    """The run's model.keras, loaded with safe_mode=True; checks its input shape against the
-    run's metadata (and against `input_shape` when given)."""
+    """The run's model: model.keras loaded with safe_mode=True, or the LightGBM / linear model
+    from its own file format (no pickle). Checks the input shape against the run's metadata (and
+    against `input_shape` when given)."""
+    from candleflow.models.tabular import load_tabular
+
     path = resolve_run(run, runs_dir)
     meta = read_metadata(path)
+    if meta.get("model_kind") in TABULAR_KINDS:
+        tabular = load_tabular(path, _lags(meta))
+        if tabular is None:
+            raise RegistryError(f"{path}: no {meta['model_kind']} model file in the run folder")
+        return tabular
     model = load_model_file(path / RunFolder.MODEL)
     got = tuple(model.input_shape[1:])
     want = tuple(meta.get("input_shape", got))
@@ -85,6 +99,13 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
     if input_shape is not None and tuple(input_shape) != got:
         raise RegistryError(f"{path}: model expects windows of shape {got}, got {tuple(input_shape)}")
     return model
+
+
+def _lags(meta: dict[str, Any]) -> list[int]:
+    lags = meta.get("lags")
+    if not isinstance(lags, list) or not all(isinstance(v, int) and v >= 0 for v in lags):
+        raise RegistryError(f"metadata.json: 'lags' is {str(lags)[:60]}; expected a list of bar offsets")
+    return lags
 
 
 def load_model_file(path: str | Path, allow_legacy_h5: bool = False):

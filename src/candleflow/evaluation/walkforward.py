@@ -1,0 +1,328 @@
+"""Walk-forward evaluation of model families: retrain at every fold, stitch the out-of-sample
+predictions into one series per family and seed, and say with a block-bootstrap confidence
+interval whether a family's edge over the naive baselines (and over LightGBM) is more than noise.
+
+Every (family, seed, fold) trains through the same `train_and_score` as `candleflow run`, on the
+fold's training period (its last share validates: checkpoints, early stopping) and predicts the
+fold's test period, which no fitted or selected label ever saw. Each result is written atomically
+as soon as it exists, so a stopped study continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from candleflow.config import RunConfig
+from candleflow.dataset.prepare import PreparedData, prepare
+from candleflow.dataset.split import Split, walk_forward_splits
+from candleflow.errors import ConfigError
+from candleflow.evaluation.backtest import backtest, buy_and_hold, performance
+from candleflow.evaluation.metrics import baseline_predictions, classification_metrics, decide
+from candleflow.evaluation.trading import sides_of
+from candleflow.fs.atomic import write_json, write_text
+from candleflow.fs.guard import check_name
+
+log = logging.getLogger("candleflow")
+
+FAMILIES = ("lstm", "gpt", "mlp", "lightgbm", "linear")
+RESULT = "walkforward.json"
+BASELINES = ("majority", "always_hold", "stratified")
+
+
+@dataclass
+class WalkForwardResult:
+    """A finished study: its folder and the summary written to walkforward.json."""
+
+    folder: Path
+    summary: dict[str, Any]
+
+
+def walkforward(
+    cfg: RunConfig,
+    folds: int = 6,
+    seeds: int = 1,
+    families: list[str] | tuple[str, ...] = ("lstm", "lightgbm", "linear"),
+    rolling: bool = False,
+    name: str | None = None,
+    val_fraction: float = 0.15,
+    resamples: int = 1000,
+    progress: Callable[[str], None] | None = None,
+) -> WalkForwardResult:
+    """Train every family with `seeds` seeds on `folds` walk-forward folds of the periods before
+    the test period, stitch the test predictions, and write `runs_dir/walkforward-NAME/`."""
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ConfigError(f"--families {unknown[0]!r}: expected some of {', '.join(FAMILIES)}")
+    if seeds < 1 or folds < 1:
+        raise ConfigError(f"--folds {folds} --seeds {seeds}: expected at least 1 of each")
+    name = check_name(name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}", "walk-forward name")
+    folder = Path(cfg.output.runs_dir) / f"walkforward-{name}"
+    (folder / "folds").mkdir(parents=True, exist_ok=True)
+    write_text(folder / "config.yaml", cfg.to_yaml())
+
+    prep = prepare(cfg)
+    splits = _splits(cfg, prep, folds, val_fraction, rolling)
+    seed_list = [cfg.training.seed + s for s in range(seeds)]
+    total = len(families) * len(seed_list) * len(splits)
+    done = 0
+    for family in families:
+        for seed in seed_list:
+            for k, split in enumerate(splits):
+                path = folder / "folds" / f"{family}-s{seed}-f{k}.npz"
+                done += 1
+                if not path.is_file():
+                    _train_fold(cfg, prep, split, family, seed, path)
+                if progress is not None:
+                    progress(f"{done}/{total} {family} seed {seed} fold {k + 1}")
+    summary = summarise(cfg, prep, splits, folder, list(families), seed_list, resamples)
+    summary["rolling"] = rolling
+    write_json(folder / RESULT, summary)
+    from candleflow.runs.walkforward_report import write_walkforward_report
+
+    write_walkforward_report(folder, summary, equity_curves(cfg, prep, folder, list(families), seed_list[0]))
+    return WalkForwardResult(folder, summary)
+
+
+def _splits(cfg: RunConfig, prep: PreparedData, folds: int, val_fraction: float, rolling: bool) -> list[Split]:
+    """Folds over every window before the test period (kept untouched when test_fraction > 0)."""
+    ds = prep.dataset
+    n_test = prep.split.parts["test"].size if "test" in prep.split.parts else 0
+    positions = np.arange(len(ds) - n_test) if n_test else np.arange(len(ds))
+    if n_test:  # the windows right before the test period may not look into it either
+        positions = positions[prep.labels.t1[ds.ends[positions]] + cfg.dataset.embargo < ds.ends[len(ds) - n_test]]
+    return walk_forward_splits(ds.ends, prep.labels.t1, folds, val_fraction, cfg.dataset.embargo, rolling, positions)
+
+
+def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, seed: int, path: Path) -> None:
+    """Fit one family with one seed on one fold and save its test predictions (atomically)."""
+    from candleflow.models.fitting import model_and_loader, train_and_score
+
+    fcfg = cfg.model_copy(deep=True)
+    fcfg.model.kind = family  # type: ignore[assignment]
+    fcfg.training.seed = seed
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=path.parent))
+    t0 = time.perf_counter()
+    try:
+        trained = train_and_score(fcfg, work, prep.dataset, split.parts, model_and_loader(fcfg, prep), references=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    part_ds, y_true, probs = trained.scored["test"]
+    y_train = prep.dataset.subset(split.parts["train"]).labels_at()
+    from candleflow.fs.atomic import atomic_path
+
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                ends=part_ds.ends.astype(np.int64),
+                y=y_true.astype(np.int8),
+                probs=probs.astype(np.float32),
+                class_counts=np.bincount(y_train[y_train >= 0], minlength=3),
+                train_last_end=np.int64(prep.dataset.ends[split.parts["train"]].max()),
+                train_last_label_end=np.int64(prep.labels.t1[prep.dataset.ends[split.parts["train"]]].max()),
+                fit_seconds=np.float64(seconds),
+            )
+    log.info("walk-forward %s seed %d: %d test windows, %.1fs", family, seed, y_true.size, seconds)
+
+
+def load_fold(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def summarise(
+    cfg: RunConfig,
+    prep: PreparedData,
+    splits: list[Split],
+    folder: Path,
+    families: list[str],
+    seeds: list[int],
+    resamples: int = 1000,
+) -> dict[str, Any]:
+    """Per family: per fold and stitched metrics per seed, mean and std over seeds, the stitched
+    backtest, and block-bootstrap CIs of the edge over the best baseline and over LightGBM."""
+    margin = cfg.evaluation.decision_margin
+    stitched: dict[str, dict[int, dict[str, np.ndarray]]] = {}
+    per_fold: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    seconds: dict[str, float] = {}
+    for family in families:
+        stitched[family], per_fold[family] = {}, {}
+        seconds[family] = 0.0
+        for seed in seeds:
+            parts = [load_fold(folder / "folds" / f"{family}-s{seed}-f{k}.npz") for k in range(len(splits))]
+            seconds[family] += sum(float(p["fit_seconds"]) for p in parts)
+            stitched[family][seed] = {
+                "ends": np.concatenate([p["ends"] for p in parts]),
+                "y": np.concatenate([p["y"] for p in parts]),
+                "probs": np.concatenate([p["probs"] for p in parts]),
+                "pred": np.concatenate([decide(p["probs"], margin) for p in parts]),
+            }
+            per_fold[family][seed] = [
+                {
+                    "fold": k + 1,
+                    "windows": int(p["y"].size),
+                    "balanced_accuracy": classification_metrics(p["y"], decide(p["probs"], margin))[
+                        "balanced_accuracy"
+                    ],
+                    "macro_f1": classification_metrics(p["y"], decide(p["probs"], margin))["macro_f1"],
+                }
+                for k, p in enumerate(parts)
+            ]
+    first = stitched[families[0]][seeds[0]]
+    y, ends = first["y"], first["ends"]
+    baselines = _stitched_baselines(folder, families[0], seeds[0], len(splits), cfg.training.seed)
+    block = max(2 * cfg.labels.horizon, 24)
+    rng = np.random.default_rng(cfg.training.seed)
+    idx = _block_indices(y.size, block, resamples, rng)
+    base_ba = {b: _balanced_accuracy_resampled(y, p, idx) for b, p in baselines.items()}
+    best_base = np.max(np.stack(list(base_ba.values())), axis=0)  # the best baseline in each resample
+    base_point = {b: classification_metrics(y, p)["balanced_accuracy"] for b, p in baselines.items()}
+    gbm_ba = None
+    if "lightgbm" in stitched:
+        gbm_ba = np.mean(
+            [_balanced_accuracy_resampled(y, s["pred"], idx) for s in stitched["lightgbm"].values()], axis=0
+        )
+
+    table: dict[str, Any] = {}
+    for family in families:
+        runs = stitched[family]
+        scores = [classification_metrics(y, r["pred"]) for r in runs.values()]
+        ba = np.array([s["balanced_accuracy"] for s in scores])
+        f1 = np.array([s["macro_f1"] for s in scores])
+        resampled = np.mean([_balanced_accuracy_resampled(y, r["pred"], idx) for r in runs.values()], axis=0)
+        edge_base = resampled - best_base
+        trading = [_stitched_backtest(cfg, prep, ends, r["pred"]) for r in runs.values()]
+        entry = {
+            "balanced_accuracy_mean": float(ba.mean()),
+            "balanced_accuracy_std": float(ba.std(ddof=1)) if ba.size > 1 else 0.0,
+            "macro_f1_mean": float(f1.mean()),
+            "edge_over_baseline": float(ba.mean() - max(base_point.values())),
+            "edge_over_baseline_ci95": _ci(edge_base),
+            "sharpe_mean": float(np.mean([t["sharpe"] for t in trading])),
+            "total_return_mean": float(np.mean([t["total_return"] for t in trading])),
+            "trades_mean": float(np.mean([t["trades"] for t in trading])),
+            "training_seconds": round(seconds[family], 1),
+            "seeds": {
+                str(seed): {"balanced_accuracy": float(b), "macro_f1": float(m)} for seed, b, m in zip(runs, ba, f1)
+            },
+            "folds": {str(seed): per_fold[family][seed] for seed in runs},
+        }
+        if gbm_ba is not None and family != "lightgbm":
+            gbm_point = np.mean(
+                [classification_metrics(y, s["pred"])["balanced_accuracy"] for s in stitched["lightgbm"].values()]
+            )
+            entry["edge_over_lightgbm"] = float(ba.mean() - gbm_point)
+            entry["edge_over_lightgbm_ci95"] = _ci(resampled - gbm_ba)
+        table[family] = entry
+    buy_hold = performance(
+        buy_and_hold(prep.candles, _span(cfg, prep, ends), cfg.backtest.fee, cfg.backtest.slippage),
+        prep.candles.interval,
+    )
+    return {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "symbol": prep.candles.symbol,
+        "interval": prep.candles.interval,
+        "data_fingerprint": prep.candles.fingerprint,
+        "folds": [
+            {
+                "fold": k + 1,
+                **{part: int(pos.size) for part, pos in s.parts.items()},
+                "train_from": prep.candles.time_str(int(s.starts["train"])),
+                "test_from": prep.candles.time_str(int(s.starts["test"])),
+                "purged": s.purged,
+            }
+            for k, s in enumerate(splits)
+        ],
+        "seeds": seeds,
+        "stitched": {
+            "windows": int(y.size),
+            "from": prep.candles.time_str(int(ends[0])),
+            "to": prep.candles.time_str(int(ends[-1])),
+        },
+        "bootstrap": {"resamples": resamples, "block_windows": block, "method": "moving block"},
+        "baselines": base_point,
+        "buy_and_hold": {"sharpe": buy_hold["sharpe"], "total_return": buy_hold["total_return"]},
+        "table": table,
+    }
+
+
+def _stitched_baselines(folder: Path, family: str, seed: int, n_folds: int, rng_seed: int) -> dict[str, np.ndarray]:
+    """Each baseline's predictions per fold (from that fold's training class counts), stitched."""
+    out: dict[str, list[np.ndarray]] = {b: [] for b in BASELINES}
+    for k in range(n_folds):
+        p = load_fold(folder / "folds" / f"{family}-s{seed}-f{k}.npz")
+        y_train = np.repeat(np.arange(3), p["class_counts"])
+        for b, pred in baseline_predictions(y_train, p["y"].size, rng_seed + k).items():
+            out[b].append(pred)
+    return {b: np.concatenate(v) for b, v in out.items()}
+
+
+def _block_indices(n: int, block: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(resamples, n) indices of a moving block bootstrap: blocks of `block` consecutive windows."""
+    block = min(block, n)
+    n_blocks = -(-n // block)
+    starts = rng.integers(0, n - block + 1, size=(resamples, n_blocks))
+    idx = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(resamples, -1)[:, :n]
+    return idx.astype(np.int32)
+
+
+def _balanced_accuracy_resampled(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Balanced accuracy of `pred` on each bootstrap resample (rows of idx), vectorised."""
+    r = idx.shape[0]
+    codes = (np.arange(r)[:, None] * 9 + y[idx].astype(np.int64) * 3 + pred[idx].astype(np.int64)).ravel()
+    cm = np.bincount(codes, minlength=r * 9).reshape(r, 3, 3).astype(np.float64)
+    support = cm.sum(axis=2)
+    recall = np.divide(np.diagonal(cm, axis1=1, axis2=2), support, out=np.zeros((r, 3)), where=support > 0)
+    present = (support > 0).sum(axis=1)
+    return recall.sum(axis=1) / np.maximum(present, 1)
+
+
+def _ci(values: np.ndarray) -> list[float]:
+    return [float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))]
+
+
+def _span(cfg: RunConfig, prep: PreparedData, ends: np.ndarray) -> tuple[int, int]:
+    return int(ends[0]), min(len(prep.candles), int(ends[-1]) + cfg.labels.horizon + 1)
+
+
+def _stitched_backtest(cfg: RunConfig, prep: PreparedData, ends: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    bt = cfg.backtest
+    res = backtest(prep.candles, ends, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, _span(cfg, prep, ends))
+    return performance(res, prep.candles.interval)
+
+
+def equity_curves(cfg: RunConfig, prep: PreparedData, folder: Path, families: list[str], seed: int) -> dict[str, Any]:
+    """Stitched equity curves of each family (one seed) and buy and hold, for the report."""
+    first = load_fold(folder / "folds" / f"{families[0]}-s{seed}-f0.npz")
+    curves: dict[str, np.ndarray] = {}
+    ends_all = None
+    for family in families:
+        parts = sorted((folder / "folds").glob(f"{family}-s{seed}-f*.npz"), key=lambda p: int(p.stem.rsplit("f", 1)[1]))
+        loaded = [load_fold(p) for p in parts]
+        ends_all = np.concatenate([p["ends"] for p in loaded])
+        pred = np.concatenate([decide(p["probs"], cfg.evaluation.decision_margin) for p in loaded])
+        bt = cfg.backtest
+        res = backtest(
+            prep.candles, ends_all, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, _span(cfg, prep, ends_all)
+        )
+        curves[family] = res.equity
+    assert ends_all is not None and first is not None
+    span = _span(cfg, prep, ends_all)
+    curves["buy_and_hold"] = buy_and_hold(prep.candles, span, cfg.backtest.fee, cfg.backtest.slippage).equity
+    return {"times": prep.candles.open_time[span[0] : span[1]], "curves": curves}
+
+
+def summary_json(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / RESULT).read_text())

@@ -1,0 +1,105 @@
+"""The walk-forward study's self-contained HTML page: the family table with confidence intervals,
+per-fold scores and the stitched equity curves."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from candleflow.fs.atomic import write_text
+from candleflow.runs import plots
+from candleflow.runs.report import _PAGE, _img, _table
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.1f}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "-" if ci is None else f"[{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
+
+
+def family_rows(summary: dict[str, Any]) -> list[list[Any]]:
+    """One row per family: balanced accuracy (mean +- std over seeds), edges in points with 95% CIs,
+    Sharpe and return of the stitched backtest, training seconds."""
+    rows = []
+    for family, e in summary["table"].items():
+        rows.append(
+            [
+                family,
+                f"{e['balanced_accuracy_mean']:.4f} ± {e['balanced_accuracy_std']:.4f}",
+                f"{e['macro_f1_mean']:.4f}",
+                _pct(e["edge_over_baseline"]),
+                _ci(e["edge_over_baseline_ci95"]),
+                _pct(e["edge_over_lightgbm"]) if "edge_over_lightgbm" in e else "-",
+                _ci(e.get("edge_over_lightgbm_ci95")),
+                f"{e['sharpe_mean']:.2f}",
+                f"{e['total_return_mean'] * 100:+.1f}%",
+                f"{e['training_seconds']:.0f}",
+            ]
+        )
+    return rows
+
+
+FAMILY_HEADER = [
+    "family",
+    "balanced acc (mean ± sd)",
+    "macro F1",
+    "edge vs baseline (pts)",
+    "95% CI",
+    "edge vs LightGBM (pts)",
+    "95% CI",
+    "Sharpe",
+    "return",
+    "train s",
+]
+
+
+def write_walkforward_report(folder: Path, summary: dict[str, Any], equity: dict[str, Any]) -> Path:
+    """Write folder/report.html from the summary and the stitched equity curves
+    ({"times": open times, "curves": {name: equity}})."""
+    families = list(summary["table"])
+    st = summary["stitched"]
+    sections = [
+        f"<h1>walk-forward {html.escape(folder.name)}</h1>",
+        f"<p class='lead'>{html.escape(summary['symbol'])} {html.escape(summary['interval'])} · "
+        f"{len(summary['folds'])} folds ({'rolling' if summary.get('rolling') else 'expanding'}) · "
+        f"seeds {summary['seeds']} · {st['windows']:,} out-of-sample windows {html.escape(st['from'])} .. "
+        f"{html.escape(st['to'])} · block bootstrap of {summary['bootstrap']['block_windows']} windows, "
+        f"{summary['bootstrap']['resamples']} resamples</p>",
+        "<h2>families</h2>",
+        _table(family_rows(summary), FAMILY_HEADER, "metrics"),
+        f"<p>best baseline balanced accuracy {max(summary['baselines'].values()):.4f} "
+        f"({', '.join(f'{k} {v:.4f}' for k, v in summary['baselines'].items())}); buy and hold over the "
+        f"stitched period: Sharpe {summary['buy_and_hold']['sharpe']:.2f}, return "
+        f"{summary['buy_and_hold']['total_return'] * 100:+.1f}%. An edge whose CI covers 0 is not "
+        "distinguishable from noise.</p>",
+    ]
+    sections.append(
+        _img(
+            plots.stitched_equity(
+                equity["times"], equity["curves"], f"stitched out-of-sample equity, seed {summary['seeds'][0]}"
+            ),
+            "equity curves of " + ", ".join(families) + " and buy and hold",
+        )
+    )
+    fold_rows = [
+        [f["fold"], f["train"], f["val"], f["test"], f["train_from"], f["test_from"]] for f in summary["folds"]
+    ]
+    sections += ["<h2>folds</h2>", _table(fold_rows, ["fold", "train", "val", "test", "train from", "test from"])]
+    per_fold = []
+    for family, e in summary["table"].items():
+        for seed, folds in e["folds"].items():
+            per_fold.append([family, seed, *[f"{f['balanced_accuracy']:.4f}" for f in folds]])
+    header = ["family", "seed", *[f"fold {f['fold']}" for f in summary["folds"]]]
+    sections += ["<h2>balanced accuracy per fold</h2>", _table(per_fold, header)]
+    page = _PAGE.format(
+        title=html.escape(f"candleflow {folder.name}"),
+        body="\n".join(sections),
+        metrics=json.dumps(summary).replace("</", "<\\/"),
+    )
+    out = folder / "report.html"
+    write_text(out, page)
+    return out
