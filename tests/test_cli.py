@@ -60,7 +60,15 @@ def test_run_writes_a_complete_folder_and_prints_metrics(tiny_run):
     assert list((run / "tensorboard" / "train").glob("events.out.tfevents.*"))
     assert list((run / "tensorboard" / "validation").glob("events.out.tfevents.*"))
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["val"]["table"]) == {"model", "model_argmax", "majority", "always_hold", "stratified"}
+    assert set(metrics["val"]["table"]) == {
+        "model",
+        "model_argmax",
+        "majority",
+        "always_hold",
+        "stratified",
+        "ref_lightgbm",
+        "ref_linear",
+    }
     assert not list((cwd / "runs").glob(".*"))  # no temporary folder left behind
 
 

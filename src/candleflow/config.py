@@ -237,6 +237,13 @@ class LabelConfig(_Section):
     vertical: Literal["hold", "sign"] = Field(
         "hold", description="triple_barrier: at the vertical barrier HOLD, or the sign of the return"
     )
+    min_barrier: float = Field(
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="floor on the take-profit distance as a fraction of the entry price, e.g. 0.003 = the default "
+        "round trip of 2 x (backtest.fee + backtest.slippage), so LONG and SHORT mean trades that can pay; 0: none",
+    )
     fine: FilesSource | BinanceSource | None = Field(
         None,
         discriminator="kind",

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from candleflow.config import RunConfig
 from candleflow.data.candles import Candles
 from candleflow.data.load import load_candles
 from candleflow.data.validate import ValidationReport
 from candleflow.dataset.cache import DatasetCache, cache_key
 from candleflow.dataset.features import Features, compute_features
-from candleflow.dataset.labels import CLASS_NAMES, Labels, make_labels
+from candleflow.dataset.labels import CLASS_NAMES, Labels, make_labels, take_profit_distances
 from candleflow.dataset.split import Split, chronological_split
 from candleflow.dataset.windows import WindowDataset
 from candleflow.errors import DataError
@@ -77,11 +79,34 @@ class PreparedData:
             "labels": self.labels.counts(),
             "label_kind": self.config.labels.kind,
             "labels_changed_by_finer_candles": self.fine_changed,
+            "barriers": barrier_costs(self.candles, self.config),
             "cache": self.cache,
             "split": parts,
             "feature_mb": round(self.features.values.nbytes / 2**20, 2),
             "materialised_windows_mb": round(self.dataset.materialised_nbytes() / 2**20, 1),
         }
+
+
+def barrier_costs(candles: Candles, cfg: RunConfig) -> dict[str, float]:
+    """The median take-profit distance against the backtest's round-trip cost, both as fractions
+    of the price: labels whose take-profit cannot pay the round trip cannot make money."""
+    tp = take_profit_distances(candles, cfg.labels)
+    median = float(np.nanmedian(tp)) if np.isfinite(tp).any() else float("nan")
+    return {"median_take_profit": median, "round_trip_cost": 2 * (cfg.backtest.fee + cfg.backtest.slippage)}
+
+
+def _warn_if_barriers_cannot_pay(candles: Candles, cfg: RunConfig) -> None:
+    b = barrier_costs(candles, cfg)
+    if b["median_take_profit"] < b["round_trip_cost"] * (1 - 1e-9):
+        log.warning(
+            "labels: the median take-profit is %.3f%% of the price, below the round trip of %.3f%% "
+            "(2 x (backtest.fee + backtest.slippage)): a typical LONG or SHORT label loses %.3f%% even when it "
+            "is right; set labels.min_barrier: %g (or a longer labels.horizon or larger labels.tp)",
+            100 * b["median_take_profit"],
+            100 * b["round_trip_cost"],
+            100 * (b["round_trip_cost"] - b["median_take_profit"]),
+            round(b["round_trip_cost"], 6),
+        )
 
 
 def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
@@ -91,6 +116,7 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
     t0 = time.perf_counter()
     candles, report = load_candles(cfg.source, cfg.validation)
     log.info("candles: %s %s, %s", candles.symbol, candles.interval, report.summary())
+    _warn_if_barriers_cannot_pay(candles, cfg)
     if cache is None and cfg.dataset.cache_dir:
         cache = DatasetCache(Path(cfg.dataset.cache_dir))
     key = cache_key(
