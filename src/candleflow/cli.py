@@ -163,24 +163,29 @@ def _print_result(result, task: str) -> None:
         console.print(t)
         console.print(f"run folder: {result.run_dir}")
         return
-    bt = result.metrics["val"]["trading"]["table"]
-    t = Table(
-        title=f"backtest of the decisions, validation period ({result.metrics['val']['trading']['mode']} position, "
-        f"fee+slippage {result.metrics['val']['trading']['fee'] + result.metrics['val']['trading']['slippage']:.4f} per side)"
-    )
-    for col in ("strategy", "total return", "Sharpe", "max drawdown", "trades", "hit rate"):
-        t.add_column(col, justify="left" if col == "strategy" else "right")
-    for name, r in bt.items():
-        t.add_row(
-            name,
-            f"{r['total_return']:+.2%}",
-            f"{r['sharpe']:.2f}",
-            f"{r['max_drawdown']:.2%}",
-            f"{r['trades']:,}",
-            f"{r['hit_rate']:.2%}",
-            style="bold" if name == "model" else None,
+    for part, m in result.metrics.items():  # every evaluated period: validation, and test when there is one
+        tr = m["trading"]
+        t = Table(
+            title=f"backtest of the decisions, {part} period ({tr['mode']} position, "
+            f"fee+slippage {tr['fee'] + tr['slippage']:.4f} per side)"
         )
-    console.print(t)
+        for col in ("strategy", "total return", "Sharpe", "max drawdown", "trades", "hit rate"):
+            t.add_column(col, justify="left" if col == "strategy" else "right")
+        rows = {**tr["table"], **tr.get("legs", {})}
+        rows.update({f"model at {k} costs": v for k, v in tr.get("costs", {}).items() if k != "1x"})
+        for name, r in rows.items():
+            t.add_row(
+                name,
+                f"{r['total_return']:+.2%}",
+                f"{r['sharpe']:.2f}",
+                f"{r['max_drawdown']:.2%}",
+                f"{r['trades']:,}",
+                f"{r['hit_rate']:.2%}",
+                style="bold" if name == "model" else None,
+            )
+        if tr.get("note"):
+            t.caption = f"note: {tr['note']}"
+        console.print(t)
     console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
 
 

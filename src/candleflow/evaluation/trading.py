@@ -13,7 +13,18 @@ from candleflow.dataset.labels import LONG, SHORT
 from candleflow.evaluation.backtest import BacktestResult, backtest, buy_and_hold, performance
 from candleflow.evaluation.calibration import coverage, reliability
 
-THRESHOLDS = [0.34, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9]
+QUANTILES = [0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]
+COST_MULTIPLES = (0.0, 1.0, 2.0)
+SHORT_PERIOD_DAYS = 90  # a Sharpe annualised from fewer days is flagged
+TRADE_LIST = 200  # trades listed in metrics.json (the first ones of the period)
+
+
+def confidence_thresholds(probs: np.ndarray) -> list[float]:
+    """Coverage thresholds from the model's own top-class probabilities (quantiles), so a model
+    whose top class never passes 0.37 still gets a table."""
+    if probs.size == 0:
+        return [0.34]
+    return sorted({round(float(q), 4) for q in np.quantile(probs.max(axis=1), QUANTILES)})
 
 
 def sides_of(classes: np.ndarray) -> np.ndarray:
@@ -28,8 +39,8 @@ def trading_evaluation(
     bt, lab = cfg.backtest, cfg.labels
     span = (int(ends[0]), min(len(candles), int(ends[-1]) + lab.horizon + 1))
 
-    def run(sides: np.ndarray) -> BacktestResult:
-        return backtest(candles, ends, sides, lab, bt.fee, bt.slippage, bt.mode, span)
+    def run(sides: np.ndarray, cost: float = 1.0) -> BacktestResult:
+        return backtest(candles, ends, sides, lab, bt.fee * cost, bt.slippage * cost, bt.mode, span)
 
     model_sides = sides_of(decisions)
     rng = np.random.default_rng(bt.seed)
@@ -45,6 +56,13 @@ def trading_evaluation(
         "labels": run(sides_of(y_true)),
     }
     table = {name: performance(res, candles.interval) for name, res in results.items()}
+    legs = {
+        "model_long_only": run(np.where(model_sides > 0, model_sides, 0).astype(np.int8)),
+        "model_short_only": run(np.where(model_sides < 0, model_sides, 0).astype(np.int8)),
+    }
+    legs_table = {name: performance(res, candles.interval) for name, res in legs.items()}
+    costs = {f"{c:g}x": performance(run(model_sides, c), candles.interval) for c in COST_MULTIPLES}
+    days = (int(candles.open_time[span[1] - 1]) - int(candles.open_time[span[0]])) / 86_400e9
 
     def masked_return(act: np.ndarray) -> float:
         return float(run(np.where(act, sides_of(probs.argmax(axis=1)), 0).astype(np.int8)).equity[-1] - 1.0)
@@ -60,7 +78,34 @@ def trading_evaluation(
             "labels": int((sides_of(y_true) != 0).sum()),
         },
         "table": table,
+        "legs": legs_table,
+        "costs": costs,
+        "days": round(days, 1),
+        "note": (
+            f"the period spans {days:.0f} days: annualised figures (Sharpe, annual return) from so short a "
+            "period are unreliable"
+            if days < SHORT_PERIOD_DAYS
+            else ""
+        ),
+        "trades": trade_list(candles, results["model"], ends, model_sides),
         "reliability": reliability(y_true, probs),
-        "coverage": coverage(y_true, probs, THRESHOLDS, masked_return),
+        "coverage": coverage(y_true, probs, confidence_thresholds(probs), masked_return),
     }
     return out, results
+
+
+def trade_list(candles: Candles, res: BacktestResult, ends: np.ndarray, sides: np.ndarray) -> list[dict[str, Any]]:
+    """The first TRADE_LIST trades: entry and exit times, side, return after costs, exit reason."""
+    from candleflow.evaluation.backtest import REASONS
+
+    side_at = dict(zip(ends.tolist(), sides.tolist()))
+    return [
+        {
+            "entry": candles.time_str(int(e)),
+            "exit": candles.time_str(int(x)),
+            "side": "LONG" if side_at.get(int(e), 0) > 0 else "SHORT",
+            "return": float(r),
+            "exit_reason": REASONS[int(k)],
+        }
+        for e, x, r, k in list(zip(res.entry, res.exit, res.trade_returns, res.reason))[:TRADE_LIST]
+    ]

@@ -53,18 +53,20 @@ def confusion(cm: list[list[int]], title: str) -> bytes:
     return _png(fig)
 
 
-def equity_and_drawdown(times: np.ndarray, curves: dict[str, np.ndarray]) -> bytes:
-    """Equity of each strategy over the period and the drawdown of the model and buy and hold."""
+def equity_and_drawdown(times: np.ndarray, curves: dict[str, np.ndarray], period: str = "validation") -> bytes:
+    """Equity of the model, buy and hold and random signals over the period (linear scale; the label
+    oracle, which knows the future, stays in the table, not here) and their drawdowns."""
     fig = Figure(figsize=(10, 5.5))
     ax, dd = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     t = times.astype("datetime64[ns]")
     for name, eq in curves.items():
+        if name == "labels":
+            continue
         ax.plot(t, eq, label=name.replace("_", " "), color=COLORS.get(name), lw=1.2)
     ax.axhline(1.0, color="k", lw=0.5)
     ax.set_ylabel("equity")
-    ax.set_yscale("log")
     ax.legend(loc="upper left")
-    ax.set_title("equity curves (validation period)")
+    ax.set_title(f"equity curves ({period} period)")
     for name in ("model", "buy_and_hold"):
         eq = curves[name]
         dd.fill_between(

@@ -81,8 +81,27 @@ BACKTEST_KEYS = [
 ]
 
 
+PERCENT_KEYS = {
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "max_drawdown",
+    "hit_rate",
+    "average_trade",
+    "exposure",
+}
+
+
+def _bt_value(key: str, value: Any) -> Any:
+    return f"{value * 100:+.2f}%" if key in PERCENT_KEYS and isinstance(value, float) else value
+
+
 def backtest_rows(bt: dict[str, Any]) -> list[list[Any]]:
-    return [[name, *(r[k] for k in BACKTEST_KEYS)] for name, r in bt["table"].items()]
+    """The model, its long and short legs, the model at 0x and 2x costs, and the baselines."""
+    rows = {**bt["table"]}
+    rows.update(bt.get("legs", {}))
+    rows.update({f"model at {k} costs": v for k, v in bt.get("costs", {}).items() if k != "1x"})
+    return [[name, *(_bt_value(k, r[k]) for k in BACKTEST_KEYS)] for name, r in rows.items()]
 
 
 def build_report(run_dir: str | Path, prep=None) -> Path:
@@ -133,14 +152,36 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         sections.append(
             f"<p>edge in balanced accuracy over the best baseline: "
             f"<b class='edge'>{m['edge_balanced_accuracy'] * 100:+.2f} points</b> "
-            f"(decision margin {fmt(m['decision_margin'])})</p>"
+            f"(decision margin {fmt(m['decision_margin'])})"
+            + (
+                f"; over the best reference model ({html.escape(m['best_reference'])}): "
+                f"<b class='edge-ref'>{m['edge_over_reference'] * 100:+.2f} points</b>"
+                + (" <b>(the model loses to it)</b>" if m["edge_over_reference"] < 0 else "")
+                if "edge_over_reference" in m
+                else ""
+            )
+            + "</p>"
         )
         bt = m["trading"]
         sections.append(
             f"<h3>backtest ({bt['mode']} position, fee {fmt(bt['fee'])}, slippage "
             f"{fmt(bt['slippage'])} per side, {bt['span'][0]} .. {bt['span'][1]})</h3>"
             + _table(backtest_rows(bt), ["strategy", *[k.replace("_", " ") for k in BACKTEST_KEYS]], "backtest")
+            + (f"<p class='note'><b>note:</b> {html.escape(bt['note'])}</p>" if bt.get("note") else "")
         )
+        if bt.get("trades"):
+            sections.append(
+                f"<details><summary>trade list ({len(bt['trades'])} first trades)</summary>"
+                + _table(
+                    [
+                        [t["entry"], t["exit"], t["side"], f"{t['return'] * 100:+.2f}%", t["exit_reason"]]
+                        for t in bt["trades"]
+                    ],
+                    ["entry", "exit", "side", "return", "exit"],
+                    "trades",
+                )
+                + "</details>"
+            )
         sections.append(
             "<h3>coverage by confidence threshold</h3>"
             + _table(
@@ -162,7 +203,7 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         )
         figures.append(
             _img(
-                plots.equity_and_drawdown(times, {k: r.equity for k, r in results.items()}),
+                plots.equity_and_drawdown(times, {k: r.equity for k, r in results.items()}, part),
                 f"equity and drawdown ({part})",
             )
         )
