@@ -36,9 +36,10 @@ def keras_side(model, batches, steps: int) -> tuple[float, float]:
     return steps * batches.size / total, waited[0] / total
 
 
-def torch_side(model, batches, steps: int) -> tuple[float, float]:
+def torch_side(model, batches, steps: int, device: str = "cpu") -> tuple[float, float]:
     import torch
 
+    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
@@ -46,7 +47,7 @@ def torch_side(model, batches, steps: int) -> tuple[float, float]:
     def step(i: int) -> float:
         t = time.perf_counter()
         x, y = batches(i)
-        xb, yb = torch.from_numpy(x), torch.from_numpy(y.argmax(1))
+        xb, yb = torch.from_numpy(x).to(device), torch.from_numpy(y.argmax(1)).to(device)
         wait = time.perf_counter() - t
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(xb), yb)
@@ -56,8 +57,12 @@ def torch_side(model, batches, steps: int) -> tuple[float, float]:
 
     for i in range(2):
         step(i)
+    if device != "cpu":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     waited = sum(step(i) for i in range(steps))
+    if device != "cpu":
+        torch.cuda.synchronize()
     total = time.perf_counter() - t0
     return steps * batches.size / total, waited / total
 
@@ -132,9 +137,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--device", default="auto", help="torch device: auto (cuda when available), cpu or cuda")
     args = ap.parse_args()
 
     import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
 
     from candleflow.config import RunConfig
     from candleflow.dataset.prepare import prepare
@@ -152,7 +160,7 @@ def main() -> None:
     mean = prep.features.values.mean(0)
     var = prep.features.values.var(0) + 1e-12
     print(
-        f"{describe_devices()}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
+        f"{describe_devices()}; torch {torch.__version__} on {device} ({torch.get_num_threads()} threads); "
         f"{args.steps} steps of {args.batch} x {window} x {n_feat}"
     )
     print(f"{'model':12} {'framework':22} {'params':>9} {'samples/s':>10} {'vs torch':>9} {'input wait':>11}")
@@ -163,7 +171,7 @@ def main() -> None:
     ]
     for name, km, tm in pairs:
         k_rate, k_wait = keras_side(km, batches, args.steps)
-        t_rate, t_wait = torch_side(tm, batches, args.steps)
+        t_rate, t_wait = torch_side(tm, batches, args.steps, device)
         t_params = sum(p.numel() for p in tm.parameters())
         print(
             f"{name:12} {'candleflow (Keras/' + k.backend.backend() + ')':22} {km.count_params():>9,} "

@@ -26,10 +26,12 @@ from candleflow.evaluation.walkforward import walkforward
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def config(data: str, shared: Path, runs: Path, extra: list[str]):
+def config(data: str, shared: Path, runs: Path, extra: list[str], btc_dir: Path | None = None):
     overrides = [f"output.runs_dir={runs}", "training.verbose=0", *extra]
     if data == "btc":
-        folder = shared / "data" / "binance-vision" / "data" / "spot" / "monthly" / "klines" / "BTCUSDT" / "1h"
+        folder = (
+            btc_dir or shared / "data" / "binance-vision" / "data" / "spot" / "monthly" / "klines" / "BTCUSDT" / "1h"
+        )
         paths = sorted(str(p) for p in folder.glob("BTCUSDT-1h-20*.zip") if "2018-01" <= p.stem[-7:] <= "2024-12")
         if not paths:
             sys.exit(f"no BTCUSDT 1h files under {folder}")
@@ -75,10 +77,13 @@ def main() -> int:
     ap.add_argument("--families", default="lstm,gpt,mlp,lightgbm,linear")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides, key=value")
     ap.add_argument("--shared", type=Path, default=Path(os.environ.get("CANDLEFLOW_SHARED", ROOT.parent / "shared")))
+    ap.add_argument(
+        "--btc-dir", type=Path, default=None, help="folder of BTCUSDT-1h-YYYY-MM.zip (default: in --shared)"
+    )
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "zoo")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
     args = ap.parse_args()
-    cfg = config(args.data, args.shared, args.runs, args.set)
+    cfg = config(args.data, args.shared, args.runs, args.set, args.btc_dir)
     families = [f for f in args.families.split(",") if f]
     t0 = time.perf_counter()
     result = walkforward(

@@ -11,6 +11,8 @@ import numpy as np
 log = logging.getLogger("candleflow")
 
 _SOURCE = r"""
+// NVRTC compiles without the C headers: no INFINITY macro, so spell the IEEE bit patterns
+#define CF_INF __longlong_as_double(0x7ff0000000000000LL)
 __device__ int row_of(double p, double lo, double span, int rows) {
     if (span <= 0.0) return (rows - 1) / 2;
     int r = (int)floor((p - lo) / span * (double)(rows - 1) + 0.5);
@@ -26,7 +28,7 @@ extern "C" __global__ void bar4(const double* o, const double* h, const double* 
     if (b >= n) return;
     unsigned char* img = out + (long)b * rows * 4 * w;
     const long base = (long)b * w;
-    double lo = INFINITY, hi = -INFINITY;
+    double lo = CF_INF, hi = -CF_INF;
     for (int t = 0; t < w; t++) if (ok4(o, h, l, c, base + t)) { lo = fmin(lo, l[base + t]); hi = fmax(hi, h[base + t]); }
     if (!isfinite(lo)) return;
     double span = hi - lo;
@@ -49,7 +51,7 @@ extern "C" __global__ void jkx(const double* o, const double* h, const double* l
     const long base = (long)b * w;
     int vrows = use_volume ? height / 5 : 0;
     int prows = use_volume ? height - vrows - 1 : height;
-    double lo = INFINITY, hi = -INFINITY, vmax = 0.0;
+    double lo = CF_INF, hi = -CF_INF, vmax = 0.0;
     for (int t = 0; t < w; t++) {
         long i = base + t;
         if (ok4(o, h, l, c, i)) {

@@ -11,6 +11,19 @@ from candleflow.config import ModelConfig
 from candleflow.models.backend import keras
 
 
+def _cudnn_allowed() -> str | bool:
+    """False when JAX places work on the CPU although a GPU exists (training.device=cpu, or a GPU
+    that failed its probe): Keras would pick the cuDNN kernel, which has no CPU lowering (seen on
+    an H100 machine). Otherwise Keras decides ('auto')."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        device = jax.config.jax_default_device
+        if device is not None and getattr(device, "platform", "") == "cpu":
+            return False
+    return "auto"
+
+
 def build_lstm(
     cfg: ModelConfig,
     window: int,
@@ -35,6 +48,9 @@ def build_lstm(
             return_sequences=i < len(cfg.lstm_units) - 1,
             dropout=cfg.lstm_dropout,
             recurrent_dropout=cfg.recurrent_dropout,
+            # float32 under mixed bfloat16 too: JAX's cuDNN RNN kernel has no bfloat16 (seen on an H100)
+            dtype="float32",
+            use_cudnn=_cudnn_allowed(),
             name=f"lstm_{i + 1}_{units}",
         )(x)
     for i, units in enumerate(cfg.dense_units):

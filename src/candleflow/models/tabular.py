@@ -167,7 +167,7 @@ def fit_gbm(
         "lambda_l2": 1.0,
         "seed": p.seed,
         "deterministic": True,
-        "num_threads": os.cpu_count() or 1,
+        "num_threads": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
         "verbosity": -1,
     }
     train = lgb.Dataset(x, y, weight=weights, free_raw_data=True)
