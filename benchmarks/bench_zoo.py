@@ -40,6 +40,8 @@ def config(data: str, shared: Path, runs: Path, extra: list[str], btc_dir: Path 
 
 
 def markdown(summary: dict, title: str, seconds: float) -> str:
+    from candleflow.models.backend import describe_devices
+
     lines = [
         f"### {title}",
         "",
@@ -48,8 +50,9 @@ def markdown(summary: dict, title: str, seconds: float) -> str:
         f"({summary['stitched']['from'][:10]} .. {summary['stitched']['to'][:10]}); best naive baseline "
         f"balanced accuracy {max(summary['baselines'].values()):.4f}; buy and hold Sharpe "
         f"{summary['buy_and_hold']['sharpe']:.2f}. Block bootstrap: {summary['bootstrap']['block_windows']}-window "
-        f"blocks, {summary['bootstrap']['resamples']} resamples. Study wall time {seconds / 60:.1f} min on "
-        f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), no GPU.",
+        f"blocks, {summary['bootstrap']['resamples']} resamples. This invocation took {seconds / 60:.1f} min "
+        f"(folds done by an earlier one are not retrained) on {os.cpu_count()} CPU cores "
+        f"({platform.processor() or platform.machine()}); {describe_devices()}.",
         "",
         "| family | balanced acc (mean ± sd over seeds) | macro F1 | edge vs baseline, pts [95% CI] | "
         "edge vs LightGBM, pts [95% CI] | Sharpe | return | training s |",
