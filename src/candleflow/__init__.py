@@ -14,16 +14,18 @@ Example::
     print(data.dataset.shape, data.split.summary())
     result = cf.run(cfg)                      # train, evaluate, write runs/NAME/
     model = cf.load_model(result.run_dir)     # reload it (safe mode, no pickle)
+    study = cf.walkforward(cfg, folds=6, seeds=3, families=["lstm", "lightgbm", "linear"])
+    print(study.summary["table"]["lstm"]["edge_over_lightgbm_ci95"])  # is the LSTM better? an interval
 
     # your own arrays: windows of 60 rows, labels looking 10 rows ahead, purged split
     ds = cf.dataset_from_arrays(features, labels, window=60, horizon=10, val_fraction=0.2)
     batch = ds.part("train").gather([0, 1, 2])  # (3, 60, F) float32
 
 Entry points: load_config, load_candles, prepare, dataset_from_arrays, open_dataset, run,
-resume, tune, load_model; types RunConfig, Candles, ValidationReport, PreparedData,
+resume, tune, walkforward, load_model; types RunConfig, Candles, ValidationReport, PreparedData,
 WindowDataset, MultiWindowDataset, Split, ArrayDataset, RunResult; errors CandleflowError and
-its subclasses. Importing candleflow does not import Keras; run, resume, tune and load_model
-load it when first used.
+its subclasses. Importing candleflow does not import Keras; run, resume, tune, walkforward and
+load_model load it when first used.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ _LAZY = {
     "resume": "candleflow.pipeline",
     "RunResult": "candleflow.pipeline",
     "tune": "candleflow.tune",
+    "walkforward": "candleflow.evaluation.walkforward",
     "load_model": "candleflow.runs.registry",
     "open_dataset": "candleflow.scale.store",
 }
@@ -104,4 +107,5 @@ __all__ = [
     "resume",
     "run",
     "tune",
+    "walkforward",
 ]
