@@ -18,7 +18,7 @@ def _cudnn_allowed() -> str | bool:
     if keras.backend.backend() == "jax":
         import jax
 
-        device = jax.config.jax_default_device
+        device = getattr(jax.config, "jax_default_device", None)
         if device is not None and getattr(device, "platform", "") == "cpu":
             return False
     return "auto"
