@@ -46,8 +46,22 @@ def check_report_matches_metrics(run_dir: Path) -> None:
     for r in rows:
         t = m["table"][r[0]]
         assert r[1:4] == [fmt(t["accuracy"]), fmt(t["balanced_accuracy"]), fmt(t["macro_f1"])]
-    for r in cells(page, "backtest"):
-        assert r[1:] == [fmt(m["trading"]["table"][r[0]][k]) for k in BACKTEST_KEYS]
+    tr = m["trading"]
+    source = {**tr["table"], **tr["legs"], **{f"model at {k} costs": v for k, v in tr["costs"].items() if k != "1x"}}
+    percent = {
+        "total_return",
+        "annual_return",
+        "annual_volatility",
+        "max_drawdown",
+        "hit_rate",
+        "average_trade",
+        "exposure",
+    }
+    rows = cells(page, "backtest")
+    assert [r[0] for r in rows] == list(source)
+    for r in rows:
+        want = source[r[0]]
+        assert r[1:] == [f"{want[k] * 100:+.2f}%" if k in percent else fmt(want[k]) for k in BACKTEST_KEYS]
     assert f"{m['edge_balanced_accuracy'] * 100:+.2f} points" in page
 
 
@@ -59,7 +73,17 @@ def test_report_numbers_are_metrics_json(runs):
     assert set(trading["table"]) == {"model", "buy_and_hold", "random_signals", "labels"}
     assert trading["signals"]["random_signals"] == trading["signals"]["model"]  # the model's trade rate
     assert trading["table"]["labels"]["hit_rate"] > 0.9  # the labels know the future: the upper bound
-    assert 0 <= trading["reliability"]["ece"] <= 1 and len(trading["coverage"]) == 9
+    assert 0 <= trading["reliability"]["ece"] <= 1 and 1 <= len(trading["coverage"]) <= 7
+    thresholds = [c["threshold"] for c in trading["coverage"]]
+    assert thresholds == sorted(thresholds) and thresholds[0] <= 0.5  # the model's own quantiles, lowest first
+    assert set(trading["legs"]) == {"model_long_only", "model_short_only"} and set(trading["costs"]) == {
+        "0x",
+        "1x",
+        "2x",
+    }
+    assert trading["costs"]["1x"] == trading["table"]["model"]  # the configured costs are the model's backtest
+    assert trading["costs"]["0x"]["total_return"] >= trading["costs"]["2x"]["total_return"]
+    assert trading["trades"] and trading["trades"][0]["side"] in ("LONG", "SHORT")
 
 
 @pytest.mark.integration
