@@ -527,6 +527,61 @@ def walkforward(
 
 
 @app.command()
+def predict(
+    run: Annotated[str, typer.Argument(help="run folder, its name in --runs-dir, or 'latest'")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="a config whose source: replaces the run's (only the source)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="source.KEY=VALUE: where the new candles come from")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="signals file: .parquet or .csv")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="first window end to score, e.g. 2024-07-01")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last window end to score")] = None,
+    latest: Annotated[bool, typer.Option(help="score only the last complete bar and print its decision")] = False,
+    runs_dir: RunsOpt = Path("runs"),
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+) -> None:
+    """Apply a trained run to candles from any source, with exactly the run's features, windows and
+    decision rule: one row per complete window (probabilities, decision)."""
+    from candleflow.data.load import load_candles
+    from candleflow.runs.predict import Predictor, write_signals
+
+    if out is not None:
+        from candleflow.fs.guard import check_output
+
+        check_output(out, overwrite)  # before the work
+    predictor = Predictor.from_run(run, runs_dir)
+    cfg = predictor.source_config(set_, config)
+    _setup_logging(log_file=_log_file(cfg, "predict"))
+    candles, report = load_candles(cfg.source, cfg.validation)
+    table = predictor.predict(candles, start, end)
+    if latest:
+        table = table.slice(table.num_rows - 1)
+    if out is not None:
+        write_signals(table, out, overwrite)
+    rows = table.slice(max(table.num_rows - 10, 0)).to_pylist()
+    t = Table(title=f"{predictor.name} on {candles.symbol} {candles.interval}: {table.num_rows:,} windows scored")
+    for col in ("open time", "close", "P(SHORT)", "P(HOLD)", "P(LONG)", "decision"):
+        t.add_column(col, justify="left" if col in ("open time", "decision") else "right")
+    for r in rows:
+        t.add_row(
+            str(r["open_time"])[:19],
+            f"{r['close']:,.2f}",
+            f"{r['prob_short']:.3f}",
+            f"{r['prob_hold']:.3f}",
+            f"{r['prob_long']:.3f}",
+            r["decision"],
+            style="bold" if r is rows[-1] else None,
+        )
+    console.print(t)
+    last = rows[-1]
+    console.print(
+        f"latest bar {str(last['open_time'])[:19]}: {last['decision']}" + (f"; written: {out}" if out else "")
+    )
+
+
+@app.command()
 def tune(
     config: ConfigOpt = None,
     set_: SetOpt = None,

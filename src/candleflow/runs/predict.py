@@ -1,0 +1,177 @@
+"""A trained run applied to new candles: the run's own config computes the features and windows
+(the training code, not a copy), the run's model scores them, the run's decision rule decides.
+Only the source may differ from training; anything that would change the features is refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import yaml
+
+from candleflow.config import RunConfig, apply_override, load_config, validate_config
+from candleflow.data.candles import Candles
+from candleflow.dataset.features import compute_features
+from candleflow.dataset.labels import CLASS_NAMES
+from candleflow.dataset.windows import WindowDataset, valid_window_ends
+from candleflow.errors import ConfigError, DataError, RegistryError
+from candleflow.evaluation.metrics import decide
+from candleflow.runs.folder import RunFolder
+from candleflow.runs.registry import load_model, resolve_run
+
+PREDICT_BATCH = 1024  # the batch `run` scores its periods with: same batches, same floats
+
+
+@dataclass
+class Predictor:
+    """The model of one run folder with the config it was trained with."""
+
+    run_dir: Path
+    config: RunConfig
+    model: Any
+    metadata: dict[str, Any]
+
+    @classmethod
+    def from_run(cls, run: str | Path, runs_dir: str | Path = "runs") -> Predictor:
+        """Load a complete classifier run: its config, metadata and model (safe mode, no pickle)."""
+        path = resolve_run(run, runs_dir)
+        folder = RunFolder(path)
+        missing = folder.missing()
+        if missing:
+            raise RegistryError(f"{path}: not a complete run folder (missing {', '.join(missing)})")
+        meta = folder.metadata()
+        if meta.get("task", "classify") != "classify":
+            raise RegistryError(f"{path}: a {meta.get('task')} run; predict applies classifier runs")
+        return cls(path, folder.config(), load_model(path, runs_dir), meta)
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    def source_config(self, overrides: list[str] | None = None, config_file: str | Path | None = None) -> RunConfig:
+        """The run's config with its source replaced (`source.*` overrides, or the `source:` of a
+        config file); any other key that differs from the run's is refused in one line."""
+        data = self.config.model_dump(mode="json")
+        if config_file is not None:
+            other = load_config(config_file)  # validated first: a bad file is its own one-line error
+            written = _flatten(yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {})
+            run_keys = _flatten(data)
+            for key, value in written.items():
+                if key.startswith(("source.", "output.")) or key == "source":
+                    continue
+                if run_keys.get(key) != value:
+                    raise ConfigError(
+                        f"{config_file}: key {key!r} differs from the run's config; predict takes only the "
+                        "source from it (the features must be the training features)"
+                    )
+            data["source"] = other.source.model_dump(mode="json")
+        for item in overrides or []:
+            key = item.split("=", 1)[0].strip()
+            if not key.startswith("source.") and key != "source":
+                raise ConfigError(
+                    f"--set {key}: predict uses the run's own config; only source keys may change "
+                    "(anything else would change the features the model was trained on)"
+                )
+            apply_override(data, item)
+        return validate_config(data)
+
+    def predict(self, candles: Candles, start: str | None = None, end: str | None = None) -> pa.Table:
+        """One row per window end with a complete window (inside one segment, finite features):
+        open time, close, class probabilities, decision, run name and data fingerprint. `start` and
+        `end` (ISO dates) select the rows; the bars before `start` still feed the features."""
+        cfg, meta = self.config, self.metadata
+        if meta.get("interval") and candles.interval != meta["interval"]:
+            raise DataError(
+                f"{candles.symbol}: bars of {candles.interval}; run {self.name} was trained on {meta['interval']} bars"
+            )
+        features = compute_features(candles, cfg.features)
+        if list(features.names) != list(meta.get("feature_names", features.names)):
+            raise RegistryError(
+                f"{self.run_dir}: features {features.names} differ from the run's {meta['feature_names']}"
+            )
+        d = cfg.dataset
+        span = (d.window - 1) * d.sample_rate + 1
+        unlabelled = np.zeros(len(candles), np.int8)  # every complete window gets a row, label or not
+        ends = valid_window_ends(features.values, unlabelled, candles.segments, span)
+        ends = _between(candles, ends, start, end)
+        if ends.size == 0:
+            raise DataError(
+                f"{candles.symbol} {candles.interval}: {len(candles)} bars give no complete {d.window}-bar window"
+                + (f" between {start or 'the start'} and {end or 'the end'}" if start or end else "")
+                + f" (the features need {features.warmup} bars of history first)"
+            )
+        ds = WindowDataset(features.values, unlabelled, ends, d.window, d.sample_rate)
+        probs = self._probabilities(ds, candles)
+        decisions = decide(probs, cfg.evaluation.decision_margin)
+        return pa.table(
+            {
+                "open_time": pa.array(candles.open_time[ends].astype("datetime64[ns]")),
+                "close": candles.close[ends],
+                **{f"prob_{c.lower()}": probs[:, k].astype(np.float32) for k, c in enumerate(CLASS_NAMES)},
+                "decision": pa.array([CLASS_NAMES[k] for k in decisions]),
+                "run": pa.array([self.name] * ends.size),
+                "data_fingerprint": pa.array([candles.fingerprint] * ends.size),
+            }
+        )
+
+    def _probabilities(self, ds: WindowDataset, candles: Candles) -> np.ndarray:
+        kind = self.metadata.get("model_kind", self.config.model.kind)
+        if kind in ("lightgbm", "linear"):
+            from candleflow.models.tabular import lag_features
+
+            return self.model.predict_proba(lag_features(ds, self.model.lags))
+        from candleflow.models.loaders import image_loader, keras_loader
+
+        if kind == "cnn":
+            from candleflow.images.render import ImageWindows
+
+            loader = image_loader(ImageWindows(candles, ds.ends, self.config.images), ds.labels_at(), PREDICT_BATCH)
+        else:
+            loader = keras_loader(ds, PREDICT_BATCH)
+        return np.asarray(self.model.predict(loader, verbose=0))[: len(ds)]
+
+
+def _between(candles: Candles, ends: np.ndarray, start: str | None, end: str | None) -> np.ndarray:
+    times = candles.open_time[ends]
+    keep = np.ones(ends.size, bool)
+    for bound, side in ((start, "start"), (end, "end")):
+        if bound is None:
+            continue
+        try:
+            t = np.datetime64(bound, "ns").astype(np.int64)
+        except ValueError:
+            raise ConfigError(
+                f"--{'from' if side == 'start' else 'to'} {bound!r}: expected a date such as 2024-07-01"
+            ) from None
+        keep &= times >= t if side == "start" else times <= t
+    return ends[keep]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def write_signals(table: pa.Table, path: str | Path, overwrite: bool = False) -> Path:
+    """The signals as Parquet or CSV (by suffix), atomically; an existing file only with `overwrite`."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from candleflow.fs.atomic import atomic_path
+    from candleflow.fs.guard import check_output
+
+    path = Path(path)
+    if path.suffix not in (".parquet", ".csv"):
+        raise DataError(f"{path}: expected a .parquet or .csv name for the signals")
+    check_output(path, overwrite)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        (pq.write_table if path.suffix == ".parquet" else pacsv.write_csv)(table, tmp)
+    return path

@@ -1,0 +1,127 @@
+"""`candleflow predict`: a trained run applied to candles with exactly its training features,
+reproducing the run's own validation predictions, and refusing what would change the features."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from candleflow.data.load import load_candles
+from candleflow.errors import ConfigError, DataError, RegistryError
+from candleflow.evaluation.metrics import decide
+from candleflow.runs.predict import Predictor
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lstm_run(tmp_path_factory):
+    import candleflow as cf
+    from conftest import TINY
+
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = cf.load_config(None, [*TINY, f"output.runs_dir={runs}", "output.name=lstm"])
+    return cf.run(cfg), cfg
+
+
+def _parity(result, cfg) -> None:
+    predictor = Predictor.from_run(result.run_dir)
+    candles, _ = load_candles(cfg.source, cfg.validation)
+    table = predictor.predict(candles)
+    with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:
+        ends, probs = z["val_ends"], z["val_probs"]
+    times = candles.open_time[ends].astype("datetime64[ns]")
+    got_times = table.column("open_time").to_numpy()
+    rows = np.searchsorted(got_times, times)
+    assert np.array_equal(got_times[rows], times)  # every validation window has a row
+    got = np.stack([table.column(f"prob_{c}").to_numpy() for c in ("short", "hold", "long")], axis=1)[rows]
+    np.testing.assert_allclose(got, probs, rtol=1e-5, atol=1e-6)
+    want = np.array(["SHORT", "HOLD", "LONG"])[decide(probs, cfg.evaluation.decision_margin)]
+    assert table.column("decision").to_numpy(zero_copy_only=False)[rows].tolist() == want.tolist()
+    assert set(table.column("run").to_pylist()) == {result.run_dir.name}
+
+
+def test_predict_reproduces_the_lstm_runs_validation_predictions(lstm_run):
+    _parity(*lstm_run)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "mlp", "lightgbm", "linear"])
+def test_predict_reproduces_every_familys_validation_predictions(tiny_config, kind):
+    import candleflow as cf
+
+    cfg = tiny_config(f"model.kind={kind}", f"output.name={kind}", "evaluation.reference_models=[]")
+    _parity(cf.run(cfg), cfg)
+
+
+def test_every_complete_window_gets_a_row_and_latest_is_the_last(lstm_run):
+    result, cfg = lstm_run
+    p = Predictor.from_run(result.run_dir)
+    candles, _ = load_candles(cfg.source, cfg.validation)
+    table = p.predict(candles)
+    last = table.column("open_time").to_numpy()[-1]
+    assert last == candles.open_time[-1].astype("datetime64[ns]")  # the newest bar, which has no label yet
+    assert table.num_rows == len(candles) - (cfg.dataset.window - 1) - 48  # 48: the features' warm-up
+    window = p.predict(candles, start="2021-04-01", end="2021-04-02")
+    assert window.num_rows == 25 and str(window.column("open_time")[0].as_py())[:10] == "2021-04-01"
+
+
+def test_bad_input_is_one_clear_error(lstm_run, tmp_path):
+    result, cfg = lstm_run
+    p = Predictor.from_run(result.run_dir)
+    with pytest.raises(ConfigError, match="--set features.volatility_span: predict uses the run's own config"):
+        p.source_config(["features.volatility_span=10"])
+    other = tmp_path / "other.yaml"
+    other.write_text("labels: {horizon: 5}\nsource: {kind: synthetic, seed: 3}\n")
+    with pytest.raises(ConfigError, match="key 'labels.horizon' differs from the run's config"):
+        p.source_config(None, other)
+    other.write_text("source: {kind: synthetic, seed: 3, n_bars: 2000}\n")
+    assert p.source_config(None, other).source.seed == 3  # only the source changed: fine
+    four_hours = p.source_config(["source.interval=4h"])
+    candles, _ = load_candles(four_hours.source, four_hours.validation)
+    with pytest.raises(DataError, match="bars of 4h; run lstm was trained on 1h bars"):
+        p.predict(candles)
+    rows = ["open_time,open,high,low,close,volume"]
+    rows += [f"{1704067200000 + 3_600_000 * i},100,101,99,100.5,5" for i in range(60)]
+    (tmp_path / "few.csv").write_text("\n".join(rows) + "\n")
+    few = p.source_config(["source={kind: files, paths: [" + str(tmp_path / "few.csv") + "]}"])
+    candles, _ = load_candles(few.source, few.validation)
+    with pytest.raises(DataError, match="60 bars give no complete 24-bar window"):
+        p.predict(candles)
+    with pytest.raises(DataError, match="between 2030-01-01 and the end"):
+        p.predict(load_candles(cfg.source, cfg.validation)[0], start="2030-01-01")
+    broken = tmp_path / "broken"
+    shutil.copytree(result.run_dir, broken)
+    (broken / "model.keras").unlink()
+    with pytest.raises(RegistryError, match="not a complete run folder"):
+        Predictor.from_run(broken)
+
+
+def test_predict_cli_writes_signals_atomically_and_refuses_to_overwrite(lstm_run, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from candleflow.cli import app
+
+    result, _ = lstm_run
+    monkeypatch.chdir(tmp_path)
+    run = str(result.run_dir)
+    ok = CliRunner().invoke(app, ["predict", run, "--out", "sig.parquet", "--from", "2021-04-01"])
+    assert ok.exit_code == 0, ok.output
+    table = pq.read_table(tmp_path / "sig.parquet")
+    assert table.column_names == [
+        "open_time",
+        "close",
+        "prob_short",
+        "prob_hold",
+        "prob_long",
+        "decision",
+        "run",
+        "data_fingerprint",
+    ]
+    again = CliRunner().invoke(app, ["predict", run, "--out", "sig.parquet"])
+    assert isinstance(again.exception, DataError) and "exists" in str(again.exception)
+    latest = CliRunner().invoke(app, ["predict", run, "--latest"])
+    assert latest.exit_code == 0 and f"latest bar 2021-05-05 23:00:00: {table.column('decision')[-1]}" in latest.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sig.parquet"]
