@@ -56,6 +56,13 @@ def test_predict_reproduces_every_familys_validation_predictions(tiny_config, ki
     _parity(cf.run(cfg), cfg)
 
 
+def test_predict_reproduces_the_cnn_runs_validation_predictions(tiny_config):
+    import candleflow as cf
+
+    cfg = tiny_config("model.kind=cnn", "model.cnn_filters=[4,8]", "output.name=cnn", "evaluation.reference_models=[]")
+    _parity(cf.run(cfg), cfg)
+
+
 def test_every_complete_window_gets_a_row_and_latest_is_the_last(lstm_run):
     result, cfg = lstm_run
     p = Predictor.from_run(result.run_dir)
