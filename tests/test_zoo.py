@@ -176,3 +176,19 @@ def test_without_signal_no_family_has_a_significant_edge(tiny_config):
     for family, e in s["table"].items():
         lo, hi = e["edge_over_baseline_ci95"]
         assert lo <= 0 <= hi, (family, e["edge_over_baseline_ci95"])
+
+
+@pytest.mark.integration
+def test_walkforward_grid_on_dask_matches_the_serial_study(tiny_config, tmp_path):
+    from candleflow.evaluation.walkforward import load_fold, walkforward
+
+    cfg = tiny_config("source.n_bars=3000", "cluster.workers=2")
+    serial = walkforward(cfg, folds=2, seeds=1, families=["linear", "lightgbm"], name="serial", resamples=100)
+    on_dask = walkforward(cfg, folds=2, seeds=1, families=["linear", "lightgbm"], name="dask", resamples=100, dask=True)
+    for path in sorted((serial.folder / "folds").glob("*.npz")):
+        a, b = load_fold(path), load_fold(on_dask.folder / "folds" / path.name)
+        np.testing.assert_array_equal(a["ends"], b["ends"])
+        np.testing.assert_allclose(a["probs"], b["probs"], rtol=1e-6)
+    assert on_dask.summary["table"]["linear"]["balanced_accuracy_mean"] == pytest.approx(
+        serial.summary["table"]["linear"]["balanced_accuracy_mean"]
+    )

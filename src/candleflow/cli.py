@@ -484,6 +484,12 @@ def walkforward(
         str | None, typer.Option(help="study name: runs/walkforward-NAME; the same name continues it")
     ] = None,
     resamples: Annotated[int, typer.Option(min=100, max=100_000, help="block-bootstrap resamples")] = 1000,
+    dask: Annotated[
+        bool, typer.Option("--dask", help="run the fold tasks on Dask (cluster.workers local processes)")
+    ] = False,
+    scheduler: Annotated[
+        str | None, typer.Option(help="a running Dask scheduler for the fold tasks (implies --dask)")
+    ] = None,
 ) -> None:
     """Compare model families out of sample: retrain on each walk-forward fold, stitch the test
     predictions, and give each family's edge with a block-bootstrap 95% confidence interval."""
@@ -491,7 +497,7 @@ def walkforward(
     from candleflow.evaluation.walkforward import walkforward as run_walkforward
     from candleflow.runs.walkforward_report import FAMILY_HEADER, family_rows
 
-    cfg = load_config(config, set_)
+    cfg = load_config(config, [*(set_ or []), *([f"cluster.scheduler={scheduler}"] if scheduler else [])])
     _setup_logging(log_file=_log_file(cfg, "walkforward"))
     wanted = [f.strip() for f in families.split(",") if f.strip()]
     with _bar("walk-forward") as progress:
@@ -506,6 +512,7 @@ def walkforward(
                 name,
                 resamples=resamples,
                 progress=lambda msg: progress.update(task, advance=1, description=msg),
+                dask=dask or scheduler is not None,
             )
         )
     s = result.summary

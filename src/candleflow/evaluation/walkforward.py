@@ -58,9 +58,15 @@ def walkforward(
     val_fraction: float = 0.15,
     resamples: int = 1000,
     progress: Callable[[str], None] | None = None,
+    dask: bool = False,
 ) -> WalkForwardResult:
     """Train every family with `seeds` seeds on `folds` walk-forward folds of the periods before
-    the test period, stitch the test predictions, and write `runs_dir/walkforward-NAME/`."""
+    the test period, stitch the test predictions, and write `runs_dir/walkforward-NAME/`.
+
+    With `dask`, the (family, seed, fold) tasks run on the `cluster:` config's Dask cluster (local
+    worker processes, or `cluster.scheduler`; the workers must see the runs folder): each task
+    prepares the data, trains and writes its fold file atomically, so a killed worker's task is
+    rerun by Dask and a rerun of the study skips every fold already written."""
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise ConfigError(f"--families {unknown[0]!r}: expected some of {', '.join(FAMILIES)}")
@@ -74,17 +80,15 @@ def walkforward(
     prep = prepare(cfg)
     splits = _splits(cfg, prep, folds, val_fraction, rolling)
     seed_list = [cfg.training.seed + s for s in range(seeds)]
-    total = len(families) * len(seed_list) * len(splits)
-    done = 0
-    for family in families:
-        for seed in seed_list:
-            for k, split in enumerate(splits):
-                path = folder / "folds" / f"{family}-s{seed}-f{k}.npz"
-                done += 1
-                if not path.is_file():
-                    _train_fold(cfg, prep, split, family, seed, path)
-                if progress is not None:
-                    progress(f"{done}/{total} {family} seed {seed} fold {k + 1}")
+    grid = [(f, s, k) for f in families for s in seed_list for k in range(len(splits))]
+    if dask:
+        _run_on_dask(cfg, grid, folder, folds, val_fraction, rolling, progress)
+    for done, (family, seed, k) in enumerate(grid, 1):
+        path = folder / "folds" / f"{family}-s{seed}-f{k}.npz"
+        if not path.is_file():
+            _train_fold(cfg, prep, splits[k], family, seed, path)
+        if progress is not None:
+            progress(f"{done}/{len(grid)} {family} seed {seed} fold {k + 1}")
     summary = summarise(cfg, prep, splits, folder, list(families), seed_list, resamples)
     summary["rolling"] = rolling
     write_json(folder / RESULT, summary)
@@ -92,6 +96,63 @@ def walkforward(
 
     write_walkforward_report(folder, summary, equity_curves(cfg, prep, folder, list(families), seed_list[0]))
     return WalkForwardResult(folder, summary)
+
+
+def fold_task(
+    config_json: str, family: str, seed: int, k: int, folds: int, val_fraction: float, rolling: bool, path: str
+) -> str:
+    """One (family, seed, fold) on a worker: prepare the data, train, write the fold file
+    atomically (a no-op when it exists). The worker-side unit of a walk-forward study on Dask."""
+    from candleflow.config import RunConfig
+
+    out = Path(path)
+    if not out.is_file():
+        cfg = RunConfig.model_validate_json(config_json)
+        prep = prepare(cfg)
+        _train_fold(cfg, prep, _splits(cfg, prep, folds, val_fraction, rolling)[k], family, seed, out)
+    return path
+
+
+def _run_on_dask(
+    cfg: RunConfig,
+    grid: list[tuple[str, int, int]],
+    folder: Path,
+    folds: int,
+    val_fraction: float,
+    rolling: bool,
+    progress: Callable[[str], None] | None,
+) -> None:
+    from distributed import as_completed
+
+    from candleflow.scale.cluster import dask_client
+
+    todo = [(f, s, k) for f, s, k in grid if not (folder / "folds" / f"{f}-s{s}-f{k}.npz").is_file()]
+    if not todo:
+        return
+    c = cfg.cluster
+    payload = cfg.model_dump_json()
+    with dask_client(c.scheduler, c.workers, c.threads_per_worker, c.memory_limit, c.connect_timeout) as client:
+        futures = [
+            client.submit(
+                fold_task,
+                payload,
+                f,
+                s,
+                k,
+                folds,
+                val_fraction,
+                rolling,
+                str((folder / "folds" / f"{f}-s{s}-f{k}.npz").resolve()),
+                key=f"walkforward-{folder.name}-{f}-s{s}-f{k}",
+                retries=c.retries,
+                pure=False,
+            )
+            for f, s, k in todo
+        ]
+        for done, fut in enumerate(as_completed(futures), 1):
+            fut.result()  # a task that failed after its retries: its error, one line, from the CLI
+            if progress is not None:
+                progress(f"{done}/{len(todo)} fold tasks on Dask")
 
 
 def _splits(cfg: RunConfig, prep: PreparedData, folds: int, val_fraction: float, rolling: bool) -> list[Split]:
