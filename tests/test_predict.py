@@ -132,3 +132,62 @@ def test_predict_cli_writes_signals_atomically_and_refuses_to_overwrite(lstm_run
     latest = CliRunner().invoke(app, ["predict", run, "--latest"])
     assert latest.exit_code == 0 and f"latest bar 2021-05-05 23:00:00: {table.column('decision')[-1]}" in latest.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sig.parquet"]
+
+
+def test_fresh_daily_file_is_downloaded_once_and_scored(binance_dir, tmp_path):
+    """download twice fetches nothing the second time; a new daily file on the mirror is fetched
+    once, and predict scores its newest bar exactly as a full predict does."""
+    import candleflow as cf
+    from candleflow.data.sources.binance.fetch import fetch_candles
+    from candleflow.data.sources.binance.mirror import MirrorServer
+
+    daily = "data/spot/daily/klines/BTCUSDT/1m"
+    mirror = tmp_path / "mirror" / daily
+    mirror.mkdir(parents=True)
+    for day in range(1, 7):
+        for suffix in ("", ".CHECKSUM"):
+            name = f"BTCUSDT-1m-2025-03-{day:02d}.zip{suffix}"
+            shutil.copy(binance_dir / "daily" / "klines" / "BTCUSDT" / "1m" / name, mirror / name)
+    with MirrorServer(tmp_path / "mirror") as srv:
+        source = [
+            "source.kind=binance",
+            "source.interval=1m",
+            "source.start=2025-03-01",
+            "source.end=2025-03-07",
+            f"source.base_url={srv.url}",
+            f"source.cache_dir={tmp_path / 'cache'}",
+        ]
+        from conftest import TINY
+
+        tiny = [kv for kv in TINY if not kv.startswith("source.")]
+        cfg = cf.load_config(
+            None,
+            [
+                *tiny,
+                *source,
+                f"output.runs_dir={tmp_path / 'runs'}",
+                "output.name=btc1m",
+                "evaluation.reference_models=[]",
+            ],
+        )
+        result = cf.run(cfg)
+        parquet = tmp_path / "cache" / "candles" / "spot" / "BTCUSDT" / "BTCUSDT-1m.parquet"
+        before = parquet.stat().st_mtime_ns
+        again = fetch_candles(cfg.source)
+        assert again.download.count("downloaded") == 0 and again.download.count("cached") == 6
+        assert parquet.stat().st_mtime_ns == before  # unchanged candles: the Parquet is not rewritten
+        for suffix in ("", ".CHECKSUM"):  # the mirror publishes the next day
+            name = f"BTCUSDT-1m-2025-03-07.zip{suffix}"
+            shutil.copy(binance_dir / "daily" / "klines" / "BTCUSDT" / "1m" / name, mirror / name)
+        fresh = fetch_candles(cfg.source)
+        assert fresh.download.count("downloaded") == 1 and fresh.download.count("cached") == 6
+        assert parquet.stat().st_mtime_ns != before and len(fresh.candles) == 7 * 1440
+        p = Predictor.from_run(result.run_dir)
+        candles, _ = load_candles(cfg.source, cfg.validation)
+        full = p.predict(candles)
+        newest = full.column("open_time")[-1].as_py()
+        assert str(newest) == "2025-03-07 23:59:00"
+        only_last = p.predict(candles, start=str(newest).replace(" ", "T"))
+        assert only_last.num_rows == 1
+        assert only_last.column("decision")[0] == full.column("decision")[-1]
+        assert only_last.column("prob_long")[0].as_py() == pytest.approx(full.column("prob_long")[-1].as_py(), rel=1e-5)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from candleflow.config import BinanceSource, ValidationPolicy
@@ -85,9 +86,20 @@ def fetch_candles(
     meta[b"market"] = cfg.market.encode()
     meta[b"validation"] = json.dumps(report.to_dict()).encode()
     meta[b"files"] = json.dumps([p.name for p in dl.paths]).encode()
-    with atomic_path(out, suffix=".parquet") as tmp:
-        pq.write_table(table.replace_schema_metadata(meta), tmp)
+    if _stored_fingerprint(out) != candles.fingerprint:  # unchanged candles: the Parquet stays as it is
+        with atomic_path(out, suffix=".parquet") as tmp:
+            pq.write_table(table.replace_schema_metadata(meta), tmp)
     return BinanceResult(candles, report, dl, out)
+
+
+def _stored_fingerprint(path: Path) -> str | None:
+    """The fingerprint in an existing candles Parquet's metadata, or None (missing or unreadable)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    value = meta.get(b"fingerprint")
+    return value.decode() if value else None
 
 
 __all__ = [
