@@ -11,7 +11,6 @@ as soon as it exists, so a stopped study continues where it stopped.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import shutil
 import tempfile
@@ -30,7 +29,7 @@ from candleflow.errors import ConfigError
 from candleflow.evaluation.backtest import backtest, buy_and_hold, performance
 from candleflow.evaluation.metrics import baseline_predictions, classification_metrics, decide
 from candleflow.evaluation.trading import sides_of
-from candleflow.fs.atomic import write_json, write_text
+from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.fs.guard import check_name
 
 log = logging.getLogger("candleflow")
@@ -181,8 +180,6 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
     seconds = time.perf_counter() - t0
     part_ds, y_true, probs = trained.scored["test"]
     y_train = prep.dataset.subset(split.parts["train"]).labels_at()
-    from candleflow.fs.atomic import atomic_path
-
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(
@@ -366,7 +363,6 @@ def _stitched_backtest(cfg: RunConfig, prep: PreparedData, ends: np.ndarray, pre
 
 def equity_curves(cfg: RunConfig, prep: PreparedData, folder: Path, families: list[str], seed: int) -> dict[str, Any]:
     """Stitched equity curves of each family (one seed) and buy and hold, for the report."""
-    first = load_fold(folder / "folds" / f"{families[0]}-s{seed}-f0.npz")
     curves: dict[str, np.ndarray] = {}
     ends_all = None
     for family in families:
@@ -379,11 +375,7 @@ def equity_curves(cfg: RunConfig, prep: PreparedData, folder: Path, families: li
             prep.candles, ends_all, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, _span(cfg, prep, ends_all)
         )
         curves[family] = res.equity
-    assert ends_all is not None and first is not None
+    assert ends_all is not None  # families is never empty
     span = _span(cfg, prep, ends_all)
     curves["buy_and_hold"] = buy_and_hold(prep.candles, span, cfg.backtest.fee, cfg.backtest.slippage).equity
     return {"times": prep.candles.open_time[span[0] : span[1]], "curves": curves}
-
-
-def summary_json(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / RESULT).read_text())
