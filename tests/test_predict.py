@@ -42,6 +42,10 @@ def _parity(result, cfg) -> None:
     want = np.array(["SHORT", "HOLD", "LONG"])[decide(probs, cfg.evaluation.decision_margin)]
     assert table.column("decision").to_numpy(zero_copy_only=False)[rows].tolist() == want.tolist()
     assert set(table.column("run").to_pylist()) == {result.run_dir.name}
+    with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:
+        y = z["val_y"]
+    labels = np.array(table.column("label").to_pylist(), dtype=object)[rows]
+    assert labels.tolist() == np.array(["SHORT", "HOLD", "LONG"])[y].tolist()  # the run's own labels
 
 
 def test_predict_reproduces_the_lstm_runs_validation_predictions(lstm_run):
@@ -124,9 +128,12 @@ def test_predict_cli_writes_signals_atomically_and_refuses_to_overwrite(lstm_run
         "prob_hold",
         "prob_long",
         "decision",
+        "label",
         "run",
         "data_fingerprint",
     ]
+    labels = table.column("label").to_pylist()
+    assert labels[-1] is None and labels[0] in ("SHORT", "HOLD", "LONG")  # the newest bars have no label yet
     again = CliRunner().invoke(app, ["predict", run, "--out", "sig.parquet"])
     assert isinstance(again.exception, DataError) and "exists" in str(again.exception)
     latest = CliRunner().invoke(app, ["predict", run, "--latest"])

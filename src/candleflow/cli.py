@@ -552,7 +552,7 @@ def predict(
     """Apply a trained run to candles from any source, with exactly the run's features, windows and
     decision rule: one row per complete window (probabilities, decision)."""
     from candleflow.data.load import load_candles
-    from candleflow.runs.predict import Predictor, write_signals
+    from candleflow.runs.predict import Predictor, score_against_labels, write_signals
 
     if out is not None:
         from candleflow.fs.guard import check_output
@@ -582,6 +582,12 @@ def predict(
             style="bold" if r is rows[-1] else None,
         )
     console.print(t)
+    score = score_against_labels(table)
+    if score is not None:
+        console.print(
+            f"against the run's labels on the {score['rows']:,} rows whose forward window is complete: balanced "
+            f"accuracy {score['balanced_accuracy']:.4f}, macro F1 {score['macro_f1']:.4f} (chance: 0.3333)"
+        )
     last = rows[-1]
     console.print(
         f"latest bar {str(last['open_time'])[:19]}: {last['decision']}" + (f"; written: {out}" if out else "")

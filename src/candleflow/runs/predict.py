@@ -15,7 +15,7 @@ import yaml
 from candleflow.config import RunConfig, apply_override, load_config, validate_config
 from candleflow.data.candles import Candles
 from candleflow.dataset.features import compute_features
-from candleflow.dataset.labels import CLASS_NAMES
+from candleflow.dataset.labels import CLASS_NAMES, make_labels
 from candleflow.dataset.windows import WindowDataset, valid_window_ends
 from candleflow.errors import ConfigError, DataError, RegistryError
 from candleflow.evaluation.metrics import decide
@@ -106,12 +106,17 @@ class Predictor:
         ds = WindowDataset(features.values, unlabelled, ends, d.window, d.sample_rate)
         probs = self._probabilities(ds, candles)
         decisions = decide(probs, cfg.evaluation.decision_margin)
+        # the run's labels where their forward window is already complete (null for the newest bars):
+        # the truth to score the signals against later, never an input
+        truth, _ = make_labels(candles, cfg.labels)
+        label = truth.y[ends]
         return pa.table(
             {
                 "open_time": pa.array(candles.open_time[ends].astype("datetime64[ns]")),
                 "close": candles.close[ends],
                 **{f"prob_{c.lower()}": probs[:, k].astype(np.float32) for k, c in enumerate(CLASS_NAMES)},
                 "decision": pa.array([CLASS_NAMES[k] for k in decisions]),
+                "label": pa.array([CLASS_NAMES[k] if k >= 0 else None for k in label], pa.string()),
                 "run": pa.array([self.name] * ends.size),
                 "data_fingerprint": pa.array([candles.fingerprint] * ends.size),
             }
@@ -132,6 +137,24 @@ class Predictor:
         else:
             loader = keras_loader(ds, PREDICT_BATCH)
         return np.asarray(self.model.predict(loader, verbose=0))[: len(ds)]
+
+
+def score_against_labels(table: pa.Table) -> dict[str, Any] | None:
+    """Balanced accuracy and macro F1 of the decisions on the rows whose label is known, with the
+    best naive baseline's balanced accuracy on the same rows (majority of those labels); None
+    when no row has a label yet."""
+    from candleflow.evaluation.metrics import classification_metrics
+
+    labels = table.column("label").to_pylist()
+    known = [i for i, v in enumerate(labels) if v is not None]
+    if not known:
+        return None
+    index = {c: k for k, c in enumerate(CLASS_NAMES)}
+    y = np.array([index[labels[i]] for i in known])
+    decisions = table.column("decision").to_pylist()
+    pred = np.array([index[decisions[i]] for i in known])
+    m = classification_metrics(y, pred)
+    return {"rows": len(known), "balanced_accuracy": m["balanced_accuracy"], "macro_f1": m["macro_f1"]}
 
 
 def _between(candles: Candles, ends: np.ndarray, start: str | None, end: str | None) -> np.ndarray:
