@@ -23,23 +23,10 @@ from candleflow.data.sources.binance.download import DownloadOptions, download_f
 from candleflow.data.sources.binance.listing import list_files
 from candleflow.data.sources.binance.mirror import MirrorServer
 from candleflow.data.sources.binance.plan import FileRef
-from candleflow.data.sources.files import read_paths
+from candleflow.data.sources.files import BINANCE_COLUMNS, read_paths
 from candleflow.data.validate import validate_candles
 
-COLUMNS = [
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "trades",
-    "taker_buy_base",
-    "taker_buy_quote",
-    "ignore",
-]
+COLUMNS = BINANCE_COLUMNS  # Binance's published kline columns, one list for both sides
 
 
 def candleflow_run(url: str, keys: list[str], cache: Path, concurrency: int) -> tuple[float, float, int, int]:

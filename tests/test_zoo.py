@@ -165,6 +165,14 @@ def test_walkforward_stitches_out_of_sample_predictions_and_resumes(tiny_config)
     again = walkforward(cfg, folds=3, seeds=2, families=["lightgbm", "linear"], name="t", resamples=200)
     assert {p: p.stat().st_mtime_ns for p in (result.folder / "folds").glob("*.npz")} == mtimes
     assert again.summary["table"] == s["table"]
+    from candleflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="was started with another folds"):  # never stitch another split in
+        walkforward(cfg, folds=2, seeds=2, families=["lightgbm"], name="t")
+    with pytest.raises(ConfigError, match="was started with another labels.horizon"):
+        walkforward(
+            tiny_config("source.n_bars=4000", "labels.horizon=12"), folds=3, seeds=1, families=["linear"], name="t"
+        )
 
 
 @pytest.mark.integration

@@ -663,6 +663,17 @@ def validate_options(model: type[M], values: dict[str, Any]) -> M:
         raise ConfigError(f"{flag} {quote_value(given.get(name))}: {msg}" if name else msg) from None
 
 
+def flatten_keys(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config mapping as {dotted key: value}, the form --set and error messages use."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten_keys(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def quote_value(value: Any, limit: int = 80) -> str:
     """repr(value) cut to `limit` characters, so an error line stays one line however big the
     value (a YAML alias bomb is billions of items: only the first few are ever looked at)."""

@@ -11,6 +11,7 @@ as soon as it exists, so a stopped study continues where it stopped.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.config import RunConfig
+from candleflow.config import RunConfig, flatten_keys
 from candleflow.dataset.prepare import PreparedData, prepare
 from candleflow.dataset.split import Split, walk_forward_splits
 from candleflow.errors import ConfigError
@@ -36,6 +37,7 @@ log = logging.getLogger("candleflow")
 
 FAMILIES = ("lstm", "gpt", "mlp", "lightgbm", "linear")
 RESULT = "walkforward.json"
+STUDY = "study.json"  # the settings the fold files were made with
 BASELINES = ("majority", "always_hold", "stratified")
 
 
@@ -73,7 +75,13 @@ def walkforward(
         raise ConfigError(f"--folds {folds} --seeds {seeds}: expected at least 1 of each")
     name = check_name(name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}", "walk-forward name")
     folder = Path(cfg.output.runs_dir) / f"walkforward-{name}"
+    study = cfg.model_copy(deep=True)
+    study.output = type(cfg.output)()  # where the study lives and where it runs do not change its folds
+    study.cluster = type(cfg.cluster)()
+    setup = {"folds": folds, "rolling": rolling, "val_fraction": val_fraction, "config": study.model_dump(mode="json")}
+    _continue_only_the_same_study(folder, setup)
     (folder / "folds").mkdir(parents=True, exist_ok=True)
+    write_json(folder / STUDY, setup)
     write_text(folder / "config.yaml", cfg.to_yaml())
 
     prep = prepare(cfg)
@@ -95,6 +103,29 @@ def walkforward(
 
     write_walkforward_report(folder, summary, equity_curves(cfg, prep, folder, list(families), seed_list[0]))
     return WalkForwardResult(folder, summary)
+
+
+def _continue_only_the_same_study(folder: Path, setup: dict[str, Any]) -> None:
+    """A study folder is continued only with the config and folds it was started with: fold files
+    of another split must never be stitched into this one."""
+    path = folder / STUDY
+    if not path.is_file():
+        if (folder / "folds").is_dir() and any((folder / "folds").iterdir()):
+            raise ConfigError(f"{folder}: fold files without a {STUDY}; give the study another --name")
+        return
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"{path}: unreadable; give the study another --name") from None
+    if before != setup:
+        keys = [k for k in ("folds", "rolling", "val_fraction") if before.get(k) != setup[k]]
+        if not keys:
+            old, new = flatten_keys(before.get("config", {})), flatten_keys(setup["config"])
+            keys = [k for k in new if old.get(k) != new[k]][:1] or ["config"]
+        raise ConfigError(
+            f"{folder} was started with another {keys[0]}; continue it with the same settings or give "
+            "the study another --name"
+        )
 
 
 def fold_task(

@@ -223,15 +223,39 @@ def train_and_score(
     fitted = fit(model, train, val, tc, work, state, callbacks)
     fit_s = time.perf_counter() - t_fit
 
+    scored, metrics = _score(
+        cfg,
+        eval_parts,
+        y_train,
+        refs,
+        lambda d: model.predict(loader(d, 1024 * replicas, multiple_of=replicas), verbose=0)[: len(d)],
+    )
+    return Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
+
+
+def _score(
+    cfg: RunConfig,
+    eval_parts: dict[str, Any],
+    y_train: np.ndarray,
+    refs: dict[str, dict[str, np.ndarray]],
+    predict: Callable[[Any], np.ndarray],
+) -> tuple[dict[str, tuple[Any, np.ndarray, np.ndarray]], dict[str, Any]]:
+    """Each evaluated part's windows, true labels and probabilities, and its metrics against the
+    baselines and the reference models: one scoring for every family."""
     scored, metrics = {}, {}
     for part, part_ds in eval_parts.items():
-        probs = model.predict(loader(part_ds, 1024 * replicas, multiple_of=replicas), verbose=0)[: len(part_ds)]
+        probs = predict(part_ds)
         y_true = part_ds.labels_at()
         scored[part] = (part_ds, y_true, probs)
         metrics[part] = evaluate(
-            y_true, probs, y_train, cfg.evaluation.decision_margin, tc.seed, {k: v[part] for k, v in refs.items()}
+            y_true,
+            probs,
+            y_train,
+            cfg.evaluation.decision_margin,
+            cfg.training.seed,
+            {k: v[part] for k, v in refs.items()},
         )
-    return Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
+    return scored, metrics
 
 
 def _references(
@@ -283,17 +307,5 @@ def _train_and_score_tabular(
         "training_mb": None,
         "resumed_from_epoch": None,
     }
-    scored, metrics = {}, {}
-    for part, part_ds in eval_parts.items():
-        probs = model.predict_proba(rows.of(part_ds))
-        y_true = part_ds.labels_at()
-        scored[part] = (part_ds, y_true, probs)
-        metrics[part] = evaluate(
-            y_true,
-            probs,
-            y_train,
-            cfg.evaluation.decision_margin,
-            cfg.training.seed,
-            {k: v[part] for k, v in refs.items()},
-        )
+    scored, metrics = _score(cfg, eval_parts, y_train, refs, lambda d: model.predict_proba(rows.of(d)))
     return Trained(model, fitted, fit_s, {}, scored, metrics, (len(rows.lags) * train_ds.shape[2],))

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from candleflow.config import RunConfig, apply_override, load_config, validate_config
+from candleflow.config import RunConfig, apply_override, flatten_keys, load_config, validate_config
 from candleflow.data.candles import Candles
 from candleflow.dataset.features import compute_features
 from candleflow.dataset.labels import CLASS_NAMES, make_labels
@@ -57,8 +57,8 @@ class Predictor:
         data = self.config.model_dump(mode="json")
         if config_file is not None:
             other = load_config(config_file)  # validated first: a bad file is its own one-line error
-            written = _flatten(yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {})
-            run_keys = _flatten(data)
+            written = flatten_keys(yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {})
+            run_keys = flatten_keys(data)
             for key, value in written.items():
                 if key.startswith(("source.", "output.")) or key == "source":
                     continue
@@ -171,16 +171,6 @@ def _between(candles: Candles, ends: np.ndarray, start: str | None, end: str | N
             ) from None
         keep &= times >= t if side == "start" else times <= t
     return ends[keep]
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def write_signals(table: pa.Table, path: str | Path, overwrite: bool = False) -> Path:

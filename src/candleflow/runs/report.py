@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from candleflow.config import flatten_keys
 from candleflow.dataset.labels import CLASS_NAMES
 from candleflow.errors import RegistryError
 from candleflow.evaluation.metrics import decide
@@ -272,7 +273,7 @@ def compare_rows(run_dirs: list[Path]) -> tuple[list[str], list[list[Any]]]:
     for d in run_dirs:
         metas.append(RunFolder(d).metadata())
         mets.append(RunFolder(d).metrics().get("val", {}))
-        cfgs.append(_flatten(yaml.safe_load((d / RunFolder.CONFIG).read_text())))
+        cfgs.append(flatten_keys(yaml.safe_load((d / RunFolder.CONFIG).read_text())))
     rows: list[list[Any]] = []
 
     def row(name: str, values: list[Any]) -> None:
@@ -292,16 +293,6 @@ def compare_rows(run_dirs: list[Path]) -> tuple[list[str], list[list[Any]]]:
         if any(v != vals[0] for v in vals):
             row(f"config {k}", [json.dumps(v) if isinstance(v, (list, dict)) else v for v in vals])
     return [d.name for d in run_dirs], rows
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def compare_html(run_dirs: list[Path]) -> str:
