@@ -145,7 +145,12 @@ def score_fold(cfg: RunConfig, prep: PreparedData, fold: Split) -> float:
     try:
         quiet = cfg.model_copy(update={"training": cfg.training.model_copy(update={"verbose": 0})})
         trained = train_and_score(
-            quiet, work, prep.dataset, {"train": fold["train"], "val": fold["val"]}, model_and_loader(quiet, prep)
+            quiet,
+            work,
+            prep.dataset,
+            {"train": fold["train"], "val": fold["val"]},
+            model_and_loader(quiet, prep),
+            references=False,  # a trial scores the model only: the reference models would be refitted for nothing
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
