@@ -238,3 +238,52 @@ def test_triple_barrier_and_fixed_horizon_by_hand():
     # 100 -> 101.5 (+1.5%): LONG; 100.5 -> 100 : HOLD; 101.5 -> 99.5 (-2%): SHORT
     assert fh.y[:3].tolist() == [LONG, HOLD, SHORT] and fh.t1[:3].tolist() == [2, 3, 4]
     assert fh.y[7:].tolist() == [-1, -1]
+
+
+def test_take_profit_floor_number_and_costs_keyword(caplog):
+    import logging
+
+    import pytest
+
+    from candleflow.config import load_config
+    from candleflow.dataset.labels import take_profit_distances
+    from candleflow.dataset.prepare import prepare
+
+    # +1.5% then nothing: a 1% take-profit is hit, a 2% floor makes the long wait until the horizon
+    bars = [(100, 100, 100, 100), (100, 101.5, 100, 101.5), (101.5, 101.5, 101.5, 101.5), (101.5,) * 4]
+    assert labels_for(bars, horizon=2, tp=1.0, sl=5.0).y[0] == LONG
+    assert labels_for(bars, horizon=2, tp=1.0, sl=5.0, min_barrier=0.02).y[0] == HOLD
+
+    cfg = load_config(None, ["labels.min_barrier=costs", "backtest.fee=0.002", "backtest.slippage=0.001"])
+    assert cfg.labels.floor == pytest.approx(0.006)  # 2 x (fee + slippage), from the backtest section
+    assert load_config(None, ["labels.min_barrier=0.004"]).labels.floor == 0.004
+    with pytest.raises(Exception, match="0 <= x < 0.5 or 'costs'"):
+        load_config(None, ["labels.min_barrier=0.7"])
+
+    # 1m synthetic bars, horizon 60: the volatility barriers sit below the round trip -> a warning;
+    # with the floor at `costs` no take-profit is closer than the round trip and no warning
+    base = ["source.interval=1m", "source.n_bars=3000", "labels.horizon=60"]
+    with caplog.at_level(logging.WARNING, logger="candleflow"):
+        prep = prepare(load_config(None, base))
+    assert "below the round trip of 0.300%" in caplog.text
+    assert np.nanmedian(take_profit_distances(prep.candles, prep.config.labels)) < 0.003
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="candleflow"):
+        floored = prepare(load_config(None, [*base, "labels.min_barrier=costs"]))
+    assert "below the round trip" not in caplog.text
+    tp = take_profit_distances(floored.candles, floored.config.labels)
+    assert np.nanmin(tp) >= 0.003 * (1 - 1e-9)
+    # every LONG label now means the price reached entry + the round trip within the horizon
+    # (SHORT: entry - it), which the unfloored labels did not guarantee
+    def reached(labels, candles, side):
+        y, c = labels.y, candles
+        out = []
+        for t in np.flatnonzero(y == side):
+            fwd = slice(t + 1, t + 61)
+            out.append(c.high[fwd].max() >= c.close[t] * 1.003 if side == LONG else c.low[fwd].min() <= c.close[t] / 1.003)
+        return np.array(out)
+
+    for side in (LONG, SHORT):
+        assert len(reached(floored.labels, floored.candles, side)) > 100
+        assert reached(floored.labels, floored.candles, side).all()
+        assert not reached(prep.labels, prep.candles, side).all()

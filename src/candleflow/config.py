@@ -6,7 +6,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from candleflow.data.intervals import interval_ns
 from candleflow.errors import ConfigError
@@ -237,12 +246,10 @@ class LabelConfig(_Section):
     vertical: Literal["hold", "sign"] = Field(
         "hold", description="triple_barrier: at the vertical barrier HOLD, or the sign of the return"
     )
-    min_barrier: float = Field(
+    min_barrier: float | Literal["costs"] = Field(
         0.0,
-        ge=0,
-        lt=0.5,
-        description="floor on the take-profit distance as a fraction of the entry price, e.g. 0.003 = the default "
-        "round trip of 2 x (backtest.fee + backtest.slippage), so LONG and SHORT mean trades that can pay; 0: none",
+        description="floor on the take-profit distance as a fraction of the entry price (0 <= x < 0.5), or `costs`: "
+        "the round trip 2 x (backtest.fee + backtest.slippage), so LONG and SHORT mean trades that can pay; 0: none",
     )
     fine: FilesSource | BinanceSource | None = Field(
         None,
@@ -250,6 +257,20 @@ class LabelConfig(_Section):
         description="finer candles of the same market (e.g. 1m under 1h bars): a bar touching TP and SL "
         "together is resolved by which the finer candles reach first",
     )
+    # the backtest's round trip, set by RunConfig; `costs` resolves to it
+    _round_trip: float = PrivateAttr(2 * (0.001 + 0.0005))
+
+    @field_validator("min_barrier")
+    @classmethod
+    def _floor_range(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and not 0 <= v < 0.5:
+            raise ValueError("expected a fraction 0 <= x < 0.5 or 'costs'")
+        return v
+
+    @property
+    def floor(self) -> float:
+        """The take-profit floor as a fraction of the entry price (`costs` resolved)."""
+        return self._round_trip if self.min_barrier == "costs" else float(self.min_barrier)
 
 
 class DatasetConfig(_Section):
@@ -576,6 +597,7 @@ class RunConfig(_Section):
     def _task(self) -> RunConfig:
         if self.task == "reward" and self.training.monitor != "val_loss":
             raise ValueError("task 'reward' trains a regression: training.monitor must be val_loss")
+        self.labels._round_trip = 2 * (self.backtest.fee + self.backtest.slippage)
         return self
 
     def to_yaml(self) -> str:

@@ -264,15 +264,15 @@ def barrier_multipliers(candles: Candles, cfg: LabelConfig, compact: bool = Fals
     """
     n = len(candles)
     if cfg.barrier == "percent":
-        tp, sl, k = max(cfg.tp / 100.0, cfg.min_barrier), cfg.sl / 100.0, 1 if compact else n
+        tp, sl, k = max(cfg.tp / 100.0, cfg.floor), cfg.sl / 100.0, 1 if compact else n
         return (np.full(k, 1 + tp), np.full(k, 1 - sl), np.full(k, 1 - tp), np.full(k, 1 + sl))
     vol = np.full(n, np.nan)
     for start, stop in candles.segments:
         vol[start:stop] = ewm_volatility(candles.close[start:stop], cfg.volatility_span)
     scale = vol * np.sqrt(cfg.horizon)
     tp_log = cfg.tp * scale
-    if cfg.min_barrier > 0:  # the take-profit never closer than the floor (NaN stays NaN)
-        tp_log = np.where(np.isnan(tp_log), np.nan, np.maximum(tp_log, np.log1p(cfg.min_barrier)))
+    if cfg.floor > 0:  # the take-profit never closer than the floor (NaN stays NaN)
+        tp_log = np.where(np.isnan(tp_log), np.nan, np.maximum(tp_log, np.log1p(cfg.floor)))
     return (np.exp(tp_log), np.exp(-cfg.sl * scale), np.exp(-tp_log), np.exp(cfg.sl * scale))
 
 

@@ -101,11 +101,10 @@ def _warn_if_barriers_cannot_pay(candles: Candles, cfg: RunConfig) -> None:
         log.warning(
             "labels: the median take-profit is %.3f%% of the price, below the round trip of %.3f%% "
             "(2 x (backtest.fee + backtest.slippage)): a typical LONG or SHORT label loses %.3f%% even when it "
-            "is right; set labels.min_barrier: %g (or a longer labels.horizon or larger labels.tp)",
+            "is right; set labels.min_barrier: costs (or a longer labels.horizon or larger labels.tp)",
             100 * b["median_take_profit"],
             100 * b["round_trip_cost"],
             100 * (b["round_trip_cost"] - b["median_take_profit"]),
-            round(b["round_trip_cost"], 6),
         )
 
 
@@ -123,7 +122,7 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
         candles.fingerprint,
         {
             "features": cfg.features.model_dump(mode="json"),
-            "labels": cfg.labels.model_dump(mode="json"),
+            "labels": {**cfg.labels.model_dump(mode="json"), "floor": cfg.labels.floor},
             "validation": cfg.validation.model_dump(mode="json"),
         },
     )

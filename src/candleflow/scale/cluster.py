@@ -128,7 +128,7 @@ def task_key(cfg: RunConfig) -> str:
         {
             "source": source,
             "features": cfg.features.model_dump(mode="json"),
-            "labels": cfg.labels.model_dump(mode="json"),
+            "labels": {**cfg.labels.model_dump(mode="json"), "floor": cfg.labels.floor},
             "validation": cfg.validation.model_dump(mode="json"),
             "candleflow": __version__,
         },
