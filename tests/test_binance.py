@@ -1,7 +1,9 @@
 """Binance bulk data against the shared mirror served on 127.0.0.1, with injected faults."""
 
 import datetime as dt
+import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -245,3 +247,48 @@ def test_download_cli_table_and_list(mirror, tmp_path):
         base + ["--list", "--symbol", "BTCUSDT", "--interval", "1h"], capture_output=True, text=True, env=env
     )
     assert "84 files" in listing.stdout and "intervals 1h 1m" in listing.stdout
+
+
+def test_monthly_file_once_published_replaces_the_cached_daily_files(binance_dir, tmp_path):
+    """March 2025 has no monthly file: its days come as daily files. When the mirror publishes the
+    month, the next download fetches it, drops the daily files it covers from the cache, and the
+    candles (the same bars) leave the Parquet untouched; a third download fetches nothing."""
+    import io
+    import zipfile
+
+    from candleflow.data.sources.binance.mirror import MirrorServer
+
+    days = [f"2025-03-{d:02d}" for d in range(1, 8)]
+    src = binance_dir / "daily" / "klines" / "BTCUSDT" / "1m"
+    mirror_daily = tmp_path / "mirror" / "data/spot/daily/klines/BTCUSDT/1m"
+    mirror_daily.mkdir(parents=True)
+    for day in days:
+        for suffix in ("", ".CHECKSUM"):
+            shutil.copy(src / f"BTCUSDT-1m-{day}.zip{suffix}", mirror_daily / f"BTCUSDT-1m-{day}.zip{suffix}")
+    with MirrorServer(tmp_path / "mirror") as srv:
+        c = cfg(srv, tmp_path, interval="1m", start="2025-03", end="2025-03")
+        first = fetch_candles(c)
+        assert first.download.count("downloaded") == 7 and first.download.superseded == 0
+        cache_daily = tmp_path / "cache" / "data/spot/daily/klines/BTCUSDT/1m"
+        assert len(list(cache_daily.glob("*.zip"))) == 7
+        before = first.parquet.stat().st_mtime_ns
+
+        # the month's file: the same rows as the seven days (this copy of the tree stops there)
+        csv = b"".join(zipfile.ZipFile(src / f"BTCUSDT-1m-{d}.zip").read(f"BTCUSDT-1m-{d}.csv") for d in days)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("BTCUSDT-1m-2025-03.csv", csv)
+        monthly = tmp_path / "mirror" / "data/spot/monthly/klines/BTCUSDT/1m"
+        monthly.mkdir(parents=True)
+        (monthly / "BTCUSDT-1m-2025-03.zip").write_bytes(buf.getvalue())
+        digest = hashlib.sha256(buf.getvalue()).hexdigest()
+        (monthly / "BTCUSDT-1m-2025-03.zip.CHECKSUM").write_text(f"{digest}  BTCUSDT-1m-2025-03.zip\n")
+
+        second = fetch_candles(c)
+        assert second.download.count("downloaded") == 1 and second.download.superseded == 7
+        assert list(cache_daily.glob("*")) == []  # daily ZIPs and their checksums are gone
+        assert second.candles.fingerprint == first.candles.fingerprint
+        assert second.parquet.stat().st_mtime_ns == before  # the same bars: not rewritten
+        third = fetch_candles(c)
+        assert third.download.count("downloaded") == 0 and third.download.count("cached") == 1
+        assert third.download.superseded == 0

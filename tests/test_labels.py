@@ -273,6 +273,7 @@ def test_take_profit_floor_number_and_costs_keyword(caplog):
     assert "below the round trip" not in caplog.text
     tp = take_profit_distances(floored.candles, floored.config.labels)
     assert np.nanmin(tp) >= 0.003 * (1 - 1e-9)
+
     # every LONG label now means the price reached entry + the round trip within the horizon
     # (SHORT: entry - it), which the unfloored labels did not guarantee
     def reached(labels, candles, side):
@@ -280,7 +281,9 @@ def test_take_profit_floor_number_and_costs_keyword(caplog):
         out = []
         for t in np.flatnonzero(y == side):
             fwd = slice(t + 1, t + 61)
-            out.append(c.high[fwd].max() >= c.close[t] * 1.003 if side == LONG else c.low[fwd].min() <= c.close[t] / 1.003)
+            out.append(
+                c.high[fwd].max() >= c.close[t] * 1.003 if side == LONG else c.low[fwd].min() <= c.close[t] / 1.003
+            )
         return np.array(out)
 
     for side in (LONG, SHORT):

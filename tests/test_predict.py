@@ -198,3 +198,127 @@ def test_fresh_daily_file_is_downloaded_once_and_scored(binance_dir, tmp_path):
         assert only_last.num_rows == 1
         assert only_last.column("decision")[0] == full.column("decision")[-1]
         assert only_last.column("prob_long")[0].as_py() == pytest.approx(full.column("prob_long")[-1].as_py(), rel=1e-5)
+
+
+def _table_equal(a, b) -> None:
+    assert a.column_names == b.column_names and a.num_rows == b.num_rows
+    for name in a.column_names:
+        assert a.column(name).to_pylist() == b.column(name).to_pylist(), name
+
+
+def test_export_writes_a_serving_bundle_that_predict_reads(lstm_run, tmp_path):
+    """`export RUN` gives a folder that predicts from candles on its own: the same table as the
+    run, and the exported StableHLO function gives the same probabilities for the same windows."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from candleflow.cli import app
+    from candleflow.dataset.features import compute_features
+    from candleflow.dataset.windows import WindowDataset
+    from candleflow.models.export import load_stablehlo
+
+    result, cfg = lstm_run
+    bundle = tmp_path / "serving"
+    out = CliRunner().invoke(app, ["export", str(result.run_dir), "--out", str(bundle)])
+    assert out.exit_code == 0, out.output
+    assert "serving bundle" in out.output
+    names = sorted(p.name for p in bundle.iterdir())
+    assert names == sorted(
+        [
+            ".candleflow-output",
+            "config.yaml",
+            "metadata.json",
+            "metrics.json",
+            "model.keras",
+            "model.stablehlo",
+            "serving.json",
+        ]
+    )
+    serving = json.loads((bundle / "serving.json").read_text())
+    contract = serving["serving_bundle"]
+    assert contract["candles"]["interval"] == "1h" and contract["windows"]["bars"] == cfg.dataset.window
+    assert contract["features"]["names"] == list(
+        compute_features(load_candles(cfg.source, cfg.validation)[0], cfg.features).names
+    )
+    candles, _ = load_candles(cfg.source, cfg.validation)
+    from_run = Predictor.from_run(result.run_dir).predict(candles, start="2021-04-20")
+    from_bundle = Predictor.from_run(bundle).predict(candles, start="2021-04-20")
+    _table_equal(from_run, from_bundle)  # the run's name travels in the bundle's metadata
+    assert set(from_bundle.column("run").to_pylist()) == {result.run_dir.name}
+    # the exported function of the window agrees with the bundle's model on the same windows
+    feats = compute_features(candles, cfg.features).values
+    ends = np.searchsorted(
+        candles.open_time, from_bundle.column("open_time").to_numpy().astype("datetime64[ns]").astype(np.int64)
+    )
+    windows = WindowDataset(feats, np.zeros(len(candles), np.int8), ends, cfg.dataset.window).gather(
+        np.arange(len(ends))
+    )
+    served = load_stablehlo(bundle / "model.stablehlo")(windows)
+    got = np.stack([from_bundle.column(f"prob_{c}").to_numpy() for c in ("short", "hold", "long")], axis=1)
+    np.testing.assert_allclose(served, got, rtol=1e-4, atol=1e-5)
+    cli = CliRunner().invoke(
+        app, ["predict", str(bundle), "--out", str(tmp_path / "s.parquet"), "--from", "2021-04-20"]
+    )
+    assert cli.exit_code == 0, cli.output
+    _table_equal(pq.read_table(tmp_path / "s.parquet"), from_run)
+    again = CliRunner().invoke(app, ["export", str(result.run_dir), "--out", str(bundle)])
+    assert again.exit_code != 0 and "already exists" in str(again.exception)
+
+
+def test_a_lightgbm_run_exports_its_own_model_file_as_the_bundle(tiny_config, tmp_path):
+    import json
+
+    import candleflow as cf
+    from candleflow.runs.bundle import export_bundle
+
+    cfg = tiny_config("model.kind=lightgbm", "output.name=gbm", "evaluation.reference_models=[]")
+    result = cf.run(cfg)
+    target, used = export_bundle(result.run_dir, tmp_path / "gbm-serving")
+    assert used == "native" and (target / "model.lightgbm.txt").is_file() and not (target / "model.keras").exists()
+    assert (
+        json.loads((target / "serving.json").read_text())["serving_bundle"]["windows"]["lags"]
+        == json.loads((target / "metadata.json").read_text())["lags"]
+    )
+    candles, _ = load_candles(cfg.source, cfg.validation)
+    _table_equal(Predictor.from_run(result.run_dir).predict(candles), Predictor.from_run(target).predict(candles))
+
+
+def test_predict_reproduces_a_universe_runs_predictions_series_by_series(tmp_path):
+    """A run trained on a store of two synthetic symbols: predict on each symbol's own source gives
+    that series' validation probabilities and decisions exactly as the run scored them."""
+    import candleflow as cf
+    from candleflow.scale.cluster import plan_tasks
+    from conftest import TINY
+
+    cfg = cf.load_config(
+        None,
+        [
+            *TINY,
+            "universe.symbols=[AAA,BBB]",
+            f"universe.store={tmp_path / 'store'}",
+            f"output.runs_dir={tmp_path / 'runs'}",
+            "output.name=u",
+            "cluster.workers=1",
+            "evaluation.reference_models=[]",
+        ],
+    )
+    result = cf.run(cfg)
+    predictor = Predictor.from_run(result.run_dir)
+    with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:
+        which, ends, times, y, probs = (z[f"val_{k}"] for k in ("series", "ends", "times", "y", "probs"))
+    assert result.metadata["series"] == ["AAA-1h", "BBB-1h"] and set(np.unique(which)) == {0, 1}
+    for k, task in enumerate(plan_tasks(cfg)):
+        candles, _ = load_candles(task.config.source, cfg.validation)
+        mine = which == k
+        assert np.array_equal(candles.open_time[ends[mine]], times[mine])  # the store's bars are the source's
+        table = predictor.predict(candles)
+        got_times = table.column("open_time").to_numpy().astype("datetime64[ns]").astype(np.int64)
+        rows = np.searchsorted(got_times, times[mine])
+        assert np.array_equal(got_times[rows], times[mine])
+        got = np.stack([table.column(f"prob_{c}").to_numpy() for c in ("short", "hold", "long")], axis=1)[rows]
+        np.testing.assert_allclose(got, probs[mine], rtol=1e-5, atol=1e-6)
+        want = np.array(["SHORT", "HOLD", "LONG"])[decide(probs[mine], cfg.evaluation.decision_margin)]
+        assert table.column("decision").to_numpy(zero_copy_only=False)[rows].tolist() == want.tolist()
+        labels = np.array(table.column("label").to_pylist(), dtype=object)[rows]
+        assert labels.tolist() == np.array(["SHORT", "HOLD", "LONG"])[y[mine]].tolist()

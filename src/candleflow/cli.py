@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -429,6 +429,8 @@ def download(
             f"{rep.missing_bars:,}",
         )
         notes.append(f"{sym}: {res.parquet} (fingerprint {res.candles.fingerprint[:16]})")
+        if dl.superseded:
+            notes.append(f"{sym}: {dl.superseded} cached daily files replaced by their published monthly files")
     console.print(t)
     for line in notes:
         console.print(line, markup=False, highlight=False)
@@ -741,27 +743,24 @@ def export(
     ] = False,
     runs_dir: RunsOpt = Path("runs"),
 ) -> None:
-    """Export a run's model (or a model file) for serving, with a serving.json beside it."""
+    """Export a run's model (or a model file) for serving, with a serving.json beside it. A run
+    exports as a serving bundle: `candleflow predict BUNDLE` applies it to candles."""
     from candleflow.models.export import export_model
-    from candleflow.runs.registry import load_model, load_model_file, read_metadata, resolve_run
+    from candleflow.runs.bundle import export_bundle
+    from candleflow.runs.registry import load_model_file
 
     path = Path(model)
-    meta: dict[str, Any]
     if path.is_file():
-        loaded, meta, default_out = load_model_file(path, allow_legacy_h5), {"source": str(path)}, path.with_suffix("")
-    else:
-        run_dir = resolve_run(model, runs_dir)
-        meta = read_metadata(run_dir)
-        loaded = load_model(run_dir)
-        meta = {
-            "run": meta.get("run"),
-            "classes": meta.get("classes"),
-            "feature_names": meta.get("feature_names"),
-            "data_fingerprint": meta.get("data_fingerprint"),
-        }
-        default_out = run_dir / f"export-{fmt}"
-    target = export_model(loaded, out or default_out, fmt, meta)
-    console.print(f"exported {fmt} to {target} (see serving.json)")
+        loaded = load_model_file(path, allow_legacy_h5)
+        target = export_model(loaded, out or path.with_suffix(""), fmt, {"source": str(path)})
+        console.print(f"exported {fmt} to {target} (see serving.json)")
+        return
+    target, used = export_bundle(model, out, fmt, runs_dir)
+    console.print(
+        f"exported {used} to {target}: a serving bundle (see serving.json); "
+        f"candleflow predict {target} --set source.… --out signals.parquet",
+        markup=False,
+    )
 
 
 @models_app.command("list")

@@ -279,8 +279,16 @@ def _run_store_into(
     trained = train_and_score(
         cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
     )
+    predictions = {}
     for part, (part_ds, y_true, probs) in trained.scored.items():  # each series' share of the score
         decided = decide(probs, cfg.evaluation.decision_margin)
+        predictions[part] = {
+            "series": part_ds.which,  # index into metadata's `series`
+            "ends": part_ds.series_ends(),  # the window's last bar within its series
+            "times": part_ds.end_times(),
+            "y": y_true.astype(np.int8),
+            "probs": probs.astype(np.float32),
+        }
         trained.metrics[part]["series"] = {
             ds.names[k]: {
                 "windows": int((part_ds.which == k).sum()),
@@ -289,6 +297,7 @@ def _run_store_into(
             for k in np.unique(part_ds.which)
         }
     folder.write_metrics(trained.metrics)
+    folder.write_predictions(predictions)
     save_model(trained.model, work)
     store = SeriesStore(cfg.universe.store)
     records = store.manifest()["entries"]

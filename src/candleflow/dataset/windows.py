@@ -210,6 +210,10 @@ class MultiWindowDataset:
         times = self._need_times()[0]
         return self._per_window(lambda k, e: times[k][e])
 
+    def series_ends(self) -> np.ndarray:
+        """Each window's last bar as a row index within its own series (int64)."""
+        return self._per_window(lambda k, e: e.astype(np.int64))
+
     def label_end_times(self, embargo: int = 0) -> np.ndarray:
         """Open time of the last bar each window's label looked at, `embargo` bars later (int64
         max where that lies past the series' end); needs `times` and `t1`."""

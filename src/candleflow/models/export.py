@@ -3,6 +3,8 @@ Keras' own exporters (TF SavedModel, ONNX, OpenVINO) where their packages are in
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +18,40 @@ KERAS_FORMATS = {"tf_saved_model": "tensorflow", "onnx": "onnx", "openvino": "op
 FORMATS = ("stablehlo", *KERAS_FORMATS)
 
 
-def export_model(model, out_dir: str | Path, fmt: str = "stablehlo", metadata: dict[str, Any] | None = None) -> Path:
+def export_model(
+    model,
+    out_dir: str | Path,
+    fmt: str = "stablehlo",
+    metadata: dict[str, Any] | None = None,
+    include: Sequence[Path] = (),
+) -> Path:
     """Write `model` for serving into `out_dir` (created atomically) with a `serving.json` that
-    names the format, input shape and dtype, outputs and how to call it."""
-    if fmt not in FORMATS:
+    names the format, input shape and dtype, outputs and how to call it. `include`: files copied
+    in beside it (a run's config, metadata and model file make the folder a serving bundle that
+    `candleflow predict` reads). `fmt: native` exports nothing beyond them (LightGBM, linear)."""
+    if fmt not in (*FORMATS, "native"):
         raise DataError(f"export format {fmt!r}: expected one of {', '.join(FORMATS)}")
     k = keras
     backend = k.backend.backend()
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists; choose another --out")
-    info = {
-        "format": fmt,
-        "input_shape": [None, *model.input_shape[1:]],
-        "input_dtype": "float32",
-        "output_shape": [None, *model.output_shape[1:]],
-        "backend": backend,
-        "keras": k.__version__,
-        **(metadata or {}),
-    }
+    info: dict[str, Any] = {"format": fmt}
+    if fmt != "native":
+        info |= {
+            "input_shape": [None, *model.input_shape[1:]],
+            "input_dtype": "float32",
+            "output_shape": [None, *model.output_shape[1:]],
+            "backend": backend,
+            "keras": k.__version__,
+        }
+    info |= metadata or {}
     with atomic_dir(out_dir) as tmp:
-        if fmt == "stablehlo":
+        for path in include:
+            shutil.copyfile(path, tmp / Path(path).name)
+        if fmt == "native":
+            pass
+        elif fmt == "stablehlo":
             if backend != "jax":
                 raise RegistryError(f"export format stablehlo needs the JAX backend (KERAS_BACKEND is {backend})")
             write_bytes(tmp / "model.stablehlo", stablehlo_bytes(model))

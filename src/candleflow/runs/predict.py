@@ -49,7 +49,8 @@ class Predictor:
 
     @property
     def name(self) -> str:
-        return self.run_dir.name
+        """The run's name (a serving bundle keeps the name of the run it was exported from)."""
+        return str(self.metadata.get("run") or self.run_dir.name)
 
     def source_config(self, overrides: list[str] | None = None, config_file: str | Path | None = None) -> RunConfig:
         """The run's config with its source replaced (`source.*` overrides, or the `source:` of a
@@ -83,9 +84,12 @@ class Predictor:
         open time, close, class probabilities, decision, run name and data fingerprint. `start` and
         `end` (ISO dates) select the rows; the bars before `start` still feed the features."""
         cfg, meta = self.config, self.metadata
-        if meta.get("interval") and candles.interval != meta["interval"]:
+        trained_on = meta.get("interval") or []
+        trained_on = [trained_on] if isinstance(trained_on, str) else trained_on  # a universe run: a list
+        if trained_on and candles.interval not in trained_on:
             raise DataError(
-                f"{candles.symbol}: bars of {candles.interval}; run {self.name} was trained on {meta['interval']} bars"
+                f"{candles.symbol}: bars of {candles.interval}; run {self.name} was trained on "
+                f"{' and '.join(trained_on)} bars"
             )
         features = compute_features(candles, cfg.features)
         if list(features.names) != list(meta.get("feature_names", features.names)):

@@ -68,6 +68,7 @@ class FileResult:
     bytes: int = 0
     error: str = ""
     replaced_by: list[FileRef] = field(default_factory=list)
+    superseded: int = 0  # cached daily files this monthly file replaced (removed from the cache)
 
 
 def parse_checksum(text: str, ref: FileRef) -> str:
@@ -253,6 +254,19 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
         return FileResult(ref, "failed", error=str(exc))
 
 
+def drop_superseded_dailies(cache_dir: Path, monthly: FileRef) -> int:
+    """Remove the cached daily files (and checksums) of a month whose verified monthly file is in
+    the cache: they were fetched while the monthly file was not yet published. Returns how many."""
+    removed = 0
+    for ref in daily_files_for_month(monthly):
+        path = cache_dir / ref.key
+        if path.is_file():
+            path.unlink()
+            removed += 1
+        (cache_dir / ref.checksum_key).unlink(missing_ok=True)
+    return removed
+
+
 @dataclass
 class DownloadReport:
     results: list[FileResult]
@@ -260,6 +274,11 @@ class DownloadReport:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def superseded(self) -> int:
+        """Cached daily files replaced by their month's file in this download."""
+        return sum(r.superseded for r in self.results)
 
     @property
     def bytes(self) -> int:
@@ -298,6 +317,8 @@ def download_files(
                     res.replaced_by = daily_files_for_month(res.ref)
                     on_more(len(res.replaced_by))
                     pending.extend(pool.submit(fetch_file, fetcher, r, on_bytes) for r in res.replaced_by)
+                elif res.ref.monthly and res.status in ("downloaded", "cached"):
+                    res.superseded = drop_superseded_dailies(opts.cache_dir, res.ref)
                 with lock:
                     results.append(res)
                 on_done(res)
