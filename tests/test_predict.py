@@ -186,14 +186,38 @@ def test_fresh_daily_file_is_downloaded_once_and_scored(binance_dir, tmp_path):
         for suffix in ("", ".CHECKSUM"):  # the mirror publishes the next day
             name = f"BTCUSDT-1m-2025-03-07.zip{suffix}"
             shutil.copy(binance_dir / "daily" / "klines" / "BTCUSDT" / "1m" / name, mirror / name)
-        fresh = fetch_candles(cfg.source)
-        assert fresh.download.count("downloaded") == 1 and fresh.download.count("cached") == 6
+        from typer.testing import CliRunner
+
+        from candleflow.cli import app
+
+        download = [
+            "download",
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1m",
+            "--start",
+            "2025-03-01",
+            "--end",
+            "2025-03-07",
+            "--base-url",
+            srv.url,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+        fetched = CliRunner().invoke(app, download)
+        assert fetched.exit_code == 0, fetched.output
+        fresh = fetch_candles(cfg.source)  # what the CLI left in the cache: nothing more to fetch
+        assert fresh.download.count("downloaded") == 0 and fresh.download.count("cached") == 7
         assert parquet.stat().st_mtime_ns != before and len(fresh.candles) == 7 * 1440
         p = Predictor.from_run(result.run_dir)
         candles, _ = load_candles(cfg.source, cfg.validation)
         full = p.predict(candles)
         newest = full.column("open_time")[-1].as_py()
         assert str(newest) == "2025-03-07 23:59:00"
+        latest = CliRunner().invoke(app, ["predict", str(result.run_dir), "--latest"])
+        assert latest.exit_code == 0, latest.output
+        assert f"latest bar 2025-03-07 23:59:00: {full.column('decision')[-1]}" in latest.output
         only_last = p.predict(candles, start=str(newest).replace(" ", "T"))
         assert only_last.num_rows == 1
         assert only_last.column("decision")[0] == full.column("decision")[-1]
