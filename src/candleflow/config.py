@@ -111,6 +111,23 @@ class FilesSource(_Section):
     format: Literal["auto", "binance", "csv", "parquet", "feather"] = Field(
         "auto", description="auto: from the file name and content"
     )
+    timezone: str | None = Field(
+        None,
+        description="IANA zone (e.g. America/New_York) of times written without a UTC offset; "
+        "unset: UTC. Times with an offset (2025-06-26 10:30:00-04:00) are converted as written",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(v)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {v!r}; expected an IANA name such as America/New_York") from None
+        return v
 
 
 class BinanceSource(_Section):
@@ -189,6 +206,32 @@ class ValidationPolicy(_Section):
         ge=0,
         description="with gaps=repair, gaps of up to this many missing bars are filled "
         "with flat zero-volume bars; longer gaps split segments",
+    )
+    calendar: str = Field(
+        "24/7",
+        pattern=r"^(24/7|[A-Za-z0-9_/-]{2,40})$",
+        description="where bars are expected: 24/7 (every interval), or an exchange calendar of the "
+        "exchange_calendars package (XNYS, XNAS, XLON, XETR, XTKS, ...): only inside its sessions, so "
+        "weekends, holidays, nights, lunch breaks and early closes are neither gaps nor filled",
+    )
+    session_breaks: Literal["continue", "segment"] = Field(
+        "continue",
+        description="with a calendar: continue lets windows and labels run from one session into the next "
+        "(bars count trading bars); segment starts a new segment at every session",
+    )
+    extended_hours: Literal["drop", "keep"] = Field(
+        "drop",
+        description="with an intraday calendar: bars outside the regular session (pre- and post-market) "
+        "are dropped (counted) or kept as bars of their session",
+    )
+    spikes: Literal["allow", "repair", "drop", "error"] = Field(
+        "repair",
+        description="price spikes that pass the OHLC check (a wick or a one-bar close jump that reverts, "
+        "beyond spike_threshold x the recent mean absolute return): allow keeps them (counted), repair "
+        "clips a wick to the bar's body and drops a bar whose close jumps and reverts, drop removes the bars",
+    )
+    spike_threshold: float = Field(
+        50.0, gt=1, description="a spike is larger than this many recent mean absolute close-to-close returns"
     )
 
 

@@ -33,6 +33,7 @@ class Candles:
     interval: str = "1h"
     source: str = "unknown"
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    calendar: str = "24/7"  # where bars are expected (validation.calendar)
 
     def __len__(self) -> int:
         return int(self.open_time.shape[0])

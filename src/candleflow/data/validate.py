@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 
 from candleflow.config import ValidationPolicy
+from candleflow.data.calendar import ALWAYS_OPEN
 from candleflow.data.candles import OHLCV, Candles
 from candleflow.data.intervals import interval_name, interval_ns
 from candleflow.errors import ValidationError
@@ -61,6 +64,13 @@ class ValidationReport:
     zero_volume_rows: int = 0
     zero_volume_runs: int = 0
     longest_zero_volume_run: int = 0
+    spike_rows: int = 0
+    spike_repaired_rows: int = 0
+    spikes: list[str] = field(default_factory=list)  # the first few, as 'time: what'
+    calendar: str = "24/7"
+    extended_hours_rows: int = 0
+    off_calendar_rows: int = 0
+    session_splits: int = 0
     dropped_rows: dict[str, int] = field(default_factory=dict)
     segments: int = 0
     segment_lengths: dict[str, int] = field(default_factory=dict)
@@ -79,7 +89,14 @@ class ValidationReport:
             f"{self.segments} segments; {self.duplicate_rows} duplicates, "
             f"{self.out_of_order_rows} out of order, {self.ohlc_inconsistent_rows} OHLC "
             f"inconsistent ({self.ohlc_repaired_rows} repaired), {self.nonfinite_rows} NaN/inf, "
-            f"{self.zero_volume_rows} zero-volume rows; {dropped} dropped"
+            f"{self.zero_volume_rows} zero-volume rows, {self.spike_rows} spikes "
+            f"({self.spike_repaired_rows} repaired); {dropped} dropped"
+            + (
+                f"; calendar {self.calendar}: {self.extended_hours_rows} out-of-hours rows, "
+                f"{self.off_calendar_rows} off-calendar rows"
+                if self.calendar != "24/7"
+                else ""
+            )
         )
 
 
@@ -220,9 +237,8 @@ def check_grid(rows: Rows, policy: ValidationPolicy, interval: str | None) -> tu
     t = rows.cols["open_time"]
     if len(t) < 2:
         raise ValidationError(f"{rows.raw.source}: {len(t)} valid rows left; need at least 2 to form a series")
-    iv_name = interval or rows.raw.interval or _infer_interval(t)
+    iv_name = _interval_of(rows, interval)
     iv = interval_ns(iv_name)
-    rows.report.interval = iv_name
     aligned = (t - t[0]) % iv == 0
     rows.report.misaligned_rows = int((~aligned).sum())
     if rows.report.misaligned_rows:
@@ -238,15 +254,196 @@ def check_grid(rows: Rows, policy: ValidationPolicy, interval: str | None) -> tu
     return iv_name, iv
 
 
+MAX_LISTED_SPIKES = 20
+
+
+def check_spikes(rows: Rows, policy: ValidationPolicy) -> np.ndarray | None:
+    """Prices that pass the OHLC check but not a robust one: a wick, or a close that jumps and
+    reverts next bar, beyond `spike_threshold` x the recent mean absolute return (winsorised, so
+    a spike hardly raises its own yardstick). Counted; allowed, repaired, dropped or an error."""
+    cols, rep = rows.cols, rows.report
+    o, h, lo, c = (np.log(cols[n]) for n in ("open", "high", "low", "close"))
+    if c.size < 3:
+        return None
+    k = policy.spike_threshold
+    scale = robust_scale(c, 50)
+    body_hi, body_lo = np.maximum(o, c), np.minimum(o, c)
+    wick_up = (h - body_hi) > k * scale
+    wick_down = (body_lo - lo) > k * scale
+    r = np.diff(c)
+    jump = np.zeros(c.size, dtype=bool)
+    jump[1:-1] = (
+        (np.abs(r[:-1]) > k * scale[1:-1])
+        & (np.abs(r[1:]) > k * scale[1:-1])
+        & (np.sign(r[:-1]) != np.sign(r[1:]))
+        & (np.abs(r[:-1] + r[1:]) < 0.5 * np.abs(r[:-1]))
+    )
+    spike = wick_up | wick_down | jump
+    rep.spike_rows = int(spike.sum())
+    if not rep.spike_rows:
+        return None
+    t = cols["open_time"]
+    for i in np.flatnonzero(spike)[:MAX_LISTED_SPIKES]:
+        what = "close jumps and reverts" if jump[i] else ("high" if wick_up[i] else "low")
+        value = cols["close"][i] if jump[i] else (cols["high"][i] if wick_up[i] else cols["low"][i])
+        rep.spikes.append(f"{_iso(t[i])}: {what} {value:g} (open {cols['open'][i]:g}, close {cols['close'][i]:g})")
+    if policy.spikes == "error":
+        i = int(np.argmax(spike))
+        rows.fail(
+            i,
+            f"price spike: {rep.spikes[0].split(': ', 1)[1]}, over {k:g}x the recent mean absolute return",
+            "spikes",
+            "'repair' clips the wick or drops the bar, 'drop' removes it, 'allow' keeps it (counted)",
+        )
+    if policy.spikes == "drop":
+        rows.keep(~spike, "spikes")
+        return ~spike
+    if policy.spikes == "repair":
+        cols["high"] = np.where(wick_up, np.maximum(cols["open"], cols["close"]), cols["high"])
+        cols["low"] = np.where(wick_down, np.minimum(cols["open"], cols["close"]), cols["low"])
+        rep.spike_repaired_rows = int((wick_up | wick_down)[~jump].sum())
+        rows.keep(~jump, "spikes")  # the true close is unknown: the bar goes, the gap policy handles it
+        return ~jump
+    return None
+
+
+@numba.njit(cache=True)
+def robust_scale(log_close: np.ndarray, span: int) -> np.ndarray:
+    """Per bar, the mean absolute close-to-close log return of the bars before it (an EWMA whose
+    inputs are capped at 5x the running value, so one spike barely moves it); floored at 1e-6."""
+    n = log_close.shape[0]
+    out = np.empty(n)
+    alpha = 2.0 / (span + 1.0)
+    m = min(n - 1, span)
+    first = np.abs(np.diff(log_close[: m + 1]))
+    s = max(np.median(first), 1e-6)
+    for i in range(n):
+        out[i] = s
+        if i + 1 < n:
+            r = abs(log_close[i + 1] - log_close[i])
+            s = max((1.0 - alpha) * s + alpha * min(r, 5.0 * s), 1e-6)
+    return out
+
+
+@dataclass
+class Grid:
+    """Where each surviving row sits among the expected bars: `slot` (int64, non-decreasing; an
+    out-of-hours row carries the slot of the regular row before it), the slots' open times, and
+    the session of each row (None: 24/7, one endless session)."""
+
+    slot: np.ndarray
+    slot_time: Callable[[np.ndarray], np.ndarray]
+    session: np.ndarray | None = None
+
+    def keep(self, mask: np.ndarray | None) -> Grid:
+        """The grid of the rows where mask is True (all rows when None)."""
+        if mask is None:
+            return self
+        return Grid(self.slot[mask], self.slot_time, None if self.session is None else self.session[mask])
+
+
+def always_open_grid(t: np.ndarray, iv: int) -> Grid:
+    """24/7: a bar every interval from the first one."""
+    t0 = int(t[0])
+    return Grid((t - t0) // iv, lambda k: t0 + k * iv)
+
+
+def check_calendar(rows: Rows, policy: ValidationPolicy, iv_name: str) -> Grid:
+    """Rows against the exchange's sessions: daily bars take their session's open as open time;
+    intraday rows outside the session are out-of-hours (dropped or kept by `extended_hours`),
+    inside it but off the bar grid misaligned; rows on days without a session off-calendar."""
+    from candleflow.data.calendar import calendar_slots, daily_session_of
+
+    cols, rep = rows.cols, rows.report
+    rep.calendar = policy.calendar
+    t = cols["open_time"]
+    slots = calendar_slots(policy.calendar, iv_name, int(t[0]), int(t[-1]))
+    if slots.daily:
+        s = daily_session_of(t, slots)
+        rep.off_calendar_rows = int((s < 0).sum())
+        if rep.off_calendar_rows:
+            if policy.misaligned == "error":
+                i = int(np.argmax(s < 0))
+                rows.fail(
+                    i,
+                    f"a daily bar at {_iso(t[i])}, a day without a {policy.calendar} session",
+                    "misaligned",
+                    "'drop' removes such rows, or set validation.calendar to the series' exchange",
+                )
+            rows.keep(s >= 0, "off_calendar")
+            s = s[s >= 0]
+        rows.cols["open_time"] = slots.times[s]  # a daily bar opens at its session's open
+        same = np.concatenate([[False], s[1:] == s[:-1]])
+        if same.any():  # two rows of one session: the first counts
+            rep.duplicate_rows += int(same.sum())
+            rows.keep(~same, "duplicates")
+            s = s[~same]
+        return Grid(s.astype(np.int64), lambda k: slots.times[k], s)
+    nxt = np.searchsorted(slots.times, t)
+    on_slot = (nxt < slots.times.size) & (slots.times[np.minimum(nxt, slots.times.size - 1)] == t)
+    j = np.searchsorted(slots.opens, t, side="right") - 1
+    in_session = (j >= 0) & (t < slots.closes[np.maximum(j, 0)])
+    out_of_hours = ~on_slot & ~in_session
+    off_grid = ~on_slot & in_session
+    rep.extended_hours_rows = int(out_of_hours.sum())
+    if off_grid.any():
+        if policy.misaligned == "error":
+            i = int(np.argmax(off_grid))
+            rows.fail(
+                i,
+                f"open_time {_iso(t[i])} is inside a {policy.calendar} session but not on its {iv_name} grid "
+                "(bars start at the session's open)",
+                "misaligned",
+                "'drop' removes such rows",
+            )
+        rep.misaligned_rows = int(off_grid.sum())
+    keep = ~off_grid & (~out_of_hours if policy.extended_hours == "drop" else True)
+    dropped_hours = out_of_hours & ~keep
+    if dropped_hours.any():
+        rep.dropped_rows["extended_hours"] = int(dropped_hours.sum())
+    if off_grid.any():
+        rep.dropped_rows["misaligned"] = rep.dropped_rows.get("misaligned", 0) + int(off_grid.sum())
+    cols2 = {k: v[keep] for k, v in cols.items()}
+    rows.cols, rows.where = cols2, rows.where[keep]
+    t, nxt, on_slot = t[keep], nxt[keep], on_slot[keep]
+    if t.size < 2:
+        raise ValidationError(
+            f"{rows.raw.source}: {t.size} rows inside {policy.calendar} sessions; need at least 2 to form a series"
+        )
+    # an out-of-hours row carries the slot of the regular row before it, so the slots a session
+    # misses still count as missing when out-of-hours rows sit between
+    carried = np.maximum.accumulate(np.where(on_slot, nxt, -1))
+    slot = np.where(on_slot, nxt, np.where(carried >= 0, carried, nxt - 1)).astype(np.int64)
+    session = np.where(on_slot, slots.session[np.minimum(nxt, slots.times.size - 1)], 0)
+    if (~on_slot).any():
+        session = np.where(on_slot, session, slots.session_of_extended(t, nxt))
+    return Grid(slot, lambda k: slots.times[k], session)
+
+
+def _interval_of(rows: Rows, interval: str | None) -> str:
+    """The interval given, the source's, or the most common step between rows (recorded)."""
+    t = rows.cols["open_time"]
+    if len(t) < 2:
+        raise ValidationError(f"{rows.raw.source}: {len(t)} valid rows left; need at least 2 to form a series")
+    name = interval or rows.raw.interval or _infer_interval(t)
+    interval_ns(name)
+    rows.report.interval = name
+    return name
+
+
 def fill_gaps(
-    rows: Rows, policy: ValidationPolicy, iv_name: str, iv: int
+    rows: Rows, policy: ValidationPolicy, iv_name: str, grid: Grid
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Missing bars: an error, short gaps filled with flat bars at the previous close (repair),
-    and segments split at the rest. Returns the output columns, the segments (K, 2) and a mask
-    of the real (not filled) output rows."""
+    """Missing bars (expected slots without a row): an error, short gaps filled with flat bars at
+    the previous close (repair), and segments split at the rest (and, with session_breaks:
+    segment, at every new session). Returns the output columns, the segments (K, 2) and a mask of
+    the real (not filled) output rows."""
     cols, rep = rows.cols, rows.report
     t = cols["open_time"]
-    missing = np.diff(t) // iv - 1
+    missing = np.maximum(np.diff(grid.slot) - 1, 0)
+    new_session = np.zeros(missing.size, dtype=bool)
+    if grid.session is not None and policy.session_breaks == "segment":
+        new_session = grid.session[1:] != grid.session[:-1]
     gap_at = np.flatnonzero(missing > 0)
     rep.gaps = int(gap_at.size)
     rep.missing_bars = int(missing[gap_at].sum()) if gap_at.size else 0
@@ -260,10 +457,14 @@ def fill_gaps(
         )
     fill = np.zeros_like(missing)
     if policy.gaps == "repair":
-        small = (missing > 0) & (missing <= policy.gap_tolerance)
+        # a missing slot is filled only where it falls between its neighbours in time (not where
+        # kept out-of-hours rows already follow it)
+        in_order = grid.slot_time(grid.slot[:-1] + 1) > t[:-1]
+        small = (missing > 0) & (missing <= policy.gap_tolerance) & ~new_session & in_order
         fill[small] = missing[small]
-    split_after = np.flatnonzero((missing > 0) & (fill == 0))  # raw positions i: split between i and i+1
+    split_after = np.flatnonzero(((missing > 0) & (fill == 0)) | new_session)  # split between i and i+1
     rep.filled_bars = int(fill.sum())
+    rep.session_splits = int(new_session.sum())
     rep.segment_splits = int(split_after.size)
 
     pos = np.empty(len(t), dtype=np.int64)  # output row of each real row
@@ -278,7 +479,7 @@ def fill_gaps(
     filled = ~real
     t_out = np.empty(n_out, dtype=np.int64)
     t_out[pos] = t
-    t_out[filled] = t[from_real[filled]] + (np.arange(n_out)[filled] - src[filled]) * iv
+    t_out[filled] = grid.slot_time(grid.slot[from_real[filled]] + (np.arange(n_out)[filled] - src[filled]))
     out: dict[str, np.ndarray] = {"open_time": t_out}
     close_src = cols["close"][from_real]
     for name in ("open", "high", "low", "close"):
@@ -339,8 +540,14 @@ def validate_candles(
     check_ohlc(rows, policy)
     check_order(rows, policy)
     check_duplicates(rows, policy)
-    iv_name, iv = check_grid(rows, policy, interval)
-    out, segments, real = fill_gaps(rows, policy, iv_name, iv)
+    if policy.calendar == ALWAYS_OPEN:
+        iv_name, iv = check_grid(rows, policy, interval)
+        grid = always_open_grid(rows.cols["open_time"], iv)
+    else:
+        iv_name = _interval_of(rows, interval)
+        grid = check_calendar(rows, policy, iv_name)
+    grid = grid.keep(check_spikes(rows, policy))  # on the bars that stay (not the dropped out-of-hours ones)
+    out, segments, real = fill_gaps(rows, policy, iv_name, grid)
     out, segments = check_zero_volume(rows, policy, out, segments, real)
 
     rep = rows.report
@@ -362,6 +569,7 @@ def validate_candles(
         interval=iv_name,
         source=raw.source,
         extra={k: v for k, v in out.items() if k not in OHLCV and k != "open_time"},
+        calendar=policy.calendar,
     )
     return candles, rep
 

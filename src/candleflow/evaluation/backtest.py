@@ -165,11 +165,12 @@ def buy_and_hold(
     )
 
 
-def performance(res: BacktestResult, interval: str) -> dict[str, Any]:
-    """Return, risk and trading statistics of a backtest, annualised from the bar interval."""
+def performance(res: BacktestResult, interval: str, per_year: float | None = None) -> dict[str, Any]:
+    """Return, risk and trading statistics of a backtest, annualised with `per_year` bars a year
+    (default: 365 days of the interval, a 24/7 market; see `calendar.bars_per_year`)."""
     r = res.bar_returns
     n = max(r.size, 1)
-    per_year = _YEAR_NS / interval_ns(interval)
+    per_year = per_year or _YEAR_NS / interval_ns(interval)
     equity = np.cumprod(1.0 + r) if r.size else np.ones(1)
     total = float(equity[-1] - 1.0)
     sd = float(r.std()) if r.size > 1 else 0.0

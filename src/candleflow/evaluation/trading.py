@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from candleflow.config import RunConfig
+from candleflow.data.calendar import bars_per_year
 from candleflow.data.candles import Candles
 from candleflow.dataset.labels import LONG, SHORT
 from candleflow.evaluation.backtest import BacktestResult, backtest, buy_and_hold, performance
@@ -42,6 +43,7 @@ def trading_evaluation(
     def run(sides: np.ndarray, cost: float = 1.0) -> BacktestResult:
         return backtest(candles, ends, sides, lab, bt.fee * cost, bt.slippage * cost, bt.mode, span)
 
+    per_year = bars_per_year(candles.calendar, candles.interval, int(candles.open_time[-1]))
     model_sides = sides_of(decisions)
     rng = np.random.default_rng(bt.seed)
     n_signals = int((model_sides != 0).sum())
@@ -55,13 +57,13 @@ def trading_evaluation(
         "random_signals": run(random_sides),
         "labels": run(sides_of(y_true)),
     }
-    table = {name: performance(res, candles.interval) for name, res in results.items()}
+    table = {name: performance(res, candles.interval, per_year) for name, res in results.items()}
     legs = {
         "model_long_only": run(np.where(model_sides > 0, model_sides, 0).astype(np.int8)),
         "model_short_only": run(np.where(model_sides < 0, model_sides, 0).astype(np.int8)),
     }
-    legs_table = {name: performance(res, candles.interval) for name, res in legs.items()}
-    costs = {f"{c:g}x": performance(run(model_sides, c), candles.interval) for c in COST_MULTIPLES}
+    legs_table = {name: performance(res, candles.interval, per_year) for name, res in legs.items()}
+    costs = {f"{c:g}x": performance(run(model_sides, c), candles.interval, per_year) for c in COST_MULTIPLES}
     days = (int(candles.open_time[span[1] - 1]) - int(candles.open_time[span[0]])) / 86_400e9
 
     def masked_return(act: np.ndarray) -> float:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from candleflow.config import RunConfig, flatten_keys
+from candleflow.data.candles import Candles
 from candleflow.dataset.prepare import PreparedData, prepare
 from candleflow.dataset.split import Split, walk_forward_splits
 from candleflow.errors import ConfigError
@@ -318,6 +319,7 @@ def summarise(
     buy_hold = performance(
         buy_and_hold(prep.candles, _span(cfg, prep, ends), cfg.backtest.fee, cfg.backtest.slippage),
         prep.candles.interval,
+        _per_year(prep.candles),
     )
     return {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -382,6 +384,12 @@ def _ci(values: np.ndarray) -> list[float]:
     return [float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))]
 
 
+def _per_year(candles: Candles) -> float:
+    from candleflow.data.calendar import bars_per_year
+
+    return bars_per_year(candles.calendar, candles.interval, int(candles.open_time[-1]))
+
+
 def _span(cfg: RunConfig, prep: PreparedData, ends: np.ndarray) -> tuple[int, int]:
     return int(ends[0]), min(len(prep.candles), int(ends[-1]) + cfg.labels.horizon + 1)
 
@@ -389,7 +397,7 @@ def _span(cfg: RunConfig, prep: PreparedData, ends: np.ndarray) -> tuple[int, in
 def _stitched_backtest(cfg: RunConfig, prep: PreparedData, ends: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     bt = cfg.backtest
     res = backtest(prep.candles, ends, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, _span(cfg, prep, ends))
-    return performance(res, prep.candles.interval)
+    return performance(res, prep.candles.interval, _per_year(prep.candles))
 
 
 def equity_curves(cfg: RunConfig, prep: PreparedData, folder: Path, families: list[str], seed: int) -> dict[str, Any]:

@@ -69,11 +69,16 @@ def expand_paths(patterns: list[str]) -> list[Path]:
 
 def read_files(cfg: FilesSource) -> RawCandles:
     """Read and concatenate every file in order; each row remembers its file and line."""
-    return read_paths(expand_paths(cfg.paths), cfg.format, cfg.symbol, cfg.interval)
+    return read_paths(expand_paths(cfg.paths), cfg.format, cfg.symbol, cfg.interval, timezone=cfg.timezone)
 
 
 def read_paths(
-    paths: list[Path], fmt: str = "auto", symbol: str | None = None, interval: str | None = None, source: str = "files"
+    paths: list[Path],
+    fmt: str = "auto",
+    symbol: str | None = None,
+    interval: str | None = None,
+    source: str = "files",
+    timezone: str | None = None,
 ) -> RawCandles:
     """Concatenate files in the given order into raw rows that remember their file and line."""
     tables: list[dict[str, np.ndarray]] = []
@@ -84,7 +89,7 @@ def read_paths(
     interval = interval or next((v for v in named["interval"].values() if v != "1mo"), None)
     bar_ns = interval_ns(interval) if interval else None
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # zlib and Arrow release the GIL
-        read = list(pool.map(lambda p: read_file(p, fmt, bar_ns), paths))
+        read = list(pool.map(lambda p: read_file(p, fmt, bar_ns, timezone), paths))
     for path, (cols, first_line) in zip(paths, read):
         parts.append((offset, path.name, first_line))
         offset += len(cols["open_time"])
@@ -115,9 +120,12 @@ def _names_in_files(paths: list[Path]) -> dict[str, dict[str, str]]:
     return {k: {v: v for v in vals} for k, vals in seen.items()}
 
 
-def read_file(path: Path, fmt: str = "auto", bar_ns: int | None = None) -> tuple[dict[str, np.ndarray], int]:
+def read_file(
+    path: Path, fmt: str = "auto", bar_ns: int | None = None, timezone: str | None = None
+) -> tuple[dict[str, np.ndarray], int]:
     """One file's columns (open_time as int64 ns UTC) and the line number of its first data row.
-    `bar_ns`, the bar interval when known, settles the unit of epoch-number times."""
+    `bar_ns`, the bar interval when known, settles the unit of epoch-number times; `timezone` is
+    the zone of times written without a UTC offset (default UTC)."""
     kind = fmt if fmt != "auto" else _guess_format(path)
     try:
         if kind in ("binance", "csv"):
@@ -132,7 +140,7 @@ def read_file(path: Path, fmt: str = "auto", bar_ns: int | None = None) -> tuple
             table, first_line = pq.read_table(path), 1
         else:
             table, first_line = feather.read_table(path), 1
-        return _canonical_columns(table, path, first_line, bar_ns), first_line
+        return _canonical_columns(table, path, first_line, bar_ns, timezone), first_line
     except UnicodeDecodeError:
         raise SourceError(f"{path}: column names are not UTF-8 text; expected a header in UTF-8") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -228,7 +236,7 @@ def _read_headerless(data: bytes, path: Path) -> pa.Table:
 
 
 def _canonical_columns(
-    table: pa.Table, path: Path, first_line: int = 1, bar_ns: int | None = None
+    table: pa.Table, path: Path, first_line: int = 1, bar_ns: int | None = None, timezone: str | None = None
 ) -> dict[str, np.ndarray]:
     if table.num_rows == 0:
         raise SourceError(f"{path}: no data rows; expected candles below the header")
@@ -244,7 +252,10 @@ def _canonical_columns(
     found = ", ".join(table.column_names)[:300]
     if time_col is None:
         raise SourceError(f"{path}: no time column; expected one of {', '.join(TIME_NAMES)} (any case); found: {found}")
-    out: dict[str, np.ndarray] = {"open_time": _to_ns(table.column(time_col), path, time_col, first_line, bar_ns)}
+    times = _to_ns(table.column(time_col), path, time_col, first_line, bar_ns)
+    if timezone and _is_naive(table.column(time_col)):
+        times = _local_to_utc(times, timezone, path, time_col)
+    out: dict[str, np.ndarray] = {"open_time": times}
     for name in ("open", "high", "low", "close", "volume"):
         if name not in by_lower:
             raise SourceError(
@@ -263,6 +274,39 @@ def _to_float(col: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
         return col.cast(pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise SourceError(f"{path}: column {name!r} holds non-numeric values ({col.type}); expected numbers") from None
+
+
+_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+
+
+def _is_naive(col: pa.ChunkedArray) -> bool:
+    """True for local times without a zone: naive timestamps, dates, or strings without a UTC offset
+    (epoch numbers are UTC by definition)."""
+    t = col.type
+    if pa.types.is_timestamp(t):
+        return t.tz is None
+    if pa.types.is_date(t):
+        return True
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        first = col[0].as_py() if len(col) else ""
+        return not _OFFSET.search(str(first).strip())
+    return False
+
+
+def _local_to_utc(times: np.ndarray, timezone: str, path: Path, name: str) -> np.ndarray:
+    """Naive local times (as if UTC) in `timezone` to UTC; a time that does not exist or is
+    ambiguous on a daylight-saving change is an error naming it."""
+    import pyarrow.compute as pc
+
+    local = pa.array(times.astype("datetime64[ns]"))
+    try:
+        utc = pc.assume_timezone(local, timezone=timezone, ambiguous="raise", nonexistent="raise")
+    except pa.ArrowInvalid as exc:
+        raise SourceError(
+            f"{path}: column {name!r}: {str(exc).splitlines()[0][:160]} in {timezone} "
+            "(a daylight-saving change); write times with their UTC offset"
+        ) from None
+    return utc.cast(pa.int64()).to_numpy(zero_copy_only=False)
 
 
 def _to_ns(col: pa.ChunkedArray, path: Path, name: str, first_line: int = 1, bar_ns: int | None = None) -> np.ndarray:

@@ -1,0 +1,134 @@
+"""Exchange calendars: where bars are expected. `24/7` (crypto) expects a bar every interval;
+an exchange (XNYS, XLON, XETR, ... any `exchange_calendars` name) only inside its sessions, so
+weekends, holidays, nights, lunch breaks and early closes are neither gaps nor filled."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from candleflow.data.intervals import interval_ns
+from candleflow.errors import ConfigError
+
+ALWAYS_OPEN = "24/7"
+DAY_NS = 86_400 * 10**9
+HALF_DAY_NS = DAY_NS // 2
+
+
+@dataclass(frozen=True)
+class Slots:
+    """The bar open times (int64 ns UTC, increasing) an exchange expects over a span, with the
+    session each belongs to and each session's [open, close) in ns UTC."""
+
+    times: np.ndarray  # (n,) int64
+    session: np.ndarray  # (n,) int64 index into opens/closes
+    opens: np.ndarray  # (S,) int64
+    closes: np.ndarray  # (S,) int64
+    dates: np.ndarray  # (S,) datetime64[D] session dates (exchange-local)
+    tz: str  # the exchange's IANA time zone
+    daily: bool
+
+    def session_of_extended(self, times: np.ndarray, next_slot: np.ndarray) -> np.ndarray:
+        """The session an out-of-hours bar belongs to: the next session when it opens within
+        12 h (pre-market), else the previous one (post-market, overnight)."""
+        nxt = np.minimum(next_slot, self.times.size - 1)
+        prev = np.maximum(next_slot - 1, 0)
+        soon = (next_slot < self.times.size) & (self.times[nxt] - times < HALF_DAY_NS)
+        return np.where(soon, self.session[nxt], self.session[prev])
+
+
+def require_calendars():
+    """The exchange_calendars module, or a one-line error saying how to install it."""
+    try:
+        import exchange_calendars
+    except ImportError:
+        raise ConfigError(
+            "validation.calendar names an exchange: install exchange_calendars "
+            "(pip install 'candleflow[stocks]') or use calendar '24/7'"
+        ) from None
+    return exchange_calendars
+
+
+@lru_cache(maxsize=16)
+def _schedule(
+    name: str, first_day: str, last_day: str
+) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(time zone, dates, opens, closes, break_starts, break_ends) of the sessions between two dates."""
+    xc = require_calendars()
+    try:
+        with warnings.catch_warnings():  # pandas deprecations raised inside exchange_calendars
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            cal = xc.get_calendar(name, start=first_day, end=last_day)
+    except xc.errors.InvalidCalendarName:
+        known = xc.get_calendar_names(include_aliases=False)
+        raise ConfigError(
+            f"validation.calendar {name!r}: unknown exchange calendar; expected '24/7' or one of "
+            f"{len(known)} exchange_calendars names such as XNYS, XNAS, XLON, XETR, XTKS, XHKG"
+        ) from None
+    except (ValueError, xc.errors.CalendarError) as exc:
+        raise ConfigError(f"validation.calendar {name!r}: {str(exc).splitlines()[0][:200]}") from None
+    sched = cal.schedule.loc[first_day:last_day]
+
+    def ns(col: str) -> np.ndarray:
+        values = sched[col]
+        out = values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").astype(np.int64)
+        return np.where(values.isna().to_numpy(), -1, out)
+
+    dates = sched.index.to_numpy("datetime64[D]")
+    return str(cal.tz), dates, ns("open"), ns("close"), ns("break_start"), ns("break_end")
+
+
+def calendar_slots(name: str, interval: str, first_ns: int, last_ns: int) -> Slots:
+    """The bars `name` expects between two times (a day of margin either side): for daily bars one
+    per session at its open; for intraday bars open + k x interval while before the close (or the
+    lunch break), so the last bar of a session may be short."""
+    iv = interval_ns(interval)
+    first = np.datetime64(int(first_ns) - 2 * DAY_NS, "ns").astype("datetime64[D]")
+    last = np.datetime64(int(last_ns) + 2 * DAY_NS, "ns").astype("datetime64[D]")
+    tz, dates, opens, closes, b_start, b_end = _schedule(name, str(first), str(last))
+    if dates.size == 0:
+        raise ConfigError(f"validation.calendar {name!r}: no sessions between {first} and {last}")
+    if iv >= DAY_NS:
+        if iv != DAY_NS:
+            raise ConfigError(
+                f"validation.calendar {name!r}: bars of {interval}; an exchange calendar takes intraday or 1d bars"
+            )
+        return Slots(opens.copy(), np.arange(dates.size), opens, closes, dates, tz, True)
+    times, session = [], []
+    for s in range(dates.size):
+        pieces = [(opens[s], closes[s])]
+        if b_start[s] >= 0 and b_end[s] >= 0:
+            pieces = [(opens[s], b_start[s]), (b_end[s], closes[s])]
+        for lo, hi in pieces:
+            t = np.arange(lo, hi, iv, dtype=np.int64)
+            times.append(t)
+            session.append(np.full(t.size, s, dtype=np.int64))
+    return Slots(np.concatenate(times), np.concatenate(session), opens, closes, dates, tz, False)
+
+
+def daily_session_of(times: np.ndarray, slots: Slots) -> np.ndarray:
+    """Session index of each daily bar (-1: no session that day): the session whose exchange-local
+    date is that of the bar time + 12 h, which covers date-only stamps (midnight UTC) and
+    local-midnight stamps with their UTC offset alike."""
+    import pandas as pd
+
+    local = pd.to_datetime(times + HALF_DAY_NS, utc=True).tz_convert(slots.tz).tz_localize(None)
+    day = local.to_numpy("datetime64[D]")
+    pos = np.searchsorted(slots.dates, day)
+    pos_c = np.minimum(pos, slots.dates.size - 1)
+    return np.where(slots.dates[pos_c] == day, pos_c, -1)
+
+
+def bars_per_year(calendar: str, interval: str, last_ns: int) -> float:
+    """Bars a year holds: 365 days of intervals for 24/7; for an exchange, the bars its sessions
+    expected in the year up to `last_ns` (about 252 daily or 1,764 hourly bars on XNYS)."""
+    year = 365 * DAY_NS
+    if calendar == ALWAYS_OPEN:
+        return year / interval_ns(interval)
+    slots = calendar_slots(calendar, interval, int(last_ns) - year, int(last_ns))
+    inside = (slots.times > int(last_ns) - year) & (slots.times <= int(last_ns))
+    return float(max(int(inside.sum()), 1))
