@@ -175,7 +175,57 @@ class BinanceSource(_Section):
         return self
 
 
-SourceConfig = Annotated[SyntheticSource | FilesSource | BinanceSource, Field(discriminator="kind")]
+YAHOO_INTERVALS = ("1m", "2m", "5m", "15m", "30m", "1h", "1d")
+
+
+class YFinanceSource(_Section):
+    """Stocks, ETFs and indices from Yahoo Finance through the yfinance package, cached as Parquet;
+    each ticker's exchange gives its calendar (validation.calendar: auto)."""
+
+    kind: Literal["yfinance"] = "yfinance"
+    tickers: list[SafeName] = Field(
+        min_length=1,
+        max_length=5000,
+        description="Yahoo symbols, e.g. [SPY] (one source is one series; several tickers become one "
+        "universe entry each)",
+    )
+    interval: Literal["1m", "2m", "5m", "15m", "30m", "1h", "1d"] = Field(
+        "1d", description="bar interval (Yahoo keeps 1m bars 30 days, intraday bars 730 days)"
+    )
+    start: str = Field("2020-01-01", description="first day, YYYY-MM-DD")
+    end: str | None = Field(None, description="last day, YYYY-MM-DD, inclusive; unset: up to now")
+    auto_adjust: bool = Field(True, description="prices adjusted for splits and dividends (Yahoo's adjustment)")
+    prepost: bool = Field(
+        False, description="also fetch pre- and post-market bars (validation.extended_hours keeps or drops them)"
+    )
+    cache_dir: str = Field("~/.cache/candleflow/yfinance", description="downloaded bars as Parquet, one file per query")
+    base_url: str | None = Field(
+        None, description="send Yahoo's requests to this mirror or proxy instead (e.g. http://127.0.0.1:8080)"
+    )
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _date_text(cls, v: Any) -> Any:
+        return v.isoformat() if hasattr(v, "isoformat") else v
+
+    @field_validator("start", "end")
+    @classmethod
+    def _iso_day(cls, v: str | None) -> str | None:
+        import datetime as dt
+
+        if v is not None:
+            try:
+                dt.date.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"date {v!r}: expected YYYY-MM-DD") from None
+        return v
+
+    @property
+    def symbol(self) -> str:
+        return self.tickers[0]
+
+
+SourceConfig = Annotated[SyntheticSource | FilesSource | BinanceSource | YFinanceSource, Field(discriminator="kind")]
 
 
 class ValidationPolicy(_Section):
@@ -208,11 +258,12 @@ class ValidationPolicy(_Section):
         "with flat zero-volume bars; longer gaps split segments",
     )
     calendar: str = Field(
-        "24/7",
-        pattern=r"^(24/7|[A-Za-z0-9_/-]{2,40})$",
-        description="where bars are expected: 24/7 (every interval), or an exchange calendar of the "
+        "auto",
+        pattern=r"^(auto|24/7|[A-Za-z0-9_-]{2,40})$",
+        description="where bars are expected: 24/7 (every interval), an exchange calendar of the "
         "exchange_calendars package (XNYS, XNAS, XLON, XETR, XTKS, ...): only inside its sessions, so "
-        "weekends, holidays, nights, lunch breaks and early closes are neither gaps nor filled",
+        "weekends, holidays, nights, lunch breaks and early closes are neither gaps nor filled; auto: "
+        "the exchange a yfinance source reports, 24/7 for every other source",
     )
     session_breaks: Literal["continue", "segment"] = Field(
         "continue",

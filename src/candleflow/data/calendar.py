@@ -14,6 +14,7 @@ from candleflow.data.intervals import interval_ns
 from candleflow.errors import ConfigError
 
 ALWAYS_OPEN = "24/7"
+AUTO = "auto"  # the source's own exchange when it reports one (yfinance), else 24/7
 DAY_NS = 86_400 * 10**9
 HALF_DAY_NS = DAY_NS // 2
 
@@ -127,7 +128,7 @@ def bars_per_year(calendar: str, interval: str, last_ns: int) -> float:
     """Bars a year holds: 365 days of intervals for 24/7; for an exchange, the bars its sessions
     expected in the year up to `last_ns` (about 252 daily or 1,764 hourly bars on XNYS)."""
     year = 365 * DAY_NS
-    if calendar == ALWAYS_OPEN:
+    if calendar in (ALWAYS_OPEN, AUTO):
         return year / interval_ns(interval)
     slots = calendar_slots(calendar, interval, int(last_ns) - year, int(last_ns))
     inside = (slots.times > int(last_ns) - year) & (slots.times <= int(last_ns))

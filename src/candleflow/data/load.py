@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from candleflow.config import BinanceSource, FilesSource, SourceConfig, SyntheticSource, ValidationPolicy
+from candleflow.config import (
+    BinanceSource,
+    FilesSource,
+    SourceConfig,
+    SyntheticSource,
+    ValidationPolicy,
+    YFinanceSource,
+)
 from candleflow.data.candles import Candles
 from candleflow.data.sources.files import read_files
 from candleflow.data.sources.synthetic import generate_synthetic
@@ -28,6 +35,16 @@ def load_candles(
 
         res = fetch_candles(cfg, policy)
         return res.candles, res.report
+    if isinstance(cfg, YFinanceSource):
+        from candleflow.data.sources.yfinance import calendar_for, fetch_yfinance
+
+        raw, info = fetch_yfinance(cfg)
+        policy = policy or ValidationPolicy()
+        if policy.calendar == "auto":
+            policy = policy.model_copy(update={"calendar": calendar_for(info, cfg.symbol)})
+        candles, report = validate_candles(raw, policy, interval=cfg.interval)
+        report.exchange = info.get("exchange_name", "")
+        return candles, report
     raw = read_source(cfg)
     return validate_candles(raw, policy, interval=getattr(cfg, "interval", None))
 

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 
 from candleflow.config import ValidationPolicy
-from candleflow.data.calendar import ALWAYS_OPEN
+from candleflow.data.calendar import ALWAYS_OPEN, AUTO
 from candleflow.data.candles import OHLCV, Candles
 from candleflow.data.intervals import interval_name, interval_ns
 from candleflow.errors import ValidationError
@@ -68,6 +68,7 @@ class ValidationReport:
     spike_repaired_rows: int = 0
     spikes: list[str] = field(default_factory=list)  # the first few, as 'time: what'
     calendar: str = "24/7"
+    exchange: str = ""  # the exchange a source reported (yfinance)
     extended_hours_rows: int = 0
     off_calendar_rows: int = 0
     session_splits: int = 0
@@ -540,6 +541,8 @@ def validate_candles(
     check_ohlc(rows, policy)
     check_order(rows, policy)
     check_duplicates(rows, policy)
+    if policy.calendar == AUTO:  # a source that knows its exchange resolved it before this point
+        policy = policy.model_copy(update={"calendar": ALWAYS_OPEN})
     if policy.calendar == ALWAYS_OPEN:
         iv_name, iv = check_grid(rows, policy, interval)
         grid = always_open_grid(rows.cols["open_time"], iv)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from candleflow._version import __version__
-from candleflow.config import BinanceSource, FilesSource, RunConfig, SyntheticSource
+from candleflow.config import BinanceSource, FilesSource, RunConfig, SyntheticSource, YFinanceSource
 from candleflow.errors import BuildError, CandleflowError, ConfigError
 
 log = logging.getLogger("candleflow")
@@ -77,7 +77,7 @@ def plan_tasks(cfg: RunConfig) -> list[BuildTask]:
     uni, base = cfg.universe, cfg.source
     sources: dict[str, Any] = dict(uni.sources)
     if uni.symbols or uni.intervals or not uni.sources:
-        symbols: list[Any] = uni.symbols or [getattr(base, "symbol", None)]
+        symbols: list[Any] = uni.symbols or list(getattr(base, "tickers", None) or [getattr(base, "symbol", None)])
         intervals: list[Any] = uni.intervals or [getattr(base, "interval", None)]
         for k, symbol in enumerate(symbols):
             for interval in intervals:
@@ -94,7 +94,9 @@ def plan_tasks(cfg: RunConfig) -> list[BuildTask]:
 
 def _source_for(base: Any, symbol: str | None, interval: str | None, position: int) -> Any:
     data = base.model_dump()
-    if symbol is not None:
+    if symbol is not None and isinstance(base, YFinanceSource):
+        data["tickers"] = [symbol]
+    elif symbol is not None:
         data["symbol"] = symbol
     if interval is not None:
         data["interval"] = interval
@@ -122,6 +124,8 @@ def task_key(cfg: RunConfig) -> str:
         }
     elif isinstance(src, BinanceSource):
         source = src.model_dump(include={"kind", "market", "symbol", "interval", "start", "end"})
+    elif isinstance(src, YFinanceSource):
+        source = src.model_dump(include={"kind", "tickers", "interval", "start", "end", "auto_adjust", "prepost"})
     else:
         source = src.model_dump(mode="json")
     blob = json.dumps(
@@ -170,6 +174,8 @@ def build_entry(name: str, config_json: str, key: str, store_url: str, threads: 
         "labels": labels.counts(),
         "fine_changed": changed,
         "validation": report.summary(),
+        "calendar": candles.calendar,
+        "exchange": report.exchange,
         "seconds": round(time.perf_counter() - t0, 3),
         "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
