@@ -149,11 +149,15 @@ def _print_result(result, task: str) -> None:
         console.print(f"run folder: {result.run_dir}")
         return
     for part, m in result.metrics.items():
-        console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
+        what = "(window, ticker) labels" if "cross_section" in m else "windows"
+        console.print(metrics_table(m, title=f"{part} period: {m['n']:,} {what}"))
     console.print(
         f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
         f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
     )
+    if "cross_section" in result.metrics["val"]:  # a panel run: every ticker side by side
+        _print_panel(result)
+        return
     if "series" in result.metrics["val"]:  # a universe run: one model over many series
         t = Table(title="validation period, per series (the model's decisions)")
         for col in ("series", "windows", "accuracy"):
@@ -187,6 +191,38 @@ def _print_result(result, task: str) -> None:
             t.caption = f"note: {tr['note']}"
         console.print(t)
     console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
+
+
+def _print_panel(result) -> None:
+    """Per ticker balanced accuracy and the cross-sectional backtest of each evaluated period."""
+    val = result.metrics["val"]
+    t = Table(title="validation period, per ticker (the model's decisions)")
+    for col in ("ticker", "labels", "balanced acc"):
+        t.add_column(col, justify="left" if col == "ticker" else "right")
+    for name, r in val["tickers"].items():
+        ba = r["balanced_accuracy"]
+        t.add_row(name, f"{r['labels']:,}", "-" if ba is None else f"{ba:.3f}")
+    console.print(t)
+    for part, m in result.metrics.items():
+        t = Table(
+            title=f"cross-sectional backtest, {part} period (long top k, short bottom k, rebalanced every horizon)"
+        )
+        for col in ("book", "total return", "Sharpe", "max drawdown", "turnover / yr", "hit rate", "periods"):
+            t.add_column(col, justify="left" if col == "book" else "right")
+        for name, r in m["cross_section"].items():
+            t.add_row(
+                name,
+                f"{r['total_return']:+.2%}",
+                f"{r['sharpe']:.2f}",
+                f"{r['max_drawdown']:.2%}",
+                f"{r['turnover']:.1f}",
+                f"{r['hit_rate']:.2%}",
+                f"{r['active_periods']:,}",
+                style="bold" if name == "model" else None,
+            )
+        t.caption = "oracle: ranked by the realised returns (a bound, not a strategy)"
+        console.print(t)
+    console.print(f"run folder: {result.run_dir}")
 
 
 @app.command()

@@ -20,7 +20,7 @@ from candleflow._version import __version__
 from candleflow.config import RunConfig
 from candleflow.dataset.labels import CLASS_NAMES
 from candleflow.dataset.prepare import prepare
-from candleflow.errors import ConfigError, RegistryError
+from candleflow.errors import ConfigError, DataError, RegistryError
 from candleflow.evaluation.metrics import decide
 from candleflow.evaluation.trading import trading_evaluation
 from candleflow.models.backend import configure_devices, data_parallel, keras
@@ -127,7 +127,9 @@ def _execute(
             result = RunResult(work, metrics, metadata)
         else:
             replicas = data_parallel(cfg.training.distribution, devices["device"] == "gpu")
-            if cfg.universe.active:
+            if cfg.dataset.layout == "panel":
+                result = _run_panel_into(cfg, work, name, started, state, callbacks)
+            elif cfg.universe.active:
                 result = _run_store_into(cfg, work, name, started, state, callbacks, replicas)
             else:
                 result = _run_into(cfg, work, name, started, state, callbacks, replicas)
@@ -332,6 +334,118 @@ def _run_store_into(
         "per series: run them on one source)",
         metadata["seconds"],
     )
+    return RunResult(work, trained.metrics, metadata)
+
+
+def _run_panel_into(
+    cfg: RunConfig,
+    work: Path,
+    name: str,
+    started: dt.datetime,
+    state: dict[str, Any] | None,
+    callbacks: list | None,
+) -> RunResult:
+    """A panel: build the universe's series into the store, align them on one time axis, train
+    the panel GPT on windows of all tickers side by side, score every ticker's labels and the
+    cross-sectional backtest."""
+    from candleflow.data.calendar import bars_per_year
+    from candleflow.dataset.panel import PanelDataset, panel_window_ends
+    from candleflow.dataset.split import split_by_time
+    from candleflow.models.panel_fitting import train_and_score_panel
+    from candleflow.scale.cluster import build_store, plan_tasks
+    from candleflow.scale.store import SeriesStore, open_panel
+
+    if cfg.model.kind != "gpt":
+        raise ConfigError(
+            f"dataset.layout panel trains the GPT family over time with all tickers per step; "
+            f"model.kind is {cfg.model.kind!r}: set model.kind=gpt"
+        )
+    if not cfg.universe.active and len(getattr(cfg.source, "tickers", [])) < 2:
+        raise ConfigError(
+            "dataset.layout panel needs several tickers: set universe.symbols (or yfinance source.tickers)"
+        )
+    t0 = time.perf_counter()
+    folder = RunFolder(work)
+    report = build_store(cfg)
+    names = [t.name for t in plan_tasks(cfg)]
+    d = cfg.dataset
+    panel = open_panel(cfg.universe.store, names, cfg.labels.horizon, d.panel_calendar)
+    ends = panel_window_ends(panel, d.window, d.stride)
+    if ends.size == 0:
+        raise DataError(f"the panel of {len(names)} tickers has no row with {d.window} rows before it and a label")
+    ds = PanelDataset(panel, ends, d.window)
+    split = split_by_time(ds.end_times(), ds.label_end_times(), d.val_fraction, d.test_fraction)
+    interval = SeriesStore(cfg.universe.store).manifest()["entries"][names[0]]["interval"]
+    per_year = bars_per_year(panel.calendar if panel.calendar != "mixed" else "24/7", interval, int(panel.times[-1]))
+    log.info(
+        "panel: %d tickers on %s, %d rows, %d windows of %s; split %s",
+        panel.n_tickers,
+        panel.calendar,
+        panel.times.size,
+        len(ds),
+        ds.shape[1:],
+        split.summary(),
+    )
+    folder.write_config(cfg)
+    trained = train_and_score_panel(cfg, work, ds, split.parts, per_year, state, callbacks)
+    folder.write_metrics(trained.metrics)
+    folder.write_predictions(
+        {
+            part: {
+                "ends": sub.ends,
+                "times": sub.end_times(),
+                "y": y.astype(np.int8),
+                "probs": probs.astype(np.float32),
+            }
+            for part, (sub, y, probs) in trained.scored.items()
+        }
+    )
+    save_model(trained.model, work)
+    records = SeriesStore(cfg.universe.store).manifest()["entries"]
+    folder.write_data(
+        {
+            "store": str(cfg.universe.store),
+            "prepare": report.to_dict(),
+            "layout": "panel",
+            "tickers": names,
+            "calendar": panel.calendar,
+            "rows": int(panel.times.size),
+            "windows": len(ds),
+            "split": split.summary(),
+        }
+    )
+    fitted = trained.fitted
+    metadata = {
+        "run": name,
+        "task": "classify",
+        "layout": "panel",
+        "created": started.isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "fit_seconds": round(trained.fit_seconds, 1),
+        "versions": versions(),
+        "data_fingerprint": hashlib.sha256(" ".join(records[n]["fingerprint"] for n in names).encode()).hexdigest(),
+        "tickers": names,
+        "interval": interval,
+        "feature_names": records[names[0]]["feature_names"],
+        "input_shape": list(trained.input_shape),
+        "model_kind": "gpt",
+        "classes": list(CLASS_NAMES),
+        "parameters": int(trained.model.count_params()),
+        "peak_rss_mb": round(fitted["peak_rss_mb"], 1),
+        "epochs_run": fitted["epochs_run"],
+        "resumed_from_epoch": fitted["resumed_from_epoch"],
+        "metrics": {
+            part: {
+                "balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
+                "edge_balanced_accuracy": m["edge_balanced_accuracy"],
+                "long_short_sharpe": m["cross_section"]["model"]["sharpe"],
+            }
+            for part, m in trained.metrics.items()
+        },
+    }
+    folder.write_metadata(metadata)
+    log.info("panel run finished in %.1fs", metadata["seconds"])
     return RunResult(work, trained.metrics, metadata)
 
 

@@ -67,9 +67,7 @@ def window_model(cfg: RunConfig, train_ds: Any, state: dict[str, Any] | None = N
     builders = {"lstm": build_lstm, "gpt": build_gpt, "mlp": build_mlp}
     return model_from(
         state,
-        lambda: builders[cfg.model.kind](
-            cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), cfg.training.learning_rate
-        ),
+        lambda: builders[cfg.model.kind](cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), cfg.learning_rate),
     )
 
 
@@ -111,7 +109,7 @@ def model_and_loader(
             )
 
         shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
-        model = model_from(state, lambda: build_cnn(cfg.model, shape, cfg.training.learning_rate))
+        model = model_from(state, lambda: build_cnn(cfg.model, shape, cfg.learning_rate))
         return model, loader, (*shape, 1)
 
     return make

@@ -72,7 +72,7 @@ def run_reward_into(
         candles.time_str(int(val.ends.min())),
         time.perf_counter() - t0,
     )
-    model = model_from(state, lambda: build_reward_model(train, learning_rate=tc.learning_rate))
+    model = model_from(state, lambda: build_reward_model(train, learning_rate=cfg.learning_rate))
     log.info("reward model: %s parameters", f"{model.count_params():,}")
     bs = max(cfg.dataset.batch_size, 512)
     t_fit = time.perf_counter()

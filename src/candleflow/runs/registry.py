@@ -10,11 +10,15 @@ from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path, write_text
 from candleflow.models.backend import keras
 from candleflow.models.networks import PositionEmbedding
+from candleflow.models.panel_model import MaskedSparseCrossEntropy
 from candleflow.models.tabular import TABULAR_KINDS
 from candleflow.runs.folder import RunFolder
 
 # candleflow's own layers that a saved model may name (registered; listed here for load_model)
-CUSTOM_OBJECTS = {"candleflow>PositionEmbedding": PositionEmbedding}
+CUSTOM_OBJECTS = {
+    "candleflow>PositionEmbedding": PositionEmbedding,
+    "candleflow>MaskedSparseCrossEntropy": MaskedSparseCrossEntropy,
+}
 
 
 def save_model(model, run_dir: str | Path) -> None:

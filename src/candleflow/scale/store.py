@@ -107,6 +107,7 @@ class StoreEntry:
             interval=self.meta["interval"],
             source=self.meta["source"],
             extra=extra,
+            calendar=self.meta.get("calendar", "24/7"),
             **cols,
         )
 
@@ -344,3 +345,27 @@ def open_dataset(
     return MultiWindowDataset.from_parts(
         parts, [e.name for e in entries], [e.arrays["open_time"] for e in entries], [e.arrays["t1"] for e in entries]
     )
+
+
+def open_panel(store: SeriesStore | str, names: list[str], horizon: int, rule: str = "same"):  # -> Panel
+    """The store's entries `names` side by side on one time axis (see dataset.panel.align_panel)."""
+    from candleflow.dataset.panel import SeriesArrays, align_panel
+
+    store = store if isinstance(store, SeriesStore) else SeriesStore(store)
+    listed = store.manifest()["entries"]
+    series = []
+    for name in names:
+        e = store.open(name, entries=listed)
+        series.append(
+            SeriesArrays(
+                name,
+                np.asarray(e.arrays["open_time"]),
+                e.features,
+                np.asarray(e.arrays["labels"]),
+                np.asarray(e.arrays["t1"]),
+                e.candles().close,
+                np.asarray(e.arrays["segments"]),
+                e.meta.get("calendar", "24/7"),
+            )
+        )
+    return align_panel(series, horizon, rule)  # type: ignore[arg-type]

@@ -57,6 +57,9 @@ def generate_synthetic(cfg: SyntheticSource | None = None) -> RawCandles:
 
     dof = cfg.tail_dof
     z = rng.standard_t(dof, size=n) * np.sqrt((dof - 2.0) / dof)  # unit variance, fat tails
+    if cfg.market_factor > 0:  # a shock every symbol of this market_seed shares, in the same bars
+        market = np.random.default_rng([cfg.market_seed, 0x6D6B74]).standard_t(dof, size=n)
+        z = np.sqrt(cfg.market_factor) * market * np.sqrt((dof - 2.0) / dof) + np.sqrt(1 - cfg.market_factor) * z
     r, sig = _garch_returns(z, var_lr, cfg.garch_alpha, cfg.garch_beta, cfg.signal_strength, cfg.signal_span)
 
     log_close = np.log(cfg.start_price) + np.cumsum(r)

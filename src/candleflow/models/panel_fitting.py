@@ -1,0 +1,125 @@
+"""A panel run's training and scoring: the panel GPT fitted on the training windows (class
+weights from every ticker's labels), then per evaluated period the metrics over every
+(window, ticker) label against the baselines, per ticker, and the cross-sectional backtest."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from candleflow.config import RunConfig
+from candleflow.dataset.panel import PanelDataset
+from candleflow.dataset.sampling import class_weights
+from candleflow.evaluation.cross_section import cross_sectional_backtest
+from candleflow.evaluation.metrics import classification_metrics, decide, evaluate
+from candleflow.models.backend import keras
+from candleflow.models.fitting import Trained, model_from
+from candleflow.models.loaders import batch_loader
+from candleflow.models.memory import estimate_training_memory
+from candleflow.models.panel_model import build_panel_gpt
+from candleflow.models.training import fit
+
+log = logging.getLogger("candleflow")
+
+
+def train_and_score_panel(
+    cfg: RunConfig,
+    work: Path,
+    ds: PanelDataset,
+    parts: Mapping[str, np.ndarray],
+    bars_per_year: float,
+    state: dict[str, Any] | None = None,
+    callbacks: list | None = None,
+) -> Trained:
+    """Fit on `parts['train']` (every `train_stride`-th window), score 'val' [and 'test']."""
+    tc, d = cfg.training, cfg.dataset
+    keras.utils.set_random_seed(tc.seed)
+    train_ds = ds.subset(parts["train"][:: d.train_stride])
+    y_train = train_ds.labels_at()
+    if tc.shuffle_labels:  # permute each ticker's labels over time: a control that must learn nothing
+        rng = np.random.default_rng(tc.seed)
+        y_train = np.stack([rng.permutation(y_train[:, k]) for k in range(y_train.shape[1])], axis=1)
+    flat = y_train[y_train >= 0]
+    weights = class_weights(flat).tolist() if tc.class_weight == "balanced" else None
+    mean, var = train_ds.moments()
+    panel = ds.panel
+    model = model_from(
+        state,
+        lambda: build_panel_gpt(
+            cfg.model, d.window, panel.values.shape[1], panel.n_tickers, mean, var, cfg.learning_rate, weights
+        ),
+    )
+    estimate = estimate_training_memory(model, d.batch_size)
+    log.info(
+        "panel gpt: %d tickers x %d features (+ presence), %s parameters; training on %d windows, validating on %d",
+        panel.n_tickers,
+        panel.n_features,
+        f"{model.count_params():,}",
+        len(train_ds),
+        parts["val"].size,
+    )
+
+    def labels_only(sub: PanelDataset, y: np.ndarray):
+        return lambda idx: (sub.gather(idx), y[idx])
+
+    train = batch_loader(len(train_ds), labels_only(train_ds, y_train), d.batch_size, shuffle=True, seed=tc.seed)
+    val_ds = ds.subset(parts["val"])
+    val = batch_loader(len(val_ds), labels_only(val_ds, val_ds.labels_at()), d.batch_size)
+    t_fit = time.perf_counter()
+    fitted = fit(model, train, val, tc, work, state, callbacks)
+    fit_s = time.perf_counter() - t_fit
+
+    scored: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
+    metrics: dict[str, Any] = {}
+    for part in [p for p in ("val", "test") if p in parts]:
+        sub = ds.subset(parts[part])
+        probs = np.asarray(model.predict(batch_loader(len(sub), _inputs_of(sub), 1024), verbose=0))[: len(sub)]
+        y = sub.labels_at()
+        scored[part] = (sub, y, probs)
+        metrics[part] = panel_metrics(cfg, sub, y, probs, flat, bars_per_year)
+    return Trained(model, fitted, fit_s, estimate, scored, metrics, (d.window, panel.values.shape[1]))
+
+
+def _inputs_of(sub: PanelDataset):
+    return lambda idx: (sub.gather(idx),)
+
+
+def panel_metrics(
+    cfg: RunConfig, sub: PanelDataset, y: np.ndarray, probs: np.ndarray, y_train_flat: np.ndarray, bars_per_year: float
+) -> dict[str, Any]:
+    """Pooled metrics over every (window, ticker) with a label, against the baselines; balanced
+    accuracy per ticker; and the cross-sectional backtest of the period."""
+    valid = y >= 0
+    margin = cfg.evaluation.decision_margin
+    m = evaluate(y[valid], probs[valid], y_train_flat, margin, cfg.backtest.seed)
+    decisions = decide(probs.reshape(-1, probs.shape[-1]), margin).reshape(y.shape)
+    m["n_labels"] = int(valid.sum())
+    m["tickers"] = {
+        name: {
+            "labels": int(valid[:, k].sum()),
+            "balanced_accuracy": classification_metrics(y[valid[:, k], k], decisions[valid[:, k], k])[
+                "balanced_accuracy"
+            ]
+            if valid[:, k].any()
+            else None,
+        }
+        for k, name in enumerate(sub.panel.names)
+    }
+    bt = cfg.backtest
+    present = sub.panel.present()[sub.ends]
+    m["cross_section"] = cross_sectional_backtest(
+        probs,
+        sub.returns_at(),
+        present,
+        cfg.labels.horizon,
+        bt.top_k,
+        bt.fee + bt.slippage,
+        bars_per_year,
+        bt.seed,
+    )
+    return m

@@ -1,0 +1,177 @@
+"""Panel datasets: many tickers side by side on one time axis, a masked loss, the cross-sectional
+backtest, and a panel run on a synthetic universe with a shared market factor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from candleflow.dataset.panel import PanelDataset, SeriesArrays, align_panel, forward_returns, panel_window_ends
+from candleflow.errors import DataError
+from candleflow.evaluation.cross_section import cross_sectional_backtest, long_short_weights
+
+H = 3_600_000_000_000
+
+
+def series(name, hours, f=2, calendar="24/7", label=1):
+    n = len(hours)
+    feats = np.arange(n * f, dtype=np.float64).reshape(n, f) + (100 if name == "B" else 0)
+    return SeriesArrays(
+        name,
+        np.asarray(hours, dtype=np.int64) * H,
+        feats,
+        np.full(n, label, np.int8),
+        np.minimum(np.arange(n) + 1, n - 1),
+        np.linspace(100, 100 + n - 1, n),
+        np.array([[0, n]]),
+        calendar,
+    )
+
+
+def test_align_union_intersection_and_calendars_by_hand():
+    a, b = series("A", [0, 1, 2, 3]), series("B", [1, 2, 4])
+    p = align_panel([a, b], horizon=1)
+    assert (p.times // H).tolist() == [0, 1, 2, 3, 4] and p.names == ["A", "B"]
+    # columns: A's 2 features, B's 2 features, then presence of A and B
+    assert p.values.shape == (5, 6)
+    assert p.values[:, 4].tolist() == [1, 1, 1, 1, 0] and p.values[:, 5].tolist() == [0, 1, 1, 0, 1]
+    assert p.values[1, 2:4].tolist() == [100, 101] and p.values[0, 2:4].tolist() == [0, 0]  # B not listed yet
+    assert p.labels[:, 1].tolist() == [-1, 1, 1, -1, 1]
+    # forward return over 1 bar of each ticker's own bars: A 100 -> 101; B's bar at hour 2 (101) -> hour 4 (102)
+    assert p.returns[0, 0] == pytest.approx(0.01, rel=1e-6) and p.returns[2, 1] == pytest.approx(
+        102 / 101 - 1, rel=1e-6
+    )
+    assert np.isnan(p.returns[3, 0]) and np.isnan(p.returns[0, 1])
+    assert (p.label_end[1] // H) == 2  # A's label at hour 1 ends at hour 2, B's too
+    inter = align_panel([a, b], horizon=1, rule="intersection")
+    assert (inter.times // H).tolist() == [1, 2] and inter.present().all()
+    with pytest.raises(DataError, match="different calendars \\(A on XNYS, B on XLON\\); set dataset.panel_calendar"):
+        align_panel([series("A", [0, 1], calendar="XNYS"), series("B", [0, 1], calendar="XLON")], 1)
+    mixed = align_panel([series("A", [0, 1], calendar="XNYS"), series("B", [0, 1], calendar="XLON")], 1, "union")
+    assert mixed.calendar == "mixed"
+    with pytest.raises(DataError, match="C: no bars; a panel ticker needs data"):
+        align_panel([a, series("C", [])], 1)
+    with pytest.raises(DataError, match="share no bar time"):
+        align_panel([series("A", [0, 1]), series("B", [5, 6])], 1, "intersection")
+
+
+def test_nonfinite_features_are_absent_not_zero_rows():
+    a = series("A", [0, 1, 2])
+    feats = a.features.copy()
+    feats[0, 1] = np.nan  # warm-up
+    p = align_panel([SeriesArrays(**{**a.__dict__, "features": feats}), series("B", [0, 1, 2])], 1)
+    assert p.present()[:, 0].tolist() == [False, True, True] and p.labels[0, 0] == -1
+
+
+def test_windows_are_views_and_a_batch_is_one_gather():
+    rng = np.random.default_rng(0)
+    hours = np.arange(50)
+    ss = [
+        SeriesArrays(
+            n,
+            hours * H,
+            rng.normal(size=(50, 3)),
+            rng.integers(-1, 3, 50).astype(np.int8),
+            np.minimum(hours + 2, 49),
+            np.exp(np.cumsum(rng.normal(0, 0.01, 50))),
+            np.array([[0, 50]]),
+        )
+        for n in "XYZ"
+    ]
+    p = align_panel(ss, horizon=2)
+    ends = panel_window_ends(p, 10)
+    assert ends.min() >= 9 and (p.labels[ends] >= 0).any(axis=1).all()
+    ds = PanelDataset(p, ends, 10)
+    assert np.shares_memory(ds._view, p.values)  # windows are a view of the panel
+    x = ds.gather(np.array([0, 5]))
+    assert x.shape == (2, 10, 3 * 3 + 3) and x.flags.c_contiguous
+    np.testing.assert_array_equal(x[1], p.values[ends[5] - 9 : ends[5] + 1])
+    xb, extra = ds.batch(np.array([0, 5]), with_returns=True)
+    assert extra["labels"].shape == (2, 3) and extra["returns"].shape == (2, 3)
+    assert (extra["mask"] == ((extra["labels"] >= 0) & np.isfinite(ds.returns_at(np.array([0, 5]))))).all()
+    mean, var = ds.moments()
+    assert mean.shape == (12,) and var[9:].tolist() == [1, 1, 1]  # presence columns left as they are
+
+
+def test_forward_returns_stop_at_segment_ends():
+    r = forward_returns(np.array([1.0, 2, 4, 8, 16]), np.array([[0, 3], [3, 5]]), 1)
+    assert r[:2].tolist() == [1.0, 1.0] and np.isnan(r[2]) and r[3] == 1.0 and np.isnan(r[4])
+
+
+def test_cross_sectional_backtest_by_hand():
+    # 4 tickers, horizon 1 (rebalance every row), k = 1: long the best score, short the worst
+    scores = np.array([[0.9, 0.1, 0.5, 0.2], [0.1, 0.9, 0.5, 0.2]])
+    probs = np.zeros((2, 4, 3))
+    probs[..., 2], probs[..., 0] = scores, 1 - scores
+    returns = np.array([[0.10, -0.05, 0.0, 0.02], [0.01, 0.03, 0.0, -0.02]])
+    tradable = np.ones((2, 4), bool)
+    out = cross_sectional_backtest(probs, returns, tradable, 1, 1, 0.001, bars_per_year=252)
+    # row 0: long A (+10%) short B (-5%): +15% less costs on 2 units of weight change (0.002)
+    # row 1: long B (+3%) short A (+1%): +2% less costs on weight change |0-1|+|1-(-1)|... = 4 x 0.001
+    p0, p1 = 0.15 - 0.002, 0.02 - 0.004
+    assert out["model"]["total_return"] == pytest.approx((1 + p0) * (1 + p1) - 1)
+    assert out["oracle"]["total_return"] >= out["model"]["total_return"]
+    assert out["equal_weight_long"]["total_return"] == pytest.approx((1 + 0.0175 - 0.001) * (1 + 0.005) - 1)
+    w = long_short_weights(scores, np.array([[True, True, False, False], [True, True, True, True]]), 1)
+    assert w[0].tolist() == [1, -1, 0, 0] and w[1].tolist() == [-1, 1, 0, 0]
+    assert long_short_weights(scores, np.array([[True, False, False, False]] * 2), 1).sum() == 0  # too few
+
+
+def test_masked_loss_skips_missing_labels():
+    from candleflow.models.panel_model import MaskedSparseCrossEntropy
+
+    y = np.array([[2, -1], [-1, -1]])
+    p = np.array([[[0.2, 0.3, 0.5], [0.9, 0.05, 0.05]], [[1 / 3] * 3, [1 / 3] * 3]], dtype=np.float32)
+    loss = np.asarray(MaskedSparseCrossEntropy().call(y, p))
+    assert loss[0] == pytest.approx(-np.log(0.5), rel=1e-5) and loss[1] == 0.0
+    weighted = np.asarray(MaskedSparseCrossEntropy([1.0, 1.0, 2.0]).call(y, p))
+    assert weighted[0] == pytest.approx(-2 * np.log(0.5), rel=1e-5)
+
+
+@pytest.mark.integration
+def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
+    import candleflow as cf
+    from candleflow.runs.registry import load_model
+
+    cfg = cf.load_config(
+        None,
+        [
+            "dataset.layout=panel",
+            "model.kind=gpt",
+            "model.gpt_d_model=16",
+            "model.dense_units=[8]",
+            "universe.symbols=[AAA,BBB,CCC,DDD]",
+            "source.market_factor=0.5",
+            "source.n_bars=2500",
+            "dataset.window=24",
+            "training.epochs=1",
+            "training.verbose=0",
+            f"universe.store={tmp_path / 'store'}",
+            f"output.runs_dir={tmp_path / 'runs'}",
+            "output.name=panel",
+            "cluster.workers=1",
+        ],
+    )
+    result = cf.run(cfg)
+    val = result.metrics["val"]
+    assert set(val["table"]) >= {"model", "majority", "always_hold", "stratified"}
+    assert set(val["cross_section"]) == {"model", "equal_weight_long", "random_ranking", "oracle"}
+    assert set(val["tickers"]) == {"AAA-1h", "BBB-1h", "CCC-1h", "DDD-1h"}
+    assert val["cross_section"]["oracle"]["total_return"] > val["cross_section"]["random_ranking"]["total_return"]
+    model = load_model(result.run_dir)  # safe mode, the masked loss registered
+    assert tuple(model.output_shape[1:]) == (4, 3) and tuple(model.input_shape[1:]) == (24, 4 * 8 + 4)
+    with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:
+        assert z["val_probs"].shape[1:] == (4, 3) and z["val_y"].shape[1] == 4
+    # the market factor: the tickers' returns move together
+    from candleflow.scale.store import open_panel
+
+    panel = open_panel(cfg.universe.store, ["AAA-1h", "BBB-1h", "CCC-1h", "DDD-1h"], 1)
+    r = panel.returns[np.isfinite(panel.returns).all(axis=1)]
+    assert np.corrcoef(r.T)[np.triu_indices(4, 1)].min() > 0.3
+    from candleflow.errors import ConfigError
+
+    lstm = cf.load_config(
+        None, ["dataset.layout=panel", "universe.symbols=[AAA,BBB]", f"output.runs_dir={tmp_path / 'r2'}"]
+    )
+    with pytest.raises(ConfigError, match="model.kind is 'lstm': set model.kind=gpt"):
+        cf.run(lstm)
