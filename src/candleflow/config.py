@@ -385,7 +385,20 @@ class DatasetConfig(_Section):
     train_stride: int = Field(2, ge=1, description="keep every k-th training window (neighbours overlap almost fully)")
     stride: int = Field(1, ge=1, description="windows end every k-th valid bar (all parts)")
     sample_rate: int = Field(1, ge=1, description="a window takes every r-th bar: it spans (window - 1) * r + 1 bars")
-    batch_size: int = Field(256, ge=1, description="windows per training batch")
+    batch_size: int | Literal["auto"] = Field(
+        256,
+        description="windows per training batch; auto: the largest power of two whose predicted training memory "
+        "fits training.memory_share of the memory available (the GPU's on a GPU), at least 8 steps an epoch, "
+        "halved once if the first step still runs out of memory",
+    )
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, v: int | str) -> int | str:
+        if not isinstance(v, str) and v < 1:
+            raise ValueError("expected a batch size >= 1 or 'auto'")
+        return v
+
     balanced: bool = Field(
         False, description="training batches drawn with equal class odds each epoch (instead of training.class_weight)"
     )
@@ -485,6 +498,9 @@ class TrainingConfig(_Section):
     """How the model is fitted: epochs, optimiser schedule, callbacks, devices."""
 
     epochs: int = Field(4, ge=1, description="most epochs (early stopping may end sooner)")
+    memory_share: float = Field(
+        0.5, gt=0, le=0.95, description="dataset.batch_size auto: the share of available memory a batch may take"
+    )
     learning_rate: float | Literal["auto"] = Field(
         "auto",
         description="Adam's initial learning rate; auto: 3e-3 for the LSTM (measured: 1e-3 under-trains it in "

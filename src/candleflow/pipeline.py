@@ -178,6 +178,7 @@ def _metadata(
         "classes": list(CLASS_NAMES),
         "parameters": int(model.count_params()),
         "memory_estimate": trained.estimate,
+        "batch_size": trained.fitted.get("batch_size", cfg.dataset.batch_size),
         "replicas": replicas,
         "measured_training_mb": None if fitted["training_mb"] is None else round(fitted["training_mb"], 1),
         "peak_rss_mb": round(fitted["peak_rss_mb"], 1),

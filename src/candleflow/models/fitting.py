@@ -21,7 +21,7 @@ from candleflow.errors import ConfigError
 from candleflow.evaluation.metrics import evaluate
 from candleflow.models.backend import keras
 from candleflow.models.loaders import image_loader, keras_loader
-from candleflow.models.memory import estimate_training_memory, suggest_batch_size
+from candleflow.models.memory import auto_batch_size, estimate_training_memory, is_out_of_memory, suggest_batch_size
 from candleflow.models.networks import build_cnn, build_gpt, build_lstm, build_mlp
 from candleflow.models.tabular import (
     TABULAR_KINDS,
@@ -188,7 +188,12 @@ def train_and_score(
         return _train_and_score_tabular(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, refs)
 
     model, loader, input_shape = make(train_ds)
-    estimate = estimate_training_memory(model, cfg.dataset.batch_size)
+    auto = cfg.dataset.batch_size == "auto"
+    if auto:
+        bs, why = auto_batch_size(model, len(train_ds), tc.memory_share)
+        log.info("dataset.batch_size auto: %s", why)
+        cfg = cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"batch_size": bs})})
+    estimate = estimate_training_memory(model, int(cfg.dataset.batch_size))
     log.info(
         "model %s: %s parameters; training memory estimate %.0f MB at batch %d (runtime %.0f, weights+Adam "
         "%.1f, activations %.0f, batch %.1f); batch size that fits half the available memory: %d",
@@ -207,9 +212,9 @@ def train_and_score(
     if replicas > 1:
         extra["multiple_of"] = replicas  # batches padded with zero-weight rows to split evenly
     train = loader(
-        train_ds, cfg.dataset.batch_size, shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra
+        train_ds, int(cfg.dataset.batch_size), shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra
     )
-    val = loader(val_ds, cfg.dataset.batch_size, multiple_of=replicas)
+    val = loader(val_ds, int(cfg.dataset.batch_size), multiple_of=replicas)
     log.info(
         "training on %d windows (every %d-th of %d), validating on %d",
         len(train_ds),
@@ -218,7 +223,24 @@ def train_and_score(
         len(val_ds),
     )
     t_fit = time.perf_counter()
-    fitted = fit(model, train, val, tc, work, state, callbacks)
+    try:
+        fitted = fit(model, train, val, tc, work, state, callbacks)
+    except Exception as exc:
+        bs = int(cfg.dataset.batch_size)
+        if not (auto and is_out_of_memory(exc) and bs > 1):
+            raise
+        bs //= 2
+        log.warning(
+            "dataset.batch_size auto: out of memory at batch %d (%s); backing off once to %d",
+            2 * bs,
+            type(exc).__name__,
+            bs,
+        )
+        cfg = cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"batch_size": bs})})
+        train = loader(train_ds, bs, shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra)
+        val = loader(val_ds, bs, multiple_of=replicas)
+        fitted = fit(model, train, val, tc, work, state, callbacks)
+    fitted["batch_size"] = int(cfg.dataset.batch_size)
     fit_s = time.perf_counter() - t_fit
 
     scored, metrics = _score(

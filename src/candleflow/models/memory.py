@@ -101,3 +101,38 @@ def suggest_batch_size(
 
 def _size(shape) -> float:
     return float(math.prod(d for d in shape[1:] if d is not None))
+
+
+def available_memory_mb() -> tuple[float, str]:
+    """Memory free for training now, and where: the first GPU's (JAX's allocator limit less what it
+    holds) when JAX trains on one, else the machine's available RAM."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        if dev.platform == "gpu":
+            stats = dev.memory_stats() or {}
+            if "bytes_limit" in stats:
+                return (stats["bytes_limit"] - stats.get("bytes_in_use", 0)) / MB, f"{dev.device_kind} memory"
+    return psutil.virtual_memory().available / MB, "available RAM"
+
+
+def auto_batch_size(model, n_train: int, share: float, min_steps: int = 8) -> tuple[int, str]:
+    """`dataset.batch_size: auto`: the largest power of two that fits `share` of the free memory,
+    lowered until an epoch has `min_steps` steps; and the reason, for the log."""
+    free, where = available_memory_mb()
+    fits = suggest_batch_size(model, free, share)
+    steps_cap = 2 ** max(int(math.log2(max(n_train // min_steps, 1))), 0)
+    bs = max(1, min(fits, steps_cap))
+    why = (
+        f"batch size {bs}: the largest power of two whose predicted training memory fits {share:.0%} of "
+        f"{free:,.0f} MB {where} is {fits}"
+        + (f"; lowered to {bs} so an epoch of {n_train:,} windows has at least {min_steps} steps" if bs < fits else "")
+    )
+    return bs, why
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for the errors an allocation failure raises (MemoryError, XLA's RESOURCE_EXHAUSTED)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()

@@ -20,7 +20,7 @@ from candleflow.evaluation.metrics import classification_metrics, decide, evalua
 from candleflow.models.backend import keras
 from candleflow.models.fitting import Trained, model_from
 from candleflow.models.loaders import batch_loader
-from candleflow.models.memory import estimate_training_memory
+from candleflow.models.memory import auto_batch_size, estimate_training_memory
 from candleflow.models.panel_model import build_panel_gpt
 from candleflow.models.training import fit
 
@@ -54,7 +54,11 @@ def train_and_score_panel(
             cfg.model, d.window, panel.values.shape[1], panel.n_tickers, mean, var, cfg.learning_rate, weights
         ),
     )
-    estimate = estimate_training_memory(model, d.batch_size)
+    if d.batch_size == "auto":
+        bs, why = auto_batch_size(model, len(train_ds), tc.memory_share)
+        log.info("dataset.batch_size auto: %s", why)
+        d = d.model_copy(update={"batch_size": bs})
+    estimate = estimate_training_memory(model, int(d.batch_size))
     log.info(
         "panel gpt: %d tickers x %d features (+ presence), %s parameters; training on %d windows, validating on %d",
         panel.n_tickers,
@@ -67,9 +71,9 @@ def train_and_score_panel(
     def labels_only(sub: PanelDataset, y: np.ndarray):
         return lambda idx: (sub.gather(idx), y[idx])
 
-    train = batch_loader(len(train_ds), labels_only(train_ds, y_train), d.batch_size, shuffle=True, seed=tc.seed)
+    train = batch_loader(len(train_ds), labels_only(train_ds, y_train), int(d.batch_size), shuffle=True, seed=tc.seed)
     val_ds = ds.subset(parts["val"])
-    val = batch_loader(len(val_ds), labels_only(val_ds, val_ds.labels_at()), d.batch_size)
+    val = batch_loader(len(val_ds), labels_only(val_ds, val_ds.labels_at()), int(d.batch_size))
     t_fit = time.perf_counter()
     fitted = fit(model, train, val, tc, work, state, callbacks)
     fit_s = time.perf_counter() - t_fit

@@ -74,7 +74,13 @@ def run_reward_into(
     )
     model = model_from(state, lambda: build_reward_model(train, learning_rate=cfg.learning_rate))
     log.info("reward model: %s parameters", f"{model.count_params():,}")
-    bs = max(cfg.dataset.batch_size, 512)
+    if cfg.dataset.batch_size == "auto":
+        from candleflow.models.memory import auto_batch_size
+
+        bs, why = auto_batch_size(model, len(train), tc.memory_share)
+        log.info("dataset.batch_size auto: %s", why)
+    else:
+        bs = max(cfg.dataset.batch_size, 512)
     t_fit = time.perf_counter()
     fitted = fit(
         model, reward_loader(train, bs, shuffle=True, seed=tc.seed), reward_loader(val, bs), tc, work, state, callbacks
