@@ -3,6 +3,7 @@ path runs; see tests/yahoo_mirror.py for how the responses are built from the sh
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from candleflow.config import YFinanceSource, load_config
@@ -82,6 +83,46 @@ def test_three_tickers_become_a_universe_store(yahoo, tmp_path):
     # each ticker validated on its own exchange's calendar (the mirror lists AAA and BBB on Nasdaq)
     assert {n: records[n]["calendar"] for n in records} == {"SPY-1d": "XNYS", "AAA-1d": "XNAS", "BBB-1d": "XNAS"}
     assert records["SPY-1d"]["exchange"] == "NYSEArca" and records["AAA-1d"]["exchange"] == "NasdaqGS"
+
+    # the same three tickers side by side: their calendars differ by name, so a rule is needed
+    from candleflow.dataset.panel import PanelDataset, panel_window_ends
+    from candleflow.errors import DataError
+    from candleflow.scale.store import open_panel
+
+    names = ["SPY-1d", "AAA-1d", "BBB-1d"]
+    with pytest.raises(DataError, match="SPY-1d on XNYS, AAA-1d on XNAS, BBB-1d on XNAS"):
+        open_panel(cfg.universe.store, names, cfg.labels.horizon)
+    panel = open_panel(cfg.universe.store, names, cfg.labels.horizon, "union")
+    assert panel.times.size == 2000 and panel.values.shape == (2000, 3 * 8 + 3)
+    present = panel.present()
+    assert present[:5, 2].sum() == 0 and (panel.labels[:5, 2] == -1).all()  # BBB listed five sessions later
+    first = np.argmax(present, axis=0)  # each ticker's first bar with its warm-up done
+    assert first[2] == first[0] + 5 and present[first[2] :].all()
+    ds = PanelDataset(panel, panel_window_ends(panel, 30), 30)
+    x, extra = ds.batch(ds.ends[:4] * 0 + [0, 1, 2, 3], with_returns=True)
+    assert x.shape == (4, 30, 27) and extra["labels"].shape == (4, 3) and extra["mask"].dtype == bool
+
+
+def test_hourly_tickers_into_a_store_and_a_panel(yahoo, tmp_path):
+    from candleflow.dataset.panel import panel_window_ends
+    from candleflow.scale.cluster import build_store
+    from candleflow.scale.store import open_panel
+
+    cfg = load_config(
+        None,
+        [
+            "source={kind: yfinance, tickers: [SPY, AAA, BBB], interval: 1h, start: '2025-06-01', end: '2025-09-30'}",
+            f"source.base_url={yahoo.url}",
+            f"source.cache_dir={tmp_path / 'yf'}",
+            f"universe.store={tmp_path / 'store'}",
+            "cluster.workers=1",
+            "labels.horizon=7",
+        ],
+    )
+    assert not build_store(cfg).failed
+    panel = open_panel(cfg.universe.store, ["SPY-1h", "AAA-1h", "BBB-1h"], 7, "union")
+    assert panel.times.size == 446 and panel.n_tickers == 3  # the regular-hours bars, the filled 12:30 included
+    assert panel_window_ends(panel, 60).size > 300
 
 
 def test_bad_input_is_one_line(yahoo, tmp_path):
