@@ -143,6 +143,7 @@ def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
             "universe.symbols=[AAA,BBB,CCC,DDD]",
             "source.market_factor=0.5",
             "source.n_bars=2500",
+            "dataset.returns=true",
             "dataset.window=24",
             "training.epochs=1",
             "training.verbose=0",
@@ -160,6 +161,7 @@ def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
     assert val["cross_section"]["oracle"]["total_return"] > val["cross_section"]["random_ranking"]["total_return"]
     model = load_model(result.run_dir)  # safe mode, the masked loss registered
     assert tuple(model.output_shape[1:]) == (4, 3) and tuple(model.input_shape[1:]) == (24, 4 * 8 + 4)
+    assert model.loss.return_weighted  # dataset.returns: R travels with the labels into the loss
     with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:
         assert z["val_probs"].shape[1:] == (4, 3) and z["val_y"].shape[1] == 4
     # the market factor: the tickers' returns move together
@@ -175,3 +177,14 @@ def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
     )
     with pytest.raises(ConfigError, match="model.kind is 'lstm': set model.kind=gpt"):
         cf.run(lstm)
+
+
+def test_return_weighted_loss_by_hand():
+    from candleflow.models.panel_model import MaskedSparseCrossEntropy
+
+    # two tickers with labels, |R| 0.03 and 0.01: weights 1.5 and 0.5 of the mean; a third without a label
+    y = np.array([[[2, 0.03], [0, -0.01], [-1, 0.5]]], dtype=np.float32)
+    p = np.array([[[0.2, 0.3, 0.5], [0.25, 0.5, 0.25], [1 / 3] * 3]], dtype=np.float32)
+    loss = np.asarray(MaskedSparseCrossEntropy(return_weighted=True).call(y, p))
+    want = (1.5 * -np.log(0.5) + 0.5 * -np.log(0.25)) / 2
+    assert loss[0] == pytest.approx(want, rel=1e-5)

@@ -413,7 +413,9 @@ class DatasetConfig(_Section):
         "union (tickers on different calendars; rows where any trades), intersection (rows where all trade)",
     )
     returns: bool = Field(
-        False, description="panel batches also carry each ticker's forward return R and a mask (for your own losses)"
+        False,
+        description="panel runs: batches carry each ticker's forward return R beside its label, and the loss "
+        "weights each ticker's cross-entropy by |R| over the batch mean (large moves count more)",
     )
     cache_dir: str | None = Field(
         None,

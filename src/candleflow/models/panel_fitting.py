@@ -51,7 +51,15 @@ def train_and_score_panel(
     model = model_from(
         state,
         lambda: build_panel_gpt(
-            cfg.model, d.window, panel.values.shape[1], panel.n_tickers, mean, var, cfg.learning_rate, weights
+            cfg.model,
+            d.window,
+            panel.values.shape[1],
+            panel.n_tickers,
+            mean,
+            var,
+            cfg.learning_rate,
+            weights,
+            return_weighted=d.returns,
         ),
     )
     if d.batch_size == "auto":
@@ -69,7 +77,10 @@ def train_and_score_panel(
     )
 
     def labels_only(sub: PanelDataset, y: np.ndarray):
-        return lambda idx: (sub.gather(idx), y[idx])
+        if not d.returns:
+            return lambda idx: (sub.gather(idx), y[idx])
+        r = np.nan_to_num(sub.returns_at()).astype(np.float32)  # dataset.returns: R beside each label
+        return lambda idx: (sub.gather(idx), np.stack([y[idx].astype(np.float32), r[idx]], axis=-1))
 
     train = batch_loader(len(train_ds), labels_only(train_ds, y_train), int(d.batch_size), shuffle=True, seed=tc.seed)
     val_ds = ds.subset(parts["val"])

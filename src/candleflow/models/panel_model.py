@@ -16,23 +16,37 @@ from candleflow.models.networks import PositionEmbedding
 @keras.saving.register_keras_serializable(package="candleflow")
 class MaskedSparseCrossEntropy(keras.losses.Loss):
     """Per sample, the mean cross-entropy over tickers that have a label (y >= 0), each class
-    weighted by `class_weights`; a sample without any label adds 0."""
+    weighted by `class_weights`; a sample without any label adds 0. With `return_weighted`, y_true
+    is (batch, tickers, 2): the label and the ticker's forward return R, and each ticker's term is
+    also weighted by |R| over the batch's mean |R| (large moves count more; dataset.returns)."""
 
-    def __init__(self, class_weights: list[float] | None = None, name: str = "masked_sparse_ce", **kwargs: Any):
+    def __init__(
+        self,
+        class_weights: list[float] | None = None,
+        return_weighted: bool = False,
+        name: str = "masked_sparse_ce",
+        **kwargs: Any,
+    ):
         super().__init__(name=name, **kwargs)
         self.class_weights = list(class_weights) if class_weights is not None else [1.0, 1.0, 1.0]
+        self.return_weighted = return_weighted
 
     def call(self, y_true, y_pred):
         ops = keras.ops
-        y = ops.cast(y_true, "int32")
+        y_true = ops.cast(y_true, "float32")
+        labels = y_true[..., 0] if self.return_weighted else y_true
+        y = ops.cast(labels, "int32")
         valid = ops.cast(y >= 0, "float32")
         y0 = ops.maximum(y, 0)
         ce = keras.losses.sparse_categorical_crossentropy(y0, ops.cast(y_pred, "float32"))  # (B, N)
         w = ops.take(ops.convert_to_tensor(self.class_weights, dtype="float32"), y0) * valid
+        if self.return_weighted:
+            size = ops.abs(y_true[..., 1]) * valid
+            w = w * size / ops.maximum(ops.sum(size) / ops.maximum(ops.sum(valid), 1.0), 1e-12)
         return ops.sum(ce * w, axis=-1) / ops.maximum(ops.sum(valid, axis=-1), 1.0)
 
     def get_config(self) -> dict[str, Any]:
-        return super().get_config() | {"class_weights": self.class_weights}
+        return super().get_config() | {"class_weights": self.class_weights, "return_weighted": self.return_weighted}
 
 
 def build_panel_gpt(
@@ -45,6 +59,7 @@ def build_panel_gpt(
     learning_rate: float = 1e-3,
     class_weights: list[float] | None = None,
     n_classes: int = 3,
+    return_weighted: bool = False,
 ):
     """A causal transformer over (window, n_columns) panel windows; out: (n_tickers, n_classes)."""
     k = keras
@@ -77,6 +92,7 @@ def build_panel_gpt(
     outputs = L.Softmax(axis=-1, dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name="candleflow_panel_gpt")
     model.compile(
-        optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss=MaskedSparseCrossEntropy(class_weights)
+        optimizer=k.optimizers.Adam(learning_rate=learning_rate),
+        loss=MaskedSparseCrossEntropy(class_weights, return_weighted),
     )
     return model
