@@ -170,7 +170,14 @@ def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
     panel = open_panel(cfg.universe.store, ["AAA-1h", "BBB-1h", "CCC-1h", "DDD-1h"], 1)
     r = panel.returns[np.isfinite(panel.returns).all(axis=1)]
     assert np.corrcoef(r.T)[np.triu_indices(4, 1)].min() > 0.3
-    from candleflow.errors import ConfigError
+    from candleflow.errors import ConfigError, RegistryError
+    from candleflow.runs.predict import Predictor
+    from candleflow.runs.report import build_report
+
+    with pytest.raises(RegistryError, match="a panel run"):
+        Predictor.from_run(result.run_dir)
+    with pytest.raises(RegistryError, match="the HTML report covers single-series runs"):
+        build_report(result.run_dir)
 
     lstm = cf.load_config(
         None, ["dataset.layout=panel", "universe.symbols=[AAA,BBB]", f"output.runs_dir={tmp_path / 'r2'}"]

@@ -45,6 +45,10 @@ class Predictor:
         meta = folder.metadata()
         if meta.get("task", "classify") != "classify":
             raise RegistryError(f"{path}: a {meta.get('task')} run; predict applies classifier runs")
+        if meta.get("layout") == "panel":
+            raise RegistryError(
+                f"{path}: a panel run (all tickers side by side); predict applies single-series and universe runs"
+            )
         return cls(path, folder.config(), load_model(path, runs_dir), meta)
 
     @property

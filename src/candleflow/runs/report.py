@@ -118,6 +118,11 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         raise RegistryError(
             f"{run_dir}: a reward-model run; its numbers are in metrics.json (reports cover classifier runs)"
         )
+    if meta.get("layout") == "panel" or "series" in meta:
+        raise RegistryError(
+            f"{run_dir}: a run over many series ({'panel' if meta.get('layout') == 'panel' else 'universe'}); "
+            "its numbers are in metrics.json (the HTML report covers single-series runs)"
+        )
     metrics, data = folder.metrics(), folder.data()
     try:
         config_text = folder.config_text()
