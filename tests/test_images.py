@@ -237,3 +237,83 @@ def test_without_a_gpu_rendering_falls_back_to_the_cpu_with_one_log_line(caplog)
 
     with pytest.raises(ConfigError, match="images.device=gpu but no GPU"):
         render_bar4(win, height=5, device="gpu")
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "zarr", "npz"])
+def test_streamed_in_several_writes_equals_one_write_and_a_failure_keeps_nothing(tmp_path, fmt):
+    from candleflow.images.store import ImageWriter
+
+    rng = np.random.default_rng(2)
+    c = 100 + rng.normal(0, 1, (600, 20)).cumsum(1)
+    images = render_jkx(np.stack([c, c + 1, c - 1, c + 0.5, rng.uniform(1, 2, (600, 20))], axis=2))
+    labels = rng.integers(0, 3, 600).astype(np.int8)
+    times = np.arange(600, dtype=np.int64)
+    target = tmp_path / f"s.{ {'hdf5': 'h5', 'zarr': 'zarr', 'npz': 'npz'}[fmt] }"
+    with ImageWriter(target, 600, images.shape[1:], ["X"], fmt) as w:
+        for lo in (0, 100, 357):  # uneven batches across Zarr's 256-image shards
+            hi = {0: 100, 100: 357, 357: 600}[lo]
+            w.write(images[lo:hi], labels[lo:hi], times[lo:hi], np.zeros(hi - lo, np.int16))
+    r = ImageReader(target)
+    got, lab, extra = r[np.arange(600)]
+    assert np.array_equal(got, images) and np.array_equal(lab, labels) and np.array_equal(extra["end_time"], times)
+    one, l1, _ = r[451]
+    assert np.array_equal(one, images[451]) and l1 == labels[451]
+    failed = tmp_path / f"f{target.suffix}"
+    with pytest.raises(RuntimeError, match="renderer broke"):
+        with ImageWriter(failed, 600, images.shape[1:], ["X"], fmt) as w:
+            w.write(images[:300], labels[:300], times[:300], np.zeros(300, np.int16))
+            raise RuntimeError("renderer broke")
+    with pytest.raises(Exception, match="300 images written, 600 expected"):
+        with ImageWriter(failed, 600, images.shape[1:], ["X"], fmt) as w:
+            w.write(images[:300], labels[:300], times[:300], np.zeros(300, np.int16))
+    assert not failed.exists() and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_images_are_rendered_and_written_in_bounded_memory(tmp_path):
+    """Peak traced memory of write_image_dataset does not grow with the number of images: 4x the
+    images, about the same peak (numpy's allocations are traced)."""
+    import tracemalloc
+
+    from candleflow.config import load_config
+    from candleflow.dataset.prepare import prepare
+    from candleflow.images.write import BATCH_BYTES, write_image_dataset
+
+    prep = prepare(load_config(None, ["source.n_bars=3000"]))
+    cfg = prep.config.images.model_copy(update={"layout": "bar4", "bars": 100, "height": 500})
+    peaks = []
+    for n in (400, 1600):
+        tracemalloc.start()
+        written = write_image_dataset(prep, cfg, tmp_path / f"n{n}.h5", limit=n)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert written.count == n
+    image_bytes = 500 * 400
+    assert peaks[1] < 3 * BATCH_BYTES and peaks[1] < 1600 * image_bytes / 2  # never all images at once
+    assert peaks[1] < 1.5 * peaks[0]
+    r = ImageReader(tmp_path / "n1600.h5")
+    assert len(r) == 1600 and r[1599][0].shape == (500, 400)
+
+
+def test_shuffled_loader_over_a_stored_file(tmp_path):
+    from candleflow.models.loaders import stored_image_loader
+
+    rng = np.random.default_rng(3)
+    c = 100 + rng.normal(0, 1, (50, 20)).cumsum(1)
+    images = render_jkx(np.stack([c, c + 1, c - 1, c + 0.5, rng.uniform(1, 2, (50, 20))], axis=2))
+    labels = (np.arange(50) % 3).astype(np.int8)
+    write_images(tmp_path / "s.h5", images, labels, np.arange(50), ["X"])
+    loader = stored_image_loader(tmp_path / "s.h5", batch_size=16, seed=4)
+    seen, orders = [], []
+    for epoch in range(2):
+        order = []
+        for i in range(len(loader)):
+            x, y = loader[i]
+            assert x.shape[1:] == (64, 60, 1) and x.dtype == np.float32 and x.max() <= 1.0
+            for img, onehot in zip(x, y):
+                k = int(np.flatnonzero((images == np.round(img[..., 0] * 255)).all(axis=(1, 2)))[0])
+                assert onehot.argmax() == labels[k]
+                order.append(k)
+        orders.append(order)
+        seen.append(sorted(order))
+        loader.on_epoch_end()
+    assert seen[0] == seen[1] == list(range(50)) and orders[0] != orders[1]  # every image once, new order

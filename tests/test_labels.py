@@ -167,6 +167,21 @@ def test_fast_labeler_identical_to_the_simple_scan(seed, horizon, tp, sl, same_b
         97,
     )
     assert np.array_equal(small[0], y) and np.array_equal(small[1], t1)
+    # the parallel plain scan (the other kernel), in small chunks too
+    from candleflow.dataset.labels import _competitive_scan
+
+    scan = _competitive_scan(
+        candles.close,
+        candles.high,
+        candles.low,
+        candles.segments[:, 1].copy(),
+        *mults,
+        horizon,
+        same_bar == "stop",
+        *_fine_arrays(candles, None),
+        97,
+    )
+    assert np.array_equal(scan[0], y) and np.array_equal(scan[1], t1)
     nh, nl = jump_pointers(candles.high, candles.low, 97)
     for i in rng.integers(0, n, 50):  # first later bar strictly higher / lower, or the chunk's end
         stop = (i // 97 + 1) * 97

@@ -52,6 +52,24 @@ SMALL = {
 
 @pytest.mark.integration
 @pytest.mark.parametrize("kind", ["gpt", "mlp"])
+def test_fused_causal_attention_equals_multi_head_attention_with_a_causal_mask():
+    """The GPT's attention goes through the backend's fused kernel (no materialised mask); with
+    MultiHeadAttention's weights it gives MultiHeadAttention's outputs."""
+    from candleflow.models.backend import keras
+    from candleflow.models.networks import CausalSelfAttention
+
+    x = np.random.default_rng(0).normal(size=(3, 20, 16)).astype("float32")
+    mha = keras.layers.MultiHeadAttention(4, 4)
+    want = np.asarray(mha(x, x, use_causal_mask=True))
+    fused = CausalSelfAttention(4, 4)
+    fused.build(x.shape)
+    fused.set_weights(mha.get_weights())
+    np.testing.assert_allclose(np.asarray(fused(x)), want, rtol=1e-5, atol=1e-6)
+    changed = x.copy()
+    changed[:, 12:] += 1.0  # the future cannot move the past
+    np.testing.assert_allclose(np.asarray(fused(changed))[:, :12], np.asarray(fused(x))[:, :12], rtol=1e-6)
+
+
 def test_family_trains_through_run_beats_baselines_and_round_trips(tmp_path, kind):
     cfg = load_config(None, SMALL[kind] + [f"output.runs_dir={tmp_path}", f"output.name={kind}", "training.verbose=0"])
     result = run(cfg)

@@ -9,8 +9,11 @@ renamed into place complete. JPEG blurs 1-pixel lines: it is for looking, not fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,10 @@ from candleflow.fs.atomic import atomic_dir, atomic_path
 log = logging.getLogger("candleflow")
 FORMATS = ("hdf5", "npz", "zarr", "png", "jpeg")
 SUFFIX = {"hdf5": ".h5", "npz": ".npz", "zarr": ".zarr"}
+
+
+IMAGE_CHUNK = 1  # images per HDF5 chunk / Zarr inner chunk: a random single image reads one chunk
+ZARR_SHARD = 256  # images per Zarr shard file (inner chunks of one image; a million images, 3,907 files)
 
 
 def write_images(
@@ -36,8 +43,6 @@ def write_images(
     meta: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Write images (N, H, W) uint8 and their labels, end times (int64 ns) and symbols to `path`."""
-    if fmt not in FORMATS:
-        raise DataError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     images = np.asarray(images)
     n = images.shape[0]
     sym = np.asarray(symbols).astype(str)
@@ -45,78 +50,234 @@ def write_images(
         sym = np.full(n, str(sym.reshape(-1)[0]))
     names = sorted(set(sym.tolist()))
     codes = np.searchsorted(np.array(names), sym).astype(np.int16)
-    meta = dict(meta or {}) | {"symbols": names, "shape": list(images.shape[1:]), "count": int(n), "format": fmt}
-    if fmt == "jpeg":
-        log.warning("JPEG blurs the 1-pixel lines of chart images; use png, hdf5, npz or zarr for training")
-        meta["lossy"] = True
-    path = Path(path)
-    cols: dict[str, np.ndarray] = {
-        "labels": np.asarray(labels, np.int8),
-        "end_time": np.asarray(end_time, np.int64),
-        "symbol": codes,
-    }
-    if fmt in ("png", "jpeg") or mode == "batch":
-        return _write_folder(path, images, cols, fmt, images_per_file if mode == "batch" else None, meta)
-    return [_write_one(path, images, cols, fmt, meta)]
+    with ImageWriter(path, n, images.shape[1:], names, fmt, mode, images_per_file, meta) as w:
+        w.write(images, labels, end_time, codes)
+    return w.files
 
 
-def _write_one(path: Path, images: np.ndarray, cols: dict[str, np.ndarray], fmt: str, meta: dict[str, Any]) -> Path:
-    if fmt == "hdf5":
-        import h5py
+class ImageWriter:
+    """Images streamed into a store batch by batch, in order, so memory holds one batch, not the
+    dataset: `with ImageWriter(path, n, shape, symbols, fmt) as w: w.write(imgs, labels, times,
+    symbol_codes)`. Everything goes to a temporary name and is renamed into place only when all
+    `n` images are written and the block ends without an error."""
 
-        with atomic_path(path, suffix=".h5") as tmp:
-            with h5py.File(tmp, "w") as f:
-                chunk = (min(256, max(images.shape[0], 1)), *images.shape[1:])
-                f.create_dataset(
-                    "images", data=images, chunks=chunk, compression="gzip", compression_opts=1, shuffle=False
-                )
-                for k, v in cols.items():
-                    f.create_dataset(k, data=v)
-                f.attrs["meta"] = json.dumps(meta)
-    elif fmt == "npz":
-        with atomic_path(path, suffix=".npz") as tmp:
-            with open(tmp, "wb") as fh:
-                arrays = {"images": images, "meta": np.array(json.dumps(meta)), **cols}
-                np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
-    elif fmt == "zarr":
-        import zarr
+    def __init__(
+        self,
+        path: str | Path,
+        n: int,
+        shape: tuple[int, ...],
+        symbols: list[str],
+        fmt: str = "hdf5",
+        mode: str = "single",
+        images_per_file: int = 50_000,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        if fmt not in FORMATS:
+            raise DataError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        self.path, self.n, self.shape, self.fmt = Path(path), int(n), tuple(int(v) for v in shape), fmt
+        self.folder = fmt in ("png", "jpeg") or mode == "batch"
+        self.per_file = images_per_file if mode == "batch" and fmt not in ("png", "jpeg") else self.n
+        self.meta = dict(meta or {}) | {"symbols": symbols, "shape": list(self.shape), "count": self.n, "format": fmt}
+        if fmt == "jpeg":
+            log.warning("JPEG blurs the 1-pixel lines of chart images; use png, hdf5, npz or zarr for training")
+            self.meta["lossy"] = True
+        self.written = 0
+        self.files: list[Path] = []
+        self._names: list[str] = []
+        self._index: dict[str, list[np.ndarray]] = {"labels": [], "end_time": [], "symbol": []}
+        self._part: _Part | None = None
+        self._stack = contextlib.ExitStack()
 
-        with atomic_dir(path, replace=True) as tmp:
-            root = zarr.open_group(str(tmp), mode="w")
-            root.create_array("images", data=images, chunks=(min(256, max(images.shape[0], 1)), *images.shape[1:]))
+    def __enter__(self) -> ImageWriter:
+        if self.folder:
+            self._tmp = self._stack.enter_context(atomic_dir(self.path, replace=True))
+        return self
+
+    def write(self, images: np.ndarray, labels: np.ndarray, end_time: np.ndarray, symbol: np.ndarray) -> None:
+        """Append the next images (B, H, W) uint8 with their labels, end times and symbol codes."""
+        images = np.asarray(images)
+        if images.shape[1:] != self.shape or images.dtype != np.uint8:
+            raise DataError(f"images of {images.dtype} {images.shape[1:]}; this store takes uint8 {self.shape}")
+        if self.written + images.shape[0] > self.n:
+            raise DataError(f"more than the {self.n} images this store was opened for")
+        cols: dict[str, np.ndarray] = {
+            "labels": np.asarray(labels, np.int8),
+            "end_time": np.asarray(end_time, np.int64),
+            "symbol": np.asarray(symbol, np.int16),
+        }
+        if self.fmt in ("png", "jpeg"):
+            self._write_files(images)
             for k, v in cols.items():
-                root.create_array(k, data=v)
-            root.attrs["meta"] = meta
-    return path
+                self._index[k].append(v)
+            self.written += images.shape[0]
+            return
+        lo = 0
+        while lo < images.shape[0]:
+            if self._part is None:
+                self._open_part()
+            assert self._part is not None
+            take = min(images.shape[0] - lo, self._part.n - self._part.written)
+            self._part.write(images[lo : lo + take], {k: v[lo : lo + take] for k, v in cols.items()})
+            lo += take
+            self.written += take
+            if self._part.written == self._part.n:
+                self._part.close()
+                self._part = None
 
-
-def _write_folder(
-    path: Path, images: np.ndarray, cols: dict[str, np.ndarray], fmt: str, per_file: int | None, meta: dict[str, Any]
-) -> list[Path]:
-    files: list[str] = []
-    with atomic_dir(path, replace=True) as tmp:
-        if fmt in ("png", "jpeg"):
-            from PIL import Image
-
-            ext = "png" if fmt == "png" else "jpg"
-            for i, img in enumerate(images):
-                name = f"{i:08d}.{ext}"
-                Image.fromarray(img).save(tmp / name, **({"quality": 95} if fmt == "jpeg" else {"optimize": False}))
-                files.append(name)
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.table({"file": files, **cols}), tmp / "index.parquet")
+    def _open_part(self) -> None:
+        offset = self.written
+        size = min(self.per_file, self.n - offset)
+        if self.folder:
+            name = f"part-{len(self._names):05d}{SUFFIX[self.fmt]}"
+            self._names.append(name)
+            target = self._tmp / name
         else:
-            for k, lo in enumerate(range(0, images.shape[0], per_file or images.shape[0])):
-                hi = min(lo + (per_file or images.shape[0]), images.shape[0])
-                name = f"part-{k:05d}{SUFFIX[fmt]}"
-                _write_one(
-                    tmp / name, images[lo:hi], {c: v[lo:hi] for c, v in cols.items()}, fmt, meta | {"offset": lo}
-                )
-                files.append(name)
-        (tmp / "meta.json").write_text(json.dumps(meta | {"files": files}))
-    return [path / f for f in files]
+            target = self.path
+        meta = self.meta | ({"offset": offset} if self.folder else {})
+        self._part = _Part(target, size, self.shape, self.fmt, meta, atomic=not self.folder)
+
+    def _write_files(self, images: np.ndarray) -> None:
+        from PIL import Image
+
+        ext = "png" if self.fmt == "png" else "jpg"
+        for i, img in enumerate(images, start=self.written):
+            name = f"{i:08d}.{ext}"
+            Image.fromarray(img).save(
+                self._tmp / name, **({"quality": 95} if self.fmt == "jpeg" else {"optimize": False})
+            )
+            self._names.append(name)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None and self.written != self.n:
+                raise DataError(f"{self.path}: {self.written} images written, {self.n} expected; nothing kept")
+            if exc_type is None and self.n == 0 and not self.folder:
+                self._open_part()
+            if self._part is not None:
+                self._part.close(commit=exc_type is None and self.written == self.n)
+                self._part = None
+            if self.folder and exc_type is None:
+                if self.fmt in ("png", "jpeg"):
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    cols = {k: np.concatenate(v) if v else np.zeros(0) for k, v in self._index.items()}
+                    pq.write_table(pa.table({"file": self._names, **cols}), self._tmp / "index.parquet")
+                (self._tmp / "meta.json").write_text(json.dumps(self.meta | {"files": self._names}))
+        except BaseException:
+            if self._part is not None:  # the unfinished file goes with the failure
+                self._part.close(commit=False)
+                self._part = None
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        self._stack.__exit__(exc_type, exc, tb)
+        self.files = [self.path / f for f in self._names] if self.folder else [self.path]
+
+
+class _Part:
+    """One HDF5, NPZ or Zarr file (or store) of `n` images, filled in order."""
+
+    def __init__(self, path: Path, n: int, shape: tuple[int, ...], fmt: str, meta: dict[str, Any], atomic: bool):
+        self.path, self.n, self.shape, self.fmt, self.meta = path, n, shape, fmt, meta
+        self.written = 0
+        self._stack = contextlib.ExitStack()
+        if fmt == "zarr":
+            tmp = self._stack.enter_context(atomic_dir(path, replace=True)) if atomic else path
+            import zarr
+
+            self.root = zarr.open_group(str(tmp), mode="w")
+            shard = (min(ZARR_SHARD, max(n, 1)), *shape)
+            self.images = self.root.create_array(
+                "images", shape=(n, *shape), dtype="uint8", chunks=(IMAGE_CHUNK, *shape), shards=shard
+            )
+            self.cols = {
+                k: self.root.create_array(k, shape=(n,), dtype=dt, chunks=(max(n, 1),))
+                for k, dt in (("labels", "int8"), ("end_time", "int64"), ("symbol", "int16"))
+            }
+            self._pending: list[np.ndarray] = []  # images waiting to fill a whole shard
+            self._pending_from = 0
+            return
+        suffix = ".h5" if fmt == "hdf5" else ".npz"
+        tmp = self._stack.enter_context(atomic_path(path, suffix=suffix)) if atomic else path
+        if fmt == "hdf5":
+            import h5py
+
+            self.file = self._stack.enter_context(h5py.File(tmp, "w"))
+            self.images = self.file.create_dataset(
+                "images",
+                shape=(n, *shape),
+                dtype="uint8",
+                chunks=(IMAGE_CHUNK, *shape) if n else None,
+                compression="lzf" if n else None,
+            )
+            self.cols = {
+                k: self.file.create_dataset(k, shape=(n,), dtype=dt)
+                for k, dt in (("labels", "int8"), ("end_time", "int64"), ("symbol", "int16"))
+            }
+            self.file.attrs["meta"] = json.dumps(meta)
+        else:  # npz: a zip whose images.npy member is streamed through deflate
+            self.fh = self._stack.enter_context(open(tmp, "wb"))
+            self.zip = self._stack.enter_context(
+                zipfile.ZipFile(self.fh, "w", zipfile.ZIP_DEFLATED, allowZip64=True, compresslevel=1)
+            )
+            self.member = self._stack.enter_context(self.zip.open("images.npy", "w", force_zip64=True))
+            np.lib.format.write_array_header_2_0(
+                self.member, {"descr": "|u1", "fortran_order": False, "shape": (n, *shape)}
+            )
+            self.cols_np: dict[str, list[np.ndarray]] = {"labels": [], "end_time": [], "symbol": []}
+
+    def write(self, images: np.ndarray, cols: dict[str, np.ndarray]) -> None:
+        lo, hi = self.written, self.written + images.shape[0]
+        if self.fmt == "hdf5":
+            self.images[lo:hi] = images
+            for k, v in cols.items():
+                self.cols[k][lo:hi] = v
+        elif self.fmt == "npz":
+            self.member.write(np.ascontiguousarray(images).tobytes())
+            for k, v in cols.items():
+                self.cols_np[k].append(v)
+        else:
+            for k, v in cols.items():
+                self.cols[k][lo:hi] = v
+            self._pending.append(np.ascontiguousarray(images))
+            held = sum(p.shape[0] for p in self._pending)
+            if held >= ZARR_SHARD or hi == self.n:  # write whole shards: a shard rewritten is a shard re-read
+                self._flush_shards(hi == self.n)
+        self.written = hi
+
+    def _flush_shards(self, last: bool) -> None:
+        block = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        whole = block.shape[0] if last else block.shape[0] - block.shape[0] % ZARR_SHARD
+        if whole:
+            lo = self._pending_from
+            self.images[lo : lo + whole] = block[:whole]
+            self._pending_from += whole
+        self._pending = [block[whole:]] if whole < block.shape[0] else []
+
+    def close(self, commit: bool = True) -> None:
+        try:
+            if commit and self.fmt == "npz":
+                self.member.close()
+                arrays = {
+                    k: np.concatenate(v) if v else np.zeros(0, dt)
+                    for (k, v), dt in zip(self.cols_np.items(), (np.int8, np.int64, np.int16))
+                }
+                arrays["meta"] = np.array(json.dumps(self.meta))
+                for k, v in arrays.items():
+                    with self.zip.open(f"{k}.npy", "w", force_zip64=True) as m:
+                        np.lib.format.write_array(m, v, allow_pickle=False)
+            elif commit and self.fmt == "zarr":
+                self.root.attrs["meta"] = self.meta
+            if not commit:
+                raise _Abort
+        except _Abort:
+            self._stack.__exit__(_Abort, _Abort(), None)
+            return
+        self._stack.__exit__(None, None, None)
+
+
+class _Abort(Exception):
+    """Closes a part without committing it (the temporary file is removed)."""
 
 
 class ImageReader:

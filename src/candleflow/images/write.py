@@ -18,9 +18,19 @@ from candleflow.fs.atomic import write_bytes
 from candleflow.fs.guard import check_output
 from candleflow.images.render import ImageWindows, preview_grid
 from candleflow.images.render_gpu import gpu_available
-from candleflow.images.store import SUFFIX, write_images
+from candleflow.images.store import SUFFIX, ImageWriter
 
-RENDER_BATCH = 4096  # windows rendered per call
+RENDER_BATCH = 4096  # most windows rendered per call
+BATCH_BYTES = 64 << 20  # and at most this many image bytes: the memory `images` holds at once
+
+
+def render_batch(shape: tuple[int, int]) -> int:
+    """Images rendered and written per step: RENDER_BATCH, fewer for large images."""
+    return int(max(1, min(RENDER_BATCH, BATCH_BYTES // max(shape[0] * shape[1], 1))))
+
+
+def _as_uint8(images: np.ndarray) -> np.ndarray:
+    return images if images.dtype == np.uint8 else np.round(images * 255).astype(np.uint8)
 
 
 @dataclass
@@ -74,43 +84,38 @@ def write_image_dataset(
         check_output(preview, overwrite)
     ds = prep.dataset.subset(select_windows(prep, part, limit))
     windows = ImageWindows(prep.candles, ds.ends, cfg)
-    shape = windows.shape
-    imgs = np.empty((len(ds), *shape), np.uint8 if cfg.dtype == "uint8" else np.float32)
-    t0 = time.perf_counter()
-    for lo in range(0, len(ds), RENDER_BATCH):
-        idx = np.arange(lo, min(lo + RENDER_BATCH, len(ds)))
-        imgs[idx] = windows.render(idx)
-        if progress is not None:
-            progress(idx.size, len(ds))
-    t_render = time.perf_counter() - t0
-    if imgs.dtype != np.uint8:
-        imgs = np.round(imgs * 255).astype(np.uint8)
-    t1 = time.perf_counter()
-    files = write_images(
-        out,
-        imgs,
-        ds.labels_at(),
-        prep.candles.open_time[ds.ends],
-        [prep.candles.symbol],
-        cfg.format,
-        cfg.mode,
-        cfg.images_per_file,
-        meta={
-            "layout": cfg.layout,
-            "bars": cfg.bars,
-            "config": prep.config.model_dump(mode="json"),
-            "fingerprint": prep.candles.fingerprint,
-        },
-    )
-    t_write = time.perf_counter() - t1
+    shape = (int(windows.shape[0]), int(windows.shape[1]))
+    labels, times = ds.labels_at(), prep.candles.open_time[ds.ends]
+    meta = {
+        "layout": cfg.layout,
+        "bars": cfg.bars,
+        "config": prep.config.model_dump(mode="json"),
+        "fingerprint": prep.candles.fingerprint,
+    }
+    step = render_batch(shape)
+    t_render = t_write = 0.0
+    symbol = np.zeros(0, np.int16)
+    with ImageWriter(out, len(ds), shape, [prep.candles.symbol], cfg.format, cfg.mode, cfg.images_per_file, meta) as w:
+        for lo in range(0, len(ds), step):  # one batch in memory at a time, whatever the count
+            idx = np.arange(lo, min(lo + step, len(ds)))
+            t0 = time.perf_counter()
+            imgs = _as_uint8(windows.render(idx))
+            t1 = time.perf_counter()
+            if symbol.size != idx.size:
+                symbol = np.zeros(idx.size, np.int16)
+            w.write(imgs, labels[idx], times[idx], symbol)
+            del imgs  # before the next batch is rendered: one batch in memory, not two
+            t_render += t1 - t0
+            t_write += time.perf_counter() - t1
+            if progress is not None:
+                progress(idx.size, len(ds))
+    files = w.files
     nbytes = sum(
         f.stat().st_size if f.is_file() else sum(x.stat().st_size for x in f.rglob("*") if x.is_file()) for f in files
     )
     if preview is not None:
         pick = np.linspace(0, len(ds) - 1, min(12, len(ds))).astype(int)
-        titles = [
-            f"{prep.candles.time_str(int(ds.ends[i]))[:13]} {CLASS_NAMES[y]}" for i, y in zip(pick, ds.labels_at(pick))
-        ]
-        write_bytes(Path(preview), preview_grid(imgs[pick], titles))
+        titles = [f"{prep.candles.time_str(int(ds.ends[i]))[:13]} {CLASS_NAMES[y]}" for i, y in zip(pick, labels[pick])]
+        write_bytes(Path(preview), preview_grid(_as_uint8(windows.render(pick)), titles))
     device = "GPU" if cfg.device != "cpu" and gpu_available() else "CPU"
     return ImagesWritten(out, files, len(ds), (int(shape[0]), int(shape[1])), nbytes, t_render, t_write, device)

@@ -134,3 +134,24 @@ def image_loader(
 
     order = (lambda epoch: balanced_indices(labels, seed, epoch)) if balanced else None
     return batch_loader(len(images), make, batch_size, shuffle, seed, order, multiple_of, **kwargs)
+
+
+def stored_image_loader(
+    store,
+    batch_size: int = 128,
+    shuffle: bool = True,
+    seed: int = 0,
+    **kwargs,
+):
+    """Batches from a stored image dataset (an `ImageReader` or its path: HDF5, Zarr, NPZ or a
+    PNG/JPEG folder): (B, H, W, 1) float32 in [0, 1] and one-hot labels, in a new order every
+    epoch; each batch's images are read in file order (one chunk each in HDF5 and Zarr)."""
+    from candleflow.images.store import ImageReader
+
+    reader = store if isinstance(store, ImageReader) else ImageReader(store)
+
+    def make(idx: np.ndarray):
+        images, labels, _ = reader[np.sort(idx)]
+        return images.astype(np.float32)[..., None] / 255.0, one_hot(labels)
+
+    return batch_loader(len(reader), make, batch_size, shuffle, seed, **kwargs)

@@ -122,9 +122,9 @@ def build_gpt(
     x = PositionEmbedding(window, d, name="positions")(x)
     for i in range(cfg.gpt_layers):
         h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_attn")(x)
-        h = L.MultiHeadAttention(
+        h = CausalSelfAttention(
             cfg.gpt_heads, max(d // cfg.gpt_heads, 1), dropout=cfg.gpt_dropout, name=f"block_{i + 1}_attn"
-        )(h, h, use_causal_mask=True)
+        )(h)
         x = L.Add(name=f"block_{i + 1}_add_attn")([x, h])
         h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_mlp")(x)
         h = L.Dense(4 * d, activation="gelu", name=f"block_{i + 1}_mlp_in")(h)
@@ -134,6 +134,46 @@ def build_gpt(
     x = L.Cropping1D((window - 1, 0), name="last_position")(x)
     x = L.Flatten(name="last")(x)
     return _head(k, x, cfg, n_classes, "candleflow_gpt", inputs, learning_rate)
+
+
+@keras.saving.register_keras_serializable(package="candleflow")
+class CausalSelfAttention(keras.layers.Layer):
+    """Multi-head causal self-attention through the backend's fused kernel
+    (`keras.ops.dot_product_attention(..., is_causal=True)`): no (length x length) mask is built.
+    Weights are laid out as in `keras.layers.MultiHeadAttention` (query/key/value kernels
+    (dim, heads, key_dim), output kernel (heads, key_dim, dim)), and with the same weights the
+    outputs match it with `use_causal_mask=True`. Dropout applies to the attention output (a fused
+    kernel has no attention probabilities to drop)."""
+
+    def __init__(self, num_heads: int, key_dim: int, dropout: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_heads, self.key_dim, self.dropout = num_heads, key_dim, dropout
+        self.drop = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape) -> None:
+        dim = int(input_shape[-1])
+        h, k = self.num_heads, self.key_dim
+        for name in ("query", "key", "value"):
+            setattr(
+                self,
+                f"{name}_kernel",
+                self.add_weight(shape=(dim, h, k), initializer="glorot_uniform", name=f"{name}_kernel"),
+            )
+            setattr(self, f"{name}_bias", self.add_weight(shape=(h, k), initializer="zeros", name=f"{name}_bias"))
+        self.output_kernel = self.add_weight(shape=(h, k, dim), initializer="glorot_uniform", name="output_kernel")
+        self.output_bias = self.add_weight(shape=(dim,), initializer="zeros", name="output_bias")
+
+    def call(self, x, training=None):
+        ops = keras.ops
+        q = ops.einsum("btd,dhk->bthk", x, self.query_kernel) + self.query_bias
+        k = ops.einsum("btd,dhk->bthk", x, self.key_kernel) + self.key_bias
+        v = ops.einsum("btd,dhk->bthk", x, self.value_kernel) + self.value_bias
+        o = ops.dot_product_attention(q, k, v, is_causal=True)
+        out = ops.einsum("bthk,hkd->btd", o, self.output_kernel) + self.output_bias
+        return self.drop(out, training=training)
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"num_heads": self.num_heads, "key_dim": self.key_dim, "dropout": self.dropout}
 
 
 @keras.saving.register_keras_serializable(package="candleflow")

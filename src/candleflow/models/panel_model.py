@@ -10,7 +10,7 @@ import numpy as np
 
 from candleflow.config import ModelConfig
 from candleflow.models.backend import keras
-from candleflow.models.networks import PositionEmbedding
+from candleflow.models.networks import CausalSelfAttention, PositionEmbedding
 
 
 @keras.saving.register_keras_serializable(package="candleflow")
@@ -73,9 +73,9 @@ def build_panel_gpt(
     x = PositionEmbedding(window, d, name="positions")(x)
     for i in range(cfg.gpt_layers):
         h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_attn")(x)
-        h = L.MultiHeadAttention(
+        h = CausalSelfAttention(
             cfg.gpt_heads, max(d // cfg.gpt_heads, 1), dropout=cfg.gpt_dropout, name=f"block_{i + 1}_attn"
-        )(h, h, use_causal_mask=True)
+        )(h)
         x = L.Add(name=f"block_{i + 1}_add_attn")([x, h])
         h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_mlp")(x)
         h = L.Dense(4 * d, activation="gelu", name=f"block_{i + 1}_mlp_in")(h)

@@ -9,7 +9,7 @@ from typing import Any
 from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path, write_text
 from candleflow.models.backend import keras
-from candleflow.models.networks import PositionEmbedding
+from candleflow.models.networks import CausalSelfAttention, PositionEmbedding
 from candleflow.models.panel_model import MaskedSparseCrossEntropy
 from candleflow.models.tabular import TABULAR_KINDS
 from candleflow.runs.folder import RunFolder
@@ -17,6 +17,7 @@ from candleflow.runs.folder import RunFolder
 # candleflow's own layers that a saved model may name (registered; listed here for load_model)
 CUSTOM_OBJECTS = {
     "candleflow>PositionEmbedding": PositionEmbedding,
+    "candleflow>CausalSelfAttention": CausalSelfAttention,
     "candleflow>MaskedSparseCrossEntropy": MaskedSparseCrossEntropy,
 }
 
