@@ -107,9 +107,9 @@ def main() -> None:
         f"horizon {args.horizon}, tp=sl=0.5%; every result identical to the reference scan"
     )
     print(f"{'method':44s} {'rows/s':>14s} {'x slower than candleflow':>26s}")
-    rows = [(f"candleflow (pointer chains, {threads} threads)", per_row)]
+    rows = [(f"candleflow (auto kernel, {threads} threads)", per_row)]
     if threads > 1:
-        rows.append(("candleflow (pointer chains, 1 thread)", timings[1] / args.rows))
+        rows.append(("candleflow (auto kernel, 1 thread)", timings[1] / args.rows))
     rows += [
         ("simple reference scan (numba, 1 core)", t_ref / args.rows),
         ("python loop over numpy arrays", t_py),
@@ -117,6 +117,82 @@ def main() -> None:
     ]
     for name, sec in rows:
         print(f"{name:44s} {1 / sec:14,.0f} {sec / per_row:26.1f}")
+    import glob
+
+    from candleflow.config import FilesSource
+
+    datasets = {f"synthetic 1m, {args.rows:,}": candles}
+    months = sorted(
+        glob.glob(
+            str(
+                Path(__file__).resolve().parents[2]
+                / "shared/data/binance-vision/data/spot/monthly/klines/BTCUSDT/1m/*.zip"
+            )
+        )
+    )
+    if months:
+        datasets[f"BTCUSDT 1m, {len(months)} months"] = load_candles(FilesSource(paths=months))[0]
+    kernels_side_by_side(datasets, args.horizon)
+
+
+def kernels_side_by_side(datasets: dict, horizon: int = 60, repeats: int = 5) -> None:
+    """Both label kernels on all numba threads and on one, against the single-core reference scan,
+    for percent and volatility barriers on each dataset; best of `repeats`, interleaved so the
+    machine's drift hits every method alike. Results checked identical to the reference."""
+    import sys
+    from pathlib import Path
+
+    import numba
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from candleflow.dataset import labels as L
+    from label_reference import numba_reference
+
+    reference = numba_reference()
+    threads = numba.config.NUMBA_NUM_THREADS
+    print(f"\nlabel kernels, rows/s (best of {repeats}); ratio = kernel on {threads} threads / reference on 1 core")
+    print(
+        f"{'data':26s} {'barriers':10s} {'reference 1 core':>17s} {'scan':>12s} {'pointers':>12s} "
+        f"{'scan 1t':>10s} {'pointers 1t':>12s} {'auto':>9s} {'auto/ref':>9s}"
+    )
+    for name, c in datasets.items():
+        for cfg in (LabelConfig(barrier="percent", tp=0.5, sl=0.5, horizon=horizon), LabelConfig(horizon=horizon)):
+            args = (
+                c.close,
+                c.high,
+                c.low,
+                L._segment_ends(c),
+                *L.barrier_multipliers(c, cfg, compact=True),
+                cfg.horizon,
+                True,
+                *L._fine_arrays(c, None),
+                L.LABEL_CHUNK,
+            )
+            mults = [np.nan_to_num(m, nan=0.0) for m in L.barrier_multipliers(c, cfg)]
+            rargs = (c.close, c.high, c.low, c.segments[c.segment_id, 1], *mults, cfg.horizon, True)
+            runs = {
+                "ref": (reference, rargs, 1),
+                "scan": (L.KERNELS["scan"], args, threads),
+                "pointers": (L.KERNELS["pointers"], args, threads),
+                "scan 1t": (L.KERNELS["scan"], args, 1),
+                "pointers 1t": (L.KERNELS["pointers"], args, 1),
+            }
+            want = reference(*rargs)
+            best = {}
+            for _ in range(repeats):
+                for key, (fn, a, th) in runs.items():
+                    numba.set_num_threads(th)
+                    t = time.perf_counter()
+                    got = fn(*a)
+                    best[key] = min(best.get(key, 9e9), time.perf_counter() - t)
+                    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), key
+            numba.set_num_threads(threads)
+            auto = "scan" if cfg.barrier == "volatility" else "pointers"
+            rate = {k: len(c) / v for k, v in best.items()}
+            print(
+                f"{name:26s} {cfg.barrier:10s} {rate['ref']:17,.0f} {rate['scan']:12,.0f} {rate['pointers']:12,.0f} "
+                f"{rate['scan 1t']:10,.0f} {rate['pointers 1t']:12,.0f} {auto:>9s} {rate[auto] / rate['ref']:8.2f}x"
+            )
 
 
 def _timed(call) -> float:

@@ -304,7 +304,7 @@ def test_shuffled_loader_over_a_stored_file(tmp_path):
     write_images(tmp_path / "s.h5", images, labels, np.arange(50), ["X"])
     loader = stored_image_loader(tmp_path / "s.h5", batch_size=16, seed=4)
     seen, orders = [], []
-    for epoch in range(2):
+    for _epoch in range(2):
         order = []
         for i in range(len(loader)):
             x, y = loader[i]

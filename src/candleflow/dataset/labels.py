@@ -205,6 +205,20 @@ def _competitive(
     return y, t1
 
 
+@numba.njit(cache=True, inline="always")
+def _first_exit(high, low, start, stop, up, down, long_side):
+    """One trade over bars [start, stop): (exit bar, outcome) with outcome 1 = target first,
+    0 = stop first, 2 = both in the exit bar; (-1, 0) when it never exits."""
+    for j in range(start, stop):
+        hit_up = high[j] >= up
+        hit_down = low[j] <= down
+        if hit_up or hit_down:
+            if hit_up and hit_down:
+                return j, 2
+            return j, 1 if (hit_up if long_side else hit_down) else 0
+    return -1, 0
+
+
 @numba.njit(cache=True, parallel=True)
 def _competitive_scan(
     close,
@@ -223,11 +237,12 @@ def _competitive_scan(
     fine_hi,
     chunk,
 ):
-    """The same labels as `_competitive` by a plain forward scan of both trades, bar by bar, until
-    both have exited: no pointers to build, so it wins where trades exit within a few bars."""
+    """The same labels as `_competitive` by a plain forward scan of each trade, bar by bar (the
+    reference's loop, run on all cores in chunks of bars)."""
     n = close.shape[0]
     y = np.full(n, -1, dtype=np.int8)
     t1 = np.full(n, -1, dtype=np.int64)
+    per_bar = 1 if up_tp.shape[0] > 1 else 0  # volatility: a multiplier per bar; percent: one
     for c in numba.prange((n + chunk - 1) // chunk):
         lo, hi = c * chunk, min(n, (c + 1) * chunk)
         s = np.searchsorted(seg_ends, lo, side="right")
@@ -235,37 +250,21 @@ def _competitive_scan(
             while seg_ends[s] <= t:
                 s += 1
             end = t + horizon + 1
-            m = t if up_tp.shape[0] > 1 else 0
+            m = t * per_bar
             if end > seg_ends[s] or not (up_tp[m] > 1.0) or not (up_sl[m] > 1.0):
                 continue
             px = close[t]
-            long_tp_level, short_sl_level = px * up_tp[m], px * up_sl[m]
-            long_sl_level, short_tp_level = px * down_sl[m], px * down_tp[m]
-            jl = end
-            js = end
-            l_up = l_dn = s_up = s_dn = False
-            for j in range(t + 1, end):
-                hj = high[j]
-                lj = low[j]
-                if jl == end:
-                    l_up = hj >= long_tp_level
-                    l_dn = lj <= long_sl_level
-                    if l_up or l_dn:
-                        jl = j
-                if js == end:
-                    s_up = hj >= short_sl_level
-                    s_dn = lj <= short_tp_level
-                    if s_up or s_dn:
-                        js = j
-                if jl < end and js < end:
-                    break
-            long_win = jl < end and l_up and not l_dn
-            if jl < end and l_up and l_dn:
+            long_tp_level, long_sl_level = px * up_tp[m], px * down_sl[m]
+            short_sl_level, short_tp_level = px * up_sl[m], px * down_tp[m]
+            jl, lo_out = _first_exit(high, low, t + 1, end, long_tp_level, long_sl_level, True)
+            js, so_out = _first_exit(high, low, t + 1, end, short_sl_level, short_tp_level, False)
+            long_win = lo_out == 1
+            if lo_out == 2:
                 long_win = _up_first(
                     fine_high, fine_low, fine_lo, fine_hi, jl, long_tp_level, long_sl_level, not stop_first
                 )
-            short_win = js < end and s_dn and not s_up
-            if js < end and s_up and s_dn:
+            short_win = so_out == 1
+            if so_out == 2:
                 short_win = not _up_first(
                     fine_high, fine_low, fine_lo, fine_hi, js, short_sl_level, short_tp_level, stop_first
                 )
@@ -275,7 +274,7 @@ def _competitive_scan(
                 y[t] = 0
             else:
                 y[t] = 1
-            t1[t] = max(jl, js) if jl < end and js < end else end - 1
+            t1[t] = max(jl, js) if jl >= 0 and js >= 0 else end - 1
     return y, t1
 
 
@@ -358,16 +357,20 @@ def take_profit_distances(candles: Candles, cfg: LabelConfig) -> np.ndarray:
 
 
 def competitive_labels(
-    candles: Candles, cfg: LabelConfig | None = None, fine: Candles | None = None, kernel: str = "scan"
+    candles: Candles, cfg: LabelConfig | None = None, fine: Candles | None = None, kernel: str = "auto"
 ) -> Labels:
     """TP/SL competitive labels per bar; -1 where the forward window leaves the segment. With
     `fine` (finer candles of the same market), a bar touching a trade's TP and SL together is
-    resolved by which the finer candles reach first. `kernel`: `scan` (a plain forward scan, the
-    faster on every dataset measured; benchmarks/bench_labels.py) or `pointers` (jump-pointer
-    chains); both give identical labels (tests/test_labels.py)."""
+    resolved by which the finer candles reach first. `kernel`: `scan` (each trade scanned bar by
+    bar), `pointers` (jump-pointer chains: skips bars that cannot be a first touch), or `auto`:
+    the faster one as measured (benchmarks/bench_labels.py): scan for volatility barriers, which
+    trades usually reach within the horizon, pointers for percent barriers, which on quiet real
+    1m data they often never reach. Both give identical labels (tests/test_labels.py)."""
     cfg = cfg or LabelConfig()
+    if kernel == "auto":
+        kernel = "scan" if cfg.barrier == "volatility" else "pointers"
     if kernel not in KERNELS:
-        raise ValueError(f"labels kernel {kernel!r}: expected one of {', '.join(KERNELS)}")
+        raise ValueError(f"labels kernel {kernel!r}: expected auto or one of {', '.join(KERNELS)}")
     y, t1 = KERNELS[kernel](
         candles.close,
         candles.high,
