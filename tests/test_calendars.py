@@ -64,7 +64,7 @@ def test_spy_daily_without_a_calendar_behaves_as_a_24_7_market(stocks):
     allowed, rep2 = spy(stocks, "SPY-1d.csv", spikes="allow")
     assert rep2.spike_rows == 1 and rep2.spike_repaired_rows == 0 and allowed.low.min() == 69.005
     with pytest.raises(
-        ValidationError, match=r"SPY-1d.csv line 1996: price spike: low 69.005 .*validation.spikes=error"
+        ValidationError, match=r"SPY-1d.csv line 1996: price spike: low 69.005 .*typical move before it \(validation.spikes=error"
     ):
         spy(stocks, "SPY-1d.csv", spikes="error", calendar="XNYS")
 
@@ -90,7 +90,7 @@ def test_spy_hourly_keeping_extended_hours(stocks):
     assert rep.rows_out == 1084 and rep.extended_hours_rows == 639 and rep.dropped_rows == {}
     # the missing 12:30 is still counted, but not filled: the kept 13:00 bar already follows it
     assert (rep.gaps, rep.missing_bars, rep.filled_bars) == (1, 1, 0) and len(candles.segments) == 2
-    assert rep.spike_rows == 25  # Yahoo's out-of-hours bars carry wicks 5-25% beyond the price
+    assert rep.spike_rows == 7  # Yahoo's out-of-hours bars: lows 8-25% below the price, at 30x their typical move
     by_session, rep_s = spy(stocks, "SPY-1h.csv", calendar="XNYS", extended_hours="keep", session_breaks="segment")
     starts = [by_session.time_str(int(a)) for a, _ in by_session.segments[:3]]
     assert starts == ["2025-06-26T14:30:00", "2025-06-27T08:00:00", "2025-06-30T08:00:00"]  # pre-market opens a day

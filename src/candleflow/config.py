@@ -286,11 +286,14 @@ class ValidationPolicy(_Section):
     spikes: Literal["allow", "repair", "drop", "error"] = Field(
         "repair",
         description="price spikes that pass the OHLC check (a wick or a one-bar close jump that reverts, "
-        "beyond spike_threshold x the recent mean absolute return): allow keeps them (counted), repair "
+        "beyond spike_threshold x the bars' typical move): allow keeps them (counted), repair "
         "clips a wick to the bar's body and drops a bar whose close jumps and reverts, drop removes the bars",
     )
     spike_threshold: float = Field(
-        50.0, gt=1, description="a spike is larger than this many recent mean absolute close-to-close returns"
+        30.0,
+        gt=1,
+        description="a spike is larger than this many times the bars' typical move before it (an EWMA of "
+        "max(|close-to-close log return|, log(high / low)))",
     )
 
 

@@ -260,14 +260,15 @@ MAX_LISTED_SPIKES = 20
 
 def check_spikes(rows: Rows, policy: ValidationPolicy) -> np.ndarray | None:
     """Prices that pass the OHLC check but not a robust one: a wick, or a close that jumps and
-    reverts next bar, beyond `spike_threshold` x the recent mean absolute return (winsorised, so
-    a spike hardly raises its own yardstick). Counted; allowed, repaired, dropped or an error."""
+    reverts next bar, beyond `spike_threshold` x the bars' typical move before it (their returns
+    and ranges, winsorised, so a spike hardly raises its own yardstick; the first 20 bars have no
+    yardstick yet). Counted; allowed, repaired, dropped or an error."""
     cols, rep = rows.cols, rows.report
     o, h, lo, c = (np.log(cols[n]) for n in ("open", "high", "low", "close"))
     if c.size < 3:
         return None
     k = policy.spike_threshold
-    scale = robust_scale(c, 50)
+    scale = robust_scale(c, h - lo, 50)
     body_hi, body_lo = np.maximum(o, c), np.minimum(o, c)
     wick_up = (h - body_hi) > k * scale
     wick_down = (body_lo - lo) > k * scale
@@ -280,6 +281,7 @@ def check_spikes(rows: Rows, policy: ValidationPolicy) -> np.ndarray | None:
         & (np.abs(r[:-1] + r[1:]) < 0.5 * np.abs(r[:-1]))
     )
     spike = wick_up | wick_down | jump
+    spike[:SPIKE_WARMUP] = wick_up[:SPIKE_WARMUP] = wick_down[:SPIKE_WARMUP] = jump[:SPIKE_WARMUP] = False
     rep.spike_rows = int(spike.sum())
     if not rep.spike_rows:
         return None
@@ -292,7 +294,7 @@ def check_spikes(rows: Rows, policy: ValidationPolicy) -> np.ndarray | None:
         i = int(np.argmax(spike))
         rows.fail(
             i,
-            f"price spike: {rep.spikes[0].split(': ', 1)[1]}, over {k:g}x the recent mean absolute return",
+            f"price spike: {rep.spikes[0].split(': ', 1)[1]}, over {k:g}x the bars' typical move before it",
             "spikes",
             "'repair' clips the wick or drops the bar, 'drop' removes it, 'allow' keeps it (counted)",
         )
@@ -308,21 +310,27 @@ def check_spikes(rows: Rows, policy: ValidationPolicy) -> np.ndarray | None:
     return None
 
 
+SPIKE_WARMUP = 20  # bars of history before a bar can be called a spike (no yardstick before)
+
+
 @numba.njit(cache=True)
-def robust_scale(log_close: np.ndarray, span: int) -> np.ndarray:
-    """Per bar, the mean absolute close-to-close log return of the bars before it (an EWMA whose
-    inputs are capped at 5x the running value, so one spike barely moves it); floored at 1e-6."""
+def robust_scale(log_close: np.ndarray, log_range: np.ndarray, span: int) -> np.ndarray:
+    """Per bar, the typical move of the bars before it: an EWMA of max(|close-to-close log
+    return|, log(high / low)) whose inputs are capped at 5x the running value, so one spike barely
+    moves it; floored at 1e-5."""
     n = log_close.shape[0]
     out = np.empty(n)
     alpha = 2.0 / (span + 1.0)
     m = min(n - 1, span)
-    first = np.abs(np.diff(log_close[: m + 1]))
-    s = max(np.median(first), 1e-6)
+    first = np.empty(max(m, 1))
+    for i in range(max(m, 1)):
+        first[i] = max(abs(log_close[i + 1] - log_close[i]) if i + 1 < n else 0.0, log_range[i])
+    s = max(np.median(first), 1e-5)
     for i in range(n):
         out[i] = s
         if i + 1 < n:
-            r = abs(log_close[i + 1] - log_close[i])
-            s = max((1.0 - alpha) * s + alpha * min(r, 5.0 * s), 1e-6)
+            move = max(abs(log_close[i + 1] - log_close[i]), log_range[i + 1])
+            s = max((1.0 - alpha) * s + alpha * min(move, 5.0 * s), 1e-5)
     return out
 
 
