@@ -26,6 +26,27 @@ def best(call, repeat: int = 20) -> float:
     return min(times)
 
 
+def _numba_gather(ds, idx: np.ndarray) -> np.ndarray:
+    """The alternative issue 19 asked to try: each window's rows (one contiguous block) copied in a
+    numba prange loop."""
+    global _BLOCKS
+    if _BLOCKS is None:
+        import numba
+
+        @numba.njit(parallel=True, nogil=True, cache=True)
+        def blocks(features, starts, out):
+            for b in numba.prange(starts.shape[0]):
+                out[b] = features[starts[b] : starts[b] + out.shape[1]]
+
+        _BLOCKS = blocks
+    out = np.empty((len(idx), ds.window, ds.features.shape[1]), np.float32)
+    _BLOCKS(ds.features, (ds.ends[idx] - ds.span + 1).astype(np.int64), out)
+    return out
+
+
+_BLOCKS = None
+
+
 def assembly() -> list[tuple[str, float]]:
     from candleflow.dataset.windows import WindowDataset
 
@@ -41,6 +62,7 @@ def assembly() -> list[tuple[str, float]]:
     rows = [
         ("plain memcpy of the same bytes (np.copyto)", best(lambda: np.copyto(dst, src), 200)),
         ("candleflow gather (one fancy-index copy)", best(lambda: ds.gather(idx[next(k) % 64]), 200)),
+        ("parallel numba block copy (measured, not adopted)", best(lambda: _numba_gather(ds, idx[next(k) % 64]), 200)),
         (
             "per-sample generator (view, then np.stack)",
             best(lambda: np.stack([ds.window_view(i) for i in idx[next(k) % 64]]), 20),

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from candleflow.errors import DataError
-
-PARALLEL_GATHER_FLOATS = 1 << 16  # below this a batch is copied in one step (thread start-up costs more)
-
-
-@numba.njit(cache=True, parallel=True, nogil=True)
-def gather_blocks(features: np.ndarray, starts: np.ndarray, out: np.ndarray) -> None:
-    """out[b] = features[starts[b] : starts[b] + out.shape[1]], the blocks copied in parallel."""
-    w = out.shape[1]
-    for b in numba.prange(starts.shape[0]):
-        out[b] = features[starts[b] : starts[b] + w]
 
 
 def valid_window_ends(features: np.ndarray, labels: np.ndarray, segments: np.ndarray, window: int) -> np.ndarray:
@@ -86,15 +75,10 @@ class WindowDataset:
         return self._view[self.ends[i] - self.span + 1]
 
     def gather(self, idx: np.ndarray) -> np.ndarray:
-        """Contiguous float32 batch (len(idx), W, F) of windows idx. A window of consecutive bars
-        is one contiguous block of the feature array, so large batches are copied block by block
-        on all cores; small ones (and windows that skip bars) in one fancy-index copy."""
-        starts = self.ends[np.asarray(idx)] - self.span + 1
-        if self.rate == 1 and starts.size * self.window * self.features.shape[1] >= PARALLEL_GATHER_FLOATS:
-            out = np.empty((starts.size, self.window, self.features.shape[1]), dtype=np.float32)
-            gather_blocks(self.features, starts.astype(np.int64), out)
-            return out
-        return self._view[starts]
+        """Contiguous float32 batch (len(idx), W, F) of windows idx, in one vectorised copy (a
+        parallel numba block copy was measured against it and was not reliably faster:
+        docs/benchmarks.md)."""
+        return self._view[self.ends[np.asarray(idx)] - self.span + 1]
 
     def labels_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray:
         """Labels of windows idx (all windows when None)."""
