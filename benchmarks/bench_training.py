@@ -168,6 +168,11 @@ def main() -> None:
     pairs = [
         ("LSTM 128-64-32", build_lstm(cfg.model, window, n_feat, mean, var), torch_lstm(n_feat)),
         ("GPT d64 x2", build_gpt(cfg.model, window, n_feat, mean, var), torch_gpt(window, n_feat)),
+        (
+            "GPT (MHA)",  # the former attention layer: MultiHeadAttention with a materialised causal mask
+            build_gpt(cfg.model, window, n_feat, mean, var, attention="mha"),
+            torch_gpt(window, n_feat),
+        ),
     ]
     for name, km, tm in pairs:
         k_rate, k_wait = keras_side(km, batches, args.steps)

@@ -64,7 +64,8 @@ def test_spy_daily_without_a_calendar_behaves_as_a_24_7_market(stocks):
     allowed, rep2 = spy(stocks, "SPY-1d.csv", spikes="allow")
     assert rep2.spike_rows == 1 and rep2.spike_repaired_rows == 0 and allowed.low.min() == 69.005
     with pytest.raises(
-        ValidationError, match=r"SPY-1d.csv line 1996: price spike: low 69.005 .*typical move before it \(validation.spikes=error"
+        ValidationError,
+        match=r"SPY-1d.csv line 1996: price spike: low 69.005 .*typical move before it \(validation.spikes=error",
     ):
         spy(stocks, "SPY-1d.csv", spikes="error", calendar="XNYS")
 

@@ -50,26 +50,42 @@ SMALL = {
 }
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("kind", ["gpt", "mlp"])
 def test_fused_causal_attention_equals_multi_head_attention_with_a_causal_mask():
-    """The GPT's attention goes through the backend's fused kernel (no materialised mask); with
-    MultiHeadAttention's weights it gives MultiHeadAttention's outputs."""
+    """The GPT's attention (blockwise on the CPU, the backend's fused kernel elsewhere) with
+    MultiHeadAttention's weights gives MultiHeadAttention's outputs; its per-step dense layers
+    (2-D products) give Dense's."""
     from candleflow.models.backend import keras
     from candleflow.models.networks import CausalSelfAttention
 
-    x = np.random.default_rng(0).normal(size=(3, 20, 16)).astype("float32")
+    from candleflow.models.networks import ATTENTION_BLOCK, _blockwise_causal
+
+    x = np.random.default_rng(0).normal(size=(3, 2 * ATTENTION_BLOCK + 6, 16)).astype("float32")  # 3 blocks
     mha = keras.layers.MultiHeadAttention(4, 4)
     want = np.asarray(mha(x, x, use_causal_mask=True))
     fused = CausalSelfAttention(4, 4)
     fused.build(x.shape)
     fused.set_weights(mha.get_weights())
-    np.testing.assert_allclose(np.asarray(fused(x)), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(fused(x)), want, rtol=1e-5, atol=1e-5)
     changed = x.copy()
-    changed[:, 12:] += 1.0  # the future cannot move the past
-    np.testing.assert_allclose(np.asarray(fused(changed))[:, :12], np.asarray(fused(x))[:, :12], rtol=1e-6)
+    changed[:, 40:] += 1.0  # the future cannot move the past
+    np.testing.assert_allclose(np.asarray(fused(changed))[:, :40], np.asarray(fused(x))[:, :40], rtol=1e-6)
+    # the CPU's blockwise attention and the backend's fused kernel agree, for any block size
+    q, k, v = (np.random.default_rng(s).normal(size=(2, 50, 4, 8)).astype("float32") for s in (1, 2, 3))
+    fused_kernel = np.asarray(keras.ops.dot_product_attention(q, k, v, is_causal=True))
+    for block in (1, 7, 16, 50, 64):
+        np.testing.assert_allclose(np.asarray(_blockwise_causal(q, k, v, block)), fused_kernel, rtol=1e-5, atol=1e-6)
+    from candleflow.models.networks import TimeDense
+
+    dense = keras.layers.Dense(7, activation="gelu")
+    want = np.asarray(dense(x))
+    rows = TimeDense(7, "gelu")
+    rows.build(x.shape)
+    rows.set_weights(dense.get_weights())
+    np.testing.assert_allclose(np.asarray(rows(x)), want, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["gpt", "mlp"])
 def test_family_trains_through_run_beats_baselines_and_round_trips(tmp_path, kind):
     cfg = load_config(None, SMALL[kind] + [f"output.runs_dir={tmp_path}", f"output.name={kind}", "training.verbose=0"])
     result = run(cfg)

@@ -9,7 +9,7 @@ from typing import Any
 from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path, write_text
 from candleflow.models.backend import keras
-from candleflow.models.networks import CausalSelfAttention, PositionEmbedding
+from candleflow.models.networks import CausalSelfAttention, PositionEmbedding, TimeDense
 from candleflow.models.panel_model import MaskedSparseCrossEntropy
 from candleflow.models.tabular import TABULAR_KINDS
 from candleflow.runs.folder import RunFolder
@@ -18,6 +18,7 @@ from candleflow.runs.folder import RunFolder
 CUSTOM_OBJECTS = {
     "candleflow>PositionEmbedding": PositionEmbedding,
     "candleflow>CausalSelfAttention": CausalSelfAttention,
+    "candleflow>TimeDense": TimeDense,
     "candleflow>MaskedSparseCrossEntropy": MaskedSparseCrossEntropy,
 }
 
