@@ -67,15 +67,27 @@ def jax_side() -> dict[str, float]:
         return (x @ p["in"]) @ p["out"]
 
     def gelu(p, x):
-        return jax.nn.gelu(x @ p["in"][:, :D] * 0 + x, approximate=False)
+        return jax.nn.gelu(x, approximate=False)
+
+    def attention_blocks(p, x):
+        from candleflow.models.networks import _blockwise_causal
+
+        q, k, v = jnp.split((x.reshape(-1, D) @ p["qkv"]).reshape(B, T, 3 * D), 3, axis=-1)
+        o = _blockwise_causal(*(a.reshape(B, T, H, K) for a in (q, k, v)))
+        return (o.reshape(-1, D) @ p["o"]).reshape(B, T, D)
+
+    def mlp_rows(p, x):
+        return (jax.nn.gelu(x.reshape(-1, D) @ p["in"], approximate=False) @ p["out"]).reshape(B, T, D)
 
     parts = {
         "layer norm": norm,
         "attention, fused (dot_product_attention)": attention_fused,
         "attention, explicit mask + softmax": attention_masked,
+        "attention, blockwise (candleflow on CPU)": attention_blocks,
         "MLP 64-256-64, GELU": mlp,
         "  its two matmuls alone": matmuls,
         "  GELU (exact) alone, on (B, T, 64)": gelu,
+        "MLP as 2-D products (candleflow)": mlp_rows,
     }
     out = {}
     for name, f in parts.items():
@@ -112,9 +124,11 @@ def torch_side() -> dict[str, float]:
         "layer norm": norm,
         "attention, fused (dot_product_attention)": attention,
         "attention, explicit mask + softmax": masked,
+        "attention, blockwise (candleflow on CPU)": attention,  # torch: its fused SDPA, the same math
         "MLP 64-256-64, GELU": mlp,
         "  its two matmuls alone": lambda x: lin_out(lin_in(x)),
         "  GELU (exact) alone, on (B, T, 64)": gelu,
+        "MLP as 2-D products (candleflow)": mlp,
     }
     out = {}
     for name, f in parts.items():

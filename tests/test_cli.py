@@ -56,7 +56,7 @@ def test_run_writes_a_complete_folder_and_prints_metrics(tiny_run):
     data = json.loads((run / "data.json").read_text())
     assert data["fingerprint"] == meta["data_fingerprint"] and data["validation"]["rows_in"] == 3000
     history = (run / "history.csv").read_text().splitlines()
-    assert "rss_mb" in history[0] and len(history) == 2
+    assert "rss_mb" in history[0] and "input_wait" in history[0] and len(history) == 2
     assert list((run / "tensorboard" / "train").glob("events.out.tfevents.*"))
     assert list((run / "tensorboard" / "validation").glob("events.out.tfevents.*"))
     metrics = json.loads((run / "metrics.json").read_text())

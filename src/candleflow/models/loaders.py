@@ -3,6 +3,7 @@ image and label adapters built on it. Batches are gathered or rendered whole, ne
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,7 @@ class BatchPyDataset(keras.utils.PyDataset):
         self.shuffle, self.seed, self.order_fn, self.multiple_of = shuffle, seed, order, multiple_of
         self.epoch = 0
         self.order = self._order()
+        self.busy = 0.0  # seconds spent making batches (the training loop waits for them: no prefetch)
 
     def _order(self) -> np.ndarray:
         if self.order_fn is not None:
@@ -49,8 +51,11 @@ class BatchPyDataset(keras.utils.PyDataset):
         return -(-self.n // self.batch_size)
 
     def __getitem__(self, i: int):
+        t = time.perf_counter()
         batch = self.make_batch(self.order[i * self.batch_size : (i + 1) * self.batch_size])
-        return batch if self.multiple_of == 1 else pad_batch(batch, self.multiple_of)
+        out = batch if self.multiple_of == 1 else pad_batch(batch, self.multiple_of)
+        self.busy += time.perf_counter() - t
+        return out
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)

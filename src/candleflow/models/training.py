@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,24 @@ class MemoryMonitor(keras.callbacks.Callback):
             epoch + 1,
             ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items() if isinstance(v, (int, float))),
         )
+
+
+class InputMonitor(keras.callbacks.Callback):
+    """Adds `input_s` (seconds the epoch spent making training batches) and `input_wait` (their
+    share of the epoch) to each epoch's logs: how much a background prefetch could save at most."""
+
+    def __init__(self, loader: Any) -> None:
+        super().__init__()
+        self.loader, self.t0, self.busy0 = loader, 0.0, 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.t0, self.busy0 = time.perf_counter(), getattr(self.loader, "busy", 0.0)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        spent = getattr(self.loader, "busy", 0.0) - self.busy0
+        if logs is not None:
+            logs["input_s"] = round(spent, 3)
+            logs["input_wait"] = round(spent / max(time.perf_counter() - self.t0, 1e-9), 4)
 
 
 RESUME_DIR = RunFolder.RESUME
@@ -186,6 +205,7 @@ def fit(
     resumer = ResumeCheckpoint(run_dir, named, monitor, resume)
     callbacks = [
         *named.values(),
+        InputMonitor(train),
         monitor,  # before the loggers so rss_mb lands in history.csv and TensorBoard
         k.callbacks.CSVLogger(str(run_dir / RunFolder.HISTORY), append=resume is not None),
         EventLogger(run_dir / RunFolder.TENSORBOARD),
