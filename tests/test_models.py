@@ -55,9 +55,7 @@ def test_fused_causal_attention_equals_multi_head_attention_with_a_causal_mask()
     MultiHeadAttention's weights gives MultiHeadAttention's outputs; its per-step dense layers
     (2-D products) give Dense's."""
     from candleflow.models.backend import keras
-    from candleflow.models.networks import CausalSelfAttention
-
-    from candleflow.models.networks import ATTENTION_BLOCK, _blockwise_causal
+    from candleflow.models.networks import ATTENTION_BLOCK, CausalSelfAttention, _blockwise_causal
 
     x = np.random.default_rng(0).normal(size=(3, 2 * ATTENTION_BLOCK + 6, 16)).astype("float32")  # 3 blocks
     mha = keras.layers.MultiHeadAttention(4, 4)
