@@ -142,5 +142,59 @@ def main() -> None:
                 )
 
 
+def at_scale(n: int, fmt: str = "hdf5") -> None:
+    """`write_image_dataset` end to end for n bar4 images of 100 bars (500 x 400): images/s, peak
+    resident memory (polled), bytes on disk, and random single-image reads back."""
+    import threading
+
+    import psutil
+
+    from candleflow.config import load_config
+    from candleflow.dataset.prepare import prepare
+    from candleflow.images.store import ImageReader
+    from candleflow.images.write import write_image_dataset
+
+    prep = prepare(load_config(None, [f"source.n_bars={n + 400}", "source.interval=1m", "dataset.val_fraction=0.01"]))
+    cfg = prep.config.images.model_copy(update={"layout": "bar4", "bars": 100, "height": 500, "format": fmt})
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def poll():
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as d:
+        target = Path(d) / f"bar4{ {'hdf5': '.h5', 'zarr': '.zarr', 'npz': '.npz'}.get(fmt, '') }"
+        watcher.start()
+        t = time.perf_counter()
+        written = write_image_dataset(prep, cfg, target, limit=n)
+        dt = time.perf_counter() - t
+        done.set()
+        watcher.join()
+        r = ImageReader(target)
+        rng = np.random.default_rng(0)
+        reads = []
+        for i in rng.integers(0, len(r), 200):
+            t0 = time.perf_counter()
+            r[int(i)]
+            reads.append(time.perf_counter() - t0)
+        print(
+            f"{fmt} at scale: {written.count:,} bar4 images (500 x 400, {written.count * 200_000 / 2**30:.1f} GiB raw) in "
+            f"{dt:.1f} s = {written.count / dt:,.0f} images/s (render {written.render_seconds:.1f} s, write "
+            f"{written.write_seconds:.1f} s); peak resident memory {peak[0] / 2**20:,.0f} MB ({(peak[0] - base) / 2**20:,.0f} MB "
+            f"above the start); {written.nbytes / 2**20:,.0f} MB on disk; random single-image read: median "
+            f"{np.median(reads) * 1e3:.2f} ms, p95 {np.percentile(reads, 95) * 1e3:.2f} ms"
+        )
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if len(sys.argv) > 2 and sys.argv[1] == "--scale":  # python benchmarks/bench_images.py --scale 1000000 [hdf5]
+        at_scale(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "hdf5")
+    else:
+        main()

@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import struct
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -201,15 +204,17 @@ class _Part:
         tmp = self._stack.enter_context(atomic_path(path, suffix=suffix)) if atomic else path
         if fmt == "hdf5":
             import h5py
+            import hdf5plugin
 
             self.file = self._stack.enter_context(h5py.File(tmp, "w"))
-            self.images = self.file.create_dataset(
+            self.h5images = self.file.create_dataset(
                 "images",
                 shape=(n, *shape),
                 dtype="uint8",
                 chunks=(IMAGE_CHUNK, *shape) if n else None,
-                compression="lzf" if n else None,
+                **(hdf5plugin.LZ4() if n else {}),
             )
+            self.pool = self._stack.enter_context(ThreadPoolExecutor(max_workers=os.cpu_count() or 1))
             self.cols = {
                 k: self.file.create_dataset(k, shape=(n,), dtype=dt)
                 for k, dt in (("labels", "int8"), ("end_time", "int64"), ("symbol", "int16"))
@@ -228,8 +233,9 @@ class _Part:
 
     def write(self, images: np.ndarray, cols: dict[str, np.ndarray]) -> None:
         lo, hi = self.written, self.written + images.shape[0]
-        if self.fmt == "hdf5":
-            self.images[lo:hi] = images
+        if self.fmt == "hdf5":  # each image LZ4-compressed on all cores, its chunk written as it is
+            for i, chunk in enumerate(self.pool.map(hdf5_lz4_chunk, images), start=lo):
+                self.h5images.id.write_direct_chunk((i, *([0] * len(self.shape))), chunk)
             for k, v in cols.items():
                 self.cols[k][lo:hi] = v
         elif self.fmt == "npz":
@@ -276,6 +282,17 @@ class _Part:
         self._stack.__exit__(None, None, None)
 
 
+def hdf5_lz4_chunk(image: np.ndarray) -> bytes:
+    """One image as a chunk of HDF5's LZ4 filter (32004, hdf5plugin): big-endian total size and
+    block size, then one block: its compressed size and the LZ4 block. numcodecs' LZ4 releases
+    the GIL, so a thread pool compresses images in parallel."""
+    from numcodecs import LZ4
+
+    raw = np.ascontiguousarray(image)
+    block = LZ4(1).encode(raw)[4:]  # numcodecs prefixes a little-endian size; the filter has its own
+    return struct.pack(">QII", raw.nbytes, raw.nbytes, len(block)) + block
+
+
 class _Abort(Exception):
     """Closes a part without committing it (the temporary file is removed)."""
 
@@ -316,6 +333,7 @@ class ImageReader:
     def _read_part(path: Path, fmt: str) -> tuple[dict[str, Any], dict[str, Any]]:
         if fmt == "hdf5":
             import h5py
+            import hdf5plugin  # noqa: F401  (registers the LZ4 filter the images are stored with)
 
             f = h5py.File(path, "r")
             return {k: f[k] for k in ("images", "labels", "end_time", "symbol")}, json.loads(f.attrs["meta"])
