@@ -77,3 +77,20 @@ def test_tf_dataset_batches():
     batches = list(tf_dataset(ds, 32).as_numpy_iterator())
     assert [b[0].shape[0] for b in batches] == [32, 32, 32, 7]
     assert np.array_equal(np.concatenate([b[0] for b in batches]), ds.gather(np.arange(103)))
+
+
+@pytest.mark.skipif(not HAS_TF, reason="tensorflow not installed (optional)")
+def test_tf_dataset_reshuffles_every_epoch_like_the_keras_loader():
+    from candleflow.dataset.sampling import epoch_order
+    from candleflow.models.adapters import tf_dataset
+
+    ds = _dataset(103)
+    batches = list(tf_dataset(ds, 32, shuffle=True, seed=5, repeat=3).as_numpy_iterator())
+    assert len(batches) == 12  # 3 epochs of 4 batches
+    for epoch in range(3):
+        x = np.concatenate([b[0] for b in batches[4 * epoch : 4 * epoch + 4]])
+        assert np.array_equal(x, ds.gather(epoch_order(103, True, 5, epoch)))
+    first, second = (np.concatenate([b[0] for b in batches[k : k + 4]]) for k in (0, 4))
+    assert not np.array_equal(first, second)
+    endless = iter(tf_dataset(ds, 32, shuffle=True, seed=5, repeat=None).as_numpy_iterator())
+    assert all(next(endless)[0].shape[1:] == (10, 3) for _ in range(9))  # past the end of epoch 1

@@ -67,22 +67,38 @@ def tf_dataset(
     seed: int = 0,
     labels: np.ndarray | None = None,
     prefetch: int = 2,
+    repeat: int | None = 1,
 ):
     """A `tf.data.Dataset` of (x (B, W, F) float32, one-hot y) batches: the pipeline maps over batch
-    numbers and each step gathers a whole batch (tf.numpy_function), never one sample at a time."""
+    numbers and each step gathers a whole batch (tf.numpy_function), never one sample at a time.
+    `repeat` epochs (None: endless), epoch k in the order permutation(default_rng([seed, k])), the
+    same as the Keras loader's, so every epoch reshuffles."""
+    import threading
+
     import tensorflow as tf
 
     y_all = dataset.labels_at() if labels is None else np.asarray(labels)
     n, (w, f) = len(dataset), dataset.shape[1:]
-    order = epoch_order(n, shuffle, seed, 0)
+    steps = -(-n // batch_size)
+    orders: dict[int, np.ndarray] = {}
+    lock = threading.Lock()
 
-    def batch(i):
-        idx = order[int(i) * batch_size : (int(i) + 1) * batch_size]
+    def order_of(epoch: int) -> np.ndarray:
+        with lock:  # batches of two epochs may be in flight at once; keep the newest few orders
+            if epoch not in orders:
+                orders[epoch] = epoch_order(n, shuffle, seed, epoch)
+                for old in [e for e in orders if e < epoch - 1]:
+                    del orders[old]
+            return orders[epoch]
+
+    def batch(k):
+        epoch, i = divmod(int(k), steps)
+        idx = order_of(epoch)[i * batch_size : (i + 1) * batch_size]
         return dataset.gather(idx), one_hot(y_all[idx])
 
-    steps = -(-n // batch_size)
-    ds = tf.data.Dataset.range(steps).map(
-        lambda i: tf.numpy_function(batch, [i], (tf.float32, tf.float32)), num_parallel_calls=tf.data.AUTOTUNE
+    counter = tf.data.Dataset.counter() if repeat is None else tf.data.Dataset.range(steps * repeat)
+    ds = counter.map(
+        lambda k: tf.numpy_function(batch, [k], (tf.float32, tf.float32)), num_parallel_calls=tf.data.AUTOTUNE
     )
     ds = ds.map(lambda x, y: (tf.ensure_shape(x, (None, w, f)), tf.ensure_shape(y, (None, 3))))
     return ds.prefetch(prefetch)
