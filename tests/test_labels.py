@@ -132,7 +132,7 @@ def test_fast_labeler_identical_to_the_simple_scan(seed, horizon, tp, sl, same_b
     """Pointer-chain first-passage queries, in parallel chunks, against the plain scan: y and t1,
     volatility barriers, segments with gaps, and (ties) prices on a coarse tick grid so highs
     repeat and bars touch both barriers."""
-    from candleflow.dataset.labels import _competitive, _fine_arrays, barrier_multipliers, jump_pointers
+    from candleflow.dataset.labels import _fine_arrays, barrier_multipliers, jump_pointers
     from label_reference import reference_competitive
 
     rng = np.random.default_rng(seed)
@@ -154,34 +154,22 @@ def test_fast_labeler_identical_to_the_simple_scan(seed, horizon, tp, sl, same_b
         candles.close, candles.high, candles.low, seg_stop, *mults, horizon, same_bar == "stop"
     )
     assert np.array_equal(got.y, y) and np.array_equal(got.t1, t1)
-    # small pointer chunks: labels whose horizon crosses a chunk boundary stay identical
-    small = _competitive(
-        candles.close,
-        candles.high,
-        candles.low,
-        candles.segments[:, 1].copy(),
-        *mults,
-        horizon,
-        same_bar == "stop",
-        *_fine_arrays(candles, None),
-        97,
-    )
-    assert np.array_equal(small[0], y) and np.array_equal(small[1], t1)
-    # the parallel plain scan (the other kernel), in small chunks too
-    from candleflow.dataset.labels import _competitive_scan
+    # both kernels in small chunks: labels whose horizon crosses a chunk boundary stay identical
+    from candleflow.dataset.labels import KERNELS
 
-    scan = _competitive_scan(
-        candles.close,
-        candles.high,
-        candles.low,
-        candles.segments[:, 1].copy(),
-        *mults,
-        horizon,
-        same_bar == "stop",
-        *_fine_arrays(candles, None),
-        97,
-    )
-    assert np.array_equal(scan[0], y) and np.array_equal(scan[1], t1)
+    for kernel in KERNELS.values():
+        small = kernel(
+            candles.close,
+            candles.high,
+            candles.low,
+            candles.segments[:, 1].copy(),
+            *mults,
+            horizon,
+            same_bar == "stop",
+            *_fine_arrays(candles, None),
+            97,
+        )
+        assert np.array_equal(small[0], y) and np.array_equal(small[1], t1)
     nh, nl = jump_pointers(candles.high, candles.low, 97)
     for i in rng.integers(0, n, 50):  # first later bar strictly higher / lower, or the chunk's end
         stop = (i // 97 + 1) * 97

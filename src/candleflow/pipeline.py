@@ -415,36 +415,23 @@ def _run_panel_into(
             "split": split.summary(),
         }
     )
-    fitted = trained.fitted
-    metadata = {
-        "run": name,
-        "task": "classify",
-        "layout": "panel",
-        "created": started.isoformat(timespec="seconds"),
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - t0, 1),
-        "fit_seconds": round(trained.fit_seconds, 1),
-        "versions": versions(),
-        "data_fingerprint": hashlib.sha256(" ".join(records[n]["fingerprint"] for n in names).encode()).hexdigest(),
-        "tickers": names,
-        "interval": interval,
-        "feature_names": records[names[0]]["feature_names"],
-        "input_shape": list(trained.input_shape),
-        "model_kind": "gpt",
-        "classes": list(CLASS_NAMES),
-        "parameters": int(trained.model.count_params()),
-        "peak_rss_mb": round(fitted["peak_rss_mb"], 1),
-        "epochs_run": fitted["epochs_run"],
-        "resumed_from_epoch": fitted["resumed_from_epoch"],
-        "metrics": {
-            part: {
-                "balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
-                "edge_balanced_accuracy": m["edge_balanced_accuracy"],
-                "long_short_sharpe": m["cross_section"]["model"]["sharpe"],
-            }
-            for part, m in trained.metrics.items()
+    metadata = _metadata(
+        cfg,
+        name,
+        started,
+        t0,
+        trained,
+        1,
+        {
+            "layout": "panel",
+            "data_fingerprint": hashlib.sha256(" ".join(records[n]["fingerprint"] for n in names).encode()).hexdigest(),
+            "tickers": names,
+            "interval": interval,
+            "feature_names": records[names[0]]["feature_names"],
         },
-    }
+    )
+    for part, m in trained.metrics.items():
+        metadata["metrics"][part]["long_short_sharpe"] = m["cross_section"]["model"]["sharpe"]
     folder.write_metadata(metadata)
     log.info("panel run finished in %.1fs", metadata["seconds"])
     return RunResult(work, trained.metrics, metadata)
