@@ -125,7 +125,7 @@ def render() -> str:
         what = field.description or _first_line(field.annotation)
         lines.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {_cell(what)} |")
     lines.append("")
-    sources = [C.SyntheticSource, C.FilesSource, C.BinanceSource]
+    sources = [C.SyntheticSource, C.FilesSource, C.BinanceSource, C.YFinanceSource]
     for cls in sources:
         lines += _section(f"`source:` kind `{cls.model_fields['kind'].default}`", cls)
     seen = set(sources)
