@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 
 from candleflow.models.backend import keras
+from candleflow.models.networks import CausalSelfAttention
 
 MB = 2**20
 # Least-squares fit to 20 measured peaks (4 families, 2-3 sizes each, batch 32-4096); every one of
@@ -49,7 +50,8 @@ def activation_floats(model) -> dict[str, float]:
             kh, kw = layer.kernel_size
             patches = kh * kw * layer.input.shape[-1] * _size(shapes[0]) / layer.filters
             out["conv_workspace"] = max(out["conv_workspace"], patches)
-        elif isinstance(layer, k.layers.MultiHeadAttention):
+        elif isinstance(layer, (k.layers.MultiHeadAttention, CausalSelfAttention)):
+            # the blockwise CPU attention keeps fewer scores than this (the calibration's layer kept them all)
             q_len = layer.input[0].shape[1] if isinstance(layer.input, (list, tuple)) else layer.input.shape[1]
             out["attention"] += layer.num_heads * q_len * q_len
             out["generic"] += 4 * q_len * layer.num_heads * layer.key_dim  # query, key, value, heads joined
