@@ -322,11 +322,10 @@ def _run_store_into(
         trained,
         replicas,
         {
-            "data_fingerprint": hashlib.sha256(" ".join(records[n]["fingerprint"] for n in names).encode()).hexdigest(),
             "symbol": sorted({records[n]["symbol"] for n in names}),
             "interval": sorted({records[n]["interval"] for n in names}),
             "series": names,
-            "feature_names": records[names[0]]["feature_names"],
+            **_store_identity(records, names),
         },
     )
     folder.write_metadata(metadata)
@@ -336,6 +335,16 @@ def _run_store_into(
         metadata["seconds"],
     )
     return RunResult(work, trained.metrics, metadata)
+
+
+def _store_identity(records: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """What identifies the data of a run over store entries: one fingerprint of all of them, and
+    their (shared) feature names."""
+    joined = " ".join(records[n]["fingerprint"] for n in names)
+    return {
+        "data_fingerprint": hashlib.sha256(joined.encode()).hexdigest(),
+        "feature_names": records[names[0]]["feature_names"],
+    }
 
 
 def _run_panel_into(
@@ -376,7 +385,8 @@ def _run_panel_into(
         raise DataError(f"the panel of {len(names)} tickers has no row with {d.window} rows before it and a label")
     ds = PanelDataset(panel, ends, d.window)
     split = split_by_time(ds.end_times(), ds.label_end_times(), d.val_fraction, d.test_fraction)
-    interval = SeriesStore(cfg.universe.store).manifest()["entries"][names[0]]["interval"]
+    records = SeriesStore(cfg.universe.store).manifest()["entries"]
+    interval = records[names[0]]["interval"]
     per_year = bars_per_year(panel.calendar if panel.calendar != "mixed" else "24/7", interval, int(panel.times[-1]))
     log.info(
         "panel: %d tickers on %s, %d rows, %d windows of %s; split %s",
@@ -402,7 +412,6 @@ def _run_panel_into(
         }
     )
     save_model(trained.model, work)
-    records = SeriesStore(cfg.universe.store).manifest()["entries"]
     folder.write_data(
         {
             "store": str(cfg.universe.store),
@@ -422,13 +431,7 @@ def _run_panel_into(
         t0,
         trained,
         1,
-        {
-            "layout": "panel",
-            "data_fingerprint": hashlib.sha256(" ".join(records[n]["fingerprint"] for n in names).encode()).hexdigest(),
-            "tickers": names,
-            "interval": interval,
-            "feature_names": records[names[0]]["feature_names"],
-        },
+        {"layout": "panel", "tickers": names, "interval": interval, **_store_identity(records, names)},
     )
     for part, m in trained.metrics.items():
         metadata["metrics"][part]["long_short_sharpe"] = m["cross_section"]["model"]["sharpe"]

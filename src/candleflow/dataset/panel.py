@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 
+from candleflow.dataset.windows import covered_rows
 from candleflow.errors import DataError
 
 NO_LABEL_END = np.iinfo(np.int64).max
@@ -173,16 +174,14 @@ class PanelDataset:
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance per column over the rows these windows read (normalisation may be
         fitted on those only); presence columns get mean 0 and variance 1 (left as they are)."""
-        covered = np.zeros(self.panel.times.size + 1, dtype=np.int64)
-        np.add.at(covered, self.ends - self.window + 1, 1)
-        np.add.at(covered, self.ends + 1, -1)
-        rows = np.flatnonzero(np.cumsum(covered)[:-1] > 0)
         p = self.panel
+        rows = covered_rows(self.ends, self.window, p.times.size)
         n, f = p.n_tickers, p.n_features
         mean, var = np.zeros(p.values.shape[1]), np.ones(p.values.shape[1])
-        present = p.present()[rows]
+        values = p.values[rows]  # one copy of the covered rows, not one per ticker
+        present = values[:, n * f :] > 0.5
         for k in range(n):
-            x = p.values[rows][present[:, k], k * f : (k + 1) * f].astype(np.float64)
+            x = values[present[:, k], k * f : (k + 1) * f].astype(np.float64)
             if x.shape[0] > 1:
                 mean[k * f : (k + 1) * f] = x.mean(axis=0)
                 var[k * f : (k + 1) * f] = np.maximum(x.var(axis=0), 1e-12)

@@ -20,6 +20,14 @@ def valid_window_ends(features: np.ndarray, labels: np.ndarray, segments: np.nda
     return e[ok].astype(np.int64)
 
 
+def covered_rows(ends: np.ndarray, span: int, n_rows: int) -> np.ndarray:
+    """Rows of an (n_rows, ...) array that some window of `span` rows ending at `ends` reads."""
+    delta = np.zeros(n_rows + 1, dtype=np.int64)
+    np.add.at(delta, np.asarray(ends) - span + 1, 1)
+    np.add.at(delta, np.asarray(ends) + 1, -1)
+    return np.flatnonzero(np.cumsum(delta[:-1]) > 0)
+
+
 class WindowDataset:
     """Windows of `window` rows over features (N, F); window i ends at bar ends[i], label labels[ends[i]].
 
@@ -90,10 +98,7 @@ class WindowDataset:
 
     def covered_rows(self) -> np.ndarray:
         """Feature rows some window reads (e.g. the only rows normalisation may be fitted on)."""
-        delta = np.zeros(self.features.shape[0] + 1, dtype=np.int64)
-        np.add.at(delta, self.ends - self.span + 1, 1)
-        np.add.at(delta, self.ends + 1, -1)
-        return np.flatnonzero(np.cumsum(delta[:-1]) > 0)
+        return covered_rows(self.ends, self.span, self.features.shape[0])
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance (float64, per feature) over the rows these windows read: what

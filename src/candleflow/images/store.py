@@ -261,25 +261,27 @@ class _Part:
         self._pending = [block[whole:]] if whole < block.shape[0] else []
 
     def close(self, commit: bool = True) -> None:
-        try:
-            if commit and self.fmt == "npz":
-                self.member.close()
-                arrays = {
-                    k: np.concatenate(v) if v else np.zeros(0, dt)
-                    for (k, v), dt in zip(self.cols_np.items(), (np.int8, np.int64, np.int16))
-                }
-                arrays["meta"] = np.array(json.dumps(self.meta))
-                for k, v in arrays.items():
-                    with self.zip.open(f"{k}.npy", "w", force_zip64=True) as m:
-                        np.lib.format.write_array(m, v, allow_pickle=False)
-            elif commit and self.fmt == "zarr":
-                self.root.attrs["meta"] = self.meta
-            if not commit:
-                raise _Abort
-        except _Abort:
-            self._stack.__exit__(_Abort, _Abort(), None)
+        """Finish the file and rename it into place, or (commit=False) drop it."""
+        if not commit:
+            self._stack.__exit__(_Abort, _Abort(), None)  # the temporary file goes
             return
+        if self.fmt == "npz":
+            self.member.close()
+            arrays = {
+                k: np.concatenate(v) if v else np.zeros(0, dt)
+                for (k, v), dt in zip(self.cols_np.items(), (np.int8, np.int64, np.int16))
+            }
+            arrays["meta"] = np.array(json.dumps(self.meta))
+            for k, v in arrays.items():
+                with self.zip.open(f"{k}.npy", "w", force_zip64=True) as m:
+                    np.lib.format.write_array(m, v, allow_pickle=False)
+        elif self.fmt == "zarr":
+            self.root.attrs["meta"] = self.meta
         self._stack.__exit__(None, None, None)
+
+
+class _Abort(Exception):
+    """Passed to a part's exit stack to drop its temporary file instead of committing it."""
 
 
 def hdf5_lz4_chunk(image: np.ndarray) -> bytes:
@@ -291,10 +293,6 @@ def hdf5_lz4_chunk(image: np.ndarray) -> bytes:
     raw = np.ascontiguousarray(image)
     block = LZ4(1).encode(raw)[4:]  # numcodecs prefixes a little-endian size; the filter has its own
     return struct.pack(">QII", raw.nbytes, raw.nbytes, len(block)) + block
-
-
-class _Abort(Exception):
-    """Closes a part without committing it (the temporary file is removed)."""
 
 
 class ImageReader:
