@@ -15,6 +15,7 @@ from candleflow.dataset.cache import DatasetCache
 from candleflow.dataset.prepare import prepare
 from candleflow.dataset.sampling import balanced_indices
 from candleflow.dataset.windows import WindowDataset, concat_datasets
+from candleflow.fs.caches import STATS, STATS_LOCK, entries
 from conftest import TINY
 
 SMALL = TINY
@@ -31,7 +32,7 @@ def test_cache_miss_then_hit_memory_mapped_and_identical(tmp_path):
     assert np.array_equal(first.labels.y, second.labels.y) and np.array_equal(first.labels.t1, second.labels.t1)
     assert np.array_equal(first.dataset.gather(np.arange(10)), second.dataset.gather(np.arange(10)))
     other = prepare(load_config(None, SMALL + ["labels.horizon=12"]), cache)  # another config: another key
-    assert other.cache == "miss" and len(list((tmp_path / "cache").iterdir())) == 2
+    assert other.cache == "miss" and len(entries("prepared", tmp_path / "cache")) == 2
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "foreign", "meta"])
@@ -75,7 +76,7 @@ def test_two_processes_preparing_one_key_leave_one_good_entry(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0]
     sums = [q.get(timeout=5), q.get(timeout=5)]
     assert sums[0] == sums[1]
-    entries = [p for p in tmp_path.iterdir()]
+    entries = [p for p in tmp_path.iterdir() if p.name not in (STATS, STATS_LOCK)]  # not the cache's counts
     assert len(entries) == 1 and not entries[0].name.startswith(".")  # no temporary left behind
     cache = DatasetCache(tmp_path)
     assert prepare(load_config(None, SMALL), cache).cache == "hit"

@@ -179,10 +179,10 @@ def test_fresh_daily_file_is_downloaded_once_and_scored(binance_dir, tmp_path):
         )
         result = cf.run(cfg)
         parquet = tmp_path / "cache" / "candles" / "spot" / "BTCUSDT" / "BTCUSDT-1m.parquet"
-        before = parquet.stat().st_mtime_ns
+        before = parquet.stat().st_ino  # a rewrite renames a new file into place
         again = fetch_candles(cfg.source)
         assert again.download.count("downloaded") == 0 and again.download.count("cached") == 6
-        assert parquet.stat().st_mtime_ns == before  # unchanged candles: the Parquet is not rewritten
+        assert parquet.stat().st_ino == before  # unchanged candles: the Parquet is not rewritten
         for suffix in ("", ".CHECKSUM"):  # the mirror publishes the next day
             name = f"BTCUSDT-1m-2025-03-07.zip{suffix}"
             shutil.copy(binance_dir / "daily" / "klines" / "BTCUSDT" / "1m" / name, mirror / name)
@@ -209,7 +209,7 @@ def test_fresh_daily_file_is_downloaded_once_and_scored(binance_dir, tmp_path):
         assert fetched.exit_code == 0, fetched.output
         fresh = fetch_candles(cfg.source)  # what the CLI left in the cache: nothing more to fetch
         assert fresh.download.count("downloaded") == 0 and fresh.download.count("cached") == 7
-        assert parquet.stat().st_mtime_ns != before and len(fresh.candles) == 7 * 1440
+        assert parquet.stat().st_ino != before and len(fresh.candles) == 7 * 1440
         p = Predictor.from_run(result.run_dir)
         candles, _ = load_candles(cfg.source, cfg.validation)
         full = p.predict(candles)

@@ -8,7 +8,9 @@ import pytest
 
 from candleflow.config import YFinanceSource, load_config
 from candleflow.data.load import load_candles
+from candleflow.data.sources.yfinance import cache_path
 from candleflow.errors import ConfigError, SourceError
+from candleflow.fs.caches import entries, read_stats
 from conftest import SHARED
 
 pytest.importorskip("yfinance")
@@ -42,6 +44,9 @@ def test_daily_bars_validate_on_the_exchange_yahoo_reports_and_are_cached(yahoo,
     assert fetched >= 1
     again, _ = load_candles(cfg)  # a past range: read from the Parquet cache, no request
     assert yahoo.charts() - before == fetched and again.fingerprint == candles.fingerprint
+    stats = read_stats(tmp_path / "yf")
+    assert (stats["hits"], stats["misses"]) == (1, 1)
+    assert [e.path for e in entries("yfinance", tmp_path / "yf")] == [cache_path(cfg)]
     # Yahoo stamps daily bars at New York midnight: on a 24/7 UTC grid, daylight saving misaligns them
     with pytest.raises(Exception, match="open_time 2018-03-12T04:00:00 is not on the 1d grid"):
         load_candles(cfg, load_config(None, ["validation.calendar=24/7"]).validation)

@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(no_args_is_help=True, help="List and inspect saved runs and their models.")
 app.add_typer(models_app, name="models")
+cache_app = typer.Typer(no_args_is_help=True, help="List and prune candleflow's caches (downloads, prepared data).")
+app.add_typer(cache_app, name="cache")
 # wide enough for the metrics table when output goes to a file or a CI log
 # markup off: symbols, file names, listing keys and run names are printed as they are ("[/]" included)
 console = Console(markup=False) if sys.stdout.isatty() else Console(width=120, markup=False)
@@ -298,7 +300,7 @@ def _prepare_store(cfg, force: bool, as_json: bool) -> None:
     from candleflow.scale.cluster import build_store, plan_tasks
     from candleflow.scale.store import SeriesStore
 
-    store = SeriesStore(cfg.universe.store)  # a bad URL is reported before any work starts
+    store = SeriesStore.for_config(cfg)  # a bad URL is reported before any work starts
     n = len(plan_tasks(cfg))
     with _bar("prepare", transient=False, disable=as_json) as bar:
         task = bar.add_task("entries", total=n)
@@ -400,9 +402,16 @@ def download(
     timeout: Annotated[float | None, typer.Option(help="seconds without data before a retry (default 30)")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="skip the sha256 check (not recommended)")] = False,
     list_: Annotated[bool, typer.Option("--list", help="list what exists instead of downloading")] = False,
+    max_gb: Annotated[
+        float | None,
+        typer.Option(
+            "--max-gb",
+            help="keep the cache under this many GB, least recently used files first (default: cache.max_gb)",
+        ),
+    ] = None,
 ) -> None:
     """Download Binance klines: verified against .CHECKSUM, cached, parsed to Parquet."""
-    from candleflow.config import BinanceSource, validate_options
+    from candleflow.config import BinanceSource, CacheConfig, validate_options
     from candleflow.data.sources.binance.listing import DEFAULT_LISTING_URL, list_files, list_intervals, list_symbols
     from candleflow.errors import DownloadError
 
@@ -440,7 +449,8 @@ def download(
         return
     if not symbol or not start or not end:
         raise typer.BadParameter("--symbol, --start and --end are required to download (or use --list)")
-    results = [_download_one(src) for src in per_symbol]
+    cap = validate_options(CacheConfig, {"max_gb": max_gb}).max_bytes
+    results = [_download_one(src, cap) for src in per_symbol]
     t = Table(title=f"download {base.market} {base.interval} {base.start} .. {base.end} into {base.cache_dir}")
     for col in ("symbol", "downloaded", "cached", "missing", "failed", "MB", "seconds", "rows", "gaps", "missing bars"):
         t.add_column(col, justify="left" if col == "symbol" else "right")
@@ -474,7 +484,7 @@ def download(
         raise DownloadError(failed[0] + (f" (and {len(failed) - 1} more symbols failed)" if len(failed) > 1 else ""))
 
 
-def _download_one(cfg) -> tuple:
+def _download_one(cfg, max_cache_bytes: int | None) -> tuple:
     """Download, verify, parse one symbol with a progress bar; (symbol, result or None, error)."""
     from candleflow.data.sources.binance.fetch import fetch_candles
 
@@ -502,6 +512,7 @@ def _download_one(cfg) -> tuple:
                 on_bytes=on_bytes,
                 on_done=lambda r: progress.advance(task),
                 on_more=lambda n: progress.update(task, total=(progress.tasks[0].total or 0) + n),
+                max_cache_bytes=max_cache_bytes,
             )
         except CandleflowError as exc:
             return cfg.symbol, None, str(exc)
@@ -599,7 +610,7 @@ def predict(
     predictor = Predictor.from_run(run, runs_dir)
     cfg = predictor.source_config(set_, config)
     _setup_logging(log_file=_log_file(cfg, "predict"))
-    candles, report = load_candles(cfg.source, cfg.validation)
+    candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
     table = predictor.predict(candles, start, end)
     if latest:
         table = table.slice(table.num_rows - 1)
@@ -799,6 +810,164 @@ def export(
     )
 
 
+KindOpt = Annotated[
+    list[str] | None,
+    typer.Option("--kind", help="binance, yfinance, prepared or stores; repeat for more (default: all)"),
+]
+FolderOpt = Annotated[
+    Path | None, typer.Option("--folder", help="this folder instead of the config's (with exactly one --kind)")
+]
+
+
+def _cache_targets(config: Path | None, set_: list[str] | None, kinds: list[str] | None, folder: Path | None):
+    """(config, [(kind, folder or None)]) for the cache commands."""
+    from candleflow.config import BinanceSource, YFinanceSource, load_config
+    from candleflow.fs.caches import KINDS
+
+    cfg = load_config(config, set_)
+    unknown = [k for k in kinds or [] if k not in KINDS]
+    if unknown:
+        raise typer.BadParameter(f"--kind {unknown[0]}: expected one of {', '.join(KINDS)}")
+    chosen = list(dict.fromkeys(kinds)) if kinds else list(KINDS)
+    src = cfg.source  # its own cache folder; the other source kinds' defaults
+    binance = src.cache_dir if isinstance(src, BinanceSource) else BinanceSource.model_fields["cache_dir"].default
+    yahoo = src.cache_dir if isinstance(src, YFinanceSource) else YFinanceSource.model_fields["cache_dir"].default
+    folders: dict[str, Path | None] = {
+        "binance": Path(binance).expanduser(),
+        "yfinance": Path(yahoo).expanduser(),
+        "prepared": Path(cfg.dataset.cache_dir).expanduser() if cfg.dataset.cache_dir else None,
+        "stores": Path(cfg.cache.stores_dir).expanduser(),
+    }
+    if folder is not None:
+        if len(chosen) != 1:
+            raise typer.BadParameter("--folder needs exactly one --kind (which layout the folder has)")
+        folders[chosen[0]] = folder.expanduser()
+    return cfg, [(k, folders[k]) for k in chosen]
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+@cache_app.command("list")
+def cache_list(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    kind: KindOpt = None,
+    folder: FolderOpt = None,
+    entries_: Annotated[
+        int, typer.Option("--entries", help="also list each cache's N least recently used entries")
+    ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Each cache's folder, entries, size against its cap, and hit/miss/evicted counts."""
+    from candleflow.fs.caches import entries, summarize
+
+    cfg, targets = _cache_targets(config, set_, kind, folder)
+    cap = cfg.cache.max_gb
+    rows = []
+    for k, root in targets:
+        if root is None:
+            rows.append({"cache": k, "folder": None, "note": "off (dataset.cache_dir unset)"})
+            continue
+        s = summarize(k, root)
+        row = {
+            "cache": k,
+            "folder": str(root),
+            "entries": s.entries,
+            "bytes": s.bytes,
+            "max_gb": cap,
+            "hits": s.hits,
+            "misses": s.misses,
+            "evicted": s.evicted,
+            "least_recently_used": s.oldest,
+            "most_recently_used": s.newest,
+        }
+        if entries_ > 0:
+            row["lru_entries"] = [
+                {"path": str(e.path), "bytes": e.bytes, "last_used": e.last_used} for e in entries(k, root)[:entries_]
+            ]
+        rows.append(row)
+    if as_json:
+        console.print(json.dumps(rows, indent=2), markup=False, highlight=False, soft_wrap=True)
+        return
+    t = Table(title=f"candleflow caches (cap per cache: {'none' if cap is None else f'{cap:g} GB'})")
+    for col in (
+        "cache",
+        "folder",
+        "entries",
+        "GB",
+        "hits",
+        "misses",
+        "hit rate",
+        "evicted",
+        "oldest use",
+        "latest use",
+    ):
+        t.add_column(col, justify="left" if col in ("cache", "folder") else "right")
+    for r in rows:
+        if r["folder"] is None:
+            t.add_row(r["cache"], r["note"], *["-"] * 8)
+            continue
+        looked = r["hits"] + r["misses"]
+        t.add_row(
+            r["cache"],
+            r["folder"],
+            f"{r['entries']:,}",
+            f"{r['bytes'] / 1e9:.3f}",
+            f"{r['hits']:,}",
+            f"{r['misses']:,}",
+            f"{r['hits'] / looked:.0%}" if looked else "-",
+            f"{r['evicted']:,}",
+            _when(r["least_recently_used"]),
+            _when(r["most_recently_used"]),
+        )
+    console.print(t)
+    for r in rows:
+        for e in r.get("lru_entries", []):
+            console.print(
+                f"{r['cache']}: {_when(e['last_used'])}  {e['bytes'] / 1e6:10.1f} MB  {e['path']}",
+                markup=False,
+                highlight=False,
+            )
+
+
+@cache_app.command("prune")
+def cache_prune(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    kind: KindOpt = None,
+    folder: FolderOpt = None,
+    max_gb: Annotated[
+        float | None,
+        typer.Option("--max-gb", min=0, help="shrink each cache to this many GB (default: cache.max_gb; 0 empties)"),
+    ] = None,
+    older_than: Annotated[
+        float | None, typer.Option("--older-than", min=0, help="also remove entries unused for this many days")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would go, remove nothing")] = False,
+) -> None:
+    """Remove least recently used entries until each cache is within its cap (or --max-gb)."""
+    from candleflow.fs.caches import evict, gb_to_bytes
+
+    cfg, targets = _cache_targets(config, set_, kind, folder)
+    limit = gb_to_bytes(cfg.cache.max_gb if max_gb is None else max_gb)
+    age = None if older_than is None else older_than * 86400.0
+    verb = "would remove" if dry_run else "removed"
+    for k, root in targets:
+        if root is None:
+            continue
+        gone = evict(k, root, limit, older_than=age, dry_run=dry_run)
+        console.print(
+            f"{k} ({root}): {verb} {len(gone):,} entries, {sum(e.bytes for e in gone) / 1e9:.3f} GB",
+            markup=False,
+            highlight=False,
+        )
+        if dry_run:
+            for e in gone:
+                console.print(f"  {e.path}", markup=False, highlight=False)
+
+
 @models_app.command("list")
 def models_list(runs_dir: RunsOpt = Path("runs")) -> None:
     """List complete runs, oldest first."""
@@ -909,7 +1078,7 @@ def rewards(
     check_output(out, overwrite)  # before the work: refuse early what save_samples would refuse
     rc = cfg.rewards
     count = rc.n if n is None else n
-    candles, report = load_candles(cfg.source, cfg.validation)
+    candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
     t0 = time.perf_counter()
     with _bar("reward samples") as progress:
         task = progress.add_task("samples", total=count)

@@ -646,6 +646,26 @@ class OutputConfig(_Section):
     )
 
 
+class CacheConfig(_Section):
+    """Size caps of candleflow's caches (Binance files, yfinance bars, prepared data, store copies)."""
+
+    max_gb: float | None = Field(
+        50.0,
+        gt=0,
+        description="each cache folder is kept under this many GB (10^9 bytes): after a write, its least recently "
+        "used entries are removed (never those the command is using); null: no cap. `candleflow cache` lists "
+        "and prunes them",
+    )
+    stores_dir: str = Field(
+        "~/.cache/candleflow/stores", description="local copies of remote stores' entries (so they can be mmapped)"
+    )
+
+    @property
+    def max_bytes(self) -> int | None:
+        """max_gb in bytes, or None (no cap)."""
+        return None if self.max_gb is None else int(self.max_gb * 1e9)
+
+
 _ENTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
@@ -747,6 +767,7 @@ class RunConfig(_Section):
     tune: TuneConfig = Field(default_factory=TuneConfig)
     universe: UniverseConfig = Field(default_factory=UniverseConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
 
     @model_validator(mode="after")
     def _task(self) -> RunConfig:

@@ -302,7 +302,7 @@ def _run_store_into(
     folder.write_metrics(trained.metrics)
     folder.write_predictions(predictions)
     save_model(trained.model, work)
-    store = SeriesStore(cfg.universe.store)
+    store = SeriesStore.for_config(cfg)
     records = store.manifest()["entries"]
     folder.write_data(
         {
@@ -385,7 +385,7 @@ def _run_panel_into(
         raise DataError(f"the panel of {len(names)} tickers has no row with {d.window} rows before it and a label")
     ds = PanelDataset(panel, ends, d.window)
     split = split_by_time(ds.end_times(), ds.label_end_times(), d.val_fraction, d.test_fraction)
-    records = SeriesStore(cfg.universe.store).manifest()["entries"]
+    records = SeriesStore.for_config(cfg).manifest()["entries"]
     interval = records[names[0]]["interval"]
     per_year = bars_per_year(panel.calendar if panel.calendar != "mixed" else "24/7", interval, int(panel.times[-1]))
     log.info(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from candleflow.config import (
     BinanceSource,
+    CacheConfig,
     FilesSource,
     SourceConfig,
     SyntheticSource,
@@ -26,19 +27,21 @@ def read_source(cfg: SourceConfig) -> RawCandles:
 
 
 def load_candles(
-    cfg: SourceConfig | None = None, policy: ValidationPolicy | None = None
+    cfg: SourceConfig | None = None, policy: ValidationPolicy | None = None, cache: CacheConfig | None = None
 ) -> tuple[Candles, ValidationReport]:
-    """Read the source and validate it: canonical Candles plus the report of every defect."""
+    """Read the source and validate it: canonical Candles plus the report of every defect.
+    `cache` caps the download caches (default: `cache.max_gb`'s default)."""
     cfg = cfg or SyntheticSource()
+    cache = cache or CacheConfig()
     if isinstance(cfg, BinanceSource):
         from candleflow.data.sources.binance.fetch import fetch_candles
 
-        res = fetch_candles(cfg, policy)
+        res = fetch_candles(cfg, policy, max_cache_bytes=cache.max_bytes)
         return res.candles, res.report
     if isinstance(cfg, YFinanceSource):
         from candleflow.data.sources.yfinance import calendar_for, fetch_yfinance
 
-        raw, info = fetch_yfinance(cfg)
+        raw, info = fetch_yfinance(cfg, max_cache_bytes=cache.max_bytes)
         policy = policy or ValidationPolicy()
         if policy.calendar == "auto":
             policy = policy.model_copy(update={"calendar": calendar_for(info, cfg.symbol)})

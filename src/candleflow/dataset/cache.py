@@ -22,6 +22,7 @@ import numpy as np
 
 from candleflow._version import __version__
 from candleflow.fs.atomic import as_created
+from candleflow.fs.caches import evict, record, touch
 from candleflow.fs.digest import sha256_file
 
 log = logging.getLogger("candleflow")
@@ -36,10 +37,13 @@ def cache_key(fingerprint: str, config: dict[str, Any]) -> str:
 
 @dataclass
 class DatasetCache:
-    """A folder of prepared-data entries; `hits`, `misses` and `rebuilt` count this object's lookups."""
+    """A folder of prepared-data entries; `hits`, `misses` and `rebuilt` count this object's lookups
+    (the folder keeps running totals for `candleflow cache`). With `max_bytes`, each save evicts the
+    least recently used entries beyond it."""
 
     root: Path
     verify: bool = True  # hash every file on load (catches in-place corruption); size checks always run
+    max_bytes: int | None = None
     hits: int = 0
     misses: int = 0
     rebuilt: int = 0
@@ -85,6 +89,7 @@ class DatasetCache:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+        evict("prepared", self.root, self.max_bytes, keep=[self.root / key])
         return self.root / key
 
     def _read(self, folder: Path, key: str) -> dict[str, Any]:
@@ -107,6 +112,9 @@ class DatasetCache:
     def _count(self, what: str, key: str) -> None:
         if what == "hit":
             self.hits += 1
+            touch(self.root / key)
+            record("prepared", self.root, hits=1)
         else:
             self.misses += 1
+            record("prepared", self.root, misses=1)
         log.info("prepared-data cache %s: %s", what, self.root / key)

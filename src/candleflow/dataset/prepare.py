@@ -32,7 +32,7 @@ def features_and_labels(cfg: RunConfig, candles: Candles) -> tuple[Features, Lab
     features = compute_features(candles, cfg.features)
     fine = None
     if cfg.labels.fine is not None:
-        fine, fine_report = load_candles(cfg.labels.fine, cfg.validation)
+        fine, fine_report = load_candles(cfg.labels.fine, cfg.validation, cfg.cache)
         log.info("finer candles for same-bar touches: %s %s, %s", fine.symbol, fine.interval, fine_report.summary())
     labels, changed = make_labels(candles, cfg.labels, fine)
     if fine is not None:
@@ -113,11 +113,11 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
     With a cache (or `dataset.cache_dir`), features and labels come memory-mapped from an entry
     keyed by the candles' fingerprint and the config that shapes them, built on a miss."""
     t0 = time.perf_counter()
-    candles, report = load_candles(cfg.source, cfg.validation)
+    candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
     log.info("candles: %s %s, %s", candles.symbol, candles.interval, report.summary())
     _warn_if_barriers_cannot_pay(candles, cfg)
     if cache is None and cfg.dataset.cache_dir:
-        cache = DatasetCache(Path(cfg.dataset.cache_dir))
+        cache = DatasetCache(Path(cfg.dataset.cache_dir), max_bytes=cfg.cache.max_bytes)
     key = cache_key(
         candles.fingerprint,
         {

@@ -44,7 +44,7 @@ def run_reward_into(
     """Build samples, train, evaluate, save; returns (metrics, metadata)."""
     t0 = time.perf_counter()
     rc, tc = cfg.rewards, cfg.training
-    candles, report = load_candles(cfg.source, cfg.validation)
+    candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
     log.info("candles: %s %s, %s", candles.symbol, candles.interval, report.summary())
     folder = RunFolder(work)
     folder.write_config(cfg)

@@ -150,7 +150,7 @@ def build_entry(name: str, config_json: str, key: str, store_url: str, threads: 
     _limit_threads(threads)
     t0 = time.perf_counter()
     cfg = RunConfig.model_validate_json(config_json)
-    candles, report = load_candles(cfg.source, cfg.validation)
+    candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
     features, labels, changed = features_and_labels(cfg, candles)
     t1 = labels.t1.astype(np.int32) if len(candles) < 2**31 else labels.t1  # 4 bytes a row where they fit
     arrays = {
@@ -239,7 +239,7 @@ def build_store(
     from candleflow.scale.store import SeriesStore
 
     t0 = time.perf_counter()
-    store = SeriesStore(cfg.universe.store)
+    store = SeriesStore.for_config(cfg)
     tasks = plan_tasks(cfg)
     report = BuildReport(store.url)
     listed = store.manifest()["entries"]

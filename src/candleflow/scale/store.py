@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from candleflow.data.candles import OHLCV, Candles
 from candleflow.errors import StoreError
+from candleflow.fs import caches
 from candleflow.fs.digest import sha256_file
 
 MANIFEST = "manifest.json"
@@ -115,11 +116,14 @@ class StoreEntry:
 @dataclass
 class SeriesStore:
     """A store at `url` (a folder path or an fsspec URL). `cache_dir` holds local copies of a
-    remote store's entries, so they can be memory-mapped."""
+    remote store's entries, so they can be memory-mapped, kept under `cache_max_bytes` (least
+    recently used copies go first)."""
 
     url: str
     cache_dir: str | Path = "~/.cache/candleflow/stores"
+    cache_max_bytes: int | None = None
     fs: Any = field(init=False, repr=False)
+    _in_use: set[Path] = field(init=False, repr=False, default_factory=set)  # copies this object opened
     root: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -129,6 +133,11 @@ class SeriesStore:
         except (ImportError, ValueError) as exc:  # an unknown protocol, or its package (s3fs, gcsfs) missing
             raise StoreError(f"store {self.url!r}: {str(exc).splitlines()[0]}") from None
         self.root = self.root.rstrip("/")
+
+    @classmethod
+    def for_config(cls, cfg: Any) -> SeriesStore:
+        """The store a RunConfig names (`universe.store`), with its copies capped by `cache`."""
+        return cls(cfg.universe.store, cfg.cache.stores_dir, cfg.cache.max_bytes)
 
     @property
     def local(self) -> bool:
@@ -298,8 +307,12 @@ class SeriesStore:
         from candleflow.fs.atomic import atomic_dir
 
         tag = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        folder = Path(self.cache_dir).expanduser() / tag / record["name"] / record["version"]
+        root = Path(self.cache_dir).expanduser()
+        folder = root / tag / record["name"] / record["version"]
+        self._in_use.add(folder)
         if folder.is_dir():
+            caches.touch(folder)
+            caches.record("stores", root, hits=1)
             return folder
         remote = self._path("entries", record["name"], record["version"])
         with atomic_dir(folder) as tmp:
@@ -307,6 +320,8 @@ class SeriesStore:
                 self.fs.get_file(f"{remote}/{fname}", str(tmp / fname))
                 if sha256_file(tmp / fname) != want["sha256"]:
                     raise StoreError(f"{self.url}: {record['name']}/{fname} does not match its sha256 after copying")
+        caches.record("stores", root, misses=1)
+        caches.evict("stores", root, self.cache_max_bytes, keep=self._in_use)
         return folder
 
     def summary(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from candleflow.config import YFinanceSource
 from candleflow.data.validate import RawCandles
 from candleflow.errors import ConfigError, SourceError
 from candleflow.fs.atomic import atomic_path
+from candleflow.fs.caches import evict, record, touch
 
 log = logging.getLogger("candleflow")
 
@@ -67,9 +68,12 @@ META_KEYS = ("exchangeName", "fullExchangeName", "exchangeTimezoneName", "curren
 MAX_ROWS = 20_000_000  # a hostile mirror cannot make us hold more than this
 
 
-def fetch_yfinance(cfg: YFinanceSource, session: Any = None) -> tuple[RawCandles, dict[str, Any]]:
+def fetch_yfinance(
+    cfg: YFinanceSource, session: Any = None, max_cache_bytes: int | None = None
+) -> tuple[RawCandles, dict[str, Any]]:
     """The ticker's bars (from the cache when the range is in the past and cached) and what Yahoo
-    says about it: {exchange, timezone, calendar, currency}."""
+    says about it: {exchange, timezone, calendar, currency}. The cache is kept under
+    `max_cache_bytes` (least recently used queries go first)."""
     if len(cfg.tickers) != 1:
         raise ConfigError(
             f"source.tickers lists {len(cfg.tickers)} tickers; one source is one series: list them in "
@@ -79,12 +83,17 @@ def fetch_yfinance(cfg: YFinanceSource, session: Any = None) -> tuple[RawCandles
     path = cache_path(cfg)
     today = dt.datetime.now(dt.UTC).date()
     final = cfg.end is not None and dt.date.fromisoformat(cfg.end) < today  # bars of the past do not change
+    root = Path(cfg.cache_dir).expanduser()
     if final and path.is_file():
         table = pq.read_table(path)
+        touch(path)
+        record("yfinance", root, hits=1)
     else:
         table = _download(cfg, ticker, session)
         with atomic_path(path, suffix=".parquet") as tmp:
             pq.write_table(table, tmp)
+        record("yfinance", root, misses=1)
+        evict("yfinance", root, max_cache_bytes, keep=[path])
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     info = json.loads(meta.get("yahoo", "{}"))
     cols = {

@@ -28,6 +28,7 @@ from candleflow.data.sources.binance.plan import FileRef, daily_files_for_month
 from candleflow.data.sources.files import max_csv_bytes
 from candleflow.errors import DownloadError
 from candleflow.fs.atomic import as_created, write_text
+from candleflow.fs.caches import touch
 from candleflow.fs.digest import sha256_file
 
 CHUNK = 1 << 16
@@ -189,9 +190,11 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
     sum_path = opts.cache_dir / ref.checksum_key
     if dest.exists():
         if not opts.verify:
+            touch(dest)  # used now: the least recently used files are evicted first
             return FileResult(ref, "cached", dest)
         cached = _cached_checksum(sum_path, ref)
         if cached is not None and sha256_file(dest) == cached:
+            touch(dest)
             return FileResult(ref, "cached", dest)
         dest.unlink()  # damaged or unverifiable (or its checksum is): fetch both again
         sum_path.unlink(missing_ok=True)

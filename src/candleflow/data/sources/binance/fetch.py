@@ -29,6 +29,7 @@ from candleflow.data.sources.files import read_paths
 from candleflow.data.validate import ValidationReport, validate_candles
 from candleflow.errors import SourceError
 from candleflow.fs.atomic import atomic_path
+from candleflow.fs.caches import evict, record, touch
 
 
 @dataclass
@@ -63,8 +64,10 @@ def fetch_candles(
     on_bytes: Callable[[int], None] = lambda n: None,
     on_done: Callable[[FileResult], None] = lambda r: None,
     on_more: Callable[[int], None] = lambda n: None,
+    max_cache_bytes: int | None = None,
 ) -> BinanceResult:
-    """Download (or reuse) every file of the range, verify, parse, validate, write Parquet."""
+    """Download (or reuse) every file of the range, verify, parse, validate, write Parquet; then
+    keep the cache under `max_cache_bytes` (least recently used files go first, never this range's)."""
     opts = download_options(cfg)
     refs = plan_files(cfg.market, cfg.symbol, cfg.interval, cfg.start, cfg.end)
     on_planned(refs)
@@ -89,6 +92,10 @@ def fetch_candles(
     if _stored_fingerprint(out) != candles.fingerprint:  # unchanged candles: the Parquet stays as it is
         with atomic_path(out, suffix=".parquet") as tmp:
             pq.write_table(table.replace_schema_metadata(meta), tmp)
+    else:
+        touch(out)
+    record("binance", opts.cache_dir, hits=dl.count("cached"), misses=dl.count("downloaded"))
+    evict("binance", opts.cache_dir, max_cache_bytes, keep=[*dl.paths, out])
     return BinanceResult(candles, report, dl, out)
 
 
