@@ -36,12 +36,21 @@ _MAX_DEPTH = 12  # deeper folders are not ours (Binance's layout is 8 deep)
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One unit of eviction: a file with its companions (a ZIP and its .CHECKSUM) or a folder."""
+    """One unit of eviction: a file with its companions (a ZIP and its .CHECKSUM) or a folder.
+    Paths are kept as strings (a cache may list a million of them) and made Paths on demand."""
 
-    path: Path
-    companions: tuple[Path, ...]
+    where: str
+    also: tuple[str, ...]
     bytes: int
     last_used: float  # seconds since the epoch
+
+    @property
+    def path(self) -> Path:
+        return Path(self.where)
+
+    @property
+    def companions(self) -> tuple[Path, ...]:
+        return tuple(Path(p) for p in self.also)
 
     def remove(self) -> None:
         """Delete the entry; a link is removed, never its target."""
@@ -65,32 +74,35 @@ def touch(path: Path) -> None:
         pass
 
 
-def _walk_files(root: Path) -> Iterator[Path]:
-    """Regular files under root (links and files deeper than _MAX_DEPTH skipped)."""
+def _scan(root: Path) -> Iterator[tuple[str, dict[str, os.stat_result]]]:
+    """Each folder under root with its regular files' stats (links, hidden temporaries and
+    folders deeper than _MAX_DEPTH skipped); one scandir per folder, no second stat per file."""
     if root.is_symlink() or not root.is_dir():
         return
-    base = len(root.parts)
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        here = Path(folder)
-        if len(here.parts) - base >= _MAX_DEPTH:
-            dirs[:] = []
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # temporaries of writes under way
-        for name in files:
-            p = here / name
-            if not name.startswith(".") and p.is_file() and not p.is_symlink():
-                yield p
+    stack = [(str(root), 0)]
+    while stack:
+        folder, depth = stack.pop()
+        files: dict[str, os.stat_result] = {}
+        try:
+            with os.scandir(folder) as it:
+                for d in it:
+                    if d.name.startswith("."):  # temporaries of writes under way, our counts
+                        continue
+                    if d.is_dir(follow_symlinks=False):
+                        if depth + 1 < _MAX_DEPTH:
+                            stack.append((d.path, depth + 1))
+                    elif d.is_file(follow_symlinks=False):
+                        files[d.name] = d.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        yield folder, files
 
 
 def _folder_entry(path: Path) -> CacheEntry | None:
     if path.is_symlink() or not path.is_dir():
         return None
-    size = 0
-    for p in _walk_files(path):
-        try:
-            size += p.lstat().st_size
-        except OSError:
-            continue
-    return CacheEntry(path, (), size, path.lstat().st_mtime)
+    size = sum(st.st_size for _, files in _scan(path) for st in files.values())
+    return CacheEntry(str(path), (), size, path.lstat().st_mtime)
 
 
 def entries(kind: CacheKind, root: str | os.PathLike) -> list[CacheEntry]:
@@ -100,23 +112,30 @@ def entries(kind: CacheKind, root: str | os.PathLike) -> list[CacheEntry]:
         return []
     found: list[CacheEntry] = []
     if kind == "binance":
-        for p in _walk_files(root / "data"):
-            name = p.name
-            if _BINANCE_ZIP.fullmatch(name):
-                extra = p.with_name(name + ".CHECKSUM")
-                companions = (extra,) if extra.is_file() and not extra.is_symlink() else ()
-                size = p.lstat().st_size + sum(c.lstat().st_size for c in companions)
-                found.append(CacheEntry(p, companions, size, p.lstat().st_mtime))
-            elif name.endswith(".CHECKSUM") and _BINANCE_ZIP.fullmatch(name[: -len(".CHECKSUM")]):
-                if not p.with_name(name[: -len(".CHECKSUM")]).exists():  # a checksum without its ZIP
-                    found.append(CacheEntry(p, (), p.lstat().st_size, p.lstat().st_mtime))
-        for p in _walk_files(root / "candles"):
-            if _BINANCE_CANDLES.fullmatch(p.name):
-                found.append(CacheEntry(p, (), p.lstat().st_size, p.lstat().st_mtime))
+        for folder, files in _scan(root / "data"):
+            for name, st in files.items():
+                if _BINANCE_ZIP.fullmatch(name):
+                    check = files.get(name + ".CHECKSUM")
+                    also = (f"{folder}/{name}.CHECKSUM",) if check is not None else ()
+                    size = st.st_size + (check.st_size if check is not None else 0)
+                    found.append(CacheEntry(f"{folder}/{name}", also, size, st.st_mtime))
+                elif name.endswith(".CHECKSUM") and _BINANCE_ZIP.fullmatch(name[: -len(".CHECKSUM")]):
+                    if name[: -len(".CHECKSUM")] not in files:  # a checksum without its ZIP
+                        found.append(CacheEntry(f"{folder}/{name}", (), st.st_size, st.st_mtime))
+        for folder, files in _scan(root / "candles"):
+            found += [
+                CacheEntry(f"{folder}/{n}", (), st.st_size, st.st_mtime)
+                for n, st in files.items()
+                if _BINANCE_CANDLES.fullmatch(n)
+            ]
     elif kind == "yfinance":
-        for p in _walk_files(root):
-            if _YFINANCE.fullmatch(p.name) and p.parent.parent.parent == root:  # ticker/interval/file
-                found.append(CacheEntry(p, (), p.lstat().st_size, p.lstat().st_mtime))
+        for folder, files in _scan(root):
+            if Path(folder).parent.parent == root:  # ticker/interval/file
+                found += [
+                    CacheEntry(f"{folder}/{n}", (), st.st_size, st.st_mtime)
+                    for n, st in files.items()
+                    if _YFINANCE.fullmatch(n)
+                ]
     elif kind == "prepared":
         for p in root.iterdir():
             if _PREPARED.fullmatch(p.name) and (p / "meta.json").is_file():
@@ -136,7 +155,7 @@ def entries(kind: CacheKind, root: str | os.PathLike) -> list[CacheEntry]:
                         found.append(e)
     else:
         raise ValueError(f"unknown cache kind {kind!r}; expected one of {', '.join(KINDS)}")
-    return sorted(found, key=lambda e: (e.last_used, str(e.path)))
+    return sorted(found, key=lambda e: (e.last_used, e.where))
 
 
 def evict(
@@ -153,7 +172,7 @@ def evict(
     root = Path(root).expanduser()
     if max_bytes is None and older_than is None:
         return []
-    keep_set = {Path(k).expanduser().resolve() for k in keep}
+    keep_set = {str(Path(k).expanduser().resolve()) for k in keep}
     listed = entries(kind, root)
     total = sum(e.bytes for e in listed)
     cutoff = None if older_than is None else time.time() - older_than
@@ -163,7 +182,7 @@ def evict(
         stale = cutoff is not None and e.last_used < cutoff
         if not (over or stale):
             continue
-        if e.path.resolve() in keep_set:
+        if e.where in keep_set or (keep_set and str(e.path.resolve()) in keep_set):
             continue
         if not dry_run:
             e.remove()
