@@ -904,7 +904,7 @@ def cache_list(
         "oldest use",
         "latest use",
     ):
-        t.add_column(col, justify="left" if col in ("cache", "folder") else "right")
+        t.add_column(col, justify="left" if col in ("cache", "folder") else "right", overflow="fold")
     for r in rows:
         if r["folder"] is None:
             t.add_row(r["cache"], r["note"], *["-"] * 8)
