@@ -200,3 +200,17 @@ def test_eviction_never_leaves_the_cache_folder(tmp_path, kind):
     (root / "0123456789abcdef").symlink_to(victim, target_is_directory=True)
     assert evict(kind, root, 0) == []
     assert sorted(p.name for p in victim.iterdir()) == ["BTCUSDT-1h-2024-01.zip", "meta.json"]
+
+
+def test_a_cache_folder_that_is_a_link_is_capped_through_it(tmp_path):
+    real = tmp_path / "big-disk" / "prepared"
+    real.mkdir(parents=True)
+    link = tmp_path / "prepared"
+    link.symlink_to(real, target_is_directory=True)  # e.g. ~/.cache/candleflow/prepared on another disk
+    cache = DatasetCache(link, max_bytes=1)
+    first, second = cache_key("a", {}), cache_key("b", {})
+    cache.save(first, _arrays(1_000, 0), {})
+    _age(link / first, 60)
+    cache.save(second, _arrays(1_000, 1), {})  # kept although over the cap: the entry just written
+    assert sorted(p.name for p in real.iterdir() if not p.name.startswith(".")) == [second]
+    assert [e.path for e in entries("prepared", link)] == [real / second]

@@ -663,7 +663,9 @@ class CacheConfig(_Section):
     @property
     def max_bytes(self) -> int | None:
         """max_gb in bytes, or None (no cap)."""
-        return None if self.max_gb is None else int(self.max_gb * 1e9)
+        from candleflow.fs.caches import gb_to_bytes
+
+        return gb_to_bytes(self.max_gb)
 
 
 _ENTRY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"

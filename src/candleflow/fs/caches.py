@@ -106,8 +106,9 @@ def _folder_entry(path: Path) -> CacheEntry | None:
 
 
 def entries(kind: CacheKind, root: str | os.PathLike) -> list[CacheEntry]:
-    """The cache's entries, least recently used first."""
-    root = Path(root).expanduser()
+    """The cache's entries, least recently used first, under the folder's real path (the cache
+    folder itself may be a link, e.g. to a larger disk; links inside it are never followed)."""
+    root = Path(root).expanduser().resolve()
     if not root.is_dir():
         return []
     found: list[CacheEntry] = []
@@ -182,7 +183,7 @@ def evict(
         stale = cutoff is not None and e.last_used < cutoff
         if not (over or stale):
             continue
-        if e.where in keep_set or (keep_set and str(e.path.resolve()) in keep_set):
+        if e.where in keep_set:  # both real paths: entries() lists under the resolved root
             continue
         if not dry_run:
             e.remove()
