@@ -3,9 +3,11 @@ on the prepared-data cache, the Binance cache (file:// mirror of the shared data
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +16,7 @@ import pytest
 from candleflow.config import BinanceSource
 from candleflow.data.sources.binance.fetch import fetch_candles
 from candleflow.dataset.cache import DatasetCache, cache_key
-from candleflow.fs.caches import entries, evict, read_stats
+from candleflow.fs.caches import LEDGER, MARKER, entries, evict, read_stats, remember
 from candleflow.scale.store import SeriesStore
 
 H1 = "data/spot/monthly/klines/BTCUSDT/1h/"
@@ -29,9 +31,18 @@ def _arrays(n: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
+NOW = time.time()
+
+
 def _age(path, seconds_ago: float) -> None:
-    t = time.time() - seconds_ago
+    """Set a last use explicitly (from one fixed instant, so equal ages are equal times)."""
+    t = NOW - seconds_ago
     os.utime(path, (t, t))
+
+
+def _snapshot(root: Path) -> dict[str, int]:
+    """Every file under root (links too) with its size: what must survive untouched."""
+    return {str(p.relative_to(root)): p.lstat().st_size for p in sorted(root.rglob("*")) if not p.is_dir()}
 
 
 def test_prepared_cache_evicts_the_least_recently_used_entry_and_counts_hits(tmp_path):
@@ -45,6 +56,10 @@ def test_prepared_cache_evicts_the_least_recently_used_entry_and_counts_hits(tmp
     _age(root / keys[0], 3600)  # keys[0] saved first, used an hour ago ...
     _age(root / keys[1], 60)
     (root / "notes.txt").write_text("mine")  # not an entry: never removed
+    users = root / ("ab" * 16)  # a user's folder with an entry's name and files, not written by candleflow
+    users.mkdir()
+    (users / "meta.json").write_text("{}")
+    _age(users, 7200)  # older than every entry: the first to go, were it ours
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "meta.json").write_text("{}")
@@ -54,8 +69,9 @@ def test_prepared_cache_evicts_the_least_recently_used_entry_and_counts_hits(tmp
     assert capped.load(keys[0]) is not None  # ... and now: keys[1] becomes the least recently used
     capped.save(keys[2], _arrays(20_000, 2), {"i": 2})
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == sorted(
-        [keys[0], keys[2], "notes.txt", "f" * 32]
+        [keys[0], keys[2], "notes.txt", "f" * 32, "ab" * 16]
     )
+    assert (users / "meta.json").read_text() == "{}"
     assert (outside / "meta.json").is_file()
     assert capped.load(keys[1]) is None
     stats = read_stats(root)
@@ -83,8 +99,9 @@ def test_binance_cache_cap_evicts_older_months_never_the_range_in_use(binance_di
     zips = {e.path.name: e for e in entries("binance", cache) if e.path.suffix == ".zip"}
     assert sorted(zips) == ["BTCUSDT-1h-2024-01.zip", "BTCUSDT-1h-2024-02.zip"]
     assert all(e.companions[0].name.endswith(".zip.CHECKSUM") for e in zips.values())
-    for e in zips.values():
-        _age(e.path, 3600)
+    for e in zips.values():  # both months last used at the same instant, checksums too
+        for p in (e.path, *e.companions):
+            _age(p, 3600)
     on_mirror = {
         m: sum(
             (binance_dir / "monthly/klines/BTCUSDT/1h" / f"BTCUSDT-1h-2024-{m}.zip{x}").stat().st_size
@@ -198,6 +215,8 @@ def test_eviction_never_leaves_the_cache_folder(tmp_path, kind):
     (victim / "meta.json").write_text("{}")
     (root / "data").symlink_to(victim, target_is_directory=True)
     (root / "0123456789abcdef").symlink_to(victim, target_is_directory=True)
+    # even a ledger that names the links (planted, or a path once ours replaced by a link) frees nothing
+    remember(kind, root, [root / "data" / "BTCUSDT-1h-2024-01.zip", root / "0123456789abcdef", root / "data"])
     assert evict(kind, root, 0) == []
     assert sorted(p.name for p in victim.iterdir()) == ["BTCUSDT-1h-2024-01.zip", "meta.json"]
 
@@ -214,3 +233,55 @@ def test_a_cache_folder_that_is_a_link_is_capped_through_it(tmp_path):
     cache.save(second, _arrays(1_000, 1), {})  # kept although over the cap: the entry just written
     assert sorted(p.name for p in real.iterdir() if not p.name.startswith(".")) == [second]
     assert [e.path for e in entries("prepared", link)] == [real / second]
+
+
+def test_prune_refuses_a_binance_tree_and_a_user_folder_it_never_wrote(binance_dir, tmp_path):
+    """A copy of Binance's public tree has exactly the layout of the Binance cache, and a user's
+    folder may hold a 32-hex folder with a meta.json: neither carries candleflow's marker, so prune
+    refuses them in one line, --dry-run included, and every file stays as it was."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(binance_dir.parents[1], mirror)  # data/spot/... as published (200 files in the shared tree)
+    before = _snapshot(mirror)
+    assert len(before) >= 28 and all(name.endswith((".zip", ".CHECKSUM")) for name in before)
+    for extra in (["--max-gb", "0"], ["--max-gb", "0", "--dry-run"], ["--older-than", "0"]):
+        out = _cli("cache", "prune", "--kind", "binance", "--folder", str(mirror), *extra, cwd=tmp_path)
+        assert out.returncode == 2, out.stdout
+        assert out.stderr.strip() == (
+            f"error: {mirror}: not a candleflow binance cache (no {MARKER} marker, which candleflow writes with "
+            "the first entry it caches there); refusing to remove anything from it"
+        )
+    assert _snapshot(mirror) == before  # every file intact, nothing of ours written into it
+    assert evict("binance", mirror, 0) == [] and _snapshot(mirror) == before  # the library call too
+
+    user = tmp_path / "work"
+    (user / ("0f" * 16)).mkdir(parents=True)
+    (user / ("0f" * 16) / "meta.json").write_text('{"mine": true}')
+    (user / "notes.txt").write_text("beside it")
+    kept = _snapshot(user)
+    out = _cli("cache", "prune", "--kind", "prepared", "--folder", str(user), "--max-gb", "0", cwd=tmp_path)
+    assert out.returncode == 2 and "not a candleflow prepared cache" in out.stderr
+    listed = _cli("cache", "list", "--kind", "prepared", "--folder", str(user), cwd=tmp_path)
+    assert listed.returncode == 2 and "not a candleflow prepared cache" in listed.stderr
+    missing = _cli("cache", "list", "--kind", "prepared", "--folder", str(tmp_path / "nope"), cwd=tmp_path)
+    assert missing.returncode == 2 and "nope: not a candleflow prepared cache" in missing.stderr
+    assert _snapshot(user) == kept
+
+
+def test_a_marked_cache_evicts_only_what_its_ledger_records(binance_dir, tmp_path):
+    """Files a user copies into candleflow's own Binance cache (same names, same layout) are not
+    candleflow's: pruning removes the downloaded months and leaves the copied ones."""
+    cache = tmp_path / "binance"
+    src = BinanceSource(
+        interval="1h", start="2024-01", end="2024-01", base_url=binance_dir.parents[1].as_uri(), cache_dir=str(cache)
+    )
+    fetch_candles(src)
+    assert json.loads((cache / MARKER).read_text())["kind"] == "binance"
+    copied = cache / H1 / "BTCUSDT-1h-2024-02.zip"
+    for suffix in ("", ".CHECKSUM"):
+        shutil.copy(binance_dir / "monthly/klines/BTCUSDT/1h" / f"BTCUSDT-1h-2024-02.zip{suffix}", f"{copied}{suffix}")
+    assert sorted(e.path.name for e in entries("binance", cache)) == ["BTCUSDT-1h-2024-01.zip", "BTCUSDT-1h.parquet"]
+    out = _cli("cache", "prune", "--kind", "binance", "--folder", str(cache), "--max-gb", "0", cwd=tmp_path)
+    assert out.returncode == 0 and "removed 2 entries" in out.stdout, out.stderr
+    assert copied.is_file() and Path(f"{copied}.CHECKSUM").is_file()
+    assert not (cache / H1 / "BTCUSDT-1h-2024-01.zip").exists()
+    assert (cache / LEDGER).read_text() == ""  # what was removed is forgotten

@@ -861,7 +861,7 @@ def cache_list(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Each cache's folder, entries, size against its cap, and hit/miss/evicted counts."""
-    from candleflow.fs.caches import entries, summarize
+    from candleflow.fs.caches import entries, marker_kind, require_cache, summarize
 
     cfg, targets = _cache_targets(config, set_, kind, folder)
     cap = cfg.cache.max_gb
@@ -869,6 +869,11 @@ def cache_list(
     for k, root in targets:
         if root is None:
             rows.append({"cache": k, "folder": None, "note": "off (dataset.cache_dir unset)"})
+            continue
+        if folder is not None:
+            require_cache(k, root)  # a folder asked for by name must be a cache
+        elif root.exists() and marker_kind(root) != k:
+            rows.append({"cache": k, "folder": None, "note": f"{root}: no candleflow cache marker (nothing listed)"})
             continue
         s = summarize(k, root)
         row = {
@@ -948,15 +953,17 @@ def cache_prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would go, remove nothing")] = False,
 ) -> None:
     """Remove least recently used entries until each cache is within its cap (or --max-gb)."""
-    from candleflow.fs.caches import evict, gb_to_bytes
+    from candleflow.fs.caches import evict, gb_to_bytes, require_cache
 
     cfg, targets = _cache_targets(config, set_, kind, folder)
     limit = gb_to_bytes(cfg.cache.max_gb if max_gb is None else max_gb)
     age = None if older_than is None else older_than * 86400.0
     verb = "would remove" if dry_run else "removed"
+    # a folder named with --folder must exist; a config's folder that was never written is empty
+    targets = [(k, root) for k, root in targets if root is not None and (folder is not None or root.exists())]
+    for k, root in targets:  # every folder checked before anything is removed from any
+        require_cache(k, root)
     for k, root in targets:
-        if root is None:
-            continue
         gone = evict(k, root, limit, older_than=age, dry_run=dry_run)
         console.print(
             f"{k} ({root}): {verb} {len(gone):,} entries, {sum(e.bytes for e in gone) / 1e9:.3f} GB",

@@ -39,3 +39,7 @@ class BuildError(CandleflowError):
 
 class RegistryError(CandleflowError):
     """A run folder or saved model is missing, incomplete or does not match."""
+
+
+class CacheError(CandleflowError):
+    """A folder given as a cache is not one candleflow wrote (no marker), or is another kind's."""

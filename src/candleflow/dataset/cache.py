@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from candleflow._version import __version__
+from candleflow.errors import DataError
 from candleflow.fs.atomic import as_created
-from candleflow.fs.caches import evict, record, touch
+from candleflow.fs.caches import evict, owns, record, remember, touch
 from candleflow.fs.digest import sha256_file
 
 log = logging.getLogger("candleflow")
@@ -61,6 +62,11 @@ class DatasetCache:
         try:
             return self._read(folder, key)
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            if not owns("prepared", self.root, folder):
+                raise DataError(
+                    f"{folder}: in the prepared-data cache (dataset.cache_dir) but not an entry candleflow "
+                    f"wrote ({exc}); move it away or choose another dataset.cache_dir"
+                ) from None
             log.warning("prepared-data cache entry %s is damaged (%s): rebuilding it", folder, exc)
             shutil.rmtree(folder, ignore_errors=True)
             self.rebuilt += 1
@@ -84,6 +90,7 @@ class DatasetCache:
             (tmp / "meta.json").write_text(json.dumps({"key": key, "files": files, **meta}, indent=2))
             try:
                 os.rename(tmp, self.root / key)
+                remember("prepared", self.root, [self.root / key])
             except OSError:  # the key exists: a concurrent writer won; its entry is as good as ours
                 shutil.rmtree(tmp, ignore_errors=True)
         finally:

@@ -1,9 +1,13 @@
 """candleflow's caches on disk (Binance files, yfinance bars, prepared data, store copies): their
 entries, a size cap with least-recently-used eviction, and hit/miss counts kept beside them.
 
-A cache folder may hold other things (a user's notes, links planted by someone else): only names
-that match the cache's own layout are entries, links are never followed, and nothing outside the
-folder is ever removed. "Used" is the entry's modification time, which a hit refreshes."""
+Nothing is removed that candleflow did not write. A folder becomes a cache when candleflow first
+writes an entry into it: it then carries a marker (`.candleflow-cache`, naming the cache's kind)
+and a ledger (`.candleflow-entries`, one path per entry written). Eviction and `candleflow cache
+prune` consider only entries that are in the ledger *and* match the cache's own layout; a folder
+without the marker is refused (`CacheError`), so a copy of Binance's public tree or a user's
+folder whose names happen to look like ours loses nothing. Links are never followed, and nothing
+outside the folder is ever removed. "Used" is the entry's modification time, which a hit refreshes."""
 
 from __future__ import annotations
 
@@ -20,12 +24,17 @@ from typing import Literal
 
 from filelock import FileLock
 
+from candleflow.errors import CacheError
+
 log = logging.getLogger("candleflow")
 
 CacheKind = Literal["binance", "yfinance", "prepared", "stores"]
 KINDS: tuple[CacheKind, ...] = ("binance", "yfinance", "prepared", "stores")
 STATS = ".candleflow-cache.json"
 STATS_LOCK = ".candleflow-cache.lock"
+MARKER = ".candleflow-cache"  # JSON {"kind": ..., "format": 1}: this folder is a candleflow cache
+LEDGER = ".candleflow-entries"  # the entries candleflow wrote here, one relative path per line
+_MAX_LEDGER_BYTES = 1 << 30  # a ledger larger than this is not ours
 _PREPARED = re.compile(r"[0-9a-f]{32}")
 _STORE_TAG = re.compile(r"[0-9a-f]{16}")
 _BINANCE_ZIP = re.compile(r"[A-Z0-9]{1,40}-[0-9a-z]{1,4}-\d{4}-\d{2}(-\d{2})?\.zip")
@@ -53,7 +62,8 @@ class CacheEntry:
         return tuple(Path(p) for p in self.also)
 
     def remove(self) -> None:
-        """Delete the entry; a link is removed, never its target."""
+        """Delete the entry; a link is removed, never its target. Callers go through `evict`,
+        which lists only the entries candleflow's ledger records."""
         for p in (self.path, *self.companions):
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
@@ -72,6 +82,103 @@ def touch(path: Path) -> None:
         os.utime(path, follow_symlinks=False)
     except OSError:
         pass
+
+
+def marker_kind(root: str | os.PathLike) -> str | None:
+    """The kind named by the folder's cache marker, or None where the folder carries none (it is
+    not a cache candleflow wrote) or the marker is not ours."""
+    path = Path(root).expanduser() / MARKER
+    try:
+        if path.is_symlink() or path.stat().st_size > 4096:
+            return None
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if kind in KINDS else None
+
+
+def require_cache(kind: CacheKind, root: str | os.PathLike) -> None:
+    """Raise CacheError (one line, naming the folder) unless `root` carries candleflow's marker for
+    a cache of this kind: the check before anything is removed from a folder."""
+    found = marker_kind(root)
+    if found is None:
+        raise CacheError(
+            f"{root}: not a candleflow {kind} cache (no {MARKER} marker, which candleflow writes with the "
+            "first entry it caches there); refusing to remove anything from it"
+        )
+    if found != kind:
+        raise CacheError(f"{root}: candleflow's {found} cache, not a {kind} cache; refusing to remove anything from it")
+
+
+def remember(kind: CacheKind, root: str | os.PathLike, paths: Iterable[str | os.PathLike]) -> None:
+    """Record entries candleflow has just written under `root` (marking the folder as a cache of
+    this kind on its first entry); only recorded entries are ever evicted. A path outside `root` is
+    ignored. Best effort, like the counts: a read-only cache still serves, its entries just stay."""
+    root = Path(root).expanduser()
+    base = os.path.abspath(root)
+    rels = []
+    for p in paths:
+        rel = os.path.relpath(os.path.abspath(Path(p).expanduser()), base)
+        if rel != "." and not rel.startswith(".."):
+            rels.append(rel.replace(os.sep, "/"))
+    if not rels:
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(root / STATS_LOCK), timeout=10):
+            found = marker_kind(root)
+            if found is None:
+                if (root / MARKER).exists() or (root / MARKER).is_symlink():
+                    log.warning("%s: %s is not candleflow's marker; entries not recorded", root, MARKER)
+                    return
+                tmp = root / f".{MARKER}.{os.getpid()}.tmp"
+                tmp.write_text(json.dumps({"kind": kind, "format": 1}) + "\n")
+                os.replace(tmp, root / MARKER)
+            elif found != kind:
+                log.warning("%s is candleflow's %s cache; %s entries not recorded there", root, found, kind)
+                return
+            if (root / LEDGER).is_symlink():
+                return
+            with open(root / LEDGER, "a", encoding="utf-8") as fh:
+                fh.write("".join(r + "\n" for r in rels))
+    except (OSError, TimeoutError) as exc:
+        log.debug("%s cache %s: entries not recorded (%s)", kind, root, exc)
+
+
+def recorded(root: str | os.PathLike) -> set[str]:
+    """The relative paths of the entries candleflow's ledger records under `root` (empty for a
+    folder without one)."""
+    path = Path(root).expanduser() / LEDGER
+    try:
+        if path.is_symlink() or path.stat().st_size > _MAX_LEDGER_BYTES:
+            return set()
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    return {line for line in text.splitlines() if line and not line.startswith("/") and ".." not in line.split("/")}
+
+
+def owns(kind: CacheKind, root: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """Whether `path` is an entry candleflow wrote into this cache (so it may remove it)."""
+    if marker_kind(root) != kind:
+        return False
+    rel = os.path.relpath(os.path.abspath(Path(path).expanduser()), os.path.abspath(Path(root).expanduser()))
+    return rel.replace(os.sep, "/") in recorded(root)
+
+
+def _forget(root: Path, gone: list[CacheEntry]) -> None:
+    """Drop removed entries from the ledger (rewritten atomically under the lock)."""
+    real = str(root.resolve())
+    drop = {os.path.relpath(p, real).replace(os.sep, "/") for e in gone for p in (e.where, *e.also)}
+    try:
+        with FileLock(str(root / STATS_LOCK), timeout=10):
+            keep = [line for line in sorted(recorded(root)) if line not in drop]
+            tmp = root / f".{LEDGER}.{os.getpid()}.tmp"
+            tmp.write_text("".join(r + "\n" for r in keep), encoding="utf-8")
+            os.replace(tmp, root / LEDGER)
+    except (OSError, TimeoutError) as exc:
+        log.debug("cache %s: ledger not compacted (%s)", root, exc)
 
 
 def _scan(root: Path) -> Iterator[tuple[str, dict[str, os.stat_result]]]:
@@ -106,18 +213,29 @@ def _folder_entry(path: Path) -> CacheEntry | None:
 
 
 def entries(kind: CacheKind, root: str | os.PathLike) -> list[CacheEntry]:
-    """The cache's entries, least recently used first, under the folder's real path (the cache
-    folder itself may be a link, e.g. to a larger disk; links inside it are never followed)."""
+    """The entries candleflow wrote into this cache (recorded in its ledger, matching the cache's
+    layout), least recently used first, under the folder's real path (the cache folder itself may
+    be a link, e.g. to a larger disk; links inside it are never followed). A folder without
+    candleflow's marker for this kind has none."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown cache kind {kind!r}; expected one of {', '.join(KINDS)}")
     root = Path(root).expanduser().resolve()
-    if not root.is_dir():
+    if not root.is_dir() or marker_kind(root) != kind:
         return []
+    ours = recorded(root)
+    real = str(root)
+    return [e for e in _layout_entries(kind, root) if os.path.relpath(e.where, real).replace(os.sep, "/") in ours]
+
+
+def _layout_entries(kind: CacheKind, root: Path) -> list[CacheEntry]:
+    """Every name under root that matches the cache's layout, least recently used first."""
     found: list[CacheEntry] = []
     if kind == "binance":
         for folder, files in _scan(root / "data"):
             for name, st in files.items():
                 if _BINANCE_ZIP.fullmatch(name):
                     check = files.get(name + ".CHECKSUM")
-                    also = (f"{folder}/{name}.CHECKSUM",) if check is not None else ()
+                    also = (f"{folder}/{name}.CHECKSUM",) if check is not None else ()  # written with its ZIP
                     size = st.st_size + (check.st_size if check is not None else 0)
                     found.append(CacheEntry(f"{folder}/{name}", also, size, st.st_mtime))
                 elif name.endswith(".CHECKSUM") and _BINANCE_ZIP.fullmatch(name[: -len(".CHECKSUM")]):
@@ -154,8 +272,6 @@ def entries(kind: CacheKind, root: str | os.PathLike) -> list[CacheEntry]:
                     e = _folder_entry(version)
                     if e is not None:
                         found.append(e)
-    else:
-        raise ValueError(f"unknown cache kind {kind!r}; expected one of {', '.join(KINDS)}")
     return sorted(found, key=lambda e: (e.last_used, e.where))
 
 
@@ -169,7 +285,8 @@ def evict(
 ) -> list[CacheEntry]:
     """Remove least-recently-used entries until the cache is within `max_bytes` (and, with
     `older_than` seconds, every entry unused for longer). Entries in `keep` (those the caller is
-    using) stay even when that leaves the cache over its cap. Returns what was (or would be) removed."""
+    using) stay even when that leaves the cache over its cap. Only entries candleflow recorded are
+    considered; a folder without its marker has none. Returns what was (or would be) removed."""
     root = Path(root).expanduser()
     if max_bytes is None and older_than is None:
         return []
@@ -190,6 +307,7 @@ def evict(
         removed.append(e)
         total -= e.bytes
     if removed and not dry_run:
+        _forget(root, removed)
         record(kind, root, evicted=len(removed), evicted_bytes=sum(e.bytes for e in removed))
         log.info(
             "%s cache %s: evicted %d entries, %.1f MB", kind, root, len(removed), sum(e.bytes for e in removed) / 1e6
@@ -271,11 +389,18 @@ def summarize(kind: CacheKind, root: str | os.PathLike) -> CacheSummary:
 
 __all__ = [
     "KINDS",
+    "LEDGER",
+    "MARKER",
     "CacheEntry",
     "CacheSummary",
     "entries",
     "evict",
     "gb_to_bytes",
+    "marker_kind",
+    "owns",
+    "recorded",
+    "remember",
+    "require_cache",
     "read_stats",
     "record",
     "summarize",

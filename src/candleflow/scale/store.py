@@ -320,6 +320,7 @@ class SeriesStore:
                 self.fs.get_file(f"{remote}/{fname}", str(tmp / fname))
                 if sha256_file(tmp / fname) != want["sha256"]:
                     raise StoreError(f"{self.url}: {record['name']}/{fname} does not match its sha256 after copying")
+        caches.remember("stores", root, [folder])
         caches.record("stores", root, misses=1)
         caches.evict("stores", root, self.cache_max_bytes, keep=self._in_use)
         return folder

@@ -20,7 +20,7 @@ from candleflow.config import YFinanceSource
 from candleflow.data.validate import RawCandles
 from candleflow.errors import ConfigError, SourceError
 from candleflow.fs.atomic import atomic_path
-from candleflow.fs.caches import evict, record, touch
+from candleflow.fs.caches import evict, record, remember, touch
 
 log = logging.getLogger("candleflow")
 
@@ -92,6 +92,7 @@ def fetch_yfinance(
         table = _download(cfg, ticker, session)
         with atomic_path(path, suffix=".parquet") as tmp:
             pq.write_table(table, tmp)
+        remember("yfinance", root, [path])
         record("yfinance", root, misses=1)
         evict("yfinance", root, max_cache_bytes, keep=[path])
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}

@@ -28,7 +28,7 @@ from candleflow.data.sources.binance.plan import FileRef, daily_files_for_month
 from candleflow.data.sources.files import max_csv_bytes
 from candleflow.errors import DownloadError
 from candleflow.fs.atomic import as_created, write_text
-from candleflow.fs.caches import touch
+from candleflow.fs.caches import owns, remember, touch
 from candleflow.fs.digest import sha256_file
 
 CHUNK = 1 << 16
@@ -196,6 +196,13 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
         if cached is not None and sha256_file(dest) == cached:
             touch(dest)
             return FileResult(ref, "cached", dest)
+        if not owns("binance", opts.cache_dir, dest):  # not ours to replace: say so, remove nothing
+            return FileResult(
+                ref,
+                "failed",
+                error=f"{dest}: does not match its checksum and was not written by candleflow; "
+                "move it out of the cache folder (binance cache_dir) and run again",
+            )
         dest.unlink()  # damaged or unverifiable (or its checksum is): fetch both again
         sum_path.unlink(missing_ok=True)
     max_bytes = max_csv_bytes(ref.name) + (1 << 20)  # a ZIP is never much larger than its CSV
@@ -234,6 +241,7 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
             tmp, digest, size = download_to_temp()
             if not opts.verify:
                 os.replace(tmp, dest)
+                remember("binance", opts.cache_dir, [dest])
                 return FileResult(ref, "downloaded", dest, size)
             if expected is None:
                 try:
@@ -248,6 +256,7 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
             if digest == expected:
                 write_text(sum_path, checksum_text)
                 os.replace(tmp, dest)
+                remember("binance", opts.cache_dir, [dest, sum_path])
                 return FileResult(ref, "downloaded", dest, size)
             tmp.unlink(missing_ok=True)
         raise DownloadError(f"{ref.name}: checksum mismatch twice; expected sha256 {expected}, got {digest}")
@@ -259,14 +268,17 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
 
 def drop_superseded_dailies(cache_dir: Path, monthly: FileRef) -> int:
     """Remove the cached daily files (and checksums) of a month whose verified monthly file is in
-    the cache: they were fetched while the monthly file was not yet published. Returns how many."""
+    the cache: they were fetched while the monthly file was not yet published. Only files candleflow
+    downloaded there are removed. Returns how many."""
     removed = 0
     for ref in daily_files_for_month(monthly):
         path = cache_dir / ref.key
-        if path.is_file():
+        if path.is_file() and owns("binance", cache_dir, path):
             path.unlink()
             removed += 1
-        (cache_dir / ref.checksum_key).unlink(missing_ok=True)
+            check = cache_dir / ref.checksum_key
+            if owns("binance", cache_dir, check):
+                check.unlink(missing_ok=True)
     return removed
 
 

@@ -29,7 +29,7 @@ from candleflow.data.sources.files import read_paths
 from candleflow.data.validate import ValidationReport, validate_candles
 from candleflow.errors import SourceError
 from candleflow.fs.atomic import atomic_path
-from candleflow.fs.caches import evict, record, touch
+from candleflow.fs.caches import evict, record, remember, touch
 
 
 @dataclass
@@ -92,6 +92,7 @@ def fetch_candles(
     if _stored_fingerprint(out) != candles.fingerprint:  # unchanged candles: the Parquet stays as it is
         with atomic_path(out, suffix=".parquet") as tmp:
             pq.write_table(table.replace_schema_metadata(meta), tmp)
+        remember("binance", opts.cache_dir, [out])
     else:
         touch(out)
     record("binance", opts.cache_dir, hits=dl.count("cached"), misses=dl.count("downloaded"))
