@@ -20,8 +20,9 @@ from candleflow.data.sources.binance.listing import list_files, list_symbols, pa
 from candleflow.data.sources.binance.mirror import MirrorServer
 from candleflow.data.sources.binance.plan import plan_files
 from candleflow.errors import ConfigError
-from candleflow.fs.caches import STATS, STATS_LOCK
+from candleflow.fs.caches import LEDGER, MARKER, STATS, STATS_LOCK
 from candleflow.fs.digest import sha256_file
+from conftest import BINANCE, needs
 
 M1 = "data/spot/monthly/klines/BTCUSDT/1m/"
 H1 = "data/spot/monthly/klines/BTCUSDT/1h/"
@@ -29,7 +30,7 @@ H1 = "data/spot/monthly/klines/BTCUSDT/1h/"
 
 @pytest.fixture
 def mirror(binance_dir):
-    with MirrorServer(binance_dir.parents[1], page_size=10, stall_seconds=3) as srv:
+    with MirrorServer(binance_dir.parents[1], page_size=3, stall_seconds=3) as srv:
         yield srv
 
 
@@ -40,7 +41,7 @@ def cfg(srv, tmp_path, **kw):
 
 def leftovers(root: Path):
     """Temporaries left behind (the cache's own counts and their lock are not temporaries)."""
-    keep = {STATS, STATS_LOCK}
+    keep = {STATS, STATS_LOCK, MARKER, LEDGER}
     return [p for p in root.rglob("*") if p.name.startswith(".") and p.is_file() and p.name not in keep]
 
 
@@ -63,7 +64,8 @@ def test_plan_monthly_then_daily_and_clipped_to_yesterday():
 def test_listing_pages_follow_the_marker(mirror):
     assert list_symbols(mirror.url) == ["BTCUSDT"]
     keys = list_files(mirror.url, "spot", "BTCUSDT", "1h")
-    assert len(keys) == 84 and keys[0] == H1 + "BTCUSDT-1h-2018-01.zip"  # 9 pages of 10
+    published = sorted(p.name for p in (BINANCE / "monthly/klines/BTCUSDT/1h").glob("*.zip"))  # 84 in the shared tree
+    assert len(published) > 3 and keys == [H1 + name for name in published]  # pages of 3, followed by the marker
     prefixes, keys, truncated, marker = parse_listing(
         '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>true</IsTruncated>'
         "<NextMarker>b</NextMarker><Contents><Key>a</Key></Contents>"
@@ -73,6 +75,7 @@ def test_listing_pages_follow_the_marker(mirror):
 
 
 def test_2018_02_with_real_gaps(mirror, tmp_path):
+    needs(BINANCE / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2018-02.zip")
     r = fetch_candles(cfg(mirror, tmp_path, interval="1m", start="2018-02", end="2018-02"))
     assert r.report.rows_in == 38_260 and r.report.missing_bars == 40_320 - 38_260 and r.report.gaps > 0
     h = fetch_candles(cfg(mirror, tmp_path, interval="1h", start="2018-02", end="2018-02"))
@@ -89,6 +92,7 @@ def test_2018_02_with_real_gaps(mirror, tmp_path):
 
 
 def test_microsecond_2025_files_on_the_same_time_scale_as_2024(mirror, tmp_path):
+    needs(*(BINANCE / f"monthly/klines/BTCUSDT/1m/BTCUSDT-1m-{m}.zip" for m in ("2024-06", "2025-01")))
     r = fetch_candles(cfg(mirror, tmp_path, interval="1m", start="2024-06", end="2025-01"))
     c = r.candles
     i = int(np.searchsorted(c.open_time, np.datetime64("2025-01-01", "ns").astype(np.int64)))
@@ -166,6 +170,7 @@ def test_unverified_when_asked(mirror, tmp_path):
 @pytest.mark.integration
 def test_killed_mid_download_then_rerun_finishes_clean(binance_dir, tmp_path):
     key = M1 + "BTCUSDT-1m-2024-01.zip"
+    needs(binance_dir.parents[1] / key)
     cache = tmp_path / "cache"
     with MirrorServer(binance_dir.parents[1], slow_chunk=16_384, slow_delay=0.05) as srv:
         srv.add_fault(key, "slow")
@@ -249,7 +254,9 @@ def test_download_cli_table_and_list(mirror, tmp_path):
     listing = subprocess.run(
         base + ["--list", "--symbol", "BTCUSDT", "--interval", "1h"], capture_output=True, text=True, env=env
     )
-    assert "84 files" in listing.stdout and "intervals 1h 1m" in listing.stdout
+    published = len(list((BINANCE / "monthly/klines/BTCUSDT/1h").glob("*.zip")))  # 84 in the shared tree
+    intervals = " ".join(sorted(p.name for p in (BINANCE / "monthly/klines/BTCUSDT").iterdir()))  # 1h 1m in shared
+    assert f"{published} files" in listing.stdout and f"intervals {intervals}" in listing.stdout
 
 
 def test_monthly_file_once_published_replaces_the_cached_daily_files(binance_dir, tmp_path):

@@ -33,8 +33,9 @@ KEY = "data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-{}.zip"
 
 @pytest.fixture(scope="module")
 def mirror():
-    from conftest import BINANCE
+    from conftest import BINANCE, needs
 
+    needs(*(BINANCE.parents[1] / KEY.format(m) for m in MONTHS))  # 1m months: in the full shared tree only
     with MirrorServer(BINANCE.parents[1], stall_seconds=60) as srv:
         yield srv
 

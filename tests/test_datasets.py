@@ -15,8 +15,8 @@ from candleflow.dataset.cache import DatasetCache
 from candleflow.dataset.prepare import prepare
 from candleflow.dataset.sampling import balanced_indices
 from candleflow.dataset.windows import WindowDataset, concat_datasets
-from candleflow.fs.caches import STATS, STATS_LOCK, entries
-from conftest import TINY
+from candleflow.fs.caches import LEDGER, MARKER, STATS, STATS_LOCK, entries
+from conftest import TINY, needs
 
 SMALL = TINY
 
@@ -76,7 +76,9 @@ def test_two_processes_preparing_one_key_leave_one_good_entry(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0]
     sums = [q.get(timeout=5), q.get(timeout=5)]
     assert sums[0] == sums[1]
-    entries = [p for p in tmp_path.iterdir() if p.name not in (STATS, STATS_LOCK)]  # not the cache's counts
+    entries = [
+        p for p in tmp_path.iterdir() if p.name not in (STATS, STATS_LOCK, MARKER, LEDGER)
+    ]  # not the cache's counts
     assert len(entries) == 1 and not entries[0].name.startswith(".")  # no temporary left behind
     cache = DatasetCache(tmp_path)
     assert prepare(load_config(None, SMALL), cache).cache == "hit"
@@ -121,6 +123,7 @@ def test_balanced_indices_equal_class_odds():
 
 
 def test_real_2018_02_data_with_gaps_yields_no_window_across_a_gap(binance_dir):
+    needs(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2018-02.zip")
     from candleflow.data.intervals import interval_ns
     from candleflow.dataset.features import compute_features
     from candleflow.dataset.labels import competitive_labels

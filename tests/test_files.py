@@ -11,11 +11,13 @@ import pytest
 from candleflow.config import FilesSource
 from candleflow.data.load import load_candles
 from candleflow.errors import SourceError, ValidationError
+from conftest import needs
 
 MS_2024_01_01 = 1704067200000
 
 
 def test_binance_monthly_1m_with_real_outages(binance_dir):
+    needs(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2018-02.zip")
     c, rep = load_candles(FilesSource(paths=[str(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2018-02.zip")]))
     assert c.symbol == "BTCUSDT" and c.interval == "1m"
     assert rep.rows_in == 38_260
@@ -26,6 +28,7 @@ def test_binance_monthly_1m_with_real_outages(binance_dir):
 
 
 def test_binance_microsecond_files_detected_per_file(binance_dir):
+    needs(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2025-01.zip")
     paths = [
         str(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2025-01.zip"),
         str(binance_dir / "daily/klines/BTCUSDT/1m/BTCUSDT-1m-2025-03-0*.zip"),
@@ -38,6 +41,7 @@ def test_binance_microsecond_files_detected_per_file(binance_dir):
 
 
 def test_binance_millisecond_file_values(binance_dir):
+    needs(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip")
     c, _ = load_candles(FilesSource(paths=[str(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip")]))
     assert c.open_time[0] == MS_2024_01_01 * 1_000_000
     assert set(c.extra) == {"quote_volume", "trades", "taker_buy_base", "taker_buy_quote"}
@@ -46,6 +50,7 @@ def test_binance_millisecond_file_values(binance_dir):
 
 def test_binance_hourly_matches_minutes(binance_dir):
     """The shared 1h files were aggregated from the 1m rows: check one hour."""
+    needs(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip")
     m, _ = load_candles(FilesSource(paths=[str(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip")]))
     h, _ = load_candles(FilesSource(paths=[str(binance_dir / "monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip")]))
     assert h.interval == "1h" and len(h) == 31 * 24
