@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from candleflow.config import load_config
-from candleflow.evaluation.walkforward import walkforward
+from candleflow.studies.walkforward import walkforward
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -124,7 +124,7 @@ def test_balanced_indices_equal_class_odds():
 
 def test_real_2018_02_data_with_gaps_yields_no_window_across_a_gap(binance_dir):
     needs(binance_dir / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2018-02.zip")
-    from candleflow.data.intervals import interval_ns
+    from candleflow.config.intervals import interval_ns
     from candleflow.dataset.features import compute_features
     from candleflow.dataset.labels import competitive_labels
 

@@ -12,8 +12,8 @@ from candleflow.cli import app
 from candleflow.config import ModelConfig
 from candleflow.errors import RegistryError
 from candleflow.models.export import export_model, load_stablehlo
+from candleflow.models.loading import load_model_file
 from candleflow.models.networks import build_gpt, build_lstm
-from candleflow.runs.registry import load_model_file
 
 CFG = ModelConfig(lstm_units=[8], dense_units=[8], gpt_d_model=16, gpt_heads=2, gpt_layers=1)
 X = np.random.default_rng(0).normal(size=(7, 16, 8)).astype("float32")

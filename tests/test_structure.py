@@ -68,10 +68,56 @@ def test_no_import_cycles():
     assert all("candleflow" not in deps for deps in import_graph().values() if deps)
 
 
+# the packages from the bottom up: each imports only those before it (never one above it)
+LAYERS = [
+    "errors",
+    "_version",
+    "fs",
+    "config",
+    "data",
+    "dataset",
+    "images",
+    "evaluation",
+    "models",
+    "runs",
+    "rewards",
+    "scale",
+    "studies",
+    "pipeline",
+    "cli",
+]
+
+
+def test_no_package_imports_one_above_it():
+    """Stages point one way: config knows nothing of data, models nothing of runs, and the
+    orchestrators (studies, pipeline, cli) sit above every stage they call."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    upward = []
+    for mod, deps in import_graph().items():
+        if mod == "candleflow":
+            continue
+        top = mod.split(".")[1]
+        assert top in rank, f"{mod}: package {top!r} has no place in LAYERS"
+        upward += [f"{mod} -> {d}" for d in sorted(deps) if d != "candleflow" and rank[d.split(".")[1]] > rank[top]]
+    assert upward == [], "\n".join(upward)
+
+
 def test_top_level_reads_as_the_pipeline():
     entries = sorted(p.name for p in PKG.iterdir() if not p.name.startswith("__pycache__"))
     packages = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert packages == {"data", "dataset", "images", "models", "evaluation", "runs", "rewards", "scale", "fs"}
+    assert packages == {
+        "data",
+        "dataset",
+        "images",
+        "models",
+        "evaluation",
+        "runs",
+        "rewards",
+        "scale",
+        "fs",
+        "studies",
+        "config",
+    }
     assert len(entries) <= 16, entries
 
 
@@ -95,6 +141,35 @@ def test_public_api_and_lazy_entry_points():
     assert cf.run.__module__ == "candleflow.pipeline" and cf.load_model.__module__ == "candleflow.runs.registry"
     with pytest.raises(AttributeError):
         cf.no_such_name  # noqa: B018
+
+
+@pytest.mark.integration
+def test_tune_and_walkforward_called_twice_in_one_process(tmp_path):
+    """`cf.tune` was once both a lazy name and a top-level module: the second access returned the
+    module. Each entry point is called twice here, and stays the function."""
+    import importlib
+
+    importlib.import_module("candleflow.studies.tune")  # importing the module must not shadow the name
+    cfg = cf.load_config(
+        None,
+        [
+            "source.n_bars=2000",
+            "dataset.window=16",
+            "training.epochs=1",
+            "training.verbose=0",
+            "tune.folds=2",
+            "model.kind=linear",
+            f"output.runs_dir={tmp_path}",
+        ],
+    )
+    for i in range(2):
+        assert callable(cf.tune) and cf.tune.__module__ == "candleflow.studies.tune"
+        study = cf.tune(cfg, f"t{i}", trials=1, space={"labels.tp": cf.config.SearchParam(low=0.004, high=0.006)})
+        assert len(study.trials) == 1
+    for i in range(2):
+        assert callable(cf.walkforward) and cf.walkforward.__module__ == "candleflow.studies.walkforward"
+        wf = cf.walkforward(cfg, folds=2, seeds=1, families=["linear"], name=f"w{i}", resamples=50)
+        assert "linear" in wf.summary["table"]
 
 
 def test_error_hierarchy():

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from candleflow.cli import app
 from candleflow.config import ConfigError, SearchParam, load_config
 from candleflow.dataset.split import walk_forward_folds
-from candleflow.tune import apply_params, tune
+from candleflow.studies.tune import apply_params, tune
 from conftest import TINY
 
 
@@ -75,7 +75,7 @@ def test_a_tune_fold_scores_exactly_what_run_scores(tiny_config, balanced):
     with class weights (balanced off) and with class-balanced batches (balanced on)."""
     from candleflow.dataset.prepare import prepare
     from candleflow.pipeline import run
-    from candleflow.tune import score_fold
+    from candleflow.studies.tune import score_fold
 
     cfg = tiny_config(f"dataset.balanced={str(balanced).lower()}", "source.n_bars=2500")
     result = run(cfg)
@@ -84,7 +84,7 @@ def test_a_tune_fold_scores_exactly_what_run_scores(tiny_config, balanced):
 
 
 def test_parse_search_param_names_the_bad_item():
-    from candleflow.tune import parse_search_param
+    from candleflow.studies.tune import parse_search_param
 
     key, spec = parse_search_param("training.learning_rate={low: 1e-4, high: 1e-2, log: true}")
     assert key == "training.learning_rate" and spec.log and spec.low == 1e-4

@@ -135,7 +135,7 @@ def test_a_run_shows_reference_models_and_a_tabular_run_reloads(tiny_config):
 
 @pytest.mark.integration
 def test_walkforward_stitches_out_of_sample_predictions_and_resumes(tiny_config):
-    from candleflow.evaluation.walkforward import load_fold, walkforward
+    from candleflow.studies.walkforward import load_fold, walkforward
 
     cfg = tiny_config("source.n_bars=4000")
     result = walkforward(cfg, folds=3, seeds=2, families=["lightgbm", "linear"], name="t", resamples=200)
@@ -177,7 +177,7 @@ def test_walkforward_stitches_out_of_sample_predictions_and_resumes(tiny_config)
 
 @pytest.mark.integration
 def test_without_signal_no_family_has_a_significant_edge(tiny_config):
-    from candleflow.evaluation.walkforward import walkforward
+    from candleflow.studies.walkforward import walkforward
 
     cfg = tiny_config("source.n_bars=6000", "source.signal_strength=0")
     s = walkforward(cfg, folds=4, seeds=1, families=["lightgbm", "linear"], name="null", resamples=500).summary
@@ -188,7 +188,7 @@ def test_without_signal_no_family_has_a_significant_edge(tiny_config):
 
 @pytest.mark.integration
 def test_walkforward_grid_on_dask_matches_the_serial_study(tiny_config, tmp_path):
-    from candleflow.evaluation.walkforward import load_fold, walkforward
+    from candleflow.studies.walkforward import load_fold, walkforward
 
     cfg = tiny_config("source.n_bars=3000", "cluster.workers=2")
     serial = walkforward(cfg, folds=2, seeds=1, families=["linear", "lightgbm"], name="serial", resamples=100)

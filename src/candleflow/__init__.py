@@ -58,8 +58,8 @@ _LAZY = {
     "run": "candleflow.pipeline",
     "resume": "candleflow.pipeline",
     "RunResult": "candleflow.pipeline",
-    "tune": "candleflow.tune",
-    "walkforward": "candleflow.evaluation.walkforward",
+    "tune": "candleflow.studies.tune",
+    "walkforward": "candleflow.studies.walkforward",
     "load_model": "candleflow.runs.registry",
     "open_dataset": "candleflow.scale.store",
 }

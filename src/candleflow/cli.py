@@ -543,8 +543,8 @@ def walkforward(
     """Compare model families out of sample: retrain on each walk-forward fold, stitch the test
     predictions, and give each family's edge with a block-bootstrap 95% confidence interval."""
     from candleflow.config import load_config
-    from candleflow.evaluation.walkforward import walkforward as run_walkforward
     from candleflow.runs.walkforward_report import FAMILY_HEADER, family_rows
+    from candleflow.studies.walkforward import walkforward as run_walkforward
 
     cfg = load_config(config, [*(set_ or []), *([f"cluster.scheduler={scheduler}"] if scheduler else [])])
     _setup_logging(log_file=_log_file(cfg, "walkforward"))
@@ -660,8 +660,8 @@ def tune(
 ) -> None:
     """Search config keys with Optuna, each trial scored by walk-forward validation; writes trials.csv and best.yaml."""
     from candleflow.config import load_config
-    from candleflow.tune import parse_search_param
-    from candleflow.tune import tune as run_tune
+    from candleflow.studies.tune import parse_search_param
+    from candleflow.studies.tune import tune as run_tune
 
     cfg = load_config(config, set_)
     _setup_logging(verbose=True, log_file=_log_file(cfg, "tune"))
@@ -793,8 +793,8 @@ def export(
     """Export a run's model (or a model file) for serving, with a serving.json beside it. A run
     exports as a serving bundle: `candleflow predict BUNDLE` applies it to candles."""
     from candleflow.models.export import export_model
+    from candleflow.models.loading import load_model_file
     from candleflow.runs.bundle import export_bundle
-    from candleflow.runs.registry import load_model_file
 
     path = Path(model)
     if path.is_file():

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from candleflow.data.intervals import interval_ns
+from candleflow.config.intervals import interval_ns
 from candleflow.errors import ConfigError
 
 ALWAYS_OPEN = "24/7"

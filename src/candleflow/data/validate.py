@@ -11,9 +11,9 @@ import numba
 import numpy as np
 
 from candleflow.config import ValidationPolicy
+from candleflow.config.intervals import interval_name, interval_ns
 from candleflow.data.calendar import ALWAYS_OPEN, AUTO
 from candleflow.data.candles import OHLCV, Candles
-from candleflow.data.intervals import interval_name, interval_ns
 from candleflow.errors import ValidationError
 
 

@@ -16,8 +16,8 @@ import numba
 import numpy as np
 
 from candleflow.config import LabelConfig
+from candleflow.config.intervals import interval_ns
 from candleflow.data.candles import Candles
-from candleflow.data.intervals import interval_ns
 from candleflow.dataset.features import ewm_volatility
 from candleflow.errors import DataError
 

@@ -18,8 +18,8 @@ import numba
 import numpy as np
 
 from candleflow.config import LabelConfig
+from candleflow.config.intervals import interval_ns
 from candleflow.data.candles import Candles
-from candleflow.data.intervals import interval_ns
 from candleflow.dataset.labels import barrier_multipliers
 from candleflow.errors import DataError
 

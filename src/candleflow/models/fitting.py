@@ -21,6 +21,7 @@ from candleflow.errors import ConfigError
 from candleflow.evaluation.metrics import evaluate
 from candleflow.models.backend import keras
 from candleflow.models.loaders import image_loader, keras_loader
+from candleflow.models.loading import load_model_file
 from candleflow.models.memory import auto_batch_size, estimate_training_memory, is_out_of_memory, suggest_batch_size
 from candleflow.models.networks import build_cnn, build_gpt, build_lstm, build_mlp
 from candleflow.models.tabular import (
@@ -32,7 +33,6 @@ from candleflow.models.tabular import (
     window_lags,
 )
 from candleflow.models.training import fit
-from candleflow.runs.registry import load_model_file
 
 log = logging.getLogger("candleflow")
 

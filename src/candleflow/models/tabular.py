@@ -15,13 +15,14 @@ import numpy as np
 
 from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path
+from candleflow.models import files
 
 log = logging.getLogger("candleflow")
 
 TABULAR_KINDS = ("lightgbm", "linear")
 DEFAULT_LAGS = (0, 1, 2, 4, 8, 16, 32, 64, 119)
-GBM_FILE = "model.lightgbm.txt"  # RunFolder.GBM
-LINEAR_FILE = "model.linear.npz"  # RunFolder.LINEAR
+GBM_FILE = files.GBM_MODEL
+LINEAR_FILE = files.LINEAR_MODEL
 
 
 def window_lags(lags: tuple[int, ...] | list[int], window: int) -> list[int]:

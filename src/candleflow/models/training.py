@@ -16,9 +16,9 @@ import psutil
 from candleflow.config import TrainingConfig
 from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path, write_json, write_text
+from candleflow.models import files
 from candleflow.models.backend import device_memory_mb, keras
 from candleflow.models.tensorboard import EventLogger
-from candleflow.runs.folder import RunFolder
 
 log = logging.getLogger("candleflow.epochs")  # the run log gets these; the console has Keras' own progress
 
@@ -78,7 +78,7 @@ class InputMonitor(keras.callbacks.Callback):
             logs["input_wait"] = round(spent / max(time.perf_counter() - self.t0, 1e-9), 4)
 
 
-RESUME_DIR = RunFolder.RESUME
+RESUME_DIR = files.RESUME
 
 
 def latest_resume_state(run_dir: Path) -> dict[str, Any] | None:
@@ -183,7 +183,7 @@ def fit(
     monitor = MemoryMonitor()
     named = {
         "checkpoint": k.callbacks.ModelCheckpoint(
-            str(run_dir / RunFolder.CHECKPOINT),
+            str(run_dir / files.CHECKPOINT),
             monitor=cfg.monitor,
             mode=mode,
             save_best_only=True,
@@ -200,15 +200,15 @@ def fit(
     }
     initial_epoch = 0 if resume is None else int(resume["epochs_done"])
     if resume is not None:
-        _truncate_csv(run_dir / RunFolder.HISTORY, initial_epoch)
+        _truncate_csv(run_dir / files.HISTORY, initial_epoch)
         train.set_epoch(initial_epoch)
     resumer = ResumeCheckpoint(run_dir, named, monitor, resume)
     callbacks = [
         *named.values(),
         InputMonitor(train),
         monitor,  # before the loggers so rss_mb lands in history.csv and TensorBoard
-        k.callbacks.CSVLogger(str(run_dir / RunFolder.HISTORY), append=resume is not None),
-        EventLogger(run_dir / RunFolder.TENSORBOARD),
+        k.callbacks.CSVLogger(str(run_dir / files.HISTORY), append=resume is not None),
+        EventLogger(run_dir / files.TENSORBOARD),
         resumer,  # last: an epoch counts as done once every logger has it
         *(extra_callbacks or []),
     ]
@@ -230,7 +230,7 @@ def fit(
             callbacks=callbacks,
             verbose=verbose,
         )
-    best = run_dir / RunFolder.CHECKPOINT
+    best = run_dir / files.CHECKPOINT
     if best.is_file():  # the best epoch's weights, as EarlyStopping(restore_best_weights) would leave them
         model.load_weights(str(best))
     history = resumer.history

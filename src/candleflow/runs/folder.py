@@ -12,6 +12,7 @@ import numpy as np
 from candleflow.config import RunConfig, load_config
 from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path, write_json, write_text
+from candleflow.models import files
 
 MAX_JSON_BYTES = 256 << 20  # metrics.json of a big run is a few MB
 
@@ -22,20 +23,20 @@ class RunFolder:
 
     CONFIG = "config.yaml"
     DATA = "data.json"
-    MODEL = "model.keras"
+    MODEL = files.KERAS_MODEL
     SUMMARY = "model_summary.txt"
     METADATA = "metadata.json"
-    HISTORY = "history.csv"
+    HISTORY = files.HISTORY
     METRICS = "metrics.json"
     PREDICTIONS = "predictions.npz"
     REPORT = "report.html"
-    TENSORBOARD = "tensorboard"
+    TENSORBOARD = files.TENSORBOARD
     LOG = "run.log"
     STARTED = "started.json"
-    RESUME = "resume"
-    CHECKPOINT = "checkpoint.weights.h5"
-    GBM = "model.lightgbm.txt"
-    LINEAR = "model.linear.npz"
+    RESUME = files.RESUME
+    CHECKPOINT = files.CHECKPOINT
+    GBM = files.GBM_MODEL
+    LINEAR = files.LINEAR_MODEL
     # what a complete run folder must hold: these, and one of the model files
     REQUIRED = (METADATA, METRICS, CONFIG)
     MODELS = (MODEL, GBM, LINEAR)

@@ -19,7 +19,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from candleflow.config import FilesSource
-from candleflow.data.intervals import interval_ns
+from candleflow.config.intervals import interval_ns
 from candleflow.data.validate import RawCandles
 from candleflow.errors import SourceError
 

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from candleflow.config import SyntheticSource
-from candleflow.data.intervals import interval_ns
+from candleflow.config.intervals import interval_ns
 from candleflow.data.validate import RawCandles
 
 _YEAR_NS = 365 * 86_400 * 1_000_000_000

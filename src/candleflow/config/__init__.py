@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from candleflow.data.intervals import interval_ns
+from candleflow.config.intervals import interval_ns
 from candleflow.errors import ConfigError
 
 BINANCE_BASE_URL = "https://data.binance.vision"
@@ -171,7 +171,7 @@ class BinanceSource(_Section):
 
     @model_validator(mode="after")
     def _published(self) -> BinanceSource:
-        from candleflow.data.sources.binance.plan import check_market_interval, parse_date
+        from candleflow.config.markets import check_market_interval, parse_date
 
         try:
             check_market_interval(self.market, self.interval)
