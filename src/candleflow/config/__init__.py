@@ -271,7 +271,9 @@ class ValidationPolicy(_Section):
         description="where bars are expected: 24/7 (every interval), an exchange calendar of the "
         "exchange_calendars package (XNYS, XNAS, XLON, XETR, XTKS, ...): only inside its sessions, so "
         "weekends, holidays, nights, lunch breaks and early closes are neither gaps nor filled; auto: "
-        "the exchange a yfinance source reports, 24/7 for every other source",
+        "the exchange a yfinance source reports; for files, inferred from the bars (24/7 where they fall "
+        "on weekends, else the exchange whose sessions match 95% of the days, else an error); 24/7 for "
+        "Binance and the synthetic market",
     )
     session_breaks: Literal["continue", "segment"] = Field(
         "continue",

@@ -133,3 +133,74 @@ def bars_per_year(calendar: str, interval: str, last_ns: int) -> float:
     slots = calendar_slots(calendar, interval, int(last_ns) - year, int(last_ns))
     inside = (slots.times > int(last_ns) - year) & (slots.times <= int(last_ns))
     return float(max(int(inside.sum()), 1))
+
+
+# exchanges `validation.calendar: auto` tries for files whose bars skip weekends (most traded first)
+CANDIDATES = ("XNYS", "XNAS", "XLON", "XETR", "XPAR", "XAMS", "XSWX", "XTSE", "XASX", "XTKS", "XHKG", "XSHG", "XBOM")
+MAX_OFF_SESSION = 0.005  # days with bars that are not sessions: an exchange is chosen only below this share
+MAX_MISSING = 0.05  # sessions without bars (outages, a thin file): tolerated up to this share
+MIN_DAYS = 20  # fewer distinct days cannot tell an exchange from 24/7 trading
+
+
+def infer_calendar(times: np.ndarray, where: str = "the file") -> tuple[str, str]:
+    """(calendar, why) for bars whose exchange nobody named: `24/7` where bars fall on weekends;
+    else the candidate exchange whose sessions match the days with bars best (bars on at most
+    MAX_OFF_SESSION of its non-session days, at most MAX_MISSING of its sessions without bars:
+    a holiday with bars rules an exchange out); a ConfigError naming
+    `validation.calendar` where it cannot tell. Days are the exchange's local dates of the bars
+    (taken at the bar's open + 12 h for daily bars stamped at midnight)."""
+    t = np.asarray(times, dtype=np.int64)
+    if t.size == 0:
+        return ALWAYS_OPEN, "no bars"
+    step = int(np.median(np.diff(t))) if t.size > 1 else DAY_NS
+    shift = HALF_DAY_NS if step >= DAY_NS else 0
+    utc_days = np.unique((t + shift) // DAY_NS)
+    weekend = float(np.isin((utc_days + 3) % 7, (5, 6)).mean())  # 1970-01-01 was a Thursday
+    if weekend >= 0.10:
+        return ALWAYS_OPEN, f"{weekend:.0%} of the days with bars are Saturdays or Sundays"
+    if utc_days.size < MIN_DAYS:
+        return ALWAYS_OPEN, f"only {utc_days.size} days of bars: too few to tell an exchange, assumed 24/7"
+    try:
+        import pandas as pd
+
+        xc = require_calendars()
+    except (ConfigError, ImportError):
+        raise ConfigError(
+            f"{where}: bars only on weekdays look like an exchange's sessions, but exchange_calendars is not "
+            "installed to tell which; set validation.calendar (XNYS, XLON, ... or 24/7) or "
+            "pip install 'candleflow[stocks]'"
+        ) from None
+    first = str(np.datetime64(int(t[0]) - 2 * DAY_NS, "ns").astype("datetime64[D]"))
+    last = str(np.datetime64(int(t[-1]) + 2 * DAY_NS, "ns").astype("datetime64[D]"))
+    scores: list[tuple[float, str, int, int]] = []
+    stamps = pd.to_datetime(t + shift, utc=True)
+    for name in CANDIDATES:
+        try:
+            tz, dates, *_ = _schedule(name, first, last)
+        except ConfigError:  # a range outside what this calendar covers
+            continue
+        days = np.unique(stamps.tz_convert(tz).tz_localize(None).to_numpy("datetime64[D]"))
+        lo, hi = days[0], days[-1]
+        sessions = dates[(dates >= lo) & (dates <= hi)]
+        both = np.intersect1d(days, sessions).size
+        either = np.union1d(days, sessions).size
+        scores.append((both / max(either, 1), name, int(days.size - both), int(sessions.size - both)))
+    del xc
+    if not scores:
+        raise ConfigError(f"{where}: no exchange calendar covers these dates; set validation.calendar")
+    scores.sort(key=lambda s: (-s[0], CANDIDATES.index(s[1])))
+    fits = [sc for sc in scores if sc[2] <= MAX_OFF_SESSION * utc_days.size and sc[3] <= MAX_MISSING * utc_days.size]
+    if not fits:
+        runner = ", ".join(
+            f"{n} ({x} days with bars off its sessions, {m} sessions without)" for _, n, x, m in scores[:2]
+        )
+        raise ConfigError(
+            f"{where}: cannot tell the calendar (bars on weekdays only; closest {runner}); "
+            "set validation.calendar (an exchange such as XNYS, or 24/7)"
+        )
+    share, name, extra, missing = fits[0]
+    why = (
+        f"inferred {name}: {share:.1%} of {utc_days.size:,} days agree with its sessions "
+        f"({extra} days with bars off its sessions, {missing} sessions without bars)"
+    )
+    return name, why

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from candleflow.config import (
     BinanceSource,
     CacheConfig,
@@ -15,6 +17,8 @@ from candleflow.data.candles import Candles
 from candleflow.data.sources.files import read_files
 from candleflow.data.sources.synthetic import generate_synthetic
 from candleflow.data.validate import RawCandles, ValidationReport, validate_candles
+
+log = logging.getLogger("candleflow")
 
 
 def read_source(cfg: SourceConfig) -> RawCandles:
@@ -49,7 +53,17 @@ def load_candles(
         report.exchange = info.get("exchange_name", "")
         return candles, report
     raw = read_source(cfg)
-    return validate_candles(raw, policy, interval=getattr(cfg, "interval", None))
+    policy = policy or ValidationPolicy()
+    reason = ""
+    if isinstance(cfg, FilesSource) and policy.calendar == "auto":  # stock files skip weekends and holidays
+        from candleflow.data.calendar import infer_calendar
+
+        name, reason = infer_calendar(raw.columns["open_time"], where=", ".join(cfg.paths)[:300])
+        log.info("validation.calendar auto: %s (%s)", name, reason)
+        policy = policy.model_copy(update={"calendar": name})
+    candles, report = validate_candles(raw, policy, interval=getattr(cfg, "interval", None))
+    report.calendar_reason = reason
+    return candles, report
 
 
 __all__ = ["generate_synthetic", "load_candles", "read_files", "read_source"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -15,6 +16,8 @@ from candleflow.config.intervals import interval_name, interval_ns
 from candleflow.data.calendar import ALWAYS_OPEN, AUTO
 from candleflow.data.candles import OHLCV, Candles
 from candleflow.errors import ValidationError
+
+log = logging.getLogger("candleflow")
 
 
 @dataclass
@@ -69,6 +72,7 @@ class ValidationReport:
     spikes: list[str] = field(default_factory=list)  # the first few, as 'time: what'
     calendar: str = "24/7"
     exchange: str = ""  # the exchange a source reported (yfinance)
+    calendar_reason: str = ""  # why this calendar (validation.calendar: auto): what was inferred from
     extended_hours_rows: int = 0
     off_calendar_rows: int = 0
     session_splits: int = 0
@@ -77,6 +81,7 @@ class ValidationReport:
     segment_lengths: dict[str, int] = field(default_factory=dict)
     first_time: str = ""
     last_time: str = ""
+    warnings: list[str] = field(default_factory=list)  # what a user must read before trusting the data
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +103,7 @@ class ValidationReport:
                 if self.calendar != "24/7"
                 else ""
             )
+            + (f" ({self.calendar_reason})" if self.calendar_reason else "")
         )
 
 
@@ -559,6 +565,7 @@ def validate_candles(
         grid = check_calendar(rows, policy, iv_name)
     grid = grid.keep(check_spikes(rows, policy))  # on the bars that stay (not the dropped out-of-hours ones)
     out, segments, real = fill_gaps(rows, policy, iv_name, grid)
+    warn_filled(rows.report, out["open_time"], real)
     out, segments = check_zero_volume(rows, policy, out, segments, real)
 
     rep = rows.report
@@ -583,6 +590,25 @@ def validate_candles(
         calendar=policy.calendar,
     )
     return candles, rep
+
+
+FILLED_SHARE_WARNING = 0.01  # filling more than this share of the bars is said, never "all checks passed"
+
+
+def warn_filled(rep: ValidationReport, times: np.ndarray, real: np.ndarray) -> None:
+    """Add a warning (and log it) when gap repair invented more than FILLED_SHARE_WARNING of the
+    output bars: a market that closes (weekends, holidays) on a 24/7 calendar looks like this."""
+    filled = int((~real).sum())
+    if filled <= FILLED_SHARE_WARNING * max(real.size, 1):
+        return
+    first = ", ".join(_iso(x) for x in times[~real][:3])
+    msg = (
+        f"{filled:,} of {real.size:,} bars ({filled / real.size:.1%}) were invented to fill gaps "
+        f"(validation.gaps=repair, calendar {rep.calendar}), the first at {first}; if the market closes "
+        "(weekends, holidays), set validation.calendar to its exchange (e.g. XNYS)"
+    )
+    rep.warnings.append(msg)
+    log.warning("validation: %s", msg)
 
 
 def _drop_rows(
