@@ -182,7 +182,7 @@ def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
     lstm = cf.load_config(
         None, ["dataset.layout=panel", "universe.symbols=[AAA,BBB]", f"output.runs_dir={tmp_path / 'r2'}"]
     )
-    with pytest.raises(ConfigError, match="model.kind is 'lstm': set model.kind=gpt"):
+    with pytest.raises(ConfigError, match="model.kind 'lstm' does not train on a panel .*families that do: gpt"):
         cf.run(lstm)
 
 

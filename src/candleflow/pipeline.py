@@ -24,6 +24,7 @@ from candleflow.errors import ConfigError, DataError, RegistryError
 from candleflow.evaluation.metrics import decide
 from candleflow.evaluation.trading import trading_evaluation
 from candleflow.models.backend import configure_devices, data_parallel, keras
+from candleflow.models.families import family
 from candleflow.models.fitting import Trained, model_and_loader, train_and_score
 from candleflow.models.training import latest_resume_state
 from candleflow.runs.folder import RunFolder
@@ -49,6 +50,7 @@ def run(cfg: RunConfig, callbacks: list | None = None) -> RunResult:
     a failed or interrupted run leaves `.NAME.failed/` with its log and its last complete epoch,
     which `resume(NAME)` continues. `callbacks` are extra Keras callbacks for the fit.
     """
+    family(cfg.model.kind)  # an unknown family fails here, before anything is written
     started = dt.datetime.now(dt.UTC)
     runs_dir = Path(cfg.output.runs_dir)
     name = cfg.output.name or f"{started:%Y%m%d-%H%M%S}-{_slug(cfg)}"
@@ -222,7 +224,7 @@ def _run_into(
         predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
     folder.write_metrics(metrics)
     folder.write_predictions(predictions)
-    save_model(trained.model, work)
+    save_model(trained.model, work, cfg.model.kind)
     folder.write_data(
         {
             "fingerprint": prep.candles.fingerprint,
@@ -266,10 +268,7 @@ def _run_store_into(
     from candleflow.scale.cluster import build_store, plan_tasks
     from candleflow.scale.store import SeriesStore, open_dataset
 
-    if cfg.model.kind == "cnn":
-        raise ConfigError(
-            "model.kind 'cnn' renders charts from one series' candles: train it on one source, not on a universe"
-        )
+    family(cfg.model.kind).check_layout("universe")
     t0 = time.perf_counter()
     folder = RunFolder(work)
     report = build_store(cfg)
@@ -301,7 +300,7 @@ def _run_store_into(
         }
     folder.write_metrics(trained.metrics)
     folder.write_predictions(predictions)
-    save_model(trained.model, work)
+    save_model(trained.model, work, cfg.model.kind)
     store = SeriesStore.for_config(cfg)
     records = store.manifest()["entries"]
     folder.write_data(
@@ -365,11 +364,7 @@ def _run_panel_into(
     from candleflow.scale.cluster import build_store, plan_tasks
     from candleflow.scale.store import SeriesStore, open_panel
 
-    if cfg.model.kind != "gpt":
-        raise ConfigError(
-            f"dataset.layout panel trains the GPT family over time with all tickers per step; "
-            f"model.kind is {cfg.model.kind!r}: set model.kind=gpt"
-        )
+    family(cfg.model.kind).check_layout("panel")
     if not cfg.universe.active and len(getattr(cfg.source, "tickers", [])) < 2:
         raise ConfigError(
             "dataset.layout panel needs several tickers: set universe.symbols (or yfinance source.tickers)"
@@ -411,7 +406,7 @@ def _run_panel_into(
             for part, (sub, y, probs) in trained.scored.items()
         }
     )
-    save_model(trained.model, work)
+    save_model(trained.model, work, cfg.model.kind)
     folder.write_data(
         {
             "store": str(cfg.universe.store),

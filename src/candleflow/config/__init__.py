@@ -462,10 +462,12 @@ class ImagesConfig(_Section):
 class ModelConfig(_Section):
     """The model: `kind` picks the family, the other keys size it."""
 
-    kind: Literal["lstm", "gpt", "mlp", "cnn", "lightgbm", "linear"] = Field(
+    kind: str = Field(
         "lstm",
-        description="lstm, gpt (causal transformer) or mlp over feature windows; cnn over chart images; "
-        "lightgbm or linear (multinomial logistic regression) over the windows' rows at `lags`",
+        pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        description="the model family (candleflow.models.families): lstm, gpt (causal transformer) or mlp "
+        "over feature windows; cnn over chart images; lightgbm or linear (multinomial logistic regression) "
+        "over the windows' rows at `lags`; or a family registered in Python",
     )
     lags: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: [0, 1, 2, 4, 8, 16, 32, 64, 119],
@@ -747,9 +749,6 @@ class TuneConfig(_Section):
 
 
 # measured on the embedded market (docs/benchmarks.md): the LSTM at 1e-3 under-trains in 4 epochs
-AUTO_LEARNING_RATES = {"lstm": 3e-3}
-
-
 class RunConfig(_Section):
     """Everything `candleflow run` needs; every field has the embedded default."""
 
@@ -779,14 +778,6 @@ class RunConfig(_Section):
             raise ValueError("task 'reward' trains a regression: training.monitor must be val_loss")
         self.labels._round_trip = 2 * (self.backtest.fee + self.backtest.slippage)
         return self
-
-    @property
-    def learning_rate(self) -> float:
-        """training.learning_rate with `auto` resolved for the model family."""
-        lr = self.training.learning_rate
-        if lr != "auto":
-            return float(lr)
-        return AUTO_LEARNING_RATES.get(self.model.kind, 1e-3) if self.task == "classify" else 1e-3
 
     def to_yaml(self) -> str:
         """The resolved config as YAML."""

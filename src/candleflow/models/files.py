@@ -2,6 +2,7 @@
 models never import the run folder that holds them (`runs.RunFolder` names them through these)."""
 
 KERAS_MODEL = "model.keras"
+SUMMARY = "model_summary.txt"
 CHECKPOINT = "checkpoint.weights.h5"  # the best weights so far, while training
 RESUME = "resume"  # the state an interrupted training continues from
 HISTORY = "history.csv"

@@ -16,22 +16,11 @@ import numpy as np
 from candleflow.config import RunConfig
 from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.sampling import class_weights
-from candleflow.dataset.windows import WindowDataset
-from candleflow.errors import ConfigError
 from candleflow.evaluation.metrics import evaluate
 from candleflow.models.backend import keras
-from candleflow.models.loaders import image_loader, keras_loader
-from candleflow.models.loading import load_model_file
+from candleflow.models.families import family
 from candleflow.models.memory import auto_batch_size, estimate_training_memory, is_out_of_memory, suggest_batch_size
-from candleflow.models.networks import build_cnn, build_gpt, build_lstm, build_mlp
-from candleflow.models.tabular import (
-    TABULAR_KINDS,
-    GBMModel,
-    LinearModel,
-    fit_family,
-    lag_features,
-    window_lags,
-)
+from candleflow.models.tabular import lag_features, window_lags
 from candleflow.models.training import fit
 
 log = logging.getLogger("candleflow")
@@ -54,65 +43,13 @@ class Trained:
     input_shape: tuple[int, ...]
 
 
-def model_from(state: dict[str, Any] | None, build: Callable[[], Any]) -> Any:
-    """The model saved with a resume state (optimizer state included, loaded in safe_mode), else build()."""
-    return build() if state is None else load_model_file(state["model_path"])
-
-
-def window_model(cfg: RunConfig, train_ds: Any, state: dict[str, Any] | None = None) -> Any:
-    """The configured window model (LSTM, GPT, MLP) with normalisation fitted on the rows the
-    training windows read, or the model saved with a resume state."""
-    mean, var = train_ds.moments()
-    window, n_feat = train_ds.shape[1:]
-    builders = {"lstm": build_lstm, "gpt": build_gpt, "mlp": build_mlp}
-    return model_from(
-        state,
-        lambda: builders[cfg.model.kind](cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), cfg.learning_rate),
-    )
-
-
 def model_and_loader(
     cfg: RunConfig, prep: PreparedData | None, state: dict[str, Any] | None = None
 ) -> Callable[[Any], tuple[Any, Callable[..., Any], tuple]]:
-    """A function of the training windows giving the configured model (or the one saved with a
-    resume state), a loader factory over the same windows, and the model's input shape. The CNN
-    renders charts from `prep`'s candles; the window models read windows from any dataset."""
-
-    def make(train_ds: Any) -> tuple[Any, Callable[..., Any], tuple]:
-        if cfg.model.kind != "cnn":
-            return window_model(cfg, train_ds, state), keras_loader, tuple(train_ds.shape[1:])
-        from candleflow.images.render import ImageWindows
-
-        if prep is None:
-            raise ConfigError("model.kind 'cnn' renders charts from one series' candles: train it on one source")
-
-        def loader(
-            ds: WindowDataset,
-            batch_size: int,
-            shuffle: bool = False,
-            seed: int = 0,
-            labels: np.ndarray | None = None,
-            weights: np.ndarray | None = None,
-            balanced: bool = False,
-            multiple_of: int = 1,
-        ) -> Any:
-            y = ds.labels_at() if labels is None else labels
-            return image_loader(
-                ImageWindows(prep.candles, ds.ends, cfg.images),
-                y,
-                batch_size,
-                shuffle,
-                seed,
-                weights,
-                balanced,
-                multiple_of,
-            )
-
-        shape = ImageWindows(prep.candles, train_ds.ends[:1], cfg.images).shape
-        model = model_from(state, lambda: build_cnn(cfg.model, shape, cfg.learning_rate))
-        return model, loader, (*shape, 1)
-
-    return make
+    """A function of the training windows giving the configured family's model (or the one saved
+    with a resume state), a loader factory over the same windows, and the model's input shape."""
+    fam = family(cfg.model.kind)
+    return lambda train_ds: fam.network(cfg, train_ds, prep, state)
 
 
 class LaggedRows:
@@ -137,14 +74,15 @@ def fit_tabular(
     val_ds: Any,
     y_train: np.ndarray,
     weights: np.ndarray | None,
-) -> GBMModel | LinearModel:
-    """LightGBM or the linear model on the training windows' lagged rows, with the same labels
+) -> Any:
+    """A tabular family (LightGBM, the linear model, ...) on the training windows' lagged rows, with the same labels
     (shuffled for a control run) and class weights as the deep model; balanced sampling becomes
     balanced weights."""
     w = class_weights(y_train) if weights is None and cfg.dataset.balanced else weights
     sample_w = None if w is None else w[y_train]
-    return fit_family(
-        kind,
+    fit = family(kind).fit
+    assert fit is not None  # the registry requires it of tabular families
+    return fit(
         cfg.model,
         cfg.training.seed,
         rows.of(train_ds),
@@ -184,7 +122,7 @@ def train_and_score(
     eval_parts["val"] = val_ds
     rows = LaggedRows(train_ds.shape[1], cfg.model.lags)
     refs = _references(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts) if references else {}
-    if cfg.model.kind in TABULAR_KINDS:
+    if family(cfg.model.kind).tabular:
         return _train_and_score_tabular(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, refs)
 
     model, loader, input_shape = make(train_ds)

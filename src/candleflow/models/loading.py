@@ -40,3 +40,8 @@ def load_model_file(path: str | Path, allow_legacy_h5: bool = False):
         return keras.saving.load_model(path, safe_mode=True, custom_objects=CUSTOM_OBJECTS)
     except Exception as exc:  # keras raises many types for a damaged file
         raise RegistryError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
+
+
+def model_from(state: dict | None, build):
+    """The model saved with a resume state (optimizer state included, loaded in safe_mode), else build()."""
+    return build() if state is None else load_model_file(state["model_path"])

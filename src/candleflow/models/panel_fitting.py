@@ -18,8 +18,10 @@ from candleflow.dataset.sampling import class_weights
 from candleflow.evaluation.cross_section import cross_sectional_backtest
 from candleflow.evaluation.metrics import classification_metrics, decide, evaluate
 from candleflow.models.backend import keras
-from candleflow.models.fitting import Trained, model_from
+from candleflow.models.families import learning_rate
+from candleflow.models.fitting import Trained
 from candleflow.models.loaders import batch_loader
+from candleflow.models.loading import model_from
 from candleflow.models.memory import auto_batch_size, estimate_training_memory
 from candleflow.models.panel_model import build_panel_gpt
 from candleflow.models.training import fit
@@ -57,7 +59,7 @@ def train_and_score_panel(
             panel.n_tickers,
             mean,
             var,
-            cfg.learning_rate,
+            learning_rate(cfg),
             weights,
             return_weighted=d.returns,
         ),

@@ -19,7 +19,6 @@ from candleflow.models import files
 
 log = logging.getLogger("candleflow")
 
-TABULAR_KINDS = ("lightgbm", "linear")
 DEFAULT_LAGS = (0, 1, 2, 4, 8, 16, 32, 64, 119)
 GBM_FILE = files.GBM_MODEL
 LINEAR_FILE = files.LINEAR_MODEL
@@ -209,8 +208,7 @@ def fit_linear(
     return LinearModel(coef, intercept, mean.astype(np.float64), scale.astype(np.float64), lags)
 
 
-def fit_family(
-    kind: str,
+def fit_lightgbm(
     model_cfg: Any,
     seed: int,
     x: np.ndarray,
@@ -219,23 +217,23 @@ def fit_family(
     x_val: np.ndarray,
     y_val: np.ndarray,
     lags: list[int],
-) -> GBMModel | LinearModel:
-    """The `kind` ('lightgbm' or 'linear') sized by the `model:` config section."""
-    if kind == "lightgbm":
-        params = GBMParams(
-            model_cfg.gbm_trees, model_cfg.gbm_learning_rate, model_cfg.gbm_leaves, model_cfg.gbm_min_leaf, seed=seed
-        )
-        return fit_gbm(x, y, weights, x_val, y_val, lags, params)
-    if kind == "linear":
-        return fit_linear(x, y, weights, lags, model_cfg.linear_c, seed)
-    raise ValueError(f"not a tabular model kind: {kind!r}")
+) -> GBMModel:
+    """The lightgbm family: LightGBM sized by the `model:` config section."""
+    params = GBMParams(
+        model_cfg.gbm_trees, model_cfg.gbm_learning_rate, model_cfg.gbm_leaves, model_cfg.gbm_min_leaf, seed=seed
+    )
+    return fit_gbm(x, y, weights, x_val, y_val, lags, params)
 
 
-def load_tabular(folder: str | Path, lags: list[int]) -> GBMModel | LinearModel | None:
-    """The tabular model saved in a run folder, or None when it holds none."""
-    folder = Path(folder)
-    if (folder / GBM_FILE).is_file():
-        return GBMModel.load(folder / GBM_FILE, lags)
-    if (folder / LINEAR_FILE).is_file():
-        return LinearModel.load(folder / LINEAR_FILE)
-    return None
+def fit_logistic(
+    model_cfg: Any,
+    seed: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    lags: list[int],
+) -> LinearModel:
+    """The linear family: multinomial logistic regression with the `model:` section's C."""
+    return fit_linear(x, y, weights, lags, model_cfg.linear_c, seed)

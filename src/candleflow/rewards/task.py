@@ -13,7 +13,8 @@ import numpy as np
 
 from candleflow.config import RunConfig
 from candleflow.data.load import load_candles
-from candleflow.models.fitting import model_from
+from candleflow.models.families import learning_rate
+from candleflow.models.loading import model_from
 from candleflow.models.training import fit
 from candleflow.rewards.model import build_reward_model, evaluate_rewards, reward_loader
 from candleflow.rewards.samples import RewardSamples, build_reward_samples, sample_ends
@@ -72,7 +73,7 @@ def run_reward_into(
         candles.time_str(int(val.ends.min())),
         time.perf_counter() - t0,
     )
-    model = model_from(state, lambda: build_reward_model(train, learning_rate=cfg.learning_rate))
+    model = model_from(state, lambda: build_reward_model(train, learning_rate=learning_rate(cfg)))
     log.info("reward model: %s parameters", f"{model.count_params():,}")
     if cfg.dataset.batch_size == "auto":
         from candleflow.models.memory import auto_batch_size

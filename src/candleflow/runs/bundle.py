@@ -9,9 +9,9 @@ from typing import Any
 
 from candleflow.data.candles import OHLCV
 from candleflow.errors import RegistryError
-from candleflow.models.tabular import TABULAR_KINDS
+from candleflow.models.families import family
 from candleflow.runs.folder import RunFolder
-from candleflow.runs.registry import load_model, read_metadata, resolve_run
+from candleflow.runs.registry import family_of, load_model, read_metadata, resolve_run
 
 
 def export_bundle(
@@ -30,8 +30,7 @@ def export_bundle(
         raise RegistryError(f"{run_dir}: not a complete run folder (missing {', '.join(missing)})")
     meta = read_metadata(run_dir)
     cfg = folder.config()
-    tabular = meta.get("model_kind") in TABULAR_KINDS
-    used = "native" if tabular else fmt
+    used = "native" if family_of(run_dir, meta).tabular else fmt
     model = load_model(run_dir)
     model_file = folder.model_file()
     assert model_file is not None  # missing() checked it
@@ -61,9 +60,7 @@ def serving_contract(cfg: Any, meta: dict[str, Any]) -> dict[str, Any]:
         "features": {
             "names": meta.get("feature_names"),
             "config": cfg.features.model_dump(mode="json"),
-            "normalisation": "inside the model (fitted on the run's training rows)"
-            if meta.get("model_kind") not in TABULAR_KINDS
-            else "none (trees and standardised coefficients read raw lagged features)",
+            "normalisation": family(str(meta.get("model_kind"))).normalisation,
         },
         "windows": {"bars": d.window, "sample_rate": d.sample_rate, "lags": meta.get("lags")},
         "decision": {

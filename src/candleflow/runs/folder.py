@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from candleflow.config import RunConfig, load_config
-from candleflow.errors import RegistryError
+from candleflow.errors import ConfigError, RegistryError
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.models import files
+from candleflow.models.families import family
 
 MAX_JSON_BYTES = 256 << 20  # metrics.json of a big run is a few MB
 
@@ -24,7 +25,7 @@ class RunFolder:
     CONFIG = "config.yaml"
     DATA = "data.json"
     MODEL = files.KERAS_MODEL
-    SUMMARY = "model_summary.txt"
+    SUMMARY = files.SUMMARY
     METADATA = "metadata.json"
     HISTORY = files.HISTORY
     METRICS = "metrics.json"
@@ -51,12 +52,21 @@ class RunFolder:
         """The required files this folder lacks (empty for a complete run)."""
         missing = [f for f in self.REQUIRED if not (self.path / f).is_file()]
         if self.model_file() is None:
-            missing.append(" or ".join(self.MODELS))
+            missing.append(" or ".join(self._model_names()))
         return missing
 
     def model_file(self) -> Path | None:
-        """The run's saved model (.keras, LightGBM text or linear .npz), or None."""
-        return next((self.path / f for f in self.MODELS if (self.path / f).is_file()), None)
+        """The run's saved model (its family's file: .keras, LightGBM text, linear .npz, ...), or None."""
+        return next((self.path / f for f in self._model_names() if (self.path / f).is_file()), None)
+
+    def _model_names(self) -> tuple[str, ...]:
+        """The family's model file where the metadata names a registered family, else every
+        built-in family's file name."""
+        try:
+            kind = json.loads((self.path / self.METADATA).read_text(encoding="utf-8")).get("model_kind")
+            return (family(kind).model_file,) if isinstance(kind, str) else self.MODELS
+        except (OSError, ValueError, AttributeError, ConfigError):
+            return self.MODELS
 
     # -- writing (each file atomically) ---------------------------------------------------
     def write_config(self, cfg: RunConfig) -> None:

@@ -19,10 +19,9 @@ from candleflow.dataset.labels import CLASS_NAMES, make_labels
 from candleflow.dataset.windows import WindowDataset, valid_window_ends
 from candleflow.errors import ConfigError, DataError, RegistryError
 from candleflow.evaluation.metrics import decide
+from candleflow.models.families import Family
 from candleflow.runs.folder import RunFolder
-from candleflow.runs.registry import load_model, resolve_run
-
-PREDICT_BATCH = 1024  # the batch `run` scores its periods with: same batches, same floats
+from candleflow.runs.registry import family_of, load_model, resolve_run
 
 
 @dataclass
@@ -50,6 +49,11 @@ class Predictor:
                 f"{path}: a panel run (all tickers side by side); predict applies single-series and universe runs"
             )
         return cls(path, folder.config(), load_model(path, runs_dir), meta)
+
+    @property
+    def family(self) -> Family:
+        """The model's family, as the run's metadata names it."""
+        return family_of(self.run_dir, self.metadata)
 
     @property
     def name(self) -> str:
@@ -131,20 +135,8 @@ class Predictor:
         )
 
     def _probabilities(self, ds: WindowDataset, candles: Candles) -> np.ndarray:
-        kind = self.metadata.get("model_kind", self.config.model.kind)
-        if kind in ("lightgbm", "linear"):
-            from candleflow.models.tabular import lag_features
-
-            return self.model.predict_proba(lag_features(ds, self.model.lags))
-        from candleflow.models.loaders import image_loader, keras_loader
-
-        if kind == "cnn":
-            from candleflow.images.render import ImageWindows
-
-            loader = image_loader(ImageWindows(candles, ds.ends, self.config.images), ds.labels_at(), PREDICT_BATCH)
-        else:
-            loader = keras_loader(ds, PREDICT_BATCH)
-        return np.asarray(self.model.predict(loader, verbose=0))[: len(ds)]
+        """The family's own prediction path: the same as the run scored its validation windows."""
+        return self.family.probabilities(self.model, ds, self.config, candles)
 
 
 def score_against_labels(table: pa.Table) -> dict[str, Any] | None:

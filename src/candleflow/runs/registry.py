@@ -5,27 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from candleflow.errors import RegistryError
-from candleflow.fs.atomic import atomic_path, write_text
-from candleflow.models.loading import load_model_file
-from candleflow.models.tabular import TABULAR_KINDS
+from candleflow.errors import ConfigError, RegistryError
+from candleflow.models.families import family, save_network
 from candleflow.runs.folder import RunFolder
 
 
-def save_model(model, run_dir: str | Path) -> None:
-    """Write the model's summary and the model itself into a run folder, atomically: `model.keras`
-    for the Keras families, LightGBM's text model or the linear model's .npz for the tabular ones."""
-    run_dir = Path(run_dir)
-    if getattr(model, "kind", None) in TABULAR_KINDS:
-        write_text(run_dir / RunFolder.SUMMARY, model.summary() + "\n")
-        model.save(run_dir)
-        return
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, *a, **kw: lines.append(line))
-    write_text(run_dir / RunFolder.SUMMARY, "\n".join(lines) + "\n")
-    with atomic_path(run_dir / RunFolder.MODEL, suffix=".keras") as tmp:
-        model.save(tmp)
-    (run_dir / RunFolder.CHECKPOINT).unlink(missing_ok=True)  # model.keras holds the best weights
+def save_model(model, run_dir: str | Path, kind: str | None = None) -> None:
+    """Write the model and its summary into a run folder, atomically, in its family's own format
+    (`model.keras` for networks; `kind` names a tabular family's text or array file)."""
+    if kind is None:
+        save_network(model, run_dir)
+    else:
+        family(kind).save(model, run_dir)
 
 
 def resolve_run(ref: str | Path, runs_dir: str | Path = "runs") -> Path:
@@ -77,16 +68,12 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
     """The run's model: model.keras loaded with safe_mode=True, or the LightGBM / linear model
     from its own file format (no pickle). Checks the input shape against the run's metadata (and
     against `input_shape` when given)."""
-    from candleflow.models.tabular import load_tabular
-
     path = resolve_run(run, runs_dir)
     meta = read_metadata(path)
-    if meta.get("model_kind") in TABULAR_KINDS:
-        tabular = load_tabular(path, _lags(meta))
-        if tabular is None:
-            raise RegistryError(f"{path}: no {meta['model_kind']} model file in the run folder")
-        return tabular
-    model = load_model_file(path / RunFolder.MODEL)
+    fam = family_of(path, meta)
+    if fam.tabular:
+        return fam.load_from(path, _lags(meta))
+    model = fam.load_from(path)
     got = tuple(model.input_shape[1:])
     want = tuple(meta.get("input_shape", got))
     if got != want:
@@ -94,6 +81,18 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
     if input_shape is not None and tuple(input_shape) != got:
         raise RegistryError(f"{path}: model expects windows of shape {got}, got {tuple(input_shape)}")
     return model
+
+
+def family_of(path: Path, meta: dict[str, Any]):
+    """The family a run's metadata names, or a one-line error naming the file (an unknown or
+    missing `model_kind` is a damaged or foreign run folder, never a guess)."""
+    kind = meta.get("model_kind")
+    if not isinstance(kind, str):
+        raise RegistryError(f"{path / RunFolder.METADATA}: 'model_kind' is {str(kind)[:40]}; expected a family name")
+    try:
+        return family(kind)
+    except ConfigError as exc:
+        raise RegistryError(f"{path / RunFolder.METADATA}: {exc}") from None
 
 
 def _lags(meta: dict[str, Any]) -> list[int]:

@@ -201,7 +201,7 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
     from candleflow.models.fitting import model_and_loader, train_and_score
 
     fcfg = cfg.model_copy(deep=True)
-    fcfg.model.kind = family  # type: ignore[assignment]
+    fcfg.model.kind = family
     fcfg.training.seed = seed
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=path.parent))
     t0 = time.perf_counter()

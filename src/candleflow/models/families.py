@@ -1,0 +1,274 @@
+"""The model-family registry: the one place that knows what each `model.kind` is.
+
+A family declares what it reads (feature windows, chart images rendered from the windows, or the
+windows' lagged rows), the layouts and tasks it accepts, its learning rate under
+`training.learning_rate: auto`, and how it builds or fits, predicts probabilities, saves and
+loads. Every module that used to branch on the kind asks `family(cfg.model.kind)` instead, so a
+new family is one module and one `register(Family(...))` call::
+
+    from candleflow.models.families import Family, register
+
+    register(Family("centroid", inputs="lagged_rows", fit=fit_centroid, load=load_centroid,
+                    model_file="model.centroid.npz"))
+
+Tabular families (`inputs="lagged_rows"`) fit a model object that has `predict_proba(x)`,
+`save(folder)`, `summary()`, `count_params()` and `lags`; Keras families give a `build`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from candleflow.config import RunConfig
+from candleflow.errors import ConfigError, RegistryError
+from candleflow.models import files
+
+Inputs = Literal["windows", "images", "lagged_rows"]
+PREDICT_BATCH = 1024
+
+# fit(model config, seed, x, y, sample weights, x_val, y_val, lags) -> fitted tabular model
+TabularFit = Callable[[Any, int, np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray, np.ndarray, list[int]], Any]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family and everything the pipeline, `predict`, `export` and the registry need
+    to know about it."""
+
+    name: str
+    inputs: Inputs
+    # Keras families: build(model cfg, window, features, mean, var, lr) over windows, build(model cfg,
+    # image shape, lr) over images -> a compiled model
+    build: Callable[..., Any] | None = None
+    fit: TabularFit | None = None  # tabular families
+    load: Callable[[Path, list[int]], Any] | None = None  # tabular families: (run folder, lags) -> model
+    model_file: str = files.KERAS_MODEL
+    layouts: tuple[str, ...] = ("series", "universe")
+    tasks: tuple[str, ...] = ("classify",)
+    learning_rate: float = 1e-3  # training.learning_rate: auto
+    description: str = ""
+
+    @property
+    def tabular(self) -> bool:
+        """Fitted on lagged rows (no Keras training loop, its own model file)."""
+        return self.inputs == "lagged_rows"
+
+    @property
+    def normalisation(self) -> str:
+        """How inputs are scaled, as the serving contract states it."""
+        if self.tabular:
+            return "none (trees and standardised coefficients read raw lagged features)"
+        return "inside the model (fitted on the run's training rows)"
+
+    def check_layout(self, layout: str) -> None:
+        """A one-line error where the family cannot train on `layout` (series, universe, panel)."""
+        if layout not in self.layouts:
+            able = [f.name for f in _FAMILIES.values() if layout in f.layouts]
+            raise ConfigError(
+                f"model.kind {self.name!r} does not train on a {layout} (it takes {', '.join(self.layouts)}); "
+                f"families that do: {', '.join(able) or 'none'}"
+            )
+
+    def network(
+        self, cfg: RunConfig, train_ds: Any, prep: Any = None, state: dict[str, Any] | None = None
+    ) -> tuple[Any, Callable[..., Any], tuple[int, ...]]:
+        """A Keras family's compiled model (or the one saved with a resume state), a loader
+        factory over datasets of the same windows, and the model's input shape. Image families
+        render charts from `prep`'s candles."""
+        from candleflow.models.loading import model_from
+
+        def built(make: Callable[[], Any]) -> Any:
+            return model_from(state, make)
+
+        lr = learning_rate(cfg)
+        build = self.build
+        if build is None:
+            raise ConfigError(f"model.kind {self.name!r} is fitted on lagged rows, not trained as a network")
+        if self.inputs == "windows":
+            from candleflow.models.loaders import keras_loader
+
+            mean, var = train_ds.moments()
+            window, n_feat = train_ds.shape[1:]
+            model = built(lambda: build(cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), lr))
+            return model, keras_loader, tuple(train_ds.shape[1:])
+        if self.inputs == "images":
+            if prep is None:
+                raise ConfigError(
+                    f"model.kind {self.name!r} renders charts from one series' candles: train it on one source"
+                )
+            loader = image_loader_for(prep.candles, cfg)
+            shape = _image_shape(prep.candles, train_ds, cfg)
+            model = built(lambda: build(cfg.model, shape, lr))
+            return model, loader, (*shape, 1)
+        raise ConfigError(f"model.kind {self.name!r} reads {self.inputs}; networks read windows or images")
+
+    def probabilities(self, model: Any, ds: Any, cfg: RunConfig, candles: Any = None) -> np.ndarray:
+        """Class probabilities (n, 3) for the windows of `ds`, as the run scored them."""
+        if self.tabular:
+            from candleflow.models.tabular import lag_features
+
+            return np.asarray(model.predict_proba(lag_features(ds, model.lags)))
+        if self.inputs == "images":
+            loader = image_loader_for(candles, cfg)(ds, PREDICT_BATCH)
+        else:
+            from candleflow.models.loaders import keras_loader
+
+            loader = keras_loader(ds, PREDICT_BATCH)
+        return np.asarray(model.predict(loader, verbose=0))[: len(ds)]
+
+    def save(self, model: Any, run_dir: str | Path) -> None:
+        """The model and its one-page summary into a run folder, atomically."""
+        from candleflow.fs.atomic import write_text
+
+        if self.tabular:
+            write_text(Path(run_dir) / files.SUMMARY, model.summary() + "\n")
+            model.save(Path(run_dir))
+        else:
+            save_network(model, run_dir)
+
+    def load_from(self, run_dir: str | Path, lags: list[int] | None = None) -> Any:
+        """The model saved in a run folder (Keras files in safe mode; tabular files in their own
+        format, never pickle)."""
+        run_dir = Path(run_dir)
+        if not (run_dir / self.model_file).is_file():
+            raise RegistryError(f"{run_dir}: no {self.name} model file ({self.model_file}) in the run folder")
+        if self.tabular:
+            assert self.load is not None
+            return self.load(run_dir / self.model_file, list(lags or []))
+        from candleflow.models.loading import load_model_file
+
+        return load_model_file(run_dir / self.model_file)
+
+
+def save_network(model: Any, run_dir: str | Path) -> None:
+    """A Keras model as `model.keras` (and its summary) in a run folder, atomically; the training
+    checkpoint it supersedes is removed."""
+    from candleflow.fs.atomic import atomic_path, write_text
+
+    run_dir = Path(run_dir)
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *a, **kw: lines.append(line))
+    write_text(run_dir / files.SUMMARY, "\n".join(lines) + "\n")
+    with atomic_path(run_dir / files.KERAS_MODEL, suffix=".keras") as tmp:
+        model.save(tmp)
+    (run_dir / files.CHECKPOINT).unlink(missing_ok=True)  # model.keras holds the best weights
+
+
+def image_loader_for(candles: Any, cfg: RunConfig) -> Callable[..., Any]:
+    """A loader factory like `keras_loader` that renders each window's chart from `candles`."""
+    from candleflow.images.render import ImageWindows
+    from candleflow.models.loaders import image_loader
+
+    def loader(
+        ds: Any,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        labels: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+        balanced: bool = False,
+        multiple_of: int = 1,
+    ) -> Any:
+        y = ds.labels_at() if labels is None else labels
+        images = ImageWindows(candles, ds.ends, cfg.images)
+        return image_loader(images, y, batch_size, shuffle, seed, weights, balanced, multiple_of)
+
+    return loader
+
+
+def _image_shape(candles: Any, train_ds: Any, cfg: RunConfig) -> tuple[int, ...]:
+    from candleflow.images.render import ImageWindows
+
+    return tuple(ImageWindows(candles, train_ds.ends[:1], cfg.images).shape)
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register(fam: Family, replace: bool = False) -> Family:
+    """Add a family under its name (a second one under a taken name only with `replace`)."""
+    if not fam.name or not fam.name.replace("_", "").isalnum() or fam.name != fam.name.lower():
+        raise ConfigError(f"family name {fam.name!r}: expected lower-case letters, digits and _")
+    if fam.name in _FAMILIES and not replace:
+        raise ConfigError(f"model family {fam.name!r} is registered already (pass replace=True to replace it)")
+    if fam.tabular and (fam.fit is None or fam.load is None):
+        raise ConfigError(f"model family {fam.name!r} reads lagged rows: it needs fit and load")
+    if not fam.tabular and fam.build is None:
+        raise ConfigError(f"model family {fam.name!r} is a network: it needs build")
+    _FAMILIES[fam.name] = fam
+    return fam
+
+
+def unregister(name: str) -> None:
+    """Remove a family (tests that register their own)."""
+    _FAMILIES.pop(name, None)
+
+
+def family(name: str) -> Family:
+    """The registered family `name`, or a one-line error listing those that exist."""
+    _builtin()
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise ConfigError(f"model.kind {name!r}: expected one of {', '.join(sorted(_FAMILIES))}") from None
+
+
+def names(tabular: bool | None = None) -> list[str]:
+    """The registered family names (only the tabular ones, or only the networks, when asked)."""
+    _builtin()
+    return [n for n, f in _FAMILIES.items() if tabular is None or f.tabular == tabular]
+
+
+def learning_rate(cfg: RunConfig) -> float:
+    """training.learning_rate with `auto` resolved: the family's own rate for classifiers, 1e-3
+    for the reward model."""
+    lr = cfg.training.learning_rate
+    if lr != "auto":
+        return float(lr)
+    return family(cfg.model.kind).learning_rate if cfg.task == "classify" else 1e-3
+
+
+def _builtin() -> None:
+    """Register candleflow's own families once (lazily: importing this module stays light)."""
+    if "lstm" in _FAMILIES:
+        return
+    from candleflow.models import tabular
+    from candleflow.models.networks import build_cnn, build_gpt, build_lstm, build_mlp
+
+    for fam in (
+        # the LSTM's rate from the walk-forward study (docs/benchmarks.md)
+        Family("lstm", "windows", build=build_lstm, learning_rate=3e-3, description="stacked LSTM over windows"),
+        Family(
+            "gpt",
+            "windows",
+            build=build_gpt,
+            layouts=("series", "universe", "panel"),
+            description="causal transformer over windows (and over panels of tickers)",
+        ),
+        Family("mlp", "windows", build=build_mlp, description="dense layers over the flattened window"),
+        Family("cnn", "images", build=build_cnn, layouts=("series",), description="CNN over chart images"),
+        Family(
+            "lightgbm",
+            "lagged_rows",
+            fit=tabular.fit_lightgbm,
+            load=tabular.GBMModel.load,
+            model_file=files.GBM_MODEL,
+            description="LightGBM over the windows' lagged rows",
+        ),
+        Family(
+            "linear",
+            "lagged_rows",
+            fit=tabular.fit_logistic,
+            load=lambda path, lags: tabular.LinearModel.load(path),
+            model_file=files.LINEAR_MODEL,
+            description="multinomial logistic regression over the windows' lagged rows",
+        ),
+    ):
+        _FAMILIES.setdefault(fam.name, fam)
+
+
+__all__ = ["Family", "family", "learning_rate", "names", "register", "unregister"]
