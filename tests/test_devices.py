@@ -105,6 +105,7 @@ def test_padded_batch_gives_the_unpadded_loss():
 RUN = [*TINY, "model.lstm_units=[16]", "source.n_bars=2000", "training.epochs=2", "training.device=cpu"]
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_two_simulated_devices_train_data_parallel_to_the_one_device_metrics(tmp_path):
     """Each run in a fresh process: XLA_FLAGS must be set before JAX starts."""

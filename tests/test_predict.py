@@ -52,7 +52,7 @@ def test_predict_reproduces_the_lstm_runs_validation_predictions(lstm_run):
     _parity(*lstm_run)
 
 
-@pytest.mark.parametrize("kind", ["gpt", "mlp", "lightgbm", "linear"])
+@pytest.mark.parametrize("kind", [pytest.param("gpt", marks=pytest.mark.extended), "mlp", "lightgbm", "linear"])
 def test_predict_reproduces_every_familys_validation_predictions(tiny_config, kind):
     import candleflow as cf
 

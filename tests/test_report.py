@@ -95,6 +95,42 @@ def test_report_rebuilds_identically_from_the_run_folder(runs):
 
 
 @pytest.mark.integration
+def test_report_needs_no_source_and_old_folders_rebuild_from_it(tmp_path):
+    """The curves and example windows are stored at run time: with the run's candle file deleted,
+    `report` writes the same page. A folder from before report_data.npz rebuilds it from the
+    source, identically, and says so in one line when the source is gone."""
+    from candleflow.errors import SourceError
+    from conftest import BINANCE
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for m in ("01", "02", "03"):
+        shutil.copy(BINANCE / f"monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-{m}.zip", data)
+    cfg = load_config(
+        None,
+        [
+            *TINY,
+            "source.kind=files",
+            f"source.paths=[{data}/*.zip]",
+            f"output.runs_dir={tmp_path / 'runs'}",
+            "output.name=files",
+        ],
+    )
+    folder = run(cfg).run_dir
+    page = (folder / "report.html").read_bytes()
+    (folder / "report_data.npz").rename(tmp_path / "report_data.npz")  # as written before the file existed
+    build_report(folder)  # rebuilt from the source: the same page
+    assert (folder / "report.html").read_bytes() == page
+    shutil.rmtree(data)
+    with pytest.raises(SourceError, match=r"data/\*.zip: no file matches this pattern"):
+        build_report(folder)  # old folder, source gone: a one-line error
+    (tmp_path / "report_data.npz").rename(folder / "report_data.npz")
+    (folder / "report.html").unlink()
+    build_report(folder)  # source gone, data stored: the same page
+    assert (folder / "report.html").read_bytes() == page
+
+
+@pytest.mark.integration
 def test_report_and_compare_cli(runs):
     d, a, b = runs
     env = dict(os.environ, COLUMNS="200")

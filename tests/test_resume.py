@@ -31,7 +31,7 @@ def _cfg(tmp_path, name, extra=()):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("kind", ["lstm", "gpt"])
+@pytest.mark.parametrize("kind", ["lstm", pytest.param("gpt", marks=pytest.mark.extended)])
 def test_resumed_run_matches_uninterrupted(tmp_path, kind):
     extra = (
         ["model.kind=gpt", "model.gpt_d_model=16", "model.gpt_heads=2", "model.gpt_layers=1"] if kind == "gpt" else []

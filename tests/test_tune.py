@@ -40,6 +40,7 @@ def test_apply_params_names_bad_keys():
 SMALL = [*TINY, "source.n_bars=2500", "tune.folds=2"]
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_tune_runs_continues_and_writes_best_config(tmp_path):
     cfg = load_config(None, SMALL + [f"output.runs_dir={tmp_path}"])

@@ -186,6 +186,7 @@ def test_without_signal_no_family_has_a_significant_edge(tiny_config):
         assert lo <= 0 <= hi, (family, e["edge_over_baseline_ci95"])
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_walkforward_grid_on_dask_matches_the_serial_study(tiny_config, tmp_path):
     from candleflow.studies.walkforward import load_fold, walkforward

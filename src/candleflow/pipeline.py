@@ -29,7 +29,7 @@ from candleflow.models.fitting import Trained, model_and_loader, train_and_score
 from candleflow.models.training import latest_resume_state
 from candleflow.runs.folder import RunFolder
 from candleflow.runs.registry import save_model
-from candleflow.runs.report import build_report
+from candleflow.runs.report import build_report, report_arrays
 
 log = logging.getLogger("candleflow")
 
@@ -216,14 +216,16 @@ def _run_into(
     trained = train_and_score(
         cfg, work, prep.dataset, prep.split.parts, model_and_loader(cfg, prep, state), state, callbacks, replicas
     )
-    metrics, predictions = trained.metrics, {}
+    metrics, predictions, drawn = trained.metrics, {}, {}
     for part, (part_ds, y_true, probs) in trained.scored.items():
-        metrics[part]["trading"], _ = trading_evaluation(
+        metrics[part]["trading"], results = trading_evaluation(
             prep.candles, part_ds.ends, y_true, probs, decide(probs, cfg.evaluation.decision_margin), cfg
         )
         predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
+        drawn[part] = report_arrays(prep.candles, part_ds.ends, results, cfg.dataset.window, cfg.labels.horizon)
     folder.write_metrics(metrics)
     folder.write_predictions(predictions)
+    folder.write_report_data(drawn)
     save_model(trained.model, work, cfg.model.kind)
     folder.write_data(
         {
@@ -248,7 +250,7 @@ def _run_into(
         },
     )
     folder.write_metadata(metadata)
-    build_report(work, prep)
+    build_report(work)
     log.info("run finished in %.1fs", metadata["seconds"])
     return RunResult(work, metrics, metadata)
 

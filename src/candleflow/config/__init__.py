@@ -831,7 +831,21 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         if not isinstance(nxt, dict):
             raise ConfigError(f"override {item!r}: {part!r} is not a section")
         node = nxt
+    if parts[-1] == "kind" and _is_source_path(parts) and value != _implied_kind(node):
+        node.clear()  # another kind of source replaces the source: its old keys mean nothing to the new one
     node[parts[-1]] = value
+
+
+def _is_source_path(parts: list[str]) -> bool:
+    """`source.kind` or `universe.sources.NAME.kind`."""
+    return parts == ["source", "kind"] or (len(parts) == 4 and parts[:2] == ["universe", "sources"])
+
+
+def _implied_kind(source: dict[str, Any]) -> str | None:
+    """The kind a source section has (as validate_config reads it), None for an empty section."""
+    if not source:
+        return None
+    return source.get("kind") or ("files" if "paths" in source else "synthetic")
 
 
 def validate_config(data: dict[str, Any]) -> RunConfig:

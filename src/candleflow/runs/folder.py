@@ -31,6 +31,7 @@ class RunFolder:
     METRICS = "metrics.json"
     PREDICTIONS = "predictions.npz"
     REPORT = "report.html"
+    REPORT_DATA = "report_data.npz"  # what the report draws, stored at run time (no source re-read)
     TENSORBOARD = files.TENSORBOARD
     LOG = "run.log"
     STARTED = "started.json"
@@ -86,8 +87,15 @@ class RunFolder:
 
     def write_predictions(self, parts: dict[str, dict[str, np.ndarray]]) -> None:
         """Window ends, true labels and probabilities per period, as plain npz (no pickle)."""
+        self._write_parts(self.PREDICTIONS, parts)
+
+    def write_report_data(self, parts: dict[str, dict[str, np.ndarray]]) -> None:
+        """The curves and example windows the report draws, per period (plain npz)."""
+        self._write_parts(self.REPORT_DATA, parts)
+
+    def _write_parts(self, name: str, parts: dict[str, dict[str, np.ndarray]]) -> None:
         arrays = {f"{part}_{k}": v for part, d in parts.items() for k, v in d.items()}
-        with atomic_path(self.path / self.PREDICTIONS, suffix=".npz") as tmp:
+        with atomic_path(self.path / name, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
 
@@ -135,7 +143,14 @@ class RunFolder:
 
     def predictions(self) -> dict[str, dict[str, np.ndarray]]:
         """The arrays `write_predictions` wrote, by period and name (loaded without pickle)."""
-        with np.load(self.path / self.PREDICTIONS, allow_pickle=False) as z:
+        return self._read_parts(self.PREDICTIONS)
+
+    def report_data(self) -> dict[str, dict[str, np.ndarray]] | None:
+        """The arrays `write_report_data` wrote, or None for a run folder written before it existed."""
+        return self._read_parts(self.REPORT_DATA) if (self.path / self.REPORT_DATA).is_file() else None
+
+    def _read_parts(self, name: str) -> dict[str, dict[str, np.ndarray]]:
+        with np.load(self.path / name, allow_pickle=False) as z:
             out: dict[str, dict[str, np.ndarray]] = {}
             for key in z.files:
                 part, name = key.split("_", 1)

@@ -120,21 +120,22 @@ def class_balance(split: dict[str, Any]) -> bytes:
 
 
 def example_windows(
-    close: np.ndarray,
-    ends: np.ndarray,
+    segments: np.ndarray,
     window: int,
-    horizon: int,
     y_true: np.ndarray,
     y_pred: np.ndarray,
     probs: np.ndarray,
 ) -> bytes:
-    """A few validation windows (close, normalised to the last bar) with the bars the label saw."""
-    k = len(ends)
+    """A few windows (close, normalised to the last bar) with the bars the label saw: each row of
+    `segments` holds the window's closes then the horizon's (NaN past the data's end)."""
+    k = len(segments)
     fig = Figure(figsize=(10, 2.6 * ((k + 2) // 3)))
     axes = np.atleast_1d(fig.subplots((k + 2) // 3, 3)).ravel()
-    for ax, e, t, p, pr in zip(axes, ends, y_true, y_pred, probs):
-        past = close[e - window + 1 : e + 1] / close[e]
-        fut = close[e : e + horizon + 1] / close[e]
+    for ax, seg, t, p, pr in zip(axes, segments, y_true, y_pred, probs):
+        last = seg[window - 1]
+        past = seg[:window] / last
+        fut = seg[window - 1 :] / last
+        fut = fut[np.isfinite(fut)]
         ax.plot(np.arange(-window + 1, 1), past, color="k", lw=1)
         ax.plot(np.arange(0, fut.size), fut, color="C2" if t == 2 else "C3" if t == 0 else "C7", lw=1)
         ax.axvline(0, color="k", lw=0.5)

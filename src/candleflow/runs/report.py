@@ -105,10 +105,54 @@ def backtest_rows(bt: dict[str, Any]) -> list[list[Any]]:
     return [[name, *(_bt_value(k, r[k]) for k in BACKTEST_KEYS)] for name, r in rows.items()]
 
 
-def build_report(run_dir: str | Path, prep=None) -> Path:
-    """Write run_dir/report.html from the run's files; `prep` (the prepared data) is rebuilt from
-    the run's config when not given, and must have the run's data fingerprint."""
+EXAMPLES = 6  # example windows drawn per period
+
+
+def report_arrays(candles: Any, ends: np.ndarray, results: dict[str, Any], window: int, horizon: int) -> dict:
+    """What the report draws for one period, computed once at run time: the equity curve of each
+    backtested strategy with its bar times, and a few example windows' closes (window then
+    horizon, NaN past the data's end), so `report` never re-reads the source."""
+    model = results["model"]
+    out: dict[str, np.ndarray] = {"times": candles.open_time[model.start : model.stop].astype(np.int64)}
+    out.update({f"equity_{k}": np.asarray(r.equity, np.float64) for k, r in results.items()})
+    pick = np.linspace(0, ends.size - 1, min(EXAMPLES, ends.size)).astype(np.int64)
+    segments = np.full((pick.size, window + horizon), np.nan)
+    for row, e in enumerate(ends[pick]):
+        part = candles.close[int(e) - window + 1 : int(e) + horizon + 1]
+        segments[row, : part.size] = part
+    out.update({"example_pick": pick, "example_close": segments})
+    return out
+
+
+def _rebuild_report_data(run_dir: Path, meta: dict, metrics: dict, preds: dict, cfg: Any, prep: Any) -> dict:
+    """report_arrays for a run folder written before they were stored: the run's data prepared
+    again (it must still have the run's fingerprint) and each period backtested again."""
     from candleflow.evaluation.trading import trading_evaluation
+
+    if prep is None:
+        from candleflow.dataset.prepare import prepare
+
+        prep = prepare(cfg)
+    if prep.candles.fingerprint != meta["data_fingerprint"]:
+        raise RegistryError(
+            f"{run_dir}: the data its config produces now (fingerprint "
+            f"{prep.candles.fingerprint[:12]}) is not the data it was trained on "
+            f"({meta['data_fingerprint'][:12]})"
+        )
+    out = {}
+    for part, m in metrics.items():
+        p = preds[part]
+        decisions = decide(p["probs"], m["decision_margin"])
+        _, results = trading_evaluation(prep.candles, p["ends"], p["y"], p["probs"], decisions, cfg)
+        out[part] = report_arrays(prep.candles, p["ends"], results, cfg.dataset.window, cfg.labels.horizon)
+    return out
+
+
+def build_report(run_dir: str | Path, prep=None) -> Path:
+    """Write run_dir/report.html from the run's files alone (the curves and example windows were
+    stored at run time in report_data.npz). A run folder from before that file existed is
+    rebuilt from its source: `prep` (the prepared data) or the run's config, with the run's data
+    fingerprint."""
     from candleflow.runs import plots
 
     run_dir = Path(run_dir)
@@ -132,16 +176,9 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         raise RegistryError(f"{run_dir}: cannot build a report ({exc})") from None
     history = _read_history(run_dir / RunFolder.HISTORY)
     cfg = folder.config()
-    if prep is None:
-        from candleflow.dataset.prepare import prepare
-
-        prep = prepare(cfg)
-    if prep.candles.fingerprint != meta["data_fingerprint"]:
-        raise RegistryError(
-            f"{run_dir}: the data its config produces now (fingerprint "
-            f"{prep.candles.fingerprint[:12]}) is not the data it was trained on "
-            f"({meta['data_fingerprint'][:12]})"
-        )
+    stored = folder.report_data()
+    if stored is None:  # a run folder from before report_data.npz: rebuilt from the run's source
+        stored = _rebuild_report_data(run_dir, meta, metrics, preds, cfg, prep)
     sections = [
         f"<h1>candleflow run {html.escape(meta['run'])}</h1>",
         f"<p class='lead'>{html.escape(meta['symbol'])} {html.escape(meta['interval'])} · "
@@ -151,7 +188,7 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
     figures = [_img(plots.training_curves(history), "training curves")]
     for part, m in metrics.items():
         p = preds[part]
-        y, probs, ends = p["y"], p["probs"], p["ends"]
+        y, probs = p["y"], p["probs"]
         decisions = decide(probs, m["decision_margin"])
         sections.append(f"<h2>{part} period: {m['n']:,} windows</h2>")
         sections.append("<h3>classification</h3>" + _table(classification_rows(m), CLASSIFICATION_HEADER, "metrics"))
@@ -199,8 +236,8 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
                 "coverage",
             )
         )
-        _, results = trading_evaluation(prep.candles, ends, y, probs, decisions, cfg)
-        times = prep.candles.open_time[results["model"].start : results["model"].stop]
+        drawn = stored[part]
+        curves = {k.removeprefix("equity_"): v for k, v in drawn.items() if k.startswith("equity_")}
         figures.append(
             _img(
                 plots.confusion(m["table"]["model"]["confusion_matrix"], f"{part}: model decisions"),
@@ -209,22 +246,16 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         )
         figures.append(
             _img(
-                plots.equity_and_drawdown(times, {k: r.equity for k, r in results.items()}, part),
+                plots.equity_and_drawdown(drawn["times"], curves, part),
                 f"equity and drawdown ({part})",
             )
         )
         figures.append(_img(plots.calibration(bt["reliability"], bt["coverage"]), f"calibration ({part})"))
-        pick = np.linspace(0, ends.size - 1, 6).astype(int)
+        pick = drawn["example_pick"]
         figures.append(
             _img(
                 plots.example_windows(
-                    prep.candles.close,
-                    ends[pick],
-                    cfg.dataset.window,
-                    cfg.labels.horizon,
-                    y[pick],
-                    decisions[pick],
-                    probs[pick],
+                    drawn["example_close"], cfg.dataset.window, y[pick], decisions[pick], probs[pick]
                 ),
                 f"example windows ({part})",
             )
