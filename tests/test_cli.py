@@ -147,3 +147,28 @@ def test_help_everywhere(tmp_path):
     ):
         proc = cli(*args, cwd=tmp_path)
         assert "Usage" in proc.stdout
+
+
+def test_every_failing_command_ends_its_log_file_with_the_error(tmp_path):
+    """The console shows one line; the command's log file ends with the same line (and keeps the
+    command line it ran), for the commands that read data and those that read run folders."""
+    logs = tmp_path / "logs"
+    cases = {
+        "prepare": ["prepare", "--set", "source.kind=files", "--set", "source.paths=[nope.csv]"],
+        "inspect": ["inspect", "--set", "source.kind=files", "--set", "source.paths=[nope.csv]"],
+        "predict": ["predict", "nope"],
+        "report": ["report", "nope"],
+        "export": ["export", "nope"],
+        "cache": ["cache", "prune", "--kind", "prepared", "--folder", str(tmp_path)],
+    }
+    for command, args in cases.items():
+        env = dict(os.environ, CANDLEFLOW_LOG_DIR=str(logs))
+        proc = subprocess.run(
+            [sys.executable, "-m", "candleflow.cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 2, (command, proc.stderr)
+        (log,) = logs.glob(f"*-{command}-*.log")
+        lines = log.read_text().splitlines()
+        assert lines[0].endswith(f"candleflow {' '.join(args)}")
+        assert lines[-1].endswith(proc.stderr.strip()) and " ERROR error: " in lines[-1], (command, lines[-1])
+        log.unlink()

@@ -102,6 +102,20 @@ def test_no_package_imports_one_above_it():
     assert upward == [], "\n".join(upward)
 
 
+def test_the_cli_only_presents():
+    """cli/ parses options, calls the library and prints: small modules, none reaching for arrays,
+    files or caches itself (that logic lives in the library, where a notebook can call it)."""
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (PKG / "cli").glob("*.py")}
+    assert max(sizes.values()) < 400, sizes
+    for path in (PKG / "cli").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not imported & {"numpy", "pyarrow", "shutil", "pandas", "keras"}, (path.name, imported)
+        calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+        assert not calls & {"unlink", "rmtree", "rename", "replace_schema_metadata", "evict"}, (path.name, calls)
+
+
 def test_top_level_reads_as_the_pipeline():
     entries = sorted(p.name for p in PKG.iterdir() if not p.name.startswith("__pycache__"))
     packages = {p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
@@ -117,6 +131,7 @@ def test_top_level_reads_as_the_pipeline():
         "fs",
         "studies",
         "config",
+        "cli",
     }
     assert len(entries) <= 16, entries
 

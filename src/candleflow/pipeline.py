@@ -36,11 +36,13 @@ log = logging.getLogger("candleflow")
 
 @dataclass
 class RunResult:
-    """A finished run: its folder, metrics (per period) and metadata."""
+    """A finished run: its folder, metrics (per period), metadata, and its layout: series (one
+    series), universe (one model over many series), panel (tickers side by side) or reward."""
 
     run_dir: Path
     metrics: dict[str, Any]
     metadata: dict[str, Any]
+    layout: str = "series"
 
 
 def run(cfg: RunConfig, callbacks: list | None = None) -> RunResult:
@@ -126,7 +128,7 @@ def _execute(
             from candleflow.rewards.task import run_reward_into
 
             metrics, metadata = run_reward_into(cfg, work, name, started, versions(), state, callbacks)
-            result = RunResult(work, metrics, metadata)
+            result = RunResult(work, metrics, metadata, "reward")
         else:
             replicas = data_parallel(cfg.training.distribution, devices["device"] == "gpu")
             if cfg.dataset.layout == "panel":
@@ -243,6 +245,7 @@ def _run_into(
         trained,
         replicas,
         {
+            "layout": "series",
             "data_fingerprint": prep.candles.fingerprint,
             "symbol": prep.candles.symbol,
             "interval": prep.candles.interval,
@@ -323,6 +326,7 @@ def _run_store_into(
         trained,
         replicas,
         {
+            "layout": "universe",
             "symbol": sorted({records[n]["symbol"] for n in names}),
             "interval": sorted({records[n]["interval"] for n in names}),
             "series": names,
@@ -335,7 +339,7 @@ def _run_store_into(
         "per series: run them on one source)",
         metadata["seconds"],
     )
-    return RunResult(work, trained.metrics, metadata)
+    return RunResult(work, trained.metrics, metadata, "universe")
 
 
 def _store_identity(records: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -434,7 +438,7 @@ def _run_panel_into(
         metadata["metrics"][part]["long_short_sharpe"] = m["cross_section"]["model"]["sharpe"]
     folder.write_metadata(metadata)
     log.info("panel run finished in %.1fs", metadata["seconds"])
-    return RunResult(work, trained.metrics, metadata)
+    return RunResult(work, trained.metrics, metadata, "panel")
 
 
 def versions() -> dict[str, str]:

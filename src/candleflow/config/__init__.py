@@ -779,6 +779,19 @@ class RunConfig(_Section):
         self.labels._round_trip = 2 * (self.backtest.fee + self.backtest.slippage)
         return self
 
+    def cache_folders(self) -> dict[str, Path | None]:
+        """Each cache's folder, by kind (binance, yfinance, prepared, stores): the configured
+        source's own, the other sources' defaults; prepared is None when dataset.cache_dir is unset."""
+        src = self.source
+        binance = src.cache_dir if isinstance(src, BinanceSource) else BinanceSource.model_fields["cache_dir"].default
+        yahoo = src.cache_dir if isinstance(src, YFinanceSource) else YFinanceSource.model_fields["cache_dir"].default
+        return {
+            "binance": Path(binance).expanduser(),
+            "yfinance": Path(yahoo).expanduser(),
+            "prepared": Path(self.dataset.cache_dir).expanduser() if self.dataset.cache_dir else None,
+            "stores": Path(self.cache.stores_dir).expanduser(),
+        }
+
     def to_yaml(self) -> str:
         """The resolved config as YAML."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from candleflow.config import (
     BinanceSource,
@@ -21,8 +23,13 @@ from candleflow.data.validate import RawCandles, ValidationReport, validate_cand
 log = logging.getLogger("candleflow")
 
 
+# The source protocol: a loader takes its source's config, the validation policy and the cache
+# caps, and returns validated Candles with the report of every defect. One per `source.kind`.
+Loader = Callable[[Any, ValidationPolicy, CacheConfig], tuple[Candles, ValidationReport]]
+
+
 def read_source(cfg: SourceConfig) -> RawCandles:
-    """Raw rows from the configured source, in source order."""
+    """Raw rows (before validation) from a source read locally: synthetic or files."""
     if isinstance(cfg, SyntheticSource):
         return generate_synthetic(cfg)
     if isinstance(cfg, FilesSource):
@@ -30,40 +37,56 @@ def read_source(cfg: SourceConfig) -> RawCandles:
     raise TypeError(f"read_source does not take {type(cfg).__name__}; use load_candles")
 
 
-def load_candles(
-    cfg: SourceConfig | None = None, policy: ValidationPolicy | None = None, cache: CacheConfig | None = None
-) -> tuple[Candles, ValidationReport]:
-    """Read the source and validate it: canonical Candles plus the report of every defect.
-    `cache` caps the download caches (default: `cache.max_gb`'s default)."""
-    cfg = cfg or SyntheticSource()
-    cache = cache or CacheConfig()
-    if isinstance(cfg, BinanceSource):
-        from candleflow.data.sources.binance.fetch import fetch_candles
+def _synthetic(cfg: SyntheticSource, policy: ValidationPolicy, cache: CacheConfig) -> tuple[Candles, ValidationReport]:
+    return validate_candles(generate_synthetic(cfg), policy, interval=cfg.interval)
 
-        res = fetch_candles(cfg, policy, max_cache_bytes=cache.max_bytes)
-        return res.candles, res.report
-    if isinstance(cfg, YFinanceSource):
-        from candleflow.data.sources.yfinance import calendar_for, fetch_yfinance
 
-        raw, info = fetch_yfinance(cfg, max_cache_bytes=cache.max_bytes)
-        policy = policy or ValidationPolicy()
-        if policy.calendar == "auto":
-            policy = policy.model_copy(update={"calendar": calendar_for(info, cfg.symbol)})
-        candles, report = validate_candles(raw, policy, interval=cfg.interval)
-        report.exchange = info.get("exchange_name", "")
-        return candles, report
-    raw = read_source(cfg)
-    policy = policy or ValidationPolicy()
+def _files(cfg: FilesSource, policy: ValidationPolicy, cache: CacheConfig) -> tuple[Candles, ValidationReport]:
+    """Files: the calendar inferred from the bars under `validation.calendar: auto` (stock files
+    skip weekends and holidays), said in the report."""
+    raw = read_files(cfg)
     reason = ""
-    if isinstance(cfg, FilesSource) and policy.calendar == "auto":  # stock files skip weekends and holidays
+    if policy.calendar == "auto":
         from candleflow.data.calendar import infer_calendar
 
         name, reason = infer_calendar(raw.columns["open_time"], where=", ".join(cfg.paths)[:300])
         log.info("validation.calendar auto: %s (%s)", name, reason)
         policy = policy.model_copy(update={"calendar": name})
-    candles, report = validate_candles(raw, policy, interval=getattr(cfg, "interval", None))
+    candles, report = validate_candles(raw, policy, interval=cfg.interval)
     report.calendar_reason = reason
     return candles, report
 
 
-__all__ = ["generate_synthetic", "load_candles", "read_files", "read_source"]
+def _binance(cfg: BinanceSource, policy: ValidationPolicy, cache: CacheConfig) -> tuple[Candles, ValidationReport]:
+    from candleflow.data.sources.binance.fetch import fetch_candles
+
+    res = fetch_candles(cfg, policy, max_cache_bytes=cache.max_bytes)
+    return res.candles, res.report
+
+
+def _yfinance(cfg: YFinanceSource, policy: ValidationPolicy, cache: CacheConfig) -> tuple[Candles, ValidationReport]:
+    """Yahoo's bars on the calendar of the exchange Yahoo reports (validation.calendar: auto)."""
+    from candleflow.data.sources.yfinance import calendar_for, fetch_yfinance
+
+    raw, info = fetch_yfinance(cfg, max_cache_bytes=cache.max_bytes)
+    if policy.calendar == "auto":
+        policy = policy.model_copy(update={"calendar": calendar_for(info, cfg.symbol)})
+    candles, report = validate_candles(raw, policy, interval=cfg.interval)
+    report.exchange = info.get("exchange_name", "")
+    return candles, report
+
+
+LOADERS: dict[str, Loader] = {"synthetic": _synthetic, "files": _files, "binance": _binance, "yfinance": _yfinance}
+
+
+def load_candles(
+    cfg: SourceConfig | None = None, policy: ValidationPolicy | None = None, cache: CacheConfig | None = None
+) -> tuple[Candles, ValidationReport]:
+    """Read the source and validate it: canonical Candles plus the report of every defect.
+    `cache` caps the download caches (default: `cache.max_gb`'s default). Every source goes
+    through its loader in LOADERS (one signature: the source protocol)."""
+    cfg = cfg or SyntheticSource()
+    return LOADERS[cfg.kind](cfg, policy or ValidationPolicy(), cache or CacheConfig())
+
+
+__all__ = ["LOADERS", "generate_synthetic", "load_candles", "read_files", "read_source"]

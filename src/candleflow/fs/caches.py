@@ -354,6 +354,23 @@ def read_stats(root: str | os.PathLike) -> dict[str, int | str]:
     return {k: v for k, v in data.items() if isinstance(v, (int, str)) and not isinstance(v, bool)}
 
 
+def prune(
+    targets: Iterable[tuple[CacheKind, str | os.PathLike]],
+    max_bytes: int | None,
+    older_than: float | None = None,
+    dry_run: bool = False,
+) -> list[tuple[CacheKind, Path, list[CacheEntry]]]:
+    """`candleflow cache prune`: every folder is checked to be candleflow's cache of its kind
+    before anything is removed from any (`require_cache`), then each is evicted down to
+    `max_bytes` (and of entries unused for `older_than` seconds). Returns what went per folder."""
+    checked = [(kind, Path(root).expanduser()) for kind, root in targets]
+    for kind, root in checked:
+        require_cache(kind, root)
+    return [
+        (kind, root, evict(kind, root, max_bytes, older_than=older_than, dry_run=dry_run)) for kind, root in checked
+    ]
+
+
 @dataclass
 class CacheSummary:
     """What `candleflow cache list` shows for one cache folder."""
@@ -398,6 +415,7 @@ __all__ = [
     "gb_to_bytes",
     "marker_kind",
     "owns",
+    "prune",
     "recorded",
     "remember",
     "require_cache",

@@ -273,3 +273,21 @@ def load_samples(path: str | Path) -> RewardSamples:
         table.column("end").to_numpy(),
         table.column("open_time").cast(pa.int64()).to_numpy(),
     )
+
+
+def reward_statistics(reward: np.ndarray, action: np.ndarray) -> dict[str, dict[str, float | int | None]]:
+    """Samples, mean, standard deviation, min and max of the rewards per action side (hold, long,
+    short) and for all samples; the figures are None where a side has no sample.
+    `action` is the (n, k) action array whose first column is the side (0 hold, > 0 long, < 0 short)."""
+    side = np.asarray(action)[:, 0]
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name, mask in (("hold", side == 0), ("long", side > 0), ("short", side < 0), ("all", np.ones(side.size, bool))):
+        x = np.asarray(reward)[mask]
+        out[name] = {
+            "samples": int(x.size),
+            **{
+                k: (float(f(x)) if x.size else None)
+                for k, f in (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max))
+            },
+        }
+    return out

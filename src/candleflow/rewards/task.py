@@ -108,6 +108,7 @@ def run_reward_into(
     metadata: dict[str, Any] = {
         "run": name,
         "task": "reward",
+        "layout": "reward",
         "created": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - t0, 1),

@@ -1,0 +1,110 @@
+"""What every command shares: the Typer apps, the consoles, common options, logging to the
+console and to each command's log file, progress bars, and Ctrl-C handling. Presentation only."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Exchange candles to leak-free datasets and trained, evaluated, versioned models.",
+)
+models_app = typer.Typer(no_args_is_help=True, help="List and inspect saved runs and their models.")
+app.add_typer(models_app, name="models")
+cache_app = typer.Typer(no_args_is_help=True, help="List and prune candleflow's caches (downloads, prepared data).")
+app.add_typer(cache_app, name="cache")
+# wide enough for the metrics table when output goes to a file or a CI log
+# markup off: symbols, file names, listing keys and run names are printed as they are ("[/]" included)
+console = Console(markup=False) if sys.stdout.isatty() else Console(width=120, markup=False)
+err_console = (
+    Console(stderr=True, markup=False) if sys.stderr.isatty() else Console(stderr=True, width=120, markup=False)
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config; the embedded default when omitted")
+]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="override a config key, e.g. --set labels.horizon=48")
+]
+RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="folder holding run folders")]
+
+
+class CommandLog(logging.FileHandler):
+    """The log file of one command; a later command in the same process replaces it."""
+
+
+def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
+    """Log to the console (INFO with `verbose`, else WARNING) and, with `log_file`, everything to that file."""
+    log = logging.getLogger("candleflow")
+    log.setLevel(logging.INFO)
+    if not any(isinstance(h, RichHandler) for h in log.handlers):
+        h = RichHandler(console=err_console, show_path=False, show_time=False, markup=False)
+        h.setLevel(logging.INFO if verbose else logging.WARNING)
+        h.addFilter(lambda record: record.name != "candleflow.epochs")
+        log.addHandler(h)
+    for old in [h for h in log.handlers if isinstance(h, CommandLog)]:
+        log.removeHandler(old)
+        old.close()
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = CommandLog(log_file)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(fh)
+        fh.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "candleflow %s", (" ".join(sys.argv[1:]),), None))
+    log.propagate = False
+
+
+def bar(label: str, transient: bool = True, disable: bool = False) -> Progress:
+    """The progress bar of the long commands: label, bar, done/total, elapsed time, on stderr."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=transient,
+        disable=disable,
+    )
+
+
+def log_file_for(cfg, command: str) -> Path:
+    """Where a long command other than run/train logs: LOG_DIR/TIME-COMMAND-PID.log, LOG_DIR being
+    output.log_dir, $CANDLEFLOW_LOG_DIR or the user's state folder (never the working folder)."""
+    folder = (cfg.output.log_dir if cfg is not None else None) or os.environ.get("CANDLEFLOW_LOG_DIR")
+    if not folder:
+        state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+        folder = Path(state) / "candleflow" / "logs"
+    return Path(folder).expanduser() / f"{time.strftime('%Y%m%d-%H%M%S')}-{command}-{os.getpid()}.log"
+
+
+def interruptible(call):
+    """Run `call`; on Ctrl-C print how to resume (one line) and exit 130, the shell's code for SIGINT."""
+    try:
+        return call()
+    except KeyboardInterrupt as exc:
+        notes = " ".join(getattr(exc, "__notes__", []))
+        err_console.print(f"interrupted{'; ' + notes if notes else ''}", markup=False, highlight=False)
+        raise typer.Exit(130) from None
+
+
+def log_error(text: str, exc_info: bool = False) -> None:
+    """End the command's log file (if it has one) with its error line, and the traceback for an
+    error candleflow did not expect; the console shows the one line only."""
+    log = logging.getLogger("candleflow")
+    record = log.makeRecord(
+        log.name, logging.ERROR, __file__, 0, "error: %s", (text,), sys.exc_info() if exc_info else None
+    )
+    for h in log.handlers:
+        if isinstance(h, CommandLog):
+            h.handle(record)

@@ -1,0 +1,275 @@
+"""Commands that build data: prepare (one series or a store of many), inspect, images, rewards.
+Each parses its options, calls the library and prints."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from candleflow.cli.common import ConfigOpt, SetOpt, app, bar, console, log_file_for, setup_logging
+
+
+@app.command()
+def prepare(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="prepare into this store (path or fsspec URL), one entry per symbol, on Dask"),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="address of a running Dask scheduler (default: local worker processes)"),
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="local worker processes", min=1)] = None,
+    symbols: Annotated[str | None, typer.Option("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT")] = None,
+    intervals: Annotated[str | None, typer.Option("--intervals", help="comma-separated, e.g. 1m,1h")] = None,
+    force: Annotated[bool, typer.Option("--force", help="prepare listed entries again")] = False,
+) -> None:
+    """Read the source, validate candles, compute features, labels, windows and split; no training.
+    With a universe (--symbols, --intervals, universe.sources) or --store: every series on Dask, into a store."""
+    from candleflow.config import load_config
+    from candleflow.dataset.prepare import prepare as prepare_data
+
+    given = {
+        "universe.store": store,
+        "cluster.scheduler": scheduler,
+        "cluster.workers": workers,
+        "universe.symbols": symbols and f"[{symbols}]",
+        "universe.intervals": intervals and f"[{intervals}]",
+    }
+    flags = [f"{key}={value}" for key, value in given.items() if value]
+    cfg = load_config(config, [*(set_ or []), *flags])
+    setup_logging(verbose=not as_json, log_file=log_file_for(cfg, "prepare"))
+    if store or scheduler or cfg.universe.active:
+        _prepare_store(cfg, force, as_json)
+        return
+    prep = prepare_data(cfg)
+    summary = prep.summary() | {"validation": prep.report.to_dict()}
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    console.print(
+        f"{summary['symbol']} {summary['interval']}: {summary['rows']:,} rows, "
+        f"{summary['segments']} segments, fingerprint {summary['fingerprint'][:16]}"
+    )
+    console.print(f"validation: {prep.report.summary()}")
+    console.print(
+        f"features {tuple(summary['feature_shape'])} float32 ({summary['feature_mb']} MB); "
+        f"{summary['windows']:,} windows of {tuple(summary['window_shape'])} as views "
+        f"(a copy would take {summary['materialised_windows_mb']:,} MB)"
+    )
+    t = Table(title="split (chronological, purged)")
+    for col in ("part", "windows", "purged", "first end", "last end", "SHORT", "HOLD", "LONG"):
+        t.add_column(col, justify="right" if col not in ("part", "first end", "last end") else "left")
+    for part, p in summary["split"].items():
+        c = p["classes"]
+        t.add_row(
+            part,
+            f"{p['windows']:,}",
+            str(p["purged"]),
+            str(p["first_end"]),
+            str(p["last_end"]),
+            f"{c['SHORT']:,}",
+            f"{c['HOLD']:,}",
+            f"{c['LONG']:,}",
+        )
+    console.print(t)
+
+
+def _prepare_store(cfg, force: bool, as_json: bool) -> None:
+    from candleflow.scale.cluster import build_store, plan_tasks
+    from candleflow.scale.store import SeriesStore
+
+    store = SeriesStore.for_config(cfg)  # a bad URL is reported before any work starts
+    n = len(plan_tasks(cfg))
+    with bar("prepare", transient=False, disable=as_json) as progress:
+        task = progress.add_task("entries", total=n)
+        report = build_store(cfg, force=force, on_done=lambda name, rec, err: progress.advance(task))
+    summary = report.to_dict() | {"manifest": store.summary()}
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    t = Table(title=f"store {report.store}")
+    for col in ("entry", "rows", "first", "last", "seconds", "worker"):
+        t.add_column(col, justify="right" if col in ("rows", "seconds") else "left")
+    for rec in report.computed:
+        t.add_row(rec["name"], f"{rec['rows']:,}", rec["first"], rec["last"], f"{rec['seconds']:.2f}", rec["worker"])
+    console.print(t)
+    m = summary["manifest"]
+    rate = f", {summary['rows_per_second']:,} rows/s" if summary["rows_per_second"] else ""
+    console.print(
+        f"{len(report.computed)} entries prepared on {report.workers} workers in {report.seconds:.1f}s"
+        f"{rate}; {len(report.skipped)} already listed, {len(report.adopted)} listed from an interrupted "
+        f"run, {len(report.swept)} leftovers swept"
+    )
+    console.print(f"manifest: {m['entries']} entries, {m['rows']:,} rows, {m['bytes'] / 2**20:,.1f} MB")
+
+
+@app.command()
+def inspect(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Check the prepared data: shapes, dtypes, class balance per split, NaN/inf, one-hot, memory."""
+    from candleflow.config import load_config
+    from candleflow.dataset.inspect import inspect_dataset
+    from candleflow.dataset.prepare import prepare as prepare_data
+
+    cfg = load_config(config, set_)
+    setup_logging(verbose=not as_json, log_file=log_file_for(cfg, "inspect"))
+    report = inspect_dataset(prepare_data(cfg))
+    if as_json:
+        console.print_json(json.dumps(report))
+    else:
+        f, m = report["features"], report["memory"]
+        console.print(
+            f"features {tuple(f['shape'])} {f['dtype']}{' (memory-mapped)' if f['memory_mapped'] else ''}; "
+            f"{report['windows']:,} windows of {tuple(report['window_shape'])}; labels "
+            f"{report['labels']['kind']} {report['labels']['dtype']}"
+        )
+        t = Table(title="split: class balance and a real batch of each part")
+        for col in ("part", "windows", "purged", "SHORT", "HOLD", "LONG", "batch x", "batch y"):
+            t.add_column(col, justify="left" if col in ("part", "batch x", "batch y") else "right")
+        for part, p in report["split"].items():
+            sh = p["class_share"]
+            t.add_row(
+                part,
+                f"{p['windows']:,}",
+                str(p["purged"]),
+                f"{sh['SHORT']:.1%}",
+                f"{sh['HOLD']:.1%}",
+                f"{sh['LONG']:.1%}",
+                p.get("batch", {}).get("x", "-"),
+                p.get("batch", {}).get("y", "-"),
+            )
+        console.print(t)
+        console.print(
+            f"memory: {m['resident_mb']:,} MB resident; features {m['features_mb']:,} MB; materialised "
+            f"windows would take {m['materialised_windows_mb']:,} MB ({m['saving']} the features)"
+        )
+        for line in report["problems"] or [
+            "all checks passed: finite windows, one-hot labels, no look-ahead across splits"
+        ]:
+            console.print(("problem: " if report["problems"] else "") + line)
+    if report["problems"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def images(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="hdf5, npz, zarr, png or jpeg (default: images.format)")
+    ] = None,
+    layout: Annotated[str | None, typer.Option(help="bar4 or jkx (default: images.layout)")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="file (hdf5/npz) or folder")] = Path("images"),
+    part: Annotated[str, typer.Option(help="which windows: train, val, test or all")] = "all",
+    limit: Annotated[int | None, typer.Option(help="at most this many images (evenly spaced)")] = None,
+    mode: Annotated[str | None, typer.Option(help="single file or batch files (default: images.mode)")] = None,
+    images_per_file: Annotated[
+        int | None, typer.Option(help="images per file in batch mode (default: images.images_per_file)")
+    ] = None,
+    preview: Annotated[Path | None, typer.Option(help="also write a PNG grid of 12 images with labels")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out that candleflow wrote")] = False,
+) -> None:
+    """Render chart images of the dataset's windows and store them with labels, times and symbols."""
+    from candleflow.config import load_config
+    from candleflow.dataset.prepare import prepare as prepare_data
+    from candleflow.images.write import write_image_dataset
+
+    shortcuts = {"format": fmt, "layout": layout, "mode": mode, "images_per_file": images_per_file}
+    overrides = list(set_ or []) + [f"images.{k}={v}" for k, v in shortcuts.items() if v is not None]
+    cfg = load_config(config, overrides)
+    setup_logging(log_file=log_file_for(cfg, "images"))
+    prep = prepare_data(cfg)
+    with bar(f"render {cfg.images.layout}") as progress:
+        task = progress.add_task("images", total=None)
+        res = write_image_dataset(
+            prep,
+            cfg.images,
+            out,
+            part,
+            limit,
+            preview,
+            lambda k, total: progress.update(task, advance=k, total=total),
+            overwrite=overwrite,
+        )
+    t = Table(
+        title=f"{res.count:,} {cfg.images.layout} images {res.shape[0]}x{res.shape[1]} rendered on the "
+        f"{res.device} -> {res.out}"
+    )
+    for col in ("images", "files", "MB on disk", "render s", "images/s rendered", "write s", "images/s written"):
+        t.add_column(col, justify="right")
+    t.add_row(
+        f"{res.count:,}",
+        f"{len(res.files):,}",
+        f"{res.nbytes / 2**20:,.1f}",
+        f"{res.render_seconds:.2f}",
+        f"{res.count / max(res.render_seconds, 1e-9):,.0f}",
+        f"{res.write_seconds:.2f}",
+        f"{res.count / max(res.write_seconds, 1e-9):,.0f}",
+    )
+    console.print(t)
+    if preview is not None:
+        console.print(f"preview: {preview}")
+
+
+@app.command()
+def rewards(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help=".parquet or .npz")] = Path("reward_samples.parquet"),
+    n: Annotated[int | None, typer.Option(min=1, help="samples (default: rewards.n)")] = None,
+    workers: Annotated[int | None, typer.Option(help="threads (default: all cores)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+) -> None:
+    """Build reward samples (window, state, action, reward) from the configured source and save them."""
+    from candleflow.config import load_config
+    from candleflow.data.load import load_candles
+    from candleflow.fs.guard import check_output
+    from candleflow.rewards.samples import build_reward_samples, reward_statistics, save_samples
+
+    cfg = load_config(config, set_)
+    setup_logging(log_file=log_file_for(cfg, "rewards"))
+    check_output(out, overwrite)  # before the work: refuse early what save_samples would refuse
+    rc = cfg.rewards
+    count = rc.n if n is None else n
+    candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
+    t0 = time.perf_counter()
+    with bar("reward samples") as progress:
+        task = progress.add_task("samples", total=count)
+        samples = build_reward_samples(
+            candles,
+            count,
+            rc.lookback,
+            rc.forward,
+            cfg.training.seed,
+            rc,
+            workers=workers,
+            on_progress=lambda k: progress.advance(task, k),
+        )
+    built = time.perf_counter() - t0
+    save_samples(samples, out, overwrite=overwrite)
+    t = Table(title=f"{count:,} reward samples from {candles.symbol} {candles.interval} in {built:.2f}s")
+    for col in ("action", "samples", "mean reward", "std", "min", "max"):
+        t.add_column(col, justify="left" if col == "action" else "right")
+    for name, st in reward_statistics(samples.reward, samples.action).items():
+        t.add_row(
+            name,
+            f"{st['samples']:,}",
+            *(
+                "-" if st[k] is None else f"{st[k]:{'+' if k != 'std' else ''}.3e}"
+                for k in ("mean", "std", "min", "max")
+            ),
+        )
+    console.print(t)
+    console.print(f"written: {out} ({out.stat().st_size / 2**20:,.1f} MB); windows {samples.windows.shape} float32")

@@ -1,0 +1,75 @@
+"""The entry point: every error candleflow can explain is one line on stderr (exit code 2) and
+the last line of the command's log file; an unexpected one leaves its traceback in the log."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+# the commands register themselves on the app, in the order --help lists them
+# isort: off
+import candleflow.cli.train  # noqa: F401  run, train, walkforward, predict, tune, report, compare, export
+import candleflow.cli.data  # noqa: F401  prepare, inspect, images, rewards
+import candleflow.cli.download  # noqa: F401
+import candleflow.cli.cache  # noqa: F401
+import candleflow.cli.models  # noqa: F401
+
+# isort: on
+from candleflow.cli.common import app, console, err_console, log_error
+from candleflow.errors import CandleflowError
+
+
+def _fail(text: str, limit: int = 800) -> None:
+    """One error line: control characters shown escaped (a hostile file's bytes cannot move the
+    cursor or clear the screen), at most `limit` characters."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    shown = shown if len(shown) <= limit else shown[: limit - 3] + "..."
+    log_error(shown)
+    err_console.print(f"error: {shown}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """The exception types of bad options and arguments: typer's (it vendors click) and click's."""
+    kinds: list[type[Exception]] = [k for k in (getattr(typer, "TyperException", None),) if k is not None]
+    try:
+        import click
+
+        kinds.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
+def main() -> None:
+    """Entry point: any error candleflow can explain is one line on stderr and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except _usage_errors() as exc:  # a bad option or argument: the parser's message, on one line
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            console.print(ctx.get_help(), markup=False, highlight=False)
+            sys.exit(0)
+        if not hasattr(exc, "format_message"):
+            raise
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        _fail(where + " ".join(exc.format_message().split()))
+    except typer.Abort:
+        err_console.print("interrupted", markup=False, highlight=False)
+        sys.exit(130)
+    except (CandleflowError, OSError) as exc:  # OSError: a file or folder we could not use
+        # one line: the message, and a note such as "resume with: ..." on the same line
+        notes = "; ".join(getattr(exc, "__notes__", []))
+        text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        _fail(text + (f" ({notes})" if notes else ""))
+    except Exception as exc:  # a bug of ours: the traceback goes to the log file too, then as Python prints it
+        log_error(f"{type(exc).__name__}: {exc}", exc_info=True)
+        raise
+    except MemoryError:
+        _fail("out of memory; use a smaller dataset.batch_size, window or data range")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""`candleflow models list` and `models show`: the run folders as a registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from candleflow.cli.common import RunsOpt, console, models_app
+from candleflow.cli.present import metrics_table, reward_table
+from candleflow.runs.folder import RunFolder
+
+
+@models_app.command("list")
+def models_list(runs_dir: RunsOpt = Path("runs")) -> None:
+    """List complete runs, oldest first."""
+    from candleflow.runs.registry import list_runs
+
+    runs = list_runs(runs_dir)
+    if not runs:
+        console.print(f"no runs in {runs_dir}/ yet; start one with `candleflow run`")
+        return
+    t = Table(title=f"runs in {runs_dir}/")
+    for col in ("run", "created", "data", "input", "params", "val bal. acc", "edge"):
+        t.add_column(col)
+    damaged = []
+    for m in runs:
+        try:
+            row = _run_row(m) if "damaged" not in m else None
+        except (AttributeError, TypeError, ValueError, KeyError):
+            row, m["damaged"] = None, f"{Path(m['path']).name}/metadata.json: unexpected content"
+        if row is None:
+            damaged.append(m["damaged"])
+            t.add_row(Path(m["path"]).name, "damaged", *["-"] * 5, style="red")
+        else:
+            t.add_row(*row)
+    console.print(t)
+    for line in damaged:
+        console.print(f"damaged: {line}", highlight=False)
+
+
+def _run_row(m: dict) -> list[str]:
+    val = m.get("metrics", {}).get("val", {})
+    if m.get("task") == "reward":
+        score, edge = f"R^2 {val.get('r2', float('nan')):.3f}", f"{val.get('edge_r2', float('nan')):+.3f}"
+    else:
+        score = f"{val.get('balanced_accuracy', float('nan')):.3f}"
+        edge = f"{val.get('edge_balanced_accuracy', float('nan')):+.3f}"
+    return [
+        Path(m["path"]).name,
+        str(m.get("created", ""))[:19],
+        f"{m.get('symbol')} {m.get('interval')}",
+        "x".join(map(str, m.get("input_shape", []))),
+        f"{m.get('parameters', 0):,}",
+        score,
+        edge,
+    ]
+
+
+@models_app.command("show")
+def models_show(
+    run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")], runs_dir: RunsOpt = Path("runs")
+) -> None:
+    """Show a run's metadata and its metrics table."""
+    from candleflow.runs.registry import read_metadata, resolve_run
+
+    path = resolve_run(run, runs_dir)
+    meta = read_metadata(path)
+    metrics = RunFolder(path).metrics()
+    console.print(f"{path}")
+    for key in (
+        "created",
+        "symbol",
+        "interval",
+        "data_fingerprint",
+        "input_shape",
+        "parameters",
+        "epochs_run",
+        "peak_rss_mb",
+        "seconds",
+        "versions",
+    ):
+        console.print(f"  {key}: {meta.get(key)}")
+    for part, m in metrics.items():
+        if meta.get("layout", meta.get("task")) == "reward":
+            console.print(reward_table(m))
+        else:
+            console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))

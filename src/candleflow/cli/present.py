@@ -1,0 +1,132 @@
+"""How results look on the console: the metrics and backtest tables of a run of each layout, the
+reward table. Every function takes a result (or a metrics dict) and prints; none computes."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from candleflow.cli.common import console
+
+
+def print_result(result) -> None:
+    """A finished run, by its layout (series, universe, panel, reward): never guessed from its keys."""
+    meta = result.metadata
+    if result.layout == "reward":
+        console.print(reward_table(result.metrics["val"]))
+        console.print(
+            f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
+            f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
+        )
+        console.print(f"run folder: {result.run_dir}")
+        return
+    for part, m in result.metrics.items():
+        what = "(window, ticker) labels" if result.layout == "panel" else "windows"
+        console.print(metrics_table(m, title=f"{part} period: {m['n']:,} {what}"))
+    console.print(
+        f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
+        f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
+    )
+    if result.layout == "panel":  # every ticker side by side
+        print_panel(result)
+        return
+    if result.layout == "universe":  # one model over many series
+        t = Table(title="validation period, per series (the model's decisions)")
+        for col in ("series", "windows", "accuracy"):
+            t.add_column(col, justify="left" if col == "series" else "right")
+        for name, r in result.metrics["val"]["series"].items():
+            t.add_row(name, f"{r['windows']:,}", f"{r['accuracy']:.2%}")
+        console.print(t)
+        console.print(f"run folder: {result.run_dir}")
+        return
+    for part, m in result.metrics.items():  # every evaluated period: validation, and test when there is one
+        tr = m["trading"]
+        t = Table(
+            title=f"backtest of the decisions, {part} period ({tr['mode']} position, "
+            f"fee+slippage {tr['fee'] + tr['slippage']:.4f} per side)"
+        )
+        for col in ("strategy", "total return", "Sharpe", "max drawdown", "trades", "hit rate"):
+            t.add_column(col, justify="left" if col == "strategy" else "right")
+        rows = {**tr["table"], **tr.get("legs", {})}
+        rows.update({f"model at {k} costs": v for k, v in tr.get("costs", {}).items() if k != "1x"})
+        for name, r in rows.items():
+            t.add_row(
+                name,
+                f"{r['total_return']:+.2%}",
+                f"{r['sharpe']:.2f}",
+                f"{r['max_drawdown']:.2%}",
+                f"{r['trades']:,}",
+                f"{r['hit_rate']:.2%}",
+                style="bold" if name == "model" else None,
+            )
+        if tr.get("note"):
+            t.caption = f"note: {tr['note']}"
+        console.print(t)
+    console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
+
+
+def print_panel(result) -> None:
+    """Per ticker balanced accuracy and the cross-sectional backtest of each evaluated period."""
+    val = result.metrics["val"]
+    t = Table(title="validation period, per ticker (the model's decisions)")
+    for col in ("ticker", "labels", "balanced acc"):
+        t.add_column(col, justify="left" if col == "ticker" else "right")
+    for name, r in val["tickers"].items():
+        ba = r["balanced_accuracy"]
+        t.add_row(name, f"{r['labels']:,}", "-" if ba is None else f"{ba:.3f}")
+    console.print(t)
+    for part, m in result.metrics.items():
+        t = Table(
+            title=f"cross-sectional backtest, {part} period (long top k, short bottom k, rebalanced every horizon)"
+        )
+        for col in ("book", "total return", "Sharpe", "max drawdown", "turnover / yr", "hit rate", "periods"):
+            t.add_column(col, justify="left" if col == "book" else "right")
+        for name, r in m["cross_section"].items():
+            t.add_row(
+                name,
+                f"{r['total_return']:+.2%}",
+                f"{r['sharpe']:.2f}",
+                f"{r['max_drawdown']:.2%}",
+                f"{r['turnover']:.1f}",
+                f"{r['hit_rate']:.2%}",
+                f"{r['active_periods']:,}",
+                style="bold" if name == "model" else None,
+            )
+        t.caption = "oracle: ranked by the realised returns (a bound, not a strategy)"
+        console.print(t)
+    console.print(f"run folder: {result.run_dir}")
+
+
+def reward_table(m: dict) -> Table:
+    """The reward model against constant predictions on the validation samples."""
+    t = Table(title=f"reward model, validation period: {m['n']:,} samples")
+    for col in ("predictor", "R^2", "Spearman", "MSE"):
+        t.add_column(col, justify="left" if col == "predictor" else "right")
+    for name, r in m["table"].items():
+        t.add_row(
+            name, f"{r['r2']:.4f}", f"{r['spearman']:.4f}", f"{r['mse']:.3e}", style="bold" if name == "model" else None
+        )
+    t.caption = f"R^2 over the best constant: {m['edge_r2']:+.4f}"
+    return t
+
+
+def metrics_table(m: dict, title: str) -> Table:
+    """Model and baselines in one table: accuracy, balanced accuracy, macro F1, per-class recall."""
+    t = Table(title=title)
+    for col in ("predictor", "accuracy", "balanced acc", "macro F1", "recall SHORT", "recall HOLD", "recall LONG"):
+        t.add_column(col, justify="left" if col == "predictor" else "right")
+    for name, r in m["table"].items():
+        pc = r["per_class"]
+        t.add_row(
+            name,
+            f"{r['accuracy']:.3f}",
+            f"{r['balanced_accuracy']:.3f}",
+            f"{r['macro_f1']:.3f}",
+            *(f"{pc[c]['recall']:.3f}" for c in ("SHORT", "HOLD", "LONG")),
+            style="bold" if name == "model" else None,
+        )
+    t.caption = f"edge in balanced accuracy over the best baseline: {m['edge_balanced_accuracy'] * 100:+.1f} points"
+    if "edge_over_reference" in m:
+        edge = m["edge_over_reference"] * 100
+        verdict = "; the model loses to it" if edge < 0 else ""
+        t.caption += f"; over the best reference model ({m['best_reference']}): {edge:+.1f} points{verdict}"
+    return t

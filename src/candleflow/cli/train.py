@@ -1,0 +1,291 @@
+"""Commands that train, study, apply and publish runs: run, train, walkforward, tune, predict,
+report, compare, export. Each parses its options, calls the library and prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from candleflow.cli.common import (
+    ConfigOpt,
+    RunsOpt,
+    SetOpt,
+    app,
+    bar,
+    console,
+    interruptible,
+    log_file_for,
+    setup_logging,
+)
+from candleflow.cli.present import print_result
+
+
+@app.command()
+def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Train and evaluate a model end to end and save a run folder (embedded default: synthetic market)."""
+    from candleflow.config import load_config
+    from candleflow.pipeline import run as run_pipeline
+
+    setup_logging(verbose=True)
+    cfg = load_config(config, set_)
+    print_result(interruptible(lambda: run_pipeline(cfg)))
+
+
+@app.command()
+def train(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="continue the interrupted run NAME from its last complete epoch")
+    ] = None,
+    runs_dir: RunsOpt = Path("runs"),
+) -> None:
+    """Train like `run`; with --resume NAME, continue a run stopped by Ctrl-C or a crash."""
+    from candleflow.config import load_config
+    from candleflow.pipeline import resume as resume_pipeline
+    from candleflow.pipeline import run as run_pipeline
+
+    setup_logging(verbose=True)
+    if resume is None:
+        cfg = load_config(config, set_)
+        print_result(interruptible(lambda: run_pipeline(cfg)))
+        return
+    if config is not None or set_:
+        raise typer.BadParameter("--resume continues with the run's own config.yaml; drop --config/--set")
+    print_result(interruptible(lambda: resume_pipeline(resume, runs_dir)))
+
+
+@app.command()
+def walkforward(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    folds: Annotated[int, typer.Option(min=1, max=100, help="walk-forward folds (retrain at each)")] = 6,
+    seeds: Annotated[int, typer.Option(min=1, max=20, help="seeds per family (training.seed, +1, ...)")] = 1,
+    families: Annotated[
+        str, typer.Option(help="comma-separated: lstm, gpt, mlp, lightgbm, linear")
+    ] = "lstm,lightgbm,linear",
+    rolling: Annotated[bool, typer.Option(help="rolling training periods instead of expanding")] = False,
+    name: Annotated[
+        str | None, typer.Option(help="study name: runs/walkforward-NAME; the same name continues it")
+    ] = None,
+    resamples: Annotated[int, typer.Option(min=100, max=100_000, help="block-bootstrap resamples")] = 1000,
+    dask: Annotated[
+        bool, typer.Option("--dask", help="run the fold tasks on Dask (cluster.workers local processes)")
+    ] = False,
+    scheduler: Annotated[
+        str | None, typer.Option(help="a running Dask scheduler for the fold tasks (implies --dask)")
+    ] = None,
+) -> None:
+    """Compare model families out of sample: retrain on each walk-forward fold, stitch the test
+    predictions, and give each family's edge with a block-bootstrap 95% confidence interval."""
+    from candleflow.config import load_config
+    from candleflow.runs.walkforward_report import FAMILY_HEADER, family_rows
+    from candleflow.studies.walkforward import walkforward as run_walkforward
+
+    cfg = load_config(config, [*(set_ or []), *([f"cluster.scheduler={scheduler}"] if scheduler else [])])
+    setup_logging(log_file=log_file_for(cfg, "walkforward"))
+    wanted = [f.strip() for f in families.split(",") if f.strip()]
+    with bar("walk-forward") as progress:
+        task = progress.add_task("folds", total=None)
+        result = interruptible(
+            lambda: run_walkforward(
+                cfg,
+                folds,
+                seeds,
+                wanted,
+                rolling,
+                name,
+                resamples=resamples,
+                progress=lambda msg: progress.update(task, advance=1, description=msg),
+                dask=dask or scheduler is not None,
+            )
+        )
+    s = result.summary
+    st = s["stitched"]
+    t = Table(
+        title=f"walk-forward {s['symbol']} {s['interval']}: {len(s['folds'])} folds x {len(s['seeds'])} seeds, "
+        f"{st['windows']:,} out-of-sample windows {st['from']} .. {st['to']}"
+    )
+    for col in FAMILY_HEADER:
+        t.add_column(col, justify="left" if col == "family" else "right")
+    for row in family_rows(s):
+        t.add_row(*[str(c) for c in row])
+    t.caption = (
+        f"best baseline balanced accuracy {max(s['baselines'].values()):.4f}; edges in points with block-bootstrap "
+        "95% CIs: a CI that covers 0 is noise"
+    )
+    console.print(t)
+    console.print(f"folder: {result.folder} (report: {result.folder / 'report.html'})")
+
+
+@app.command()
+def predict(
+    run: Annotated[str, typer.Argument(help="run folder, its name in --runs-dir, or 'latest'")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="a config whose source: replaces the run's (only the source)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="source.KEY=VALUE: where the new candles come from")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="signals file: .parquet or .csv")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="first window end to score, e.g. 2024-07-01")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last window end to score")] = None,
+    latest: Annotated[bool, typer.Option(help="score only the last complete bar and print its decision")] = False,
+    runs_dir: RunsOpt = Path("runs"),
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+) -> None:
+    """Apply a trained run to candles from any source, with exactly the run's features, windows and
+    decision rule: one row per complete window (probabilities, decision)."""
+    from candleflow.data.load import load_candles
+    from candleflow.runs.predict import Predictor, score_against_labels, write_signals
+
+    setup_logging(log_file=log_file_for(None, "predict"))  # the run's output.log_dir is the training machine's
+    if out is not None:
+        from candleflow.fs.guard import check_output
+
+        check_output(out, overwrite)  # before the work
+    predictor = Predictor.from_run(run, runs_dir)
+    cfg = predictor.source_config(set_, config)
+    candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
+    table = predictor.predict(candles, start, end)
+    if latest:
+        table = table.slice(table.num_rows - 1)
+    if out is not None:
+        write_signals(table, out, overwrite)
+    rows = table.slice(max(table.num_rows - 10, 0)).to_pylist()
+    t = Table(title=f"{predictor.name} on {candles.symbol} {candles.interval}: {table.num_rows:,} windows scored")
+    for col in ("open time", "close", "P(SHORT)", "P(HOLD)", "P(LONG)", "decision"):
+        t.add_column(col, justify="left" if col in ("open time", "decision") else "right")
+    for r in rows:
+        t.add_row(
+            str(r["open_time"])[:19],
+            f"{r['close']:,.2f}",
+            f"{r['prob_short']:.3f}",
+            f"{r['prob_hold']:.3f}",
+            f"{r['prob_long']:.3f}",
+            r["decision"],
+            style="bold" if r is rows[-1] else None,
+        )
+    console.print(t)
+    score = score_against_labels(table)
+    if score is not None:
+        console.print(
+            f"against the run's labels on the {score['rows']:,} rows whose forward window is complete: balanced "
+            f"accuracy {score['balanced_accuracy']:.4f}, macro F1 {score['macro_f1']:.4f} (chance: 0.3333)"
+        )
+    last = rows[-1]
+    console.print(
+        f"latest bar {str(last['open_time'])[:19]}: {last['decision']}" + (f"; written: {out}" if out else "")
+    )
+
+
+@app.command()
+def tune(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    name: Annotated[str | None, typer.Option(help="study name: runs/tune-NAME; the same name continues it")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="total trials (default: tune.trials)")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="searched key, e.g. -p 'training.learning_rate={low: 1e-4, high: 1e-2, log: true}' or -p 'model.lstm_units={choices: [[64, 32], [128, 64, 32]]}'; replaces tune.space",
+        ),
+    ] = None,
+) -> None:
+    """Search config keys with Optuna, each trial scored by walk-forward validation; writes trials.csv and best.yaml."""
+    from candleflow.config import load_config
+    from candleflow.studies.tune import parse_search_param
+    from candleflow.studies.tune import tune as run_tune
+
+    cfg = load_config(config, set_)
+    setup_logging(verbose=True, log_file=log_file_for(cfg, "tune"))
+    space = dict(parse_search_param(item) for item in param) if param else None
+    result = interruptible(lambda: run_tune(cfg, name, trials, space))
+    t = Table(title=f"tune: {len(result.trials)} trials, best first (mean walk-forward balanced accuracy)")
+    cols = list(result.trials[0])
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("state",) else "right")
+    for row in result.trials[:15]:
+        t.add_row(*[str(row[c]) for c in cols])
+    console.print(t)
+    console.print(
+        f"best {result.best_value:.4f} with {result.best_params}; "
+        f"config: {result.folder / 'best.yaml'} (train it: candleflow run --config {result.folder / 'best.yaml'})"
+    )
+
+
+@app.command()
+def report(
+    run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")], runs_dir: RunsOpt = Path("runs")
+) -> None:
+    """(Re)write a run's self-contained HTML report: metrics, backtest, calibration, plots, config."""
+    from candleflow.runs.registry import resolve_run
+    from candleflow.runs.report import build_report
+
+    setup_logging(log_file=log_file_for(None, "report"))
+    out = build_report(resolve_run(run, runs_dir))
+    console.print(f"report: {out}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="two or more run folder names or paths")],
+    runs_dir: RunsOpt = Path("runs"),
+    html_out: Annotated[Path | None, typer.Option("--html", help="also write the table as HTML")] = None,
+) -> None:
+    """Put runs side by side: metrics, backtest and the config keys that differ."""
+    from candleflow.fs.atomic import write_text
+    from candleflow.runs.registry import resolve_run
+    from candleflow.runs.report import compare_html, compare_rows, fmt
+
+    setup_logging(log_file=log_file_for(None, "compare"))
+    dirs = [resolve_run(r, runs_dir) for r in runs]
+    names, rows = compare_rows(dirs)
+    t = Table(title="runs compared (validation period)")
+    t.add_column("")
+    for n in names:
+        t.add_column(n, justify="right")
+    for r in rows:
+        t.add_row(*(fmt(c) for c in r))
+    console.print(t)
+    if html_out is not None:
+        write_text(html_out, compare_html(dirs))
+        console.print(f"written: {html_out}")
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="run folder name, path or 'latest', or a .keras/.h5 model file")],
+    out: Annotated[Path | None, typer.Option(help="folder to create (default: RUN/export-FORMAT)")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="stablehlo (JAX, no TensorFlow needed), tf_saved_model, onnx, openvino")
+    ] = "stablehlo",
+    allow_legacy_h5: Annotated[
+        bool, typer.Option("--allow-legacy-h5", help="load a legacy .h5 file (no safe_mode: trusted files only)")
+    ] = False,
+    runs_dir: RunsOpt = Path("runs"),
+) -> None:
+    """Export a run's model (or a model file) for serving, with a serving.json beside it. A run
+    exports as a serving bundle: `candleflow predict BUNDLE` applies it to candles."""
+    from candleflow.models.export import export_model
+    from candleflow.models.loading import load_model_file
+    from candleflow.runs.bundle import export_bundle
+
+    setup_logging(log_file=log_file_for(None, "export"))
+    path = Path(model)
+    if path.is_file():
+        loaded = load_model_file(path, allow_legacy_h5)
+        target = export_model(loaded, out or path.with_suffix(""), fmt, {"source": str(path)})
+        console.print(f"exported {fmt} to {target} (see serving.json)")
+        return
+    target, used = export_bundle(model, out, fmt, runs_dir)
+    console.print(
+        f"exported {used} to {target}: a serving bundle (see serving.json); "
+        f"candleflow predict {target} --set source.… --out signals.parquet",
+        markup=False,
+    )
