@@ -57,11 +57,11 @@ def test_spy_daily_on_xnys_has_no_invented_bars_and_the_bad_tick_is_repaired(sto
     assert candles.low[bad] == 689.58 and candles.close[bad] == 695.41
 
 
-def test_spy_daily_without_a_calendar_behaves_as_a_24_7_market(stocks):
-    candles, rep = spy(stocks, "SPY-1d.csv")
+def test_spy_daily_on_24_7_invents_the_weekends(stocks):
+    candles, rep = spy(stocks, "SPY-1d.csv", calendar="24/7")
     assert rep.calendar == "24/7" and rep.rows_out == 2906 and rep.filled_bars == 906  # the weekends invented
     assert candles.time_str(0) == "2018-02-26T00:00:00"
-    allowed, rep2 = spy(stocks, "SPY-1d.csv", spikes="allow")
+    allowed, rep2 = spy(stocks, "SPY-1d.csv", spikes="allow", calendar="24/7")
     assert rep2.spike_rows == 1 and rep2.spike_repaired_rows == 0 and allowed.low.min() == 69.005
     with pytest.raises(
         ValidationError,
@@ -97,9 +97,9 @@ def test_spy_hourly_keeping_extended_hours(stocks):
     assert starts == ["2025-06-26T14:30:00", "2025-06-27T08:00:00", "2025-06-30T08:00:00"]  # pre-market opens a day
 
 
-def test_spy_hourly_on_24_7_is_refused_as_today(stocks):
+def test_spy_hourly_on_24_7_is_refused(stocks):
     with pytest.raises(ValidationError, match="SPY-1h.csv line 8: open_time 2025-06-26T20:00:00 is not on the 1h grid"):
-        spy(stocks, "SPY-1h.csv")
+        spy(stocks, "SPY-1h.csv", calendar="24/7")
 
 
 def test_local_times_without_offsets_take_source_timezone(stocks, tmp_path):

@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import platform
 import shutil
 import sys
 import time
@@ -28,7 +27,7 @@ from candleflow.models.families import family
 from candleflow.models.fitting import Trained, model_and_loader, train_and_score
 from candleflow.models.training import latest_resume_state
 from candleflow.runs.folder import RunFolder
-from candleflow.runs.registry import save_model
+from candleflow.runs.record import write_run
 from candleflow.runs.report import build_report, report_arrays
 
 log = logging.getLogger("candleflow")
@@ -127,7 +126,7 @@ def _execute(
         if cfg.task == "reward":
             from candleflow.rewards.task import run_reward_into
 
-            metrics, metadata = run_reward_into(cfg, work, name, started, versions(), state, callbacks)
+            metrics, metadata = run_reward_into(cfg, work, name, started, state, callbacks)
             result = RunResult(work, metrics, metadata, "reward")
         else:
             replicas = data_parallel(cfg.training.distribution, devices["device"] == "gpu")
@@ -161,43 +160,36 @@ def _execute(
             keras.distribution.set_distribution(None)
 
 
-def _metadata(
-    cfg: RunConfig, name: str, started: dt.datetime, t0: float, trained: Trained, replicas: int, data: dict[str, Any]
-) -> dict[str, Any]:
-    """metadata.json: versions, data identity, model, memory, timing and the headline metrics."""
+def _training(trained: Trained, cfg: RunConfig, replicas: int) -> dict[str, Any]:
+    """How a classifier was trained, for metadata.json: input, memory, batch, epochs, timing."""
     fitted, model = trained.fitted, trained.model
-    finished = dt.datetime.now(dt.UTC)
     return {
-        "run": name,
-        "task": "classify",
-        "created": started.isoformat(timespec="seconds"),
-        "finished": finished.isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - t0, 1),
-        "fit_seconds": round(trained.fit_seconds, 1),
-        "versions": versions(),
-        **data,
         "input_shape": list(trained.input_shape),
-        "model_kind": cfg.model.kind,
         **({"lags": list(model.lags)} if hasattr(model, "lags") else {}),
         "classes": list(CLASS_NAMES),
-        "parameters": int(model.count_params()),
+        "fit_seconds": round(trained.fit_seconds, 1),
         "memory_estimate": trained.estimate,
-        "batch_size": trained.fitted.get("batch_size", cfg.dataset.batch_size),
+        "batch_size": fitted.get("batch_size", cfg.dataset.batch_size),
         "replicas": replicas,
         "measured_training_mb": None if fitted["training_mb"] is None else round(fitted["training_mb"], 1),
         "peak_rss_mb": round(fitted["peak_rss_mb"], 1),
         "epochs_run": fitted["epochs_run"],
         "resumed_from_epoch": fitted["resumed_from_epoch"],
-        "metrics": {
-            part: {
-                "balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
-                "accuracy": m["table"]["model"]["accuracy"],
-                "macro_f1": m["table"]["model"]["macro_f1"],
-                "edge_balanced_accuracy": m["edge_balanced_accuracy"],
-                **({"edge_over_reference": m["edge_over_reference"]} if "edge_over_reference" in m else {}),
-            }
-            for part, m in trained.metrics.items()
-        },
+    }
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The classifier's figures per period that `models list` shows."""
+    return {
+        part: {
+            "balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
+            "accuracy": m["table"]["model"]["accuracy"],
+            "macro_f1": m["table"]["model"]["macro_f1"],
+            "edge_balanced_accuracy": m["edge_balanced_accuracy"],
+            **({"edge_over_reference": m["edge_over_reference"]} if "edge_over_reference" in m else {}),
+            **({"long_short_sharpe": m["cross_section"]["model"]["sharpe"]} if "cross_section" in m else {}),
+        }
+        for part, m in metrics.items()
     }
 
 
@@ -225,34 +217,32 @@ def _run_into(
         )
         predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
         drawn[part] = report_arrays(prep.candles, part_ds.ends, results, cfg.dataset.window, cfg.labels.horizon)
-    folder.write_metrics(metrics)
-    folder.write_predictions(predictions)
-    folder.write_report_data(drawn)
-    save_model(trained.model, work, cfg.model.kind)
-    folder.write_data(
-        {
-            "fingerprint": prep.candles.fingerprint,
-            "validation": prep.report.to_dict(),
-            "dataset": prep.summary(),
-            "split": prep.split.summary(),
-        }
-    )
-    metadata = _metadata(
+    metadata = write_run(
+        work,
         cfg,
         name,
         started,
         t0,
-        trained,
-        replicas,
-        {
-            "layout": "series",
+        layout="series",
+        model=trained.model,
+        metrics=metrics,
+        headline=_headline(metrics),
+        data={
+            "fingerprint": prep.candles.fingerprint,
+            "validation": prep.report.to_dict(),
+            "dataset": prep.summary(),
+            "split": prep.split.summary(),
+        },
+        identity={
             "data_fingerprint": prep.candles.fingerprint,
             "symbol": prep.candles.symbol,
             "interval": prep.candles.interval,
             "feature_names": prep.features.names,
         },
+        training=_training(trained, cfg, replicas),
+        predictions=predictions,
+        report_data=drawn,
     )
-    folder.write_metadata(metadata)
     build_report(work)
     log.info("run finished in %.1fs", metadata["seconds"])
     return RunResult(work, metrics, metadata)
@@ -303,37 +293,35 @@ def _run_store_into(
             }
             for k in np.unique(part_ds.which)
         }
-    folder.write_metrics(trained.metrics)
-    folder.write_predictions(predictions)
-    save_model(trained.model, work, cfg.model.kind)
     store = SeriesStore.for_config(cfg)
     records = store.manifest()["entries"]
-    folder.write_data(
-        {
+    metadata = write_run(
+        work,
+        cfg,
+        name,
+        started,
+        t0,
+        layout="universe",
+        model=trained.model,
+        metrics=trained.metrics,
+        headline=_headline(trained.metrics),
+        data={
             "store": store.url,
             "prepare": report.to_dict(),
             "series": names,
             "fingerprints": {n: records[n]["fingerprint"] for n in names},
             "windows": len(ds),
             "split": split.summary(),
-        }
-    )
-    metadata = _metadata(
-        cfg,
-        name,
-        started,
-        t0,
-        trained,
-        replicas,
-        {
-            "layout": "universe",
+        },
+        identity={
             "symbol": sorted({records[n]["symbol"] for n in names}),
             "interval": sorted({records[n]["interval"] for n in names}),
             "series": names,
             **_store_identity(records, names),
         },
+        training=_training(trained, cfg, replicas),
+        predictions=predictions,
     )
-    folder.write_metadata(metadata)
     log.info(
         "run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report are "
         "per series: run them on one source)",
@@ -400,21 +388,17 @@ def _run_panel_into(
     )
     folder.write_config(cfg)
     trained = train_and_score_panel(cfg, work, ds, split.parts, per_year, state, callbacks)
-    folder.write_metrics(trained.metrics)
-    folder.write_predictions(
-        {
-            part: {
-                "ends": sub.ends,
-                "times": sub.end_times(),
-                "y": y.astype(np.int8),
-                "probs": probs.astype(np.float32),
-            }
-            for part, (sub, y, probs) in trained.scored.items()
-        }
-    )
-    save_model(trained.model, work, cfg.model.kind)
-    folder.write_data(
-        {
+    metadata = write_run(
+        work,
+        cfg,
+        name,
+        started,
+        t0,
+        layout="panel",
+        model=trained.model,
+        metrics=trained.metrics,
+        headline=_headline(trained.metrics),
+        data={
             "store": str(cfg.universe.store),
             "prepare": report.to_dict(),
             "layout": "panel",
@@ -423,40 +407,21 @@ def _run_panel_into(
             "rows": int(panel.times.size),
             "windows": len(ds),
             "split": split.summary(),
-        }
+        },
+        identity={"tickers": names, "interval": interval, **_store_identity(records, names)},
+        training=_training(trained, cfg, 1),
+        predictions={
+            part: {
+                "ends": sub.ends,
+                "times": sub.end_times(),
+                "y": y.astype(np.int8),
+                "probs": probs.astype(np.float32),
+            }
+            for part, (sub, y, probs) in trained.scored.items()
+        },
     )
-    metadata = _metadata(
-        cfg,
-        name,
-        started,
-        t0,
-        trained,
-        1,
-        {"layout": "panel", "tickers": names, "interval": interval, **_store_identity(records, names)},
-    )
-    for part, m in trained.metrics.items():
-        metadata["metrics"][part]["long_short_sharpe"] = m["cross_section"]["model"]["sharpe"]
-    folder.write_metadata(metadata)
     log.info("panel run finished in %.1fs", metadata["seconds"])
     return RunResult(work, trained.metrics, metadata, "panel")
-
-
-def versions() -> dict[str, str]:
-    """Versions of candleflow and what it trains with, for metadata.json."""
-    out = {
-        "candleflow": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "keras": keras.__version__,
-        "backend": keras.backend.backend(),
-    }
-    try:
-        import jax
-
-        out["jax"] = jax.__version__
-    except ImportError:
-        pass
-    return out
 
 
 def _slug(cfg: RunConfig) -> str:

@@ -19,7 +19,7 @@ from candleflow.models.training import fit
 from candleflow.rewards.model import build_reward_model, evaluate_rewards, reward_loader
 from candleflow.rewards.samples import RewardSamples, build_reward_samples, sample_ends
 from candleflow.runs.folder import RunFolder
-from candleflow.runs.registry import save_model
+from candleflow.runs.record import write_run
 
 log = logging.getLogger("candleflow")
 
@@ -38,7 +38,6 @@ def run_reward_into(
     work: Path,
     name: str,
     started: dt.datetime,
-    versions: dict[str, str],
     state: dict[str, Any] | None = None,
     callbacks: list | None = None,
 ):
@@ -89,10 +88,24 @@ def run_reward_into(
     fit_s = time.perf_counter() - t_fit
     pred = model.predict(reward_loader(val, 4096), verbose=0)[:, 0]
     metrics = {"val": evaluate_rewards(val.reward, pred, float(train.reward.mean()))}
-    folder.write_metrics(metrics)
-    save_model(model, work)
-    folder.write_data(
-        {
+    m = metrics["val"]
+    metadata = write_run(
+        work,
+        cfg,
+        name,
+        started,
+        t0,
+        layout="reward",
+        model=model,
+        metrics=metrics,
+        headline={
+            "val": {
+                "r2": m["table"]["model"]["r2"],
+                "spearman": m["table"]["model"]["spearman"],
+                "edge_r2": m["edge_r2"],
+            }
+        },
+        data={
             "fingerprint": candles.fingerprint,
             "validation": report.to_dict(),
             "samples": {
@@ -102,34 +115,15 @@ def run_reward_into(
                 "forward": rc.forward,
                 "valid_end_bars": int(valid.size),
             },
-        }
-    )
-    m = metrics["val"]
-    metadata: dict[str, Any] = {
-        "run": name,
-        "task": "reward",
-        "layout": "reward",
-        "created": started.isoformat(timespec="seconds"),
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - t0, 1),
-        "fit_seconds": round(fit_s, 1),
-        "versions": versions,
-        "data_fingerprint": candles.fingerprint,
-        "symbol": candles.symbol,
-        "interval": candles.interval,
-        "input_shape": [rc.lookback, 5],
-        "state_columns": 6,
-        "action_columns": 4,
-        "parameters": int(model.count_params()),
-        "peak_rss_mb": round(fitted["peak_rss_mb"], 1),
-        "epochs_run": fitted["epochs_run"],
-        "metrics": {
-            "val": {
-                "r2": m["table"]["model"]["r2"],
-                "spearman": m["table"]["model"]["spearman"],
-                "edge_r2": m["edge_r2"],
-            }
         },
-    }
-    folder.write_metadata(metadata)
+        identity={"data_fingerprint": candles.fingerprint, "symbol": candles.symbol, "interval": candles.interval},
+        training={
+            "input_shape": [rc.lookback, 5],
+            "state_columns": 6,
+            "action_columns": 4,
+            "fit_seconds": round(fit_s, 1),
+            "peak_rss_mb": round(fitted["peak_rss_mb"], 1),
+            "epochs_run": fitted["epochs_run"],
+        },
+    )
     return metrics, metadata

@@ -18,6 +18,32 @@ from candleflow.models.families import family
 MAX_JSON_BYTES = 256 << 20  # metrics.json of a big run is a few MB
 
 
+METADATA_VERSION = 2  # 1: before the run record (no version key; the layout implied by other keys)
+LAYOUTS = ("series", "universe", "panel", "reward")
+
+
+def upgrade_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """A run's metadata in the current schema: folders written before `metadata_version` get the
+    layout their other keys imply (a reward task, a panel's tickers, a universe's series) and a
+    reward run's model_kind."""
+    if not isinstance(meta, dict) or meta.get("metadata_version", 1) >= METADATA_VERSION:
+        return meta
+    out = dict(meta)
+    if "layout" not in out:
+        if out.get("task") == "reward":
+            out["layout"] = "reward"
+        elif "tickers" in out:
+            out["layout"] = "panel"
+        elif "series" in out:
+            out["layout"] = "universe"
+        else:
+            out["layout"] = "series"
+    if out["layout"] == "reward":
+        out.setdefault("model_kind", "reward")
+    out["metadata_version"] = METADATA_VERSION
+    return out
+
+
 class RunFolder:
     """One run's folder (complete, or the hidden `.NAME.tmp` / `.NAME.failed` it is assembled in).
     Every module that reads or writes a run file goes through here, so the names live once."""
@@ -139,7 +165,8 @@ class RunFolder:
         return self._json(self.DATA)
 
     def metadata(self) -> dict[str, Any]:
-        return self._json(self.METADATA)
+        """metadata.json in the current schema (older folders upgraded as they are read)."""
+        return upgrade_metadata(self._json(self.METADATA))
 
     def predictions(self) -> dict[str, dict[str, np.ndarray]]:
         """The arrays `write_predictions` wrote, by period and name (loaded without pickle)."""

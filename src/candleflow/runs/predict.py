@@ -16,7 +16,7 @@ from candleflow.config import RunConfig, apply_override, flatten_keys, load_conf
 from candleflow.data.candles import Candles
 from candleflow.dataset.features import compute_features
 from candleflow.dataset.labels import CLASS_NAMES, make_labels
-from candleflow.dataset.windows import WindowDataset, valid_window_ends
+from candleflow.dataset.windows import WindowDataset
 from candleflow.errors import ConfigError, DataError, RegistryError
 from candleflow.evaluation.metrics import decide
 from candleflow.models.families import Family
@@ -105,10 +105,11 @@ class Predictor:
                 f"{self.run_dir}: features {features.names} differ from the run's {meta['feature_names']}"
             )
         d = cfg.dataset
-        span = (d.window - 1) * d.sample_rate + 1
         unlabelled = np.zeros(len(candles), np.int8)  # every complete window gets a row, label or not
-        ends = valid_window_ends(features.values, unlabelled, candles.segments, span)
-        ends = _between(candles, ends, start, end)
+        # cut as the run cut them (WindowDataset.from_arrays); stride 1, not dataset.stride: the
+        # stride thinned the run's training windows, and a prediction is wanted at every bar
+        every = WindowDataset.from_arrays(features.values, unlabelled, candles.segments, d.window, d.sample_rate, 1)
+        ends = _between(candles, every.ends, start, end)
         if ends.size == 0:
             raise DataError(
                 f"{candles.symbol} {candles.interval}: {len(candles)} bars give no complete {d.window}-bar window"

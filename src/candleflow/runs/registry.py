@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from candleflow.errors import ConfigError, RegistryError
-from candleflow.models.families import family, save_network
+from candleflow.models.families import Family, family, save_network
 from candleflow.runs.folder import RunFolder
 
 
@@ -74,6 +74,8 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
     if fam.tabular:
         return fam.load_from(path, _lags(meta))
     model = fam.load_from(path)
+    if meta.get("layout") == "reward":  # windows, state and action: three inputs, described in metadata
+        return model
     got = tuple(model.input_shape[1:])
     want = tuple(meta.get("input_shape", got))
     if got != want:
@@ -83,9 +85,16 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
     return model
 
 
+# the reward task's network: saved and loaded like the Keras families, never a `model.kind`
+REWARD_NETWORK = Family("reward", "windows", build=lambda *a, **k: None, layouts=("reward",), tasks=("reward",))
+
+
 def family_of(path: Path, meta: dict[str, Any]):
     """The family a run's metadata names, or a one-line error naming the file (an unknown or
-    missing `model_kind` is a damaged or foreign run folder, never a guess)."""
+    missing `model_kind` is a damaged or foreign run folder, never a guess). A reward run's model
+    is the reward network, a Keras model outside the classifier families."""
+    if meta.get("layout") == "reward":
+        return REWARD_NETWORK
     kind = meta.get("model_kind")
     if not isinstance(kind, str):
         raise RegistryError(f"{path / RunFolder.METADATA}: 'model_kind' is {str(kind)[:40]}; expected a family name")
