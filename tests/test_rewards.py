@@ -202,6 +202,22 @@ def test_reward_run_and_cli(tmp_path):
     assert "R^2" in listing.stdout
     report = subprocess.run(base + ["report", "rw"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert report.returncode == 2 and "reward-model run" in report.stderr
+    # an untouched reward run exports (three inputs: windows, state, action) and serves its predictions
+    exported = subprocess.run(base + ["export", "rw"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    from candleflow.models.export import load_stablehlo
+    from candleflow.runs.registry import load_model
+
+    bundle = tmp_path / "runs/rw/export-stablehlo"
+    serving = json.loads((bundle / "serving.json").read_text())
+    shapes = dict(zip(serving["input_names"], serving["input_shape"]))
+    assert shapes == {"window": [None, 16, 5], "state": [None, 6], "action": [None, 4]}
+    assert serving["model_kind"] == "reward"
+    samples = load_samples(tmp_path / "s.parquet")
+    given = {"window": samples.windows[:7], "state": samples.state[:7], "action": samples.action[:7]}
+    xs = [given[n] for n in serving["input_names"]]
+    want = np.asarray(load_model(tmp_path / "runs/rw").predict(given, verbose=0))
+    np.testing.assert_allclose(load_stablehlo(bundle / "model.stablehlo")(*xs), want, rtol=1e-4, atol=1e-6)
 
 
 def test_out_reuses_arrays_with_identical_results():

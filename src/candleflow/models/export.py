@@ -38,8 +38,10 @@ def export_model(
         raise FileExistsError(f"{out_dir} already exists; choose another --out")
     info: dict[str, Any] = {"format": fmt}
     if fmt != "native":
+        names, shapes = _inputs(model)
         info |= {
-            "input_shape": [None, *model.input_shape[1:]],
+            "input_shape": [None, *shapes[0][1:]] if len(shapes) == 1 else [[None, *s[1:]] for s in shapes],
+            **({"input_names": names} if len(names) > 1 else {}),
             "input_dtype": "float32",
             "output_shape": [None, *model.output_shape[1:]],
             "backend": backend,
@@ -74,13 +76,27 @@ def stablehlo_bytes(model) -> bytes:
     trainable = [v.value for v in model.trainable_variables]
     fixed = [v.value for v in model.non_trainable_variables]
 
-    def infer(x):
-        y, _ = model.stateless_call(trainable, fixed, x, training=False)
+    names, shapes = _inputs(model)
+
+    def infer(*xs):
+        y, _ = model.stateless_call(trainable, fixed, xs[0] if len(xs) == 1 else dict(zip(names, xs)), training=False)
         return y
 
-    dims = ", ".join(["batch", *(str(d) for d in model.input_shape[1:])])
-    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape(dims), jnp.float32)
-    return bytes(jax.export.export(jax.jit(infer))(spec).serialize())
+    scope = jax.export.SymbolicScope()  # one batch size shared by every input
+    specs = [
+        jax.ShapeDtypeStruct(
+            jax.export.symbolic_shape(", ".join(["batch", *(str(d) for d in s[1:])]), scope=scope), jnp.float32
+        )
+        for s in shapes
+    ]
+    return bytes(jax.export.export(jax.jit(infer))(*specs).serialize())
+
+
+def _inputs(model) -> tuple[list[str], list[tuple]]:
+    """Each input's name and shape (batch first), in the order the exported function takes them:
+    one for most models, three for the reward model (serving.json lists their names)."""
+    inputs = list(model.inputs)
+    return [str(i.name) for i in inputs], [tuple(i.shape) for i in inputs]
 
 
 def load_stablehlo(path: str | Path):
@@ -88,7 +104,7 @@ def load_stablehlo(path: str | Path):
     import jax
 
     exported = jax.export.deserialize(bytearray(Path(path).read_bytes()))
-    return lambda x: np.asarray(exported.call(np.asarray(x, dtype=np.float32)))
+    return lambda *xs: np.asarray(exported.call(*(np.asarray(x, dtype=np.float32) for x in xs)))
 
 
 def _require(fmt: str) -> None:

@@ -227,9 +227,9 @@ def _references(
 ) -> dict[str, dict[str, np.ndarray]]:
     """{reference kind: {part: probabilities}} for every reference model other than the model's own kind."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    for kind in cfg.evaluation.reference_models:
-        if kind == cfg.model.kind:
-            continue
+    others: dict[str, None] = dict.fromkeys(cfg.evaluation.reference_models)
+    others.pop(cfg.model.kind, None)  # the model's own family is the model, not a reference
+    for kind in others:
         t0 = time.perf_counter()
         ref = fit_tabular(kind, cfg, rows, train_ds, val_ds, y_train, weights)
         out[kind] = {p: ref.predict_proba(rows.of(d)) for p, d in eval_parts.items()}

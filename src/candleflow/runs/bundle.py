@@ -9,7 +9,6 @@ from typing import Any
 
 from candleflow.data.candles import OHLCV
 from candleflow.errors import RegistryError
-from candleflow.models.families import family
 from candleflow.runs.folder import RunFolder
 from candleflow.runs.registry import family_of, load_model, read_metadata, resolve_run
 
@@ -30,7 +29,8 @@ def export_bundle(
         raise RegistryError(f"{run_dir}: not a complete run folder (missing {', '.join(missing)})")
     meta = read_metadata(run_dir)
     cfg = folder.config()
-    used = "native" if family_of(run_dir, meta).tabular else fmt
+    fam = family_of(run_dir, meta)
+    used = "native" if fam.tabular else fmt
     model = load_model(run_dir)
     model_file = folder.model_file()
     assert model_file is not None  # missing() checked it
@@ -40,14 +40,14 @@ def export_bundle(
         "task": meta.get("task", "classify"),
         "classes": meta.get("classes"),
         "data_fingerprint": meta.get("data_fingerprint"),
-        "serving_bundle": serving_contract(cfg, meta),
+        "serving_bundle": serving_contract(cfg, meta, fam.normalisation),
     }
     include = [run_dir / RunFolder.CONFIG, run_dir / RunFolder.METADATA, run_dir / RunFolder.METRICS, model_file]
     target = export_model(model, Path(out) if out else run_dir / f"export-{used}", used, info, include)
     return target, used
 
 
-def serving_contract(cfg: Any, meta: dict[str, Any]) -> dict[str, Any]:
+def serving_contract(cfg: Any, meta: dict[str, Any], normalisation: str) -> dict[str, Any]:
     """What a caller must feed the bundle and what it answers: the candle schema, the bar interval,
     the features and windows computed from them inside candleflow, and the decision rule."""
     d = cfg.dataset
@@ -60,7 +60,7 @@ def serving_contract(cfg: Any, meta: dict[str, Any]) -> dict[str, Any]:
         "features": {
             "names": meta.get("feature_names"),
             "config": cfg.features.model_dump(mode="json"),
-            "normalisation": family(str(meta.get("model_kind"))).normalisation,
+            "normalisation": normalisation,
         },
         "windows": {"bars": d.window, "sample_rate": d.sample_rate, "lags": meta.get("lags")},
         "decision": {
