@@ -520,6 +520,30 @@ def corpus() -> list[Case]:
             "version",
         )
     )
+    # outputs that are URLs: refused in one line, never a local folder named after the scheme
+    small = ["--set", "source.n_bars=400", "--set", "dataset.window=8", "--set", "labels.horizon=4"]
+    for cmd, url in (("predict", "s3://nope/x.parquet"), ("export", "memory://x"), ("images", "s3://b/i.h5")):
+        args = {"predict": ["predict", "nope"], "export": ["export", "nope"], "images": ["images", *small]}[cmd]
+        add(Case(f"{cmd}-out-url", [*args, "--out", url], "error", {}, f"--out '{url}': a URL"))
+    add(Case("rewards-out-url", ["rewards", *small, "--out", "memory://r.npz"], "error", {}, "a URL"))
+    # a files source set over the default synthetic one replaces it (its n_bars means nothing to files)
+    add(
+        Case(
+            "source-kind-replaced",
+            ["prepare", "--set", "source.n_bars=500", "--set", "source.kind=files", "--set", "source.paths=[in/g.csv]"],
+            "ok",
+            {"in/g.csv": csv_bytes(ohlcv(400))},
+        )
+    )
+    add(
+        Case(
+            "cache-list-missing-folder",
+            ["cache", "list", "--kind", "prepared", "--folder", "nope"],
+            "error",
+            {},
+            "nope: not a candleflow prepared cache",
+        )
+    )
     return cases
 
 

@@ -171,7 +171,7 @@ def images(
         str | None, typer.Option("--format", help="hdf5, npz, zarr, png or jpeg (default: images.format)")
     ] = None,
     layout: Annotated[str | None, typer.Option(help="bar4 or jkx (default: images.layout)")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="file (hdf5/npz) or folder")] = Path("images"),
+    out: Annotated[str, typer.Option("--out", "-o", help="file (hdf5/npz) or folder (a local path)")] = "images",
     part: Annotated[str, typer.Option(help="which windows: train, val, test or all")] = "all",
     limit: Annotated[int | None, typer.Option(help="at most this many images (evenly spaced)")] = None,
     mode: Annotated[str | None, typer.Option(help="single file or batch files (default: images.mode)")] = None,
@@ -184,8 +184,10 @@ def images(
     """Render chart images of the dataset's windows and store them with labels, times and symbols."""
     from candleflow.config import load_config
     from candleflow.dataset.prepare import prepare as prepare_data
+    from candleflow.fs.guard import local_path
     from candleflow.images.write import write_image_dataset
 
+    target = local_path(out)
     shortcuts = {"format": fmt, "layout": layout, "mode": mode, "images_per_file": images_per_file}
     overrides = list(set_ or []) + [f"images.{k}={v}" for k, v in shortcuts.items() if v is not None]
     cfg = load_config(config, overrides)
@@ -196,7 +198,7 @@ def images(
         res = write_image_dataset(
             prep,
             cfg.images,
-            out,
+            target,
             part,
             limit,
             preview,
@@ -227,7 +229,7 @@ def images(
 def rewards(
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help=".parquet or .npz")] = Path("reward_samples.parquet"),
+    out: Annotated[str, typer.Option("--out", "-o", help=".parquet or .npz (a local path)")] = "reward_samples.parquet",
     n: Annotated[int | None, typer.Option(min=1, help="samples (default: rewards.n)")] = None,
     workers: Annotated[int | None, typer.Option(help="threads (default: all cores)")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
@@ -235,12 +237,13 @@ def rewards(
     """Build reward samples (window, state, action, reward) from the configured source and save them."""
     from candleflow.config import load_config
     from candleflow.data.load import load_candles
-    from candleflow.fs.guard import check_output
+    from candleflow.fs.guard import check_output, local_path
     from candleflow.rewards.samples import build_reward_samples, reward_statistics, save_samples
 
+    target = local_path(out)
     cfg = load_config(config, set_)
     setup_logging(log_file=log_file_for(cfg, "rewards"))
-    check_output(out, overwrite)  # before the work: refuse early what save_samples would refuse
+    check_output(target, overwrite)  # before the work: refuse early what save_samples would refuse
     rc = cfg.rewards
     count = rc.n if n is None else n
     candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
@@ -258,7 +261,7 @@ def rewards(
             on_progress=lambda k: progress.advance(task, k),
         )
     built = time.perf_counter() - t0
-    save_samples(samples, out, overwrite=overwrite)
+    save_samples(samples, target, overwrite=overwrite)
     t = Table(title=f"{count:,} reward samples from {candles.symbol} {candles.interval} in {built:.2f}s")
     for col in ("action", "samples", "mean reward", "std", "min", "max"):
         t.add_column(col, justify="left" if col == "action" else "right")
@@ -272,4 +275,6 @@ def rewards(
             ),
         )
     console.print(t)
-    console.print(f"written: {out} ({out.stat().st_size / 2**20:,.1f} MB); windows {samples.windows.shape} float32")
+    console.print(
+        f"written: {target} ({target.stat().st_size / 2**20:,.1f} MB); windows {samples.windows.shape} float32"
+    )

@@ -130,7 +130,9 @@ def predict(
     set_: Annotated[
         list[str] | None, typer.Option("--set", "-s", help="source.KEY=VALUE: where the new candles come from")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="signals file: .parquet or .csv")] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="signals file: .parquet or .csv (a local path)")
+    ] = None,
     start: Annotated[str | None, typer.Option("--from", help="first window end to score, e.g. 2024-07-01")] = None,
     end: Annotated[str | None, typer.Option("--to", help="last window end to score")] = None,
     latest: Annotated[bool, typer.Option(help="score only the last complete bar and print its decision")] = False,
@@ -140,21 +142,21 @@ def predict(
     """Apply a trained run to candles from any source, with exactly the run's features, windows and
     decision rule: one row per complete window (probabilities, decision)."""
     from candleflow.data.load import load_candles
+    from candleflow.fs.guard import check_output, local_path
     from candleflow.runs.predict import Predictor, score_against_labels, write_signals
 
     setup_logging(log_file=log_file_for(None, "predict"))  # the run's output.log_dir is the training machine's
-    if out is not None:
-        from candleflow.fs.guard import check_output
-
-        check_output(out, overwrite)  # before the work
+    target = None if out is None else local_path(out)
+    if target is not None:
+        check_output(target, overwrite)  # before the work
     predictor = Predictor.from_run(run, runs_dir)
     cfg = predictor.source_config(set_, config)
     candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
     table = predictor.predict(candles, start, end)
     if latest:
         table = table.slice(table.num_rows - 1)
-    if out is not None:
-        write_signals(table, out, overwrite)
+    if target is not None:
+        write_signals(table, target, overwrite)
     rows = table.slice(max(table.num_rows - 10, 0)).to_pylist()
     t = Table(title=f"{predictor.name} on {candles.symbol} {candles.interval}: {table.num_rows:,} windows scored")
     for col in ("open time", "close", "P(SHORT)", "P(HOLD)", "P(LONG)", "decision"):
@@ -261,7 +263,7 @@ def compare(
 @app.command()
 def export(
     model: Annotated[str, typer.Argument(help="run folder name, path or 'latest', or a .keras/.h5 model file")],
-    out: Annotated[Path | None, typer.Option(help="folder to create (default: RUN/export-FORMAT)")] = None,
+    out: Annotated[str | None, typer.Option(help="folder to create, a local path (default: RUN/export-FORMAT)")] = None,
     fmt: Annotated[
         str, typer.Option("--format", help="stablehlo (JAX, no TensorFlow needed), tf_saved_model, onnx, openvino")
     ] = "stablehlo",
@@ -277,13 +279,16 @@ def export(
     from candleflow.runs.bundle import export_bundle
 
     setup_logging(log_file=log_file_for(None, "export"))
+    from candleflow.fs.guard import local_path
+
+    dest = None if out is None else local_path(out)
     path = Path(model)
     if path.is_file():
         loaded = load_model_file(path, allow_legacy_h5)
-        target = export_model(loaded, out or path.with_suffix(""), fmt, {"source": str(path)})
+        target = export_model(loaded, dest or path.with_suffix(""), fmt, {"source": str(path)})
         console.print(f"exported {fmt} to {target} (see serving.json)")
         return
-    target, used = export_bundle(model, out, fmt, runs_dir)
+    target, used = export_bundle(model, dest, fmt, runs_dir)
     console.print(
         f"exported {used} to {target}: a serving bundle (see serving.json); "
         f"candleflow predict {target} --set source.… --out signals.parquet",

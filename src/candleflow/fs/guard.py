@@ -55,6 +55,22 @@ def _protected(path: Path) -> str | None:
     return None
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def local_path(value: str | os.PathLike, flag: str = "--out") -> Path:
+    """`value` as a local path, or a one-line error where it is a URL (`s3://...`, `memory://...`):
+    these outputs are local files and folders, and a URL taken as a path would silently become a
+    local folder named after its scheme. (Prepared stores are the outputs that take URLs.)"""
+    text = os.fspath(value)
+    if _URL.match(text):
+        raise DataError(
+            f"{flag} {text!r}: a URL; this output is written to a local path only (write it locally and copy it, "
+            "or use a prepared store, --store, which takes fsspec URLs)"
+        )
+    return Path(text)
+
+
 def check_output(path: str | os.PathLike, overwrite: bool = False, flag: str = "--overwrite") -> Path:
     """Check that writing `path` loses nothing the user did not ask to replace.
 
