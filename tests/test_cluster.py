@@ -189,7 +189,7 @@ def test_a_failed_task_is_retried_and_a_permanent_failure_names_its_entry(mirror
     missing = month_config(mirror, tmp_path, months=["2024-05", "2019-01"], retries=0)  # 2019-01 is not published
     with pytest.raises(
         BuildError,
-        match=r"1 of 2 entries failed after 2 retries \(first: m2019-01: .*no spot "
+        match=r"1 of 2 entries failed \(first: m2019-01: SourceError: .*no spot "
         r"BTCUSDT 1m files published",
     ):
         build_store(missing, client=client)
@@ -396,3 +396,33 @@ def test_split_by_time_cuts_every_series_at_one_instant_by_hand():
     )
     with pytest.raises(ValueError, match="10 windows are too few"):
         split_by_time(end, end, val_fraction=0.96)
+
+
+def test_an_error_a_retry_cannot_mend_is_not_retried_nor_printed_by_workers(client, tmp_path, capfd):
+    """A universe with an empty ticker file: the entry fails once (not cluster.retries times), the
+    error is one line naming the entry and the file, and no worker prints a traceback."""
+    import pyarrow.parquet as pq
+
+    from candleflow.config import SyntheticSource
+    from candleflow.data.load import load_candles
+
+    candles, _ = load_candles(SyntheticSource(n_bars=600))
+    pq.write_table(candles.to_arrow(), tmp_path / "AAA.parquet")
+    (tmp_path / "BBB.csv").write_bytes(b"")
+    cfg = validate_config(
+        {
+            "labels": {"horizon": 10},
+            "dataset": {"window": 16},
+            "universe": {
+                "store": str(tmp_path / "store"),
+                "sources": {n: {"paths": [str(tmp_path / f)]} for n, f in (("a", "AAA.parquet"), ("b", "BBB.csv"))},
+            },
+            "cluster": {"retries": 2},
+        }
+    )
+    capfd.readouterr()
+    with pytest.raises(BuildError, match=r"^1 of 2 entries failed \(first: b: SourceError: .*BBB.csv") as err:
+        build_store(cfg, client=client)
+    assert "retries" not in str(err.value) and "\n" not in str(err.value)
+    assert "Traceback" not in capfd.readouterr().err
+    assert SeriesStore(cfg.universe.store).names() == ["a"]

@@ -195,3 +195,15 @@ def test_return_weighted_loss_by_hand():
     loss = np.asarray(MaskedSparseCrossEntropy(return_weighted=True).call(y, p))
     want = (1.5 * -np.log(0.5) + 0.5 * -np.log(0.25)) / 2
     assert loss[0] == pytest.approx(want, rel=1e-5)
+
+
+def test_tickers_of_different_intervals_are_refused_in_one_line():
+    """SPY daily beside BTC hourly on one time axis would mean nothing: refused, naming both."""
+    from dataclasses import replace
+
+    from candleflow.errors import DataError
+
+    daily, hourly = replace(series("SPY", [0, 24, 48]), interval="1d"), replace(series("BTC", [0, 1, 2]), interval="1h")
+    with pytest.raises(DataError, match=r"^the panel's tickers have different bar intervals \(SPY: 1d, BTC: 1h\)"):
+        align_panel([daily, hourly], horizon=1, rule="union")
+    assert align_panel([replace(daily, interval="1h"), hourly], horizon=1, rule="union").names == ["SPY", "BTC"]

@@ -29,6 +29,7 @@ class SeriesArrays:
     close: np.ndarray  # (T_k,) float64
     segments: np.ndarray  # (S, 2)
     calendar: str = "24/7"
+    interval: str = ""  # the bar interval ('' where unknown)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,13 @@ def align_panel(
     one calendar; `union`: any calendars) or only the times every series has (`intersection`)."""
     if not series:
         raise DataError("a panel needs at least one series")
+    intervals = {s.interval for s in series if s.interval}
+    if len(intervals) > 1:
+        listed = ", ".join(f"{s.name}: {s.interval}" for s in series[:6])
+        raise DataError(
+            f"the panel's tickers have different bar intervals ({listed}); a panel puts bars of one interval "
+            "side by side: choose tickers of one interval (or train them as a universe: dataset.layout series)"
+        )
     cals = {s.calendar for s in series}
     if rule == "same" and len(cals) > 1:
         listed = ", ".join(f"{s.name} on {s.calendar}" for s in series[:6])

@@ -25,7 +25,7 @@ import numpy as np
 
 from candleflow._version import __version__
 from candleflow.config import BinanceSource, FilesSource, RunConfig, SyntheticSource, YFinanceSource
-from candleflow.errors import BuildError, CandleflowError, ConfigError
+from candleflow.errors import BuildError, CandleflowError, ConfigError, DownloadError
 
 log = logging.getLogger("candleflow")
 
@@ -182,6 +182,21 @@ def build_entry(name: str, config_json: str, key: str, store_url: str, threads: 
     return SeriesStore(store_url).write_entry(name, key, arrays, candles.to_arrow(), meta)
 
 
+def build_entry_or_error(
+    name: str, config_json: str, key: str, store_url: str, threads: int = 1
+) -> dict[str, Any]:
+    """build_entry as a task: an error that would fail again (bad data, a validation rule, a
+    config) comes back as the record {"name", "error"} and is not retried; a download error (the
+    network may do better) or an unexpected one is raised, and Dask retries the task."""
+    try:
+        return build_entry(name, config_json, key, store_url, threads)
+    except DownloadError:
+        raise
+    except CandleflowError as exc:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        return {"name": name, "error": f"{type(exc).__name__}: {text}"}
+
+
 def _limit_threads(threads: int) -> None:
     """Numba and Arrow threads per task, so workers sharing a machine do not oversubscribe it."""
     import numba
@@ -279,11 +294,14 @@ def build_store(
     if report.failed:
         first = next(iter(report.failed.items()))
         raise BuildError(
-            f"{len(report.failed)} of {len(tasks)} entries failed after {cfg.cluster.retries} "
-            f"retries (first: {first[0]}: {first[1]}); the other entries are in {store.url}, "
-            f"and a rerun prepares only what is missing"
+            f"{len(report.failed)} of {len(tasks)} entries failed (first: {first[0]}: {first[1]}); "
+            f"the other entries are in {store.url}, and a rerun prepares only what is missing"
         )
     return report
+
+
+class _FinalError(Exception):
+    """A task's error that a retry cannot mend (returned by the task, not raised on the worker)."""
 
 
 def _run_tasks(
@@ -299,7 +317,7 @@ def _run_tasks(
 
     futures = {
         client.submit(
-            build_entry,
+            build_entry_or_error,
             t.name,
             t.config.model_dump_json(),
             t.key,
@@ -317,9 +335,14 @@ def _run_tasks(
             task = futures[fut]
             try:
                 record = fut.result()
+                if "error" in record:  # final: not retried
+                    raise _FinalError(record["error"])
             except Exception as exc:  # noqa: BLE001 - every failure is reported by entry, the rest go on
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                report.failed[task.name] = f"{type(exc).__name__}: {msg}"
+                if isinstance(exc, _FinalError):
+                    report.failed[task.name] = str(exc)
+                else:
+                    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    report.failed[task.name] = f"{type(exc).__name__}: {msg} (after {retries} retries)"
                 log.error("entry %s failed: %s", task.name, report.failed[task.name])
                 on_done(task.name, None, report.failed[task.name])
                 continue

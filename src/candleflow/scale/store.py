@@ -382,6 +382,7 @@ def open_panel(store: SeriesStore | str, names: list[str], horizon: int, rule: s
                 e.candles().close,
                 np.asarray(e.arrays["segments"]),
                 e.meta.get("calendar", "24/7"),
+                str(e.meta.get("interval", "")),
             )
         )
     return align_panel(series, horizon, rule)  # type: ignore[arg-type]
