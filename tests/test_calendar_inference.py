@@ -8,7 +8,7 @@ import pytest
 from candleflow.config import FilesSource, ValidationPolicy
 from candleflow.data.calendar import infer_calendar
 from candleflow.data.load import load_candles
-from candleflow.errors import ConfigError
+from candleflow.errors import ConfigError, ValidationError
 from conftest import BINANCE, SHARED
 
 STOCKS = SHARED / "data" / "stocks"
@@ -66,3 +66,53 @@ def test_inference_by_hand():
     sessions = xc.get_calendar("XLON", start="2023-01-01", end="2024-12-31").sessions
     name, why = infer_calendar(sessions.to_numpy("datetime64[ns]").astype(np.int64))
     assert name == "XLON" and why.startswith("inferred XLON: 100.0%")
+
+
+AAPL = STOCKS / "panel" / "AAPL-1d.csv"
+
+
+def _returns(candles) -> dict[str, float]:
+    r = candles.close[1:] / candles.close[:-1]
+    return {candles.time_str(i + 1)[:10]: float(r[i]) for i in range(r.size)}
+
+
+def test_real_aapl_back_adjusted_by_its_adj_close_keeps_the_crash_and_loses_the_splits():
+    """AAPL 2000-2013, unadjusted OHLC with an Adj Close column: two 2:1 splits (2000-06-21,
+    2005-02-28) and a real -52% day (2000-09-29) whose adjusted close falls too."""
+    pytest.importorskip("exchange_calendars")
+    candles, rep = load_candles(FilesSource(paths=[str(AAPL)]))
+    assert rep.adjusted.startswith("back-adjusted by the adjusted close") and rep.suspected_splits == []
+    r = _returns(candles)
+    assert r["2000-06-21"] == pytest.approx(1.0989, abs=1e-3) and r["2005-02-28"] == pytest.approx(1.0082, abs=1e-3)
+    assert r["2000-09-29"] == pytest.approx(0.4813, abs=1e-3)  # the crash stays
+    assert rep.calendar == "XNYS" and rep.filled_bars == 0 and rep.warnings == []
+
+
+def test_unadjusted_aapl_reports_its_splits_and_adjusts_them_when_asked(tmp_path):
+    pytest.importorskip("exchange_calendars")
+    plain = FilesSource(paths=[str(AAPL)], adjust="none")
+    raw, rep = load_candles(plain)
+    assert rep.suspected_splits == [
+        "2000-06-21: open / previous close 0.499 (2:1)",
+        "2005-02-28: open / previous close 0.502 (2:1)",
+    ]  # the crash opened at 0.527 x the previous close: not a split ratio
+    (warning,) = rep.warnings
+    assert warning.startswith("2 suspected stock splits left unadjusted") and "validation.splits: adjust" in warning
+    assert _returns(raw)["2000-06-21"] == pytest.approx(0.5494, abs=1e-3)  # as written
+    adjusted, rep2 = load_candles(plain, ValidationPolicy(splits="adjust"))
+    r = _returns(adjusted)
+    assert r["2000-06-21"] == pytest.approx(1.0989, abs=1e-3) and r["2000-09-29"] == pytest.approx(0.4813, abs=1e-3)
+    assert rep2.adjusted == "2 suspected splits back-adjusted (validation.splits: adjust)" and rep2.warnings == []
+    with pytest.raises(ValidationError, match=r"AAPL-1d.csv line \d+: suspected 2:1 split: opens at 0.499"):
+        load_candles(plain, ValidationPolicy(splits="error"))
+
+
+def test_suspected_splits_by_hand():
+    from candleflow.data.adjust import split_name, suspected_splits
+
+    close = np.array([100.0, 101, 102, 51, 52, 51.5, 50, 52, 51, 26.2, 51, 52])
+    open_ = np.r_[100.0, close[:-1]]
+    open_[3] = 51.2  # opens at 0.502 x 102 and stays: a 2:1 split
+    open_[9] = 25.6  # halves and comes back next bar: a bad tick, not a split
+    assert suspected_splits(open_, close) == [(3, 0.5)]
+    assert [split_name(r) for r in (0.5, 2 / 3, 2.0, 1 / 10)] == ["2:1", "3:2", "1:2", "10:1"]

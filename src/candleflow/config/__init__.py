@@ -119,6 +119,12 @@ class FilesSource(_Section):
     format: Literal["auto", "binance", "csv", "parquet", "feather"] = Field(
         "auto", description="auto: from the file name and content"
     )
+    adjust: Literal["auto", "none"] = Field(
+        "auto",
+        description="auto: a file with an adjusted-close column (Adj Close, adj_close, ...) has its open, high, "
+        "low and close back-adjusted by adjusted / close and its volume by the inverse (splits and dividends "
+        "removed, real moves kept), said in the report; none: prices as written",
+    )
     timezone: str | None = Field(
         None,
         description="IANA zone (e.g. America/New_York) of times written without a UTC offset; "
@@ -290,6 +296,12 @@ class ValidationPolicy(_Section):
         description="price spikes that pass the OHLC check (a wick or a one-bar close jump that reverts, "
         "beyond spike_threshold x the bars' typical move): allow keeps them (counted), repair "
         "clips a wick to the bar's body and drops a bar whose close jumps and reverts, drop removes the bars",
+    )
+    splits: Literal["warn", "adjust", "error", "allow"] = Field(
+        "warn",
+        description="unadjusted prices: a bar that opens at a split ratio (1:2, 2:3, 2, 3, ... within 2.5%) of the "
+        "previous close and stays there is a suspected split: warn reports it with its date, adjust "
+        "back-adjusts the bars before it, error stops naming the row, allow only counts it",
     )
     spike_threshold: float = Field(
         30.0,

@@ -15,6 +15,7 @@ from candleflow.config import (
     ValidationPolicy,
     YFinanceSource,
 )
+from candleflow.data.adjust import ADJ_CLOSE, back_adjust
 from candleflow.data.candles import Candles
 from candleflow.data.sources.files import read_files
 from candleflow.data.sources.synthetic import generate_synthetic
@@ -45,6 +46,14 @@ def _files(cfg: FilesSource, policy: ValidationPolicy, cache: CacheConfig) -> tu
     """Files: the calendar inferred from the bars under `validation.calendar: auto` (stock files
     skip weekends and holidays), said in the report."""
     raw = read_files(cfg)
+    adjusted = ""
+    if ADJ_CLOSE in raw.columns:
+        if cfg.adjust == "auto":
+            raw.columns, changed = back_adjust(raw.columns)
+            adjusted = f"back-adjusted by the adjusted close (source.adjust: auto): {changed:,} rows scaled"
+            log.info("%s: %s", cfg.paths[0], adjusted)
+        else:
+            raw.columns = {k: v for k, v in raw.columns.items() if k != ADJ_CLOSE}
     reason = ""
     if policy.calendar == "auto":
         from candleflow.data.calendar import infer_calendar
@@ -54,6 +63,7 @@ def _files(cfg: FilesSource, policy: ValidationPolicy, cache: CacheConfig) -> tu
         policy = policy.model_copy(update={"calendar": name})
     candles, report = validate_candles(raw, policy, interval=cfg.interval)
     report.calendar_reason = reason
+    report.adjusted = adjusted or report.adjusted
     return candles, report
 
 

@@ -73,6 +73,8 @@ class ValidationReport:
     calendar: str = "24/7"
     exchange: str = ""  # the exchange a source reported (yfinance)
     calendar_reason: str = ""  # why this calendar (validation.calendar: auto): what was inferred from
+    adjusted: str = ""  # how prices were adjusted for corporate actions (source.adjust), if they were
+    suspected_splits: list[str] = field(default_factory=list)  # 'date: open/previous close r (a:b)'
     extended_hours_rows: int = 0
     off_calendar_rows: int = 0
     session_splits: int = 0
@@ -104,6 +106,8 @@ class ValidationReport:
                 else ""
             )
             + (f" ({self.calendar_reason})" if self.calendar_reason else "")
+            + (f"; prices {self.adjusted}" if self.adjusted else "")
+            + (f"; suspected splits: {', '.join(self.suspected_splits[:3])}" if self.suspected_splits else "")
         )
 
 
@@ -262,6 +266,47 @@ def check_grid(rows: Rows, policy: ValidationPolicy, interval: str | None) -> tu
 
 
 MAX_LISTED_SPIKES = 20
+
+
+def check_splits(rows: Rows, policy: ValidationPolicy) -> None:
+    """Suspected stock splits in unadjusted prices (data/adjust.py): reported with their dates
+    and a warning, back-adjusted, an error naming the row, or only counted (validation.splits)."""
+    from candleflow.data.adjust import adjust_for_splits, split_name, suspected_splits
+
+    cols, rep = rows.cols, rows.report
+    found = suspected_splits(cols["open"], cols["close"])
+    if not found:
+        return
+    t = cols["open_time"]
+    rep.suspected_splits = [
+        f"{_iso(t[i])[:10]}: open / previous close {cols['open'][i] / cols['close'][i - 1]:.3f} ({split_name(r)})"
+        for i, r in found
+    ]
+    if policy.splits == "error":
+        i, r = found[0]
+        rows.fail(
+            i,
+            f"suspected {split_name(r)} split: opens at {cols['open'][i] / cols['close'][i - 1]:.3f} x the previous close "
+            "and stays there",
+            "splits",
+            "'adjust' back-adjusts the bars before it, 'warn' reports it; a file with an adjusted close "
+            "is adjusted by it (source.adjust: auto)",
+        )
+    if policy.splits == "adjust":
+        rows.cols = {
+            **cols,
+            **adjust_for_splits({k: cols[k] for k in ("open", "high", "low", "close", "volume")}, found),
+        }
+        rep.adjusted = f"{len(found)} suspected splits back-adjusted (validation.splits: adjust)"
+        log.info("validation: %s: %s", rep.adjusted, "; ".join(rep.suspected_splits))
+    elif policy.splits == "warn":
+        msg = (
+            f"{len(found)} suspected stock splits left unadjusted ({'; '.join(rep.suspected_splits[:3])}): a split "
+            "reads as a return that never reverts; give a file with an adjusted close (source.adjust: auto) or "
+            "set validation.splits: adjust"
+        )
+        rep.warnings.append(msg)
+        log.warning("validation: %s", msg)
 
 
 def check_spikes(rows: Rows, policy: ValidationPolicy) -> np.ndarray | None:
@@ -555,6 +600,7 @@ def validate_candles(
     check_ohlc(rows, policy)
     check_order(rows, policy)
     check_duplicates(rows, policy)
+    check_splits(rows, policy)
     if policy.calendar == AUTO:  # a source that knows its exchange resolved it before this point
         policy = policy.model_copy(update={"calendar": ALWAYS_OPEN})
     if policy.calendar == ALWAYS_OPEN:

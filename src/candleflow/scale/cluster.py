@@ -182,9 +182,7 @@ def build_entry(name: str, config_json: str, key: str, store_url: str, threads: 
     return SeriesStore(store_url).write_entry(name, key, arrays, candles.to_arrow(), meta)
 
 
-def build_entry_or_error(
-    name: str, config_json: str, key: str, store_url: str, threads: int = 1
-) -> dict[str, Any]:
+def build_entry_or_error(name: str, config_json: str, key: str, store_url: str, threads: int = 1) -> dict[str, Any]:
     """build_entry as a task: an error that would fail again (bad data, a validation rule, a
     config) comes back as the record {"name", "error"} and is not retried; a download error (the
     network may do better) or an unexpected one is raised, and Dask retries the task."""

@@ -43,6 +43,7 @@ ALIASES = {
     "trades": ("trades", "number_of_trades", "count"),
     "taker_buy_base": ("taker_buy_base", "taker_buy_base_asset_volume", "taker_buy_volume"),
     "taker_buy_quote": ("taker_buy_quote", "taker_buy_quote_asset_volume", "taker_buy_quote_volume"),
+    "adj_close": ("adj close", "adj_close", "adjclose", "adjusted close", "adjusted_close"),  # source.adjust
 }
 MAX_CSV_BYTES = 4 << 30  # 4 GiB: no kline CSV is larger (8 years of 1m bars is about 0.5 GiB)
 _BINANCE_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<interval>\d+[smhdw]|1mo)-\d{4}-\d{2}(-\d{2})?$")

@@ -1,0 +1,77 @@
+"""Corporate actions in stock files: prices back-adjusted by an adjusted-close column where a file
+has one, and splits that a file without one still shows found and reported.
+
+A 2:1 split halves an unadjusted price overnight. Fed to features and labels as it is, it reads
+as a -50% return that never reverts (the spike check looks for moves that revert, so it cannot
+see one). With an adjusted close (Yahoo's and Quandl's `Adj Close`), every bar is scaled by
+adjusted / close, which removes splits and dividends and keeps real moves: a real crash falls in
+the adjusted close too. Without one, a bar that opens at a split ratio of the previous close
+(within SPLIT_TOLERANCE) and stays there is a suspected split."""
+
+from __future__ import annotations
+
+import numpy as np
+
+ADJ_CLOSE = "adj_close"
+SPLIT_RATIOS = (1 / 10, 1 / 5, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 2, 2.0, 3.0, 4.0, 5.0, 10.0)
+SPLIT_TOLERANCE = 0.025  # the opening gap's relative distance to a split ratio
+STAY_BARS = 5  # the next bars' median close must stay at the new level (a split does not revert)
+
+
+def back_adjust(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """Open, high, low and close scaled by adj_close / close and volume by its inverse (the
+    traded value stays), the adj_close column dropped; returns the columns and how many rows had
+    a factor other than 1. Rows whose factor is not a positive finite number keep their prices."""
+    adj, close = columns[ADJ_CLOSE], columns["close"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = adj / close
+    factor = np.where(np.isfinite(factor) & (factor > 0), factor, 1.0)
+    out = {k: v for k, v in columns.items() if k != ADJ_CLOSE}
+    for name in ("open", "high", "low", "close"):
+        out[name] = columns[name] * factor
+    out["volume"] = columns["volume"] / factor
+    return out, int((np.abs(factor - 1.0) > 1e-9).sum())
+
+
+def suspected_splits(open_: np.ndarray, close: np.ndarray) -> list[tuple[int, float]]:
+    """(row, ratio) for each bar whose open is within SPLIT_TOLERANCE of a split ratio times the
+    previous close and whose next STAY_BARS closes stay near the new level (their median within
+    15% of the ratio times the previous close). Rows are in time order, one series."""
+    if close.size < 2:
+        return []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = open_[1:] / close[:-1]
+    ratios = np.asarray(SPLIT_RATIOS)
+    out = []
+    for i in np.flatnonzero(np.isfinite(gap) & ((gap < 0.85) | (gap > 1.4))) + 1:
+        k = int(np.argmin(np.abs(gap[i - 1] / ratios - 1)))
+        if abs(gap[i - 1] / ratios[k] - 1) > SPLIT_TOLERANCE:
+            continue
+        after = close[i : i + STAY_BARS]
+        if abs(np.median(after) / (ratios[k] * close[i - 1]) - 1) <= 0.15:
+            out.append((int(i), float(ratios[k])))
+    return out
+
+
+def split_name(ratio: float) -> str:
+    """'2:1' for a price halved, '1:2' for a reverse split that doubles it, '3:2' ..."""
+    from fractions import Fraction
+
+    f = Fraction(ratio).limit_denominator(10)
+    return f"{f.denominator}:{f.numerator}"
+
+
+def adjust_for_splits(columns: dict[str, np.ndarray], splits: list[tuple[int, float]]) -> dict[str, np.ndarray]:
+    """Bars before each split scaled by its ratio (prices) and its inverse (volume), so the
+    series is continuous at the split as an adjusted one would be."""
+    out = dict(columns)
+    factor = np.ones(columns["close"].size)
+    for i, ratio in splits:
+        factor[:i] *= ratio
+    for name in ("open", "high", "low", "close"):
+        out[name] = columns[name] * factor
+    out["volume"] = columns["volume"] / factor
+    return out
+
+
+__all__ = ["ADJ_CLOSE", "adjust_for_splits", "back_adjust", "split_name", "suspected_splits"]
