@@ -155,7 +155,8 @@ def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
     )
     result = cf.run(cfg)
     val = result.metrics["val"]
-    assert set(val["table"]) >= {"model", "majority", "always_hold", "stratified"}
+    assert set(val["table"]) >= {"model", "majority", "always_hold", "stratified", "ref_lightgbm", "ref_linear"}
+    assert val["best_reference"] in ("lightgbm", "linear") and "edge_over_reference" in val  # pooled, per ticker
     assert set(val["cross_section"]) == {"model", "equal_weight_long", "random_ranking", "oracle"}
     assert set(val["tickers"]) == {"AAA-1h", "BBB-1h", "CCC-1h", "DDD-1h"}
     assert val["cross_section"]["oracle"]["total_return"] > val["cross_section"]["random_ranking"]["total_return"]
@@ -207,3 +208,32 @@ def test_tickers_of_different_intervals_are_refused_in_one_line():
     with pytest.raises(DataError, match=r"^the panel's tickers have different bar intervals \(SPY: 1d, BTC: 1h\)"):
         align_panel([daily, hourly], horizon=1, rule="union")
     assert align_panel([replace(daily, interval="1h"), hourly], horizon=1, rule="union").names == ["SPY", "BTC"]
+
+
+def test_the_panel_gpt_shares_one_encoder_across_tickers(tmp_path):
+    """Each ticker's columns go through the same weights: permuting the tickers' feature columns
+    permutes the outputs (and nothing else); the model saves and loads in safe mode."""
+    from candleflow.config import ModelConfig
+    from candleflow.models.loading import load_model_file
+    from candleflow.models.panel_model import build_panel_gpt
+
+    n, f, w = 3, 4, 10
+    cols = n * f + n
+    model = build_panel_gpt(
+        ModelConfig(gpt_d_model=16, gpt_heads=2, gpt_layers=1, dense_units=[8]),
+        w,
+        cols,
+        n,
+        np.zeros(cols),
+        np.ones(cols),
+    )
+    x = np.random.default_rng(0).normal(size=(5, w, cols)).astype("float32")
+    x[..., n * f :] = 1.0  # every ticker present
+    perm = [2, 0, 1]
+    xp = x.copy()
+    for new, old in enumerate(perm):
+        xp[..., new * f : (new + 1) * f] = x[..., old * f : (old + 1) * f]
+    y = model.predict(x, verbose=0)
+    np.testing.assert_allclose(model.predict(xp, verbose=0), y[:, perm], atol=1e-6)
+    model.save(tmp_path / "p.keras")
+    np.testing.assert_allclose(load_model_file(tmp_path / "p.keras").predict(x, verbose=0), y, atol=1e-7)

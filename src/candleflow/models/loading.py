@@ -9,7 +9,7 @@ from pathlib import Path
 from candleflow.errors import RegistryError
 from candleflow.models.backend import keras
 from candleflow.models.networks import CausalSelfAttention, PositionEmbedding, TimeDense
-from candleflow.models.panel_model import MaskedSparseCrossEntropy
+from candleflow.models.panel_model import MaskedSparseCrossEntropy, TickerContext, TickerFold
 
 # candleflow's own layers that a saved model may name (registered; listed here for load_model)
 CUSTOM_OBJECTS = {
@@ -17,6 +17,8 @@ CUSTOM_OBJECTS = {
     "candleflow>CausalSelfAttention": CausalSelfAttention,
     "candleflow>TimeDense": TimeDense,
     "candleflow>MaskedSparseCrossEntropy": MaskedSparseCrossEntropy,
+    "candleflow>TickerFold": TickerFold,
+    "candleflow>TickerContext": TickerContext,
 }
 
 

@@ -18,12 +18,13 @@ from candleflow.dataset.sampling import class_weights
 from candleflow.evaluation.cross_section import cross_sectional_backtest
 from candleflow.evaluation.metrics import classification_metrics, decide, evaluate
 from candleflow.models.backend import keras
-from candleflow.models.families import learning_rate
+from candleflow.models.families import family, learning_rate
 from candleflow.models.fitting import Trained
 from candleflow.models.loaders import batch_loader
 from candleflow.models.loading import model_from
 from candleflow.models.memory import auto_batch_size, estimate_training_memory
 from candleflow.models.panel_model import build_panel_gpt
+from candleflow.models.tabular import window_lags
 from candleflow.models.training import fit
 
 log = logging.getLogger("candleflow")
@@ -48,6 +49,8 @@ def train_and_score_panel(
         y_train = np.stack([rng.permutation(y_train[:, k]) for k in range(y_train.shape[1])], axis=1)
     flat = y_train[y_train >= 0]
     weights = class_weights(flat).tolist() if tc.class_weight == "balanced" else None
+    eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
+    refs = panel_references(cfg, train_ds, y_train, eval_parts)
     mean, var = train_ds.moments()
     panel = ds.panel
     model = model_from(
@@ -98,7 +101,7 @@ def train_and_score_panel(
         probs = np.asarray(model.predict(batch_loader(len(sub), _inputs_of(sub), 1024), verbose=0))[: len(sub)]
         y = sub.labels_at()
         scored[part] = (sub, y, probs)
-        metrics[part] = panel_metrics(cfg, sub, y, probs, flat, bars_per_year)
+        metrics[part] = panel_metrics(cfg, sub, y, probs, flat, bars_per_year, {k: v[part] for k, v in refs.items()})
     return Trained(model, fitted, fit_s, estimate, scored, metrics, (d.window, panel.values.shape[1]))
 
 
@@ -106,14 +109,78 @@ def _inputs_of(sub: PanelDataset):
     return lambda idx: (sub.gather(idx),)
 
 
+def ticker_rows(sub: PanelDataset, lags: list[int]) -> np.ndarray:
+    """(windows x tickers, lags x features) float32: each (window, ticker) pair's own lagged
+    feature rows, ticker-major within a window, as the tabular families read a series' windows."""
+    p = sub.panel
+    n, f = p.n_tickers, p.n_features
+    rows = np.array([sub.window - 1 - lag for lag in window_lags(lags, sub.window)])
+    out = np.empty((len(sub) * n, rows.size * f), np.float32)
+    for lo in range(0, len(sub), 2048):
+        idx = np.arange(lo, min(lo + 2048, len(sub)))
+        x = sub.gather(idx)[:, rows, : n * f].reshape(idx.size, rows.size, n, f)
+        out[lo * n : (lo + idx.size) * n] = x.transpose(0, 2, 1, 3).reshape(idx.size * n, rows.size * f)
+    return out
+
+
+def panel_references(
+    cfg: RunConfig, train_ds: PanelDataset, y_train: np.ndarray, eval_parts: dict[str, PanelDataset]
+) -> dict[str, dict[str, np.ndarray]]:
+    """{reference kind: {part: (windows, tickers, 3) probabilities}}: each tabular reference family
+    (evaluation.reference_models) fitted once on every ticker's lagged rows, pooled (one model
+    for all tickers, as the panel GPT's encoder is shared), early-stopped on validation."""
+    kinds = [k for k in cfg.evaluation.reference_models if family(k).tabular]
+    if not kinds:
+        return {}
+    lags = window_lags(cfg.model.lags, train_ds.window)
+    x = ticker_rows(train_ds, lags)
+    y = y_train.reshape(-1)
+    keep = y >= 0
+    xs = {p: ticker_rows(d, lags) for p, d in eval_parts.items()}
+    y_val = eval_parts["val"].labels_at().reshape(-1)
+    w = class_weights(y[keep]) if cfg.training.class_weight == "balanced" else None
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for kind in kinds:
+        t0 = time.perf_counter()
+        fit_rows = family(kind).fit
+        assert fit_rows is not None
+        ref = fit_rows(
+            cfg.model,
+            cfg.training.seed,
+            x[keep],
+            y[keep].astype(np.int64),
+            None if w is None else w[y[keep]],
+            xs["val"][y_val >= 0],
+            y_val[y_val >= 0].astype(np.int64),
+            lags,
+        )
+        n = train_ds.panel.n_tickers
+        out[kind] = {p: ref.predict_proba(xs[p]).reshape(len(d), n, -1) for p, d in eval_parts.items()}
+        log.info(
+            "reference model %s on %d (window, ticker) rows: fitted in %.1fs",
+            kind,
+            int(keep.sum()),
+            time.perf_counter() - t0,
+        )
+    return out
+
+
 def panel_metrics(
-    cfg: RunConfig, sub: PanelDataset, y: np.ndarray, probs: np.ndarray, y_train_flat: np.ndarray, bars_per_year: float
+    cfg: RunConfig,
+    sub: PanelDataset,
+    y: np.ndarray,
+    probs: np.ndarray,
+    y_train_flat: np.ndarray,
+    bars_per_year: float,
+    references: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Pooled metrics over every (window, ticker) with a label, against the baselines; balanced
-    accuracy per ticker; and the cross-sectional backtest of the period."""
+    """Pooled metrics over every (window, ticker) with a label, against the baselines and the
+    reference models fitted on the same pairs; balanced accuracy per ticker; and the
+    cross-sectional backtest of the period."""
     valid = y >= 0
     margin = cfg.evaluation.decision_margin
-    m = evaluate(y[valid], probs[valid], y_train_flat, margin, cfg.backtest.seed)
+    refs = {k: v[valid] for k, v in (references or {}).items()}
+    m = evaluate(y[valid], probs[valid], y_train_flat, margin, cfg.backtest.seed, refs)
     decisions = decide(probs.reshape(-1, probs.shape[-1]), margin).reshape(y.shape)
     m["n_labels"] = int(valid.sum())
     m["tickers"] = {

@@ -10,7 +10,7 @@ import numpy as np
 
 from candleflow.config import ModelConfig
 from candleflow.models.backend import keras
-from candleflow.models.networks import CausalSelfAttention, PositionEmbedding
+from candleflow.models.networks import CausalSelfAttention, PositionEmbedding, TimeDense
 
 
 @keras.saving.register_keras_serializable(package="candleflow")
@@ -49,6 +49,59 @@ class MaskedSparseCrossEntropy(keras.losses.Loss):
         return super().get_config() | {"class_weights": self.class_weights, "return_weighted": self.return_weighted}
 
 
+@keras.saving.register_keras_serializable(package="candleflow")
+class TickerFold(keras.layers.Layer):
+    """(batch, window, tickers x features + tickers) panel windows -> (batch x tickers, window,
+    features + 1): each ticker's own features and presence flag as a window of its own, so one
+    encoder with shared weights reads every ticker (the panel's (window, ticker) samples all
+    train it, as a universe's series train one model)."""
+
+    def __init__(self, n_tickers: int, n_features: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_tickers, self.n_features = n_tickers, n_features
+
+    def call(self, x):
+        ops = keras.ops
+        n, f = self.n_tickers, self.n_features
+        w = ops.shape(x)[1]
+        feats = ops.reshape(x[..., : n * f], (-1, w, n, f))
+        present = ops.reshape(x[..., n * f : n * f + n], (-1, w, n, 1))
+        both = ops.transpose(ops.concatenate([feats, present], axis=-1), (0, 2, 1, 3))  # (B, n, W, f+1)
+        return ops.reshape(both, (-1, w, f + 1))
+
+    def compute_output_shape(self, input_shape):
+        return (None, input_shape[1], self.n_features + 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"n_tickers": self.n_tickers, "n_features": self.n_features}
+
+
+@keras.saving.register_keras_serializable(package="candleflow")
+class TickerContext(keras.layers.Layer):
+    """(batch x tickers, d) encodings -> (batch, tickers, 2d): each ticker's own encoding beside
+    the mean encoding of the tickers present at the window's last step (the market's state), so a
+    ticker is read against the cross-section."""
+
+    def __init__(self, n_tickers: int, n_features: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_tickers, self.n_features = n_tickers, n_features
+
+    def call(self, inputs):
+        ops = keras.ops
+        h, window = inputs
+        n, f = self.n_tickers, self.n_features
+        h = ops.reshape(h, (-1, n, ops.shape(h)[-1]))
+        present = ops.expand_dims(ops.cast(window[:, -1, n * f : n * f + n] > 0.5, h.dtype), -1)  # (B, n, 1)
+        market = ops.sum(h * present, axis=1, keepdims=True) / ops.maximum(ops.sum(present, axis=1, keepdims=True), 1.0)
+        return ops.concatenate([h, ops.broadcast_to(market, ops.shape(h))], axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        return (None, self.n_tickers, 2 * input_shapes[0][-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"n_tickers": self.n_tickers, "n_features": self.n_features}
+
+
 def build_panel_gpt(
     cfg: ModelConfig,
     window: int,
@@ -61,15 +114,25 @@ def build_panel_gpt(
     n_classes: int = 3,
     return_weighted: bool = False,
 ):
-    """A causal transformer over (window, n_columns) panel windows; out: (n_tickers, n_classes)."""
+    """The panel GPT: each ticker's window (its features, normalised with that ticker's own
+    moments, and its presence flag) through one causal transformer with shared weights; each
+    ticker's encoding beside the mean encoding of the tickers present; one shared head gives every
+    ticker's (SHORT, HOLD, LONG). Out: (n_tickers, n_classes).
+
+    Sharing the encoder across tickers is what lets the panel learn: the former model mixed all
+    tickers' columns into one embedding with its own output per ticker, so each ticker's signal
+    had to be learned from that ticker's windows alone (it learned nothing in four epochs on a
+    planted per-ticker signal that the single-series models find)."""
     k = keras
     L = k.layers
     d = cfg.gpt_d_model
+    n_features = (n_columns - n_tickers) // n_tickers
     inputs = k.Input(shape=(window, n_columns), name="panel_window")
     x = L.Normalization(
         mean=np.asarray(mean, np.float32).tolist(), variance=np.asarray(variance, np.float32).tolist(), name="normalise"
     )(inputs)
-    x = L.Dense(d, name="embed")(x)
+    x = TickerFold(n_tickers, n_features, name="per_ticker_windows")(x)
+    x = TimeDense(d, name="embed")(x)
     x = PositionEmbedding(window, d, name="positions")(x)
     for i in range(cfg.gpt_layers):
         h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_attn")(x)
@@ -78,17 +141,17 @@ def build_panel_gpt(
         )(h)
         x = L.Add(name=f"block_{i + 1}_add_attn")([x, h])
         h = L.LayerNormalization(epsilon=1e-5, name=f"block_{i + 1}_norm_mlp")(x)
-        h = L.Dense(4 * d, activation="gelu", name=f"block_{i + 1}_mlp_in")(h)
-        h = L.Dense(d, name=f"block_{i + 1}_mlp_out")(h)
+        h = TimeDense(4 * d, activation="gelu", name=f"block_{i + 1}_mlp_in")(h)
+        h = TimeDense(d, name=f"block_{i + 1}_mlp_out")(h)
         x = L.Add(name=f"block_{i + 1}_add_mlp")([x, h])
     x = L.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
     x = L.Cropping1D((window - 1, 0), name="last_position")(x)
     x = L.Flatten(name="last")(x)
+    x = TickerContext(n_tickers, n_features, name="with_market")([x, inputs])
     for i, units in enumerate(cfg.dense_units):
         x = L.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
         x = L.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
-    x = L.Dense(n_tickers * n_classes, dtype="float32", name="logits")(x)
-    x = L.Reshape((n_tickers, n_classes), name="per_ticker")(x)
+    x = L.Dense(n_classes, dtype="float32", name="logits")(x)
     outputs = L.Softmax(axis=-1, dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name="candleflow_panel_gpt")
     model.compile(
