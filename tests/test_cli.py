@@ -172,3 +172,20 @@ def test_every_failing_command_ends_its_log_file_with_the_error(tmp_path):
         assert lines[0].endswith(f"candleflow {' '.join(args)}")
         assert lines[-1].endswith(proc.stderr.strip()) and " ERROR error: " in lines[-1], (command, lines[-1])
         log.unlink()
+
+
+def test_what_a_finished_run_is_not(tiny_run, tmp_path):
+    """A complete run is not resumed; a metrics.json edited into another shape is named, not a
+    KeyError."""
+    import shutil
+
+    cwd, _ = tiny_run
+    again = cli("train", "--resume", "tiny", cwd=cwd, check=False)
+    assert again.returncode == 2 and "a complete run (it finished); nothing to resume" in again.stderr
+    copy = tmp_path / "runs" / "edited"
+    shutil.copytree(cwd / "runs" / "tiny", copy)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    del metrics["val"]["n"]
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    shown = cli("models", "show", "edited", cwd=tmp_path, check=False)
+    assert shown.returncode == 2 and "metrics.json: period 'val' is not a metrics table (KeyError" in shown.stderr

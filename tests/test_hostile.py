@@ -535,6 +535,19 @@ def corpus() -> list[Case]:
             {"in/g.csv": csv_bytes(ohlcv(400))},
         )
     )
+    boolean_volume = pa.table({**{k: v for k, v in ohlcv(300).items() if k != "volume"}, "volume": [True] * 300})
+    buf = io.BytesIO()
+    pq.write_table(boolean_volume, buf)
+    add(
+        Case(
+            "parquet-boolean-volume",
+            [*PREPARE, "--set", "source.paths=[in/b.parquet]"],
+            "error",
+            {"in/b.parquet": buf.getvalue()},
+            "column 'volume' holds booleans",
+        )
+    )
+    add(Case("config-boolean-number", ["prepare", "--set", "labels.tp=true"], "error", {}, "'labels.tp' = true"))
     add(
         Case(
             "cache-list-missing-folder",

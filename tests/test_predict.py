@@ -82,6 +82,9 @@ def test_every_complete_window_gets_a_row_and_latest_is_the_last(lstm_run):
 def test_bad_input_is_one_clear_error(lstm_run, tmp_path):
     result, cfg = lstm_run
     p = Predictor.from_run(result.run_dir)
+    candles, _ = load_candles(cfg.source, cfg.validation)
+    with pytest.raises(ConfigError, match=r"^--from 2021-04-02 is later than --to 2021-04-01: the range is reversed$"):
+        p.predict(candles, start="2021-04-02", end="2021-04-01")
     with pytest.raises(ConfigError, match="--set features.volatility_span: predict uses the run's own config"):
         p.source_config(["features.volatility_span=10"])
     other = tmp_path / "other.yaml"

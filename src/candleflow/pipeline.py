@@ -70,6 +70,11 @@ def resume(ref: str | Path, runs_dir: str | Path = "runs", callbacks: list | Non
     """Continue an interrupted or crashed run from its last complete epoch (model, optimizer state,
     callback counters, loader epoch) to the result the uninterrupted run would have given.
     `ref` is the run's name (its `.NAME.failed` folder is found in runs_dir) or a folder path."""
+    finished = Path(ref) if Path(ref).is_dir() else Path(runs_dir) / str(ref)
+    if finished.is_dir() and not RunFolder(finished).missing():  # a complete run folder: nothing was interrupted
+        raise RegistryError(
+            f"{finished}: a complete run (it finished); nothing to resume: start a new one with candleflow run"
+        )
     work, name = _interrupted_folder(ref, Path(runs_dir))
     folder = RunFolder(work)
     cfg = folder.config()

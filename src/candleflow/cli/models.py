@@ -10,6 +10,7 @@ from rich.table import Table
 
 from candleflow.cli.common import RunsOpt, console, models_app
 from candleflow.cli.present import metrics_table, reward_table
+from candleflow.errors import RegistryError
 from candleflow.runs.folder import RunFolder
 
 
@@ -84,7 +85,12 @@ def models_show(
     ):
         console.print(f"  {key}: {meta.get(key)}")
     for part, m in metrics.items():
-        if meta.get("layout", meta.get("task")) == "reward":
-            console.print(reward_table(m))
-        else:
-            console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
+        try:
+            if meta.get("layout") == "reward":
+                console.print(reward_table(m))
+            else:
+                console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # an edited or foreign metrics.json
+            raise RegistryError(
+                f"{path / RunFolder.METRICS}: period {part!r} is not a metrics table ({type(exc).__name__}: {exc})"
+            ) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -66,6 +67,23 @@ SafeName = Annotated[str, AfterValidator(_check_safe_name)]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a boolean (bool, Any, a union or Literal holding one)."""
+    import typing
+
+    if annotation is bool or annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        return any(isinstance(a, bool) for a in args)
+    if origin is Annotated:
+        return _takes_bool(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_takes_bool(a) for a in args)
+    return origin is None and annotation is object
 
 
 class SyntheticSource(_Section):
@@ -880,10 +898,35 @@ def validate_config(data: dict[str, Any]) -> RunConfig:
     for source in [data.get("source"), *named.values()]:
         if isinstance(source, dict) and "kind" not in source:
             source["kind"] = "files" if "paths" in source else "synthetic"
+    _refuse_booleans(RunConfig, data, "")
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, data)) from None
+
+
+def _refuse_booleans(model: Any, data: Any, prefix: str) -> None:
+    """`labels.tp: true` is not 1.0: a boolean is accepted only where a key takes one (pydantic's
+    lax mode would read it as a number), refused in one line naming the key."""
+    import typing
+
+    if not isinstance(data, dict) or not hasattr(model, "model_fields"):
+        return
+    for name, value in data.items():
+        field = model.model_fields.get(name)
+        if field is None:
+            continue
+        key = f"{prefix}{name}"
+        if isinstance(value, bool) and not _takes_bool(field.annotation):
+            raise ConfigError(f"config key {key!r} = {str(value).lower()}: expected a number or a name, not a boolean")
+        if isinstance(value, dict):
+            ann = field.annotation
+            inner = [a for a in (typing.get_args(ann) or (ann,)) if isinstance(a, type) and hasattr(a, "model_fields")]
+            kind = value.get("kind")
+            for sub in inner:  # a union of sections (the sources): the one its kind names, else the first
+                if kind is None or sub.model_fields.get("kind") is None or sub.model_fields["kind"].default == kind:
+                    _refuse_booleans(sub, value, key + ".")
+                    break
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -161,6 +161,7 @@ def score_against_labels(table: pa.Table) -> dict[str, Any] | None:
 def _between(candles: Candles, ends: np.ndarray, start: str | None, end: str | None) -> np.ndarray:
     times = candles.open_time[ends]
     keep = np.ones(ends.size, bool)
+    bounds = {}
     for bound, side in ((start, "start"), (end, "end")):
         if bound is None:
             continue
@@ -170,7 +171,10 @@ def _between(candles: Candles, ends: np.ndarray, start: str | None, end: str | N
             raise ConfigError(
                 f"--{'from' if side == 'start' else 'to'} {bound!r}: expected a date such as 2024-07-01"
             ) from None
+        bounds[side] = int(t)
         keep &= times >= t if side == "start" else times <= t
+    if len(bounds) == 2 and bounds["start"] > bounds["end"]:
+        raise ConfigError(f"--from {start} is later than --to {end}: the range is reversed")
     return ends[keep]
 
 

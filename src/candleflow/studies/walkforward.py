@@ -33,10 +33,10 @@ from candleflow.evaluation.metrics import baseline_predictions, classification_m
 from candleflow.evaluation.trading import sides_of
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.fs.guard import check_name
+from candleflow.models import families as registry
 
 log = logging.getLogger("candleflow")
 
-FAMILIES = ("lstm", "gpt", "mlp", "lightgbm", "linear")
 RESULT = "walkforward.json"
 STUDY = "study.json"  # the settings the fold files were made with
 BASELINES = ("majority", "always_hold", "stratified")
@@ -48,6 +48,14 @@ class WalkForwardResult:
 
     folder: Path
     summary: dict[str, Any]
+
+
+def study_families() -> list[str]:
+    """The registered families a walk-forward study trains: those over windows or lagged rows of
+    one series (the CNN renders images from candles of one run, not per fold)."""
+    return [
+        n for n in registry.names() if registry.family(n).inputs != "images" and "series" in registry.family(n).layouts
+    ]
 
 
 def walkforward(
@@ -69,9 +77,11 @@ def walkforward(
     worker processes, or `cluster.scheduler`; the workers must see the runs folder): each task
     prepares the data, trains and writes its fold file atomically, so a killed worker's task is
     rerun by Dask and a rerun of the study skips every fold already written."""
-    unknown = [f for f in families if f not in FAMILIES]
-    if unknown:
-        raise ConfigError(f"--families {unknown[0]!r}: expected some of {', '.join(FAMILIES)}")
+    known = study_families()
+    unknown = [f for f in families if f not in known]
+    if unknown or not families:
+        what = f"{unknown[0]!r}" if unknown else "is empty"
+        raise ConfigError(f"--families {what}: expected some of {', '.join(known)}")
     if seeds < 1 or folds < 1:
         raise ConfigError(f"--folds {folds} --seeds {seeds}: expected at least 1 of each")
     name = check_name(name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}", "walk-forward name")

@@ -271,6 +271,8 @@ def _canonical_columns(
 
 
 def _to_float(col: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
+    if pa.types.is_boolean(col.type):  # Arrow would cast true/false to 1.0/0.0 without a word
+        raise SourceError(f"{path}: column {name!r} holds booleans; expected numbers")
     try:
         return col.cast(pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
