@@ -547,6 +547,43 @@ def corpus() -> list[Case]:
             "column 'volume' holds booleans",
         )
     )
+    import gzip
+
+    add(
+        Case(
+            "csv-gz-read",
+            [*PREPARE, "--set", "source.paths=[in/g.csv.gz]"],
+            "ok",
+            {"in/g.csv.gz": gzip.compress(csv_bytes(ohlcv(300)))},
+        )
+    )
+    add(
+        Case(
+            "csv-gz-damaged",
+            [*PREPARE, "--set", "source.paths=[in/d.csv.gz]"],
+            "error",
+            {"in/d.csv.gz": b"\x1f\x8b\x08garbage"},
+            "not a readable gzip file",
+        )
+    )
+    add(
+        Case(
+            "set-unquoted-glob-list",
+            ["prepare", "--set", "source.paths=[in/{symbol}-*.csv]"],
+            "error",
+            {},
+            "not valid YAML",
+        )
+    )
+    add(
+        Case(
+            "log-dir-is-a-file",
+            ["prepare", "--set", "output.log_dir=in/f.txt"],
+            "error",
+            {"in/f.txt": b"x"},
+            "output.log_dir",
+        )
+    )
     add(Case("config-boolean-number", ["prepare", "--set", "labels.tp=true"], "error", {}, "'labels.tp' = true"))
     add(
         Case(

@@ -85,7 +85,12 @@ def log_file_for(cfg, command: str) -> Path:
     if not folder:
         state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
         folder = Path(state) / "candleflow" / "logs"
-    return Path(folder).expanduser() / f"{time.strftime('%Y%m%d-%H%M%S')}-{command}-{os.getpid()}.log"
+    where = Path(folder).expanduser()
+    if where.exists() and not where.is_dir():
+        from candleflow.errors import ConfigError
+
+        raise ConfigError(f"output.log_dir {str(where)!r} is a file; expected a folder for the commands' log files")
+    return where / f"{time.strftime('%Y%m%d-%H%M%S')}-{command}-{os.getpid()}.log"
 
 
 def interruptible(call):

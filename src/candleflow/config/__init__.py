@@ -863,8 +863,13 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         raise ConfigError(f"override {item!r}: expected key=value, e.g. labels.horizon=48")
     try:
         value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
-        value = raw
+    except yaml.YAMLError as exc:
+        if raw.strip().startswith(("[", "{")):  # meant as a list or mapping: say why it is not one
+            raise ConfigError(
+                f"--set {key.strip()}={raw}: not valid YAML ({getattr(exc, 'problem', exc)}); quote items "
+                f"that hold brackets, braces or commas, e.g. {key.strip()}=['data/{{symbol}}-[0-9]*.csv']"
+            ) from None
+        value = raw  # a plain string that YAML cannot read stays as written
     parts = key.strip().split(".")
     node = data
     for part in parts[:-1]:

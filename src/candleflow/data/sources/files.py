@@ -177,6 +177,17 @@ def max_csv_bytes(name: str) -> int:
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.suffix.lower() == ".gz":  # a gzipped CSV: decompressed, never beyond MAX_CSV_BYTES
+        import gzip
+
+        try:
+            with gzip.open(path, "rb") as fh:
+                data = fh.read(MAX_CSV_BYTES + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SourceError(f"{path}: not a readable gzip file ({exc})") from None
+        if len(data) > MAX_CSV_BYTES:
+            raise SourceError(f"{path}: more than {MAX_CSV_BYTES:,} bytes once decompressed; not a candle CSV")
+        return data
     if path.suffix.lower() != ".zip":
         return path.read_bytes()
     with zipfile.ZipFile(path) as zf:
