@@ -551,6 +551,44 @@ def corpus() -> list[Case]:
 
     add(
         Case(
+            "base-url-relative-file",
+            [
+                "download",
+                "--symbol",
+                "BTCUSDT",
+                "--start",
+                "2024-01",
+                "--end",
+                "2024-01",
+                "--base-url",
+                "file://shared/data",
+            ],
+            "error",
+            {},
+            "file:///path/to/mirror",
+        )
+    )
+    add(
+        Case(
+            "tune-param-reversed",
+            ["tune", "-p", "training.learning_rate={low: 1, high: 0.1}"],
+            "error",
+            {},
+            "low <= high",
+        )
+    )
+    add(
+        Case(
+            "tune-param-log-zero",
+            ["tune", "-p", "training.learning_rate={low: 0, high: 0.1, log: true}"],
+            "error",
+            {},
+            "low > 0",
+        )
+    )
+
+    add(
+        Case(
             "csv-gz-read",
             [*PREPARE, "--set", "source.paths=[in/g.csv.gz]"],
             "ok",

@@ -193,6 +193,19 @@ class BinanceSource(_Section):
     def _date_text(cls, v: Any) -> Any:
         return v.isoformat() if hasattr(v, "isoformat") else v  # YAML reads 2024-01-15 as a date
 
+    @field_validator("base_url")
+    @classmethod
+    def _mirror_url(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://", "file://")):
+            raise ValueError("expected an https://, http:// or file:/// URL")
+        if v.startswith("file://") and not v.startswith("file:///"):
+            host = v[len("file://") :].split("/", 1)[0]
+            raise ValueError(
+                f"a file:// URL takes an absolute path (file:///path/to/mirror); here {host!r} would be read as "
+                "a host name and the path after it as absolute"
+            )
+        return v
+
     @model_validator(mode="after")
     def _published(self) -> BinanceSource:
         from candleflow.config.markets import check_market_interval, parse_date

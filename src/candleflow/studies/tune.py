@@ -176,10 +176,15 @@ def parse_search_param(item: str) -> tuple[str, SearchParam]:
     key, sep, raw = item.partition("=")
     try:
         return key.strip(), SearchParam.model_validate(yaml.safe_load(raw) if sep else None)
-    except Exception as exc:  # pydantic or YAML: name the --param
+    except Exception as exc:  # pydantic or YAML: name the --param and say what is wrong with it
+        errors = getattr(exc, "errors", None)
+        why = (
+            "; ".join(str(e.get("msg", "")).removeprefix("Value error, ") for e in errors())
+            if callable(errors)
+            else str(exc).splitlines()[0]
+        )
         raise ConfigError(
-            f"--param {item!r}: expected KEY={{low: .., high: ..[, log: true]}} or "
-            f"KEY={{choices: [..]}} ({str(exc).splitlines()[0]})"
+            f"--param {item!r}: {why}; expected KEY={{low: .., high: ..[, log: true]}} or KEY={{choices: [..]}}"
         ) from None
 
 
