@@ -175,8 +175,32 @@ def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
     from candleflow.runs.predict import Predictor
     from candleflow.runs.report import build_report
 
-    with pytest.raises(RegistryError, match="a panel run"):
-        Predictor.from_run(result.run_dir)
+    # predict: the tickers read again from their sources reproduce the run's validation predictions
+    p = Predictor.from_run(result.run_dir)
+    table, what = p.predict_source(p.source_config())
+    assert what == "4 tickers 1h" and set(table.column("ticker").to_pylist()) == set(val["tickers"])
+    with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:
+        times, probs, y = z["val_times"], z["val_probs"], z["val_y"]
+    got_t = table.column("open_time").to_numpy().astype(np.int64).reshape(-1, 4)[:, 0]
+    rows = np.searchsorted(got_t, times)
+    assert np.array_equal(got_t[rows], times)  # every validation window has its rows
+    got = np.stack([table.column(f"prob_{c}").to_numpy(zero_copy_only=False) for c in ("short", "hold", "long")], -1)
+    got = got.reshape(-1, 4, 3)[rows]
+    present = table.column("present").to_numpy(zero_copy_only=False).reshape(-1, 4)[rows]
+    np.testing.assert_allclose(got[present], probs[present], rtol=1e-5, atol=1e-6)  # parity
+    labels = np.array(table.column("label").to_pylist(), dtype=object).reshape(-1, 4)[rows]
+    assert [[v if v is not None else -1 for v in r] for r in labels.tolist()] == np.where(
+        y >= 0, np.array(["SHORT", "HOLD", "LONG"], dtype=object)[np.maximum(y, 0)], -1
+    ).tolist()
+    ranks = np.array(table.column("rank").to_pylist(), dtype=object).reshape(-1, 4)[rows]
+    assert all(sorted(r) == [1, 2, 3, 4] for r in ranks[present.all(axis=1)].tolist())
+    # export: a bundle that predict serves, with the same rows
+    from candleflow.runs.bundle import export_bundle
+
+    bundle, used = export_bundle(result.run_dir, runs_dir=tmp_path / "runs")
+    assert used == "stablehlo" and (bundle / "model.stablehlo").is_file()
+    served, _ = Predictor.from_run(bundle).predict_source(p.source_config())
+    assert served.column("prob_long").equals(table.column("prob_long"))
     with pytest.raises(RegistryError, match="the HTML report covers single-series runs"):
         build_report(result.run_dir)
 

@@ -130,3 +130,42 @@ def metrics_table(m: dict, title: str) -> Table:
         verdict = "; the model loses to it" if edge < 0 else ""
         t.caption += f"; over the best reference model ({m['best_reference']}): {edge:+.1f} points{verdict}"
     return t
+
+
+def print_signals(table, run: str, what: str, layout: str, score: dict | None, out: str | None) -> None:
+    """predict's last rows (the last 10 bars; for a panel, the tickers at the last time ranked),
+    the score against the run's labels where known, and the latest decision(s)."""
+    panel = layout == "panel"
+    n_tickers = len(set(table.column("ticker").to_pylist())) if panel else 1
+    rows = table.slice(max(table.num_rows - (n_tickers if panel else 10), 0)).to_pylist()
+    scored = table.num_rows // n_tickers
+    t = Table(title=f"{run} on {what}: {scored:,} {'times x tickers' if panel else 'windows'} scored")
+    cols = ("open time", *(("ticker", "rank") if panel else ()), "close", "P(SHORT)", "P(HOLD)", "P(LONG)", "decision")
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("open time", "ticker", "decision") else "right")
+    if panel:
+        rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0))
+    for r in rows:
+        absent = r["decision"] is None
+        cells = [
+            str(r["open_time"])[:19],
+            *((r["ticker"], "-" if absent else str(r["rank"])) if panel else ()),
+            "-" if r["close"] is None else f"{r['close']:,.2f}",
+            *("-" if absent else f"{r[k]:.3f}" for k in ("prob_short", "prob_hold", "prob_long")),
+            "absent" if absent else r["decision"],
+        ]
+        t.add_row(*cells, style="bold" if (not panel and r is rows[-1]) else None)
+    console.print(t)
+    if score is not None:
+        console.print(
+            f"against the run's labels on the {score['rows']:,} rows whose forward window is complete: balanced "
+            f"accuracy {score['balanced_accuracy']:.4f}, macro F1 {score['macro_f1']:.4f} (chance: 0.3333)"
+        )
+    last = rows[-1] if not panel else rows[0]
+    said = (
+        f"latest bar {str(last['open_time'])[:19]}: {last['decision']}"
+        if not panel
+        else f"latest time {str(last['open_time'])[:19]}: "
+        + ", ".join(f"{r['ticker']} {r['decision']}" for r in rows if r["decision"] is not None)
+    )
+    console.print(said + (f"; written: {out}" if out else ""))

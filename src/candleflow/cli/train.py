@@ -20,7 +20,7 @@ from candleflow.cli.common import (
     log_file_for,
     setup_logging,
 )
-from candleflow.cli.present import print_result
+from candleflow.cli.present import print_result, print_signals
 
 
 @app.command()
@@ -141,9 +141,8 @@ def predict(
 ) -> None:
     """Apply a trained run to candles from any source, with exactly the run's features, windows and
     decision rule: one row per complete window (probabilities, decision)."""
-    from candleflow.data.load import load_candles
     from candleflow.fs.guard import check_output, local_path
-    from candleflow.runs.predict import Predictor, score_against_labels, write_signals
+    from candleflow.runs.predict import Predictor, latest_rows, score_against_labels, write_signals
 
     setup_logging(log_file=log_file_for(None, "predict"))  # the run's output.log_dir is the training machine's
     target = None if out is None else local_path(out)
@@ -151,37 +150,12 @@ def predict(
         check_output(target, overwrite)  # before the work
     predictor = Predictor.from_run(run, runs_dir)
     cfg = predictor.source_config(set_, config)
-    candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
-    table = predictor.predict(candles, start, end)
+    table, what = predictor.predict_source(cfg, start, end)
     if latest:
-        table = table.slice(table.num_rows - 1)
+        table = latest_rows(table)
     if target is not None:
         write_signals(table, target, overwrite)
-    rows = table.slice(max(table.num_rows - 10, 0)).to_pylist()
-    t = Table(title=f"{predictor.name} on {candles.symbol} {candles.interval}: {table.num_rows:,} windows scored")
-    for col in ("open time", "close", "P(SHORT)", "P(HOLD)", "P(LONG)", "decision"):
-        t.add_column(col, justify="left" if col in ("open time", "decision") else "right")
-    for r in rows:
-        t.add_row(
-            str(r["open_time"])[:19],
-            f"{r['close']:,.2f}",
-            f"{r['prob_short']:.3f}",
-            f"{r['prob_hold']:.3f}",
-            f"{r['prob_long']:.3f}",
-            r["decision"],
-            style="bold" if r is rows[-1] else None,
-        )
-    console.print(t)
-    score = score_against_labels(table)
-    if score is not None:
-        console.print(
-            f"against the run's labels on the {score['rows']:,} rows whose forward window is complete: balanced "
-            f"accuracy {score['balanced_accuracy']:.4f}, macro F1 {score['macro_f1']:.4f} (chance: 0.3333)"
-        )
-    last = rows[-1]
-    console.print(
-        f"latest bar {str(last['open_time'])[:19]}: {last['decision']}" + (f"; written: {out}" if out else "")
-    )
+    print_signals(table, predictor.name, what, predictor.layout, score_against_labels(table), out)
 
 
 @app.command()

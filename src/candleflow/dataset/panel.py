@@ -37,7 +37,8 @@ class Panel:
     """Series aligned on the shared rows `times`: `values` (T, N*F + N) float32 holds each
     ticker's F features (0 where it has no bar) then the N presence flags; `labels` (T, N) int8
     (-1: none); `returns` (T, N) float32 forward return over the label horizon (NaN: none);
-    `label_end` (T,) the latest time any label of the row looks at (for purging)."""
+    `label_end` (T,) the latest time any label of the row looks at (for purging); `closes` (T, N)
+    each ticker's close (NaN where it has no bar)."""
 
     times: np.ndarray
     names: list[str]
@@ -47,6 +48,7 @@ class Panel:
     label_end: np.ndarray
     n_features: int
     calendar: str
+    closes: np.ndarray | None = None
 
     @property
     def n_tickers(self) -> int:
@@ -97,6 +99,7 @@ def align_panel(
     values = np.zeros((t, n * f + n), dtype=np.float32)
     labels = np.full((t, n), -1, dtype=np.int8)
     returns = np.full((t, n), np.nan, dtype=np.float32)
+    closes = np.full((t, n), np.nan)
     label_end = np.full(t, np.iinfo(np.int64).min, dtype=np.int64)
     for k, s in enumerate(series):
         pos = np.searchsorted(times, s.times)
@@ -109,6 +112,7 @@ def align_panel(
         lab = np.asarray(s.labels[src])
         labels[rows, k] = np.where(finite, lab, -1)
         returns[rows, k] = forward_returns(s.close, s.segments, horizon)[src]
+        closes[rows, k] = np.asarray(s.close)[src]
         t1 = np.asarray(s.t1[src], dtype=np.int64)
         ends = np.where(t1 >= 0, s.times[np.clip(t1, 0, len(s.times) - 1)], np.iinfo(np.int64).min)
         np.maximum.at(label_end, rows, ends)
@@ -122,6 +126,7 @@ def align_panel(
         label_end,
         f,
         cals.pop() if len(cals) == 1 else "mixed",
+        closes,
     )
 
 

@@ -14,6 +14,7 @@ import yaml
 
 from candleflow.config import RunConfig, apply_override, flatten_keys, load_config, validate_config
 from candleflow.data.candles import Candles
+from candleflow.data.load import load_candles
 from candleflow.dataset.features import compute_features
 from candleflow.dataset.labels import CLASS_NAMES, make_labels
 from candleflow.dataset.windows import WindowDataset
@@ -22,6 +23,7 @@ from candleflow.evaluation.metrics import decide
 from candleflow.models.families import Family
 from candleflow.runs.folder import RunFolder
 from candleflow.runs.registry import family_of, load_model, resolve_run
+from candleflow.runs.timerange import in_range
 
 
 @dataclass
@@ -44,10 +46,6 @@ class Predictor:
         meta = folder.metadata()
         if meta.get("task", "classify") != "classify":
             raise RegistryError(f"{path}: a {meta.get('task')} run; predict applies classifier runs")
-        if meta.get("layout") == "panel":
-            raise RegistryError(
-                f"{path}: a panel run (all tickers side by side); predict applies single-series and universe runs"
-            )
         return cls(path, folder.config(), load_model(path, runs_dir), meta)
 
     @property
@@ -87,11 +85,29 @@ class Predictor:
             apply_override(data, item)
         return validate_config(data)
 
+    @property
+    def layout(self) -> str:
+        """series, universe or panel: how the run's model reads its input."""
+        return str(self.metadata.get("layout", "series"))
+
+    def predict_source(self, cfg: RunConfig, start: str | None = None, end: str | None = None) -> tuple[pa.Table, str]:
+        """Read `cfg`'s source (every ticker of its universe, for a panel run) and predict:
+        the table and what it was scored on ('BTCUSDT 1h', or '6 tickers 1h')."""
+        if self.layout == "panel":
+            from candleflow.runs.panel_predict import predict_panel
+
+            table = predict_panel(self.model, cfg, self.metadata, self.run_dir, start, end)
+            return table, f"{len(self.metadata.get('tickers', []))} tickers {self.metadata.get('interval', '')}"
+        candles, _ = load_candles(cfg.source, cfg.validation, cfg.cache)
+        return self.predict(candles, start, end), f"{candles.symbol} {candles.interval}"
+
     def predict(self, candles: Candles, start: str | None = None, end: str | None = None) -> pa.Table:
         """One row per window end with a complete window (inside one segment, finite features):
         open time, close, class probabilities, decision, run name and data fingerprint. `start` and
         `end` (ISO dates) select the rows; the bars before `start` still feed the features."""
         cfg, meta = self.config, self.metadata
+        if self.layout == "panel":
+            raise RegistryError(f"{self.run_dir}: a panel run reads every ticker: use predict_source (or the CLI)")
         trained_on = meta.get("interval") or []
         trained_on = [trained_on] if isinstance(trained_on, str) else trained_on  # a universe run: a list
         if trained_on and candles.interval not in trained_on:
@@ -140,6 +156,14 @@ class Predictor:
         return self.family.probabilities(self.model, ds, self.config, candles)
 
 
+def latest_rows(table: pa.Table) -> pa.Table:
+    """The rows of the newest time: the last bar's (one series) or every ticker's (a panel)."""
+    times = table.column("open_time")
+    import pyarrow.compute as pc
+
+    return table.filter(pc.equal(times, pc.max(times)))
+
+
 def score_against_labels(table: pa.Table) -> dict[str, Any] | None:
     """Balanced accuracy and macro F1 of the decisions on the rows whose label is known, with the
     best naive baseline's balanced accuracy on the same rows (majority of those labels); None
@@ -159,23 +183,7 @@ def score_against_labels(table: pa.Table) -> dict[str, Any] | None:
 
 
 def _between(candles: Candles, ends: np.ndarray, start: str | None, end: str | None) -> np.ndarray:
-    times = candles.open_time[ends]
-    keep = np.ones(ends.size, bool)
-    bounds = {}
-    for bound, side in ((start, "start"), (end, "end")):
-        if bound is None:
-            continue
-        try:
-            t = np.datetime64(bound, "ns").astype(np.int64)
-        except ValueError:
-            raise ConfigError(
-                f"--{'from' if side == 'start' else 'to'} {bound!r}: expected a date such as 2024-07-01"
-            ) from None
-        bounds[side] = int(t)
-        keep &= times >= t if side == "start" else times <= t
-    if len(bounds) == 2 and bounds["start"] > bounds["end"]:
-        raise ConfigError(f"--from {start} is later than --to {end}: the range is reversed")
-    return ends[keep]
+    return ends[in_range(candles.open_time[ends], start, end)]
 
 
 def write_signals(table: pa.Table, path: str | Path, overwrite: bool = False) -> Path:

@@ -11,8 +11,6 @@ Arguments and results cross the wire as JSON text and plain dicts; data moves on
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import socket
@@ -23,20 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from candleflow._version import __version__
-from candleflow.config import BinanceSource, FilesSource, RunConfig, SyntheticSource, YFinanceSource
-from candleflow.errors import BuildError, CandleflowError, ConfigError, DownloadError
+from candleflow.config import RunConfig
+from candleflow.dataset.universe import BuildTask, plan_tasks, task_key  # noqa: F401  (the cluster's API)
+from candleflow.errors import BuildError, CandleflowError, DownloadError
 
 log = logging.getLogger("candleflow")
-
-
-@dataclass(frozen=True)
-class BuildTask:
-    """One entry to prepare: its name in the store, its config (with its own source) and key."""
-
-    name: str
-    config: RunConfig
-    key: str
 
 
 @dataclass
@@ -69,76 +58,6 @@ class BuildReport:
             "failed": self.failed,
             "swept": self.swept,
         }
-
-
-def plan_tasks(cfg: RunConfig) -> list[BuildTask]:
-    """The entries of the configured universe: named sources, then symbols x intervals over the
-    source (just the source itself when the universe names none)."""
-    uni, base = cfg.universe, cfg.source
-    sources: dict[str, Any] = dict(uni.sources)
-    if uni.symbols or uni.intervals or not uni.sources:
-        symbols: list[Any] = uni.symbols or list(getattr(base, "tickers", None) or [getattr(base, "symbol", None)])
-        intervals: list[Any] = uni.intervals or [getattr(base, "interval", None)]
-        for k, symbol in enumerate(symbols):
-            for interval in intervals:
-                name = f"{symbol or 'files'}-{interval or 'auto'}".replace("/", "_")
-                if name in sources:
-                    raise ConfigError(f"universe: entry {name!r} is named twice (symbols x intervals and sources)")
-                sources[name] = _source_for(base, symbol, interval, k)
-    tasks = []
-    for name, source in sources.items():
-        task_cfg = cfg.model_copy(update={"source": source})
-        tasks.append(BuildTask(name, task_cfg, task_key(task_cfg)))
-    return tasks
-
-
-def _source_for(base: Any, symbol: str | None, interval: str | None, position: int) -> Any:
-    data = base.model_dump()
-    if symbol is not None and isinstance(base, YFinanceSource):
-        data["tickers"] = [symbol]
-    elif symbol is not None:
-        data["symbol"] = symbol
-    if interval is not None:
-        data["interval"] = interval
-    if isinstance(base, FilesSource):
-        data["paths"] = [p.replace("{symbol}", symbol or "").replace("{interval}", interval or "") for p in base.paths]
-    if isinstance(base, SyntheticSource) and symbol != base.symbol:
-        data["seed"] = base.seed + position  # each synthetic symbol its own market
-    return type(base).model_validate(data)
-
-
-def task_key(cfg: RunConfig) -> str:
-    """sha256 of what shapes an entry: the data a source names (for files, their sizes and times),
-    the feature, label and validation settings, and the candleflow version."""
-    src = cfg.source
-    if isinstance(src, FilesSource):
-        from candleflow.data.sources.files import expand_paths
-
-        files = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in expand_paths(src.paths)]
-        source: Any = {
-            "kind": "files",
-            "files": files,
-            "format": src.format,
-            "symbol": src.symbol,
-            "interval": src.interval,
-        }
-    elif isinstance(src, BinanceSource):
-        source = src.model_dump(include={"kind", "market", "symbol", "interval", "start", "end"})
-    elif isinstance(src, YFinanceSource):
-        source = src.model_dump(include={"kind", "tickers", "interval", "start", "end", "auto_adjust", "prepost"})
-    else:
-        source = src.model_dump(mode="json")
-    blob = json.dumps(
-        {
-            "source": source,
-            "features": cfg.features.model_dump(mode="json"),
-            "labels": {**cfg.labels.model_dump(mode="json"), "floor": cfg.labels.floor},
-            "validation": cfg.validation.model_dump(mode="json"),
-            "candleflow": __version__,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def build_entry(name: str, config_json: str, key: str, store_url: str, threads: int = 1) -> dict[str, Any]:
