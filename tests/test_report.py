@@ -163,9 +163,9 @@ def test_report_and_compare_cli(runs):
     assert "labels.horizon" in (d / "compare.html").read_text()
 
 
-@pytest.mark.integration
-def test_report_opens_in_a_real_browser(runs):
-    _, a, _ = runs
+def open_in_browser(page: Path, images: int, tables: int, shot_name: str) -> None:
+    """Open a report in headless Chromium: every plot decodes and the tables are there (read from
+    the DOM after its scripts ran), and a full-page screenshot is written to test-artifacts/."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         if os.environ.get("CANDLEFLOW_REQUIRE_BROWSER"):
@@ -182,12 +182,12 @@ def test_report_opens_in_a_real_browser(runs):
         "--disable-sync",
         "--hide-scrollbars",
     ]
-    url = (a.run_dir / "report.html").as_uri()
+    url = page.as_uri()
     dom = subprocess.run(
         [
             chromium,
             *flags,
-            f"--user-data-dir={a.run_dir / '.chrome1'}",
+            f"--user-data-dir={page.parent / '.chrome1'}",
             "--virtual-time-budget=5000",
             "--dump-dom",
             url,
@@ -198,16 +198,16 @@ def test_report_opens_in_a_real_browser(runs):
     ).stdout
     body = re.search(r"<body([^>]*)>", dom).group(1)
     attrs = dict(re.findall(r'data-([a-z-]+)="(\d+)"', body))
-    assert int(attrs["images"]) >= 6 and attrs["images-loaded"] == attrs["images"]  # every plot decoded
-    assert int(attrs["tables"]) >= 6
+    assert int(attrs["images"]) >= images and attrs["images-loaded"] == attrs["images"]  # every plot decoded
+    assert int(attrs["tables"]) >= tables
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "report.png"
+    shot = ARTIFACTS / shot_name
     shot.unlink(missing_ok=True)
     subprocess.run(
         [
             chromium,
             *flags,
-            f"--user-data-dir={a.run_dir / '.chrome2'}",
+            f"--user-data-dir={page.parent / '.chrome2'}",
             "--window-size=1280,3000",
             f"--screenshot={shot}",
             url,
@@ -216,3 +216,9 @@ def test_report_opens_in_a_real_browser(runs):
         timeout=120,
     )
     assert shot.is_file() and shot.stat().st_size > 50_000
+
+
+@pytest.mark.integration
+def test_report_opens_in_a_real_browser(runs):
+    _, a, _ = runs
+    open_in_browser(a.run_dir / "report.html", images=6, tables=6, shot_name="report.png")

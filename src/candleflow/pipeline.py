@@ -28,7 +28,7 @@ from candleflow.models.fitting import Trained, model_and_loader, train_and_score
 from candleflow.models.training import latest_resume_state
 from candleflow.runs.folder import RunFolder
 from candleflow.runs.record import write_run
-from candleflow.runs.report import build_report, report_arrays
+from candleflow.runs.report import build_report, panel_report_arrays, report_arrays
 
 log = logging.getLogger("candleflow")
 
@@ -424,7 +424,9 @@ def _run_panel_into(
             }
             for part, (sub, y, probs) in trained.scored.items()
         },
+        report_data={part: panel_report_arrays(sub, probs, cfg) for part, (sub, _, probs) in trained.scored.items()},
     )
+    build_report(work)
     log.info("panel run finished in %.1fs", metadata["seconds"])
     return RunResult(work, trained.metrics, metadata, "panel")
 

@@ -51,6 +51,27 @@ def book_performance(weights: np.ndarray, returns: np.ndarray, cost: float, peri
     }
 
 
+def _books(
+    probs: np.ndarray, returns: np.ndarray, tradable: np.ndarray, horizon: int, top_k: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The rebalancing rows, their tradable mask and returns, and each book's weights there."""
+    rows = rebalance_rows(probs.shape[0], horizon)
+    p, r = probs[rows], returns[rows]
+    ok = tradable[rows] & np.isfinite(r)
+    k = max(1, min(top_k, probs.shape[1] // 2))
+    score = p[..., 2] - p[..., 0]
+    rng = np.random.default_rng(seed)
+    equal = np.where(ok, 1.0, 0.0)
+    equal = equal / np.maximum(equal.sum(axis=1, keepdims=True), 1.0)
+    books = {
+        "model": long_short_weights(score, ok, k),
+        "equal_weight_long": equal,
+        "random_ranking": long_short_weights(rng.random(score.shape), ok, k),
+        "oracle": long_short_weights(np.nan_to_num(r), ok, k),
+    }
+    return rows, ok, r, books
+
+
 def cross_sectional_backtest(
     probs: np.ndarray,
     returns: np.ndarray,
@@ -64,19 +85,26 @@ def cross_sectional_backtest(
     """The model's long-short book by P(LONG) - P(SHORT), an equal-weight long book, a random
     ranking and the oracle (ranked by the realised returns; it only bounds what is possible).
     `probs` (n, N, 3), `returns` and `tradable` (n, N) at window ends in time order."""
-    rows = rebalance_rows(probs.shape[0], horizon)
-    p, r = probs[rows], returns[rows]
-    ok = tradable[rows] & np.isfinite(r)
+    _, ok, r, books = _books(probs, returns, tradable, horizon, top_k, seed)
     per_year = bars_per_year / max(horizon, 1)
-    k = max(1, min(top_k, probs.shape[1] // 2))
-    score = p[..., 2] - p[..., 0]
-    rng = np.random.default_rng(seed)
-    equal = np.where(ok, 1.0, 0.0)
-    equal = equal / np.maximum(equal.sum(axis=1, keepdims=True), 1.0)
-    books = {
-        "model": long_short_weights(score, ok, k),
-        "equal_weight_long": equal,
-        "random_ranking": long_short_weights(rng.random(score.shape), ok, k),
-        "oracle": long_short_weights(np.nan_to_num(r), ok, k),
-    }
     return {name: book_performance(w, np.where(ok, r, 0.0), cost_per_side, per_year) for name, w in books.items()}
+
+
+def book_curves(
+    probs: np.ndarray,
+    returns: np.ndarray,
+    tradable: np.ndarray,
+    horizon: int,
+    top_k: int,
+    cost_per_side: float,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The rebalancing positions (into the windows) and each book's equity after each holding
+    period, as `cross_sectional_backtest` scores them (what the panel report draws)."""
+    rows, ok, r, books = _books(probs, returns, tradable, horizon, top_k, seed)
+    curves = {}
+    for name, w in books.items():
+        change = np.abs(np.diff(np.vstack([np.zeros(w.shape[1]), w]), axis=0)).sum(axis=1)
+        period = (w * np.where(ok, np.nan_to_num(r), 0.0)).sum(axis=1) - cost_per_side * change
+        curves[name] = np.cumprod(1.0 + period)
+    return rows, curves

@@ -10,7 +10,14 @@ from matplotlib.figure import Figure
 
 from candleflow.dataset.labels import CLASS_NAMES
 
-COLORS = {"model": "#1f77b4", "buy_and_hold": "#7f7f7f", "random_signals": "#ff7f0e", "labels": "#2ca02c"}
+COLORS = {
+    "model": "#1f77b4",
+    "buy_and_hold": "#7f7f7f",
+    "equal_weight_long": "#7f7f7f",
+    "random_signals": "#ff7f0e",
+    "random_ranking": "#ff7f0e",
+    "labels": "#2ca02c",
+}
 
 
 def _png(fig: Figure) -> bytes:
@@ -25,12 +32,15 @@ def training_curves(history: dict[str, list[float]]) -> bytes:
     axes = fig.subplots(1, 3)
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     for ax, key in zip(axes[:2], ("loss", "accuracy")):
-        ax.plot(epochs, history.get(key, []), "o-", label="train")
-        ax.plot(epochs, history.get(f"val_{key}", []), "o-", label="validation")
+        for name, label in ((key, "train"), (f"val_{key}", "validation")):
+            if len(history.get(name, [])) == epochs.size:  # a panel model reports no accuracy
+                ax.plot(epochs, history[name], "o-", label=label)
         ax.set_title(key)
         ax.set_xlabel("epoch")
-        ax.legend()
-    axes[2].plot(epochs, history.get("learning_rate", []), "o-", color="k")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    if len(history.get("learning_rate", [])) == epochs.size:
+        axes[2].plot(epochs, history["learning_rate"], "o-", color="k")
     axes[2].set_yscale("log")
     axes[2].set_title("learning rate")
     axes[2].set_xlabel("epoch")
@@ -67,10 +77,12 @@ def equity_and_drawdown(times: np.ndarray, curves: dict[str, np.ndarray], period
     ax.set_ylabel("equity")
     ax.legend(loc="upper left")
     ax.set_title(f"equity curves ({period} period)")
-    for name in ("model", "buy_and_hold"):
+    for name in ("model", "buy_and_hold", "equal_weight_long"):  # a series' benchmark, or a panel's
+        if name not in curves:
+            continue
         eq = curves[name]
         dd.fill_between(
-            t, 0, -(1 - eq / np.maximum.accumulate(eq)), color=COLORS[name], alpha=0.4, label=name.replace("_", " ")
+            t, 0, -(1 - eq / np.maximum.accumulate(eq)), color=COLORS.get(name), alpha=0.4, label=name.replace("_", " ")
         )
     dd.set_ylabel("drawdown")
     dd.legend(loc="lower left")

@@ -124,6 +124,102 @@ def report_arrays(candles: Any, ends: np.ndarray, results: dict[str, Any], windo
     return out
 
 
+CROSS_SECTION_KEYS = ["total_return", "sharpe", "max_drawdown", "turnover", "hit_rate", "active_periods"]
+
+
+def build_panel_report(run_dir: Path) -> Path:
+    """Write a panel run's report.html from its files: the pooled classification table against
+    the baselines and the pooled reference models, balanced accuracy per ticker, the
+    cross-sectional books' table and equity curves (stored at run time), training curves, the
+    model and (folded) the config."""
+    from candleflow.runs import plots
+
+    folder = RunFolder(run_dir)
+    meta, metrics = folder.metadata(), folder.metrics()
+    stored = folder.report_data()
+    if stored is None:
+        raise RegistryError(f"{run_dir}: a panel run written before report_data.npz existed; train it again")
+    summary_text = (run_dir / RunFolder.SUMMARY).read_text() if (run_dir / RunFolder.SUMMARY).is_file() else ""
+    config_text = (run_dir / RunFolder.CONFIG).read_text()
+    history = _read_history(run_dir / RunFolder.HISTORY)
+    tickers = meta.get("tickers", [])
+    sections = [
+        f"<h1>candleflow panel run {html.escape(meta['run'])}</h1>",
+        f"<p class='lead'>{len(tickers)} tickers side by side ({html.escape(', '.join(tickers))}), "
+        f"{html.escape(str(meta.get('interval')))} bars · input {'x'.join(map(str, meta['input_shape']))} · "
+        f"{meta['parameters']:,} parameters · {meta['epochs_run']} epochs in {meta['fit_seconds']} s · "
+        f"created {html.escape(meta['created'])}</p>",
+    ]
+    figures = [_img(plots.training_curves(history), "training curves")]
+    for part, m in metrics.items():
+        sections.append(f"<h2>{part} period: {m['n']:,} (window, ticker) labels</h2>")
+        sections.append("<h3>classification</h3>" + _table(classification_rows(m), CLASSIFICATION_HEADER, "metrics"))
+        sections.append(
+            f"<p>edge in balanced accuracy over the best baseline: "
+            f"<b class='edge'>{m['edge_balanced_accuracy'] * 100:+.2f} points</b>"
+            + (
+                f"; over the best reference model ({html.escape(m['best_reference'])}, pooled over the tickers' "
+                f"lagged rows): <b class='edge-ref'>{m['edge_over_reference'] * 100:+.2f} points</b>"
+                if "edge_over_reference" in m
+                else ""
+            )
+            + "</p>"
+        )
+        sections.append(
+            "<h3>per ticker (the model's decisions)</h3>"
+            + _table(
+                [[name, r["labels"], r["balanced_accuracy"]] for name, r in m["tickers"].items()],
+                ["ticker", "labels", "balanced accuracy"],
+                "tickers",
+            )
+        )
+        sections.append(
+            "<h3>cross-sectional books (long the top k by P(LONG) - P(SHORT), short the bottom k, "
+            "rebalanced every horizon)</h3>"
+            + _table(
+                [[name, *(_bt_value(k, r[k]) for k in CROSS_SECTION_KEYS)] for name, r in m["cross_section"].items()],
+                ["book", *[k.replace("_", " ") for k in CROSS_SECTION_KEYS]],
+                "cross-section",
+            )
+            + "<p class='note'>oracle: ranked by the realised returns (a bound, not a strategy)</p>"
+        )
+        drawn = stored[part]
+        curves = {k.removeprefix("equity_"): v for k, v in drawn.items() if k.startswith("equity_")}
+        curves.pop("oracle", None)  # it knows the future: in the table, not on the scale of the plot
+        figures.append(_img(plots.equity_and_drawdown(drawn["times"], curves, part), f"books' equity ({part})"))
+        figures.append(
+            _img(
+                plots.confusion(m["table"]["model"]["confusion_matrix"], f"{part}: model decisions"),
+                f"confusion ({part})",
+            )
+        )
+    sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
+    sections.append(f"<h2>model</h2><pre>{html.escape(summary_text)}</pre>")
+    sections.append(f"<details><summary>config</summary><pre>{html.escape(config_text)}</pre></details>")
+    sections.append(f"<h2>versions</h2><pre>{html.escape(yaml.safe_dump(meta['versions']))}</pre>")
+    page = _PAGE.format(
+        title=html.escape(f"candleflow {meta['run']}"),
+        body="\n".join(sections),
+        metrics=json.dumps(metrics).replace("</", "<\\/"),
+    )
+    out = run_dir / RunFolder.REPORT
+    write_text(out, page)
+    return out
+
+
+def panel_report_arrays(sub: Any, probs: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
+    """What a panel run's report draws for one period, computed at run time: each cross-sectional
+    book's equity at its rebalancing times (as the backtest table scores them)."""
+    from candleflow.evaluation.cross_section import book_curves
+
+    bt = cfg.backtest
+    present = sub.panel.present()[sub.ends]
+    rows, curves = book_curves(
+        probs, sub.returns_at(), present, cfg.labels.horizon, bt.top_k, bt.fee + bt.slippage, bt.seed
+    )
+    return {"times": sub.end_times()[rows].astype(np.int64), **{f"equity_{k}": v for k, v in curves.items()}}
+
+
 def _rebuild_report_data(run_dir: Path, meta: dict, metrics: dict, preds: dict, cfg: Any, prep: Any) -> dict:
     """report_arrays for a run folder written before they were stored: the run's data prepared
     again (it must still have the run's fingerprint) and each period backtested again."""
@@ -162,10 +258,12 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         raise RegistryError(
             f"{run_dir}: a reward-model run; its numbers are in metrics.json (reports cover classifier runs)"
         )
-    if meta.get("layout") == "panel" or "series" in meta:
+    if meta.get("layout") == "panel":
+        return build_panel_report(run_dir)
+    if meta.get("layout") == "universe":
         raise RegistryError(
-            f"{run_dir}: a run over many series ({'panel' if meta.get('layout') == 'panel' else 'universe'}); "
-            "its numbers are in metrics.json (the HTML report covers single-series runs)"
+            f"{run_dir}: a run over many series (universe); its numbers are in metrics.json "
+            "(the HTML report covers single-series and panel runs)"
         )
     metrics, data = folder.metrics(), folder.data()
     try:
