@@ -107,3 +107,52 @@ def test_a_run_folder_naming_an_unknown_family_is_refused(tiny_config):
         load_model(result.run_dir)
     with pytest.raises(RegistryError, match=r"metadata.json: model.kind 'from_elsewhere'"):
         Predictor.from_run(result.run_dir).family  # noqa: B018
+
+
+@pytest.mark.integration
+def test_run_folders_that_cannot_lie(tiny_config, tmp_path):
+    """A model file from another run, an edited metadata.json (an interval that is a number, lags
+    beyond the window, a removed layout, a claimed family) is a one-line error naming the file
+    and what differs, in load_model, predict, export and models show alike."""
+    import shutil
+
+    from candleflow.runs.bundle import export_bundle
+    from candleflow.runs.registry import list_runs
+
+    a = cf.run(tiny_config("output.name=a", "evaluation.reference_models=[]")).run_dir
+    b = cf.run(tiny_config("output.name=b", "evaluation.reference_models=[]", "training.seed=7")).run_dir
+    lin = cf.run(tiny_config("model.kind=linear", "output.name=lin", "evaluation.reference_models=[]")).run_dir
+    meta = json.loads((a / "metadata.json").read_text())
+    assert meta["model_file"]["name"] == "model.keras" and len(meta["model_file"]["sha256"]) == 64
+    assert meta["output_shape"] == [3] and meta["layout"] == "series" and meta["metadata_version"] == 2
+
+    def edited(src: Path, name: str, change) -> Path:
+        dst = tmp_path / "edited" / name
+        shutil.copytree(src, dst)
+        m = json.loads((dst / "metadata.json").read_text())
+        change(m, dst)
+        (dst / "metadata.json").write_text(json.dumps(m))
+        return dst
+
+    swapped = edited(a, "swapped", lambda m, d: shutil.copy(b / "model.keras", d / "model.keras"))
+    number = edited(a, "number", lambda m, d: m.update(interval=5))
+    lags = edited(lin, "lags", lambda m, d: m.update(lags=[0, 500]))
+    no_layout = edited(a, "no_layout", lambda m, d: m.pop("layout"))
+    claimed = edited(a, "claimed", lambda m, d: m.update(model_kind="linear"))
+    cases = {
+        swapped: r"model.keras: does not match the sha256 recorded in metadata.json",
+        number: r"metadata.json: 'interval' is 5; expected a bar interval",
+        lags: r"metadata.json: 'lags' \[0, 500\] reach beyond the run's 24-bar window",
+        no_layout: r"metadata.json: 'layout' is None; expected one of series, universe, panel, reward",
+        claimed: r"metadata.json: 'lags' is None|model.linear.npz|no linear model file",
+    }
+    for folder, message in cases.items():
+        with pytest.raises(RegistryError, match=message):
+            load_model(folder)
+        with pytest.raises(RegistryError, match=message):
+            Predictor.from_run(folder)
+        with pytest.raises(RegistryError, match=message):
+            export_bundle(folder, runs_dir=tmp_path)
+    listed = {Path(m["path"]).name: m for m in list_runs(tmp_path / "edited")}
+    assert "does not match the sha256" in listed["swapped"]["damaged"]
+    assert load_model(a).count_params() > 0  # the untouched run still loads

@@ -65,10 +65,11 @@ def models_show(
     run: Annotated[str, typer.Argument(help="run folder name, path, or 'latest'")], runs_dir: RunsOpt = Path("runs")
 ) -> None:
     """Show a run's metadata and its metrics table."""
-    from candleflow.runs.registry import read_metadata, resolve_run
+    from candleflow.runs.registry import check_run, read_metadata, resolve_run
 
     path = resolve_run(run, runs_dir)
     meta = read_metadata(path)
+    check_run(path, meta)  # the model file is the one the run wrote, the metadata as written
     metrics = RunFolder(path).metrics()
     console.print(f"{path}")
     for key in (

@@ -33,13 +33,13 @@ def training_curves(history: dict[str, list[float]]) -> bytes:
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     for ax, key in zip(axes[:2], ("loss", "accuracy")):
         for name, label in ((key, "train"), (f"val_{key}", "validation")):
-            if len(history.get(name, [])) == epochs.size:  # a panel model reports no accuracy
+            if epochs.size and len(history.get(name, [])) == epochs.size:  # a panel model reports no accuracy
                 ax.plot(epochs, history[name], "o-", label=label)
         ax.set_title(key)
         ax.set_xlabel("epoch")
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-    if len(history.get("learning_rate", [])) == epochs.size:
+    if epochs.size and len(history.get("learning_rate", [])) == epochs.size:
         axes[2].plot(epochs, history["learning_rate"], "o-", color="k")
     axes[2].set_yscale("log")
     axes[2].set_title("learning rate")

@@ -14,7 +14,10 @@ import numpy as np
 
 from candleflow._version import __version__
 from candleflow.config import RunConfig
+from candleflow.fs.digest import sha256_file
+from candleflow.models import files
 from candleflow.models.backend import keras
+from candleflow.models.families import family
 from candleflow.runs.folder import LAYOUTS, METADATA_VERSION, RunFolder, upgrade_metadata
 from candleflow.runs.registry import save_model
 
@@ -52,6 +55,7 @@ def write_run(
     if report_data is not None:
         folder.write_report_data(report_data)
     save_model(model, work, None if layout == "reward" else cfg.model.kind)  # the reward model is one network
+    model_name = files.KERAS_MODEL if layout == "reward" else family(cfg.model.kind).model_file
     folder.write_data(data)
     metadata = {
         "metadata_version": METADATA_VERSION,
@@ -66,6 +70,9 @@ def write_run(
         "model_kind": "reward" if layout == "reward" else cfg.model.kind,
         "parameters": int(model.count_params()),
         **training,
+        **({"output_shape": list(model.output_shape[1:])} if hasattr(model, "output_shape") else {}),
+        # what predict, export and models check the folder's model against (runs/registry.check_run)
+        "model_file": {"name": model_name, "sha256": sha256_file(work / model_name)},
         "metrics": headline,
     }
     folder.write_metadata(metadata)

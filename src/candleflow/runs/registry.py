@@ -56,6 +56,7 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
             continue
         try:
             meta = read_metadata(path)
+            check_run(path, meta)
         except RegistryError as exc:  # listed as damaged: one bad folder must not hide the others
             meta = {"damaged": str(exc)}
         meta["path"] = str(path)
@@ -71,6 +72,7 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
     path = resolve_run(run, runs_dir)
     meta = read_metadata(path)
     fam = family_of(path, meta)
+    check_run(path, meta)
     if fam.tabular:
         return fam.load_from(path, _lags(meta))
     model = fam.load_from(path)
@@ -80,6 +82,11 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
     want = tuple(meta.get("input_shape", got))
     if got != want:
         raise RegistryError(f"{path}: model input shape {got} does not match the run's metadata {want}")
+    out = tuple(model.output_shape[1:])
+    if "output_shape" in meta and out != tuple(meta["output_shape"]):
+        raise RegistryError(
+            f"{path}: model output shape {out} does not match the run's metadata {tuple(meta['output_shape'])}"
+        )
     if input_shape is not None and tuple(input_shape) != got:
         raise RegistryError(f"{path}: model expects windows of shape {got}, got {tuple(input_shape)}")
     return model
@@ -102,6 +109,52 @@ def family_of(path: Path, meta: dict[str, Any]):
         return family(kind)
     except ConfigError as exc:
         raise RegistryError(f"{path / RunFolder.METADATA}: {exc}") from None
+
+
+def check_run(path: Path, meta: dict[str, Any]) -> None:
+    """What a run folder's metadata claims, checked against the folder before its model is used:
+    the layout, the bar interval's type, the lags against the window, the feature width against
+    the model's input, and the model file against the digest the run recorded (a model copied in
+    from another run, or an edited metadata.json, is a one-line error naming what differs)."""
+    from candleflow.fs.digest import sha256_file
+    from candleflow.runs.folder import LAYOUTS
+
+    where = path / RunFolder.METADATA
+    layout = meta.get("layout")
+    if layout not in LAYOUTS:
+        raise RegistryError(f"{where}: 'layout' is {str(layout)[:40]}; expected one of {', '.join(LAYOUTS)}")
+    interval = meta.get("interval")
+    ok = isinstance(interval, str) or (
+        layout == "universe" and isinstance(interval, list) and all(isinstance(i, str) for i in interval)
+    )
+    if interval is not None and not ok:
+        raise RegistryError(f"{where}: 'interval' is {str(interval)[:40]}; expected a bar interval such as '1h'")
+    shape = meta.get("input_shape")
+    if layout in ("series", "universe") and isinstance(shape, list) and shape:
+        if "lags" in meta:
+            lags = _lags(meta)
+            window = RunFolder(path).config().dataset.window
+            if max(lags, default=0) >= window:
+                raise RegistryError(f"{where}: 'lags' {lags} reach beyond the run's {window}-bar window")
+        elif (
+            family_of(path, meta).inputs == "windows"
+            and isinstance(meta.get("feature_names"), list)
+            and shape[-1] != len(meta["feature_names"])
+        ):
+            raise RegistryError(
+                f"{where}: input_shape {shape} reads {shape[-1]} features; feature_names lists {len(meta['feature_names'])}"
+            )
+    recorded = meta.get("model_file")
+    if isinstance(recorded, dict):
+        name = str(recorded.get("name", ""))
+        file = path / name
+        if "/" in name or not file.is_file():
+            raise RegistryError(f"{where}: its model file {name!r} is not in the folder")
+        if sha256_file(file) != recorded.get("sha256"):
+            raise RegistryError(
+                f"{file}: does not match the sha256 recorded in metadata.json (a model from another run, or "
+                "an edited folder); refusing to use it"
+            )
 
 
 def _lags(meta: dict[str, Any]) -> list[int]:
