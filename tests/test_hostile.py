@@ -549,6 +549,32 @@ def corpus() -> list[Case]:
     )
     import gzip
 
+    spy = (HERE / "sample" / "data" / "stocks" / "SPY-1d.csv").read_bytes()
+    add(
+        Case(
+            "daily-file-as-hourly",
+            [*PREPARE, "--set", "source.paths=[in/SPY-1d.csv]", "--set", "source.interval=1h"],
+            "error",
+            {"in/SPY-1d.csv": spy},
+            "the bars are 1d apart, not 1h",
+        )
+    )
+    mixed = binance_csv(100).decode().splitlines()
+    mixed = [
+        ",".join([str(int(f[0]) * 1000), *f[1:6], str(int(f[6]) * 1000), *f[7:]]) if i >= 50 else line
+        for i, (line, f) in enumerate((line, line.split(",")) for line in mixed)
+    ]
+    add(
+        Case(
+            "csv-mixed-ms-us",
+            [*PREPARE, "--set", "source.paths=[in/BTCUSDT-1h-2024-01.csv]"],
+            "error",
+            {"in/BTCUSDT-1h-2024-01.csv": ("\n".join(mixed) + "\n").encode()},
+            "line 51: open_time=",
+        )
+    )
+    add(Case("images-height-huge", ["images", "--set", "images.height=100000000"], "error", {}, "images.height"))
+
     add(
         Case(
             "base-url-relative-file",

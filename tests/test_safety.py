@@ -302,3 +302,26 @@ def test_hostile_listings_end_in_a_clear_error(body, message):
             list_prefix(url, "data/")
     finally:
         server.shutdown()
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_nothing_is_replaced(tmp_path):
+    """ENOSPC while writing (simulated: the write raises it, as a full disk or quota does) names
+    the file and the free space; the existing file keeps its bytes and no temporary is left."""
+    import errno
+
+    from candleflow.errors import DataError
+    from candleflow.fs.atomic import atomic_dir, atomic_path
+
+    target = tmp_path / "signals.parquet"
+    target.write_bytes(b"the old signals")
+    with pytest.raises(DataError, match=r"signals.parquet: no space left on the device while writing it \(.* free\)"):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert target.read_bytes() == b"the old signals" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "signals.parquet"
+    ]
+    with pytest.raises(DataError, match=r"bundle: no space left on the device"):
+        with atomic_dir(tmp_path / "bundle") as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["signals.parquet"]

@@ -485,8 +485,10 @@ class ImagesConfig(_Section):
         "jkx",
         description="bar4: 4 pixels per bar, black on white; jkx: Jiang, Kelly & Xiu's 3 pixels per bar with volume",
     )
-    bars: int = Field(20, ge=2, description="bars per image (jkx sizes: 5, 20, 60)")
-    height: int | None = Field(None, ge=4, description="rows; default 500 for bar4, the paper's size for jkx")
+    bars: int = Field(20, ge=2, le=4096, description="bars per image (jkx sizes: 5, 20, 60); at most 4,096")
+    height: int | None = Field(
+        None, ge=4, le=8192, description="rows; default 500 for bar4, the paper's size for jkx; at most 8,192"
+    )
     volume: bool = Field(True, description="jkx: volume bars in the bottom fifth")
     moving_average: bool = Field(True, description="jkx: moving average of close over `bars` bars")
     dtype: Literal["uint8", "float32"] = Field("uint8", description="uint8 0..255, or float32 0..1")
@@ -499,7 +501,7 @@ class ImagesConfig(_Section):
     mode: Literal["single", "batch"] = Field(
         "single", description="single: one file or store for all images; batch: files of images_per_file images"
     )
-    images_per_file: int = Field(50_000, ge=1, description="images per file in mode 'batch'")
+    images_per_file: int = Field(50_000, ge=1, le=10_000_000, description="images per file in mode 'batch'")
 
 
 class ModelConfig(_Section):

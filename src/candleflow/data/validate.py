@@ -467,8 +467,16 @@ def check_calendar(rows: Rows, policy: ValidationPolicy, iv_name: str) -> Grid:
     rows.cols, rows.where = cols2, rows.where[keep]
     t, nxt, on_slot = t[keep], nxt[keep], on_slot[keep]
     if t.size < 2:
+        step = _infer_interval(cols["open_time"]) if cols["open_time"].size > 1 else None
+        hint = (
+            f"; the bars are {step} apart, not {iv_name}: set the interval to {step} (or leave it unset)"
+            if (step is not None and step != iv_name)
+            else ""
+        )
+        where = ", ".join(dict.fromkeys(name for _, name, _ in rows.raw.parts)) or rows.raw.source
         raise ValidationError(
-            f"{rows.raw.source}: {t.size} rows inside {policy.calendar} sessions; need at least 2 to form a series"
+            f"{where[:200]}: {t.size} rows inside {policy.calendar} sessions on its {iv_name} grid{hint}; "
+            "need at least 2 to form a series"
         )
     # an out-of-hours row carries the slot of the regular row before it, so the slots a session
     # misses still count as missing when out-of-hours rows sit between

@@ -4,6 +4,7 @@ leaves a file that looks complete."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -11,6 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from candleflow.errors import DataError
 
 
 def current_umask() -> int:
@@ -32,6 +35,24 @@ def as_created(path: Path, folder: bool = False) -> None:
 
 
 @contextlib.contextmanager
+def _naming_full_disks(path: Path) -> Iterator[None]:
+    """A full disk (or quota) while writing `path` becomes one line naming it and the free space;
+    the caller's cleanup still removes the temporary, and nothing under the real name changed."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MB free"
+        except OSError:
+            free = "free space unknown"
+        raise DataError(
+            f"{path}: no space left on the device while writing it ({free}); nothing was replaced"
+        ) from None
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
@@ -41,10 +62,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     as_created(tmp_path)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
+        with _naming_full_disks(path):
+            yield tmp_path
+            with open(tmp_path, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -98,7 +120,8 @@ def atomic_dir(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]
     as_created(tmp, folder=True)
     old: Path | None = None
     try:
-        yield tmp
+        with _naming_full_disks(path):
+            yield tmp
         (tmp / MARKER).write_text("written by candleflow; a later --overwrite may replace this folder\n")
         if path.exists():  # move the old one aside first, so a failed rename can put it back
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))

@@ -357,6 +357,19 @@ def _to_ns(col: pa.ChunkedArray, path: Path, name: str, first_line: int = 1, bar
             if np.abs(v).max(initial=0) >= 2.0**63:
                 raise SourceError(f"{path}: column {name!r} has a time beyond int64; expected epoch numbers")
         v = v.astype(np.int64)
+        positive = v[v > 0]
+        if (
+            positive.size > 1 and positive.min() >= 10**8
+        ):  # epoch times of one file share a unit: digits 3+ apart mean s/ms/us mixed
+            digits = np.floor(np.log10(v.clip(min=1).astype(np.float64)))
+            apart = np.flatnonzero(np.abs(digits - digits[0]) >= 2.5)
+            if apart.size:
+                i = int(apart[0])
+                raise SourceError(
+                    f"{path} line {first_line + i}: {name}={int(v[i])} has {int(digits[i]) + 1} digits where line "
+                    f"{first_line} has {int(digits[0]) + 1}; the file mixes time units (seconds, ms, us); "
+                    "expected one unit per file"
+                )
         unit = timestamp_unit_ns(v, path, bar_ns)
         limit = np.iinfo(np.int64).max // unit
         bad = np.flatnonzero(np.abs(v) > limit)  # v * unit would wrap around int64 (after 2262)
