@@ -573,6 +573,7 @@ def corpus() -> list[Case]:
             "line 51: open_time=",
         )
     )
+    add(Case("walkforward-no-families", ["walkforward", "--families", ""], "error", {}, "--families is empty"))
     add(Case("images-height-huge", ["images", "--set", "images.height=100000000"], "error", {}, "images.height"))
 
     add(

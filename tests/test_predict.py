@@ -85,6 +85,9 @@ def test_bad_input_is_one_clear_error(lstm_run, tmp_path):
     candles, _ = load_candles(cfg.source, cfg.validation)
     with pytest.raises(ConfigError, match=r"^--from 2021-04-02 is later than --to 2021-04-01: the range is reversed$"):
         p.predict(candles, start="2021-04-02", end="2021-04-01")
+    # a synthetic-trained run applied to files, as the README shows: the files source replaces the synthetic one
+    files = p.source_config(["source.kind=files", f"source.paths=[{tmp_path / 'x.csv'}]"])
+    assert files.source.kind == "files" and not hasattr(files.source, "n_bars")
     with pytest.raises(ConfigError, match="--set features.volatility_span: predict uses the run's own config"):
         p.source_config(["features.volatility_span=10"])
     other = tmp_path / "other.yaml"
