@@ -268,3 +268,39 @@ def test_the_panel_gpt_shares_one_encoder_across_tickers(tmp_path):
     np.testing.assert_allclose(model.predict(xp, verbose=0), y[:, perm], atol=1e-6)
     model.save(tmp_path / "p.keras")
     np.testing.assert_allclose(load_model_file(tmp_path / "p.keras").predict(x, verbose=0), y, atol=1e-7)
+
+
+@pytest.mark.integration
+def test_walkforward_on_a_panel_gives_every_family_an_interval(tmp_path):
+    """cf.walkforward on dataset.layout panel: the panel GPT and the pooled references per fold,
+    stitched over (window, ticker) labels, each edge with a block-bootstrap interval."""
+    import candleflow as cf
+
+    cfg = cf.load_config(
+        None,
+        [
+            "dataset.layout=panel",
+            "model.kind=gpt",
+            "model.gpt_d_model=16",
+            "model.gpt_layers=1",
+            "model.dense_units=[8]",
+            "universe.symbols=[AAA,BBB,CCC]",
+            "source.n_bars=2000",
+            "dataset.window=24",
+            "training.epochs=1",
+            "training.verbose=0",
+            f"universe.store={tmp_path / 'store'}",
+            f"output.runs_dir={tmp_path / 'runs'}",
+            "cluster.workers=1",
+        ],
+    )
+    study = cf.walkforward(cfg, folds=2, seeds=1, name="p", resamples=200)
+    s = study.summary
+    assert s["layout"] == "panel" and set(s["table"]) == {"gpt", "lightgbm", "linear"} and len(s["folds"]) == 2
+    assert s["stitched"]["labels"] > 0 and s["tickers"] == ["AAA-1h", "BBB-1h", "CCC-1h"]
+    for fam, e in s["table"].items():
+        lo, hi = e["edge_over_baseline_ci95"]
+        assert lo <= e["edge_over_baseline"] + 1e-9 and hi >= e["edge_over_baseline"] - 0.05, fam
+        assert 0.0 <= e["balanced_accuracy_mean"] <= 1.0
+    assert "edge_over_lightgbm_ci95" in s["table"]["gpt"] and "edge_over_lightgbm" not in s["table"]["lightgbm"]
+    assert (study.folder / "summary.json").is_file()

@@ -118,7 +118,8 @@ def walkforward(
         "95% CIs: a CI that covers 0 is noise"
     )
     console.print(t)
-    console.print(f"folder: {result.folder} (report: {result.folder / 'report.html'})")
+    page = result.folder / "report.html"
+    console.print(f"folder: {result.folder}" + (f" (report: {page})" if page.is_file() else ""))
 
 
 @app.command()

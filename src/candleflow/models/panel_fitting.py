@@ -38,8 +38,10 @@ def train_and_score_panel(
     bars_per_year: float,
     state: dict[str, Any] | None = None,
     callbacks: list | None = None,
+    references: bool = True,
 ) -> Trained:
-    """Fit on `parts['train']` (every `train_stride`-th window), score 'val' [and 'test']."""
+    """Fit on `parts['train']` (every `train_stride`-th window), score 'val' [and 'test'] against
+    the baselines and, with `references`, the pooled reference models."""
     tc, d = cfg.training, cfg.dataset
     keras.utils.set_random_seed(tc.seed)
     train_ds = ds.subset(parts["train"][:: d.train_stride])
@@ -50,7 +52,7 @@ def train_and_score_panel(
     flat = y_train[y_train >= 0]
     weights = class_weights(flat).tolist() if tc.class_weight == "balanced" else None
     eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
-    refs = panel_references(cfg, train_ds, y_train, eval_parts)
+    refs = panel_references(cfg, train_ds, y_train, eval_parts) if references else {}
     mean, var = train_ds.moments()
     panel = ds.panel
     model = model_from(

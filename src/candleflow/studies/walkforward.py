@@ -17,7 +17,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +33,12 @@ from candleflow.evaluation.trading import sides_of
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.fs.guard import check_name
 from candleflow.models import families as registry
+from candleflow.studies.common import BASELINES, WalkForwardResult, _block_indices, _ci
 
 log = logging.getLogger("candleflow")
 
 RESULT = "walkforward.json"
 STUDY = "study.json"  # the settings the fold files were made with
-BASELINES = ("majority", "always_hold", "stratified")
-
-
-@dataclass
-class WalkForwardResult:
-    """A finished study: its folder and the summary written to walkforward.json."""
-
-    folder: Path
-    summary: dict[str, Any]
 
 
 def study_families() -> list[str]:
@@ -77,6 +68,10 @@ def walkforward(
     worker processes, or `cluster.scheduler`; the workers must see the runs folder): each task
     prepares the data, trains and writes its fold file atomically, so a killed worker's task is
     rerun by Dask and a rerun of the study skips every fold already written."""
+    if cfg.dataset.layout == "panel":  # the panel GPT and the pooled references, over (window, ticker) labels
+        from candleflow.studies.panel_walkforward import panel_walkforward
+
+        return panel_walkforward(cfg, folds, seeds, name, val_fraction, resamples, progress)
     known = study_families()
     unknown = [f for f in families if f not in known]
     if unknown or not families:
@@ -370,15 +365,6 @@ def _stitched_baselines(folder: Path, family: str, seed: int, n_folds: int, rng_
     return {b: np.concatenate(v) for b, v in out.items()}
 
 
-def _block_indices(n: int, block: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """(resamples, n) indices of a moving block bootstrap: blocks of `block` consecutive windows."""
-    block = min(block, n)
-    n_blocks = -(-n // block)
-    starts = rng.integers(0, n - block + 1, size=(resamples, n_blocks))
-    idx = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(resamples, -1)[:, :n]
-    return idx.astype(np.int32)
-
-
 def _balanced_accuracy_resampled(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Balanced accuracy of `pred` on each bootstrap resample (rows of idx), vectorised."""
     r = idx.shape[0]
@@ -388,10 +374,6 @@ def _balanced_accuracy_resampled(y: np.ndarray, pred: np.ndarray, idx: np.ndarra
     recall = np.divide(np.diagonal(cm, axis1=1, axis2=2), support, out=np.zeros((r, 3)), where=support > 0)
     present = (support > 0).sum(axis=1)
     return recall.sum(axis=1) / np.maximum(present, 1)
-
-
-def _ci(values: np.ndarray) -> list[float]:
-    return [float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))]
 
 
 def _per_year(candles: Candles) -> float:
