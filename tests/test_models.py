@@ -124,3 +124,27 @@ def test_cnn_trains_through_run_on_chart_images_and_beats_baselines(tmp_path):
     result = run(cfg)
     assert result.metadata["input_shape"] == [64, 60, 1]
     assert result.metrics["val"]["edge_balanced_accuracy"] * 100 >= 5.0
+
+
+def test_every_family_builds_without_compiling(tiny_config):
+    """The public builder returns the network as built with compile=False (and compiled by default),
+    for every network family and the panel GPT."""
+    import numpy as np
+
+    from candleflow.config import ModelConfig
+    from candleflow.dataset.prepare import prepare
+    from candleflow.models.families import build_model
+    from candleflow.models.panel_model import build_panel_gpt
+
+    cfg = tiny_config("source.n_bars=600", "images.height=32", "model.cnn_filters=[4]")
+    prep = prepare(cfg)
+    train = prep.dataset.subset(prep.split.parts["train"])
+    for kind in ("lstm", "gpt", "mlp", "cnn"):
+        kcfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"kind": kind})})
+        bare = build_model(kcfg, train, prep, compile=False)
+        assert not bare.compiled and getattr(bare, "optimizer", None) is None, kind
+        assert build_model(kcfg, train, prep).compiled, kind
+    panel = build_panel_gpt(
+        ModelConfig(gpt_d_model=8, gpt_heads=2, gpt_layers=1), 8, 9, 3, np.zeros(9), np.ones(9), compile=False
+    )
+    assert not panel.compiled

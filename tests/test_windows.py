@@ -84,3 +84,26 @@ def test_purge_counts_known_case():
     assert sp.starts["val"] == 17
     assert ends[sp["train"]].tolist() == [10, 11, 12, 13]  # 14..16 look into 17+
     assert sp.purged["train"] == 3
+
+
+def test_a_dataset_you_can_index():
+    """ds[i] is (window view, label); ds[a:b], ds[idx] and a boolean mask are gathered batches."""
+    import pytest
+
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    y = (np.arange(20) % 3).astype(np.int8)
+    ds = WindowDataset(x, y, np.array([4, 6, 9, 19]), window=5)
+    w, label = ds[1]
+    assert np.shares_memory(w, x) and w.tolist() == x[2:7].tolist() and label == y[6]
+    assert ds[-1][0].tolist() == x[15:20].tolist() and ds[-1][1] == y[19]
+    batch, labels = ds[1:3]
+    assert batch.shape == (2, 5, 2) and batch.tolist() == [x[2:7].tolist(), x[5:10].tolist()]
+    assert labels.tolist() == [y[6], y[9]]
+    same, _ = ds[np.array([True, False, True, False])]
+    assert same.tolist() == [x[0:5].tolist(), x[5:10].tolist()]
+    assert ds[[3, 0]][1].tolist() == [y[19], y[4]]
+    assert len(ds) == 4 and len(list(ds)) == 4  # iterable, a view at a time
+    with pytest.raises(IndexError, match="window 4 out of range for 4 windows"):
+        ds[4]
+    with pytest.raises(IndexError, match="out of range"):
+        ds[[0, 9]]

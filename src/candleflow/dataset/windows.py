@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -73,6 +75,29 @@ class WindowDataset:
 
     def __len__(self) -> int:
         return int(self.ends.shape[0])
+
+    def __getitem__(self, key: int | slice | np.ndarray | list[int]) -> tuple[np.ndarray, Any]:
+        """`ds[i]`: (window i as a read-only view (W, F), its label); `ds[a:b]`, `ds[idx]` or a
+        boolean mask: (the gathered batch (n, W, F) float32, their labels), as a sequence
+        generator hands them to a training loop."""
+        n = len(self)
+        if isinstance(key, (int, np.integer)):
+            if not -n <= int(key) < n:
+                raise IndexError(f"window {int(key)} out of range for {n} windows")
+            i = int(key) % n
+            return self.window_view(i), self.labels[self.ends[i]]
+        if isinstance(key, slice):
+            idx = np.arange(n)[key]
+        else:
+            idx = np.asarray(key)
+            if idx.dtype == bool:
+                if idx.shape != (n,):
+                    raise IndexError(f"a boolean mask of {idx.shape} for {n} windows")
+                idx = np.flatnonzero(idx)
+            elif idx.size and (idx.min() < -n or idx.max() >= n):
+                raise IndexError(f"window indices {int(idx.min())}..{int(idx.max())} out of range for {n} windows")
+            idx = idx % max(n, 1)
+        return self.gather(idx), self.labels_at(idx)
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -41,8 +41,8 @@ class Family:
 
     name: str
     inputs: Inputs
-    # Keras families: build(model cfg, window, features, mean, var, lr) over windows, build(model cfg,
-    # image shape, lr) over images -> a compiled model
+    # Keras families: build(model cfg, window, features, mean, var, lr, compile=True) over windows,
+    # build(model cfg, image shape, lr, compile=True) over images -> the model, compiled unless asked
     build: Callable[..., Any] | None = None
     fit: TabularFit | None = None  # tabular families
     load: Callable[[Path, list[int]], Any] | None = None  # tabular families: (run folder, lags) -> model
@@ -74,7 +74,12 @@ class Family:
             )
 
     def network(
-        self, cfg: RunConfig, train_ds: Any, prep: Any = None, state: dict[str, Any] | None = None
+        self,
+        cfg: RunConfig,
+        train_ds: Any,
+        prep: Any = None,
+        state: dict[str, Any] | None = None,
+        compile: bool = True,
     ) -> tuple[Any, Callable[..., Any], tuple[int, ...]]:
         """A Keras family's compiled model (or the one saved with a resume state), a loader
         factory over datasets of the same windows, and the model's input shape. Image families
@@ -93,7 +98,7 @@ class Family:
 
             mean, var = train_ds.moments()
             window, n_feat = train_ds.shape[1:]
-            model = built(lambda: build(cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), lr))
+            model = built(lambda: build(cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), lr, compile=compile))
             return model, keras_loader, tuple(train_ds.shape[1:])
         if self.inputs == "images":
             if prep is None:
@@ -102,7 +107,7 @@ class Family:
                 )
             loader = image_loader_for(prep.candles, cfg)
             shape = _image_shape(prep.candles, train_ds, cfg)
-            model = built(lambda: build(cfg.model, shape, lr))
+            model = built(lambda: build(cfg.model, shape, lr, compile=compile))
             return model, loader, (*shape, 1)
         raise ConfigError(f"model.kind {self.name!r} reads {self.inputs}; networks read windows or images")
 
@@ -223,6 +228,12 @@ def names(tabular: bool | None = None) -> list[str]:
     return [n for n, f in _FAMILIES.items() if tabular is None or f.tabular == tabular]
 
 
+def build_model(cfg: RunConfig, train_ds: Any, prep: Any = None, compile: bool = True) -> Any:
+    """The configured network (model.kind), sized for `train_ds`'s windows (its normalisation
+    fitted on the rows they read); compiled for training, or as built with `compile=False`."""
+    return family(cfg.model.kind).network(cfg, train_ds, prep, compile=compile)[0]
+
+
 def learning_rate(cfg: RunConfig) -> float:
     """training.learning_rate with `auto` resolved: the family's own rate for classifiers, 1e-3
     for the reward model."""
@@ -271,4 +282,4 @@ def _builtin() -> None:
         _FAMILIES.setdefault(fam.name, fam)
 
 
-__all__ = ["Family", "family", "learning_rate", "names", "register", "unregister"]
+__all__ = ["Family", "build_model", "family", "learning_rate", "names", "register", "unregister"]

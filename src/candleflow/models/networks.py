@@ -32,8 +32,9 @@ def build_lstm(
     variance: np.ndarray,
     learning_rate: float = 1e-3,
     n_classes: int = 3,
+    compile: bool = True,
 ):
-    """A compiled Keras model taking raw (window, n_features) float32 windows."""
+    """A Keras model taking raw (window, n_features) float32 windows, compiled unless `compile=False`."""
     k = keras
     layers = k.layers
     inputs = k.Input(shape=(window, n_features), name="window")
@@ -58,9 +59,18 @@ def build_lstm(
         x = layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name="candleflow_lstm")
-    model.compile(
-        optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
-    )
+    return _compiled(k, model, learning_rate, compile)
+
+
+def _compiled(k, model, learning_rate: float, compile: bool):
+    """The model compiled for the classes (Adam, cross-entropy, accuracy), or as built with
+    `compile=False` (for a custom training loop, another optimiser, or a look at the graph)."""
+    if compile:
+        model.compile(
+            optimizer=k.optimizers.Adam(learning_rate=learning_rate),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     return model
 
 
@@ -74,16 +84,13 @@ def _normalised_input(k, window: int, n_features: int, mean: np.ndarray, varianc
     return inputs, x
 
 
-def _head(k, x, cfg: ModelConfig, n_classes: int, name: str, inputs, learning_rate: float):
+def _head(k, x, cfg: ModelConfig, n_classes: int, name: str, inputs, learning_rate: float, compile: bool = True):
     for i, units in enumerate(cfg.dense_units):
         x = k.layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
         x = k.layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
     outputs = k.layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name=name)
-    model.compile(
-        optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
-    )
-    return model
+    return _compiled(k, model, learning_rate, compile)
 
 
 def build_mlp(
@@ -94,12 +101,13 @@ def build_mlp(
     variance: np.ndarray,
     learning_rate: float = 1e-3,
     n_classes: int = 3,
+    compile: bool = True,
 ):
     """The baseline: the flattened window through the dense layers of `dense_units`."""
     k = keras
     inputs, x = _normalised_input(k, window, n_features, mean, variance)
     x = k.layers.Flatten(name="flatten")(x)
-    return _head(k, x, cfg, n_classes, "candleflow_mlp", inputs, learning_rate)
+    return _head(k, x, cfg, n_classes, "candleflow_mlp", inputs, learning_rate, compile)
 
 
 def build_gpt(
@@ -111,6 +119,7 @@ def build_gpt(
     learning_rate: float = 1e-3,
     n_classes: int = 3,
     attention: str = "fused",
+    compile: bool = True,
 ):
     """A small GPT-style causal transformer: a per-timestep linear embedding plus learned positions,
     pre-norm blocks (causal self-attention, then an MLP, each added back), a final norm, and the
@@ -139,7 +148,7 @@ def build_gpt(
     x = L.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
     x = L.Cropping1D((window - 1, 0), name="last_position")(x)
     x = L.Flatten(name="last")(x)
-    return _head(k, x, cfg, n_classes, "candleflow_gpt", inputs, learning_rate)
+    return _head(k, x, cfg, n_classes, "candleflow_gpt", inputs, learning_rate, compile)
 
 
 @keras.saving.register_keras_serializable(package="candleflow")
@@ -268,7 +277,13 @@ class PositionEmbedding(keras.layers.Layer):
         return super().get_config() | {"length": self.length, "dim": self.dim}
 
 
-def build_cnn(cfg: ModelConfig, image_shape: tuple[int, int], learning_rate: float = 1e-3, n_classes: int = 3):
+def build_cnn(
+    cfg: ModelConfig,
+    image_shape: tuple[int, int],
+    learning_rate: float = 1e-3,
+    n_classes: int = 3,
+    compile: bool = True,
+):
     """The Jiang-Kelly-Xiu image CNN: per block a 5x3 convolution, batch norm, leaky ReLU and 2x1
     max-pooling; then dropout 0.5 and a softmax over (SHORT, HOLD, LONG)."""
     k = keras
@@ -284,7 +299,4 @@ def build_cnn(cfg: ModelConfig, image_shape: tuple[int, int], learning_rate: flo
     x = layers.Dropout(0.5, name="dropout")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name="candleflow_cnn")
-    model.compile(
-        optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
-    )
-    return model
+    return _compiled(k, model, learning_rate, compile)

@@ -113,6 +113,7 @@ def build_panel_gpt(
     class_weights: list[float] | None = None,
     n_classes: int = 3,
     return_weighted: bool = False,
+    compile: bool = True,
 ):
     """The panel GPT: each ticker's window (its features, normalised with that ticker's own
     moments, and its presence flag) through one causal transformer with shared weights; each
@@ -154,8 +155,9 @@ def build_panel_gpt(
     x = L.Dense(n_classes, dtype="float32", name="logits")(x)
     outputs = L.Softmax(axis=-1, dtype="float32", name="classes")(x)
     model = k.Model(inputs, outputs, name="candleflow_panel_gpt")
-    model.compile(
-        optimizer=k.optimizers.Adam(learning_rate=learning_rate),
-        loss=MaskedSparseCrossEntropy(class_weights, return_weighted),
-    )
+    if compile:
+        model.compile(
+            optimizer=k.optimizers.Adam(learning_rate=learning_rate),
+            loss=MaskedSparseCrossEntropy(class_weights, return_weighted),
+        )
     return model
