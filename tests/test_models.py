@@ -148,3 +148,26 @@ def test_every_family_builds_without_compiling(tiny_config):
         ModelConfig(gpt_d_model=8, gpt_heads=2, gpt_layers=1), 8, 9, 3, np.zeros(9), np.ones(9), compile=False
     )
     assert not panel.compiled
+
+
+def test_the_learning_rate_follows_its_own_monitor(tmp_path):
+    """training.monitor: val_accuracy for the checkpoint, lr_monitor val_loss (the default) for the
+    plateau: a val_loss that rises while val_accuracy improves halves the rate after its patience."""
+    from candleflow.config import TrainingConfig
+    from candleflow.models.backend import keras
+    from candleflow.models.training import training_callbacks
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    cbs = training_callbacks(TrainingConfig(monitor="val_accuracy", reduce_lr_patience=1, min_lr=1e-5), tmp_path)
+    assert cbs["checkpoint"].monitor == "val_accuracy" and cbs["reduce_lr"].monitor == "val_loss"
+    plateau = cbs["reduce_lr"]
+    plateau.set_model(model)
+    plateau.on_train_begin()
+    trace = []
+    for epoch, (loss, acc) in enumerate([(1.0, 0.40), (1.1, 0.45), (1.2, 0.50), (1.3, 0.55)]):
+        plateau.on_epoch_end(epoch, {"val_loss": loss, "val_accuracy": acc})
+        trace.append(round(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)), 6))
+    assert trace == [0.01, 0.005, 0.0025, 0.00125]  # accuracy improving never stopped it
+    same = training_callbacks(TrainingConfig(monitor="val_accuracy", lr_monitor="val_accuracy"), tmp_path)
+    assert same["reduce_lr"].monitor == "val_accuracy" and same["reduce_lr"].mode == "max"

@@ -569,7 +569,10 @@ class TrainingConfig(_Section):
         return v
 
     monitor: Literal["val_loss", "val_accuracy"] = Field(
-        "val_loss", description="what checkpointing, early stopping and LR reduction watch"
+        "val_loss", description="what checkpointing and early stopping watch"
+    )
+    lr_monitor: Literal["val_loss", "val_accuracy"] = Field(
+        "val_loss", description="what the learning-rate reduction on a plateau watches (its own choice)"
     )
     patience: int = Field(3, ge=1, description="EarlyStopping patience (epochs)")
     reduce_lr_patience: int = Field(

@@ -164,6 +164,34 @@ def _plain(v: Any) -> Any:
     return float(v) if hasattr(v, "__float__") and not isinstance(v, int) else v
 
 
+def training_callbacks(cfg: TrainingConfig, run_dir: Path) -> dict[str, Any]:
+    """The callbacks whose state a resume restores: the checkpoint and early stopping watch
+    `training.monitor`; the learning-rate reduction watches its own `training.lr_monitor`
+    (val_loss by default: a loss that stops falling is the plateau, whatever the checkpoint keeps)."""
+    k = keras
+
+    def mode(metric: str) -> str:
+        return "min" if metric.endswith("loss") else "max"
+
+    return {
+        "checkpoint": k.callbacks.ModelCheckpoint(
+            str(run_dir / files.CHECKPOINT),
+            monitor=cfg.monitor,
+            mode=mode(cfg.monitor),
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        "early_stopping": k.callbacks.EarlyStopping(monitor=cfg.monitor, mode=mode(cfg.monitor), patience=cfg.patience),
+        "reduce_lr": k.callbacks.ReduceLROnPlateau(
+            monitor=cfg.lr_monitor,
+            mode=mode(cfg.lr_monitor),
+            factor=cfg.reduce_lr_factor,
+            patience=cfg.reduce_lr_patience,
+            min_lr=cfg.min_lr,
+        ),
+    }
+
+
 def fit(
     model,
     train,
@@ -178,26 +206,8 @@ def fit(
     run_dir/resume; `resume` (from `latest_resume_state`) continues from it, with `model` loaded
     from that state, to the result an uninterrupted fit gives. Returns the history and the peak
     resident memory."""
-    k = keras
-    mode = "min" if cfg.monitor.endswith("loss") else "max"
     monitor = MemoryMonitor()
-    named = {
-        "checkpoint": k.callbacks.ModelCheckpoint(
-            str(run_dir / files.CHECKPOINT),
-            monitor=cfg.monitor,
-            mode=mode,
-            save_best_only=True,
-            save_weights_only=True,
-        ),
-        "early_stopping": k.callbacks.EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.patience),
-        "reduce_lr": k.callbacks.ReduceLROnPlateau(
-            monitor=cfg.monitor,
-            mode=mode,
-            factor=cfg.reduce_lr_factor,
-            patience=cfg.reduce_lr_patience,
-            min_lr=cfg.min_lr,
-        ),
-    }
+    named = training_callbacks(cfg, run_dir)
     initial_epoch = 0 if resume is None else int(resume["epochs_done"])
     if resume is not None:
         _truncate_csv(run_dir / files.HISTORY, initial_epoch)
@@ -207,7 +217,7 @@ def fit(
         *named.values(),
         InputMonitor(train),
         monitor,  # before the loggers so rss_mb lands in history.csv and TensorBoard
-        k.callbacks.CSVLogger(str(run_dir / files.HISTORY), append=resume is not None),
+        keras.callbacks.CSVLogger(str(run_dir / files.HISTORY), append=resume is not None),
         EventLogger(run_dir / files.TENSORBOARD),
         resumer,  # last: an epoch counts as done once every logger has it
         *(extra_callbacks or []),
