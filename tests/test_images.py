@@ -317,3 +317,25 @@ def test_shuffled_loader_over_a_stored_file(tmp_path):
         seen.append(sorted(order))
         loader.on_epoch_end()
     assert seen[0] == seen[1] == list(range(50)) and orders[0] != orders[1]  # every image once, new order
+
+
+def test_a_yaml_only_image_run_writes_where_images_out_says(tmp_path):
+    """images.out in the config file places the images; nothing else on the command line."""
+    import subprocess
+    import sys
+
+    (tmp_path / "c.yaml").write_text(
+        "source: {n_bars: 400}\ndataset: {window: 20}\nlabels: {horizon: 8}\n"
+        "images: {format: npz, layout: jkx, bars: 20, out: charts/jkx.npz}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "candleflow.cli", "images", "--config", "c.yaml", "--limit", "16"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    with np.load(tmp_path / "charts" / "jkx.npz", allow_pickle=False) as z:
+        assert z["images"].shape[0] == 16
+    assert not (tmp_path / "images").exists()

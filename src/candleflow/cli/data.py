@@ -171,7 +171,9 @@ def images(
         str | None, typer.Option("--format", help="hdf5, npz, zarr, png or jpeg (default: images.format)")
     ] = None,
     layout: Annotated[str | None, typer.Option(help="bar4 or jkx (default: images.layout)")] = None,
-    out: Annotated[str, typer.Option("--out", "-o", help="file (hdf5/npz) or folder (a local path)")] = "images",
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="file (hdf5/npz) or folder, a local path (default: images.out)")
+    ] = None,
     part: Annotated[str, typer.Option(help="which windows: train, val, test or all")] = "all",
     limit: Annotated[int | None, typer.Option(help="at most this many images (evenly spaced)")] = None,
     mode: Annotated[str | None, typer.Option(help="single file or batch files (default: images.mode)")] = None,
@@ -187,10 +189,10 @@ def images(
     from candleflow.fs.guard import local_path
     from candleflow.images.write import write_image_dataset
 
-    target = local_path(out)
     shortcuts = {"format": fmt, "layout": layout, "mode": mode, "images_per_file": images_per_file}
     overrides = list(set_ or []) + [f"images.{k}={v}" for k, v in shortcuts.items() if v is not None]
     cfg = load_config(config, overrides)
+    target = local_path(out if out is not None else cfg.images.out, "--out" if out is not None else "images.out")
     setup_logging(log_file=log_file_for(cfg, "images"))
     prep = prepare_data(cfg)
     with bar(f"render {cfg.images.layout}") as progress:

@@ -502,6 +502,9 @@ class ImagesConfig(_Section):
         "single", description="single: one file or store for all images; batch: files of images_per_file images"
     )
     images_per_file: int = Field(50_000, ge=1, le=10_000_000, description="images per file in mode 'batch'")
+    out: str = Field(
+        "images", min_length=1, description="where `candleflow images` writes: a file (hdf5/npz) or folder; --out overrides"
+    )
 
 
 class ModelConfig(_Section):
