@@ -184,3 +184,23 @@ def test_inspect_reports_balance_checks_and_memory(tmp_path):
     out = CliRunner().invoke(app, ["inspect", "--set", "source.n_bars=3000", "--set", "dataset.window=24"])
     assert out.exit_code == 0, out.output
     assert "all checks passed" in out.output and "materialised" in out.output
+
+
+def test_the_generator_self_test_rates_what_it_draws(tiny_config):
+    """N shuffled batches per part checked for shape, NaN/inf and one-hot labels, with memory
+    growth and a rating; a NaN planted inside a window makes it fail, naming the batch."""
+    from candleflow.dataset.inspect import test_generator
+
+    prep = prepare(tiny_config())
+    good = test_generator(prep, batches=3, batch_size=64)
+    assert good["rating"] in ("good", "slow") and good["problems"] == [] and good["batches"] == 6
+    assert set(good["parts"]) == {"train", "val"} and good["rss_growth_mb"] < 100
+    features = np.array(prep.dataset.features)  # a writable copy, one value poisoned inside every window's span
+    end = int(prep.dataset.ends[0])
+    features[end] = np.nan
+    prep.dataset.features = features
+    prep.dataset._view = np.lib.stride_tricks.sliding_window_view(features, prep.dataset.window, axis=0).transpose(
+        0, 2, 1
+    )
+    bad = test_generator(prep, batches=50, batch_size=64)
+    assert bad["rating"] == "failing" and any("NaN/inf values" in p for p in bad["problems"])

@@ -117,15 +117,19 @@ def inspect(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    batches: Annotated[
+        int, typer.Option("--batches", min=0, max=10_000, help="also self-test N shuffled batches per part")
+    ] = 0,
 ) -> None:
-    """Check the prepared data: shapes, dtypes, class balance per split, NaN/inf, one-hot, memory."""
+    """Check the prepared data: shapes, dtypes, class balance per split, NaN/inf, one-hot, memory;
+    with --batches N, the generator self-test with its rating."""
     from candleflow.config import load_config
     from candleflow.dataset.inspect import inspect_dataset
     from candleflow.dataset.prepare import prepare as prepare_data
 
     cfg = load_config(config, set_)
     setup_logging(verbose=not as_json, log_file=log_file_for(cfg, "inspect"))
-    report = inspect_dataset(prepare_data(cfg))
+    report = inspect_dataset(prepare_data(cfg), batches=batches)
     if as_json:
         console.print_json(json.dumps(report))
     else:
@@ -155,6 +159,12 @@ def inspect(
             f"memory: {m['resident_mb']:,} MB resident; features {m['features_mb']:,} MB; materialised "
             f"windows would take {m['materialised_windows_mb']:,} MB ({m['saving']} the features)"
         )
+        if "generator" in report:
+            g = report["generator"]
+            console.print(
+                f"generator: {g['batches']} batches of {g['batch_size']}, {g['mean_batch_ms']:.2f} ms a batch, "
+                f"resident memory {g['rss_growth_mb']:+.1f} MB over them; rating: {g['rating']}"
+            )
         for line in report["problems"] or [
             "all checks passed: finite windows, one-hot labels, no look-ahead across splits"
         ]:

@@ -503,7 +503,9 @@ class ImagesConfig(_Section):
     )
     images_per_file: int = Field(50_000, ge=1, le=10_000_000, description="images per file in mode 'batch'")
     out: str = Field(
-        "images", min_length=1, description="where `candleflow images` writes: a file (hdf5/npz) or folder; --out overrides"
+        "images",
+        min_length=1,
+        description="where `candleflow images` writes: a file (hdf5/npz) or folder; --out overrides",
     )
 
 

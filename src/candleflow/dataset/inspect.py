@@ -14,8 +14,73 @@ from candleflow.dataset.labels import CLASS_NAMES, one_hot
 MB = 2**20
 
 
-def inspect_dataset(prep, batch_size: int = 256) -> dict[str, Any]:
-    """Checks over a `PreparedData` (from `pipeline.prepare`); `problems` lists what failed, empty when all passed."""
+LEAK_MB = 100  # resident memory growth over the tested batches above this is an alert
+SLOW_MS = 50  # a mean batch slower than this (gather + one-hot) rates the generator "slow"
+
+
+def test_generator(prep, batches: int = 5, batch_size: int = 256, seed: int = 0) -> dict[str, Any]:
+    """The design's generator self-test: `batches` shuffled batches of each split part, as training
+    draws them (gather + one-hot), each checked for shape, dtype, NaN/inf and one-hot labels;
+    resident memory measured before and after (growth above LEAK_MB is an alert), the time per
+    batch, and a rating: failing (a check failed), leaking, slow (mean batch above SLOW_MS) or good."""
+    import time
+
+    ds, split = prep.dataset, prep.split
+    rng = np.random.default_rng(seed)
+    problems: list[str] = []
+    parts: dict[str, Any] = {}
+    proc = psutil.Process()
+    rss0 = proc.memory_info().rss
+    seconds, drawn = 0.0, 0
+    for name, pos in split.parts.items():
+        order = rng.permutation(pos)
+        checked = 0
+        for b in range(batches):
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            if idx.size == 0:
+                break
+            t0 = time.perf_counter()
+            x = ds.gather(idx)
+            y = one_hot(ds.labels_at(idx))
+            seconds += time.perf_counter() - t0
+            drawn += 1
+            checked += 1
+            if x.shape != (idx.size, *ds.shape[1:]) or x.dtype != np.float32:
+                problems.append(
+                    f"{name} batch {b}: x {x.shape} {x.dtype}, expected ({idx.size}, {ds.window}, {ds.shape[2]}) float32"
+                )
+            if not np.isfinite(x).all():
+                problems.append(f"{name} batch {b}: {int((~np.isfinite(x)).sum())} NaN/inf values")
+            if y.shape != (idx.size, 3) or not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
+                problems.append(f"{name} batch {b}: labels are not one-hot ({y.shape})")
+        parts[name] = {"batches": checked}
+    growth = (proc.memory_info().rss - rss0) / MB
+    mean_ms = 1000 * seconds / max(drawn, 1)
+    if problems:
+        rating = "failing"
+    elif growth > LEAK_MB:
+        rating = "leaking"
+    elif mean_ms > SLOW_MS:
+        rating = "slow"
+    else:
+        rating = "good"
+    if growth > LEAK_MB:
+        problems.append(f"resident memory grew {growth:.0f} MB over {drawn} batches (alert above {LEAK_MB} MB)")
+    return {
+        "batches": drawn,
+        "batch_size": batch_size,
+        "parts": parts,
+        "rss_growth_mb": round(growth, 1),
+        "mean_batch_ms": round(mean_ms, 2),
+        "rating": rating,
+        "problems": problems,
+    }
+
+
+def inspect_dataset(prep, batch_size: int = 256, batches: int = 0) -> dict[str, Any]:
+    """Checks over a `PreparedData` (from `pipeline.prepare`); `problems` lists what failed, empty
+    when all passed. With `batches`, also the generator self-test (`test_generator`) over that many
+    batches per part, under "generator"."""
     ds, split = prep.dataset, prep.split
     problems: list[str] = []
     parts = {}
@@ -50,6 +115,9 @@ def inspect_dataset(prep, batch_size: int = 256) -> dict[str, Any]:
         if pa.size and (prep.labels.t1[ds.ends[pa]] + prep.config.dataset.embargo >= split.starts[b]).any():
             problems.append(f"a {a} label reaches the {b} period (look-ahead)")
     feats = ds.features
+    generator = test_generator(prep, batches, batch_size) if batches > 0 else None
+    if generator is not None:
+        problems += generator["problems"]
     return {
         "windows": len(ds),
         "window_shape": list(ds.shape[1:]),
@@ -70,5 +138,7 @@ def inspect_dataset(prep, batch_size: int = 256) -> dict[str, Any]:
             "materialised_windows_mb": round(ds.materialised_nbytes() / MB, 1),
             "saving": f"{ds.materialised_nbytes() / max(feats.nbytes, 1):.0f}x",
         },
+        **({"generator": generator} if generator is not None else {}),
+        **({"generator": generator} if generator is not None else {}),
         "problems": problems,
     }
