@@ -171,3 +171,25 @@ def test_the_learning_rate_follows_its_own_monitor(tmp_path):
     assert trace == [0.01, 0.005, 0.0025, 0.00125]  # accuracy improving never stopped it
     same = training_callbacks(TrainingConfig(monitor="val_accuracy", lr_monitor="val_accuracy"), tmp_path)
     assert same["reduce_lr"].monitor == "val_accuracy" and same["reduce_lr"].mode == "max"
+
+
+def test_the_memory_account_adds_up(tiny_config, tmp_path):
+    """memory_usage: the parts (cache, dataset, model, optimizer) sum to the total; the model's
+    part is its weights' bytes, the optimizer's Adam's two moments per trainable weight."""
+    from candleflow.dataset.prepare import prepare
+    from candleflow.models.families import build_model
+    from candleflow.models.memory import memory_usage
+
+    cfg = tiny_config(f"dataset.cache_dir={tmp_path / 'cache'}")
+    prep = prepare(cfg)  # writes one prepared-data cache entry
+    model = build_model(cfg, prep.dataset.subset(prep.split.parts["train"]), prep)
+    m = memory_usage(prep.dataset, model, cfg.dataset.cache_dir)
+    parts = m["cache_mb"] + m["dataset_mb"] + m["model_mb"] + m["optimizer_mb"]
+    assert abs(m["total_mb"] - parts) < 0.01 and m["cache_mb"] > 0 and m["resident_mb"] > m["total_mb"]
+    weights = sum(int(np.prod(w.shape)) * 4 for w in model.weights) / 2**20
+    trainable = sum(int(np.prod(w.shape)) * 4 for w in model.trainable_weights) / 2**20
+    assert m["model_mb"] == pytest.approx(weights, abs=1e-3) and m["optimizer_mb"] == pytest.approx(
+        2 * trainable, abs=1e-3
+    )
+    data = (prep.dataset.features.nbytes + prep.dataset.labels.nbytes) / 2**20
+    assert m["dataset_mb"] == pytest.approx(data, abs=1e-3)

@@ -120,6 +120,9 @@ def inspect(
     batches: Annotated[
         int, typer.Option("--batches", min=0, max=10_000, help="also self-test N shuffled batches per part")
     ] = 0,
+    memory: Annotated[
+        bool, typer.Option("--memory", help="also the memory account: cache, dataset, model and optimizer")
+    ] = False,
 ) -> None:
     """Check the prepared data: shapes, dtypes, class balance per split, NaN/inf, one-hot, memory;
     with --batches N, the generator self-test with its rating."""
@@ -129,7 +132,14 @@ def inspect(
 
     cfg = load_config(config, set_)
     setup_logging(verbose=not as_json, log_file=log_file_for(cfg, "inspect"))
-    report = inspect_dataset(prepare_data(cfg), batches=batches)
+    prep = prepare_data(cfg)
+    report = inspect_dataset(prep, batches=batches)
+    if memory:
+        from candleflow.models.families import build_model
+        from candleflow.models.memory import memory_usage
+
+        model = build_model(cfg, prep.dataset.subset(prep.split.parts["train"]), prep)
+        report["memory_account"] = memory_usage(prep.dataset, model, cfg.dataset.cache_dir)
     if as_json:
         console.print_json(json.dumps(report))
     else:
@@ -159,6 +169,13 @@ def inspect(
             f"memory: {m['resident_mb']:,} MB resident; features {m['features_mb']:,} MB; materialised "
             f"windows would take {m['materialised_windows_mb']:,} MB ({m['saving']} the features)"
         )
+        if "memory_account" in report:
+            a = report["memory_account"]
+            console.print(
+                f"memory account: cache {a['cache_mb']:.1f} MB, dataset {a['dataset_mb']:.1f} MB, model "
+                f"{a['model_mb']:.2f} MB, optimizer {a['optimizer_mb']:.2f} MB; total {a['total_mb']:.1f} MB "
+                f"(resident {a['resident_mb']:.0f} MB, the runtime included)"
+            )
         if "generator" in report:
             g = report["generator"]
             console.print(

@@ -19,7 +19,13 @@ from candleflow.dataset.sampling import class_weights
 from candleflow.evaluation.metrics import evaluate
 from candleflow.models.backend import keras
 from candleflow.models.families import family
-from candleflow.models.memory import auto_batch_size, estimate_training_memory, is_out_of_memory, suggest_batch_size
+from candleflow.models.memory import (
+    auto_batch_size,
+    estimate_training_memory,
+    is_out_of_memory,
+    memory_usage,
+    suggest_batch_size,
+)
 from candleflow.models.tabular import lag_features, window_lags
 from candleflow.models.training import fit
 
@@ -132,6 +138,17 @@ def train_and_score(
         log.info("dataset.batch_size auto: %s", why)
         cfg = cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"batch_size": bs})})
     estimate = estimate_training_memory(model, int(cfg.dataset.batch_size))
+    account = memory_usage(train_ds, model, cfg.dataset.cache_dir)
+    log.info(
+        "memory account: cache %.1f MB, dataset %.1f MB, model %.1f MB, optimizer %.1f MB (total %.1f MB); "
+        "resident %.0f MB",
+        account["cache_mb"],
+        account["dataset_mb"],
+        account["model_mb"],
+        account["optimizer_mb"],
+        account["total_mb"],
+        account["resident_mb"],
+    )
     log.info(
         "model %s: %s parameters; training memory estimate %.0f MB at batch %d (runtime %.0f, weights+Adam "
         "%.1f, activations %.0f, batch %.1f); batch size that fits half the available memory: %d",

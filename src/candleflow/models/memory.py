@@ -8,8 +8,10 @@ against measured for every model family: re-run it to check them on another back
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
+import numpy as np
 import psutil
 
 from candleflow.models.backend import keras
@@ -138,3 +140,40 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """True for the errors an allocation failure raises (MemoryError, XLA's RESOURCE_EXHAUSTED)."""
     text = f"{type(exc).__name__}: {exc}"
     return isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
+def memory_usage(
+    dataset: Any = None,
+    model: Any = None,
+    cache_dir: str | os.PathLike | None = None,
+    features: Any = None,
+) -> dict[str, float]:
+    """One memory account (`get_memory_usage` in the stock predictor's design), in MB: the
+    prepared-data cache on disk, the dataset's arrays (features, labels; windows are views and
+    cost nothing), the model's weights and its optimizer's state (the slots it holds, or Adam's
+    two per weight before the first step), their total, and the process's resident memory.
+    `total_mb` is the sum of the parts; resident memory also holds the runtime and is reported
+    beside it, not in it."""
+    parts = {"cache_mb": 0.0, "dataset_mb": 0.0, "model_mb": 0.0, "optimizer_mb": 0.0}
+    if cache_dir is not None:
+        from candleflow.fs.caches import summarize
+
+        parts["cache_mb"] = summarize("prepared", cache_dir).bytes / MB
+    if dataset is not None:
+        arrays = [getattr(dataset, "features", None), getattr(dataset, "labels", None)]
+        if features is not None:
+            arrays = [features, *arrays[1:]]
+        parts["dataset_mb"] = sum(int(getattr(a, "nbytes", 0)) for a in arrays if a is not None) / MB
+    if model is not None:
+        weights = sum(int(np.prod(w.shape)) * np.dtype(getattr(w, "dtype", "float32")).itemsize for w in model.weights)
+        parts["model_mb"] = weights / MB
+        opt = getattr(model, "optimizer", None)
+        variables = list(getattr(opt, "variables", [])) if opt is not None else []
+        slots = sum(int(np.prod(v.shape)) * 4 for v in variables if len(v.shape) > 0)
+        if opt is not None and slots == 0:  # not built yet: Adam keeps two moments per trainable weight
+            slots = 2 * sum(int(np.prod(w.shape)) * 4 for w in model.trainable_weights)
+        parts["optimizer_mb"] = slots / MB
+    out = {k: round(v, 3) for k, v in parts.items()}
+    out["total_mb"] = round(sum(parts.values()), 3)
+    out["resident_mb"] = round(psutil.Process().memory_info().rss / MB, 1)
+    return out

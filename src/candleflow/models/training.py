@@ -58,6 +58,17 @@ class MemoryMonitor(keras.callbacks.Callback):
             epoch + 1,
             ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items() if isinstance(v, (int, float))),
         )
+        if self.model is not None:  # the memory account's training parts, each epoch (the run log)
+            from candleflow.models.memory import memory_usage
+
+            m = memory_usage(model=self.model)
+            log.info(
+                "epoch %d memory: model %.1f MB, optimizer %.1f MB, resident %.0f MB",
+                epoch + 1,
+                m["model_mb"],
+                m["optimizer_mb"],
+                m["resident_mb"],
+            )
 
 
 class InputMonitor(keras.callbacks.Callback):
