@@ -339,3 +339,36 @@ def test_a_yaml_only_image_run_writes_where_images_out_says(tmp_path):
     with np.load(tmp_path / "charts" / "jkx.npz", allow_pickle=False) as z:
         assert z["images"].shape[0] == 16
     assert not (tmp_path / "images").exists()
+
+
+def test_stored_images_read_back_with_the_ohlc_windows_behind_them(tmp_path, tiny_config):
+    """ImageReader.windows(idx): the bars each stored image was drawn from, re-read from the
+    recorded source with its fingerprint checked; a changed source is a one-line error."""
+    import shutil
+
+    import pytest
+
+    from candleflow.dataset.prepare import prepare
+    from candleflow.errors import DataError
+    from candleflow.images.store import ImageReader
+    from candleflow.images.write import write_image_dataset
+    from conftest import BINANCE
+
+    data = tmp_path / "d"
+    data.mkdir()
+    for m in ("01", "02"):
+        shutil.copy(BINANCE / f"monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-{m}.zip", data)
+    cfg = tiny_config("source.kind=files", f"source.paths=[{data}/*.zip]", "images.format=npz", "images.layout=jkx")
+    prep = prepare(cfg)
+    written = write_image_dataset(prep, cfg.images, tmp_path / "imgs.npz", limit=20)
+    reader = ImageReader(written.out)
+    ohlc = reader.windows([0, 7])
+    _, _, extra = reader[[0, 7]]
+    for row, t in zip(ohlc, extra["end_time"]):
+        end = int(np.searchsorted(prep.candles.open_time, t))
+        assert row.shape == (cfg.images.bars, 4) and row[-1, 3] == prep.candles.close[end]
+        np.testing.assert_array_equal(row[:, 0], prep.candles.open[end - cfg.images.bars + 1 : end + 1])
+    assert reader.windows(3).shape == (cfg.images.bars, 4)
+    (data / "BTCUSDT-1h-2024-02.zip").unlink()  # the source changed since the images were written
+    with pytest.raises(DataError, match="the recorded source now gives other candles"):
+        ImageReader(written.out).windows([0])

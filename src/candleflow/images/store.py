@@ -346,6 +346,34 @@ class ImageReader:
     def __len__(self) -> int:
         return int(self._cols["labels"].shape[0])
 
+    def windows(self, idx: int | slice | np.ndarray) -> np.ndarray:
+        """The OHLC bars behind images idx, (n, bars, 4) float64 (open, high, low, close), the
+        window's last bar last: re-read from the source the store recorded, whose data must still
+        have the recorded fingerprint (else a one-line error: the images no longer match it)."""
+        from candleflow.config import RunConfig
+        from candleflow.data.load import load_candles
+        from candleflow.errors import DataError
+
+        if getattr(self, "_candles", None) is None:
+            if "config" not in self.meta or "fingerprint" not in self.meta:
+                raise DataError(f"{self.path}: the store records no source; its windows cannot be read back")
+            cfg = RunConfig.model_validate(self.meta["config"])
+            candles, _ = load_candles(cfg.source, cfg.validation, cfg.cache)
+            if candles.fingerprint != self.meta["fingerprint"]:
+                raise DataError(
+                    f"{self.path}: the recorded source now gives other candles (fingerprint "
+                    f"{candles.fingerprint[:12]}, the images were rendered from {self.meta['fingerprint'][:12]})"
+                )
+            self._candles = candles
+        candles = self._candles
+        single = isinstance(idx, (int, np.integer))
+        rows = np.arange(len(self))[idx] if not single else np.array([int(idx) % len(self)])  # type: ignore[arg-type]
+        ends = np.searchsorted(candles.open_time, self._cols["end_time"][rows])
+        bars = int(self.meta["bars"])
+        span = ends[:, None] - np.arange(bars - 1, -1, -1)[None, :]
+        ohlc = np.stack([candles.open, candles.high, candles.low, candles.close], axis=1)[span]
+        return ohlc[0] if single else ohlc
+
     def __getitem__(self, idx: int | slice | np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         single = isinstance(idx, (int, np.integer))
         rows = np.arange(len(self))[idx] if not single else np.array([int(idx) % len(self)])  # type: ignore[arg-type]
