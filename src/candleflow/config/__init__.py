@@ -576,6 +576,12 @@ class TrainingConfig(_Section):
     monitor: Literal["val_loss", "val_accuracy"] = Field(
         "val_loss", description="what checkpointing and early stopping watch"
     )
+    histogram_freq: int = Field(
+        0, ge=0, le=1000, description="TensorBoard: a histogram of every weight each N epochs (0: never)"
+    )
+    profile_batch: int = Field(
+        0, ge=0, description="TensorBoard: a profiler trace of this training batch of the first epoch (0: off; JAX)"
+    )
     lr_monitor: Literal["val_loss", "val_accuracy"] = Field(
         "val_loss", description="what the learning-rate reduction on a plateau watches (its own choice)"
     )

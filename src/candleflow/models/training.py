@@ -229,7 +229,7 @@ def fit(
         InputMonitor(train),
         monitor,  # before the loggers so rss_mb lands in history.csv and TensorBoard
         keras.callbacks.CSVLogger(str(run_dir / files.HISTORY), append=resume is not None),
-        EventLogger(run_dir / files.TENSORBOARD),
+        EventLogger(run_dir / files.TENSORBOARD, cfg.histogram_freq, cfg.profile_batch),
         resumer,  # last: an epoch counts as done once every logger has it
         *(extra_callbacks or []),
     ]
