@@ -163,3 +163,30 @@ def test_the_probe_passes_on_a_working_device():
     from candleflow.models.backend import probe_gpu
 
     probe_gpu(jax.devices()[0])  # the CPU here: the same computation must check out
+
+
+def test_gpu_utilisation_from_nvml_and_nothing_without_it(monkeypatch):
+    """NVML's figures where the optional package and a GPU are there; None on this CPU machine (a
+    run then logs no GPU columns). NVML itself is stood in for by a module with its four calls."""
+    import sys
+    import types
+
+    from candleflow.models.backend import gpu_utilisation
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
+    assert gpu_utilisation() is None
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlShutdown=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda i: "gpu0",
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=87),
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=3 * 2**30),
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert gpu_utilisation() == {"gpu_util": 87.0, "gpu_mem_mb": 3072.0}
+
+    def no_driver() -> None:
+        raise RuntimeError("NVML Shared Library Not Found")
+
+    monkeypatch.setattr(fake, "nvmlInit", no_driver)
+    assert gpu_utilisation() is None

@@ -162,3 +162,24 @@ def device_memory_mb() -> float | None:
 
     stats = jax.devices()[0].memory_stats()
     return None if not stats else stats.get("bytes_in_use", 0) / 2**20
+
+
+def gpu_utilisation() -> dict[str, float] | None:
+    """The first NVIDIA GPU's utilisation (%) and memory in use (MB) from NVML, through the
+    optional `nvidia-ml-py` package (the `gpu` extra); None on a machine without either, so a CPU
+    run simply has no GPU figures."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            util = pynvml.nvmlDeviceGetUtilizationRates(handle)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            return {"gpu_util": float(util.gpu), "gpu_mem_mb": float(mem.used) / 2**20}
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no driver, no device: no figures, never a failed epoch
+        return None

@@ -17,7 +17,7 @@ from candleflow.config import TrainingConfig
 from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.models import files
-from candleflow.models.backend import device_memory_mb, keras
+from candleflow.models.backend import device_memory_mb, gpu_utilisation, keras
 from candleflow.models.tensorboard import EventLogger
 
 log = logging.getLogger("candleflow.epochs")  # the run log gets these; the console has Keras' own progress
@@ -53,6 +53,11 @@ class MemoryMonitor(keras.callbacks.Callback):
             device = device_memory_mb()
             if device is not None:
                 logs["device_mb"] = round(device, 1)
+            gpu = gpu_utilisation()  # NVML, where a GPU and nvidia-ml-py are there: utilisation and memory
+            if gpu is not None:
+                self.peak_gpu_mb = max(getattr(self, "peak_gpu_mb", 0.0), gpu["gpu_mem_mb"])
+                logs["gpu_util"] = round(gpu["gpu_util"], 1)
+                logs["gpu_peak_mb"] = round(self.peak_gpu_mb, 1)
         log.info(
             "epoch %d: %s",
             epoch + 1,
