@@ -61,3 +61,34 @@ def test_a_run_with_auto_batch_backs_off_once_after_running_out_of_memory(tiny_c
     fixed = tiny_config("output.name=fixed", "evaluation.reference_models=[]")
     with pytest.raises(MemoryError):  # a fixed batch size is the user's choice: no silent change
         cf.run(fixed, callbacks=[OutOfMemoryOnce()])
+
+
+def test_batch_size_from_measured_step_time():
+    """Larger batches while the time per sample falls by more than 5%; a forced-slow larger step
+    (or a plateau) stops the search and keeps the smaller batch."""
+    from candleflow.models.memory import choose_batch_size
+
+    falling = {64: 1.0, 128: 0.6, 256: 0.58, 512: 0.3}  # 256 gains under 5% over 128: the search stops there
+    bs, trials = choose_batch_size([64, 128, 256, 512], falling.__getitem__)
+    assert bs == 128 and [t["batch_size"] for t in trials] == [64, 128, 256]
+    assert trials[1]["ms_per_sample"] == 600.0
+    slow = {64: 1.0, 128: 2.0, 256: 0.1}  # the larger step forced slow: the first candidate stays
+    assert choose_batch_size([64, 128, 256], slow.__getitem__)[0] == 64
+    steady = {32: 2.0, 64: 1.0, 128: 0.5, 256: 0.25}
+    assert choose_batch_size([32, 64, 128, 256], steady.__getitem__) == (
+        256,
+        [{"batch_size": b, "ms_per_sample": 1000 * steady[b]} for b in (32, 64, 128, 256)],
+    )
+
+
+def test_an_auto_run_probes_step_times_and_logs_its_choice(tiny_config, caplog):
+    """In a run: the step-time probe logs each candidate's time per sample and the batch kept, and
+    the run records the batch it trained with (fix dataset.batch_size to it to repeat the run)."""
+    import candleflow as cf
+
+    cfg = tiny_config("dataset.batch_size=auto", "output.name=probe", "evaluation.reference_models=[]")
+    with caplog.at_level(logging.INFO, logger="candleflow"):
+        result = cf.run(cfg)
+    line = next(r.getMessage() for r in caplog.records if "step time per sample" in r.getMessage())
+    chosen = result.metadata["batch_size"]
+    assert f"; batch {chosen} (the fastest per sample" in line and " ms" in line

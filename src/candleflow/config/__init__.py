@@ -440,6 +440,12 @@ class DatasetConfig(_Section):
         "halved once if the first step still runs out of memory",
     )
 
+    batch_probe: bool = Field(
+        True,
+        description="with batch_size auto: time training steps at the memory-based batch and smaller powers of two, "
+        "and keep the one whose time per sample stopped falling (logged)",
+    )
+
     @field_validator("batch_size")
     @classmethod
     def _batch(cls, v: int | str) -> int | str:

@@ -177,3 +177,22 @@ def memory_usage(
     out["total_mb"] = round(sum(parts.values()), 3)
     out["resident_mb"] = round(psutil.Process().memory_info().rss / MB, 1)
     return out
+
+
+def choose_batch_size(
+    candidates: list[int], seconds_per_sample: Any, tolerance: float = 0.05
+) -> tuple[int, list[dict[str, float]]]:
+    """The batch size among `candidates` (ascending, each fitting memory) that trains fastest per
+    sample: larger batches are tried while the time per sample falls by more than `tolerance`
+    against the best so far; the first that does not stops the search. `seconds_per_sample(bs)`
+    measures one candidate. Returns the choice and every trial's figures (for the log)."""
+    trials: list[dict[str, float]] = []
+    best, best_t = candidates[0], float("inf")
+    for bs in candidates:
+        t = float(seconds_per_sample(bs))
+        trials.append({"batch_size": bs, "ms_per_sample": round(1000 * t, 4)})
+        if t < best_t * (1 - tolerance):
+            best, best_t = bs, t
+        else:
+            break
+    return best, trials
