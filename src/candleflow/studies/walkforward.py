@@ -71,6 +71,15 @@ def walkforward(
     if cfg.dataset.layout == "panel":  # the panel GPT and the pooled references, over (window, ticker) labels
         from candleflow.studies.panel_walkforward import panel_walkforward
 
+        if rolling or dask:
+            raise ConfigError(
+                "a panel study runs expanding folds in this process; --rolling and --dask are for single series"
+            )
+        log.info(
+            "panel study: model.kind %s and the references %s (--families applies to single series)",
+            cfg.model.kind,
+            ", ".join(cfg.evaluation.reference_models),
+        )
         return panel_walkforward(cfg, folds, seeds, name, val_fraction, resamples, progress)
     known = study_families()
     unknown = [f for f in families if f not in known]
