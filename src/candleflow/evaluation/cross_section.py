@@ -30,12 +30,17 @@ def long_short_weights(scores: np.ndarray, tradable: np.ndarray, k: int) -> np.n
     return w
 
 
+def period_returns(weights: np.ndarray, returns: np.ndarray, cost: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each holding period's return of a book after costs on every change of weight, and the
+    turnover of each rebalance (`returns`: each ticker's return over the period, NaN as 0)."""
+    change = np.abs(np.diff(np.vstack([np.zeros(weights.shape[1]), weights]), axis=0)).sum(axis=1)
+    return (weights * np.nan_to_num(returns)).sum(axis=1) - cost * change, change
+
+
 def book_performance(weights: np.ndarray, returns: np.ndarray, cost: float, periods_per_year: float) -> dict[str, Any]:
     """Return, Sharpe, drawdown, turnover and hit rate of a book rebalanced each row; `returns`
     are each ticker's return over the holding period (0 where not traded)."""
-    r = np.nan_to_num(returns)
-    change = np.abs(np.diff(np.vstack([np.zeros(weights.shape[1]), weights]), axis=0)).sum(axis=1)
-    period = (weights * r).sum(axis=1) - cost * change
+    period, change = period_returns(weights, returns, cost)
     equity = np.cumprod(1.0 + period) if period.size else np.ones(1)
     sd = float(period.std()) if period.size > 1 else 0.0
     years = max(period.size / periods_per_year, 1e-12)
@@ -102,9 +107,7 @@ def book_curves(
     """The rebalancing positions (into the windows) and each book's equity after each holding
     period, as `cross_sectional_backtest` scores them (what the panel report draws)."""
     rows, ok, r, books = _books(probs, returns, tradable, horizon, top_k, seed)
-    curves = {}
-    for name, w in books.items():
-        change = np.abs(np.diff(np.vstack([np.zeros(w.shape[1]), w]), axis=0)).sum(axis=1)
-        period = (w * np.where(ok, np.nan_to_num(r), 0.0)).sum(axis=1) - cost_per_side * change
-        curves[name] = np.cumprod(1.0 + period)
+    curves = {
+        name: np.cumprod(1.0 + period_returns(w, np.where(ok, r, 0.0), cost_per_side)[0]) for name, w in books.items()
+    }
     return rows, curves

@@ -194,17 +194,8 @@ def build_panel_report(run_dir: Path) -> Path:
             )
         )
     sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
-    sections.append(f"<h2>model</h2><pre>{html.escape(summary_text)}</pre>")
     sections.append(f"<details><summary>config</summary><pre>{html.escape(config_text)}</pre></details>")
-    sections.append(f"<h2>versions</h2><pre>{html.escape(yaml.safe_dump(meta['versions']))}</pre>")
-    page = _PAGE.format(
-        title=html.escape(f"candleflow {meta['run']}"),
-        body="\n".join(sections),
-        metrics=json.dumps(metrics).replace("</", "<\\/"),
-    )
-    out = run_dir / RunFolder.REPORT
-    write_text(out, page)
-    return out
+    return _write_page(run_dir, meta, metrics, sections, summary_text)
 
 
 def panel_report_arrays(sub: Any, probs: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
@@ -380,9 +371,18 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
     sections.append(
         _table([[k, v] for k, v in data["dataset"]["features"].items()], ["feature", "definition"], "features")
     )
-    sections.append(f"<h2>model</h2><pre>{html.escape(summary_text)}</pre>")
     sections.append(f"<h2>config</h2><pre>{html.escape(config_text)}</pre>")
-    sections.append(f"<h2>versions</h2><pre>{html.escape(yaml.safe_dump(meta['versions']))}</pre>")
+    return _write_page(run_dir, meta, metrics, sections, summary_text)
+
+
+def _write_page(run_dir: Path, meta: dict, metrics: dict, sections: list[str], summary_text: str) -> Path:
+    """report.html: the sections, then the model summary and the versions, metrics.json embedded."""
+    sections = [
+        *sections[:-1],
+        f"<h2>model</h2><pre>{html.escape(summary_text)}</pre>",
+        sections[-1],
+        f"<h2>versions</h2><pre>{html.escape(yaml.safe_dump(meta['versions']))}</pre>",
+    ]
     page = _PAGE.format(
         title=html.escape(f"candleflow {meta['run']}"),
         body="\n".join(sections),
