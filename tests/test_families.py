@@ -96,6 +96,7 @@ def test_unknown_families_are_one_line_errors(tmp_path, tiny_config):
         register(Family("lstm", "windows", build=lambda *a: None))
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_a_run_folder_naming_an_unknown_family_is_refused(tiny_config):
     result = cf.run(tiny_config("model.kind=linear", "output.name=lin", "evaluation.reference_models=[]"))

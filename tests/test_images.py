@@ -154,6 +154,7 @@ def test_image_windows_render_the_dataset_windows_and_refuse_segment_crossings()
         ImageWindows(split, np.array([100]), cfg)
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_images_cli_and_cnn_run(tmp_path):
     import json

@@ -270,6 +270,7 @@ def test_the_panel_gpt_shares_one_encoder_across_tickers(tmp_path):
     np.testing.assert_allclose(load_model_file(tmp_path / "p.keras").predict(x, verbose=0), y, atol=1e-7)
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_walkforward_on_a_panel_gives_every_family_an_interval(tmp_path):
     """cf.walkforward on dataset.layout panel: the panel GPT and the pooled references per fold,

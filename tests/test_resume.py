@@ -80,6 +80,7 @@ class _BatchInterrupt(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_cli_train_resume_finishes_the_run(tmp_path):
     from typer.testing import CliRunner

@@ -23,6 +23,7 @@ def test_events_read_by_tensorboard(tmp_path):
     assert acc.Scalars("epoch_rss_mb")[-1].value == 902.0
 
 
+@pytest.mark.extended
 def test_weight_histograms_and_a_profile_trace_read_back(tmp_path, tiny_config):
     """training.histogram_freq and profile_batch in a real run: TensorBoard's own loader reads a
     histogram of every weight per epoch, and the profiler trace of the chosen batch lands where

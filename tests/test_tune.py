@@ -70,7 +70,7 @@ def test_tune_cli_rejects_bad_space(tmp_path):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("balanced", [False, True])
+@pytest.mark.parametrize("balanced", [False, pytest.param(True, marks=pytest.mark.extended)])
 def test_a_tune_fold_scores_exactly_what_run_scores(tiny_config, balanced):
     """tune and run share one training path: a fold equal to the run's split gives the run's score,
     with class weights (balanced off) and with class-balanced batches (balanced on)."""
