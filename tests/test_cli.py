@@ -114,6 +114,7 @@ def _one_line_error(proc, *needles):
         assert n in errors[0], errors[0]
 
 
+@pytest.mark.extended
 def test_bad_input_gives_one_clear_line_and_writes_nothing(tmp_path):
     _one_line_error(cli("run", "--set", "labels.tpp=1", cwd=tmp_path, check=False), "'labels.tpp' is not known")
     _one_line_error(cli("run", "--set", "dataset.window=0", cwd=tmp_path, check=False), "'dataset.window' = 0")

@@ -110,6 +110,7 @@ def test_a_run_folder_naming_an_unknown_family_is_refused(tiny_config):
         Predictor.from_run(result.run_dir).family  # noqa: B018
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_run_folders_that_cannot_lie(tiny_config, tmp_path):
     """A model file from another run, an edited metadata.json (an interval that is a number, lags

@@ -85,7 +85,7 @@ def test_fused_causal_attention_equals_multi_head_attention_with_a_causal_mask()
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("kind", ["gpt", "mlp"])
+@pytest.mark.parametrize("kind", [pytest.param("gpt", marks=pytest.mark.extended), "mlp"])
 def test_family_trains_through_run_beats_baselines_and_round_trips(tmp_path, kind):
     cfg = load_config(None, SMALL[kind] + [f"output.runs_dir={tmp_path}", f"output.name={kind}", "training.verbose=0"])
     result = run(cfg)
@@ -126,6 +126,7 @@ def test_cnn_trains_through_run_on_chart_images_and_beats_baselines(tmp_path):
     assert result.metrics["val"]["edge_balanced_accuracy"] * 100 >= 5.0
 
 
+@pytest.mark.extended
 def test_every_family_builds_without_compiling(tiny_config):
     """The public builder returns the network as built with compile=False (and compiled by default),
     for every network family and the panel GPT."""
@@ -173,6 +174,7 @@ def test_the_learning_rate_follows_its_own_monitor(tmp_path):
     assert same["reduce_lr"].monitor == "val_accuracy" and same["reduce_lr"].mode == "max"
 
 
+@pytest.mark.extended
 def test_the_memory_account_adds_up(tiny_config, tmp_path):
     """memory_usage: the parts (cache, dataset, model, optimizer) sum to the total; the model's
     part is its weights' bytes, the optimizer's Adam's two moments per trainable weight."""

@@ -148,6 +148,7 @@ def test_reward_split_purges_forward_windows():
     assert val[0] == 180 and train.max() + 5 + 2 < 180 and train.max() == 172
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_reward_run_and_cli(tmp_path):
     import json
