@@ -13,19 +13,17 @@ def print_result(result) -> None:
     meta = result.metadata
     if result.layout == "reward":
         console.print(reward_table(result.metrics["val"]))
-        console.print(
-            f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
-            f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
-        )
-        console.print(f"run folder: {result.run_dir}")
-        return
-    for part, m in result.metrics.items():
-        what = "(window, ticker) labels" if result.layout == "panel" else "windows"
-        console.print(metrics_table(m, title=f"{part} period: {m['n']:,} {what}"))
+    else:
+        for part, m in result.metrics.items():
+            what = "(window, ticker) labels" if result.layout == "panel" else "windows"
+            console.print(metrics_table(m, title=f"{part} period: {m['n']:,} {what}"))
     console.print(
         f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
         f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
     )
+    if result.layout == "reward":
+        console.print(f"run folder: {result.run_dir}")
+        return
     if result.layout == "panel":  # every ticker side by side
         print_panel(result)
         return

@@ -19,7 +19,7 @@ from candleflow.data.adjust import ADJ_CLOSE, back_adjust
 from candleflow.data.candles import Candles
 from candleflow.data.sources.files import read_files
 from candleflow.data.sources.synthetic import generate_synthetic
-from candleflow.data.validate import RawCandles, ValidationReport, validate_candles
+from candleflow.data.validate import ValidationReport, validate_candles
 
 log = logging.getLogger("candleflow")
 
@@ -27,15 +27,6 @@ log = logging.getLogger("candleflow")
 # The source protocol: a loader takes its source's config, the validation policy and the cache
 # caps, and returns validated Candles with the report of every defect. One per `source.kind`.
 Loader = Callable[[Any, ValidationPolicy, CacheConfig], tuple[Candles, ValidationReport]]
-
-
-def read_source(cfg: SourceConfig) -> RawCandles:
-    """Raw rows (before validation) from a source read locally: synthetic or files."""
-    if isinstance(cfg, SyntheticSource):
-        return generate_synthetic(cfg)
-    if isinstance(cfg, FilesSource):
-        return read_files(cfg)
-    raise TypeError(f"read_source does not take {type(cfg).__name__}; use load_candles")
 
 
 def _synthetic(cfg: SyntheticSource, policy: ValidationPolicy, cache: CacheConfig) -> tuple[Candles, ValidationReport]:
@@ -99,4 +90,4 @@ def load_candles(
     return LOADERS[cfg.kind](cfg, policy or ValidationPolicy(), cache or CacheConfig())
 
 
-__all__ = ["LOADERS", "generate_synthetic", "load_candles", "read_files", "read_source"]
+__all__ = ["LOADERS", "generate_synthetic", "load_candles", "read_files"]

@@ -302,6 +302,7 @@ class ImageReader:
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no image store here")
+        self._candles: Any = None  # the recorded source's candles, read on the first windows() call
         self.parts: list[tuple[Path, str]] = []
         if self.path.is_dir() and (self.path / "meta.json").is_file():
             self.meta = json.loads((self.path / "meta.json").read_text())
@@ -354,7 +355,7 @@ class ImageReader:
         from candleflow.data.load import load_candles
         from candleflow.errors import DataError
 
-        if getattr(self, "_candles", None) is None:
+        if self._candles is None:
             if "config" not in self.meta or "fingerprint" not in self.meta:
                 raise DataError(f"{self.path}: the store records no source; its windows cannot be read back")
             cfg = RunConfig.model_validate(self.meta["config"])

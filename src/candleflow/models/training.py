@@ -31,6 +31,7 @@ class MemoryMonitor(keras.callbacks.Callback):
         super().__init__()
         self.process = psutil.Process()
         self.peak = 0.0
+        self.peak_gpu_mb = 0.0
         self.base: float | None = None  # resident memory when training began: the rest is training's own
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -55,7 +56,7 @@ class MemoryMonitor(keras.callbacks.Callback):
                 logs["device_mb"] = round(device, 1)
             gpu = gpu_utilisation()  # NVML, where a GPU and nvidia-ml-py are there: utilisation and memory
             if gpu is not None:
-                self.peak_gpu_mb = max(getattr(self, "peak_gpu_mb", 0.0), gpu["gpu_mem_mb"])
+                self.peak_gpu_mb = max(self.peak_gpu_mb, gpu["gpu_mem_mb"])
                 logs["gpu_util"] = round(gpu["gpu_util"], 1)
                 logs["gpu_peak_mb"] = round(self.peak_gpu_mb, 1)
         log.info(

@@ -54,8 +54,9 @@ def write_run(
         folder.write_predictions(predictions)
     if report_data is not None:
         folder.write_report_data(report_data)
-    save_model(model, work, None if layout == "reward" else cfg.model.kind)  # the reward model is one network
-    model_name = files.KERAS_MODEL if layout == "reward" else family(cfg.model.kind).model_file
+    kind = None if layout == "reward" else cfg.model.kind  # the reward model is one network, no family
+    save_model(model, work, kind)
+    model_name = files.KERAS_MODEL if kind is None else family(kind).model_file
     folder.write_data(data)
     metadata = {
         "metadata_version": METADATA_VERSION,
@@ -67,7 +68,7 @@ def write_run(
         "seconds": round(time.perf_counter() - t0, 1),
         "versions": versions(),
         **identity,
-        "model_kind": "reward" if layout == "reward" else cfg.model.kind,
+        "model_kind": kind or "reward",
         "parameters": int(model.count_params()),
         **training,
         **({"output_shape": list(model.output_shape[1:])} if hasattr(model, "output_shape") else {}),
