@@ -652,6 +652,15 @@ def corpus() -> list[Case]:
     add(Case("config-boolean-number", ["prepare", "--set", "labels.tp=true"], "error", {}, "'labels.tp' = true"))
     add(
         Case(
+            "config-boolean-in-named-source",
+            ["prepare", "--set", "universe.sources={a: {n_bars: true}}"],
+            "error",
+            {},
+            "'universe.sources.a.n_bars' = true",
+        )
+    )
+    add(
+        Case(
             "cache-list-missing-folder",
             ["cache", "list", "--kind", "prepared", "--folder", "nope"],
             "error",

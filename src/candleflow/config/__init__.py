@@ -959,14 +959,30 @@ def _refuse_booleans(model: Any, data: Any, prefix: str) -> None:
         key = f"{prefix}{name}"
         if isinstance(value, bool) and not _takes_bool(field.annotation):
             raise ConfigError(f"config key {key!r} = {str(value).lower()}: expected a number or a name, not a boolean")
-        if isinstance(value, dict):
-            ann = field.annotation
-            inner = [a for a in (typing.get_args(ann) or (ann,)) if isinstance(a, type) and hasattr(a, "model_fields")]
-            kind = value.get("kind")
-            for sub in inner:  # a union of sections (the sources): the one its kind names, else the first
-                if kind is None or sub.model_fields.get("kind") is None or sub.model_fields["kind"].default == kind:
-                    _refuse_booleans(sub, value, key + ".")
-                    break
+        if not isinstance(value, dict):
+            continue
+        ann = field.annotation
+        if typing.get_origin(ann) is dict:  # named sections (universe.sources): each one checked
+            for sub_name, sub in value.items():
+                _refuse_booleans_in(typing.get_args(ann)[1], sub, f"{key}.{sub_name}.")
+        else:
+            _refuse_booleans_in(ann, value, key + ".")
+
+
+def _refuse_booleans_in(annotation: Any, data: Any, prefix: str) -> None:
+    """_refuse_booleans on the section type `annotation` names: a section, or a union of them
+    (the sources: the one the data's kind names, else the first)."""
+    import typing
+
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    options = typing.get_args(annotation) or (annotation,)
+    sections = [a for a in options if isinstance(a, type) and hasattr(a, "model_fields")]
+    kind = data.get("kind") if isinstance(data, dict) else None
+    for sub in sections:
+        if kind is None or sub.model_fields.get("kind") is None or sub.model_fields["kind"].default == kind:
+            _refuse_booleans(sub, data, prefix)
+            return
 
 
 M = TypeVar("M", bound=BaseModel)
