@@ -51,7 +51,7 @@ def run(cfg: RunConfig, callbacks: list | None = None) -> RunResult:
     a failed or interrupted run leaves `.NAME.failed/` with its log and its last complete epoch,
     which `resume(NAME)` continues. `callbacks` are extra Keras callbacks for the fit.
     """
-    family(cfg.model.kind)  # an unknown family fails here, before anything is written
+    family(cfg.model.kind).check_task(cfg)  # an unknown family fails here, before anything is written
     started = dt.datetime.now(dt.UTC)
     runs_dir = Path(cfg.output.runs_dir)
     name = cfg.output.name or f"{started:%Y%m%d-%H%M%S}-{_slug(cfg)}"
@@ -171,7 +171,11 @@ def _training(trained: Trained, cfg: RunConfig, replicas: int) -> dict[str, Any]
     return {
         "input_shape": list(trained.input_shape),
         **({"lags": list(model.lags)} if hasattr(model, "lags") else {}),
-        "classes": list(CLASS_NAMES),
+        **(
+            {"target": cfg.labels.kind, "target_units": TARGET_UNITS[cfg.labels.kind]}
+            if cfg.labels.regression
+            else {"classes": list(CLASS_NAMES)}
+        ),
         "fit_seconds": round(trained.fit_seconds, 1),
         "memory_estimate": trained.estimate,
         "batch_size": fitted.get("batch_size", cfg.dataset.batch_size),
@@ -183,8 +187,21 @@ def _training(trained: Trained, cfg: RunConfig, replicas: int) -> dict[str, Any]
     }
 
 
+TARGET_UNITS = {"forward_return": "log return", "volatility": "log realised volatility"}
+
+
 def _headline(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The classifier's figures per period that `models list` shows."""
+    """The figures per period that `models list` shows (a classifier's or a regression's)."""
+    if any("best_baseline" in m for m in metrics.values()):
+        return {
+            part: {
+                "r2": m["table"]["model"]["r2"],
+                "ic": m["table"]["model"]["ic"],
+                "best_baseline": m["best_baseline"],
+                "gain_r2": m["gain_r2"],
+            }
+            for part, m in metrics.items()
+        }
     return {
         part: {
             "balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
@@ -217,6 +234,9 @@ def _run_into(
     )
     metrics, predictions, drawn = trained.metrics, {}, {}
     for part, (part_ds, y_true, probs) in trained.scored.items():
+        if cfg.labels.regression:  # a forecast in the target's units, scored by regression_metrics
+            predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.float32), "forecast": probs}
+            continue
         metrics[part]["trading"], results = trading_evaluation(
             prep.candles, part_ds.ends, y_true, probs, decide(probs, cfg.evaluation.decision_margin), cfg
         )
@@ -246,7 +266,7 @@ def _run_into(
         },
         training=_training(trained, cfg, replicas),
         predictions=predictions,
-        report_data=drawn,
+        report_data=drawn or None,
     )
     build_report(work)
     log.info("run finished in %.1fs", metadata["seconds"])

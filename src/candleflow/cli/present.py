@@ -3,6 +3,7 @@ reward table. Every function takes a result (or a metrics dict) and prints; none
 
 from __future__ import annotations
 
+import numpy as np
 from rich.table import Table
 
 from candleflow.cli.common import console
@@ -11,6 +12,9 @@ from candleflow.cli.common import console
 def print_result(result) -> None:
     """A finished run, by its layout (series, universe, panel, reward): never guessed from its keys."""
     meta = result.metadata
+    if "target" in meta:  # a regression target: the verdict, then the tables
+        print_regression(result)
+        return
     if result.layout == "reward":
         console.print(reward_table(result.metrics["val"]))
     else:
@@ -59,6 +63,38 @@ def print_result(result) -> None:
         if tr.get("note"):
             t.caption = f"note: {tr['note']}"
         console.print(t)
+    console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
+
+
+def regression_table(m: dict, title: str) -> Table:
+    """One period's regression table: the model, the reference models, the baselines."""
+    from candleflow.runs.regression_report import columns
+
+    cols = columns(m["target"])
+    t = Table(title=title)
+    t.add_column("predictor")
+    for c in cols:
+        t.add_column(c.replace("_", " "), justify="right")
+    for name, r in m["table"].items():
+        cells = ["-" if r.get(c) is None else (f"{r[c]:,}" if isinstance(r[c], int) else f"{r[c]:.4f}") for c in cols]
+        t.add_row(name, *cells, style="bold" if name in ("model", m["best_baseline"]) else None)
+    gain = "undefined" if m["gain_r2"] is None else f"{m['gain_r2']:+.4f}"
+    t.caption = f"the model's R^2 over {m['best_baseline']} (the baseline to beat): {gain}"
+    return t
+
+
+def print_regression(result) -> None:
+    """A regression run: the verdict line first, each period's table, the run's figures."""
+    from candleflow.runs.regression_report import verdict
+
+    meta = result.metadata
+    console.print(verdict(result.metrics), style="bold")
+    for part, m in result.metrics.items():
+        console.print(regression_table(m, f"{part} period: {m['windows']:,} windows, target {m['target']}"))
+    console.print(
+        f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
+        f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
+    )
     console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
 
 
@@ -133,6 +169,9 @@ def metrics_table(m: dict, title: str) -> Table:
 def print_signals(table, run: str, what: str, layout: str, score: dict | None, out: str | None) -> None:
     """predict's last rows (the last 10 bars; for a panel, the tickers at the last time ranked),
     the score against the run's labels where known, and the latest decision(s)."""
+    if "forecast" in table.column_names:
+        print_forecasts(table, run, what, score, out)
+        return
     panel = layout == "panel"
     n_tickers = len(set(table.column("ticker").to_pylist())) if panel else 1
     rows = table.slice(max(table.num_rows - (n_tickers if panel else 10), 0)).to_pylist()
@@ -166,4 +205,32 @@ def print_signals(table, run: str, what: str, layout: str, score: dict | None, o
         else f"latest time {str(last['open_time'])[:19]}: "
         + ", ".join(f"{r['ticker']} {r['decision']}" for r in rows if r["decision"] is not None)
     )
+    console.print(said + (f"; written: {out}" if out else ""))
+
+
+def print_forecasts(table, run: str, what: str, score: dict | None, out: str | None) -> None:
+    """A regression run's last 10 forecasts, their IC where realised, and the latest forecast."""
+    rows = table.slice(max(table.num_rows - 10, 0)).to_pylist()
+    kind, h = rows[-1]["target"], rows[-1]["horizon"]
+    t = Table(title=f"{run} on {what}: {table.num_rows:,} windows scored; {kind} over the next {h} bars")
+    for col in ("open time", "close", "forecast", "realised"):
+        t.add_column(col, justify="left" if col == "open time" else "right")
+    for r in rows:
+        t.add_row(
+            str(r["open_time"])[:19],
+            f"{r['close']:,.2f}",
+            f"{r['forecast']:+.5f}",
+            "-" if r["realised"] is None else f"{r['realised']:+.5f}",
+            style="bold" if r is rows[-1] else None,
+        )
+    console.print(t)
+    if score is not None:
+        ic = "undefined" if score["ic"] != score["ic"] else f"{score['ic']:+.4f}"
+        console.print(
+            f"against the realised target on the {score['rows']:,} rows whose forward window is complete: IC {ic}"
+        )
+    unit = "log return" if kind == "forward_return" else "log realised volatility"
+    said = f"latest bar {str(rows[-1]['open_time'])[:19]}: {unit} forecast {rows[-1]['forecast']:+.5f}"
+    if kind == "volatility":
+        said += f" (volatility {100 * np.exp(rows[-1]['forecast']):.2f}% over {h} bars)"
     console.print(said + (f"; written: {out}" if out else ""))

@@ -105,6 +105,24 @@ def walkforward(
         )
     s = result.summary
     st = s["stitched"]
+    if "target" in s:  # a regression target: the verdict, then families and baselines with intervals
+        from candleflow.runs.walkforward_report import regression_verdict
+        from candleflow.studies.regression_summary import FAMILY_HEADER as HEADER
+        from candleflow.studies.regression_summary import family_rows as rows_of
+
+        console.print(regression_verdict(s), style="bold")
+        t = Table(
+            title=f"walk-forward {s['symbol']} {s['interval']}, target {s['target']}: {len(s['folds'])} folds x "
+            f"{len(s['seeds'])} seeds, {st['windows']:,} out-of-sample windows {st['from']} .. {st['to']}"
+        )
+        for col in HEADER:
+            t.add_column(col, justify="left" if col == "predictor" else "right")
+        for row in rows_of(s):
+            t.add_row(*row)
+        t.caption = f"gains in R^2 over {s['best_baseline']}, 95% block-bootstrap intervals: one that covers 0 is noise"
+        console.print(t)
+        console.print(f"folder: {result.folder} (report: {result.folder / 'report.html'})")
+        return
     t = Table(
         title=f"walk-forward {s['symbol']} {s['interval']}: {len(s['folds'])} folds x {len(s['seeds'])} seeds, "
         f"{st['windows']:,} out-of-sample windows {st['from']} .. {st['to']}"

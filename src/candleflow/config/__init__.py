@@ -37,6 +37,10 @@ FEATURE_NAMES = (
     "close_ema_gap",
     "hour_sin",
     "hour_cos",
+    "dow_sin",
+    "dow_cos",
+    "log_rv_week",
+    "log_rv_month",
 )
 
 
@@ -365,14 +369,36 @@ class FeatureConfig(_Section):
         return v
 
 
+REGRESSION_KINDS = ("forward_return", "volatility")
+
+
 class LabelConfig(_Section):
     """competitive: LONG if only the long hits its take-profit first, SHORT if only the short
     does, HOLD otherwise; triple_barrier: upper (tp) / lower (sl) / vertical (horizon) barrier of
     one long trade; fixed_horizon: the close `horizon` bars later against +-tp."""
 
-    kind: Literal["competitive", "triple_barrier", "fixed_horizon"] = Field(
+    kind: Literal["competitive", "triple_barrier", "fixed_horizon", "forward_return", "volatility"] = Field(
         "competitive",
-        description="competitive: LONG and SHORT trades race; triple_barrier: one long trade; fixed_horizon: the close horizon bars later",
+        description="competitive: LONG and SHORT trades race; triple_barrier: one long trade; fixed_horizon: the close "
+        "horizon bars later (these three are classes); forward_return: the log return from the window's last close to "
+        "the close horizon bars later; volatility: the log realised volatility of the next horizon bars "
+        "(these two are regression targets)",
+    )
+    estimator: Literal["close", "parkinson", "garman_klass"] = Field(
+        "close",
+        description="volatility: each bar's variance from its close-to-close log return (squared), its high-low range "
+        "(Parkinson) or its open-high-low-close (Garman-Klass); with labels.fine, close sums the finer bars' squared returns",
+    )
+    shuffle_blocks: int = Field(
+        0,
+        ge=0,
+        description="control experiment: the labels (targets) of the whole series permuted in blocks of this many "
+        "bars, so no feature can predict them and every score must come out null; 0: off",
+    )
+    loss: Literal["auto", "mse", "huber"] = Field(
+        "auto",
+        description="regression targets: the training loss; auto: huber for forward_return (fat tails), mse for "
+        "volatility (on log volatility); Huber's delta is 1.345 training standard deviations",
     )
     tp: float = Field(0.5, gt=0, description="take-profit distance (see barrier)")
     sl: float = Field(
@@ -416,6 +442,18 @@ class LabelConfig(_Section):
         if not isinstance(v, str) and not 0 <= v < 0.5:
             raise ValueError("expected a fraction 0 <= x < 0.5 or 'costs'")
         return v
+
+    @property
+    def regression(self) -> bool:
+        """A real-valued target (forward_return, volatility), not classes."""
+        return self.kind in REGRESSION_KINDS
+
+    @property
+    def regression_loss(self) -> str:
+        """The loss for a regression target, `auto` resolved."""
+        if self.loss != "auto":
+            return self.loss
+        return "huber" if self.kind == "forward_return" else "mse"
 
     @property
     def floor(self) -> float:
@@ -841,6 +879,20 @@ class RunConfig(_Section):
     def _task(self) -> RunConfig:
         if self.task == "reward" and self.training.monitor != "val_loss":
             raise ValueError("task 'reward' trains a regression: training.monitor must be val_loss")
+        if self.labels.regression:
+            kind = self.labels.kind
+            if "val_accuracy" in (self.training.monitor, self.training.lr_monitor):
+                raise ValueError(
+                    f"labels.kind {kind} is a regression target: training.monitor and training.lr_monitor must be val_loss"
+                )
+            if self.dataset.balanced:
+                raise ValueError(
+                    f"labels.kind {kind} is a regression target: dataset.balanced (equal class odds) does not apply"
+                )
+            if self.dataset.layout == "panel" or self.universe.active:
+                raise ValueError(
+                    f"labels.kind {kind}: regression targets train on one series for now (no universe or panel)"
+                )
         self.labels._round_trip = 2 * (self.backtest.fee + self.backtest.slippage)
         return self
 

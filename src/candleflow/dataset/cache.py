@@ -28,6 +28,7 @@ from candleflow.fs.digest import sha256_file
 
 log = logging.getLogger("candleflow")
 ARRAYS = ("features", "labels", "t1")
+OPTIONAL_ARRAYS = ("context",)  # regression targets' baseline context
 
 
 def cache_key(fingerprint: str, config: dict[str, Any]) -> str:
@@ -80,7 +81,7 @@ class DatasetCache:
         as_created(tmp, folder=True)
         try:
             files = {}
-            for name in ARRAYS:
+            for name in (*ARRAYS, *(n for n in OPTIONAL_ARRAYS if n in arrays)):
                 path = tmp / f"{name}.npy"
                 with open(path, "wb") as fh:
                     np.save(fh, np.ascontiguousarray(arrays[name]), allow_pickle=False)
@@ -104,7 +105,7 @@ class DatasetCache:
         if meta.get("key") != key:
             raise ValueError(f"meta.json names key {meta.get('key')!r}, the folder {key!r}")
         arrays = {}
-        for name in ARRAYS:
+        for name in (*ARRAYS, *(n for n in OPTIONAL_ARRAYS if n in meta["files"])):
             path = folder / f"{name}.npy"
             want = meta["files"][name]
             size = path.stat().st_size

@@ -81,6 +81,27 @@ def _hour(s: dict, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     return fn(2 * np.pi * hours / 24)
 
 
+def _weekday(s: dict, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    # 1970-01-01 was a Thursday: shift so that Monday 00:00 UTC is 0
+    days = ((s["open_time"] / 86_400_000_000_000) + 3) % 7
+    return fn(2 * np.pi * days / 7)
+
+
+def _log_rv(s: dict, bars: int) -> np.ndarray:
+    """log of the mean squared log return over the last `bars` bars (NaN before `bars` returns):
+    HAR-RV's weekly and monthly terms as features."""
+    c = s["close"]
+    r2 = np.zeros(c.shape[0])
+    r2[1:] = np.log(c[1:] / c[:-1]) ** 2
+    csum = np.concatenate([[0.0], np.cumsum(r2)])
+    out = np.full(c.shape, np.nan)
+    if c.shape[0] > bars:
+        mean = (csum[bars + 1 :] - csum[1:-bars]) / bars
+        with np.errstate(divide="ignore"):
+            out[bars:] = np.log(np.maximum(mean, 1e-20))
+    return out
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     fn: Callable[[dict, FeatureConfig], np.ndarray]
@@ -115,6 +136,18 @@ FEATURES: dict[str, FeatureSpec] = {
     ),
     "hour_sin": FeatureSpec(lambda s, c: _hour(s, np.sin), "sin of the hour of day (UTC)", lambda c: 0),
     "hour_cos": FeatureSpec(lambda s, c: _hour(s, np.cos), "cos of the hour of day (UTC)", lambda c: 0),
+    "dow_sin": FeatureSpec(lambda s, c: _weekday(s, np.sin), "sin of the time of week (UTC, Monday 0:00 = 0)", lambda c: 0),
+    "dow_cos": FeatureSpec(lambda s, c: _weekday(s, np.cos), "cos of the time of week (UTC, Monday 0:00 = 0)", lambda c: 0),
+    "log_rv_week": FeatureSpec(
+        lambda s, c: _log_rv(s, 5 * c.volatility_span),
+        "log mean squared log return over 5 x volatility_span bars (HAR's weekly term)",
+        lambda c: 5 * c.volatility_span,
+    ),
+    "log_rv_month": FeatureSpec(
+        lambda s, c: _log_rv(s, 22 * c.volatility_span),
+        "log mean squared log return over 22 x volatility_span bars (HAR's monthly term)",
+        lambda c: 22 * c.volatility_span,
+    ),
 }
 
 

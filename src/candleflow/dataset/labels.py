@@ -27,19 +27,33 @@ CLASS_NAMES = ("SHORT", "HOLD", "LONG")
 
 @dataclass(frozen=True)
 class Labels:
-    """Class per bar (int8, -1 where no label exists) and the last bar each label looked at."""
+    """Class per bar (int8, -1 where no label exists) or a regression target (float32, NaN where
+    none exists), the last bar each label looked at, and for regression targets the baselines'
+    causal context (N, len(targets.CONTEXT))."""
 
     y: np.ndarray
     t1: np.ndarray
+    context: np.ndarray | None = None
+
+    @property
+    def regression(self) -> bool:
+        return bool(np.issubdtype(self.y.dtype, np.floating))
 
     def one_hot(self) -> np.ndarray:
         """(N, 3) float32; rows without a label are all zero."""
         return one_hot(self.y)
 
     def counts(self) -> dict[str, int]:
+        if self.regression:
+            return {"targets": int(np.isfinite(self.y).sum()), "none": int((~np.isfinite(self.y)).sum())}
         return {name: int((self.y == k).sum()) for k, name in enumerate(CLASS_NAMES)} | {
             "none": int((self.y < 0).sum())
         }
+
+
+def has_label(y: np.ndarray) -> np.ndarray:
+    """Where a label exists: class >= 0, or a finite regression target."""
+    return np.isfinite(y) if np.issubdtype(y.dtype, np.floating) else y >= 0
 
 
 def one_hot(y: np.ndarray, n_classes: int = 3) -> np.ndarray:
@@ -430,6 +444,31 @@ def fixed_horizon_labels(candles: Candles, cfg: LabelConfig | None = None) -> La
 def make_labels(candles: Candles, cfg: LabelConfig | None = None, fine: Candles | None = None) -> tuple[Labels, int]:
     """The labels `cfg.kind` asks for, and how many of them the finer candles changed (0 without)."""
     cfg = cfg or LabelConfig()
+    labels, changed = _make_labels(candles, cfg, fine)
+    if cfg.shuffle_blocks:
+        labels = Labels(shuffled_in_blocks(labels.y, cfg.shuffle_blocks), labels.t1, labels.context)
+    return labels, changed
+
+
+def shuffled_in_blocks(y: np.ndarray, block: int, seed: int = 0) -> np.ndarray:
+    """`y` with its blocks of `block` consecutive labelled bars in a seeded random order (the control
+    `labels.shuffle_blocks`: the labels keep their distribution and local autocorrelation but
+    lose any link to the bars they sit on)."""
+    out = y.copy()
+    at = np.flatnonzero(has_label(y))  # bars without a label keep none (their t1 is -1)
+    starts = np.arange(0, at.size, block)
+    order = np.random.default_rng(seed).permutation(starts.size)
+    if at.size:
+        out[at] = np.concatenate([y[at[starts[k] : starts[k] + block]] for k in order])
+    return out
+
+
+def _make_labels(candles: Candles, cfg: LabelConfig, fine: Candles | None) -> tuple[Labels, int]:
+    if cfg.regression:
+        from candleflow.dataset.targets import regression_target
+
+        y, t1, context = regression_target(candles, cfg, fine)
+        return Labels(y=y, t1=t1, context=context), 0
     if cfg.kind == "fixed_horizon":
         return fixed_horizon_labels(candles, cfg), 0
     build = competitive_labels if cfg.kind == "competitive" else triple_barrier_labels

@@ -18,7 +18,7 @@ from candleflow.data.load import load_candles
 from candleflow.data.validate import ValidationReport
 from candleflow.dataset.cache import DatasetCache, cache_key
 from candleflow.dataset.features import Features, compute_features
-from candleflow.dataset.labels import CLASS_NAMES, Labels, make_labels, take_profit_distances
+from candleflow.dataset.labels import CLASS_NAMES, Labels, has_label, make_labels, take_profit_distances
 from candleflow.dataset.split import Split, chronological_split
 from candleflow.dataset.windows import WindowDataset
 from candleflow.errors import DataError
@@ -36,7 +36,7 @@ def features_and_labels(cfg: RunConfig, candles: Candles) -> tuple[Features, Lab
         log.info("finer candles for same-bar touches: %s %s, %s", fine.symbol, fine.interval, fine_report.summary())
     labels, changed = make_labels(candles, cfg.labels, fine)
     if fine is not None:
-        log.info("finer candles changed %d of %d labels", changed, int((labels.y >= 0).sum()))
+        log.info("finer candles changed %d of %d labels", changed, int(has_label(labels.y).sum()))
     return features, labels, changed if fine is not None else None
 
 
@@ -64,7 +64,11 @@ class PreparedData:
                 "purged": self.split.purged.get(name, 0),
                 "first_end": self.candles.time_str(int(self.dataset.ends[pos[0]])) if pos.size else None,
                 "last_end": self.candles.time_str(int(self.dataset.ends[pos[-1]])) if pos.size else None,
-                "classes": {c: int((y == k).sum()) for k, c in enumerate(CLASS_NAMES)},
+                **(
+                    {"target": _target_summary(y)}
+                    if self.labels.regression
+                    else {"classes": {c: int((y == k).sum()) for k, c in enumerate(CLASS_NAMES)}}
+                ),
             }
         return {
             "symbol": self.candles.symbol,
@@ -85,6 +89,20 @@ class PreparedData:
             "feature_mb": round(self.features.values.nbytes / 2**20, 2),
             "materialised_windows_mb": round(self.dataset.materialised_nbytes() / 2**20, 1),
         }
+
+
+def _target_summary(y: np.ndarray) -> dict[str, float]:
+    """A regression target's mean, standard deviation and quartiles in one part."""
+    if y.size == 0:
+        return {}
+    q = np.percentile(y, [25, 50, 75])
+    return {
+        "mean": round(float(y.mean()), 6),
+        "std": round(float(y.std()), 6),
+        "p25": round(float(q[0]), 6),
+        "median": round(float(q[1]), 6),
+        "p75": round(float(q[2]), 6),
+    }
 
 
 def barrier_costs(candles: Candles, cfg: RunConfig) -> dict[str, float]:
@@ -130,13 +148,15 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
     if entry is not None:
         arrays, meta = entry["arrays"], entry["meta"]
         features = Features(arrays["features"], meta["feature_names"], meta["warmup"])
-        labels, changed = Labels(arrays["labels"], arrays["t1"]), meta["fine_changed"]
+        labels = Labels(arrays["labels"], arrays["t1"], arrays.get("context"))
+        changed = meta["fine_changed"]
     else:
         features, labels, changed = features_and_labels(cfg, candles)
         if cache is not None:
             cache.save(
                 key,
-                {"features": features.values, "labels": labels.y, "t1": labels.t1},
+                {"features": features.values, "labels": labels.y, "t1": labels.t1}
+                | ({} if labels.context is None else {"context": labels.context}),
                 {
                     "fingerprint": candles.fingerprint,
                     "feature_names": features.names,
@@ -145,7 +165,13 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
                 },
             )
     dataset = WindowDataset.from_arrays(
-        features.values, labels.y, candles.segments, cfg.dataset.window, cfg.dataset.sample_rate, cfg.dataset.stride
+        features.values,
+        labels.y,
+        candles.segments,
+        cfg.dataset.window,
+        cfg.dataset.sample_rate,
+        cfg.dataset.stride,
+        labels.context,
     )
     if len(dataset) == 0:
         raise DataError(

@@ -18,7 +18,8 @@ def valid_window_ends(features: np.ndarray, labels: np.ndarray, segments: np.nda
     seg_start = np.repeat(segments[:, 0], segments[:, 1] - segments[:, 0])
     e = np.arange(window - 1, n)
     start = e - window + 1
-    ok = (start >= seg_start[e]) & (bad_before[e + 1] - bad_before[start] == 0) & (labels[e] >= 0)
+    has = np.isfinite(labels[e]) if np.issubdtype(labels.dtype, np.floating) else labels[e] >= 0
+    ok = (start >= seg_start[e]) & (bad_before[e + 1] - bad_before[start] == 0) & has
     return e[ok].astype(np.int64)
 
 
@@ -39,7 +40,15 @@ class WindowDataset:
     the series then stays on disk and only the gathered batches are in memory.
     """
 
-    def __init__(self, features: np.ndarray, labels: np.ndarray, ends: np.ndarray, window: int, rate: int = 1):
+    def __init__(
+        self,
+        features: np.ndarray,
+        labels: np.ndarray,
+        ends: np.ndarray,
+        window: int,
+        rate: int = 1,
+        context: np.ndarray | None = None,
+    ):
         if features.ndim != 2 or features.dtype != np.float32:
             raise DataError(f"features must be float32 (N, F), got {features.dtype} {features.shape}")
         if not features.flags.c_contiguous:
@@ -53,8 +62,11 @@ class WindowDataset:
         self.span = (window - 1) * rate + 1
         if ends.size and (ends.min() < self.span - 1 or ends.max() >= features.shape[0]):
             raise DataError("a window end lies outside the feature array")
+        if context is not None and context.shape[0] != features.shape[0]:
+            raise DataError(f"target context has {context.shape[0]} rows, features {features.shape[0]}")
         self.features = features
         self.labels = labels
+        self.context = context  # regression targets: the baselines' causal inputs per bar
         self.ends = ends
         self.window = window
         self.rate = rate
@@ -66,12 +78,20 @@ class WindowDataset:
 
     @classmethod
     def from_arrays(
-        cls, features: np.ndarray, labels: np.ndarray, segments: np.ndarray, window: int, rate: int = 1, stride: int = 1
+        cls,
+        features: np.ndarray,
+        labels: np.ndarray,
+        segments: np.ndarray,
+        window: int,
+        rate: int = 1,
+        stride: int = 1,
+        context: np.ndarray | None = None,
     ) -> WindowDataset:
         """All valid windows (inside one segment, finite features, labelled end), every
         `stride`-th of them, each taking every `rate`-th bar."""
         span = (window - 1) * rate + 1
-        return cls(features, labels, valid_window_ends(features, labels, segments, span)[::stride], window, rate)
+        ends = valid_window_ends(features, labels, segments, span)[::stride]
+        return cls(features, labels, ends, window, rate, context)
 
     def __len__(self) -> int:
         return int(self.ends.shape[0])
@@ -119,7 +139,15 @@ class WindowDataset:
 
     def subset(self, idx: np.ndarray) -> WindowDataset:
         """The same arrays with only windows idx (a split part, a stride, a sample)."""
-        return WindowDataset(self.features, self.labels, self.ends[np.asarray(idx)], self.window, self.rate)
+        return WindowDataset(
+            self.features, self.labels, self.ends[np.asarray(idx)], self.window, self.rate, self.context
+        )
+
+    def context_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray | None:
+        """The regression baselines' context rows (len, len(targets.CONTEXT)) of windows idx, or None."""
+        if self.context is None:
+            return None
+        return np.asarray(self.context[self.ends if idx is None else self.ends[idx]])
 
     def covered_rows(self) -> np.ndarray:
         """Feature rows some window reads (e.g. the only rows normalisation may be fitted on)."""

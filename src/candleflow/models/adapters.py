@@ -94,7 +94,10 @@ def tf_dataset(
     def batch(k):
         epoch, i = divmod(int(k), steps)
         idx = order_of(epoch)[i * batch_size : (i + 1) * batch_size]
-        return dataset.gather(idx), one_hot(y_all[idx])
+        y = y_all[idx]
+        return dataset.gather(idx), (
+            y.astype(np.float32)[:, None] if np.issubdtype(y.dtype, np.floating) else one_hot(y)
+        )
 
     counter = tf.data.Dataset.counter() if repeat is None else tf.data.Dataset.range(steps * repeat)
     ds = counter.map(

@@ -64,6 +64,16 @@ class Family:
             return "none (trees and standardised coefficients read raw lagged features)"
         return "inside the model (fitted on the run's training rows)"
 
+    def check_task(self, cfg: RunConfig) -> None:
+        """A one-line error where the family cannot learn the configured target."""
+        task = "regress" if cfg.labels.regression else "classify"
+        if task not in self.tasks:
+            able = [f.name for f in _FAMILIES.values() if task in f.tasks]
+            raise ConfigError(
+                f"model.kind {self.name!r} does not learn labels.kind {cfg.labels.kind} ({task}); families that do: "
+                f"{', '.join(able) or 'none'}"
+            )
+
     def check_layout(self, layout: str) -> None:
         """A one-line error where the family cannot train on `layout` (series, universe, panel)."""
         if layout not in self.layouts:
@@ -91,6 +101,11 @@ class Family:
 
         lr = learning_rate(cfg)
         build = self.build
+        head: dict[str, Any] = {}
+        if cfg.labels.regression:
+            from candleflow.models.networks import RegressionHead
+
+            head["regression"] = RegressionHead.of(train_ds.labels_at(), cfg.labels.regression_loss)
         if build is None:
             raise ConfigError(f"model.kind {self.name!r} is fitted on lagged rows, not trained as a network")
         if self.inputs == "windows":
@@ -98,7 +113,9 @@ class Family:
 
             mean, var = train_ds.moments()
             window, n_feat = train_ds.shape[1:]
-            model = built(lambda: build(cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), lr, compile=compile))
+            model = built(
+                lambda: build(cfg.model, window, n_feat, mean, np.maximum(var, 1e-12), lr, compile=compile, **head)
+            )
             return model, keras_loader, tuple(train_ds.shape[1:])
         if self.inputs == "images":
             if prep is None:
@@ -107,12 +124,13 @@ class Family:
                 )
             loader = image_loader_for(prep.candles, cfg)
             shape = _image_shape(prep.candles, train_ds, cfg)
-            model = built(lambda: build(cfg.model, shape, lr, compile=compile))
+            model = built(lambda: build(cfg.model, shape, lr, compile=compile, **head))
             return model, loader, (*shape, 1)
         raise ConfigError(f"model.kind {self.name!r} reads {self.inputs}; networks read windows or images")
 
     def probabilities(self, model: Any, ds: Any, cfg: RunConfig, candles: Any = None) -> np.ndarray:
-        """Class probabilities (n, 3) for the windows of `ds`, as the run scored them."""
+        """Class probabilities (n, 3) for the windows of `ds`, as the run scored them, or for a
+        regression target the forecast (n, 1) in the target's units."""
         if self.tabular:
             from candleflow.models.tabular import lag_features
 
@@ -250,24 +268,35 @@ def _builtin() -> None:
     from candleflow.models import tabular
     from candleflow.models.networks import build_cnn, build_gpt, build_lstm, build_mlp
 
+    BOTH = ("classify", "regress")
+
     for fam in (
         # the LSTM's rate from the walk-forward study (docs/benchmarks.md)
-        Family("lstm", "windows", build=build_lstm, learning_rate=3e-3, description="stacked LSTM over windows"),
+        Family(
+            "lstm",
+            "windows",
+            build=build_lstm,
+            learning_rate=3e-3,
+            tasks=BOTH,
+            description="stacked LSTM over windows",
+        ),
         Family(
             "gpt",
             "windows",
             build=build_gpt,
             layouts=("series", "universe", "panel"),
+            tasks=BOTH,
             description="causal transformer over windows (and over panels of tickers)",
         ),
-        Family("mlp", "windows", build=build_mlp, description="dense layers over the flattened window"),
-        Family("cnn", "images", build=build_cnn, layouts=("series",), description="CNN over chart images"),
+        Family("mlp", "windows", build=build_mlp, tasks=BOTH, description="dense layers over the flattened window"),
+        Family("cnn", "images", build=build_cnn, layouts=("series",), tasks=BOTH, description="CNN over chart images"),
         Family(
             "lightgbm",
             "lagged_rows",
             fit=tabular.fit_lightgbm,
             load=tabular.GBMModel.load,
             model_file=files.GBM_MODEL,
+            tasks=BOTH,
             description="LightGBM over the windows' lagged rows",
         ),
         Family(
@@ -276,7 +305,9 @@ def _builtin() -> None:
             fit=tabular.fit_logistic,
             load=lambda path, lags: tabular.LinearModel.load(path),
             model_file=files.LINEAR_MODEL,
-            description="multinomial logistic regression over the windows' lagged rows",
+            tasks=BOTH,
+            description="multinomial logistic regression (ridge regression for real-valued targets) over the "
+            "windows' lagged rows",
         ),
     ):
         _FAMILIES.setdefault(fam.name, fam)

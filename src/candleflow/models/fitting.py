@@ -16,6 +16,7 @@ import numpy as np
 from candleflow.config import RunConfig
 from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.sampling import class_weights
+from candleflow.errors import DataError
 from candleflow.evaluation.metrics import evaluate
 from candleflow.models.backend import keras
 from candleflow.models.families import family
@@ -124,7 +125,9 @@ def train_and_score(
     if tc.shuffle_labels:
         y_train = np.random.default_rng(tc.seed).permutation(y_train)
         log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
-    weights = class_weights(y_train) if tc.class_weight == "balanced" and not cfg.dataset.balanced else None
+    regression = cfg.labels.regression
+    balanced_weights = tc.class_weight == "balanced" and not cfg.dataset.balanced and not regression
+    weights = class_weights(y_train) if balanced_weights else None
     eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
     eval_parts["val"] = val_ds
     rows = LaggedRows(train_ds.shape[1], cfg.model.lags)
@@ -209,8 +212,14 @@ def train_and_score(
         y_train,
         refs,
         lambda d: model.predict(loader(d, 1024 * replicas, multiple_of=replicas), verbose=0)[: len(d)],
+        _train_context(train_ds, y_train, cfg),
     )
     return Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
+
+
+def _train_context(train_ds: Any, y_train: np.ndarray, cfg: RunConfig) -> np.ndarray | None:
+    """The training windows' baseline context (regression targets only)."""
+    return train_ds.context_at() if cfg.labels.regression and hasattr(train_ds, "context_at") else None
 
 
 def _fastest_batch(model: Any, loader: Any, train_ds: Any, y_train: np.ndarray, weights: Any, largest: int) -> int:
@@ -249,13 +258,20 @@ def _score(
     y_train: np.ndarray,
     refs: dict[str, dict[str, np.ndarray]],
     predict: Callable[[Any], np.ndarray],
+    train_context: np.ndarray | None = None,
 ) -> tuple[dict[str, tuple[Any, np.ndarray, np.ndarray]], dict[str, Any]]:
-    """Each evaluated part's windows, true labels and probabilities, and its metrics against the
-    baselines and the reference models: one scoring for every family."""
+    """Each evaluated part's windows, true labels and probabilities (a regression target's
+    forecasts), and its metrics against the baselines and the reference models: one scoring for
+    every family."""
     scored, metrics = {}, {}
     for part, part_ds in eval_parts.items():
         probs = predict(part_ds)
         y_true = part_ds.labels_at()
+        if cfg.labels.regression:
+            forecast = np.asarray(probs, np.float32).reshape(-1)
+            scored[part] = (part_ds, y_true, forecast)
+            metrics[part] = _score_regression(cfg, part, part_ds, y_true, forecast, y_train, train_context, refs)
+            continue
         scored[part] = (part_ds, y_true, probs)
         metrics[part] = evaluate(
             y_true,
@@ -266,6 +282,38 @@ def _score(
             {k: v[part] for k, v in refs.items()},
         )
     return scored, metrics
+
+
+def _score_regression(
+    cfg: RunConfig,
+    part: str,
+    part_ds: Any,
+    y_true: np.ndarray,
+    forecast: np.ndarray,
+    y_train: np.ndarray,
+    train_context: np.ndarray | None,
+    refs: dict[str, dict[str, np.ndarray]],
+) -> dict[str, Any]:
+    """A regression target's table: the model, the reference models and the quants' baselines."""
+    from candleflow.evaluation.regression import evaluate_regression, finite_or_none
+
+    context = part_ds.context_at()
+    if context is None or train_context is None:
+        raise DataError("a regression target's windows carry no baseline context (prepare them with prepare())")
+    return finite_or_none(
+        evaluate_regression(
+            cfg.labels.kind,
+            y_true,
+            forecast,
+            y_train,
+            train_context,
+            context,
+            {k: np.asarray(v[part]).reshape(-1) for k, v in refs.items()},
+            cfg.labels.horizon,
+            cfg.dataset.stride,
+            2 * (cfg.backtest.fee + cfg.backtest.slippage),
+        )
+    )
 
 
 def _references(
@@ -317,5 +365,12 @@ def _train_and_score_tabular(
         "training_mb": None,
         "resumed_from_epoch": None,
     }
-    scored, metrics = _score(cfg, eval_parts, y_train, refs, lambda d: model.predict_proba(rows.of(d)))
+    scored, metrics = _score(
+        cfg,
+        eval_parts,
+        y_train,
+        refs,
+        lambda d: model.predict_proba(rows.of(d)),
+        _train_context(train_ds, y_train, cfg),
+    )
     return Trained(model, fitted, fit_s, {}, scored, metrics, (len(rows.lags) * train_ds.shape[2],))

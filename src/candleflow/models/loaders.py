@@ -85,6 +85,9 @@ def pad_batch(batch: tuple, multiple_of: int) -> tuple:
 
 
 def _labelled(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None):
+    """(x, one-hot classes [, per-class weights]) or, for a real-valued target, (x, y as (B, 1))."""
+    if np.issubdtype(y.dtype, np.floating):
+        return x, y.astype(np.float32).reshape(-1, 1)
     return (x, one_hot(y)) if weights is None else (x, one_hot(y), weights[y].astype(np.float32))
 
 

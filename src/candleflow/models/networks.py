@@ -1,14 +1,42 @@
 """The default classifier: LSTM 128 -> 64 -> 32, Dense 32 -> 16 (ReLU, dropout), softmax over
-(SHORT, HOLD, LONG); normalisation statistics fitted on training rows live inside the model."""
+(SHORT, HOLD, LONG); normalisation statistics fitted on training rows live inside the model.
+Every builder also takes a `RegressionHead`: one linear output rescaled to the target's units
+(forward returns, log volatility) and trained with MSE or Huber."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from candleflow.config import ModelConfig
 from candleflow.models.backend import keras
+
+
+@dataclass(frozen=True)
+class RegressionHead:
+    """A real-valued output: the network predicts a standardised value that a fixed
+    Rescaling layer turns into the target's units (mean and std of the training targets), so the
+    saved model predicts in those units; loss `mse` or `huber` (delta 1.345 training stds)."""
+
+    mean: float
+    std: float
+    loss: str = "mse"
+
+    @classmethod
+    def of(cls, y_train: np.ndarray, loss: str) -> RegressionHead:
+        y = np.asarray(y_train, np.float64)
+        std = float(y.std()) if y.size else 1.0
+        return cls(float(y.mean()) if y.size else 0.0, std if std > 1e-12 else 1.0, loss)
+
+
+def _output(k, x, n_classes: int, regression: RegressionHead | None):
+    """The softmax over the classes, or the rescaled real-valued target."""
+    if regression is None:
+        return k.layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
+    z = k.layers.Dense(1, dtype="float32", name="target_standardised")(x)
+    return k.layers.Rescaling(scale=regression.std, offset=regression.mean, dtype="float32", name="target")(z)
 
 
 def _cudnn_allowed() -> str | bool:
@@ -33,6 +61,7 @@ def build_lstm(
     learning_rate: float = 1e-3,
     n_classes: int = 3,
     compile: bool = True,
+    regression: RegressionHead | None = None,
 ):
     """A Keras model taking raw (window, n_features) float32 windows, compiled unless `compile=False`."""
     k = keras
@@ -57,15 +86,19 @@ def build_lstm(
     for i, units in enumerate(cfg.dense_units):
         x = layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
         x = layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
+    outputs = _output(k, x, n_classes, regression)
     model = k.Model(inputs, outputs, name="candleflow_lstm")
-    return _compiled(k, model, learning_rate, compile)
+    return _compiled(k, model, learning_rate, compile, regression)
 
 
-def _compiled(k, model, learning_rate: float, compile: bool):
-    """The model compiled for the classes (Adam, cross-entropy, accuracy), or as built with
-    `compile=False` (for a custom training loop, another optimiser, or a look at the graph)."""
-    if compile:
+def _compiled(k, model, learning_rate: float, compile: bool, regression: RegressionHead | None = None):
+    """The model compiled for the classes (Adam, cross-entropy, accuracy) or a regression target
+    (Adam, MSE or Huber), or as built with `compile=False` (for a custom training loop, another
+    optimiser, or a look at the graph)."""
+    if compile and regression is not None:
+        loss: Any = "mse" if regression.loss == "mse" else k.losses.Huber(delta=1.345 * regression.std)
+        model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss=loss)
+    elif compile:
         model.compile(
             optimizer=k.optimizers.Adam(learning_rate=learning_rate),
             loss="categorical_crossentropy",
@@ -84,13 +117,23 @@ def _normalised_input(k, window: int, n_features: int, mean: np.ndarray, varianc
     return inputs, x
 
 
-def _head(k, x, cfg: ModelConfig, n_classes: int, name: str, inputs, learning_rate: float, compile: bool = True):
+def _head(
+    k,
+    x,
+    cfg: ModelConfig,
+    n_classes: int,
+    name: str,
+    inputs,
+    learning_rate: float,
+    compile: bool = True,
+    regression: RegressionHead | None = None,
+):
     for i, units in enumerate(cfg.dense_units):
         x = k.layers.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
         x = k.layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
-    outputs = k.layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
+    outputs = _output(k, x, n_classes, regression)
     model = k.Model(inputs, outputs, name=name)
-    return _compiled(k, model, learning_rate, compile)
+    return _compiled(k, model, learning_rate, compile, regression)
 
 
 def build_mlp(
@@ -102,12 +145,13 @@ def build_mlp(
     learning_rate: float = 1e-3,
     n_classes: int = 3,
     compile: bool = True,
+    regression: RegressionHead | None = None,
 ):
     """The baseline: the flattened window through the dense layers of `dense_units`."""
     k = keras
     inputs, x = _normalised_input(k, window, n_features, mean, variance)
     x = k.layers.Flatten(name="flatten")(x)
-    return _head(k, x, cfg, n_classes, "candleflow_mlp", inputs, learning_rate, compile)
+    return _head(k, x, cfg, n_classes, "candleflow_mlp", inputs, learning_rate, compile, regression)
 
 
 def build_gpt(
@@ -120,6 +164,7 @@ def build_gpt(
     n_classes: int = 3,
     attention: str = "fused",
     compile: bool = True,
+    regression: RegressionHead | None = None,
 ):
     """A small GPT-style causal transformer: a per-timestep linear embedding plus learned positions,
     pre-norm blocks (causal self-attention, then an MLP, each added back), a final norm, and the
@@ -148,7 +193,7 @@ def build_gpt(
     x = L.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
     x = L.Cropping1D((window - 1, 0), name="last_position")(x)
     x = L.Flatten(name="last")(x)
-    return _head(k, x, cfg, n_classes, "candleflow_gpt", inputs, learning_rate, compile)
+    return _head(k, x, cfg, n_classes, "candleflow_gpt", inputs, learning_rate, compile, regression)
 
 
 @keras.saving.register_keras_serializable(package="candleflow")
@@ -283,6 +328,7 @@ def build_cnn(
     learning_rate: float = 1e-3,
     n_classes: int = 3,
     compile: bool = True,
+    regression: RegressionHead | None = None,
 ):
     """The Jiang-Kelly-Xiu image CNN: per block a 5x3 convolution, batch norm, leaky ReLU and 2x1
     max-pooling; then dropout 0.5 and a softmax over (SHORT, HOLD, LONG)."""
@@ -297,6 +343,6 @@ def build_cnn(
         x = layers.MaxPooling2D((2, 1), name=f"pool_{i + 1}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.5, name="dropout")(x)
-    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="classes")(x)
+    outputs = _output(k, x, n_classes, regression)
     model = k.Model(inputs, outputs, name="candleflow_cnn")
-    return _compiled(k, model, learning_rate, compile)
+    return _compiled(k, model, learning_rate, compile, regression)

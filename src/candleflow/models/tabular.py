@@ -72,8 +72,14 @@ class GBMModel:
         best = self.booster.best_iteration
         return int(best) if best and best > 0 else int(self.booster.current_iteration())
 
+    @property
+    def regression(self) -> bool:
+        return self.booster.num_model_per_iteration() == 1
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.booster.predict(x, num_iteration=self.rounds), np.float32)
+        """(n, 3) class probabilities, or (n, 1) forecasts for a regression booster."""
+        out = np.asarray(self.booster.predict(x, num_iteration=self.rounds), np.float32)
+        return out.reshape(-1, 1) if out.ndim == 1 else out
 
     def count_params(self) -> int:
         """Leaves over all trees: the number of fitted values."""
@@ -81,10 +87,8 @@ class GBMModel:
         return int(sum(t["num_leaves"] for t in dump["tree_info"]))
 
     def summary(self) -> str:
-        return (
-            f"LightGBM multiclass: {self.rounds} boosting rounds x 3 classes, {self.count_params():,} leaves; "
-            f"lags {self.lags}"
-        )
+        what = "regression: {} boosting rounds" if self.regression else "multiclass: {} boosting rounds x 3 classes"
+        return f"LightGBM {what.format(self.rounds)}, {self.count_params():,} leaves; lags {self.lags}"
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / GBM_FILE
@@ -111,7 +115,11 @@ class LinearModel:
         self.coef, self.intercept, self.mean, self.scale, self.lags = coef, intercept, mean, scale, lags
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """(n, 3) class probabilities, or (n, 1) forecasts for a ridge regression (one row of
+        coefficients)."""
         z = ((x - self.mean) / self.scale) @ self.coef.T + self.intercept
+        if self.coef.shape[0] == 1:
+            return z.astype(np.float32)
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -120,6 +128,8 @@ class LinearModel:
         return int(self.coef.size + self.intercept.size)
 
     def summary(self) -> str:
+        if self.coef.shape[0] == 1:
+            return f"ridge regression: {self.coef.shape[1]} standardised inputs; lags {self.lags}"
         return f"multinomial logistic regression: {self.coef.shape[1]} inputs x 3 classes; lags {self.lags}"
 
     def save(self, folder: str | Path) -> Path:
@@ -136,8 +146,10 @@ class LinearModel:
                 model = cls(z["coef"], z["intercept"], z["mean"], z["scale"], [int(v) for v in z["lags"]])
         except (OSError, ValueError, KeyError) as exc:
             raise RegistryError(f"{path}: not a linear model file ({str(exc)[:120]})") from None
-        if model.coef.ndim != 2 or model.coef.shape[0] != 3 or model.mean.shape != (model.coef.shape[1],):
-            raise RegistryError(f"{path}: coefficients of shape {model.coef.shape}; expected (3, inputs)")
+        if model.coef.ndim != 2 or model.coef.shape[0] not in (1, 3) or model.mean.shape != (model.coef.shape[1],):
+            raise RegistryError(
+                f"{path}: coefficients of shape {model.coef.shape}; expected (3, inputs) or (1, inputs) for ridge"
+            )
         return model
 
 
@@ -155,9 +167,9 @@ def fit_gbm(
     import lightgbm as lgb
 
     p = params or GBMParams()
+    regression = bool(np.issubdtype(np.asarray(y).dtype, np.floating))
     settings = {
-        "objective": "multiclass",
-        "num_class": 3,
+        **({"objective": "regression"} if regression else {"objective": "multiclass", "num_class": 3}),
         "learning_rate": p.learning_rate,
         "num_leaves": p.leaves,
         "min_data_in_leaf": p.min_leaf,
@@ -208,6 +220,19 @@ def fit_linear(
     return LinearModel(coef, intercept, mean.astype(np.float64), scale.astype(np.float64), lags)
 
 
+def fit_ridge(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None, lags: list[int], c: float = 1.0) -> LinearModel:
+    """Ridge regression (L2 strength 1/c) on standardised inputs, for real-valued targets."""
+    from sklearn.linear_model import Ridge
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    reg = Ridge(alpha=1.0 / c)
+    reg.fit((x - mean) / scale, np.asarray(y, np.float64), sample_weight=weights)
+    coef = np.asarray(reg.coef_, np.float64).reshape(1, -1)
+    return LinearModel(coef, np.array([float(reg.intercept_)]), mean.astype(np.float64), scale.astype(np.float64), lags)
+
+
 def fit_lightgbm(
     model_cfg: Any,
     seed: int,
@@ -235,5 +260,8 @@ def fit_logistic(
     y_val: np.ndarray,
     lags: list[int],
 ) -> LinearModel:
-    """The linear family: multinomial logistic regression with the `model:` section's C."""
+    """The linear family: multinomial logistic regression with the `model:` section's C, or ridge
+    regression for a real-valued target."""
+    if np.issubdtype(np.asarray(y).dtype, np.floating):
+        return fit_ridge(x, y, weights, lags, model_cfg.linear_c)
     return fit_linear(x, y, weights, lags, model_cfg.linear_c, seed)

@@ -47,6 +47,21 @@ def training_curves(history: dict[str, list[float]]) -> bytes:
     return _png(fig)
 
 
+def forecast_scatter(y: np.ndarray, forecast: np.ndarray, title: str, most: int = 5000) -> bytes:
+    """A regression's forecasts against the realised values (every k-th window, at most `most`)."""
+    fig = Figure(figsize=(4, 3.6))
+    ax = fig.subplots()
+    step = max(1, y.size // most)
+    ax.scatter(forecast[::step], y[::step], s=3, alpha=0.4)
+    if y.size:
+        lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+    ax.set_xlabel("forecast")
+    ax.set_ylabel("realised")
+    ax.set_title(title)
+    return _png(fig)
+
+
 def confusion(cm: list[list[int]], title: str) -> bytes:
     fig = Figure(figsize=(4, 3.6))
     ax = fig.subplots()

@@ -134,6 +134,8 @@ class Predictor:
             )
         ds = WindowDataset(features.values, unlabelled, ends, d.window, d.sample_rate)
         probs = self._probabilities(ds, candles)
+        if cfg.labels.regression:
+            return self._forecast_table(candles, ends, probs)
         decisions = decide(probs, cfg.evaluation.decision_margin)
         # the run's labels where their forward window is already complete (null for the newest bars):
         # the truth to score the signals against later, never an input
@@ -146,6 +148,29 @@ class Predictor:
                 **{f"prob_{c.lower()}": probs[:, k].astype(np.float32) for k, c in enumerate(CLASS_NAMES)},
                 "decision": pa.array([CLASS_NAMES[k] for k in decisions]),
                 "label": pa.array([CLASS_NAMES[k] if k >= 0 else None for k in label], pa.string()),
+                "run": pa.array([self.name] * ends.size),
+                "data_fingerprint": pa.array([candles.fingerprint] * ends.size),
+            }
+        )
+
+    def _forecast_table(self, candles: Candles, ends: np.ndarray, outputs: np.ndarray) -> pa.Table:
+        """A regression run's rows: the forecast in the target's units (log return or log
+        realised volatility over the next labels.horizon bars) and, where the forward window is
+        complete, the realised target (null for the newest bars)."""
+        from candleflow.dataset.targets import regression_target
+
+        forecast = np.asarray(outputs, np.float32).reshape(-1)
+        truth, _, _ = regression_target(candles, self.config.labels)
+        realised = truth[ends]
+        kind = self.config.labels.kind
+        return pa.table(
+            {
+                "open_time": pa.array(candles.open_time[ends].astype("datetime64[ns]")),
+                "close": candles.close[ends],
+                "forecast": forecast,
+                "target": pa.array([kind] * ends.size),
+                "horizon": pa.array(np.full(ends.size, self.config.labels.horizon, np.int32)),
+                "realised": pa.array(realised, pa.float32(), mask=~np.isfinite(realised)),
                 "run": pa.array([self.name] * ends.size),
                 "data_fingerprint": pa.array([candles.fingerprint] * ends.size),
             }
@@ -170,6 +195,15 @@ def score_against_labels(table: pa.Table) -> dict[str, Any] | None:
     when no row has a label yet."""
     from candleflow.evaluation.metrics import classification_metrics
 
+    if "forecast" in table.column_names:  # a regression run: IC and R^2 against zero where realised
+        from candleflow.evaluation.regression import information_coefficients
+
+        realised = table.column("realised").to_numpy(zero_copy_only=False)
+        forecast = table.column("forecast").to_numpy()
+        ok = np.isfinite(realised)
+        if not ok.any():
+            return None
+        return {"rows": int(ok.sum()), **information_coefficients(realised[ok], forecast[ok])}
     labels = table.column("label").to_pylist()
     known = [i for i, v in enumerate(labels) if v is not None]
     if not known:

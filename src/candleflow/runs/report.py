@@ -251,6 +251,10 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         )
     if meta.get("layout") == "panel":
         return build_panel_report(run_dir)
+    if "target" in meta:  # a regression target
+        from candleflow.runs.regression_report import build_regression_report
+
+        return build_regression_report(run_dir)
     if meta.get("layout") == "universe":
         raise RegistryError(
             f"{run_dir}: a run over many series (universe); its numbers are in metrics.json "

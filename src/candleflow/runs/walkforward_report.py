@@ -103,3 +103,63 @@ def write_walkforward_report(folder: Path, summary: dict[str, Any], equity: dict
     out = folder / "report.html"
     write_text(out, page)
     return out
+
+
+def write_regression_walkforward_report(folder: Path, summary: dict[str, Any]) -> Path:
+    """folder/report.html of a regression study: the verdict, the family and baseline table with
+    intervals, the folds and each family's R^2 per fold."""
+    from candleflow.studies.regression_summary import FAMILY_HEADER as HEADER
+    from candleflow.studies.regression_summary import family_rows as rows_of
+
+    st = summary["stitched"]
+    best = summary["best_baseline"]
+    sections = [
+        f"<h1>walk-forward {html.escape(folder.name)}</h1>",
+        f"<p class='verdict'><b>{html.escape(regression_verdict(summary))}</b></p>",
+        f"<p class='lead'>{html.escape(summary['symbol'])} {html.escape(summary['interval'])} · target "
+        f"{html.escape(summary['target'])} · {len(summary['folds'])} folds · seeds {summary['seeds']} · "
+        f"{st['windows']:,} out-of-sample windows {html.escape(st['from'])} .. {html.escape(st['to'])} · block "
+        f"bootstrap of {summary['bootstrap']['block_windows']} windows, {summary['bootstrap']['resamples']} "
+        "resamples</p>",
+        f"<h2>families against {html.escape(best)} (the baseline to beat)</h2>",
+        _table(rows_of(summary), HEADER, "metrics"),
+        "<p>R^2 is out of sample against the naive forecast (zero for returns, each fold's training mean for "
+        "volatility); a gain or IC whose interval covers 0 is not distinguishable from noise.</p>",
+    ]
+    fold_rows = [
+        [f["fold"], f["train"], f["val"], f["test"], f["train_from"], f["test_from"]] for f in summary["folds"]
+    ]
+    sections += ["<h2>folds</h2>", _table(fold_rows, ["fold", "train", "val", "test", "train from", "test from"])]
+    per_fold = []
+    for family, e in summary["table"].items():
+        for seed, folds in e["folds"].items():
+            per_fold.append([family, seed, *[f"{f['r2']:.4f}" for f in folds]])
+    header = ["family", "seed", *[f"fold {f['fold']}" for f in summary["folds"]]]
+    sections += ["<h2>R^2 per fold</h2>", _table(per_fold, header)]
+    page = _PAGE.format(
+        title=html.escape(f"candleflow {folder.name}"),
+        body="\n".join(sections),
+        metrics=json.dumps(summary).replace("</", "<\\/"),
+    )
+    out = folder / "report.html"
+    write_text(out, page)
+    return out
+
+
+def regression_verdict(summary: dict[str, Any]) -> str:
+    """One line: which family, if any, beats the baseline to beat with an interval above 0."""
+    best = summary["best_baseline"]
+    wins = [f for f, e in summary["table"].items() if e["gain_r2_ci95"][0] > 0]
+    if wins:
+        top = max(wins, key=lambda f: summary["table"][f]["gain_r2"])
+        e = summary["table"][top]
+        return (
+            f"{top} beats {best} out of sample: R^2 {e['r2_mean']:.4f}, gain {e['gain_r2']:+.4f} "
+            f"(95% CI [{e['gain_r2_ci95'][0]:+.4f}, {e['gain_r2_ci95'][1]:+.4f}])"
+        )
+    top = max(summary["table"], key=lambda f: summary["table"][f]["gain_r2"])
+    e = summary["table"][top]
+    return (
+        f"no family beats {best} beyond noise; the closest, {top}, gains {e['gain_r2']:+.4f} R^2 "
+        f"(95% CI [{e['gain_r2_ci95'][0]:+.4f}, {e['gain_r2_ci95'][1]:+.4f}])"
+    )

@@ -111,6 +111,16 @@ def walkforward(
             _train_fold(cfg, prep, splits[k], family, seed, path)
         if progress is not None:
             progress(f"{done}/{len(grid)} {family} seed {seed} fold {k + 1}")
+    if cfg.labels.regression:
+        from candleflow.evaluation.regression import finite_or_none
+        from candleflow.runs.walkforward_report import write_regression_walkforward_report
+        from candleflow.studies.regression_summary import summarise_regression
+
+        summary = finite_or_none(summarise_regression(cfg, prep, splits, folder, list(families), seed_list, resamples))
+        summary["rolling"] = rolling
+        write_json(folder / RESULT, summary)
+        write_regression_walkforward_report(folder, summary)
+        return WalkForwardResult(folder, summary)
     summary = summarise(cfg, prep, splits, folder, list(families), seed_list, resamples)
     summary["rolling"] = rolling
     write_json(folder / RESULT, summary)
@@ -225,7 +235,24 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
     part_ds, y_true, probs = trained.scored["test"]
-    y_train = prep.dataset.subset(split.parts["train"]).labels_at()
+    train_ds = prep.dataset.subset(split.parts["train"])
+    y_train = train_ds.labels_at()
+    if cfg.labels.regression:
+        from candleflow.studies.regression_summary import fold_arrays
+
+        extra = fold_arrays(cfg.labels.kind, y_train, train_ds.context_at(), part_ds.context_at())
+        with atomic_path(path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(
+                    fh,
+                    ends=part_ds.ends.astype(np.int64),
+                    y=y_true.astype(np.float32),
+                    forecast=np.asarray(probs, np.float32).reshape(-1),
+                    fit_seconds=np.float64(seconds),
+                    **extra,
+                )
+        log.info("walk-forward %s seed %d: %d test windows, %.1fs", family, seed, y_true.size, seconds)
+        return
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(

@@ -1,0 +1,185 @@
+"""Walk-forward summaries of regression targets: each family's stitched out-of-sample forecasts
+scored against the quants' baselines (fitted on each fold's own training windows), with
+moving-block bootstrap 95% intervals for its IC and its R^2 gain over the baseline to beat
+(HAR for volatility, the best of zero / mean / momentum / reversal for forward returns)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from candleflow.evaluation.regression import baseline_names, regression_metrics
+from candleflow.studies.common import _block_indices, _ci
+
+
+def fold_arrays(
+    kind: str, y_train: np.ndarray, context_train: np.ndarray | None, context_test: np.ndarray | None
+) -> dict[str, Any]:
+    """What a regression fold file stores beside the forecasts: each baseline's forecast of the
+    test windows (fitted on the fold's training windows) and the training mean."""
+    from candleflow.evaluation.regression import baseline_predictions
+
+    if context_train is None or context_test is None:
+        raise ValueError("a regression fold needs its windows' baseline context")
+    base = baseline_predictions(kind, y_train, context_train, context_test)
+    return {f"baseline_{k}": v.astype(np.float64) for k, v in base.items()} | {
+        "train_mean": np.float64(np.mean(y_train))
+    }
+
+
+def _resampled_r2(y: np.ndarray, pred: np.ndarray, ref: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Out-of-sample R^2 (1 - SSE / SSE of `ref`) on each resample (rows of idx)."""
+    e = (y - pred) ** 2
+    e0 = (y - ref) ** 2
+    return 1.0 - e[idx].sum(axis=1) / np.maximum(e0[idx].sum(axis=1), 1e-300)
+
+
+def _resampled_ic(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Pearson correlation on each resample, from its moments (NaN for a constant forecast)."""
+    a, b = y[idx], pred[idx]
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (a * b).sum(axis=1) / den, np.nan)
+
+
+def _ci_or_none(values: np.ndarray) -> list[float] | None:
+    values = values[np.isfinite(values)]
+    return _ci(values) if values.size else None
+
+
+def summarise_regression(
+    cfg: Any,
+    prep: Any,
+    splits: list[Any],
+    folder: Path,
+    families: list[str],
+    seeds: list[int],
+    resamples: int = 1000,
+) -> dict[str, Any]:
+    """The study's summary (walkforward.json) for a regression target."""
+    from candleflow.studies.walkforward import load_fold
+
+    kind = cfg.labels.kind
+    names = baseline_names(kind)
+
+    def parts_of(family: str, seed: int) -> list[dict[str, np.ndarray]]:
+        return [load_fold(folder / "folds" / f"{family}-s{seed}-f{k}.npz") for k in range(len(splits))]
+
+    first = parts_of(families[0], seeds[0])
+    y = np.concatenate([p["y"] for p in first]).astype(np.float64)
+    ends = np.concatenate([p["ends"] for p in first])
+    train_mean = np.concatenate([np.full(p["y"].size, float(p["train_mean"])) for p in first])
+    base = {b: np.concatenate([p[f"baseline_{b}"] for p in first]) for b in names}
+    ref = np.zeros_like(y) if kind == "forward_return" else train_mean  # the naive forecast R^2 is against
+    block = max(2 * cfg.labels.horizon, 24)
+    idx = _block_indices(y.size, block, resamples, np.random.default_rng(cfg.training.seed))
+    h, stride = cfg.labels.horizon, cfg.dataset.stride
+    cost = 2 * (cfg.backtest.fee + cfg.backtest.slippage)
+
+    def metrics(pred: np.ndarray) -> dict[str, Any]:
+        m = regression_metrics(kind, y, pred, h, stride, cost, None)
+        m["r2"] = float(1.0 - np.sum((y - pred) ** 2) / np.sum((y - ref) ** 2))
+        return m
+
+    base_metrics = {b: metrics(p) for b, p in base.items()}
+    best = "har" if kind == "volatility" else max(names, key=lambda b: base_metrics[b]["r2"])
+    best_r2 = _resampled_r2(y, base[best], ref, idx)
+    table: dict[str, Any] = {}
+    for family in families:
+        forecasts = {s: np.concatenate([p["forecast"] for p in parts_of(family, s)]).astype(np.float64) for s in seeds}
+        mean_forecast = np.mean(list(forecasts.values()), axis=0)  # the seeds' ensemble
+        per_seed = {str(s): metrics(f) for s, f in forecasts.items()}
+        r2s = np.array([m["r2"] for m in per_seed.values()])
+        ics = np.array([m["ic"] for m in per_seed.values()], dtype=np.float64)
+        seconds = sum(float(p["fit_seconds"]) for s in seeds for p in parts_of(family, s))
+        resampled = np.mean([_resampled_r2(y, f, ref, idx) for f in forecasts.values()], axis=0)
+        table[family] = {
+            "r2_mean": float(r2s.mean()),
+            "r2_std": float(r2s.std(ddof=1)) if r2s.size > 1 else 0.0,
+            "ic_mean": float(np.nanmean(ics)) if np.isfinite(ics).any() else None,
+            "ic_ci95": _ci_or_none(np.nanmean([_resampled_ic(y, f, idx) for f in forecasts.values()], axis=0)),
+            "gain_r2": float(r2s.mean() - base_metrics[best]["r2"]),
+            "gain_r2_ci95": _ci(resampled - best_r2),
+            "ensemble": metrics(mean_forecast),
+            "training_seconds": round(seconds, 1),
+            "seeds": per_seed,
+            "folds": {
+                str(s): [
+                    {
+                        "fold": k + 1,
+                        "windows": int(p["y"].size),
+                        "r2": float(
+                            1.0
+                            - np.sum((p["y"] - p["forecast"]) ** 2)
+                            / max(
+                                np.sum((p["y"] - (0.0 if kind == "forward_return" else p["train_mean"])) ** 2), 1e-300
+                            )
+                        ),
+                    }
+                    for k, p in enumerate(parts_of(family, s))
+                ]
+                for s in seeds
+            },
+        }
+    return {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "target": kind,
+        "symbol": prep.candles.symbol,
+        "interval": prep.candles.interval,
+        "data_fingerprint": prep.candles.fingerprint,
+        "folds": [
+            {
+                "fold": k + 1,
+                **{part: int(pos.size) for part, pos in s.parts.items()},
+                "train_from": prep.candles.time_str(int(s.starts["train"])),
+                "test_from": prep.candles.time_str(int(s.starts["test"])),
+                "purged": s.purged,
+            }
+            for k, s in enumerate(splits)
+        ],
+        "seeds": seeds,
+        "stitched": {
+            "windows": int(y.size),
+            "from": prep.candles.time_str(int(ends[0])),
+            "to": prep.candles.time_str(int(ends[-1])),
+        },
+        "bootstrap": {"resamples": resamples, "block_windows": block, "method": "moving block"},
+        "best_baseline": best,
+        "baselines": base_metrics,
+        "table": table,
+    }
+
+
+def family_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """One row per family, then the baselines: R^2 (mean +- sd over seeds), gain over the
+    baseline to beat with its 95% interval, IC with its interval, training seconds."""
+
+    def ci(c: list[float] | None) -> str:
+        return "-" if c is None else f"[{c[0]:+.4f}, {c[1]:+.4f}]"
+
+    rows = []
+    for family, e in summary["table"].items():
+        ic = "-" if e["ic_mean"] is None else f"{e['ic_mean']:+.4f}"
+        rows.append(
+            [
+                family,
+                f"{e['r2_mean']:.4f} ± {e['r2_std']:.4f}",
+                f"{e['gain_r2']:+.4f}",
+                ci(e["gain_r2_ci95"]),
+                ic,
+                ci(e["ic_ci95"]),
+                f"{e['training_seconds']:.0f}",
+            ]
+        )
+    for b, m in summary["baselines"].items():
+        ic = "-" if m["ic"] is None or not np.isfinite(m["ic"]) else f"{m['ic']:+.4f}"
+        rows.append([f"{b} (baseline)", f"{m['r2']:.4f}", "", "", ic, "", ""])
+    return rows
+
+
+FAMILY_HEADER = ["predictor", "R^2 (mean ± sd)", "gain over best", "95% CI", "IC", "IC 95% CI", "train s"]
