@@ -62,7 +62,11 @@ STUDIES: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "btc_vol_har": (
         "BTC 1h volatility, + HAR's weekly and monthly terms and calendar inputs",
-        [*BTC_SOURCE, "labels.kind=volatility", _features(DEFAULT_FEATURES + CALENDAR + ["log_rv_week", "log_rv_month"])],
+        [
+            *BTC_SOURCE,
+            "labels.kind=volatility",
+            _features(DEFAULT_FEATURES + CALENDAR + ["log_rv_week", "log_rv_month"]),
+        ],
         TABULAR + ["mlp"],
     ),
     "btc_vol_shuffled": (
@@ -71,7 +75,11 @@ STUDIES: dict[str, tuple[str, list[str], list[str]]] = {
         TABULAR,
     ),
     "btc_ret": ("BTC 1h: next 24 h log return", [*BTC_SOURCE, "labels.kind=forward_return"], TABULAR + DEEP),
-    "spy_vol": ("SPY daily: next 5 days' log volatility (Garman-Klass)", [*SPY_SOURCE, "labels.kind=volatility"], TABULAR + DEEP),
+    "spy_vol": (
+        "SPY daily: next 5 days' log volatility (Garman-Klass)",
+        [*SPY_SOURCE, "labels.kind=volatility"],
+        TABULAR + DEEP,
+    ),
     "spy_ret": ("SPY daily: next 5 days' log return", [*SPY_SOURCE, "labels.kind=forward_return"], TABULAR + DEEP),
     "synth_ret_null": (
         "control: synthetic market without a signal, next 24 bars' return",
@@ -109,7 +117,9 @@ def rows(name: str, summary: dict, seconds: float) -> list[str]:
         )
     for b, m in summary["baselines"].items():
         out.append(f"| {what} | *{b}* | {f(m['r2'], '.4f')} | | | {f(m['ic'])} | |")
-    out.append(f"| {what} | *(study took {seconds / 60:.1f} min, {summary['stitched']['windows']:,} windows)* | | | | | |")
+    out.append(
+        f"| {what} | *(study took {seconds / 60:.1f} min, {summary['stitched']['windows']:,} windows)* | | | | | |"
+    )
     return out
 
 
@@ -133,7 +143,9 @@ def main() -> None:
         print("\n".join(new), flush=True)
     print()
     print("\n".join(lines))
-    print(f"\n{args.folds} folds x {args.seeds} seeds; all studies took {(time.perf_counter() - t_all) / 60:.1f} min; folders under {runs}")
+    print(
+        f"\n{args.folds} folds x {args.seeds} seeds; all studies took {(time.perf_counter() - t_all) / 60:.1f} min; folders under {runs}"
+    )
 
 
 if __name__ == "__main__":

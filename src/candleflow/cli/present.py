@@ -3,7 +3,8 @@ reward table. Every function takes a result (or a metrics dict) and prints; none
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 from rich.table import Table
 
 from candleflow.cli.common import console
@@ -232,5 +233,5 @@ def print_forecasts(table, run: str, what: str, score: dict | None, out: str | N
     unit = "log return" if kind == "forward_return" else "log realised volatility"
     said = f"latest bar {str(rows[-1]['open_time'])[:19]}: {unit} forecast {rows[-1]['forecast']:+.5f}"
     if kind == "volatility":
-        said += f" (volatility {100 * np.exp(rows[-1]['forecast']):.2f}% over {h} bars)"
+        said += f" (volatility {100 * math.exp(rows[-1]['forecast']):.2f}% over {h} bars)"
     console.print(said + (f"; written: {out}" if out else ""))

@@ -106,9 +106,9 @@ def walkforward(
     s = result.summary
     st = s["stitched"]
     if "target" in s:  # a regression target: the verdict, then families and baselines with intervals
+        from candleflow.runs.walkforward_report import REGRESSION_HEADER as HEADER
+        from candleflow.runs.walkforward_report import regression_family_rows as rows_of
         from candleflow.runs.walkforward_report import regression_verdict
-        from candleflow.studies.regression_summary import FAMILY_HEADER as HEADER
-        from candleflow.studies.regression_summary import family_rows as rows_of
 
         console.print(regression_verdict(s), style="bold")
         t = Table(

@@ -136,8 +136,12 @@ FEATURES: dict[str, FeatureSpec] = {
     ),
     "hour_sin": FeatureSpec(lambda s, c: _hour(s, np.sin), "sin of the hour of day (UTC)", lambda c: 0),
     "hour_cos": FeatureSpec(lambda s, c: _hour(s, np.cos), "cos of the hour of day (UTC)", lambda c: 0),
-    "dow_sin": FeatureSpec(lambda s, c: _weekday(s, np.sin), "sin of the time of week (UTC, Monday 0:00 = 0)", lambda c: 0),
-    "dow_cos": FeatureSpec(lambda s, c: _weekday(s, np.cos), "cos of the time of week (UTC, Monday 0:00 = 0)", lambda c: 0),
+    "dow_sin": FeatureSpec(
+        lambda s, c: _weekday(s, np.sin), "sin of the time of week (UTC, Monday 0:00 = 0)", lambda c: 0
+    ),
+    "dow_cos": FeatureSpec(
+        lambda s, c: _weekday(s, np.cos), "cos of the time of week (UTC, Monday 0:00 = 0)", lambda c: 0
+    ),
     "log_rv_week": FeatureSpec(
         lambda s, c: _log_rv(s, 5 * c.volatility_span),
         "log mean squared log return over 5 x volatility_span bars (HAR's weekly term)",

@@ -252,8 +252,6 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
     if meta.get("layout") == "panel":
         return build_panel_report(run_dir)
     if "target" in meta:  # a regression target
-        from candleflow.runs.regression_report import build_regression_report
-
         return build_regression_report(run_dir)
     if meta.get("layout") == "universe":
         raise RegistryError(
@@ -379,6 +377,41 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
     return _write_page(run_dir, meta, metrics, sections, summary_text)
 
 
+def build_regression_report(run_dir: Path) -> Path:
+    """report.html for a regression run, from its folder alone."""
+    from candleflow.runs import plots
+    from candleflow.runs.regression_report import columns, verdict
+
+    folder = RunFolder(run_dir)
+    meta, metrics = folder.metadata(), folder.metrics()
+    preds = folder.predictions()
+    kind = meta["target"]
+    cols = columns(kind)
+    sections = [
+        f"<h1>candleflow run {html.escape(meta['run'])}</h1>",
+        f"<p class='verdict'><b>{html.escape(verdict(metrics))}</b></p>",
+        f"<p class='lead'>{html.escape(str(meta.get('symbol')))} {html.escape(str(meta.get('interval')))} · target "
+        f"{html.escape(kind)} ({html.escape(meta['target_units'])}) · input {'x'.join(map(str, meta['input_shape']))}"
+        f" · {meta['parameters']:,} parameters · {meta['epochs_run']} epochs in {meta['fit_seconds']} s</p>",
+    ]
+    figures = [_img(plots.training_curves(_read_history(run_dir / RunFolder.HISTORY)), "training curves")]
+    for part, m in metrics.items():
+        rows = [[name, *(r.get(c) for c in cols)] for name, r in m["table"].items()]
+        sections.append(f"<h2>{part} period: {m['windows']:,} windows</h2>")
+        sections.append(_table(rows, ["predictor", *cols], "metrics"))
+        gain = "undefined" if m["gain_r2"] is None else f"{m['gain_r2']:+.4f}"
+        sections.append(
+            f"<p>gain in R^2 over {html.escape(m['best_baseline'])} (the baseline to beat): "
+            f"<b class='edge'>{gain}</b></p>"
+        )
+        p = preds[part]
+        figures.append(_img(plots.forecast_scatter(p["y"], p["forecast"], f"{part}: forecast against realised"), part))
+    sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
+    sections.append(f"<h2>config</h2><pre>{html.escape(folder.config_text())}</pre>")
+    summary = (run_dir / RunFolder.SUMMARY).read_text()
+    return _write_page(run_dir, meta, metrics, sections, summary)
+
+
 def _write_page(run_dir: Path, meta: dict, metrics: dict, sections: list[str], summary_text: str) -> Path:
     """report.html: the sections, then the model summary and the versions, metrics.json embedded."""
     sections = [
@@ -420,9 +453,15 @@ def compare_rows(run_dirs: list[Path]) -> tuple[list[str], list[list[Any]]]:
     row("data", [f"{m['symbol']} {m['interval']}" for m in metas])
     row("parameters", [m["parameters"] for m in metas])
     row("epochs", [m["epochs_run"] for m in metas])
-    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+    model_keys: tuple[str, ...] = ("accuracy", "balanced_accuracy", "macro_f1")
+    if any("best_baseline" in m for m in mets):  # regression targets compare on their own figures
+        model_keys = ("r2", "ic", "rank_ic", "qlike")
+        row("gain_r2", [m.get("gain_r2") for m in mets])
+        row("best_baseline", [m.get("best_baseline") for m in mets])
+    for key in model_keys:
         row(key, [m.get("table", {}).get("model", {}).get(key) for m in mets])
-    row("edge_balanced_accuracy", [m.get("edge_balanced_accuracy") for m in mets])
+    if "balanced_accuracy" in model_keys:
+        row("edge_balanced_accuracy", [m.get("edge_balanced_accuracy") for m in mets])
     for key in ("total_return", "sharpe", "max_drawdown", "trades", "hit_rate"):
         row(f"backtest {key}", [m.get("trading", {}).get("table", {}).get("model", {}).get(key) for m in mets])
     keys = sorted(set().union(*cfgs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +109,6 @@ def write_walkforward_report(folder: Path, summary: dict[str, Any], equity: dict
 def write_regression_walkforward_report(folder: Path, summary: dict[str, Any]) -> Path:
     """folder/report.html of a regression study: the verdict, the family and baseline table with
     intervals, the folds and each family's R^2 per fold."""
-    from candleflow.studies.regression_summary import FAMILY_HEADER as HEADER
-    from candleflow.studies.regression_summary import family_rows as rows_of
-
     st = summary["stitched"]
     best = summary["best_baseline"]
     sections = [
@@ -122,7 +120,7 @@ def write_regression_walkforward_report(folder: Path, summary: dict[str, Any]) -
         f"bootstrap of {summary['bootstrap']['block_windows']} windows, {summary['bootstrap']['resamples']} "
         "resamples</p>",
         f"<h2>families against {html.escape(best)} (the baseline to beat)</h2>",
-        _table(rows_of(summary), HEADER, "metrics"),
+        _table(regression_family_rows(summary), REGRESSION_HEADER, "metrics"),
         "<p>R^2 is out of sample against the naive forecast (zero for returns, each fold's training mean for "
         "volatility); a gain or IC whose interval covers 0 is not distinguishable from noise.</p>",
     ]
@@ -163,3 +161,33 @@ def regression_verdict(summary: dict[str, Any]) -> str:
         f"no family beats {best} beyond noise; the closest, {top}, gains {e['gain_r2']:+.4f} R^2 "
         f"(95% CI [{e['gain_r2_ci95'][0]:+.4f}, {e['gain_r2_ci95'][1]:+.4f}])"
     )
+
+
+def regression_family_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """One row per family, then the baselines: R^2 (mean +- sd over seeds), gain over the
+    baseline to beat with its 95% interval, IC with its interval, training seconds."""
+
+    def ci(c: list[float] | None) -> str:
+        return "-" if c is None else f"[{c[0]:+.4f}, {c[1]:+.4f}]"
+
+    rows = []
+    for family, e in summary["table"].items():
+        ic = "-" if e["ic_mean"] is None else f"{e['ic_mean']:+.4f}"
+        rows.append(
+            [
+                family,
+                f"{e['r2_mean']:.4f} ± {e['r2_std']:.4f}",
+                f"{e['gain_r2']:+.4f}",
+                ci(e["gain_r2_ci95"]),
+                ic,
+                ci(e["ic_ci95"]),
+                f"{e['training_seconds']:.0f}",
+            ]
+        )
+    for b, m in summary["baselines"].items():
+        ic = "-" if m["ic"] is None or not math.isfinite(m["ic"]) else f"{m['ic']:+.4f}"
+        rows.append([f"{b} (baseline)", f"{m['r2']:.4f}", "", "", ic, "", ""])
+    return rows
+
+
+REGRESSION_HEADER = ["predictor", "R^2 (mean ± sd)", "gain over best", "95% CI", "IC", "IC 95% CI", "train s"]

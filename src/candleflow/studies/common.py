@@ -31,3 +31,9 @@ def _block_indices(n: int, block: int, resamples: int, rng: np.random.Generator)
 
 def _ci(values: np.ndarray) -> list[float]:
     return [float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))]
+
+
+def load_fold(path: Path) -> dict[str, np.ndarray]:
+    """A walk-forward fold file's arrays (plain npz, no pickle)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

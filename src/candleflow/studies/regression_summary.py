@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from candleflow.evaluation.regression import baseline_names, regression_metrics
-from candleflow.studies.common import _block_indices, _ci
+from candleflow.studies.common import _block_indices, _ci, load_fold
 
 
 def fold_arrays(
@@ -62,8 +62,6 @@ def summarise_regression(
     resamples: int = 1000,
 ) -> dict[str, Any]:
     """The study's summary (walkforward.json) for a regression target."""
-    from candleflow.studies.walkforward import load_fold
-
     kind = cfg.labels.kind
     names = baseline_names(kind)
 
@@ -153,33 +151,3 @@ def summarise_regression(
         "baselines": base_metrics,
         "table": table,
     }
-
-
-def family_rows(summary: dict[str, Any]) -> list[list[str]]:
-    """One row per family, then the baselines: R^2 (mean +- sd over seeds), gain over the
-    baseline to beat with its 95% interval, IC with its interval, training seconds."""
-
-    def ci(c: list[float] | None) -> str:
-        return "-" if c is None else f"[{c[0]:+.4f}, {c[1]:+.4f}]"
-
-    rows = []
-    for family, e in summary["table"].items():
-        ic = "-" if e["ic_mean"] is None else f"{e['ic_mean']:+.4f}"
-        rows.append(
-            [
-                family,
-                f"{e['r2_mean']:.4f} ± {e['r2_std']:.4f}",
-                f"{e['gain_r2']:+.4f}",
-                ci(e["gain_r2_ci95"]),
-                ic,
-                ci(e["ic_ci95"]),
-                f"{e['training_seconds']:.0f}",
-            ]
-        )
-    for b, m in summary["baselines"].items():
-        ic = "-" if m["ic"] is None or not np.isfinite(m["ic"]) else f"{m['ic']:+.4f}"
-        rows.append([f"{b} (baseline)", f"{m['r2']:.4f}", "", "", ic, "", ""])
-    return rows
-
-
-FAMILY_HEADER = ["predictor", "R^2 (mean ± sd)", "gain over best", "95% CI", "IC", "IC 95% CI", "train s"]

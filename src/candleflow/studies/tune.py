@@ -138,7 +138,8 @@ def _n_finished(study) -> int:
 
 
 def score_fold(cfg: RunConfig, prep: PreparedData, fold: Split) -> float:
-    """Balanced accuracy of the decisions on one fold's validation part, trained and scored by
+    """Balanced accuracy of the decisions (a regression target's out-of-sample R^2) on one fold's
+    validation part, trained and scored by
     the same `train_and_score` that `run` uses (so a fold equal to the run's split scores what
     the run scores)."""
     work = Path(tempfile.mkdtemp(prefix="candleflow-fold-"))
@@ -154,7 +155,10 @@ def score_fold(cfg: RunConfig, prep: PreparedData, fold: Split) -> float:
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return float(trained.metrics["val"]["table"]["model"]["balanced_accuracy"])
+    model = trained.metrics["val"]["table"]["model"]
+    if cfg.labels.regression:  # out-of-sample R^2 (the naive forecast scores 0); undefined counts as no skill
+        return float(model["r2"]) if model["r2"] is not None else 0.0
+    return float(model["balanced_accuracy"])
 
 
 def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):

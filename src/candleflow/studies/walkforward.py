@@ -33,7 +33,7 @@ from candleflow.evaluation.trading import sides_of
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.fs.guard import check_name
 from candleflow.models import families as registry
-from candleflow.studies.common import BASELINES, WalkForwardResult, _block_indices, _ci
+from candleflow.studies.common import BASELINES, WalkForwardResult, _block_indices, _ci, load_fold
 
 log = logging.getLogger("candleflow")
 
@@ -266,11 +266,6 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
                 fit_seconds=np.float64(seconds),
             )
     log.info("walk-forward %s seed %d: %d test windows, %.1fs", family, seed, y_true.size, seconds)
-
-
-def load_fold(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
 
 
 def summarise(
