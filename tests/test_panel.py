@@ -160,6 +160,8 @@ def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
     assert set(val["cross_section"]) == {"model", "equal_weight_long", "random_ranking", "oracle"}
     assert set(val["tickers"]) == {"AAA-1h", "BBB-1h", "CCC-1h", "DDD-1h"}
     assert val["cross_section"]["oracle"]["total_return"] > val["cross_section"]["random_ranking"]["total_return"]
+    assert set(val["cross_section_ic"]) == {"model", "lightgbm", "linear"}
+    assert val["cross_section_ic"]["model"]["times"] > 100 and -1 < val["cross_section_ic"]["model"]["rank_ic"] < 1
     model = load_model(result.run_dir)  # safe mode, the masked loss registered
     assert tuple(model.output_shape[1:]) == (4, 3) and tuple(model.input_shape[1:]) == (24, 4 * 8 + 4)
     assert model.loss.return_weighted  # dataset.returns: R travels with the labels into the loss
@@ -305,3 +307,26 @@ def test_walkforward_on_a_panel_gives_every_family_an_interval(tmp_path):
         assert 0.0 <= e["balanced_accuracy_mean"] <= 1.0
     assert "edge_over_lightgbm_ci95" in s["table"]["gpt"] and "edge_over_lightgbm" not in s["table"]["lightgbm"]
     assert (study.folder / "summary.json").is_file()
+
+
+def test_cross_sectional_ic_by_hand():
+    """At each time the IC across tickers, then the mean, std and ICIR over times; the top third
+    minus the bottom third; times with fewer than 3 tradable names are skipped."""
+    from scipy.stats import spearmanr
+
+    from candleflow.evaluation.cross_section import cross_sectional_ic
+
+    scores = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    returns = np.array([[0.01, 0.03, 0.02, 0.05, 0.04, 0.06], [0.01, 0.02, 0.0, 0.03, -0.01, 0.02], [1, 2, 3, 4, 5, 6.0]])
+    tradable = np.ones_like(scores, bool)
+    tradable[2, 2:] = False  # two names at the third time: skipped
+    out = cross_sectional_ic(scores, returns, tradable)
+    assert out["times"] == 2
+    ics = [np.corrcoef(scores[t], returns[t])[0, 1] for t in (0, 1)]
+    ric = [spearmanr(scores[t], returns[t])[0] for t in (0, 1)]
+    assert out["ic"] == pytest.approx(np.mean(ics)) and out["rank_ic"] == pytest.approx(np.mean(ric))
+    assert out["icir"] == pytest.approx(np.mean(ics) / np.std(ics, ddof=1))
+    # top third (2 names) minus bottom third: t0 (0.04+0.06)/2 - (0.01+0.03)/2; t1 by score 6,5 vs 1,2
+    spread0 = (0.04 + 0.06) / 2 - (0.01 + 0.03) / 2
+    spread1 = (0.01 + 0.02) / 2 - (-0.01 + 0.02) / 2
+    assert out["top_minus_bottom"] == pytest.approx((spread0 + spread1) / 2)

@@ -232,13 +232,20 @@ def _run_into(
     trained = train_and_score(
         cfg, work, prep.dataset, prep.split.parts, model_and_loader(cfg, prep, state), state, callbacks, replicas
     )
+    cfg = _resolved(cfg, trained.metrics, folder)
     metrics, predictions, drawn = trained.metrics, {}, {}
+    for part, (part_ds, _, _) in trained.scored.items():  # the dates each period's windows end in
+        ends = part_ds.ends
+        metrics[part]["period"] = {
+            "from": prep.candles.time_str(int(ends[0])),
+            "to": prep.candles.time_str(int(ends[-1])),
+        }
     for part, (part_ds, y_true, probs) in trained.scored.items():
         if cfg.labels.regression:  # a forecast in the target's units, scored by regression_metrics
             predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.float32), "forecast": probs}
             continue
         metrics[part]["trading"], results = trading_evaluation(
-            prep.candles, part_ds.ends, y_true, probs, decide(probs, cfg.evaluation.decision_margin), cfg
+            prep.candles, part_ds.ends, y_true, probs, decide(probs, cfg.evaluation.margin), cfg
         )
         predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
         drawn[part] = report_arrays(prep.candles, part_ds.ends, results, cfg.dataset.window, cfg.labels.horizon)
@@ -301,9 +308,10 @@ def _run_store_into(
     trained = train_and_score(
         cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
     )
+    cfg = _resolved(cfg, trained.metrics, folder)
     predictions = {}
     for part, (part_ds, y_true, probs) in trained.scored.items():  # each series' share of the score
-        decided = decide(probs, cfg.evaluation.decision_margin)
+        decided = decide(probs, cfg.evaluation.margin)
         predictions[part] = {
             "series": part_ds.which,  # index into metadata's `series`
             "ends": part_ds.series_ends(),  # the window's last bar within its series
@@ -413,6 +421,7 @@ def _run_panel_into(
     )
     folder.write_config(cfg)
     trained = train_and_score_panel(cfg, work, ds, split.parts, per_year, state, callbacks)
+    cfg = _resolved(cfg, trained.metrics, folder)
     metadata = write_run(
         work,
         cfg,
@@ -449,6 +458,17 @@ def _run_panel_into(
     build_report(work)
     log.info("panel run finished in %.1fs", metadata["seconds"])
     return RunResult(work, trained.metrics, metadata, "panel")
+
+
+def _resolved(cfg: RunConfig, metrics: dict[str, Any], folder: RunFolder) -> RunConfig:
+    """With `evaluation.decision_margin: auto`, the config with the margin chosen on validation,
+    written over the run's config.yaml so predict, export and the report apply the same rule."""
+    if cfg.evaluation.decision_margin != "auto" or "decision_margin" not in metrics.get("val", {}):
+        return cfg
+    chosen = float(metrics["val"]["decision_margin"])
+    cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"decision_margin": chosen})})
+    folder.write_config(cfg)
+    return cfg
 
 
 def _slug(cfg: RunConfig) -> str:

@@ -19,9 +19,14 @@ def print_result(result) -> None:
     if result.layout == "reward":
         console.print(reward_table(result.metrics["val"]))
     else:
+        from candleflow.runs.verdict import classifier_verdict
+
+        console.print(classifier_verdict(result.metrics), style="bold", highlight=False)
         for part, m in result.metrics.items():
             what = "(window, ticker) labels" if result.layout == "panel" else "windows"
-            console.print(metrics_table(m, title=f"{part} period: {m['n']:,} {what}"))
+            when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
+            console.print(metrics_table(m, title=f"{part} period: {m['n']:,} {what}{when}"))
+            print_warnings(part, m)
     console.print(
         f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
         f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
@@ -67,6 +72,12 @@ def print_result(result) -> None:
     console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
 
 
+def print_warnings(part: str, m: dict) -> None:
+    """A period's warnings (decisions all one class and why, too few windows), one line each."""
+    for line in m.get("warnings", []):
+        console.print(f"warning, {part} period: {line}", style="yellow", highlight=False)
+
+
 def regression_table(m: dict, title: str) -> Table:
     """One period's regression table: the model, the reference models, the baselines."""
     from candleflow.runs.regression_report import columns
@@ -91,7 +102,8 @@ def print_regression(result) -> None:
     meta = result.metadata
     console.print(verdict(result.metrics), style="bold")
     for part, m in result.metrics.items():
-        console.print(regression_table(m, f"{part} period: {m['windows']:,} windows, target {m['target']}"))
+        when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
+        console.print(regression_table(m, f"{part} period: {m['windows']:,} windows{when}, target {m['target']}"))
     console.print(
         f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
         f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
@@ -128,6 +140,23 @@ def print_panel(result) -> None:
             )
         t.caption = "oracle: ranked by the realised returns (a bound, not a strategy)"
         console.print(t)
+        if "cross_section_ic" in m:
+            t = Table(title=f"cross-sectional IC, {part} period (score P(LONG) - P(SHORT) against forward returns)")
+            for col in ("predictor", "times", "IC", "ICIR", "rank IC", "rank ICIR", "top - bottom third"):
+                t.add_column(col, justify="left" if col == "predictor" else "right")
+            num = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+            for name, r in m["cross_section_ic"].items():
+                t.add_row(
+                    name,
+                    f"{r['times']:,}",
+                    num(r["ic"], "+.4f"),
+                    num(r["icir"], "+.3f"),
+                    num(r["rank_ic"], "+.4f"),
+                    num(r["rank_icir"], "+.3f"),
+                    num(r["top_minus_bottom"], "+.5f"),
+                    style="bold" if name == "model" else None,
+                )
+            console.print(t)
     console.print(f"run folder: {result.run_dir}")
 
 

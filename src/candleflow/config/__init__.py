@@ -665,13 +665,32 @@ REFERENCE_KINDS: tuple[ReferenceKind, ...] = ("lightgbm", "linear")
 class EvaluationConfig(_Section):
     """How probabilities become decisions for the metrics and the backtest."""
 
-    decision_margin: float = Field(
+    decision_margin: float | Literal["auto"] = Field(
         0.05,
-        ge=0,
-        lt=1,
         description="predict LONG or SHORT only when its probability beats the runner-up by this "
-        "margin, else HOLD (stay out); 0 = plain argmax",
+        "margin, else HOLD (stay out); 0 = plain argmax; auto: the margin of 0, 0.01, 0.02, 0.05, 0.1 whose "
+        "decisions score the best balanced accuracy on the validation period (never test; ties: the larger), "
+        "written into the run's config.yaml",
     )
+
+    @field_validator("decision_margin")
+    @classmethod
+    def _margin(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and not 0 <= v < 1:
+            raise ValueError("expected a margin 0 <= x < 1 or 'auto'")
+        return v
+
+    @property
+    def margin(self) -> float:
+        """The decision margin as a number (`auto` is resolved by a run on its validation period
+        and written into the run's config.yaml)."""
+        if self.decision_margin == "auto":
+            raise ConfigError(
+                "evaluation.decision_margin is auto: a run chooses it on its validation period; apply a run's own "
+                "config (its config.yaml holds the chosen margin) or set a number"
+            )
+        return float(self.decision_margin)
+
     reference_models: list[ReferenceKind] = Field(
         default_factory=lambda: list(REFERENCE_KINDS),
         description="trained on the same training windows in every classifier run (seconds) and shown "

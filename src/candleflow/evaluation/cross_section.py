@@ -111,3 +111,48 @@ def book_curves(
         name: np.cumprod(1.0 + period_returns(w, np.where(ok, r, 0.0), cost_per_side)[0]) for name, w in books.items()
     }
     return rows, curves
+
+
+def cross_sectional_ic(
+    scores: np.ndarray, returns: np.ndarray, tradable: np.ndarray, min_names: int = 3
+) -> dict[str, Any]:
+    """Qlib's panel figures of a ranking score (n times, N tickers): at each time with at least
+    `min_names` tradable tickers with a forward return, the IC (Pearson) and rank IC (Spearman)
+    across tickers, then their mean, standard deviation and ICIR (mean / std) over the times; and
+    the mean forward return of the top third of tickers by score minus the bottom third."""
+    from scipy.stats import rankdata
+
+    ok = tradable & np.isfinite(returns) & np.isfinite(scores)
+    ics, rank_ics, spreads = [], [], []
+    for t in range(scores.shape[0]):
+        k = np.flatnonzero(ok[t])
+        if k.size < min_names:
+            continue
+        s, r = scores[t, k].astype(np.float64), returns[t, k].astype(np.float64)
+        if s.std() < 1e-15 or r.std() < 1e-15:
+            continue
+        ics.append(float(np.corrcoef(s, r)[0, 1]))
+        rank_ics.append(float(np.corrcoef(rankdata(s), rankdata(r))[0, 1]))
+        third = max(1, k.size // 3)
+        order = np.argsort(s)
+        spreads.append(float(r[order[-third:]].mean() - r[order[:third]].mean()))
+
+    def stats(v: list[float]) -> tuple[float | None, float | None, float | None]:
+        if not v:
+            return None, None, None
+        a = np.asarray(v)
+        sd = float(a.std(ddof=1)) if a.size > 1 else None
+        return float(a.mean()), sd, (float(a.mean() / sd) if sd else None)
+
+    ic, ic_sd, icir = stats(ics)
+    ric, ric_sd, ricir = stats(rank_ics)
+    return {
+        "times": len(ics),
+        "ic": ic,
+        "ic_std": ic_sd,
+        "icir": icir,
+        "rank_ic": ric,
+        "rank_ic_std": ric_sd,
+        "rank_icir": ricir,
+        "top_minus_bottom": float(np.mean(spreads)) if spreads else None,
+    }

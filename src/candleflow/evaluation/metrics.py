@@ -68,6 +68,63 @@ def baseline_predictions(y_train: np.ndarray, n: int, seed: int = 0, n_classes: 
 
 
 REFERENCE_PREFIX = "ref_"
+MARGINS = (0.0, 0.01, 0.02, 0.05, 0.1)  # decision_margin: auto chooses among these
+ONE_CLASS_SHARE = 0.95  # decisions this concentrated on one class get a warning
+FLAT_PROBABILITIES = 0.01  # a model whose class probabilities move less than this (std) is constant
+SMALL_PERIOD = 200  # fewer windows than this in a period: its figures are noisy
+
+
+def choose_margin(
+    y_val: np.ndarray, probs_val: np.ndarray, candidates: tuple[float, ...] = MARGINS
+) -> tuple[float, dict[str, float]]:
+    """`decision_margin: auto`: the candidate whose decisions score the best balanced accuracy on
+    the validation labels (ties: the larger margin, the more cautious rule), and every score."""
+    scores = {str(m): classification_metrics(y_val, decide(probs_val, m))["balanced_accuracy"] for m in candidates}
+    best = max(candidates, key=lambda m: (round(scores[str(m)], 12), m))
+    return float(best), scores
+
+
+def resolve_margin(
+    cfg_margin: float | str, y_val: np.ndarray, probs_val: np.ndarray
+) -> tuple[float, dict[str, float] | None]:
+    """The configured margin, or the one `auto` chooses on validation (with the scores it compared)."""
+    if cfg_margin == "auto":
+        return choose_margin(y_val, probs_val)
+    return float(cfg_margin), None
+
+
+def decision_warnings(name: str, probs: np.ndarray, margin: float, n: int | None = None) -> list[str]:
+    """One line per problem a trader must hear about: decisions that are (nearly) all one class,
+    with the cause (the margin, or probabilities that barely move), and a period too small to trust."""
+    out: list[str] = []
+    if probs.size == 0:
+        return out
+    pred = decide(probs, margin)
+    counts = np.bincount(pred, minlength=3)
+    top = int(np.argmax(counts))
+    share = counts[top] / pred.size
+    spread = float(probs.std(axis=0).max())
+    if share >= ONE_CLASS_SHARE:
+        argmax_share = np.bincount(probs.argmax(axis=1), minlength=3).max() / pred.size
+        if spread < FLAT_PROBABILITIES:
+            cause = (
+                f"its class probabilities barely move (largest std {spread:.4f}): a constant model that learned "
+                "nothing; try more epochs, another learning rate or another family"
+            )
+        elif margin > 0 and argmax_share < ONE_CLASS_SHARE:
+            gap = np.sort(probs, axis=1)
+            lead = gap[:, -1] - gap[:, -2]
+            cause = (
+                f"decision_margin {margin} is wider than the model's lead over the runner-up (median "
+                f"{float(np.median(lead)):.4f}); the plain argmax would decide {100 * argmax_share:.0f}% one class: "
+                "set evaluation.decision_margin: auto (chosen on validation) or a smaller margin"
+            )
+        else:
+            cause = "the model ranks one class first almost everywhere; its trades are few or none"
+        out.append(f"{name} decides {CLASS_NAMES[top]} on {100 * share:.1f}% of {pred.size:,} windows: {cause}")
+    if n is not None and n < SMALL_PERIOD:
+        out.append(f"only {n} windows in this period (under {SMALL_PERIOD}): its figures are noisy")
+    return out
 
 
 def evaluate(
@@ -77,11 +134,16 @@ def evaluate(
     margin: float = 0.0,
     seed: int = 0,
     references: dict[str, np.ndarray] | None = None,
+    block: int | None = None,
+    resamples: int = 1000,
 ) -> dict[str, Any]:
     """Metrics of the model's decisions (and of its plain argmax), of every baseline and of every
     reference model (`references`: name -> probabilities, decided by the same rule) on the same
-    windows; the edge of the decisions over the best baseline and over the best reference model."""
-    table = {"model": classification_metrics(y_true, decide(probs, margin))}
+    windows; the edge of the decisions over the best baseline and over the best reference model,
+    with `block` (windows per block) a moving-block bootstrap 95% interval for each edge (windows
+    in time order), and the warnings a trader must hear (decisions all one class, few windows)."""
+    decided = decide(probs, margin)
+    table = {"model": classification_metrics(y_true, decided)}
     if margin > 0:
         table["model_argmax"] = classification_metrics(y_true, probs.argmax(axis=1))
     for name, pred in baseline_predictions(y_train, y_true.shape[0], seed).items():
@@ -93,8 +155,30 @@ def evaluate(
         "table": table,
         "edge_balanced_accuracy": table["model"]["balanced_accuracy"] - best,
     }
+    warnings = decision_warnings("the model", probs, margin, int(y_true.shape[0]))
     for name, ref_probs in (references or {}).items():
         table[REFERENCE_PREFIX + name] = classification_metrics(y_true, decide(ref_probs, margin))
+        warnings += decision_warnings(f"the reference {name}", ref_probs, margin)
+    out["warnings"] = warnings
+    if block is not None and y_true.size >= 2:
+        from candleflow.evaluation.bootstrap import balanced_accuracy_resampled, block_indices, ci95
+
+        idx = block_indices(int(y_true.size), block, resamples, np.random.default_rng(seed))
+        model_r = balanced_accuracy_resampled(y_true, decided, idx)
+        base_r = np.max(
+            [
+                balanced_accuracy_resampled(y_true, p, idx)
+                for p in baseline_predictions(y_train, y_true.shape[0], seed).values()
+            ],
+            axis=0,
+        )
+        out["edge_ci95"] = ci95(model_r - base_r)
+        if references:
+            ref_r = np.max(
+                [balanced_accuracy_resampled(y_true, decide(p, margin), idx) for p in references.values()], axis=0
+            )
+            out["edge_over_reference_ci95"] = ci95(model_r - ref_r)
+        out["bootstrap"] = {"block_windows": block, "resamples": resamples}
     if references:
         ref_name, ref = max(
             ((k, v) for k, v in table.items() if k.startswith(REFERENCE_PREFIX)),

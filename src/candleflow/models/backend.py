@@ -102,7 +102,9 @@ def configure_devices(
     if device == "gpu" and not on_gpu:
         log.warning("no usable GPU (%s): training on CPU", why)
     elif device == "auto" and not on_gpu:
-        log.info("no usable GPU (%s): training on CPU", why)
+        # a machine without a GPU hears nothing (DEBUG); a GPU that is listed but fails its test is said
+        listed = why.startswith("a GPU is listed")
+        log.log(logging.INFO if listed else logging.DEBUG, "no usable GPU (%s): training on CPU", why)
     policy = "float32"
     if precision == "bfloat16":
         if on_gpu:

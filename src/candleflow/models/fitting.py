@@ -17,7 +17,7 @@ from candleflow.config import RunConfig
 from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.sampling import class_weights
 from candleflow.errors import DataError
-from candleflow.evaluation.metrics import evaluate
+from candleflow.evaluation.metrics import evaluate, resolve_margin
 from candleflow.models.backend import keras
 from candleflow.models.families import family
 from candleflow.models.memory import (
@@ -264,8 +264,19 @@ def _score(
     forecasts), and its metrics against the baselines and the reference models: one scoring for
     every family."""
     scored, metrics = {}, {}
+    outputs = {part: predict(part_ds) for part, part_ds in eval_parts.items()}
+    margin: float = 0.0
+    chosen: dict[str, float] | None = None
+    if not cfg.labels.regression:  # decision_margin: auto is chosen on validation, never on test
+        margin, chosen = resolve_margin(cfg.evaluation.decision_margin, eval_parts["val"].labels_at(), outputs["val"])
+        if chosen is not None:
+            log.info(
+                "evaluation.decision_margin auto: %s on validation balanced accuracy (%s)",
+                margin,
+                ", ".join(f"{k}: {v:.4f}" for k, v in chosen.items()),
+            )
     for part, part_ds in eval_parts.items():
-        probs = predict(part_ds)
+        probs = outputs[part]
         y_true = part_ds.labels_at()
         if cfg.labels.regression:
             forecast = np.asarray(probs, np.float32).reshape(-1)
@@ -277,10 +288,15 @@ def _score(
             y_true,
             probs,
             y_train,
-            cfg.evaluation.decision_margin,
+            margin,
             cfg.training.seed,
             {k: v[part] for k, v in refs.items()},
+            block=max(2 * cfg.labels.horizon // max(cfg.dataset.stride, 1), 24),
         )
+        if chosen is not None:
+            metrics[part]["decision_margin_auto"] = {"objective": "balanced_accuracy on val", "scores": chosen}
+        for line in metrics[part]["warnings"]:
+            log.warning("%s period: %s", part, line)
     return scored, metrics
 
 

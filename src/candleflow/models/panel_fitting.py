@@ -15,8 +15,8 @@ import numpy as np
 from candleflow.config import RunConfig
 from candleflow.dataset.panel import PanelDataset
 from candleflow.dataset.sampling import class_weights
-from candleflow.evaluation.cross_section import cross_sectional_backtest
-from candleflow.evaluation.metrics import classification_metrics, decide, evaluate
+from candleflow.evaluation.cross_section import cross_sectional_backtest, cross_sectional_ic
+from candleflow.evaluation.metrics import classification_metrics, decide, evaluate, resolve_margin
 from candleflow.models.backend import keras
 from candleflow.models.families import family, learning_rate
 from candleflow.models.fitting import Trained
@@ -101,9 +101,14 @@ def train_and_score_panel(
     for part in [p for p in ("val", "test") if p in parts]:
         sub = ds.subset(parts[part])
         probs = np.asarray(model.predict(batch_loader(len(sub), _inputs_of(sub), 1024), verbose=0))[: len(sub)]
-        y = sub.labels_at()
-        scored[part] = (sub, y, probs)
-        metrics[part] = panel_metrics(cfg, sub, y, probs, flat, bars_per_year, {k: v[part] for k, v in refs.items()})
+        scored[part] = (sub, sub.labels_at(), probs)
+    _, y_val, p_val = scored["val"]
+    margin, chosen = resolve_margin(cfg.evaluation.decision_margin, y_val[y_val >= 0], p_val[y_val >= 0])
+    mcfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"decision_margin": margin})})
+    for part, (sub, y, probs) in scored.items():
+        metrics[part] = panel_metrics(mcfg, sub, y, probs, flat, bars_per_year, {k: v[part] for k, v in refs.items()})
+        if chosen is not None:
+            metrics[part]["decision_margin_auto"] = {"objective": "balanced_accuracy on val", "scores": chosen}
     return Trained(model, fitted, fit_s, estimate, scored, metrics, (d.window, panel.values.shape[1]))
 
 
@@ -180,9 +185,10 @@ def panel_metrics(
     reference models fitted on the same pairs; balanced accuracy per ticker; and the
     cross-sectional backtest of the period."""
     valid = y >= 0
-    margin = cfg.evaluation.decision_margin
+    margin = cfg.evaluation.margin
     refs = {k: v[valid] for k, v in (references or {}).items()}
-    m = evaluate(y[valid], probs[valid], y_train_flat, margin, cfg.backtest.seed, refs)
+    block = max(2 * cfg.labels.horizon, 24) * y.shape[1]  # pooled (window, ticker) pairs in time order
+    m = evaluate(y[valid], probs[valid], y_train_flat, margin, cfg.backtest.seed, refs, block=block)
     decisions = decide(probs.reshape(-1, probs.shape[-1]), margin).reshape(y.shape)
     m["n_labels"] = int(valid.sum())
     m["tickers"] = {
@@ -198,6 +204,10 @@ def panel_metrics(
     }
     bt = cfg.backtest
     present = sub.panel.present()[sub.ends]
+    scored = {"model": probs, **(references or {})}
+    m["cross_section_ic"] = {  # the ranking score P(LONG) - P(SHORT) against the forward returns, per time
+        name: cross_sectional_ic(p[..., 2] - p[..., 0], sub.returns_at(), present) for name, p in scored.items()
+    }
     m["cross_section"] = cross_sectional_backtest(
         probs,
         sub.returns_at(),

@@ -65,7 +65,7 @@ def serving_contract(cfg: Any, meta: dict[str, Any], normalisation: str) -> dict
         "windows": {"bars": d.window, "sample_rate": d.sample_rate, "lags": meta.get("lags")},
         "decision": {
             "rule": "the most likely class, except HOLD where it beats the runner-up by less than the margin",
-            "margin": cfg.evaluation.decision_margin,
+            "margin": cfg.evaluation.margin,
         },
         "predict": {
             "command": "candleflow predict THIS_FOLDER --set source.kind=files --set source.paths=[candles.csv] "

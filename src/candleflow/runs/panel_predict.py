@@ -83,7 +83,7 @@ def predict_panel(
             for lo in range(0, len(ds), PREDICT_BATCH)
         ]
     )
-    return panel_table(panel, ends, probs, cfg.evaluation.decision_margin, str(meta.get("run") or run_dir.name))
+    return panel_table(panel, ends, probs, cfg.evaluation.margin, str(meta.get("run") or run_dir.name))
 
 
 def panel_table(panel: Panel, ends: np.ndarray, probs: np.ndarray, margin: float, run: str) -> pa.Table:

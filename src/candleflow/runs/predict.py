@@ -25,6 +25,8 @@ from candleflow.runs.folder import RunFolder
 from candleflow.runs.registry import family_of, load_model, resolve_run
 from candleflow.runs.timerange import in_range
 
+DECISION_KEYS = ("evaluation.", "backtest.")  # keys predict may change: they decide and trade, never compute features
+
 
 @dataclass
 class Predictor:
@@ -67,7 +69,7 @@ class Predictor:
             written = flatten_keys(yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {})
             run_keys = flatten_keys(data)
             for key, value in written.items():
-                if key.startswith(("source.", "output.")) or key == "source":
+                if key.startswith(("source.", "output.", *DECISION_KEYS)) or key == "source":
                     continue
                 if run_keys.get(key) != value:
                     raise ConfigError(
@@ -75,12 +77,21 @@ class Predictor:
                         "source from it (the features must be the training features)"
                     )
             data["source"] = other.source.model_dump(mode="json")
+            for key, value in written.items():  # decision and trading keys the file sets: they touch no feature
+                if key.startswith(DECISION_KEYS):
+                    section, name = key.split(".", 1)
+                    data[section][name] = value
         for item in overrides or []:
             key = item.split("=", 1)[0].strip()
-            if not key.startswith("source.") and key != "source":
+            if not key.startswith(("source.", *DECISION_KEYS)) and key != "source":
                 raise ConfigError(
-                    f"--set {key}: predict uses the run's own config; only source keys may change "
-                    "(anything else would change the features the model was trained on)"
+                    f"--set {key}: predict uses the run's own config; only source, evaluation and backtest keys may "
+                    "change (anything else would change the features the model was trained on)"
+                )
+            if key == "evaluation.decision_margin" and item.split("=", 1)[1].strip() == "auto":
+                raise ConfigError(
+                    "--set evaluation.decision_margin=auto: auto is chosen on a run's validation period; predict "
+                    "applies a number (the run's own is in its config.yaml)"
                 )
             apply_override(data, item)
         return validate_config(data)
@@ -99,7 +110,14 @@ class Predictor:
             table = predict_panel(self.model, cfg, self.metadata, self.run_dir, start, end)
             return table, f"{len(self.metadata.get('tickers', []))} tickers {self.metadata.get('interval', '')}"
         candles, _ = load_candles(cfg.source, cfg.validation, cfg.cache)
-        return self.predict(candles, start, end), f"{candles.symbol} {candles.interval}"
+        # the decision and trading keys `cfg` may change (source_config allows no other); features stay the run's
+        deciding = Predictor(
+            self.run_dir,
+            self.config.model_copy(update={"evaluation": cfg.evaluation, "backtest": cfg.backtest}),
+            self.model,
+            self.metadata,
+        )
+        return deciding.predict(candles, start, end), f"{candles.symbol} {candles.interval}"
 
     def predict(self, candles: Candles, start: str | None = None, end: str | None = None) -> pa.Table:
         """One row per window end with a complete window (inside one segment, finite features):
@@ -136,7 +154,7 @@ class Predictor:
         probs = self._probabilities(ds, candles)
         if cfg.labels.regression:
             return self._forecast_table(candles, ends, probs)
-        decisions = decide(probs, cfg.evaluation.decision_margin)
+        decisions = decide(probs, cfg.evaluation.margin)
         # the run's labels where their forward window is already complete (null for the newest bars):
         # the truth to score the signals against later, never an input
         truth, _ = make_labels(candles, cfg.labels)

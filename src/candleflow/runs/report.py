@@ -143,8 +143,12 @@ def build_panel_report(run_dir: Path) -> Path:
     config_text = (run_dir / RunFolder.CONFIG).read_text()
     history = _read_history(run_dir / RunFolder.HISTORY)
     tickers = meta.get("tickers", [])
+    from candleflow.runs.verdict import classifier_verdict
+
     sections = [
         f"<h1>candleflow panel run {html.escape(meta['run'])}</h1>",
+        f"<p class='verdict'><b>{html.escape(classifier_verdict(metrics))}</b></p>",
+        *_warnings_html(metrics),
         f"<p class='lead'>{len(tickers)} tickers side by side ({html.escape(', '.join(tickers))}), "
         f"{html.escape(str(meta.get('interval')))} bars · input {'x'.join(map(str, meta['input_shape']))} · "
         f"{meta['parameters']:,} parameters · {meta['epochs_run']} epochs in {meta['fit_seconds']} s · "
@@ -270,8 +274,12 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
     stored = folder.report_data()
     if stored is None:  # a run folder from before report_data.npz: rebuilt from the run's source
         stored = _rebuild_report_data(run_dir, meta, metrics, preds, cfg, prep)
+    from candleflow.runs.verdict import classifier_verdict
+
     sections = [
         f"<h1>candleflow run {html.escape(meta['run'])}</h1>",
+        f"<p class='verdict'><b>{html.escape(classifier_verdict(metrics))}</b></p>",
+        *_warnings_html(metrics),
         f"<p class='lead'>{html.escape(meta['symbol'])} {html.escape(meta['interval'])} · "
         f"input {'x'.join(map(str, meta['input_shape']))} · {meta['parameters']:,} parameters · "
         f"{meta['epochs_run']} epochs in {meta['fit_seconds']} s · created {html.escape(meta['created'])}</p>",
@@ -281,7 +289,8 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         p = preds[part]
         y, probs = p["y"], p["probs"]
         decisions = decide(probs, m["decision_margin"])
-        sections.append(f"<h2>{part} period: {m['n']:,} windows</h2>")
+        when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
+        sections.append(f"<h2>{part} period: {m['n']:,} windows{html.escape(when)}</h2>")
         sections.append("<h3>classification</h3>" + _table(classification_rows(m), CLASSIFICATION_HEADER, "metrics"))
         sections.append(
             f"<p>edge in balanced accuracy over the best baseline: "
@@ -410,6 +419,14 @@ def build_regression_report(run_dir: Path) -> Path:
     sections.append(f"<h2>config</h2><pre>{html.escape(folder.config_text())}</pre>")
     summary = (run_dir / RunFolder.SUMMARY).read_text()
     return _write_page(run_dir, meta, metrics, sections, summary)
+
+
+def _warnings_html(metrics: dict[str, Any]) -> list[str]:
+    """Each period's warnings, one line each, for the top of the page."""
+    lines = [f"{part}: {w}" for part, m in metrics.items() for w in m.get("warnings", [])]
+    if not lines:
+        return []
+    return ["<ul class='warnings'>" + "".join(f"<li>warning, {html.escape(x)}</li>" for x in lines) + "</ul>"]
 
 
 def _write_page(run_dir: Path, meta: dict, metrics: dict, sections: list[str], summary_text: str) -> Path:

@@ -20,6 +20,7 @@ import numpy as np
 from candleflow.config import RunConfig
 from candleflow.dataset.panel import PanelDataset, panel_window_ends
 from candleflow.dataset.split import walk_forward_splits
+from candleflow.errors import ConfigError
 from candleflow.evaluation.cross_section import cross_sectional_backtest
 from candleflow.evaluation.metrics import baseline_predictions, classification_metrics, decide
 from candleflow.fs.atomic import write_json, write_text
@@ -111,7 +112,9 @@ def summarise_panel(
     resamples: int,
 ) -> dict[str, Any]:
     """The family table of the stitched (window, ticker) test labels, with block-bootstrap CIs."""
-    margin, bt = cfg.evaluation.decision_margin, cfg.backtest
+    if cfg.evaluation.decision_margin == "auto":
+        raise ConfigError("a panel walk-forward decides with a fixed evaluation.decision_margin (auto is for runs)")
+    margin, bt = float(cfg.evaluation.decision_margin), cfg.backtest
     y = np.concatenate([t.labels_at() for t in tests])  # (W, N), -1: no label
     valid = y >= 0
     returns = np.concatenate([t.returns_at() for t in tests])

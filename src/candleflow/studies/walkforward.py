@@ -28,6 +28,7 @@ from candleflow.dataset.prepare import PreparedData, prepare
 from candleflow.dataset.split import Split, walk_forward_splits
 from candleflow.errors import ConfigError
 from candleflow.evaluation.backtest import backtest, buy_and_hold, performance
+from candleflow.evaluation.bootstrap import balanced_accuracy_resampled as _balanced_accuracy_resampled
 from candleflow.evaluation.metrics import baseline_predictions, classification_metrics, decide
 from candleflow.evaluation.trading import sides_of
 from candleflow.fs.atomic import atomic_path, write_json, write_text
@@ -261,6 +262,7 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
                 y=y_true.astype(np.int8),
                 probs=probs.astype(np.float32),
                 class_counts=np.bincount(y_train[y_train >= 0], minlength=3),
+                margin=np.float64(trained.metrics["test"]["decision_margin"]),  # the fold's rule (auto: on its val)
                 train_last_end=np.int64(prep.dataset.ends[split.parts["train"]].max()),
                 train_last_label_end=np.int64(prep.labels.t1[prep.dataset.ends[split.parts["train"]]].max()),
                 fit_seconds=np.float64(seconds),
@@ -279,7 +281,10 @@ def summarise(
 ) -> dict[str, Any]:
     """Per family: per fold and stitched metrics per seed, mean and std over seeds, the stitched
     backtest, and block-bootstrap CIs of the edge over the best baseline and over LightGBM."""
-    margin = cfg.evaluation.decision_margin
+
+    def margin(p: dict[str, np.ndarray]) -> float:  # decision_margin auto: the one each fold chose on its val
+        return float(p["margin"]) if "margin" in p else cfg.evaluation.margin
+
     stitched: dict[str, dict[int, dict[str, np.ndarray]]] = {}
     per_fold: dict[str, dict[int, list[dict[str, Any]]]] = {}
     seconds: dict[str, float] = {}
@@ -293,16 +298,16 @@ def summarise(
                 "ends": np.concatenate([p["ends"] for p in parts]),
                 "y": np.concatenate([p["y"] for p in parts]),
                 "probs": np.concatenate([p["probs"] for p in parts]),
-                "pred": np.concatenate([decide(p["probs"], margin) for p in parts]),
+                "pred": np.concatenate([decide(p["probs"], margin(p)) for p in parts]),
             }
             per_fold[family][seed] = [
                 {
                     "fold": k + 1,
                     "windows": int(p["y"].size),
-                    "balanced_accuracy": classification_metrics(p["y"], decide(p["probs"], margin))[
+                    "balanced_accuracy": classification_metrics(p["y"], decide(p["probs"], margin(p)))[
                         "balanced_accuracy"
                     ],
-                    "macro_f1": classification_metrics(p["y"], decide(p["probs"], margin))["macro_f1"],
+                    "macro_f1": classification_metrics(p["y"], decide(p["probs"], margin(p)))["macro_f1"],
                 }
                 for k, p in enumerate(parts)
             ]
@@ -396,17 +401,6 @@ def _stitched_baselines(folder: Path, family: str, seed: int, n_folds: int, rng_
     return {b: np.concatenate(v) for b, v in out.items()}
 
 
-def _balanced_accuracy_resampled(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Balanced accuracy of `pred` on each bootstrap resample (rows of idx), vectorised."""
-    r = idx.shape[0]
-    codes = (np.arange(r)[:, None] * 9 + y[idx].astype(np.int64) * 3 + pred[idx].astype(np.int64)).ravel()
-    cm = np.bincount(codes, minlength=r * 9).reshape(r, 3, 3).astype(np.float64)
-    support = cm.sum(axis=2)
-    recall = np.divide(np.diagonal(cm, axis1=1, axis2=2), support, out=np.zeros((r, 3)), where=support > 0)
-    present = (support > 0).sum(axis=1)
-    return recall.sum(axis=1) / np.maximum(present, 1)
-
-
 def _per_year(candles: Candles) -> float:
     from candleflow.data.calendar import bars_per_year
 
@@ -431,7 +425,9 @@ def equity_curves(cfg: RunConfig, prep: PreparedData, folder: Path, families: li
         parts = sorted((folder / "folds").glob(f"{family}-s{seed}-f*.npz"), key=lambda p: int(p.stem.rsplit("f", 1)[1]))
         loaded = [load_fold(p) for p in parts]
         ends_all = np.concatenate([p["ends"] for p in loaded])
-        pred = np.concatenate([decide(p["probs"], cfg.evaluation.decision_margin) for p in loaded])
+        pred = np.concatenate(
+            [decide(p["probs"], float(p["margin"]) if "margin" in p else cfg.evaluation.margin) for p in loaded]
+        )
         bt = cfg.backtest
         res = backtest(
             prep.candles, ends_all, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, _span(cfg, prep, ends_all)
