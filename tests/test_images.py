@@ -373,3 +373,71 @@ def test_stored_images_read_back_with_the_ohlc_windows_behind_them(tmp_path, tin
     (data / "BTCUSDT-1h-2024-02.zip").unlink()  # the source changed since the images were written
     with pytest.raises(DataError, match="the recorded source now gives other candles"):
         ImageReader(written.out).windows([0])
+
+
+def _bar4_images(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = 100 + rng.normal(0, 1, (n, 20)).cumsum(1)
+    win = np.stack([c, c + 1, c - 1, c + 0.5], axis=2)
+    return render_bar4(win, height=50)
+
+
+@pytest.mark.parametrize("fmt,compression", [("hdf5", "gzip"), ("hdf5", "lz4"), ("zarr", "gzip"), ("npz", "gzip")])
+def test_random_batches_read_what_was_written(tmp_path, fmt, compression):
+    """The batch readers (raw HDF5 chunks decoded on every core, Zarr shards read directly) give
+    exactly the images written, in the order asked, duplicates included, across shards."""
+    images = _bar4_images(600)  # more than two Zarr shards of 256
+    n = len(images)
+    path = tmp_path / {"hdf5": "s.h5", "zarr": "s.zarr", "npz": "s.npz"}[fmt]
+    write_images(
+        path, images, np.zeros(n, np.int8), np.arange(n, dtype=np.int64), ["X"], fmt=fmt, compression=compression
+    )
+    r = ImageReader(path)
+    idx = np.random.default_rng(1).integers(0, n, 300)
+    idx[:3] = [599, 0, 599]
+    got, _, extra = r[idx]
+    assert np.array_equal(got, images[idx]) and extra["end_time"].tolist() == idx.tolist()
+    assert np.array_equal(r[257][0], images[257])
+
+
+def test_default_hdf5_images_open_in_plain_h5py_and_lz4_reads_without_the_plugin(tmp_path):
+    import subprocess
+    import sys
+
+    images = _bar4_images(20)
+    n = len(images)
+    for compression in ("gzip", "lz4"):
+        write_images(
+            tmp_path / f"{compression}.h5", images, np.zeros(n, np.int8), np.arange(n), ["X"], compression=compression
+        )
+    plain = (
+        "import sys, h5py, numpy as np; f = h5py.File(sys.argv[1], 'r'); x = f['images'][7]; "
+        "assert 'hdf5plugin' not in sys.modules; print(int(x.astype(np.int64).sum()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", plain, str(tmp_path / "gzip.h5")], capture_output=True, text=True, check=True
+    )
+    assert int(out.stdout) == int(images[7].astype(np.int64).sum())
+    # candleflow decodes LZ4 chunks itself: a machine without hdf5plugin still reads its own files
+    blocked = (
+        "import sys; sys.modules['hdf5plugin'] = None; import numpy as np; "
+        "from candleflow.images.store import ImageReader; r = ImageReader(sys.argv[1]); "
+        "print(int(r[np.array([7, 3])][0].astype(np.int64).sum()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", blocked, str(tmp_path / "lz4.h5")], capture_output=True, text=True, check=True
+    )
+    assert int(out.stdout) == int(images[[7, 3]].astype(np.int64).sum())
+
+
+def test_an_npz_store_opens_lazily_and_a_large_one_is_refused_in_one_line(tmp_path, monkeypatch):
+    from candleflow.errors import DataError
+    from candleflow.images import store
+
+    images = _bar4_images(10)
+    write_images(tmp_path / "s.npz", images, np.zeros(10, np.int8), np.arange(10), ["X"], fmt="npz")
+    monkeypatch.setattr(store, "NPZ_MAX_BYTES", 1000)
+    r = ImageReader(tmp_path / "s.npz")  # opening reads the header only
+    assert len(r) == 10
+    with pytest.raises(DataError, match=r"s\.npz: 0\.0 GB of NPZ images, which can only be read whole .* hdf5 or zarr"):
+        r[0]

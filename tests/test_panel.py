@@ -317,7 +317,9 @@ def test_cross_sectional_ic_by_hand():
     from candleflow.evaluation.cross_section import cross_sectional_ic
 
     scores = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [6.0, 5.0, 4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
-    returns = np.array([[0.01, 0.03, 0.02, 0.05, 0.04, 0.06], [0.01, 0.02, 0.0, 0.03, -0.01, 0.02], [1, 2, 3, 4, 5, 6.0]])
+    returns = np.array(
+        [[0.01, 0.03, 0.02, 0.05, 0.04, 0.06], [0.01, 0.02, 0.0, 0.03, -0.01, 0.02], [1, 2, 3, 4, 5, 6.0]]
+    )
     tradable = np.ones_like(scores, bool)
     tradable[2, 2:] = False  # two names at the third time: skipped
     out = cross_sectional_ic(scores, returns, tradable)

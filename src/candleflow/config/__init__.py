@@ -546,6 +546,11 @@ class ImagesConfig(_Section):
         "single", description="single: one file or store for all images; batch: files of images_per_file images"
     )
     images_per_file: int = Field(50_000, ge=1, le=10_000_000, description="images per file in mode 'batch'")
+    compression: Literal["gzip", "lz4"] = Field(
+        "gzip",
+        description="hdf5: gzip (deflate level 1, which plain h5py, HDFView and every HDF5 reader open) or lz4 "
+        "(faster to write, needs the hdf5plugin filter outside candleflow)",
+    )
     out: str = Field(
         "images",
         min_length=1,

@@ -95,7 +95,9 @@ def write_image_dataset(
     step = render_batch(shape)
     t_render = t_write = 0.0
     symbol = np.zeros(0, np.int16)
-    with ImageWriter(out, len(ds), shape, [prep.candles.symbol], cfg.format, cfg.mode, cfg.images_per_file, meta) as w:
+    with ImageWriter(
+        out, len(ds), shape, [prep.candles.symbol], cfg.format, cfg.mode, cfg.images_per_file, meta, cfg.compression
+    ) as w:
         for lo in range(0, len(ds), step):  # one batch in memory at a time, whatever the count
             idx = np.arange(lo, min(lo + step, len(ds)))
             t0 = time.perf_counter()

@@ -121,6 +121,13 @@ def keras_loader(
     )
 
 
+def unit_float(images: np.ndarray) -> np.ndarray:
+    """uint8 images as float32 in [0, 1], in one pass (no float64 or second temporary)."""
+    out = np.empty(images.shape, np.float32)
+    np.divide(images, np.float32(255), out=out, dtype=np.float32)
+    return out
+
+
 def image_loader(
     images,
     labels: np.ndarray,
@@ -137,7 +144,7 @@ def image_loader(
 
     def make(idx: np.ndarray):
         x = images.render(idx)
-        x = (x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x)[..., None]
+        x = (unit_float(x) if x.dtype == np.uint8 else x)[..., None]
         return _labelled(x, labels[idx], weights)
 
     order = (lambda epoch: balanced_indices(labels, seed, epoch)) if balanced else None
@@ -160,6 +167,6 @@ def stored_image_loader(
 
     def make(idx: np.ndarray):
         images, labels, _ = reader[np.sort(idx)]
-        return images.astype(np.float32)[..., None] / 255.0, one_hot(labels)
+        return unit_float(images)[..., None], one_hot(labels)
 
     return batch_loader(len(reader), make, batch_size, shuffle, seed, **kwargs)
