@@ -44,3 +44,26 @@ def test_class_weights_become_sample_weights():
     ds = dataset()
     x, y1h, sw = keras_loader(ds, 8, weights=np.array([1.0, 2.0, 3.0]))[0]
     assert sw.tolist() == [1.0 + ds.labels_at(np.arange(8))[i] for i in range(8)]
+
+
+def test_prefetch_gives_the_same_batches_in_the_same_order():
+    """A background thread makes the next batches; every epoch's batches equal those made on
+    demand, across reshuffles (stale prefetched batches of the old order are dropped). How much
+    waiting it saves is measured in benchmarks/bench_training.py, not asserted here."""
+    from candleflow.models.loaders import batch_loader
+
+    def make(idx):
+        return idx.astype(np.float32)[:, None], idx % 3
+
+    plain = batch_loader(103, make, 10, shuffle=True, seed=5)
+    ahead = batch_loader(103, make, 10, shuffle=True, seed=5, prefetch=3)
+    ahead[0]
+    assert sorted(ahead._ahead) == [1, 2, 3]  # the next three batches are on their way
+    ahead.set_epoch(0)
+    for _ in range(3):  # epochs: the order reshuffles each time
+        for i in range(len(plain)):
+            a, b = plain[i], ahead[i]
+            assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        plain.on_epoch_end()
+        ahead.on_epoch_end()
+    assert not ahead._ahead

@@ -494,6 +494,13 @@ class DatasetConfig(_Section):
     balanced: bool = Field(
         False, description="training batches drawn with equal class odds each epoch (instead of training.class_weight)"
     )
+    prefetch: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="batches a background thread makes ahead while the model trains (the same batches in the same "
+        "order; 0: made on demand)",
+    )
     layout: Literal["series", "panel"] = Field(
         "series",
         description="series: windows of one series at a time; panel (a universe): windows over all tickers side "

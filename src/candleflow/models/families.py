@@ -195,10 +195,11 @@ def image_loader_for(candles: Any, cfg: RunConfig) -> Callable[..., Any]:
         weights: np.ndarray | None = None,
         balanced: bool = False,
         multiple_of: int = 1,
+        **kwargs: Any,
     ) -> Any:
         y = ds.labels_at() if labels is None else labels
         images = ImageWindows(candles, ds.ends, cfg.images)
-        return image_loader(images, y, batch_size, shuffle, seed, weights, balanced, multiple_of)
+        return image_loader(images, y, batch_size, shuffle, seed, weights, balanced, multiple_of, **kwargs)
 
     return loader
 

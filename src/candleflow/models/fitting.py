@@ -172,12 +172,13 @@ def train_and_score(
     )
 
     extra: dict[str, Any] = {"balanced": True} if cfg.dataset.balanced else {}
+    extra["prefetch"] = cfg.dataset.prefetch
     if replicas > 1:
         extra["multiple_of"] = replicas  # batches padded with zero-weight rows to split evenly
     train = loader(
         train_ds, int(cfg.dataset.batch_size), shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra
     )
-    val = loader(val_ds, int(cfg.dataset.batch_size), multiple_of=replicas)
+    val = loader(val_ds, int(cfg.dataset.batch_size), multiple_of=replicas, prefetch=cfg.dataset.prefetch)
     log.info(
         "training on %d windows (every %d-th of %d), validating on %d",
         len(train_ds),
@@ -201,7 +202,7 @@ def train_and_score(
         )
         cfg = cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"batch_size": bs})})
         train = loader(train_ds, bs, shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra)
-        val = loader(val_ds, bs, multiple_of=replicas)
+        val = loader(val_ds, bs, multiple_of=replicas, prefetch=cfg.dataset.prefetch)
         fitted = fit(model, train, val, tc, work, state, callbacks)
     fitted["batch_size"] = int(cfg.dataset.batch_size)
     fit_s = time.perf_counter() - t_fit

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,12 @@ class BatchPyDataset(keras.utils.PyDataset):
     """A `keras.utils.PyDataset` of make_batch(indices) over n items. With shuffle, epoch k visits
     them in the order permutation(default_rng([seed, k])), so runs with one seed see the same
     batches; `order(epoch)` replaces that (e.g. balanced_indices). With `multiple_of` m > 1 (data
-    parallel over m devices) every batch is padded to a multiple of m by `pad_batch`."""
+    parallel over m devices) every batch is padded to a multiple of m by `pad_batch`.
+
+    With `prefetch` p > 0 a background thread makes the next p batches while the model trains on
+    this one (a bounded queue: at most p batches ahead); the batches and their order are exactly
+    those without it. `busy` counts the seconds spent making batches, `waited` the seconds the
+    training loop actually waited for one."""
 
     def __init__(
         self,
@@ -31,6 +37,7 @@ class BatchPyDataset(keras.utils.PyDataset):
         seed: int = 0,
         order: Callable[[int], np.ndarray] | None = None,
         multiple_of: int = 1,
+        prefetch: int = 0,
         **kwargs: Any,
     ) -> None:
         if multiple_of > 1 and batch_size % multiple_of:
@@ -38,9 +45,13 @@ class BatchPyDataset(keras.utils.PyDataset):
         super().__init__(**kwargs)
         self.n, self.make_batch, self.batch_size = n, make_batch, batch_size
         self.shuffle, self.seed, self.order_fn, self.multiple_of = shuffle, seed, order, multiple_of
+        self.prefetch = max(int(prefetch), 0)
         self.epoch = 0
         self.order = self._order()
-        self.busy = 0.0  # seconds spent making batches (the training loop waits for them: no prefetch)
+        self.busy = 0.0  # seconds spent making batches (by whichever thread made them)
+        self.waited = 0.0  # seconds the caller waited for a batch (equal to busy without prefetch)
+        self._ahead: dict[int, Future] = {}
+        self._producer: ThreadPoolExecutor | None = None
 
     def _order(self) -> np.ndarray:
         if self.order_fn is not None:
@@ -50,11 +61,25 @@ class BatchPyDataset(keras.utils.PyDataset):
     def __len__(self) -> int:
         return -(-self.n // self.batch_size)
 
-    def __getitem__(self, i: int):
+    def _make(self, order: np.ndarray, i: int):
         t = time.perf_counter()
-        batch = self.make_batch(self.order[i * self.batch_size : (i + 1) * self.batch_size])
+        batch = self.make_batch(order[i * self.batch_size : (i + 1) * self.batch_size])
         out = batch if self.multiple_of == 1 else pad_batch(batch, self.multiple_of)
         self.busy += time.perf_counter() - t
+        return out
+
+    def __getitem__(self, i: int):
+        t = time.perf_counter()
+        ahead = self._ahead.pop(i, None)
+        out = ahead.result() if ahead is not None else self._make(self.order, i)
+        self.waited += time.perf_counter() - t
+        if self.prefetch:
+            if self._producer is None:
+                self._producer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="candleflow-prefetch")
+            order = self.order  # the batches of this epoch's order, whatever happens to self.order later
+            for j in range(i + 1, min(i + 1 + self.prefetch, len(self))):
+                if j not in self._ahead:
+                    self._ahead[j] = self._producer.submit(self._make, order, j)
         return out
 
     def on_epoch_end(self) -> None:
@@ -62,6 +87,12 @@ class BatchPyDataset(keras.utils.PyDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Visit epoch `epoch`'s order next (a resumed fit starts where the interrupted one stopped)."""
+        for f in self._ahead.values():  # batches of the old order: dropped
+            f.cancel()
+        for f in self._ahead.values():
+            if not f.cancelled():
+                f.exception()  # wait for the one being made: no two threads make batches at once
+        self._ahead = {}
         self.epoch = epoch
         self.order = self._order()
 

@@ -89,9 +89,16 @@ def train_and_score_panel(
         r = np.nan_to_num(sub.returns_at()).astype(np.float32)  # dataset.returns: R beside each label
         return lambda idx: (sub.gather(idx), np.stack([y[idx].astype(np.float32), r[idx]], axis=-1))
 
-    train = batch_loader(len(train_ds), labels_only(train_ds, y_train), int(d.batch_size), shuffle=True, seed=tc.seed)
+    train = batch_loader(
+        len(train_ds),
+        labels_only(train_ds, y_train),
+        int(d.batch_size),
+        shuffle=True,
+        seed=tc.seed,
+        prefetch=d.prefetch,
+    )
     val_ds = ds.subset(parts["val"])
-    val = batch_loader(len(val_ds), labels_only(val_ds, val_ds.labels_at()), int(d.batch_size))
+    val = batch_loader(len(val_ds), labels_only(val_ds, val_ds.labels_at()), int(d.batch_size), prefetch=d.prefetch)
     t_fit = time.perf_counter()
     fitted = fit(model, train, val, tc, work, state, callbacks)
     fit_s = time.perf_counter() - t_fit

@@ -78,21 +78,25 @@ class MemoryMonitor(keras.callbacks.Callback):
 
 
 class InputMonitor(keras.callbacks.Callback):
-    """Adds `input_s` (seconds the epoch spent making training batches) and `input_wait` (their
-    share of the epoch) to each epoch's logs: how much a background prefetch could save at most."""
+    """Adds `input_s` (seconds the epoch spent making training batches, in whichever thread) and
+    `input_wait` (the share of the epoch the training loop waited for them: with
+    `dataset.prefetch` the batches are made while the model trains, and only the wait is lost)."""
 
     def __init__(self, loader: Any) -> None:
         super().__init__()
-        self.loader, self.t0, self.busy0 = loader, 0.0, 0.0
+        self.loader, self.t0, self.busy0, self.waited0 = loader, 0.0, 0.0, 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.t0, self.busy0 = time.perf_counter(), getattr(self.loader, "busy", 0.0)
+        self.t0 = time.perf_counter()
+        self.busy0 = getattr(self.loader, "busy", 0.0)
+        self.waited0 = getattr(self.loader, "waited", self.busy0)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         spent = getattr(self.loader, "busy", 0.0) - self.busy0
+        waited = getattr(self.loader, "waited", getattr(self.loader, "busy", 0.0)) - self.waited0
         if logs is not None:
             logs["input_s"] = round(spent, 3)
-            logs["input_wait"] = round(spent / max(time.perf_counter() - self.t0, 1e-9), 4)
+            logs["input_wait"] = round(waited / max(time.perf_counter() - self.t0, 1e-9), 4)
 
 
 RESUME_DIR = files.RESUME

@@ -83,7 +83,13 @@ def run_reward_into(
         bs = max(cfg.dataset.batch_size, 512)
     t_fit = time.perf_counter()
     fitted = fit(
-        model, reward_loader(train, bs, shuffle=True, seed=tc.seed), reward_loader(val, bs), tc, work, state, callbacks
+        model,
+        reward_loader(train, bs, shuffle=True, seed=tc.seed, prefetch=cfg.dataset.prefetch),
+        reward_loader(val, bs, prefetch=cfg.dataset.prefetch),
+        tc,
+        work,
+        state,
+        callbacks,
     )
     fit_s = time.perf_counter() - t_fit
     pred = model.predict(reward_loader(val, 4096), verbose=0)[:, 0]
