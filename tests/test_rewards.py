@@ -8,6 +8,7 @@ import pytest
 from candleflow.config import RewardConfig, SyntheticSource
 from candleflow.data.load import load_candles
 from candleflow.data.validate import validate_candles
+from candleflow.fs.guard import MARKER
 from candleflow.rewards.samples import _fill, build_reward_samples, load_samples, sample_ends, save_samples
 from conftest import raw
 
@@ -231,3 +232,21 @@ def test_out_reuses_arrays_with_identical_results():
     assert np.array_equal(again.windows, fresh.windows) and np.array_equal(again.reward, fresh.reward)
     with pytest.raises(ValueError, match="out holds windows"):
         build_reward_samples(c, 10, lookback=16, forward=8, out=first)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".parquet", ".zarr"])
+def test_streamed_samples_equal_the_in_memory_ones(tmp_path, suffix):
+    """Written chunk by chunk as they are made (3 chunks of 65,536 and a remainder, in groups of
+    2 threads): the file reads back equal to build_reward_samples + save_samples, and the returned
+    rewards and sides are the samples'."""
+    from candleflow.rewards.samples import CHUNK, stream_reward_samples
+
+    c, _ = load_candles(SyntheticSource(n_bars=2000))
+    n = 3 * CHUNK + 17
+    mem = build_reward_samples(c, n, lookback=8, forward=4, seed=2)
+    path, reward, side = stream_reward_samples(c, n, tmp_path / f"s{suffix}", lookback=8, forward=4, seed=2, workers=2)
+    back = load_samples(path)
+    for name in ("windows", "state", "action", "reward", "ends", "open_time"):
+        assert np.array_equal(getattr(back, name), getattr(mem, name)), name
+    assert np.array_equal(reward, mem.reward) and np.array_equal(side, mem.action[:, 0])
+    assert not [p for p in tmp_path.rglob(".*") if p.name != MARKER]  # no scratch or temporary left behind

@@ -258,7 +258,9 @@ def images(
 def rewards(
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    out: Annotated[str, typer.Option("--out", "-o", help=".parquet or .npz (a local path)")] = "reward_samples.parquet",
+    out: Annotated[
+        str, typer.Option("--out", "-o", help=".parquet, .npz or .zarr (a local path), written as the samples are made")
+    ] = "reward_samples.parquet",
     n: Annotated[int | None, typer.Option(min=1, help="samples (default: rewards.n)")] = None,
     workers: Annotated[int | None, typer.Option(help="threads (default: all cores)")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
@@ -267,7 +269,7 @@ def rewards(
     from candleflow.config import load_config
     from candleflow.data.load import load_candles
     from candleflow.fs.guard import check_output, local_path
-    from candleflow.rewards.samples import build_reward_samples, reward_statistics, save_samples
+    from candleflow.rewards.samples import reward_statistics, stream_reward_samples
 
     target = local_path(out)
     cfg = load_config(config, set_)
@@ -279,22 +281,23 @@ def rewards(
     t0 = time.perf_counter()
     with bar("reward samples") as progress:
         task = progress.add_task("samples", total=count)
-        samples = build_reward_samples(
+        _, reward, side = stream_reward_samples(  # written as they are made: memory holds a few chunks
             candles,
             count,
+            target,
             rc.lookback,
             rc.forward,
             cfg.training.seed,
             rc,
             workers=workers,
+            overwrite=overwrite,
             on_progress=lambda k: progress.advance(task, k),
         )
     built = time.perf_counter() - t0
-    save_samples(samples, target, overwrite=overwrite)
-    t = Table(title=f"{count:,} reward samples from {candles.symbol} {candles.interval} in {built:.2f}s")
+    t = Table(title=f"{count:,} reward samples from {candles.symbol} {candles.interval} in {built:.2f}s (written)")
     for col in ("action", "samples", "mean reward", "std", "min", "max"):
         t.add_column(col, justify="left" if col == "action" else "right")
-    for name, st in reward_statistics(samples.reward, samples.action).items():
+    for name, st in reward_statistics(reward, side[:, None]).items():
         t.add_row(
             name,
             f"{st['samples']:,}",
@@ -304,6 +307,5 @@ def rewards(
             ),
         )
     console.print(t)
-    console.print(
-        f"written: {target} ({target.stat().st_size / 2**20:,.1f} MB); windows {samples.windows.shape} float32"
-    )
+    size = sum(p.stat().st_size for p in ([target] if target.is_file() else target.rglob("*")) if p.is_file())
+    console.print(f"written: {target} ({size / 2**20:,.1f} MB); windows ({count:,}, {rc.lookback}, 5) float32")

@@ -161,9 +161,7 @@ def build_reward_samples(
     epoch without allocating, and page-faulting, another n x lookback x 5 floats).
     """
     cfg = config or RewardConfig()
-    valid = sample_ends(candles, lookback, forward) if valid_ends is None else np.asarray(valid_ends, np.int64)
-    if valid.size == 0:
-        raise DataError(f"no bar has {lookback} bars before it and {forward} after it inside one segment")
+    chunks, fill = _plan(candles, n, lookback, forward, seed, cfg, valid_ends)
     if out is None:
         out = RewardSamples(
             np.empty((n, lookback, 5), np.float32),
@@ -175,6 +173,34 @@ def build_reward_samples(
         )
     elif out.windows.shape != (n, lookback, 5):
         raise DataError(f"out holds windows {out.windows.shape}; expected {(n, lookback, 5)}")
+
+    def work(k: int) -> int:
+        lo, hi = chunks[k]
+        fill(k, out.windows[lo:hi], out.state[lo:hi], out.action[lo:hi], out.reward[lo:hi], out.ends[lo:hi])
+        return hi - lo
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for done in pool.map(work, range(len(chunks))):
+            on_progress(done)
+    out.open_time[:] = candles.open_time[out.ends]
+    return out
+
+
+def _plan(
+    candles: Candles,
+    n: int,
+    lookback: int,
+    forward: int,
+    seed: int,
+    cfg: RewardConfig,
+    valid_ends: np.ndarray | None,
+) -> tuple[list[tuple[int, int]], Callable[..., None]]:
+    """The chunks of n samples and fill(k, windows, state, action, reward, ends) that writes chunk
+    k into the arrays given (each chunk drawn from its own seed: the samples are the same whether
+    they are built in memory or streamed, and whatever the number of threads)."""
+    valid = sample_ends(candles, lookback, forward) if valid_ends is None else np.asarray(valid_ends, np.int64)
+    if valid.size == 0:
+        raise DataError(f"no bar has {lookback} bars before it and {forward} after it inside one segment")
     chunks = [(lo, min(lo + CHUNK, n)) for lo in range(0, n, CHUNK)]
     seqs = np.random.SeedSequence(seed).spawn(len(chunks))
     arrays = [
@@ -184,18 +210,176 @@ def build_reward_samples(
     stop_first = cfg.same_bar == "stop"
     cost = cfg.fee + cfg.slippage
 
-    def work(k: int) -> int:
+    def fill(
+        k: int, windows: np.ndarray, state: np.ndarray, action: np.ndarray, reward: np.ndarray, ends: np.ndarray
+    ) -> None:
         lo, hi = chunks[k]
-        e, s, a = _draw(np.random.default_rng(seqs[k]), hi - lo, cfg, valid)
-        out.ends[lo:hi], out.state[lo:hi], out.action[lo:hi] = e, s, a
-        _fill(*arrays, e, lookback, forward, s, a, stop_first, cost, out.windows[lo:hi], out.reward[lo:hi])
-        return hi - lo
+        e, st, a = _draw(np.random.default_rng(seqs[k]), hi - lo, cfg, valid)
+        ends[:], state[:], action[:] = e, st, a
+        _fill(*arrays, e, lookback, forward, st, a, stop_first, cost, windows, reward)
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for done in pool.map(work, range(len(chunks))):
-            on_progress(done)
-    out.open_time[:] = candles.open_time[out.ends]
-    return out
+    return chunks, fill
+
+
+def stream_reward_samples(
+    candles: Candles,
+    n: int,
+    path: str | Path,
+    lookback: int = 64,
+    forward: int = 32,
+    seed: int = 0,
+    config: RewardConfig | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    on_progress: Callable[[int], None] = lambda k: None,
+) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Build n samples and write them to .parquet, .zarr or .npz as they are made, a few chunks of
+    65,536 at a time, so memory holds those chunks and not the n samples (10M samples of 64 x 5
+    are 13 GB in memory); the file equals `save_samples(build_reward_samples(...))`. Returns the
+    path, the rewards and the action sides (what the statistics need)."""
+    from candleflow.fs.guard import check_output
+
+    path = Path(path)
+    if path.suffix not in (".npz", ".parquet", ".zarr"):
+        raise DataError(f"{path}: expected a .npz, .parquet or .zarr name")
+    if n < 1:
+        raise DataError(f"{path}: n={n} samples; expected at least 1")
+    check_output(path, overwrite)
+    cfg = config or RewardConfig()
+    chunks, fill = _plan(candles, n, lookback, forward, seed, cfg, None)
+    threads = workers or os.cpu_count() or 1
+    reward = np.empty(n, np.float32)
+    side = np.empty(n, np.float32)
+    with _SampleSink(path, n, lookback) as sink, ThreadPoolExecutor(max_workers=threads) as pool:
+        for g in range(0, len(chunks), threads):
+            group = chunks[g : g + threads]
+            lo, hi = group[0][0], group[-1][1]
+            buf = RewardSamples(
+                np.empty((hi - lo, lookback, 5), np.float32),
+                np.empty((hi - lo, 6), np.float32),
+                np.empty((hi - lo, 4), np.float32),
+                np.empty(hi - lo, np.float32),
+                np.empty(hi - lo, np.int64),
+                np.empty(hi - lo, np.int64),
+            )
+
+            def work(k: int, buf: RewardSamples = buf, lo: int = lo) -> int:
+                a, b = chunks[k][0] - lo, chunks[k][1] - lo
+                fill(k, buf.windows[a:b], buf.state[a:b], buf.action[a:b], buf.reward[a:b], buf.ends[a:b])
+                return b - a
+
+            for done in pool.map(work, range(g, g + len(group))):
+                on_progress(done)
+            buf.open_time[:] = candles.open_time[buf.ends]
+            sink.write(buf, lo)
+            reward[lo:hi], side[lo:hi] = buf.reward, buf.action[:, 0]
+    return path, reward, side
+
+
+class _SampleSink:
+    """Reward samples appended in order to a file that becomes visible complete or not at all."""
+
+    NAMES = ("windows", "state", "action", "reward", "ends", "open_time")
+
+    def __init__(self, path: Path, n: int, lookback: int):
+        import contextlib
+
+        self.path, self.n, self.lookback = path, n, lookback
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> _SampleSink:
+        import tempfile
+        import zipfile
+
+        from candleflow.fs.atomic import atomic_dir
+
+        suffix = self.path.suffix
+        if suffix == ".zarr":
+            import zarr
+
+            tmp = self._stack.enter_context(atomic_dir(self.path, replace=True))
+            root = zarr.open_group(str(tmp), mode="w")
+            shapes = {"windows": (self.lookback, 5), "state": (6,), "action": (4,)}
+            dtypes = {"ends": "int64", "open_time": "int64"}
+            self.zarr = {
+                k: root.create_array(
+                    k,
+                    shape=(self.n, *shapes.get(k, ())),
+                    dtype=dtypes.get(k, "float32"),
+                    chunks=(CHUNK, *shapes.get(k, ())),
+                )
+                for k in self.NAMES
+            }
+            return self
+        tmp = self._stack.enter_context(atomic_path(self.path, suffix=suffix))
+        if suffix == ".parquet":
+            self.parquet: pq.ParquetWriter | None = None
+            self.tmp = tmp
+            return self
+        # npz: the windows stream into their zip member; the small arrays into scratch files beside
+        self.fh = self._stack.enter_context(open(tmp, "wb"))
+        self.zip = self._stack.enter_context(zipfile.ZipFile(self.fh, "w", zipfile.ZIP_STORED, allowZip64=True))
+        self.member = self._stack.enter_context(self.zip.open("windows.npy", "w", force_zip64=True))
+        np.lib.format.write_array_header_2_0(
+            self.member, {"descr": "<f4", "fortran_order": False, "shape": (self.n, self.lookback, 5)}
+        )
+        scratch = Path(self._stack.enter_context(tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".samples-")))
+        self.scratch = {k: self._stack.enter_context(open(scratch / k, "w+b")) for k in self.NAMES[1:]}
+        return self
+
+    def write(self, buf: RewardSamples, lo: int) -> None:
+        hi = lo + buf.reward.shape[0]
+        suffix = self.path.suffix
+        if suffix == ".zarr":
+            for k in self.NAMES:
+                self.zarr[k][lo:hi] = getattr(buf, k)
+        elif suffix == ".parquet":
+            table = samples_table(buf)
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.tmp, table.schema)
+            self.parquet.write_table(table)  # one row group per few chunks
+        else:
+            self.member.write(np.ascontiguousarray(buf.windows).tobytes())
+            for k, fh in self.scratch.items():
+                fh.write(np.ascontiguousarray(getattr(buf, k)).tobytes())
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.path.suffix == ".parquet" and self.parquet is not None:
+            self.parquet.close()  # a failed write is closed too; the temporary file then goes
+        if exc_type is None and self.path.suffix == ".npz":
+            self.member.close()
+            shapes = {
+                "state": (self.n, 6),
+                "action": (self.n, 4),
+                "reward": (self.n,),
+                "ends": (self.n,),
+                "open_time": (self.n,),
+            }
+            for k, fh in self.scratch.items():
+                descr = "<i8" if k in ("ends", "open_time") else "<f4"
+                with self.zip.open(f"{k}.npy", "w", force_zip64=True) as m:
+                    np.lib.format.write_array_header_2_0(
+                        m, {"descr": descr, "fortran_order": False, "shape": shapes[k]}
+                    )
+                    fh.seek(0)
+                    while block := fh.read(1 << 24):
+                        m.write(block)
+        self._stack.__exit__(exc_type, exc, tb)
+
+
+def samples_table(samples: RewardSamples) -> pa.Table:
+    """Samples as an Arrow table: one row each, the window as a fixed-size list."""
+    n, lookback, f = samples.windows.shape
+    flat = pa.array(samples.windows.reshape(-1), type=pa.float32())
+    cols = {
+        "open_time": pa.array(samples.open_time.astype("datetime64[ns]")),
+        "end": samples.ends,
+        "window": pa.FixedSizeListArray.from_arrays(flat, lookback * f),
+    }
+    cols.update({name: samples.state[:, i] for i, name in enumerate(STATE_COLUMNS)})
+    cols.update({f"action_{name}": samples.action[:, i] for i, name in enumerate(ACTION_COLUMNS)})
+    cols["reward"] = samples.reward
+    return pa.table(cols).replace_schema_metadata({"window_shape": f"{lookback},{f}"})
 
 
 def save_samples(samples: RewardSamples, path: str | Path, overwrite: bool = False) -> Path:
@@ -220,19 +404,8 @@ def save_samples(samples: RewardSamples, path: str | Path, overwrite: bool = Fal
                     open_time=samples.open_time,
                 )
     elif path.suffix == ".parquet":
-        n, lookback, f = samples.windows.shape
-        flat = pa.array(samples.windows.reshape(-1), type=pa.float32())
-        cols = {
-            "open_time": pa.array(samples.open_time.astype("datetime64[ns]")),
-            "end": samples.ends,
-            "window": pa.FixedSizeListArray.from_arrays(flat, lookback * f),
-        }
-        cols.update({name: samples.state[:, i] for i, name in enumerate(STATE_COLUMNS)})
-        cols.update({f"action_{name}": samples.action[:, i] for i, name in enumerate(ACTION_COLUMNS)})
-        cols["reward"] = samples.reward
-        table = pa.table(cols).replace_schema_metadata({"window_shape": f"{lookback},{f}"})
         with atomic_path(path, suffix=".parquet") as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(samples_table(samples), tmp)
     elif path.suffix == ".zarr":
         import zarr
 
