@@ -115,3 +115,41 @@ def test_margin_auto_is_chosen_on_validation_written_and_predict_may_change_it(t
         predictor.source_config(["evaluation.decision_margin=auto"])
     with pytest.raises(ConfigError, match="only source, evaluation and backtest keys may change"):
         predictor.source_config(["labels.horizon=5"])
+
+
+@pytest.mark.integration
+def test_margin_auto_can_maximise_the_validation_backtest(tiny_config):
+    """margin_objective sharpe: each candidate margin's decisions are traded on the validation
+    period and the best Sharpe wins; the scores are those of the backtest itself."""
+    import candleflow as cf
+    from candleflow.dataset.prepare import prepare
+    from candleflow.evaluation.metrics import decide
+    from candleflow.evaluation.trading import trade_score
+
+    cfg = tiny_config(
+        "evaluation.decision_margin=auto",
+        "evaluation.margin_objective=sharpe",
+        "model.kind=linear",
+        "evaluation.reference_models=[]",
+    )
+    result = cf.run(cfg)
+    auto = result.metrics["val"]["decision_margin_auto"]
+    assert auto["objective"] == "sharpe on val"
+    chosen = result.metrics["val"]["decision_margin"]
+    assert auto["scores"][str(chosen)] == max(auto["scores"].values())
+    with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:
+        ends, probs = z["val_ends"], z["val_probs"]
+    prep = prepare(cfg)
+    for m, score in auto["scores"].items():
+        assert score == pytest.approx(trade_score(prep.candles, ends, decide(probs, float(m)), cfg, "sharpe"))
+    assert result.metrics["val"]["trading"]["table"]["model"]["sharpe"] == pytest.approx(auto["scores"][str(chosen)])
+
+
+def test_a_backtest_objective_is_refused_where_there_is_no_single_series():
+    from candleflow.config import load_config
+    from candleflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="margin_objective sharpe backtests one series"):
+        load_config(
+            None, ["evaluation.decision_margin=auto", "evaluation.margin_objective=sharpe", "dataset.layout=panel"]
+        )

@@ -91,3 +91,30 @@ def test_parse_search_param_names_the_bad_item():
     assert key == "training.learning_rate" and spec.log and spec.low == 1e-4
     with pytest.raises(ConfigError, match="--param 'x=\\{low: 2, high: 1\\}'"):
         parse_search_param("x={low: 2, high: 1}")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "objective,extra",
+    [("sharpe", ["model.kind=linear"]), ("r2", ["model.kind=lightgbm", "labels.kind=volatility"])],
+)
+def test_a_tune_fold_scores_the_objective_the_run_reports(tiny_config, objective, extra):
+    """tune.objective sharpe scores the fold's validation decisions traded as the run's backtest
+    trades them; r2 scores a regression target as the run's table does."""
+    from candleflow.dataset.prepare import prepare
+    from candleflow.pipeline import run
+    from candleflow.studies.tune import score_fold
+
+    cfg = tiny_config("source.n_bars=2500", f"tune.objective={objective}", "evaluation.reference_models=[]", *extra)
+    result = run(cfg)
+    prep = prepare(cfg)
+    val = result.metrics["val"]
+    want = val["trading"]["table"]["model"]["sharpe"] if objective == "sharpe" else val["table"]["model"]["r2"]
+    assert score_fold(cfg, prep, prep.split) == pytest.approx(want)
+
+
+def test_a_tune_objective_that_does_not_fit_the_target_is_refused():
+    with pytest.raises(ConfigError, match="tune.objective sharpe scores decisions"):
+        load_config(None, ["labels.kind=volatility", "tune.objective=sharpe"])
+    with pytest.raises(ConfigError, match="tune.objective ic scores a regression target"):
+        load_config(None, ["tune.objective=ic"])

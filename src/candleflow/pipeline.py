@@ -230,7 +230,15 @@ def _run_into(
     prep = prepare(cfg)
     folder.write_config(cfg)
     trained = train_and_score(
-        cfg, work, prep.dataset, prep.split.parts, model_and_loader(cfg, prep, state), state, callbacks, replicas
+        cfg,
+        work,
+        prep.dataset,
+        prep.split.parts,
+        model_and_loader(cfg, prep, state),
+        state,
+        callbacks,
+        replicas,
+        candles=prep.candles,
     )
     cfg = _resolved(cfg, trained.metrics, folder)
     metrics, predictions, drawn = trained.metrics, {}, {}

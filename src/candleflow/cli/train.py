@@ -191,17 +191,24 @@ def tune(
             help="searched key, e.g. -p 'training.learning_rate={low: 1e-4, high: 1e-2, log: true}' or -p 'model.lstm_units={choices: [[64, 32], [128, 64, 32]]}'; replaces tune.space",
         ),
     ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            help="balanced_accuracy, sharpe, return (classes), ic or r2 (regression) (default: tune.objective)"
+        ),
+    ] = None,
 ) -> None:
     """Search config keys with Optuna, each trial scored by walk-forward validation; writes trials.csv and best.yaml."""
     from candleflow.config import load_config
-    from candleflow.studies.tune import parse_search_param
+    from candleflow.studies.tune import parse_search_param, tune_objective
     from candleflow.studies.tune import tune as run_tune
 
-    cfg = load_config(config, set_)
+    cfg = load_config(config, [*(set_ or []), *([f"tune.objective={objective}"] if objective else [])])
     setup_logging(verbose=True, log_file=log_file_for(cfg, "tune"))
     space = dict(parse_search_param(item) for item in param) if param else None
     result = interruptible(lambda: run_tune(cfg, name, trials, space))
-    t = Table(title=f"tune: {len(result.trials)} trials, best first (mean walk-forward balanced accuracy)")
+    what = tune_objective(cfg).replace("_", " ")
+    t = Table(title=f"tune: {len(result.trials)} trials, best first (mean walk-forward {what})")
     cols = list(result.trials[0])
     for col in cols:
         t.add_column(col, justify="left" if col in ("state",) else "right")

@@ -685,6 +685,12 @@ class EvaluationConfig(_Section):
         "written into the run's config.yaml",
     )
 
+    margin_objective: Literal["balanced_accuracy", "sharpe", "return"] = Field(
+        "balanced_accuracy",
+        description="what decision_margin auto maximises on the validation period: the decisions' balanced "
+        "accuracy, or the Sharpe ratio or total return of trading them (the backtest: costs included)",
+    )
+
     @field_validator("decision_margin")
     @classmethod
     def _margin(cls, v: float | str) -> float | str:
@@ -873,6 +879,12 @@ class TuneConfig(_Section):
     trials: int = Field(20, ge=1, description="total trials in the study (a continued study runs the rest)")
     folds: int = Field(3, ge=1, description="walk-forward folds over the periods before the test period")
     prune: bool = Field(True, description="stop trials whose running fold mean is below the median (Optuna)")
+    objective: Literal["auto", "balanced_accuracy", "sharpe", "return", "ic", "r2"] = Field(
+        "auto",
+        description="what a trial maximises on each fold's validation part: the decisions' balanced accuracy, the "
+        "Sharpe ratio or total return of trading them (after costs), or a regression target's IC or "
+        "out-of-sample R^2; auto: balanced_accuracy for classes, r2 for regression targets",
+    )
     space: dict[str, SearchParam] = Field(
         default_factory=lambda: {
             "training.learning_rate": SearchParam(low=1e-4, high=3e-3, log=True),
@@ -910,6 +922,20 @@ class RunConfig(_Section):
     def _task(self) -> RunConfig:
         if self.task == "reward" and self.training.monitor != "val_loss":
             raise ValueError("task 'reward' trains a regression: training.monitor must be val_loss")
+        objective = self.tune.objective
+        if self.labels.regression and objective in ("balanced_accuracy", "sharpe", "return"):
+            raise ValueError(f"tune.objective {objective} scores decisions; a regression target tunes on ic or r2")
+        if not self.labels.regression and objective in ("ic", "r2"):
+            raise ValueError(
+                f"tune.objective {objective} scores a regression target; classes tune on balanced_accuracy, sharpe or return"
+            )
+        ev = self.evaluation
+        if ev.decision_margin == "auto" and ev.margin_objective != "balanced_accuracy":
+            if self.dataset.layout == "panel" or self.universe.active:
+                raise ValueError(
+                    f"evaluation.margin_objective {ev.margin_objective} backtests one series' decisions; a universe or "
+                    "panel chooses its margin on balanced_accuracy"
+                )
         if self.labels.regression:
             kind = self.labels.kind
             if "val_accuracy" in (self.training.monitor, self.training.lr_monitor):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -75,21 +76,29 @@ SMALL_PERIOD = 200  # fewer windows than this in a period: its figures are noisy
 
 
 def choose_margin(
-    y_val: np.ndarray, probs_val: np.ndarray, candidates: tuple[float, ...] = MARGINS
+    y_val: np.ndarray,
+    probs_val: np.ndarray,
+    candidates: tuple[float, ...] = MARGINS,
+    score: Callable[[np.ndarray], float] | None = None,
 ) -> tuple[float, dict[str, float]]:
-    """`decision_margin: auto`: the candidate whose decisions score the best balanced accuracy on
-    the validation labels (ties: the larger margin, the more cautious rule), and every score."""
-    scores = {str(m): classification_metrics(y_val, decide(probs_val, m))["balanced_accuracy"] for m in candidates}
-    best = max(candidates, key=lambda m: (round(scores[str(m)], 12), m))
+    """`decision_margin: auto`: the candidate whose decisions score best on the validation period
+    (ties: the larger margin, the more cautious rule), and every score. The score is the balanced
+    accuracy of the decisions, or `score(decisions)` (e.g. the Sharpe ratio of trading them)."""
+    measure = score or (lambda d: classification_metrics(y_val, d)["balanced_accuracy"])
+    scores = {str(m): float(measure(decide(probs_val, m))) for m in candidates}
+    best = max(candidates, key=lambda m: (round(scores[str(m)], 12) if np.isfinite(scores[str(m)]) else -np.inf, m))
     return float(best), scores
 
 
 def resolve_margin(
-    cfg_margin: float | str, y_val: np.ndarray, probs_val: np.ndarray
+    cfg_margin: float | str,
+    y_val: np.ndarray,
+    probs_val: np.ndarray,
+    score: Callable[[np.ndarray], float] | None = None,
 ) -> tuple[float, dict[str, float] | None]:
     """The configured margin, or the one `auto` chooses on validation (with the scores it compared)."""
     if cfg_margin == "auto":
-        return choose_margin(y_val, probs_val)
+        return choose_margin(y_val, probs_val, score=score)
     return float(cfg_margin), None
 
 

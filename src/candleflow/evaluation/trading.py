@@ -111,3 +111,14 @@ def trade_list(candles: Candles, res: BacktestResult, ends: np.ndarray, sides: n
         }
         for e, x, r, k in list(zip(res.entry, res.exit, res.trade_returns, res.reason))[:TRADE_LIST]
     ]
+
+
+def trade_score(candles: Candles, ends: np.ndarray, decisions: np.ndarray, cfg: RunConfig, objective: str) -> float:
+    """The Sharpe ratio or total return (after costs) of trading `decisions` at window ends
+    `ends`, as the run's backtest trades them: what `evaluation.margin_objective` maximises."""
+    bt, lab = cfg.backtest, cfg.labels
+    span = (int(ends[0]), min(len(candles), int(ends[-1]) + lab.horizon + 1))
+    res = backtest(candles, ends, sides_of(decisions), lab, bt.fee, bt.slippage, bt.mode, span)
+    per_year = bars_per_year(candles.calendar, candles.interval, int(candles.open_time[-1]))
+    perf = performance(res, candles.interval, per_year)
+    return float(perf["sharpe"] if objective == "sharpe" else perf["total_return"])

@@ -16,7 +16,7 @@ import numpy as np
 from candleflow.config import RunConfig
 from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.sampling import class_weights
-from candleflow.errors import DataError
+from candleflow.errors import ConfigError, DataError
 from candleflow.evaluation.metrics import evaluate, resolve_margin
 from candleflow.models.backend import keras
 from candleflow.models.families import family
@@ -112,11 +112,13 @@ def train_and_score(
     callbacks: list | None = None,
     replicas: int = 1,
     references: bool = True,
+    candles: Any = None,
 ) -> Trained:
     """Seed, build, fit on `parts['train']` (every `train_stride`-th window; class weights or
     balanced batches as configured), then score 'val' [and 'test'] against the baselines and,
     with `references`, against `evaluation.reference_models` fitted on the same windows.
-    Checkpoints and logs go to `work`."""
+    Checkpoints and logs go to `work`. `candles` (one series') lets `decision_margin: auto`
+    maximise the validation backtest (`evaluation.margin_objective`)."""
     tc = cfg.training
     keras.utils.set_random_seed(tc.seed)
     train_pos = parts["train"][:: cfg.dataset.train_stride]
@@ -133,7 +135,7 @@ def train_and_score(
     rows = LaggedRows(train_ds.shape[1], cfg.model.lags)
     refs = _references(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts) if references else {}
     if family(cfg.model.kind).tabular:
-        return _train_and_score_tabular(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, refs)
+        return _train_and_score_tabular(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, refs, candles)
 
     model, loader, input_shape = make(train_ds)
     auto = cfg.dataset.batch_size == "auto"
@@ -214,6 +216,7 @@ def train_and_score(
         refs,
         lambda d: model.predict(loader(d, 1024 * replicas, multiple_of=replicas), verbose=0)[: len(d)],
         _train_context(train_ds, y_train, cfg),
+        candles,
     )
     return Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
 
@@ -260,6 +263,7 @@ def _score(
     refs: dict[str, dict[str, np.ndarray]],
     predict: Callable[[Any], np.ndarray],
     train_context: np.ndarray | None = None,
+    candles: Any = None,
 ) -> tuple[dict[str, tuple[Any, np.ndarray, np.ndarray]], dict[str, Any]]:
     """Each evaluated part's windows, true labels and probabilities (a regression target's
     forecasts), and its metrics against the baselines and the reference models: one scoring for
@@ -268,12 +272,27 @@ def _score(
     outputs = {part: predict(part_ds) for part, part_ds in eval_parts.items()}
     margin: float = 0.0
     chosen: dict[str, float] | None = None
+    objective = cfg.evaluation.margin_objective
     if not cfg.labels.regression:  # decision_margin: auto is chosen on validation, never on test
-        margin, chosen = resolve_margin(cfg.evaluation.decision_margin, eval_parts["val"].labels_at(), outputs["val"])
+        score = None
+        if objective != "balanced_accuracy" and cfg.evaluation.decision_margin == "auto":
+            if candles is None:
+                raise ConfigError(
+                    f"evaluation.margin_objective {objective} backtests one series' decisions: it needs a run on one "
+                    "source (not a universe or panel); use balanced_accuracy there"
+                )
+            from candleflow.evaluation.trading import trade_score
+
+            val_ends = eval_parts["val"].ends
+            score = lambda d: trade_score(candles, val_ends, d, cfg, objective)  # noqa: E731
+        margin, chosen = resolve_margin(
+            cfg.evaluation.decision_margin, eval_parts["val"].labels_at(), outputs["val"], score
+        )
         if chosen is not None:
             log.info(
-                "evaluation.decision_margin auto: %s on validation balanced accuracy (%s)",
+                "evaluation.decision_margin auto: %s on validation %s (%s)",
                 margin,
+                objective,
                 ", ".join(f"{k}: {v:.4f}" for k, v in chosen.items()),
             )
     for part, part_ds in eval_parts.items():
@@ -295,7 +314,7 @@ def _score(
             block=max(2 * cfg.labels.horizon // max(cfg.dataset.stride, 1), 24),
         )
         if chosen is not None:
-            metrics[part]["decision_margin_auto"] = {"objective": "balanced_accuracy on val", "scores": chosen}
+            metrics[part]["decision_margin_auto"] = {"objective": f"{objective} on val", "scores": chosen}
         for line in metrics[part]["warnings"]:
             log.warning("%s period: %s", part, line)
     return scored, metrics
@@ -363,6 +382,7 @@ def _train_and_score_tabular(
     weights: np.ndarray | None,
     eval_parts: dict[str, Any],
     refs: dict[str, dict[str, np.ndarray]],
+    candles: Any = None,
 ) -> Trained:
     """The tabular families through the same split, labels, weights, decisions and metrics."""
     import psutil
@@ -389,5 +409,6 @@ def _train_and_score_tabular(
         refs,
         lambda d: model.predict_proba(rows.of(d)),
         _train_context(train_ds, y_train, cfg),
+        candles,
     )
     return Trained(model, fitted, fit_s, {}, scored, metrics, (len(rows.lags) * train_ds.shape[2],))

@@ -61,7 +61,8 @@ def tune(
     cfg: RunConfig, name: str | None = None, trials: int | None = None, space: dict[str, SearchParam] | None = None
 ) -> TuneResult:
     """Run (or continue) the study `name` in runs_dir/tune-NAME until it holds `trials` finished
-    trials; maximise the mean balanced accuracy of the decisions over the walk-forward folds."""
+    trials; maximise the mean of `tune.objective` over the walk-forward folds (the decisions'
+    balanced accuracy by default)."""
     import optuna
 
     tc = cfg.tune
@@ -86,6 +87,13 @@ def tune(
         sampler=optuna.samplers.TPESampler(seed=cfg.training.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2) if tc.prune else optuna.pruners.NopPruner(),
     )
+    maximised = tune_objective(cfg)
+    before = study.user_attrs.get("objective")
+    if before is not None and before != maximised:
+        raise ConfigError(
+            f"tune {name} maximised {before}; continue it with --objective {before} or give this study another --name"
+        )
+    study.set_user_attr("objective", maximised)
     done = _n_finished(study)
     if done:  # a continued study: fresh random draws, not a replay of the first ones
         study.sampler = optuna.samplers.TPESampler(seed=cfg.training.seed + len(study.trials))
@@ -138,8 +146,8 @@ def _n_finished(study) -> int:
 
 
 def score_fold(cfg: RunConfig, prep: PreparedData, fold: Split) -> float:
-    """Balanced accuracy of the decisions (a regression target's out-of-sample R^2) on one fold's
-    validation part, trained and scored by
+    """The trial's objective (tune.objective: balanced accuracy, Sharpe or return of the decisions,
+    a regression target's IC or R^2) on one fold's validation part, trained and scored by
     the same `train_and_score` that `run` uses (so a fold equal to the run's split scores what
     the run scores)."""
     work = Path(tempfile.mkdtemp(prefix="candleflow-fold-"))
@@ -152,13 +160,29 @@ def score_fold(cfg: RunConfig, prep: PreparedData, fold: Split) -> float:
             {"train": fold["train"], "val": fold["val"]},
             model_and_loader(quiet, prep),
             references=False,  # a trial scores the model only: the reference models would be refitted for nothing
+            candles=prep.candles,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    model = trained.metrics["val"]["table"]["model"]
-    if cfg.labels.regression:  # out-of-sample R^2 (the naive forecast scores 0); undefined counts as no skill
-        return float(model["r2"]) if model["r2"] is not None else 0.0
-    return float(model["balanced_accuracy"])
+    val = trained.metrics["val"]
+    objective = tune_objective(cfg)
+    if objective in ("ic", "r2"):  # R^2 out of sample (the naive forecast scores 0); undefined counts as no skill
+        value = val["table"]["model"][objective]
+        return float(value) if value is not None else 0.0
+    if objective in ("sharpe", "return"):  # the fold's validation decisions traded, costs included
+        from candleflow.evaluation.metrics import decide
+        from candleflow.evaluation.trading import trade_score
+
+        part_ds, _, probs = trained.scored["val"]
+        return trade_score(prep.candles, part_ds.ends, decide(probs, val["decision_margin"]), cfg, objective)
+    return float(val["table"]["model"]["balanced_accuracy"])
+
+
+def tune_objective(cfg: RunConfig) -> str:
+    """tune.objective with `auto` resolved: r2 for regression targets, balanced_accuracy for classes."""
+    if cfg.tune.objective != "auto":
+        return cfg.tune.objective
+    return "r2" if cfg.labels.regression else "balanced_accuracy"
 
 
 def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
@@ -221,7 +245,7 @@ def _write_results(study, folder: Path, cfg: RunConfig, space: dict[str, SearchP
     best_params = {key: _decode(space[key], best.params[key]) for key in space if key in best.params}
     header = (
         f"# best of {len(complete)} finished trials of tune study {study.study_name!r}: trial "
-        f"{best.number}, mean walk-forward balanced accuracy {best.value:.4f}\n"
+        f"{best.number}, mean walk-forward {tune_objective(cfg).replace('_', ' ')} {best.value:.4f}\n"
     )
     write_text(folder / "best.yaml", header + apply_params(cfg, best_params).to_yaml())
     write_json(

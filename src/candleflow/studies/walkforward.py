@@ -231,7 +231,9 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=path.parent))
     t0 = time.perf_counter()
     try:
-        trained = train_and_score(fcfg, work, prep.dataset, split.parts, model_and_loader(fcfg, prep), references=False)
+        trained = train_and_score(
+            fcfg, work, prep.dataset, split.parts, model_and_loader(fcfg, prep), references=False, candles=prep.candles
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
