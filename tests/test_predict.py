@@ -352,3 +352,37 @@ def test_predict_reproduces_a_universe_runs_predictions_series_by_series(tmp_pat
         assert table.column("decision").to_numpy(zero_copy_only=False)[rows].tolist() == want.tolist()
         labels = np.array(table.column("label").to_pylist(), dtype=object)[rows]
         assert labels.tolist() == np.array(["SHORT", "HOLD", "LONG"])[y[mine]].tolist()
+
+
+def test_predict_says_where_the_range_is_not_covered_and_where_the_gaps_are(lstm_run):
+    """A hole in the new candles splits them: the rows resume after the features' warm-up, and the
+    notes (in the table's metadata, printed by the CLI) give the gap's times and the late start."""
+    import numpy as np
+
+    from candleflow.data.candles import Candles
+    from candleflow.runs.predict import table_notes
+
+    result, cfg = lstm_run
+    p = Predictor.from_run(result.run_dir)
+    c, _ = load_candles(cfg.source, cfg.validation)
+    keep = np.r_[0:1000, 1100 : len(c)]  # 100 hourly bars missing after row 999
+    cut = Candles(
+        c.open_time[keep],
+        c.open[keep],
+        c.high[keep],
+        c.low[keep],
+        c.close[keep],
+        c.volume[keep],
+        np.array([[0, 1000], [1000, keep.size]]),
+        c.symbol,
+        c.interval,
+    )
+    table = p.predict(cut)
+    notes = table_notes(table)
+    gap = [n for n in notes if n.startswith("gap:")]
+    assert gap == [
+        f"gap: no bars from {cut.time_str(999)} to {cut.time_str(1000)}; windows resume at "
+        f"{cut.time_str(1000 + cfg.dataset.window - 1 + 48)}"
+    ]
+    late = p.predict(cut, start=str(np.datetime64(int(c.open_time[0]), "ns"))[:10])
+    assert any(n.startswith("asked from") for n in table_notes(late))

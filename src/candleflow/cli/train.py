@@ -161,7 +161,7 @@ def predict(
     """Apply a trained run to candles from any source, with exactly the run's features, windows and
     decision rule: one row per complete window (probabilities, decision)."""
     from candleflow.fs.guard import check_output, local_path
-    from candleflow.runs.predict import Predictor, latest_rows, score_against_labels, write_signals
+    from candleflow.runs.predict import Predictor, latest_rows, score_against_labels, table_notes, write_signals
 
     setup_logging(log_file=log_file_for(None, "predict"))  # the run's output.log_dir is the training machine's
     target = None if out is None else local_path(out)
@@ -175,6 +175,8 @@ def predict(
     if target is not None:
         write_signals(table, target, overwrite)
     print_signals(table, predictor.name, what, predictor.layout, score_against_labels(table), out)
+    for note in table_notes(table):  # where the asked range is not covered, and where the gaps are
+        console.print(f"note: {note}", style="yellow", highlight=False)
 
 
 @app.command()

@@ -152,13 +152,19 @@ class Predictor:
             )
         ds = WindowDataset(features.values, unlabelled, ends, d.window, d.sample_rate)
         probs = self._probabilities(ds, candles)
+        notes = coverage_notes(candles, ends, start, end)
         if cfg.labels.regression:
-            return self._forecast_table(candles, ends, probs)
+            return _noted(self._forecast_table(candles, ends, probs), notes)
         decisions = decide(probs, cfg.evaluation.margin)
         # the run's labels where their forward window is already complete (null for the newest bars):
         # the truth to score the signals against later, never an input
         truth, _ = make_labels(candles, cfg.labels)
         label = truth.y[ends]
+        return _noted(self._decision_table(candles, ends, probs, decisions, label), notes)
+
+    def _decision_table(
+        self, candles: Candles, ends: np.ndarray, probs: np.ndarray, decisions: np.ndarray, label: np.ndarray
+    ) -> pa.Table:
         return pa.table(
             {
                 "open_time": pa.array(candles.open_time[ends].astype("datetime64[ns]")),
@@ -197,6 +203,51 @@ class Predictor:
     def _probabilities(self, ds: WindowDataset, candles: Candles) -> np.ndarray:
         """The family's own prediction path: the same as the run scored its validation windows."""
         return self.family.probabilities(self.model, ds, self.config, candles)
+
+
+def coverage_notes(candles: Candles, ends: np.ndarray, start: str | None, end: str | None) -> list[str]:
+    """What a trader must know about the rows predict returns: where the asked range starts or
+    ends beyond the scored windows, and every gap inside the scored range (a segment boundary:
+    the windows after it wait for the features' warm-up), with times."""
+    notes: list[str] = []
+    if ends.size == 0:
+        return notes
+    first, last = int(ends[0]), int(ends[-1])
+    day = 86_400_000_000_000
+    if start is not None:
+        asked = np.datetime64(start, "ns").astype(np.int64)
+        if int(candles.open_time[first]) - asked >= day:
+            notes.append(
+                f"asked from {start}; the first scored window ends at {candles.time_str(first)} (no complete window "
+                "before it: missing data or the features' warm-up)"
+            )
+    if end is not None:
+        asked = np.datetime64(end, "ns").astype(np.int64)
+        if asked - int(candles.open_time[last]) >= day:
+            notes.append(f"asked to {end}; the data ends at {candles.time_str(last)}")
+    starts = candles.segments[1:, 0]
+    inside = starts[(starts > first) & (starts <= last)]
+    for s in inside:
+        notes.append(
+            f"gap: no bars from {candles.time_str(int(s) - 1)} to {candles.time_str(int(s))}; windows resume at "
+            f"{candles.time_str(int(ends[np.searchsorted(ends, s)]))}"
+        )
+    return notes
+
+
+def _noted(table: pa.Table, notes: list[str]) -> pa.Table:
+    """The table with its coverage notes in the schema metadata (they travel into Parquet)."""
+    import json
+
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), b"candleflow_notes": json.dumps(notes)})
+
+
+def table_notes(table: pa.Table) -> list[str]:
+    """The coverage notes `predict` attached to a table."""
+    import json
+
+    raw = (table.schema.metadata or {}).get(b"candleflow_notes")
+    return list(json.loads(raw)) if raw else []
 
 
 def latest_rows(table: pa.Table) -> pa.Table:
