@@ -339,3 +339,19 @@ def test_block_shuffled_targets_keep_their_values_and_lose_their_bars():
     assert sorted(pairs) == [(0.1, 0.2), (0.3, 0.4), (0.5, 0.6)] and vals != [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     classes = np.array([0, 1, -1, 2, 2, 1], np.int8)
     assert (shuffled_in_blocks(classes, 1, seed=3) == -1).sum() == 1
+
+
+@pytest.mark.integration
+def test_a_regression_run_exports_a_bundle_that_predicts_the_same_forecasts(tiny_config, tmp_path):
+    import candleflow as cf
+    from candleflow.data.load import load_candles
+    from candleflow.runs.bundle import export_bundle
+    from candleflow.runs.predict import Predictor
+
+    cfg = tiny_config("labels.kind=volatility", "model.kind=mlp", "evaluation.reference_models=[]")
+    result = cf.run(cfg)
+    target, _ = export_bundle(result.run_dir, tmp_path / "vol-serving")
+    candles, _ = load_candles(cfg.source, cfg.validation)
+    a, b = Predictor.from_run(result.run_dir).predict(candles), Predictor.from_run(target).predict(candles)
+    np.testing.assert_allclose(a.column("forecast").to_numpy(), b.column("forecast").to_numpy(), rtol=1e-5, atol=1e-6)
+    assert b.column("target").to_pylist()[0] == "volatility"

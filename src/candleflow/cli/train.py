@@ -3,6 +3,7 @@ report, compare, export. Each parses its options, calls the library and prints."
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from candleflow.cli.common import (
     app,
     bar,
     console,
+    err_console,
     interruptible,
     log_file_for,
     setup_logging,
@@ -88,8 +90,22 @@ def walkforward(
     cfg = load_config(config, [*(set_ or []), *([f"cluster.scheduler={scheduler}"] if scheduler else [])])
     setup_logging(log_file=log_file_for(cfg, "walkforward"))
     wanted = [f.strip() for f in families.split(",") if f.strip()]
+    t_start = time.perf_counter()
+
+    def said(msg: str) -> None:  # without a terminal the bar is silent: a line per fold, with time
+        if not err_console.is_terminal:
+            done, total = (int(v) for v in msg.split(" ", 1)[0].split("/")) if "/" in msg.split(" ", 1)[0] else (0, 0)
+            spent = time.perf_counter() - t_start
+            left = f", about {spent / done * (total - done) / 60:.1f} min left" if done and total else ""
+            err_console.print(f"walk-forward {msg} ({spent / 60:.1f} min{left})", highlight=False)
+
     with bar("walk-forward") as progress:
         task = progress.add_task("folds", total=None)
+
+        def step(msg: str) -> None:
+            progress.update(task, advance=1, description=msg)
+            said(msg)
+
         result = interruptible(
             lambda: run_walkforward(
                 cfg,
@@ -99,7 +115,7 @@ def walkforward(
                 rolling,
                 name,
                 resamples=resamples,
-                progress=lambda msg: progress.update(task, advance=1, description=msg),
+                progress=step,
                 dask=dask or scheduler is not None,
             )
         )
