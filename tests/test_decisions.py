@@ -153,3 +153,55 @@ def test_a_backtest_objective_is_refused_where_there_is_no_single_series():
         load_config(
             None, ["evaluation.decision_margin=auto", "evaluation.margin_objective=sharpe", "dataset.layout=panel"]
         )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["lightgbm", "mlp"])
+def test_refit_trains_the_production_model_on_every_window_and_predict_uses_it(tiny_config, kind):
+    """run --refit: the validated model's metrics stay; a second model, trained on every labelled
+    window with the validated run's epochs (or rounds), is saved under refit/ with its digest;
+    predict uses it by default (saying so) and the validated one on request."""
+    import candleflow as cf
+    from candleflow.data.load import load_candles
+    from candleflow.errors import RegistryError
+    from candleflow.models.refit import best_epochs
+    from candleflow.runs.predict import Predictor
+
+    cfg = tiny_config(
+        f"model.kind={kind}", "training.refit=true", "training.epochs=3", "evaluation.reference_models=[]"
+    )
+    result = cf.run(cfg)
+    refit = result.metadata["refit"]
+    prep_windows = sum(v["windows"] for v in cf.prepare(cfg).split.summary().values())
+    assert refit["windows"] == -(-prep_windows // cfg.dataset.train_stride)  # every labelled window, strided
+    assert (result.run_dir / refit["model_file"]["name"]).is_file()
+    if kind == "mlp":
+        hist = result.metadata
+        assert refit["epochs"] == best_epochs(
+            {"val_loss": [float(x) for x in _history(result.run_dir)["val_loss"]]}, "val_loss", hist["epochs_run"]
+        )
+    else:
+        assert refit["rounds"] >= 1
+    candles, _ = load_candles(cfg.source, cfg.validation)
+    prod, val = Predictor.from_run(result.run_dir), Predictor.from_run(result.run_dir, model="validated")
+    assert (
+        prod.which == "refit" and prod.model_used.startswith("the refit model (trained on") and val.which == "validated"
+    )
+    a, b = prod.predict(candles), val.predict(candles)
+    assert not np.allclose(a.column("prob_long").to_numpy(), b.column("prob_long").to_numpy())
+    with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:  # the validated model is the scored one
+        rows = np.searchsorted(
+            b.column("open_time").to_numpy(), candles.open_time[z["val_ends"]].astype("datetime64[ns]")
+        )
+        np.testing.assert_allclose(b.column("prob_long").to_numpy()[rows], z["val_probs"][:, 2], rtol=1e-5, atol=1e-6)
+    (result.run_dir / refit["model_file"]["name"]).write_bytes(b"tampered")
+    with pytest.raises(RegistryError, match="does not match the sha256"):
+        Predictor.from_run(result.run_dir)
+
+
+def _history(run_dir):
+    import csv
+
+    with open(run_dir / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    return {k: [r[k] for r in rows] for k in rows[0]}

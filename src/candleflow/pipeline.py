@@ -257,6 +257,9 @@ def _run_into(
         )
         predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
         drawn[part] = report_arrays(prep.candles, part_ds.ends, results, cfg.dataset.window, cfg.labels.horizon)
+    training = _training(trained, cfg, replicas)
+    if cfg.training.refit:  # the production model: every labelled window, the validated run's choices
+        training["refit"] = _refit(cfg, prep, trained, work)
     metadata = write_run(
         work,
         cfg,
@@ -279,7 +282,7 @@ def _run_into(
             "interval": prep.candles.interval,
             "feature_names": prep.features.names,
         },
-        training=_training(trained, cfg, replicas),
+        training=training,
         predictions=predictions,
         report_data=drawn or None,
     )
@@ -466,6 +469,24 @@ def _run_panel_into(
     build_report(work)
     log.info("panel run finished in %.1fs", metadata["seconds"])
     return RunResult(work, trained.metrics, metadata, "panel")
+
+
+def _refit(cfg: RunConfig, prep: Any, trained: Trained, work: Path) -> dict[str, Any]:
+    """Train the production model and describe it for metadata.json (what predict loads by default)."""
+    from candleflow.fs.digest import sha256_file
+    from candleflow.models.refit import REFIT_DIR, refit
+
+    positions = np.sort(np.concatenate(list(prep.split.parts.values())))
+    info = refit(cfg, prep.dataset, positions, trained, prep, work / REFIT_DIR)
+    info.pop("model")
+    ends = prep.dataset.ends[positions]
+    name = f"{REFIT_DIR}/{family(cfg.model.kind).model_file}"
+    return {
+        **info,
+        "from": prep.candles.time_str(int(ends[0])),
+        "to": prep.candles.time_str(int(ends[-1])),
+        "model_file": {"name": name, "sha256": sha256_file(work / name)},
+    }
 
 
 def _resolved(cfg: RunConfig, metrics: dict[str, Any], folder: RunFolder) -> RunConfig:

@@ -69,6 +69,7 @@ def print_result(result) -> None:
         if tr.get("note"):
             t.caption = f"note: {tr['note']}"
         console.print(t)
+    print_refit(meta)
     console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
 
 
@@ -108,7 +109,19 @@ def print_regression(result) -> None:
         f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
         f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
     )
+    print_refit(meta)
     console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
+
+
+def print_refit(meta: dict) -> None:
+    """One line on the production model, where the run trained one (training.refit)."""
+    refit = meta.get("refit")
+    if refit:
+        what = f"{refit['epochs']} epochs" if "epochs" in refit else f"{refit.get('rounds')} boosting rounds"
+        console.print(
+            f"refit: the production model trained on all {refit['windows']:,} labelled windows to {refit['to']} "
+            f"({what}, {refit['seconds']:.0f}s); predict uses it (--model validated for the one scored above)"
+        )
 
 
 def print_panel(result) -> None:

@@ -26,13 +26,22 @@ from candleflow.cli.present import print_result, print_signals
 
 
 @app.command()
-def run(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def run(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit", help="then train the production model on every labelled window (training.refit; predict uses it)"
+        ),
+    ] = False,
+) -> None:
     """Train and evaluate a model end to end and save a run folder (embedded default: synthetic market)."""
     from candleflow.config import load_config
     from candleflow.pipeline import run as run_pipeline
 
     setup_logging(verbose=True)
-    cfg = load_config(config, set_)
+    cfg = load_config(config, [*(set_ or []), *(["training.refit=true"] if refit else [])])
     print_result(interruptible(lambda: run_pipeline(cfg)))
 
 
@@ -168,6 +177,9 @@ def predict(
     out: Annotated[
         str | None, typer.Option("--out", "-o", help="signals file: .parquet or .csv (a local path)")
     ] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="auto (the refit model where the run has one), refit or validated")
+    ] = "auto",
     start: Annotated[str | None, typer.Option("--from", help="first window end to score, e.g. 2024-07-01")] = None,
     end: Annotated[str | None, typer.Option("--to", help="last window end to score")] = None,
     latest: Annotated[bool, typer.Option(help="score only the last complete bar and print its decision")] = False,
@@ -183,7 +195,7 @@ def predict(
     target = None if out is None else local_path(out)
     if target is not None:
         check_output(target, overwrite)  # before the work
-    predictor = Predictor.from_run(run, runs_dir)
+    predictor = Predictor.from_run(run, runs_dir, model)
     cfg = predictor.source_config(set_, config)
     table, what = predictor.predict_source(cfg, start, end)
     if latest:
@@ -191,6 +203,7 @@ def predict(
     if target is not None:
         write_signals(table, target, overwrite)
     print_signals(table, predictor.name, what, predictor.layout, score_against_labels(table), out)
+    console.print(f"scored by {predictor.model_used}", highlight=False)
     for note in table_notes(table):  # where the asked range is not covered, and where the gaps are
         console.print(f"note: {note}", style="yellow", highlight=False)
 

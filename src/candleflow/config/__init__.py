@@ -653,6 +653,12 @@ class TrainingConfig(_Section):
         "balanced", description="balanced: loss weights inverse to class frequency (ignored with dataset.balanced)"
     )
     shuffle_labels: bool = Field(False, description="control experiment: permute training labels")
+    refit: bool = Field(
+        False,
+        description="after the run (one series), train the same family again on every labelled window, validation "
+        "and test included, with the epochs (or boosting rounds), learning rates and decision margin the validated "
+        "run chose; saved in the run folder's refit/ and used by predict unless told otherwise",
+    )
     seed: int = Field(42, description="seeds weights, dropout and shuffling: one config, one result on CPU")
     verbose: Literal["auto", 0, 1, 2] = Field(
         "auto", description="Keras progress output; auto: a bar on a terminal, a line per epoch otherwise"
@@ -922,6 +928,8 @@ class RunConfig(_Section):
     def _task(self) -> RunConfig:
         if self.task == "reward" and self.training.monitor != "val_loss":
             raise ValueError("task 'reward' trains a regression: training.monitor must be val_loss")
+        if self.training.refit and (self.dataset.layout == "panel" or self.universe.active or self.task == "reward"):
+            raise ValueError("training.refit retrains a run on one series; a universe, panel or reward run has none")
         objective = self.tune.objective
         if self.labels.regression and objective in ("balanced_accuracy", "sharpe", "return"):
             raise ValueError(f"tune.objective {objective} scores decisions; a regression target tunes on ic or r2")

@@ -36,10 +36,21 @@ class Predictor:
     config: RunConfig
     model: Any
     metadata: dict[str, Any]
+    which: str = "validated"  # or "refit": the production model trained on every labelled window
+
+    @property
+    def model_used(self) -> str:
+        """Which of the run's models scores, in words (the refit one with the bars it saw)."""
+        refit = self.metadata.get("refit")
+        if self.which == "refit" and isinstance(refit, dict):
+            return f"the refit model (trained on {refit['windows']:,} windows to {refit['to']})"
+        return "the validated model"
 
     @classmethod
-    def from_run(cls, run: str | Path, runs_dir: str | Path = "runs") -> Predictor:
-        """Load a complete classifier run: its config, metadata and model (safe mode, no pickle)."""
+    def from_run(cls, run: str | Path, runs_dir: str | Path = "runs", model: str = "auto") -> Predictor:
+        """Load a complete run: its config, metadata and model (safe mode, no pickle); `model`
+        auto takes the refit (production) model where the run has one, `validated` the model
+        its metrics describe."""
         path = resolve_run(run, runs_dir)
         folder = RunFolder(path)
         missing = folder.missing()
@@ -48,7 +59,8 @@ class Predictor:
         meta = folder.metadata()
         if meta.get("task", "classify") != "classify":
             raise RegistryError(f"{path}: a {meta.get('task')} run; predict applies classifier runs")
-        return cls(path, folder.config(), load_model(path, runs_dir), meta)
+        used = "refit" if model != "validated" and isinstance(meta.get("refit"), dict) else "validated"
+        return cls(path, folder.config(), load_model(path, runs_dir, which=model), meta, used)
 
     @property
     def family(self) -> Family:
@@ -116,6 +128,7 @@ class Predictor:
             self.config.model_copy(update={"evaluation": cfg.evaluation, "backtest": cfg.backtest}),
             self.model,
             self.metadata,
+            self.which,
         )
         return deciding.predict(candles, start, end), f"{candles.symbol} {candles.interval}"
 

@@ -65,14 +65,25 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
     return out
 
 
-def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tuple[int, ...] | None = None):
+def load_model(
+    run: str | Path, runs_dir: str | Path = "runs", input_shape: tuple[int, ...] | None = None, which: str = "auto"
+):
     """The run's model: model.keras loaded with safe_mode=True, or the LightGBM / linear model
     from its own file format (no pickle). Checks the input shape against the run's metadata (and
-    against `input_shape` when given)."""
+    against `input_shape` when given). `which`: `validated` (the model the run's metrics
+    describe), `refit` (the production model trained on every labelled window, `training.refit`)
+    or `auto` (the refit one where the run has it)."""
     path = resolve_run(run, runs_dir)
     meta = read_metadata(path)
     fam = family_of(path, meta)
     check_run(path, meta)
+    if which not in ("auto", "validated", "refit"):
+        raise RegistryError(f"model {which!r}: expected auto, validated or refit")
+    refit = meta.get("refit")
+    if which == "refit" and not isinstance(refit, dict):
+        raise RegistryError(f"{path}: no refit model (the run was trained without training.refit)")
+    if which != "validated" and isinstance(refit, dict):
+        return _load_refit(path, meta, fam, refit)
     if fam.tabular:
         return fam.load_from(path, _lags(meta))
     model = fam.load_from(path)
@@ -94,6 +105,22 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs", input_shape: tupl
 
 # the reward task's network: saved and loaded like the Keras families, never a `model.kind`
 REWARD_NETWORK = Family("reward", "windows", build=lambda *a, **k: None, layouts=("reward",), tasks=("reward",))
+
+
+def _load_refit(path: Path, meta: dict[str, Any], fam: Any, refit: dict[str, Any]):
+    """The refit model, its file checked against the digest metadata.json recorded for it."""
+    from candleflow.fs.digest import sha256_file
+
+    recorded = refit.get("model_file") or {}
+    name = str(recorded.get("name", ""))
+    file = path / name
+    if not name.startswith("refit/") or ".." in name or not file.is_file():
+        raise RegistryError(f"{path / RunFolder.METADATA}: its refit model file {name!r} is not in the folder")
+    if sha256_file(file) != recorded.get("sha256"):
+        raise RegistryError(f"{file}: does not match the sha256 recorded in metadata.json; refusing to use it")
+    if fam.tabular:
+        return fam.load_from(file.parent, _lags(meta))
+    return fam.load_from(file.parent)
 
 
 def family_of(path: Path, meta: dict[str, Any]):
