@@ -37,8 +37,12 @@ def _with_segments(c: Candles, segments) -> Candles:
     return Candles(c.open_time, c.open, c.high, c.low, c.close, c.volume, np.array(segments), c.symbol, c.interval)
 
 
+ORDER_FLOW = {"taker_buy_ratio", "trade_size", "trades_ratio", "quote_volume_ratio"}  # extra kline columns
+ANY_SOURCE = sorted(set(FEATURES) - ORDER_FLOW)
+
+
 @settings(max_examples=25, deadline=None)
-@given(t=st.integers(60, 680), seed=st.integers(0, 1000), names=st.sampled_from([None, sorted(FEATURES)]))
+@given(t=st.integers(60, 680), seed=st.integers(0, 1000), names=st.sampled_from([None, ANY_SOURCE]))
 def test_features_are_causal(t, seed, names):
     """Changing every bar after t leaves every feature at bars <= t unchanged (700 bars: every
     feature's warm-up, log_rv_month's 528 included, ends inside the series)."""
@@ -83,3 +87,111 @@ def test_segments_restart_warmup():
         c.interval,
     )
     np.testing.assert_array_equal(f.values[200:], compute_features(alone).values)
+
+
+def _changed_after(c: Candles, t: int, k: np.ndarray) -> Candles:
+    extra = {n: v.copy() for n, v in c.extra.items()}
+    for v in extra.values():
+        v[t + 1 :] *= k
+    arrays = [a.copy() for a in (c.open, c.high, c.low, c.close, c.volume)]
+    for a in arrays:
+        a[t + 1 :] *= k
+    return Candles(c.open_time, *arrays, c.segments, c.symbol, c.interval, c.source, extra)
+
+
+@settings(max_examples=10, deadline=None)
+@given(t=st.integers(700, 1400), seed=st.integers(0, 1000))
+def test_every_registered_feature_is_causal_on_real_binance_klines(t, seed):
+    """The whole library, order flow included, on real BTCUSDT 1h klines (their extra columns):
+    changing every bar after t never changes a feature at a bar <= t."""
+    from candleflow.config import FilesSource
+    from conftest import BINANCE
+
+    src = FilesSource(paths=[str(BINANCE / "monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-0[1-3].zip")])
+    c, _ = load_candles(src)
+    cfg = FeatureConfig(names=sorted(FEATURES))
+    k = np.random.default_rng(seed).uniform(0.5, 2.0, len(c) - t - 1)
+    a, b = compute_features(c, cfg).values, compute_features(_changed_after(c, t, k), cfg).values
+    np.testing.assert_array_equal(a[: t + 1], b[: t + 1])
+    assert np.isfinite(a[a.shape[0] // 2 :]).all()
+
+
+def test_parameters_in_names_and_one_line_errors():
+    import pytest
+
+    from candleflow.errors import ConfigError
+
+    c, _ = load_candles(SyntheticSource(n_bars=400))
+    f = compute_features(c, FeatureConfig(names=["rsi", "rsi(5)", "macd(6, 13, 4)", "atr(10)"]))
+    assert f.names == ["rsi", "rsi(5)", "macd(6, 13, 4)", "atr(10)"]
+    assert not np.allclose(f.values[100:, 0], f.values[100:, 1])  # rsi is rsi(14), not rsi(5)
+    import talib
+
+    atr = talib.ATR(c.high, c.low, c.close, timeperiod=10) / c.close
+    np.testing.assert_allclose(f.values[f.warmup :, 3], atr[f.warmup :], rtol=1e-5)
+    assert "parameters 6, 13, 4" in f.descriptions["macd(6, 13, 4)"]
+    for bad, msg in (
+        ("foo", "unknown feature 'foo'; known: ad_z, adosc"),
+        ("rsi(5, 3)", "rsi takes 1 parameter(s), got 2"),
+        ("rsi(x)", "parameter 'x' is not a number"),
+        ("rsi(0)", "parameters must be positive"),
+    ):
+        with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            FeatureConfig(names=[bad])
+    with pytest.raises(ConfigError, match="feature 'taker_buy_ratio' needs the 'taker_buy_base' column"):
+        compute_features(c, FeatureConfig(names=["taker_buy_ratio"]))
+
+
+def test_order_flow_features_by_hand_on_real_klines():
+    from candleflow.config import FilesSource
+    from conftest import BINANCE
+
+    c, _ = load_candles(FilesSource(paths=[str(BINANCE / "monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip")]))
+    f = compute_features(c, FeatureConfig(names=["taker_buy_ratio", "trades_ratio(10)"]))
+    i = 300
+    assert f.values[i, 0] == np.float32(c.extra["taker_buy_base"][i] / c.volume[i] - 0.5)
+    import talib
+
+    lx = np.log1p(c.extra["trades"])
+    np.testing.assert_allclose(f.values[i, 1], lx[i] - talib.EMA(lx, timeperiod=10)[i], rtol=1e-5)
+
+
+def test_a_user_feature_runs_through_run_and_predict_and_an_unknown_one_is_refused(tiny_config):
+    """register_feature makes a Python function a feature name; a run using it predicts with it;
+    a process that has not registered it refuses the run folder in one line."""
+    import pytest
+
+    import candleflow as cf
+    from candleflow.dataset.features import register_feature, unregister_feature
+    from candleflow.errors import ConfigError
+    from candleflow.runs.predict import Predictor
+
+    @register_feature("spread_ratio", warmup=lambda n: int(n), defaults=(3,), description="range over its mean")
+    def spread_ratio(s, n):
+        r = (s["high"] - s["low"]) / s["close"]
+        out = np.full(r.shape, np.nan)
+        for i in range(int(n) - 1, r.size):
+            out[i] = r[i] / r[i - int(n) + 1 : i + 1].mean()
+        return out
+
+    try:
+        cfg = tiny_config(
+            "features.names=[log_return, range, spread_ratio(4)]",
+            "model.kind=lightgbm",
+            "evaluation.reference_models=[]",
+        )
+        result = cf.run(cfg)
+        assert "spread_ratio(4)" in result.metrics["val"]["importance"]["lightgbm_gain"]
+        c, _ = load_candles(cfg.source, cfg.validation)
+        table = Predictor.from_run(result.run_dir).predict(c)
+        with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:
+            rows = np.searchsorted(
+                table.column("open_time").to_numpy(), c.open_time[z["val_ends"]].astype("datetime64[ns]")
+            )
+            np.testing.assert_allclose(
+                table.column("prob_long").to_numpy()[rows], z["val_probs"][:, 2], rtol=1e-5, atol=1e-6
+            )
+    finally:
+        unregister_feature("spread_ratio")
+    with pytest.raises(ConfigError, match="unknown feature 'spread_ratio'"):
+        Predictor.from_run(result.run_dir)

@@ -227,7 +227,7 @@ def test_config_feature_names_are_the_computed_features():
     from candleflow.config import FEATURE_NAMES, FeatureConfig
     from candleflow.dataset.features import FEATURES
 
-    assert tuple(FEATURES) == FEATURE_NAMES
+    assert tuple(FEATURES) == FEATURE_NAMES  # the config's name table and the implementations agree
     assert FeatureConfig().names == [
         "log_return",
         "range",

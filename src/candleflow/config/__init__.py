@@ -18,30 +18,15 @@ from pydantic import (
     model_validator,
 )
 
+from candleflow.config.feature_names import BUILTIN as _BUILTIN_FEATURES
+from candleflow.config.feature_names import DEFAULT_FEATURES
+from candleflow.config.feature_names import parse as parse_feature
 from candleflow.config.intervals import interval_ns
 from candleflow.errors import ConfigError
 
 BINANCE_BASE_URL = "https://data.binance.vision"
 # the features `features.names` may list; dataset/features.py computes exactly these (a test checks)
-DEFAULT_FEATURES = 8  # the first 8 of FEATURE_NAMES are the default features
-FEATURE_NAMES = (
-    "log_return",
-    "range",
-    "body",
-    "upper_wick",
-    "lower_wick",
-    "volume_ratio",
-    "volatility",
-    "momentum",
-    "rsi",
-    "close_ema_gap",
-    "hour_sin",
-    "hour_cos",
-    "dow_sin",
-    "dow_cos",
-    "log_rv_week",
-    "log_rv_month",
-)
+FEATURE_NAMES = tuple(_BUILTIN_FEATURES)  # the built-in features (the first DEFAULT_FEATURES are the default set)
 
 
 def _check_interval(v: str) -> str:
@@ -352,7 +337,8 @@ class FeatureConfig(_Section):
     names: list[str] = Field(
         default_factory=lambda: list(FEATURE_NAMES[:DEFAULT_FEATURES]),
         min_length=1,
-        description="features in column order; also: " + ", ".join(FEATURE_NAMES[DEFAULT_FEATURES:]),
+        description="features in column order, each a name with optional parameters (rsi(14), macd(12, 26, 9)); "
+        "also: " + ", ".join(FEATURE_NAMES[DEFAULT_FEATURES:]) + "; or a feature registered in Python",
     )
     volatility_span: int = Field(24, ge=2, description="EWMA span (bars) of the volatility feature")
     momentum_span: int = Field(24, ge=2, description="bars of the momentum feature's return")
@@ -361,9 +347,8 @@ class FeatureConfig(_Section):
     @field_validator("names")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        unknown = [n for n in v if n not in FEATURE_NAMES]
-        if unknown:
-            raise ValueError(f"unknown feature {unknown[0]!r}; known: {', '.join(sorted(FEATURE_NAMES))}")
+        for name in v:
+            parse_feature(name)  # a one-line error naming what exists
         if len(set(v)) != len(v):
             raise ValueError("feature names repeat")
         return v

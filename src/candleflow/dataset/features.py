@@ -14,6 +14,7 @@ import numpy as np
 
 from candleflow.config import FeatureConfig
 from candleflow.data.candles import Candles
+from candleflow.errors import ConfigError
 
 
 @numba.njit(cache=True)
@@ -62,10 +63,10 @@ def _volume_ratio(s: dict, cfg: FeatureConfig) -> np.ndarray:
     return lv - ema(lv, cfg.volume_span)
 
 
-def _rsi(s: dict, cfg: FeatureConfig) -> np.ndarray:
+def _rsi(s: dict, cfg: FeatureConfig, n: float = 14) -> np.ndarray:
     r = np.nan_to_num(_log_return(s, cfg))
-    up = ema(np.maximum(r, 0), 14)
-    down = ema(np.maximum(-r, 0), 14)
+    up = ema(np.maximum(r, 0), int(n))
+    down = ema(np.maximum(-r, 0), int(n))
     out = (up - down) / (up + down + 1e-12)
     out[:1] = np.nan
     return out
@@ -104,9 +105,13 @@ def _log_rv(s: dict, bars: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    fn: Callable[[dict, FeatureConfig], np.ndarray]
+    """A registered feature: fn(columns, config, *params), what it is, its warm-up in bars
+    (warmup(config, *params)) and its default parameters."""
+
+    fn: Callable[..., np.ndarray]
     description: str
-    warmup: Callable[[FeatureConfig], int]
+    warmup: Callable[..., int]
+    defaults: tuple[float, ...] = ()
 
 
 FEATURES: dict[str, FeatureSpec] = {
@@ -130,7 +135,7 @@ FEATURES: dict[str, FeatureSpec] = {
         "log return over momentum_span bars / (volatility * sqrt(span))",
         lambda c: c.momentum_span + c.volatility_span,
     ),
-    "rsi": FeatureSpec(_rsi, "RSI(14) of log returns rescaled to [-1, 1]", lambda c: 14),
+    "rsi": FeatureSpec(_rsi, "RSI(n) of log returns rescaled to [-1, 1]", lambda c, n=14: int(n), (14,)),
     "close_ema_gap": FeatureSpec(
         _close_ema_gap, "log(close / EMA of close over momentum_span bars)", lambda c: c.momentum_span
     ),
@@ -155,6 +160,83 @@ FEATURES: dict[str, FeatureSpec] = {
 }
 
 
+def _library() -> dict[str, FeatureSpec]:
+    from candleflow.dataset.indicators import LIBRARY
+
+    return {
+        name: FeatureSpec(
+            (lambda f: lambda s, c, *p: f(s, *p))(ind.fn),
+            ind.description,
+            (lambda w: lambda c, *p: w(*p))(ind.warmup),
+            ind.defaults,
+        )
+        for name, ind in LIBRARY.items()
+    }
+
+
+FEATURES.update(_library())
+_USER_FEATURES: dict[str, FeatureSpec] = {}  # registered in Python by register_feature
+
+
+def register_feature(
+    name: str,
+    warmup: int | Callable[..., int] = 0,
+    defaults: tuple[float, ...] = (),
+    description: str = "",
+) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
+    """A decorator that makes `fn(columns, *params) -> array` the feature `name`, usable in
+    `features.names` (with `len(defaults)` parameters: `name(5)`) in this process::
+
+        @register_feature("spread", warmup=0, description="(high - low) / close")
+        def spread(s):
+            return (s["high"] - s["low"]) / s["close"]
+
+    `columns` is one segment's dict of open_time, open, high, low, close, volume and the source's
+    extra columns; the function must read bars <= t for bar t (the causality test of the built-in
+    features is the pattern to copy). `warmup` (bars, or a function of the parameters) is how many
+    leading bars are not yet valid. A run or bundle naming a feature this process has not
+    registered is refused in one line: candleflow never imports code because a file names it."""
+    from candleflow.config import feature_names
+
+    if name in FEATURES:
+        raise ConfigError(f"feature {name!r} is built in; choose another name")
+
+    def deco(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+        w = warmup if callable(warmup) else (lambda *p, _w=int(warmup): _w)
+        _USER_FEATURES[name] = FeatureSpec(
+            lambda s, c, *p: fn(s, *p),
+            description or (fn.__doc__ or name).strip().splitlines()[0],
+            lambda c, *p: int(w(*p)),
+            tuple(defaults),
+        )
+        feature_names.declare(name, len(defaults))
+        return fn
+
+    return deco
+
+
+def unregister_feature(name: str) -> None:
+    """Remove a feature registered in Python (tests that register their own)."""
+    from candleflow.config import feature_names
+
+    _USER_FEATURES.pop(name, None)
+    feature_names.forget(name)
+
+
+def resolve_feature(text: str) -> tuple[FeatureSpec, tuple[float, ...]]:
+    """The spec and the parameters (given, or the defaults) of a `features.names` entry."""
+    from candleflow.config.feature_names import parse
+
+    try:
+        base, params = parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"features.names: {exc}") from None
+    spec = FEATURES.get(base) or _USER_FEATURES.get(base)
+    if spec is None:  # declared but not implemented: a name from another process's registration
+        raise ConfigError(f"features.names: feature {base!r} is not registered in this process")
+    return spec, params or spec.defaults
+
+
 @dataclass(frozen=True)
 class Features:
     """Feature matrix (N, F) float32 C-contiguous, its column names and per-segment warm-up."""
@@ -165,7 +247,11 @@ class Features:
 
     @property
     def descriptions(self) -> dict[str, str]:
-        return {n: FEATURES[n].description for n in self.names}
+        out = {}
+        for n in self.names:
+            spec, params = resolve_feature(n)
+            out[n] = spec.description + (f" (parameters {', '.join(f'{p:g}' for p in params)})" if params else "")
+        return out
 
 
 def compute_features(candles: Candles, cfg: FeatureConfig | None = None) -> Features:
@@ -173,10 +259,12 @@ def compute_features(candles: Candles, cfg: FeatureConfig | None = None) -> Feat
     cfg = cfg or FeatureConfig()
     n, f = len(candles), len(cfg.names)
     out = np.full((n, f), np.nan, dtype=np.float32)
-    warmup = max(FEATURES[name].warmup(cfg) for name in cfg.names)
+    resolved = [resolve_feature(name) for name in cfg.names]
+    warmup = max(spec.warmup(cfg, *params) for spec, params in resolved)
+    columns = ("open_time", "open", "high", "low", "close", "volume", *candles.extra)
     for start, stop in candles.segments:
-        seg = {k: candles.column(k)[start:stop] for k in ("open_time", "open", "high", "low", "close", "volume")}
-        for j, name in enumerate(cfg.names):
-            out[start:stop, j] = FEATURES[name].fn(seg, cfg)
+        seg = {k: candles.column(k)[start:stop] for k in columns}
+        for j, (spec, params) in enumerate(resolved):
+            out[start:stop, j] = spec.fn(seg, cfg, *params)
         out[start : min(stop, start + warmup)] = np.nan
     return Features(values=out, names=list(cfg.names), warmup=warmup)

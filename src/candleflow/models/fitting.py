@@ -133,9 +133,12 @@ def train_and_score(
     eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
     eval_parts["val"] = val_ds
     rows = LaggedRows(train_ds.shape[1], cfg.model.lags)
-    refs = _references(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts) if references else {}
+    importance: dict[str, Any] = {}
+    refs = _references(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, importance) if references else {}
     if family(cfg.model.kind).tabular:
-        return _train_and_score_tabular(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, refs, candles)
+        trained = _train_and_score_tabular(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, refs, candles)
+        _note_importance(trained.model, cfg, train_ds, importance)
+        return _with_importance(trained, importance)
 
     model, loader, input_shape = make(train_ds)
     auto = cfg.dataset.batch_size == "auto"
@@ -218,7 +221,15 @@ def train_and_score(
         _train_context(train_ds, y_train, cfg),
         candles,
     )
-    return Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
+    return _with_importance(Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape)), importance)
+
+
+def _with_importance(trained: Trained, importance: dict[str, Any]) -> Trained:
+    """Which inputs matter, in each period's metrics (the same figures: they come from training)."""
+    if importance:
+        for m in trained.metrics.values():
+            m["importance"] = importance
+    return trained
 
 
 def _train_context(train_ds: Any, y_train: np.ndarray, cfg: RunConfig) -> np.ndarray | None:
@@ -352,6 +363,13 @@ def _score_regression(
     )
 
 
+def _note_importance(model: Any, cfg: RunConfig, train_ds: Any, importance: dict[str, Any]) -> None:
+    """A LightGBM model's gain per input feature (summed over lags), where the windows have the
+    configured features as columns."""
+    if hasattr(model, "gain_by_feature") and train_ds.shape[2] == len(cfg.features.names):
+        importance["lightgbm_gain"] = model.gain_by_feature(list(cfg.features.names))
+
+
 def _references(
     cfg: RunConfig,
     rows: LaggedRows,
@@ -360,6 +378,7 @@ def _references(
     y_train: np.ndarray,
     weights: np.ndarray | None,
     eval_parts: dict[str, Any],
+    importance: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """{reference kind: {part: probabilities}} for every reference model other than the model's own kind."""
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -369,6 +388,8 @@ def _references(
         t0 = time.perf_counter()
         ref = fit_tabular(kind, cfg, rows, train_ds, val_ds, y_train, weights)
         out[kind] = {p: ref.predict_proba(rows.of(d)) for p, d in eval_parts.items()}
+        if importance is not None:
+            _note_importance(ref, cfg, train_ds, importance)
         log.info("reference model %s: %s; fitted in %.1fs", kind, ref.summary(), time.perf_counter() - t0)
     return out
 

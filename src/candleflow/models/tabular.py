@@ -81,6 +81,15 @@ class GBMModel:
         out = np.asarray(self.booster.predict(x, num_iteration=self.rounds), np.float32)
         return out.reshape(-1, 1) if out.ndim == 1 else out
 
+    def gain_by_feature(self, names: list[str]) -> dict[str, float]:
+        """Each input feature's share of the total split gain, summed over its lags (the columns
+        are lag-major: `lag_feature_names`), largest first."""
+        gain = np.asarray(self.booster.feature_importance(importance_type="gain", iteration=self.rounds), np.float64)
+        per = gain.reshape(len(self.lags), len(names)).sum(axis=0)
+        total = per.sum()
+        shares = per / total if total > 0 else per
+        return dict(sorted(((n, round(float(v), 6)) for n, v in zip(names, shares)), key=lambda kv: -kv[1]))
+
     def count_params(self) -> int:
         """Leaves over all trees: the number of fitted values."""
         dump = self.booster.dump_model(num_iteration=self.rounds)

@@ -361,6 +361,7 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
             )
         )
     figures.append(_img(plots.class_balance(data["dataset"]["split"]), "class balance per split"))
+    sections += _importance_html(metrics)
     sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
     rep = data["validation"]
     sections.append(
@@ -415,10 +416,24 @@ def build_regression_report(run_dir: Path) -> Path:
         )
         p = preds[part]
         figures.append(_img(plots.forecast_scatter(p["y"], p["forecast"], f"{part}: forecast against realised"), part))
+    sections += _importance_html(metrics)
     sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
     sections.append(f"<h2>config</h2><pre>{html.escape(folder.config_text())}</pre>")
     summary = (run_dir / RunFolder.SUMMARY).read_text()
     return _write_page(run_dir, meta, metrics, sections, summary)
+
+
+def _importance_html(metrics: dict[str, Any]) -> list[str]:
+    """Which inputs matter: LightGBM's gain per feature (summed over lags), the top 20."""
+    first: dict[str, Any] = next(iter(metrics.values()), {})
+    gain = first.get("importance", {}).get("lightgbm_gain")
+    if not gain:
+        return []
+    rows = [[name, f"{100 * share:.1f}%"] for name, share in list(gain.items())[:20]]
+    return [
+        "<h2>which inputs matter</h2><p>LightGBM's share of the split gain per feature, over its lags "
+        "(the reference model, or the model itself)</p>" + _table(rows, ["feature", "gain share"], "importance")
+    ]
 
 
 def _warnings_html(metrics: dict[str, Any]) -> list[str]:

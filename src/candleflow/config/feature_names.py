@@ -1,0 +1,117 @@
+"""The feature names the config accepts and how many parameters each takes: `rsi`, `rsi(14)`,
+`macd(12, 26, 9)`. The implementations live in `candleflow.dataset.features` (and the
+indicator library it wraps); this table lets the config say in one line, at load time, which
+names exist, without importing them. A user feature registered in Python
+(`candleflow.dataset.features.register_feature`) is declared here by that call."""
+
+from __future__ import annotations
+
+import re
+
+# base name -> the number of parameters it takes (its defaults live with the implementation)
+BUILTIN: dict[str, int] = {
+    # the original set (the first 8 are the default features)
+    "log_return": 0,
+    "range": 0,
+    "body": 0,
+    "upper_wick": 0,
+    "lower_wick": 0,
+    "volume_ratio": 0,
+    "volatility": 0,
+    "momentum": 0,
+    "rsi": 1,
+    "close_ema_gap": 0,
+    "hour_sin": 0,
+    "hour_cos": 0,
+    "dow_sin": 0,
+    "dow_cos": 0,
+    "log_rv_week": 0,
+    "log_rv_month": 0,
+    # the indicator library (TA-Lib), scale-free forms
+    "stoch_k": 3,
+    "stoch_d": 3,
+    "stochrsi": 1,
+    "willr": 1,
+    "cci": 1,
+    "mfi": 1,
+    "adx": 1,
+    "plus_di": 1,
+    "minus_di": 1,
+    "aroonosc": 1,
+    "ultosc": 3,
+    "cmo": 1,
+    "bop": 0,
+    "macd": 3,
+    "macd_signal": 3,
+    "macd_hist": 3,
+    "ppo": 2,
+    "roc": 1,
+    "trix": 1,
+    "atr": 1,
+    "natr": 1,
+    "bb_width": 1,
+    "bb_pos": 1,
+    "keltner_pos": 1,
+    "obv_z": 1,
+    "ad_z": 1,
+    "adosc": 2,
+    "zscore": 1,
+    "rv": 1,
+    "linreg_slope": 1,
+    "ema_gap": 1,
+    "sma_gap": 1,
+    # Binance's order flow (the klines' extra columns)
+    "taker_buy_ratio": 0,
+    "trade_size": 1,
+    "trades_ratio": 1,
+    "quote_volume_ratio": 1,
+}
+DEFAULT_FEATURES = 8  # the first 8 of BUILTIN are the default features
+_USER: dict[str, int] = {}  # declared by register_feature in this process
+_NAME = re.compile(r"^([a-z][a-z0-9_]*)(?:\(\s*([^()]*?)\s*\))?$")
+
+
+def known() -> dict[str, int]:
+    """Every feature name this process accepts, with its parameter count."""
+    return {**BUILTIN, **_USER}
+
+
+def declare(name: str, n_params: int) -> None:
+    """Accept a user feature's name in configs (called by register_feature)."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise ValueError(f"feature name {name!r}: expected lower-case letters, digits and _")
+    _USER[name] = int(n_params)
+
+
+def forget(name: str) -> None:
+    """Stop accepting a user feature's name (tests that register their own)."""
+    _USER.pop(name, None)
+
+
+def parse(text: str) -> tuple[str, tuple[float, ...]]:
+    """`rsi(14)` -> ('rsi', (14,)); `rsi` -> ('rsi', ()): the defaults apply. A one-line error
+    for an unknown name (listing the known ones), a bad parameter or the wrong number of them."""
+    m = _NAME.match(text.strip())
+    if not m:
+        raise ValueError(f"feature {text!r}: expected a name such as rsi or rsi(14)")
+    base, args = m.group(1), m.group(2)
+    table = known()
+    if base not in table:
+        raise ValueError(f"unknown feature {base!r}; known: {', '.join(sorted(table))}")
+    if args is None or args == "":
+        return base, ()
+    params: list[float] = []
+    for a in args.split(","):
+        a = a.strip()
+        try:
+            params.append(int(a) if re.fullmatch(r"[+-]?\d+", a) else float(a))
+        except ValueError:
+            raise ValueError(f"feature {text!r}: parameter {a!r} is not a number") from None
+    if len(params) != table[base]:
+        raise ValueError(f"feature {text!r}: {base} takes {table[base]} parameter(s), got {len(params)}")
+    if any(p <= 0 for p in params):
+        raise ValueError(f"feature {text!r}: parameters must be positive")
+    return base, tuple(params)
+
+
+__all__ = ["BUILTIN", "DEFAULT_FEATURES", "declare", "forget", "known", "parse"]

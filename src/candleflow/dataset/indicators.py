@@ -1,0 +1,308 @@
+"""The indicator library: TA-Lib's indicators (the field's standard C library; its 0.8 wheels
+carry it, so `pip install` needs no compiler) in scale-free forms a network can take: bounded
+oscillators rescaled to about [-1, 1], prices and ranges as ratios to the close, volume flows as
+rolling z-scores. Plus the order-flow features of Binance's extra kline columns.
+
+Each function takes one segment's columns (`s`: open_time, open, high, low, close, volume and the
+source's extras) and its parameters, and returns float64 of the segment's length, NaN where its
+look-back is not yet full. All are causal: TA-Lib's indicators read bars <= t only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from candleflow.errors import ConfigError
+
+
+def _ta() -> Any:
+    import talib
+
+    return talib
+
+
+def _f(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def _rolling_z(x: np.ndarray, n: int) -> np.ndarray:
+    """(x - rolling mean) / rolling std over n bars (NaN before n bars)."""
+    ta = _ta()
+    mean = ta.SMA(_f(x), timeperiod=n)
+    std = ta.STDDEV(_f(x), timeperiod=n, nbdev=1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(std > 1e-12, (x - mean) / std, 0.0) + 0.0 * mean
+
+
+def _need(s: dict, column: str, feature: str) -> np.ndarray:
+    if column not in s:
+        raise ConfigError(
+            f"feature {feature!r} needs the {column!r} column (Binance klines have it); this source does not give it"
+        )
+    return _f(s[column])
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One library feature: fn(columns, *params), its default parameters, its warm-up in bars as a
+    function of the parameters, and what it is."""
+
+    fn: Callable[..., np.ndarray]
+    defaults: tuple[float, ...]
+    warmup: Callable[..., int]
+    description: str
+
+
+def _i(*p: float) -> tuple[int, ...]:
+    return tuple(int(v) for v in p)
+
+
+def _stoch(s: dict, fk: float, sk: float, sd: float, which: int) -> np.ndarray:
+    k, d = _ta().STOCH(_f(s["high"]), _f(s["low"]), _f(s["close"]), *_i(fk, sk), 0, int(sd), 0)
+    return (k if which == 0 else d) / 50.0 - 1.0
+
+
+def _macd(s: dict, fast: float, slow: float, signal: float, which: int) -> np.ndarray:
+    parts = _ta().MACD(_f(s["close"]), *_i(fast, slow, signal))
+    return parts[which] / s["close"]
+
+
+def _bbands(s: dict, n: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _ta().BBANDS(_f(s["close"]), timeperiod=int(n), nbdevup=2.0, nbdevdn=2.0)
+
+
+def _bb_width(s: dict, n: float) -> np.ndarray:
+    up, mid, lo = _bbands(s, n)
+    return (up - lo) / mid
+
+
+def _bb_pos(s: dict, n: float) -> np.ndarray:
+    up, mid, lo = _bbands(s, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(up - lo > 0, (s["close"] - lo) / (up - lo) - 0.5, 0.0) + 0.0 * mid
+
+
+def _keltner_pos(s: dict, n: float) -> np.ndarray:
+    ta = _ta()
+    mid = ta.EMA(_f(s["close"]), timeperiod=int(n))
+    atr = ta.ATR(_f(s["high"]), _f(s["low"]), _f(s["close"]), timeperiod=int(n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(atr > 0, (s["close"] - mid) / (2.0 * atr), 0.0) + 0.0 * mid
+
+
+def _rv(s: dict, n: float) -> np.ndarray:
+    r2 = np.zeros(len(s["close"]))
+    r2[1:] = np.log(s["close"][1:] / s["close"][:-1]) ** 2
+    mean = _ta().SMA(r2, timeperiod=int(n))
+    mean[: int(n)] = np.nan  # the first bar has no return
+    with np.errstate(divide="ignore"):
+        return 0.5 * np.log(np.maximum(mean * n, 1e-20))
+
+
+def _trade_size(s: dict, n: float) -> np.ndarray:
+    trades = _need(s, "trades", "trade_size")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        size = np.log(np.maximum(s["volume"], 1e-12) / np.maximum(trades, 1.0))
+    return size - _ta().EMA(size, timeperiod=int(n))
+
+
+def _log_ratio_to_mean(x: np.ndarray, n: float) -> np.ndarray:
+    lx = np.log1p(np.maximum(x, 0.0))
+    return lx - _ta().EMA(lx, timeperiod=int(n))
+
+
+def _taker_buy_ratio(s: dict) -> np.ndarray:
+    buy = _need(s, "taker_buy_base", "taker_buy_ratio")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s["volume"] > 0, buy / s["volume"] - 0.5, 0.0)
+
+
+def _hlc(s: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return _f(s["high"]), _f(s["low"]), _f(s["close"])
+
+
+LIBRARY: dict[str, Indicator] = {
+    "stoch_k": Indicator(
+        lambda s, a, b, c: _stoch(s, a, b, c, 0),
+        (14, 3, 3),
+        lambda a, b, c: int(a + b + c),
+        "slow stochastic %K (fastk, slowk, slowd), rescaled to [-1, 1]",
+    ),
+    "stoch_d": Indicator(
+        lambda s, a, b, c: _stoch(s, a, b, c, 1),
+        (14, 3, 3),
+        lambda a, b, c: int(a + b + c),
+        "slow stochastic %D, rescaled to [-1, 1]",
+    ),
+    "stochrsi": Indicator(
+        lambda s, n: _ta().STOCHRSI(_f(s["close"]), timeperiod=int(n))[0] / 50.0 - 1.0,
+        (14,),
+        lambda n: int(4 * n),
+        "stochastic RSI %K, rescaled to [-1, 1]",
+    ),
+    "willr": Indicator(
+        lambda s, n: _ta().WILLR(*_hlc(s), timeperiod=int(n)) / 50.0 + 1.0,
+        (14,),
+        lambda n: int(n),
+        "Williams %R, rescaled to [-1, 1]",
+    ),
+    "cci": Indicator(
+        lambda s, n: _ta().CCI(*_hlc(s), timeperiod=int(n)) / 100.0,
+        (20,),
+        lambda n: int(n),
+        "commodity channel index / 100",
+    ),
+    "mfi": Indicator(
+        lambda s, n: _ta().MFI(*_hlc(s), _f(s["volume"]), timeperiod=int(n)) / 50.0 - 1.0,
+        (14,),
+        lambda n: int(n) + 1,
+        "money flow index, rescaled to [-1, 1]",
+    ),
+    "adx": Indicator(
+        lambda s, n: _ta().ADX(*_hlc(s), timeperiod=int(n)) / 100.0,
+        (14,),
+        lambda n: int(4 * n),
+        "average directional index / 100",
+    ),
+    "plus_di": Indicator(
+        lambda s, n: _ta().PLUS_DI(*_hlc(s), timeperiod=int(n)) / 100.0, (14,), lambda n: int(3 * n), "+DI / 100"
+    ),
+    "minus_di": Indicator(
+        lambda s, n: _ta().MINUS_DI(*_hlc(s), timeperiod=int(n)) / 100.0, (14,), lambda n: int(3 * n), "-DI / 100"
+    ),
+    "aroonosc": Indicator(
+        lambda s, n: _ta().AROONOSC(_f(s["high"]), _f(s["low"]), timeperiod=int(n)) / 100.0,
+        (14,),
+        lambda n: int(n) + 1,
+        "Aroon oscillator / 100",
+    ),
+    "ultosc": Indicator(
+        lambda s, a, b, c: _ta().ULTOSC(*_hlc(s), *_i(a, b, c)) / 50.0 - 1.0,
+        (7, 14, 28),
+        lambda a, b, c: int(c) + 1,
+        "ultimate oscillator, rescaled to [-1, 1]",
+    ),
+    "cmo": Indicator(
+        lambda s, n: _ta().CMO(_f(s["close"]), timeperiod=int(n)) / 100.0,
+        (14,),
+        lambda n: int(3 * n),
+        "Chande momentum oscillator / 100",
+    ),
+    "bop": Indicator(
+        lambda s: _ta().BOP(_f(s["open"]), *_hlc(s)), (), lambda: 0, "balance of power: (close - open) / (high - low)"
+    ),
+    "macd": Indicator(
+        lambda s, a, b, c: _macd(s, a, b, c, 0), (12, 26, 9), lambda a, b, c: int(3 * b + c), "MACD line / close"
+    ),
+    "macd_signal": Indicator(
+        lambda s, a, b, c: _macd(s, a, b, c, 1), (12, 26, 9), lambda a, b, c: int(3 * b + c), "MACD signal line / close"
+    ),
+    "macd_hist": Indicator(
+        lambda s, a, b, c: _macd(s, a, b, c, 2), (12, 26, 9), lambda a, b, c: int(3 * b + c), "MACD histogram / close"
+    ),
+    "ppo": Indicator(
+        lambda s, a, b: _ta().PPO(_f(s["close"]), *_i(a, b), 1) / 100.0,
+        (12, 26),
+        lambda a, b: int(3 * b),
+        "percentage price oscillator (EMA) / 100",
+    ),
+    "roc": Indicator(
+        lambda s, n: _ta().ROC(_f(s["close"]), timeperiod=int(n)) / 100.0,
+        (10,),
+        lambda n: int(n),
+        "rate of change over n bars, a fraction",
+    ),
+    "trix": Indicator(
+        lambda s, n: _ta().TRIX(_f(s["close"]), timeperiod=int(n)) / 100.0,
+        (15,),
+        lambda n: int(9 * n),
+        "TRIX: rate of change of a triple EMA, a fraction",
+    ),
+    "atr": Indicator(
+        lambda s, n: _ta().ATR(*_hlc(s), timeperiod=int(n)) / s["close"],
+        (14,),
+        lambda n: int(3 * n),
+        "average true range / close",
+    ),
+    "natr": Indicator(
+        lambda s, n: _ta().NATR(*_hlc(s), timeperiod=int(n)) / 100.0,
+        (14,),
+        lambda n: int(3 * n),
+        "normalised ATR, a fraction",
+    ),
+    "bb_width": Indicator(_bb_width, (20,), lambda n: int(n), "Bollinger band width (2 std) / middle band"),
+    "bb_pos": Indicator(_bb_pos, (20,), lambda n: int(n), "position of the close in the Bollinger bands, -0.5 .. 0.5"),
+    "keltner_pos": Indicator(
+        _keltner_pos, (20,), lambda n: int(3 * n), "(close - EMA) / (2 ATR): position in the Keltner channel"
+    ),
+    "obv_z": Indicator(
+        lambda s, n: _rolling_z(_ta().OBV(_f(s["close"]), _f(s["volume"])), int(n)),
+        (48,),
+        lambda n: int(n),
+        "on-balance volume as a rolling z-score",
+    ),
+    "ad_z": Indicator(
+        lambda s, n: _rolling_z(_ta().AD(*_hlc(s), _f(s["volume"])), int(n)),
+        (48,),
+        lambda n: int(n),
+        "accumulation/distribution line as a rolling z-score",
+    ),
+    "adosc": Indicator(
+        lambda s, a, b: _rolling_z(_ta().ADOSC(*_hlc(s), _f(s["volume"]), *_i(a, b)), int(b) * 4),
+        (3, 10),
+        lambda a, b: int(8 * b),
+        "Chaikin A/D oscillator as a rolling z-score (over 4 x slow bars)",
+    ),
+    "zscore": Indicator(
+        lambda s, n: _rolling_z(_f(s["close"]), int(n)), (20,), lambda n: int(n), "(close - rolling mean) / rolling std"
+    ),
+    "rv": Indicator(
+        _rv, (24,), lambda n: int(n) + 1, "log realised volatility of the last n bars' close-to-close returns"
+    ),
+    "linreg_slope": Indicator(
+        lambda s, n: _ta().LINEARREG_SLOPE(_f(s["close"]), timeperiod=int(n)) / s["close"],
+        (14,),
+        lambda n: int(n),
+        "slope of a linear fit of the last n closes / close",
+    ),
+    "ema_gap": Indicator(
+        lambda s, n: np.log(s["close"] / _ta().EMA(_f(s["close"]), timeperiod=int(n))),
+        (20,),
+        lambda n: int(3 * n),
+        "log(close / EMA(n))",
+    ),
+    "sma_gap": Indicator(
+        lambda s, n: np.log(s["close"] / _ta().SMA(_f(s["close"]), timeperiod=int(n))),
+        (20,),
+        lambda n: int(n),
+        "log(close / SMA(n))",
+    ),
+    # Binance's order flow: the klines' extra columns
+    "taker_buy_ratio": Indicator(
+        _taker_buy_ratio, (), lambda: 0, "taker buy volume / volume - 0.5 (order flow; Binance klines)"
+    ),
+    "trade_size": Indicator(
+        _trade_size,
+        (48,),
+        lambda n: int(3 * n),
+        "log mean trade size (volume / trades) minus its EMA(n) (Binance klines)",
+    ),
+    "trades_ratio": Indicator(
+        lambda s, n: _log_ratio_to_mean(_need(s, "trades", "trades_ratio"), n),
+        (48,),
+        lambda n: int(3 * n),
+        "log1p(trade count) minus its EMA(n) (Binance klines)",
+    ),
+    "quote_volume_ratio": Indicator(
+        lambda s, n: _log_ratio_to_mean(_need(s, "quote_volume", "quote_volume_ratio"), n),
+        (48,),
+        lambda n: int(3 * n),
+        "log1p(quote volume) minus its EMA(n)",
+    ),
+}
+
+__all__ = ["LIBRARY", "Indicator"]
