@@ -716,6 +716,11 @@ class BacktestConfig(_Section):
         "single",
         description="single: one position at a time; every: each signal its own trade with 1/horizon of capital",
     )
+    fill: Literal["next_open", "close"] = Field(
+        "next_open",
+        description="where a signal at a bar's close enters: the next bar's open (what a trader acting on a closed "
+        "bar gets) or that bar's close (the labels' idealisation)",
+    )
     seed: int = Field(0, description="seed of the random-signals baseline")
     top_k: int = Field(
         1, ge=1, description="panel runs: the cross-sectional backtest is long the top k and short the bottom k tickers"

@@ -1,7 +1,9 @@
 """Backtest of LONG/SHORT signals with the labels' own TP, SL and horizon rules, fees and slippage.
 
-A signal at bar e enters at close[e] and exits at the first barrier touched in bars e+1 ..
-e+horizon (at the barrier price; a bar touching both resolves by the same-bar rule), else at the
+A signal at bar e enters at the next bar's open (`fill: next_open`, the default: a decision made
+on a closed bar is acted on in the next; barriers from that price, and that bar's high and low
+count) or at close[e] (`fill: close`, the labels' idealisation), and exits at the first barrier
+touched by bar e+horizon (at the barrier price; a bar touching both resolves by the same-bar rule), else at the
 close of bar e+horizon, or, when the data or the segment ends first, at the last close (a cut
 trade). Costs: `fee + slippage` (fractions of notional) on entry and again on exit.
 Mode 'single' holds one position at a time (signals during a trade are skipped); mode 'every'
@@ -30,7 +32,23 @@ _YEAR_NS = 365 * 86_400 * 1_000_000_000
 
 @numba.njit(cache=True)
 def _simulate(
-    close, high, low, seg_stop, bars, sides, up_tp, down_sl, down_tp, up_sl, horizon, stop_first, single, weight, cost
+    open_,
+    close,
+    high,
+    low,
+    seg_stop,
+    bars,
+    sides,
+    up_tp,
+    down_sl,
+    down_tp,
+    up_sl,
+    horizon,
+    stop_first,
+    single,
+    weight,
+    cost,
+    next_open,
 ):
     n = close.shape[0]
     m = bars.shape[0]
@@ -44,16 +62,18 @@ def _simulate(
     for k in range(m):
         e = bars[k]
         side = sides[k]
-        if side == 0 or e >= seg_stop[e] - 1 or (single and e < busy_until):
+        b = e + 1 if next_open else e  # the entry bar: the next bar's open, or the signal bar's close
+        if side == 0 or e >= seg_stop[e] - 1 or (single and (b <= busy_until if next_open else e < busy_until)):
             continue
-        c = close[e]
+        c = open_[b] if next_open else close[e]
         if side > 0:
             target, stop = c * up_tp[e], c * down_sl[e]
         else:
             target, stop = c * down_tp[e], c * up_sl[e]
         last = min(e + horizon, seg_stop[e] - 1)
         x, price, why = last, close[last], HORIZON if e + horizon < seg_stop[e] else CUT
-        for j in range(e + 1, last + 1):
+        first = b if next_open else e + 1  # the first bar whose high and low the trade sees
+        for j in range(first, last + 1):
             hit_hi = high[j] >= (target if side > 0 else stop)
             hit_lo = low[j] <= (stop if side > 0 else target)
             hit_target = hit_hi if side > 0 else hit_lo
@@ -70,13 +90,15 @@ def _simulate(
             if hit_stop:
                 x, price, why = j, stop, SL
                 break
-        entry[k], exit_[k], reason[k] = e, x, why
+        entry[k], exit_[k], reason[k] = b, x, why
         ret[k] = side * (price / c - 1.0) - 2.0 * cost
-        pnl[e] -= weight * cost
-        for j in range(e + 1, x):
-            pnl[j] += weight * side * (close[j] / close[j - 1] - 1.0)
+        pnl[b] -= weight * cost
+        prev = c
+        for j in range(first, x):
+            pnl[j] += weight * side * (close[j] / prev - 1.0)
             position[j] += weight * side
-        pnl[x] += weight * (side * (price / close[x - 1] - 1.0) - cost)
+            prev = close[j]
+        pnl[x] += weight * (side * (price / prev - 1.0) - cost)
         position[x] += weight * side
         busy_until = x
     return pnl, position, entry, exit_, ret, reason
@@ -109,8 +131,14 @@ def backtest(
     slippage: float = 0.0005,
     mode: str = "single",
     span: tuple[int, int] | None = None,
+    fill: str = "next_open",
 ) -> BacktestResult:
-    """Trade `sides[k]` (+1 long, -1 short, 0 none) at bars[k] (increasing); returns over `span`."""
+    """Trade `sides[k]` (+1 long, -1 short, 0 none) signalled at bars[k] (increasing); returns over
+    `span`. `fill`: next_open enters at the open of the bar after the signal (what a trader acting
+    on a closed bar gets; barriers from that price, that bar's high and low count), close at the
+    signal bar's close (the labels' own idealisation)."""
+    if fill not in ("next_open", "close"):
+        raise DataError(f"backtest fill {fill!r}: expected next_open or close")
     bars = np.asarray(bars, dtype=np.int64)
     sides = np.asarray(sides, dtype=np.int8)
     if bars.size and np.any(np.diff(bars) < 0):
@@ -119,6 +147,7 @@ def backtest(
     seg_stop = candles.segments[candles.segment_id, 1]
     weight = 1.0 if mode == "single" else 1.0 / labels.horizon
     pnl, pos, entry, exit_, ret, reason = _simulate(
+        candles.open,
         candles.close,
         candles.high,
         candles.low,
@@ -131,6 +160,7 @@ def backtest(
         mode == "single",
         weight,
         fee + slippage,
+        fill == "next_open",
     )
     taken = entry >= 0
     start, stop = span if span is not None else (int(bars.min()) if bars.size else 0, len(candles))

@@ -41,7 +41,7 @@ def trading_evaluation(
     span = (int(ends[0]), min(len(candles), int(ends[-1]) + lab.horizon + 1))
 
     def run(sides: np.ndarray, cost: float = 1.0) -> BacktestResult:
-        return backtest(candles, ends, sides, lab, bt.fee * cost, bt.slippage * cost, bt.mode, span)
+        return backtest(candles, ends, sides, lab, bt.fee * cost, bt.slippage * cost, bt.mode, span, bt.fill)
 
     per_year = bars_per_year(candles.calendar, candles.interval, int(candles.open_time[-1]))
     model_sides = sides_of(decisions)
@@ -118,7 +118,7 @@ def trade_score(candles: Candles, ends: np.ndarray, decisions: np.ndarray, cfg: 
     `ends`, as the run's backtest trades them: what `evaluation.margin_objective` maximises."""
     bt, lab = cfg.backtest, cfg.labels
     span = (int(ends[0]), min(len(candles), int(ends[-1]) + lab.horizon + 1))
-    res = backtest(candles, ends, sides_of(decisions), lab, bt.fee, bt.slippage, bt.mode, span)
+    res = backtest(candles, ends, sides_of(decisions), lab, bt.fee, bt.slippage, bt.mode, span, bt.fill)
     per_year = bars_per_year(candles.calendar, candles.interval, int(candles.open_time[-1]))
     perf = performance(res, candles.interval, per_year)
     return float(perf["sharpe"] if objective == "sharpe" else perf["total_return"])

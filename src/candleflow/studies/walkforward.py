@@ -415,7 +415,8 @@ def _span(cfg: RunConfig, prep: PreparedData, ends: np.ndarray) -> tuple[int, in
 
 def _stitched_backtest(cfg: RunConfig, prep: PreparedData, ends: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     bt = cfg.backtest
-    res = backtest(prep.candles, ends, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, _span(cfg, prep, ends))
+    span = _span(cfg, prep, ends)
+    res = backtest(prep.candles, ends, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, span, bt.fill)
     return performance(res, prep.candles.interval, _per_year(prep.candles))
 
 
@@ -431,8 +432,9 @@ def equity_curves(cfg: RunConfig, prep: PreparedData, folder: Path, families: li
             [decide(p["probs"], float(p["margin"]) if "margin" in p else cfg.evaluation.margin) for p in loaded]
         )
         bt = cfg.backtest
+        span_all = _span(cfg, prep, ends_all)
         res = backtest(
-            prep.candles, ends_all, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, _span(cfg, prep, ends_all)
+            prep.candles, ends_all, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, span_all, bt.fill
         )
         curves[family] = res.equity
     assert ends_all is not None  # families is never empty
