@@ -507,10 +507,15 @@ class ImageReader:
         nbytes = int(np.prod(shape))
         zeros = (0,) * len(shape)
         chunks = [ds.id.read_direct_chunk((int(r), *zeros))[1] for r in rows]  # raw bytes: fast, serial in HDF5
+        out = np.empty((rows.size, nbytes), np.uint8)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-        decoded = list(self._pool.map(lambda c: decode_h5_chunk(c, filter_id, nbytes), chunks))
-        return np.stack(decoded).reshape(rows.size, *shape) if decoded else np.empty((0, *shape), np.uint8)
+
+        def decode(i: int) -> None:  # straight into the batch: one copy per image
+            out[i] = decode_h5_chunk(chunks[i], filter_id, nbytes)
+
+        list(self._pool.map(decode, range(rows.size), chunksize=max(1, rows.size // (4 * (os.cpu_count() or 1)))))
+        return out.reshape(rows.size, *shape)
 
     def windows(self, idx: int | slice | np.ndarray) -> np.ndarray:
         """The OHLC bars behind images idx, (n, bars, 4) float64 (open, high, low, close), the
@@ -543,14 +548,15 @@ class ImageReader:
     def __getitem__(self, idx: int | slice | np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         single = isinstance(idx, (int, np.integer))
         rows = np.arange(len(self))[idx] if not single else np.array([int(idx) % len(self)])  # type: ignore[arg-type]
+        images: np.ndarray | None = None
         if self.format in ("png", "jpeg"):
             from PIL import Image
 
             images = np.stack([np.asarray(Image.open(self.path / self._files[i])) for i in rows])
         else:
-            images = np.empty((rows.size, *self.meta["shape"]), np.uint8)
             part = np.searchsorted(self._offsets, rows, side="right") - 1
-            for p in np.unique(part):
+            parts = np.unique(part)
+            for p in parts:
                 sel = np.flatnonzero(part == p)
                 uniq, inverse = np.unique(rows[sel] - self._offsets[p], return_inverse=True)
                 ds = self._images[p]
@@ -560,7 +566,15 @@ class ImageReader:
                     data = self._zarr_images(ds, self.parts[p][0], uniq)
                 else:
                     data = ds[uniq]
+                if parts.size == 1 and uniq.size == rows.size:  # sorted, distinct rows of one part (a loader's batch)
+                    images = np.asarray(data)
+                    break
+                if images is None:
+                    images = np.empty((rows.size, *self.meta["shape"]), np.uint8)
                 images[sel] = np.asarray(data)[inverse]
+            if images is None:
+                images = np.empty((rows.size, *self.meta["shape"]), np.uint8)
+        assert images is not None
         names = np.array(self.meta["symbols"])
         extra = {"end_time": self._cols["end_time"][rows], "symbol": names[self._cols["symbol"][rows]]}
         labels = self._cols["labels"][rows]
