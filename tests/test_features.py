@@ -1,6 +1,7 @@
 """Features: the default set of 8, float32 (N, F), causal per segment."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -195,3 +196,108 @@ def test_a_user_feature_runs_through_run_and_predict_and_an_unknown_one_is_refus
         unregister_feature("spread_ratio")
     with pytest.raises(ConfigError, match="unknown feature 'spread_ratio'"):
         Predictor.from_run(result.run_dir)
+
+
+def _btc_1h(months: str = "2024-0[1-2]"):
+    from candleflow.config import FilesSource
+    from conftest import BINANCE
+
+    return load_candles(FilesSource(paths=[str(BINANCE / f"monthly/klines/BTCUSDT/1h/BTCUSDT-1h-{months}.zip")]))[0]
+
+
+def test_a_daily_timeframe_by_hand():
+    """log_return@1d at the bar that closes a UTC day is that day's close over the day before's;
+    during the next day the bar keeps seeing that same closed day."""
+    c = _btc_1h()
+    f = compute_features(c, FeatureConfig(names=["log_return"], timeframes=["1d"]))
+    assert f.names == ["log_return", "log_return@1d"]
+    day = c.open_time // 86_400_000_000_000
+    ends = np.flatnonzero(np.r_[day[1:] != day[:-1], True])  # each day's last hourly bar
+    for k in (5, 20, 40):
+        t, prev = ends[k], ends[k - 1]
+        want = np.log(c.close[t] / c.close[prev])
+        assert f.values[t, 1] == np.float32(want)  # the day closes with bar t
+        assert f.values[t + 5, 1] == np.float32(want)  # five hours into the next day: still that day
+    assert f.warmup >= 24  # the first daily bar must close first
+
+
+@settings(max_examples=10, deadline=None)
+@given(t=st.integers(300, 1300), seed=st.integers(0, 1000))
+def test_every_feature_on_every_timeframe_is_causal(t, seed):
+    """Changing every bar after t never changes a feature at a bar <= t, on the bars' own interval
+    and on 4h and 1d bars resampled from them, for the whole library (order flow included)."""
+    c = _btc_1h()
+    cfg = FeatureConfig(names=sorted(FEATURES), timeframes=["4h", "1d"], volatility_span=6)
+    k = np.random.default_rng(seed).uniform(0.5, 2.0, len(c) - t - 1)
+    a, b = compute_features(c, cfg).values, compute_features(_changed_after(c, t, k), cfg).values
+    np.testing.assert_array_equal(a[: t + 1], b[: t + 1])
+
+
+def test_a_timeframe_that_is_not_a_multiple_is_refused_in_one_line():
+    import pytest
+
+    from candleflow.errors import ConfigError
+
+    c = _btc_1h()
+    with pytest.raises(
+        ConfigError, match=r"features.timeframes '90m': expected a whole multiple of the bars' interval 1h"
+    ):
+        compute_features(c, FeatureConfig(names=["log_return"], timeframes=["90m"]))
+    with pytest.raises(ValueError, match="timeframes repeat"):
+        FeatureConfig(timeframes=["1d", "1d"])
+
+
+@pytest.mark.integration
+def test_a_run_with_the_library_order_flow_calendar_and_a_daily_timeframe_predicts_the_same(tmp_path):
+    """Indicators, order flow, calendar and a 1d timeframe on real BTCUSDT 1h klines, with the
+    reference models: predict reproduces the run's validation probabilities, export lists every
+    column, and LightGBM says which inputs mattered."""
+    import json
+
+    import candleflow as cf
+    from candleflow.runs.bundle import export_bundle
+    from candleflow.runs.predict import Predictor
+    from conftest import BINANCE
+
+    names = [
+        "log_return",
+        "range",
+        "rsi(14)",
+        "macd(12, 26, 9)",
+        "atr(14)",
+        "taker_buy_ratio",
+        "trade_size(24)",
+        "hour_sin",
+        "dow_cos",
+    ]
+    cfg = cf.load_config(
+        None,
+        [
+            "source.kind=files",
+            f"source.paths=[{BINANCE}/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-0*.zip]",
+            f"features.names=[{', '.join(repr(n) for n in names)}]",
+            "features.timeframes=[1d]",
+            "dataset.window=24",
+            "model.kind=mlp",
+            "model.dense_units=[8]",
+            "training.epochs=1",
+            "training.verbose=0",
+            f"output.runs_dir={tmp_path}",
+            "output.name=library",
+        ],
+    )
+    result = cf.run(cfg)
+    cols = [*names, *(f"{n}@1d" for n in names)]
+    assert result.metadata["feature_names"] == cols and result.metadata["input_shape"] == [24, len(cols)]
+    gain = result.metrics["val"]["importance"]["lightgbm_gain"]
+    assert set(gain) == set(cols) and abs(sum(gain.values()) - 1) < 1e-3
+    c, _ = load_candles(cfg.source, cfg.validation)
+    table = Predictor.from_run(result.run_dir).predict(c)
+    with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:
+        rows = np.searchsorted(
+            table.column("open_time").to_numpy(), c.open_time[z["val_ends"]].astype("datetime64[ns]")
+        )
+        got = np.stack([table.column(f"prob_{k}").to_numpy() for k in ("short", "hold", "long")], axis=1)[rows]
+        np.testing.assert_allclose(got, z["val_probs"], rtol=1e-5, atol=1e-6)
+    bundle, _ = export_bundle(result.run_dir, tmp_path / "serving")
+    assert json.loads((bundle / "serving.json").read_text())["serving_bundle"]["features"]["names"] == cols

@@ -340,6 +340,12 @@ class FeatureConfig(_Section):
         description="features in column order, each a name with optional parameters (rsi(14), macd(12, 26, 9)); "
         "also: " + ", ".join(FEATURE_NAMES[DEFAULT_FEATURES:]) + "; or a feature registered in Python",
     )
+    timeframes: list[str] = Field(
+        default_factory=list,
+        description="coarser intervals (e.g. [4h, 1d]) on which every feature is computed again from the candles "
+        "resampled to them (UTC-aligned), each bar seeing only coarse bars closed by its own close: extra columns "
+        "NAME@4h, ...",
+    )
     volatility_span: int = Field(24, ge=2, description="EWMA span (bars) of the volatility feature")
     momentum_span: int = Field(24, ge=2, description="bars of the momentum feature's return")
     volume_span: int = Field(48, ge=2, description="EMA span (bars) of the volume_ratio feature's reference")
@@ -352,6 +358,20 @@ class FeatureConfig(_Section):
         if len(set(v)) != len(v):
             raise ValueError("feature names repeat")
         return v
+
+    @field_validator("timeframes")
+    @classmethod
+    def _timeframes(cls, v: list[str]) -> list[str]:
+        for tf in v:
+            _check_interval(tf)
+        if len(set(v)) != len(v):
+            raise ValueError("timeframes repeat")
+        return v
+
+    @property
+    def columns(self) -> list[str]:
+        """Every feature column in order: the names, then each name on each timeframe (NAME@TF)."""
+        return [*self.names, *(f"{n}@{tf}" for tf in self.timeframes for n in self.names)]
 
 
 REGRESSION_KINDS = ("forward_return", "volatility")

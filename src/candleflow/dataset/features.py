@@ -249,22 +249,82 @@ class Features:
     def descriptions(self) -> dict[str, str]:
         out = {}
         for n in self.names:
-            spec, params = resolve_feature(n)
-            out[n] = spec.description + (f" (parameters {', '.join(f'{p:g}' for p in params)})" if params else "")
+            base, _, tf = n.partition("@")
+            spec, params = resolve_feature(base)
+            out[n] = (
+                spec.description
+                + (f" (parameters {', '.join(f'{p:g}' for p in params)})" if params else "")
+                + (f", on {tf} bars" if tf else "")
+            )
         return out
 
 
 def compute_features(candles: Candles, cfg: FeatureConfig | None = None) -> Features:
-    """Compute the configured features segment by segment (nothing crosses a segment boundary)."""
+    """Compute the configured features segment by segment (nothing crosses a segment boundary),
+    then each again on every `timeframes` interval (see `_coarse`)."""
     cfg = cfg or FeatureConfig()
     n, f = len(candles), len(cfg.names)
-    out = np.full((n, f), np.nan, dtype=np.float32)
+    names = cfg.columns
+    out = np.full((n, len(names)), np.nan, dtype=np.float32)
     resolved = [resolve_feature(name) for name in cfg.names]
-    warmup = max(spec.warmup(cfg, *params) for spec, params in resolved)
+    base_warmup = max(spec.warmup(cfg, *params) for spec, params in resolved)
+    step = _interval(candles)
+    ratios = [_ratio(tf, step, candles) for tf in cfg.timeframes]
+    # a coarse feature needs its own warm-up in coarse bars, and the first coarse bar to close
+    warmup = max([base_warmup, *((base_warmup + 2) * r for r in ratios)])
     columns = ("open_time", "open", "high", "low", "close", "volume", *candles.extra)
     for start, stop in candles.segments:
         seg = {k: candles.column(k)[start:stop] for k in columns}
         for j, (spec, params) in enumerate(resolved):
             out[start:stop, j] = spec.fn(seg, cfg, *params)
+        for k, r in enumerate(ratios):
+            out[start:stop, f * (k + 1) : f * (k + 2)] = _coarse(seg, cfg, resolved, r * step, step, base_warmup)
         out[start : min(stop, start + warmup)] = np.nan
-    return Features(values=out, names=list(cfg.names), warmup=warmup)
+    return Features(values=out, names=names, warmup=warmup)
+
+
+def _interval(candles: Candles) -> int:
+    from candleflow.config.intervals import interval_ns
+
+    return interval_ns(candles.interval)
+
+
+def _ratio(tf: str, step: int, candles: Candles) -> int:
+    """Fine bars per coarse bar; a timeframe must be a whole multiple (> 1) of the bar interval."""
+    from candleflow.config.intervals import interval_ns
+
+    coarse = interval_ns(tf)
+    if coarse <= step or coarse % step:
+        raise ConfigError(
+            f"features.timeframes {tf!r}: expected a whole multiple of the bars' interval {candles.interval}, larger than it"
+        )
+    return coarse // step
+
+
+def _coarse(seg: dict, cfg: FeatureConfig, resolved: list, coarse: int, step: int, warmup: int) -> np.ndarray:
+    """The features of one segment's bars resampled to `coarse` ns (UTC-aligned buckets: open the
+    first, high the max, low the min, close the last, volumes summed), each fine bar given the
+    latest coarse bar that closed by its own close (the bucket that ends at or before it), so a
+    bar sees only coarse bars made of bars <= itself; NaN before the first such bar."""
+    t = seg["open_time"]
+    bucket = t // coarse
+    first = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])  # each bucket's first fine row
+    last = np.r_[first[1:] - 1, t.size - 1]
+    agg: dict[str, np.ndarray] = {
+        "open_time": bucket[first] * coarse,
+        "open": seg["open"][first],
+        "high": np.maximum.reduceat(seg["high"], first),
+        "low": np.minimum.reduceat(seg["low"], first),
+        "close": seg["close"][last],
+    }
+    for k, v in seg.items():
+        if k not in agg:
+            agg[k] = np.add.reduceat(np.asarray(v, np.float64), first)
+    values = np.column_stack([spec.fn(agg, cfg, *params) for spec, params in resolved])
+    values[: min(warmup, values.shape[0])] = np.nan
+    # fine bar i closes at t[i] + step; the coarse bars ending by then: bucket end <= t[i] + step
+    closed = np.searchsorted(agg["open_time"] + coarse, t + step, side="right") - 1
+    out = np.full((t.size, values.shape[1]), np.nan)
+    ok = closed >= 0
+    out[ok] = values[closed[ok]]
+    return out

@@ -366,8 +366,8 @@ def _score_regression(
 def _note_importance(model: Any, cfg: RunConfig, train_ds: Any, importance: dict[str, Any]) -> None:
     """A LightGBM model's gain per input feature (summed over lags), where the windows have the
     configured features as columns."""
-    if hasattr(model, "gain_by_feature") and train_ds.shape[2] == len(cfg.features.names):
-        importance["lightgbm_gain"] = model.gain_by_feature(list(cfg.features.names))
+    if hasattr(model, "gain_by_feature") and train_ds.shape[2] == len(cfg.features.columns):
+        importance["lightgbm_gain"] = model.gain_by_feature(cfg.features.columns)
 
 
 def _references(
