@@ -318,7 +318,7 @@ def _coarse(seg: dict, cfg: FeatureConfig, resolved: list, coarse: int, step: in
         "close": seg["close"][last],
     }
     for k, v in seg.items():
-        if k not in agg:
+        if k not in agg and not k.startswith("__"):
             agg[k] = np.add.reduceat(np.asarray(v, np.float64), first)
     values = np.column_stack([spec.fn(agg, cfg, *params) for spec, params in resolved])
     values[: min(warmup, values.shape[0])] = np.nan

@@ -61,18 +61,31 @@ def _i(*p: float) -> tuple[int, ...]:
     return tuple(int(v) for v in p)
 
 
+def _memo(s: dict, key: tuple, make: Callable[[], Any]) -> Any:
+    """One segment's result of a multi-output indicator, computed once for all the features that
+    read it (stoch_k and stoch_d, the three MACD lines, the Bollinger features)."""
+    cache = s.setdefault("__memo__", {})
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 def _stoch(s: dict, fk: float, sk: float, sd: float, which: int) -> np.ndarray:
-    k, d = _ta().STOCH(_f(s["high"]), _f(s["low"]), _f(s["close"]), *_i(fk, sk), 0, int(sd), 0)
+    k, d = _memo(
+        s,
+        ("stoch", fk, sk, sd),
+        lambda: _ta().STOCH(_f(s["high"]), _f(s["low"]), _f(s["close"]), *_i(fk, sk), 0, int(sd), 0),
+    )
     return (k if which == 0 else d) / 50.0 - 1.0
 
 
 def _macd(s: dict, fast: float, slow: float, signal: float, which: int) -> np.ndarray:
-    parts = _ta().MACD(_f(s["close"]), *_i(fast, slow, signal))
+    parts = _memo(s, ("macd", fast, slow, signal), lambda: _ta().MACD(_f(s["close"]), *_i(fast, slow, signal)))
     return parts[which] / s["close"]
 
 
 def _bbands(s: dict, n: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return _ta().BBANDS(_f(s["close"]), timeperiod=int(n), nbdevup=2.0, nbdevdn=2.0)
+    return _memo(s, ("bbands", n), lambda: _ta().BBANDS(_f(s["close"]), timeperiod=int(n), nbdevup=2.0, nbdevdn=2.0))
 
 
 def _bb_width(s: dict, n: float) -> np.ndarray:

@@ -1,0 +1,88 @@
+"""The cost of features: on 1M one-minute bars of the embedded market, candleflow's 8 default
+features, and the indicator library (every TA-Lib-backed feature) computed by `compute_features`,
+against the floor: the same TA-Lib functions called directly on the NumPy columns (what a user
+would write by hand, without candleflow's scale-free transforms, per-segment handling or
+warm-up), in one process; seconds and the feature matrix's MB, and the library's ratio to the floor.
+
+    python benchmarks/bench_features.py [--bars 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import talib
+
+from candleflow.config import FeatureConfig, SyntheticSource
+from candleflow.data.load import load_candles
+from candleflow.dataset.features import compute_features
+from candleflow.dataset.indicators import LIBRARY
+
+ORDER_FLOW = {"taker_buy_ratio", "trade_size", "trades_ratio", "quote_volume_ratio"}  # the market has no trades
+
+
+def floor(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
+    """The same indicators by calling TA-Lib directly (default parameters, no transforms)."""
+    return [
+        *talib.STOCH(h, lo, c, 14, 3, 0, 3, 0),
+        talib.STOCHRSI(c, 14)[0],
+        talib.WILLR(h, lo, c, 14),
+        talib.CCI(h, lo, c, 20),
+        talib.MFI(h, lo, c, v, 14),
+        talib.ADX(h, lo, c, 14),
+        talib.PLUS_DI(h, lo, c, 14),
+        talib.MINUS_DI(h, lo, c, 14),
+        talib.AROONOSC(h, lo, 14),
+        talib.ULTOSC(h, lo, c, 7, 14, 28),
+        talib.CMO(c, 14),
+        talib.BOP(o, h, lo, c),
+        *talib.MACD(c, 12, 26, 9),
+        talib.PPO(c, 12, 26, 1),
+        talib.ROC(c, 10),
+        talib.TRIX(c, 15),
+        talib.ATR(h, lo, c, 14),
+        talib.NATR(h, lo, c, 14),
+        *talib.BBANDS(c, 20),
+        talib.EMA(c, 20),
+        talib.ATR(h, lo, c, 20),
+        talib.OBV(c, v),
+        talib.AD(h, lo, c, v),
+        talib.ADOSC(h, lo, c, v, 3, 10),
+        talib.SMA(c, 20),
+        talib.STDDEV(c, 20),
+        talib.LINEARREG_SLOPE(c, 14),
+        talib.EMA(c, 20),
+        talib.SMA(c, 20),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bars", type=int, default=1_000_000)
+    args = ap.parse_args()
+    candles, _ = load_candles(SyntheticSource(n_bars=args.bars, interval="1m"))
+    library = [n for n in LIBRARY if n not in ORDER_FLOW]
+    rows = []
+    for name, cfg in (
+        ("8 default features", FeatureConfig()),
+        (f"indicator library ({len(library)} features)", FeatureConfig(names=library)),
+    ):
+        compute_features(candles, cfg)  # numba and TA-Lib warm
+        t0 = time.perf_counter()
+        f = compute_features(candles, cfg)
+        rows.append((name, time.perf_counter() - t0, f.values.nbytes / 2**20))
+    cols = [np.ascontiguousarray(getattr(candles, k), np.float64) for k in ("open", "high", "low", "close", "volume")]
+    floor(*cols)
+    t0 = time.perf_counter()
+    out = floor(*cols)
+    rows.append(("TA-Lib called directly (the floor)", time.perf_counter() - t0, sum(a.nbytes for a in out) / 2**20))
+    print(f"{len(candles):,} one-minute bars\n| features | seconds | MB |\n| --- | --- | --- |")
+    for name, s, mb in rows:
+        print(f"| {name} | {s:.2f} | {mb:,.0f} |")
+    print(f"library / floor: {rows[1][1] / rows[2][1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
