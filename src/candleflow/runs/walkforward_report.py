@@ -86,16 +86,26 @@ def write_walkforward_report(folder: Path, summary: dict[str, Any], equity: dict
             "equity curves of " + ", ".join(families) + " and buy and hold",
         )
     )
+    return _write_study_page(folder, summary, sections, "balanced_accuracy", "balanced accuracy")
+
+
+def _write_study_page(folder: Path, summary: dict[str, Any], sections: list[str], key: str, what: str) -> Path:
+    """The folds' table, each family and seed's `key` per fold, and the page written with the
+    summary embedded."""
     fold_rows = [
         [f["fold"], f["train"], f["val"], f["test"], f["train_from"], f["test_from"]] for f in summary["folds"]
     ]
-    sections += ["<h2>folds</h2>", _table(fold_rows, ["fold", "train", "val", "test", "train from", "test from"])]
+    sections = [
+        *sections,
+        "<h2>folds</h2>",
+        _table(fold_rows, ["fold", "train", "val", "test", "train from", "test from"]),
+    ]
     per_fold = []
     for family, e in summary["table"].items():
         for seed, folds in e["folds"].items():
-            per_fold.append([family, seed, *[f"{f['balanced_accuracy']:.4f}" for f in folds]])
+            per_fold.append([family, seed, *[f"{f[key]:.4f}" for f in folds]])
     header = ["family", "seed", *[f"fold {f['fold']}" for f in summary["folds"]]]
-    sections += ["<h2>balanced accuracy per fold</h2>", _table(per_fold, header)]
+    sections += [f"<h2>{what} per fold</h2>", _table(per_fold, header)]
     page = _PAGE.format(
         title=html.escape(f"candleflow {folder.name}"),
         body="\n".join(sections),
@@ -124,24 +134,7 @@ def write_regression_walkforward_report(folder: Path, summary: dict[str, Any]) -
         "<p>R^2 is out of sample against the naive forecast (zero for returns, each fold's training mean for "
         "volatility); a gain or IC whose interval covers 0 is not distinguishable from noise.</p>",
     ]
-    fold_rows = [
-        [f["fold"], f["train"], f["val"], f["test"], f["train_from"], f["test_from"]] for f in summary["folds"]
-    ]
-    sections += ["<h2>folds</h2>", _table(fold_rows, ["fold", "train", "val", "test", "train from", "test from"])]
-    per_fold = []
-    for family, e in summary["table"].items():
-        for seed, folds in e["folds"].items():
-            per_fold.append([family, seed, *[f"{f['r2']:.4f}" for f in folds]])
-    header = ["family", "seed", *[f"fold {f['fold']}" for f in summary["folds"]]]
-    sections += ["<h2>R^2 per fold</h2>", _table(per_fold, header)]
-    page = _PAGE.format(
-        title=html.escape(f"candleflow {folder.name}"),
-        body="\n".join(sections),
-        metrics=json.dumps(summary).replace("</", "<\\/"),
-    )
-    out = folder / "report.html"
-    write_text(out, page)
-    return out
+    return _write_study_page(folder, summary, sections, "r2", "R^2")
 
 
 def regression_verdict(summary: dict[str, Any]) -> str:

@@ -5,14 +5,13 @@ moving-block bootstrap 95% intervals for its IC and its R^2 gain over the baseli
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from candleflow.evaluation.regression import baseline_names, regression_metrics
-from candleflow.studies.common import _block_indices, _ci, load_fold
+from candleflow.studies.common import _block_indices, _ci, load_fold, study_header
 
 
 def fold_arrays(
@@ -125,28 +124,8 @@ def summarise_regression(
             },
         }
     return {
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **study_header(prep.candles, splits, seeds, ends, resamples, block),
         "target": kind,
-        "symbol": prep.candles.symbol,
-        "interval": prep.candles.interval,
-        "data_fingerprint": prep.candles.fingerprint,
-        "folds": [
-            {
-                "fold": k + 1,
-                **{part: int(pos.size) for part, pos in s.parts.items()},
-                "train_from": prep.candles.time_str(int(s.starts["train"])),
-                "test_from": prep.candles.time_str(int(s.starts["test"])),
-                "purged": s.purged,
-            }
-            for k, s in enumerate(splits)
-        ],
-        "seeds": seeds,
-        "stitched": {
-            "windows": int(y.size),
-            "from": prep.candles.time_str(int(ends[0])),
-            "to": prep.candles.time_str(int(ends[-1])),
-        },
-        "bootstrap": {"resamples": resamples, "block_windows": block, "method": "moving block"},
         "best_baseline": best,
         "baselines": base_metrics,
         "table": table,

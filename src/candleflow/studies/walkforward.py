@@ -34,7 +34,7 @@ from candleflow.evaluation.trading import sides_of
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.fs.guard import check_name
 from candleflow.models import families as registry
-from candleflow.studies.common import BASELINES, WalkForwardResult, _block_indices, _ci, load_fold
+from candleflow.studies.common import BASELINES, WalkForwardResult, _block_indices, _ci, load_fold, study_header
 
 log = logging.getLogger("candleflow")
 
@@ -365,27 +365,7 @@ def summarise(
         _per_year(prep.candles),
     )
     return {
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "symbol": prep.candles.symbol,
-        "interval": prep.candles.interval,
-        "data_fingerprint": prep.candles.fingerprint,
-        "folds": [
-            {
-                "fold": k + 1,
-                **{part: int(pos.size) for part, pos in s.parts.items()},
-                "train_from": prep.candles.time_str(int(s.starts["train"])),
-                "test_from": prep.candles.time_str(int(s.starts["test"])),
-                "purged": s.purged,
-            }
-            for k, s in enumerate(splits)
-        ],
-        "seeds": seeds,
-        "stitched": {
-            "windows": int(y.size),
-            "from": prep.candles.time_str(int(ends[0])),
-            "to": prep.candles.time_str(int(ends[-1])),
-        },
-        "bootstrap": {"resamples": resamples, "block_windows": block, "method": "moving block"},
+        **study_header(prep.candles, splits, seeds, ends, resamples, block),
         "baselines": base_point,
         "buy_and_hold": {"sharpe": buy_hold["sharpe"], "total_return": buy_hold["total_return"]},
         "table": table,
