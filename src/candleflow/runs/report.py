@@ -383,7 +383,7 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
     sections.append(
         _table([[k, v] for k, v in data["dataset"]["features"].items()], ["feature", "definition"], "features")
     )
-    sections.append(f"<h2>config</h2><pre>{html.escape(config_text)}</pre>")
+    sections.append(f"<details><summary>config</summary><pre>{html.escape(config_text)}</pre></details>")
     return _write_page(run_dir, meta, metrics, sections, summary_text)
 
 
@@ -418,7 +418,7 @@ def build_regression_report(run_dir: Path) -> Path:
         figures.append(_img(plots.forecast_scatter(p["y"], p["forecast"], f"{part}: forecast against realised"), part))
     sections += _importance_html(metrics)
     sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
-    sections.append(f"<h2>config</h2><pre>{html.escape(folder.config_text())}</pre>")
+    sections.append(f"<details><summary>config</summary><pre>{html.escape(folder.config_text())}</pre></details>")
     summary = (run_dir / RunFolder.SUMMARY).read_text()
     return _write_page(run_dir, meta, metrics, sections, summary)
 
