@@ -35,7 +35,9 @@ def _rolling_z(x: np.ndarray, n: int) -> np.ndarray:
     mean = ta.SMA(_f(x), timeperiod=n)
     std = ta.STDDEV(_f(x), timeperiod=n, nbdev=1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(std > 1e-12, (x - mean) / std, 0.0) + 0.0 * mean
+        z = np.where(std > 1e-12, (x - mean) / std, 0.0)  # a flat stretch: 0, not a division by zero
+    z[np.isnan(mean)] = np.nan  # before n bars: not yet valid
+    return z
 
 
 def _need(s: dict, column: str, feature: str) -> np.ndarray:

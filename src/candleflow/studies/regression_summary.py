@@ -88,12 +88,13 @@ def summarise_regression(
     best_r2 = _resampled_r2(y, base[best], ref, idx)
     table: dict[str, Any] = {}
     for family in families:
-        forecasts = {s: np.concatenate([p["forecast"] for p in parts_of(family, s)]).astype(np.float64) for s in seeds}
+        loaded = {s: parts_of(family, s) for s in seeds}  # each fold file read once
+        forecasts = {s: np.concatenate([p["forecast"] for p in loaded[s]]).astype(np.float64) for s in seeds}
         mean_forecast = np.mean(list(forecasts.values()), axis=0)  # the seeds' ensemble
         per_seed = {str(s): metrics(f) for s, f in forecasts.items()}
         r2s = np.array([m["r2"] for m in per_seed.values()])
         ics = np.array([m["ic"] for m in per_seed.values()], dtype=np.float64)
-        seconds = sum(float(p["fit_seconds"]) for s in seeds for p in parts_of(family, s))
+        seconds = sum(float(p["fit_seconds"]) for s in seeds for p in loaded[s])
         resampled = np.mean([_resampled_r2(y, f, ref, idx) for f in forecasts.values()], axis=0)
         table[family] = {
             "r2_mean": float(r2s.mean()),
@@ -118,7 +119,7 @@ def summarise_regression(
                             )
                         ),
                     }
-                    for k, p in enumerate(parts_of(family, s))
+                    for k, p in enumerate(loaded[s])
                 ]
                 for s in seeds
             },

@@ -240,35 +240,25 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
     part_ds, y_true, probs = trained.scored["test"]
     train_ds = prep.dataset.subset(split.parts["train"])
     y_train = train_ds.labels_at()
-    if cfg.labels.regression:
+    arrays: dict[str, Any] = {"ends": part_ds.ends.astype(np.int64), "fit_seconds": np.float64(seconds)}
+    if cfg.labels.regression:  # the forecasts, and each baseline's fitted on this fold's training windows
         from candleflow.studies.regression_summary import fold_arrays
 
-        extra = fold_arrays(cfg.labels.kind, y_train, train_ds.context_at(), part_ds.context_at())
-        with atomic_path(path, suffix=".npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(
-                    fh,
-                    ends=part_ds.ends.astype(np.int64),
-                    y=y_true.astype(np.float32),
-                    forecast=np.asarray(probs, np.float32).reshape(-1),
-                    fit_seconds=np.float64(seconds),
-                    **extra,
-                )
-        log.info("walk-forward %s seed %d: %d test windows, %.1fs", family, seed, y_true.size, seconds)
-        return
+        arrays |= {"y": y_true.astype(np.float32), "forecast": np.asarray(probs, np.float32).reshape(-1)}
+        arrays |= fold_arrays(cfg.labels.kind, y_train, train_ds.context_at(), part_ds.context_at())
+    else:
+        train_ends = prep.dataset.ends[split.parts["train"]]
+        arrays |= {
+            "y": y_true.astype(np.int8),
+            "probs": probs.astype(np.float32),
+            "class_counts": np.bincount(y_train[y_train >= 0], minlength=3),
+            "margin": np.float64(trained.metrics["test"]["decision_margin"]),  # the fold's rule (auto: on its val)
+            "train_last_end": np.int64(train_ends.max()),
+            "train_last_label_end": np.int64(prep.labels.t1[train_ends].max()),
+        }
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                ends=part_ds.ends.astype(np.int64),
-                y=y_true.astype(np.int8),
-                probs=probs.astype(np.float32),
-                class_counts=np.bincount(y_train[y_train >= 0], minlength=3),
-                margin=np.float64(trained.metrics["test"]["decision_margin"]),  # the fold's rule (auto: on its val)
-                train_last_end=np.int64(prep.dataset.ends[split.parts["train"]].max()),
-                train_last_label_end=np.int64(prep.labels.t1[prep.dataset.ends[split.parts["train"]]].max()),
-                fit_seconds=np.float64(seconds),
-            )
+            np.savez(fh, **arrays)
     log.info("walk-forward %s seed %d: %d test windows, %.1fs", family, seed, y_true.size, seconds)
 
 
