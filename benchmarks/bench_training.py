@@ -1,11 +1,15 @@
-"""Training throughput: candleflow's Keras models (JAX backend) against plain PyTorch models of
-the same architecture on the same batches, and the share of step time spent waiting for input.
+"""Training throughput: candleflow's Keras models on each Keras backend (JAX, and PyTorch where
+installed) against plain PyTorch models of the same architecture on the same batches, and the
+share of step time spent waiting for input. `training.backend: auto` follows these figures
+(`candleflow.models.backend_choice.MEASURED`).
 
     pip install torch==2.13.0      # the CPU build
     python benchmarks/bench_training.py [--steps 60] [--batch 256]
 
-Both sides train on the same 256 x 120 x 8 float32 batches of the default synthetic dataset,
-gathered by candleflow's loader; compile/warm-up steps are excluded from the timings.
+Every side trains on the same 256 x 120 x 8 float32 batches of the default synthetic dataset,
+gathered by candleflow's loader; compile/warm-up steps are excluded from the timings. Keras fixes
+its backend per process, so Keras-on-torch runs in a child process started by this one (the
+same batches, the same machine, one after the other); JAX and plain PyTorch share this process.
 """
 
 from __future__ import annotations
@@ -132,13 +136,64 @@ class Batches:
         return self.dataset.gather(idx), self.one_hot(self.dataset.labels_at(idx))
 
 
+def keras_rates(cfg, prep, batches, steps: int, with_mha: bool) -> dict[str, tuple[float, float, int]]:
+    """{name: (samples/s, input wait, params)} of candleflow's LSTM and GPT on this process's backend."""
+    from candleflow.models.backend import keras
+    from candleflow.models.networks import build_gpt, build_lstm
+
+    train = batches.dataset
+    window, n_feat = train.window, train.features.shape[1]
+    mean = prep.features.values.mean(0)
+    var = prep.features.values.var(0) + 1e-12
+    keras.utils.set_random_seed(0)
+    models = {
+        "LSTM 128-64-32": lambda: build_lstm(cfg.model, window, n_feat, mean, var),
+        "GPT d64 x2": lambda: build_gpt(cfg.model, window, n_feat, mean, var),
+    }
+    if with_mha:  # the former attention layer: MultiHeadAttention with a materialised causal mask
+        models["GPT (MHA)"] = lambda: build_gpt(cfg.model, window, n_feat, mean, var, attention="mha")
+    out = {}
+    for name, make in models.items():
+        model = make()
+        rate, wait = keras_side(model, batches, steps)
+        out[name] = (rate, wait, model.count_params())
+    return out
+
+
+def child_rates(backend: str, steps: int, batch: int) -> dict[str, tuple[float, float, int]] | str:
+    """Keras on `backend` measured in a fresh process (Keras fixes its backend per process)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    cmd = [sys.executable, __file__, "--child", "--steps", str(steps), "--batch", str(batch)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        return (done.stderr.strip().splitlines() or ["failed"])[-1]
+    return {k: tuple(v) for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--device", default="auto", help="torch device: auto (cuda when available), cpu or cuda")
     args = ap.parse_args()
+    if args.child:  # Keras on the backend KERAS_BACKEND names: print the rates as JSON
+        import json
+
+        from candleflow.config import RunConfig
+        from candleflow.dataset.prepare import prepare
+
+        cfg = RunConfig()
+        prep = prepare(cfg)
+        batches = Batches(prep.dataset.subset(prep.split["train"]), args.batch)
+        print(json.dumps(keras_rates(cfg, prep, batches, args.steps, with_mha=False)))
+        return
 
     import torch
 
@@ -147,7 +202,6 @@ def main() -> None:
     from candleflow.config import RunConfig
     from candleflow.dataset.prepare import prepare
     from candleflow.models.backend import describe_devices, keras
-    from candleflow.models.networks import build_gpt, build_lstm
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -157,32 +211,32 @@ def main() -> None:
     train = prep.dataset.subset(prep.split["train"])
     batches = Batches(train, args.batch)
     window, n_feat = train.window, train.features.shape[1]
-    mean = prep.features.values.mean(0)
-    var = prep.features.values.var(0) + 1e-12
     print(
         f"{describe_devices()}; torch {torch.__version__} on {device} ({torch.get_num_threads()} threads); "
         f"{args.steps} steps of {args.batch} x {window} x {n_feat}"
     )
     print(f"{'model':12} {'framework':22} {'params':>9} {'samples/s':>10} {'vs torch':>9} {'input wait':>11}")
-    k.utils.set_random_seed(0)
-    pairs = [
-        ("LSTM 128-64-32", build_lstm(cfg.model, window, n_feat, mean, var), torch_lstm(n_feat)),
-        ("GPT d64 x2", build_gpt(cfg.model, window, n_feat, mean, var), torch_gpt(window, n_feat)),
-        (
-            "GPT (MHA)",  # the former attention layer: MultiHeadAttention with a materialised causal mask
-            build_gpt(cfg.model, window, n_feat, mean, var, attention="mha"),
-            torch_gpt(window, n_feat),
-        ),
-    ]
-    for name, km, tm in pairs:
-        k_rate, k_wait = keras_side(km, batches, args.steps)
-        t_rate, t_wait = torch_side(tm, batches, args.steps, device)
-        t_params = sum(p.numel() for p in tm.parameters())
+    jax_side = keras_rates(cfg, prep, batches, args.steps, with_mha=True)
+    torch_models = {"LSTM 128-64-32": torch_lstm(n_feat), "GPT d64 x2": torch_gpt(window, n_feat)}
+    plain = {
+        name: (*torch_side(tm, batches, args.steps, device), sum(p.numel() for p in tm.parameters()))
+        for name, tm in torch_models.items()
+    }
+    plain["GPT (MHA)"] = plain["GPT d64 x2"]  # the same PyTorch model
+    other = child_rates("torch", args.steps, args.batch)
+    for name, (k_rate, k_wait, k_params) in jax_side.items():
+        t_rate, t_wait, t_params = plain[name]
         print(
-            f"{name:12} {'candleflow (Keras/' + k.backend.backend() + ')':22} {km.count_params():>9,} "
-            f"{k_rate:>10,.0f} {k_rate / t_rate:>8.2f}x {k_wait:>10.1%}"
+            f"{name:12} {'candleflow (Keras/' + k.backend.backend() + ')':22} {k_params:>9,} {k_rate:>10,.0f} {k_rate / t_rate:>8.2f}x {k_wait:>10.1%}"
         )
+        if isinstance(other, dict) and name in other:
+            o_rate, o_wait, o_params = other[name]
+            print(
+                f"{'':12} {'candleflow (Keras/torch)':22} {o_params:>9,} {o_rate:>10,.0f} {o_rate / t_rate:>8.2f}x {o_wait:>10.1%}"
+            )
         print(f"{'':12} {'plain PyTorch':22} {t_params:>9,} {t_rate:>10,.0f} {1.0:>8.2f}x {t_wait:>10.1%}", flush=True)
+    if isinstance(other, str):
+        print(f"Keras on torch: not measured ({other})")
 
 
 if __name__ == "__main__":

@@ -92,3 +92,34 @@ def test_an_auto_run_probes_step_times_and_logs_its_choice(tiny_config, caplog):
     line = next(r.getMessage() for r in caplog.records if "step time per sample" in r.getMessage())
     chosen = result.metadata["batch_size"]
     assert f"; batch {chosen} (the fastest per sample" in line and " ms" in line
+
+
+@pytest.mark.integration
+def test_an_auto_batch_shrinks_when_memory_climbs_past_the_limit(tiny_config, caplog):
+    """A 1 MB limit is passed in the first epoch: every later epoch runs at half the batch of the
+    one before, the log says when and why, and the fit still runs every epoch to the end."""
+    import candleflow as cf
+
+    cfg = tiny_config(
+        "dataset.batch_size=auto",
+        "dataset.batch_probe=false",
+        "training.memory_limit_mb=1",
+        "training.epochs=3",
+        "training.patience=5",
+        "output.name=watched",
+        "evaluation.reference_models=[]",
+    )
+    with caplog.at_level(logging.INFO, logger="candleflow"):
+        result = cf.run(cfg)
+    shrinks = result.metadata["batch_shrinks"]
+    assert [s["epoch"] for s in shrinks] == [1, 2]  # the last epoch needs no smaller batch after it
+    first = shrinks[0]["batch_from"]
+    assert [(s["batch_from"], s["batch_to"]) for s in shrinks] == [(first, first // 2), (first // 2, first // 4)]
+    assert result.metadata["batch_size"] == first // 4 and result.metadata["epochs_run"] == 3
+    assert result.metadata["resumed_from_epoch"] == 0
+    assert "resident memory reached" in caplog.text and "past the limit of 1 MB" in caplog.text
+    assert f"batch {first} -> {first // 2} from epoch 2" in caplog.text
+    history = (result.run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 4  # a header and one row per epoch, none lost or repeated
+    fixed = cf.run(tiny_config("training.memory_limit_mb=1", "output.name=fixed", "evaluation.reference_models=[]"))
+    assert fixed.metadata["batch_shrinks"] == []  # a fixed batch size is the user's choice: never changed

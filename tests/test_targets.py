@@ -184,6 +184,24 @@ def test_metrics_by_hand():
     assert v["r2"] == pytest.approx(1 - np.sum((lv - lp) ** 2) / np.sum((lv + 4.0) ** 2))
 
 
+def test_walk_forward_ic_combines_folds_as_a_random_effects_meta_analysis():
+    """DerSimonian-Laird by hand: folds that disagree beyond their own noise get a between-fold
+    variance that widens the interval; folds that agree get none."""
+    from candleflow.evaluation.regression import fold_ic_interval
+
+    # w = 100 each, fixed mean 0.2, Q = 2, spread = 200 - 20000/200 = 100, tau^2 = (2 - 1)/100
+    mean, ci, tau2 = fold_ic_interval(np.array([0.1, 0.3]), np.array([0.01, 0.01]))
+    assert mean == pytest.approx(0.2) and tau2 == pytest.approx(0.01)
+    assert ci == pytest.approx([0.2 - 1.959964 * 0.1, 0.2 + 1.959964 * 0.1])
+    # Q = 0.02 < 1: tau^2 = 0, se = sqrt(1/200)
+    mean, ci, tau2 = fold_ic_interval(np.array([0.1, 0.12]), np.array([0.01, 0.01]))
+    assert tau2 == 0.0 and ci == pytest.approx([0.11 - 1.959964 * np.sqrt(0.005), 0.11 + 1.959964 * np.sqrt(0.005)])
+    # unequal noise: the precise fold weighs more; a fold with no IC (NaN) is left out
+    mean, _, tau2 = fold_ic_interval(np.array([0.0, 0.1, np.nan]), np.array([0.04, 0.01, 0.01]))
+    assert tau2 == 0.0 and mean == pytest.approx((0.0 * 25 + 0.1 * 100) / 125)
+    assert fold_ic_interval(np.array([np.nan]), np.array([0.01])) == (None, None, None)
+
+
 def test_the_baseline_to_beat_and_gains():
     rng = np.random.default_rng(3)
     n = 400

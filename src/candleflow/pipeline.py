@@ -52,6 +52,9 @@ def run(cfg: RunConfig, callbacks: list | None = None) -> RunResult:
     which `resume(NAME)` continues. `callbacks` are extra Keras callbacks for the fit.
     """
     family(cfg.model.kind).check_task(cfg)  # an unknown family fails here, before anything is written
+    from candleflow.models.backend_choice import apply_backend, device_kind
+
+    apply_backend(cfg.training.backend, cfg.model.kind, device_kind(cfg.training.device))  # Keras is loaded: a check
     started = dt.datetime.now(dt.UTC)
     runs_dir = Path(cfg.output.runs_dir)
     name = cfg.output.name or f"{started:%Y%m%d-%H%M%S}-{_slug(cfg)}"
@@ -184,6 +187,7 @@ def _training(trained: Trained, cfg: RunConfig, replicas: int) -> dict[str, Any]
         "peak_rss_mb": round(fitted["peak_rss_mb"], 1),
         "epochs_run": fitted["epochs_run"],
         "resumed_from_epoch": fitted["resumed_from_epoch"],
+        "batch_shrinks": fitted.get("batch_shrinks", []),
     }
 
 

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -42,6 +42,14 @@ RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="folder holding run fo
 
 class CommandLog(logging.FileHandler):
     """The log file of one command; a later command in the same process replaces it."""
+
+
+def use_backend(cfg: Any, family: str | None = None) -> str:
+    """Fix the Keras backend `training.backend` asks for before anything imports Keras (the
+    commands that train call this before importing the pipeline)."""
+    from candleflow.models.backend_choice import apply_backend, device_kind
+
+    return apply_backend(cfg.training.backend, family or cfg.model.kind, device_kind(cfg.training.device))
 
 
 def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:

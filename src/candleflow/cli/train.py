@@ -21,6 +21,7 @@ from candleflow.cli.common import (
     interruptible,
     log_file_for,
     setup_logging,
+    use_backend,
 )
 from candleflow.cli.present import print_result, print_signals
 
@@ -38,10 +39,12 @@ def run(
 ) -> None:
     """Train and evaluate a model end to end and save a run folder (embedded default: synthetic market)."""
     from candleflow.config import load_config
-    from candleflow.pipeline import run as run_pipeline
 
     setup_logging(verbose=True)
     cfg = load_config(config, [*(set_ or []), *(["training.refit=true"] if refit else [])])
+    use_backend(cfg)
+    from candleflow.pipeline import run as run_pipeline
+
     print_result(interruptible(lambda: run_pipeline(cfg)))
 
 
@@ -56,16 +59,19 @@ def train(
 ) -> None:
     """Train like `run`; with --resume NAME, continue a run stopped by Ctrl-C or a crash."""
     from candleflow.config import load_config
-    from candleflow.pipeline import resume as resume_pipeline
-    from candleflow.pipeline import run as run_pipeline
 
     setup_logging(verbose=True)
     if resume is None:
         cfg = load_config(config, set_)
+        use_backend(cfg)
+        from candleflow.pipeline import run as run_pipeline
+
         print_result(interruptible(lambda: run_pipeline(cfg)))
         return
     if config is not None or set_:
         raise typer.BadParameter("--resume continues with the run's own config.yaml; drop --config/--set")
+    from candleflow.pipeline import resume as resume_pipeline
+
     print_result(interruptible(lambda: resume_pipeline(resume, runs_dir)))
 
 
@@ -93,12 +99,14 @@ def walkforward(
     """Compare model families out of sample: retrain on each walk-forward fold, stitch the test
     predictions, and give each family's edge with a block-bootstrap 95% confidence interval."""
     from candleflow.config import load_config
-    from candleflow.runs.walkforward_report import FAMILY_HEADER, family_rows
-    from candleflow.studies.walkforward import walkforward as run_walkforward
 
     cfg = load_config(config, [*(set_ or []), *([f"cluster.scheduler={scheduler}"] if scheduler else [])])
     setup_logging(log_file=log_file_for(cfg, "walkforward"))
     wanted = [f.strip() for f in families.split(",") if f.strip()]
+    use_backend(cfg, wanted[0] if wanted else None)  # one backend per process: the first family's choice
+    from candleflow.runs.walkforward_report import FAMILY_HEADER, family_rows
+    from candleflow.studies.walkforward import walkforward as run_walkforward
+
     t_start = time.perf_counter()
 
     def said(msg: str) -> None:  # without a terminal the bar is silent: a line per fold, with time
@@ -231,11 +239,13 @@ def tune(
 ) -> None:
     """Search config keys with Optuna, each trial scored by walk-forward validation; writes trials.csv and best.yaml."""
     from candleflow.config import load_config
-    from candleflow.studies.tune import parse_search_param, tune_objective
-    from candleflow.studies.tune import tune as run_tune
 
     cfg = load_config(config, [*(set_ or []), *([f"tune.objective={objective}"] if objective else [])])
     setup_logging(verbose=True, log_file=log_file_for(cfg, "tune"))
+    use_backend(cfg)
+    from candleflow.studies.tune import parse_search_param, tune_objective
+    from candleflow.studies.tune import tune as run_tune
+
     space = dict(parse_search_param(item) for item in param) if param else None
     result = interruptible(lambda: run_tune(cfg, name, trials, space))
     what = tune_objective(cfg).replace("_", " ")

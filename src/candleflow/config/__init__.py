@@ -621,6 +621,12 @@ class TrainingConfig(_Section):
     memory_share: float = Field(
         0.5, gt=0, le=0.95, description="dataset.batch_size auto: the share of available memory a batch may take"
     )
+    memory_limit_mb: float | None = Field(
+        None,
+        gt=0,
+        description="dataset.batch_size auto: the memory (device, else resident) training may reach before the batch "
+        "is halved at the next epoch; default: in use at the start plus memory_share of what is free",
+    )
     learning_rate: float | Literal["auto"] = Field(
         "auto",
         description="Adam's initial learning rate; auto: 3e-3 for the LSTM (measured: 1e-3 under-trains it in "
@@ -667,6 +673,12 @@ class TrainingConfig(_Section):
     seed: int = Field(42, description="seeds weights, dropout and shuffling: one config, one result on CPU")
     verbose: Literal["auto", 0, 1, 2] = Field(
         "auto", description="Keras progress output; auto: a bar on a terminal, a line per epoch otherwise"
+    )
+    backend: Literal["auto", "jax", "torch", "tensorflow"] = Field(
+        "auto",
+        description="the Keras backend that trains (fixed when Keras is first imported in a process); auto: "
+        "KERAS_BACKEND when set, else the fastest measured for the family on this device (JAX on a CPU); torch needs "
+        "the torch extra",
     )
     device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="auto/gpu: a GPU when one works, else the CPU (one log line says why); cpu: never look"

@@ -77,6 +77,11 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def pearson_ic(y: np.ndarray, pred: np.ndarray) -> float:
+    """Pearson IC of a forecast; NaN where either side is constant or under 3 windows."""
+    return _corr(np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64))
+
+
 def _ranks(a: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
 
@@ -93,6 +98,37 @@ def information_coefficients(y: np.ndarray, pred: np.ndarray, periods: int = IC_
     per = per[np.isfinite(per)]
     icir = float(per.mean() / per.std()) if per.size >= 3 and per.std() > 0 else float("nan")
     return {"ic": ic, "rank_ic": rank_ic, "icir": icir}
+
+
+def fold_ic_interval(
+    per_fold: np.ndarray, variances: np.ndarray
+) -> tuple[float | None, list[float] | None, float | None]:
+    """The walk-forward IC: per-fold ICs combined as a random-effects meta-analysis
+    (DerSimonian-Laird), with its 95% interval and the between-fold variance tau^2.
+
+    Each fold has its own fitted model and its own test months, so its IC is one estimate with
+    its own sampling variance (`variances`, from a block bootstrap inside the fold). Where the
+    folds agree within that noise, tau^2 is 0 and the interval is as narrow as the windows allow;
+    where they disagree more (a refit that took another stance, a stretch of market with a
+    trend), tau^2 widens it. A pooled IC over the stitched folds instead weights each fold by its
+    model's forecast variance and conditions on the fitted models, so one fold's tail can decide
+    it. Folds with no IC (a constant forecast) or no variance are left out; with one fold left
+    the interval is its own bootstrap's normal interval, with none there is no IC."""
+    r = np.asarray(per_fold, dtype=np.float64)
+    v = np.asarray(variances, dtype=np.float64)
+    ok = np.isfinite(r) & np.isfinite(v) & (v > 0)
+    r, v = r[ok], v[ok]
+    if r.size == 0:
+        return None, None, None
+    w = 1.0 / v
+    fixed = float((w * r).sum() / w.sum())
+    q = float((w * (r - fixed) ** 2).sum())
+    spread = float(w.sum() - (w * w).sum() / w.sum())
+    tau2 = max(0.0, (q - (r.size - 1)) / spread) if spread > 0 else 0.0
+    ws = 1.0 / (v + tau2)
+    mean = float((ws * r).sum() / ws.sum())
+    half = 1.959963984540054 * float(np.sqrt(1.0 / ws.sum()))
+    return mean, [mean - half, mean + half], tau2
 
 
 def r2_score(y: np.ndarray, pred: np.ndarray, reference: float | None = None) -> float:
@@ -202,6 +238,8 @@ def finite_or_none(value: Any) -> Any:
 
 
 __all__ = [
+    "pearson_ic",
+    "fold_ic_interval",
     "RETURN_BASELINES",
     "VOLATILITY_BASELINES",
     "baseline_names",

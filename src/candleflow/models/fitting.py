@@ -29,7 +29,7 @@ from candleflow.models.memory import (
     suggest_batch_size,
 )
 from candleflow.models.tabular import lag_features, window_lags
-from candleflow.models.training import fit
+from candleflow.models.training import MemoryWatch, fit, latest_resume_state, memory_limit_mb
 
 log = logging.getLogger("candleflow")
 
@@ -192,8 +192,9 @@ def train_and_score(
         len(val_ds),
     )
     t_fit = time.perf_counter()
+    watch = MemoryWatch(memory_limit_mb(tc)) if auto else None
     try:
-        fitted = fit(model, train, val, tc, work, state, callbacks)
+        fitted = fit(model, train, val, tc, work, state, callbacks, watch=watch)
     except Exception as exc:
         bs = int(cfg.dataset.batch_size)
         if not (auto and is_out_of_memory(exc) and bs > 1):
@@ -209,6 +210,30 @@ def train_and_score(
         train = loader(train_ds, bs, shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra)
         val = loader(val_ds, bs, multiple_of=replicas, prefetch=cfg.dataset.prefetch)
         fitted = fit(model, train, val, tc, work, state, callbacks)
+    shrinks = []
+    while "memory_tripped" in fitted:  # memory passed the limit: the next epochs at half the batch
+        seen, bs = fitted["memory_tripped"], int(cfg.dataset.batch_size)
+        smaller = max(bs // 2, replicas)
+        log.warning(
+            "dataset.batch_size auto: %s reached %.0f MB in epoch %d, past the limit of %.0f MB "
+            "(training.memory_limit_mb, or memory_share of the free memory); batch %d -> %d from epoch %d",
+            seen["what"],
+            seen["used_mb"],
+            seen["epoch"],
+            seen["limit_mb"],
+            bs,
+            smaller,
+            seen["epoch"] + 1,
+        )
+        shrinks.append({**seen, "batch_from": bs, "batch_to": smaller})
+        cfg = cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"batch_size": smaller})})
+        train = loader(train_ds, smaller, shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra)
+        val = loader(val_ds, smaller, multiple_of=replicas, prefetch=cfg.dataset.prefetch)
+        watch = MemoryWatch(seen["limit_mb"]) if smaller > replicas else None  # at the floor: no further shrink
+        fitted = fit(model, train, val, tc, work, latest_resume_state(work), callbacks, watch=watch)
+    if shrinks:  # one fit, continued: its own resume point (or none) is the run's
+        fitted["batch_shrinks"] = shrinks
+        fitted["resumed_from_epoch"] = 0 if state is None else int(state["epochs_done"])
     fitted["batch_size"] = int(cfg.dataset.batch_size)
     fit_s = time.perf_counter() - t_fit
 

@@ -77,6 +77,58 @@ class MemoryMonitor(keras.callbacks.Callback):
             )
 
 
+class MemoryWatch(keras.callbacks.Callback):
+    """`dataset.batch_size: auto` watched while it trains: every few batches the memory in use
+    (the accelerator's where the backend reports it, else this process's resident memory) is
+    compared with `limit_mb`; once it passes, the epoch finishes (its state is saved like any
+    epoch's) and the fit stops so the caller can continue at a smaller batch. `tripped` says
+    when and what was seen."""
+
+    def __init__(self, limit_mb: float, every: int = 5) -> None:
+        super().__init__()
+        self.limit_mb, self.every = float(limit_mb), max(int(every), 1)
+        self.process = psutil.Process()
+        self.tripped: dict[str, Any] | None = None
+
+    def used_mb(self) -> tuple[float, str]:
+        device = device_memory_mb()
+        if device is not None:
+            return device, "device memory"
+        return self.process.memory_info().rss / 2**20, "resident memory"
+
+    def _check(self, epoch: int) -> None:
+        if self.tripped is None:
+            used, what = self.used_mb()
+            if used > self.limit_mb:
+                self.tripped = {"epoch": epoch + 1, "used_mb": round(used, 1), "what": what, "limit_mb": self.limit_mb}
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if batch % self.every == 0:
+            self._check(getattr(self, "epoch", 0))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._check(epoch)
+        if self.tripped is not None and self.model is not None:
+            self.model.stop_training = True
+
+
+def memory_limit_mb(cfg: TrainingConfig) -> float:
+    """What `MemoryWatch` allows: `training.memory_limit_mb` when set, else what is in use now plus
+    `training.memory_share` of what is free (the budget `dataset.batch_size: auto` sized the batch
+    for)."""
+    if cfg.memory_limit_mb is not None:
+        return float(cfg.memory_limit_mb)
+    from candleflow.models.memory import available_memory_mb
+
+    free, _ = available_memory_mb()
+    device = device_memory_mb()
+    in_use = device if device is not None else psutil.Process().memory_info().rss / 2**20
+    return in_use + cfg.memory_share * free
+
+
 class InputMonitor(keras.callbacks.Callback):
     """Adds `input_s` (seconds the epoch spent making training batches, in whichever thread) and
     `input_wait` (the share of the epoch the training loop waited for them: with
@@ -221,12 +273,15 @@ def fit(
     run_dir: Path,
     resume: dict[str, Any] | None = None,
     extra_callbacks: list | None = None,
+    watch: MemoryWatch | None = None,
 ) -> dict[str, Any]:
     """Fit `model` on loaders `train`/`val`; the best weights (by cfg.monitor) end up in the model
     and in run_dir/checkpoint.weights.h5. After each epoch the whole training state is saved in
     run_dir/resume; `resume` (from `latest_resume_state`) continues from it, with `model` loaded
     from that state, to the result an uninterrupted fit gives. Returns the history and the peak
-    resident memory."""
+    resident memory. With `watch`, a fit whose memory passed the watch's limit stops after that
+    epoch and returns `memory_tripped` (the model as that epoch left it, not the best weights):
+    the caller continues it at a smaller batch from the saved state."""
     monitor = MemoryMonitor()
     named = training_callbacks(cfg, run_dir)
     initial_epoch = 0 if resume is None else int(resume["epochs_done"])
@@ -242,6 +297,7 @@ def fit(
         EventLogger(run_dir / files.TENSORBOARD, cfg.histogram_freq, cfg.profile_batch),
         resumer,  # last: an epoch counts as done once every logger has it
         *(extra_callbacks or []),
+        *([watch] if watch is not None else []),
     ]
     verbose = cfg.verbose
     if verbose == "auto":
@@ -261,10 +317,18 @@ def fit(
             callbacks=callbacks,
             verbose=verbose,
         )
+    history = resumer.history
+    done = len(next(iter(history.values()), []))
+    if (
+        watch is not None
+        and watch.tripped is not None
+        and done < cfg.epochs
+        and not named["early_stopping"].stopped_epoch
+    ):
+        return {"memory_tripped": watch.tripped, "epochs_run": done}
     best = run_dir / files.CHECKPOINT
     if best.is_file():  # the best epoch's weights, as EarlyStopping(restore_best_weights) would leave them
         model.load_weights(str(best))
-    history = resumer.history
     return {
         "history": history,
         "epochs_run": len(next(iter(history.values()), [])),

@@ -95,6 +95,10 @@ def versions() -> dict[str, str]:
         out["jax"] = jax.__version__
     except ImportError:
         pass
+    if out["backend"] == "torch":
+        import torch
+
+        out["torch"] = torch.__version__
     return out
 
 

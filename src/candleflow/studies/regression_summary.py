@@ -1,7 +1,10 @@
 """Walk-forward summaries of regression targets: each family's stitched out-of-sample forecasts
-scored against the quants' baselines (fitted on each fold's own training windows), with
-moving-block bootstrap 95% intervals for its IC and its R^2 gain over the baseline to beat
-(HAR for volatility, the best of zero / mean / momentum / reversal for forward returns)."""
+scored against the quants' baselines (fitted on each fold's own training windows), with a
+moving-block bootstrap 95% interval for its R^2 gain over the baseline to beat (HAR for
+volatility, the best of zero / mean / momentum / reversal for forward returns) and, for its IC,
+the per-fold ICs combined as a random-effects meta-analysis (`fold_ic_interval`: each fold's
+variance from a block bootstrap inside the fold, plus the spread between folds); the bootstrap
+interval of the stitched IC over windows is kept beside it (`ic_ci95_windows`)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.evaluation.regression import baseline_names, regression_metrics
+from candleflow.evaluation.regression import baseline_names, fold_ic_interval, pearson_ic, regression_metrics
 from candleflow.studies.common import _block_indices, _ci, load_fold, study_header
 
 
@@ -44,6 +47,14 @@ def _resampled_ic(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarra
     den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, (a * b).sum(axis=1) / den, np.nan)
+
+
+def _seed_mean(rows: list[np.ndarray]) -> np.ndarray:
+    """Per-fold mean over seeds (seeds share the fold's path, so they are not replicates); NaN
+    where every seed's forecast was constant on the fold."""
+    a = np.asarray(rows, dtype=np.float64)
+    n = np.isfinite(a).sum(axis=0)
+    return np.where(n > 0, np.nansum(a, axis=0) / np.maximum(n, 1), np.nan)
 
 
 def _ci_or_none(values: np.ndarray) -> list[float] | None:
@@ -83,7 +94,27 @@ def summarise_regression(
         m["r2"] = float(1.0 - np.sum((y - pred) ** 2) / np.sum((y - ref) ** 2))
         return m
 
+    fold_idx = [
+        _block_indices(p["y"].size, block, resamples, np.random.default_rng(cfg.training.seed + k))
+        for k, p in enumerate(first)
+    ]
+
+    def fold_ics(runs: list[list[dict[str, np.ndarray]]], key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per fold: the seeds' mean IC, and the bootstrap variance of that mean inside the fold."""
+        ics, var = [], []
+        for k, ix in enumerate(fold_idx):
+            yk = runs[0][k]["y"].astype(np.float64)
+            ics.append(_seed_mean([np.array([pearson_ic(yk, r[k][key])]) for r in runs])[0])
+            boot = _seed_mean([_resampled_ic(yk, r[k][key].astype(np.float64), ix) for r in runs])
+            boot = boot[np.isfinite(boot)]
+            var.append(float(boot.var(ddof=1)) if boot.size > 1 else np.nan)
+        return np.array(ics), np.array(var)
+
     base_metrics = {b: metrics(p) for b, p in base.items()}
+    for b in names:
+        ics_b, var_b = fold_ics([first], f"baseline_{b}")
+        base_metrics[b]["ic_folds"] = [None if not np.isfinite(v) else float(v) for v in ics_b]
+        base_metrics[b]["ic_fold_mean"], base_metrics[b]["ic_fold_ci95"], _ = fold_ic_interval(ics_b, var_b)
     best = "har" if kind == "volatility" else max(names, key=lambda b: base_metrics[b]["r2"])
     best_r2 = _resampled_r2(y, base[best], ref, idx)
     table: dict[str, Any] = {}
@@ -93,14 +124,23 @@ def summarise_regression(
         mean_forecast = np.mean(list(forecasts.values()), axis=0)  # the seeds' ensemble
         per_seed = {str(s): metrics(f) for s, f in forecasts.items()}
         r2s = np.array([m["r2"] for m in per_seed.values()])
-        ics = np.array([m["ic"] for m in per_seed.values()], dtype=np.float64)
+        per_fold, per_fold_var = fold_ics([loaded[s] for s in seeds], "forecast")
+        ic_mean, ic_ci, tau2 = fold_ic_interval(per_fold, per_fold_var)
+        finite = per_fold[np.isfinite(per_fold)]
         seconds = sum(float(p["fit_seconds"]) for s in seeds for p in loaded[s])
         resampled = np.mean([_resampled_r2(y, f, ref, idx) for f in forecasts.values()], axis=0)
         table[family] = {
             "r2_mean": float(r2s.mean()),
             "r2_std": float(r2s.std(ddof=1)) if r2s.size > 1 else 0.0,
-            "ic_mean": float(np.nanmean(ics)) if np.isfinite(ics).any() else None,
-            "ic_ci95": _ci_or_none(np.nanmean([_resampled_ic(y, f, idx) for f in forecasts.values()], axis=0)),
+            "ic_mean": ic_mean,
+            "ic_ci95": ic_ci,
+            "ic_folds": [None if not np.isfinite(v) else float(v) for v in per_fold],
+            "ic_between_folds_var": tau2,
+            "icir_folds": (
+                float(finite.mean() / finite.std(ddof=1)) if finite.size > 1 and finite.std(ddof=1) > 0 else None
+            ),
+            "ic_stitched": float(np.nanmean([m["ic"] for m in per_seed.values()])),
+            "ic_ci95_windows": _ci_or_none(np.nanmean([_resampled_ic(y, f, idx) for f in forecasts.values()], axis=0)),
             "gain_r2": float(r2s.mean() - base_metrics[best]["r2"]),
             "gain_r2_ci95": _ci(resampled - best_r2),
             "ensemble": metrics(mean_forecast),
