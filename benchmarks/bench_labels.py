@@ -150,11 +150,15 @@ def kernels_side_by_side(datasets: dict, horizon: int = 60, repeats: int = 5) ->
 
     reference = numba_reference()
     threads = numba.config.NUMBA_NUM_THREADS
-    print(f"\nlabel kernels, rows/s (best of {repeats}); ratio = kernel on {threads} threads / reference on 1 core")
+    print(
+        f"\nlabel kernels, rows/s (median of {repeats}, interleaved); ratio = kernel on {threads} threads / "
+        "reference on 1 core (median; best of the runs in brackets)"
+    )
     print(
         f"{'data':26s} {'barriers':10s} {'reference 1 core':>17s} {'scan':>12s} {'pointers':>12s} "
-        f"{'scan 1t':>10s} {'pointers 1t':>12s} {'auto':>9s} {'auto/ref':>9s}"
+        f"{'scan 1t':>10s} {'pointers 1t':>12s} {'auto':>9s} {'auto/ref':>16s}"
     )
+    profiles = []
     for name, c in datasets.items():
         for cfg in (LabelConfig(barrier="percent", tp=0.5, sl=0.5, horizon=horizon), LabelConfig(horizon=horizon)):
             args = (
@@ -178,21 +182,40 @@ def kernels_side_by_side(datasets: dict, horizon: int = 60, repeats: int = 5) ->
                 "pointers 1t": (L.KERNELS["pointers"], args, 1),
             }
             want = reference(*rargs)
-            best = {}
+            times: dict[str, list[float]] = {k: [] for k in runs}
             for _ in range(repeats):
                 for key, (fn, a, th) in runs.items():
                     numba.set_num_threads(th)
                     t = time.perf_counter()
                     got = fn(*a)
-                    best[key] = min(best.get(key, 9e9), time.perf_counter() - t)
+                    times[key].append(time.perf_counter() - t)
                     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), key
             numba.set_num_threads(threads)
+            t = time.perf_counter()  # what competitive_labels does besides the kernel: the barriers' arrays
+            L.barrier_multipliers(c, cfg, compact=True), L._segment_ends(c)
+            prep_s = time.perf_counter() - t
             auto = "scan" if cfg.barrier == "volatility" else "pointers"
-            rate = {k: len(c) / v for k, v in best.items()}
+            rate = {k: len(c) / float(np.median(v)) for k, v in times.items()}
+            top = {k: len(c) / min(v) for k, v in times.items()}
             print(
                 f"{name:26s} {cfg.barrier:10s} {rate['ref']:17,.0f} {rate['scan']:12,.0f} {rate['pointers']:12,.0f} "
-                f"{rate['scan 1t']:10,.0f} {rate['pointers 1t']:12,.0f} {auto:>9s} {rate[auto] / rate['ref']:8.2f}x"
+                f"{rate['scan 1t']:10,.0f} {rate['pointers 1t']:12,.0f} {auto:>9s} "
+                f"{rate[auto] / rate['ref']:7.2f}x ({top[auto] / top['ref']:.2f}x)"
             )
+            one = rate[f"{auto} 1t"]
+            kernel_s = len(c) / rate[auto]
+            profiles.append(
+                f"{name:26s} {cfg.barrier:10s} one thread vs reference {one / rate['ref']:.2f}x; "
+                f"{threads} threads vs one {rate[auto] / one:.2f}x (parallel efficiency "
+                f"{rate[auto] / one / threads:.0%}); run-to-run spread of the {threads}-thread kernel "
+                f"{(max(times[auto]) - min(times[auto])) / min(times[auto]):.0%}; barrier arrays "
+                f"{prep_s * 1e3:.0f} ms beside the kernel's {kernel_s * 1e3:.0f} ms"
+            )
+    print(
+        "\nwhere the time goes: auto / reference = (one-thread kernel / reference) x (thread scaling); "
+        f"1.8x on {threads} threads needs both near their limits"
+    )
+    print("\n".join(profiles))
 
 
 def _timed(call) -> float:

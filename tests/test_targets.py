@@ -185,20 +185,31 @@ def test_metrics_by_hand():
 
 
 def test_walk_forward_ic_combines_folds_as_a_random_effects_meta_analysis():
-    """DerSimonian-Laird by hand: folds that disagree beyond their own noise get a between-fold
-    variance that widens the interval; folds that agree get none."""
+    """DerSimonian-Laird's tau^2 and the modified Knapp-Hartung interval, by hand: folds that
+    disagree beyond their own noise widen it; Student's t with folds - 1 degrees of freedom."""
+    from scipy.stats import t as student_t
+
     from candleflow.evaluation.regression import fold_ic_interval
 
-    # w = 100 each, fixed mean 0.2, Q = 2, spread = 200 - 20000/200 = 100, tau^2 = (2 - 1)/100
-    mean, ci, tau2 = fold_ic_interval(np.array([0.1, 0.3]), np.array([0.01, 0.01]))
-    assert mean == pytest.approx(0.2) and tau2 == pytest.approx(0.01)
-    assert ci == pytest.approx([0.2 - 1.959964 * 0.1, 0.2 + 1.959964 * 0.1])
-    # Q = 0.02 < 1: tau^2 = 0, se = sqrt(1/200)
-    mean, ci, tau2 = fold_ic_interval(np.array([0.1, 0.12]), np.array([0.01, 0.01]))
-    assert tau2 == 0.0 and ci == pytest.approx([0.11 - 1.959964 * np.sqrt(0.005), 0.11 + 1.959964 * np.sqrt(0.005)])
+    t2 = student_t.ppf(0.975, 2)
+    # w = 100 each, fixed mean 0.2, Q = 100 * (0.01 + 0 + 0.01) = 2 = k - 1: tau^2 = 0
+    mean, ci, tau2 = fold_ic_interval(np.array([0.1, 0.2, 0.3]), np.array([0.01, 0.01, 0.01]))
+    assert mean == pytest.approx(0.2) and tau2 == 0.0
+    # q = Q / (k - 1) = 1: se = sqrt(1 / 300)
+    assert ci == pytest.approx([0.2 - t2 * np.sqrt(1 / 300), 0.2 + t2 * np.sqrt(1 / 300)])
+    # Q = 100 * (0.04 + 0 + 0.04) = 8: tau^2 = (8 - 2) / (300 - 30000 / 300) = 0.03, w* = 25 each
+    mean, ci, tau2 = fold_ic_interval(np.array([0.0, 0.2, 0.4]), np.array([0.01, 0.01, 0.01]))
+    assert tau2 == pytest.approx(0.03) and mean == pytest.approx(0.2)
+    # q = 25 * 0.08 / 2 = 1: se = sqrt(1 / 75)
+    assert ci == pytest.approx([0.2 - t2 * np.sqrt(1 / 75), 0.2 + t2 * np.sqrt(1 / 75)])
+    # folds closer than their noise (q < 1): the standard error stays the random-effects one
+    mean, ci, tau2 = fold_ic_interval(np.array([0.19, 0.2, 0.21]), np.array([0.01, 0.01, 0.01]))
+    assert tau2 == 0.0 and ci == pytest.approx([0.2 - t2 * np.sqrt(1 / 300), 0.2 + t2 * np.sqrt(1 / 300)])
     # unequal noise: the precise fold weighs more; a fold with no IC (NaN) is left out
     mean, _, tau2 = fold_ic_interval(np.array([0.0, 0.1, np.nan]), np.array([0.04, 0.01, 0.01]))
     assert tau2 == 0.0 and mean == pytest.approx((0.0 * 25 + 0.1 * 100) / 125)
+    one = fold_ic_interval(np.array([0.1]), np.array([0.0004]))
+    assert one[0] == pytest.approx(0.1) and one[1] == pytest.approx([0.1 - 1.959964 * 0.02, 0.1 + 1.959964 * 0.02])
     assert fold_ic_interval(np.array([np.nan]), np.array([0.01])) == (None, None, None)
 
 
@@ -316,10 +327,10 @@ def test_walkforward_finds_a_planted_return_signal_and_nothing_without_one(tiny_
         cfg = tiny_config(
             "labels.kind=forward_return",
             f"source.signal_strength={strength}",
-            "source.n_bars=8000",
+            "source.n_bars=12000",
             "labels.horizon=4",
         )
-        result = walkforward(cfg, folds=3, families=["linear"], name=name, resamples=300)
+        result = walkforward(cfg, folds=5, families=["linear"], name=name, resamples=300)
         assert (result.folder / "report.html").is_file()
         return result.summary
 

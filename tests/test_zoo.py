@@ -173,6 +173,27 @@ def test_walkforward_stitches_out_of_sample_predictions_and_resumes(tiny_config)
         walkforward(
             tiny_config("source.n_bars=4000", "labels.horizon=12"), folds=3, seeds=1, families=["linear"], name="t"
         )
+    # the same folds read by another objective: each fold's margin chosen again on its own validation
+    # period (by hand below), nothing retrained, trade statistics beside the accuracy
+    from candleflow.evaluation.metrics import choose_margin
+    from candleflow.evaluation.trading import trade_score
+
+    sharpe = walkforward(
+        cfg, folds=3, seeds=2, families=["lightgbm", "linear"], name="t", resamples=200, objective="sharpe"
+    ).summary
+    assert {p: p.stat().st_mtime_ns for p in (result.folder / "folds").glob("*.npz")} == mtimes
+    prep = __import__("candleflow").prepare(cfg)
+    for k, path in enumerate(sorted((result.folder / "folds").glob("linear-s42-f*.npz"))):
+        f = load_fold(path)
+        want, _ = choose_margin(
+            f["val_y"], f["val_probs"], score=lambda d, e=f["val_ends"]: trade_score(prep.candles, e, d, cfg, "sharpe")
+        )
+        assert sharpe["table"]["linear"]["margins"]["42"][k] == want
+    assert sharpe["objective"] == "sharpe" and s["objective"].startswith("decision_margin")
+    for key in ("trades_mean", "hit_rate_mean", "average_win_mean", "average_loss_mean", "turnover_mean"):
+        assert key in sharpe["table"]["linear"]
+    with pytest.raises(ConfigError, match="--objective 'ic': labels.kind competitive is scored by balanced_accuracy"):
+        walkforward(cfg, folds=3, seeds=2, families=["linear"], name="t", objective="ic")
 
 
 @pytest.mark.integration

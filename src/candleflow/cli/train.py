@@ -95,6 +95,14 @@ def walkforward(
     scheduler: Annotated[
         str | None, typer.Option(help="a running Dask scheduler for the fold tasks (implies --dask)")
     ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            help="classes: balanced_accuracy, sharpe or return: each fold's decision margin chosen again on its "
+            "validation period to maximise it (the same --name reads the same folds, nothing retrains); "
+            "regression: ic or r2, what the verdict leads with"
+        ),
+    ] = None,
 ) -> None:
     """Compare model families out of sample: retrain on each walk-forward fold, stitch the test
     predictions, and give each family's edge with a block-bootstrap 95% confidence interval."""
@@ -134,6 +142,7 @@ def walkforward(
                 resamples=resamples,
                 progress=step,
                 dask=dask or scheduler is not None,
+                objective=objective,
             )
         )
     s = result.summary

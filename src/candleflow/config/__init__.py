@@ -753,6 +753,30 @@ class BacktestConfig(_Section):
         description="where a signal at a bar's close enters: the next bar's open (what a trader acting on a closed "
         "bar gets) or that bar's close (the labels' idealisation)",
     )
+    sizing: Literal["fixed", "volatility"] = Field(
+        "fixed",
+        description="a position's share of equity: fixed (backtest.fraction) or volatility (target_vol over the "
+        "realised volatility of the last vol_lookback bars, capped at max_leverage, times fraction)",
+    )
+    fraction: float = Field(
+        1.0, gt=0, le=10, description="share of equity per position (mode every: divided by labels.horizon)"
+    )
+    target_vol: float = Field(0.2, gt=0, le=5, description="sizing volatility: the annualised volatility aimed at")
+    vol_lookback: int = Field(24, ge=2, le=10_000, description="sizing volatility: bars of realised volatility")
+    max_leverage: float = Field(1.0, gt=0, le=100, description="sizing volatility: the largest share of equity")
+    capital: float = Field(10_000.0, gt=0, description="starting capital in the quote currency (e.g. USDT)")
+    min_order: float = Field(
+        0.0, ge=0, description="smallest order the exchange takes, in the quote currency; smaller trades are skipped"
+    )
+    funding: Literal["auto", "off"] = Field(
+        "auto",
+        description="futures funding: auto charges Binance's public funding rates (downloaded and verified like "
+        "klines) for source.kind binance with market um or cm, or the files in funding_paths; off: none",
+    )
+    funding_paths: list[str] = Field(
+        default_factory=list,
+        description="funding-rate files (Binance's fundingRate ZIPs or their CSVs) for a files source of futures",
+    )
     seed: int = Field(0, description="seed of the random-signals baseline")
     top_k: int = Field(
         1, ge=1, description="panel runs: the cross-sectional backtest is long the top k and short the bottom k tickers"

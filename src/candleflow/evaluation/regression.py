@@ -103,17 +103,24 @@ def information_coefficients(y: np.ndarray, pred: np.ndarray, periods: int = IC_
 def fold_ic_interval(
     per_fold: np.ndarray, variances: np.ndarray
 ) -> tuple[float | None, list[float] | None, float | None]:
-    """The walk-forward IC: per-fold ICs combined as a random-effects meta-analysis
-    (DerSimonian-Laird), with its 95% interval and the between-fold variance tau^2.
+    """The walk-forward IC: per-fold ICs combined as a random-effects meta-analysis, with its 95%
+    interval and the between-fold variance tau^2.
 
     Each fold has its own fitted model and its own test months, so its IC is one estimate with
-    its own sampling variance (`variances`, from a block bootstrap inside the fold). Where the
-    folds agree within that noise, tau^2 is 0 and the interval is as narrow as the windows allow;
-    where they disagree more (a refit that took another stance, a stretch of market with a
-    trend), tau^2 widens it. A pooled IC over the stitched folds instead weights each fold by its
-    model's forecast variance and conditions on the fitted models, so one fold's tail can decide
-    it. Folds with no IC (a constant forecast) or no variance are left out; with one fold left
-    the interval is its own bootstrap's normal interval, with none there is no IC."""
+    its own sampling variance (`variances`, from a block bootstrap inside the fold). tau^2 is
+    DerSimonian and Laird's: 0 where the folds agree within that noise, larger where they
+    disagree more (a refit that took another stance, a stretch of market with a trend). The
+    interval is the modified Knapp-Hartung one that meta-analyses of few studies use (Roever et
+    al. 2015): Student's t with folds - 1 degrees of freedom, and a standard error never below
+    the random-effects one. With 5 or 6 folds the normal interval covers too rarely; this one
+    keeps 95% on a market without a signal, at the price of width.
+
+    A pooled IC over the stitched folds instead weights each fold by its model's forecast
+    variance and conditions on the fitted models, so one fold's tail can decide it. Folds with
+    no IC (a constant forecast) or no variance are left out; with one fold left the interval is
+    its own bootstrap's normal interval, with none there is no IC."""
+    from scipy.stats import t as student_t
+
     r = np.asarray(per_fold, dtype=np.float64)
     v = np.asarray(variances, dtype=np.float64)
     ok = np.isfinite(r) & np.isfinite(v) & (v > 0)
@@ -122,12 +129,16 @@ def fold_ic_interval(
         return None, None, None
     w = 1.0 / v
     fixed = float((w * r).sum() / w.sum())
-    q = float((w * (r - fixed) ** 2).sum())
+    q_fixed = float((w * (r - fixed) ** 2).sum())
     spread = float(w.sum() - (w * w).sum() / w.sum())
-    tau2 = max(0.0, (q - (r.size - 1)) / spread) if spread > 0 else 0.0
+    tau2 = max(0.0, (q_fixed - (r.size - 1)) / spread) if spread > 0 else 0.0
     ws = 1.0 / (v + tau2)
     mean = float((ws * r).sum() / ws.sum())
-    half = 1.959963984540054 * float(np.sqrt(1.0 / ws.sum()))
+    if r.size == 1:
+        half = 1.959963984540054 * float(np.sqrt(v[0]))
+    else:
+        scale = max(1.0, float((ws * (r - mean) ** 2).sum()) / (r.size - 1))
+        half = float(student_t.ppf(0.975, r.size - 1)) * float(np.sqrt(scale / ws.sum()))
     return mean, [mean - half, mean + half], tau2
 
 

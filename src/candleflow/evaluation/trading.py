@@ -11,8 +11,9 @@ from candleflow.config import RunConfig
 from candleflow.data.calendar import bars_per_year
 from candleflow.data.candles import Candles
 from candleflow.dataset.labels import LONG, SHORT
-from candleflow.evaluation.backtest import BacktestResult, backtest, buy_and_hold, performance
+from candleflow.evaluation.backtest import BacktestResult, buy_and_hold, configured_backtest, performance
 from candleflow.evaluation.calibration import coverage, reliability
+from candleflow.evaluation.funding import funding_for
 
 QUANTILES = [0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]
 COST_MULTIPLES = (0.0, 1.0, 2.0)
@@ -39,9 +40,10 @@ def trading_evaluation(
     """Backtest table (model and baselines), reliability and coverage; plus the backtests."""
     bt, lab = cfg.backtest, cfg.labels
     span = (int(ends[0]), min(len(candles), int(ends[-1]) + lab.horizon + 1))
+    funding, funding_notes = funding_for(cfg, candles)
 
     def run(sides: np.ndarray, cost: float = 1.0) -> BacktestResult:
-        return backtest(candles, ends, sides, lab, bt.fee * cost, bt.slippage * cost, bt.mode, span, bt.fill)
+        return configured_backtest(candles, ends, sides, cfg, span, cost, funding)
 
     per_year = bars_per_year(candles.calendar, candles.interval, int(candles.open_time[-1]))
     model_sides = sides_of(decisions)
@@ -53,7 +55,7 @@ def trading_evaluation(
         random_sides[chosen] = rng.choice(np.array([-1, 1], dtype=np.int8), size=n_signals)
     results = {
         "model": run(model_sides),
-        "buy_and_hold": buy_and_hold(candles, span, bt.fee, bt.slippage),
+        "buy_and_hold": buy_and_hold(candles, span, bt.fee, bt.slippage, funding, bt.capital),
         "random_signals": run(random_sides),
         "labels": run(sides_of(y_true)),
     }
@@ -73,6 +75,12 @@ def trading_evaluation(
         "mode": bt.mode,
         "fee": bt.fee,
         "slippage": bt.slippage,
+        "fill": bt.fill,
+        "sizing": bt.sizing,
+        "capital": bt.capital,
+        "min_order": bt.min_order,
+        "funding": "charged" if funding is not None else "none",
+        "funding_notes": funding_notes,
         "span": [candles.time_str(span[0]), candles.time_str(span[1] - 1)],
         "signals": {
             "model": n_signals,
@@ -116,9 +124,9 @@ def trade_list(candles: Candles, res: BacktestResult, ends: np.ndarray, sides: n
 def trade_score(candles: Candles, ends: np.ndarray, decisions: np.ndarray, cfg: RunConfig, objective: str) -> float:
     """The Sharpe ratio or total return (after costs) of trading `decisions` at window ends
     `ends`, as the run's backtest trades them: what `evaluation.margin_objective` maximises."""
-    bt, lab = cfg.backtest, cfg.labels
+    lab = cfg.labels
     span = (int(ends[0]), min(len(candles), int(ends[-1]) + lab.horizon + 1))
-    res = backtest(candles, ends, sides_of(decisions), lab, bt.fee, bt.slippage, bt.mode, span, bt.fill)
+    res = configured_backtest(candles, ends, sides_of(decisions), cfg, span, funding=funding_for(cfg, candles)[0])
     per_year = bars_per_year(candles.calendar, candles.interval, int(candles.open_time[-1]))
     perf = performance(res, candles.interval, per_year)
     return float(perf["sharpe"] if objective == "sharpe" else perf["total_return"])

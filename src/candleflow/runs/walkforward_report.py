@@ -38,6 +38,11 @@ def family_rows(summary: dict[str, Any]) -> list[list[Any]]:
                 _ci(e.get("edge_over_lightgbm_ci95")),
                 f"{e['sharpe_mean']:.2f}",
                 f"{e['total_return_mean'] * 100:+.1f}%",
+                f"{e['trades_mean']:.0f}",
+                _share(e.get("hit_rate_mean")),
+                f"{_share(e.get('average_win_mean'), 2)} / {_share(e.get('average_loss_mean'), 2)}",
+                "-" if e.get("turnover_mean") is None else f"{e['turnover_mean']:.0f}",
+                _share(e.get("cost_share_mean"), 0) if e.get("cost_share_mean") is not None else "gross ≤ 0",
                 f"{e['training_seconds']:.0f}",
             ]
         )
@@ -54,8 +59,18 @@ FAMILY_HEADER = [
     "95% CI",
     "Sharpe",
     "return",
+    "trades",
+    "hit rate",
+    "avg win / loss",
+    "turnover / yr",
+    "costs / gross",
     "train s",
 ]
+
+
+def _share(x: float | None, digits: int = 1) -> str:
+    """A fraction as a percent (every trading figure in a report is in percent)."""
+    return "-" if x is None else f"{x * 100:.{digits}f}%"
 
 
 def write_walkforward_report(folder: Path, summary: dict[str, Any], equity: dict[str, Any]) -> Path:
@@ -138,7 +153,21 @@ def write_regression_walkforward_report(folder: Path, summary: dict[str, Any]) -
 
 
 def regression_verdict(summary: dict[str, Any]) -> str:
-    """One line: which family, if any, beats the baseline to beat with an interval above 0."""
+    """One line: which family, if any, beats the baseline to beat with an interval above 0 (with
+    objective ic: whose IC interval lies above 0)."""
+    if summary.get("objective") == "ic":
+        scored = {f: e for f, e in summary["table"].items() if e.get("ic_ci95")}
+        if not scored:
+            return "no family has an IC: every forecast was constant"
+        top = max(scored, key=lambda f: scored[f]["ic_mean"])
+        e = scored[top]
+        lo, hi = e["ic_ci95"]
+        if lo > 0:
+            return f"{top} ranks the future out of sample: IC {e['ic_mean']:+.4f} (95% CI [{lo:+.4f}, {hi:+.4f}], over folds)"
+        return (
+            f"no family's IC is distinguishable from 0; the largest, {top}, IC {e['ic_mean']:+.4f} "
+            f"(95% CI [{lo:+.4f}, {hi:+.4f}], over folds)"
+        )
     best = summary["best_baseline"]
     wins = [f for f, e in summary["table"].items() if e["gain_r2_ci95"][0] > 0]
     if wins:

@@ -27,10 +27,11 @@ from candleflow.data.candles import Candles
 from candleflow.dataset.prepare import PreparedData, prepare
 from candleflow.dataset.split import Split, walk_forward_splits
 from candleflow.errors import ConfigError
-from candleflow.evaluation.backtest import backtest, buy_and_hold, performance
+from candleflow.evaluation.backtest import buy_and_hold, configured_backtest, performance
 from candleflow.evaluation.bootstrap import balanced_accuracy_resampled as _balanced_accuracy_resampled
-from candleflow.evaluation.metrics import baseline_predictions, classification_metrics, decide
-from candleflow.evaluation.trading import sides_of
+from candleflow.evaluation.funding import funding_for
+from candleflow.evaluation.metrics import baseline_predictions, choose_margin, classification_metrics, decide
+from candleflow.evaluation.trading import sides_of, trade_score
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.fs.guard import check_name
 from candleflow.models import families as registry
@@ -61,6 +62,7 @@ def walkforward(
     resamples: int = 1000,
     progress: Callable[[str], None] | None = None,
     dask: bool = False,
+    objective: str | None = None,
 ) -> WalkForwardResult:
     """Train every family with `seeds` seeds on `folds` walk-forward folds of the periods before
     the test period, stitch the test predictions, and write `runs_dir/walkforward-NAME/`.
@@ -68,7 +70,13 @@ def walkforward(
     With `dask`, the (family, seed, fold) tasks run on the `cluster:` config's Dask cluster (local
     worker processes, or `cluster.scheduler`; the workers must see the runs folder): each task
     prepares the data, trains and writes its fold file atomically, so a killed worker's task is
-    rerun by Dask and a rerun of the study skips every fold already written."""
+    rerun by Dask and a rerun of the study skips every fold already written.
+
+    `objective` (classes: balanced_accuracy, sharpe or return) chooses each fold's decision margin
+    again on that fold's validation period, so one study's folds can be read under several
+    objectives (the same --name, another --objective: nothing retrains). Regression targets take
+    ic or r2: which figure the verdict leads with."""
+    check_objective(cfg, objective)
     if cfg.dataset.layout == "panel":  # the panel GPT and the pooled references, over (window, ticker) labels
         from candleflow.studies.panel_walkforward import panel_walkforward
 
@@ -119,16 +127,38 @@ def walkforward(
 
         summary = finite_or_none(summarise_regression(cfg, prep, splits, folder, list(families), seed_list, resamples))
         summary["rolling"] = rolling
+        summary["objective"] = objective or "r2"
         write_json(folder / RESULT, summary)
         write_regression_walkforward_report(folder, summary)
         return WalkForwardResult(folder, summary)
-    summary = summarise(cfg, prep, splits, folder, list(families), seed_list, resamples)
+    summary = summarise(cfg, prep, splits, folder, list(families), seed_list, resamples, objective)
     summary["rolling"] = rolling
+    summary["objective"] = objective or (
+        f"{cfg.evaluation.margin_objective} (chosen when each fold trained)"
+        if cfg.evaluation.decision_margin == "auto"
+        else f"decision_margin {cfg.evaluation.decision_margin}"
+    )
     write_json(folder / RESULT, summary)
     from candleflow.runs.walkforward_report import write_walkforward_report
 
     write_walkforward_report(folder, summary, equity_curves(cfg, prep, folder, list(families), seed_list[0]))
     return WalkForwardResult(folder, summary)
+
+
+CLASS_OBJECTIVES = ("balanced_accuracy", "sharpe", "return")
+REGRESSION_OBJECTIVES = ("ic", "r2")
+
+
+def check_objective(cfg: RunConfig, objective: str | None) -> None:
+    """A one-line error for an objective the target cannot be scored by."""
+    if objective is None:
+        return
+    allowed = REGRESSION_OBJECTIVES if cfg.labels.regression else CLASS_OBJECTIVES
+    if objective not in allowed:
+        what = f"labels.kind {cfg.labels.kind}"
+        raise ConfigError(f"--objective {objective!r}: {what} is scored by {', '.join(allowed)}")
+    if cfg.dataset.layout == "panel" or cfg.universe.active:
+        raise ConfigError("--objective re-chooses one series' decision rule; a universe or panel study has none")
 
 
 def _continue_only_the_same_study(folder: Path, setup: dict[str, Any]) -> None:
@@ -248,6 +278,12 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
         arrays |= fold_arrays(cfg.labels.kind, y_train, train_ds.context_at(), part_ds.context_at())
     else:
         train_ends = prep.dataset.ends[split.parts["train"]]
+        val_ds, val_y, val_probs = trained.scored["val"]
+        arrays |= {  # the fold's validation period too: a study re-chooses its decision rule by --objective
+            "val_ends": val_ds.ends.astype(np.int64),
+            "val_y": np.asarray(val_y).astype(np.int8),
+            "val_probs": np.asarray(val_probs, np.float32),
+        }
         arrays |= {
             "y": y_true.astype(np.int8),
             "probs": probs.astype(np.float32),
@@ -270,21 +306,44 @@ def summarise(
     families: list[str],
     seeds: list[int],
     resamples: int = 1000,
+    objective: str | None = None,
 ) -> dict[str, Any]:
     """Per family: per fold and stitched metrics per seed, mean and std over seeds, the stitched
-    backtest, and block-bootstrap CIs of the edge over the best baseline and over LightGBM."""
+    backtest, and block-bootstrap CIs of the edge over the best baseline and over LightGBM. With
+    `objective` (balanced_accuracy, sharpe, return) every fold's decision margin is chosen again on
+    its own validation period to maximise it (never on test)."""
 
-    def margin(p: dict[str, np.ndarray]) -> float:  # decision_margin auto: the one each fold chose on its val
-        return float(p["margin"]) if "margin" in p else cfg.evaluation.margin
+    def margin(p: dict[str, np.ndarray]) -> float:
+        """The fold's decision rule: chosen again on its validation period by the study's --objective,
+        else the one it chose when it trained (decision_margin auto) or the configured one."""
+        if objective is None:
+            return float(p["margin"]) if "margin" in p else cfg.evaluation.margin
+        key = id(p)
+        if key not in chosen:
+            if "val_probs" not in p:
+                raise ConfigError(
+                    "--objective re-chooses each fold's decision rule on its validation period, which this "
+                    "study's fold files do not hold (written by an older candleflow); rerun it under another --name"
+                )
+            score = None
+            if objective != "balanced_accuracy":
+                ends_v = p["val_ends"]
+                score = lambda d: trade_score(prep.candles, ends_v, d, cfg, objective)  # noqa: E731
+            chosen[key] = choose_margin(p["val_y"], p["val_probs"], score=score)[0]
+        return chosen[key]
+
+    chosen: dict[int, float] = {}
 
     stitched: dict[str, dict[int, dict[str, np.ndarray]]] = {}
     per_fold: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    parts_of: dict[str, dict[int, list[dict[str, np.ndarray]]]] = {}
     seconds: dict[str, float] = {}
     for family in families:
         stitched[family], per_fold[family] = {}, {}
         seconds[family] = 0.0
         for seed in seeds:
             parts = [load_fold(folder / "folds" / f"{family}-s{seed}-f{k}.npz") for k in range(len(splits))]
+            parts_of.setdefault(family, {})[seed] = parts
             seconds[family] += sum(float(p["fit_seconds"]) for p in parts)
             stitched[family][seed] = {
                 "ends": np.concatenate([p["ends"] for p in parts]),
@@ -336,6 +395,11 @@ def summarise(
             "sharpe_mean": float(np.mean([t["sharpe"] for t in trading])),
             "total_return_mean": float(np.mean([t["total_return"] for t in trading])),
             "trades_mean": float(np.mean([t["trades"] for t in trading])),
+            **{
+                f"{k}_mean": _mean_or_none([t[k] for t in trading])
+                for k in ("hit_rate", "average_win", "average_loss", "turnover", "cost_share", "costs", "gross_move")
+            },
+            "margins": {str(seed): [margin(p) for p in parts_of[family][seed]] for seed in runs},
             "training_seconds": round(seconds[family], 1),
             "seeds": {
                 str(seed): {"balanced_accuracy": float(b), "macro_f1": float(m)} for seed, b, m in zip(runs, ba, f1)
@@ -350,7 +414,14 @@ def summarise(
             entry["edge_over_lightgbm_ci95"] = _ci(resampled - gbm_ba)
         table[family] = entry
     buy_hold = performance(
-        buy_and_hold(prep.candles, _span(cfg, prep, ends), cfg.backtest.fee, cfg.backtest.slippage),
+        buy_and_hold(
+            prep.candles,
+            _span(cfg, prep, ends),
+            cfg.backtest.fee,
+            cfg.backtest.slippage,
+            funding_for(cfg, prep.candles)[0],
+            cfg.backtest.capital,
+        ),
         prep.candles.interval,
         _per_year(prep.candles),
     )
@@ -383,10 +454,14 @@ def _span(cfg: RunConfig, prep: PreparedData, ends: np.ndarray) -> tuple[int, in
     return int(ends[0]), min(len(prep.candles), int(ends[-1]) + cfg.labels.horizon + 1)
 
 
+def _mean_or_none(values: list[Any]) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
 def _stitched_backtest(cfg: RunConfig, prep: PreparedData, ends: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
-    bt = cfg.backtest
     span = _span(cfg, prep, ends)
-    res = backtest(prep.candles, ends, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, span, bt.fill)
+    res = configured_backtest(prep.candles, ends, sides_of(pred), cfg, span, funding=funding_for(cfg, prep.candles)[0])
     return performance(res, prep.candles.interval, _per_year(prep.candles))
 
 
@@ -394,6 +469,7 @@ def equity_curves(cfg: RunConfig, prep: PreparedData, folder: Path, families: li
     """Stitched equity curves of each family (one seed) and buy and hold, for the report."""
     curves: dict[str, np.ndarray] = {}
     ends_all = None
+    funding = funding_for(cfg, prep.candles)[0]
     for family in families:
         parts = sorted((folder / "folds").glob(f"{family}-s{seed}-f*.npz"), key=lambda p: int(p.stem.rsplit("f", 1)[1]))
         loaded = [load_fold(p) for p in parts]
@@ -401,13 +477,12 @@ def equity_curves(cfg: RunConfig, prep: PreparedData, folder: Path, families: li
         pred = np.concatenate(
             [decide(p["probs"], float(p["margin"]) if "margin" in p else cfg.evaluation.margin) for p in loaded]
         )
-        bt = cfg.backtest
         span_all = _span(cfg, prep, ends_all)
-        res = backtest(
-            prep.candles, ends_all, sides_of(pred), cfg.labels, bt.fee, bt.slippage, bt.mode, span_all, bt.fill
-        )
+        res = configured_backtest(prep.candles, ends_all, sides_of(pred), cfg, span_all, funding=funding)
         curves[family] = res.equity
     assert ends_all is not None  # families is never empty
     span = _span(cfg, prep, ends_all)
-    curves["buy_and_hold"] = buy_and_hold(prep.candles, span, cfg.backtest.fee, cfg.backtest.slippage).equity
+    curves["buy_and_hold"] = buy_and_hold(
+        prep.candles, span, cfg.backtest.fee, cfg.backtest.slippage, funding, cfg.backtest.capital
+    ).equity
     return {"times": prep.candles.open_time[span[0] : span[1]], "curves": curves}
