@@ -76,6 +76,8 @@ def test_auto_keeps_the_users_backend_else_the_fastest_measured():
     fastest = max(MEASURED["cpu"]["lstm"], key=MEASURED["cpu"]["lstm"].get)
     assert choose_backend("auto", "lstm", "cpu", env={}) == fastest == "jax"
     assert choose_backend("auto", "lightgbm", "gpu", env={}) == "jax"  # nothing measured: JAX
+    gpt = MEASURED["cpu"]["gpt"]
+    assert choose_backend("auto", "gpt", "cpu", env={}) == max(gpt, key=gpt.get) == "torch"  # fused attention
     assert choose_backend("torch", "lstm", "cpu", env={"KERAS_BACKEND": "jax"}) == "torch"  # asked for: given
     with pytest.raises(ConfigError, match="training.backend 'mxnet': expected auto, jax, torch, tensorflow"):
         choose_backend("mxnet", "lstm")

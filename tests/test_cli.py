@@ -30,7 +30,7 @@ def sets(items):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("run")
-    proc = cli("run", *sets(TINY + ["output.name=tiny"]), cwd=cwd)
+    proc = cli("run", *sets(TINY + ["output.name=tiny", "training.verbose=2"]), cwd=cwd)  # the epoch line too
     return cwd, proc
 
 
@@ -57,6 +57,10 @@ def test_run_writes_a_complete_folder_and_prints_metrics(tiny_run):
     assert data["fingerprint"] == meta["data_fingerprint"] and data["validation"]["rows_in"] == 3000
     history = (run / "history.csv").read_text().splitlines()
     assert "rss_mb" in history[0] and "input_wait" in history[0] and len(history) == 2
+    # the internals are in history.csv and the run log, not on the epoch line people read
+    epoch_lines = [line for line in proc.stdout.splitlines() if "val_loss:" in line]
+    assert epoch_lines and not any("rss_mb" in line or "input_wait" in line for line in epoch_lines)
+    assert "input_wait=" in (run / "run.log").read_text()
     assert list((run / "tensorboard" / "train").glob("events.out.tfevents.*"))
     assert list((run / "tensorboard" / "validation").glob("events.out.tfevents.*"))
     metrics = json.loads((run / "metrics.json").read_text())

@@ -10,6 +10,8 @@ from candleflow.data.candles import Candles
 from candleflow.data.load import load_candles
 from candleflow.dataset.features import FEATURES, compute_features
 
+SESSION = {"session_elapsed", "session_remaining"}  # exchange calendars only: tested on SPY below
+
 
 def test_default_set_shape_dtype_and_docs():
     c, _ = load_candles(SyntheticSource(n_bars=500))
@@ -39,7 +41,7 @@ def _with_segments(c: Candles, segments) -> Candles:
 
 
 ORDER_FLOW = {"taker_buy_ratio", "trade_size", "trades_ratio", "quote_volume_ratio"}  # extra kline columns
-ANY_SOURCE = sorted(set(FEATURES) - ORDER_FLOW)
+ANY_SOURCE = sorted(set(FEATURES) - ORDER_FLOW - {"session_elapsed", "session_remaining"})  # 24/7 data
 
 
 @settings(max_examples=25, deadline=None)
@@ -110,7 +112,7 @@ def test_every_registered_feature_is_causal_on_real_binance_klines(t, seed):
 
     src = FilesSource(paths=[str(BINANCE / "monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-0[1-3].zip")])
     c, _ = load_candles(src)
-    cfg = FeatureConfig(names=sorted(FEATURES))
+    cfg = FeatureConfig(names=sorted(set(FEATURES) - SESSION))
     k = np.random.default_rng(seed).uniform(0.5, 2.0, len(c) - t - 1)
     a, b = compute_features(c, cfg).values, compute_features(_changed_after(c, t, k), cfg).values
     np.testing.assert_array_equal(a[: t + 1], b[: t + 1])
@@ -227,7 +229,7 @@ def test_every_feature_on_every_timeframe_is_causal(t, seed):
     """Changing every bar after t never changes a feature at a bar <= t, on the bars' own interval
     and on 4h and 1d bars resampled from them, for the whole library (order flow included)."""
     c = _btc_1h()
-    cfg = FeatureConfig(names=sorted(FEATURES), timeframes=["4h", "1d"], volatility_span=6)
+    cfg = FeatureConfig(names=sorted(set(FEATURES) - SESSION), timeframes=["4h", "1d"], volatility_span=6)
     k = np.random.default_rng(seed).uniform(0.5, 2.0, len(c) - t - 1)
     a, b = compute_features(c, cfg).values, compute_features(_changed_after(c, t, k), cfg).values
     np.testing.assert_array_equal(a[: t + 1], b[: t + 1])
@@ -301,3 +303,224 @@ def test_a_run_with_the_library_order_flow_calendar_and_a_daily_timeframe_predic
         np.testing.assert_allclose(got, z["val_probs"], rtol=1e-5, atol=1e-6)
     bundle, _ = export_bundle(result.run_dir, tmp_path / "serving")
     assert json.loads((bundle / "serving.json").read_text())["serving_bundle"]["features"]["names"] == cols
+
+
+def _synthetic(symbol: str, seed: int, n: int = 1500):
+    return SyntheticSource(symbol=symbol, seed=seed, n_bars=n, market_factor=0.8, market_seed=7)
+
+
+def test_another_assets_features_are_aligned_on_time_with_a_missing_bar_policy():
+    """ETH-like main series, BTC-like other series (one synthetic universe, so they move
+    together): BTC:log_return at each ETH bar is BTC's own log_return at the same open time; a
+    bar BTC lacks is NaN (missing: nan) or BTC's previous bar within max_stale (missing: last)."""
+    from candleflow.config import AssetFeatures
+
+    eth, _ = load_candles(_synthetic("ETH", 1))
+    btc, _ = load_candles(_synthetic("BTC", 2))
+    cfg = FeatureConfig(names=["log_return"], assets=[AssetFeatures(name="BTC", source=_synthetic("BTC", 2))])
+    f = compute_features(eth, cfg, {"BTC": btc})
+    assert f.names == ["log_return", "BTC:log_return"] and f.values.dtype == np.float32
+    own = compute_features(btc, FeatureConfig(names=["log_return"])).values[:, 0]
+    np.testing.assert_array_equal(f.values[:, 1], own)  # the same times: the same values
+    corr = np.corrcoef(f.values[1:, 0], f.values[1:, 1])[0, 1]
+    assert corr > 0.3  # market_factor 0.8: the universe moves together
+    # BTC without bars 100..102: nan there, or bar 99's value for 1 bar and nan beyond with last
+    keep = np.r_[0:100, 103 : len(btc)]
+    ohlcv = (a[keep] for a in (btc.open, btc.high, btc.low, btc.close, btc.volume))
+    segments = np.array([[0, 100], [100, len(keep)]])
+    gap = Candles(btc.open_time[keep], *ohlcv, segments, btc.symbol, btc.interval, btc.source, {})
+    holed = compute_features(eth, cfg, {"BTC": gap}).values[:, 1]
+    assert np.isnan(holed[100:103]).all() and np.isfinite(holed[99]) and np.isfinite(holed[104])
+    last = FeatureConfig(
+        names=["log_return"], assets=[AssetFeatures(name="BTC", source=_synthetic("BTC", 2), missing="last")]
+    )
+    filled = compute_features(eth, last, {"BTC": gap}).values[:, 1]
+    assert filled[100] == holed[99] and np.isnan(filled[101:103]).all()  # max_stale 1: one bar old at most
+    with pytest.raises(ValueError, match="features.assets names repeat"):
+        FeatureConfig(assets=[AssetFeatures(name="A", source=_synthetic("X", 1))] * 2)
+
+
+@settings(max_examples=10, deadline=None)
+@given(t=st.integers(200, 1300), seed=st.integers(0, 1000))
+def test_other_asset_features_are_causal(t, seed):
+    """Changing either series after bar t never changes a feature at a bar <= t."""
+    from candleflow.config import AssetFeatures
+
+    eth, _ = load_candles(_synthetic("ETH", 1))
+    btc, _ = load_candles(_synthetic("BTC", 2))
+    cfg = FeatureConfig(
+        names=["log_return", "rsi(14)"],
+        assets=[
+            AssetFeatures(
+                name="BTC",
+                source=_synthetic("BTC", 2),
+                names=["log_return", "volatility", "macd(12, 26, 9)"],
+                missing="last",
+                max_stale=3,
+            )
+        ],
+    )
+    k = np.random.default_rng(seed).uniform(0.5, 2.0, len(eth) - t - 1)
+    a = compute_features(eth, cfg, {"BTC": btc}).values
+    b = compute_features(_changed_after(eth, t, k), cfg, {"BTC": _changed_after(btc, t, k)}).values
+    np.testing.assert_array_equal(a[: t + 1], b[: t + 1])
+
+
+def test_other_assets_on_real_daily_files_and_a_different_interval_refused(tmp_path):
+    """IBM daily with AAPL daily (the same NYSE days, 2000-2013): AAPL:log_return is AAPL's own
+    at each IBM date; AAPL's hourly bars beside daily IBM are refused in one line."""
+    import candleflow as cf
+    from candleflow.errors import ConfigError
+    from conftest import SAMPLE
+
+    panel = SAMPLE / "data" / "stocks" / "panel"
+    cfg = cf.load_config(
+        None,
+        [
+            "source.kind=files",
+            f"source.paths=[{panel / 'IBM-1d.csv'}]",
+            "validation.calendar=XNYS",
+            f"features.assets=[{{name: AAPL, source: {{kind: files, paths: [{panel / 'AAPL-1d.csv'}]}}}}]",
+            "features.names=[log_return, range]",
+        ],
+    )
+    prep = cf.prepare(cfg)
+    assert prep.features.names == ["log_return", "range", "AAPL:log_return"]
+    from candleflow.dataset.prepare import load_assets
+
+    aapl = load_assets(cfg)["AAPL"]
+    own = compute_features(aapl, FeatureConfig(names=["log_return"])).values[:, 0]
+    ibm_t = prep.candles.open_time.astype("datetime64[ns]")
+    at = np.searchsorted(aapl.open_time.astype("datetime64[ns]"), ibm_t)
+    same = (at < len(aapl)) & (aapl.open_time.astype("datetime64[ns]")[np.minimum(at, len(aapl) - 1)] == ibm_t)
+    assert same.mean() > 0.99
+    np.testing.assert_array_equal(prep.features.values[same, 2], own[at[same]])
+    hourly = cfg.model_copy(deep=True)
+    hourly.features.assets[0].source.paths = [str(SAMPLE / "data" / "stocks" / "SPY-1h.csv")]
+    with pytest.raises(
+        ConfigError, match="features.assets 'AAPL': SPY-1h bars are 1h, the main series' 1d; expected the same"
+    ):
+        compute_features(prep.candles, hourly.features, load_assets(hourly))
+
+
+def test_permutation_importance_by_hand():
+    """A rule that reads only feature 0 of each window's last row: shuffling feature 1 changes
+    nothing (drop exactly 0), shuffling feature 0 costs accuracy; a zero time budget measures
+    nothing and says which features it left."""
+    from candleflow.dataset.windows import WindowDataset
+    from candleflow.evaluation.importance import PermutedFeature, permutation_importance
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int8) * 2  # LONG where feature 0 is positive, else SHORT
+    ds = WindowDataset.from_arrays(x, y, np.array([[0, 400]]), 4, 1, 1)
+
+    def predict(d):
+        last = d.gather(np.arange(len(d)))[:, -1, 0]
+        return np.stack([last <= 0, np.zeros_like(last), last > 0], axis=1).astype(float)
+
+    def score(out):
+        return float(np.mean(out.argmax(1) == ds.labels_at()))
+
+    got = permutation_importance(ds, ["signal", "noise"], predict, score, seed=1)
+    assert got["score"] == 1.0 and got["drop"]["noise"] == 0.0 and got["drop"]["signal"] > 0.3
+    assert list(got["drop"]) == ["signal", "noise"] and got["not_measured"] == []
+    shuffled = PermutedFeature(ds, 1, np.arange(len(ds))[::-1])
+    np.testing.assert_array_equal(shuffled.gather([0])[0, :, 0], ds.gather([0])[0, :, 0])  # the other input kept
+    assert permutation_importance(ds, ["signal", "noise"], predict, score, seconds=-1)["not_measured"] == [
+        "signal",
+        "noise",
+    ]
+
+
+@pytest.mark.integration
+def test_a_run_measures_permutation_importance_for_its_own_family(tiny_config):
+    import candleflow as cf
+
+    result = cf.run(
+        tiny_config("model.kind=mlp", "evaluation.permutation_seconds=60", "evaluation.reference_models=[]")
+    )
+    perm = result.metrics["val"]["importance"]["permutation"]
+    assert set(perm["drop"]) == set(result.metadata["feature_names"]) and perm["not_measured"] == []
+    assert "permutation importance" in (result.run_dir / "report.html").read_text()
+
+
+def test_session_features_by_hand_on_spy_hours_and_refused_on_a_24_7_market():
+    """SPY 1h on NYSE: the 09:30 bar (closes 10:30) is 1 hour into the session with 5.5 to go;
+    on the day after Thanksgiving (early close at 13:00) the 12:30 bar has 0 hours left; daily
+    bars carry their session's length. A 24/7 market is refused in one line."""
+    import pandas as pd
+
+    from candleflow.config import FilesSource
+    from candleflow.errors import ConfigError
+    from conftest import SAMPLE
+
+    spy, _ = load_candles(FilesSource(paths=[str(SAMPLE / "data/stocks/SPY-1h.csv")]))
+    cfg = FeatureConfig(names=["session_elapsed", "session_remaining"])
+    f = compute_features(spy, cfg).values
+    t = pd.to_datetime(spy.open_time).tz_localize("UTC").tz_convert("America/New_York")
+    first = np.flatnonzero((t.hour == 9) & (t.minute == 30))[0]
+    assert f[first].tolist() == pytest.approx([1.0, 5.5])
+    friday = np.flatnonzero((t.month == 11) & (t.day >= 23) & (t.day <= 29) & (t.day_of_week == 4) & (t.hour == 12))
+    if friday.size:  # the sample's years include a Thanksgiving Friday
+        assert f[friday[0], 1] == pytest.approx(0.0) and f[friday[0], 0] == pytest.approx(3.5)
+    daily, _ = load_candles(FilesSource(paths=[str(SAMPLE / "data/stocks/SPY-1d.csv")]))
+    d = compute_features(daily, cfg).values
+    assert set(np.round(d[:, 0], 2)) <= {6.5, 3.5} and (d[:, 1] == 0).all()
+    with pytest.raises(ConfigError, match="session_elapsed / session_remaining: the candles trade 24/7"):
+        compute_features(_btc_1h(), cfg)
+
+
+def test_an_installed_plugin_registers_its_features_by_entry_point(tmp_path):
+    """A package that declares the entry point group candleflow.features is loaded when a config
+    names a feature this process does not know yet; the config then accepts its feature and the
+    features compute. Without the package the name is the usual one-line error."""
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "myplug.py").write_text(
+        textwrap.dedent(
+            """
+            from candleflow.dataset.features import register_feature
+
+            @register_feature("plug_spread", description="(high - low) / close")
+            def spread(s):
+                return (s["high"] - s["low"]) / s["close"]
+            """
+        )
+    )
+    info = tmp_path / "myplug-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myplug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[candleflow.features]\nspread = myplug\n")
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from candleflow.config import load_config
+        from candleflow.config.feature_names import plugins
+        from candleflow.data.load import load_candles
+        from candleflow.dataset.features import compute_features
+
+        cfg = load_config(None, ["features.names=[log_return, plug_spread]", "source.n_bars=500"])
+        c, _ = load_candles(cfg.source)
+        f = compute_features(c, cfg.features)
+        want = (c.high - c.low) / c.close
+        assert np.allclose(f.values[60:, 1], want[60:], rtol=1e-6), "values"
+        print(plugins())
+        """
+    )
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "'spread': 'loaded'" in done.stdout
+    bare = subprocess.run(
+        [sys.executable, "-c", code],
+        env={k: v for k, v in env.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bare.returncode != 0 and "unknown feature 'plug_spread'; known:" in bare.stderr

@@ -386,3 +386,27 @@ def test_predict_says_where_the_range_is_not_covered_and_where_the_gaps_are(lstm
     ]
     late = p.predict(cut, start=str(np.datetime64(int(c.open_time[0]), "ns"))[:10])
     assert any(n.startswith("asked from") for n in table_notes(late))
+
+
+def test_predict_trades_the_new_period_where_its_labels_are_complete(lstm_run):
+    """The rows whose forward window has happened are traded as the run's backtest trades them,
+    beside buy and hold over the same bars (by hand: the first known close to the horizon after
+    the last known window, less a round trip)."""
+    from candleflow.runs.predict import table_backtest
+
+    result, cfg = lstm_run
+    candles, _ = load_candles(cfg.source, cfg.validation)
+    table = Predictor.from_run(result.run_dir).predict(candles, start="2021-04-01", end="2021-04-10")
+    bt = table_backtest(table)
+    labelled = [v is not None for v in table.column("label").to_pylist()]
+    assert bt["windows"] == sum(labelled) and bt["from"].startswith("2021-04-01")
+    times = candles.open_time.astype("datetime64[ns]")
+    first = int(np.searchsorted(times, table.column("open_time").to_numpy()[0]))
+    last = int(np.searchsorted(times, table.column("open_time").to_numpy()[np.flatnonzero(labelled)[-1]]))
+    stop = last + cfg.labels.horizon  # the span's last bar
+    cost = cfg.backtest.fee + cfg.backtest.slippage
+    hold = (1 - cost) * candles.close[stop] / candles.close[first] - cost - 1  # costs at the first and last bar
+    assert bt["buy_and_hold"]["total_return"] == pytest.approx(hold, rel=1e-3, abs=1e-3)
+    assert 0 <= bt["model"]["trades"] <= bt["windows"]
+    newest = Predictor.from_run(result.run_dir).predict(candles, start=str(times[-3])[:19])
+    assert table_backtest(newest) is None  # the newest bars' labels are not known yet: nothing to trade

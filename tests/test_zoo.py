@@ -222,3 +222,27 @@ def test_walkforward_grid_on_dask_matches_the_serial_study(tiny_config, tmp_path
     assert on_dask.summary["table"]["linear"]["balanced_accuracy_mean"] == pytest.approx(
         serial.summary["table"]["linear"]["balanced_accuracy_mean"]
     )
+
+
+@pytest.mark.integration
+def test_walkforward_refits_each_fold_on_training_and_validation(tiny_config):
+    """--refit: every fold's family is trained again on its training and validation windows with
+    the settings it chose, and that model predicts the fold's test period."""
+    from candleflow.studies.walkforward import load_fold, walkforward
+
+    plain = walkforward(tiny_config("source.n_bars=4000"), folds=2, families=["lightgbm", "mlp"], name="plain")
+    refit = walkforward(
+        tiny_config("source.n_bars=4000", "training.refit=true"), folds=2, families=["lightgbm", "mlp"], name="refit"
+    )
+    splits = plain.summary["folds"]
+    for family in ("lightgbm", "mlp"):
+        for k in range(2):
+            a = load_fold(plain.folder / "folds" / f"{family}-s42-f{k}.npz")
+            b = load_fold(refit.folder / "folds" / f"{family}-s42-f{k}.npz")
+            assert np.array_equal(a["ends"], b["ends"]) and np.array_equal(a["y"], b["y"])  # the same test windows
+            assert "refit_windows" not in a
+            windows = splits[k]["train"] + splits[k]["val"]
+            assert b["refit_windows"] == -(-windows // 2)  # every train_stride-th (2) of train + validation
+            assert b["refit_epochs"] >= 1
+            assert not np.allclose(a["probs"], b["probs"])  # another model predicted them
+    assert set(refit.summary["table"]) == {"lightgbm", "mlp"}

@@ -42,6 +42,16 @@ class RunResult:
     metrics: dict[str, Any]
     metadata: dict[str, Any]
     layout: str = "series"
+    tracking_id: str | None = None  # the MLflow run id where output.tracking_uri logged it
+
+
+def _tracked(cfg: RunConfig, result: RunResult) -> RunResult:
+    """The finished run logged to MLflow too, where output.tracking_uri asks (a failure warns)."""
+    from candleflow.runs.tracking import track
+
+    files = ["config.yaml", "metrics.json", "metadata.json", "data.json", "history.csv", "report.html", "run.log"]
+    result.tracking_id = track(cfg, result.run_dir.name, result.metrics, [result.run_dir / f for f in files])
+    return result
 
 
 def run(cfg: RunConfig, callbacks: list | None = None) -> RunResult:
@@ -53,6 +63,9 @@ def run(cfg: RunConfig, callbacks: list | None = None) -> RunResult:
     """
     family(cfg.model.kind).check_task(cfg)  # an unknown family fails here, before anything is written
     from candleflow.models.backend_choice import apply_backend, device_kind
+    from candleflow.runs.tracking import check_tracking
+
+    check_tracking(cfg)  # MLflow asked for but not installed: said now, not after training
 
     apply_backend(cfg.training.backend, cfg.model.kind, device_kind(cfg.training.device))  # Keras is loaded: a check
     started = dt.datetime.now(dt.UTC)
@@ -149,7 +162,7 @@ def _execute(
         shutil.rmtree(work / RunFolder.RESUME, ignore_errors=True)  # model.keras holds the result
         os.replace(work, final)
         result.run_dir = final
-        return result
+        return _tracked(cfg, result)
     except BaseException as exc:
         # the traceback goes to the run's log only; the CLI prints the one-line reason
         handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed", (), sys.exc_info()))

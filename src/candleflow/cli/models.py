@@ -15,16 +15,24 @@ from candleflow.runs.folder import RunFolder
 
 
 @models_app.command("list")
-def models_list(runs_dir: RunsOpt = Path("runs")) -> None:
-    """List complete runs, oldest first."""
+def models_list(
+    runs_dir: RunsOpt = Path("runs"),
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="only runs carrying this tag (output.tags); repeat: all of them")
+    ] = None,
+) -> None:
+    """List complete runs, oldest first, with their tags."""
     from candleflow.runs.registry import list_runs
 
     runs = list_runs(runs_dir)
+    if tag:
+        runs = [m for m in runs if "damaged" in m or set(tag) <= set(m.get("tags") or [])]
     if not runs:
-        console.print(f"no runs in {runs_dir}/ yet; start one with `candleflow run`")
+        wanted = f" tagged {', '.join(tag)}" if tag else ""
+        console.print(f"no runs{wanted} in {runs_dir}/ yet; start one with `candleflow run`")
         return
-    t = Table(title=f"runs in {runs_dir}/")
-    for col in ("run", "created", "data", "input", "params", "val bal. acc", "edge"):
+    t = Table(title=f"runs in {runs_dir}/" + (f" tagged {', '.join(tag)}" if tag else ""))
+    for col in ("run", "created", "data", "input", "params", "val bal. acc", "edge", "tags"):
         t.add_column(col)
     damaged = []
     for m in runs:
@@ -34,7 +42,7 @@ def models_list(runs_dir: RunsOpt = Path("runs")) -> None:
             row, m["damaged"] = None, f"{Path(m['path']).name}/metadata.json: unexpected content"
         if row is None:
             damaged.append(m["damaged"])
-            t.add_row(Path(m["path"]).name, "damaged", *["-"] * 5, style="red")
+            t.add_row(Path(m["path"]).name, "damaged", *["-"] * 6, style="red")
         else:
             t.add_row(*row)
     console.print(t)
@@ -61,6 +69,7 @@ def _run_row(m: dict) -> list[str]:
         f"{m.get('parameters', 0):,}",
         score,
         edge,
+        ", ".join(m.get("tags") or []),
     ]
 
 

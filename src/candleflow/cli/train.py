@@ -95,6 +95,14 @@ def walkforward(
     scheduler: Annotated[
         str | None, typer.Option(help="a running Dask scheduler for the fold tasks (implies --dask)")
     ] = None,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit",
+            help="at each fold, train the chosen settings again on training + validation windows before predicting "
+            "its test period (training.refit)",
+        ),
+    ] = False,
     objective: Annotated[
         str | None,
         typer.Option(
@@ -108,7 +116,8 @@ def walkforward(
     predictions, and give each family's edge with a block-bootstrap 95% confidence interval."""
     from candleflow.config import load_config
 
-    cfg = load_config(config, [*(set_ or []), *([f"cluster.scheduler={scheduler}"] if scheduler else [])])
+    extra = [*([f"cluster.scheduler={scheduler}"] if scheduler else []), *(["training.refit=true"] if refit else [])]
+    cfg = load_config(config, [*(set_ or []), *extra])
     setup_logging(log_file=log_file_for(cfg, "walkforward"))
     wanted = [f.strip() for f in families.split(",") if f.strip()]
     use_backend(cfg, wanted[0] if wanted else None)  # one backend per process: the first family's choice
@@ -206,7 +215,14 @@ def predict(
     """Apply a trained run to candles from any source, with exactly the run's features, windows and
     decision rule: one row per complete window (probabilities, decision)."""
     from candleflow.fs.guard import check_output, local_path
-    from candleflow.runs.predict import Predictor, latest_rows, score_against_labels, table_notes, write_signals
+    from candleflow.runs.predict import (
+        Predictor,
+        latest_rows,
+        score_against_labels,
+        table_backtest,
+        table_notes,
+        write_signals,
+    )
 
     setup_logging(log_file=log_file_for(None, "predict"))  # the run's output.log_dir is the training machine's
     target = None if out is None else local_path(out)
@@ -221,6 +237,16 @@ def predict(
         write_signals(table, target, overwrite)
     print_signals(table, predictor.name, what, predictor.layout, score_against_labels(table), out)
     console.print(f"scored by {predictor.model_used}", highlight=False)
+    bt = None if latest else table_backtest(table)
+    if bt is not None:  # the new period where its labels are complete: traded, beside buy and hold
+        m, h = bt["model"], bt["buy_and_hold"]
+        console.print(
+            f"backtest {bt['from']} .. {bt['to']} ({bt['windows']:,} windows with complete labels): model "
+            f"{m['total_return'] * 100:+.2f}% (Sharpe {m['sharpe']:.2f}, {m['trades']} trades, max drawdown "
+            f"{m['max_drawdown'] * 100:.1f}%) beside buy and hold {h['total_return'] * 100:+.2f}% "
+            f"(Sharpe {h['sharpe']:.2f})",
+            highlight=False,
+        )
     for note in table_notes(table):  # where the asked range is not covered, and where the gaps are
         console.print(f"note: {note}", style="yellow", highlight=False)
 

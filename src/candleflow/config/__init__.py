@@ -331,6 +331,32 @@ class ValidationPolicy(_Section):
     )
 
 
+class AssetFeatures(_Section):
+    """Features of another series as inputs (the BTC return for ETH, SPY for a stock): computed on
+    that series' own validated candles and aligned on bar open time."""
+
+    name: SafeName = Field(description="the columns' prefix: NAME:feature")
+    source: SourceConfig = Field(description="the other series' source (the same bar interval as the main one)")
+    names: list[str] = Field(
+        default_factory=lambda: ["log_return"], min_length=1, description="its features (as features.names)"
+    )
+    missing: Literal["nan", "last"] = Field(
+        "nan",
+        description="a bar the other series lacks: nan (its windows are left out, counted in the log) or last "
+        "(the other series' latest earlier bar, at most max_stale bars old, else nan)",
+    )
+    max_stale: int = Field(1, ge=1, le=10_000, description="missing last: how many bars old a value may be")
+
+    @field_validator("names")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        for name in v:
+            parse_feature(name)
+        if len(set(v)) != len(v):
+            raise ValueError("feature names repeat")
+        return v
+
+
 class FeatureConfig(_Section):
     """Causal, scale-free features computed per bar; `names` picks and orders them."""
 
@@ -345,6 +371,11 @@ class FeatureConfig(_Section):
         description="coarser intervals (e.g. [4h, 1d]) on which every feature is computed again from the candles "
         "resampled to them (UTC-aligned), each bar seeing only coarse bars closed by its own close: extra columns "
         "NAME@4h, ...",
+    )
+    assets: list[AssetFeatures] = Field(
+        default_factory=list,
+        max_length=16,
+        description="other series' features as extra columns NAME:feature, aligned on bar time (see AssetFeatures)",
     )
     volatility_span: int = Field(24, ge=2, description="EWMA span (bars) of the volatility feature")
     momentum_span: int = Field(24, ge=2, description="bars of the momentum feature's return")
@@ -368,10 +399,23 @@ class FeatureConfig(_Section):
             raise ValueError("timeframes repeat")
         return v
 
+    @field_validator("assets")
+    @classmethod
+    def _assets(cls, v: list[AssetFeatures]) -> list[AssetFeatures]:
+        names = [a.name for a in v]
+        if len(set(names)) != len(names):
+            raise ValueError("features.assets names repeat; each is its columns' prefix")
+        return v
+
     @property
     def columns(self) -> list[str]:
-        """Every feature column in order: the names, then each name on each timeframe (NAME@TF)."""
-        return [*self.names, *(f"{n}@{tf}" for tf in self.timeframes for n in self.names)]
+        """Every feature column in order: the names, each name on each timeframe (NAME@TF), then
+        each other asset's features (ASSET:NAME)."""
+        return [
+            *self.names,
+            *(f"{n}@{tf}" for tf in self.timeframes for n in self.names),
+            *(f"{a.name}:{n}" for a in self.assets for n in a.names),
+        ]
 
 
 REGRESSION_KINDS = ("forward_return", "volatility")
@@ -708,6 +752,13 @@ class EvaluationConfig(_Section):
         "written into the run's config.yaml",
     )
 
+    permutation_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="permutation importance on validation for any family (each input shuffled across at most 2,000 "
+        "validation windows, the score's drop): at most this many seconds; 0: off",
+    )
     margin_objective: Literal["balanced_accuracy", "sharpe", "return"] = Field(
         "balanced_accuracy",
         description="what decision_margin auto maximises on the validation period: the decisions' balanced "
@@ -840,6 +891,23 @@ class OutputConfig(_Section):
         description="log files of commands other than run/train (those log into their run folder); default "
         "$CANDLEFLOW_LOG_DIR, else $XDG_STATE_HOME/candleflow/logs (~/.local/state/candleflow/logs)",
     )
+    tags: list[SafeName] = Field(
+        default_factory=list,
+        max_length=32,
+        description="labels kept in the run's metadata.json, shown by `models list` and filtered by its --tag",
+    )
+    notes: str = Field("", max_length=2000, description="free text kept in the run's metadata.json and its report")
+    equity_scale: Literal["auto", "log", "linear"] = Field(
+        "auto",
+        description="the report's equity curves: log, linear, or auto (log when a curve moves by more than a "
+        "factor of 2, so a model's small moves stay visible beside a large buy and hold)",
+    )
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI (e.g. file:./mlruns or http://host:5000): log each run's params, metrics "
+        "and files there as well (the tracking extra); null: off",
+    )
+    tracking_experiment: str = Field("candleflow", description="MLflow experiment the runs are logged under")
 
 
 class CacheConfig(_Section):

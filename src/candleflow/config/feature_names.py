@@ -27,6 +27,8 @@ BUILTIN: dict[str, int] = {
     "dow_cos": 0,
     "log_rv_week": 0,
     "log_rv_month": 0,
+    "session_elapsed": 0,  # exchange calendars only
+    "session_remaining": 0,
     # the indicator library (TA-Lib), scale-free forms
     "stoch_k": 3,
     "stoch_d": 3,
@@ -83,6 +85,44 @@ def declare(name: str, n_params: int) -> None:
     _USER[name] = int(n_params)
 
 
+PLUGIN_GROUP = "candleflow.features"
+_PLUGINS: dict[str, str] = {}  # entry point name -> "loaded" or why it failed; filled once per process
+
+
+def load_plugins() -> list[str]:
+    """Load every installed plugin of the entry point group `candleflow.features` (each a module
+    or callable that registers its features with `register_feature`), once per process; returns
+    the entry points loaded this call. Only packages the user installed are imported, each by its
+    own declaration, never a module because a config, run folder or bundle names it. A plugin
+    that fails to load is logged and skipped (its features stay unknown: a one-line error names
+    them)."""
+    import logging
+    from importlib.metadata import entry_points
+
+    if _PLUGINS.get("__scanned__"):
+        return []
+    _PLUGINS["__scanned__"] = "yes"
+    loaded = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            obj = ep.load()
+            if callable(obj):
+                obj()
+            _PLUGINS[ep.name] = "loaded"
+            loaded.append(ep.name)
+        except Exception as exc:  # a broken plugin must not break the config of every other run
+            _PLUGINS[ep.name] = f"{type(exc).__name__}: {exc}"
+            logging.getLogger("candleflow").warning(
+                "feature plugin %s (%s) failed to load: %s", ep.name, ep.value, _PLUGINS[ep.name]
+            )
+    return loaded
+
+
+def plugins() -> dict[str, str]:
+    """The feature plugins seen in this process and whether each loaded."""
+    return {k: v for k, v in _PLUGINS.items() if k != "__scanned__"}
+
+
 def forget(name: str) -> None:
     """Stop accepting a user feature's name (tests that register their own)."""
     _USER.pop(name, None)
@@ -96,6 +136,8 @@ def parse(text: str) -> tuple[str, tuple[float, ...]]:
         raise ValueError(f"feature {text!r}: expected a name such as rsi or rsi(14)")
     base, args = m.group(1), m.group(2)
     table = known()
+    if base not in table and load_plugins():  # installed plugins, loaded once: never a module the config names
+        table = known()
     if base not in table:
         raise ValueError(f"unknown feature {base!r}; known: {', '.join(sorted(table))}")
     if args is None or args == "":
@@ -114,4 +156,14 @@ def parse(text: str) -> tuple[str, tuple[float, ...]]:
     return base, tuple(params)
 
 
-__all__ = ["BUILTIN", "DEFAULT_FEATURES", "declare", "forget", "known", "parse"]
+__all__ = [
+    "BUILTIN",
+    "DEFAULT_FEATURES",
+    "PLUGIN_GROUP",
+    "declare",
+    "forget",
+    "known",
+    "load_plugins",
+    "parse",
+    "plugins",
+]

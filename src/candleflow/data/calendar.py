@@ -83,6 +83,39 @@ def _schedule(
     return str(cal.tz), dates, ns("open"), ns("close"), ns("break_start"), ns("break_end")
 
 
+def session_hours(name: str, open_ns: np.ndarray, step_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """For bars opening at `open_ns` (UTC ns) on exchange `name`: hours from the session's open to
+    each bar's close, and from each bar's close to the session's close (early closes included),
+    NaN for a bar outside every session. A daily bar is its session's whole day: its close is the
+    session's close."""
+    open_ns = np.asarray(open_ns, dtype=np.int64)
+    out_e = np.full(open_ns.size, np.nan)
+    out_r = np.full(open_ns.size, np.nan)
+    if open_ns.size == 0:
+        return out_e, out_r
+    day = 86_400_000_000_000
+    first = str(np.datetime64(int(open_ns.min()) - day, "ns").astype("datetime64[D]"))
+    last = str(np.datetime64(int(open_ns.max()) + 2 * day, "ns").astype("datetime64[D]"))
+    _, dates, opens, closes, _, _ = _schedule(name, first, last)
+    k = np.searchsorted(opens, open_ns, side="right") - 1
+    kk = np.maximum(k, 0)
+    inside = (k >= 0) & (open_ns < closes[kk])  # the session the bar opens in
+    if step_ns >= day:  # a daily bar is its session: opened at the session's open, or at midnight of its date
+        days = dates.astype("datetime64[ns]").astype(np.int64)
+        d = np.minimum(np.searchsorted(days, open_ns), days.size - 1)
+        by_date = ~inside & (days[d] == open_ns)
+        kk = np.where(inside, kk, d)
+        ok = inside | by_date
+        out_e[ok] = (closes[kk] - opens[kk])[ok] / 3.6e12
+        out_r[ok] = 0.0
+        return out_e, out_r
+    close_at = open_ns + step_ns
+    ok = inside
+    out_e[ok] = (np.minimum(close_at, closes[kk]) - opens[kk])[ok] / 3.6e12
+    out_r[ok] = np.maximum(closes[kk] - close_at, 0)[ok] / 3.6e12
+    return out_e, out_r
+
+
 def calendar_slots(name: str, interval: str, first_ns: int, last_ns: int) -> Slots:
     """The bars `name` expects between two times (a day of margin either side): for daily bars one
     per session at its open; for intraday bars open + k x interval while before the close (or the

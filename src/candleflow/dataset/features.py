@@ -6,8 +6,10 @@ segment are NaN and no window may include them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -15,6 +17,8 @@ import numpy as np
 from candleflow.config import FeatureConfig
 from candleflow.data.candles import Candles
 from candleflow.errors import ConfigError
+
+log = logging.getLogger("candleflow")
 
 
 @numba.njit(cache=True)
@@ -88,6 +92,21 @@ def _weekday(s: dict, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     return fn(2 * np.pi * days / 7)
 
 
+def _session(s: dict, which: int) -> np.ndarray:
+    """Hours since the exchange session opened (which 0) or until it closes (1), at each bar's
+    close, from the candles' exchange calendar (validation.calendar)."""
+    calendar = s.get("__calendar__", "24/7")
+    if calendar == "24/7":
+        raise ConfigError(
+            "features.names session_elapsed / session_remaining: the candles trade 24/7; they need an exchange "
+            "calendar (validation.calendar, e.g. XNYS)"
+        )
+    from candleflow.data.calendar import session_hours
+
+    t = np.asarray(s["open_time"]).astype("datetime64[ns]").astype(np.int64)
+    return session_hours(calendar, t, int(s["__step__"]))[which]
+
+
 def _log_rv(s: dict, bars: int) -> np.ndarray:
     """log of the mean squared log return over the last `bars` bars (NaN before `bars` returns):
     HAR-RV's weekly and monthly terms as features."""
@@ -146,6 +165,12 @@ FEATURES: dict[str, FeatureSpec] = {
     ),
     "dow_cos": FeatureSpec(
         lambda s, c: _weekday(s, np.cos), "cos of the time of week (UTC, Monday 0:00 = 0)", lambda c: 0
+    ),
+    "session_elapsed": FeatureSpec(
+        lambda s, c: _session(s, 0), "hours since the exchange session opened, at the bar's close", lambda c: 0
+    ),
+    "session_remaining": FeatureSpec(
+        lambda s, c: _session(s, 1), "hours until the exchange session closes (early closes too)", lambda c: 0
     ),
     "log_rv_week": FeatureSpec(
         lambda s, c: _log_rv(s, 5 * c.volatility_span),
@@ -249,7 +274,7 @@ class Features:
     def descriptions(self) -> dict[str, str]:
         out = {}
         for n in self.names:
-            base, _, tf = n.partition("@")
+            base, _, tf = n.rpartition(":")[2].partition("@")
             spec, params = resolve_feature(base)
             out[n] = (
                 spec.description
@@ -259,10 +284,22 @@ class Features:
         return out
 
 
-def compute_features(candles: Candles, cfg: FeatureConfig | None = None) -> Features:
+def compute_features(
+    candles: Candles, cfg: FeatureConfig | None = None, others: dict[str, Candles] | None = None
+) -> Features:
     """Compute the configured features segment by segment (nothing crosses a segment boundary),
-    then each again on every `timeframes` interval (see `_coarse`)."""
+    then each again on every `timeframes` interval (see `_coarse`), then the features of every
+    other asset in `cfg.assets` from its candles in `others` (see `asset_columns`)."""
     cfg = cfg or FeatureConfig()
+    if cfg.assets:
+        missing = [a.name for a in cfg.assets if a.name not in (others or {})]
+        if missing:
+            raise ConfigError(f"features.assets {missing[0]!r}: its candles were not loaded (load_assets)")
+        main = compute_features(candles, cfg.model_copy(update={"assets": []}))
+        extra = [asset_columns(candles, others[a.name], a, cfg) for a in cfg.assets]  # type: ignore[index]
+        values = np.ascontiguousarray(np.column_stack([main.values, *extra]).astype(np.float32))
+        # the other series' warm-up and missing bars are NaN in their columns: windows over them drop out
+        return Features(values=values, names=cfg.columns, warmup=main.warmup)
     n, f = len(candles), len(cfg.names)
     names = cfg.columns
     out = np.full((n, len(names)), np.nan, dtype=np.float32)
@@ -274,13 +311,55 @@ def compute_features(candles: Candles, cfg: FeatureConfig | None = None) -> Feat
     warmup = max([base_warmup, *((base_warmup + 2) * r for r in ratios)])
     columns = ("open_time", "open", "high", "low", "close", "volume", *candles.extra)
     for start, stop in candles.segments:
-        seg = {k: candles.column(k)[start:stop] for k in columns}
+        seg: dict[str, Any] = {k: candles.column(k)[start:stop] for k in columns}
+        seg["__calendar__"], seg["__step__"] = candles.calendar, step
         for j, (spec, params) in enumerate(resolved):
             out[start:stop, j] = spec.fn(seg, cfg, *params)
         for k, r in enumerate(ratios):
             out[start:stop, f * (k + 1) : f * (k + 2)] = _coarse(seg, cfg, resolved, r * step, step, base_warmup)
         out[start : min(stop, start + warmup)] = np.nan
     return Features(values=out, names=names, warmup=warmup)
+
+
+def asset_columns(candles: Candles, other: Candles, asset: Any, cfg: FeatureConfig) -> np.ndarray:
+    """`asset.names` computed on the other series' own candles (its own segments and warm-up),
+    then placed on `candles`' bars by open time: bar t gets the other series' bar that opened at
+    t (it closed when t closed: nothing later is seen). A bar the other series lacks is NaN
+    (`missing: nan`: its windows drop out) or the other series' latest earlier bar when that is at
+    most `max_stale` bars old (`missing: last`); how many bars each way, in the log."""
+    if other.interval != candles.interval:
+        raise ConfigError(
+            f"features.assets {asset.name!r}: {other.symbol} bars are {other.interval}, the main series' "
+            f"{candles.interval}; expected the same interval"
+        )
+    sub = cfg.model_copy(update={"names": list(asset.names), "timeframes": [], "assets": []})
+    theirs = compute_features(other, sub).values
+    t = candles.open_time.astype("datetime64[ns]").astype(np.int64)
+    u = other.open_time.astype("datetime64[ns]").astype(np.int64)
+    j = np.searchsorted(u, t, side="right") - 1  # the other's latest bar opened at or before t
+    has = j >= 0
+    exact = has & (u[np.clip(j, 0, None)] == t)
+    step = _interval(candles)
+    if asset.missing == "last":
+        use = has & (t - u[np.clip(j, 0, None)] < asset.max_stale * step + 1)
+    else:
+        use = exact
+    out = np.full((t.size, theirs.shape[1]), np.nan, np.float32)
+    out[use] = theirs[j[use]]
+    absent = int((~exact).sum())
+    if absent:
+        log.info(
+            "features.assets %s: %d of %d %s bars have no %s bar at their time (missing: %s: %d filled from an "
+            "earlier bar, the rest NaN, their windows left out)",
+            asset.name,
+            absent,
+            t.size,
+            candles.symbol,
+            other.symbol,
+            asset.missing,
+            int((use & ~exact).sum()),
+        )
+    return out
 
 
 def _interval(candles: Candles) -> int:
@@ -320,6 +399,7 @@ def _coarse(seg: dict, cfg: FeatureConfig, resolved: list, coarse: int, step: in
     for k, v in seg.items():
         if k not in agg and not k.startswith("__"):
             agg[k] = np.add.reduceat(np.asarray(v, np.float64), first)
+    agg["__calendar__"], agg["__step__"] = seg.get("__calendar__", "24/7"), coarse  # type: ignore[assignment]
     values = np.column_stack([spec.fn(agg, cfg, *params) for spec, params in resolved])
     values[: min(warmup, values.shape[0])] = np.nan
     # fine bar i closes at t[i] + step; the coarse bars ending by then: bucket end <= t[i] + step

@@ -26,10 +26,30 @@ from candleflow.errors import DataError
 log = logging.getLogger("candleflow")
 
 
-def features_and_labels(cfg: RunConfig, candles: Candles) -> tuple[Features, Labels, int | None]:
+def load_assets(cfg: RunConfig, main: Any = None) -> dict[str, Candles]:
+    """The validated candles of every `features.assets` series. A source with a date range takes
+    the main source's (`main`, default `cfg.source`) where both have one, so a run predicting later
+    months reads the other assets over the same months."""
+    main = main if main is not None else cfg.source
+    out: dict[str, Candles] = {}
+    for asset in cfg.features.assets:
+        src = asset.source
+        if all(hasattr(x, "start") and hasattr(x, "end") for x in (src, main)):
+            src = src.model_copy(update={"start": main.start, "end": main.end})
+        candles, report = load_candles(src, cfg.validation, cfg.cache)
+        log.info("features.assets %s: %s %s, %s", asset.name, candles.symbol, candles.interval, report.summary())
+        out[asset.name] = candles
+    return out
+
+
+def features_and_labels(
+    cfg: RunConfig, candles: Candles, others: dict[str, Candles] | None = None
+) -> tuple[Features, Labels, int | None]:
     """Causal features and forward labels of `candles`, and how many labels the finer candles
     changed (None when `labels.fine` is not set)."""
-    features = compute_features(candles, cfg.features)
+    if others is None and cfg.features.assets:
+        others = load_assets(cfg)
+    features = compute_features(candles, cfg.features, others)
     fine = None
     if cfg.labels.fine is not None:
         fine, fine_report = load_candles(cfg.labels.fine, cfg.validation, cfg.cache)
@@ -136,9 +156,11 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
     _warn_if_barriers_cannot_pay(candles, cfg)
     if cache is None and cfg.dataset.cache_dir:
         cache = DatasetCache(Path(cfg.dataset.cache_dir), max_bytes=cfg.cache.max_bytes)
+    others = load_assets(cfg) if cfg.features.assets else None
     key = cache_key(
         candles.fingerprint,
         {
+            "assets": {name: c.fingerprint for name, c in (others or {}).items()},
             "features": cfg.features.model_dump(mode="json"),
             "labels": {**cfg.labels.model_dump(mode="json"), "floor": cfg.labels.floor},
             "validation": cfg.validation.model_dump(mode="json"),
@@ -151,7 +173,7 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
         labels = Labels(arrays["labels"], arrays["t1"], arrays.get("context"))
         changed = meta["fine_changed"]
     else:
-        features, labels, changed = features_and_labels(cfg, candles)
+        features, labels, changed = features_and_labels(cfg, candles, others)
         if cache is not None:
             cache.save(
                 key,

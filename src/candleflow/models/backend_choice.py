@@ -16,12 +16,14 @@ import sys
 from candleflow.errors import ConfigError
 
 BACKENDS = ("jax", "torch", "tensorflow")
-# samples/s of one training step over 256 x 120 x 8 batches on the 2-core CPU, one run of
-# `python benchmarks/bench_training.py` (Keras 3.15; docs/benchmarks.md has the table)
+# samples/s of training steps over 256 x 120 x 8 batches on the project's 2-core CPU, from one
+# quiet run of `python benchmarks/bench_training.py --steps 30` (Keras 3.15, JAX 0.10, torch
+# 2.13 CPU; docs/benchmarks.md has the table). Keras runs the LSTM on torch as a Python loop over
+# time steps on a CPU; its GPT on torch uses torch's fused attention and beats JAX there.
 MEASURED: dict[str, dict[str, dict[str, float]]] = {
     "cpu": {
-        "lstm": {"jax": 470.0, "torch": 78.0},
-        "gpt": {"jax": 1370.0, "torch": 560.0},
+        "lstm": {"jax": 498.0, "torch": 73.0},
+        "gpt": {"jax": 409.0, "torch": 716.0},
     },
 }
 _PACKAGE = {"jax": "jax", "torch": "torch", "tensorflow": "tensorflow"}
@@ -42,7 +44,8 @@ def device_kind(requested: str) -> str:
 
 def choose_backend(requested: str, family: str, device: str = "cpu", env: dict[str, str] | None = None) -> str:
     """The backend `requested` means for `family` on `device` ('cpu' or 'gpu'): itself, or for
-    `auto` the user's KERAS_BACKEND when set, else the fastest measured, else JAX."""
+    `auto` the user's KERAS_BACKEND when set, else the fastest measured among the installed
+    backends (on this CPU: JAX for the LSTM, torch for the GPT), else JAX."""
     if requested not in (*BACKENDS, "auto"):
         raise ConfigError(f"training.backend {requested!r}: expected auto, {', '.join(BACKENDS)}")
     if requested != "auto":
@@ -50,8 +53,12 @@ def choose_backend(requested: str, family: str, device: str = "cpu", env: dict[s
     user = (os.environ if env is None else env).get("KERAS_BACKEND", "")
     if user in BACKENDS:
         return user
-    rates = MEASURED.get(device, {}).get(family)
+    rates = {b: r for b, r in MEASURED.get(device, {}).get(family, {}).items() if _installed(b)}
     return max(rates, key=lambda b: rates[b]) if rates else "jax"
+
+
+def _installed(backend: str) -> bool:
+    return importlib.util.find_spec(_PACKAGE[backend]) is not None
 
 
 def apply_backend(requested: str, family: str, device: str = "cpu") -> str:

@@ -138,6 +138,7 @@ def train_and_score(
     if family(cfg.model.kind).tabular:
         trained = _train_and_score_tabular(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, refs, candles)
         _note_importance(trained.model, cfg, train_ds, importance)
+        _permutation(cfg, trained, val_ds, candles, importance)
         return _with_importance(trained, importance)
 
     model, loader, input_shape = make(train_ds)
@@ -246,7 +247,9 @@ def train_and_score(
         _train_context(train_ds, y_train, cfg),
         candles,
     )
-    return _with_importance(Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape)), importance)
+    trained = Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
+    _permutation(cfg, trained, val_ds, candles, importance)
+    return _with_importance(trained, importance)
 
 
 def _with_importance(trained: Trained, importance: dict[str, Any]) -> Trained:
@@ -385,6 +388,49 @@ def _score_regression(
             cfg.dataset.stride,
             2 * (cfg.backtest.fee + cfg.backtest.slippage),
         )
+    )
+
+
+def _permutation(cfg: RunConfig, trained: Trained, val_ds: Any, candles: Any, importance: dict[str, Any]) -> None:
+    """Permutation importance on validation (`evaluation.permutation_seconds` > 0): each input
+    shuffled across the validation windows, the drop in balanced accuracy (classes, at the run's
+    decision margin) or R^2 (regression) when the model predicts again."""
+    seconds = cfg.evaluation.permutation_seconds
+    fam = family(cfg.model.kind)
+    if seconds <= 0 or fam.inputs == "images" or val_ds.shape[2] != len(cfg.features.columns):
+        return
+    from candleflow.evaluation.importance import permutation_importance
+    from candleflow.evaluation.metrics import classification_metrics, decide
+
+    margin = float(trained.metrics.get("val", {}).get("decision_margin", 0.0) or 0.0)
+
+    def score(outputs: np.ndarray, y: np.ndarray) -> float:
+        if cfg.labels.regression:
+            f = np.asarray(outputs, np.float64).reshape(-1)
+            sst = float(np.sum((y - y.mean()) ** 2))
+            return 1.0 - float(np.sum((y - f) ** 2)) / sst if sst > 0 else 0.0
+        return float(classification_metrics(y, decide(outputs, margin))["balanced_accuracy"])
+
+    holder: dict[str, Any] = {}
+
+    def predict(ds: Any) -> np.ndarray:
+        holder["y"] = ds.labels_at()
+        return fam.probabilities(trained.model, ds, cfg, candles)
+
+    result = permutation_importance(
+        val_ds,
+        list(cfg.features.columns),
+        predict,
+        lambda out: score(out, holder["y"]),
+        seed=cfg.training.seed,
+        seconds=seconds,
+    )
+    importance["permutation"] = result
+    log.info(
+        "permutation importance on %d validation windows (%.1fs): %s",
+        result["windows"],
+        result["seconds"],
+        ", ".join(f"{k} {v:+.4f}" for k, v in list(result["drop"].items())[:8]),
     )
 
 

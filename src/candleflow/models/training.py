@@ -129,6 +129,24 @@ def memory_limit_mb(cfg: TrainingConfig) -> float:
     return in_use + cfg.memory_share * free
 
 
+INTERNALS = ("input_s", "input_wait", "rss_mb", "peak_rss_mb", "device_mb")
+
+
+class EpochLine(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar and epoch line without the training loop's internals (input time and
+    wait, memory): those stay in history.csv, TensorBoard and the run log's epoch lines."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        super().on_train_batch_end(batch, _without_internals(logs))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, _without_internals(logs))
+
+
+def _without_internals(logs: dict | None) -> dict | None:
+    return None if logs is None else {k: v for k, v in logs.items() if k not in INTERNALS}
+
+
 class InputMonitor(keras.callbacks.Callback):
     """Adds `input_s` (seconds the epoch spent making training batches, in whichever thread) and
     `input_wait` (the share of the epoch the training loop waited for them: with
@@ -298,6 +316,7 @@ def fit(
         resumer,  # last: an epoch counts as done once every logger has it
         *(extra_callbacks or []),
         *([watch] if watch is not None else []),
+        EpochLine(),  # Keras would add its own bar last; this one leaves the internals to the log
     ]
     verbose = cfg.verbose
     if verbose == "auto":

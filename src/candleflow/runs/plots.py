@@ -78,9 +78,12 @@ def confusion(cm: list[list[int]], title: str) -> bytes:
     return _png(fig)
 
 
-def equity_and_drawdown(times: np.ndarray, curves: dict[str, np.ndarray], period: str = "validation") -> bytes:
-    """Equity of the model, buy and hold and random signals over the period (linear scale; the label
-    oracle, which knows the future, stays in the table, not here) and their drawdowns."""
+def equity_and_drawdown(
+    times: np.ndarray, curves: dict[str, np.ndarray], period: str = "validation", scale: str = "auto"
+) -> bytes:
+    """Equity of the model, buy and hold and random signals over the period (the label oracle,
+    which knows the future, stays in the table, not here) and their drawdowns. `scale`: log,
+    linear, or auto: log where a drawn curve moves by more than a factor of 2."""
     fig = Figure(figsize=(10, 5.5))
     ax, dd = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
     t = times.astype("datetime64[ns]")
@@ -89,7 +92,9 @@ def equity_and_drawdown(times: np.ndarray, curves: dict[str, np.ndarray], period
             continue
         ax.plot(t, eq, label=name.replace("_", " "), color=COLORS.get(name), lw=1.2)
     ax.axhline(1.0, color="k", lw=0.5)
-    ax.set_ylabel("equity")
+    if equity_log_scale(curves, scale):
+        ax.set_yscale("log")
+    ax.set_ylabel(f"equity ({'log' if equity_log_scale(curves, scale) else 'linear'} scale)")
     ax.legend(loc="upper left")
     ax.set_title(f"equity curves ({period} period)")
     for name in ("model", "buy_and_hold", "equal_weight_long"):  # a series' benchmark, or a panel's
@@ -103,6 +108,16 @@ def equity_and_drawdown(times: np.ndarray, curves: dict[str, np.ndarray], period
     dd.legend(loc="lower left")
     fig.autofmt_xdate()
     return _png(fig)
+
+
+def equity_log_scale(curves: dict[str, np.ndarray], scale: str = "auto") -> bool:
+    """Whether equity is drawn on a log scale: asked for, or (auto) some drawn curve spans more
+    than a factor of 2 and every one stays positive."""
+    drawn = [np.asarray(v, np.float64) for k, v in curves.items() if k != "labels" and np.size(v)]
+    if scale != "auto":
+        return scale == "log"
+    positive = all(float(v.min()) > 0 for v in drawn)
+    return positive and any(float(v.max()) / float(v.min()) > 2.0 for v in drawn)
 
 
 def calibration(rel: dict[str, Any], cov: list[dict[str, Any]]) -> bytes:
@@ -173,9 +188,9 @@ def example_windows(
     return _png(fig)
 
 
-def stitched_equity(times: np.ndarray, curves: dict[str, np.ndarray], title: str) -> bytes:
-    """Equity of each family's stitched out-of-sample signals against buy and hold (linear scale:
-    no label oracle sets the range)."""
+def stitched_equity(times: np.ndarray, curves: dict[str, np.ndarray], title: str, scale: str = "auto") -> bytes:
+    """Equity of each family's stitched out-of-sample signals against buy and hold; `scale` as in
+    `equity_and_drawdown` (auto: log where a curve moves by more than a factor of 2)."""
     fig = Figure(figsize=(10, 4.5))
     ax = fig.subplots()
     t = times.astype("datetime64[ns]")
@@ -183,7 +198,9 @@ def stitched_equity(times: np.ndarray, curves: dict[str, np.ndarray], title: str
         style = {"color": "#7f7f7f", "lw": 1.0, "ls": "--"} if name == "buy_and_hold" else {"lw": 1.2}
         ax.plot(t[: eq.size], eq, label=name.replace("_", " "), **style)
     ax.axhline(1.0, color="k", lw=0.5)
-    ax.set_ylabel("equity")
+    if equity_log_scale(curves, scale):
+        ax.set_yscale("log")
+    ax.set_ylabel(f"equity ({'log' if equity_log_scale(curves, scale) else 'linear'} scale)")
     ax.legend(loc="upper left")
     ax.set_title(title)
     fig.autofmt_xdate()

@@ -37,6 +37,7 @@ class Predictor:
     model: Any
     metadata: dict[str, Any]
     which: str = "validated"  # or "refit": the production model trained on every labelled window
+    source: Any = None  # the source the new candles came from (other assets follow its months)
 
     @property
     def model_used(self) -> str:
@@ -129,6 +130,7 @@ class Predictor:
             self.model,
             self.metadata,
             self.which,
+            cfg.source,
         )
         return deciding.predict(candles, start, end), f"{candles.symbol} {candles.interval}"
 
@@ -146,7 +148,12 @@ class Predictor:
                 f"{candles.symbol}: bars of {candles.interval}; run {self.name} was trained on "
                 f"{' and '.join(trained_on)} bars"
             )
-        features = compute_features(candles, cfg.features)
+        others = None
+        if cfg.features.assets:  # the other series, over the main source's months (see load_assets)
+            from candleflow.dataset.prepare import load_assets
+
+            others = load_assets(cfg, self.source or cfg.source)
+        features = compute_features(candles, cfg.features, others)
         if list(features.names) != list(meta.get("feature_names", features.names)):
             raise RegistryError(
                 f"{self.run_dir}: features {features.names} differ from the run's {meta['feature_names']}"
@@ -173,7 +180,8 @@ class Predictor:
         # the truth to score the signals against later, never an input
         truth, _ = make_labels(candles, cfg.labels)
         label = truth.y[ends]
-        return _noted(self._decision_table(candles, ends, probs, decisions, label), notes)
+        table = _noted(self._decision_table(candles, ends, probs, decisions, label), notes)
+        return _with_backtest(table, new_period_backtest(candles, ends, decisions, label, cfg))
 
     def _decision_table(
         self, candles: Candles, ends: np.ndarray, probs: np.ndarray, decisions: np.ndarray, label: np.ndarray
@@ -253,6 +261,51 @@ def _noted(table: pa.Table, notes: list[str]) -> pa.Table:
     import json
 
     return table.replace_schema_metadata({**(table.schema.metadata or {}), b"candleflow_notes": json.dumps(notes)})
+
+
+def new_period_backtest(
+    candles: Candles, ends: np.ndarray, decisions: np.ndarray, label: np.ndarray, cfg: RunConfig
+) -> dict[str, Any] | None:
+    """The decisions traded as the run's backtest trades them (`backtest.*`, which predict may
+    change), over the rows whose labels are complete (their forward window has happened), beside
+    buy and hold over the same bars; None with fewer than two such rows."""
+    from candleflow.data.calendar import bars_per_year
+    from candleflow.evaluation.backtest import buy_and_hold, configured_backtest, performance
+    from candleflow.evaluation.funding import funding_for
+    from candleflow.evaluation.trading import sides_of
+
+    known = ends[label >= 0]
+    if known.size < 2:
+        return None
+    span = (int(known[0]), min(len(candles), int(known[-1]) + cfg.labels.horizon + 1))
+    funding, _ = funding_for(cfg, candles)
+    per_year = bars_per_year(candles.calendar, candles.interval, int(candles.open_time[-1]))
+    model = configured_backtest(candles, known, sides_of(decisions[label >= 0]), cfg, span, funding=funding)
+    hold = buy_and_hold(candles, span, cfg.backtest.fee, cfg.backtest.slippage, funding, cfg.backtest.capital)
+    keep = ("total_return", "sharpe", "max_drawdown", "trades", "hit_rate", "final_capital")
+    return {
+        "from": candles.time_str(span[0]),
+        "to": candles.time_str(span[1] - 1),
+        "windows": int(known.size),
+        "model": {k: v for k, v in performance(model, candles.interval, per_year).items() if k in keep},
+        "buy_and_hold": {k: v for k, v in performance(hold, candles.interval, per_year).items() if k in keep},
+    }
+
+
+def _with_backtest(table: pa.Table, bt: dict[str, Any] | None) -> pa.Table:
+    import json
+
+    if bt is None:
+        return table
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), b"candleflow_backtest": json.dumps(bt)})
+
+
+def table_backtest(table: pa.Table) -> dict[str, Any] | None:
+    """The new period's backtest `predict` attached to a table (None where no label was complete)."""
+    import json
+
+    raw = (table.schema.metadata or {}).get(b"candleflow_backtest")
+    return json.loads(raw) if raw else None
 
 
 def table_notes(table: pa.Table) -> list[str]:

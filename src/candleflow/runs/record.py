@@ -75,6 +75,8 @@ def write_run(
         # what predict, export and models check the folder's model against (runs/registry.check_run)
         "model_file": {"name": model_name, "sha256": sha256_file(work / model_name)},
         "metrics": headline,
+        "tags": list(cfg.output.tags),
+        "notes": cfg.output.notes,
     }
     folder.write_metadata(metadata)
     return metadata

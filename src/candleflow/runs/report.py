@@ -69,16 +69,18 @@ CLASSIFICATION_HEADER = [
 ]
 BACKTEST_KEYS = [
     "total_return",
-    "annual_return",
-    "annual_volatility",
     "sharpe",
-    "sortino",
     "max_drawdown",
     "trades",
     "hit_rate",
-    "average_trade",
+    "average_win",
+    "average_loss",
+    "cost_share",
     "exposure",
     "turnover",
+    "annual_return",
+    "annual_volatility",
+    "sortino",
 ]
 
 
@@ -89,12 +91,33 @@ PERCENT_KEYS = {
     "max_drawdown",
     "hit_rate",
     "average_trade",
+    "average_win",
+    "average_loss",
+    "cost_share",
     "exposure",
 }
 
 
 def _bt_value(key: str, value: Any) -> Any:
-    return f"{value * 100:+.2f}%" if key in PERCENT_KEYS and isinstance(value, float) else value
+    """Every fraction in percent (one unit on the page); Sharpe and Sortino as ratios, turnover as
+    position changes a year, trades as a count."""
+    if value is None:
+        return "-"
+    if key in PERCENT_KEYS and isinstance(value, (int, float)):
+        return f"{value * 100:+.2f}%"
+    if key in ("sharpe", "sortino", "turnover") and isinstance(value, float):
+        return f"{value:.2f}"
+    return value
+
+
+def _tags_html(meta: dict[str, Any]) -> list[str]:
+    """The run's own tags and notes (output.tags, output.notes), escaped."""
+    out = []
+    if meta.get("tags"):
+        out.append("<p>tags: " + ", ".join(f"<code>{html.escape(t)}</code>" for t in meta["tags"]) + "</p>")
+    if meta.get("notes"):
+        out.append(f"<p class='notes'>{html.escape(meta['notes'])}</p>")
+    return out
 
 
 def backtest_rows(bt: dict[str, Any]) -> list[list[Any]]:
@@ -102,7 +125,7 @@ def backtest_rows(bt: dict[str, Any]) -> list[list[Any]]:
     rows = {**bt["table"]}
     rows.update(bt.get("legs", {}))
     rows.update({f"model at {k} costs": v for k, v in bt.get("costs", {}).items() if k != "1x"})
-    return [[name, *(_bt_value(k, r[k]) for k in BACKTEST_KEYS)] for name, r in rows.items()]
+    return [[name, *(_bt_value(k, r.get(k)) for k in BACKTEST_KEYS)] for name, r in rows.items()]
 
 
 EXAMPLES = 6  # example windows drawn per period
@@ -283,6 +306,7 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         f"<p class='lead'>{html.escape(meta['symbol'])} {html.escape(meta['interval'])} · "
         f"input {'x'.join(map(str, meta['input_shape']))} · {meta['parameters']:,} parameters · "
         f"{meta['epochs_run']} epochs in {meta['fit_seconds']} s · created {html.escape(meta['created'])}</p>",
+        *_tags_html(meta),
     ]
     figures = [_img(plots.training_curves(history), "training curves")]
     for part, m in metrics.items():
@@ -346,7 +370,7 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         )
         figures.append(
             _img(
-                plots.equity_and_drawdown(drawn["times"], curves, part),
+                plots.equity_and_drawdown(drawn["times"], curves, part, cfg.output.equity_scale),
                 f"equity and drawdown ({part})",
             )
         )
@@ -424,16 +448,28 @@ def build_regression_report(run_dir: Path) -> Path:
 
 
 def _importance_html(metrics: dict[str, Any]) -> list[str]:
-    """Which inputs matter: LightGBM's gain per feature (summed over lags), the top 20."""
+    """Which inputs matter: LightGBM's gain per feature (summed over lags), the top 20, and the
+    model's own permutation importance on validation where the run measured it."""
     first: dict[str, Any] = next(iter(metrics.values()), {})
+    out = []
     gain = first.get("importance", {}).get("lightgbm_gain")
-    if not gain:
-        return []
-    rows = [[name, f"{100 * share:.1f}%"] for name, share in list(gain.items())[:20]]
-    return [
-        "<h2>which inputs matter</h2><p>LightGBM's share of the split gain per feature, over its lags "
-        "(the reference model, or the model itself)</p>" + _table(rows, ["feature", "gain share"], "importance")
-    ]
+    if gain:
+        rows = [[name, f"{100 * share:.1f}%"] for name, share in list(gain.items())[:20]]
+        out.append(
+            "<h2>which inputs matter</h2><p>LightGBM's share of the split gain per feature, over its lags "
+            "(the reference model, or the model itself)</p>" + _table(rows, ["feature", "gain share"], "importance")
+        )
+    perm = first.get("importance", {}).get("permutation")
+    if perm:
+        rows = [[name, f"{drop * 100:+.2f}"] for name, drop in list(perm["drop"].items())[:20]]
+        left = f"; not measured in the time budget: {', '.join(perm['not_measured'])}" if perm["not_measured"] else ""
+        out.append(
+            f"<h3>permutation importance (the model, validation)</h3><p>the drop of the validation score "
+            f"({perm['score'] * 100:.2f} on {perm['windows']:,} windows) when one input is shuffled across "
+            f"windows, in points{html.escape(left)}</p>"
+            + _table(rows, ["feature", "score drop (points)"], "importance")
+        )
+    return out
 
 
 def _warnings_html(metrics: dict[str, Any]) -> list[str]:

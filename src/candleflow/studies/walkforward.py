@@ -77,6 +77,9 @@ def walkforward(
     objectives (the same --name, another --objective: nothing retrains). Regression targets take
     ic or r2: which figure the verdict leads with."""
     check_objective(cfg, objective)
+    from candleflow.runs.tracking import check_tracking, track
+
+    check_tracking(cfg)
     if cfg.dataset.layout == "panel":  # the panel GPT and the pooled references, over (window, ticker) labels
         from candleflow.studies.panel_walkforward import panel_walkforward
 
@@ -130,6 +133,7 @@ def walkforward(
         summary["objective"] = objective or "r2"
         write_json(folder / RESULT, summary)
         write_regression_walkforward_report(folder, summary)
+        track(cfg, folder.name, summary, [folder / RESULT, folder / "report.html"], kind="walkforward")
         return WalkForwardResult(folder, summary)
     summary = summarise(cfg, prep, splits, folder, list(families), seed_list, resamples, objective)
     summary["rolling"] = rolling
@@ -142,6 +146,7 @@ def walkforward(
     from candleflow.runs.walkforward_report import write_walkforward_report
 
     write_walkforward_report(folder, summary, equity_curves(cfg, prep, folder, list(families), seed_list[0]))
+    track(cfg, folder.name, summary, [folder / RESULT, folder / "report.html"], kind="walkforward")
     return WalkForwardResult(folder, summary)
 
 
@@ -264,13 +269,23 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
         trained = train_and_score(
             fcfg, work, prep.dataset, split.parts, model_and_loader(fcfg, prep), references=False, candles=prep.candles
         )
+        part_ds, y_true, probs = trained.scored["test"]
+        refitted: dict[str, Any] = {}
+        if cfg.training.refit:  # the fold's model trained again on train + validation, as it would be deployed
+            from candleflow.models.refit import refit
+
+            positions = np.sort(np.concatenate([split.parts["train"], split.parts["val"]]))
+            refitted = refit(fcfg, prep.dataset, positions, trained, prep, work / "refit")
+            probs = registry.family(family).probabilities(refitted.pop("model"), part_ds, fcfg, prep.candles)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    part_ds, y_true, probs = trained.scored["test"]
     train_ds = prep.dataset.subset(split.parts["train"])
     y_train = train_ds.labels_at()
     arrays: dict[str, Any] = {"ends": part_ds.ends.astype(np.int64), "fit_seconds": np.float64(seconds)}
+    if refitted:  # what the refit trained: epochs (networks) or boosting rounds, and how many windows
+        arrays["refit_windows"] = np.int64(refitted["windows"])
+        arrays["refit_epochs"] = np.int64(refitted.get("epochs") or refitted.get("rounds") or 0)
     if cfg.labels.regression:  # the forecasts, and each baseline's fitted on this fold's training windows
         from candleflow.studies.regression_summary import fold_arrays
 

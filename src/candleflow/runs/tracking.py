@@ -1,0 +1,94 @@
+"""Experiment tracking where teams keep it: a finished run or study logged to MLflow as well
+(`output.tracking_uri`, the `tracking` extra; off by default). The run folder stays the record:
+tracking copies its config as params, its numeric figures as metrics, its tags and notes, and its
+files as artifacts. A tracking server that fails is a warning: the run is already saved."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from candleflow.config import flatten_keys
+from candleflow.errors import ConfigError
+
+log = logging.getLogger("candleflow")
+PARAM_VALUE_CHARS = 500  # MLflow keeps longer values, but a param is for filtering, not storage
+_KEY = re.compile(r"[^0-9A-Za-z_\-./ ]")
+
+
+def numeric_leaves(tree: Any, prefix: str = "") -> dict[str, float]:
+    """Every finite number in a nested metrics mapping, under its dotted path (lists by index)."""
+    out: dict[str, float] = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(numeric_leaves(v, f"{prefix}{k}."))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree[:50]):  # a long list (trades, reliability bins) is for the files
+            out.update(numeric_leaves(v, f"{prefix}{i}."))
+    elif isinstance(tree, (int, float)) and not isinstance(tree, bool) and math.isfinite(tree):
+        out[_KEY.sub("_", prefix.rstrip("."))[:250]] = float(tree)
+    return out
+
+
+def check_tracking(cfg: Any) -> None:
+    """A one-line error before any work when `output.tracking_uri` is set and MLflow is missing."""
+    if cfg.output.tracking_uri:
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            raise ConfigError(
+                f"output.tracking_uri {cfg.output.tracking_uri}: MLflow is not installed "
+                "(pip install 'candleflow[tracking]')"
+            )
+
+
+def track(cfg: Any, name: str, metrics: dict[str, Any], files: list[Path], kind: str = "run") -> str | None:
+    """Log one finished run or study to MLflow when `output.tracking_uri` is set; returns the MLflow
+    run id (None when tracking is off or failed, with a warning saying why)."""
+    out = cfg.output
+    if not out.tracking_uri:
+        return None
+    try:
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise ConfigError("output.tracking_uri: MLflow is not installed (pip install 'candleflow[tracking]')") from None
+    try:
+        client = MlflowClient(tracking_uri=out.tracking_uri)
+        experiment = client.get_experiment_by_name(out.tracking_experiment)
+        exp_id = experiment.experiment_id if experiment else client.create_experiment(out.tracking_experiment)
+        tags = {"candleflow.kind": kind, "candleflow.name": name, **{f"tag.{t}": "1" for t in out.tags}}
+        if out.notes:
+            tags["mlflow.note.content"] = out.notes
+        run = client.create_run(exp_id, run_name=name, tags=tags)
+        run_id = run.info.run_id
+        params = [Param(k, str(v)[:PARAM_VALUE_CHARS]) for k, v in flatten_keys(cfg.model_dump(mode="json")).items()]
+        figures = [Metric(k, v, 0, 0) for k, v in numeric_leaves(metrics).items()]
+        for i in range(0, len(params), 100):
+            client.log_batch(run_id, params=params[i : i + 100])
+        for i in range(0, len(figures), 500):
+            client.log_batch(run_id, metrics=figures[i : i + 500])
+        client.log_batch(run_id, tags=[RunTag("candleflow.tags", ",".join(out.tags))])
+        for path in files:
+            if Path(path).is_file():
+                client.log_artifact(run_id, str(path))
+        client.set_terminated(run_id)
+    except Exception as exc:  # the run is saved; a tracking server that fails must not undo it
+        first = (str(exc).splitlines() or [""])[0][:200]
+        log.warning(
+            "MLflow tracking at %s failed (%s: %s); the run folder is complete",
+            out.tracking_uri,
+            type(exc).__name__,
+            first,
+        )
+        return None
+    log.info(
+        "MLflow: %s logged as run %s in experiment %r at %s", name, run_id, out.tracking_experiment, out.tracking_uri
+    )
+    return str(run_id)
+
+
+__all__ = ["check_tracking", "numeric_leaves", "track"]

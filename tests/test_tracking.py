@@ -1,0 +1,74 @@
+"""A run's own tags and notes, `models list --tag`, and MLflow tracking against a local file store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+
+@pytest.mark.integration
+def test_a_run_is_tagged_listed_by_tag_and_logged_to_mlflow(tiny_config, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")  # the test extra installs it (mlflow-skinny)
+    # MLflow 3 keeps its plain-file store behind an opt-in (its database stores need SQLAlchemy)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+
+    import candleflow as cf
+    from candleflow.cli import app
+
+    store = f"file:{tmp_path / 'mlruns'}"
+    cfg = tiny_config(
+        "output.name=tagged",
+        "output.tags=[baseline,btc]",
+        "output.notes=first try, default features",
+        f"output.tracking_uri={store}",
+        "output.tracking_experiment=tests",
+        "evaluation.reference_models=[]",
+    )
+    result = cf.run(cfg)
+    cf.run(tiny_config("output.name=untagged", "evaluation.reference_models=[]"))
+    meta = json.loads((result.run_dir / "metadata.json").read_text())
+    assert meta["tags"] == ["baseline", "btc"] and meta["notes"] == "first try, default features"
+    assert "first try, default features" in (result.run_dir / "report.html").read_text()
+
+    listed = CliRunner().invoke(app, ["models", "list", "--runs-dir", str(tmp_path), "--tag", "btc"])
+    assert listed.exit_code == 0, listed.output
+    assert "tagged" in listed.output and "untagged" not in listed.output
+    none = CliRunner().invoke(app, ["models", "list", "--runs-dir", str(tmp_path), "--tag", "eth"])
+    assert "no runs tagged eth" in none.output
+
+    client = MlflowClient(tracking_uri=store)
+    exp = client.get_experiment_by_name("tests")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.run_id == result.tracking_id and run.info.run_name == "tagged"
+    assert run.data.params["model.kind"] == "lstm" and run.data.params["training.epochs"] == "1"
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    want = metrics["val"]["table"]["model"]["balanced_accuracy"]
+    assert run.data.metrics["val.table.model.balanced_accuracy"] == pytest.approx(want)
+    assert run.data.tags["mlflow.note.content"] == "first try, default features"
+    assert run.data.tags["tag.btc"] == "1" and run.data.tags["candleflow.tags"] == "baseline,btc"
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "metrics.json", "metadata.json", "report.html"} <= names
+
+
+def test_tracking_off_by_default_and_a_failing_server_only_warns(tiny_config, caplog, monkeypatch):
+    from candleflow.runs.tracking import numeric_leaves, track
+
+    cfg = tiny_config()
+    assert cfg.output.tracking_uri is None and track(cfg, "x", {"a": 1.0}, []) is None
+    assert numeric_leaves({"val": {"r2": 0.5, "ok": True, "bad": float("nan"), "rows": [1, {"x": 2}]}}) == {
+        "val.r2": 0.5,
+        "val.rows.0": 1.0,
+        "val.rows.1.x": 2.0,
+    }
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's own retries would take minutes
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    down = tiny_config("output.tracking_uri=http://127.0.0.1:9")  # nothing listens on port 9
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="candleflow"):
+        assert track(down, "x", {"a": 1.0}, []) is None
+    assert "MLflow tracking at http://127.0.0.1:9 failed" in caplog.text and "the run folder is complete" in caplog.text
