@@ -134,7 +134,7 @@ def test_parameters_in_names_and_one_line_errors():
     np.testing.assert_allclose(f.values[f.warmup :, 3], atr[f.warmup :], rtol=1e-5)
     assert "parameters 6, 13, 4" in f.descriptions["macd(6, 13, 4)"]
     for bad, msg in (
-        ("foo", "unknown feature 'foo'; known: ad_z, adosc"),
+        ("foo", "unknown feature 'foo'; known ("),
         ("rsi(5, 3)", "rsi takes 1 parameter(s), got 2"),
         ("rsi(x)", "parameter 'x' is not a number"),
         ("rsi(0)", "parameters must be positive"),
@@ -523,4 +523,4 @@ def test_an_installed_plugin_registers_its_features_by_entry_point(tmp_path):
         text=True,
         timeout=120,
     )
-    assert bare.returncode != 0 and "unknown feature 'plug_spread'; known:" in bare.stderr
+    assert bare.returncode != 0 and "unknown feature 'plug_spread'; known (" in bare.stderr

@@ -128,6 +128,22 @@ def forget(name: str) -> None:
     _USER.pop(name, None)
 
 
+def _known_line(base: str, table: dict[str, int], width: int = 330) -> str:
+    """The closest names, then every known name as long as the line stays readable (the config
+    reference lists them all)."""
+    import difflib
+
+    close = difflib.get_close_matches(base, list(table), n=3, cutoff=0.6)
+    names, listed = sorted(table), ""
+    for k, name in enumerate(names):
+        more = f"{', ' if listed else ''}{name}"
+        if len(listed) + len(more) > width:
+            listed += f" and {len(names) - k} more (docs/reference/config.md)"
+            break
+        listed += more
+    return (f"did you mean {' or '.join(close)}? " if close else "") + f"known ({len(names)}): {listed}"
+
+
 def parse(text: str) -> tuple[str, tuple[float, ...]]:
     """`rsi(14)` -> ('rsi', (14,)); `rsi` -> ('rsi', ()): the defaults apply. A one-line error
     for an unknown name (listing the known ones), a bad parameter or the wrong number of them."""
@@ -139,7 +155,7 @@ def parse(text: str) -> tuple[str, tuple[float, ...]]:
     if base not in table and load_plugins():  # installed plugins, loaded once: never a module the config names
         table = known()
     if base not in table:
-        raise ValueError(f"unknown feature {base!r}; known: {', '.join(sorted(table))}")
+        raise ValueError(f"unknown feature {base!r}; {_known_line(base, table)}")
     if args is None or args == "":
         return base, ()
     params: list[float] = []
