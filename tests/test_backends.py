@@ -59,6 +59,7 @@ def _side(backend: str, folder: Path) -> str:
 
 
 @pytest.mark.integration
+@pytest.mark.extended
 def test_jax_and_torch_give_the_same_forecasts_and_the_same_training_step(tmp_path):
     pytest.importorskip("torch")  # the test extra installs it; a bare install may lack it
     assert _side("jax", tmp_path) == "jax"
@@ -95,6 +96,7 @@ def test_a_backend_other_than_the_loaded_one_is_a_one_line_error():
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.extended
 def test_the_cli_trains_on_the_backend_the_config_names(tmp_path):
     """`candleflow run --set training.backend=torch` in a fresh process: the run's metadata says torch."""
     pytest.importorskip("torch")

@@ -95,6 +95,7 @@ def test_an_auto_run_probes_step_times_and_logs_its_choice(tiny_config, caplog):
 
 
 @pytest.mark.integration
+@pytest.mark.extended
 def test_an_auto_batch_shrinks_when_memory_climbs_past_the_limit(tiny_config, caplog):
     """A 1 MB limit is passed in the first epoch: every later epoch runs at half the batch of the
     one before, the log says when and why, and the fit still runs every epoch to the end."""

@@ -434,6 +434,7 @@ def test_permutation_importance_by_hand():
 
 
 @pytest.mark.integration
+@pytest.mark.extended
 def test_a_run_measures_permutation_importance_for_its_own_family(tiny_config):
     import candleflow as cf
 

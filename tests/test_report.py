@@ -55,13 +55,24 @@ def check_report_matches_metrics(run_dir: Path) -> None:
         "max_drawdown",
         "hit_rate",
         "average_trade",
+        "average_win",
+        "average_loss",
+        "cost_share",
         "exposure",
     }
+
+    def shown(k: str, v: object) -> str:  # every fraction in percent, ratios to 2 decimals, counts as they are
+        if v is None:
+            return "-"
+        if k in percent:
+            return f"{v * 100:+.2f}%"
+        return f"{v:.2f}" if k in ("sharpe", "sortino", "turnover") and isinstance(v, float) else fmt(v)
+
     rows = cells(page, "backtest")
     assert [r[0] for r in rows] == list(source)
     for r in rows:
         want = source[r[0]]
-        assert r[1:] == [f"{want[k] * 100:+.2f}%" if k in percent else fmt(want[k]) for k in BACKTEST_KEYS]
+        assert r[1:] == [shown(k, want.get(k)) for k in BACKTEST_KEYS]
     assert f"{m['edge_balanced_accuracy'] * 100:+.2f} points" in page
 
 

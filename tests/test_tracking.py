@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 
 @pytest.mark.integration
+@pytest.mark.extended
 def test_a_run_is_tagged_listed_by_tag_and_logged_to_mlflow(tiny_config, tmp_path, monkeypatch):
     pytest.importorskip("mlflow")  # the test extra installs it (mlflow-skinny)
     # MLflow 3 keeps its plain-file store behind an opt-in (its database stores need SQLAlchemy)

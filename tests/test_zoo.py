@@ -225,6 +225,7 @@ def test_walkforward_grid_on_dask_matches_the_serial_study(tiny_config, tmp_path
 
 
 @pytest.mark.integration
+@pytest.mark.extended
 def test_walkforward_refits_each_fold_on_training_and_validation(tiny_config):
     """--refit: every fold's family is trained again on its training and validation windows with
     the settings it chose, and that model predicts the fold's test period."""

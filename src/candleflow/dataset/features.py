@@ -166,12 +166,6 @@ FEATURES: dict[str, FeatureSpec] = {
     "dow_cos": FeatureSpec(
         lambda s, c: _weekday(s, np.cos), "cos of the time of week (UTC, Monday 0:00 = 0)", lambda c: 0
     ),
-    "session_elapsed": FeatureSpec(
-        lambda s, c: _session(s, 0), "hours since the exchange session opened, at the bar's close", lambda c: 0
-    ),
-    "session_remaining": FeatureSpec(
-        lambda s, c: _session(s, 1), "hours until the exchange session closes (early closes too)", lambda c: 0
-    ),
     "log_rv_week": FeatureSpec(
         lambda s, c: _log_rv(s, 5 * c.volatility_span),
         "log mean squared log return over 5 x volatility_span bars (HAR's weekly term)",
@@ -181,6 +175,12 @@ FEATURES: dict[str, FeatureSpec] = {
         lambda s, c: _log_rv(s, 22 * c.volatility_span),
         "log mean squared log return over 22 x volatility_span bars (HAR's monthly term)",
         lambda c: 22 * c.volatility_span,
+    ),
+    "session_elapsed": FeatureSpec(
+        lambda s, c: _session(s, 0), "hours since the exchange session opened, at the bar's close", lambda c: 0
+    ),
+    "session_remaining": FeatureSpec(
+        lambda s, c: _session(s, 1), "hours until the exchange session closes (early closes too)", lambda c: 0
     ),
 }
 
