@@ -178,15 +178,26 @@ def walkforward(
         title=f"walk-forward {s['symbol']} {s['interval']}: {len(s['folds'])} folds x {len(s['seeds'])} seeds, "
         f"{st['windows']:,} out-of-sample windows {st['from']} .. {st['to']}"
     )
-    for col in FAMILY_HEADER:
-        t.add_column(col, justify="left" if col == "family" else "right")
-    for row in family_rows(s):
-        t.add_row(*[str(c) for c in row])
+    rows = family_rows(s)
+    trading = {"Sharpe", "return", "trades", "hit rate", "avg win / loss", "turnover / yr", "costs / gross"}
+    accuracy_cols = [k for k, c in enumerate(FAMILY_HEADER) if c not in trading]
+    trading_cols = [0] + [k for k, c in enumerate(FAMILY_HEADER) if c in trading]
+    for k in accuracy_cols:
+        t.add_column(FAMILY_HEADER[k], justify="left" if k == 0 else "right")
+    for row in rows:
+        t.add_row(*[str(row[k]) for k in accuracy_cols])
     t.caption = (
         f"best baseline balanced accuracy {max(s['baselines'].values()):.4f}; edges in points with block-bootstrap "
         "95% CIs: a CI that covers 0 is noise"
     )
     console.print(t)
+    bt = Table(title=f"the stitched signals traded (decision rule: {s.get('objective', '-')})")
+    for k in trading_cols:
+        bt.add_column(FAMILY_HEADER[k], justify="left" if k == 0 else "right")
+    for row in rows:
+        bt.add_row(*[str(row[k]) for k in trading_cols])
+    bt.caption = f"buy and hold: Sharpe {s['buy_and_hold']['sharpe']:.2f}, return {s['buy_and_hold']['total_return'] * 100:+.1f}%"
+    console.print(bt)
     page = result.folder / "report.html"
     console.print(f"folder: {result.folder}" + (f" (report: {page})" if page.is_file() else ""))
 
