@@ -331,6 +331,15 @@ class ValidationPolicy(_Section):
     )
 
 
+def _feature_names(v: list[str]) -> list[str]:
+    """Every name known (a one-line error listing what exists) and none repeated."""
+    for name in v:
+        parse_feature(name)
+    if len(set(v)) != len(v):
+        raise ValueError("feature names repeat")
+    return v
+
+
 class AssetFeatures(_Section):
     """Features of another series as inputs (the BTC return for ETH, SPY for a stock): computed on
     that series' own validated candles and aligned on bar open time."""
@@ -350,11 +359,7 @@ class AssetFeatures(_Section):
     @field_validator("names")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        for name in v:
-            parse_feature(name)
-        if len(set(v)) != len(v):
-            raise ValueError("feature names repeat")
-        return v
+        return _feature_names(v)
 
 
 class FeatureConfig(_Section):
@@ -384,11 +389,7 @@ class FeatureConfig(_Section):
     @field_validator("names")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        for name in v:
-            parse_feature(name)  # a one-line error naming what exists
-        if len(set(v)) != len(v):
-            raise ValueError("feature names repeat")
-        return v
+        return _feature_names(v)
 
     @field_validator("timeframes")
     @classmethod
