@@ -134,6 +134,7 @@ def render() -> str:
         if isinstance(ann, type) and issubclass(ann, BaseModel) and ann not in seen:
             lines += _section(f"`{name}:`", ann)
             seen.add(ann)
+    lines += _section("`features.assets` entries", C.AssetFeatures)
     lines += _section("`tune.space` entries", C.SearchParam)
     return "\n".join(lines).rstrip() + "\n"
 
