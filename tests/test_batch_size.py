@@ -81,6 +81,7 @@ def test_batch_size_from_measured_step_time():
     )
 
 
+@pytest.mark.extended
 def test_an_auto_run_probes_step_times_and_logs_its_choice(tiny_config, caplog):
     """In a run: the step-time probe logs each candidate's time per sample and the batch kept, and
     the run records the batch it trained with (fix dataset.batch_size to it to repeat the run)."""

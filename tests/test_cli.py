@@ -93,6 +93,7 @@ def test_models_list_show_and_safe_load(tiny_run):
     assert "model expects windows of shape (24, 8), got (120, 8)" in proc.stderr
 
 
+@pytest.mark.extended
 def test_same_config_same_metrics(tiny_run):
     cwd, _ = tiny_run
     cli("run", *sets(TINY + ["output.name=tiny2"]), cwd=cwd)

@@ -116,6 +116,7 @@ def test_fetch_verifies_each_month_over_http(tmp_path):
         assert notes == ["BTCUSDT-fundingRate-2023-12.zip: not published; no funding charged in 2023-12"]
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_a_run_charges_funding_from_the_files_it_names(tiny_config, tmp_path):
     """A positive funding every 8 hours over the whole synthetic period: buy and hold pays it, so

@@ -50,6 +50,7 @@ SMALL = {
 }
 
 
+@pytest.mark.extended
 def test_fused_causal_attention_equals_multi_head_attention_with_a_causal_mask():
     """The GPT's attention (blockwise on the CPU, the backend's fused kernel elsewhere) with
     MultiHeadAttention's weights gives MultiHeadAttention's outputs; its per-step dense layers

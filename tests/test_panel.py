@@ -128,6 +128,7 @@ def test_masked_loss_skips_missing_labels():
     assert weighted[0] == pytest.approx(-2 * np.log(0.5), rel=1e-5)
 
 
+@pytest.mark.extended
 @pytest.mark.integration
 def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
     import candleflow as cf

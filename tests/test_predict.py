@@ -60,6 +60,7 @@ def test_predict_reproduces_every_familys_validation_predictions(tiny_config, ki
     _parity(cf.run(cfg), cfg)
 
 
+@pytest.mark.extended
 def test_predict_reproduces_the_cnn_runs_validation_predictions(tiny_config):
     import candleflow as cf
 
