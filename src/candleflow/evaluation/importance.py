@@ -39,27 +39,29 @@ def permutation_importance(
     ds: Any,
     names: list[str],
     predict: Callable[[Any], np.ndarray],
-    score: Callable[[np.ndarray], float],
+    score: Callable[[np.ndarray, np.ndarray], float],
     seed: int = 0,
     seconds: float = 30.0,
     max_windows: int = 2000,
 ) -> dict[str, Any]:
     """{feature: score drop} (positive: the model needed it), the baseline score, and the
-    features the time budget left unmeasured. `predict(ds)` gives the outputs `score` rates;
-    `ds` is the validation windows (subsampled evenly to `max_windows`)."""
+    features the time budget left unmeasured. `predict(ds)` gives the outputs that
+    `score(outputs, labels)` rates; `ds` is the validation windows (subsampled evenly to
+    `max_windows`)."""
     n = len(ds)
     if n > max_windows:
         ds = ds.subset(np.linspace(0, n - 1, max_windows).astype(np.int64)) if hasattr(ds, "subset") else ds
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    base = float(score(predict(ds)))
+    y = ds.labels_at()
+    base = float(score(predict(ds), y))
     drops: dict[str, float] = {}
     left: list[str] = []
     for j, name in enumerate(names):
         if time.perf_counter() - t0 > seconds:
             left = list(names[j:])
             break
-        drops[name] = base - float(score(predict(PermutedFeature(ds, j, rng.permutation(len(ds))))))
+        drops[name] = base - float(score(predict(PermutedFeature(ds, j, rng.permutation(len(ds)))), y))
     return {
         "score": base,
         "windows": len(ds),

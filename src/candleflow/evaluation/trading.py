@@ -121,12 +121,19 @@ def trade_list(candles: Candles, res: BacktestResult, ends: np.ndarray, sides: n
     ]
 
 
-def trade_score(candles: Candles, ends: np.ndarray, decisions: np.ndarray, cfg: RunConfig, objective: str) -> float:
+def trade_score(
+    candles: Candles,
+    ends: np.ndarray,
+    decisions: np.ndarray,
+    cfg: RunConfig,
+    objective: str,
+    funding: np.ndarray | None = None,
+) -> float:
     """The Sharpe ratio or total return (after costs) of trading `decisions` at window ends
     `ends`, as the run's backtest trades them: what `evaluation.margin_objective` maximises."""
     lab = cfg.labels
     span = (int(ends[0]), min(len(candles), int(ends[-1]) + lab.horizon + 1))
-    res = configured_backtest(candles, ends, sides_of(decisions), cfg, span, funding=funding_for(cfg, candles)[0])
+    res = configured_backtest(candles, ends, sides_of(decisions), cfg, span, funding=funding)
     per_year = bars_per_year(candles.calendar, candles.interval, int(candles.open_time[-1]))
     perf = performance(res, candles.interval, per_year)
     return float(perf["sharpe"] if objective == "sharpe" else perf["total_return"])

@@ -320,10 +320,11 @@ def _score(
                     f"evaluation.margin_objective {objective} backtests one series' decisions: it needs a run on one "
                     "source (not a universe or panel); use balanced_accuracy there"
                 )
+            from candleflow.evaluation.funding import funding_for
             from candleflow.evaluation.trading import trade_score
 
-            val_ends = eval_parts["val"].ends
-            score = lambda d: trade_score(candles, val_ends, d, cfg, objective)  # noqa: E731
+            val_ends, funding = eval_parts["val"].ends, funding_for(cfg, candles)[0]  # read once for every margin
+            score = lambda d: trade_score(candles, val_ends, d, cfg, objective, funding)  # noqa: E731
         margin, chosen = resolve_margin(
             cfg.evaluation.decision_margin, eval_parts["val"].labels_at(), outputs["val"], score
         )
@@ -401,27 +402,20 @@ def _permutation(cfg: RunConfig, trained: Trained, val_ds: Any, candles: Any, im
         return
     from candleflow.evaluation.importance import permutation_importance
     from candleflow.evaluation.metrics import classification_metrics, decide
+    from candleflow.evaluation.regression import r2_score
 
     margin = float(trained.metrics.get("val", {}).get("decision_margin", 0.0) or 0.0)
 
     def score(outputs: np.ndarray, y: np.ndarray) -> float:
         if cfg.labels.regression:
-            f = np.asarray(outputs, np.float64).reshape(-1)
-            sst = float(np.sum((y - y.mean()) ** 2))
-            return 1.0 - float(np.sum((y - f) ** 2)) / sst if sst > 0 else 0.0
+            return r2_score(y, np.asarray(outputs, np.float64).reshape(-1))
         return float(classification_metrics(y, decide(outputs, margin))["balanced_accuracy"])
-
-    holder: dict[str, Any] = {}
-
-    def predict(ds: Any) -> np.ndarray:
-        holder["y"] = ds.labels_at()
-        return fam.probabilities(trained.model, ds, cfg, candles)
 
     result = permutation_importance(
         val_ds,
         list(cfg.features.columns),
-        predict,
-        lambda out: score(out, holder["y"]),
+        lambda ds: fam.probabilities(trained.model, ds, cfg, candles),
+        score,
         seed=cfg.training.seed,
         seconds=seconds,
     )

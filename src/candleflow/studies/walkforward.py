@@ -343,11 +343,12 @@ def summarise(
             score = None
             if objective != "balanced_accuracy":
                 ends_v = p["val_ends"]
-                score = lambda d: trade_score(prep.candles, ends_v, d, cfg, objective)  # noqa: E731
+                score = lambda d: trade_score(prep.candles, ends_v, d, cfg, objective, funding)  # noqa: E731
             chosen[key] = choose_margin(p["val_y"], p["val_probs"], score=score)[0]
         return chosen[key]
 
     chosen: dict[int, float] = {}
+    funding = funding_for(cfg, prep.candles)[0]  # read once for the study's every backtest
 
     stitched: dict[str, dict[int, dict[str, np.ndarray]]] = {}
     per_fold: dict[str, dict[int, list[dict[str, Any]]]] = {}
@@ -400,7 +401,7 @@ def summarise(
         f1 = np.array([s["macro_f1"] for s in scores])
         resampled = np.mean([_balanced_accuracy_resampled(y, r["pred"], idx) for r in runs.values()], axis=0)
         edge_base = resampled - best_base
-        trading = [_stitched_backtest(cfg, prep, ends, r["pred"]) for r in runs.values()]
+        trading = [_stitched_backtest(cfg, prep, ends, r["pred"], funding) for r in runs.values()]
         entry = {
             "balanced_accuracy_mean": float(ba.mean()),
             "balanced_accuracy_std": float(ba.std(ddof=1)) if ba.size > 1 else 0.0,
@@ -434,7 +435,7 @@ def summarise(
             _span(cfg, prep, ends),
             cfg.backtest.fee,
             cfg.backtest.slippage,
-            funding_for(cfg, prep.candles)[0],
+            funding,
             cfg.backtest.capital,
         ),
         prep.candles.interval,
@@ -474,9 +475,11 @@ def _mean_or_none(values: list[Any]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def _stitched_backtest(cfg: RunConfig, prep: PreparedData, ends: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+def _stitched_backtest(
+    cfg: RunConfig, prep: PreparedData, ends: np.ndarray, pred: np.ndarray, funding: np.ndarray | None
+) -> dict[str, Any]:
     span = _span(cfg, prep, ends)
-    res = configured_backtest(prep.candles, ends, sides_of(pred), cfg, span, funding=funding_for(cfg, prep.candles)[0])
+    res = configured_backtest(prep.candles, ends, sides_of(pred), cfg, span, funding=funding)
     return performance(res, prep.candles.interval, _per_year(prep.candles))
 
 
