@@ -2,9 +2,9 @@
 features, and the indicator library (every TA-Lib-backed feature) computed by `compute_features`,
 against the floor: the same TA-Lib functions called directly on the NumPy columns (what a user
 would write by hand, without candleflow's scale-free transforms, per-segment handling or
-warm-up), in one process; seconds and the feature matrix's MB, and the library's ratio to the floor.
+warm-up), in one process; the median seconds of interleaved runs and the feature matrix's MB, and the library's ratio to the floor.
 
-    python benchmarks/bench_features.py [--bars 1000000]
+    python benchmarks/bench_features.py [--bars 1000000] [--repeat 7]
 """
 
 from __future__ import annotations
@@ -61,27 +61,37 @@ def floor(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.nda
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bars", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=7, help="timed runs of each; the median is shown")
     args = ap.parse_args()
     candles, _ = load_candles(SyntheticSource(n_bars=args.bars, interval="1m"))
     library = [n for n in LIBRARY if n not in ORDER_FLOW]
-    rows = []
-    for name, cfg in (
-        ("8 default features", FeatureConfig()),
-        (f"indicator library ({len(library)} features)", FeatureConfig(names=library)),
-    ):
-        compute_features(candles, cfg)  # numba and TA-Lib warm
-        t0 = time.perf_counter()
-        f = compute_features(candles, cfg)
-        rows.append((name, time.perf_counter() - t0, f.values.nbytes / 2**20))
     cols = [np.ascontiguousarray(getattr(candles, k), np.float64) for k in ("open", "high", "low", "close", "volume")]
-    floor(*cols)
-    t0 = time.perf_counter()
-    out = floor(*cols)
-    rows.append(("TA-Lib called directly (the floor)", time.perf_counter() - t0, sum(a.nbytes for a in out) / 2**20))
-    print(f"{len(candles):,} one-minute bars\n| features | seconds | MB |\n| --- | --- | --- |")
+    jobs = {
+        "8 default features": lambda: compute_features(candles, FeatureConfig()).values,
+        f"indicator library ({len(library)} features)": lambda: (
+            compute_features(candles, FeatureConfig(names=library)).values
+        ),
+        "TA-Lib called directly (the floor)": lambda: floor(*cols),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in jobs}
+    mb = {}
+    for name, job in jobs.items():  # numba and TA-Lib warm, memory touched once
+        out = job()
+        mb[name] = sum(a.nbytes for a in (out if isinstance(out, list) else [out])) / 2**20
+        del out
+    for _ in range(args.repeat):  # interleaved, so a slow moment of the machine hits all three alike
+        for name, job in jobs.items():
+            t0 = time.perf_counter()
+            out = job()
+            seconds[name].append(time.perf_counter() - t0)
+            del out
+    rows = [(name, float(np.median(s)), mb[name]) for name, s in seconds.items()]
+    print(f"{len(candles):,} one-minute bars, median of {args.repeat} runs")
+    print("| features | seconds (median) | fastest .. slowest | MB |\n| --- | --- | --- | --- |")
     for name, s, mb in rows:
-        print(f"| {name} | {s:.2f} | {mb:,.0f} |")
-    print(f"library / floor: {rows[1][1] / rows[2][1]:.2f}x")
+        print(f"| {name} | {s:.3f} | {min(seconds[name]):.3f} .. {max(seconds[name]):.3f} | {mb:,.0f} |")
+    ratios = np.array(seconds[rows[1][0]]) / np.array(seconds[rows[2][0]])
+    print(f"library / floor: {rows[1][1] / rows[2][1]:.2f}x (run by run: {' '.join(f'{r:.2f}' for r in ratios)})")
 
 
 if __name__ == "__main__":

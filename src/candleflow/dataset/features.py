@@ -16,6 +16,7 @@ import numpy as np
 
 from candleflow.config import FeatureConfig
 from candleflow.data.candles import Candles
+from candleflow.dataset.interleave import ColumnWriter
 from candleflow.errors import ConfigError
 
 log = logging.getLogger("candleflow")
@@ -302,7 +303,11 @@ def compute_features(
         return Features(values=values, names=cfg.columns, warmup=main.warmup)
     n, f = len(candles), len(cfg.names)
     names = cfg.columns
-    out = np.full((n, len(names)), np.nan, dtype=np.float32)
+    out = np.empty((n, len(names)), dtype=np.float32)  # every segment row is written below
+    covered = np.zeros(n + 1, np.int64)
+    np.add.at(covered, candles.segments[:, 0], 1)
+    np.add.at(covered, candles.segments[:, 1], -1)
+    out[np.cumsum(covered[:n]) == 0] = np.nan  # rows in no segment (none in a validated table)
     resolved = [resolve_feature(name) for name in cfg.names]
     base_warmup = max(spec.warmup(cfg, *params) for spec, params in resolved)
     step = _interval(candles)
@@ -313,12 +318,21 @@ def compute_features(
     for start, stop in candles.segments:
         seg: dict[str, Any] = {k: candles.column(k)[start:stop] for k in columns}
         seg["__calendar__"], seg["__step__"] = candles.calendar, step
-        for j, (spec, params) in enumerate(resolved):
-            out[start:stop, j] = spec.fn(seg, cfg, *params)
+        with ColumnWriter(out[start:stop]) as writer:  # by blocks of rows, in the background
+            for j, (spec, params) in enumerate(resolved):
+                writer.add(j, _column(spec.fn(seg, cfg, *params), cfg.names[j], stop - start))
         for k, r in enumerate(ratios):
             out[start:stop, f * (k + 1) : f * (k + 2)] = _coarse(seg, cfg, resolved, r * step, step, base_warmup)
         out[start : min(stop, start + warmup)] = np.nan
     return Features(values=out, names=names, warmup=warmup)
+
+
+def _column(values: Any, name: str, rows: int) -> np.ndarray:
+    """One feature's values as float64 of the segment's length, or a one-line error naming it."""
+    column = np.asarray(values, dtype=np.float64)
+    if column.shape != (rows,):
+        raise ConfigError(f"feature {name!r} returned shape {column.shape}; expected ({rows},): one value per bar")
+    return column
 
 
 def asset_columns(candles: Candles, other: Candles, asset: Any, cfg: FeatureConfig) -> np.ndarray:

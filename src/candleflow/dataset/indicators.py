@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from candleflow.errors import ConfigError
@@ -30,14 +31,53 @@ def _f(x: np.ndarray) -> np.ndarray:
 
 
 def _rolling_z(x: np.ndarray, n: int) -> np.ndarray:
-    """(x - rolling mean) / rolling std over n bars (NaN before n bars)."""
-    ta = _ta()
-    mean = ta.SMA(_f(x), timeperiod=n)
-    std = ta.STDDEV(_f(x), timeperiod=n, nbdev=1.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(std > 1e-12, (x - mean) / std, 0.0)  # a flat stretch: 0, not a division by zero
-    z[np.isnan(mean)] = np.nan  # before n bars: not yet valid
-    return z
+    """(x - rolling mean) / rolling population std over the last n bars: NaN while the window holds
+    a NaN (a warm-up) or is not yet full, 0 on a flat stretch (std at most 1e-9 of the mean)."""
+    x = _f(x)
+    out = np.empty_like(x)
+    _rolling_z_kernel(x, int(n), out)
+    return out
+
+
+@numba.njit(cache=True)
+def _rolling_z_kernel(x: np.ndarray, n: int, out: np.ndarray) -> None:
+    # One pass: the window's mean and sum of squared deviations slide by Welford's add-one,
+    # drop-one update, recomputed exactly every 1024 bars so rounding cannot drift (one pass
+    # instead of TA-Lib's SMA + STDDEV + three NumPy passes; OBV's levels reach 1e9 and more).
+    inv_n = 1.0 / n
+    last_nan = -1
+    since_exact = 1024
+    mean = 0.0
+    m2 = 0.0
+    peak = 0.0
+    for i in range(x.shape[0]):
+        if np.isnan(x[i]):
+            last_nan = i
+            since_exact = 1024
+        if i - last_nan < n:
+            out[i] = np.nan
+            continue
+        if since_exact < 1024:
+            old = x[i - n]
+            new_mean = mean + (x[i] - old) * inv_n
+            m2 += (x[i] - old) * (x[i] - new_mean + old - mean)
+            mean = new_mean
+            since_exact += 1
+            peak = max(peak, m2)
+        if since_exact >= 1024 or m2 < 1e-6 * peak:
+            # exact two-pass sums: every 1024 bars, and when the spread collapsed (a jump left the
+            # window) so the slid sums' rounding, relative to their peak, would dominate
+            mean = 0.0
+            for k in range(i - n + 1, i + 1):
+                mean += x[k]
+            mean *= inv_n
+            m2 = 0.0
+            for k in range(i - n + 1, i + 1):
+                m2 += (x[k] - mean) ** 2
+            since_exact = 0
+            peak = m2
+        std = np.sqrt(max(m2, 0.0) * inv_n)
+        out[i] = (x[i] - mean) / std if std > 1e-9 * abs(mean) and std > 0.0 else 0.0
 
 
 def _need(s: dict, column: str, feature: str) -> np.ndarray:
@@ -92,30 +132,105 @@ def _bbands(s: dict, n: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _bb_width(s: dict, n: float) -> np.ndarray:
     up, mid, lo = _bbands(s, n)
-    return (up - lo) / mid
+    width = np.subtract(up, lo)
+    width /= mid
+    return width
 
 
 def _bb_pos(s: dict, n: float) -> np.ndarray:
     up, mid, lo = _bbands(s, n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(up - lo > 0, (s["close"] - lo) / (up - lo) - 0.5, 0.0) + 0.0 * mid
+    out = np.empty_like(up)
+    _position(_f(s["close"]), lo, up, mid, out)
+    return out
 
 
 def _keltner_pos(s: dict, n: float) -> np.ndarray:
     ta = _ta()
     mid = ta.EMA(_f(s["close"]), timeperiod=int(n))
     atr = ta.ATR(_f(s["high"]), _f(s["low"]), _f(s["close"]), timeperiod=int(n))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(atr > 0, (s["close"] - mid) / (2.0 * atr), 0.0) + 0.0 * mid
+    _keltner(_f(s["close"]), mid, atr, atr)  # in place: atr is this call's own array
+    return atr
+
+
+@numba.njit(cache=True)
+def _position(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, mid: np.ndarray, out: np.ndarray) -> None:
+    """Where x sits between lower and upper, -0.5 .. 0.5: NaN where an input is NaN, 0 where the
+    band has no width (a flat stretch)."""
+    for i in range(x.shape[0]):
+        width = upper[i] - lower[i]
+        if np.isnan(x[i]) or np.isnan(width) or np.isnan(mid[i]):
+            out[i] = np.nan
+        elif width > 0.0:
+            out[i] = (x[i] - lower[i]) / width - 0.5
+        else:
+            out[i] = 0.0
+
+
+@numba.njit(cache=True)
+def _keltner(x: np.ndarray, mid: np.ndarray, atr: np.ndarray, out: np.ndarray) -> None:
+    """(x - mid) / (2 atr): NaN where an input is NaN, 0 where the ATR is 0; out may be atr."""
+    for i in range(x.shape[0]):
+        a = atr[i]
+        if np.isnan(x[i]) or np.isnan(mid[i]) or np.isnan(a):
+            out[i] = np.nan
+        elif a > 0.0:
+            out[i] = (x[i] - mid[i]) / (2.0 * a)
+        else:
+            out[i] = 0.0
+
+
+def _log_close(s: dict) -> np.ndarray:
+    """log(close), once per segment for the features that read it: log(close / m) is computed as
+    log(close) - log(m), since a logarithm of ratios near 1 costs several times one of prices."""
+    return _memo(s, ("log_close",), lambda: np.log(_f(s["close"])))
+
+
+def _log_gap(s: dict, mean: np.ndarray) -> np.ndarray:
+    out = np.log(mean)
+    np.subtract(_log_close(s), out, out=out)
+    return out
 
 
 def _rv(s: dict, n: float) -> np.ndarray:
-    r2 = np.zeros(len(s["close"]))
-    r2[1:] = np.log(s["close"][1:] / s["close"][:-1]) ** 2
-    mean = _ta().SMA(r2, timeperiod=int(n))
-    mean[: int(n)] = np.nan  # the first bar has no return
-    with np.errstate(divide="ignore"):
-        return 0.5 * np.log(np.maximum(mean * n, 1e-20))
+    log_close = _log_close(s)
+    out = np.empty_like(log_close)
+    _rolling_sum_of_squared_returns(log_close, int(n), out)
+    np.maximum(out, 1e-20, out=out)
+    np.log(out, out=out)  # NumPy's vectorised log: several times numba's scalar one
+    out *= 0.5
+    return out
+
+
+@numba.njit(cache=True)
+def _rolling_sum_of_squared_returns(log_close: np.ndarray, n: int, out: np.ndarray) -> None:
+    """The sum of the last n squared log returns: NaN for the first n bars (the first bar has
+    no return), NaN while a NaN is in the window. The sum slides (add one, drop one), recomputed
+    exactly every 1024 bars and when it fell below 1e-6 of its peak (a jump left the window)."""
+    total = 0.0
+    peak = 0.0
+    since_exact = 1024
+    last_nan = 0  # the first bar's return does not exist
+    for i in range(log_close.shape[0]):
+        r = log_close[i] - log_close[i - 1] if i > 0 else np.nan
+        if np.isnan(r):
+            last_nan = i
+            since_exact = 1024
+        if i - last_nan < n:
+            out[i] = np.nan
+            continue
+        if since_exact < 1024:
+            gone = log_close[i - n] - log_close[i - n - 1]
+            total += r * r - gone * gone
+            peak = max(peak, total)
+            since_exact += 1
+        if since_exact >= 1024 or total < 1e-6 * peak:
+            total = 0.0
+            for k in range(i - n + 1, i + 1):
+                d = log_close[k] - log_close[k - 1]
+                total += d * d
+            peak = total
+            since_exact = 0
+        out[i] = total
 
 
 def _trade_size(s: dict, n: float) -> np.ndarray:
@@ -285,13 +400,13 @@ LIBRARY: dict[str, Indicator] = {
         "slope of a linear fit of the last n closes / close",
     ),
     "ema_gap": Indicator(
-        lambda s, n: np.log(s["close"] / _ta().EMA(_f(s["close"]), timeperiod=int(n))),
+        lambda s, n: _log_gap(s, _ta().EMA(_f(s["close"]), timeperiod=int(n))),
         (20,),
         lambda n: int(3 * n),
         "log(close / EMA(n))",
     ),
     "sma_gap": Indicator(
-        lambda s, n: np.log(s["close"] / _ta().SMA(_f(s["close"]), timeperiod=int(n))),
+        lambda s, n: _log_gap(s, _ta().SMA(_f(s["close"]), timeperiod=int(n))),
         (20,),
         lambda n: int(n),
         "log(close / SMA(n))",
