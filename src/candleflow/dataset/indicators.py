@@ -80,6 +80,15 @@ def _rolling_z_kernel(x: np.ndarray, n: int, out: np.ndarray) -> None:
         out[i] = (x[i] - mean) / std if std > 1e-9 * abs(mean) and std > 0.0 else 0.0
 
 
+def _scale(x: np.ndarray, by: float | np.ndarray, add: float = 0.0) -> np.ndarray:
+    """x / by + add in place: x is the caller's own new array (a TA-Lib output), so the scale-free
+    form costs no new array; the same operations, so the same bits, as `x / by + add`."""
+    np.divide(x, by, out=x)
+    if add:
+        x += add
+    return x
+
+
 def _need(s: dict, column: str, feature: str) -> np.ndarray:
     if column not in s:
         raise ConfigError(
@@ -118,12 +127,14 @@ def _stoch(s: dict, fk: float, sk: float, sd: float, which: int) -> np.ndarray:
         ("stoch", fk, sk, sd),
         lambda: _ta().STOCH(_f(s["high"]), _f(s["low"]), _f(s["close"]), *_i(fk, sk), 0, int(sd), 0),
     )
-    return (k if which == 0 else d) / 50.0 - 1.0
+    out = (k if which == 0 else d) / 50.0  # k and d are shared: a new array, then in place
+    out -= 1.0
+    return out
 
 
 def _macd(s: dict, fast: float, slow: float, signal: float, which: int) -> np.ndarray:
     parts = _memo(s, ("macd", fast, slow, signal), lambda: _ta().MACD(_f(s["close"]), *_i(fast, slow, signal)))
-    return parts[which] / s["close"]
+    return parts[which] / s["close"]  # shared parts: a new array
 
 
 def _bbands(s: dict, n: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -269,55 +280,58 @@ LIBRARY: dict[str, Indicator] = {
         "slow stochastic %D, rescaled to [-1, 1]",
     ),
     "stochrsi": Indicator(
-        lambda s, n: _ta().STOCHRSI(_f(s["close"]), timeperiod=int(n))[0] / 50.0 - 1.0,
+        lambda s, n: _scale(_ta().STOCHRSI(_f(s["close"]), timeperiod=int(n))[0], 50.0, -1.0),
         (14,),
         lambda n: int(4 * n),
         "stochastic RSI %K, rescaled to [-1, 1]",
     ),
     "willr": Indicator(
-        lambda s, n: _ta().WILLR(*_hlc(s), timeperiod=int(n)) / 50.0 + 1.0,
+        lambda s, n: _scale(_ta().WILLR(*_hlc(s), timeperiod=int(n)), 50.0, 1.0),
         (14,),
         lambda n: int(n),
         "Williams %R, rescaled to [-1, 1]",
     ),
     "cci": Indicator(
-        lambda s, n: _ta().CCI(*_hlc(s), timeperiod=int(n)) / 100.0,
+        lambda s, n: _scale(_ta().CCI(*_hlc(s), timeperiod=int(n)), 100.0),
         (20,),
         lambda n: int(n),
         "commodity channel index / 100",
     ),
     "mfi": Indicator(
-        lambda s, n: _ta().MFI(*_hlc(s), _f(s["volume"]), timeperiod=int(n)) / 50.0 - 1.0,
+        lambda s, n: _scale(_ta().MFI(*_hlc(s), _f(s["volume"]), timeperiod=int(n)), 50.0, -1.0),
         (14,),
         lambda n: int(n) + 1,
         "money flow index, rescaled to [-1, 1]",
     ),
     "adx": Indicator(
-        lambda s, n: _ta().ADX(*_hlc(s), timeperiod=int(n)) / 100.0,
+        lambda s, n: _scale(_ta().ADX(*_hlc(s), timeperiod=int(n)), 100.0),
         (14,),
         lambda n: int(4 * n),
         "average directional index / 100",
     ),
     "plus_di": Indicator(
-        lambda s, n: _ta().PLUS_DI(*_hlc(s), timeperiod=int(n)) / 100.0, (14,), lambda n: int(3 * n), "+DI / 100"
+        lambda s, n: _scale(_ta().PLUS_DI(*_hlc(s), timeperiod=int(n)), 100.0), (14,), lambda n: int(3 * n), "+DI / 100"
     ),
     "minus_di": Indicator(
-        lambda s, n: _ta().MINUS_DI(*_hlc(s), timeperiod=int(n)) / 100.0, (14,), lambda n: int(3 * n), "-DI / 100"
+        lambda s, n: _scale(_ta().MINUS_DI(*_hlc(s), timeperiod=int(n)), 100.0),
+        (14,),
+        lambda n: int(3 * n),
+        "-DI / 100",
     ),
     "aroonosc": Indicator(
-        lambda s, n: _ta().AROONOSC(_f(s["high"]), _f(s["low"]), timeperiod=int(n)) / 100.0,
+        lambda s, n: _scale(_ta().AROONOSC(_f(s["high"]), _f(s["low"]), timeperiod=int(n)), 100.0),
         (14,),
         lambda n: int(n) + 1,
         "Aroon oscillator / 100",
     ),
     "ultosc": Indicator(
-        lambda s, a, b, c: _ta().ULTOSC(*_hlc(s), *_i(a, b, c)) / 50.0 - 1.0,
+        lambda s, a, b, c: _scale(_ta().ULTOSC(*_hlc(s), *_i(a, b, c)), 50.0, -1.0),
         (7, 14, 28),
         lambda a, b, c: int(c) + 1,
         "ultimate oscillator, rescaled to [-1, 1]",
     ),
     "cmo": Indicator(
-        lambda s, n: _ta().CMO(_f(s["close"]), timeperiod=int(n)) / 100.0,
+        lambda s, n: _scale(_ta().CMO(_f(s["close"]), timeperiod=int(n)), 100.0),
         (14,),
         lambda n: int(3 * n),
         "Chande momentum oscillator / 100",
@@ -335,31 +349,31 @@ LIBRARY: dict[str, Indicator] = {
         lambda s, a, b, c: _macd(s, a, b, c, 2), (12, 26, 9), lambda a, b, c: int(3 * b + c), "MACD histogram / close"
     ),
     "ppo": Indicator(
-        lambda s, a, b: _ta().PPO(_f(s["close"]), *_i(a, b), 1) / 100.0,
+        lambda s, a, b: _scale(_ta().PPO(_f(s["close"]), *_i(a, b), 1), 100.0),
         (12, 26),
         lambda a, b: int(3 * b),
         "percentage price oscillator (EMA) / 100",
     ),
     "roc": Indicator(
-        lambda s, n: _ta().ROC(_f(s["close"]), timeperiod=int(n)) / 100.0,
+        lambda s, n: _scale(_ta().ROC(_f(s["close"]), timeperiod=int(n)), 100.0),
         (10,),
         lambda n: int(n),
         "rate of change over n bars, a fraction",
     ),
     "trix": Indicator(
-        lambda s, n: _ta().TRIX(_f(s["close"]), timeperiod=int(n)) / 100.0,
+        lambda s, n: _scale(_ta().TRIX(_f(s["close"]), timeperiod=int(n)), 100.0),
         (15,),
         lambda n: int(9 * n),
         "TRIX: rate of change of a triple EMA, a fraction",
     ),
     "atr": Indicator(
-        lambda s, n: _ta().ATR(*_hlc(s), timeperiod=int(n)) / s["close"],
+        lambda s, n: _scale(_ta().ATR(*_hlc(s), timeperiod=int(n)), s["close"]),
         (14,),
         lambda n: int(3 * n),
         "average true range / close",
     ),
     "natr": Indicator(
-        lambda s, n: _ta().NATR(*_hlc(s), timeperiod=int(n)) / 100.0,
+        lambda s, n: _scale(_ta().NATR(*_hlc(s), timeperiod=int(n)), 100.0),
         (14,),
         lambda n: int(3 * n),
         "normalised ATR, a fraction",
@@ -394,7 +408,7 @@ LIBRARY: dict[str, Indicator] = {
         _rv, (24,), lambda n: int(n) + 1, "log realised volatility of the last n bars' close-to-close returns"
     ),
     "linreg_slope": Indicator(
-        lambda s, n: _ta().LINEARREG_SLOPE(_f(s["close"]), timeperiod=int(n)) / s["close"],
+        lambda s, n: _scale(_ta().LINEARREG_SLOPE(_f(s["close"]), timeperiod=int(n)), s["close"]),
         (14,),
         lambda n: int(n),
         "slope of a linear fit of the last n closes / close",

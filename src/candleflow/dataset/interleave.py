@@ -70,7 +70,9 @@ def write_columns(out: np.ndarray, held: list[tuple[int, np.ndarray]], threads: 
 
 
 def _cores() -> int:
-    return min(os.cpu_count() or 1, 4)
+    """The cores this process may run on (taskset and cpusets count), at most 4."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(usable or 1, 4)
 
 
 class ColumnWriter:
