@@ -35,15 +35,19 @@ def _rolling_z(x: np.ndarray, n: int) -> np.ndarray:
     a NaN (a warm-up) or is not yet full, 0 on a flat stretch (std at most 1e-9 of the mean)."""
     x = _f(x)
     out = np.empty_like(x)
-    _rolling_z_kernel(x, int(n), out)
+    _rolling_moments(x, int(n), True, out)
     return out
 
 
 @numba.njit(cache=True)
-def _rolling_z_kernel(x: np.ndarray, n: int, out: np.ndarray) -> None:
-    # One pass: the window's mean and sum of squared deviations slide by Welford's add-one,
-    # drop-one update, recomputed exactly every 1024 bars so rounding cannot drift (one pass
-    # instead of TA-Lib's SMA + STDDEV + three NumPy passes; OBV's levels reach 1e9 and more).
+def _rolling_moments(x: np.ndarray, n: int, z_score: bool, out: np.ndarray) -> None:
+    """Over the last n values: the z-score of the latest (`z_score`) or the sum of squares; NaN
+    while the window holds a NaN or is not full.
+
+    One pass: the window's mean and sum of squared deviations slide by Welford's add-one,
+    drop-one update, recomputed exactly every 1024 bars so rounding cannot drift, and whenever
+    the spread fell below 1e-6 of its peak since then (a jump left the window). That replaces
+    TA-Lib's SMA + STDDEV + three NumPy passes, and keeps the digits of OBV's levels of 1e9+."""
     inv_n = 1.0 / n
     last_nan = -1
     since_exact = 1024
@@ -65,8 +69,6 @@ def _rolling_z_kernel(x: np.ndarray, n: int, out: np.ndarray) -> None:
             since_exact += 1
             peak = max(peak, m2)
         if since_exact >= 1024 or m2 < 1e-6 * peak:
-            # exact two-pass sums: every 1024 bars, and when the spread collapsed (a jump left the
-            # window) so the slid sums' rounding, relative to their peak, would dominate
             mean = 0.0
             for k in range(i - n + 1, i + 1):
                 mean += x[k]
@@ -76,6 +78,9 @@ def _rolling_z_kernel(x: np.ndarray, n: int, out: np.ndarray) -> None:
                 m2 += (x[k] - mean) ** 2
             since_exact = 0
             peak = m2
+        if not z_score:
+            out[i] = max(m2, 0.0) + n * mean * mean
+            continue
         std = np.sqrt(max(m2, 0.0) * inv_n)
         out[i] = (x[i] - mean) / std if std > 1e-9 * abs(mean) and std > 0.0 else 0.0
 
@@ -204,44 +209,15 @@ def _log_gap(s: dict, mean: np.ndarray) -> np.ndarray:
 
 def _rv(s: dict, n: float) -> np.ndarray:
     log_close = _log_close(s)
-    out = np.empty_like(log_close)
-    _rolling_sum_of_squared_returns(log_close, int(n), out)
+    returns = np.empty_like(log_close)
+    returns[0] = np.nan  # the first bar has no return
+    np.subtract(log_close[1:], log_close[:-1], out=returns[1:])
+    out = np.empty_like(returns)
+    _rolling_moments(returns, int(n), False, out)  # the sum of the last n squared returns
     np.maximum(out, 1e-20, out=out)
     np.log(out, out=out)  # NumPy's vectorised log: several times numba's scalar one
     out *= 0.5
     return out
-
-
-@numba.njit(cache=True)
-def _rolling_sum_of_squared_returns(log_close: np.ndarray, n: int, out: np.ndarray) -> None:
-    """The sum of the last n squared log returns: NaN for the first n bars (the first bar has
-    no return), NaN while a NaN is in the window. The sum slides (add one, drop one), recomputed
-    exactly every 1024 bars and when it fell below 1e-6 of its peak (a jump left the window)."""
-    total = 0.0
-    peak = 0.0
-    since_exact = 1024
-    last_nan = 0  # the first bar's return does not exist
-    for i in range(log_close.shape[0]):
-        r = log_close[i] - log_close[i - 1] if i > 0 else np.nan
-        if np.isnan(r):
-            last_nan = i
-            since_exact = 1024
-        if i - last_nan < n:
-            out[i] = np.nan
-            continue
-        if since_exact < 1024:
-            gone = log_close[i - n] - log_close[i - n - 1]
-            total += r * r - gone * gone
-            peak = max(peak, total)
-            since_exact += 1
-        if since_exact >= 1024 or total < 1e-6 * peak:
-            total = 0.0
-            for k in range(i - n + 1, i + 1):
-                d = log_close[k] - log_close[k - 1]
-                total += d * d
-            peak = total
-            since_exact = 0
-        out[i] = total
 
 
 def _trade_size(s: dict, n: float) -> np.ndarray:
