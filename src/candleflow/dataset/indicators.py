@@ -222,20 +222,34 @@ def _rv(s: dict, n: float) -> np.ndarray:
 
 def _trade_size(s: dict, n: float) -> np.ndarray:
     trades = _need(s, "trades", "trade_size")
+    size = np.maximum(s["volume"], 1e-12)  # log(volume / trades), in place on this new array
     with np.errstate(invalid="ignore", divide="ignore"):
-        size = np.log(np.maximum(s["volume"], 1e-12) / np.maximum(trades, 1.0))
-    return size - _ta().EMA(size, timeperiod=int(n))
+        np.divide(size, np.maximum(trades, 1.0), out=size)
+        np.log(size, out=size)
+    return _minus_ema(size, n)
+
+
+def _minus_ema(x: np.ndarray, n: float) -> np.ndarray:
+    """x - EMA(x, n), written over the EMA's own new array."""
+    mean = _ta().EMA(x, timeperiod=int(n))
+    np.subtract(x, mean, out=mean)
+    return mean
 
 
 def _log_ratio_to_mean(x: np.ndarray, n: float) -> np.ndarray:
-    lx = np.log1p(np.maximum(x, 0.0))
-    return lx - _ta().EMA(lx, timeperiod=int(n))
+    lx = np.maximum(x, 0.0)
+    np.log1p(lx, out=lx)
+    return _minus_ema(lx, n)
 
 
 def _taker_buy_ratio(s: dict) -> np.ndarray:
     buy = _need(s, "taker_buy_base", "taker_buy_ratio")
+    volume = s["volume"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(s["volume"] > 0, buy / s["volume"] - 0.5, 0.0)
+        ratio = np.divide(buy, volume)
+    ratio -= 0.5
+    ratio[~(volume > 0)] = 0.0  # no volume (or NaN): no order flow to read
+    return ratio
 
 
 def _hlc(s: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
