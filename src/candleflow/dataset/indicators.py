@@ -210,7 +210,7 @@ def _log_gap(s: dict, mean: np.ndarray) -> np.ndarray:
 def _rv(s: dict, n: float) -> np.ndarray:
     log_close = _log_close(s)
     returns = np.empty_like(log_close)
-    returns[0] = np.nan  # the first bar has no return
+    returns[:1] = np.nan  # the first bar has no return
     np.subtract(log_close[1:], log_close[:-1], out=returns[1:])
     out = np.empty_like(returns)
     _rolling_moments(returns, int(n), False, out)  # the sum of the last n squared returns
