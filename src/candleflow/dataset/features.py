@@ -298,7 +298,7 @@ def compute_features(
             raise ConfigError(f"features.assets {missing[0]!r}: its candles were not loaded (load_assets)")
         main = compute_features(candles, cfg.model_copy(update={"assets": []}))
         extra = [asset_columns(candles, others[a.name], a, cfg) for a in cfg.assets]  # type: ignore[index]
-        values = np.ascontiguousarray(np.column_stack([main.values, *extra]).astype(np.float32))
+        values = np.column_stack([main.values, *extra])  # float32 parts: a float32 C-order matrix
         # the other series' warm-up and missing bars are NaN in their columns: windows over them drop out
         return Features(values=values, names=cfg.columns, warmup=main.warmup)
     n, f = len(candles), len(cfg.names)

@@ -92,9 +92,7 @@ def equity_and_drawdown(
             continue
         ax.plot(t, eq, label=name.replace("_", " "), color=COLORS.get(name), lw=1.2)
     ax.axhline(1.0, color="k", lw=0.5)
-    if equity_log_scale(curves, scale):
-        ax.set_yscale("log")
-    ax.set_ylabel(f"equity ({'log' if equity_log_scale(curves, scale) else 'linear'} scale)")
+    _equity_axis(ax, curves, scale)
     ax.legend(loc="upper left")
     ax.set_title(f"equity curves ({period} period)")
     for name in ("model", "buy_and_hold", "equal_weight_long"):  # a series' benchmark, or a panel's
@@ -108,6 +106,13 @@ def equity_and_drawdown(
     dd.legend(loc="lower left")
     fig.autofmt_xdate()
     return _png(fig)
+
+
+def _equity_axis(ax: Any, curves: dict[str, np.ndarray], scale: str) -> None:
+    log_scale = equity_log_scale(curves, scale)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_ylabel(f"equity ({'log' if log_scale else 'linear'} scale)")
 
 
 def equity_log_scale(curves: dict[str, np.ndarray], scale: str = "auto") -> bool:
@@ -198,9 +203,7 @@ def stitched_equity(times: np.ndarray, curves: dict[str, np.ndarray], title: str
         style = {"color": "#7f7f7f", "lw": 1.0, "ls": "--"} if name == "buy_and_hold" else {"lw": 1.2}
         ax.plot(t[: eq.size], eq, label=name.replace("_", " "), **style)
     ax.axhline(1.0, color="k", lw=0.5)
-    if equity_log_scale(curves, scale):
-        ax.set_yscale("log")
-    ax.set_ylabel(f"equity ({'log' if equity_log_scale(curves, scale) else 'linear'} scale)")
+    _equity_axis(ax, curves, scale)
     ax.legend(loc="upper left")
     ax.set_title(title)
     fig.autofmt_xdate()
