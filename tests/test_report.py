@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import markupsafe
 import pytest
 
 from candleflow.config import load_config
@@ -233,3 +234,84 @@ def open_in_browser(page: Path, images: int, tables: int, shot_name: str) -> Non
 def test_report_opens_in_a_real_browser(runs):
     _, a, _ = runs
     open_in_browser(a.run_dir / "report.html", images=6, tables=6, shot_name="report.png")
+
+
+MARKUP = "<script>document.title='PWNED'</script><img src=x onerror=\"document.body.dataset.pwned=1\">"
+
+
+def _poison(value):
+    """Every string in a JSON tree replaced with live markup (keys kept: the report looks them up)."""
+    if isinstance(value, dict):
+        return {k: _poison(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_poison(v) for v in value]
+    return MARKUP if isinstance(value, str) else value
+
+
+@pytest.mark.integration
+def test_no_run_folder_value_reaches_the_report_unescaped(runs, tmp_path):
+    """Issue 42: a run folder is hostile input. Every string of metadata.json, metrics.json and
+    data.json, the backtest's mode, fee, slippage and span and the metadata's epochs_run and
+    fit_seconds (numbers turned into markup), the model summary and the tags: all filled with a
+    <script> and an <img onerror>; the page shows them as text (none is an element, in the file and
+    in a real browser's DOM after its scripts ran)."""
+    _, a, _ = runs
+    folder = tmp_path / "poisoned"
+    shutil.copytree(a.run_dir, folder)
+    meta = _poison(json.loads((folder / "metadata.json").read_text()))
+    meta.update(run=MARKUP, epochs_run=MARKUP, fit_seconds=MARKUP, parameters=3, tags=[MARKUP], notes=MARKUP)
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    metrics = _poison(json.loads((folder / "metrics.json").read_text()))
+    for m in metrics.values():
+        m["trading"].update(mode=MARKUP, fee=MARKUP, slippage=MARKUP, span=[MARKUP, MARKUP])
+        m["decision_margin"] = json.loads((a.run_dir / "metrics.json").read_text())["val"]["decision_margin"]
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "data.json").write_text(json.dumps(_poison(json.loads((folder / "data.json").read_text()))))
+    (folder / "summary.txt").write_text(MARKUP)
+    build_report(folder)
+    page = (folder / "report.html").read_text()
+    assert page.count("<script") == 2  # the page's own: the embedded JSON and the image counter
+    assert "<img src=x" not in page and "onerror=\"document" not in page
+    assert page.count(str(markupsafe.escape(MARKUP))) > 20  # shown as text
+    embedded = re.search(r'<script type="application/json" id="candleflow-metrics">(.*?)</script>', page, re.S)
+    assert json.loads(embedded.group(1)) == metrics  # the JSON survives, with no "</script>" inside
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CANDLEFLOW_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / '.chrome'}",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            (folder / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert 'data-tables="' in dom  # the page's own script ran ...
+    assert "data-pwned" not in dom and "<title>PWNED" not in dom and "<img src=\"x\"" not in dom  # ... and no other
+
+
+@pytest.mark.integration
+def test_a_tampered_run_folder_is_one_line_not_a_traceback(runs, tmp_path):
+    _, a, _ = runs
+    folder = tmp_path / "tampered"
+    shutil.copytree(a.run_dir, folder)
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["input_shape"] = 5  # a list in every run folder
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    from candleflow.errors import RegistryError
+
+    with pytest.raises(RegistryError, match=r"tampered: cannot build a report: .*metadata.json or metrics.json"):
+        build_report(folder)

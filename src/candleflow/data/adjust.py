@@ -6,7 +6,8 @@ as a -50% return that never reverts (the spike check looks for moves that revert
 see one). With an adjusted close (Yahoo's and Quandl's `Adj Close`), every bar is scaled by
 adjusted / close, which removes splits and dividends and keeps real moves: a real crash falls in
 the adjusted close too. Without one, a bar that opens at a split ratio of the previous close
-(within SPLIT_TOLERANCE) and stays there is a suspected split."""
+(within SPLIT_TOLERANCE), with the whole bar and the bars after it at the new level, is a
+suspected split; a one-day bad print (data/prints.py) is not."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import numpy as np
 ADJ_CLOSE = "adj_close"
 SPLIT_RATIOS = (1 / 10, 1 / 5, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 2, 2.0, 3.0, 4.0, 5.0, 10.0)
 SPLIT_TOLERANCE = 0.025  # the opening gap's relative distance to a split ratio
-STAY_BARS = 5  # the next bars' median close must stay at the new level (a split does not revert)
+STAY_BARS = 5  # the bars after a split stay at the new level (a split does not revert) ...
+LEVEL_TOLERANCE = 0.15  # ... their median price within 15% of the ratio times the median of the bars before
 
 
 def back_adjust(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
@@ -33,22 +35,29 @@ def back_adjust(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], 
     return out, int((np.abs(factor - 1.0) > 1e-9).sum())
 
 
-def suspected_splits(open_: np.ndarray, close: np.ndarray) -> list[tuple[int, float]]:
-    """(row, ratio) for each bar whose open is within SPLIT_TOLERANCE of a split ratio times the
-    previous close and whose next STAY_BARS closes stay near the new level (their median within
-    15% of the ratio times the previous close). Rows are in time order, one series."""
+def suspected_splits(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray
+) -> list[tuple[int, float]]:
+    """(row, ratio) for each bar that opens within SPLIT_TOLERANCE of a split ratio times the
+    previous close and where the whole series moved by that ratio and stayed: the median of the
+    four prices of the STAY_BARS bars from it is within LEVEL_TOLERANCE of the ratio times the
+    median of the STAY_BARS bars before it. A bad print (one price of one bar at 1/10 of the rest)
+    moves neither its bar's other prices nor its neighbours, so it is never read as a split.
+    Rows are in time order, one series."""
     if close.size < 2:
         return []
     with np.errstate(divide="ignore", invalid="ignore"):
         gap = open_[1:] / close[:-1]
     ratios = np.asarray(SPLIT_RATIOS)
+    prices = np.stack([open_, high, low, close], axis=1)
     out = []
     for i in np.flatnonzero(np.isfinite(gap) & ((gap < 0.85) | (gap > 1.4))) + 1:
         k = int(np.argmin(np.abs(gap[i - 1] / ratios - 1)))
         if abs(gap[i - 1] / ratios[k] - 1) > SPLIT_TOLERANCE:
             continue
-        after = close[i : i + STAY_BARS]
-        if abs(np.median(after) / (ratios[k] * close[i - 1]) - 1) <= 0.15:
+        before = np.median(prices[max(0, i - STAY_BARS) : i])
+        after = np.median(prices[i : i + STAY_BARS])
+        if abs(after / (ratios[k] * before) - 1) <= LEVEL_TOLERANCE:
             out.append((int(i), float(ratios[k])))
     return out
 

@@ -75,6 +75,8 @@ class ValidationReport:
     calendar_reason: str = ""  # why this calendar (validation.calendar: auto): what was inferred from
     adjusted: str = ""  # how prices were adjusted for corporate actions (source.adjust), if they were
     suspected_splits: list[str] = field(default_factory=list)  # 'date: open/previous close r (a:b)'
+    bad_print_rows: int = 0  # bars with a price at 1/10, 10x ... of the rest (data/prints.py)
+    bad_prints: list[str] = field(default_factory=list)  # the first few, as 'date: field value, scale'
     extended_hours_rows: int = 0
     off_calendar_rows: int = 0
     session_splits: int = 0
@@ -108,6 +110,7 @@ class ValidationReport:
             + (f" ({self.calendar_reason})" if self.calendar_reason else "")
             + (f"; prices {self.adjusted}" if self.adjusted else "")
             + (f"; suspected splits: {', '.join(self.suspected_splits[:3])}" if self.suspected_splits else "")
+            + (f"; {self.bad_print_rows} bad prints: {'; '.join(self.bad_prints[:3])}" if self.bad_print_rows else "")
         )
 
 
@@ -168,27 +171,61 @@ def check_positive(rows: Rows, policy: ValidationPolicy) -> None:
 
 def check_ohlc(rows: Rows, policy: ValidationPolicy) -> None:
     """low <= min(open, close) <= max(open, close) <= high: an error, the rows dropped, or
-    high/low widened to cover open/close (repair)."""
-    o, h, lo, c = (rows.cols[n] for n in ("open", "high", "low", "close"))
+    repaired. Bad prints (data/prints.py: one price at 1/10 or 10x the rest of its bar and its
+    neighbours) are listed as such wherever they are; one that breaks the bar is repaired by
+    clipping a bad high or low to the bar's body and by dropping a bar whose open or close is bad
+    (its true price is unknown: the gap policy handles the hole), never by widening the bar to it.
+    Other inconsistent bars have high/low widened to cover open/close (repair)."""
+    from candleflow.data.prints import FIELDS, bad_print_fields, describe
+
+    o, h, lo, c = (rows.cols[n] for n in FIELDS)
     consistent = (h >= np.maximum(o, c)) & (lo <= np.minimum(o, c))
+    bad, ref = bad_print_fields(o, h, lo, c)
     rep = rows.report
+    bad_rows = np.flatnonzero(bad.any(axis=1))
+    rep.bad_print_rows = int(bad_rows.size)
+    t = rows.cols["open_time"]
+    rep.bad_prints = [
+        describe(_iso(t[i])[:10], FIELDS[k], float(rows.cols[FIELDS[k]][i]), float(ref[i]))
+        for i in bad_rows[:MAX_LISTED_SPIKES]
+        for k in np.flatnonzero(bad[i])
+    ]
+    if rep.bad_print_rows:
+        log.warning("validation: %d bad prints: %s", rep.bad_print_rows, "; ".join(rep.bad_prints[:3]))
     rep.ohlc_inconsistent_rows = int((~consistent).sum())
-    if rep.ohlc_inconsistent_rows:
-        if policy.ohlc == "error":
-            i = int(np.argmin(consistent))
-            rows.fail(
-                i,
-                f"high={h[i]} low={lo[i]} open={o[i]} close={c[i]}; expected "
-                "low <= min(open, close) <= max(open, close) <= high",
-                "ohlc",
-                "'repair' widens high/low to cover open/close, 'drop' removes the rows",
-            )
-        if policy.ohlc == "drop":
-            rows.keep(consistent, "ohlc")
-        else:
-            rows.cols["high"] = np.maximum.reduce([o, h, lo, c])
-            rows.cols["low"] = np.minimum.reduce([o, h, lo, c])
-            rep.ohlc_repaired_rows = rep.ohlc_inconsistent_rows
+    if not rep.ohlc_inconsistent_rows:
+        return
+    if policy.ohlc == "error":
+        i = int(np.argmin(consistent))
+        bad_here = [
+            describe(_iso(t[i])[:10], FIELDS[k], float(rows.cols[FIELDS[k]][i]), float(ref[i]))
+            for k in np.flatnonzero(bad[i])
+        ]
+        what = (
+            f"a bad print: {bad_here[0].split(': ', 1)[1]}"
+            if bad_here
+            else f"high={h[i]} low={lo[i]} open={o[i]} close={c[i]}; expected low <= min(open, close) <= max(open, close) <= high"
+        )
+        rows.fail(
+            i,
+            what,
+            "ohlc",
+            "'repair' widens high/low to cover open/close (and clips a bad high or low to the body, drops a bar "
+            "whose open or close is a bad print), 'drop' removes the rows",
+        )
+    if policy.ohlc == "drop":
+        rows.keep(consistent, "ohlc")
+        return
+    broken = ~consistent
+    body_hi, body_lo = np.maximum(o, c), np.minimum(o, c)
+    rows.cols["high"] = np.where(broken & bad[:, 1], body_hi, h)
+    rows.cols["low"] = np.where(broken & bad[:, 2], body_lo, lo)
+    o, h, lo, c = (rows.cols[n] for n in FIELDS)
+    rows.cols["high"] = np.maximum.reduce([o, h, lo, c])
+    rows.cols["low"] = np.minimum.reduce([o, h, lo, c])
+    bad_body = broken & (bad[:, 0] | bad[:, 3])
+    rep.ohlc_repaired_rows = rep.ohlc_inconsistent_rows - int(bad_body.sum())
+    rows.keep(~bad_body, "bad_prints")
 
 
 def check_order(rows: Rows, policy: ValidationPolicy) -> None:
@@ -274,7 +311,7 @@ def check_splits(rows: Rows, policy: ValidationPolicy) -> None:
     from candleflow.data.adjust import adjust_for_splits, split_name, suspected_splits
 
     cols, rep = rows.cols, rows.report
-    found = suspected_splits(cols["open"], cols["close"])
+    found = suspected_splits(cols["open"], cols["high"], cols["low"], cols["close"])
     if not found:
         return
     t = cols["open_time"]
@@ -605,9 +642,9 @@ def validate_candles(
     rows = Rows(cols, np.arange(len(raw)), ValidationReport(rows_in=len(raw)), raw)
     check_finite(rows, policy)
     check_positive(rows, policy)
-    check_ohlc(rows, policy)
     check_order(rows, policy)
     check_duplicates(rows, policy)
+    check_ohlc(rows, policy)  # in time order: a bad print is judged against its neighbours
     check_splits(rows, policy)
     if policy.calendar == AUTO:  # a source that knows its exchange resolved it before this point
         policy = policy.model_copy(update={"calendar": ALWAYS_OPEN})

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -14,31 +12,11 @@ import yaml
 
 from candleflow.config import flatten_keys
 from candleflow.dataset.labels import CLASS_NAMES
-from candleflow.errors import RegistryError
+from candleflow.errors import CandleflowError, RegistryError
 from candleflow.evaluation.metrics import decide
 from candleflow.fs.atomic import write_text
 from candleflow.runs.folder import RunFolder
-
-
-def fmt(value: Any) -> str:
-    """How every number appears in reports: ints with separators, floats with 4 decimals."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
-def _table(rows: list[list[Any]], header: list[str], cls: str = "") -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+from candleflow.runs.page import Markup, fmt, h, img, join, render_page, table
 
 
 def classification_rows(m: dict[str, Any]) -> list[list[Any]]:
@@ -110,13 +88,13 @@ def _bt_value(key: str, value: Any) -> Any:
     return value
 
 
-def _tags_html(meta: dict[str, Any]) -> list[str]:
-    """The run's own tags and notes (output.tags, output.notes), escaped."""
+def _tags_html(meta: dict[str, Any]) -> list[Markup]:
+    """The run's own tags and notes (output.tags, output.notes)."""
     out = []
     if meta.get("tags"):
-        out.append("<p>tags: " + ", ".join(f"<code>{html.escape(t)}</code>" for t in meta["tags"]) + "</p>")
+        out.append(h("<p>tags: {}</p>", join((h("<code>{}</code>", t) for t in meta["tags"]), ", ")))
     if meta.get("notes"):
-        out.append(f"<p class='notes'>{html.escape(meta['notes'])}</p>")
+        out.append(h("<p class='notes'>{}</p>", meta["notes"]))
     return out
 
 
@@ -169,59 +147,77 @@ def build_panel_report(run_dir: Path) -> Path:
     from candleflow.runs.verdict import classifier_verdict
 
     sections = [
-        f"<h1>candleflow panel run {html.escape(meta['run'])}</h1>",
-        f"<p class='verdict'><b>{html.escape(classifier_verdict(metrics))}</b></p>",
+        h("<h1>candleflow panel run {}</h1>", meta["run"]),
+        h("<p class='verdict'><b>{}</b></p>", classifier_verdict(metrics)),
         *_warnings_html(metrics),
-        f"<p class='lead'>{len(tickers)} tickers side by side ({html.escape(', '.join(tickers))}), "
-        f"{html.escape(str(meta.get('interval')))} bars · input {'x'.join(map(str, meta['input_shape']))} · "
-        f"{meta['parameters']:,} parameters · {meta['epochs_run']} epochs in {meta['fit_seconds']} s · "
-        f"created {html.escape(meta['created'])}</p>",
+        h(
+            "<p class='lead'>{} tickers side by side ({}), {} bars · input {} · {} parameters · {} epochs in {} s · "
+            "created {}</p>",
+            len(tickers),
+            ", ".join(map(str, tickers)),
+            meta.get("interval"),
+            "x".join(map(str, meta["input_shape"])),
+            fmt(meta["parameters"]),
+            meta["epochs_run"],
+            meta["fit_seconds"],
+            meta["created"],
+        ),
     ]
-    figures = [_img(plots.training_curves(history), "training curves")]
+    figures = [img(plots.training_curves(history), "training curves")]
     for part, m in metrics.items():
-        sections.append(f"<h2>{part} period: {m['n']:,} (window, ticker) labels</h2>")
-        sections.append("<h3>classification</h3>" + _table(classification_rows(m), CLASSIFICATION_HEADER, "metrics"))
+        sections.append(h("<h2>{} period: {} (window, ticker) labels</h2>", part, fmt(m["n"])))
+        sections.append(h("<h3>classification</h3>{}", table(classification_rows(m), CLASSIFICATION_HEADER, "metrics")))
         sections.append(
-            f"<p>edge in balanced accuracy over the best baseline: "
-            f"<b class='edge'>{m['edge_balanced_accuracy'] * 100:+.2f} points</b>"
-            + (
-                f"; over the best reference model ({html.escape(m['best_reference'])}, pooled over the tickers' "
-                f"lagged rows): <b class='edge-ref'>{m['edge_over_reference'] * 100:+.2f} points</b>"
+            h(
+                "<p>edge in balanced accuracy over the best baseline: <b class='edge'>{:+.2f} points</b>{}</p>",
+                m["edge_balanced_accuracy"] * 100,
+                h(
+                    "; over the best reference model ({}, pooled over the tickers' lagged rows): "
+                    "<b class='edge-ref'>{:+.2f} points</b>",
+                    m["best_reference"],
+                    m["edge_over_reference"] * 100,
+                )
                 if "edge_over_reference" in m
-                else ""
-            )
-            + "</p>"
-        )
-        sections.append(
-            "<h3>per ticker (the model's decisions)</h3>"
-            + _table(
-                [[name, r["labels"], r["balanced_accuracy"]] for name, r in m["tickers"].items()],
-                ["ticker", "labels", "balanced accuracy"],
-                "tickers",
+                else "",
             )
         )
         sections.append(
-            "<h3>cross-sectional books (long the top k by P(LONG) - P(SHORT), short the bottom k, "
-            "rebalanced every horizon)</h3>"
-            + _table(
-                [[name, *(_bt_value(k, r[k]) for k in CROSS_SECTION_KEYS)] for name, r in m["cross_section"].items()],
-                ["book", *[k.replace("_", " ") for k in CROSS_SECTION_KEYS]],
-                "cross-section",
+            h(
+                "<h3>per ticker (the model's decisions)</h3>{}",
+                table(
+                    [[name, r["labels"], r["balanced_accuracy"]] for name, r in m["tickers"].items()],
+                    ["ticker", "labels", "balanced accuracy"],
+                    "tickers",
+                ),
             )
-            + "<p class='note'>oracle: ranked by the realised returns (a bound, not a strategy)</p>"
+        )
+        sections.append(
+            h(
+                "<h3>cross-sectional books (long the top k by P(LONG) - P(SHORT), short the bottom k, "
+                "rebalanced every horizon)</h3>{}"
+                "<p class='note'>oracle: ranked by the realised returns (a bound, not a strategy)</p>",
+                table(
+                    [
+                        [name, *(_bt_value(k, r[k]) for k in CROSS_SECTION_KEYS)]
+                        for name, r in m["cross_section"].items()
+                    ],
+                    ["book", *[k.replace("_", " ") for k in CROSS_SECTION_KEYS]],
+                    "cross-section",
+                ),
+            )
         )
         drawn = stored[part]
         curves = {k.removeprefix("equity_"): v for k, v in drawn.items() if k.startswith("equity_")}
         curves.pop("oracle", None)  # it knows the future: in the table, not on the scale of the plot
-        figures.append(_img(plots.equity_and_drawdown(drawn["times"], curves, part), f"books' equity ({part})"))
+        figures.append(img(plots.equity_and_drawdown(drawn["times"], curves, part), f"books' equity ({part})"))
         figures.append(
-            _img(
+            img(
                 plots.confusion(m["table"]["model"]["confusion_matrix"], f"{part}: model decisions"),
                 f"confusion ({part})",
             )
         )
-    sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
-    sections.append(f"<details><summary>config</summary><pre>{html.escape(config_text)}</pre></details>")
+    sections.append(h("<h2>plots</h2><div class='figs'>{}</div>", join(figures)))
+    sections.append(h("<details><summary>config</summary><pre>{}</pre></details>", config_text))
     return _write_page(run_dir, meta, metrics, sections, summary_text)
 
 
@@ -266,10 +262,24 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
     """Write run_dir/report.html from the run's files alone (the curves and example windows were
     stored at run time in report_data.npz). A run folder from before that file existed is
     rebuilt from its source: `prep` (the prepared data) or the run's config, with the run's data
-    fingerprint."""
+    fingerprint. A folder whose files hold values of the wrong kind (edited, or from another
+    version) is one RegistryError naming the folder, not a traceback."""
+    run_dir = Path(run_dir)
+    try:
+        return _build_report(run_dir, prep)
+    except CandleflowError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise RegistryError(
+            f"{run_dir}: cannot build a report: its metadata.json or metrics.json does not hold what a run "
+            f"writes ({what}); was the folder edited, or written by another version?"
+        ) from None
+
+
+def _build_report(run_dir: Path, prep: Any) -> Path:
     from candleflow.runs import plots
 
-    run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
     meta = folder.metadata()
     if meta.get("task") == "reward":
@@ -299,116 +309,149 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
         stored = _rebuild_report_data(run_dir, meta, metrics, preds, cfg, prep)
     from candleflow.runs.verdict import classifier_verdict
 
-    sections = [
-        f"<h1>candleflow run {html.escape(meta['run'])}</h1>",
-        f"<p class='verdict'><b>{html.escape(classifier_verdict(metrics))}</b></p>",
+    sections: list[Any] = [
+        h("<h1>candleflow run {}</h1>", meta["run"]),
+        h("<p class='verdict'><b>{}</b></p>", classifier_verdict(metrics)),
         *_warnings_html(metrics),
-        f"<p class='lead'>{html.escape(meta['symbol'])} {html.escape(meta['interval'])} · "
-        f"input {'x'.join(map(str, meta['input_shape']))} · {meta['parameters']:,} parameters · "
-        f"{meta['epochs_run']} epochs in {meta['fit_seconds']} s · created {html.escape(meta['created'])}</p>",
+        h(
+            "<p class='lead'>{} {} · input {} · {} parameters · {} epochs in {} s · created {}</p>",
+            meta["symbol"],
+            meta["interval"],
+            "x".join(map(str, meta["input_shape"])),
+            fmt(meta["parameters"]),
+            meta["epochs_run"],
+            meta["fit_seconds"],
+            meta["created"],
+        ),
         *_tags_html(meta),
     ]
-    figures = [_img(plots.training_curves(history), "training curves")]
+    figures = [img(plots.training_curves(history), "training curves")]
     for part, m in metrics.items():
         p = preds[part]
         y, probs = p["y"], p["probs"]
         decisions = decide(probs, m["decision_margin"])
         when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
-        sections.append(f"<h2>{part} period: {m['n']:,} windows{html.escape(when)}</h2>")
-        sections.append("<h3>classification</h3>" + _table(classification_rows(m), CLASSIFICATION_HEADER, "metrics"))
-        sections.append(
-            f"<p>edge in balanced accuracy over the best baseline: "
-            f"<b class='edge'>{m['edge_balanced_accuracy'] * 100:+.2f} points</b> "
-            f"(decision margin {fmt(m['decision_margin'])})"
-            + (
-                f"; over the best reference model ({html.escape(m['best_reference'])}): "
-                f"<b class='edge-ref'>{m['edge_over_reference'] * 100:+.2f} points</b>"
-                + (" <b>(the model loses to it)</b>" if m["edge_over_reference"] < 0 else "")
-                if "edge_over_reference" in m
-                else ""
-            )
-            + "</p>"
-        )
-        bt = m["trading"]
-        sections.append(
-            f"<h3>backtest ({bt['mode']} position, fee {fmt(bt['fee'])}, slippage "
-            f"{fmt(bt['slippage'])} per side, {bt['span'][0]} .. {bt['span'][1]})</h3>"
-            + _table(backtest_rows(bt), ["strategy", *[k.replace("_", " ") for k in BACKTEST_KEYS]], "backtest")
-            + (f"<p class='note'><b>note:</b> {html.escape(bt['note'])}</p>" if bt.get("note") else "")
-        )
-        if bt.get("trades"):
-            sections.append(
-                f"<details><summary>trade list ({len(bt['trades'])} first trades)</summary>"
-                + _table(
-                    [
-                        [t["entry"], t["exit"], t["side"], f"{t['return'] * 100:+.2f}%", t["exit_reason"]]
-                        for t in bt["trades"]
-                    ],
-                    ["entry", "exit", "side", "return", "exit"],
-                    "trades",
-                )
-                + "</details>"
-            )
-        sections.append(
-            "<h3>coverage by confidence threshold</h3>"
-            + _table(
-                [
-                    [r["threshold"], r["coverage"], r["accuracy"], r["trades_signalled"], r["total_return"]]
-                    for r in bt["coverage"]
-                ],
-                ["threshold", "coverage", "accuracy", "signals", "total return"],
-                "coverage",
-            )
-        )
+        sections.append(h("<h2>{} period: {} windows{}</h2>", part, fmt(m["n"]), when))
+        sections.append(h("<h3>classification</h3>{}", table(classification_rows(m), CLASSIFICATION_HEADER, "metrics")))
+        sections.append(_edge_html(m))
+        sections += _backtest_html(m["trading"])
         drawn = stored[part]
         curves = {k.removeprefix("equity_"): v for k, v in drawn.items() if k.startswith("equity_")}
         figures.append(
-            _img(
+            img(
                 plots.confusion(m["table"]["model"]["confusion_matrix"], f"{part}: model decisions"),
                 f"confusion matrix ({part})",
             )
         )
         figures.append(
-            _img(
+            img(
                 plots.equity_and_drawdown(drawn["times"], curves, part, cfg.output.equity_scale),
                 f"equity and drawdown ({part})",
             )
         )
-        figures.append(_img(plots.calibration(bt["reliability"], bt["coverage"]), f"calibration ({part})"))
+        bt = m["trading"]
+        figures.append(img(plots.calibration(bt["reliability"], bt["coverage"]), f"calibration ({part})"))
         pick = drawn["example_pick"]
         figures.append(
-            _img(
+            img(
                 plots.example_windows(
                     drawn["example_close"], cfg.dataset.window, y[pick], decisions[pick], probs[pick]
                 ),
                 f"example windows ({part})",
             )
         )
-    figures.append(_img(plots.class_balance(data["dataset"]["split"]), "class balance per split"))
+    figures.append(img(plots.class_balance(data["dataset"]["split"]), "class balance per split"))
     sections += _importance_html(metrics)
-    sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
-    rep = data["validation"]
-    sections.append(
-        "<h2>data</h2>"
-        + _table(
-            [[k, json.dumps(v) if isinstance(v, dict) else v] for k, v in rep.items()],
-            ["validation", "value"],
-            "validation",
+    sections.append(h("<h2>plots</h2><div class='figs'>{}</div>", join(figures)))
+    sections += _data_html(data)
+    sections.append(h("<details><summary>config</summary><pre>{}</pre></details>", config_text))
+    return _write_page(run_dir, meta, metrics, sections, summary_text)
+
+
+def _edge_html(m: dict[str, Any]) -> Markup:
+    """The edge over the best baseline and over the best reference model, in points."""
+    over_reference = ""
+    if "edge_over_reference" in m:
+        over_reference = h(
+            "; over the best reference model ({}): <b class='edge-ref'>{:+.2f} points</b>{}",
+            m["best_reference"],
+            m["edge_over_reference"] * 100,
+            h(" <b>(the model loses to it)</b>") if m["edge_over_reference"] < 0 else "",
+        )
+    return h(
+        "<p>edge in balanced accuracy over the best baseline: <b class='edge'>{:+.2f} points</b> "
+        "(decision margin {}){}</p>",
+        m["edge_balanced_accuracy"] * 100,
+        fmt(m["decision_margin"]),
+        over_reference,
+    )
+
+
+def _backtest_html(bt: dict[str, Any]) -> list[Markup]:
+    """The backtest table (every value from the run folder escaped), the trade list and coverage."""
+    out = [
+        h(
+            "<h3>backtest ({} position, fee {}, slippage {} per side, {} .. {})</h3>{}{}",
+            bt["mode"],
+            fmt(bt["fee"]),
+            fmt(bt["slippage"]),
+            bt["span"][0],
+            bt["span"][1],
+            table(backtest_rows(bt), ["strategy", *[k.replace("_", " ") for k in BACKTEST_KEYS]], "backtest"),
+            h("<p class='note'><b>note:</b> {}</p>", bt["note"]) if bt.get("note") else "",
+        )
+    ]
+    if bt.get("trades"):
+        out.append(
+            h(
+                "<details><summary>trade list ({} first trades)</summary>{}</details>",
+                len(bt["trades"]),
+                table(
+                    [
+                        [t["entry"], t["exit"], t["side"], f"{t['return'] * 100:+.2f}%", t["exit_reason"]]
+                        for t in bt["trades"]
+                    ],
+                    ["entry", "exit", "side", "return", "exit"],
+                    "trades",
+                ),
+            )
+        )
+    out.append(
+        h(
+            "<h3>coverage by confidence threshold</h3>{}",
+            table(
+                [
+                    [r["threshold"], r["coverage"], r["accuracy"], r["trades_signalled"], r["total_return"]]
+                    for r in bt["coverage"]
+                ],
+                ["threshold", "coverage", "accuracy", "signals", "total return"],
+                "coverage",
+            ),
         )
     )
+    return out
+
+
+def _data_html(data: dict[str, Any]) -> list[Markup]:
+    """The validation report, the dataset's description and the features' definitions."""
+    rep = data["validation"]
     ds = {k: v for k, v in data["dataset"].items() if k not in ("split", "features")}
-    sections.append(
-        _table(
+    return [
+        h(
+            "<h2>data</h2>{}",
+            table(
+                [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in rep.items()],
+                ["validation", "value"],
+                "validation",
+            ),
+        ),
+        table(
             [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in ds.items()],
             ["dataset", "value"],
             "dataset",
-        )
-    )
-    sections.append(
-        _table([[k, v] for k, v in data["dataset"]["features"].items()], ["feature", "definition"], "features")
-    )
-    sections.append(f"<details><summary>config</summary><pre>{html.escape(config_text)}</pre></details>")
-    return _write_page(run_dir, meta, metrics, sections, summary_text)
+        ),
+        table([[k, v] for k, v in data["dataset"]["features"].items()], ["feature", "definition"], "features"),
+    ]
 
 
 def build_regression_report(run_dir: Path) -> Path:
@@ -421,33 +464,40 @@ def build_regression_report(run_dir: Path) -> Path:
     preds = folder.predictions()
     kind = meta["target"]
     cols = columns(kind)
-    sections = [
-        f"<h1>candleflow run {html.escape(meta['run'])}</h1>",
-        f"<p class='verdict'><b>{html.escape(verdict(metrics))}</b></p>",
-        f"<p class='lead'>{html.escape(str(meta.get('symbol')))} {html.escape(str(meta.get('interval')))} · target "
-        f"{html.escape(kind)} ({html.escape(meta['target_units'])}) · input {'x'.join(map(str, meta['input_shape']))}"
-        f" · {meta['parameters']:,} parameters · {meta['epochs_run']} epochs in {meta['fit_seconds']} s</p>",
+    sections: list[Any] = [
+        h("<h1>candleflow run {}</h1>", meta["run"]),
+        h("<p class='verdict'><b>{}</b></p>", verdict(metrics)),
+        h(
+            "<p class='lead'>{} {} · target {} ({}) · input {} · {} parameters · {} epochs in {} s</p>",
+            meta.get("symbol"),
+            meta.get("interval"),
+            kind,
+            meta["target_units"],
+            "x".join(map(str, meta["input_shape"])),
+            fmt(meta["parameters"]),
+            meta["epochs_run"],
+            meta["fit_seconds"],
+        ),
     ]
-    figures = [_img(plots.training_curves(_read_history(run_dir / RunFolder.HISTORY)), "training curves")]
+    figures = [img(plots.training_curves(_read_history(run_dir / RunFolder.HISTORY)), "training curves")]
     for part, m in metrics.items():
         rows = [[name, *(r.get(c) for c in cols)] for name, r in m["table"].items()]
-        sections.append(f"<h2>{part} period: {m['windows']:,} windows</h2>")
-        sections.append(_table(rows, ["predictor", *cols], "metrics"))
+        sections.append(h("<h2>{} period: {} windows</h2>", part, fmt(m["windows"])))
+        sections.append(table(rows, ["predictor", *cols], "metrics"))
         gain = "undefined" if m["gain_r2"] is None else f"{m['gain_r2']:+.4f}"
         sections.append(
-            f"<p>gain in R^2 over {html.escape(m['best_baseline'])} (the baseline to beat): "
-            f"<b class='edge'>{gain}</b></p>"
+            h("<p>gain in R^2 over {} (the baseline to beat): <b class='edge'>{}</b></p>", m["best_baseline"], gain)
         )
         p = preds[part]
-        figures.append(_img(plots.forecast_scatter(p["y"], p["forecast"], f"{part}: forecast against realised"), part))
+        figures.append(img(plots.forecast_scatter(p["y"], p["forecast"], f"{part}: forecast against realised"), part))
     sections += _importance_html(metrics)
-    sections.append("<h2>plots</h2><div class='figs'>" + "".join(figures) + "</div>")
-    sections.append(f"<details><summary>config</summary><pre>{html.escape(folder.config_text())}</pre></details>")
+    sections.append(h("<h2>plots</h2><div class='figs'>{}</div>", join(figures)))
+    sections.append(h("<details><summary>config</summary><pre>{}</pre></details>", folder.config_text()))
     summary = (run_dir / RunFolder.SUMMARY).read_text()
     return _write_page(run_dir, meta, metrics, sections, summary)
 
 
-def _importance_html(metrics: dict[str, Any]) -> list[str]:
+def _importance_html(metrics: dict[str, Any]) -> list[Markup]:
     """Which inputs matter: LightGBM's gain per feature (summed over lags), the top 20, and the
     model's own permutation importance on validation where the run measured it."""
     first: dict[str, Any] = next(iter(metrics.values()), {})
@@ -456,43 +506,46 @@ def _importance_html(metrics: dict[str, Any]) -> list[str]:
     if gain:
         rows = [[name, f"{100 * share:.1f}%"] for name, share in list(gain.items())[:20]]
         out.append(
-            "<h2>which inputs matter</h2><p>LightGBM's share of the split gain per feature, over its lags "
-            "(the reference model, or the model itself)</p>" + _table(rows, ["feature", "gain share"], "importance")
+            h(
+                "<h2>which inputs matter</h2><p>LightGBM's share of the split gain per feature, over its lags "
+                "(the reference model, or the model itself)</p>{}",
+                table(rows, ["feature", "gain share"], "importance"),
+            )
         )
     perm = first.get("importance", {}).get("permutation")
     if perm:
         rows = [[name, f"{drop * 100:+.2f}"] for name, drop in list(perm["drop"].items())[:20]]
         left = f"; not measured in the time budget: {', '.join(perm['not_measured'])}" if perm["not_measured"] else ""
         out.append(
-            f"<h3>permutation importance (the model, validation)</h3><p>the drop of the validation score "
-            f"({perm['score'] * 100:.2f} on {perm['windows']:,} windows) when one input is shuffled across "
-            f"windows, in points{html.escape(left)}</p>"
-            + _table(rows, ["feature", "score drop (points)"], "importance")
+            h(
+                "<h3>permutation importance (the model, validation)</h3><p>the drop of the validation score "
+                "({:.2f} on {} windows) when one input is shuffled across windows, in points{}</p>{}",
+                perm["score"] * 100,
+                fmt(perm["windows"]),
+                left,
+                table(rows, ["feature", "score drop (points)"], "importance"),
+            )
         )
     return out
 
 
-def _warnings_html(metrics: dict[str, Any]) -> list[str]:
+def _warnings_html(metrics: dict[str, Any]) -> list[Markup]:
     """Each period's warnings, one line each, for the top of the page."""
     lines = [f"{part}: {w}" for part, m in metrics.items() for w in m.get("warnings", [])]
     if not lines:
         return []
-    return ["<ul class='warnings'>" + "".join(f"<li>warning, {html.escape(x)}</li>" for x in lines) + "</ul>"]
+    return [h("<ul class='warnings'>{}</ul>", join(h("<li>warning, {}</li>", x) for x in lines))]
 
 
-def _write_page(run_dir: Path, meta: dict, metrics: dict, sections: list[str], summary_text: str) -> Path:
+def _write_page(run_dir: Path, meta: dict, metrics: dict, sections: list[Any], summary_text: str) -> Path:
     """report.html: the sections, then the model summary and the versions, metrics.json embedded."""
     sections = [
         *sections[:-1],
-        f"<h2>model</h2><pre>{html.escape(summary_text)}</pre>",
+        h("<h2>model</h2><pre>{}</pre>", summary_text),
         sections[-1],
-        f"<h2>versions</h2><pre>{html.escape(yaml.safe_dump(meta['versions']))}</pre>",
+        h("<h2>versions</h2><pre>{}</pre>", yaml.safe_dump(meta["versions"])),
     ]
-    page = _PAGE.format(
-        title=html.escape(f"candleflow {meta['run']}"),
-        body="\n".join(sections),
-        metrics=json.dumps(metrics).replace("</", "<\\/"),
-    )
+    page = render_page(f"candleflow {meta['run']}", sections, metrics)
     out = run_dir / RunFolder.REPORT
     write_text(out, page)
     return out
@@ -541,34 +594,6 @@ def compare_rows(run_dirs: list[Path]) -> tuple[list[str], list[list[Any]]]:
 
 
 def compare_html(run_dirs: list[Path]) -> str:
+    """The runs' key metrics and differing config keys side by side, as a page."""
     names, rows = compare_rows(run_dirs)
-    return _PAGE.format(
-        title="candleflow compare", metrics="{}", body="<h1>runs compared</h1>" + _table(rows, ["", *names], "compare")
-    )
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }}
-table {{ border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
-table.metrics tbody tr:first-child, table.backtest tbody tr:first-child {{ font-weight: 600; }}
-pre {{ background: #f7f7f7; padding: 8px; font-size: 12px; overflow-x: auto; }}
-.figs {{ display: flex; flex-wrap: wrap; gap: 12px; }} figure {{ margin: 0; }} img {{ max-width: 100%; }}
-figcaption {{ font-size: 12px; color: #555; }} .lead {{ color: #555; }}
-</style></head>
-<body>
-{body}
-<script type="application/json" id="candleflow-metrics">{metrics}</script>
-<script>
-window.addEventListener("load", function () {{
-  var imgs = Array.from(document.images);
-  document.body.dataset.imagesLoaded = imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length;
-  document.body.dataset.images = imgs.length;
-  document.body.dataset.tables = document.querySelectorAll("table").length;
-}});
-</script>
-</body></html>
-"""
+    return render_page("candleflow compare", [h("<h1>runs compared</h1>"), table(rows, ["", *names], "compare")], {})

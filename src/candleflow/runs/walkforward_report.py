@@ -3,15 +3,13 @@ per-fold scores and the stitched equity curves."""
 
 from __future__ import annotations
 
-import html
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from candleflow.fs.atomic import write_text
 from candleflow.runs import plots
-from candleflow.runs.report import _PAGE, _img, _table
+from candleflow.runs.page import fmt, h, img, render_page, table
 
 
 def _pct(x: float) -> str:
@@ -78,23 +76,35 @@ def write_walkforward_report(folder: Path, summary: dict[str, Any], equity: dict
     ({"times": open times, "curves": {name: equity}})."""
     families = list(summary["table"])
     st = summary["stitched"]
-    sections = [
-        f"<h1>walk-forward {html.escape(folder.name)}</h1>",
-        f"<p class='lead'>{html.escape(summary['symbol'])} {html.escape(summary['interval'])} · "
-        f"{len(summary['folds'])} folds ({'rolling' if summary.get('rolling') else 'expanding'}) · "
-        f"seeds {summary['seeds']} · {st['windows']:,} out-of-sample windows {html.escape(st['from'])} .. "
-        f"{html.escape(st['to'])} · block bootstrap of {summary['bootstrap']['block_windows']} windows, "
-        f"{summary['bootstrap']['resamples']} resamples</p>",
-        "<h2>families</h2>",
-        _table(family_rows(summary), FAMILY_HEADER, "metrics"),
-        f"<p>best baseline balanced accuracy {max(summary['baselines'].values()):.4f} "
-        f"({', '.join(f'{k} {v:.4f}' for k, v in summary['baselines'].items())}); buy and hold over the "
-        f"stitched period: Sharpe {summary['buy_and_hold']['sharpe']:.2f}, return "
-        f"{summary['buy_and_hold']['total_return'] * 100:+.1f}%. An edge whose CI covers 0 is not "
-        "distinguishable from noise.</p>",
+    sections: list[Any] = [
+        h("<h1>walk-forward {}</h1>", folder.name),
+        h(
+            "<p class='lead'>{} {} · {} folds ({}) · seeds {} · {} out-of-sample windows {} .. {} · block "
+            "bootstrap of {} windows, {} resamples</p>",
+            summary["symbol"],
+            summary["interval"],
+            len(summary["folds"]),
+            "rolling" if summary.get("rolling") else "expanding",
+            summary["seeds"],
+            fmt(st["windows"]),
+            st["from"],
+            st["to"],
+            summary["bootstrap"]["block_windows"],
+            summary["bootstrap"]["resamples"],
+        ),
+        h("<h2>families</h2>"),
+        table(family_rows(summary), FAMILY_HEADER, "metrics"),
+        h(
+            "<p>best baseline balanced accuracy {:.4f} ({}); buy and hold over the stitched period: Sharpe {:.2f}, "
+            "return {:+.1f}%. An edge whose CI covers 0 is not distinguishable from noise.</p>",
+            max(summary["baselines"].values()),
+            ", ".join(f"{k} {v:.4f}" for k, v in summary["baselines"].items()),
+            summary["buy_and_hold"]["sharpe"],
+            summary["buy_and_hold"]["total_return"] * 100,
+        ),
     ]
     sections.append(
-        _img(
+        img(
             plots.stitched_equity(
                 equity["times"], equity["curves"], f"stitched out-of-sample equity, seed {summary['seeds'][0]}"
             ),
@@ -104,7 +114,7 @@ def write_walkforward_report(folder: Path, summary: dict[str, Any], equity: dict
     return _write_study_page(folder, summary, sections, "balanced_accuracy", "balanced accuracy")
 
 
-def _write_study_page(folder: Path, summary: dict[str, Any], sections: list[str], key: str, what: str) -> Path:
+def _write_study_page(folder: Path, summary: dict[str, Any], sections: list[Any], key: str, what: str) -> Path:
     """The folds' table, each family and seed's `key` per fold, and the page written with the
     summary embedded."""
     fold_rows = [
@@ -112,20 +122,16 @@ def _write_study_page(folder: Path, summary: dict[str, Any], sections: list[str]
     ]
     sections = [
         *sections,
-        "<h2>folds</h2>",
-        _table(fold_rows, ["fold", "train", "val", "test", "train from", "test from"]),
+        h("<h2>folds</h2>"),
+        table(fold_rows, ["fold", "train", "val", "test", "train from", "test from"]),
     ]
     per_fold = []
     for family, e in summary["table"].items():
         for seed, folds in e["folds"].items():
             per_fold.append([family, seed, *[f"{f[key]:.4f}" for f in folds]])
     header = ["family", "seed", *[f"fold {f['fold']}" for f in summary["folds"]]]
-    sections += [f"<h2>{what} per fold</h2>", _table(per_fold, header)]
-    page = _PAGE.format(
-        title=html.escape(f"candleflow {folder.name}"),
-        body="\n".join(sections),
-        metrics=json.dumps(summary).replace("</", "<\\/"),
-    )
+    sections += [h("<h2>{} per fold</h2>", what), table(per_fold, header)]
+    page = render_page(f"candleflow {folder.name}", sections, summary)
     out = folder / "report.html"
     write_text(out, page)
     return out
@@ -136,18 +142,29 @@ def write_regression_walkforward_report(folder: Path, summary: dict[str, Any]) -
     intervals, the folds and each family's R^2 per fold."""
     st = summary["stitched"]
     best = summary["best_baseline"]
-    sections = [
-        f"<h1>walk-forward {html.escape(folder.name)}</h1>",
-        f"<p class='verdict'><b>{html.escape(regression_verdict(summary))}</b></p>",
-        f"<p class='lead'>{html.escape(summary['symbol'])} {html.escape(summary['interval'])} · target "
-        f"{html.escape(summary['target'])} · {len(summary['folds'])} folds · seeds {summary['seeds']} · "
-        f"{st['windows']:,} out-of-sample windows {html.escape(st['from'])} .. {html.escape(st['to'])} · block "
-        f"bootstrap of {summary['bootstrap']['block_windows']} windows, {summary['bootstrap']['resamples']} "
-        "resamples</p>",
-        f"<h2>families against {html.escape(best)} (the baseline to beat)</h2>",
-        _table(regression_family_rows(summary), REGRESSION_HEADER, "metrics"),
-        "<p>R^2 is out of sample against the naive forecast (zero for returns, each fold's training mean for "
-        "volatility); a gain or IC whose interval covers 0 is not distinguishable from noise.</p>",
+    sections: list[Any] = [
+        h("<h1>walk-forward {}</h1>", folder.name),
+        h("<p class='verdict'><b>{}</b></p>", regression_verdict(summary)),
+        h(
+            "<p class='lead'>{} {} · target {} · {} folds · seeds {} · {} out-of-sample windows {} .. {} · block "
+            "bootstrap of {} windows, {} resamples</p>",
+            summary["symbol"],
+            summary["interval"],
+            summary["target"],
+            len(summary["folds"]),
+            summary["seeds"],
+            fmt(st["windows"]),
+            st["from"],
+            st["to"],
+            summary["bootstrap"]["block_windows"],
+            summary["bootstrap"]["resamples"],
+        ),
+        h("<h2>families against {} (the baseline to beat)</h2>", best),
+        table(regression_family_rows(summary), REGRESSION_HEADER, "metrics"),
+        h(
+            "<p>R^2 is out of sample against the naive forecast (zero for returns, each fold's training mean for "
+            "volatility); a gain or IC whose interval covers 0 is not distinguishable from noise.</p>"
+        ),
     ]
     return _write_study_page(folder, summary, sections, "r2", "R^2")
 
