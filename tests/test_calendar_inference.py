@@ -114,5 +114,6 @@ def test_suspected_splits_by_hand():
     open_ = np.r_[100.0, close[:-1]]
     open_[3] = 51.2  # opens at 0.502 x 102 and stays: a 2:1 split
     open_[9] = 25.6  # halves and comes back next bar: a bad tick, not a split
-    assert suspected_splits(open_, close) == [(3, 0.5)]
+    high, low = np.maximum(open_, close) * 1.01, np.minimum(open_, close) * 0.99
+    assert suspected_splits(open_, high, low, close) == [(3, 0.5)]
     assert [split_name(r) for r in (0.5, 2 / 3, 2.0, 1 / 10)] == ["2:1", "3:2", "1:2", "10:1"]

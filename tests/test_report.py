@@ -271,7 +271,7 @@ def test_no_run_folder_value_reaches_the_report_unescaped(runs, tmp_path):
     build_report(folder)
     page = (folder / "report.html").read_text()
     assert page.count("<script") == 2  # the page's own: the embedded JSON and the image counter
-    assert "<img src=x" not in page and "onerror=\"document" not in page
+    assert "<img src=x" not in page and 'onerror="document' not in page
     assert page.count(str(markupsafe.escape(MARKUP))) > 20  # shown as text
     embedded = re.search(r'<script type="application/json" id="candleflow-metrics">(.*?)</script>', page, re.S)
     assert json.loads(embedded.group(1)) == metrics  # the JSON survives, with no "</script>" inside
@@ -300,7 +300,7 @@ def test_no_run_folder_value_reaches_the_report_unescaped(runs, tmp_path):
         timeout=120,
     ).stdout
     assert 'data-tables="' in dom  # the page's own script ran ...
-    assert "data-pwned" not in dom and "<title>PWNED" not in dom and "<img src=\"x\"" not in dom  # ... and no other
+    assert "data-pwned" not in dom and "<title>PWNED" not in dom and '<img src="x"' not in dom  # ... and no other
 
 
 @pytest.mark.integration

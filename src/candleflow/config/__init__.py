@@ -268,7 +268,9 @@ class ValidationPolicy(_Section):
 
     nonfinite: Literal["error", "drop"] = Field("error", description="NaN or inf in OHLCV")
     ohlc: Literal["error", "drop", "repair"] = Field(
-        "error", description="high/low not covering open/close; repair widens high/low"
+        "error",
+        description="high/low not covering open/close; repair widens high/low, but clips a bad print (a high "
+        "or low 3x or more from its bar and neighbours) to the body and drops a bar whose open or close is one",
     )
     nonpositive: Literal["error", "drop"] = Field("error", description="a price <= 0 or a volume < 0")
     out_of_order: Literal["error", "drop", "repair"] = Field(

@@ -16,8 +16,9 @@ import numpy as np
 ADJ_CLOSE = "adj_close"
 SPLIT_RATIOS = (1 / 10, 1 / 5, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 2, 2.0, 3.0, 4.0, 5.0, 10.0)
 SPLIT_TOLERANCE = 0.025  # the opening gap's relative distance to a split ratio
-STAY_BARS = 5  # the bars after a split stay at the new level (a split does not revert) ...
-LEVEL_TOLERANCE = 0.15  # ... their median price within 15% of the ratio times the median of the bars before
+STAY_BARS = 5  # the next bars' median close must stay at the new level (a split does not revert)
+LEVEL_BARS = 3  # the whole bars move: the median of their four prices on each side of the split ...
+LEVEL_TOLERANCE = 0.15  # ... within 15% of the ratio
 
 
 def back_adjust(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
@@ -39,11 +40,14 @@ def suspected_splits(
     open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray
 ) -> list[tuple[int, float]]:
     """(row, ratio) for each bar that opens within SPLIT_TOLERANCE of a split ratio times the
-    previous close and where the whole series moved by that ratio and stayed: the median of the
-    four prices of the STAY_BARS bars from it is within LEVEL_TOLERANCE of the ratio times the
-    median of the STAY_BARS bars before it. A bad print (one price of one bar at 1/10 of the rest)
-    moves neither its bar's other prices nor its neighbours, so it is never read as a split.
-    Rows are in time order, one series."""
+    previous close, whose next STAY_BARS closes stay near that level (their median within 15%),
+    and where the whole bar moved with it: the median of the four prices of the LEVEL_BARS bars
+    from it is within LEVEL_TOLERANCE of the ratio times that of the LEVEL_BARS bars before, and
+    neither the bar nor the one before holds a bad print (data/prints.py). A bad print (one price
+    of one bar at 1/10 of the rest) moves neither its bar's other prices nor its neighbours, so it
+    is never read as a split. Rows are in time order, one series."""
+    from candleflow.data.prints import bad_print_fields
+
     if close.size < 2:
         return []
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -51,13 +55,16 @@ def suspected_splits(
     ratios = np.asarray(SPLIT_RATIOS)
     prices = np.stack([open_, high, low, close], axis=1)
     out = []
-    for i in np.flatnonzero(np.isfinite(gap) & ((gap < 0.85) | (gap > 1.4))) + 1:
+    candidates = np.flatnonzero(np.isfinite(gap) & ((gap < 0.85) | (gap > 1.4))) + 1
+    bad = bad_print_fields(open_, high, low, close)[0].any(axis=1) if candidates.size else None
+    for i in candidates:
         k = int(np.argmin(np.abs(gap[i - 1] / ratios - 1)))
-        if abs(gap[i - 1] / ratios[k] - 1) > SPLIT_TOLERANCE:
+        if abs(gap[i - 1] / ratios[k] - 1) > SPLIT_TOLERANCE or bad is None or bad[i - 1] or bad[i]:
             continue
-        before = np.median(prices[max(0, i - STAY_BARS) : i])
-        after = np.median(prices[i : i + STAY_BARS])
-        if abs(after / (ratios[k] * before) - 1) <= LEVEL_TOLERANCE:
+        stays = abs(np.median(close[i : i + STAY_BARS]) / (ratios[k] * close[i - 1]) - 1) <= 0.15
+        before = np.median(prices[max(0, i - LEVEL_BARS) : i])
+        after = np.median(prices[i : i + LEVEL_BARS])
+        if stays and abs(after / (ratios[k] * before) - 1) <= LEVEL_TOLERANCE:
             out.append((int(i), float(ratios[k])))
     return out
 
