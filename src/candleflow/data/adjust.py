@@ -56,10 +56,10 @@ def suspected_splits(
     prices = np.stack([open_, high, low, close], axis=1)
     out = []
     candidates = np.flatnonzero(np.isfinite(gap) & ((gap < 0.85) | (gap > 1.4))) + 1
-    bad = bad_print_fields(open_, high, low, close)[0].any(axis=1) if candidates.size else None
+    bad: np.ndarray = bad_print_fields(open_, high, low, close)[0].any(axis=1)
     for i in candidates:
         k = int(np.argmin(np.abs(gap[i - 1] / ratios - 1)))
-        if abs(gap[i - 1] / ratios[k] - 1) > SPLIT_TOLERANCE or bad is None or bad[i - 1] or bad[i]:
+        if abs(gap[i - 1] / ratios[k] - 1) > SPLIT_TOLERANCE or bad[i - 1] or bad[i]:
             continue
         stays = abs(np.median(close[i : i + STAY_BARS]) / (ratios[k] * close[i - 1]) - 1) <= 0.15
         before = np.median(prices[max(0, i - LEVEL_BARS) : i])
