@@ -56,7 +56,7 @@ def suspected_splits(
     prices = np.stack([open_, high, low, close], axis=1)
     out = []
     candidates = np.flatnonzero(np.isfinite(gap) & ((gap < 0.85) | (gap > 1.4))) + 1
-    bad: np.ndarray = bad_print_fields(open_, high, low, close)[0].any(axis=1)
+    bad = np.asarray(bad_print_fields(open_, high, low, close)[0].any(axis=1), dtype=bool)
     for i in candidates:
         k = int(np.argmin(np.abs(gap[i - 1] / ratios - 1)))
         if abs(gap[i - 1] / ratios[k] - 1) > SPLIT_TOLERANCE or bad[i - 1] or bad[i]:
