@@ -1,5 +1,7 @@
 """Features: the default set of 8, float32 (N, F), causal per segment."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -137,9 +139,17 @@ def test_parameters_in_names_and_one_line_errors():
         ("foo", "unknown feature 'foo'; known ("),
         ("rsi(5, 3)", "rsi takes 1 parameter(s), got 2"),
         ("rsi(x)", "parameter 'x' is not a number"),
-        ("rsi(0)", "parameters must be positive"),
+        ("rsi(0)", "rsi's parameter is 0; expected 1 .. 100,000 bars"),
+        # issue 42: every parameter checked against the indicator's own bounds at config load
+        ("rsi(nan)", "parameter 'nan' is not a finite number"),
+        ("rsi(inf)", "parameter 'inf' is not a finite number"),
+        ("rsi(1e30)", "rsi's parameter is 1e+30; expected 1 .. 100,000 bars"),
+        ("rsi(1000000000)", "rsi's parameter is 1000000000; expected 1 .. 100,000 bars"),
+        ("rsi(2.5)", "rsi's parameter is 2.5; expected a whole number of bars"),
+        ("linreg_slope(1)", "linreg_slope's parameter is 1; expected 2 .. 100,000 bars"),
+        ("macd(1, 26, 9)", "parameter 1 of macd is 1; expected 2 .. 100,000 bars"),
     ):
-        with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(ValueError, match=re.escape(msg)):
             FeatureConfig(names=[bad])
     with pytest.raises(ConfigError, match="feature 'taker_buy_ratio' needs the 'taker_buy_base' column"):
         compute_features(c, FeatureConfig(names=["taker_buy_ratio"]))
@@ -525,3 +535,54 @@ def test_an_installed_plugin_registers_its_features_by_entry_point(tmp_path):
         timeout=120,
     )
     assert bare.returncode != 0 and "unknown feature 'plug_spread'; known (" in bare.stderr
+
+
+def test_a_users_feature_that_fails_is_one_line_naming_it(caplog):
+    """Issue 42: a user's (or a plugin's) feature that raises, returns strings, has a failing
+    warm-up or is NaN everywhere is one line naming it; NaN or inf on some bars is a warning with
+    the count (the windows over them drop out), never silence."""
+    import logging
+
+    from candleflow.dataset.features import register_feature, unregister_feature
+    from candleflow.errors import ConfigError
+
+    c, _ = load_candles(SyntheticSource(n_bars=400))
+
+    def bad_warmup(n):
+        raise RuntimeError("no warm-up")
+
+    register_feature("raises")(lambda s: 1 / 0)
+    register_feature("strings")(lambda s: np.array(["a"] * len(s["close"])))
+    register_feature("late", warmup=bad_warmup, defaults=(3,))(lambda s, n: s["close"])
+    register_feature("empty")(lambda s: np.full(len(s["close"]), np.nan))
+
+    def gappy(s):
+        out = np.log(s["close"])
+        out[::50] = np.inf
+        return out
+
+    register_feature("gappy")(gappy)
+    try:
+        for name, msg in (
+            ("raises", "feature 'raises' raised ZeroDivisionError: division by zero"),
+            ("strings", "feature 'strings' returned values that are not numbers (ndarray); expected floats"),
+            ("late", "feature 'late': its warm-up failed (RuntimeError: no warm-up)"),
+            ("empty", "feature 'empty' is NaN or inf on every bar after its warm-up (399 bars)"),
+        ):
+            with pytest.raises(ConfigError, match=re.escape(msg)):
+                compute_features(c, FeatureConfig(names=["log_return", name]))
+        with caplog.at_level(logging.WARNING, logger="candleflow"):
+            f = compute_features(c, FeatureConfig(names=["log_return", "gappy"]))
+        assert (~np.isfinite(f.values[1:, 1])).sum() == 7  # bars 50, 100, ... 350 (bar 0 is warm-up)
+        assert "feature 'gappy' is NaN or inf on 7 of 399 bars after its warm-up" in caplog.text
+    finally:
+        for name in ("raises", "strings", "late", "empty", "gappy"):
+            unregister_feature(name)
+
+
+def test_a_period_longer_than_the_data_names_the_feature(tiny_config):
+    from candleflow.dataset.prepare import prepare
+    from candleflow.errors import DataError
+
+    with pytest.raises(DataError, match=r"too short for the features' warm-up of 5,000 bars \(rsi\(5000\): 5,000 bars\)"):
+        prepare(tiny_config("features.names=[log_return, rsi(5000)]", "source.n_bars=1000"))

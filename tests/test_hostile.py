@@ -48,6 +48,7 @@ class Case:
     expect: str  # "error" (exit 2, one line) or "ok" (exit 0)
     files: dict[str, bytes] = field(default_factory=dict)  # written under the case folder before it runs
     contains: str = ""  # the error line (or stdout for "ok") must contain this
+    lacks: str = ""  # and stdout (an "ok" case) must not
     limit_s: int = 60
 
 
@@ -668,6 +669,37 @@ def corpus() -> list[Case]:
             "nope: not a candleflow prepared cache",
         )
     )
+    # issue 42: the regression targets through prepare's and inspect's text output
+    for cmd in ("prepare", "inspect"):
+        for target in ("volatility", "forward_return"):
+            add(
+                Case(
+                    f"{cmd}-text-{target}",
+                    [cmd, "--set", "source.n_bars=600", "--set", "dataset.window=16", "--set", f"labels.kind={target}"],
+                    "ok",
+                    {},
+                    "median" if cmd == "prepare" else "finite targets",
+                )
+            )
+    # issue 42: a one-day bad print (a close at 1/10 while the bar's open, high, low are normal) is
+    # reported as such and never read as a split, under each ohlc policy
+    printed = ohlcv(300, t0=T0_MS, step=24 * H_MS)
+    printed["close"][150] /= 10
+    bad_print = {"in/p.csv": csv_bytes(printed)}
+    daily = [*PREPARE, "--set", "source.paths=[in/p.csv]", "--set", "validation.calendar=24/7"]
+    add(
+        Case("bad-print-error", [*daily, "--set", "validation.splits=adjust"], "error", bad_print, "a bad print: close")
+    )
+    add(
+        Case(
+            "bad-print-repaired-not-a-split",
+            [*daily, "--set", "validation.splits=adjust", "--set", "validation.ohlc=repair"],
+            "ok",
+            bad_print,
+            "1 bad prints",
+            lacks="suspected split",
+        )
+    )
     return cases
 
 
@@ -735,6 +767,8 @@ def test_every_case_ends_in_one_clear_line_or_a_correct_result(outcomes):
                 problems.append(f"{case.id}: expected success, got exit {r['code']}: {r['stderr'][-300:]}")
             elif case.contains and case.contains not in r["stdout"]:
                 problems.append(f"{case.id}: output lacks {case.contains!r}: {r['stdout'][-300:]}")
+            elif case.lacks and case.lacks in r["stdout"]:
+                problems.append(f"{case.id}: output holds {case.lacks!r}: {r['stdout'][-300:]}")
             continue
         if r["code"] != 2 or len(errors) != 1:
             problems.append(

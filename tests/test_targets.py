@@ -370,6 +370,23 @@ def test_block_shuffled_targets_keep_their_values_and_lose_their_bars():
     assert (shuffled_in_blocks(classes, 1, seed=3) == -1).sum() == 1
 
 
+def test_a_block_shuffle_never_keeps_the_labels_where_they_are():
+    """Issue 42: one or two blocks (shuffle_blocks of half the labelled bars or more) left the
+    seed-0 permutation the identity, and the null control kept the real labels. Fewer than three
+    blocks is one line naming the key; any number of blocks moves every one of them for some seed
+    and never returns the labels unchanged."""
+    from candleflow.dataset.labels import shuffled_in_blocks
+    from candleflow.errors import ConfigError
+
+    y = np.arange(12, dtype=np.float32)
+    for block in (6, 7, 12, 100):
+        with pytest.raises(ConfigError, match=rf"labels.shuffle_blocks={block}: the 12 labelled bars make \d block"):
+            shuffled_in_blocks(y, block)
+    for block in (1, 2, 3, 4):
+        for seed in range(40):
+            assert not np.array_equal(shuffled_in_blocks(y, block, seed=seed), y), (block, seed)
+
+
 @pytest.mark.integration
 def test_a_regression_run_exports_a_bundle_that_predicts_the_same_forecasts(tiny_config, tmp_path):
     import candleflow as cf

@@ -65,22 +65,26 @@ def prepare(
         f"{summary['windows']:,} windows of {tuple(summary['window_shape'])} as views "
         f"(a copy would take {summary['materialised_windows_mb']:,} MB)"
     )
-    t = Table(title="split (chronological, purged)")
-    for col in ("part", "windows", "purged", "first end", "last end", "SHORT", "HOLD", "LONG"):
+    console.print(_split_table(summary["split"]))
+
+
+def _split_table(split: dict) -> Table:
+    """The split's parts: windows, purge, first and last window end, and the class counts (or a
+    regression target's mean, standard deviation and quartiles)."""
+    regression = any("target" in p for p in split.values())
+    stats = ("mean", "std", "p25", "median", "p75") if regression else ("SHORT", "HOLD", "LONG")
+    t = Table(title="split (chronological, purged)" + (", target per part" if regression else ""))
+    for col in ("part", "windows", "purged", "first end", "last end", *stats):
         t.add_column(col, justify="right" if col not in ("part", "first end", "last end") else "left")
-    for part, p in summary["split"].items():
-        c = p["classes"]
-        t.add_row(
-            part,
-            f"{p['windows']:,}",
-            str(p["purged"]),
-            str(p["first_end"]),
-            str(p["last_end"]),
-            f"{c['SHORT']:,}",
-            f"{c['HOLD']:,}",
-            f"{c['LONG']:,}",
+    for part, p in split.items():
+        values = p.get("target") or {} if regression else p["classes"]
+        cells = (
+            [f"{values[k]:+.4f}" if k in values else "-" for k in stats]
+            if regression
+            else [f"{values[k]:,}" for k in stats]
         )
-    console.print(t)
+        t.add_row(part, f"{p['windows']:,}", str(p["purged"]), str(p["first_end"]), str(p["last_end"]), *cells)
+    return t
 
 
 def _prepare_store(cfg, force: bool, as_json: bool) -> None:
@@ -149,22 +153,7 @@ def inspect(
             f"{report['windows']:,} windows of {tuple(report['window_shape'])}; labels "
             f"{report['labels']['kind']} {report['labels']['dtype']}"
         )
-        t = Table(title="split: class balance and a real batch of each part")
-        for col in ("part", "windows", "purged", "SHORT", "HOLD", "LONG", "batch x", "batch y"):
-            t.add_column(col, justify="left" if col in ("part", "batch x", "batch y") else "right")
-        for part, p in report["split"].items():
-            sh = p["class_share"]
-            t.add_row(
-                part,
-                f"{p['windows']:,}",
-                str(p["purged"]),
-                f"{sh['SHORT']:.1%}",
-                f"{sh['HOLD']:.1%}",
-                f"{sh['LONG']:.1%}",
-                p.get("batch", {}).get("x", "-"),
-                p.get("batch", {}).get("y", "-"),
-            )
-        console.print(t)
+        console.print(_inspect_table(report["split"]))
         console.print(
             f"memory: {m['resident_mb']:,} MB resident; features {m['features_mb']:,} MB; materialised "
             f"windows would take {m['materialised_windows_mb']:,} MB ({m['saving']} the features)"
@@ -182,12 +171,29 @@ def inspect(
                 f"generator: {g['batches']} batches of {g['batch_size']}, {g['mean_batch_ms']:.2f} ms a batch, "
                 f"resident memory {g['rss_growth_mb']:+.1f} MB over them; rating: {g['rating']}"
             )
-        for line in report["problems"] or [
-            "all checks passed: finite windows, one-hot labels, no look-ahead across splits"
-        ]:
+        labels = "finite targets" if report["labels"]["dtype"].startswith("float") else "one-hot labels"
+        for line in report["problems"] or [f"all checks passed: finite windows, {labels}, no look-ahead across splits"]:
             console.print(("problem: " if report["problems"] else "") + line)
     if report["problems"]:
         raise typer.Exit(1)
+
+
+def _inspect_table(split: dict) -> Table:
+    """Each part's class shares (or its target's mean and quartiles) and the shapes of a real batch."""
+    regression = any("target" in p for p in split.values())
+    stats = ("mean", "std", "median") if regression else ("SHORT", "HOLD", "LONG")
+    what = "the target's spread" if regression else "class balance"
+    t = Table(title=f"split: {what} and a real batch of each part")
+    for col in ("part", "windows", "purged", *stats, "batch x", "batch y"):
+        t.add_column(col, justify="left" if col in ("part", "batch x", "batch y") else "right")
+    for part, p in split.items():
+        if regression:
+            cells = [f"{p['target'][k]:+.4f}" if k in p["target"] else "-" for k in stats]
+        else:
+            cells = [f"{p['class_share'][k]:.1%}" for k in stats]
+        batch = p.get("batch", {})
+        t.add_row(part, f"{p['windows']:,}", str(p["purged"]), *cells, batch.get("x", "-"), batch.get("y", "-"))
+    return t
 
 
 @app.command()

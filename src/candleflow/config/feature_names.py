@@ -6,6 +6,7 @@ names exist, without importing them. A user feature registered in Python
 
 from __future__ import annotations
 
+import math
 import re
 
 # base name -> the number of parameters it takes (its defaults live with the implementation)
@@ -69,6 +70,26 @@ BUILTIN: dict[str, int] = {
     "quote_volume_ratio": 1,
 }
 DEFAULT_FEATURES = 8  # the first 8 of BUILTIN are the default features
+# every parameter of a built-in feature is a number of bars, at most MAX_PERIOD (TA-Lib's own
+# bound) and at least 1, or its lower bound here where TA-Lib refuses a period of 1 (TA_BAD_PARAM)
+MAX_PERIOD = 100_000
+MIN_PERIODS: dict[str, tuple[int, ...]] = {
+    "stochrsi": (2,),
+    "willr": (2,),
+    "cci": (2,),
+    "mfi": (2,),
+    "adx": (2,),
+    "aroonosc": (2,),
+    "cmo": (2,),
+    "macd": (2, 2, 1),
+    "macd_signal": (2, 2, 1),
+    "macd_hist": (2, 2, 1),
+    "ppo": (2, 2),
+    "bb_width": (2,),
+    "bb_pos": (2,),
+    "adosc": (2, 2),
+    "linreg_slope": (2,),
+}
 _USER: dict[str, int] = {}  # declared by register_feature in this process
 _NAME = re.compile(r"^([a-z][a-z0-9_]*)(?:\(\s*([^()]*?)\s*\))?$")
 
@@ -162,19 +183,42 @@ def parse(text: str) -> tuple[str, tuple[float, ...]]:
     for a in args.split(","):
         a = a.strip()
         try:
-            params.append(int(a) if re.fullmatch(r"[+-]?\d+", a) else float(a))
+            value = int(a) if re.fullmatch(r"[+-]?\d+", a) else float(a)
         except ValueError:
             raise ValueError(f"feature {text!r}: parameter {a!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"feature {text!r}: parameter {a!r} is not a finite number")
+        params.append(value)
     if len(params) != table[base]:
         raise ValueError(f"feature {text!r}: {base} takes {table[base]} parameter(s), got {len(params)}")
+    if base in BUILTIN:
+        return base, tuple(_bar_counts(text, base, params))
     if any(p <= 0 for p in params):
         raise ValueError(f"feature {text!r}: parameters must be positive")
     return base, tuple(params)
 
 
+def _bar_counts(text: str, base: str, params: list[float]) -> list[int]:
+    """A built-in feature's parameters: every one a whole number of bars within the indicator's
+    own bounds (MIN_PERIODS, MAX_PERIOD), or a one-line error naming it."""
+    lows = MIN_PERIODS.get(base, (1,) * len(params))
+    out = []
+    for k, (value, low) in enumerate(zip(params, lows)):
+        where = f"parameter {k + 1} of {base}" if len(params) > 1 else f"{base}'s parameter"
+        if value != int(value):
+            raise ValueError(f"feature {text!r}: {where} is {value:g}; expected a whole number of bars")
+        if not low <= value <= MAX_PERIOD:
+            shown = f"{int(value)}" if abs(value) < 1e15 else f"{value:g}"
+            raise ValueError(f"feature {text!r}: {where} is {shown}; expected {low} .. {MAX_PERIOD:,} bars")
+        out.append(int(value))
+    return out
+
+
 __all__ = [
     "BUILTIN",
     "DEFAULT_FEATURES",
+    "MAX_PERIOD",
+    "MIN_PERIODS",
     "PLUGIN_GROUP",
     "declare",
     "forget",

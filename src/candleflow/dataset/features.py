@@ -17,7 +17,7 @@ import numpy as np
 from candleflow.config import FeatureConfig
 from candleflow.data.candles import Candles
 from candleflow.dataset.interleave import ColumnWriter
-from candleflow.errors import ConfigError
+from candleflow.errors import CandleflowError, ConfigError
 
 log = logging.getLogger("candleflow")
 
@@ -307,7 +307,7 @@ def compute_features(
     # writer's thread while this one allocates them made 1 run in 3 of bench_features stall
     out = np.full((n, len(names)), np.nan, dtype=np.float32)
     resolved = [resolve_feature(name) for name in cfg.names]
-    base_warmup = max(spec.warmup(cfg, *params) for spec, params in resolved)
+    base_warmup = max(_warmup(spec, cfg, params, name) for (spec, params), name in zip(resolved, cfg.names))
     step = _interval(candles)
     ratios = [_ratio(tf, step, candles) for tf in cfg.timeframes]
     # a coarse feature needs its own warm-up in coarse bars, and the first coarse bar to close
@@ -318,19 +318,73 @@ def compute_features(
         seg["__calendar__"], seg["__step__"] = candles.calendar, step
         with ColumnWriter(out[start:stop]) as writer:  # by blocks of rows, in the background
             for j, (spec, params) in enumerate(resolved):
-                writer.add(j, _column(spec.fn(seg, cfg, *params), cfg.names[j], stop - start))
+                writer.add(j, _column(_call(spec, seg, cfg, params, cfg.names[j]), cfg.names[j], stop - start))
         for k, r in enumerate(ratios):
             out[start:stop, f * (k + 1) : f * (k + 2)] = _coarse(seg, cfg, resolved, r * step, step, base_warmup)
         out[start : min(stop, start + warmup)] = np.nan
+    _say_nonfinite(out, cfg.names, warmup, candles.segments)
     return Features(values=out, names=names, warmup=warmup)
+
+
+def _warmup(spec: FeatureSpec, cfg: FeatureConfig, params: tuple[float, ...], name: str) -> int:
+    """A feature's warm-up in bars, or a one-line error naming the feature whose warm-up failed."""
+    try:
+        bars = int(spec.warmup(cfg, *params))
+    except Exception as exc:  # a user's or a plugin's warm-up function
+        raise ConfigError(f"feature {name!r}: its warm-up failed ({type(exc).__name__}: {exc})") from None
+    if bars < 0:
+        raise ConfigError(f"feature {name!r}: its warm-up is {bars} bars; expected 0 or more")
+    return bars
+
+
+def _call(spec: FeatureSpec, seg: dict[str, Any], cfg: FeatureConfig, params: tuple[float, ...], name: str) -> Any:
+    """One feature on one segment; what a user's or a plugin's function raises becomes one line
+    naming the feature (candleflow's own errors pass as they are)."""
+    try:
+        return spec.fn(seg, cfg, *params)
+    except CandleflowError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"feature {name!r} raised {type(exc).__name__}: {exc}") from None
 
 
 def _column(values: Any, name: str, rows: int) -> np.ndarray:
     """One feature's values as float64 of the segment's length, or a one-line error naming it."""
-    column = np.asarray(values, dtype=np.float64)
+    try:
+        column = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        kind = type(values).__name__
+        raise ConfigError(f"feature {name!r} returned values that are not numbers ({kind}); expected floats") from None
     if column.shape != (rows,):
         raise ConfigError(f"feature {name!r} returned shape {column.shape}; expected ({rows},): one value per bar")
     return column
+
+
+def _say_nonfinite(out: np.ndarray, names: list[str], warmup: int, segments: np.ndarray) -> None:
+    """Users' features (registered in Python or by a plugin) past the warm-up: a column with no
+    finite value is a one-line error naming it (every window would be dropped), NaN or inf on some
+    bars a warning with the count (the windows over them are dropped). The built-in features are
+    finite past their warm-up and are not scanned (this pass would cost their speed)."""
+    users = [j for j, name in enumerate(names) if name.split("(")[0] in _USER_FEATURES]
+    if not users:
+        return
+    rows = np.concatenate([np.arange(a + warmup, b) for a, b in segments if b > a + warmup] or [np.zeros(0, int)])
+    for j in users:
+        name = names[j]
+        column = out[rows, j]
+        bad = int((~np.isfinite(column)).sum())
+        if column.size and bad == column.size:
+            raise ConfigError(
+                f"feature {name!r} is NaN or inf on every bar after its warm-up ({column.size:,} bars); "
+                "no window could use it"
+            )
+        if bad:
+            log.warning(
+                "feature %r is NaN or inf on %d of %d bars after its warm-up; the windows over them are dropped",
+                name,
+                bad,
+                column.size,
+            )
 
 
 def asset_columns(candles: Candles, other: Candles, asset: Any, cfg: FeatureConfig) -> np.ndarray:

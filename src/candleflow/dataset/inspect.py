@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from candleflow.dataset.labels import CLASS_NAMES, one_hot
+from candleflow.dataset.labels import CLASS_NAMES, has_label, one_hot
 
 MB = 2**20
 
@@ -41,7 +41,8 @@ def test_generator(prep, batches: int = 5, batch_size: int = 256, seed: int = 0)
                 break
             t0 = time.perf_counter()
             x = ds.gather(idx)
-            y = one_hot(ds.labels_at(idx))
+            target = ds.labels_at(idx)
+            y = target if prep.labels.regression else one_hot(target)
             seconds += time.perf_counter() - t0
             drawn += 1
             checked += 1
@@ -51,7 +52,10 @@ def test_generator(prep, batches: int = 5, batch_size: int = 256, seed: int = 0)
                 )
             if not np.isfinite(x).all():
                 problems.append(f"{name} batch {b}: {int((~np.isfinite(x)).sum())} NaN/inf values")
-            if y.shape != (idx.size, 3) or not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
+            if prep.labels.regression:
+                if y.shape != (idx.size,) or not np.isfinite(y).all():
+                    problems.append(f"{name} batch {b}: targets {y.shape} are not all finite")
+            elif y.shape != (idx.size, 3) or not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
                 problems.append(f"{name} batch {b}: labels are not one-hot ({y.shape})")
         parts[name] = {"batches": checked}
     growth = (proc.memory_info().rss - rss0) / MB
@@ -77,6 +81,29 @@ def test_generator(prep, batches: int = 5, batch_size: int = 256, seed: int = 0)
     }
 
 
+def _balance(y: np.ndarray, regression: bool) -> dict[str, Any]:
+    """A part's class counts and shares, or a regression target's moments and quartiles."""
+    if regression:
+        finite = y[np.isfinite(y)]
+        if finite.size == 0:
+            return {"target": {}}
+        q = np.percentile(finite, [25, 50, 75])
+        return {
+            "target": {
+                "mean": round(float(finite.mean()), 6),
+                "std": round(float(finite.std()), 6),
+                "p25": round(float(q[0]), 6),
+                "median": round(float(q[1]), 6),
+                "p75": round(float(q[2]), 6),
+            }
+        }
+    counts = np.bincount(y[y >= 0], minlength=3)
+    return {
+        "classes": {c: int(counts[k]) for k, c in enumerate(CLASS_NAMES)},
+        "class_share": {c: round(float(counts[k] / max(counts.sum(), 1)), 4) for k, c in enumerate(CLASS_NAMES)},
+    }
+
+
 def inspect_dataset(prep, batch_size: int = 256, batches: int = 0) -> dict[str, Any]:
     """Checks over a `PreparedData` (from `pipeline.prepare`); `problems` lists what failed, empty
     when all passed. With `batches`, also the generator self-test (`test_generator`) over that many
@@ -84,27 +111,26 @@ def inspect_dataset(prep, batch_size: int = 256, batches: int = 0) -> dict[str, 
     ds, split = prep.dataset, prep.split
     problems: list[str] = []
     parts = {}
+    regression = prep.labels.regression
     for name, pos in split.parts.items():
         y = ds.labels_at(pos)
-        counts = np.bincount(y[y >= 0], minlength=3)
-        parts[name] = {
-            "windows": int(pos.size),
-            "purged": split.purged.get(name, 0),
-            "classes": {c: int(counts[k]) for k, c in enumerate(CLASS_NAMES)},
-            "class_share": {c: round(float(counts[k] / max(counts.sum(), 1)), 4) for k, c in enumerate(CLASS_NAMES)},
-        }
+        parts[name] = {"windows": int(pos.size), "purged": split.purged.get(name, 0), **_balance(y, regression)}
         if pos.size == 0:
             problems.append(f"split part {name!r} has no windows")
             continue
-        if (y < 0).any():
-            problems.append(f"{name}: {(y < 0).sum()} windows without a label")
+        missing = int((~has_label(y)).sum())
+        if missing:
+            problems.append(f"{name}: {missing} windows without a label")
         first = pos[:batch_size]
         x = ds.gather(first)
-        oh = one_hot(ds.labels_at(first))
-        parts[name]["batch"] = {"x": f"{tuple(x.shape)} {x.dtype}", "y": f"{tuple(oh.shape)} {oh.dtype}"}
+        target = ds.labels_at(first)
+        out = target if regression else one_hot(target)
+        parts[name]["batch"] = {"x": f"{tuple(x.shape)} {x.dtype}", "y": f"{tuple(out.shape)} {out.dtype}"}
         if x.dtype != np.float32 or x.shape[1:] != ds.shape[1:]:
             problems.append(f"{name}: batch {x.shape} {x.dtype}, expected (B, {ds.window}, {ds.shape[2]}) float32")
-        if not np.all((oh == 0) | (oh == 1)) or not np.all(oh.sum(axis=1) == 1):
+        if regression and not np.isfinite(out).all():
+            problems.append(f"{name}: {int((~np.isfinite(out)).sum())} targets are NaN or inf")
+        if not regression and (not np.all((out == 0) | (out == 1)) or not np.all(out.sum(axis=1) == 1)):
             problems.append(f"{name}: labels are not one-hot")
     covered = ds.covered_rows()
     bad_rows = int((~np.isfinite(np.asarray(ds.features[covered]))).any(axis=1).sum()) if covered.size else 0

@@ -19,7 +19,7 @@ from candleflow.config import LabelConfig
 from candleflow.config.intervals import interval_ns
 from candleflow.data.candles import Candles
 from candleflow.dataset.features import ewm_volatility
-from candleflow.errors import DataError
+from candleflow.errors import ConfigError, DataError
 
 SHORT, HOLD, LONG = 0, 1, 2
 CLASS_NAMES = ("SHORT", "HOLD", "LONG")
@@ -450,14 +450,28 @@ def make_labels(candles: Candles, cfg: LabelConfig | None = None, fine: Candles 
     return labels, changed
 
 
+MIN_SHUFFLE_BLOCKS = 3  # labels.shuffle_blocks must cut the labels into at least this many blocks
+
+
 def shuffled_in_blocks(y: np.ndarray, block: int, seed: int = 0) -> np.ndarray:
     """`y` with its blocks of `block` consecutive labelled bars in a seeded random order (the control
     `labels.shuffle_blocks`: the labels keep their distribution and local autocorrelation but
-    lose any link to the bars they sit on)."""
+    lose any link to the bars they sit on). Fewer than MIN_SHUFFLE_BLOCKS blocks is a ConfigError:
+    a permutation of one or two blocks is often the identity, and the control would then keep
+    the real labels and report the real edge; a permutation that comes out as the identity is
+    rotated by one block, so no block stays where it was."""
     out = y.copy()
     at = np.flatnonzero(has_label(y))  # bars without a label keep none (their t1 is -1)
     starts = np.arange(0, at.size, block)
+    if starts.size < MIN_SHUFFLE_BLOCKS:
+        raise ConfigError(
+            f"labels.shuffle_blocks={block}: the {at.size:,} labelled bars make {starts.size} block(s); the control "
+            f"needs at least {MIN_SHUFFLE_BLOCKS} (a shuffle of fewer can leave the labels where they are); use at "
+            f"most {max(at.size // MIN_SHUFFLE_BLOCKS, 1):,}"
+        )
     order = np.random.default_rng(seed).permutation(starts.size)
+    if np.array_equal(order, np.arange(starts.size)):
+        order = np.roll(order, 1)
     if at.size:
         out[at] = np.concatenate([y[at[starts[k] : starts[k] + block]] for k in order])
     return out

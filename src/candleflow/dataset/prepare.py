@@ -103,12 +103,24 @@ class PreparedData:
             "labels": self.labels.counts(),
             "label_kind": self.config.labels.kind,
             "labels_changed_by_finer_candles": self.fine_changed,
-            "barriers": barrier_costs(self.candles, self.config),
+            **({} if self.labels.regression else {"barriers": barrier_costs(self.candles, self.config)}),
             "cache": self.cache,
             "split": parts,
             "feature_mb": round(self.features.values.nbytes / 2**20, 2),
             "materialised_windows_mb": round(self.dataset.materialised_nbytes() / 2**20, 1),
         }
+
+
+def _longest_warmup(cfg: RunConfig) -> str:
+    """' (rsi(5000): 5,000 bars)': the feature whose warm-up is the longest, for the too-short line."""
+    from candleflow.dataset.features import resolve_feature
+
+    bars: dict[str, int] = {}
+    for feature in cfg.features.names:
+        spec, params = resolve_feature(feature)
+        bars[feature] = int(spec.warmup(cfg.features, *params))
+    longest = max(bars, key=lambda k: bars[k], default="")
+    return f" ({longest}: {bars[longest]:,} bars)" if longest and bars[longest] > 0 else ""
 
 
 def _target_summary(y: np.ndarray) -> dict[str, float]:
@@ -153,7 +165,8 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
     t0 = time.perf_counter()
     candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
     log.info("candles: %s %s, %s", candles.symbol, candles.interval, report.summary())
-    _warn_if_barriers_cannot_pay(candles, cfg)
+    if not cfg.labels.regression:  # a regression target has no take-profit to pay the round trip
+        _warn_if_barriers_cannot_pay(candles, cfg)
     if cache is None and cfg.dataset.cache_dir:
         cache = DatasetCache(Path(cfg.dataset.cache_dir), max_bytes=cfg.cache.max_bytes)
     others = load_assets(cfg) if cfg.features.assets else None
@@ -196,9 +209,12 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
         labels.context,
     )
     if len(dataset) == 0:
+        longest = int((candles.segments[:, 1] - candles.segments[:, 0]).max()) if len(candles.segments) else 0
         raise DataError(
             f"no complete {cfg.dataset.window}-bar window with a label: {len(candles)} rows in "
-            f"{len(candles.segments)} segments are too short"
+            f"{len(candles.segments)} segments (the longest {longest:,} bars) are too short for the features' "
+            f"warm-up of {features.warmup:,} bars{_longest_warmup(cfg)}, a window of {cfg.dataset.window} and "
+            f"a label's horizon of {cfg.labels.horizon}"
         )
     split = chronological_split(
         dataset.ends, labels.t1, cfg.dataset.val_fraction, cfg.dataset.test_fraction, cfg.dataset.embargo
