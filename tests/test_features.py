@@ -584,5 +584,7 @@ def test_a_period_longer_than_the_data_names_the_feature(tiny_config):
     from candleflow.dataset.prepare import prepare
     from candleflow.errors import DataError
 
-    with pytest.raises(DataError, match=r"too short for the features' warm-up of 5,000 bars \(rsi\(5000\): 5,000 bars\)"):
+    with pytest.raises(
+        DataError, match=r"too short for the features' warm-up of 5,000 bars \(rsi\(5000\): 5,000 bars\)"
+    ):
         prepare(tiny_config("features.names=[log_return, rsi(5000)]", "source.n_bars=1000"))

@@ -361,20 +361,24 @@ def export(
 ) -> None:
     """Export a run's model (or a model file) for serving, with a serving.json beside it. A run
     exports as a serving bundle: `candleflow predict BUNDLE` applies it to candles."""
-    from candleflow.models.export import export_model
-    from candleflow.models.loading import load_model_file
-    from candleflow.runs.bundle import export_bundle
-
     setup_logging(log_file=log_file_for(None, "export"))
     from candleflow.fs.guard import local_path
 
     dest = None if out is None else local_path(out)
     path = Path(model)
     if path.is_file():
+        from candleflow.models.export import export_model  # Keras: only once the input is known to exist
+        from candleflow.models.loading import load_model_file
+
         loaded = load_model_file(path, allow_legacy_h5)
         target = export_model(loaded, dest or path.with_suffix(""), fmt, {"source": str(path)})
         console.print(f"exported {fmt} to {target} (see serving.json)")
         return
+    from candleflow.runs.registry import resolve_run
+
+    resolve_run(model, runs_dir)  # a run that is not there: one line before Keras loads
+    from candleflow.runs.bundle import export_bundle
+
     target, used = export_bundle(model, dest, fmt, runs_dir)
     console.print(
         f"exported {used} to {target}: a serving bundle (see serving.json); "

@@ -262,14 +262,29 @@ def learning_rate(cfg: RunConfig) -> float:
     return family(cfg.model.kind).learning_rate if cfg.task == "classify" else 1e-3
 
 
+def _network(name: str) -> Callable[..., Any]:
+    """networks.<name>, imported when a network is built: registering the families (which every
+    `models list`, `models show` and tabular run does) must not import Keras and its backend."""
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        from candleflow.models import networks
+
+        return getattr(networks, name)(*args, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    return build
+
+
 def _builtin() -> None:
     """Register candleflow's own families once (lazily: importing this module stays light)."""
     if "lstm" in _FAMILIES:
         return
     from candleflow.models import tabular
-    from candleflow.models.networks import build_cnn, build_gpt, build_lstm, build_mlp
 
     BOTH = ("classify", "regress")
+    build_lstm, build_gpt, build_mlp, build_cnn = (
+        _network(n) for n in ("build_lstm", "build_gpt", "build_mlp", "build_cnn")
+    )
 
     for fam in (
         # the LSTM's rate from the walk-forward study (docs/benchmarks.md)
