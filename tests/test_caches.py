@@ -285,3 +285,33 @@ def test_a_marked_cache_evicts_only_what_its_ledger_records(binance_dir, tmp_pat
     assert copied.is_file() and Path(f"{copied}.CHECKSUM").is_file()
     assert not (cache / H1 / "BTCUSDT-1h-2024-01.zip").exists()
     assert (cache / LEDGER).read_text() == ""  # what was removed is forgotten
+
+
+def test_eviction_keeps_a_users_file_inside_an_entry_and_a_user_folder_is_not_made_a_cache(tmp_path, caplog):
+    """Issue 42: `cache prune` removed a user's file placed inside an entry candleflow wrote (the
+    entry went with rmtree), and naming a user's folder as dataset.cache_dir wrote candleflow's
+    marker and ledger into it. An entry loses only its own files; a folder with files of someone
+    else's is refused as a cache in one line."""
+    import logging
+
+    from candleflow.errors import CacheError
+
+    root = tmp_path / "prepared"
+    cache = DatasetCache(root)
+    keys = [cache_key(f"fp{i}", {"i": i}) for i in range(2)]
+    for i, key in enumerate(keys):
+        cache.save(key, _arrays(1000, i), {"i": i})
+    (root / keys[0] / "my-notes.txt").write_text("mine")
+    with caplog.at_level(logging.WARNING, logger="candleflow"):
+        gone = evict("prepared", root, 0)
+    assert len(gone) == 2 and not (root / keys[1]).exists()
+    assert sorted(p.name for p in (root / keys[0]).iterdir()) == ["my-notes.txt"]
+    assert (root / keys[0] / "my-notes.txt").read_text() == "mine" and "candleflow did not write" in caplog.text
+
+    mine = tmp_path / "my-project"
+    mine.mkdir()
+    (mine / "data.csv").write_text("x")
+    with pytest.raises(CacheError, match=r"my-project: a folder with files candleflow did not write \(no "):
+        DatasetCache(mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["data.csv"]  # no marker, no ledger
+    DatasetCache(tmp_path / "new-cache")  # a new folder (or an empty one) is fine

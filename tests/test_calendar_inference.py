@@ -117,3 +117,24 @@ def test_suspected_splits_by_hand():
     high, low = np.maximum(open_, close) * 1.01, np.minimum(open_, close) * 0.99
     assert suspected_splits(open_, high, low, close) == [(3, 0.5)]
     assert [split_name(r) for r in (0.5, 2 / 3, 2.0, 1 / 10)] == ["2:1", "3:2", "1:2", "10:1"]
+
+
+@pytest.mark.parametrize("cell", ["0", "", "n/a", "-3.1"])
+def test_a_damaged_adjusted_close_is_a_bad_row_not_a_fake_jump(tmp_path, cell):
+    """Issue 42: one damaged Adj Close cell left its bar unadjusted: a fake +10% / -13% round trip
+    that passed validation. It is an error naming the line, or the row dropped and counted."""
+    pytest.importorskip("exchange_calendars")
+    lines = AAPL.read_text().splitlines()
+    fields = lines[200].split(",")
+    lines[200] = ",".join([*fields[:-1], cell])
+    path = tmp_path / "AAPL-1d.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        ValidationError, match=r"AAPL-1d.csv line 201: the adjusted close is .*expected a positive number"
+    ):
+        load_candles(FilesSource(paths=[str(path)]))
+    candles, rep = load_candles(FilesSource(paths=[str(path)]), ValidationPolicy(nonfinite="drop"))
+    assert rep.dropped_rows.get("nonfinite") == 1
+    r = np.abs(np.diff(np.log(candles.close)))
+    clean, _ = load_candles(FilesSource(paths=[str(AAPL)]))
+    assert r.max() <= np.abs(np.diff(np.log(clean.close))).max() + 1e-9  # no new jump

@@ -180,6 +180,21 @@ def test_every_failing_command_ends_its_log_file_with_the_error(tmp_path):
         log.unlink()
 
 
+def test_models_list_prints_a_runs_tags_as_text(tiny_run, tmp_path):
+    """Issue 42: terminal control bytes and rich markup in a run folder's tags (an ESC[2J clears
+    the screen) are printed escaped, as text; a tag list that is not a list is not a traceback."""
+    import shutil
+
+    cwd, _ = tiny_run
+    for name, tags in (("esc", ["\x1b[2J\x1b[31mred", "[bold]markup[/bold]"]), ("odd", {"a": 1})):
+        shutil.copytree(cwd / "runs" / "tiny", tmp_path / "runs" / name)
+        meta = json.loads((tmp_path / "runs" / name / "metadata.json").read_text())
+        meta["tags"] = tags
+        (tmp_path / "runs" / name / "metadata.json").write_text(json.dumps(meta))
+    out = cli("models", "list", cwd=tmp_path).stdout
+    assert "\x1b" not in out and "\\x1b[2J" in out and "[bold]markup[/bold]" in out
+
+
 def test_what_a_finished_run_is_not(tiny_run, tmp_path):
     """A complete run is not resumed; a metrics.json edited into another shape is named, not a
     KeyError."""

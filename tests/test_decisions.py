@@ -194,9 +194,46 @@ def test_refit_trains_the_production_model_on_every_window_and_predict_uses_it(t
             b.column("open_time").to_numpy(), candles.open_time[z["val_ends"]].astype("datetime64[ns]")
         )
         np.testing.assert_allclose(b.column("prob_long").to_numpy()[rows], z["val_probs"][:, 2], rtol=1e-5, atol=1e-6)
+    _refit_file_is_what_is_hashed_and_its_shapes_are_checked(result.run_dir, kind)
     (result.run_dir / refit["model_file"]["name"]).write_bytes(b"tampered")
     with pytest.raises(RegistryError, match="does not match the sha256"):
         Predictor.from_run(result.run_dir)
+
+
+def _refit_file_is_what_is_hashed_and_its_shapes_are_checked(run_dir, kind):
+    """Issue 42: metadata.json naming a decoy file (with the decoy's digest) is refused, since the
+    family loads refit/<its own file>; another model's file with its digest recorded is refused
+    on its input shape, as the validated model is."""
+    import json
+    import shutil
+
+    from candleflow.errors import RegistryError
+    from candleflow.fs.digest import sha256_file
+    from candleflow.runs.registry import load_model
+
+    meta_path = run_dir / "metadata.json"
+    original = meta_path.read_text()
+    meta = json.loads(original)
+    real = run_dir / meta["refit"]["model_file"]["name"]
+    decoy = real.with_name("decoy" + real.suffix)
+    shutil.copy(real, decoy)
+    meta["refit"]["model_file"] = {"name": f"refit/{decoy.name}", "sha256": sha256_file(decoy)}
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(RegistryError, match=rf"refit model file is 'refit/{decoy.name}'; a {kind} run's is 'refit/"):
+        load_model(run_dir)
+    decoy.unlink()
+    if kind == "mlp":
+        from candleflow.models.backend import keras
+
+        saved = real.read_bytes()
+        other = keras.Sequential([keras.Input((5, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
+        other.save(real)
+        meta["refit"]["model_file"] = {"name": f"refit/{real.name}", "sha256": sha256_file(real)}
+        meta_path.write_text(json.dumps(meta))
+        with pytest.raises(RegistryError, match=r"refit: model input shape \(5, 3\) does not match the run's metadata"):
+            load_model(run_dir)
+        real.write_bytes(saved)
+    meta_path.write_text(original)
 
 
 def _history(run_dir):

@@ -588,3 +588,19 @@ def test_a_period_longer_than_the_data_names_the_feature(tiny_config):
         DataError, match=r"too short for the features' warm-up of 5,000 bars \(rsi\(5000\): 5,000 bars\)"
     ):
         prepare(tiny_config("features.names=[log_return, rsi(5000)]", "source.n_bars=1000"))
+
+
+def test_weekly_timeframe_weeks_start_on_monday():
+    """Issue 42: `features.timeframes: [1w]` cut weeks from the epoch (Thursday to Wednesday);
+    weeks start on Monday 00:00 UTC, as Binance's weekly klines and the exchanges' weeks do. A
+    1h bar sees a new weekly bar when its close reaches Monday 00:00: the bar opening Sunday 23:00."""
+    c, _ = load_candles(SyntheticSource(n_bars=24 * 7 * 6))
+    f = compute_features(c, FeatureConfig(names=["log_return"], timeframes=["1w"]))
+    weekly = f.values[:, 1]
+    ok = np.isfinite(weekly)
+    changes = np.flatnonzero(ok[1:] & ok[:-1] & (weekly[1:] != weekly[:-1])) + 1
+    assert changes.size >= 3
+    opened = c.open_time[changes].astype("datetime64[ns]")
+    days = (opened.astype("datetime64[D]").view("int64") - 4) % 7  # 0 = Monday
+    hours = (opened - opened.astype("datetime64[D]")).astype("timedelta64[h]").astype(int)
+    assert set(days.tolist()) == {6} and set(hours.tolist()) == {23}  # Sunday 23:00 UTC

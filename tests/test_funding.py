@@ -141,3 +141,33 @@ def test_a_run_charges_funding_from_the_files_it_names(tiny_config, tmp_path):
     assert 1 + hold_b["total_return"] == pytest.approx(
         (1 + hold_a["total_return"]) * (1 - 0.0003) ** fundings, rel=1e-3
     )
+
+
+def test_funding_files_that_charge_nothing_say_so(tmp_path, caplog):
+    """Issue 42: a funding file with only a header, one whose times never meet the candles, and one
+    that covers part of them: each says what was not charged (a note in the backtest, a warning)."""
+    import logging
+
+    from candleflow.config import load_config
+    from candleflow.data.load import load_candles
+    from candleflow.evaluation.funding import funding_for
+
+    cfg0 = load_config(None, ["source.n_bars=200"])
+    candles, _ = load_candles(cfg0.source, cfg0.validation)
+    start = int(candles.open_time[0]) // 10**6
+    cases = {
+        "header": ([], "the files hold no funding rate (a header only?); no funding charged"),
+        "elsewhere": ([(JAN + k * H8, 0.0001) for k in range(1, 10)], "none within the candles'"),
+        "part": ([(start + k * H8, 0.0001) for k in range(1, 5)], "bars of the candles'"),
+    }
+    for name, (rows, said) in cases.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text(funding_csv(rows))
+        cfg = load_config(None, ["source.n_bars=200", f"backtest.funding_paths=[{path}]"])
+        with caplog.at_level(logging.WARNING, logger="candleflow"):
+            per_bar, notes = funding_for(cfg, candles)
+        assert any(said in n for n in notes), (name, notes)
+        assert said in caplog.text
+        assert (per_bar != 0).sum() == (4 if name == "part" else 0)
+    with pytest.raises(ConfigError, match=r"backtest.min_order 500 is above backtest.capital 100: no order"):
+        load_config(None, ["backtest.capital=100", "backtest.min_order=500"])

@@ -12,14 +12,12 @@ from typer.testing import CliRunner
 @pytest.mark.extended
 def test_a_run_is_tagged_listed_by_tag_and_logged_to_mlflow(tiny_config, tmp_path, monkeypatch):
     pytest.importorskip("mlflow")  # the test extra installs it (mlflow-skinny)
-    # MLflow 3 keeps its plain-file store behind an opt-in (its database stores need SQLAlchemy)
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     from mlflow.tracking import MlflowClient
 
     import candleflow as cf
     from candleflow.cli import app
 
-    store = f"file:{tmp_path / 'mlruns'}"
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"  # the documented store: MLflow 3 wants a database
     cfg = tiny_config(
         "output.name=tagged",
         "output.tags=[baseline,btc]",
@@ -65,11 +63,26 @@ def test_tracking_off_by_default_and_a_failing_server_only_warns(tiny_config, ca
         "val.rows.1.x": 2.0,
     }
     pytest.importorskip("mlflow")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's own retries would take minutes
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    down = tiny_config("output.tracking_uri=http://127.0.0.1:9")  # nothing listens on port 9
+    # nothing listens on port 9: one health check, not MLflow's minutes of retries (none configured here)
+    down = tiny_config("output.tracking_uri=http://127.0.0.1:9")
     import logging
 
     with caplog.at_level(logging.WARNING, logger="candleflow"):
         assert track(down, "x", {"a": 1.0}, []) is None
     assert "MLflow tracking at http://127.0.0.1:9 failed" in caplog.text and "the run folder is complete" in caplog.text
+
+
+def test_a_tracking_uri_is_checked_when_the_config_loads(tiny_config, monkeypatch):
+    """Issue 42: any string was accepted as a URI, and the documented file:./mlruns failed with the
+    MLflow the tracking extra installs; both are one line at config load."""
+    from candleflow.errors import ConfigError
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(ConfigError, match="output.tracking_uri.*expected an MLflow tracking URI"):
+        tiny_config("output.tracking_uri=not a uri")
+    with pytest.raises(ConfigError, match="MLflow 3 refuses its plain-file store; use sqlite:///mlflow.db"):
+        tiny_config("output.tracking_uri=file:./mlruns")
+    for uri in ("sqlite:///mlflow.db", "http://localhost:5000", "https://mlflow.example.org/", "databricks"):
+        assert tiny_config(f"output.tracking_uri={uri}").output.tracking_uri == uri
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    assert tiny_config("output.tracking_uri=file:./mlruns").output.tracking_uri == "file:./mlruns"

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 app = typer.Typer(
     add_completion=False,
@@ -42,6 +43,18 @@ RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="folder holding run fo
 
 class CommandLog(logging.FileHandler):
     """The log file of one command; a later command in the same process replaces it."""
+
+
+def printable(text: Any) -> str:
+    """`text` with every control character shown escaped (`\\x1b`, `\\n`): a value from a run folder
+    or a file (a tag, a ticker, a note) cannot move the cursor, clear the screen or recolour the
+    terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def plain(text: Any) -> Text:
+    """A table cell or line from data: printable, and never read as rich markup (`[red]`)."""
+    return Text(printable(text))
 
 
 def use_backend(cfg: Any, family: str | None = None) -> str:

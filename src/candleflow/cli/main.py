@@ -16,14 +16,14 @@ import candleflow.cli.cache  # noqa: F401
 import candleflow.cli.models  # noqa: F401
 
 # isort: on
-from candleflow.cli.common import app, console, err_console, log_error
+from candleflow.cli.common import app, console, err_console, log_error, printable
 from candleflow.errors import CandleflowError
 
 
 def _fail(text: str, limit: int = 800) -> None:
     """One error line: control characters shown escaped (a hostile file's bytes cannot move the
     cursor or clear the screen), at most `limit` characters."""
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    shown = printable(text)
     shown = shown if len(shown) <= limit else shown[: limit - 3] + "..."
     log_error(shown)
     err_console.print(f"error: {shown}", markup=False, highlight=False, soft_wrap=True)

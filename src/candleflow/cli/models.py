@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from candleflow.cli.common import RunsOpt, console, models_app
+from candleflow.cli.common import RunsOpt, console, models_app, plain, printable
 from candleflow.cli.present import metrics_table, reward_table
 from candleflow.errors import RegistryError
 from candleflow.runs.folder import RunFolder
@@ -26,7 +26,7 @@ def models_list(
 
     runs = list_runs(runs_dir)
     if tag:
-        runs = [m for m in runs if "damaged" in m or set(tag) <= set(m.get("tags") or [])]
+        runs = [m for m in runs if "damaged" in m or set(tag) <= set(_tags(m))]
     if not runs:
         wanted = f" tagged {', '.join(tag)}" if tag else ""
         console.print(f"no runs{wanted} in {runs_dir}/ yet; start one with `candleflow run`")
@@ -42,12 +42,12 @@ def models_list(
             row, m["damaged"] = None, f"{Path(m['path']).name}/metadata.json: unexpected content"
         if row is None:
             damaged.append(m["damaged"])
-            t.add_row(Path(m["path"]).name, "damaged", *["-"] * 6, style="red")
+            t.add_row(plain(Path(m["path"]).name), "damaged", *["-"] * 6, style="red")
         else:
-            t.add_row(*row)
+            t.add_row(*(plain(cell) for cell in row))
     console.print(t)
     for line in damaged:
-        console.print(f"damaged: {line}", highlight=False)
+        console.print(f"damaged: {printable(line)}", highlight=False, markup=False)
 
 
 def _run_row(m: dict) -> list[str]:
@@ -69,8 +69,14 @@ def _run_row(m: dict) -> list[str]:
         f"{m.get('parameters', 0):,}",
         score,
         edge,
-        ", ".join(m.get("tags") or []),
+        ", ".join(_tags(m)),
     ]
+
+
+def _tags(meta: dict) -> list[str]:
+    """A run's tags as strings (an edited metadata.json may hold anything there)."""
+    tags = meta.get("tags")
+    return [str(t) for t in tags] if isinstance(tags, list) else ([] if tags is None else [str(tags)])
 
 
 @models_app.command("show")
@@ -97,7 +103,7 @@ def models_show(
         "seconds",
         "versions",
     ):
-        console.print(f"  {key}: {meta.get(key)}")
+        console.print(f"  {key}: {printable(meta.get(key))}", markup=False, highlight=False)
     for part, m in metrics.items():
         try:
             if meta.get("layout") == "reward":

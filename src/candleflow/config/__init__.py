@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -836,6 +838,15 @@ class BacktestConfig(_Section):
         1, ge=1, description="panel runs: the cross-sectional backtest is long the top k and short the bottom k tickers"
     )
 
+    @model_validator(mode="after")
+    def _capital_can_place_an_order(self) -> BacktestConfig:
+        if self.min_order > self.capital:
+            raise ValueError(
+                f"backtest.min_order {self.min_order:g} is above backtest.capital {self.capital:g}: no order could "
+                "ever be placed (every backtest would trade nothing); lower min_order or raise capital"
+            )
+        return self
+
 
 Range = tuple[float, float]
 
@@ -884,6 +895,12 @@ class RewardConfig(_Section):
         return self
 
 
+TRACKING_URI = re.compile(
+    r"(sqlite:///\S+|https?://[A-Za-z0-9.\-\[\]:]+(/\S*)?|(postgresql|mysql|mssql)(\+\w+)?://\S+|databricks(://\S*)?"
+    r"|file:\S+)"
+)
+
+
 class OutputConfig(_Section):
     """Where run folders and log files go."""
 
@@ -907,10 +924,28 @@ class OutputConfig(_Section):
     )
     tracking_uri: str | None = Field(
         None,
-        description="MLflow tracking URI (e.g. file:./mlruns or http://host:5000): log each run's params, metrics "
-        "and files there as well (the tracking extra); null: off",
+        description="MLflow tracking URI (e.g. sqlite:///mlflow.db or http://host:5000): log each run's params, "
+        "metrics and files there as well (the tracking extra); file: stores only with MLFLOW_ALLOW_FILE_STORE=true "
+        "(MLflow 3 wants a database); null: off",
     )
     tracking_experiment: str = Field("candleflow", description="MLflow experiment the runs are logged under")
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _tracking_uri(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not TRACKING_URI.fullmatch(v):
+            raise ValueError(
+                "expected an MLflow tracking URI: sqlite:///PATH, http(s)://HOST[:PORT], postgresql:// or mysql:// "
+                "URLs, databricks, or file:PATH"
+            )
+        if v.startswith("file:") and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+            raise ValueError(
+                "MLflow 3 refuses its plain-file store; use sqlite:///mlflow.db (the tracking extra installs what it "
+                "needs), or set MLFLOW_ALLOW_FILE_STORE=true to keep the file store"
+            )
+        return v
 
 
 class CacheConfig(_Section):

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from candleflow.config import (
     BinanceSource,
     CacheConfig,
@@ -20,6 +22,7 @@ from candleflow.data.candles import Candles
 from candleflow.data.sources.files import read_files
 from candleflow.data.sources.synthetic import generate_synthetic
 from candleflow.data.validate import ValidationReport, validate_candles
+from candleflow.errors import ValidationError
 
 log = logging.getLogger("candleflow")
 
@@ -40,6 +43,7 @@ def _files(cfg: FilesSource, policy: ValidationPolicy, cache: CacheConfig) -> tu
     adjusted = ""
     if ADJ_CLOSE in raw.columns:
         if cfg.adjust == "auto":
+            _damaged_adjusted_closes(raw, policy)
             raw.columns, changed = back_adjust(raw.columns)
             adjusted = f"back-adjusted by the adjusted close (source.adjust: auto): {changed:,} rows scaled"
             log.info("%s: %s", cfg.paths[0], adjusted)
@@ -56,6 +60,29 @@ def _files(cfg: FilesSource, policy: ValidationPolicy, cache: CacheConfig) -> tu
     report.calendar_reason = reason
     report.adjusted = adjusted or report.adjusted
     return candles, report
+
+
+def _damaged_adjusted_closes(raw: Any, policy: ValidationPolicy) -> None:
+    """An adjusted close that is empty, `n/a`, 0 or negative cannot scale its bar: left unadjusted,
+    the bar would be a fake jump and its return (a +10% / -13% round trip) that passes every other
+    check. Such a row is a bad row: an error naming the file and line (validation.nonfinite=error),
+    or its prices made NaN so that the nonfinite check drops it and counts it (nonfinite=drop)."""
+    adj = np.asarray(raw.columns[ADJ_CLOSE], dtype=np.float64)
+    bad = ~(np.isfinite(adj) & (adj > 0))
+    if not bad.any():
+        return
+    if policy.nonfinite == "error":
+        i = int(np.argmax(bad))
+        raise ValidationError(
+            f"{raw.locate(i)}: the adjusted close is {adj[i]}; expected a positive number to adjust the bar by "
+            f"({int(bad.sum())} such rows; validation.nonfinite=error; 'drop' removes them, source.adjust: none "
+            "keeps the prices as written)"
+        )
+    for name in ("open", "high", "low", "close"):
+        raw.columns[name] = np.where(bad, np.nan, np.asarray(raw.columns[name], dtype=np.float64))
+    log.warning(
+        "%s: %d rows with a damaged adjusted close dropped (validation.nonfinite=drop)", raw.source, int(bad.sum())
+    )
 
 
 def _binance(cfg: BinanceSource, policy: ValidationPolicy, cache: CacheConfig) -> tuple[Candles, ValidationReport]:

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from candleflow._version import __version__
-from candleflow.errors import DataError
+from candleflow.errors import CacheError, DataError
 from candleflow.fs.atomic import as_created
-from candleflow.fs.caches import evict, owns, record, remember, touch
+from candleflow.fs.caches import MARKER, evict, marker_kind, owns, record, remember, touch
 from candleflow.fs.digest import sha256_file
 
 log = logging.getLogger("candleflow")
@@ -52,6 +52,13 @@ class DatasetCache:
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser()
+        if self.root.is_file():
+            raise CacheError(f"dataset.cache_dir {self.root}: a file, not a folder")
+        if self.root.is_dir() and marker_kind(self.root) is None and any(self.root.iterdir()):
+            raise CacheError(
+                f"dataset.cache_dir {self.root}: a folder with files candleflow did not write (no {MARKER} marker); "
+                "name a new or empty folder for the prepared cache, so that nothing of yours sits beside its entries"
+            )
 
     def load(self, key: str) -> dict[str, Any] | None:
         """The entry's arrays (memory-mapped, read-only) and meta, or None (a miss). A damaged or

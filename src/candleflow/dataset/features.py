@@ -446,17 +446,23 @@ def _ratio(tf: str, step: int, candles: Candles) -> int:
     return coarse // step
 
 
+WEEK_NS = 7 * 86_400 * 10**9
+WEEK_ORIGIN_NS = 4 * 86_400 * 10**9  # 1970-01-05, a Monday (the epoch, 1970-01-01, was a Thursday)
+
+
 def _coarse(seg: dict, cfg: FeatureConfig, resolved: list, coarse: int, step: int, warmup: int) -> np.ndarray:
-    """The features of one segment's bars resampled to `coarse` ns (UTC-aligned buckets: open the
+    """The features of one segment's bars resampled to `coarse` ns (UTC-aligned buckets, weeks from
+    Monday 00:00 UTC as Binance's and the exchanges' weekly bars: open the
     first, high the max, low the min, close the last, volumes summed), each fine bar given the
     latest coarse bar that closed by its own close (the bucket that ends at or before it), so a
     bar sees only coarse bars made of bars <= itself; NaN before the first such bar."""
     t = seg["open_time"]
-    bucket = t // coarse
+    origin = WEEK_ORIGIN_NS if coarse % WEEK_NS == 0 else 0  # weeks start on Monday, as exchanges' do
+    bucket = (t - origin) // coarse
     first = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])  # each bucket's first fine row
     last = np.r_[first[1:] - 1, t.size - 1]
     agg: dict[str, np.ndarray] = {
-        "open_time": bucket[first] * coarse,
+        "open_time": bucket[first] * coarse + origin,
         "open": seg["open"][first],
         "high": np.maximum.reduceat(seg["high"], first),
         "low": np.minimum.reduceat(seg["low"], first),

@@ -4,6 +4,7 @@ for spot, stocks and synthetic markets or with `funding: off`."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from candleflow.config.intervals import interval_ns
 from candleflow.data.candles import Candles
+
+log = logging.getLogger("candleflow")
 
 
 def funding_for(cfg: Any, candles: Candles) -> tuple[np.ndarray | None, list[str]]:
@@ -32,7 +35,43 @@ def funding_for(cfg: Any, candles: Candles) -> tuple[np.ndarray | None, list[str
     else:
         return None, []
     per_bar = funding_per_bar(candles.open_time, interval_ns(candles.interval), times, rates)
+    if bt.funding_paths:
+        notes += coverage_notes(candles, times)
+    for note in notes:
+        log.warning("backtest funding: %s", note)
     return per_bar, notes
 
 
-__all__ = ["funding_for"]
+FUNDING_PERIOD_NS = 8 * 3_600 * 10**9  # Binance funds futures every 8 hours
+
+
+def coverage_notes(candles: Candles, times: np.ndarray) -> list[str]:
+    """What the funding files leave uncharged, in words: no rate at all, none within the candles'
+    period, or a period they do not cover (a gap of more than one funding interval at either end)."""
+    first, last = int(candles.open_time[0]), int(candles.open_time[-1]) + interval_ns(candles.interval)
+    when = f"the candles' {_day(first)} .. {_day(last)}"
+    if not times.size:
+        return ["backtest.funding_paths: the files hold no funding rate (a header only?); no funding charged"]
+    inside = (times > first) & (times <= last)
+    if not inside.any():
+        return [
+            f"backtest.funding_paths: {times.size:,} fundings from {_day(times[0])} to {_day(times[-1])}, none within "
+            f"{when}; no funding charged"
+        ]
+    notes = []
+    if int(times[inside][0]) - first > FUNDING_PERIOD_NS:
+        notes.append(
+            f"backtest.funding_paths: the first funding is {_day(times[inside][0])}; bars of {when} before it were charged none"
+        )
+    if last - int(times[inside][-1]) > FUNDING_PERIOD_NS:
+        notes.append(
+            f"backtest.funding_paths: the last funding is {_day(times[inside][-1])}; bars of {when} after it were charged none"
+        )
+    return notes
+
+
+def _day(ns: int | np.integer) -> str:
+    return str(np.datetime64(int(ns), "ns"))[:16].replace("T", " ")
+
+
+__all__ = ["coverage_notes", "funding_for"]

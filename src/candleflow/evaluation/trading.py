@@ -91,17 +91,29 @@ def trading_evaluation(
         "legs": legs_table,
         "costs": costs,
         "days": round(days, 1),
-        "note": (
-            f"the period spans {days:.0f} days: annualised figures (Sharpe, annual return) from so short a "
-            "period are unreliable"
-            if days < SHORT_PERIOD_DAYS
-            else ""
-        ),
+        "note": "; ".join(_notes(days, results["model"], n_signals, bt.min_order, funding_notes)),
         "trades": trade_list(candles, results["model"], ends, model_sides),
         "reliability": reliability(y_true, probs),
         "coverage": coverage(y_true, probs, confidence_thresholds(probs), masked_return),
     }
     return out, results
+
+
+def _notes(days: float, model: BacktestResult, signals: int, min_order: float, funding: list[str]) -> list[str]:
+    """What a reader of the backtest must know: a period too short for annual figures, signals
+    not traded because their order was under the exchange's minimum, funding not charged."""
+    out = []
+    if days < SHORT_PERIOD_DAYS:
+        out.append(
+            f"the period spans {days:.0f} days: annualised figures (Sharpe, annual return) from so short a period "
+            "are unreliable"
+        )
+    if model.below_minimum:
+        out.append(
+            f"{model.below_minimum:,} of the model's {signals:,} signals were not traded: their order was under "
+            f"backtest.min_order ({min_order:g}); buy and hold is not held to it"
+        )
+    return out + funding
 
 
 def trade_list(candles: Candles, res: BacktestResult, ends: np.ndarray, sides: np.ndarray) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -62,13 +61,39 @@ class CacheEntry:
         return tuple(Path(p) for p in self.also)
 
     def remove(self) -> None:
-        """Delete the entry; a link is removed, never its target. Callers go through `evict`,
-        which lists only the entries candleflow's ledger records."""
+        """Delete the entry; a link is removed, never its target. A folder entry loses only the
+        files an entry is made of (ENTRY_FILE: meta.json, arrays, candles); a file of anyone else's
+        placed inside it stays, with its folder, and is said. Callers go through `evict`, which
+        lists only the entries candleflow's ledger records."""
         for p in (self.path, *self.companions):
             if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
+                _remove_entry_folder(p)
             else:
                 p.unlink(missing_ok=True)
+
+
+# what a folder entry is made of: its meta, arrays and candles, and atomic_dir's output marker
+ENTRY_FILE = re.compile(r"meta\.json|[a-z0-9_]{1,40}\.npy|candles\.parquet|\.candleflow-output")
+
+
+def _remove_entry_folder(folder: Path) -> None:
+    kept = []
+    for child in folder.iterdir():
+        if ENTRY_FILE.fullmatch(child.name) and child.is_file() and not child.is_symlink():
+            child.unlink(missing_ok=True)
+        else:
+            kept.append(child.name)
+    if kept:
+        log.warning(
+            "%s: kept, with %s inside that candleflow did not write (its own files removed)",
+            folder,
+            ", ".join(sorted(kept)[:5]),
+        )
+        return
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def gb_to_bytes(gb: float | None) -> int | None:

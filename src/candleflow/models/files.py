@@ -9,3 +9,4 @@ HISTORY = "history.csv"
 TENSORBOARD = "tensorboard"
 GBM_MODEL = "model.lightgbm.txt"  # LightGBM's own text format (no pickle)
 LINEAR_MODEL = "model.linear.npz"  # plain arrays
+REFIT_DIR = "refit"  # the production model trained on every labelled window (training.refit)

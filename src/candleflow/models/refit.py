@@ -17,10 +17,9 @@ from candleflow.config import RunConfig
 from candleflow.dataset.sampling import class_weights
 from candleflow.models.backend import keras
 from candleflow.models.families import family
+from candleflow.models.files import REFIT_DIR
 
 log = logging.getLogger("candleflow")
-
-REFIT_DIR = "refit"
 
 
 def best_epochs(history: dict[str, list[float]], monitor: str, epochs_run: int) -> int:

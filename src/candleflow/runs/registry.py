@@ -7,6 +7,7 @@ from typing import Any
 
 from candleflow.errors import ConfigError, RegistryError
 from candleflow.models.families import Family, family, save_network
+from candleflow.models.files import REFIT_DIR
 from candleflow.runs.folder import RunFolder
 
 
@@ -83,20 +84,22 @@ def load_model(
     if which == "refit" and not isinstance(refit, dict):
         raise RegistryError(f"{path}: no refit model (the run was trained without training.refit)")
     if which != "validated" and isinstance(refit, dict):
-        return _load_refit(path, meta, fam, refit)
-    if fam.tabular:
+        model = _load_refit(path, meta, fam, refit)
+        where = f"{path / REFIT_DIR}"
+    elif fam.tabular:
         return fam.load_from(path, _lags(meta))
-    model = fam.load_from(path)
-    if meta.get("layout") == "reward":  # windows, state and action: three inputs, described in metadata
+    else:
+        model, where = fam.load_from(path), str(path)
+    if fam.tabular or meta.get("layout") == "reward":  # reward: windows, state and action (three inputs)
         return model
     got = tuple(model.input_shape[1:])
     want = tuple(meta.get("input_shape", got))
     if got != want:
-        raise RegistryError(f"{path}: model input shape {got} does not match the run's metadata {want}")
+        raise RegistryError(f"{where}: model input shape {got} does not match the run's metadata {want}")
     out = tuple(model.output_shape[1:])
     if "output_shape" in meta and out != tuple(meta["output_shape"]):
         raise RegistryError(
-            f"{path}: model output shape {out} does not match the run's metadata {tuple(meta['output_shape'])}"
+            f"{where}: model output shape {out} does not match the run's metadata {tuple(meta['output_shape'])}"
         )
     if input_shape is not None and tuple(input_shape) != got:
         raise RegistryError(f"{path}: model expects windows of shape {got}, got {tuple(input_shape)}")
@@ -108,13 +111,21 @@ REWARD_NETWORK = Family("reward", "windows", build=lambda *a, **k: None, layouts
 
 
 def _load_refit(path: Path, meta: dict[str, Any], fam: Any, refit: dict[str, Any]):
-    """The refit model, its file checked against the digest metadata.json recorded for it."""
+    """The refit model, from the one file the family loads (`refit/<its model file>`), after that
+    very file's digest matched the one metadata.json recorded for it: a metadata.json naming
+    another file (a decoy with a matching digest) is refused, never a reason to load an unchecked
+    one."""
     from candleflow.fs.digest import sha256_file
 
     recorded = refit.get("model_file") or {}
     name = str(recorded.get("name", ""))
-    file = path / name
-    if not name.startswith("refit/") or ".." in name or not file.is_file():
+    expected = f"{REFIT_DIR}/{fam.model_file}"
+    if name != expected:
+        raise RegistryError(
+            f"{path / RunFolder.METADATA}: its refit model file is {name[:60]!r}; a {fam.name} run's is {expected!r}"
+        )
+    file = path / expected
+    if not file.is_file():
         raise RegistryError(f"{path / RunFolder.METADATA}: its refit model file {name!r} is not in the folder")
     if sha256_file(file) != recorded.get("sha256"):
         raise RegistryError(f"{file}: does not match the sha256 recorded in metadata.json; refusing to use it")

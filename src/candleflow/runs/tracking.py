@@ -45,6 +45,24 @@ def check_tracking(cfg: Any) -> None:
             )
 
 
+REACH_SECONDS = 5.0  # a tracking server that does not answer its health check within this is down
+
+
+def _unreachable(uri: str) -> str:
+    """Why an http(s) tracking server cannot be used ('' when it answers, or for other stores):
+    one health check with a bounded timeout, so a server that is down costs seconds, not the
+    minutes of MLflow's own retries."""
+    if not uri.startswith(("http://", "https://")):
+        return ""
+    import httpx
+
+    try:
+        httpx.get(uri.rstrip("/") + "/health", timeout=REACH_SECONDS)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc or 'no answer'} (within {REACH_SECONDS:g} s)"
+    return ""
+
+
 def track(cfg: Any, name: str, metrics: dict[str, Any], files: list[Path], kind: str = "run") -> str | None:
     """Log one finished run or study to MLflow when `output.tracking_uri` is set; returns the MLflow
     run id (None when tracking is off or failed, with a warning saying why)."""
@@ -56,6 +74,14 @@ def track(cfg: Any, name: str, metrics: dict[str, Any], files: list[Path], kind:
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise ConfigError("output.tracking_uri: MLflow is not installed (pip install 'candleflow[tracking]')") from None
+    unreachable = _unreachable(out.tracking_uri)
+    if unreachable:
+        log.warning(
+            "MLflow tracking at %s failed: %s; the run folder is complete (nothing was logged)",
+            out.tracking_uri,
+            unreachable,
+        )
+        return None
     try:
         client = MlflowClient(tracking_uri=out.tracking_uri)
         experiment = client.get_experiment_by_name(out.tracking_experiment)

@@ -133,6 +133,8 @@ class SeriesStore:
         except (ImportError, ValueError) as exc:  # an unknown protocol, or its package (s3fs, gcsfs) missing
             raise StoreError(f"store {self.url!r}: {str(exc).splitlines()[0]}") from None
         self.root = self.root.rstrip("/")
+        if self.fs.isfile(self.root):  # a store is a folder: an existing file is never written into
+            raise StoreError(f"store {self.url!r}: a file, not a folder; name a folder (new or a candleflow store)")
 
     @classmethod
     def for_config(cls, cfg: Any) -> SeriesStore:

@@ -68,17 +68,21 @@ def tune(
     tc = cfg.tune
     space = space if space is not None else tc.space
     trials = trials or tc.trials
+    from candleflow.models.families import family
+
     for key, spec in space.items():  # every key must be a config key that takes the values searched
         for value in spec.choices or [spec.low, spec.high]:
             try:
-                apply_params(cfg, {key: value})
+                drawn = apply_params(cfg, {key: value})
+                family(drawn.model.kind).check_task(drawn)  # a family that does not exist or cannot learn it
             except ConfigError as exc:
                 raise ConfigError(f"tune space {key!r}: {exc}") from None
     name = name or f"{cfg.model.kind}-{cfg.source.kind}"
     folder = Path(cfg.output.runs_dir) / f"tune-{name}"
     folder.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{(folder / 'study.db').resolve()}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a trial that fails raises here, as one line; Optuna's own "Trial N failed" traceback is not printed
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
         study_name=name,
         storage=storage,
