@@ -138,3 +138,23 @@ def test_a_damaged_adjusted_close_is_a_bad_row_not_a_fake_jump(tmp_path, cell):
     r = np.abs(np.diff(np.log(candles.close)))
     clean, _ = load_candles(FilesSource(paths=[str(AAPL)]))
     assert r.max() <= np.abs(np.diff(np.log(clean.close))).max() + 1e-9  # no new jump
+
+
+def test_a_tuesday_to_saturday_daily_file_is_refused_not_read_as_24_7(tmp_path):
+    """Issue 42: SPY's daily bars dated one day late (Tuesday to Saturday) were read as a 24/7
+    market, which invented 31% of the bars. Weekend bars with whole weekdays missing are neither:
+    one line naming the closest exchange (with the dates one day earlier); 24/7 only when asked."""
+    pytest.importorskip("exchange_calendars")
+    lines = (STOCKS / "SPY-1d.csv").read_text().splitlines()
+    late = [lines[0]] + [
+        ",".join([str(np.datetime64(f.split(",")[0]) + 1), *f.split(",")[1:]]) for f in lines[1:] if f.strip()
+    ]
+    path = tmp_path / "SPY-late.csv"
+    path.write_text("\n".join(late) + "\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"bars on Saturdays but never on Monday or Sunday: .*closest: XNYS with every day one earlier",
+    ):
+        load_candles(FilesSource(paths=[str(path)]))
+    _, rep = load_candles(FilesSource(paths=[str(path)]), ValidationPolicy(calendar="24/7", spikes="allow"))
+    assert rep.filled_bars > 0 and rep.warnings  # asked for: filled, and said

@@ -11,6 +11,7 @@ from candleflow.config import FeatureConfig, SyntheticSource
 from candleflow.data.candles import Candles
 from candleflow.data.load import load_candles
 from candleflow.dataset.features import FEATURES, compute_features
+from candleflow.errors import ConfigError
 
 SESSION = {"session_elapsed", "session_remaining"}  # exchange calendars only: tested on SPY below
 
@@ -348,6 +349,15 @@ def test_another_assets_features_are_aligned_on_time_with_a_missing_bar_policy()
     assert filled[100] == holed[99] and np.isnan(filled[101:103]).all()  # max_stale 1: one bar old at most
     with pytest.raises(ValueError, match="features.assets names repeat"):
         FeatureConfig(assets=[AssetFeatures(name="A", source=_synthetic("X", 1))] * 2)
+    # issue 42: an asset with no bar at the main series' times was "rows ... too short"
+    later = SyntheticSource(symbol="BTC", seed=2, n_bars=500, start="2030-01-01")
+    far, _ = load_candles(later)
+    with pytest.raises(
+        ConfigError, match=r"features.assets 'BTC': none of BTC's 500 bars \(2030-01-01.*meets a bar of"
+    ):
+        compute_features(
+            eth, FeatureConfig(names=["log_return"], assets=[AssetFeatures(name="BTC", source=later)]), {"BTC": far}
+        )
 
 
 @settings(max_examples=10, deadline=None)

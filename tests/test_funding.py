@@ -69,6 +69,10 @@ def test_read_a_funding_file_and_its_errors(tmp_path):
         "order": (funding_csv([(JAN + H8, 0.0001), (JAN, 0.0001)]), r"line 3: calc_time .* is not after the row"),
         "unit": (funding_csv([(JAN // 1000, 0.0001)]), r"line 2: calc_time .*; expected epoch milliseconds"),
         "empty": ("calc_time,funding_interval_hours,last_funding_rate\n1704067200000,8,\n", r"line 2: empty last_fund"),
+        "nan": (  # issue 42: a 'nan' cell was called empty
+            "calc_time,funding_interval_hours,last_funding_rate\n1704067200000,8,nan\n",
+            r"line 2: last_funding_rate is 'nan'; expected a number",
+        ),
     }
     for name, (text, message) in cases.items():
         bad = tmp_path / f"{name}.csv"

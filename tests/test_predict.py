@@ -78,6 +78,12 @@ def test_every_complete_window_gets_a_row_and_latest_is_the_last(lstm_run):
     assert table.num_rows == len(candles) - (cfg.dataset.window - 1) - 48  # 48: the features' warm-up
     window = p.predict(candles, start="2021-04-01", end="2021-04-02")
     assert window.num_rows == 25 and str(window.column("open_time")[0].as_py())[:10] == "2021-04-01"
+    # issue 42: --latest scores only the newest window (it scored them all, then kept one)
+    newest = p.predict(candles, latest=True)
+    assert newest.num_rows == 1 and newest.column("open_time").to_numpy()[0] == last
+    np.testing.assert_allclose(
+        newest.column("prob_long").to_numpy(), table.column("prob_long").to_numpy()[-1:], rtol=1e-5
+    )
 
 
 def test_bad_input_is_one_clear_error(lstm_run, tmp_path):

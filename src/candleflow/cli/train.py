@@ -241,9 +241,9 @@ def predict(
         check_output(target, overwrite)  # before the work
     predictor = Predictor.from_run(run, runs_dir, model)
     cfg = predictor.source_config(set_, config)
-    table, what = predictor.predict_source(cfg, start, end)
+    table, what = predictor.predict_source(cfg, start, end, latest=latest)
     if latest:
-        table = latest_rows(table)
+        table = latest_rows(table)  # a universe's series: the newest time of each
     if target is not None:
         write_signals(table, target, overwrite)
     print_signals(table, predictor.name, what, predictor.layout, score_against_labels(table), out)

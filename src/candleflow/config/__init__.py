@@ -770,6 +770,18 @@ class EvaluationConfig(_Section):
         "accuracy, or the Sharpe ratio or total return of trading them (the backtest: costs included)",
     )
 
+    @field_validator("decision_margin", mode="before")
+    @classmethod
+    def _margin_word(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v.strip().lower() == "auto":
+                return "auto"
+            try:
+                return float(v)
+            except ValueError:
+                raise ValueError(f"expected a margin 0 <= x < 1 or 'auto'; got {v[:40]!r}") from None
+        return v
+
     @field_validator("decision_margin")
     @classmethod
     def _margin(cls, v: float | str) -> float | str:

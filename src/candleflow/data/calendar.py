@@ -175,6 +175,33 @@ MAX_MISSING = 0.05  # sessions without bars (outages, a thin file): tolerated up
 MIN_DAYS = 20  # fewer distinct days cannot tell an exchange from 24/7 trading
 
 
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _scores(stamped: np.ndarray, pad_ns: int) -> list[tuple[float, str, int, int]]:
+    """(share of days that agree, calendar, days with bars off its sessions, sessions without bars)
+    for each candidate exchange, best first; `stamped` are the bars' times (ns) as dated."""
+    import pandas as pd
+
+    first = str(np.datetime64(int(stamped[0]) - 2 * DAY_NS - pad_ns, "ns").astype("datetime64[D]"))
+    last = str(np.datetime64(int(stamped[-1]) + 2 * DAY_NS + pad_ns, "ns").astype("datetime64[D]"))
+    stamps = pd.to_datetime(stamped, utc=True)
+    scores: list[tuple[float, str, int, int]] = []
+    for name in CANDIDATES:
+        try:
+            tz, dates, *_ = _schedule(name, first, last)
+        except ConfigError:  # a range outside what this calendar covers
+            continue
+        days = np.unique(stamps.tz_convert(tz).tz_localize(None).to_numpy("datetime64[D]"))
+        lo, hi = days[0], days[-1]
+        sessions = dates[(dates >= lo) & (dates <= hi)]
+        both = np.intersect1d(days, sessions).size
+        either = np.union1d(days, sessions).size
+        scores.append((both / max(either, 1), name, int(days.size - both), int(sessions.size - both)))
+    scores.sort(key=lambda s: (-s[0], CANDIDATES.index(s[1])))
+    return scores
+
+
 def infer_calendar(times: np.ndarray, where: str = "the file") -> tuple[str, str]:
     """(calendar, why) for bars whose exchange nobody named: `24/7` where bars fall on weekends;
     else the candidate exchange whose sessions match the days with bars best (bars on at most
@@ -188,40 +215,36 @@ def infer_calendar(times: np.ndarray, where: str = "the file") -> tuple[str, str
     step = int(np.median(np.diff(t))) if t.size > 1 else DAY_NS
     shift = HALF_DAY_NS if step >= DAY_NS else 0
     utc_days = np.unique((t + shift) // DAY_NS)
-    weekend = float(np.isin((utc_days + 3) % 7, (5, 6)).mean())  # 1970-01-01 was a Thursday
-    if weekend >= 0.10:
+    weekday = (utc_days + 3) % 7  # 0 = Monday (1970-01-01 was a Thursday)
+    weekend = float(np.isin(weekday, (5, 6)).mean())
+    counts = np.bincount(weekday, minlength=7)
+    absent = [WEEKDAYS[d] for d in range(7) if counts[d] < 0.2 * counts.max()]
+    if weekend >= 0.10 and (not absent or utc_days.size < MIN_DAYS):
         return ALWAYS_OPEN, f"{weekend:.0%} of the days with bars are Saturdays or Sundays"
     if utc_days.size < MIN_DAYS:
         return ALWAYS_OPEN, f"only {utc_days.size} days of bars: too few to tell an exchange, assumed 24/7"
     try:
-        import pandas as pd
+        import pandas as pd  # noqa: F401  (exchange_calendars needs it)
 
-        xc = require_calendars()
+        require_calendars()
     except (ConfigError, ImportError):
         raise ConfigError(
-            f"{where}: bars only on weekdays look like an exchange's sessions, but exchange_calendars is not "
+            f"{where}: bars only on some weekdays look like an exchange's sessions, but exchange_calendars is not "
             "installed to tell which; set validation.calendar (XNYS, XLON, ... or 24/7) or "
             "pip install 'candleflow[stocks]'"
         ) from None
-    first = str(np.datetime64(int(t[0]) - 2 * DAY_NS, "ns").astype("datetime64[D]"))
-    last = str(np.datetime64(int(t[-1]) + 2 * DAY_NS, "ns").astype("datetime64[D]"))
-    scores: list[tuple[float, str, int, int]] = []
-    stamps = pd.to_datetime(t + shift, utc=True)
-    for name in CANDIDATES:
-        try:
-            tz, dates, *_ = _schedule(name, first, last)
-        except ConfigError:  # a range outside what this calendar covers
-            continue
-        days = np.unique(stamps.tz_convert(tz).tz_localize(None).to_numpy("datetime64[D]"))
-        lo, hi = days[0], days[-1]
-        sessions = dates[(dates >= lo) & (dates <= hi)]
-        both = np.intersect1d(days, sessions).size
-        either = np.union1d(days, sessions).size
-        scores.append((both / max(either, 1), name, int(days.size - both), int(sessions.size - both)))
-    del xc
+    if weekend >= 0.10:  # weekend bars, yet whole weekdays without any: neither 24/7 nor sessions as stamped
+        shifted = _scores(t + shift - DAY_NS, DAY_NS)
+        close = ", ".join(f"{n} with every day one earlier ({a:.0%} of days agree)" for a, n, _, _ in shifted[:2])
+        raise ConfigError(
+            f"{where}: bars on Saturdays but never on {' or '.join(absent)}: neither a 24/7 market (bars every day) "
+            f"nor an exchange's sessions as stamped (closest: {close or 'none'}); the dates may be stamped a day "
+            "late; fix the file's times, or set validation.calendar (24/7 fills the missing days, an exchange "
+            "drops the bars off its sessions)"
+        )
+    scores = _scores(t + shift, 0)
     if not scores:
         raise ConfigError(f"{where}: no exchange calendar covers these dates; set validation.calendar")
-    scores.sort(key=lambda s: (-s[0], CANDIDATES.index(s[1])))
     fits = [sc for sc in scores if sc[2] <= MAX_OFF_SESSION * utc_days.size and sc[3] <= MAX_MISSING * utc_days.size]
     if not fits:
         runner = ", ".join(

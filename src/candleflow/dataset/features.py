@@ -410,6 +410,13 @@ def asset_columns(candles: Candles, other: Candles, asset: Any, cfg: FeatureConf
         use = has & (t - u[np.clip(j, 0, None)] < asset.max_stale * step + 1)
     else:
         use = exact
+    if not use.any():
+        span = f"{other.time_str(0)} .. {other.time_str(len(other) - 1)}" if len(other) else "no bars"
+        raise ConfigError(
+            f"features.assets {asset.name!r}: none of {other.symbol}'s {len(other):,} bars ({span}) meets a bar of "
+            f"{candles.symbol} ({candles.time_str(0)} .. {candles.time_str(len(candles) - 1)}); the two series must "
+            "overlap in time on the same bar times"
+        )
     out = np.full((t.size, theirs.shape[1]), np.nan, np.float32)
     out[use] = theirs[j[use]]
     absent = int((~exact).sum())

@@ -12,6 +12,7 @@ import numpy as np
 
 from candleflow.config.intervals import interval_ns
 from candleflow.data.candles import Candles
+from candleflow.errors import SourceError
 
 log = logging.getLogger("candleflow")
 
@@ -25,7 +26,11 @@ def funding_for(cfg: Any, candles: Candles) -> tuple[np.ndarray | None, list[str
         return None, []
     notes: list[str] = []
     if bt.funding_paths:
-        times, rates = load_funding([Path(p).expanduser() for p in bt.funding_paths])
+        paths = [Path(p).expanduser() for p in bt.funding_paths]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise SourceError(f"backtest.funding_paths: {missing[0]}: file not found")
+        times, rates = load_funding(paths)
     elif getattr(src, "kind", None) == "binance" and src.market in ("um", "cm"):
         from candleflow.data.sources.binance.fetch import download_options
 

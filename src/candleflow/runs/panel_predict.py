@@ -55,11 +55,13 @@ def predict_panel(
     run_dir: Path,
     start: str | None = None,
     end: str | None = None,
+    latest: bool = False,
 ) -> pa.Table:
     """The panel model on the configured tickers' bars: a row per complete window's end time and
     ticker (ticker-major within a time), with P(SHORT/HOLD/LONG), the decision, the rank of
     P(LONG) - P(SHORT) among the tickers present (1 = the highest), presence, close and the run's
-    label where its forward window is complete. Windows ending between `start` and `end`."""
+    label where its forward window is complete. Windows ending between `start` and `end`; with
+    `latest`, only the last of them is scored."""
     series = panel_series(cfg)
     names = [s.name for s in series]
     if names != list(meta.get("tickers", [])):
@@ -76,6 +78,8 @@ def predict_panel(
             f"the panel of {len(names)} tickers has {panel.times.size} rows: no complete {window}-row window"
             + (f" between {start or 'the start'} and {end or 'the end'}" if start or end else "")
         )
+    if latest:  # score only what is asked: the newest window, not every window then keep one
+        ends = ends[-1:]
     ds = PanelDataset(panel, ends, window)
     probs = np.concatenate(
         [

@@ -114,13 +114,16 @@ class Predictor:
         """series, universe or panel: how the run's model reads its input."""
         return str(self.metadata.get("layout", "series"))
 
-    def predict_source(self, cfg: RunConfig, start: str | None = None, end: str | None = None) -> tuple[pa.Table, str]:
+    def predict_source(
+        self, cfg: RunConfig, start: str | None = None, end: str | None = None, latest: bool = False
+    ) -> tuple[pa.Table, str]:
         """Read `cfg`'s source (every ticker of its universe, for a panel run) and predict:
-        the table and what it was scored on ('BTCUSDT 1h', or '6 tickers 1h')."""
+        the table and what it was scored on ('BTCUSDT 1h', or '6 tickers 1h'). With `latest`,
+        only the newest complete window is scored."""
         if self.layout == "panel":
             from candleflow.runs.panel_predict import predict_panel
 
-            table = predict_panel(self.model, cfg, self.metadata, self.run_dir, start, end)
+            table = predict_panel(self.model, cfg, self.metadata, self.run_dir, start, end, latest)
             return table, f"{len(self.metadata.get('tickers', []))} tickers {self.metadata.get('interval', '')}"
         candles, _ = load_candles(cfg.source, cfg.validation, cfg.cache)
         # the decision and trading keys `cfg` may change (source_config allows no other); features stay the run's
@@ -132,12 +135,15 @@ class Predictor:
             self.which,
             cfg.source,
         )
-        return deciding.predict(candles, start, end), f"{candles.symbol} {candles.interval}"
+        return deciding.predict(candles, start, end, latest), f"{candles.symbol} {candles.interval}"
 
-    def predict(self, candles: Candles, start: str | None = None, end: str | None = None) -> pa.Table:
+    def predict(
+        self, candles: Candles, start: str | None = None, end: str | None = None, latest: bool = False
+    ) -> pa.Table:
         """One row per window end with a complete window (inside one segment, finite features):
         open time, close, class probabilities, decision, run name and data fingerprint. `start` and
-        `end` (ISO dates) select the rows; the bars before `start` still feed the features."""
+        `end` (ISO dates) select the rows; the bars before `start` still feed the features. With
+        `latest`, only the newest window is scored (one row)."""
         cfg, meta = self.config, self.metadata
         if self.layout == "panel":
             raise RegistryError(f"{self.run_dir}: a panel run reads every ticker: use predict_source (or the CLI)")
@@ -170,6 +176,8 @@ class Predictor:
                 + (f" between {start or 'the start'} and {end or 'the end'}" if start or end else "")
                 + f" (the features need {features.warmup} bars of history first)"
             )
+        if latest:  # score only what is asked: the newest window, not every window then keep one
+            ends = ends[-1:]
         ds = WindowDataset(features.values, unlabelled, ends, d.window, d.sample_rate)
         probs = self._probabilities(ds, candles)
         notes = coverage_notes(candles, ends, start, end)

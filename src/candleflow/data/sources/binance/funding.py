@@ -77,7 +77,11 @@ def read_funding(path: Path) -> tuple[np.ndarray, np.ndarray]:
     for name in HEADER:
         if table.column(name).null_count:
             row = int(np.flatnonzero(table.column(name).is_null().to_numpy(zero_copy_only=False))[0]) + 2
-            raise SourceError(f"{path} line {row}: empty {name}")
+            lines = data.splitlines()
+            fields = lines[row - 1].split(b",") if row - 1 < len(lines) else []
+            cell = fields[HEADER.index(name)].strip().decode("utf-8", "replace") if len(fields) == len(HEADER) else ""
+            what = f"{name} is {cell[:40]!r}" if cell else f"empty {name}"
+            raise SourceError(f"{path} line {row}: {what}; expected a number")
     ms = table.column("calc_time").to_numpy()
     rates = table.column("last_funding_rate").to_numpy().astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(rates) | (np.abs(rates) > MAX_ABS_RATE))
