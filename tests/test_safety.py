@@ -325,3 +325,46 @@ def test_a_full_disk_is_one_line_naming_the_file_and_nothing_is_replaced(tmp_pat
         with atomic_dir(tmp_path / "bundle") as tmp:
             raise OSError(errno.ENOSPC, "No space left on device")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["signals.parquet"]
+
+
+@pytest.mark.integration
+def test_a_build_stopped_by_sigterm_leaves_no_temporary_file(tmp_path):
+    """Issue 42: a reward build killed by a signal left an 843 MB hidden temporary file beside its
+    target. SIGTERM now unwinds like Ctrl-C: the temporary goes, nothing looks complete. The signal
+    is sent once the temporary file exists (no timing), and the build is large enough to be running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "candleflow.cli",
+            "rewards",
+            "--set",
+            "source.n_bars=3000",
+            "--n",
+            "5000000",
+            "--out",
+            "r.npz",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240  # a bound for a broken build, not a timing the test depends on
+        while not [p for p in tmp_path.iterdir() if p.name.startswith(".r.npz")]:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no temporary file appeared"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], err  # no temporary, no r.npz

@@ -210,6 +210,9 @@ def test_dataset_from_arrays_windows_split_and_purge():
     assert len(train) + len(val) + len(test) + 14 == 976
     with pytest.raises(cf.DataError, match="expected \\(1000,\\)"):
         cf.dataset_from_arrays(x, y[:10])
+    one_hot = np.eye(3, dtype=np.float32)[np.clip(y, 0, 2)]  # the seeds' labels: (N, 3) rows (issue 42)
+    with pytest.raises(cf.DataError, match=r"one-hot rows .*pass labels.argmax\(axis=1\)"):
+        cf.dataset_from_arrays(x, one_hot)
     with pytest.raises(cf.DataError, match="split part 'nope'"):
         ds.part("nope")
 

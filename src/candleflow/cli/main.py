@@ -42,8 +42,27 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     return tuple(kinds)
 
 
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (kill, a scheduler, a closed session's SIGHUP) raises KeyboardInterrupt as Ctrl-C
+    does, so every `finally` and atomic writer runs: a build stopped half-way removes its hidden
+    temporary file instead of leaving hundreds of MB beside its target."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), handler)
+
+
 def main() -> None:
     """Entry point: any error candleflow can explain is one line on stderr and exit code 2."""
+    _terminate_like_ctrl_c()
     try:
         code = app(standalone_mode=False)
     except _usage_errors() as exc:  # a bad option or argument: the parser's message, on one line

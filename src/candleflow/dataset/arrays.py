@@ -56,7 +56,10 @@ def dataset_from_arrays(
         raise DataError(f"features have shape {x.shape}; expected (rows, features)")
     n = x.shape[0]
     if y.shape != (n,):
-        raise DataError(f"labels have shape {y.shape}; expected ({n},), one per feature row")
+        hint = ""
+        if y.ndim == 2 and y.shape[0] == n and y.shape[1] > 1:  # the seeds' one-hot rows
+            hint = "; one-hot rows (as the original design stores them)? pass labels.argmax(axis=1) (class ids; -1 for rows without a label)"
+        raise DataError(f"labels have shape {y.shape}; expected ({n},), one per feature row{hint}")
     if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"labels have dtype {y.dtype}; expected integers (class ids, -1 for no label)")
     if window < 1 or window > n:

@@ -55,6 +55,11 @@ class WindowDataset:
             raise DataError("features must be C-contiguous")
         if labels.shape[0] != features.shape[0]:
             raise DataError(f"labels have {labels.shape[0]} rows, features {features.shape[0]}")
+        if labels.ndim != 1:
+            raise DataError(
+                f"labels have shape {labels.shape}; expected one per row"
+                + ("; one-hot rows? pass labels.argmax(axis=1) (class ids)" if labels.ndim == 2 else "")
+            )
         # int32 positions while they fit: an index per window is the largest array beside the features
         ends = np.asarray(ends, dtype=np.int32 if features.shape[0] < 2**31 else np.int64)
         if rate < 1:
