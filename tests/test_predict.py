@@ -3,6 +3,7 @@ reproducing the run's own validation predictions, and refusing what would change
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -417,3 +418,51 @@ def test_predict_trades_the_new_period_where_its_labels_are_complete(lstm_run):
     assert 0 <= bt["model"]["trades"] <= bt["windows"]
     newest = Predictor.from_run(result.run_dir).predict(candles, start=str(times[-3])[:19])
     assert table_backtest(newest) is None  # the newest bars' labels are not known yet: nothing to trade
+
+
+def test_an_edited_run_folder_is_refused_before_its_model_is_used(lstm_run, tmp_path):
+    """Issue 42: the digest covers what is loaded and the features' order. A run whose config and
+    metadata both list the features reversed still predicted (in the wrong columns); a metadata
+    naming a decoy file with the decoy's digest had model.keras loaded unchecked; a reward layout
+    without its task reached Keras. Each is one line naming metadata.json."""
+    import json
+    import shutil
+
+    import yaml
+
+    from candleflow.fs.digest import sha256_file
+
+    result, _ = lstm_run
+
+    def edited(name, change):
+        folder = tmp_path / name
+        shutil.copytree(result.run_dir, folder)
+        meta = json.loads((folder / "metadata.json").read_text())
+        change(folder, meta)
+        (folder / "metadata.json").write_text(json.dumps(meta))
+        return folder
+
+    def reversed_features(folder, meta):
+        meta["feature_names"] = meta["feature_names"][::-1]
+        cfg = yaml.safe_load((folder / "config.yaml").read_text())
+        cfg["features"]["names"] = cfg["features"]["names"][::-1]
+        (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+    def decoy(folder, meta):
+        shutil.copy(folder / "model.keras", folder / "decoy.keras")
+        meta["model_file"] = {
+            **meta["model_file"],
+            "name": "decoy.keras",
+            "sha256": sha256_file(folder / "decoy.keras"),
+        }
+
+    def no_task(folder, meta):
+        meta["layout"] = "reward"
+
+    for name, change, said in (
+        ("reversed", reversed_features, "are not the features, in the order, its model was trained on"),
+        ("decoy", decoy, "its model file is 'decoy.keras'; a lstm run's is 'model.keras'"),
+        ("reward", no_task, "'layout' is 'reward' and 'task' 'classify'"),
+    ):
+        with pytest.raises(RegistryError, match=re.escape(said)):
+            Predictor.from_run(edited(name, change))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 
@@ -13,3 +14,11 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def binding(model_sha256: str, feature_names: object) -> str:
+    """One digest over a model file's digest and the features it reads, in their order: a run
+    folder whose config and metadata were both edited to list the features in another order no
+    longer matches what it recorded (the model would read its inputs in the wrong columns)."""
+    text = model_sha256 + "\n" + json.dumps(feature_names, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

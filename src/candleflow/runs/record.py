@@ -73,13 +73,21 @@ def write_run(
         **training,
         **({"output_shape": list(model.output_shape[1:])} if hasattr(model, "output_shape") else {}),
         # what predict, export and models check the folder's model against (runs/registry.check_run)
-        "model_file": {"name": model_name, "sha256": sha256_file(work / model_name)},
+        "model_file": _model_file(work / model_name, identity.get("feature_names")),
         "metrics": headline,
         "tags": list(cfg.output.tags),
         "notes": cfg.output.notes,
     }
     folder.write_metadata(metadata)
     return metadata
+
+
+def _model_file(path: Path, feature_names: Any) -> dict[str, str]:
+    """The model file's name and digest, and the digest binding it to the features' order."""
+    from candleflow.fs.digest import binding
+
+    digest = sha256_file(path)
+    return {"name": path.name, "sha256": digest, "binding": binding(digest, feature_names)}
 
 
 def versions() -> dict[str, str]:

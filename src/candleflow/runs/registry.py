@@ -154,13 +154,18 @@ def check_run(path: Path, meta: dict[str, Any]) -> None:
     the layout, the bar interval's type, the lags against the window, the feature width against
     the model's input, and the model file against the digest the run recorded (a model copied in
     from another run, or an edited metadata.json, is a one-line error naming what differs)."""
-    from candleflow.fs.digest import sha256_file
+    from candleflow.fs.digest import binding, sha256_file
     from candleflow.runs.folder import LAYOUTS
 
     where = path / RunFolder.METADATA
     layout = meta.get("layout")
     if layout not in LAYOUTS:
         raise RegistryError(f"{where}: 'layout' is {str(layout)[:40]}; expected one of {', '.join(LAYOUTS)}")
+    if (layout == "reward") != (meta.get("task") == "reward"):
+        raise RegistryError(
+            f"{where}: 'layout' is {layout!r} and 'task' {str(meta.get('task'))[:40]!r}; a reward model's run has "
+            "both 'reward', every other run neither"
+        )
     interval = meta.get("interval")
     ok = isinstance(interval, str) or (
         layout == "universe" and isinstance(interval, list) and all(isinstance(i, str) for i in interval)
@@ -185,13 +190,24 @@ def check_run(path: Path, meta: dict[str, Any]) -> None:
     recorded = meta.get("model_file")
     if isinstance(recorded, dict):
         name = str(recorded.get("name", ""))
+        loads = family_of(path, meta).model_file  # the file the model is loaded from: the one hashed
+        if name != loads:
+            raise RegistryError(
+                f"{where}: its model file is {name[:60]!r}; a {meta.get('model_kind')} run's is {loads!r}"
+            )
         file = path / name
-        if "/" in name or not file.is_file():
+        if not file.is_file():
             raise RegistryError(f"{where}: its model file {name!r} is not in the folder")
-        if sha256_file(file) != recorded.get("sha256"):
+        digest = sha256_file(file)
+        if digest != recorded.get("sha256"):
             raise RegistryError(
                 f"{file}: does not match the sha256 recorded in metadata.json (a model from another run, or "
                 "an edited folder); refusing to use it"
+            )
+        if "binding" in recorded and binding(digest, meta.get("feature_names")) != recorded["binding"]:
+            raise RegistryError(
+                f"{where}: feature_names {str(meta.get('feature_names'))[:120]} are not the features, in the order, "
+                "its model was trained on (an edited folder); refusing to use it"
             )
 
 
