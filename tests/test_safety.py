@@ -368,3 +368,40 @@ def test_a_build_stopped_by_sigterm_leaves_no_temporary_file(tmp_path):
             proc.kill()
     assert proc.returncode == 130, err
     assert sorted(p.name for p in tmp_path.iterdir()) == [], err  # no temporary, no r.npz
+
+
+@pytest.mark.integration
+def test_a_full_disk_is_one_line_naming_what_was_being_written(tmp_path):
+    """Issue 42: a full disk was reported without its path (NumPy's '160000 requested and 49968
+    written'). A file size limit stands in for the full disk (the same short write): one line
+    naming the cache entry, and no temporary left."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails (EFBIG / short) instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    cache = tmp_path / "prepared"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "candleflow.cli",
+            "prepare",
+            "--set",
+            "source.n_bars=20000",
+            "--set",
+            f"dataset.cache_dir={cache}",
+        ],
+        preexec_fn=limited,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    assert f"{cache}/" in line and "no space left on the device" in line and "nothing was replaced" in line
+    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]

@@ -79,7 +79,10 @@ def run(cfg: RunConfig, callbacks: list | None = None) -> RunResult:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     RunFolder(work).write_started(started)
-    return _execute(cfg, work, name, started, None, callbacks)
+    from candleflow.fs.atomic import naming_full_disks
+
+    with naming_full_disks(work):  # a full disk names the run folder being written
+        return _execute(cfg, work, name, started, None, callbacks)
 
 
 def resume(ref: str | Path, runs_dir: str | Path = "runs", callbacks: list | None = None) -> RunResult:

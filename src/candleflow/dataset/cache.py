@@ -22,7 +22,7 @@ import numpy as np
 
 from candleflow._version import __version__
 from candleflow.errors import CacheError, DataError
-from candleflow.fs.atomic import as_created
+from candleflow.fs.atomic import as_created, naming_full_disks
 from candleflow.fs.caches import MARKER, evict, marker_kind, owns, record, remember, touch
 from candleflow.fs.digest import sha256_file
 
@@ -87,15 +87,16 @@ class DatasetCache:
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
         as_created(tmp, folder=True)
         try:
-            files = {}
-            for name in (*ARRAYS, *(n for n in OPTIONAL_ARRAYS if n in arrays)):
-                path = tmp / f"{name}.npy"
-                with open(path, "wb") as fh:
-                    np.save(fh, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
-            (tmp / "meta.json").write_text(json.dumps({"key": key, "files": files, **meta}, indent=2))
+            with naming_full_disks(self.root / key):  # a full disk: one line naming the entry
+                files = {}
+                for name in (*ARRAYS, *(n for n in OPTIONAL_ARRAYS if n in arrays)):
+                    path = tmp / f"{name}.npy"
+                    with open(path, "wb") as fh:
+                        np.save(fh, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    files[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+                (tmp / "meta.json").write_text(json.dumps({"key": key, "files": files, **meta}, indent=2))
             try:
                 os.rename(tmp, self.root / key)
                 remember("prepared", self.root, [self.root / key])

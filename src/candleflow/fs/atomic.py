@@ -34,21 +34,29 @@ def as_created(path: Path, folder: bool = False) -> None:
     os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
 
 
+def full_disk(exc: OSError) -> bool:
+    """A write that failed for want of space: ENOSPC, a quota, the file size limit, or NumPy's
+    short write ('160000 requested and 49968 written', an OSError without an errno)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    return exc.errno is None and " requested and " in str(exc) and str(exc).endswith(" written")
+
+
 @contextlib.contextmanager
-def _naming_full_disks(path: Path) -> Iterator[None]:
+def naming_full_disks(path: Path) -> Iterator[None]:
     """A full disk (or quota) while writing `path` becomes one line naming it and the free space;
     the caller's cleanup still removes the temporary, and nothing under the real name changed."""
     try:
         yield
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if not full_disk(exc):
             raise
         try:
             free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MB free"
         except OSError:
             free = "free space unknown"
         raise DataError(
-            f"{path}: no space left on the device while writing it ({free}); nothing was replaced"
+            f"{path}: no space left on the device (or over the file size limit) while writing it ({free}); nothing was replaced"
         ) from None
 
 
@@ -62,7 +70,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     as_created(tmp_path)
     try:
-        with _naming_full_disks(path):
+        with naming_full_disks(path):
             yield tmp_path
             with open(tmp_path, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -120,7 +128,7 @@ def atomic_dir(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]
     as_created(tmp, folder=True)
     old: Path | None = None
     try:
-        with _naming_full_disks(path):
+        with naming_full_disks(path):
             yield tmp
         (tmp / MARKER).write_text("written by candleflow; a later --overwrite may replace this folder\n")
         if path.exists():  # move the old one aside first, so a failed rename can put it back
