@@ -56,7 +56,7 @@ def naming_full_disks(path: Path) -> Iterator[None]:
         except OSError:
             free = "free space unknown"
         raise DataError(
-            f"{path}: no space left on the device (or over the file size limit) while writing it ({free}); nothing was replaced"
+            f"{path}: no space left on the device while writing it ({free}); nothing was replaced"
         ) from None
 
 
