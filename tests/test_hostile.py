@@ -700,6 +700,132 @@ def corpus() -> list[Case]:
             lacks="suspected split",
         )
     )
+    # issue 42: the rest of the audit, each a case
+    add(
+        Case(
+            "shuffle-blocks-too-few",
+            ["prepare", "--set", "source.n_bars=600", "--set", "labels.shuffle_blocks=400"],
+            "error",
+            {},
+            "labels.shuffle_blocks=400: the",
+        )
+    )
+    for bad, said in (
+        ("rsi(nan)", "parameter 'nan' is not a finite number"),
+        ("rsi(inf)", "parameter 'inf' is not a finite number"),
+        ("rsi(1e30)", "expected 1 .. 100,000 bars"),
+        ("rsi(1000000000)", "rsi's parameter is 1000000000"),
+        ("rsi(2.5)", "expected a whole number of bars"),
+        ("linreg_slope(1)", "linreg_slope's parameter is 1; expected 2 .. 100,000 bars"),
+    ):
+        add(Case(f"feature-param-{bad}", ["prepare", "--set", f"features.names=['{bad}']"], "error", {}, said))
+    add(
+        Case(
+            "tracking-uri-any-string",
+            ["prepare", "--set", "output.tracking_uri=not a uri"],
+            "error",
+            {},
+            "expected an MLflow tracking URI",
+        )
+    )
+    add(
+        Case(
+            "tracking-uri-file-store",
+            ["prepare", "--set", "output.tracking_uri=file:./mlruns"],
+            "error",
+            {},
+            "use sqlite:///mlflow.db",
+        )
+    )
+    add(
+        Case(
+            "min-order-above-capital",
+            ["prepare", "--set", "backtest.capital=100", "--set", "backtest.min_order=500"],
+            "error",
+            {},
+            "no order could ever be placed",
+        )
+    )
+    adj = {k: v for k, v in ohlcv(300, step=24 * H_MS).items()}
+    adj_lines = csv_bytes({**adj, "adj_close": adj["close"]}).decode().splitlines()
+    adj_lines[0] = adj_lines[0].replace("adj_close", "Adj Close")
+    adj_lines[120] = ",".join([*adj_lines[120].split(",")[:-1], "n/a"])
+    add(
+        Case(
+            "adj-close-damaged",
+            [*PREPARE, "--set", "source.paths=[in/a.csv]", "--set", "validation.calendar=24/7"],
+            "error",
+            {"in/a.csv": ("\n".join(adj_lines) + "\n").encode()},
+            "line 121: the adjusted close is nan",
+        )
+    )
+    add(
+        Case(
+            "tune-unknown-family",
+            ["tune", "-p", "model.kind={choices: [foo]}", "--set", "source.n_bars=600"],
+            "error",
+            {},
+            "tune space 'model.kind'",
+        )
+    )
+    add(
+        Case(
+            "store-is-a-file",
+            ["prepare", "--store", "in/f.txt", "--symbols", "AAA"],
+            "error",
+            {"in/f.txt": b"x"},
+            "a file, not a folder",
+        )
+    )
+    add(
+        Case(
+            "cache-dir-user-folder",
+            ["prepare", "--set", "source.n_bars=600", "--set", "dataset.cache_dir=in"],
+            "error",
+            {"in/notes.txt": b"mine"},
+            "a folder with files candleflow did not write",
+        )
+    )
+    spy_late = spy.decode().replace("\r\n", "\n").splitlines()
+    spy_late = [spy_late[0]] + [
+        ",".join([str(np.datetime64(x.split(",")[0]) + 1), *x.split(",")[1:]]) for x in spy_late[1:] if x.strip()
+    ]
+    add(
+        Case(
+            "tuesday-to-saturday-daily",
+            [*PREPARE, "--set", "source.paths=[in/late.csv]"],
+            "error",
+            {"in/late.csv": ("\n".join(spy_late) + "\n").encode()},
+            "bars on Saturdays but never on Monday or Sunday",
+        )
+    )
+    add(
+        Case(
+            "decision-margin-upper-case",
+            ["prepare", "--set", "source.n_bars=600", "--set", "evaluation.decision_margin=AUTO"],
+            "ok",
+            {},
+        )
+    )
+    add(
+        Case(
+            "decision-margin-word",
+            ["prepare", "--set", "evaluation.decision_margin=often"],
+            "error",
+            {},
+            "expected a margin 0 <= x < 1 or 'auto'",
+        )
+    )
+    btc_1h = binance_csv(300)
+    add(
+        Case(
+            "hourly-read-as-1m",
+            [*PREPARE, "--set", "source.paths=[in/BTCUSDT-1h-2024-01.csv]", "--set", "source.interval=1m"],
+            "error",
+            {"in/BTCUSDT-1h-2024-01.csv": btc_1h},
+            "the bars are 1h apart, not 1m",
+        )
+    )
     return cases
 
 
