@@ -18,7 +18,9 @@ T0 = int(np.datetime64("2024-01-01T00:00", "ns").astype(np.int64))
 SAMPLE = Path(__file__).resolve().parent / "sample"
 SHARED = Path(os.environ["CANDLEFLOW_SHARED"]) if os.environ.get("CANDLEFLOW_SHARED") else SAMPLE
 BINANCE = SHARED / "data" / "binance-vision" / "data" / "spot"
-# the one tiny configuration tests prepare and train with (a run takes seconds); tests add overrides
+# the one tiny configuration tests prepare and train with (a run takes seconds); tests add overrides.
+# No report.html (its six plots are a third of a tiny run's time): the tests that read a report
+# ask for it with output.report=true (tests/test_report.py and the report checks of each layout)
 TINY = [
     "source.n_bars=3000",
     "dataset.window=24",
@@ -27,7 +29,9 @@ TINY = [
     "training.epochs=1",
     "dataset.batch_size=128",
     "training.verbose=0",
+    "output.report=false",
 ]
+REPORT = "output.report=true"  # a TINY run that writes its report.html
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -38,6 +38,8 @@ def test_run_writes_a_complete_folder_and_prints_metrics(tiny_run):
     cwd, proc = tiny_run
     run = cwd / "runs" / "tiny"
     assert f"run folder: {Path('runs') / 'tiny'}" in proc.stdout
+    # output.report=false (TINY): no page, and the line says how to write it (test_report writes it)
+    assert not (run / "report.html").exists() and "(no report: candleflow report runs/tiny writes it)" in proc.stdout
     for name in (
         "config.yaml",
         "data.json",

@@ -91,7 +91,9 @@ def test_margin_auto_is_chosen_on_validation_written_and_predict_may_change_it(t
     from candleflow.errors import ConfigError
     from candleflow.runs.predict import Predictor
 
-    cfg = tiny_config("evaluation.decision_margin=auto", "model.kind=lightgbm", "evaluation.reference_models=[]")
+    cfg = tiny_config(
+        "evaluation.decision_margin=auto", "model.kind=lightgbm", "evaluation.reference_models=[]", "output.report=true"
+    )
     result = cf.run(cfg)
     val = result.metrics["val"]
     scores = val["decision_margin_auto"]["scores"]

@@ -459,7 +459,12 @@ def test_a_run_measures_permutation_importance_for_its_own_family(tiny_config):
     import candleflow as cf
 
     result = cf.run(
-        tiny_config("model.kind=mlp", "evaluation.permutation_seconds=60", "evaluation.reference_models=[]")
+        tiny_config(
+            "model.kind=mlp",
+            "evaluation.permutation_seconds=60",
+            "evaluation.reference_models=[]",
+            "output.report=true",
+        )
     )
     perm = result.metrics["val"]["importance"]["permutation"]
     assert set(perm["drop"]) == set(result.metadata["feature_names"]) and perm["not_measured"] == []

@@ -16,7 +16,7 @@ import pytest
 from candleflow.config import load_config
 from candleflow.pipeline import run
 from candleflow.runs.report import BACKTEST_KEYS, build_report, fmt
-from conftest import TINY
+from conftest import REPORT, TINY
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -24,8 +24,8 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     d = tmp_path_factory.mktemp("report")
-    a = run(load_config(None, TINY + [f"output.runs_dir={d}", "output.name=a"]))
-    b = run(load_config(None, TINY + [f"output.runs_dir={d}", "output.name=b", "labels.horizon=12"]))
+    a = run(load_config(None, TINY + [f"output.runs_dir={d}", "output.name=a", REPORT]))
+    b = run(load_config(None, TINY + [f"output.runs_dir={d}", "output.name=b", "labels.horizon=12", REPORT]))
     return d, a, b
 
 
@@ -126,6 +126,7 @@ def test_report_needs_no_source_and_old_folders_rebuild_from_it(tmp_path):
             f"source.paths=[{data}/*.zip]",
             f"output.runs_dir={tmp_path / 'runs'}",
             "output.name=files",
+            REPORT,
         ],
     )
     folder = run(cfg).run_dir

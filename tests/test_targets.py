@@ -281,7 +281,9 @@ def test_a_regression_run_scores_baselines_and_predict_reproduces_it(tiny_config
     from candleflow.data.load import load_candles
     from candleflow.runs.predict import Predictor, score_against_labels
 
-    cfg = tiny_config(f"labels.kind={kind}", f"model.kind={family}", f"output.name={kind}-{family}")
+    cfg = tiny_config(
+        f"labels.kind={kind}", f"model.kind={family}", f"output.name={kind}-{family}", "output.report=true"
+    )
     result = cf.run(cfg)
     m = result.metrics["val"]
     baselines = (

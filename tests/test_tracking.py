@@ -25,6 +25,7 @@ def test_a_run_is_tagged_listed_by_tag_and_logged_to_mlflow(tiny_config, tmp_pat
         f"output.tracking_uri={store}",
         "output.tracking_experiment=tests",
         "evaluation.reference_models=[]",
+        "output.report=true",
     )
     result = cf.run(cfg)
     cf.run(tiny_config("output.name=untagged", "evaluation.reference_models=[]"))

@@ -306,7 +306,8 @@ def _run_into(
         predictions=predictions,
         report_data=drawn or None,
     )
-    build_report(work)
+    if cfg.output.report:
+        build_report(work)
     log.info("run finished in %.1fs", metadata["seconds"])
     return RunResult(work, metrics, metadata)
 
@@ -486,7 +487,8 @@ def _run_panel_into(
         },
         report_data={part: panel_report_arrays(sub, probs, cfg) for part, (sub, _, probs) in trained.scored.items()},
     )
-    build_report(work)
+    if cfg.output.report:
+        build_report(work)
     log.info("panel run finished in %.1fs", metadata["seconds"])
     return RunResult(work, trained.metrics, metadata, "panel")
 

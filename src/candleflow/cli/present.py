@@ -4,6 +4,7 @@ reward table. Every function takes a result (or a metrics dict) and prints; none
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from rich.table import Table
 
@@ -70,7 +71,7 @@ def print_result(result) -> None:
             t.caption = f"note: {tr['note']}"
         console.print(t)
     print_refit(meta)
-    console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
+    console.print(f"run folder: {result.run_dir}{_report_said(result.run_dir)}")
 
 
 def print_warnings(part: str, m: dict) -> None:
@@ -110,7 +111,7 @@ def print_regression(result) -> None:
         f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
     )
     print_refit(meta)
-    console.print(f"run folder: {result.run_dir} (report: {result.run_dir / 'report.html'})")
+    console.print(f"run folder: {result.run_dir}{_report_said(result.run_dir)}")
 
 
 def print_refit(meta: dict) -> None:
@@ -277,3 +278,9 @@ def print_forecasts(table, run: str, what: str, score: dict | None, out: str | N
     if kind == "volatility":
         said += f" (volatility {100 * math.exp(rows[-1]['forecast']):.2f}% over {h} bars)"
     console.print(said + (f"; written: {out}" if out else ""))
+
+
+def _report_said(run_dir: Path) -> str:
+    """' (report: RUN/report.html)', or how to write it when the run skipped it (output.report)."""
+    page = run_dir / "report.html"
+    return f" (report: {page})" if page.is_file() else f" (no report: candleflow report {run_dir} writes it)"

@@ -918,6 +918,11 @@ class OutputConfig(_Section):
 
     runs_dir: str = Field("runs", description="folder that holds the run folders")
     name: SafeName | None = Field(None, description="run folder name (inside runs_dir); default: time and symbol")
+    report: bool = Field(
+        True,
+        description="write report.html when the run finishes (its plots take a few seconds); false: skip it, e.g. "
+        "in a sweep of many runs: `candleflow report RUN` writes it later from the figures the run stored",
+    )
     log_dir: str | None = Field(
         None,
         description="log files of commands other than run/train (those log into their run folder); default "
