@@ -78,7 +78,9 @@ def test_a_tune_fold_scores_exactly_what_run_scores(tiny_config, balanced):
     from candleflow.pipeline import run
     from candleflow.studies.tune import score_fold
 
-    cfg = tiny_config(f"dataset.balanced={str(balanced).lower()}", "source.n_bars=2500")
+    cfg = tiny_config(
+        f"dataset.balanced={str(balanced).lower()}", "source.n_bars=2500", "evaluation.reference_models=[]"
+    )
     result = run(cfg)
     prep = prepare(cfg)
     assert score_fold(cfg, prep, prep.split) == result.metrics["val"]["table"]["model"]["balanced_accuracy"]
