@@ -156,6 +156,8 @@ def test_public_api_and_lazy_entry_points():
     assert cf.run.__module__ == "candleflow.pipeline" and cf.load_model.__module__ == "candleflow.runs.registry"
     with pytest.raises(AttributeError):
         cf.no_such_name  # noqa: B018
+    # serving.json tells users to call candleflow.Predictor.from_run (it was not exported)
+    assert callable(cf.Predictor.from_run) and callable(cf.register_feature) and callable(cf.register_family)
 
 
 @pytest.mark.integration

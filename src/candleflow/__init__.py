@@ -22,7 +22,8 @@ Example::
     batch = ds.part("train").gather([0, 1, 2])  # (3, 60, F) float32
 
 Entry points: load_config, load_candles, prepare, dataset_from_arrays, open_dataset, run,
-resume, tune, walkforward, load_model; types RunConfig, Candles, ValidationReport, PreparedData,
+resume, tune, walkforward, load_model, Predictor (a run applied to fresh candles), register_feature
+and register_family (your own features and model families); types RunConfig, Candles, ValidationReport, PreparedData,
 WindowDataset, MultiWindowDataset, Split, ArrayDataset, RunResult; errors CandleflowError and
 its subclasses. Importing candleflow does not import Keras; run, resume, tune, walkforward and
 load_model load it when first used.
@@ -62,6 +63,9 @@ _LAZY = {
     "walkforward": "candleflow.studies.walkforward",
     "load_model": "candleflow.runs.registry",
     "open_dataset": "candleflow.scale.store",
+    "Predictor": "candleflow.runs.predict",  # serving.json's own instructions: Predictor.from_run(FOLDER)
+    "register_feature": "candleflow.dataset.features",
+    "register_family": "candleflow.models.families",
 }
 
 
@@ -87,6 +91,7 @@ __all__ = [
     "DownloadError",
     "MultiWindowDataset",
     "PreparedData",
+    "Predictor",
     "RegistryError",
     "RunConfig",
     "RunResult",
@@ -104,6 +109,8 @@ __all__ = [
     "load_model",
     "open_dataset",
     "prepare",
+    "register_family",
+    "register_feature",
     "resume",
     "run",
     "tune",

@@ -329,4 +329,6 @@ def _builtin() -> None:
         _FAMILIES.setdefault(fam.name, fam)
 
 
-__all__ = ["Family", "build_model", "family", "learning_rate", "names", "register", "unregister"]
+register_family = register  # the package's name for it (candleflow.register_family)
+
+__all__ = ["Family", "build_model", "family", "learning_rate", "names", "register", "register_family", "unregister"]
