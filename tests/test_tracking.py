@@ -49,6 +49,7 @@ def test_a_run_is_tagged_listed_by_tag_and_logged_to_mlflow(tiny_config, tmp_pat
     assert run.data.metrics["val.table.model.balanced_accuracy"] == pytest.approx(want)
     assert run.data.tags["mlflow.note.content"] == "first try, default features"
     assert run.data.tags["tag.btc"] == "1" and run.data.tags["candleflow.tags"] == "baseline,btc"
+    assert (tmp_path / "mlartifacts").is_dir()  # beside the database, never ./mlruns of the working folder
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "metrics.json", "metadata.json", "report.html"} <= names
 

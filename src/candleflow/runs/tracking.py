@@ -45,6 +45,14 @@ def check_tracking(cfg: Any) -> None:
             )
 
 
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment keeps its files: beside a SQLite store's database (MLflow's default,
+    ./mlruns of whatever folder the command ran in, would scatter them), else the server's own."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
 REACH_SECONDS = 5.0  # a tracking server that does not answer its health check within this is down
 
 
@@ -85,7 +93,11 @@ def track(cfg: Any, name: str, metrics: dict[str, Any], files: list[Path], kind:
     try:
         client = MlflowClient(tracking_uri=out.tracking_uri)
         experiment = client.get_experiment_by_name(out.tracking_experiment)
-        exp_id = experiment.experiment_id if experiment else client.create_experiment(out.tracking_experiment)
+        exp_id = (
+            experiment.experiment_id
+            if experiment
+            else client.create_experiment(out.tracking_experiment, artifact_location=artifact_root(out.tracking_uri))
+        )
         tags = {"candleflow.kind": kind, "candleflow.name": name, **{f"tag.{t}": "1" for t in out.tags}}
         if out.notes:
             tags["mlflow.note.content"] = out.notes
