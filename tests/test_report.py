@@ -313,6 +313,14 @@ def test_a_tampered_run_folder_is_one_line_not_a_traceback(runs, tmp_path):
     folder = tmp_path / "tampered"
     shutil.copytree(a.run_dir, folder)
     meta = json.loads((folder / "metadata.json").read_text())
+    # non-string tags and a count written as a string are shown as text, not a traceback (issue 42)
+    meta["tags"] = [1, {"a": 2}]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["val"]["n"] = "many"
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    page = build_report(folder).read_text()
+    assert "<code>1</code>" in page and "val period: many windows" in page
     meta["input_shape"] = 5  # a list in every run folder
     (folder / "metadata.json").write_text(json.dumps(meta))
     from candleflow.errors import RegistryError
