@@ -212,3 +212,16 @@ def test_what_a_finished_run_is_not(tiny_run, tmp_path):
     (copy / "metrics.json").write_text(json.dumps(metrics))
     shown = cli("models", "show", "edited", cwd=tmp_path, check=False)
     assert shown.returncode == 2 and "metrics.json: period 'val' is not a metrics table (KeyError" in shown.stderr
+
+
+def test_a_glob_that_matches_nothing_is_said_before_keras_loads(tmp_path):
+    """Issue 41: the error waited for JAX and Keras to load and the run to start."""
+    code = (
+        "import sys\nfrom candleflow.cli import main\n"
+        "sys.argv = ['candleflow', 'run', '--set', 'source.kind=files', '--set', 'source.paths=[nothing/*.csv]']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
+        "print('keras loaded' if 'keras' in sys.modules else 'keras not loaded')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "error: nothing/*.csv: no file matches this pattern" in proc.stderr
+    assert proc.stdout.split() == ["exit", "2", "keras", "not", "loaded"], proc.stdout

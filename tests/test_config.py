@@ -63,3 +63,26 @@ def test_example_configs_validate(name):
 def test_binance_source_checks_market_and_interval():
     with pytest.raises(ConfigError, match="'1s' is published for spot only"):
         load_config(None, ["source.kind=binance", "source.market=um", "source.interval=1s"])
+
+
+def test_set_takes_feature_names_as_the_docs_write_them_and_one_path_as_a_list():
+    """Issue 41: `--set 'features.names=[macd(12, 26, 9)]'` (the docs' own example) broke in the
+    YAML list, and one path was refused where a list is expected."""
+    cfg = load_config(None, ["features.names=[macd(12, 26, 9), rsi, 'bb_pos(20)']"])
+    assert cfg.features.names == ["macd(12, 26, 9)", "rsi", "bb_pos(20)"]
+    files = load_config(None, ["source.kind=files", "source.paths=data/BTC.csv", "backtest.funding_paths=f.csv"])
+    assert files.source.paths == ["data/BTC.csv"] and files.backtest.funding_paths == ["f.csv"]
+    braces = load_config(None, ["source.kind=files", "source.paths=['data/{symbol}-[0-9]*.csv']"])
+    assert braces.source.paths == ["data/{symbol}-[0-9]*.csv"]  # quoted items as before
+
+
+def test_overrides_from_python_as_a_mapping_or_keywords():
+    """Issue 41: overrides from Python were `key=value` strings only."""
+    import candleflow as cf
+
+    cfg = cf.load_config(overrides={"training.epochs": 1, "features.names": ["rsi", "macd(12, 26, 9)"]})
+    assert cfg.training.epochs == 1 and cfg.features.names == ["rsi", "macd(12, 26, 9)"]
+    kw = cf.load_config(training__epochs=2, model__kind="lightgbm", source__kind="files", source__paths="x.csv")
+    assert (kw.training.epochs, kw.model.kind, kw.source.paths) == (2, "lightgbm", ["x.csv"])
+    with pytest.raises(cf.ConfigError, match="config key 'labels.tpp' is not known"):
+        cf.load_config(overrides={"labels.tpp": 1})

@@ -57,9 +57,24 @@ def plain(text: Any) -> Text:
     return Text(printable(text))
 
 
+def check_inputs(cfg: Any) -> None:
+    """What a command reads, checked in well under a second, before Keras or JAX load: a files
+    source's paths and globs (a pattern that matches nothing is one line now, not after the
+    heavy imports and the run's start). Templated paths ({symbol}) are checked per series later."""
+    src = cfg.source
+    if getattr(src, "kind", None) == "files":
+        from candleflow.data.sources.files import expand_paths
+
+        plain = [str(Path(p).expanduser()) for p in src.paths if "{" not in p]
+        if plain:
+            expand_paths(plain)
+
+
 def use_backend(cfg: Any, family: str | None = None) -> str:
-    """Fix the Keras backend `training.backend` asks for before anything imports Keras (the
-    commands that train call this before importing the pipeline)."""
+    """Check the inputs (check_inputs), then fix the Keras backend `training.backend` asks for
+    before anything imports Keras (the commands that train call this before importing the
+    pipeline)."""
+    check_inputs(cfg)
     from candleflow.models.backend_choice import apply_backend, device_kind
 
     return apply_backend(cfg.training.backend, family or cfg.model.kind, device_kind(cfg.training.device))

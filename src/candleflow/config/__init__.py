@@ -121,6 +121,12 @@ class FilesSource(_Section):
 
     kind: Literal["files"] = "files"
     paths: list[str] = Field(min_length=1, description="files or glob patterns, read in sorted order")
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _one_path(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v  # one path is a list of one
+
     symbol: SafeName | None = Field(
         None, description="series name; default: from Binance file names, else the first file's stem"
     )
@@ -845,6 +851,12 @@ class BacktestConfig(_Section):
         default_factory=list,
         description="funding-rate files (Binance's fundingRate ZIPs or their CSVs) for a files source of futures",
     )
+
+    @field_validator("funding_paths", mode="before")
+    @classmethod
+    def _one_path(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v  # one path is a list of one
+
     seed: int = Field(0, description="seed of the random-signals baseline")
     top_k: int = Field(
         1, ge=1, description="panel runs: the cross-sectional backtest is long the top k and short the bottom k tickers"
@@ -1148,8 +1160,18 @@ class RunConfig(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or the embedded default), apply `key=value` overrides, validate."""
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None, **settings: Any
+) -> RunConfig:
+    """Read a YAML config (or the embedded default), apply overrides, validate.
+
+    Overrides are `key=value` strings as `--set` takes them (values read as YAML), or a mapping
+    of dotted keys to Python values, or keyword arguments with `__` for the dots::
+
+        load_config(overrides=["training.epochs=1"])
+        load_config(overrides={"training.epochs": 1, "features.names": ["rsi", "macd(12, 26, 9)"]})
+        load_config(training__epochs=1, model__kind="lightgbm")
+    """
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -1172,9 +1194,33 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {str(p)!r}: expected a mapping of sections, got {type(loaded).__name__}")
         data = loaded
-    for item in overrides or []:
-        apply_override(data, item)
+    if isinstance(overrides, dict):
+        pairs = list(overrides.items())
+    else:
+        for item in overrides or []:
+            apply_override(data, item)
+        pairs = []
+    for key, value in [*pairs, *((k.replace("__", "."), v) for k, v in settings.items())]:
+        set_key(data, str(key), value)
     return validate_config(data)
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted key to a Python value (no YAML parsing) in a nested dict, as `--set` would."""
+    parts = key.strip().split(".")
+    if not key.strip() or not all(parts):
+        raise ConfigError(f"override {key!r}: expected a dotted key such as labels.horizon")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {key!r}: {part!r} is not a section")
+        node = nxt
+    if parts[-1] == "kind" and _is_source_path(parts) and value != _implied_kind(node):
+        node.clear()  # another kind of source replaces the source: its old keys mean nothing to the new one
+    node[parts[-1]] = value
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:
@@ -1183,7 +1229,7 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     if not sep or not key.strip():
         raise ConfigError(f"override {item!r}: expected key=value, e.g. labels.horizon=48")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
+        value = yaml.safe_load(_quote_calls(raw)) if raw.strip() else raw
     except yaml.YAMLError as exc:
         if raw.strip().startswith(("[", "{")):  # meant as a list or mapping: say why it is not one
             raise ConfigError(
@@ -1191,18 +1237,32 @@ def apply_override(data: dict[str, Any], item: str) -> None:
                 f"that hold brackets, braces or commas, e.g. {key.strip()}=['data/{{symbol}}-[0-9]*.csv']"
             ) from None
         value = raw  # a plain string that YAML cannot read stays as written
-    parts = key.strip().split(".")
-    node = data
-    for part in parts[:-1]:
-        nxt = node.get(part)
-        if nxt is None:
-            nxt = node[part] = {}
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node = nxt
-    if parts[-1] == "kind" and _is_source_path(parts) and value != _implied_kind(node):
-        node.clear()  # another kind of source replaces the source: its old keys mean nothing to the new one
-    node[parts[-1]] = value
+    try:
+        set_key(data, key, value)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace(f"override {key.strip()!r}", f"override {item!r}", 1)) from None
+
+
+def _quote_calls(raw: str) -> str:
+    """A flow list whose items hold parentheses with commas, `[macd(12, 26, 9), rsi]` (feature
+    names as the docs write them), with those items quoted so that YAML reads one item each:
+    `['macd(12, 26, 9)', rsi]`. Anything else is returned as it is."""
+    text = raw.strip()
+    if not (text.startswith("[") and text.endswith("]") and "(" in text):
+        return raw
+    items, depth, current = [], 0, ""
+    for ch in text[1:-1]:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    items.append(current.strip())
+    if depth != 0:
+        return raw
+    quoted = [f"'{i.replace(chr(39), chr(39) * 2)}'" if "(" in i and i[:1] not in "'\"" else i for i in items]
+    return "[" + ", ".join(quoted) + "]"
 
 
 def _is_source_path(parts: list[str]) -> bool:
