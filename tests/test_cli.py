@@ -225,3 +225,17 @@ def test_a_glob_that_matches_nothing_is_said_before_keras_loads(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "error: nothing/*.csv: no file matches this pattern" in proc.stderr
     assert proc.stdout.split() == ["exit", "2", "keras", "not", "loaded"], proc.stdout
+
+
+def test_a_run_from_python_logs_to_its_run_log_and_says_what_it_does(tmp_path):
+    """Issue 41: `cf.run(cfg)` from a script printed nothing and left a 0-byte run.log (logging
+    unconfigured: INFO dropped). The run log gets every line, and stderr shows them."""
+    code = (
+        "import candleflow as cf\n"
+        f"r = cf.run(cf.load_config(None, {TINY!r} + ['output.name=api']))\n"
+        "print((r.run_dir / 'run.log').stat().st_size)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.split()[-1]) > 500 and "run finished in" in proc.stderr
+    assert "run finished in" in (tmp_path / "runs" / "api" / "run.log").read_text()

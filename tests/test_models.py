@@ -196,3 +196,23 @@ def test_the_memory_account_adds_up(tiny_config, tmp_path):
     )
     data = (prep.dataset.features.nbytes + prep.dataset.labels.nbytes) / 2**20
     assert m["dataset_mb"] == pytest.approx(data, abs=1e-3)
+
+
+def test_off_a_terminal_an_epoch_says_its_progress(caplog):
+    """Issue 41: with stdout not a terminal, nothing was printed between 'Epoch 1/4' and the
+    epoch's end line. StepProgress (on whenever Keras prints one line per epoch) logs the step,
+    its share, the loss and the time left at a steady interval (here every step)."""
+    import logging
+
+    from candleflow.models.backend import keras
+    from candleflow.models.training import StepProgress
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(256, 4)).astype("float32"), rng.integers(0, 3, 256)
+    with caplog.at_level(logging.INFO, logger="candleflow.progress"):
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[StepProgress(2, every=0.0)])
+    lines = [r.getMessage() for r in caplog.records if r.name == "candleflow.progress"]
+    assert len(lines) == 16 and lines[0].startswith("epoch 1/2: step 1/8 (12%), loss ")
+    assert lines[-1].startswith("epoch 2/2: step 8/8 (100%)") and "s left" in lines[-1]

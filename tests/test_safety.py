@@ -375,32 +375,20 @@ def test_a_full_disk_is_one_line_naming_what_was_being_written(tmp_path):
     """Issue 42: a full disk was reported without its path (NumPy's '160000 requested and 49968
     written'). A file size limit stands in for the full disk (the same short write): one line
     naming the cache entry, and no temporary left."""
-    import resource
-    import signal
     import subprocess
     import sys
 
-    def limited():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails (EFBIG / short) instead of a kill
-        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
-
     cache = tmp_path / "prepared"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "candleflow.cli",
-            "prepare",
-            "--set",
-            "source.n_bars=20000",
-            "--set",
-            f"dataset.cache_dir={cache}",
-        ],
-        preexec_fn=limited,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    # the limit is set inside the child, before candleflow loads (no preexec_fn: a fork of this
+    # process, which runs JAX's threads, could deadlock); SIGXFSZ ignored: the write fails, no kill
+    code = (
+        "import resource, runpy, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))\n"
+        f"sys.argv = ['candleflow', 'prepare', '--set', 'source.n_bars=20000', '--set', 'dataset.cache_dir={cache}']\n"
+        "runpy.run_module('candleflow.cli', run_name='__main__')\n"
     )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
     assert f"{cache}/" in line and "no space left on the device" in line and "nothing was replaced" in line

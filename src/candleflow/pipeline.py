@@ -133,9 +133,13 @@ def _execute(
     keras.utils.set_random_seed(cfg.training.seed)
     runs_dir = work.parent
     final = runs_dir / name
+    console = _api_console()  # before the file handler: None when the CLI (or the user) set logging up
     handler = logging.FileHandler(work / RunFolder.LOG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
+    level = log.level
+    if log.getEffectiveLevel() > logging.INFO:  # logging left unconfigured: run.log still gets every line
+        log.setLevel(logging.INFO)
     try:
         devices = configure_devices(cfg.training.device, cfg.training.precision)
         log.info(
@@ -179,9 +183,26 @@ def _execute(
             exc.add_note(f"resume with: candleflow train --resume {name}")
         raise
     finally:
+        log.setLevel(level)
+        if console is not None:
+            log.removeHandler(console)
         keras.config.set_dtype_policy("float32")  # precision and distribution are this run's choice, not the process's
         if keras.backend.backend() == "jax":
             keras.distribution.set_distribution(None)
+
+
+def _api_console() -> logging.Handler | None:
+    """From Python with logging unconfigured (a script, a notebook), the run's lines and progress
+    go to stderr as the CLI shows them; None when the CLI or the user has set logging up (a
+    handler on candleflow's logger or the root logger), which then decides."""
+    if log.handlers or logging.getLogger().handlers:
+        return None
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    console.addFilter(lambda record: record.name != "candleflow.epochs")  # the epoch line is Keras' own
+    log.addHandler(console)
+    return console
 
 
 def _training(trained: Trained, cfg: RunConfig, replicas: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.table import Table
 
 from candleflow.cli.common import console
+from candleflow.runs.verdict import training_summary
 
 
 def print_result(result) -> None:
@@ -29,8 +30,7 @@ def print_result(result) -> None:
             console.print(metrics_table(m, title=f"{part} period: {m['n']:,} {what}{when}"))
             print_warnings(part, m)
     console.print(
-        f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
-        f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
+        f"peak resident memory {meta['peak_rss_mb']:.0f} MB; {training_summary(meta)}; run took {meta['seconds']:.0f}s"
     )
     if result.layout == "reward":
         console.print(f"run folder: {result.run_dir}")
@@ -107,8 +107,7 @@ def print_regression(result) -> None:
         when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
         console.print(regression_table(m, f"{part} period: {m['windows']:,} windows{when}, target {m['target']}"))
     console.print(
-        f"parameters {meta['parameters']:,}; peak resident memory {meta['peak_rss_mb']:.0f} MB; "
-        f"{meta['epochs_run']} epochs in {meta['fit_seconds']:.0f}s; run took {meta['seconds']:.0f}s"
+        f"peak resident memory {meta['peak_rss_mb']:.0f} MB; {training_summary(meta)}; run took {meta['seconds']:.0f}s"
     )
     print_refit(meta)
     console.print(f"run folder: {result.run_dir}{_report_said(result.run_dir)}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,14 +194,35 @@ def fit_gbm(
     }
     train = lgb.Dataset(x, y, weight=weights, free_raw_data=True)
     val = lgb.Dataset(x_val, y_val, reference=train)
+    log.info("LightGBM: fitting up to %d rounds on %s rows x %s inputs", p.trees, f"{x.shape[0]:,}", f"{x.shape[1]:,}")
+    t0 = time.perf_counter()
     booster = lgb.train(
         settings,
         train,
         num_boost_round=p.trees,
         valid_sets=[val],
-        callbacks=[lgb.early_stopping(p.early_stopping, verbose=False)],
+        callbacks=[lgb.early_stopping(p.early_stopping, verbose=False), _rounds_progress(p.trees)],
+    )
+    log.info(
+        "LightGBM: %d rounds kept (best on validation) in %.1f s",
+        booster.best_iteration or booster.current_iteration(),
+        time.perf_counter() - t0,
     )
     return GBMModel(booster, lags)
+
+
+def _rounds_progress(total: int, every: float = 20.0) -> Any:
+    """A LightGBM callback: a log line every `every` seconds while the rounds run."""
+    state = {"last": time.perf_counter()}
+
+    def callback(env: Any) -> None:
+        now = time.perf_counter()
+        if now - state["last"] >= every:
+            state["last"] = now
+            log.info("LightGBM: round %d of at most %d", env.iteration + 1, total)
+
+    callback.order = 30  # type: ignore[attr-defined]  # after early stopping's bookkeeping
+    return callback
 
 
 def fit_linear(
@@ -215,7 +237,10 @@ def fit_linear(
     scale[scale < 1e-12] = 1.0
     z = (x - mean) / scale
     clf = LogisticRegression(C=c, max_iter=1000, random_state=seed)
+    log.info("logistic regression: fitting on %s rows x %s inputs", f"{x.shape[0]:,}", f"{x.shape[1]:,}")
+    t0 = time.perf_counter()
     clf.fit(z, y, sample_weight=weights)
+    log.info("logistic regression: fitted in %.1f s", time.perf_counter() - t0)
     coef = np.zeros((3, x.shape[1]))
     intercept = np.full(3, -1e9)
     for row, cls in enumerate(clf.classes_):

@@ -143,6 +143,43 @@ class EpochLine(keras.callbacks.ProgbarLogger):
         super().on_epoch_end(epoch, _without_internals(logs))
 
 
+PROGRESS_SECONDS = 20.0  # off a terminal, a progress line at least this often while an epoch runs
+
+
+class StepProgress(keras.callbacks.Callback):
+    """Off a terminal (a log file, CI, nohup, a notebook's captured output) Keras prints an epoch's
+    line only when the epoch ends: minutes of silence. This logs one line every `every` seconds
+    while an epoch runs: the step, its share, the loss so far and the time left in the epoch."""
+
+    def __init__(self, epochs: int, every: float = PROGRESS_SECONDS) -> None:
+        super().__init__()
+        self.epochs, self.every = epochs, every
+        self.epoch, self.steps, self.t0, self.last = 0, None, 0.0, 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch, self.t0 = epoch, time.perf_counter()
+        self.last = self.t0
+        self.steps = self.params.get("steps") if isinstance(self.params, dict) else None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        done, elapsed = batch + 1, now - self.t0
+        loss = (logs or {}).get("loss")
+        shown = "" if loss is None else f", loss {float(loss):.4f}"
+        if self.steps:
+            left = elapsed / done * (self.steps - done)
+            where = f"step {done:,}/{self.steps:,} ({done / self.steps:.0%}){shown}, {elapsed:.0f} s in, about {left:.0f} s left"
+        else:
+            where = f"step {done:,}{shown}, {elapsed:.0f} s in"
+        progress.info("epoch %d/%d: %s", self.epoch + 1, self.epochs, where)
+
+
+progress = logging.getLogger("candleflow.progress")  # the console and the run log
+
+
 def _without_internals(logs: dict | None) -> dict | None:
     return None if logs is None else {k: v for k, v in logs.items() if k not in INTERNALS}
 
@@ -321,6 +358,8 @@ def fit(
     verbose = cfg.verbose
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
+    if verbose == 2:  # one line per epoch: progress lines in between, at a steady interval
+        callbacks.insert(-1, StepProgress(cfg.epochs))
     stopped = resume is not None and (
         resume["callbacks"]["early_stopping"]["stopped_epoch"] > 0 or initial_epoch >= cfg.epochs
     )

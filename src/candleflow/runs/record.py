@@ -109,6 +109,13 @@ def versions() -> dict[str, str]:
         import torch
 
         out["torch"] = torch.__version__
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in ("lightgbm", "scikit-learn"):  # the tree and linear families, and every run's references
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            pass
     return out
 
 

@@ -17,6 +17,7 @@ from candleflow.evaluation.metrics import decide
 from candleflow.fs.atomic import write_text
 from candleflow.runs.folder import RunFolder
 from candleflow.runs.page import Markup, fmt, h, img, join, render_page, table
+from candleflow.runs.verdict import training_summary
 
 
 def classification_rows(m: dict[str, Any]) -> list[list[Any]]:
@@ -151,19 +152,16 @@ def build_panel_report(run_dir: Path) -> Path:
         h("<p class='verdict'><b>{}</b></p>", classifier_verdict(metrics)),
         *_warnings_html(metrics),
         h(
-            "<p class='lead'>{} tickers side by side ({}), {} bars · input {} · {} parameters · {} epochs in {} s · "
-            "created {}</p>",
+            "<p class='lead'>{} tickers side by side ({}), {} bars · input {} · {} · created {}</p>",
             len(tickers),
             ", ".join(map(str, tickers)),
             meta.get("interval"),
             "x".join(map(str, meta["input_shape"])),
-            fmt(meta["parameters"]),
-            meta["epochs_run"],
-            meta["fit_seconds"],
+            training_summary(meta),
             meta["created"],
         ),
     ]
-    figures = [img(plots.training_curves(history), "training curves")]
+    figures = _training_figure(history)
     for part, m in metrics.items():
         sections.append(h("<h2>{} period: {} (window, ticker) labels</h2>", part, fmt(m["n"])))
         sections.append(h("<h3>classification</h3>{}", table(classification_rows(m), CLASSIFICATION_HEADER, "metrics")))
@@ -314,18 +312,16 @@ def _build_report(run_dir: Path, prep: Any) -> Path:
         h("<p class='verdict'><b>{}</b></p>", classifier_verdict(metrics)),
         *_warnings_html(metrics),
         h(
-            "<p class='lead'>{} {} · input {} · {} parameters · {} epochs in {} s · created {}</p>",
+            "<p class='lead'>{} {} · input {} · {} · created {}</p>",
             meta["symbol"],
             meta["interval"],
             "x".join(map(str, meta["input_shape"])),
-            fmt(meta["parameters"]),
-            meta["epochs_run"],
-            meta["fit_seconds"],
+            training_summary(meta),
             meta["created"],
         ),
         *_tags_html(meta),
     ]
-    figures = [img(plots.training_curves(history), "training curves")]
+    figures = _training_figure(history)
     for part, m in metrics.items():
         p = preds[part]
         y, probs = p["y"], p["probs"]
@@ -468,18 +464,16 @@ def build_regression_report(run_dir: Path) -> Path:
         h("<h1>candleflow run {}</h1>", meta["run"]),
         h("<p class='verdict'><b>{}</b></p>", verdict(metrics)),
         h(
-            "<p class='lead'>{} {} · target {} ({}) · input {} · {} parameters · {} epochs in {} s</p>",
+            "<p class='lead'>{} {} · target {} ({}) · input {} · {}</p>",
             meta.get("symbol"),
             meta.get("interval"),
             kind,
             meta["target_units"],
             "x".join(map(str, meta["input_shape"])),
-            fmt(meta["parameters"]),
-            meta["epochs_run"],
-            meta["fit_seconds"],
+            training_summary(meta),
         ),
     ]
-    figures = [img(plots.training_curves(_read_history(run_dir / RunFolder.HISTORY)), "training curves")]
+    figures = _training_figure(_read_history(run_dir / RunFolder.HISTORY))
     for part, m in metrics.items():
         rows = [[name, *(r.get(c) for c in cols)] for name, r in m["table"].items()]
         sections.append(h("<h2>{} period: {} windows</h2>", part, fmt(m["windows"])))
@@ -495,6 +489,15 @@ def build_regression_report(run_dir: Path) -> Path:
     sections.append(h("<details><summary>config</summary><pre>{}</pre></details>", folder.config_text()))
     summary = (run_dir / RunFolder.SUMMARY).read_text()
     return _write_page(run_dir, meta, metrics, sections, summary)
+
+
+def _training_figure(history: dict[str, list[float]]) -> list[Markup]:
+    """The training curves, where there were epochs (a tree or linear model has none: no empty axes)."""
+    from candleflow.runs import plots
+
+    if not history.get("loss"):
+        return []
+    return [img(plots.training_curves(history), "training curves")]
 
 
 def _importance_html(metrics: dict[str, Any]) -> list[Markup]:
