@@ -302,3 +302,28 @@ def test_monthly_file_once_published_replaces_the_cached_daily_files(binance_dir
         third = fetch_candles(c)
         assert third.download.count("downloaded") == 0 and third.download.count("cached") == 1
         assert third.download.superseded == 0
+
+
+def test_an_unreachable_host_is_one_line_at_once_naming_it_and_the_offline_ways(tmp_path, caplog):
+    """Issue 41: the first try offline sat for minutes (retries x connect timeout x 84 files) with
+    no word. It says what it is about to download, then fails on one request, naming the host."""
+    import logging
+
+    from candleflow.config import BinanceSource
+    from candleflow.data.sources.binance.fetch import fetch_candles
+    from candleflow.errors import DownloadError
+
+    src = BinanceSource(
+        symbol="BTCUSDT",
+        interval="1h",
+        start="2024-01",
+        end="2024-03",
+        base_url="http://127.0.0.1:9",
+        cache_dir=str(tmp_path),
+    )  # nothing listens on port 9: refused at once
+    with caplog.at_level(logging.INFO, logger="candleflow"), pytest.raises(DownloadError) as info:
+        fetch_candles(src)
+    assert str(info.value).startswith("cannot reach 127.0.0.1 (ConnectError") and "file:///path/to/mirror" in str(
+        info.value
+    )
+    assert "downloading 3 of 3 files from http://127.0.0.1:9 (0 in the cache)" in caplog.text

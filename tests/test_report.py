@@ -68,6 +68,8 @@ def check_report_matches_metrics(run_dir: Path) -> None:
     def shown(k: str, v: object) -> str:  # every fraction in percent, ratios to 2 decimals, counts as they are
         if v is None:
             return "-"
+        if k in ("max_drawdown", "exposure", "hit_rate", "cost_share", "annual_volatility"):
+            return f"{v * 100:.2f}%"  # sizes and shares: no sign (issue 41: a drawdown printed with +)
         if k in percent:
             return f"{v * 100:+.2f}%"
         return f"{v:.2f}" if k in ("sharpe", "sortino", "turnover") and isinstance(v, float) else fmt(v)

@@ -185,12 +185,10 @@ def train_and_score(
         train_ds, int(cfg.dataset.batch_size), shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra
     )
     val = loader(val_ds, int(cfg.dataset.batch_size), multiple_of=replicas, prefetch=cfg.dataset.prefetch)
+    stride = cfg.dataset.train_stride
+    every = "every one" if stride == 1 else f"every {_ordinal(stride)}"
     log.info(
-        "training on %d windows (every %d-th of %d), validating on %d",
-        len(train_ds),
-        cfg.dataset.train_stride,
-        parts["train"].size,
-        len(val_ds),
+        "training on %d windows (%s of %d), validating on %d", len(train_ds), every, parts["train"].size, len(val_ds)
     )
     t_fit = time.perf_counter()
     watch = MemoryWatch(memory_limit_mb(tc)) if auto else None
@@ -498,3 +496,9 @@ def _train_and_score_tabular(
         candles,
     )
     return Trained(model, fitted, fit_s, {}, scored, metrics, (len(rows.lags) * train_ds.shape[2],))
+
+
+def _ordinal(n: int) -> str:
+    """'2nd', '3rd', '11th', '21st'."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

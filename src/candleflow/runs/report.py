@@ -77,11 +77,16 @@ PERCENT_KEYS = {
 }
 
 
+UNSIGNED_KEYS = {"max_drawdown", "exposure", "hit_rate", "cost_share", "annual_volatility"}  # sizes and shares
+
+
 def _bt_value(key: str, value: Any) -> Any:
     """Every fraction in percent (one unit on the page); Sharpe and Sortino as ratios, turnover as
     position changes a year, trades as a count."""
     if value is None:
         return "-"
+    if key in UNSIGNED_KEYS and isinstance(value, (int, float)):  # a size, not a gain or a loss: no sign
+        return f"{value * 100:.2f}%"
     if key in PERCENT_KEYS and isinstance(value, (int, float)):
         return f"{value * 100:+.2f}%"
     if key in ("sharpe", "sortino", "turnover") and isinstance(value, float):

@@ -9,6 +9,7 @@ most a hidden `.part` file, which the next run deletes before finishing the job.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 import tempfile
@@ -30,6 +31,8 @@ from candleflow.errors import DownloadError
 from candleflow.fs.atomic import as_created, write_text
 from candleflow.fs.caches import owns, remember, touch
 from candleflow.fs.digest import sha256_file
+
+log = logging.getLogger("candleflow")
 
 CHUNK = 1 << 16
 MAX_CHECKSUM_BYTES = 4096  # '<sha256>  <name>\n' is about 110 bytes
@@ -96,6 +99,26 @@ class Fetcher:
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
+
+    REACH_SECONDS = 10.0  # a host that does not answer within this is unreachable: one line, at once
+
+    def check_reachable(self) -> None:
+        """One request to the host before the downloads (a local mirror needs none): a host that
+        cannot be reached is one DownloadError naming it and the ways to work offline, within
+        seconds, instead of every file's retries and timeouts one after another."""
+        if self.local or self.client is None:
+            return
+        try:
+            self.client.head(self.base + "/", timeout=httpx.Timeout(self.REACH_SECONDS))
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as exc:
+            host = httpx.URL(self.base).host
+            raise DownloadError(
+                f"cannot reach {host} ({type(exc).__name__}: {str(exc)[:120] or 'no answer'}); offline? read a local "
+                "copy of Binance's tree with source.base_url: file:///path/to/mirror (download --base-url), or your "
+                "own files with source.kind: files"
+            ) from None
+        except httpx.HTTPError:  # it answered (any status): the downloads say what is missing
+            return
 
     def url(self, key: str) -> str:
         return f"{self.base}/{key}"
@@ -323,6 +346,16 @@ def download_files(
     results: list[FileResult] = []
     lock = threading.Lock()
     try:
+        wanted = [ref for ref in refs if not (opts.cache_dir / ref.key).exists()]
+        if wanted:
+            log.info(
+                "downloading %d of %d files from %s (%d in the cache)",
+                len(wanted),
+                len(refs),
+                fetcher.base,
+                len(refs) - len(wanted),
+            )
+            fetcher.check_reachable()  # seconds, not retries x timeouts x files, when offline
         with ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
             pending = [pool.submit(fetch_file, fetcher, ref, on_bytes) for ref in refs]
             while pending:
