@@ -150,3 +150,32 @@ def test_second_file_rows_are_located_in_that_file(tmp_path):
     )
     with pytest.raises(ValidationError, match=r"A-1h-2024-02\.csv line 3: high=98"):
         load_candles(FilesSource(paths=[str(a), str(b)]))
+
+
+def test_candles_from_a_dataframe_or_an_arrow_table_are_validated_like_a_file():
+    """Issue 41: a user holding a DataFrame of candles had to write a file first. The same
+    columns give the same candles as the file, the calendar inferred; a bad row is one line."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("exchange_calendars")
+    import pyarrow as pa
+
+    from candleflow.config import FilesSource
+    from candleflow.data.candles import Candles
+    from candleflow.data.load import load_candles
+    from candleflow.errors import ValidationError
+    from conftest import SHARED
+
+    path = SHARED / "data" / "stocks" / "SPY-1d.csv"
+    from_file, _ = load_candles(FilesSource(paths=[str(path)]))
+    frame = pd.read_csv(path, parse_dates=["Date"]).set_index("Date")
+    from_frame = Candles.from_pandas(frame, symbol="SPY")
+    assert from_frame.calendar == "XNYS" and from_frame.interval == "1d"
+    assert np.array_equal(from_frame.close, from_file.close) and np.array_equal(
+        from_frame.open_time, from_file.open_time
+    )
+    from_table = Candles.from_arrow(pa.Table.from_pandas(frame.reset_index()), symbol="SPY")
+    assert np.array_equal(from_table.low, from_file.low)
+    bad = frame.copy()
+    bad.iloc[10, 3] = np.nan
+    with pytest.raises(ValidationError, match=r"^SPY table row 11: close is nan; expected a finite number"):
+        Candles.from_pandas(bad, symbol="SPY")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,8 @@ from candleflow.data.adjust import ADJ_CLOSE, back_adjust
 from candleflow.data.candles import Candles
 from candleflow.data.sources.files import read_files
 from candleflow.data.sources.synthetic import generate_synthetic
-from candleflow.data.validate import ValidationReport, validate_candles
-from candleflow.errors import ValidationError
+from candleflow.data.validate import RawCandles, ValidationReport, validate_candles
+from candleflow.errors import SourceError, ValidationError
 
 log = logging.getLogger("candleflow")
 
@@ -39,24 +40,63 @@ def _synthetic(cfg: SyntheticSource, policy: ValidationPolicy, cache: CacheConfi
 def _files(cfg: FilesSource, policy: ValidationPolicy, cache: CacheConfig) -> tuple[Candles, ValidationReport]:
     """Files: the calendar inferred from the bars under `validation.calendar: auto` (stock files
     skip weekends and holidays), said in the report."""
-    raw = read_files(cfg)
+    return validate_rows(read_files(cfg), policy, cfg.interval, cfg.adjust, ", ".join(cfg.paths)[:300])
+
+
+def candles_from_table(
+    table: Any,
+    symbol: str = "DATA",
+    interval: str | None = None,
+    policy: ValidationPolicy | None = None,
+    adjust: str = "auto",
+    timezone: str | None = None,
+) -> tuple[Candles, ValidationReport]:
+    """Candles from an Arrow table or a pandas DataFrame already in memory, validated exactly as a
+    file with the same columns would be (a time column and open, high, low, close, volume, any
+    case; an adjusted close; the calendar inferred), with the report of every defect. A
+    DataFrame's DatetimeIndex is its time column."""
+    import pyarrow as pa
+
+    from candleflow.data.sources.files import canonical_columns
+
+    if not isinstance(table, pa.Table):
+        frame = table
+        if getattr(getattr(frame, "index", None), "dtype", None) is not None and str(frame.index.dtype).startswith(
+            "datetime"
+        ):
+            frame = frame.reset_index()
+        try:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        except (TypeError, ValueError, pa.ArrowException) as exc:
+            raise SourceError(f"{symbol}: not a table of candles ({type(exc).__name__}: {str(exc)[:160]})") from None
+    where = f"{symbol} (a table in memory)"
+    columns = canonical_columns(table, Path(where), 1, None, timezone)
+    raw = RawCandles(columns=columns, symbol=symbol, source=f"{symbol} table", interval=interval)
+    return validate_rows(raw, policy or ValidationPolicy(), interval, adjust, where)
+
+
+def validate_rows(
+    raw: RawCandles, policy: ValidationPolicy, interval: str | None, adjust: str, where: str
+) -> tuple[Candles, ValidationReport]:
+    """Rows from files or a table: back-adjusted by an adjusted close (`adjust: auto`), on the
+    calendar inferred from the bars under `validation.calendar: auto`, validated."""
     adjusted = ""
     if ADJ_CLOSE in raw.columns:
-        if cfg.adjust == "auto":
+        if adjust == "auto":
             _damaged_adjusted_closes(raw, policy)
             raw.columns, changed = back_adjust(raw.columns)
             adjusted = f"back-adjusted by the adjusted close (source.adjust: auto): {changed:,} rows scaled"
-            log.info("%s: %s", cfg.paths[0], adjusted)
+            log.info("%s: %s", where, adjusted)
         else:
             raw.columns = {k: v for k, v in raw.columns.items() if k != ADJ_CLOSE}
     reason = ""
     if policy.calendar == "auto":
         from candleflow.data.calendar import infer_calendar
 
-        name, reason = infer_calendar(raw.columns["open_time"], where=", ".join(cfg.paths)[:300])
+        name, reason = infer_calendar(raw.columns["open_time"], where=where)
         log.info("validation.calendar auto: %s (%s)", name, reason)
         policy = policy.model_copy(update={"calendar": name})
-    candles, report = validate_candles(raw, policy, interval=cfg.interval)
+    candles, report = validate_candles(raw, policy, interval=interval)
     report.calendar_reason = reason
     report.adjusted = adjusted or report.adjusted
     return candles, report

@@ -141,7 +141,7 @@ def read_file(
             table, first_line = pq.read_table(path), 1
         else:
             table, first_line = feather.read_table(path), 1
-        return _canonical_columns(table, path, first_line, bar_ns, timezone), first_line
+        return canonical_columns(table, path, first_line, bar_ns, timezone), first_line
     except UnicodeDecodeError:
         raise SourceError(f"{path}: column names are not UTF-8 text; expected a header in UTF-8") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -247,7 +247,7 @@ def _read_headerless(data: bytes, path: Path) -> pa.Table:
     return pacsv.read_csv(io.BytesIO(data), read_options=opts, convert_options=conv)
 
 
-def _canonical_columns(
+def canonical_columns(
     table: pa.Table, path: Path, first_line: int = 1, bar_ns: int | None = None, timezone: str | None = None
 ) -> dict[str, np.ndarray]:
     if table.num_rows == 0:
