@@ -239,3 +239,10 @@ def test_a_run_from_python_logs_to_its_run_log_and_says_what_it_does(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout.split()[-1]) > 500 and "run finished in" in proc.stderr
     assert "run finished in" in (tmp_path / "runs" / "api" / "run.log").read_text()
+
+
+def test_long_commands_print_progress_lines_off_a_terminal(tmp_path):
+    """Issue 41: off a terminal rich's bars draw nothing; the long commands say their progress in
+    plain lines there (at a steady interval and at the end)."""
+    proc = cli("rewards", "--set", "source.n_bars=800", "--n", "5000", "--out", "r.npz", cwd=tmp_path)
+    assert "reward samples: samples 5,000/5,000 done" in proc.stderr

@@ -101,9 +101,48 @@ def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
     log.propagate = False
 
 
-def bar(label: str, transient: bool = True, disable: bool = False) -> Progress:
-    """The progress bar of the long commands: label, bar, done/total, elapsed time, on stderr."""
-    return Progress(
+PROGRESS_SECONDS = 20.0  # off a terminal, a progress line at least this often
+
+
+class LoggedProgress(Progress):
+    """rich's Progress, which draws nothing where stderr is not a terminal (a log file, CI, nohup,
+    a notebook's captured output): there, each task's progress is also a plain line on stderr, at
+    most every PROGRESS_SECONDS and when it completes, so long work is never silent."""
+
+    def __init__(self, label: str, *args: Any, say: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.label, self.said = label, 0.0
+        self.plain = say and not err_console.is_terminal and not kwargs.get("disable", False)
+
+    def update(self, task_id: Any, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        self._say(task_id)
+
+    def advance(self, task_id: Any, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._say(task_id)
+
+    def _say(self, task_id: Any) -> None:
+        if not self.plain:
+            return
+        task = self._tasks[task_id]
+        now = time.monotonic()
+        if task.finished or now - self.said >= PROGRESS_SECONDS:
+            self.said = now
+            total = f"/{task.total:,.0f}" if task.total else ""
+            err_console.print(
+                f"{self.label}: {task.description} {task.completed:,.0f}{total} done, {task.elapsed or 0:.0f} s",
+                highlight=False,
+                markup=False,
+            )
+
+
+def bar(label: str, transient: bool = True, disable: bool = False, say: bool = True) -> Progress:
+    """The progress of the long commands: label, bar, done/total, elapsed time, on stderr; off a
+    terminal, log lines at a steady interval instead (LoggedProgress; `say=False` where the
+    command prints its own lines)."""
+    return LoggedProgress(
+        label,
         TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
@@ -111,6 +150,7 @@ def bar(label: str, transient: bool = True, disable: bool = False) -> Progress:
         console=err_console,
         transient=transient,
         disable=disable,
+        say=say,
     )
 
 

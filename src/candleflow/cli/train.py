@@ -133,7 +133,7 @@ def walkforward(
             left = f", about {spent / done * (total - done) / 60:.1f} min left" if done and total else ""
             err_console.print(f"walk-forward {msg} ({spent / 60:.1f} min{left})", highlight=False)
 
-    with bar("walk-forward") as progress:
+    with bar("walk-forward", say=False) as progress:  # said() prints each fold off a terminal
         task = progress.add_task("folds", total=None)
 
         def step(msg: str) -> None:

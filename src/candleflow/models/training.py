@@ -356,8 +356,8 @@ def fit(
         EpochLine(),  # Keras would add its own bar last; this one leaves the internals to the log
     ]
     verbose = cfg.verbose
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
+    if verbose == "auto":  # Keras' bar on a terminal and in a notebook (ipykernel draws it), else lines
+        verbose = 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
     if verbose == 2:  # one line per epoch: progress lines in between, at a steady interval
         callbacks.insert(-1, StepProgress(cfg.epochs))
     stopped = resume is not None and (
