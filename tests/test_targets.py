@@ -224,6 +224,21 @@ def test_the_baseline_to_beat_and_gains():
     assert out["table"]["model"]["r2"] == pytest.approx(0.0)
     assert out["gain_r2"] == pytest.approx(-out["table"]["momentum"]["r2"])
     assert out["table"]["reversal"]["ic"] == pytest.approx(-out["table"]["momentum"]["ic"])
+    # issue 41: a single run's gain has an interval (moving-block bootstrap), here well below 0
+    lo, hi = out["gain_r2_ci95"]
+    assert lo <= out["gain_r2"] <= hi < 0 and out["bootstrap"] == {"block_windows": 2, "resamples": 1000}
+
+
+def test_the_gain_interval_by_hand():
+    """(SSE_base - SSE_model) / SST on each resample: a model as good as the baseline gains 0 on
+    every resample; one that halves every error gains 3/4 of SST's share of the baseline's error."""
+    from candleflow.evaluation.regression import gain_interval
+
+    y = np.array([1.0, -1.0, 2.0, -2.0, 1.0, -1.0, 2.0, -2.0])
+    assert gain_interval(y, np.zeros(8), np.zeros(8), 0.0, 2) == [0.0, 0.0]
+    lo, hi = gain_interval(y, y / 2, np.zeros(8), 0.0, 2)  # errors y/2: SSE y^2/4 against y^2
+    assert lo == pytest.approx(0.75) and hi == pytest.approx(0.75)
+    assert gain_interval(y[:1], y[:1], y[:1], 0.0, 1) is None
 
 
 @settings(max_examples=30, deadline=None)

@@ -232,9 +232,40 @@ def evaluate_regression(
         "best_baseline": best,
         "gain_r2": m["r2"] - table[best]["r2"],
     }
+    reference = 0.0 if kind == "forward_return" else train_mean  # the naive forecast R^2 is against
+    block = max(2 * horizon // max(stride, 1), 1)
+    out["gain_r2_ci95"] = gain_interval(y_true, pred, base[best], reference, block)
+    out["bootstrap"] = {"block_windows": block, "resamples": GAIN_RESAMPLES}
     if references:
         out["gain_r2_over_reference"] = {name: m["r2"] - table[name]["r2"] for name in references}
     return out
+
+
+GAIN_RESAMPLES = 1000
+
+
+def gain_interval(
+    y: np.ndarray, pred: np.ndarray, base: np.ndarray, reference: float, block: int, resamples: int = GAIN_RESAMPLES
+) -> list[float] | None:
+    """The 95% moving-block bootstrap interval of a single run's R^2 gain over a baseline, as the
+    classifier's edge gets one: on each resample of consecutive windows (blocks of `block`, which
+    keep the overlap of neighbouring targets inside a block), (SSE_base - SSE_model) / SST, SST
+    around the naive forecast `reference`. None with fewer than 2 windows or no spread."""
+    from candleflow.evaluation.bootstrap import block_indices, ci95
+
+    y = np.asarray(y, np.float64)
+    if y.size < 2:
+        return None
+    idx = block_indices(int(y.size), block, resamples, np.random.default_rng(0))
+    e_model = (y - np.asarray(pred, np.float64).reshape(-1)) ** 2
+    e_base = (y - np.asarray(base, np.float64).reshape(-1)) ** 2
+    spread = (y - reference) ** 2
+    sst = spread[idx].sum(axis=1)
+    ok = sst > 0
+    if not ok.any():
+        return None
+    gains = (e_base[idx].sum(axis=1) - e_model[idx].sum(axis=1))[ok] / sst[ok]
+    return ci95(gains)
 
 
 def finite_or_none(value: Any) -> Any:

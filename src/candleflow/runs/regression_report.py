@@ -23,8 +23,16 @@ def verdict(metrics: dict[str, Any]) -> str:
     base = m["table"][best]["r2"]
     if gain is None or r2 is None:
         return f"{part}: the model's R^2 is undefined (a constant target or forecast)"
-    word = "beats" if gain > 0 else "does not beat"
-    line = f"{part}: the model {word} {best} (R^2 {r2:.4f} against {base:.4f}, {gain:+.4f})"
+    ci = m.get("gain_r2_ci95")
+    if ci is None:  # a run folder written before single runs had an interval
+        word = "beats" if gain > 0 else "does not beat"
+        line = f"{part}: the model {word} {best} (R^2 {r2:.4f} against {base:.4f}, {gain:+.4f})"
+    else:
+        word = "beats" if ci[0] > 0 else ("loses to" if ci[1] < 0 else "is not distinguishable from")
+        line = (
+            f"{part}: the model {word} {best}: R^2 {r2:.4f} against {base:.4f}, {gain:+.4f} "
+            f"(95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}])"
+        )
     if m["target"] == "forward_return":
         ic = m["table"]["model"]["ic"]
         line += f"; IC {ic:+.4f}" if ic is not None else "; IC undefined (a constant forecast)"
