@@ -33,7 +33,8 @@ def plan_tasks(cfg: RunConfig) -> list[BuildTask]:
         intervals: list[Any] = uni.intervals or [getattr(base, "interval", None)]
         for k, symbol in enumerate(symbols):
             for interval in intervals:
-                name = f"{symbol or 'files'}-{interval or 'auto'}".replace("/", "_")
+                # the ticker as it is ('AAPL'), with its interval where the universe names one ('BTCUSDT-1h')
+                name = (f"{symbol or 'files'}" + (f"-{interval}" if interval else "")).replace("/", "_")
                 if name in sources:
                     raise ConfigError(f"universe: entry {name!r} is named twice (symbols x intervals and sources)")
                 sources[name] = _source_for(base, symbol, interval, k)
