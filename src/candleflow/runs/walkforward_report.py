@@ -75,23 +75,9 @@ def write_walkforward_report(folder: Path, summary: dict[str, Any], equity: dict
     """Write folder/report.html from the summary and the stitched equity curves
     ({"times": open times, "curves": {name: equity}})."""
     families = list(summary["table"])
-    st = summary["stitched"]
     sections: list[Any] = [
         h("<h1>walk-forward {}</h1>", folder.name),
-        h(
-            "<p class='lead'>{} {} · {} folds ({}) · seeds {} · {} out-of-sample windows {} .. {} · block "
-            "bootstrap of {} windows, {} resamples</p>",
-            summary["symbol"],
-            summary["interval"],
-            len(summary["folds"]),
-            "rolling" if summary.get("rolling") else "expanding",
-            summary["seeds"],
-            fmt(st["windows"]),
-            st["from"],
-            st["to"],
-            summary["bootstrap"]["block_windows"],
-            summary["bootstrap"]["resamples"],
-        ),
+        _lead(summary, f"{len(summary['folds'])} folds ({'rolling' if summary.get('rolling') else 'expanding'})"),
         h("<h2>families</h2>"),
         table(family_rows(summary), FAMILY_HEADER, "metrics"),
         h(
@@ -112,6 +98,25 @@ def write_walkforward_report(folder: Path, summary: dict[str, Any], equity: dict
         )
     )
     return _write_study_page(folder, summary, sections, "balanced_accuracy", "balanced accuracy")
+
+
+def _lead(summary: dict[str, Any], folds: str) -> Any:
+    """The study's lead line: the series, `folds` (what was folded, and how), the seeds, the
+    stitched out-of-sample windows and the bootstrap."""
+    st, boot = summary["stitched"], summary["bootstrap"]
+    return h(
+        "<p class='lead'>{} {} · {} · seeds {} · {} out-of-sample windows {} .. {} · block bootstrap of {} windows, "
+        "{} resamples</p>",
+        summary["symbol"],
+        summary["interval"],
+        folds,
+        summary["seeds"],
+        fmt(st["windows"]),
+        st["from"],
+        st["to"],
+        boot["block_windows"],
+        boot["resamples"],
+    )
 
 
 def _write_study_page(folder: Path, summary: dict[str, Any], sections: list[Any], key: str, what: str) -> Path:
@@ -140,25 +145,11 @@ def _write_study_page(folder: Path, summary: dict[str, Any], sections: list[Any]
 def write_regression_walkforward_report(folder: Path, summary: dict[str, Any]) -> Path:
     """folder/report.html of a regression study: the verdict, the family and baseline table with
     intervals, the folds and each family's R^2 per fold."""
-    st = summary["stitched"]
     best = summary["best_baseline"]
     sections: list[Any] = [
         h("<h1>walk-forward {}</h1>", folder.name),
         h("<p class='verdict'><b>{}</b></p>", regression_verdict(summary)),
-        h(
-            "<p class='lead'>{} {} · target {} · {} folds · seeds {} · {} out-of-sample windows {} .. {} · block "
-            "bootstrap of {} windows, {} resamples</p>",
-            summary["symbol"],
-            summary["interval"],
-            summary["target"],
-            len(summary["folds"]),
-            summary["seeds"],
-            fmt(st["windows"]),
-            st["from"],
-            st["to"],
-            summary["bootstrap"]["block_windows"],
-            summary["bootstrap"]["resamples"],
-        ),
+        _lead(summary, f"target {summary['target']} · {len(summary['folds'])} folds"),
         h("<h2>families against {} (the baseline to beat)</h2>", best),
         table(regression_family_rows(summary), REGRESSION_HEADER, "metrics"),
         h(
