@@ -159,23 +159,23 @@ def test_candles_from_a_dataframe_or_an_arrow_table_are_validated_like_a_file():
     pytest.importorskip("exchange_calendars")
     import pyarrow as pa
 
+    import candleflow as cf
     from candleflow.config import FilesSource
-    from candleflow.data.candles import Candles
     from candleflow.data.load import load_candles
     from candleflow.errors import ValidationError
     from conftest import SHARED
 
     path = SHARED / "data" / "stocks" / "SPY-1d.csv"
-    from_file, _ = load_candles(FilesSource(paths=[str(path)]))
+    from_file, file_report = load_candles(FilesSource(paths=[str(path)]))
     frame = pd.read_csv(path, parse_dates=["Date"]).set_index("Date")
-    from_frame = Candles.from_pandas(frame, symbol="SPY")
-    assert from_frame.calendar == "XNYS" and from_frame.interval == "1d"
+    from_frame, report = cf.candles_from_pandas(frame, symbol="SPY")
+    assert from_frame.calendar == "XNYS" and from_frame.interval == "1d" and report.bad_prints == file_report.bad_prints
     assert np.array_equal(from_frame.close, from_file.close) and np.array_equal(
         from_frame.open_time, from_file.open_time
     )
-    from_table = Candles.from_arrow(pa.Table.from_pandas(frame.reset_index()), symbol="SPY")
+    from_table, _ = cf.candles_from_arrow(pa.Table.from_pandas(frame.reset_index()), symbol="SPY")
     assert np.array_equal(from_table.low, from_file.low)
     bad = frame.copy()
     bad.iloc[10, 3] = np.nan
     with pytest.raises(ValidationError, match=r"^SPY table row 11: close is nan; expected a finite number"):
-        Candles.from_pandas(bad, symbol="SPY")
+        cf.candles_from_pandas(bad, symbol="SPY")

@@ -73,31 +73,6 @@ class Candles:
         }
         return pa.table(cols).replace_schema_metadata({k: str(v) for k, v in meta.items()})
 
-    @classmethod
-    def from_arrow(
-        cls, table: pa.Table, symbol: str = "DATA", interval: str | None = None, validation: Any = None
-    ) -> Candles:
-        """Candles from an Arrow table (a time column and open, high, low, close, volume, any case),
-        validated exactly as a file of the same columns (`validation`: a ValidationPolicy; the
-        report's summary is logged; `candleflow.data.load.candles_from_table` returns it)."""
-        from candleflow.data.load import candles_from_table
-
-        candles, report = candles_from_table(table, symbol, interval, validation)
-        _say(report)
-        return candles
-
-    @classmethod
-    def from_pandas(
-        cls, frame: Any, symbol: str = "DATA", interval: str | None = None, validation: Any = None
-    ) -> Candles:
-        """Candles from a pandas DataFrame (its DatetimeIndex, or a time column, and open, high, low,
-        close, volume), validated exactly as a file would be; see `from_arrow`."""
-        from candleflow.data.load import candles_from_table
-
-        candles, report = candles_from_table(frame, symbol, interval, validation)
-        _say(report)
-        return candles
-
     def to_pandas(self):  # -> pandas.DataFrame
         """A pandas DataFrame indexed by UTC open time (needs pandas)."""
         df = self.to_arrow().to_pandas()
@@ -107,13 +82,3 @@ class Candles:
     def time_str(self, i: int) -> str:
         """ISO time of row i, for messages."""
         return str(np.datetime64(int(self.open_time[i]), "ns"))[:19]
-
-
-def _say(report: Any) -> None:
-    """A table's validation, as `load_candles` logs it: the summary, and every warning."""
-    import logging
-
-    log = logging.getLogger("candleflow")
-    log.info("candles: %s", report.summary())
-    for warning in report.warnings:
-        log.warning("validation: %s", warning)
