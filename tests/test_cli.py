@@ -232,7 +232,7 @@ def test_a_run_from_python_logs_to_its_run_log_and_says_what_it_does(tmp_path):
     unconfigured: INFO dropped). The run log gets every line, and stderr shows them."""
     code = (
         "import candleflow as cf\n"
-        f"r = cf.run(cf.load_config(None, {TINY!r} + ['output.name=api']))\n"
+        f"r = cf.run(cf.load_config(None, {TINY!r} + ['output.name=api', 'model.kind=linear']))\n"
         "print((r.run_dir / 'run.log').stat().st_size)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
