@@ -1,5 +1,6 @@
 """Device set-up and the training-memory prediction."""
 
+import functools
 import logging
 
 import numpy as np
@@ -45,7 +46,9 @@ def test_bfloat16_on_gpu_keeps_float32_outputs():
         keras.config.set_dtype_policy("float32")
 
 
+@functools.cache
 def _models():
+    """The four families' networks, built once per worker (the tests below only read them)."""
     cfg = ModelConfig(
         lstm_units=[32, 16], dense_units=[16], gpt_d_model=32, gpt_heads=4, gpt_layers=2, cnn_filters=[8, 16]
     )
@@ -80,7 +83,7 @@ def test_estimate_is_linear_in_batch_and_suggestion_fits_the_budget():
         assert b & (b - 1) == 0  # a power of two
         assert estimate_training_memory(model, b)["total_mb"] <= budget * 0.5 or b == 1
         assert b == 8192 or estimate_training_memory(model, 2 * b)["total_mb"] > budget * 0.5
-    assert suggest_batch_size(_models()["gpt"], available_mb=10.0) == 1
+    assert suggest_batch_size(_models()["gpt"], available_mb=10.0) == 1  # the same networks: built once
 
 
 def test_padded_batch_gives_the_unpadded_loss():
