@@ -101,6 +101,9 @@ def test_report_numbers_are_metrics_json(runs):
     assert trading["costs"]["1x"] == trading["table"]["model"]  # the configured costs are the model's backtest
     assert trading["costs"]["0x"]["total_return"] >= trading["costs"]["2x"]["total_return"]
     assert trading["trades"] and trading["trades"][0]["side"] in ("LONG", "SHORT")
+    # issue 41: the embedded market's backtest is labelled as the planted signal's, beside it
+    assert "a synthetic market with a planted signal" in trading["note"]
+    assert "a synthetic market with a planted signal" in (a.run_dir / "report.html").read_text()
 
 
 @pytest.mark.integration
