@@ -270,3 +270,20 @@ def test_cli_option_errors_are_one_line_and_write_nothing(tmp_path, monkeypatch)
         message = str(result.exception)
         assert expected in message and "\n" not in message, message
     assert list(tmp_path.iterdir()) == []  # nothing written in the working folder
+
+
+def test_no_value_becomes_report_markup():
+    """Report pages escape by default (runs/page.py): a template is a literal of ours, never a
+    formatted string that could carry a run folder's value into markup unescaped."""
+    import re
+
+    src = Path(cf.__file__).parent
+    bad = re.compile(r"""\b(Markup|h)\(\s*f["']""")
+    found = [
+        f"{p.relative_to(src)}:{n}"
+        for p in src.rglob("*.py")
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if bad.search(line)
+    ]
+    assert found == [], found
+    assert not any("html.escape" in p.read_text() for p in (src / "runs").glob("*report*.py"))  # one escaper

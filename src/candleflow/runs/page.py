@@ -7,7 +7,7 @@ the default, not a call each field must remember: `h(template, *values)` escapes
 MarkupSafe (Jinja2's own escaper) unless it is already `Markup` made by these functions, and the
 page itself is a Jinja2 template with autoescape on, so a plain string handed to it shows as text.
 Templates are literals in our code; a value never becomes a template (tests/test_structure.py
-looks for `Markup(f"` and `h(f"`)."""
+refuses an f-string handed to Markup or h)."""
 
 from __future__ import annotations
 
