@@ -37,6 +37,8 @@ def test_gpt_attention_is_causal():
     assert not np.allclose(a[:, t + 1 :], b[:, t + 1 :], atol=1e-3)
 
 
+# the family's own edge over the naive baselines is what is checked: no reference models, no page
+QUIET = ["evaluation.reference_models=[]", "output.report=false"]
 SMALL = {
     "gpt": [
         "model.kind=gpt",
@@ -45,8 +47,9 @@ SMALL = {
         "model.gpt_layers=1",
         "dataset.window=48",
         "training.epochs=3",
+        *QUIET,
     ],
-    "mlp": ["model.kind=mlp", "model.dense_units=[64, 16]", "dataset.window=48", "training.epochs=3"],
+    "mlp": ["model.kind=mlp", "model.dense_units=[64, 16]", "dataset.window=48", "training.epochs=3", *QUIET],
 }
 
 
