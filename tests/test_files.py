@@ -168,14 +168,14 @@ def test_candles_from_a_dataframe_or_an_arrow_table_are_validated_like_a_file():
     path = SHARED / "data" / "stocks" / "SPY-1d.csv"
     from_file, file_report = load_candles(FilesSource(paths=[str(path)]))
     frame = pd.read_csv(path, parse_dates=["Date"]).set_index("Date")
-    from_frame, report = cf.candles_from_pandas(frame, symbol="SPY")
+    from_frame, report = cf.candles_from_table(frame, symbol="SPY")
     assert from_frame.calendar == "XNYS" and from_frame.interval == "1d" and report.bad_prints == file_report.bad_prints
     assert np.array_equal(from_frame.close, from_file.close) and np.array_equal(
         from_frame.open_time, from_file.open_time
     )
-    from_table, _ = cf.candles_from_arrow(pa.Table.from_pandas(frame.reset_index()), symbol="SPY")
+    from_table, _ = cf.candles_from_table(pa.Table.from_pandas(frame.reset_index()), symbol="SPY")
     assert np.array_equal(from_table.low, from_file.low)
     bad = frame.copy()
     bad.iloc[10, 3] = np.nan
     with pytest.raises(ValidationError, match=r"^SPY table row 11: close is nan; expected a finite number"):
-        cf.candles_from_pandas(bad, symbol="SPY")
+        cf.candles_from_table(bad, symbol="SPY")

@@ -21,8 +21,8 @@ Example::
     ds = cf.dataset_from_arrays(features, labels, window=60, horizon=10, val_fraction=0.2)
     batch = ds.part("train").gather([0, 1, 2])  # (3, 60, F) float32
 
-Entry points: load_config, load_candles, candles_from_pandas and candles_from_arrow (candles you
-hold, validated like a file), prepare, dataset_from_arrays, open_dataset, run,
+Entry points: load_config, load_candles, candles_from_table (a DataFrame or Arrow table of candles
+you hold, validated like a file), prepare, dataset_from_arrays, open_dataset, run,
 resume, tune, walkforward, load_model, Predictor (a run applied to fresh candles), register_feature
 and register_family (your own features and model families); types RunConfig, Candles, ValidationReport, PreparedData,
 WindowDataset, MultiWindowDataset, Split, ArrayDataset, RunResult; errors CandleflowError and
@@ -37,7 +37,7 @@ from typing import Any
 from candleflow._version import __version__
 from candleflow.config import RunConfig, load_config
 from candleflow.data.candles import Candles
-from candleflow.data.load import candles_from_arrow, candles_from_pandas, load_candles
+from candleflow.data.load import candles_from_table, load_candles
 from candleflow.data.validate import ValidationReport
 from candleflow.dataset.arrays import ArrayDataset, dataset_from_arrays
 from candleflow.dataset.prepare import PreparedData, prepare
@@ -103,8 +103,7 @@ __all__ = [
     "ValidationReport",
     "WindowDataset",
     "__version__",
-    "candles_from_arrow",
-    "candles_from_pandas",
+    "candles_from_table",
     "chronological_split",
     "dataset_from_arrays",
     "load_candles",

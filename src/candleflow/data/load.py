@@ -43,32 +43,6 @@ def _files(cfg: FilesSource, policy: ValidationPolicy, cache: CacheConfig) -> tu
     return validate_rows(read_files(cfg), policy, cfg.interval, cfg.adjust, ", ".join(cfg.paths)[:300])
 
 
-def candles_from_pandas(
-    frame: Any,
-    symbol: str = "DATA",
-    interval: str | None = None,
-    policy: ValidationPolicy | None = None,
-    adjust: str = "auto",
-    timezone: str | None = None,
-) -> tuple[Candles, ValidationReport]:
-    """Candles from a pandas DataFrame (its DatetimeIndex, or a time column, and open, high, low,
-    close, volume in any case), validated exactly as a file of the same columns, with the report
-    (as `load_candles` returns it)."""
-    return candles_from_table(frame, symbol, interval, policy, adjust, timezone)
-
-
-def candles_from_arrow(
-    table: Any,
-    symbol: str = "DATA",
-    interval: str | None = None,
-    policy: ValidationPolicy | None = None,
-    adjust: str = "auto",
-    timezone: str | None = None,
-) -> tuple[Candles, ValidationReport]:
-    """Candles from an Arrow table, validated exactly as a file of the same columns, with the report."""
-    return candles_from_table(table, symbol, interval, policy, adjust, timezone)
-
-
 def candles_from_table(
     table: Any,
     symbol: str = "DATA",
@@ -85,11 +59,9 @@ def candles_from_table(
 
     from candleflow.data.sources.files import canonical_columns
 
-    if not isinstance(table, pa.Table):
+    if not isinstance(table, pa.Table):  # a pandas DataFrame: its DatetimeIndex becomes a column
         frame = table
-        if getattr(getattr(frame, "index", None), "dtype", None) is not None and str(frame.index.dtype).startswith(
-            "datetime"
-        ):
+        if getattr(getattr(frame, "index", None), "dtype", None) is not None and frame.index.dtype.kind == "M":
             frame = frame.reset_index()
         try:
             table = pa.Table.from_pandas(frame, preserve_index=False)
