@@ -56,16 +56,20 @@ def suspected_splits(
     prices = np.stack([open_, high, low, close], axis=1)
     out = []
     candidates = np.flatnonzero(np.isfinite(gap) & ((gap < 0.85) | (gap > 1.4))) + 1
-    bad = np.asarray(bad_print_fields(open_, high, low, close)[0].any(axis=1), dtype=bool)
-    for i in candidates:
+    for i in (int(c) for c in candidates):
         k = int(np.argmin(np.abs(gap[i - 1] / ratios - 1)))
-        if abs(gap[i - 1] / ratios[k] - 1) > SPLIT_TOLERANCE or bad[i - 1] or bad[i]:
+        if abs(gap[i - 1] / ratios[k] - 1) > SPLIT_TOLERANCE:
+            continue
+        lo = max(0, i - 2)  # bars i-1 and i with their neighbours: a bad print there is not a split
+        near = slice(lo, i + 2)
+        bad = np.asarray(bad_print_fields(open_[near], high[near], low[near], close[near])[0].any(axis=1), dtype=bool)
+        if bad[i - 1 - lo] or bad[i - lo]:
             continue
         stays = abs(np.median(close[i : i + STAY_BARS]) / (ratios[k] * close[i - 1]) - 1) <= 0.15
         before = np.median(prices[max(0, i - LEVEL_BARS) : i])
         after = np.median(prices[i : i + LEVEL_BARS])
         if stays and abs(after / (ratios[k] * before) - 1) <= LEVEL_TOLERANCE:
-            out.append((int(i), float(ratios[k])))
+            out.append((i, float(ratios[k])))
     return out
 
 

@@ -287,13 +287,13 @@ def check_grid(rows: Rows, policy: ValidationPolicy, interval: str | None) -> tu
         raise ValidationError(f"{rows.raw.source}: {len(t)} valid rows left; need at least 2 to form a series")
     iv_name = _interval_of(rows, interval)
     iv = interval_ns(iv_name)
-    step = _infer_interval(t)
-    if t.size >= 10 and interval_ns(step) >= 2 * iv and not (np.diff(t) == iv).any():
-        # no two bars one interval apart: the interval given is not the bars' (every bar would be a gap)
-        where = ", ".join(dict.fromkeys(name for _, name, _ in rows.raw.parts)) or rows.raw.source
-        raise ValidationError(
-            f"{where[:200]}: the bars are {step} apart, not {iv_name}: set the interval to {step} (or leave it unset)"
-        )
+    if t.size >= 10 and not (np.diff(t) == iv).any():  # no two bars one interval apart ...
+        step = _infer_interval(t)
+        if interval_ns(step) >= 2 * iv:  # ... the interval given is not the bars' (every bar would be a gap)
+            where = ", ".join(dict.fromkeys(name for _, name, _ in rows.raw.parts)) or rows.raw.source
+            raise ValidationError(
+                f"{where[:200]}: the bars are {step} apart, not {iv_name}: set the interval to {step} (or leave it unset)"
+            )
     aligned = (t - t[0]) % iv == 0
     rows.report.misaligned_rows = int((~aligned).sum())
     if rows.report.misaligned_rows:
