@@ -16,6 +16,8 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from candleflow.models.progress import PROGRESS_SECONDS
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -99,9 +101,6 @@ def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
         log.addHandler(fh)
         fh.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "candleflow %s", (" ".join(sys.argv[1:]),), None))
     log.propagate = False
-
-
-PROGRESS_SECONDS = 20.0  # off a terminal, a progress line at least this often
 
 
 class LoggedProgress(Progress):

@@ -78,14 +78,10 @@ def main() -> None:
     except typer.Abort:
         err_console.print("interrupted", markup=False, highlight=False)
         sys.exit(130)
-    except OSError as exc:
-        if full_disk(exc):  # a writer without its own wrapper: name what is known
+    except (CandleflowError, OSError) as exc:  # OSError: a file or folder we could not use
+        if isinstance(exc, OSError) and full_disk(exc):  # a writer without its own wrapper: name what is known
             where = exc.filename or "the output being written"
             _fail(f"{where}: no space left on the device ({exc.strerror or exc}); free space or choose another folder")
-        notes = "; ".join(getattr(exc, "__notes__", []))
-        text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-        _fail(text + (f" ({notes})" if notes else ""))
-    except CandleflowError as exc:
         # one line: the message, and a note such as "resume with: ..." on the same line
         notes = "; ".join(getattr(exc, "__notes__", []))
         text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__

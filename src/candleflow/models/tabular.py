@@ -17,6 +17,7 @@ import numpy as np
 from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path
 from candleflow.models import files
+from candleflow.models.progress import PROGRESS_SECONDS
 
 log = logging.getLogger("candleflow")
 
@@ -211,7 +212,7 @@ def fit_gbm(
     return GBMModel(booster, lags)
 
 
-def _rounds_progress(total: int, every: float = 20.0) -> Any:
+def _rounds_progress(total: int, every: float = PROGRESS_SECONDS) -> Any:
     """A LightGBM callback: a log line every `every` seconds while the rounds run."""
     state = {"last": time.perf_counter()}
 

@@ -18,6 +18,7 @@ from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.models import files
 from candleflow.models.backend import device_memory_mb, gpu_utilisation, keras
+from candleflow.models.progress import PROGRESS_SECONDS, progress_log
 from candleflow.models.tensorboard import EventLogger
 
 log = logging.getLogger("candleflow.epochs")  # the run log gets these; the console has Keras' own progress
@@ -143,9 +144,6 @@ class EpochLine(keras.callbacks.ProgbarLogger):
         super().on_epoch_end(epoch, _without_internals(logs))
 
 
-PROGRESS_SECONDS = 20.0  # off a terminal, a progress line at least this often while an epoch runs
-
-
 class StepProgress(keras.callbacks.Callback):
     """Off a terminal (a log file, CI, nohup, a notebook's captured output) Keras prints an epoch's
     line only when the epoch ends: minutes of silence. This logs one line every `every` seconds
@@ -174,10 +172,7 @@ class StepProgress(keras.callbacks.Callback):
             where = f"step {done:,}/{self.steps:,} ({done / self.steps:.0%}){shown}, {elapsed:.0f} s in, about {left:.0f} s left"
         else:
             where = f"step {done:,}{shown}, {elapsed:.0f} s in"
-        progress.info("epoch %d/%d: %s", self.epoch + 1, self.epochs, where)
-
-
-progress = logging.getLogger("candleflow.progress")  # the console and the run log
+        progress_log.info("epoch %d/%d: %s", self.epoch + 1, self.epochs, where)
 
 
 def _without_internals(logs: dict | None) -> dict | None:
