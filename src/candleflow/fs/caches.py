@@ -24,6 +24,7 @@ from typing import Literal
 from filelock import FileLock
 
 from candleflow.errors import CacheError
+from candleflow.fs.guard import MARKER as OUTPUT_MARKER
 
 log = logging.getLogger("candleflow")
 
@@ -73,7 +74,7 @@ class CacheEntry:
 
 
 # what a folder entry is made of: its meta, arrays and candles, and atomic_dir's output marker
-ENTRY_FILE = re.compile(r"meta\.json|[a-z0-9_]{1,40}\.npy|candles\.parquet|\.candleflow-output")
+ENTRY_FILE = re.compile(rf"meta\.json|[a-z0-9_]{{1,40}}\.npy|candles\.parquet|{re.escape(OUTPUT_MARKER)}")
 
 
 def _remove_entry_folder(folder: Path) -> None:
