@@ -12,6 +12,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -54,6 +55,13 @@ def _check_safe_name(v: str) -> str:
 
 # symbols and run names become path components (cache folders, run folders, store entries)
 SafeName = Annotated[str, AfterValidator(_check_safe_name)]
+
+
+def _one_is_a_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Paths = Annotated[list[str], BeforeValidator(_one_is_a_list)]  # files or globs; one path is a list of one
 
 
 class _Section(BaseModel):
@@ -120,12 +128,7 @@ class FilesSource(_Section):
     """Local Binance kline CSV/ZIP files or generic CSV/Parquet/Feather with OHLCV columns."""
 
     kind: Literal["files"] = "files"
-    paths: list[str] = Field(min_length=1, description="files or glob patterns, read in sorted order")
-
-    @field_validator("paths", mode="before")
-    @classmethod
-    def _one_path(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v  # one path is a list of one
+    paths: Paths = Field(min_length=1, description="files or glob patterns, read in sorted order")
 
     symbol: SafeName | None = Field(
         None, description="series name; default: from Binance file names, else the first file's stem"
@@ -847,15 +850,10 @@ class BacktestConfig(_Section):
         description="futures funding: auto charges Binance's public funding rates (downloaded and verified like "
         "klines) for source.kind binance with market um or cm, or the files in funding_paths; off: none",
     )
-    funding_paths: list[str] = Field(
+    funding_paths: Paths = Field(
         default_factory=list,
         description="funding-rate files (Binance's fundingRate ZIPs or their CSVs) for a files source of futures",
     )
-
-    @field_validator("funding_paths", mode="before")
-    @classmethod
-    def _one_path(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v  # one path is a list of one
 
     seed: int = Field(0, description="seed of the random-signals baseline")
     top_k: int = Field(
