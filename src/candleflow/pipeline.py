@@ -110,7 +110,10 @@ def resume(ref: str | Path, runs_dir: str | Path = "runs", callbacks: list | Non
         if tmp.exists():
             shutil.rmtree(tmp)
         os.replace(work, tmp)
-    return _execute(cfg, tmp, name, started, latest_resume_state(tmp), callbacks)
+    from candleflow.fs.atomic import naming_full_disks
+
+    with naming_full_disks(tmp):  # a full disk names the run folder being written, as in run()
+        return _execute(cfg, tmp, name, started, latest_resume_state(tmp), callbacks)
 
 
 def _interrupted_folder(ref: str | Path, runs_dir: Path) -> tuple[Path, str]:
