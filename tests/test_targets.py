@@ -15,6 +15,7 @@ from candleflow.dataset.split import chronological_split
 from candleflow.dataset.targets import CONTEXT, bar_variance, target_context
 from candleflow.dataset.windows import WindowDataset
 from candleflow.evaluation.regression import (
+    TargetWindows,
     baseline_predictions,
     evaluate_regression,
     fit_har,
@@ -155,7 +156,9 @@ def test_har_against_a_hand_computation():
     coef, *_ = np.linalg.lstsq(x[:k], y[:k], rcond=None)
     np.testing.assert_allclose(lab.y[t], y, rtol=1e-5)
     np.testing.assert_allclose(fit_har(lab.context[t[:k]], lab.y[t[:k]]), coef, rtol=1e-4, atol=1e-6)
-    base = baseline_predictions("volatility", lab.y[t[:k]], lab.context[t[:k]], lab.context[t[k:]])
+    base = baseline_predictions(
+        "volatility", TargetWindows(lab.y[t[:k]], lab.context[t[:k]]), TargetWindows(lab.y[t[k:]], lab.context[t[k:]])
+    )
     np.testing.assert_allclose(base["har"], x[k:] @ coef, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(base["persistence"], x[k:, 1], rtol=1e-5)
 
@@ -179,9 +182,14 @@ def test_metrics_by_hand():
     s = np.exp(2 * lv) / np.exp(2 * lp)
     assert qlike(lv, lp) == pytest.approx(np.mean(s - np.log(s) - 1))
     assert qlike(lv, lv) == pytest.approx(0.0)
-    # volatility R^2 is against the training mean's forecast (Campbell-Thompson)
-    v = regression_metrics("volatility", lv, lp, train_mean=-4.0)
-    assert v["r2"] == pytest.approx(1 - np.sum((lv - lp) ** 2) / np.sum((lv + 4.0) ** 2))
+    # issue 39: volatility's r2 is against the period's own mean; the training-mean and prevailing-mean
+    # versions sit beside it under their own names
+    prevailing = np.array([-4.2, -4.1, -4.0])
+    v = regression_metrics("volatility", lv, lp, train_mean=-4.0, prevailing=prevailing)
+    sse = np.sum((lv - lp) ** 2)
+    assert v["r2"] == pytest.approx(1 - sse / np.sum((lv - lv.mean()) ** 2))
+    assert v["r2_train_mean"] == pytest.approx(1 - sse / np.sum((lv + 4.0) ** 2))
+    assert v["r2_prevailing_mean"] == pytest.approx(1 - sse / np.sum((lv - prevailing) ** 2))
 
 
 def test_walk_forward_ic_combines_folds_as_a_random_effects_meta_analysis():
@@ -218,7 +226,9 @@ def test_the_baseline_to_beat_and_gains():
     n = 400
     ctx = rng.normal(0, 0.01, (n, len(CONTEXT))).astype(np.float32)
     y = ctx[:, CONTEXT.index("momentum")] + rng.normal(0, 0.002, n)  # the last return repeats: momentum
-    out = evaluate_regression("forward_return", y[200:], np.zeros(200), y[:200], ctx[:200], ctx[200:])
+    out = evaluate_regression(
+        "forward_return", y[200:], np.zeros(200), TargetWindows(y[:200], ctx[:200]), TargetWindows(y[200:], ctx[200:])
+    )
     assert out["best_baseline"] == "momentum"
     assert set(out["table"]) == {"model", "zero", "mean", "momentum", "reversal"}
     assert out["table"]["model"]["r2"] == pytest.approx(0.0)
@@ -305,11 +315,18 @@ def test_a_regression_run_scores_baselines_and_predict_reproduces_it(tiny_config
         ("persistence", "ewma", "har", "mean") if kind == "volatility" else ("zero", "mean", "momentum", "reversal")
     )
     assert set(baselines) <= set(m["table"]) and "model" in m["table"]
-    assert m["best_baseline"] == ("har" if kind == "volatility" else m["best_baseline"])
-    assert {"ic", "rank_ic", "r2"} <= set(m["table"]["model"])
+    # issue 39: the baseline to beat is the smallest validation MSE, and test keeps validation's choice
+    assert m["best_baseline"] == min(
+        (b for b in m["table"] if b in baselines or b.startswith("har")), key=lambda b: m["table"][b]["mse"]
+    )
+    assert {"ic", "rank_ic", "r2", "mse_ratio", "dm_t_mse"} <= set(m["table"]["model"])
     if kind == "volatility":
-        assert "qlike" in m["table"]["har"]
-        assert m["table"]["mean"]["r2"] == pytest.approx(0.0, abs=1e-9)  # R^2 is against the training mean
+        assert {"har_seasonal", "har_j", "harq", "har_rolling"} <= set(m["table"])
+        assert "qlike" in m["table"]["har"] and "dm_t_qlike" in m["table"]["model"]
+        assert m["table"]["mean"]["r2_train_mean"] == pytest.approx(0.0, abs=1e-9)  # the training mean's own
+        assert m["table"]["model"]["mse_ratio"] == pytest.approx(
+            m["table"]["model"]["mse"] / m["table"][m["best_baseline"]]["mse"], rel=1e-5
+        )
         assert m["table"]["har"]["r2"] > 0.2  # the synthetic market's GARCH volatility is predictable
     else:
         assert m["table"]["zero"]["r2"] == 0.0

@@ -93,7 +93,10 @@ def regression_table(m: dict, title: str) -> Table:
         cells = ["-" if r.get(c) is None else (f"{r[c]:,}" if isinstance(r[c], int) else f"{r[c]:.4f}") for c in cols]
         t.add_row(name, *cells, style="bold" if name in ("model", m["best_baseline"]) else None)
     gain = "undefined" if m["gain_r2"] is None else f"{m['gain_r2']:+.4f}"
-    t.caption = f"the model's R^2 over {m['best_baseline']} (the baseline to beat): {gain}"
+    t.caption = (
+        f"the model's R^2 over {m['best_baseline']} (the baseline to beat, the smallest validation MSE): {gain}; "
+        "ratios: the loss over the baseline to beat's; dm t: Diebold-Mariano, positive where the model's loss is smaller"
+    )
     return t
 
 

@@ -456,8 +456,11 @@ class LabelConfig(_Section):
         0,
         ge=0,
         description="control experiment: the labels (targets) of the whole series permuted in blocks of this many "
-        "bars, so no feature can predict them and every score must come out null; 0: off",
+        "bars, so no feature can predict them and every score must come out null; a length that shares a factor "
+        "with the week's bars (168 for 1h) is raised to the next one that does not, so no block keeps its hour of "
+        "the week and a seasonal forecast keeps no skill under the null; 0: off",
     )
+    shuffle_seed: int = Field(0, ge=0, description="the seed of the shuffle_blocks permutation (a control over many seeds)")
     loss: Literal["auto", "mse", "huber"] = Field(
         "auto",
         description="regression targets: the training loss; auto: huber for forward_return (fat tails), mse for "

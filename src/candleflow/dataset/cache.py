@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from candleflow._version import __version__
+from candleflow.dataset.targets import CONTEXT
 from candleflow.errors import CacheError, DataError
 from candleflow.fs.atomic import as_created, naming_full_disks
 from candleflow.fs.caches import MARKER, evict, marker_kind, owns, record, remember, touch
@@ -32,8 +33,12 @@ OPTIONAL_ARRAYS = ("context",)  # regression targets' baseline context
 
 
 def cache_key(fingerprint: str, config: dict[str, Any]) -> str:
-    """sha256 of the candle fingerprint, the config sections that shape the data, and the version."""
-    blob = json.dumps({"fingerprint": fingerprint, "config": config, "candleflow": __version__}, sort_keys=True)
+    """sha256 of the candle fingerprint, the config sections that shape the data, the version and the
+    baselines' context columns (a new baseline input changes what an entry holds)."""
+    blob = json.dumps(
+        {"fingerprint": fingerprint, "config": config, "candleflow": __version__, "context": list(CONTEXT)},
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

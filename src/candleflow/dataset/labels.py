@@ -10,6 +10,8 @@ touches a trade's TP and SL together resolves by `same_bar`: 'stop' (pessimistic
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 
 import numba
@@ -20,6 +22,8 @@ from candleflow.config.intervals import interval_ns
 from candleflow.data.candles import Candles
 from candleflow.dataset.features import ewm_volatility
 from candleflow.errors import ConfigError, DataError
+
+log = logging.getLogger("candleflow")
 
 SHORT, HOLD, LONG = 0, 1, 2
 CLASS_NAMES = ("SHORT", "HOLD", "LONG")
@@ -446,8 +450,40 @@ def make_labels(candles: Candles, cfg: LabelConfig | None = None, fine: Candles 
     cfg = cfg or LabelConfig()
     labels, changed = _make_labels(candles, cfg, fine)
     if cfg.shuffle_blocks:
-        labels = Labels(shuffled_in_blocks(labels.y, cfg.shuffle_blocks), labels.t1, labels.context)
+        block = unseasonal_block(cfg.shuffle_blocks, candles.interval)
+        if block != cfg.shuffle_blocks:
+            log.info(
+                "labels.shuffle_blocks=%d: blocks of %d bars instead, which share no factor with the %d-bar week, "
+                "so no shuffled block keeps its hour of the day or day of the week",
+                cfg.shuffle_blocks,
+                block,
+                season_bars(candles.interval),
+            )
+        labels = Labels(shuffled_in_blocks(labels.y, block, cfg.shuffle_seed), labels.t1, labels.context)
     return labels, changed
+
+
+def season_bars(interval: str) -> int:
+    """Bars per seasonal cycle: the week's bars for intraday and daily bars (168 for 1h, 7 for
+    1d), multiplied by 5 for daily bars (a trading week of 5 days); 1 for longer bars."""
+    step = interval_ns(interval)
+    week = 7 * 24 * 3_600_000_000_000
+    if step >= week or week % step:
+        return 1
+    return week // step * (5 if step == week // 7 else 1)
+
+
+def unseasonal_block(block: int, interval: str) -> int:
+    """The smallest block length >= `block` that shares no factor with the seasonal cycle's bars.
+
+    A block shuffle whose blocks are a multiple of the day or the week (168 hourly bars) moves
+    every label by whole weeks, so a label keeps its hour of the week and any seasonal forecast
+    (persistence of a seasonal volatility) keeps its skill under the "null": the control is then
+    biased by construction. Blocks coprime with the cycle land at every phase."""
+    period = season_bars(interval)
+    while period > 1 and math.gcd(block, period) != 1:
+        block += 1
+    return block
 
 
 MIN_SHUFFLE_BLOCKS = 3  # labels.shuffle_blocks must cut the labels into at least this many blocks

@@ -15,7 +15,22 @@ The context at bar t reads bars <= t of t's segment only, in the target's units:
 log return (momentum), and the log volatility that h bars would have at the average variance of
 the last h (persistence, HAR's daily term), 5h (weekly) and 22h (monthly) bars, and at an EWMA of
 the variance (span `labels.volatility_span`). Near a segment's start the averages use the bars
-there are.
+there are. Beside them, for the stronger volatility baselines:
+
+- slot: the forecast's seasonal slot, read from the time one interval after the bar opens
+  (the next bar's nominal open; a one-to-one relabelling where markets close): its hour of the
+  week (0 = Monday 00:00 UTC, 168 slots) for intraday bars, its weekday (7 slots) for daily
+  bars, 0 for longer bars (no season). The seasonal HAR gives each slot its own intercept.
+- jump_d: the share of the last h bars' variance that is jumps (Andersen, Bollerslev and
+  Diebold's HAR-J): max(1 - BV / RV, 0), RV the sum of the bars' variances v and BV the bipower
+  variation (pi / 2) * sum sqrt(v_i v_(i-1)) over consecutive pairs, scaled to the bars counted.
+- quarticity_d: the relative measurement error of the daily term (Bollerslev, Patton and
+  Quaedvlieg's HARQ): sqrt(RQ) / RV with RQ = (M / 3) * sum v^2 over the M bars counted. HARQ
+  lets the weight of the daily term fall where it is measured with more noise.
+
+The jump and quarticity terms read each bar's variance v as its squared return (exactly so for
+`estimator: close`; for the range estimators and finer candles sqrt(v) stands for the bar's
+absolute return).
 """
 
 from __future__ import annotations
@@ -28,9 +43,25 @@ from candleflow.config.intervals import interval_ns
 from candleflow.data.candles import Candles
 from candleflow.errors import DataError
 
-CONTEXT = ("momentum", "persistence", "ewma", "har_d", "har_w", "har_m")
+CONTEXT = ("momentum", "persistence", "ewma", "har_d", "har_w", "har_m", "slot", "jump_d", "quarticity_d")
 HAR_SPANS = (1, 5, 22)  # HAR-RV's day, week and month, in multiples of the horizon
 TWO_LN2_MINUS_1 = 2 * np.log(2.0) - 1
+HOUR_NS = 3_600_000_000_000
+DAY_NS = 24 * HOUR_NS
+MONDAY_OFFSET_DAYS = 3  # 1970-01-01 (time 0) was a Thursday: Monday 00:00 UTC is 3 days after a week boundary
+
+
+def seasonal_slots(open_time: np.ndarray, interval: str) -> tuple[np.ndarray, int]:
+    """(the seasonal slot of the forecast made at each bar's close, the number of slots): the hour
+    of the week the next bar opens in for intraday bars (168), its weekday for daily bars (7), one
+    slot for longer bars."""
+    step = interval_ns(interval)
+    nxt = np.asarray(open_time, np.int64) + step
+    if step < DAY_NS:
+        return (nxt // HOUR_NS + MONDAY_OFFSET_DAYS * 24) % 168, 168
+    if step == DAY_NS:
+        return (nxt // DAY_NS + MONDAY_OFFSET_DAYS) % 7, 7
+    return np.zeros(len(nxt), np.int64), 1
 
 
 def bar_variance(candles: Candles, estimator: str = "close", fine: Candles | None = None) -> np.ndarray:
@@ -138,6 +169,34 @@ def _log_vol(mean_variance: np.ndarray, horizon: int) -> np.ndarray:
     return out
 
 
+def _trailing_sum(values: np.ndarray, start: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sum, count) of the finite values among the last `length` bars <= t of t's segment."""
+    finite = np.isfinite(values)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])
+    count = np.concatenate([[0], np.cumsum(finite)])
+    t = np.arange(values.shape[0])
+    lo = np.maximum(t - length + 1, start)
+    return csum[t + 1] - csum[lo], count[t + 1] - count[lo]
+
+
+def jump_and_quarticity(variance: np.ndarray, start: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(jump_d, quarticity_d) over the last `horizon` bars of each bar's segment (see the module);
+    NaN where no variance is measured there."""
+    v = np.asarray(variance, np.float64)
+    rv, m = _trailing_sum(v, start, horizon)
+    pair = np.full(v.shape[0], np.nan)
+    pair[1:] = np.sqrt(v[1:] * v[:-1])
+    pair[start] = np.nan  # no pair across a segment's start
+    # a pair (i-1, i) lies inside the last h bars when i-1 does too: h - 1 pairs end at bars t-h+2 .. t
+    bv_raw, pairs = _trailing_sum(pair, start, max(horizon - 1, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bv = np.pi / 2 * bv_raw * np.where(pairs > 0, m / np.maximum(pairs, 1), np.nan)
+        jump = np.where((rv > 0) & (pairs > 0), np.maximum(1.0 - bv / rv, 0.0), np.nan)
+        v2, _ = _trailing_sum(v * v, start, horizon)
+        quart = np.where(rv > 0, np.sqrt(m / 3.0 * v2) / rv, np.nan)
+    return jump, quart
+
+
 def target_context(candles: Candles, cfg: LabelConfig, variance: np.ndarray | None = None) -> np.ndarray:
     """(N, len(CONTEXT)) float32: the causal inputs of the baselines, per bar (see the module)."""
     h = cfg.horizon
@@ -155,6 +214,8 @@ def target_context(candles: Candles, cfg: LabelConfig, variance: np.ndarray | No
     out[:, 3] = d
     out[:, 4] = _log_vol(_trailing_mean(v, start, HAR_SPANS[1] * h), h)
     out[:, 5] = _log_vol(_trailing_mean(v, start, HAR_SPANS[2] * h), h)
+    out[:, 6] = seasonal_slots(candles.open_time, candles.interval)[0]
+    out[:, 7], out[:, 8] = jump_and_quarticity(v, start, h)
     return out
 
 
@@ -176,7 +237,9 @@ __all__ = [
     "CONTEXT",
     "bar_variance",
     "forward_return_target",
+    "jump_and_quarticity",
     "regression_target",
+    "seasonal_slots",
     "target_context",
     "volatility_target",
 ]

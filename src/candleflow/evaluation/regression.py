@@ -5,11 +5,17 @@ over the std of the IC in contiguous periods), out-of-sample R^2 against a zero 
 rate of the sign and the P&L of trading the sign on non-overlapping windows after costs.
 Baselines: zero, the training mean, momentum (the last horizon's return) and reversal.
 
-Volatility (log realised volatility): out-of-sample R^2 on log volatility (against the training
-mean's forecast, as Campbell and Thompson define it), QLIKE
-on the variance, MSE and the correlation of predicted with realised (IC). Baselines: the training
-mean, persistence (the last horizon's volatility), EWMA and HAR-RV (OLS of the target on the
-daily, weekly and monthly averages, fitted on the training windows).
+Volatility (log realised volatility): R^2 on log volatility stated three ways, each under its
+own name: `r2` against the period's own mean (the share of the period's variance explained),
+`r2_train_mean` against the training mean, and `r2_prevailing_mean` against the mean of every
+target known at each forecast (Campbell and Thompson's out-of-sample R^2); where the level moved
+between training and test, the last two count the move as skill. Beside them QLIKE on the
+variance, MSE and the correlation of predicted with realised (IC). The baselines
+(`evaluation.baselines`) include HAR and its seasonal, jump, quarticity and rolling variants.
+
+Every model row also carries its MSE and QLIKE over those of the baseline to beat (below 1: the
+model's loss is smaller) and the Diebold-Mariano t-statistic of each loss difference (positive:
+the model is better; Newey-West over the windows the targets overlap).
 """
 
 from __future__ import annotations
@@ -18,57 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.dataset.targets import CONTEXT
+from candleflow.evaluation.baselines import (
+    RETURN_BASELINES,
+    VOLATILITY_BASELINES,
+    TargetWindows,
+    baseline_names,
+    baseline_predictions,
+    fit_har,
+    har_predict,
+    prevailing_mean,
+)
+from candleflow.evaluation.forecast_tests import diebold_mariano, qlike_loss, squared_error
 
-RETURN_BASELINES = ("zero", "mean", "momentum", "reversal")
-VOLATILITY_BASELINES = ("mean", "persistence", "ewma", "har")
 IC_PERIODS = 20  # contiguous periods the ICIR is measured over
-_HAR_COLUMNS = [CONTEXT.index(c) for c in ("har_d", "har_w", "har_m")]
-
-
-def baseline_names(kind: str) -> tuple[str, ...]:
-    """The baseline rows of a target kind."""
-    return RETURN_BASELINES if kind == "forward_return" else VOLATILITY_BASELINES
-
-
-def fit_har(context: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """HAR-RV's coefficients (intercept, daily, weekly, monthly) by least squares on the rows
-    whose terms and target are finite."""
-    x = np.asarray(context, np.float64)[:, _HAR_COLUMNS]
-    ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
-    if ok.sum() < 5:
-        return np.array([float(np.nanmean(y)) if np.isfinite(y).any() else 0.0, 0.0, 0.0, 0.0])
-    a = np.column_stack([np.ones(ok.sum()), x[ok]])
-    coef, *_ = np.linalg.lstsq(a, np.asarray(y, np.float64)[ok], rcond=None)
-    return coef
-
-
-def har_predict(coef: np.ndarray, context: np.ndarray) -> np.ndarray:
-    x = np.asarray(context, np.float64)[:, _HAR_COLUMNS]
-    return coef[0] + x @ coef[1:]
-
-
-def baseline_predictions(
-    kind: str, y_train: np.ndarray, context_train: np.ndarray, context: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Each baseline's forecast for the rows of `context` (float64); where a baseline's input is
-    missing (a segment's first bars) it forecasts the training mean."""
-    mean = float(np.mean(y_train))
-    n = context.shape[0]
-
-    def filled(v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, np.float64)
-        return np.where(np.isfinite(v), v, mean)
-
-    if kind == "forward_return":
-        mom = context[:, CONTEXT.index("momentum")]
-        return {"zero": np.zeros(n), "mean": np.full(n, mean), "momentum": filled(mom), "reversal": filled(-mom)}
-    return {
-        "mean": np.full(n, mean),
-        "persistence": filled(context[:, CONTEXT.index("persistence")]),
-        "ewma": filled(context[:, CONTEXT.index("ewma")]),
-        "har": filled(har_predict(fit_har(context_train, y_train), context)),
-    }
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -179,11 +147,12 @@ def regression_metrics(
     stride: int = 1,
     round_trip: float = 0.0,
     train_mean: float | None = None,
+    prevailing: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The metrics of one forecast (see the module); NaN where a metric is undefined (the IC of a
-    constant forecast). R^2 is out of sample as Campbell and Thompson define it: 1 - SSE over the
-    SSE of the naive forecast, zero for returns and the training mean (`train_mean`; the part's
-    own mean when None) for volatility."""
+    constant forecast). Forward returns: R^2 against a zero forecast (the naive forecast of a
+    return). Volatility: `r2` against the period's own mean, and, where given, against the
+    training mean (`train_mean`) and the prevailing mean (`prevailing`, one value per window)."""
     y = np.asarray(y, np.float64)
     pred = np.asarray(pred, np.float64).reshape(-1)
     out: dict[str, Any] = {**information_coefficients(y, pred), "mse": float(np.mean((y - pred) ** 2))}
@@ -193,48 +162,97 @@ def regression_metrics(
         out["hit_rate"] = float((np.sign(pred[moved]) == np.sign(y[moved])).mean()) if moved.any() else float("nan")
         out.update(sign_trading(y, pred, horizon, stride, round_trip))
     else:
-        out["r2"] = r2_score(y, pred, reference=train_mean)
+        out["r2"] = r2_score(y, pred)
+        if train_mean is not None:
+            out["r2_train_mean"] = r2_score(y, pred, reference=train_mean)
+        if prevailing is not None:
+            out["r2_prevailing_mean"] = r2_against(y, pred, np.asarray(prevailing, np.float64))
         out["qlike"] = qlike(y, pred)
     return out
+
+
+def r2_against(y: np.ndarray, pred: np.ndarray, naive: np.ndarray) -> float:
+    """1 - SSE / SSE of a naive forecast that varies by window (the prevailing mean)."""
+    sse0 = float(np.sum((y - naive) ** 2))
+    return float(1.0 - np.sum((y - pred) ** 2) / sse0) if sse0 > 0 else float("nan")
+
+
+def choose_best_baseline(table: dict[str, dict[str, Any]], names: list[str] | tuple[str, ...]) -> str:
+    """The baseline with the smallest MSE in `table` (the validation period's)."""
+    return min(names, key=lambda n: table[n]["mse"] if np.isfinite(table[n]["mse"]) else np.inf)
+
+
+def against_baseline(kind: str, y: np.ndarray, pred: np.ndarray, base: np.ndarray, lags: int) -> dict[str, Any]:
+    """A forecast's losses over the baseline to beat's: MSE ratio and DM t (and for volatility the
+    same on QLIKE)."""
+    se_m, se_b = squared_error(y, pred), squared_error(y, base)
+    dm = diebold_mariano(se_b, se_m, lags)
+    out: dict[str, Any] = {
+        "mse_ratio": float(se_m.mean() / se_b.mean()) if se_b.mean() > 0 else float("nan"),
+        "dm_t_mse": dm["t"],
+        "dm_p_mse": dm["p"],
+    }
+    if kind == "volatility":
+        q_m, q_b = qlike_loss(y, pred), qlike_loss(y, base)
+        dq = diebold_mariano(q_b, q_m, lags)
+        out |= {
+            "qlike_ratio": float(q_m.mean() / q_b.mean()) if q_b.mean() > 0 else float("nan"),
+            "dm_t_qlike": dq["t"],
+            "dm_p_qlike": dq["p"],
+        }
+    return out
+
+
+def overlap_lags(horizon: int, stride: int) -> int:
+    """Windows apart over which overlapping targets share bars: the Newey-West lag count."""
+    return max(-(-horizon // max(stride, 1)) - 1, 0)
 
 
 def evaluate_regression(
     kind: str,
     y_true: np.ndarray,
     pred: np.ndarray,
-    y_train: np.ndarray,
-    context_train: np.ndarray,
-    context: np.ndarray,
+    train: TargetWindows,
+    part: TargetWindows,
     references: dict[str, np.ndarray] | None = None,
     horizon: int = 1,
     stride: int = 1,
     round_trip: float = 0.0,
+    best: str | None = None,
+    history: TargetWindows | None = None,
 ) -> dict[str, Any]:
-    """One part's table (the model, the reference models, the baselines), the best baseline by
-    R^2 (for volatility HAR, the one to beat) and the model's R^2 and IC gains over it."""
-    train_mean = float(np.mean(y_train))
-    score = lambda p: regression_metrics(kind, y_true, p, horizon, stride, round_trip, train_mean)  # noqa: E731
+    """One part's table (the model, the reference models, the baselines), the baseline to beat
+    (`best`, chosen on validation; None: the smallest MSE here, which is how validation chooses
+    it), the model's R^2 gain over it with an interval, and every forecast's losses against it.
+    `history`: the windows before `part` (the rolling HAR and prevailing mean read them)."""
+    past = history if history is not None else train
+    train_mean = float(np.mean(train.y))
+    timed = past.ends is not None and part.ends is not None and kind == "volatility"
+    prevailing = prevailing_mean(past, part, horizon) if timed else None
+    score = lambda p: regression_metrics(kind, y_true, p, horizon, stride, round_trip, train_mean, prevailing)  # noqa: E731
     table: dict[str, dict[str, Any]] = {"model": score(pred)}
     for name, p in (references or {}).items():
         table[name] = score(p)
-    base = baseline_predictions(kind, y_train, context_train, context)
+    base = baseline_predictions(kind, train, part, horizon, past)
     for name, p in base.items():
         table[name] = score(p)
-    if kind == "volatility":
-        best = "har"
-    else:
-        best = max(base, key=lambda n: table[n]["r2"] if np.isfinite(table[n]["r2"]) else -np.inf)
+    chosen = best if best in base else choose_best_baseline(table, list(base))
+    lags = overlap_lags(horizon, stride)
+    for name in ["model", *(references or {})]:
+        forecast = pred if name == "model" else np.asarray((references or {})[name], np.float64)
+        table[name] |= against_baseline(kind, y_true, forecast, base[chosen], lags)
     m = table["model"]
     out: dict[str, Any] = {
         "windows": int(y_true.size),
         "target": kind,
         "table": table,
-        "best_baseline": best,
-        "gain_r2": m["r2"] - table[best]["r2"],
+        "best_baseline": chosen,
+        "best_baseline_chosen_on": "val" if best in base else "this period",
+        "gain_r2": m["r2"] - table[chosen]["r2"],
     }
-    reference = 0.0 if kind == "forward_return" else train_mean  # the naive forecast R^2 is against
+    reference = 0.0 if kind == "forward_return" else float(np.mean(y_true))  # what R^2 is against
     block = max(2 * horizon // max(stride, 1), 1)
-    out["gain_r2_ci95"] = gain_interval(y_true, pred, base[best], reference, block)
+    out["gain_r2_ci95"] = gain_interval(y_true, pred, base[chosen], reference, block)
     out["bootstrap"] = {"block_windows": block, "resamples": GAIN_RESAMPLES}
     if references:
         out["gain_r2_over_reference"] = {name: m["r2"] - table[name]["r2"] for name in references}
@@ -280,7 +298,12 @@ def finite_or_none(value: Any) -> Any:
 
 
 __all__ = [
+    "TargetWindows",
+    "against_baseline",
+    "choose_best_baseline",
+    "overlap_lags",
     "pearson_ic",
+    "r2_against",
     "fold_ic_interval",
     "RETURN_BASELINES",
     "VOLATILITY_BASELINES",

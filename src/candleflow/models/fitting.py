@@ -17,6 +17,7 @@ from candleflow.config import RunConfig
 from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.sampling import class_weights
 from candleflow.errors import ConfigError, DataError
+from candleflow.evaluation.baselines import TargetWindows
 from candleflow.evaluation.metrics import evaluate, resolve_margin
 from candleflow.models.backend import keras
 from candleflow.models.families import family
@@ -242,7 +243,7 @@ def train_and_score(
         y_train,
         refs,
         lambda d: model.predict(loader(d, 1024 * replicas, multiple_of=replicas), verbose=0)[: len(d)],
-        _train_context(train_ds, y_train, cfg),
+        _train_windows(train_ds, y_train, cfg),
         candles,
     )
     trained = Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
@@ -258,9 +259,12 @@ def _with_importance(trained: Trained, importance: dict[str, Any]) -> Trained:
     return trained
 
 
-def _train_context(train_ds: Any, y_train: np.ndarray, cfg: RunConfig) -> np.ndarray | None:
-    """The training windows' baseline context (regression targets only)."""
-    return train_ds.context_at() if cfg.labels.regression and hasattr(train_ds, "context_at") else None
+def _train_windows(train_ds: Any, y_train: np.ndarray, cfg: RunConfig) -> TargetWindows | None:
+    """The training windows as the regression baselines read them (regression targets only)."""
+    if not cfg.labels.regression or not hasattr(train_ds, "context_at"):
+        return None
+    context = train_ds.context_at()
+    return None if context is None else TargetWindows(y_train, context, getattr(train_ds, "ends", None))
 
 
 def _fastest_batch(model: Any, loader: Any, train_ds: Any, y_train: np.ndarray, weights: Any, largest: int) -> int:
@@ -299,16 +303,18 @@ def _score(
     y_train: np.ndarray,
     refs: dict[str, dict[str, np.ndarray]],
     predict: Callable[[Any], np.ndarray],
-    train_context: np.ndarray | None = None,
+    train: TargetWindows | None = None,
     candles: Any = None,
 ) -> tuple[dict[str, tuple[Any, np.ndarray, np.ndarray]], dict[str, Any]]:
     """Each evaluated part's windows, true labels and probabilities (a regression target's
     forecasts), and its metrics against the baselines and the reference models: one scoring for
     every family."""
-    scored, metrics = {}, {}
+    scored: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
+    metrics: dict[str, Any] = {}
     outputs = {part: predict(part_ds) for part, part_ds in eval_parts.items()}
     margin: float = 0.0
     chosen: dict[str, float] | None = None
+    history = train  # every window before the part scored next (the rolling HAR reads them)
     objective = cfg.evaluation.margin_objective
     if not cfg.labels.regression:  # decision_margin: auto is chosen on validation, never on test
         score = None
@@ -339,7 +345,11 @@ def _score(
         if cfg.labels.regression:
             forecast = np.asarray(probs, np.float32).reshape(-1)
             scored[part] = (part_ds, y_true, forecast)
-            metrics[part] = _score_regression(cfg, part, part_ds, y_true, forecast, y_train, train_context, refs)
+            if train is None:
+                raise DataError("a regression target's windows carry no baseline context (prepare them with prepare())")
+            metrics[part], history = _score_regression(
+                cfg, part, part_ds, y_true, forecast, train, history, refs, metrics.get("val", {}).get("best_baseline")
+            )
             continue
         scored[part] = (part_ds, y_true, probs)
         metrics[part] = evaluate(
@@ -364,30 +374,34 @@ def _score_regression(
     part_ds: Any,
     y_true: np.ndarray,
     forecast: np.ndarray,
-    y_train: np.ndarray,
-    train_context: np.ndarray | None,
+    train: TargetWindows,
+    history: TargetWindows | None,
     refs: dict[str, dict[str, np.ndarray]],
-) -> dict[str, Any]:
-    """A regression target's table: the model, the reference models and the quants' baselines."""
+    best: str | None,
+) -> tuple[dict[str, Any], TargetWindows | None]:
+    """A regression target's table (the model, the reference models and the quants' baselines;
+    the baseline to beat is `best`, validation's choice; None on validation itself: its smallest
+    MSE), and the history grown by this part's windows."""
     from candleflow.evaluation.regression import evaluate_regression, finite_or_none
 
     context = part_ds.context_at()
-    if context is None or train_context is None:
+    if context is None:
         raise DataError("a regression target's windows carry no baseline context (prepare them with prepare())")
-    return finite_or_none(
-        evaluate_regression(
-            cfg.labels.kind,
-            y_true,
-            forecast,
-            y_train,
-            train_context,
-            context,
-            {k: np.asarray(v[part]).reshape(-1) for k, v in refs.items()},
-            cfg.labels.horizon,
-            cfg.dataset.stride,
-            2 * (cfg.backtest.fee + cfg.backtest.slippage),
-        )
+    windows = TargetWindows(np.asarray(y_true, np.float64), context, getattr(part_ds, "ends", None))
+    result = evaluate_regression(
+        cfg.labels.kind,
+        y_true,
+        forecast,
+        train,
+        windows,
+        {k: np.asarray(v[part]).reshape(-1) for k, v in refs.items()},
+        cfg.labels.horizon,
+        cfg.dataset.stride,
+        2 * (cfg.backtest.fee + cfg.backtest.slippage),
+        best=best,
+        history=history,
     )
+    return finite_or_none(result), (history + windows if history is not None else None)
 
 
 def _permutation(cfg: RunConfig, trained: Trained, val_ds: Any, candles: Any, importance: dict[str, Any]) -> None:
@@ -492,7 +506,7 @@ def _train_and_score_tabular(
         y_train,
         refs,
         lambda d: model.predict_proba(rows.of(d)),
-        _train_context(train_ds, y_train, cfg),
+        _train_windows(train_ds, y_train, cfg),
         candles,
     )
     return Trained(model, fitted, fit_s, {}, scored, metrics, (len(rows.lags) * train_ds.shape[2],))

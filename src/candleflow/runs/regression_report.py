@@ -5,8 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-RETURN_COLUMNS = ("ic", "rank_ic", "icir", "r2", "hit_rate", "pnl_per_trade", "trades", "mse")
-VOLATILITY_COLUMNS = ("r2", "qlike", "mse", "ic", "rank_ic")
+RETURN_COLUMNS = ("ic", "rank_ic", "icir", "r2", "hit_rate", "pnl_per_trade", "trades", "mse", "mse_ratio", "dm_t_mse")
+VOLATILITY_COLUMNS = (
+    "r2",
+    "qlike",
+    "mse",
+    "qlike_ratio",
+    "dm_t_qlike",
+    "mse_ratio",
+    "dm_t_mse",
+    "ic",
+    "r2_train_mean",
+    "r2_prevailing_mean",
+)
 
 
 def columns(kind: str) -> tuple[str, ...]:
@@ -33,7 +44,19 @@ def verdict(metrics: dict[str, Any]) -> str:
             f"{part}: the model {word} {best}: R^2 {r2:.4f} against {base:.4f}, {gain:+.4f} "
             f"(95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}])"
         )
+    line += _losses(m["table"]["model"], m["target"])
     if m["target"] == "forward_return":
         ic = m["table"]["model"]["ic"]
         line += f"; IC {ic:+.4f}" if ic is not None else "; IC undefined (a constant forecast)"
     return line
+
+
+def _losses(row: dict[str, Any], target: str) -> str:
+    """The model's losses over the baseline to beat's, with their Diebold-Mariano t ('' for a
+    run folder written before they were kept)."""
+    parts = []
+    for loss in ("mse", "qlike") if target == "volatility" else ("mse",):
+        ratio, t = row.get(f"{loss}_ratio"), row.get(f"dm_t_{loss}")
+        if ratio is not None:
+            parts.append(f"{loss.upper()} x{ratio:.3f}" + (f" (DM t {t:+.2f})" if t is not None else ""))
+    return "; " + ", ".join(parts) if parts else ""

@@ -13,23 +13,37 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.evaluation.regression import baseline_names, fold_ic_interval, pearson_ic, regression_metrics
+from candleflow.evaluation.baselines import TargetWindows
+from candleflow.evaluation.forecast_tests import giacomini_white, model_confidence_set, qlike_loss, squared_error
+from candleflow.evaluation.regression import (
+    against_baseline,
+    choose_best_baseline,
+    fold_ic_interval,
+    overlap_lags,
+    pearson_ic,
+    r2_against,
+    regression_metrics,
+)
 from candleflow.studies.common import _block_indices, _ci, load_fold, study_header
 
 
 def fold_arrays(
-    kind: str, y_train: np.ndarray, context_train: np.ndarray | None, context_test: np.ndarray | None
+    kind: str, train: TargetWindows, val: TargetWindows, test: TargetWindows, horizon: int
 ) -> dict[str, Any]:
     """What a regression fold file stores beside the forecasts: each baseline's forecast of the
-    test windows (fitted on the fold's training windows) and the training mean."""
-    from candleflow.evaluation.regression import baseline_predictions
+    validation and test windows (fitted on the fold's training windows; the rolling HAR also reads
+    the windows before each part), the validation targets (the baseline to beat is chosen there),
+    the training mean and, for volatility, the prevailing mean of the test windows."""
+    from candleflow.evaluation.baselines import baseline_predictions, prevailing_mean
 
-    if context_train is None or context_test is None:
-        raise ValueError("a regression fold needs its windows' baseline context")
-    base = baseline_predictions(kind, y_train, context_train, context_test)
-    return {f"baseline_{k}": v.astype(np.float64) for k, v in base.items()} | {
-        "train_mean": np.float64(np.mean(y_train))
-    }
+    on_val = baseline_predictions(kind, train, val, horizon, train)
+    on_test = baseline_predictions(kind, train, test, horizon, train + val)
+    out: dict[str, Any] = {f"baseline_{k}": v.astype(np.float64) for k, v in on_test.items()}
+    out |= {f"val_baseline_{k}": v.astype(np.float64) for k, v in on_val.items()}
+    out |= {"val_y": np.asarray(val.y, np.float32), "train_mean": np.float64(np.mean(train.y))}
+    if kind == "volatility" and test.ends is not None:
+        out["prevailing"] = prevailing_mean(train + val, test, horizon).astype(np.float64)
+    return out
 
 
 def _resampled_r2(y: np.ndarray, pred: np.ndarray, ref: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -62,6 +76,110 @@ def _ci_or_none(values: np.ndarray) -> list[float] | None:
     return _ci(values) if values.size else None
 
 
+class Stitched:
+    """The folds' test windows end to end, with what every forecast is scored against: the
+    targets, each baseline's forecast, the naive forecasts the R^2 variants use, and the
+    validation targets and baseline forecasts the baseline to beat is chosen on."""
+
+    def __init__(self, kind: str, first: list[dict[str, np.ndarray]], names: tuple[str, ...]) -> None:
+        self.kind = kind
+        self.y = np.concatenate([p["y"] for p in first]).astype(np.float64)
+        self.ends = np.concatenate([p["ends"] for p in first])
+        self.base = {b: np.concatenate([p[f"baseline_{b}"] for p in first]) for b in names}
+        self.val_y = np.concatenate([p["val_y"] for p in first]).astype(np.float64)
+        self.val_base = {b: np.concatenate([p[f"val_baseline_{b}"] for p in first]) for b in names}
+        self.train_mean = np.concatenate([np.full(p["y"].size, float(p["train_mean"])) for p in first])
+        self.test_mean = np.concatenate([np.full(p["y"].size, float(np.mean(p["y"]))) for p in first])
+        self.prevailing = np.concatenate([p["prevailing"] for p in first]) if "prevailing" in first[0] else None
+        # what R^2 is against: zero for returns; each fold's own test mean for volatility
+        self.ref = np.zeros_like(self.y) if kind == "forward_return" else self.test_mean
+
+
+def _stitched_metrics(st: Stitched, pred: np.ndarray, h: int, stride: int, cost: float) -> dict[str, Any]:
+    """A forecast's metrics over the stitched folds, R^2 against each fold's own naive forecast."""
+    m = regression_metrics(st.kind, st.y, pred, h, stride, cost, None, st.prevailing)
+    m["r2"] = r2_against(st.y, pred, st.ref)
+    if st.kind == "volatility":
+        m["r2_train_mean"] = r2_against(st.y, pred, st.train_mean)
+    return m
+
+
+def _confidence_sets(st: Stitched, forecasts: dict[str, np.ndarray], block: int, seed: int) -> dict[str, Any]:
+    """The model confidence set over every family's seed-mean forecast and every baseline, on MSE
+    (and QLIKE for volatility); a note where `arch` is missing."""
+    out: dict[str, Any] = {}
+    losses = {"mse": squared_error} | ({"qlike": qlike_loss} if st.kind == "volatility" else {})
+    for name, loss in losses.items():
+        mcs = model_confidence_set({k: loss(st.y, f) for k, f in forecasts.items()}, block, seed)
+        out[name] = mcs if mcs is not None else "not computed: pip install 'candleflow[stats]' (the arch package)"
+    return out
+
+
+def _family_row(
+    st: Stitched,
+    loaded: dict[int, list[dict[str, np.ndarray]]],
+    best: str,
+    score: Any,
+    fold_ics: Any,
+    idx: np.ndarray,
+    lags: int,
+    horizon: int,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One family's row of the study table (seeds, folds, intervals, losses against `best`), and
+    its seeds' mean forecast."""
+    seeds = list(loaded)
+    forecasts = {s: np.concatenate([p["forecast"] for p in loaded[s]]).astype(np.float64) for s in seeds}
+    mean_forecast = np.mean(list(forecasts.values()), axis=0)  # the seeds' ensemble
+    per_seed = {str(s): score(f) for s, f in forecasts.items()}
+    r2s = np.array([m["r2"] for m in per_seed.values()])
+    per_fold, per_fold_var = fold_ics([loaded[s] for s in seeds], "forecast")
+    ic_mean, ic_ci, tau2 = fold_ic_interval(per_fold, per_fold_var)
+    finite = per_fold[np.isfinite(per_fold)]
+    resampled = np.mean([_resampled_r2(st.y, f, st.ref, idx) for f in forecasts.values()], axis=0)
+    best_r2 = _resampled_r2(st.y, st.base[best], st.ref, idx)
+    losses = against_baseline(st.kind, st.y, mean_forecast, st.base[best], lags)
+    losses["gw_p_mse"] = giacomini_white(
+        squared_error(st.y, st.base[best]), squared_error(st.y, mean_forecast), horizon
+    )["p"]
+    if st.kind == "volatility":
+        losses["gw_p_qlike"] = giacomini_white(
+            qlike_loss(st.y, st.base[best]), qlike_loss(st.y, mean_forecast), horizon
+        )["p"]
+    return {
+        "r2_mean": float(r2s.mean()),
+        "r2_std": float(r2s.std(ddof=1)) if r2s.size > 1 else 0.0,
+        "ic_mean": ic_mean,
+        "ic_ci95": ic_ci,
+        "ic_folds": [None if not np.isfinite(v) else float(v) for v in per_fold],
+        "ic_between_folds_var": tau2,
+        "icir_folds": (
+            float(finite.mean() / finite.std(ddof=1)) if finite.size > 1 and finite.std(ddof=1) > 0 else None
+        ),
+        "ic_stitched": float(np.nanmean([m["ic"] for m in per_seed.values()])),
+        "ic_ci95_windows": _ci_or_none(np.nanmean([_resampled_ic(st.y, f, idx) for f in forecasts.values()], axis=0)),
+        "gain_r2": float(r2s.mean() - score(st.base[best])["r2"]),
+        "gain_r2_ci95": _ci(resampled - best_r2),
+        "against_best": losses,
+        "ensemble": score(mean_forecast),
+        "training_seconds": round(sum(float(p["fit_seconds"]) for s in seeds for p in loaded[s]), 1),
+        "seeds": per_seed,
+        "folds": {
+            str(s): [
+                {"fold": k + 1, "windows": int(p["y"].size), "r2": _fold_r2(st.kind, p)}
+                for k, p in enumerate(loaded[s])
+            ]
+            for s in seeds
+        },
+    }, mean_forecast
+
+
+def _fold_r2(kind: str, p: dict[str, np.ndarray]) -> float:
+    """A fold's R^2 (against zero for returns, the fold's own test mean for volatility)."""
+    y = p["y"].astype(np.float64)
+    ref = 0.0 if kind == "forward_return" else float(np.mean(y))
+    return float(1.0 - np.sum((y - p["forecast"]) ** 2) / max(np.sum((y - ref) ** 2), 1e-300))
+
+
 def summarise_regression(
     cfg: Any,
     prep: Any,
@@ -71,28 +189,23 @@ def summarise_regression(
     seeds: list[int],
     resamples: int = 1000,
 ) -> dict[str, Any]:
-    """The study's summary (walkforward.json) for a regression target."""
+    """The study's summary (walkforward.json) for a regression target: every family and baseline
+    over the stitched folds, the baseline to beat (smallest MSE on the folds' validation windows),
+    each family's losses against it (ratios, Diebold-Mariano, Giacomini-White) and the model
+    confidence set over all of them."""
     kind = cfg.labels.kind
-    names = baseline_names(kind)
 
     def parts_of(family: str, seed: int) -> list[dict[str, np.ndarray]]:
         return [load_fold(folder / "folds" / f"{family}-s{seed}-f{k}.npz") for k in range(len(splits))]
 
     first = parts_of(families[0], seeds[0])
-    y = np.concatenate([p["y"] for p in first]).astype(np.float64)
-    ends = np.concatenate([p["ends"] for p in first])
-    train_mean = np.concatenate([np.full(p["y"].size, float(p["train_mean"])) for p in first])
-    base = {b: np.concatenate([p[f"baseline_{b}"] for p in first]) for b in names}
-    ref = np.zeros_like(y) if kind == "forward_return" else train_mean  # the naive forecast R^2 is against
+    names = tuple(k.removeprefix("baseline_") for k in first[0] if k.startswith("baseline_"))
+    st = Stitched(kind, first, names)
     block = max(2 * cfg.labels.horizon, 24)
-    idx = _block_indices(y.size, block, resamples, np.random.default_rng(cfg.training.seed))
+    idx = _block_indices(st.y.size, block, resamples, np.random.default_rng(cfg.training.seed))
     h, stride = cfg.labels.horizon, cfg.dataset.stride
     cost = 2 * (cfg.backtest.fee + cfg.backtest.slippage)
-
-    def metrics(pred: np.ndarray) -> dict[str, Any]:
-        m = regression_metrics(kind, y, pred, h, stride, cost, None)
-        m["r2"] = float(1.0 - np.sum((y - pred) ** 2) / np.sum((y - ref) ** 2))
-        return m
+    score = lambda pred: _stitched_metrics(st, pred, h, stride, cost)  # noqa: E731
 
     fold_idx = [
         _block_indices(p["y"].size, block, resamples, np.random.default_rng(cfg.training.seed + k))
@@ -110,64 +223,25 @@ def summarise_regression(
             var.append(float(boot.var(ddof=1)) if boot.size > 1 else np.nan)
         return np.array(ics), np.array(var)
 
-    base_metrics = {b: metrics(p) for b, p in base.items()}
+    base_metrics = {b: score(p) for b, p in st.base.items()}
     for b in names:
         ics_b, var_b = fold_ics([first], f"baseline_{b}")
         base_metrics[b]["ic_folds"] = [None if not np.isfinite(v) else float(v) for v in ics_b]
         base_metrics[b]["ic_fold_mean"], base_metrics[b]["ic_fold_ci95"], _ = fold_ic_interval(ics_b, var_b)
-    best = "har" if kind == "volatility" else max(names, key=lambda b: base_metrics[b]["r2"])
-    best_r2 = _resampled_r2(y, base[best], ref, idx)
+    val_mse = {b: {"mse": float(np.mean((st.val_y - p) ** 2))} for b, p in st.val_base.items()}
+    best = choose_best_baseline(val_mse, names)
+    lags = overlap_lags(h, stride)
     table: dict[str, Any] = {}
+    forecasts = dict(st.base)
     for family in families:
         loaded = {s: parts_of(family, s) for s in seeds}  # each fold file read once
-        forecasts = {s: np.concatenate([p["forecast"] for p in loaded[s]]).astype(np.float64) for s in seeds}
-        mean_forecast = np.mean(list(forecasts.values()), axis=0)  # the seeds' ensemble
-        per_seed = {str(s): metrics(f) for s, f in forecasts.items()}
-        r2s = np.array([m["r2"] for m in per_seed.values()])
-        per_fold, per_fold_var = fold_ics([loaded[s] for s in seeds], "forecast")
-        ic_mean, ic_ci, tau2 = fold_ic_interval(per_fold, per_fold_var)
-        finite = per_fold[np.isfinite(per_fold)]
-        seconds = sum(float(p["fit_seconds"]) for s in seeds for p in loaded[s])
-        resampled = np.mean([_resampled_r2(y, f, ref, idx) for f in forecasts.values()], axis=0)
-        table[family] = {
-            "r2_mean": float(r2s.mean()),
-            "r2_std": float(r2s.std(ddof=1)) if r2s.size > 1 else 0.0,
-            "ic_mean": ic_mean,
-            "ic_ci95": ic_ci,
-            "ic_folds": [None if not np.isfinite(v) else float(v) for v in per_fold],
-            "ic_between_folds_var": tau2,
-            "icir_folds": (
-                float(finite.mean() / finite.std(ddof=1)) if finite.size > 1 and finite.std(ddof=1) > 0 else None
-            ),
-            "ic_stitched": float(np.nanmean([m["ic"] for m in per_seed.values()])),
-            "ic_ci95_windows": _ci_or_none(np.nanmean([_resampled_ic(y, f, idx) for f in forecasts.values()], axis=0)),
-            "gain_r2": float(r2s.mean() - base_metrics[best]["r2"]),
-            "gain_r2_ci95": _ci(resampled - best_r2),
-            "ensemble": metrics(mean_forecast),
-            "training_seconds": round(seconds, 1),
-            "seeds": per_seed,
-            "folds": {
-                str(s): [
-                    {
-                        "fold": k + 1,
-                        "windows": int(p["y"].size),
-                        "r2": float(
-                            1.0
-                            - np.sum((p["y"] - p["forecast"]) ** 2)
-                            / max(
-                                np.sum((p["y"] - (0.0 if kind == "forward_return" else p["train_mean"])) ** 2), 1e-300
-                            )
-                        ),
-                    }
-                    for k, p in enumerate(loaded[s])
-                ]
-                for s in seeds
-            },
-        }
+        table[family], forecasts[family] = _family_row(st, loaded, best, score, fold_ics, idx, lags, -(-h // stride))
     return {
-        **study_header(prep.candles, splits, seeds, ends, resamples, block),
+        **study_header(prep.candles, splits, seeds, st.ends, resamples, block),
         "target": kind,
         "best_baseline": best,
+        "best_baseline_val_mse": {b: v["mse"] for b, v in val_mse.items()},
         "baselines": base_metrics,
         "table": table,
+        "confidence_set": _confidence_sets(st, forecasts, block, cfg.training.seed),
     }

@@ -28,6 +28,7 @@ from candleflow.dataset.prepare import PreparedData, prepare
 from candleflow.dataset.split import Split, walk_forward_splits
 from candleflow.errors import ConfigError
 from candleflow.evaluation.backtest import buy_and_hold, configured_backtest, performance
+from candleflow.evaluation.baselines import TargetWindows
 from candleflow.evaluation.bootstrap import balanced_accuracy_resampled as _balanced_accuracy_resampled
 from candleflow.evaluation.funding import funding_for
 from candleflow.evaluation.metrics import baseline_predictions, choose_margin, classification_metrics, decide
@@ -290,7 +291,17 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
         from candleflow.studies.regression_summary import fold_arrays
 
         arrays |= {"y": y_true.astype(np.float32), "forecast": np.asarray(probs, np.float32).reshape(-1)}
-        arrays |= fold_arrays(cfg.labels.kind, y_train, train_ds.context_at(), part_ds.context_at())
+        val_ds, val_y, _ = trained.scored["val"]
+        contexts = [c for c in (train_ds.context_at(), val_ds.context_at(), part_ds.context_at()) if c is not None]
+        if len(contexts) < 3:
+            raise ConfigError("a regression fold's windows carry no baseline context (prepare them with prepare())")
+        arrays |= fold_arrays(
+            cfg.labels.kind,
+            TargetWindows(y_train, contexts[0], train_ds.ends),
+            TargetWindows(np.asarray(val_y, np.float64), contexts[1], val_ds.ends),
+            TargetWindows(np.asarray(y_true, np.float64), contexts[2], part_ds.ends),
+            cfg.labels.horizon,
+        )
     else:
         train_ends = prep.dataset.ends[split.parts["train"]]
         val_ds, val_y, val_probs = trained.scored["val"]

@@ -1,0 +1,209 @@
+"""The forecasts a regression target's model must beat, made from the causal context of
+`dataset.targets` and fitted on the training windows only.
+
+Forward returns: zero, the training mean, momentum (the last horizon's return) and reversal.
+
+Volatility (log realised volatility over the next h bars), in the order a referee asks for them:
+
+- mean: the training mean; persistence: the last h bars' volatility; ewma: an EWMA of the
+  variance (span `labels.volatility_span`);
+- har: HAR-RV (Corsi 2009): OLS of the target on the daily, weekly and monthly terms;
+- har_seasonal: HAR plus one intercept per seasonal slot (hour of the week for intraday bars,
+  weekday for daily bars): intraday and weekday seasonality in crypto and stocks is documented,
+  and a HAR without it leaves the calendar to any learner to find;
+- har_j: HAR plus the daily jump share (Andersen, Bollerslev and Diebold 2007);
+- harq: HAR whose daily weight moves with the daily term's measurement error (Bollerslev,
+  Patton and Quaedvlieg 2016): the daily term times sqrt(RQ) / RV;
+- har_rolling: HAR re-estimated at every forecast on the latest windows whose targets had
+  ended by then (as many as the fixed HAR was fitted on), so it follows a drifting level.
+
+With `labels.fine` every term, and the target, are measured from the finer candles' returns:
+that is HAR on realised variance from intraday data.
+
+The baseline to beat is the best of them by MSE on the validation windows (the model never sees
+those targets' choice), named in the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from candleflow.dataset.targets import CONTEXT
+
+RETURN_BASELINES = ("zero", "mean", "momentum", "reversal")
+VOLATILITY_BASELINES = ("mean", "persistence", "ewma", "har", "har_seasonal", "har_j", "harq", "har_rolling")
+MIN_FIT_ROWS = 20  # fewer complete rows than this and a HAR forecasts the training mean
+_COL = {name: i for i, name in enumerate(CONTEXT)}
+_HAR_COLUMNS = [_COL[c] for c in ("har_d", "har_w", "har_m")]
+
+
+@dataclass(frozen=True)
+class TargetWindows:
+    """Windows as the baselines read them: their targets, their context rows (len(CONTEXT)
+    columns) and, for the baselines that look at time, each window's last bar (its forecast
+    origin; a regression window's target ends `horizon` bars later)."""
+
+    y: np.ndarray
+    context: np.ndarray
+    ends: np.ndarray | None = None
+
+    def __add__(self, later: TargetWindows) -> TargetWindows:
+        """These windows followed by `later` ones (a history grown by a scored period)."""
+        ends = None if self.ends is None or later.ends is None else np.concatenate([self.ends, later.ends])
+        return TargetWindows(np.concatenate([self.y, later.y]), np.concatenate([self.context, later.context]), ends)
+
+
+def baseline_names(kind: str) -> tuple[str, ...]:
+    """The baseline rows of a target kind."""
+    return RETURN_BASELINES if kind == "forward_return" else VOLATILITY_BASELINES
+
+
+def har_design(context: np.ndarray, variant: str = "har", slots: np.ndarray | None = None) -> np.ndarray:
+    """The regressors of a HAR variant (intercept first), float64, NaN where a term is missing.
+    `slots`: the seasonal slots that get their own intercept (har_seasonal; the first is the base)."""
+    c = np.asarray(context, np.float64)
+    cols = [np.ones(c.shape[0]), *(c[:, i] for i in _HAR_COLUMNS)]
+    if variant == "har_j":
+        cols.append(c[:, _COL["jump_d"]])
+    elif variant == "harq":
+        cols.append(c[:, _COL["har_d"]] * c[:, _COL["quarticity_d"]])
+    elif variant == "har_seasonal":
+        slot = c[:, _COL["slot"]]
+        cols.extend((slot == s).astype(np.float64) for s in (slots if slots is not None else [])[1:])
+    return np.column_stack(cols)
+
+
+def fit_ols(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """Least-squares coefficients on the rows whose regressors and target are finite (None with
+    fewer than MIN_FIT_ROWS of them)."""
+    ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
+    if ok.sum() < max(MIN_FIT_ROWS, x.shape[1] + 1):
+        return None
+    coef, *_ = np.linalg.lstsq(x[ok], np.asarray(y, np.float64)[ok], rcond=None)
+    return coef
+
+
+def fit_har(context: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """HAR-RV's coefficients (intercept, daily, weekly, monthly); the training mean as the
+    intercept alone where too few rows are complete."""
+    coef = fit_ols(har_design(context), np.asarray(y, np.float64))
+    if coef is None:
+        return np.array([float(np.nanmean(y)) if np.isfinite(y).any() else 0.0, 0.0, 0.0, 0.0])
+    return coef
+
+
+def har_predict(coef: np.ndarray, context: np.ndarray) -> np.ndarray:
+    return har_design(context) @ coef
+
+
+def har_variant(variant: str, train: TargetWindows, part: TargetWindows) -> np.ndarray:
+    """A fixed HAR variant fitted on `train` and applied to `part` (NaN where a term is missing
+    or too few training rows are complete)."""
+    slots = np.unique(train.context[:, _COL["slot"]]) if variant == "har_seasonal" else None
+    if slots is not None:
+        slots = slots[np.isfinite(slots)]
+    coef = fit_ols(har_design(train.context, variant, slots), np.asarray(train.y, np.float64))
+    if coef is None:
+        return np.full(part.y.shape[0], np.nan)
+    return har_design(part.context, variant, slots) @ coef
+
+
+def known_before(history: TargetWindows, part: TargetWindows, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, k): the history and part windows in the order their targets end (`order` indexes
+    history + part), and for each part window how many of them had ended by its origin (its last
+    bar): the windows whose targets a forecaster at that time knows."""
+    if history.ends is None or part.ends is None:
+        raise ValueError("the rolling HAR and the prevailing mean need each window's last bar (ends)")
+    ends = np.concatenate([history.ends, part.ends]).astype(np.int64)
+    order = np.argsort(ends + horizon, kind="stable")
+    k = np.searchsorted((ends + horizon)[order], np.asarray(part.ends, np.int64), side="right")
+    return order, k
+
+
+def prevailing_mean(history: TargetWindows, part: TargetWindows, horizon: int) -> np.ndarray:
+    """The mean of every target known at each part window's origin (Campbell and Thompson's
+    prevailing mean: the training targets and the part's own that had ended)."""
+    order, k = known_before(history, part, horizon)
+    y = np.concatenate([history.y, part.y]).astype(np.float64)[order]
+    ok = np.isfinite(y)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(ok, y, 0.0))])
+    count = np.concatenate([[0], np.cumsum(ok)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count[k] > 0, csum[k] / np.maximum(count[k], 1), np.nan)
+
+
+def rolling_har(history: TargetWindows, part: TargetWindows, horizon: int, length: int) -> np.ndarray:
+    """HAR re-fitted for each part window on the latest `length` windows whose targets had ended
+    by its origin (NaN where fewer than MIN_FIT_ROWS of them are complete). The normal equations
+    come from running sums of centred terms, so each refit costs a 4 x 4 solve."""
+    order, k = known_before(history, part, horizon)
+    x = har_design(np.concatenate([history.context, part.context]))[order]
+    y = np.concatenate([history.y, part.y]).astype(np.float64)[order]
+    ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
+    if not ok.any():
+        return np.full(part.y.shape[0], np.nan)
+    # centred terms keep the running sums' normal equations well conditioned (the intercept absorbs it)
+    cx, cy = x[ok].mean(axis=0) * (np.arange(4) > 0), float(y[ok].mean())
+    x0, y0 = np.where(ok[:, None], x - cx, 0.0), np.where(ok, y - cy, 0.0)
+    xx = np.concatenate([np.zeros((1, 4, 4)), np.cumsum(x0[:, :, None] * x0[:, None, :], axis=0)])
+    xy = np.concatenate([np.zeros((1, 4)), np.cumsum(x0 * y0[:, None], axis=0)])
+    count = np.concatenate([[0], np.cumsum(ok)])
+    lo = np.maximum(k - length, 0)
+    a, b, n = xx[k] - xx[lo], xy[k] - xy[lo], count[k] - count[lo]
+    coef = (np.linalg.pinv(a, hermitian=True) @ b[:, :, None])[:, :, 0]
+    pred = cy + np.einsum("ij,ij->i", har_design(part.context) - cx, coef)
+    return np.where(n >= MIN_FIT_ROWS, pred, np.nan)
+
+
+def baseline_predictions(
+    kind: str,
+    train: TargetWindows,
+    part: TargetWindows,
+    horizon: int = 1,
+    history: TargetWindows | None = None,
+) -> dict[str, np.ndarray]:
+    """Each baseline's forecast for the windows of `part` (float64), fitted on `train`; where a
+    baseline's input is missing (a segment's first bars) it forecasts the training mean. The
+    rolling HAR reads `history` (default `train`: every window before `part`) and needs `ends`;
+    without them it is left out."""
+    mean = float(np.mean(train.y))
+    n = part.context.shape[0]
+    context = part.context
+
+    def filled(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, np.float64)
+        return np.where(np.isfinite(v), v, mean)
+
+    if kind == "forward_return":
+        mom = context[:, _COL["momentum"]]
+        return {"zero": np.zeros(n), "mean": np.full(n, mean), "momentum": filled(mom), "reversal": filled(-mom)}
+    out = {
+        "mean": np.full(n, mean),
+        "persistence": filled(context[:, _COL["persistence"]]),
+        "ewma": filled(context[:, _COL["ewma"]]),
+        "har": filled(har_predict(fit_har(train.context, train.y), context)),
+    }
+    for variant in ("har_seasonal", "har_j", "harq"):
+        out[variant] = filled(har_variant(variant, train, part))
+    past = history if history is not None else train
+    if past.ends is not None and part.ends is not None:
+        out["har_rolling"] = filled(rolling_har(past, part, horizon, max(train.y.shape[0], MIN_FIT_ROWS)))
+    return out
+
+
+__all__ = [
+    "RETURN_BASELINES",
+    "VOLATILITY_BASELINES",
+    "TargetWindows",
+    "baseline_names",
+    "baseline_predictions",
+    "fit_har",
+    "fit_ols",
+    "har_design",
+    "har_predict",
+    "har_variant",
+    "prevailing_mean",
+    "rolling_har",
+]
