@@ -707,7 +707,7 @@ def corpus() -> list[Case]:
             ["prepare", "--set", "source.n_bars=600", "--set", "labels.shuffle_blocks=400"],
             "error",
             {},
-            "labels.shuffle_blocks=400: the",
+            "labels.shuffle_blocks=400 (blocks of 401, coprime with the week): the",
         )
     )
     for bad, said in (

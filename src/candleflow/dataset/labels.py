@@ -459,7 +459,9 @@ def make_labels(candles: Candles, cfg: LabelConfig | None = None, fine: Candles 
                 block,
                 season_bars(candles.interval),
             )
-        labels = Labels(shuffled_in_blocks(labels.y, block, cfg.shuffle_seed), labels.t1, labels.context)
+        labels = Labels(
+            shuffled_in_blocks(labels.y, block, cfg.shuffle_seed, cfg.shuffle_blocks), labels.t1, labels.context
+        )
     return labels, changed
 
 
@@ -489,19 +491,22 @@ def unseasonal_block(block: int, interval: str) -> int:
 MIN_SHUFFLE_BLOCKS = 3  # labels.shuffle_blocks must cut the labels into at least this many blocks
 
 
-def shuffled_in_blocks(y: np.ndarray, block: int, seed: int = 0) -> np.ndarray:
+def shuffled_in_blocks(y: np.ndarray, block: int, seed: int = 0, asked: int | None = None) -> np.ndarray:
     """`y` with its blocks of `block` consecutive labelled bars in a seeded random order (the control
     `labels.shuffle_blocks`: the labels keep their distribution and local autocorrelation but
     lose any link to the bars they sit on). Fewer than MIN_SHUFFLE_BLOCKS blocks is a ConfigError:
     a permutation of one or two blocks is often the identity, and the control would then keep
     the real labels and report the real edge; a permutation that comes out as the identity is
-    rotated by one block, so no block stays where it was."""
+    rotated by one block, so no block stays where it was. `asked`: the length the user set, named
+    in the error where `block` was raised from it (`unseasonal_block`)."""
     out = y.copy()
     at = np.flatnonzero(has_label(y))  # bars without a label keep none (their t1 is -1)
     starts = np.arange(0, at.size, block)
     if starts.size < MIN_SHUFFLE_BLOCKS:
         raise ConfigError(
-            f"labels.shuffle_blocks={block}: the {at.size:,} labelled bars make {starts.size} block(s); the control "
+            f"labels.shuffle_blocks={asked or block}"
+            + (f" (blocks of {block}, coprime with the week)" if asked and asked != block else "")
+            + f": the {at.size:,} labelled bars make {starts.size} block(s); the control "
             f"needs at least {MIN_SHUFFLE_BLOCKS} (a shuffle of fewer can leave the labels where they are); use at "
             f"most {max(at.size // MIN_SHUFFLE_BLOCKS, 1):,}"
         )
