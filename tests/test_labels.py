@@ -197,7 +197,7 @@ def _minutes(times_min, o, h, l, c):
 
 
 def test_finer_candles_decide_a_bar_that_touches_both_barriers():
-    from candleflow.dataset.labels import make_labels
+    from candleflow.dataset.targets import make_labels
 
     # bar 1 reaches 102 and 98: TP (101) and SL (99) of both trades; the minutes inside it go up first
     coarse, _ = validate_candles(

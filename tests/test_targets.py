@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from candleflow.config import LabelConfig, ValidationPolicy
 from candleflow.data.validate import validate_candles
-from candleflow.dataset.labels import make_labels
+from candleflow.dataset.targets import make_labels
 from candleflow.dataset.split import chronological_split
 from candleflow.dataset.targets import CONTEXT, bar_variance, target_context
 from candleflow.dataset.windows import WindowDataset
@@ -287,8 +287,10 @@ def test_regression_config_errors_in_one_line():
     with pytest.raises(ConfigError, match="dataset.balanced"):
         load_config(None, ["labels.kind=forward_return", "dataset.balanced=true"])
     cfg = load_config(None, ["labels.kind=volatility"])
-    assert cfg.labels.regression and cfg.labels.regression_loss == "mse"
-    assert load_config(None, ["labels.kind=forward_return"]).labels.regression_loss == "huber"
+    from candleflow.dataset.targets import training_loss
+
+    assert cfg.labels.regression and training_loss(cfg.labels) == "mse"  # the target declares its loss
+    assert training_loss(load_config(None, ["labels.kind=forward_return"]).labels) == "huber"
 
 
 @pytest.mark.integration
@@ -382,8 +384,14 @@ def test_walkforward_on_volatility_scores_against_har(tiny_config):
 
     cfg = tiny_config("labels.kind=volatility", "source.n_bars=6000")
     s = walkforward(cfg, folds=2, families=["lightgbm"], name="vol", resamples=200).summary
-    assert s["best_baseline"] == "har"
+    # issue 39: the baseline to beat has the smallest MSE on the folds' validation windows
+    val_mse = s["best_baseline_val_mse"]
+    assert s["best_baseline"] == min(val_mse, key=val_mse.get) and set(val_mse) >= {"har", "har_seasonal", "harq"}
     e = s["table"]["lightgbm"]
+    a = e["against_best"]
+    assert {"mse_ratio", "dm_t_mse", "qlike_ratio", "dm_t_qlike", "gw_p_mse", "gw_p_qlike"} <= set(a)
+    assert set(s["confidence_set"]) == {"mse", "qlike"}
+    assert set(s["confidence_set"]["mse"]["pvalues"]) == {"lightgbm", *val_mse}
     assert e["gain_r2_ci95"][0] <= e["gain_r2"] <= e["gain_r2_ci95"][1]
     # HAR on a GARCH market: its R^2 beats persistence's (the averages smooth the noise)
     assert s["baselines"]["har"]["r2"] > s["baselines"]["persistence"]["r2"]

@@ -23,8 +23,8 @@ Example::
 
 Entry points: load_config, load_candles, candles_from_table (a DataFrame or Arrow table of candles
 you hold, validated like a file), prepare, dataset_from_arrays, open_dataset, run,
-resume, tune, walkforward, load_model, Predictor (a run applied to fresh candles), register_feature
-and register_family (your own features and model families); types RunConfig, Candles, ValidationReport, PreparedData,
+resume, tune, walkforward, load_model, Predictor (a run applied to fresh candles), register_feature,
+register_family and register_target with Target (your own features, model families and targets); types RunConfig, Candles, ValidationReport, PreparedData,
 WindowDataset, MultiWindowDataset, Split, ArrayDataset, RunResult; errors CandleflowError and
 its subclasses. Importing candleflow does not import Keras; run, resume, tune, walkforward and
 load_model load it when first used.
@@ -67,6 +67,8 @@ _LAZY = {
     "Predictor": "candleflow.runs.predict",  # serving.json's own instructions: Predictor.from_run(FOLDER)
     "register_feature": "candleflow.dataset.features",
     "register_family": "candleflow.models.families",
+    "register_target": "candleflow.dataset.targets",
+    "Target": "candleflow.dataset.targets",
 }
 
 
@@ -99,6 +101,7 @@ __all__ = [
     "SourceError",
     "Split",
     "StoreError",
+    "Target",
     "ValidationError",
     "ValidationReport",
     "WindowDataset",
@@ -113,6 +116,7 @@ __all__ = [
     "prepare",
     "register_family",
     "register_feature",
+    "register_target",
     "resume",
     "run",
     "tune",

@@ -19,6 +19,7 @@ from candleflow._version import __version__
 from candleflow.config import RunConfig
 from candleflow.dataset.labels import CLASS_NAMES
 from candleflow.dataset.prepare import prepare
+from candleflow.dataset.targets import target
 from candleflow.errors import ConfigError, DataError, RegistryError
 from candleflow.evaluation.metrics import decide
 from candleflow.evaluation.trading import trading_evaluation
@@ -214,11 +215,7 @@ def _training(trained: Trained, cfg: RunConfig, replicas: int) -> dict[str, Any]
     return {
         "input_shape": list(trained.input_shape),
         **({"lags": list(model.lags)} if hasattr(model, "lags") else {}),
-        **(
-            {"target": cfg.labels.kind, "target_units": TARGET_UNITS[cfg.labels.kind]}
-            if cfg.labels.regression
-            else {"classes": list(CLASS_NAMES)}
-        ),
+        **_target_record(cfg),
         "fit_seconds": round(trained.fit_seconds, 1),
         "memory_estimate": trained.estimate,
         "batch_size": fitted.get("batch_size", cfg.dataset.batch_size),
@@ -231,7 +228,12 @@ def _training(trained: Trained, cfg: RunConfig, replicas: int) -> dict[str, Any]
     }
 
 
-TARGET_UNITS = {"forward_return": "log return", "volatility": "log realised volatility"}
+def _target_record(cfg: RunConfig) -> dict[str, Any]:
+    """What metadata.json says of the target: its name and task always, its units (a regression)
+    or its classes."""
+    spec = target(cfg.labels.kind)
+    out: dict[str, Any] = {"target": spec.name, "target_task": spec.task}
+    return out | ({"target_units": spec.units} if spec.regress else {"classes": list(CLASS_NAMES)})
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -54,7 +54,7 @@ def _run_row(m: dict) -> list[str]:
     val = m.get("metrics", {}).get("val", {})
     if m.get("task") == "reward":
         score, edge = f"R^2 {val.get('r2', float('nan')):.3f}", f"{val.get('edge_r2', float('nan')):+.3f}"
-    elif "target" in m:  # a regression target: R^2 and its gain over the baseline to beat
+    elif m.get("target_task") == "regress":  # R^2 and its gain over the baseline to beat
         r2, gain = val.get("r2"), val.get("gain_r2")
         score = "R^2 -" if r2 is None else f"R^2 {r2:.3f}"
         edge = "-" if gain is None else f"{gain:+.3f} vs {val.get('best_baseline')}"

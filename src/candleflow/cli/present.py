@@ -3,7 +3,6 @@ reward table. Every function takes a result (or a metrics dict) and prints; none
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from rich.table import Table
@@ -15,7 +14,7 @@ from candleflow.runs.verdict import training_summary
 def print_result(result) -> None:
     """A finished run, by its layout (series, universe, panel, reward): never guessed from its keys."""
     meta = result.metadata
-    if "target" in meta:  # a regression target: the verdict, then the tables
+    if meta.get("target_task") == "regress":  # a regression target: the verdict, then the tables
         print_regression(result)
         return
     if result.layout == "reward":
@@ -275,10 +274,12 @@ def print_forecasts(table, run: str, what: str, score: dict | None, out: str | N
         console.print(
             f"against the realised target on the {score['rows']:,} rows whose forward window is complete: IC {ic}"
         )
-    unit = "log return" if kind == "forward_return" else "log realised volatility"
-    said = f"latest bar {str(rows[-1]['open_time'])[:19]}: {unit} forecast {rows[-1]['forecast']:+.5f}"
-    if kind == "volatility":
-        said += f" (volatility {100 * math.exp(rows[-1]['forecast']):.2f}% over {h} bars)"
+    from candleflow.dataset.targets import target
+
+    spec = target(kind)
+    said = f"latest bar {str(rows[-1]['open_time'])[:19]}: {spec.units or kind} forecast {rows[-1]['forecast']:+.5f}"
+    if spec.plain is not None:
+        said += f" ({spec.plain(float(rows[-1]['forecast']), int(h))})"
     console.print(said + (f"; written: {out}" if out else ""))
 
 

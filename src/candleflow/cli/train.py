@@ -156,7 +156,7 @@ def walkforward(
         )
     s = result.summary
     st = s["stitched"]
-    if "target" in s:  # a regression target: the verdict, then families and baselines with intervals
+    if s.get("target_task") == "regress":  # the verdict, then families and baselines with intervals
         from candleflow.runs.walkforward_report import REGRESSION_HEADER as HEADER
         from candleflow.runs.walkforward_report import regression_family_rows as rows_of
         from candleflow.runs.walkforward_report import regression_verdict

@@ -25,6 +25,7 @@ from candleflow.config.feature_names import BUILTIN as _BUILTIN_FEATURES
 from candleflow.config.feature_names import DEFAULT_FEATURES
 from candleflow.config.feature_names import parse as parse_feature
 from candleflow.config.intervals import interval_ns
+from candleflow.config.target_names import task_of
 from candleflow.errors import ConfigError
 
 BINANCE_BASE_URL = "https://data.binance.vision"
@@ -432,20 +433,19 @@ class FeatureConfig(_Section):
         ]
 
 
-REGRESSION_KINDS = ("forward_return", "volatility")
-
-
 class LabelConfig(_Section):
     """competitive: LONG if only the long hits its take-profit first, SHORT if only the short
     does, HOLD otherwise; triple_barrier: upper (tp) / lower (sl) / vertical (horizon) barrier of
     one long trade; fixed_horizon: the close `horizon` bars later against +-tp."""
 
-    kind: Literal["competitive", "triple_barrier", "fixed_horizon", "forward_return", "volatility"] = Field(
+    kind: str = Field(
         "competitive",
-        description="competitive: LONG and SHORT trades race; triple_barrier: one long trade; fixed_horizon: the close "
-        "horizon bars later (these three are classes); forward_return: the log return from the window's last close to "
-        "the close horizon bars later; volatility: the log realised volatility of the next horizon bars "
-        "(these two are regression targets)",
+        pattern=r"^[a-z][a-z0-9_]{0,39}$",
+        description="the target (candleflow.dataset.targets): competitive: LONG and SHORT trades race; "
+        "triple_barrier: one long trade; fixed_horizon: the close horizon bars later (these three are classes); "
+        "forward_return: the log return from the window's last close to the close horizon bars later; volatility: "
+        "the log realised volatility of the next horizon bars (these two are regression targets); or a target "
+        "registered in Python (candleflow.register_target)",
     )
     estimator: Literal["close", "parkinson", "garman_klass"] = Field(
         "close",
@@ -460,7 +460,9 @@ class LabelConfig(_Section):
         "with the week's bars (168 for 1h) is raised to the next one that does not, so no block keeps its hour of "
         "the week and a seasonal forecast keeps no skill under the null; 0: off",
     )
-    shuffle_seed: int = Field(0, ge=0, description="the seed of the shuffle_blocks permutation (a control over many seeds)")
+    shuffle_seed: int = Field(
+        0, ge=0, description="the seed of the shuffle_blocks permutation (a control over many seeds)"
+    )
     loss: Literal["auto", "mse", "huber"] = Field(
         "auto",
         description="regression targets: the training loss; auto: huber for forward_return (fat tails), mse for "
@@ -509,17 +511,16 @@ class LabelConfig(_Section):
             raise ValueError("expected a fraction 0 <= x < 0.5 or 'costs'")
         return v
 
-    @property
-    def regression(self) -> bool:
-        """A real-valued target (forward_return, volatility), not classes."""
-        return self.kind in REGRESSION_KINDS
+    @field_validator("kind")
+    @classmethod
+    def _known_target(cls, v: str) -> str:
+        task_of(v)
+        return v
 
     @property
-    def regression_loss(self) -> str:
-        """The loss for a regression target, `auto` resolved."""
-        if self.loss != "auto":
-            return self.loss
-        return "huber" if self.kind == "forward_return" else "mse"
+    def regression(self) -> bool:
+        """A real-valued target (forward_return, volatility, a registered regression), not classes."""
+        return task_of(self.kind) == "regress"
 
     @property
     def floor(self) -> float:

@@ -445,26 +445,6 @@ def fixed_horizon_labels(candles: Candles, cfg: LabelConfig | None = None) -> La
     return Labels(y=y, t1=t1)
 
 
-def make_labels(candles: Candles, cfg: LabelConfig | None = None, fine: Candles | None = None) -> tuple[Labels, int]:
-    """The labels `cfg.kind` asks for, and how many of them the finer candles changed (0 without)."""
-    cfg = cfg or LabelConfig()
-    labels, changed = _make_labels(candles, cfg, fine)
-    if cfg.shuffle_blocks:
-        block = unseasonal_block(cfg.shuffle_blocks, candles.interval)
-        if block != cfg.shuffle_blocks:
-            log.info(
-                "labels.shuffle_blocks=%d: blocks of %d bars instead, which share no factor with the %d-bar week, "
-                "so no shuffled block keeps its hour of the day or day of the week",
-                cfg.shuffle_blocks,
-                block,
-                season_bars(candles.interval),
-            )
-        labels = Labels(
-            shuffled_in_blocks(labels.y, block, cfg.shuffle_seed, cfg.shuffle_blocks), labels.t1, labels.context
-        )
-    return labels, changed
-
-
 def season_bars(interval: str) -> int:
     """Bars per seasonal cycle: the week's bars for intraday and daily bars (168 for 1h, 7 for
     1d), multiplied by 5 for daily bars (a trading week of 5 days); 1 for longer bars."""
@@ -516,20 +496,6 @@ def shuffled_in_blocks(y: np.ndarray, block: int, seed: int = 0, asked: int | No
     if at.size:
         out[at] = np.concatenate([y[at[starts[k] : starts[k] + block]] for k in order])
     return out
-
-
-def _make_labels(candles: Candles, cfg: LabelConfig, fine: Candles | None) -> tuple[Labels, int]:
-    if cfg.regression:
-        from candleflow.dataset.targets import regression_target
-
-        y, t1, context = regression_target(candles, cfg, fine)
-        return Labels(y=y, t1=t1, context=context), 0
-    if cfg.kind == "fixed_horizon":
-        return fixed_horizon_labels(candles, cfg), 0
-    build = competitive_labels if cfg.kind == "competitive" else triple_barrier_labels
-    labels = build(candles, cfg, fine)
-    changed = 0 if fine is None else int(np.count_nonzero(labels.y != build(candles, cfg).y))
-    return labels, changed
 
 
 def _segment_ends(candles: Candles) -> np.ndarray:

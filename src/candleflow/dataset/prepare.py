@@ -18,8 +18,9 @@ from candleflow.data.load import load_candles
 from candleflow.data.validate import ValidationReport
 from candleflow.dataset.cache import DatasetCache, cache_key
 from candleflow.dataset.features import Features, compute_features
-from candleflow.dataset.labels import CLASS_NAMES, Labels, has_label, make_labels, take_profit_distances
+from candleflow.dataset.labels import CLASS_NAMES, Labels, has_label, take_profit_distances
 from candleflow.dataset.split import Split, chronological_split
+from candleflow.dataset.targets import make_labels
 from candleflow.dataset.windows import WindowDataset
 from candleflow.errors import DataError
 

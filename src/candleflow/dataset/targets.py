@@ -1,4 +1,4 @@
-"""Regression targets: the forward log return and the log realised volatility of the next
+"""The targets (`labels.kind`), registered in one place, and the regression kernels: the forward log return and the log realised volatility of the next
 `horizon` bars, and the causal context the quants' baselines read (momentum, persistence, EWMA,
 HAR-RV's daily, weekly and monthly averages).
 
@@ -35,13 +35,32 @@ absolute return).
 
 from __future__ import annotations
 
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
 import numba
 import numpy as np
 
 from candleflow.config import LabelConfig
 from candleflow.config.intervals import interval_ns
+from candleflow.config.target_names import Task, declare, forget
 from candleflow.data.candles import Candles
-from candleflow.errors import DataError
+from candleflow.dataset.labels import (
+    Labels,
+    competitive_labels,
+    fixed_horizon_labels,
+    season_bars,
+    shuffled_in_blocks,
+    triple_barrier_labels,
+    unseasonal_block,
+)
+from candleflow.errors import ConfigError, DataError
+
+log = logging.getLogger("candleflow")
 
 CONTEXT = ("momentum", "persistence", "ewma", "har_d", "har_w", "har_m", "slot", "jump_d", "quarticity_d")
 HAR_SPANS = (1, 5, 22)  # HAR-RV's day, week and month, in multiples of the horizon
@@ -219,27 +238,231 @@ def target_context(candles: Candles, cfg: LabelConfig, variance: np.ndarray | No
     return out
 
 
-def regression_target(
-    candles: Candles, cfg: LabelConfig, fine: Candles | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(y, t1, context) for `cfg.kind` forward_return or volatility."""
-    if cfg.kind == "forward_return":
-        y, t1 = forward_return_target(candles, cfg.horizon)
-        return y, t1, target_context(candles, cfg)
-    if cfg.kind != "volatility":
-        raise DataError(f"labels.kind {cfg.kind!r} is not a regression target")
+def lagged_context(candles: Candles, y: np.ndarray, t1: np.ndarray, cfg: LabelConfig) -> np.ndarray:
+    """The baselines' context of a registered target that brings none, from the target itself:
+    at bar t, the latest target whose window had ended by t in t's segment (z) stands in for
+    momentum, persistence and HAR's daily term; its trailing means over 5 and 22 horizons for
+    HAR's weekly and monthly terms; its EWMA (span `labels.volatility_span`) for ewma; the
+    seasonal slot as for the built-ins. No jump or quarticity terms (NaN)."""
+    n, h = len(candles), cfg.horizon
+    start = _segment_start(candles)
+    lab = np.flatnonzero(np.isfinite(y) & (t1 >= 0))
+    order = lab[np.argsort(t1[lab], kind="stable")]
+    k = np.searchsorted(t1[order], np.arange(n), side="right") - 1
+    src = np.where(k >= 0, order[np.maximum(k, 0)], -1)
+    z = np.where((src >= 0) & (src >= start), y[np.maximum(src, 0)].astype(np.float64), np.nan)
+    out = np.full((n, len(CONTEXT)), np.nan, np.float32)
+    for col in ("momentum", "persistence", "har_d"):
+        out[:, CONTEXT.index(col)] = z
+    out[:, CONTEXT.index("har_w")] = _trailing_mean(z, start, HAR_SPANS[1] * h)
+    out[:, CONTEXT.index("har_m")] = _trailing_mean(z, start, HAR_SPANS[2] * h)
+    alpha = 2.0 / (cfg.volatility_span + 1.0)
+    out[:, CONTEXT.index("ewma")] = _segment_ewma(z, start.astype(np.int64), alpha)
+    out[:, CONTEXT.index("slot")] = seasonal_slots(candles.open_time, candles.interval)[0]
+    return out
+
+
+# What a target's `make` returns: classes (Labels, bars the finer candles changed) come from the
+# class kernels; a regression returns (y, t1) or (y, t1, context) and the registry adds the rest.
+MakeLabels = Callable[[Candles, LabelConfig, "Candles | None"], Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A kind of label (`labels.kind`): how it is made from candles, and how its forecasts are
+    judged. Every module that trains, scores, reports or predicts asks the target; none branches
+    on its name.
+
+    - task: classify (LONG / HOLD / SHORT) or regress (a real-valued forecast).
+    - make(candles, cfg, fine): classes return (Labels, bars the finer candles changed); a
+      regression returns (y float, t1 int) or (y, t1, context), y NaN and t1 -1 where a bar has
+      no target. Without a context the baselines read the target's own past (`lagged_context`).
+    - units: what a forecast is in (shown beside every forecast).
+    - loss: the training loss `labels.loss: auto` resolves to (mse or huber).
+    - baselines: the forecasts it is judged against (names in `evaluation.baselines`).
+    - losses: the per-window losses forecasts are compared on (`evaluation.forecast_tests`).
+    - r2_reference: what R^2 is against: zero (a return's naive forecast) or the period's mean.
+    - columns: the metrics its tables show, in order.
+    - trades_sign: trading the forecast's sign means something (hit rate, P&L of the sign).
+    - plain: a forecast in plain words (given the horizon), beside the number.
+    """
+
+    name: str
+    task: Task
+    make: MakeLabels
+    description: str = ""
+    units: str = ""
+    loss: str = "mse"
+    baselines: tuple[str, ...] = ()
+    losses: tuple[str, ...] = ("mse",)
+    r2_reference: Literal["zero", "period_mean"] = "period_mean"
+    columns: tuple[str, ...] = ("r2", "mse", "mse_ratio", "dm_t_mse", "ic", "rank_ic")
+    trades_sign: bool = False
+    plain: Callable[[float, int], str] | None = None
+
+    @property
+    def regress(self) -> bool:
+        return self.task == "regress"
+
+    def labels(self, candles: Candles, cfg: LabelConfig, fine: Candles | None = None) -> tuple[Labels, int]:
+        """The labels of every bar, and how many the finer candles changed (0 for a regression)."""
+        made = self.make(candles, cfg, fine)
+        if not self.regress:
+            return made
+        y, t1, *rest = made
+        y, t1 = np.asarray(y, np.float32), np.asarray(t1, np.int64)
+        if y.shape != (len(candles),) or t1.shape != (len(candles),):
+            raise DataError(
+                f"target {self.name!r} made {y.shape[0]} targets for {len(candles)} bars: expected one per bar"
+            )
+        context = rest[0] if rest and rest[0] is not None else lagged_context(candles, y, t1, cfg)
+        return Labels(y=y, t1=t1, context=np.asarray(context, np.float32)), 0
+
+
+def _classes(build: Callable[..., Labels], uses_fine: bool) -> MakeLabels:
+    def make(candles: Candles, cfg: LabelConfig, fine: Candles | None) -> tuple[Labels, int]:
+        if not uses_fine:
+            return build(candles, cfg), 0
+        labels = build(candles, cfg, fine)
+        changed = 0 if fine is None else int(np.count_nonzero(labels.y != build(candles, cfg).y))
+        return labels, changed
+
+    return make
+
+
+def _forward_return(candles: Candles, cfg: LabelConfig, fine: Candles | None) -> tuple[np.ndarray, ...]:
+    y, t1 = forward_return_target(candles, cfg.horizon)
+    return y, t1, target_context(candles, cfg)
+
+
+def _volatility(candles: Candles, cfg: LabelConfig, fine: Candles | None) -> tuple[np.ndarray, ...]:
     v = bar_variance(candles, cfg.estimator, fine)
     y, t1 = volatility_target(candles, cfg.horizon, v)
     return y, t1, target_context(candles, cfg, v)
 
 
+RETURN_BASELINES = ("zero", "mean", "momentum", "reversal")
+VOLATILITY_BASELINES = ("mean", "persistence", "ewma", "har", "har_seasonal", "har_j", "harq", "har_rolling")
+_BUILTIN = (
+    Target("competitive", "classify", _classes(competitive_labels, True), "LONG and SHORT trades race"),
+    Target("triple_barrier", "classify", _classes(triple_barrier_labels, True), "one long trade's barriers"),
+    Target("fixed_horizon", "classify", _classes(fixed_horizon_labels, False), "the close horizon bars later"),
+    Target(
+        "forward_return",
+        "regress",
+        _forward_return,
+        "the log return from the window's last close to the close horizon bars later",
+        units="log return",
+        loss="huber",  # fat tails
+        baselines=RETURN_BASELINES,
+        r2_reference="zero",
+        columns=("ic", "rank_ic", "icir", "r2", "hit_rate", "pnl_per_trade", "trades", "mse", "mse_ratio", "dm_t_mse"),
+        trades_sign=True,
+    ),
+    Target(
+        "volatility",
+        "regress",
+        _volatility,
+        "the log realised volatility of the next horizon bars",
+        units="log realised volatility",
+        baselines=VOLATILITY_BASELINES,
+        plain=lambda f, h: f"volatility {100 * math.exp(f):.2f}% over {h} bars",
+        losses=("mse", "qlike"),
+        columns=(
+            "r2",
+            "qlike",
+            "mse",
+            "qlike_ratio",
+            "dm_t_qlike",
+            "mse_ratio",
+            "dm_t_mse",
+            "ic",
+            "r2_train_mean",
+            "r2_prevailing_mean",
+        ),
+    ),
+)
+_USER: dict[str, Target] = {}  # registered in this process
+
+
+def target(name: str) -> Target:
+    """The target `name` (built-in or registered), or a one-line error listing those that exist."""
+    for t in _BUILTIN:
+        if t.name == name:
+            return t
+    if name in _USER:
+        return _USER[name]
+    raise ConfigError(f"labels.kind {name!r}: expected one of {', '.join(sorted(target_names()))}")
+
+
+def target_names() -> list[str]:
+    return [t.name for t in _BUILTIN] + list(_USER)
+
+
+def register_target(spec: Target, replace: bool = False) -> Target:
+    """Make a target available as `labels.kind: NAME` in this process (the config accepts the name
+    from now on). A built-in name, or a registered one without `replace`, is refused."""
+    if not _NAME.match(spec.name):
+        raise ConfigError(f"target name {spec.name!r}: expected lower case letters, digits and _ (a config value)")
+    if spec.task not in ("classify", "regress"):
+        raise ConfigError(f"target {spec.name!r}: task {spec.task!r}, expected classify or regress")
+    if any(t.name == spec.name for t in _BUILTIN) or (spec.name in _USER and not replace):
+        raise ConfigError(f"target {spec.name!r} exists; pass replace=True to change a registered one")
+    _USER[spec.name] = spec
+    declare(spec.name, spec.task)
+    return spec
+
+
+def unregister_target(name: str) -> None:
+    """Remove a registered target (a test's)."""
+    _USER.pop(name, None)
+    forget(name)
+
+
+def training_loss(cfg: LabelConfig) -> str:
+    """The regression loss, `labels.loss: auto` resolved by the target."""
+    return cfg.loss if cfg.loss != "auto" else target(cfg.kind).loss
+
+
+def make_labels(candles: Candles, cfg: LabelConfig | None = None, fine: Candles | None = None) -> tuple[Labels, int]:
+    """The labels `cfg.kind` asks for, and how many of them the finer candles changed (0 without);
+    `labels.shuffle_blocks` shuffles them in blocks that share no factor with the week."""
+    cfg = cfg or LabelConfig()
+    labels, changed = target(cfg.kind).labels(candles, cfg, fine)
+    if cfg.shuffle_blocks:
+        block = unseasonal_block(cfg.shuffle_blocks, candles.interval)
+        if block != cfg.shuffle_blocks:
+            log.info(
+                "labels.shuffle_blocks=%d: blocks of %d bars instead, which share no factor with the %d-bar week, "
+                "so no shuffled block keeps its hour of the day or day of the week",
+                cfg.shuffle_blocks,
+                block,
+                season_bars(candles.interval),
+            )
+        labels = Labels(
+            shuffled_in_blocks(labels.y, block, cfg.shuffle_seed, cfg.shuffle_blocks), labels.t1, labels.context
+        )
+    return labels, changed
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
 __all__ = [
     "CONTEXT",
+    "RETURN_BASELINES",
+    "Target",
+    "VOLATILITY_BASELINES",
     "bar_variance",
     "forward_return_target",
     "jump_and_quarticity",
-    "regression_target",
+    "lagged_context",
+    "make_labels",
+    "register_target",
     "seasonal_slots",
+    "target",
     "target_context",
+    "target_names",
+    "training_loss",
+    "unregister_target",
     "volatility_target",
 ]

@@ -26,14 +26,13 @@ those targets' choice), named in the verdict.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from candleflow.dataset.targets import CONTEXT
+from candleflow.dataset.targets import CONTEXT, RETURN_BASELINES, VOLATILITY_BASELINES, target
 
-RETURN_BASELINES = ("zero", "mean", "momentum", "reversal")
-VOLATILITY_BASELINES = ("mean", "persistence", "ewma", "har", "har_seasonal", "har_j", "harq", "har_rolling")
 MIN_FIT_ROWS = 20  # fewer complete rows than this and a HAR forecasts the training mean
 _COL = {name: i for i, name in enumerate(CONTEXT)}
 _HAR_COLUMNS = [_COL[c] for c in ("har_d", "har_w", "har_m")]
@@ -53,11 +52,6 @@ class TargetWindows:
         """These windows followed by `later` ones (a history grown by a scored period)."""
         ends = None if self.ends is None or later.ends is None else np.concatenate([self.ends, later.ends])
         return TargetWindows(np.concatenate([self.y, later.y]), np.concatenate([self.context, later.context]), ends)
-
-
-def baseline_names(kind: str) -> tuple[str, ...]:
-    """The baseline rows of a target kind."""
-    return RETURN_BASELINES if kind == "forward_return" else VOLATILITY_BASELINES
 
 
 def har_design(context: np.ndarray, variant: str = "har", slots: np.ndarray | None = None) -> np.ndarray:
@@ -157,6 +151,42 @@ def rolling_har(history: TargetWindows, part: TargetWindows, horizon: int, lengt
     return np.where(n >= MIN_FIT_ROWS, pred, np.nan)
 
 
+Baseline = Callable[[TargetWindows, TargetWindows, int, TargetWindows], "np.ndarray | None"]
+
+
+def _column(name: str, sign: float = 1.0) -> Baseline:
+    return lambda train, part, horizon, past: sign * np.asarray(part.context[:, _COL[name]], np.float64)
+
+
+def _rolling(train: TargetWindows, part: TargetWindows, horizon: int, past: TargetWindows) -> np.ndarray | None:
+    if past.ends is None or part.ends is None:
+        return None  # without each window's last bar there is no "known by then"
+    return rolling_har(past, part, horizon, max(train.y.shape[0], MIN_FIT_ROWS))
+
+
+# every baseline by name: (train, part, horizon, the windows before part) -> forecast (NaN: none
+# there, the training mean is used) or None (not computable here: left out). A target lists
+# the ones it is judged against (`dataset.targets.Target.baselines`).
+BASELINES: dict[str, Baseline] = {
+    "zero": lambda train, part, horizon, past: np.zeros(part.context.shape[0]),
+    "mean": lambda train, part, horizon, past: np.full(part.context.shape[0], float(np.mean(train.y))),
+    "momentum": _column("momentum"),
+    "reversal": _column("momentum", -1.0),
+    "persistence": _column("persistence"),
+    "ewma": _column("ewma"),
+    "har": lambda train, part, horizon, past: har_predict(fit_har(train.context, train.y), part.context),
+    "har_seasonal": lambda train, part, horizon, past: har_variant("har_seasonal", train, part),
+    "har_j": lambda train, part, horizon, past: har_variant("har_j", train, part),
+    "harq": lambda train, part, horizon, past: har_variant("harq", train, part),
+    "har_rolling": _rolling,
+}
+
+
+def baseline_names(kind: str) -> tuple[str, ...]:
+    """The baseline rows of a target."""
+    return target(kind).baselines
+
+
 def baseline_predictions(
     kind: str,
     train: TargetWindows,
@@ -164,36 +194,23 @@ def baseline_predictions(
     horizon: int = 1,
     history: TargetWindows | None = None,
 ) -> dict[str, np.ndarray]:
-    """Each baseline's forecast for the windows of `part` (float64), fitted on `train`; where a
-    baseline's input is missing (a segment's first bars) it forecasts the training mean. The
-    rolling HAR reads `history` (default `train`: every window before `part`) and needs `ends`;
-    without them it is left out."""
+    """Each of the target's baselines' forecast for the windows of `part` (float64), fitted on
+    `train`; where a baseline's input is missing (a segment's first bars) it forecasts the
+    training mean. The rolling HAR reads `history` (default `train`: every window before
+    `part`) and needs `ends`; without them it is left out."""
     mean = float(np.mean(train.y))
-    n = part.context.shape[0]
-    context = part.context
-
-    def filled(v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, np.float64)
-        return np.where(np.isfinite(v), v, mean)
-
-    if kind == "forward_return":
-        mom = context[:, _COL["momentum"]]
-        return {"zero": np.zeros(n), "mean": np.full(n, mean), "momentum": filled(mom), "reversal": filled(-mom)}
-    out = {
-        "mean": np.full(n, mean),
-        "persistence": filled(context[:, _COL["persistence"]]),
-        "ewma": filled(context[:, _COL["ewma"]]),
-        "har": filled(har_predict(fit_har(train.context, train.y), context)),
-    }
-    for variant in ("har_seasonal", "har_j", "harq"):
-        out[variant] = filled(har_variant(variant, train, part))
     past = history if history is not None else train
-    if past.ends is not None and part.ends is not None:
-        out["har_rolling"] = filled(rolling_har(past, part, horizon, max(train.y.shape[0], MIN_FIT_ROWS)))
+    out = {}
+    for name in target(kind).baselines:
+        forecast = BASELINES[name](train, part, horizon, past)
+        if forecast is not None:
+            v = np.asarray(forecast, np.float64)
+            out[name] = np.where(np.isfinite(v), v, mean)
     return out
 
 
 __all__ = [
+    "BASELINES",
     "RETURN_BASELINES",
     "VOLATILITY_BASELINES",
     "TargetWindows",

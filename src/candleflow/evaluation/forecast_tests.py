@@ -36,6 +36,9 @@ def qlike_loss(log_vol: np.ndarray, pred_log_vol: np.ndarray) -> np.ndarray:
     return ratio - np.log(ratio) - 1.0
 
 
+LOSSES = {"mse": squared_error, "qlike": qlike_loss}  # a target names the ones it is judged on
+
+
 def hac_variance(d: np.ndarray, lags: int) -> float:
     """Newey-West long-run variance of `d` (Bartlett weights 1 - j / (lags + 1), j = 1..lags),
     with the 1/n autocovariances of the textbook formula."""
@@ -117,6 +120,7 @@ def model_confidence_set(
 
 
 __all__ = [
+    "LOSSES",
     "diebold_mariano",
     "giacomini_white",
     "hac_variance",

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from candleflow.dataset.targets import target
 from candleflow.evaluation.baselines import (
     RETURN_BASELINES,
     VOLATILITY_BASELINES,
@@ -34,7 +35,7 @@ from candleflow.evaluation.baselines import (
     har_predict,
     prevailing_mean,
 )
-from candleflow.evaluation.forecast_tests import diebold_mariano, qlike_loss, squared_error
+from candleflow.evaluation.forecast_tests import LOSSES, diebold_mariano
 
 IC_PERIODS = 20  # contiguous periods the ICIR is measured over
 
@@ -155,19 +156,23 @@ def regression_metrics(
     training mean (`train_mean`) and the prevailing mean (`prevailing`, one value per window)."""
     y = np.asarray(y, np.float64)
     pred = np.asarray(pred, np.float64).reshape(-1)
+    spec = target(kind)
     out: dict[str, Any] = {**information_coefficients(y, pred), "mse": float(np.mean((y - pred) ** 2))}
-    if kind == "forward_return":
-        moved = y != 0
+    if spec.r2_reference == "zero":
         out["r2"] = r2_score(y, pred, reference=0.0)
-        out["hit_rate"] = float((np.sign(pred[moved]) == np.sign(y[moved])).mean()) if moved.any() else float("nan")
-        out.update(sign_trading(y, pred, horizon, stride, round_trip))
     else:
         out["r2"] = r2_score(y, pred)
         if train_mean is not None:
             out["r2_train_mean"] = r2_score(y, pred, reference=train_mean)
         if prevailing is not None:
             out["r2_prevailing_mean"] = r2_against(y, pred, np.asarray(prevailing, np.float64))
-        out["qlike"] = qlike(y, pred)
+    for loss in spec.losses:
+        if loss != "mse":
+            out[loss] = float(np.mean(LOSSES[loss](y, pred)))
+    if spec.trades_sign:
+        moved = y != 0
+        out["hit_rate"] = float((np.sign(pred[moved]) == np.sign(y[moved])).mean()) if moved.any() else float("nan")
+        out.update(sign_trading(y, pred, horizon, stride, round_trip))
     return out
 
 
@@ -183,22 +188,16 @@ def choose_best_baseline(table: dict[str, dict[str, Any]], names: list[str] | tu
 
 
 def against_baseline(kind: str, y: np.ndarray, pred: np.ndarray, base: np.ndarray, lags: int) -> dict[str, Any]:
-    """A forecast's losses over the baseline to beat's: MSE ratio and DM t (and for volatility the
-    same on QLIKE)."""
-    se_m, se_b = squared_error(y, pred), squared_error(y, base)
-    dm = diebold_mariano(se_b, se_m, lags)
-    out: dict[str, Any] = {
-        "mse_ratio": float(se_m.mean() / se_b.mean()) if se_b.mean() > 0 else float("nan"),
-        "dm_t_mse": dm["t"],
-        "dm_p_mse": dm["p"],
-    }
-    if kind == "volatility":
-        q_m, q_b = qlike_loss(y, pred), qlike_loss(y, base)
-        dq = diebold_mariano(q_b, q_m, lags)
+    """A forecast's losses over the baseline to beat's, for each loss the target is judged on:
+    their ratio and the Diebold-Mariano t and p."""
+    out: dict[str, Any] = {}
+    for loss in target(kind).losses:
+        l_m, l_b = LOSSES[loss](y, pred), LOSSES[loss](y, base)
+        dm = diebold_mariano(l_b, l_m, lags)
         out |= {
-            "qlike_ratio": float(q_m.mean() / q_b.mean()) if q_b.mean() > 0 else float("nan"),
-            "dm_t_qlike": dq["t"],
-            "dm_p_qlike": dq["p"],
+            f"{loss}_ratio": float(l_m.mean() / l_b.mean()) if l_b.mean() > 0 else float("nan"),
+            f"dm_t_{loss}": dm["t"],
+            f"dm_p_{loss}": dm["p"],
         }
     return out
 
@@ -227,7 +226,8 @@ def evaluate_regression(
     `history`: the windows before `part` (the rolling HAR and prevailing mean read them)."""
     past = history if history is not None else train
     train_mean = float(np.mean(train.y))
-    timed = past.ends is not None and part.ends is not None and kind == "volatility"
+    around_mean = target(kind).r2_reference == "period_mean"
+    timed = past.ends is not None and part.ends is not None and around_mean
     prevailing = prevailing_mean(past, part, horizon) if timed else None
     score = lambda p: regression_metrics(kind, y_true, p, horizon, stride, round_trip, train_mean, prevailing)  # noqa: E731
     table: dict[str, dict[str, Any]] = {"model": score(pred)}
@@ -250,7 +250,7 @@ def evaluate_regression(
         "best_baseline_chosen_on": "val" if best in base else "this period",
         "gain_r2": m["r2"] - table[chosen]["r2"],
     }
-    reference = 0.0 if kind == "forward_return" else float(np.mean(y_true))  # what R^2 is against
+    reference = float(np.mean(y_true)) if around_mean else 0.0  # what R^2 is against
     block = max(2 * horizon // max(stride, 1), 1)
     out["gain_r2_ci95"] = gain_interval(y_true, pred, base[chosen], reference, block)
     out["bootstrap"] = {"block_windows": block, "resamples": GAIN_RESAMPLES}

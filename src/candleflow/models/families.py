@@ -103,9 +103,10 @@ class Family:
         build = self.build
         head: dict[str, Any] = {}
         if cfg.labels.regression:
+            from candleflow.dataset.targets import training_loss
             from candleflow.models.networks import RegressionHead
 
-            head["regression"] = RegressionHead.of(train_ds.labels_at(), cfg.labels.regression_loss)
+            head["regression"] = RegressionHead.of(train_ds.labels_at(), training_loss(cfg.labels))
         if build is None:
             raise ConfigError(f"model.kind {self.name!r} is fitted on lagged rows, not trained as a network")
         if self.inputs == "windows":

@@ -18,14 +18,17 @@ from candleflow.models.families import family
 MAX_JSON_BYTES = 256 << 20  # metrics.json of a big run is a few MB
 
 
-METADATA_VERSION = 2  # 1: before the run record (no version key; the layout implied by other keys)
+METADATA_VERSION = (
+    3  # 1: before the run record (no version key; the layout implied by other keys); 2: before target_task
+)
 LAYOUTS = ("series", "universe", "panel", "reward")
 
 
 def upgrade_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     """A run's metadata in the current schema: folders written before `metadata_version` get the
-    layout their other keys imply (a reward task, a panel's tickers, a universe's series) and a
-    reward run's model_kind."""
+    layout their other keys imply (a reward task, a panel's tickers, a universe's series), a
+    reward run's model_kind, and the target's task (classify or regress) where version 2 implied it
+    by writing `target` for regressions only."""
     if not isinstance(meta, dict) or meta.get("metadata_version", 1) >= METADATA_VERSION:
         return meta
     out = dict(meta)
@@ -40,6 +43,8 @@ def upgrade_metadata(meta: dict[str, Any]) -> dict[str, Any]:
             out["layout"] = "series"
     if out["layout"] == "reward":
         out.setdefault("model_kind", "reward")
+    if "target_task" not in out and out["layout"] != "reward":  # version 2 wrote `target` for regressions only
+        out["target_task"] = "regress" if "target" in out else "classify"
     out["metadata_version"] = METADATA_VERSION
     return out
 

@@ -16,7 +16,8 @@ from candleflow.config import RunConfig, apply_override, flatten_keys, load_conf
 from candleflow.data.candles import Candles
 from candleflow.data.load import load_candles
 from candleflow.dataset.features import compute_features
-from candleflow.dataset.labels import CLASS_NAMES, make_labels
+from candleflow.dataset.labels import CLASS_NAMES
+from candleflow.dataset.targets import make_labels, target
 from candleflow.dataset.windows import WindowDataset
 from candleflow.errors import ConfigError, DataError, RegistryError
 from candleflow.evaluation.metrics import decide
@@ -210,10 +211,8 @@ class Predictor:
         """A regression run's rows: the forecast in the target's units (log return or log
         realised volatility over the next labels.horizon bars) and, where the forward window is
         complete, the realised target (null for the newest bars)."""
-        from candleflow.dataset.targets import regression_target
-
         forecast = np.asarray(outputs, np.float32).reshape(-1)
-        truth, _, _ = regression_target(candles, self.config.labels)
+        truth = target(self.config.labels.kind).labels(candles, self.config.labels)[0].y
         realised = truth[ends]
         kind = self.config.labels.kind
         return pa.table(

@@ -5,24 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-RETURN_COLUMNS = ("ic", "rank_ic", "icir", "r2", "hit_rate", "pnl_per_trade", "trades", "mse", "mse_ratio", "dm_t_mse")
-VOLATILITY_COLUMNS = (
-    "r2",
-    "qlike",
-    "mse",
-    "qlike_ratio",
-    "dm_t_qlike",
-    "mse_ratio",
-    "dm_t_mse",
-    "ic",
-    "r2_train_mean",
-    "r2_prevailing_mean",
-)
+from candleflow.dataset.targets import target
 
 
 def columns(kind: str) -> tuple[str, ...]:
-    """The metrics a table of `kind` shows, in order."""
-    return RETURN_COLUMNS if kind == "forward_return" else VOLATILITY_COLUMNS
+    """The metrics a table of target `kind` shows, in order (the target declares them)."""
+    return target(kind).columns
 
 
 def verdict(metrics: dict[str, Any]) -> str:
@@ -44,18 +32,19 @@ def verdict(metrics: dict[str, Any]) -> str:
             f"{part}: the model {word} {best}: R^2 {r2:.4f} against {base:.4f}, {gain:+.4f} "
             f"(95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}])"
         )
-    line += _losses(m["table"]["model"], m["target"])
-    if m["target"] == "forward_return":
+    spec = target(m["target"])
+    line += _losses(m["table"]["model"], spec.losses)
+    if spec.trades_sign:  # a forecast of direction: its IC says whether it ranks the moves
         ic = m["table"]["model"]["ic"]
         line += f"; IC {ic:+.4f}" if ic is not None else "; IC undefined (a constant forecast)"
     return line
 
 
-def _losses(row: dict[str, Any], target: str) -> str:
+def _losses(row: dict[str, Any], losses: tuple[str, ...]) -> str:
     """The model's losses over the baseline to beat's, with their Diebold-Mariano t ('' for a
     run folder written before they were kept)."""
     parts = []
-    for loss in ("mse", "qlike") if target == "volatility" else ("mse",):
+    for loss in losses:
         ratio, t = row.get(f"{loss}_ratio"), row.get(f"dm_t_{loss}")
         if ratio is not None:
             parts.append(f"{loss.upper()} x{ratio:.3f}" + (f" (DM t {t:+.2f})" if t is not None else ""))

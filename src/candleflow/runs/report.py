@@ -291,7 +291,7 @@ def _build_report(run_dir: Path, prep: Any) -> Path:
         )
     if meta.get("layout") == "panel":
         return build_panel_report(run_dir)
-    if "target" in meta:  # a regression target
+    if meta.get("target_task") == "regress":
         return build_regression_report(run_dir)
     if meta.get("layout") == "universe":
         raise RegistryError(

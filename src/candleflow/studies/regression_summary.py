@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from candleflow.dataset.targets import target
 from candleflow.evaluation.baselines import TargetWindows
-from candleflow.evaluation.forecast_tests import giacomini_white, model_confidence_set, qlike_loss, squared_error
+from candleflow.evaluation.forecast_tests import LOSSES, giacomini_white, model_confidence_set
 from candleflow.evaluation.regression import (
     against_baseline,
     choose_best_baseline,
@@ -33,7 +34,8 @@ def fold_arrays(
     """What a regression fold file stores beside the forecasts: each baseline's forecast of the
     validation and test windows (fitted on the fold's training windows; the rolling HAR also reads
     the windows before each part), the validation targets (the baseline to beat is chosen there),
-    the training mean and, for volatility, the prevailing mean of the test windows."""
+    the training mean and, where R^2 is against the period's mean, the prevailing mean of the test
+    windows."""
     from candleflow.evaluation.baselines import baseline_predictions, prevailing_mean
 
     on_val = baseline_predictions(kind, train, val, horizon, train)
@@ -41,7 +43,7 @@ def fold_arrays(
     out: dict[str, Any] = {f"baseline_{k}": v.astype(np.float64) for k, v in on_test.items()}
     out |= {f"val_baseline_{k}": v.astype(np.float64) for k, v in on_val.items()}
     out |= {"val_y": np.asarray(val.y, np.float32), "train_mean": np.float64(np.mean(train.y))}
-    if kind == "volatility" and test.ends is not None:
+    if target(kind).r2_reference == "period_mean" and test.ends is not None:
         out["prevailing"] = prevailing_mean(train + val, test, horizon).astype(np.float64)
     return out
 
@@ -91,25 +93,26 @@ class Stitched:
         self.train_mean = np.concatenate([np.full(p["y"].size, float(p["train_mean"])) for p in first])
         self.test_mean = np.concatenate([np.full(p["y"].size, float(np.mean(p["y"]))) for p in first])
         self.prevailing = np.concatenate([p["prevailing"] for p in first]) if "prevailing" in first[0] else None
-        # what R^2 is against: zero for returns; each fold's own test mean for volatility
-        self.ref = np.zeros_like(self.y) if kind == "forward_return" else self.test_mean
+        # what R^2 is against: zero (returns) or each fold's own test mean
+        self.around_mean = target(kind).r2_reference == "period_mean"
+        self.ref = self.test_mean if self.around_mean else np.zeros_like(self.y)
 
 
 def _stitched_metrics(st: Stitched, pred: np.ndarray, h: int, stride: int, cost: float) -> dict[str, Any]:
     """A forecast's metrics over the stitched folds, R^2 against each fold's own naive forecast."""
     m = regression_metrics(st.kind, st.y, pred, h, stride, cost, None, st.prevailing)
     m["r2"] = r2_against(st.y, pred, st.ref)
-    if st.kind == "volatility":
+    if st.around_mean:
         m["r2_train_mean"] = r2_against(st.y, pred, st.train_mean)
     return m
 
 
 def _confidence_sets(st: Stitched, forecasts: dict[str, np.ndarray], block: int, seed: int) -> dict[str, Any]:
     """The model confidence set over every family's seed-mean forecast and every baseline, on MSE
-    (and QLIKE for volatility); a note where `arch` is missing."""
+    (and the target's other losses: QLIKE for volatility); a note where `arch` is missing."""
     out: dict[str, Any] = {}
-    losses = {"mse": squared_error} | ({"qlike": qlike_loss} if st.kind == "volatility" else {})
-    for name, loss in losses.items():
+    for name in target(st.kind).losses:
+        loss = LOSSES[name]
         mcs = model_confidence_set({k: loss(st.y, f) for k, f in forecasts.items()}, block, seed)
         out[name] = mcs if mcs is not None else "not computed: pip install 'candleflow[stats]' (the arch package)"
     return out
@@ -138,13 +141,9 @@ def _family_row(
     resampled = np.mean([_resampled_r2(st.y, f, st.ref, idx) for f in forecasts.values()], axis=0)
     best_r2 = _resampled_r2(st.y, st.base[best], st.ref, idx)
     losses = against_baseline(st.kind, st.y, mean_forecast, st.base[best], lags)
-    losses["gw_p_mse"] = giacomini_white(
-        squared_error(st.y, st.base[best]), squared_error(st.y, mean_forecast), horizon
-    )["p"]
-    if st.kind == "volatility":
-        losses["gw_p_qlike"] = giacomini_white(
-            qlike_loss(st.y, st.base[best]), qlike_loss(st.y, mean_forecast), horizon
-        )["p"]
+    for name in target(st.kind).losses:
+        loss = LOSSES[name]
+        losses[f"gw_p_{name}"] = giacomini_white(loss(st.y, st.base[best]), loss(st.y, mean_forecast), horizon)["p"]
     return {
         "r2_mean": float(r2s.mean()),
         "r2_std": float(r2s.std(ddof=1)) if r2s.size > 1 else 0.0,
@@ -174,9 +173,9 @@ def _family_row(
 
 
 def _fold_r2(kind: str, p: dict[str, np.ndarray]) -> float:
-    """A fold's R^2 (against zero for returns, the fold's own test mean for volatility)."""
+    """A fold's R^2 (against zero for returns, the fold's own test mean otherwise)."""
     y = p["y"].astype(np.float64)
-    ref = 0.0 if kind == "forward_return" else float(np.mean(y))
+    ref = float(np.mean(y)) if target(kind).r2_reference == "period_mean" else 0.0
     return float(1.0 - np.sum((y - p["forecast"]) ** 2) / max(np.sum((y - ref) ** 2), 1e-300))
 
 
@@ -239,6 +238,7 @@ def summarise_regression(
     return {
         **study_header(prep.candles, splits, seeds, st.ends, resamples, block),
         "target": kind,
+        "target_task": "regress",
         "best_baseline": best,
         "best_baseline_val_mse": {b: v["mse"] for b, v in val_mse.items()},
         "baselines": base_metrics,

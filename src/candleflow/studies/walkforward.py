@@ -137,7 +137,7 @@ def walkforward(
         track(cfg, folder.name, summary, [folder / RESULT, folder / "report.html"], kind="walkforward")
         return WalkForwardResult(folder, summary)
     summary = summarise(cfg, prep, splits, folder, list(families), seed_list, resamples, objective)
-    summary["rolling"] = rolling
+    summary |= {"target": cfg.labels.kind, "target_task": "classify", "rolling": rolling}
     summary["objective"] = objective or (
         f"{cfg.evaluation.margin_objective} (chosen when each fold trained)"
         if cfg.evaluation.decision_margin == "auto"
