@@ -155,8 +155,7 @@ def shuffled_baseline_ics(seeds: int = 20) -> list[str]:
     import numpy as np
 
     from candleflow.data.load import load_candles
-    from candleflow.dataset.targets import make_labels
-    from candleflow.dataset.targets import CONTEXT
+    from candleflow.dataset.targets import CONTEXT, make_labels
     from candleflow.evaluation.baselines import fit_har, har_predict
 
     cfg = load_config(None, BTC_SOURCE)

@@ -10,9 +10,8 @@ from hypothesis import strategies as st
 
 from candleflow.config import LabelConfig, ValidationPolicy
 from candleflow.data.validate import validate_candles
-from candleflow.dataset.targets import make_labels
 from candleflow.dataset.split import chronological_split
-from candleflow.dataset.targets import CONTEXT, bar_variance, target_context
+from candleflow.dataset.targets import CONTEXT, bar_variance, make_labels, target_context
 from candleflow.dataset.windows import WindowDataset
 from candleflow.evaluation.regression import (
     TargetWindows,

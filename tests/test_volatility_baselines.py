@@ -11,8 +11,7 @@ import pytest
 from candleflow.config import LabelConfig, ValidationPolicy
 from candleflow.data.validate import validate_candles
 from candleflow.dataset.labels import shuffled_in_blocks, unseasonal_block
-from candleflow.dataset.targets import make_labels
-from candleflow.dataset.targets import CONTEXT, jump_and_quarticity, seasonal_slots
+from candleflow.dataset.targets import CONTEXT, jump_and_quarticity, make_labels, seasonal_slots
 from candleflow.evaluation.baselines import (
     TargetWindows,
     baseline_predictions,
