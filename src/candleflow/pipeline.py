@@ -155,19 +155,8 @@ def _execute(
         )
         if state is not None:
             log.info("resuming %s after epoch %d", name, state["epochs_done"])
-        if cfg.task == "reward":
-            from candleflow.rewards.task import run_reward_into
-
-            metrics, metadata = run_reward_into(cfg, work, name, started, state, callbacks)
-            result = RunResult(work, metrics, metadata, "reward")
-        else:
-            replicas = data_parallel(cfg.training.distribution, devices["device"] == "gpu")
-            if cfg.dataset.layout == "panel":
-                result = _run_panel_into(cfg, work, name, started, state, callbacks)
-            elif cfg.universe.active:
-                result = _run_store_into(cfg, work, name, started, state, callbacks, replicas)
-            else:
-                result = _run_into(cfg, work, name, started, state, callbacks, replicas)
+        replicas = data_parallel(cfg.training.distribution, devices["device"] == "gpu")
+        result = LAYOUT_RUNS[cfg.layout](cfg, work, name, started, state, callbacks, replicas)
         log.removeHandler(handler)
         handler.close()
         shutil.rmtree(work / RunFolder.RESUME, ignore_errors=True)  # model.keras holds the result
@@ -438,6 +427,7 @@ def _run_panel_into(
     started: dt.datetime,
     state: dict[str, Any] | None,
     callbacks: list | None,
+    replicas: int = 1,
 ) -> RunResult:
     """A panel: build the universe's series into the store, align them on one time axis, train
     the panel GPT on windows of all tickers side by side, score every ticker's labels and the
@@ -535,6 +525,31 @@ def _refit(cfg: RunConfig, prep: Any, trained: Trained, work: Path) -> dict[str,
         "to": prep.candles.time_str(int(ends[-1])),
         "model_file": {"name": name, "sha256": sha256_file(work / name)},
     }
+
+
+def _run_reward_into(
+    cfg: RunConfig,
+    work: Path,
+    name: str,
+    started: dt.datetime,
+    state: dict[str, Any] | None,
+    callbacks: list | None,
+    replicas: int = 1,
+) -> RunResult:
+    """A reward model on reward samples (one network; `candleflow.rewards`)."""
+    from candleflow.rewards.task import run_reward_into
+
+    metrics, metadata = run_reward_into(cfg, work, name, started, state, callbacks)
+    return RunResult(work, metrics, metadata, "reward")
+
+
+# one run assembly per layout (RunConfig.layout decides which)
+LAYOUT_RUNS = {
+    "series": _run_into,
+    "universe": _run_store_into,
+    "panel": _run_panel_into,
+    "reward": _run_reward_into,
+}
 
 
 def _resolved(cfg: RunConfig, metrics: dict[str, Any], folder: RunFolder) -> RunConfig:

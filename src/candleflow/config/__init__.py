@@ -1084,6 +1084,9 @@ class TuneConfig(_Section):
 
 
 # measured on the embedded market (docs/benchmarks.md): the LSTM at 1e-3 under-trains in 4 epochs
+Layout = Literal["series", "universe", "panel", "reward"]
+
+
 class RunConfig(_Section):
     """Everything `candleflow run` needs; every field has the embedded default."""
 
@@ -1107,11 +1110,21 @@ class RunConfig(_Section):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
 
+    @property
+    def layout(self) -> Layout:
+        """How the run's windows are laid out, decided here and nowhere else: reward (reward
+        samples), panel (many tickers side by side), universe (many series, stacked) or series."""
+        if self.task == "reward":
+            return "reward"
+        if self.dataset.layout == "panel":
+            return "panel"
+        return "universe" if self.universe.active else "series"
+
     @model_validator(mode="after")
     def _task(self) -> RunConfig:
         if self.task == "reward" and self.training.monitor != "val_loss":
             raise ValueError("task 'reward' trains a regression: training.monitor must be val_loss")
-        if self.training.refit and (self.dataset.layout == "panel" or self.universe.active or self.task == "reward"):
+        if self.training.refit and self.layout != "series":
             raise ValueError("training.refit retrains a run on one series; a universe, panel or reward run has none")
         objective = self.tune.objective
         if self.labels.regression and objective in ("balanced_accuracy", "sharpe", "return"):
@@ -1122,7 +1135,7 @@ class RunConfig(_Section):
             )
         ev = self.evaluation
         if ev.decision_margin == "auto" and ev.margin_objective != "balanced_accuracy":
-            if self.dataset.layout == "panel" or self.universe.active:
+            if self.layout in ("panel", "universe"):
                 raise ValueError(
                     f"evaluation.margin_objective {ev.margin_objective} backtests one series' decisions; a universe or "
                     "panel chooses its margin on balanced_accuracy"
@@ -1137,7 +1150,7 @@ class RunConfig(_Section):
                 raise ValueError(
                     f"labels.kind {kind} is a regression target: dataset.balanced (equal class odds) does not apply"
                 )
-            if self.dataset.layout == "panel" or self.universe.active:
+            if self.layout in ("panel", "universe"):
                 raise ValueError(
                     f"labels.kind {kind}: regression targets train on one series for now (no universe or panel)"
                 )

@@ -81,7 +81,7 @@ def walkforward(
     from candleflow.runs.tracking import check_tracking, track
 
     check_tracking(cfg)
-    if cfg.dataset.layout == "panel":  # the panel GPT and the pooled references, over (window, ticker) labels
+    if cfg.layout == "panel":  # the panel GPT and the pooled references, over (window, ticker) labels
         from candleflow.studies.panel_walkforward import panel_walkforward
 
         if rolling or dask:
@@ -163,7 +163,7 @@ def check_objective(cfg: RunConfig, objective: str | None) -> None:
     if objective not in allowed:
         what = f"labels.kind {cfg.labels.kind}"
         raise ConfigError(f"--objective {objective!r}: {what} is scored by {', '.join(allowed)}")
-    if cfg.dataset.layout == "panel" or cfg.universe.active:
+    if cfg.layout in ("panel", "universe"):
         raise ConfigError("--objective re-chooses one series' decision rule; a universe or panel study has none")
 
 
