@@ -632,8 +632,55 @@ class ImagesConfig(_Section):
     )
 
 
+# the built-in families' options (model.options) and the flat keys they set; a family registered
+# in Python declares its own schema (Family.options) and checks its options where it is looked up
+BUILTIN_OPTIONS: dict[str, dict[str, str]] = {
+    "lightgbm": {
+        "trees": "gbm_trees",
+        "learning_rate": "gbm_learning_rate",
+        "leaves": "gbm_leaves",
+        "min_leaf": "gbm_min_leaf",
+    },
+    "linear": {"c": "linear_c"},
+    "lstm": {
+        "units": "lstm_units",
+        "lstm_dropout": "lstm_dropout",
+        "recurrent_dropout": "recurrent_dropout",
+        "dense_units": "dense_units",
+        "dropout": "dropout",
+    },
+    "gpt": {
+        "d_model": "gpt_d_model",
+        "heads": "gpt_heads",
+        "layers": "gpt_layers",
+        "attention_dropout": "gpt_dropout",
+        "dense_units": "dense_units",
+        "dropout": "dropout",
+    },
+    "mlp": {"dense_units": "dense_units", "dropout": "dropout"},
+    "cnn": {"filters": "cnn_filters", "dense_units": "dense_units", "dropout": "dropout"},
+}
+
+
 class ModelConfig(_Section):
-    """The model: `kind` picks the family, the other keys size it."""
+    """The model: `kind` picks the family, `options` (or the older flat keys) size it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin_options(cls, data: Any) -> Any:
+        """A built-in family's `options` set its flat keys (gbm_trees, lstm_units, ...), which the
+        family reads and the reference lists; an option it does not take is a one-line error."""
+        if not isinstance(data, dict) or not data.get("options"):
+            return data
+        kind = data.get("kind", "lstm")
+        names = BUILTIN_OPTIONS.get(kind)
+        options = data["options"]
+        if names is None or not isinstance(options, dict):
+            return data  # a registered family's options: its own schema checks them (Family.options)
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise ValueError(f"model.options.{unknown[0]}: {kind} takes {', '.join(names)}")
+        return {**data, **{names[k]: v for k, v in options.items()}}
 
     kind: str = Field(
         "lstm",
@@ -641,6 +688,14 @@ class ModelConfig(_Section):
         description="the model family (candleflow.models.families): lstm, gpt (causal transformer) or mlp "
         "over feature windows; cnn over chart images; lightgbm or linear (multinomial logistic regression) "
         "over the windows' rows at `lags`; or a family registered in Python",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the family's own hyperparameters, checked by its schema: lightgbm {trees, learning_rate, "
+        "leaves, min_leaf}, linear {c}, lstm {units, lstm_dropout, recurrent_dropout, dense_units, dropout}, gpt "
+        "{d_model, heads, layers, attention_dropout, dense_units, dropout}, mlp {dense_units, dropout}, cnn "
+        "{filters, dense_units, dropout} (each sets the flat key below); a family registered in Python declares "
+        "its own (Family.options)",
     )
     lags: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=lambda: [0, 1, 2, 4, 8, 16, 32, 64, 119],
@@ -755,8 +810,8 @@ class TrainingConfig(_Section):
     )
 
 
-ReferenceKind = Literal["lightgbm", "linear"]
-REFERENCE_KINDS: tuple[ReferenceKind, ...] = ("lightgbm", "linear")
+ReferenceKind = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+REFERENCE_KINDS: tuple[str, ...] = ("lightgbm", "linear")
 
 
 class EvaluationConfig(_Section):
@@ -815,8 +870,8 @@ class EvaluationConfig(_Section):
 
     reference_models: list[ReferenceKind] = Field(
         default_factory=lambda: list(REFERENCE_KINDS),
-        description="trained on the same training windows in every classifier run (seconds) and shown "
-        "next to the model and the baselines; [] to skip",
+        description="tabular families (lightgbm, linear, or one registered in Python) trained on the same "
+        "training windows in every run (seconds) and shown next to the model and the baselines; [] to skip",
     )
 
 
@@ -1395,6 +1450,8 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
         return f"config key {key!r} is required"
+    if isinstance(err.get("input"), dict):  # a rule across a section's keys: the message names them
+        return msg if re.match(r"^[a-z_]+\.[a-z_0-9.]+\b", msg) else f"config section {key!r}: {msg}"
     return f"config key {key!r} = {quote_value(err.get('input'))}: {msg}"
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
-from candleflow.config import RunConfig
+from candleflow.config import BUILTIN_OPTIONS, RunConfig
 from candleflow.errors import ConfigError, RegistryError
 from candleflow.models import files
 
@@ -51,6 +52,28 @@ class Family:
     tasks: tuple[str, ...] = ("classify",)
     learning_rate: float = 1e-3  # training.learning_rate: auto
     description: str = ""
+    # a registered family's hyperparameters: a pydantic model whose fields are the keys
+    # `model.options` may set (the built-ins' options are config.BUILTIN_OPTIONS)
+    options: type[BaseModel] | None = None
+
+    def options_of(self, model_cfg: Any) -> Any:
+        """The family's options from `model.options`, checked by its schema (its defaults where
+        unset); a one-line error naming an unknown or invalid option. None without a schema."""
+        given = dict(getattr(model_cfg, "options", {}) or {})
+        if self.options is None:
+            if given and self.name not in BUILTIN_OPTIONS:
+                raise ConfigError(f"model.options.{sorted(given)[0]}: {self.name} declares no options")
+            return None
+        unknown = sorted(set(given) - set(self.options.model_fields))
+        if unknown:
+            raise ConfigError(f"model.options.{unknown[0]}: {self.name} takes {', '.join(self.options.model_fields)}")
+        try:
+            return self.options(**given)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ConfigError(
+                f"model.options.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            ) from None
 
     @property
     def tabular(self) -> bool:
@@ -65,7 +88,9 @@ class Family:
         return "inside the model (fitted on the run's training rows)"
 
     def check_task(self, cfg: RunConfig) -> None:
-        """A one-line error where the family cannot learn the configured target."""
+        """A one-line error where the family cannot learn the configured target (or its
+        `model.options` do not fit its schema)."""
+        self.options_of(cfg.model)
         task = "regress" if cfg.labels.regression else "classify"
         if task not in self.tasks:
             able = [f.name for f in _FAMILIES.values() if task in f.tasks]

@@ -20,7 +20,7 @@ from candleflow.errors import ConfigError, DataError
 from candleflow.evaluation.baselines import TargetWindows
 from candleflow.evaluation.metrics import evaluate, resolve_margin
 from candleflow.models.backend import keras
-from candleflow.models.families import family
+from candleflow.models.families import family, names
 from candleflow.models.memory import (
     auto_batch_size,
     choose_batch_size,
@@ -462,6 +462,11 @@ def _references(
     others: dict[str, None] = dict.fromkeys(cfg.evaluation.reference_models)
     others.pop(cfg.model.kind, None)  # the model's own family is the model, not a reference
     for kind in others:
+        if not family(kind).tabular:
+            raise ConfigError(
+                f"evaluation.reference_models: {kind} is not a tabular family; references: "
+                f"{', '.join(names(tabular=True))}"
+            )
         t0 = time.perf_counter()
         ref = fit_tabular(kind, cfg, rows, train_ds, val_ds, y_train, weights)
         out[kind] = {p: ref.predict_proba(rows.of(d)) for p, d in eval_parts.items()}
