@@ -103,6 +103,43 @@ def fit_tabular(
     )
 
 
+@dataclass(frozen=True)
+class TrainingSet:
+    """What every fit of one run reads: the training windows (every `train_stride`-th), their
+    labels (permuted for a control run) and class weights, the validation windows, every period
+    to score, and the lagged rows the tabular families see."""
+
+    train: Any
+    val: Any
+    y: np.ndarray
+    weights: np.ndarray | None
+    eval_parts: dict[str, Any]
+    rows: LaggedRows
+    train_windows: int  # before the stride
+
+
+def training_set(cfg: RunConfig, ds: Any, parts: Mapping[str, np.ndarray]) -> TrainingSet:
+    """The run's TrainingSet from its dataset and split positions."""
+    tc = cfg.training
+    train_ds, val_ds = ds.subset(parts["train"][:: cfg.dataset.train_stride]), ds.subset(parts["val"])
+    y_train = train_ds.labels_at()
+    if tc.shuffle_labels:
+        y_train = np.random.default_rng(tc.seed).permutation(y_train)
+        log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
+    balanced = tc.class_weight == "balanced" and not cfg.dataset.balanced and not cfg.labels.regression
+    eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
+    eval_parts["val"] = val_ds
+    return TrainingSet(
+        train_ds,
+        val_ds,
+        y_train,
+        class_weights(y_train) if balanced else None,
+        eval_parts,
+        LaggedRows(train_ds.shape[1], cfg.model.lags),
+        int(parts["train"].size),
+    )
+
+
 def train_and_score(
     cfg: RunConfig,
     work: Path,
@@ -120,39 +157,63 @@ def train_and_score(
     with `references`, against `evaluation.reference_models` fitted on the same windows.
     Checkpoints and logs go to `work`. `candles` (one series') lets `decision_margin: auto`
     maximise the validation backtest (`evaluation.margin_objective`)."""
-    tc = cfg.training
-    keras.utils.set_random_seed(tc.seed)
-    train_pos = parts["train"][:: cfg.dataset.train_stride]
-    train_ds, val_ds = ds.subset(train_pos), ds.subset(parts["val"])
-    y_train = train_ds.labels_at()
-    if tc.shuffle_labels:
-        y_train = np.random.default_rng(tc.seed).permutation(y_train)
-        log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
-    regression = cfg.labels.regression
-    balanced_weights = tc.class_weight == "balanced" and not cfg.dataset.balanced and not regression
-    weights = class_weights(y_train) if balanced_weights else None
-    eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
-    eval_parts["val"] = val_ds
-    rows = LaggedRows(train_ds.shape[1], cfg.model.lags)
+    keras.utils.set_random_seed(cfg.training.seed)
+    ts = training_set(cfg, ds, parts)
     importance: dict[str, Any] = {}
-    refs = _references(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, importance) if references else {}
+    refs = (
+        _references(cfg, ts.rows, ts.train, ts.val, ts.y, ts.weights, ts.eval_parts, importance) if references else {}
+    )
     if family(cfg.model.kind).tabular:
-        trained = _train_and_score_tabular(cfg, rows, train_ds, val_ds, y_train, weights, eval_parts, refs, candles)
-        _note_importance(trained.model, cfg, train_ds, importance)
-        _permutation(cfg, trained, val_ds, candles, importance)
-        return _with_importance(trained, importance)
+        trained = _train_and_score_tabular(
+            cfg, ts.rows, ts.train, ts.val, ts.y, ts.weights, ts.eval_parts, refs, candles
+        )
+        _note_importance(trained.model, cfg, ts.train, importance)
+    else:
+        auto = cfg.dataset.batch_size == "auto"
+        cfg, model, loader, input_shape, estimate = _sized_model(cfg, make, ts, state)
+        t_fit = time.perf_counter()
+        cfg, fitted = _fit_network(cfg, model, loader, ts, work, state, callbacks, replicas, auto)
+        fit_s = time.perf_counter() - t_fit
+        scored, metrics = _score(
+            cfg,
+            ts.eval_parts,
+            ts.y,
+            refs,
+            lambda d: model.predict(loader(d, 1024 * replicas, multiple_of=replicas), verbose=0)[: len(d)],
+            _train_windows(ts.train, ts.y, cfg),
+            candles,
+        )
+        trained = Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
+    _permutation(cfg, trained, ts.val, candles, importance)
+    return _with_importance(trained, importance)
 
-    model, loader, input_shape = make(train_ds)
-    auto = cfg.dataset.batch_size == "auto"
-    if auto:
-        bs, why = auto_batch_size(model, len(train_ds), tc.memory_share)
+
+def _sized_model(
+    cfg: RunConfig, make: Callable[[Any], tuple[Any, Callable[..., Any], tuple]], ts: TrainingSet, state: Any
+) -> tuple[RunConfig, Any, Callable[..., Any], tuple, dict[str, Any]]:
+    """The network built for the training windows, with `dataset.batch_size: auto` resolved (by
+    memory, then by timing the candidates where `dataset.batch_probe`), and its memory estimate;
+    the config carries the batch size chosen."""
+    model, loader, input_shape = make(ts.train)
+    if cfg.dataset.batch_size == "auto":
+        bs, why = auto_batch_size(model, len(ts.train), cfg.training.memory_share)
         log.info("dataset.batch_size auto: %s", why)
         if state is None and bs >= 64 and cfg.dataset.batch_probe:
-            bs = _fastest_batch(model, loader, train_ds, y_train, weights, bs)
-            keras.utils.set_random_seed(tc.seed)  # the probe trained a copy's steps: start from the same seed
-            model, loader, input_shape = make(train_ds)
-        cfg = cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"batch_size": bs})})
+            bs = _fastest_batch(model, loader, ts.train, ts.y, ts.weights, bs)
+            keras.utils.set_random_seed(cfg.training.seed)  # the probe trained a copy's steps: start from the seed
+            model, loader, input_shape = make(ts.train)
+        cfg = _with_batch(cfg, bs)
     estimate = estimate_training_memory(model, int(cfg.dataset.batch_size))
+    _log_memory(cfg, model, ts.train, estimate)
+    return cfg, model, loader, input_shape, estimate
+
+
+def _with_batch(cfg: RunConfig, bs: int) -> RunConfig:
+    return cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"batch_size": bs})})
+
+
+def _log_memory(cfg: RunConfig, model: Any, train_ds: Any, estimate: dict[str, Any]) -> None:
+    """The memory account and the model's training estimate, in the log."""
     account = memory_usage(train_ds, model, cfg.dataset.cache_dir)
     log.info(
         "memory account: cache %.1f MB, dataset %.1f MB, model %.1f MB, optimizer %.1f MB (total %.1f MB); "
@@ -178,40 +239,67 @@ def train_and_score(
         suggest_batch_size(model),
     )
 
+
+def _fit_network(
+    cfg: RunConfig,
+    model: Any,
+    loader: Callable[..., Any],
+    ts: TrainingSet,
+    work: Path,
+    state: Any,
+    callbacks: list | None,
+    replicas: int,
+    auto: bool,
+) -> tuple[RunConfig, dict[str, Any]]:
+    """Fit the network; where the batch size was chosen automatically (`auto`), back off once on
+    out of memory and halve the batch for the next epochs wherever memory passes the limit. The
+    config carries the batch the fit ended with."""
+    tc = cfg.training
     extra: dict[str, Any] = {"balanced": True} if cfg.dataset.balanced else {}
     extra["prefetch"] = cfg.dataset.prefetch
     if replicas > 1:
         extra["multiple_of"] = replicas  # batches padded with zero-weight rows to split evenly
-    train = loader(
-        train_ds, int(cfg.dataset.batch_size), shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra
-    )
-    val = loader(val_ds, int(cfg.dataset.batch_size), multiple_of=replicas, prefetch=cfg.dataset.prefetch)
-    stride = cfg.dataset.train_stride
-    every = "every one" if stride == 1 else f"every {_ordinal(stride)}"
-    log.info(
-        "training on %d windows (%s of %d), validating on %d", len(train_ds), every, parts["train"].size, len(val_ds)
-    )
-    t_fit = time.perf_counter()
+
+    def loaders(bs: int) -> tuple[Any, Any]:
+        train = loader(ts.train, bs, shuffle=True, seed=tc.seed, labels=ts.y, weights=ts.weights, **extra)
+        return train, loader(ts.val, bs, multiple_of=replicas, prefetch=cfg.dataset.prefetch)
+
+    every = "every one" if cfg.dataset.train_stride == 1 else f"every {_ordinal(cfg.dataset.train_stride)}"
+    log.info("training on %d windows (%s of %d), validating on %d", len(ts.train), every, ts.train_windows, len(ts.val))
     watch = MemoryWatch(memory_limit_mb(tc)) if auto else None
     try:
-        fitted = fit(model, train, val, tc, work, state, callbacks, watch=watch)
+        fitted = fit(model, *loaders(int(cfg.dataset.batch_size)), tc, work, state, callbacks, watch=watch)
     except Exception as exc:
         bs = int(cfg.dataset.batch_size)
         if not (auto and is_out_of_memory(exc) and bs > 1):
             raise
-        bs //= 2
         log.warning(
             "dataset.batch_size auto: out of memory at batch %d (%s); backing off once to %d",
-            2 * bs,
-            type(exc).__name__,
             bs,
+            type(exc).__name__,
+            bs // 2,
         )
-        cfg = cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"batch_size": bs})})
-        train = loader(train_ds, bs, shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra)
-        val = loader(val_ds, bs, multiple_of=replicas, prefetch=cfg.dataset.prefetch)
-        fitted = fit(model, train, val, tc, work, state, callbacks)
+        cfg = _with_batch(cfg, bs // 2)
+        fitted = fit(model, *loaders(bs // 2), tc, work, state, callbacks)
+    cfg, fitted = _shrink_while_tripped(cfg, model, loaders, fitted, work, callbacks, replicas)
+    if fitted.get("batch_shrinks"):  # one fit, continued: its own resume point (or none) is the run's
+        fitted["resumed_from_epoch"] = 0 if state is None else int(state["epochs_done"])
+    fitted["batch_size"] = int(cfg.dataset.batch_size)
+    return cfg, fitted
+
+
+def _shrink_while_tripped(
+    cfg: RunConfig,
+    model: Any,
+    loaders: Callable[[int], tuple[Any, Any]],
+    fitted: dict[str, Any],
+    work: Path,
+    callbacks: list | None,
+    replicas: int,
+) -> tuple[RunConfig, dict[str, Any]]:
+    """While a fit stopped because memory passed the limit, continue it at half the batch."""
     shrinks = []
-    while "memory_tripped" in fitted:  # memory passed the limit: the next epochs at half the batch
+    while "memory_tripped" in fitted:
         seen, bs = fitted["memory_tripped"], int(cfg.dataset.batch_size)
         smaller = max(bs // 2, replicas)
         log.warning(
@@ -226,29 +314,12 @@ def train_and_score(
             seen["epoch"] + 1,
         )
         shrinks.append({**seen, "batch_from": bs, "batch_to": smaller})
-        cfg = cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"batch_size": smaller})})
-        train = loader(train_ds, smaller, shuffle=True, seed=tc.seed, labels=y_train, weights=weights, **extra)
-        val = loader(val_ds, smaller, multiple_of=replicas, prefetch=cfg.dataset.prefetch)
+        cfg = _with_batch(cfg, smaller)
         watch = MemoryWatch(seen["limit_mb"]) if smaller > replicas else None  # at the floor: no further shrink
-        fitted = fit(model, train, val, tc, work, latest_resume_state(work), callbacks, watch=watch)
-    if shrinks:  # one fit, continued: its own resume point (or none) is the run's
+        fitted = fit(model, *loaders(smaller), cfg.training, work, latest_resume_state(work), callbacks, watch=watch)
+    if shrinks:
         fitted["batch_shrinks"] = shrinks
-        fitted["resumed_from_epoch"] = 0 if state is None else int(state["epochs_done"])
-    fitted["batch_size"] = int(cfg.dataset.batch_size)
-    fit_s = time.perf_counter() - t_fit
-
-    scored, metrics = _score(
-        cfg,
-        eval_parts,
-        y_train,
-        refs,
-        lambda d: model.predict(loader(d, 1024 * replicas, multiple_of=replicas), verbose=0)[: len(d)],
-        _train_windows(train_ds, y_train, cfg),
-        candles,
-    )
-    trained = Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
-    _permutation(cfg, trained, val_ds, candles, importance)
-    return _with_importance(trained, importance)
+    return cfg, fitted
 
 
 def _with_importance(trained: Trained, importance: dict[str, Any]) -> Trained:
