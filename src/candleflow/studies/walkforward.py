@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -324,24 +325,14 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
     log.info("walk-forward %s seed %d: %d test windows, %.1fs", family, seed, y_true.size, seconds)
 
 
-def summarise(
-    cfg: RunConfig,
-    prep: PreparedData,
-    splits: list[Split],
-    folder: Path,
-    families: list[str],
-    seeds: list[int],
-    resamples: int = 1000,
-    objective: str | None = None,
-) -> dict[str, Any]:
-    """Per family: per fold and stitched metrics per seed, mean and std over seeds, the stitched
-    backtest, and block-bootstrap CIs of the edge over the best baseline and over LightGBM. With
-    `objective` (balanced_accuracy, sharpe, return) every fold's decision margin is chosen again on
-    its own validation period to maximise it (never on test)."""
+def _margin_rule(
+    cfg: RunConfig, prep: PreparedData, objective: str | None, funding: np.ndarray | None
+) -> Callable[[dict[str, np.ndarray]], float]:
+    """A fold's decision rule: chosen again on its validation period by the study's --objective,
+    else the one it chose when it trained (decision_margin auto) or the configured one."""
+    chosen: dict[int, float] = {}
 
     def margin(p: dict[str, np.ndarray]) -> float:
-        """The fold's decision rule: chosen again on its validation period by the study's --objective,
-        else the one it chose when it trained (decision_margin auto) or the configured one."""
         if objective is None:
             return float(p["margin"]) if "margin" in p else cfg.evaluation.margin
         key = id(p)
@@ -358,97 +349,125 @@ def summarise(
             chosen[key] = choose_margin(p["val_y"], p["val_probs"], score=score)[0]
         return chosen[key]
 
-    chosen: dict[int, float] = {}
-    funding = funding_for(cfg, prep.candles)[0]  # read once for the study's every backtest
+    return margin
 
-    stitched: dict[str, dict[int, dict[str, np.ndarray]]] = {}
-    per_fold: dict[str, dict[int, list[dict[str, Any]]]] = {}
-    parts_of: dict[str, dict[int, list[dict[str, np.ndarray]]]] = {}
-    seconds: dict[str, float] = {}
-    for family in families:
-        stitched[family], per_fold[family] = {}, {}
-        seconds[family] = 0.0
-        for seed in seeds:
-            parts = [load_fold(folder / "folds" / f"{family}-s{seed}-f{k}.npz") for k in range(len(splits))]
-            parts_of.setdefault(family, {})[seed] = parts
-            seconds[family] += sum(float(p["fit_seconds"]) for p in parts)
-            stitched[family][seed] = {
-                "ends": np.concatenate([p["ends"] for p in parts]),
-                "y": np.concatenate([p["y"] for p in parts]),
-                "probs": np.concatenate([p["probs"] for p in parts]),
-                "pred": np.concatenate([decide(p["probs"], margin(p)) for p in parts]),
-            }
-            per_fold[family][seed] = [
-                {
-                    "fold": k + 1,
-                    "windows": int(p["y"].size),
-                    "balanced_accuracy": classification_metrics(p["y"], decide(p["probs"], margin(p)))[
-                        "balanced_accuracy"
-                    ],
-                    "macro_f1": classification_metrics(p["y"], decide(p["probs"], margin(p)))["macro_f1"],
-                }
-                for k, p in enumerate(parts)
-            ]
-    first = stitched[families[0]][seeds[0]]
+
+@dataclass
+class _Stitched:
+    """One family's folds, per seed: the fold files, the stitched test period, per-fold scores."""
+
+    parts: dict[int, list[dict[str, np.ndarray]]]
+    runs: dict[int, dict[str, np.ndarray]]
+    per_fold: dict[int, list[dict[str, Any]]]
+    seconds: float
+
+
+def _stitch_family(
+    folder: Path, family: str, seeds: list[int], n_folds: int, margin: Callable[[dict[str, np.ndarray]], float]
+) -> _Stitched:
+    out = _Stitched({}, {}, {}, 0.0)
+    for seed in seeds:
+        parts = [load_fold(folder / "folds" / f"{family}-s{seed}-f{k}.npz") for k in range(n_folds)]
+        out.parts[seed] = parts
+        out.seconds += sum(float(p["fit_seconds"]) for p in parts)
+        decided = [decide(p["probs"], margin(p)) for p in parts]
+        out.runs[seed] = {
+            "ends": np.concatenate([p["ends"] for p in parts]),
+            "y": np.concatenate([p["y"] for p in parts]),
+            "probs": np.concatenate([p["probs"] for p in parts]),
+            "pred": np.concatenate(decided),
+        }
+        out.per_fold[seed] = [
+            {"fold": k + 1, "windows": int(p["y"].size)}
+            | {m: classification_metrics(p["y"], d)[m] for m in ("balanced_accuracy", "macro_f1")}
+            for k, (p, d) in enumerate(zip(parts, decided, strict=True))
+        ]
+    return out
+
+
+def _family_entry(
+    cfg: RunConfig,
+    prep: PreparedData,
+    st: _Stitched,
+    y: np.ndarray,
+    ends: np.ndarray,
+    idx: np.ndarray,
+    best_base: np.ndarray,
+    base_point: dict[str, float],
+    margin: Callable[[dict[str, np.ndarray]], float],
+    funding: np.ndarray | None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One family's row of the study table, and its resampled balanced accuracy."""
+    scores = [classification_metrics(y, r["pred"]) for r in st.runs.values()]
+    ba = np.array([s["balanced_accuracy"] for s in scores])
+    f1 = np.array([s["macro_f1"] for s in scores])
+    resampled = np.mean([_balanced_accuracy_resampled(y, r["pred"], idx) for r in st.runs.values()], axis=0)
+    trading = [_stitched_backtest(cfg, prep, ends, r["pred"], funding) for r in st.runs.values()]
+    return {
+        "balanced_accuracy_mean": float(ba.mean()),
+        "balanced_accuracy_std": float(ba.std(ddof=1)) if ba.size > 1 else 0.0,
+        "macro_f1_mean": float(f1.mean()),
+        "edge_over_baseline": float(ba.mean() - max(base_point.values())),
+        "edge_over_baseline_ci95": _ci(resampled - best_base),
+        "sharpe_mean": float(np.mean([t["sharpe"] for t in trading])),
+        "total_return_mean": float(np.mean([t["total_return"] for t in trading])),
+        "trades_mean": float(np.mean([t["trades"] for t in trading])),
+        **{
+            f"{k}_mean": _mean_or_none([t[k] for t in trading])
+            for k in ("hit_rate", "average_win", "average_loss", "turnover", "cost_share", "costs", "gross_move")
+        },
+        "margins": {str(seed): [margin(p) for p in st.parts[seed]] for seed in st.runs},
+        "training_seconds": round(st.seconds, 1),
+        "seeds": {
+            str(seed): {"balanced_accuracy": float(b), "macro_f1": float(m)} for seed, b, m in zip(st.runs, ba, f1)
+        },
+        "folds": {str(seed): st.per_fold[seed] for seed in st.runs},
+    }, resampled
+
+
+def summarise(
+    cfg: RunConfig,
+    prep: PreparedData,
+    splits: list[Split],
+    folder: Path,
+    families: list[str],
+    seeds: list[int],
+    resamples: int = 1000,
+    objective: str | None = None,
+) -> dict[str, Any]:
+    """Per family: per fold and stitched metrics per seed, mean and std over seeds, the stitched
+    backtest, and block-bootstrap CIs of the edge over the best baseline and over LightGBM. With
+    `objective` (balanced_accuracy, sharpe, return) every fold's decision margin is chosen again on
+    its own validation period to maximise it (never on test)."""
+    funding = funding_for(cfg, prep.candles)[0]  # read once for the study's every backtest
+    margin = _margin_rule(cfg, prep, objective, funding)
+    stitched = {f: _stitch_family(folder, f, seeds, len(splits), margin) for f in families}
+    first = stitched[families[0]].runs[seeds[0]]
     y, ends = first["y"], first["ends"]
     baselines = _stitched_baselines(folder, families[0], seeds[0], len(splits), cfg.training.seed)
     block = max(2 * cfg.labels.horizon, 24)
-    rng = np.random.default_rng(cfg.training.seed)
-    idx = _block_indices(y.size, block, resamples, rng)
+    idx = _block_indices(y.size, block, resamples, np.random.default_rng(cfg.training.seed))
     base_ba = {b: _balanced_accuracy_resampled(y, p, idx) for b, p in baselines.items()}
     best_base = np.max(np.stack(list(base_ba.values())), axis=0)  # the best baseline in each resample
     base_point = {b: classification_metrics(y, p)["balanced_accuracy"] for b, p in baselines.items()}
-    gbm_ba = None
-    if "lightgbm" in stitched:
-        gbm_ba = np.mean(
-            [_balanced_accuracy_resampled(y, s["pred"], idx) for s in stitched["lightgbm"].values()], axis=0
-        )
-
     table: dict[str, Any] = {}
+    resampled: dict[str, np.ndarray] = {}
     for family in families:
-        runs = stitched[family]
-        scores = [classification_metrics(y, r["pred"]) for r in runs.values()]
-        ba = np.array([s["balanced_accuracy"] for s in scores])
-        f1 = np.array([s["macro_f1"] for s in scores])
-        resampled = np.mean([_balanced_accuracy_resampled(y, r["pred"], idx) for r in runs.values()], axis=0)
-        edge_base = resampled - best_base
-        trading = [_stitched_backtest(cfg, prep, ends, r["pred"], funding) for r in runs.values()]
-        entry = {
-            "balanced_accuracy_mean": float(ba.mean()),
-            "balanced_accuracy_std": float(ba.std(ddof=1)) if ba.size > 1 else 0.0,
-            "macro_f1_mean": float(f1.mean()),
-            "edge_over_baseline": float(ba.mean() - max(base_point.values())),
-            "edge_over_baseline_ci95": _ci(edge_base),
-            "sharpe_mean": float(np.mean([t["sharpe"] for t in trading])),
-            "total_return_mean": float(np.mean([t["total_return"] for t in trading])),
-            "trades_mean": float(np.mean([t["trades"] for t in trading])),
-            **{
-                f"{k}_mean": _mean_or_none([t[k] for t in trading])
-                for k in ("hit_rate", "average_win", "average_loss", "turnover", "cost_share", "costs", "gross_move")
-            },
-            "margins": {str(seed): [margin(p) for p in parts_of[family][seed]] for seed in runs},
-            "training_seconds": round(seconds[family], 1),
-            "seeds": {
-                str(seed): {"balanced_accuracy": float(b), "macro_f1": float(m)} for seed, b, m in zip(runs, ba, f1)
-            },
-            "folds": {str(seed): per_fold[family][seed] for seed in runs},
-        }
-        if gbm_ba is not None and family != "lightgbm":
-            gbm_point = np.mean(
-                [classification_metrics(y, s["pred"])["balanced_accuracy"] for s in stitched["lightgbm"].values()]
-            )
-            entry["edge_over_lightgbm"] = float(ba.mean() - gbm_point)
-            entry["edge_over_lightgbm_ci95"] = _ci(resampled - gbm_ba)
-        table[family] = entry
+        table[family], resampled[family] = _family_entry(
+            cfg, prep, stitched[family], y, ends, idx, best_base, base_point, margin, funding
+        )
+    if "lightgbm" in stitched:
+        gbm_ba = _balanced_accuracy_resampled_mean(y, stitched["lightgbm"], idx)
+        gbm_point = np.mean(
+            [classification_metrics(y, r["pred"])["balanced_accuracy"] for r in stitched["lightgbm"].runs.values()]
+        )
+        for family in families:
+            if family != "lightgbm":
+                table[family]["edge_over_lightgbm"] = float(table[family]["balanced_accuracy_mean"] - gbm_point)
+                table[family]["edge_over_lightgbm_ci95"] = _ci(resampled[family] - gbm_ba)
+    span = _span(cfg, prep, ends)
     buy_hold = performance(
-        buy_and_hold(
-            prep.candles,
-            _span(cfg, prep, ends),
-            cfg.backtest.fee,
-            cfg.backtest.slippage,
-            funding,
-            cfg.backtest.capital,
-        ),
+        buy_and_hold(prep.candles, span, cfg.backtest.fee, cfg.backtest.slippage, funding, cfg.backtest.capital),
         prep.candles.interval,
         _per_year(prep.candles),
     )
@@ -458,6 +477,10 @@ def summarise(
         "buy_and_hold": {"sharpe": buy_hold["sharpe"], "total_return": buy_hold["total_return"]},
         "table": table,
     }
+
+
+def _balanced_accuracy_resampled_mean(y: np.ndarray, st: _Stitched, idx: np.ndarray) -> np.ndarray:
+    return np.mean([_balanced_accuracy_resampled(y, r["pred"], idx) for r in st.runs.values()], axis=0)
 
 
 def _stitched_baselines(folder: Path, family: str, seed: int, n_folds: int, rng_seed: int) -> dict[str, np.ndarray]:
