@@ -95,24 +95,7 @@ def walkforward(
             ", ".join(cfg.evaluation.reference_models),
         )
         return panel_walkforward(cfg, folds, seeds, name, val_fraction, resamples, progress)
-    known = study_families()
-    unknown = [f for f in families if f not in known]
-    if unknown or not families:
-        what = f"{unknown[0]!r}" if unknown else "is empty"
-        raise ConfigError(f"--families {what}: expected some of {', '.join(known)}")
-    if seeds < 1 or folds < 1:
-        raise ConfigError(f"--folds {folds} --seeds {seeds}: expected at least 1 of each")
-    name = check_name(name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}", "walk-forward name")
-    folder = Path(cfg.output.runs_dir) / f"walkforward-{name}"
-    study = cfg.model_copy(deep=True)
-    study.output = type(cfg.output)()  # where the study lives and where it runs do not change its folds
-    study.cluster = type(cfg.cluster)()
-    setup = {"folds": folds, "rolling": rolling, "val_fraction": val_fraction, "config": study.model_dump(mode="json")}
-    _continue_only_the_same_study(folder, setup)
-    (folder / "folds").mkdir(parents=True, exist_ok=True)
-    write_json(folder / STUDY, setup)
-    write_text(folder / "config.yaml", cfg.to_yaml())
-
+    folder = _study_folder(cfg, families, folds, seeds, rolling, name, val_fraction)
     prep = prepare(cfg)
     splits = _splits(cfg, prep, folds, val_fraction, rolling)
     seed_list = [cfg.training.seed + s for s in range(seeds)]
@@ -131,25 +114,54 @@ def walkforward(
         from candleflow.studies.regression_summary import summarise_regression
 
         summary = finite_or_none(summarise_regression(cfg, prep, splits, folder, list(families), seed_list, resamples))
-        summary["rolling"] = rolling
-        summary["objective"] = objective or "r2"
+        summary |= {"rolling": rolling, "objective": objective or "r2"}
         write_json(folder / RESULT, summary)
         write_regression_walkforward_report(folder, summary)
-        track(cfg, folder.name, summary, [folder / RESULT, folder / "report.html"], kind="walkforward")
-        return WalkForwardResult(folder, summary)
-    summary = summarise(cfg, prep, splits, folder, list(families), seed_list, resamples, objective)
-    summary |= {"target": cfg.labels.kind, "target_task": "classify", "rolling": rolling}
-    summary["objective"] = objective or (
-        f"{cfg.evaluation.margin_objective} (chosen when each fold trained)"
-        if cfg.evaluation.decision_margin == "auto"
-        else f"decision_margin {cfg.evaluation.decision_margin}"
-    )
-    write_json(folder / RESULT, summary)
-    from candleflow.runs.walkforward_report import write_walkforward_report
+    else:
+        from candleflow.runs.walkforward_report import write_walkforward_report
 
-    write_walkforward_report(folder, summary, equity_curves(cfg, prep, folder, list(families), seed_list[0]))
+        summary = summarise(cfg, prep, splits, folder, list(families), seed_list, resamples, objective)
+        summary |= {"target": cfg.labels.kind, "target_task": "classify", "rolling": rolling}
+        summary["objective"] = objective or (
+            f"{cfg.evaluation.margin_objective} (chosen when each fold trained)"
+            if cfg.evaluation.decision_margin == "auto"
+            else f"decision_margin {cfg.evaluation.decision_margin}"
+        )
+        write_json(folder / RESULT, summary)
+        write_walkforward_report(folder, summary, equity_curves(cfg, prep, folder, list(families), seed_list[0]))
     track(cfg, folder.name, summary, [folder / RESULT, folder / "report.html"], kind="walkforward")
     return WalkForwardResult(folder, summary)
+
+
+def _study_folder(
+    cfg: RunConfig,
+    families: list[str] | tuple[str, ...],
+    folds: int,
+    seeds: int,
+    rolling: bool,
+    name: str | None,
+    val_fraction: float,
+) -> Path:
+    """The study's folder, its setup written (or the same setup found: a study continues only
+    with the folds and config it was made with), after checking the families and counts."""
+    known = study_families()
+    unknown = [f for f in families if f not in known]
+    if unknown or not families:
+        what = f"{unknown[0]!r}" if unknown else "is empty"
+        raise ConfigError(f"--families {what}: expected some of {', '.join(known)}")
+    if seeds < 1 or folds < 1:
+        raise ConfigError(f"--folds {folds} --seeds {seeds}: expected at least 1 of each")
+    name = check_name(name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}", "walk-forward name")
+    folder = Path(cfg.output.runs_dir) / f"walkforward-{name}"
+    study = cfg.model_copy(deep=True)
+    study.output = type(cfg.output)()  # where the study lives and where it runs do not change its folds
+    study.cluster = type(cfg.cluster)()
+    setup = {"folds": folds, "rolling": rolling, "val_fraction": val_fraction, "config": study.model_dump(mode="json")}
+    _continue_only_the_same_study(folder, setup)
+    (folder / "folds").mkdir(parents=True, exist_ok=True)
+    write_json(folder / STUDY, setup)
+    write_text(folder / "config.yaml", cfg.to_yaml())
+    return folder
 
 
 CLASS_OBJECTIVES = ("balanced_accuracy", "sharpe", "return")
