@@ -287,3 +287,62 @@ def _report_said(run_dir: Path) -> str:
     """' (report: RUN/report.html)', or how to write it when the run skipped it (output.report)."""
     page = run_dir / "report.html"
     return f" (report: {page})" if page.is_file() else f" (no report: candleflow report {run_dir} writes it)"
+
+
+def print_study(result) -> None:
+    """A finished walk-forward study: the verdict and the families' table (regression), or the
+    accuracy and trading tables (classes); then where its folder and report are."""
+    s = result.summary
+    if s.get("target_task") == "regress":
+        _print_regression_study(s)
+    else:
+        _print_class_study(s)
+    page = result.folder / "report.html"
+    console.print(f"folder: {result.folder}" + (f" (report: {page})" if page.is_file() else ""))
+
+
+def _print_regression_study(s: dict) -> None:
+    from candleflow.runs.walkforward_report import REGRESSION_HEADER, regression_family_rows, regression_verdict
+
+    st = s["stitched"]
+    console.print(regression_verdict(s), style="bold")
+    t = Table(
+        title=f"walk-forward {s['symbol']} {s['interval']}, target {s['target']}: {len(s['folds'])} folds x "
+        f"{len(s['seeds'])} seeds, {st['windows']:,} out-of-sample windows {st['from']} .. {st['to']}"
+    )
+    for col in REGRESSION_HEADER:
+        t.add_column(col, justify="left" if col == "predictor" else "right")
+    for row in regression_family_rows(s):
+        t.add_row(*row)
+    t.caption = f"gains in R^2 over {s['best_baseline']}, 95% block-bootstrap intervals: one that covers 0 is noise"
+    console.print(t)
+
+
+def _print_class_study(s: dict) -> None:
+    from candleflow.runs.walkforward_report import FAMILY_HEADER, family_rows
+
+    st = s["stitched"]
+    t = Table(
+        title=f"walk-forward {s['symbol']} {s['interval']}: {len(s['folds'])} folds x {len(s['seeds'])} seeds, "
+        f"{st['windows']:,} out-of-sample windows {st['from']} .. {st['to']}"
+    )
+    rows = family_rows(s)
+    trading = {"Sharpe", "return", "trades", "hit rate", "avg win / loss", "turnover / yr", "costs / gross"}
+    accuracy_cols = [k for k, c in enumerate(FAMILY_HEADER) if c not in trading]
+    trading_cols = [0] + [k for k, c in enumerate(FAMILY_HEADER) if c in trading]
+    for k in accuracy_cols:
+        t.add_column(FAMILY_HEADER[k], justify="left" if k == 0 else "right")
+    for row in rows:
+        t.add_row(*[str(row[k]) for k in accuracy_cols])
+    t.caption = (
+        f"best baseline balanced accuracy {max(s['baselines'].values()):.4f}; edges in points with block-bootstrap "
+        "95% CIs: a CI that covers 0 is noise"
+    )
+    console.print(t)
+    bt = Table(title=f"the stitched signals traded (decision rule: {s.get('objective', '-')})")
+    for k in trading_cols:
+        bt.add_column(FAMILY_HEADER[k], justify="left" if k == 0 else "right")
+    for row in rows:
+        bt.add_row(*[str(row[k]) for k in trading_cols])
+    bt.caption = f"buy and hold: Sharpe {s['buy_and_hold']['sharpe']:.2f}, return {s['buy_and_hold']['total_return'] * 100:+.1f}%"
+    console.print(bt)

@@ -4,8 +4,9 @@ report, compare, export. Each parses its options, calls the library and prints."
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -121,25 +122,10 @@ def walkforward(
     setup_logging(log_file=log_file_for(cfg, "walkforward"))
     wanted = [f.strip() for f in families.split(",") if f.strip()]
     use_backend(cfg, wanted[0] if wanted else None)  # one backend per process: the first family's choice
-    from candleflow.runs.walkforward_report import FAMILY_HEADER, family_rows
+    from candleflow.cli.present import print_study
     from candleflow.studies.walkforward import walkforward as run_walkforward
 
-    t_start = time.perf_counter()
-
-    def said(msg: str) -> None:  # without a terminal the bar is silent: a line per fold, with time
-        if not err_console.is_terminal:
-            done, total = (int(v) for v in msg.split(" ", 1)[0].split("/")) if "/" in msg.split(" ", 1)[0] else (0, 0)
-            spent = time.perf_counter() - t_start
-            left = f", about {spent / done * (total - done) / 60:.1f} min left" if done and total else ""
-            err_console.print(f"walk-forward {msg} ({spent / 60:.1f} min{left})", highlight=False)
-
-    with bar("walk-forward", say=False) as progress:  # said() prints each fold off a terminal
-        task = progress.add_task("folds", total=None)
-
-        def step(msg: str) -> None:
-            progress.update(task, advance=1, description=msg)
-            said(msg)
-
+    with bar("walk-forward", say=False) as progress:  # each fold is also a line off a terminal
         result = interruptible(
             lambda: run_walkforward(
                 cfg,
@@ -149,57 +135,30 @@ def walkforward(
                 rolling,
                 name,
                 resamples=resamples,
-                progress=step,
+                progress=_fold_steps(progress),
                 dask=dask or scheduler is not None,
                 objective=objective,
             )
         )
-    s = result.summary
-    st = s["stitched"]
-    if s.get("target_task") == "regress":  # the verdict, then families and baselines with intervals
-        from candleflow.runs.walkforward_report import REGRESSION_HEADER as HEADER
-        from candleflow.runs.walkforward_report import regression_family_rows as rows_of
-        from candleflow.runs.walkforward_report import regression_verdict
+    print_study(result)
 
-        console.print(regression_verdict(s), style="bold")
-        t = Table(
-            title=f"walk-forward {s['symbol']} {s['interval']}, target {s['target']}: {len(s['folds'])} folds x "
-            f"{len(s['seeds'])} seeds, {st['windows']:,} out-of-sample windows {st['from']} .. {st['to']}"
-        )
-        for col in HEADER:
-            t.add_column(col, justify="left" if col == "predictor" else "right")
-        for row in rows_of(s):
-            t.add_row(*row)
-        t.caption = f"gains in R^2 over {s['best_baseline']}, 95% block-bootstrap intervals: one that covers 0 is noise"
-        console.print(t)
-        console.print(f"folder: {result.folder} (report: {result.folder / 'report.html'})")
-        return
-    t = Table(
-        title=f"walk-forward {s['symbol']} {s['interval']}: {len(s['folds'])} folds x {len(s['seeds'])} seeds, "
-        f"{st['windows']:,} out-of-sample windows {st['from']} .. {st['to']}"
-    )
-    rows = family_rows(s)
-    trading = {"Sharpe", "return", "trades", "hit rate", "avg win / loss", "turnover / yr", "costs / gross"}
-    accuracy_cols = [k for k, c in enumerate(FAMILY_HEADER) if c not in trading]
-    trading_cols = [0] + [k for k, c in enumerate(FAMILY_HEADER) if c in trading]
-    for k in accuracy_cols:
-        t.add_column(FAMILY_HEADER[k], justify="left" if k == 0 else "right")
-    for row in rows:
-        t.add_row(*[str(row[k]) for k in accuracy_cols])
-    t.caption = (
-        f"best baseline balanced accuracy {max(s['baselines'].values()):.4f}; edges in points with block-bootstrap "
-        "95% CIs: a CI that covers 0 is noise"
-    )
-    console.print(t)
-    bt = Table(title=f"the stitched signals traded (decision rule: {s.get('objective', '-')})")
-    for k in trading_cols:
-        bt.add_column(FAMILY_HEADER[k], justify="left" if k == 0 else "right")
-    for row in rows:
-        bt.add_row(*[str(row[k]) for k in trading_cols])
-    bt.caption = f"buy and hold: Sharpe {s['buy_and_hold']['sharpe']:.2f}, return {s['buy_and_hold']['total_return'] * 100:+.1f}%"
-    console.print(bt)
-    page = result.folder / "report.html"
-    console.print(f"folder: {result.folder}" + (f" (report: {page})" if page.is_file() else ""))
+
+def _fold_steps(progress: Any) -> Callable[[str], None]:
+    """The study's progress callback: the bar advances; without a terminal (where the bar is
+    silent) each fold is a line with the time spent and about how long is left."""
+    task = progress.add_task("folds", total=None)
+    t_start = time.perf_counter()
+
+    def step(msg: str) -> None:
+        progress.update(task, advance=1, description=msg)
+        if not err_console.is_terminal:
+            head = msg.split(" ", 1)[0]
+            done, total = (int(v) for v in head.split("/")) if "/" in head else (0, 0)
+            spent = time.perf_counter() - t_start
+            left = f", about {spent / done * (total - done) / 60:.1f} min left" if done and total else ""
+            err_console.print(f"walk-forward {msg} ({spent / 60:.1f} min{left})", highlight=False)
+
+    return step
 
 
 @app.command()
