@@ -20,7 +20,7 @@ from candleflow.config import RunConfig
 from candleflow.dataset.labels import CLASS_NAMES
 from candleflow.dataset.prepare import prepare
 from candleflow.dataset.targets import target
-from candleflow.errors import ConfigError, DataError, RegistryError
+from candleflow.errors import RegistryError
 from candleflow.evaluation.metrics import decide
 from candleflow.evaluation.trading import trading_evaluation
 from candleflow.models.backend import configure_devices, data_parallel, keras
@@ -356,23 +356,7 @@ def _run_store_into(
         cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
     )
     cfg = _resolved(cfg, trained.metrics, folder)
-    predictions = {}
-    for part, (part_ds, y_true, probs) in trained.scored.items():  # each series' share of the score
-        decided = decide(probs, cfg.evaluation.margin)
-        predictions[part] = {
-            "series": part_ds.which,  # index into metadata's `series`
-            "ends": part_ds.series_ends(),  # the window's last bar within its series
-            "times": part_ds.end_times(),
-            "y": y_true.astype(np.int8),
-            "probs": probs.astype(np.float32),
-        }
-        trained.metrics[part]["series"] = {
-            ds.names[k]: {
-                "windows": int((part_ds.which == k).sum()),
-                "accuracy": float((decided[part_ds.which == k] == y_true[part_ds.which == k]).mean()),
-            }
-            for k in np.unique(part_ds.which)
-        }
+    predictions = _universe_predictions(cfg, ds.names, trained)
     store = SeriesStore.for_config(cfg)
     records = store.manifest()["entries"]
     metadata = write_run(
@@ -410,6 +394,29 @@ def _run_store_into(
     return RunResult(work, trained.metrics, metadata, "universe")
 
 
+def _universe_predictions(cfg: RunConfig, names: list[str], trained: Trained) -> dict[str, dict[str, np.ndarray]]:
+    """Each scored period's windows (series, bar, time, label, probabilities), and each series'
+    share of the score written into the period's metrics."""
+    predictions = {}
+    for part, (part_ds, y_true, probs) in trained.scored.items():
+        decided = decide(probs, cfg.evaluation.margin)
+        predictions[part] = {
+            "series": part_ds.which,  # index into metadata's `series`
+            "ends": part_ds.series_ends(),  # the window's last bar within its series
+            "times": part_ds.end_times(),
+            "y": y_true.astype(np.int8),
+            "probs": probs.astype(np.float32),
+        }
+        trained.metrics[part]["series"] = {
+            names[k]: {
+                "windows": int((part_ds.which == k).sum()),
+                "accuracy": float((decided[part_ds.which == k] == y_true[part_ds.which == k]).mean()),
+            }
+            for k in np.unique(part_ds.which)
+        }
+    return predictions
+
+
 def _store_identity(records: dict[str, Any], names: list[str]) -> dict[str, Any]:
     """What identifies the data of a run over store entries: one fingerprint of all of them, and
     their (shared) feature names."""
@@ -432,32 +439,16 @@ def _run_panel_into(
     """A panel: build the universe's series into the store, align them on one time axis, train
     the panel GPT on windows of all tickers side by side, score every ticker's labels and the
     cross-sectional backtest."""
-    from candleflow.data.calendar import bars_per_year
-    from candleflow.dataset.panel import PanelDataset, panel_window_ends
     from candleflow.dataset.split import split_by_time
     from candleflow.models.panel_fitting import train_and_score_panel
-    from candleflow.scale.cluster import build_store, plan_tasks
-    from candleflow.scale.store import SeriesStore, open_panel
+    from candleflow.scale.panel import panel_inputs
 
     family(cfg.model.kind).check_layout("panel")
-    if not cfg.universe.active and len(getattr(cfg.source, "tickers", [])) < 2:
-        raise ConfigError(
-            "dataset.layout panel needs several tickers: set universe.symbols (or yfinance source.tickers)"
-        )
     t0 = time.perf_counter()
     folder = RunFolder(work)
-    report = build_store(cfg)
-    names = [t.name for t in plan_tasks(cfg)]
-    d = cfg.dataset
-    panel = open_panel(cfg.universe.store, names, cfg.labels.horizon, d.panel_calendar)
-    ends = panel_window_ends(panel, d.window, d.stride)
-    if ends.size == 0:
-        raise DataError(f"the panel of {len(names)} tickers has no row with {d.window} rows before it and a label")
-    ds = PanelDataset(panel, ends, d.window)
-    split = split_by_time(ds.end_times(), ds.label_end_times(), d.val_fraction, d.test_fraction)
-    records = SeriesStore.for_config(cfg).manifest()["entries"]
-    interval = records[names[0]]["interval"]
-    per_year = bars_per_year(panel.calendar if panel.calendar != "mixed" else "24/7", interval, int(panel.times[-1]))
+    inputs = panel_inputs(cfg)
+    panel, ds, names = inputs.panel, inputs.dataset, inputs.names
+    split = split_by_time(ds.end_times(), ds.label_end_times(), cfg.dataset.val_fraction, cfg.dataset.test_fraction)
     log.info(
         "panel: %d tickers on %s, %d rows, %d windows of %s; split %s",
         panel.n_tickers,
@@ -468,7 +459,7 @@ def _run_panel_into(
         split.summary(),
     )
     folder.write_config(cfg)
-    trained = train_and_score_panel(cfg, work, ds, split.parts, per_year, state, callbacks)
+    trained = train_and_score_panel(cfg, work, ds, split.parts, inputs.per_year, state, callbacks)
     cfg = _resolved(cfg, trained.metrics, folder)
     metadata = write_run(
         work,
@@ -482,7 +473,7 @@ def _run_panel_into(
         headline=_headline(trained.metrics),
         data={
             "store": str(cfg.universe.store),
-            "prepare": report.to_dict(),
+            "prepare": inputs.report.to_dict(),
             "layout": "panel",
             "tickers": names,
             "calendar": panel.calendar,
@@ -490,7 +481,7 @@ def _run_panel_into(
             "windows": len(ds),
             "split": split.summary(),
         },
-        identity={"tickers": names, "interval": interval, **_store_identity(records, names)},
+        identity={"tickers": names, "interval": inputs.interval, **_store_identity(inputs.records, names)},
         training=_training(trained, cfg, 1),
         predictions={
             part: {

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from candleflow.config import RunConfig
-from candleflow.dataset.panel import PanelDataset, panel_window_ends
+from candleflow.dataset.panel import PanelDataset
 from candleflow.dataset.split import walk_forward_splits
 from candleflow.errors import ConfigError
 from candleflow.evaluation.cross_section import cross_sectional_backtest
@@ -41,26 +41,19 @@ def panel_walkforward(
     progress: Callable[[str], None] | None = None,
 ) -> WalkForwardResult:
     """The panel's study in `runs_dir/walkforward-NAME/` (summary.json, config.yaml); returns it."""
-    from candleflow.data.calendar import bars_per_year
-    from candleflow.dataset.universe import plan_tasks
     from candleflow.models.panel_fitting import panel_references, train_and_score_panel
-    from candleflow.scale.cluster import build_store
-    from candleflow.scale.store import SeriesStore, open_panel
+    from candleflow.scale.panel import panel_inputs
 
     registry.family(cfg.model.kind).check_layout("panel")
     name = check_name(name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}", "walk-forward name")
     folder = Path(cfg.output.runs_dir) / f"walkforward-{name}"
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "config.yaml", cfg.to_yaml())
-    build_store(cfg)
-    names = [t.name for t in plan_tasks(cfg)]
-    d = cfg.dataset
-    panel = open_panel(cfg.universe.store, names, cfg.labels.horizon, d.panel_calendar)
-    ds = PanelDataset(panel, panel_window_ends(panel, d.window, d.stride), d.window)
+    inputs = panel_inputs(cfg)  # the same inputs a panel run builds
+    d, panel, ds, names = cfg.dataset, inputs.panel, inputs.dataset, inputs.names
+    interval, per_year = inputs.interval, inputs.per_year
     label_row = np.searchsorted(panel.times, panel.label_end)  # each row's latest label end, as a row
     splits = walk_forward_splits(ds.ends, label_row, folds, val_fraction, d.embargo)
-    interval = SeriesStore.for_config(cfg).manifest()["entries"][names[0]]["interval"]
-    per_year = bars_per_year(panel.calendar if panel.calendar != "mixed" else "24/7", interval, int(panel.times[-1]))
     refs = [k for k in cfg.evaluation.reference_models if registry.family(k).tabular]
     seed_list = [cfg.training.seed + s for s in range(seeds)]
     probs: dict[str, dict[int, list[np.ndarray]]] = {cfg.model.kind: {s: [] for s in seed_list}}
