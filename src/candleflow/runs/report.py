@@ -168,47 +168,7 @@ def build_panel_report(run_dir: Path) -> Path:
     ]
     figures = _training_figure(history)
     for part, m in metrics.items():
-        sections.append(h("<h2>{} period: {} (window, ticker) labels</h2>", part, fmt(m["n"])))
-        sections.append(h("<h3>classification</h3>{}", table(classification_rows(m), CLASSIFICATION_HEADER, "metrics")))
-        sections.append(
-            h(
-                "<p>edge in balanced accuracy over the best baseline: <b class='edge'>{:+.2f} points</b>{}</p>",
-                m["edge_balanced_accuracy"] * 100,
-                h(
-                    "; over the best reference model ({}, pooled over the tickers' lagged rows): "
-                    "<b class='edge-ref'>{:+.2f} points</b>",
-                    m["best_reference"],
-                    m["edge_over_reference"] * 100,
-                )
-                if "edge_over_reference" in m
-                else "",
-            )
-        )
-        sections.append(
-            h(
-                "<h3>per ticker (the model's decisions)</h3>{}",
-                table(
-                    [[name, r["labels"], r["balanced_accuracy"]] for name, r in m["tickers"].items()],
-                    ["ticker", "labels", "balanced accuracy"],
-                    "tickers",
-                ),
-            )
-        )
-        sections.append(
-            h(
-                "<h3>cross-sectional books (long the top k by P(LONG) - P(SHORT), short the bottom k, "
-                "rebalanced every horizon)</h3>{}"
-                "<p class='note'>oracle: ranked by the realised returns (a bound, not a strategy)</p>",
-                table(
-                    [
-                        [name, *(_bt_value(k, r[k]) for k in CROSS_SECTION_KEYS)]
-                        for name, r in m["cross_section"].items()
-                    ],
-                    ["book", *[k.replace("_", " ") for k in CROSS_SECTION_KEYS]],
-                    "cross-section",
-                ),
-            )
-        )
+        sections += _panel_part_sections(part, m)
         drawn = stored[part]
         curves = {k.removeprefix("equity_"): v for k, v in drawn.items() if k.startswith("equity_")}
         curves.pop("oracle", None)  # it knows the future: in the table, not on the scale of the plot
@@ -222,6 +182,44 @@ def build_panel_report(run_dir: Path) -> Path:
     sections.append(h("<h2>plots</h2><div class='figs'>{}</div>", join(figures)))
     sections.append(h("<details><summary>config</summary><pre>{}</pre></details>", config_text))
     return _write_page(run_dir, meta, metrics, sections, summary_text)
+
+
+def _panel_part_sections(part: str, m: dict[str, Any]) -> list[Any]:
+    """A panel period's tables: pooled classification, edges, per ticker, cross-sectional books."""
+    edge_ref = (
+        h(
+            "; over the best reference model ({}, pooled over the tickers' lagged rows): "
+            "<b class='edge-ref'>{:+.2f} points</b>",
+            m["best_reference"],
+            m["edge_over_reference"] * 100,
+        )
+        if "edge_over_reference" in m
+        else ""
+    )
+    books = [[name, *(_bt_value(k, r[k]) for k in CROSS_SECTION_KEYS)] for name, r in m["cross_section"].items()]
+    return [
+        h("<h2>{} period: {} (window, ticker) labels</h2>", part, fmt(m["n"])),
+        h("<h3>classification</h3>{}", table(classification_rows(m), CLASSIFICATION_HEADER, "metrics")),
+        h(
+            "<p>edge in balanced accuracy over the best baseline: <b class='edge'>{:+.2f} points</b>{}</p>",
+            m["edge_balanced_accuracy"] * 100,
+            edge_ref,
+        ),
+        h(
+            "<h3>per ticker (the model's decisions)</h3>{}",
+            table(
+                [[name, r["labels"], r["balanced_accuracy"]] for name, r in m["tickers"].items()],
+                ["ticker", "labels", "balanced accuracy"],
+                "tickers",
+            ),
+        ),
+        h(
+            "<h3>cross-sectional books (long the top k by P(LONG) - P(SHORT), short the bottom k, "
+            "rebalanced every horizon)</h3>{}"
+            "<p class='note'>oracle: ranked by the realised returns (a bound, not a strategy)</p>",
+            table(books, ["book", *[k.replace("_", " ") for k in CROSS_SECTION_KEYS]], "cross-section"),
+        ),
+    ]
 
 
 def panel_report_arrays(sub: Any, probs: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
@@ -328,45 +326,50 @@ def _build_report(run_dir: Path, prep: Any) -> Path:
     ]
     figures = _training_figure(history)
     for part, m in metrics.items():
-        p = preds[part]
-        y, probs = p["y"], p["probs"]
-        decisions = decide(probs, m["decision_margin"])
-        when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
-        sections.append(h("<h2>{} period: {} windows{}</h2>", part, fmt(m["n"]), when))
-        sections.append(h("<h3>classification</h3>{}", table(classification_rows(m), CLASSIFICATION_HEADER, "metrics")))
-        sections.append(_edge_html(m))
-        sections += _backtest_html(m["trading"])
-        drawn = stored[part]
-        curves = {k.removeprefix("equity_"): v for k, v in drawn.items() if k.startswith("equity_")}
-        figures.append(
-            img(
-                plots.confusion(m["table"]["model"]["confusion_matrix"], f"{part}: model decisions"),
-                f"confusion matrix ({part})",
-            )
-        )
-        figures.append(
-            img(
-                plots.equity_and_drawdown(drawn["times"], curves, part, cfg.output.equity_scale),
-                f"equity and drawdown ({part})",
-            )
-        )
-        bt = m["trading"]
-        figures.append(img(plots.calibration(bt["reliability"], bt["coverage"]), f"calibration ({part})"))
-        pick = drawn["example_pick"]
-        figures.append(
-            img(
-                plots.example_windows(
-                    drawn["example_close"], cfg.dataset.window, y[pick], decisions[pick], probs[pick]
-                ),
-                f"example windows ({part})",
-            )
-        )
+        sections += _part_sections(part, m)
+        figures += _part_figures(part, m, preds[part], stored[part], cfg)
     figures.append(img(plots.class_balance(data["dataset"]["split"]), "class balance per split"))
     sections += _importance_html(metrics)
     sections.append(h("<h2>plots</h2><div class='figs'>{}</div>", join(figures)))
     sections += _data_html(data)
     sections.append(h("<details><summary>config</summary><pre>{}</pre></details>", config_text))
     return _write_page(run_dir, meta, metrics, sections, summary_text)
+
+
+def _part_sections(part: str, m: dict[str, Any]) -> list[Any]:
+    """A scored period's heading, classification table, edge and backtest."""
+    when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
+    return [
+        h("<h2>{} period: {} windows{}</h2>", part, fmt(m["n"]), when),
+        h("<h3>classification</h3>{}", table(classification_rows(m), CLASSIFICATION_HEADER, "metrics")),
+        _edge_html(m),
+        *_backtest_html(m["trading"]),
+    ]
+
+
+def _part_figures(part: str, m: dict[str, Any], p: dict[str, Any], drawn: dict[str, Any], cfg: Any) -> list[Any]:
+    """A scored period's figures: confusion matrix, equity and drawdown, calibration, example windows."""
+    from candleflow.runs import plots
+
+    y, probs = p["y"], p["probs"]
+    decisions = decide(probs, m["decision_margin"])
+    curves = {k.removeprefix("equity_"): v for k, v in drawn.items() if k.startswith("equity_")}
+    bt, pick = m["trading"], drawn["example_pick"]
+    return [
+        img(
+            plots.confusion(m["table"]["model"]["confusion_matrix"], f"{part}: model decisions"),
+            f"confusion matrix ({part})",
+        ),
+        img(
+            plots.equity_and_drawdown(drawn["times"], curves, part, cfg.output.equity_scale),
+            f"equity and drawdown ({part})",
+        ),
+        img(plots.calibration(bt["reliability"], bt["coverage"]), f"calibration ({part})"),
+        img(
+            plots.example_windows(drawn["example_close"], cfg.dataset.window, y[pick], decisions[pick], probs[pick]),
+            f"example windows ({part})",
+        ),
+    ]
 
 
 def _edge_html(m: dict[str, Any]) -> Markup:
