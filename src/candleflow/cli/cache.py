@@ -94,19 +94,21 @@ def cache_list(
     if as_json:
         console.print(json.dumps(rows, indent=2), markup=False, highlight=False, soft_wrap=True)
         return
+    console.print(_cache_table(rows, cap))
+    for r in rows:
+        for e in r.get("lru_entries", []):
+            console.print(
+                f"{r['cache']}: {_when(e['last_used'])}  {e['bytes'] / 1e6:10.1f} MB  {e['path']}",
+                markup=False,
+                highlight=False,
+            )
+
+
+def _cache_table(rows: list[dict], cap: float | None) -> Table:
+    """The caches as a table: folder, entries, size, hits, misses, hit rate, evictions, uses."""
     t = Table(title=f"candleflow caches (cap per cache: {'none' if cap is None else f'{cap:g} GB'})")
-    for col in (
-        "cache",
-        "folder",
-        "entries",
-        "GB",
-        "hits",
-        "misses",
-        "hit rate",
-        "evicted",
-        "oldest use",
-        "latest use",
-    ):
+    cols = ("cache", "folder", "entries", "GB", "hits", "misses", "hit rate", "evicted", "oldest use", "latest use")
+    for col in cols:
         t.add_column(col, justify="left" if col in ("cache", "folder") else "right", overflow="fold")
     for r in rows:
         if r["folder"] is None:
@@ -125,14 +127,7 @@ def cache_list(
             _when(r["least_recently_used"]),
             _when(r["most_recently_used"]),
         )
-    console.print(t)
-    for r in rows:
-        for e in r.get("lru_entries", []):
-            console.print(
-                f"{r['cache']}: {_when(e['last_used'])}  {e['bytes'] / 1e6:10.1f} MB  {e['path']}",
-                markup=False,
-                highlight=False,
-            )
+    return t
 
 
 @cache_app.command("prune")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -53,7 +53,7 @@ def download(
 ) -> None:
     """Download Binance klines: verified against .CHECKSUM, cached, parsed to Parquet."""
     from candleflow.config import BinanceSource, CacheConfig, validate_options
-    from candleflow.data.sources.binance.batch import notes, published, raise_for_failures
+    from candleflow.data.sources.binance.batch import notes, raise_for_failures
     from candleflow.data.sources.binance.listing import DEFAULT_LISTING_URL
 
     # defaults are the binance source config's (one declaration); --symbol, --start, --end are per call
@@ -76,21 +76,37 @@ def download(
     per_symbol = [validate_options(BinanceSource, {**base.model_dump(), "symbol": sym}) for sym in symbol or []]
     setup_logging(log_file=log_file_for(None, "download"))
     if list_:
-        listing = listing_url or (base.base_url if base_url is not None else DEFAULT_LISTING_URL)
-        found = published(listing, base.market, list(symbol or []), base.interval)
-        if not symbol:
-            console.print(f"{len(found.symbols)} {base.market} symbols with monthly klines:")
-            console.print(" ".join(found.symbols), markup=False, highlight=False)
-        for sym in found.intervals:
-            console.print(f"{sym}: intervals {' '.join(found.intervals[sym])}", markup=False)
-            console.print(f"{sym} {base.interval}: {len(found.files[sym])} files", markup=False)
-            for k in found.files[sym]:
-                console.print(f"  {k}", markup=False, highlight=False)
+        _print_listing(listing_url or (base.base_url if base_url is not None else DEFAULT_LISTING_URL), base, symbol)
         return
     if not symbol or not start or not end:
         raise typer.BadParameter("--symbol, --start and --end are required to download (or use --list)")
     cap = validate_options(CacheConfig, {"max_gb": max_gb}).max_bytes
     outcomes = [_download_one(src, cap) for src in per_symbol]
+    t = _outcomes_table(base, outcomes)
+    console.print(t)
+    for line in notes(outcomes):
+        console.print(line, markup=False, highlight=False)
+    raise_for_failures(outcomes)
+
+
+def _print_listing(listing: str, base: Any, symbol: list[str] | None) -> None:
+    """What the bucket publishes: the market's symbols (without --symbol), each symbol's intervals
+    and monthly files."""
+    from candleflow.data.sources.binance.batch import published
+
+    found = published(listing, base.market, list(symbol or []), base.interval)
+    if not symbol:
+        console.print(f"{len(found.symbols)} {base.market} symbols with monthly klines:")
+        console.print(" ".join(found.symbols), markup=False, highlight=False)
+    for sym in found.intervals:
+        console.print(f"{sym}: intervals {' '.join(found.intervals[sym])}", markup=False)
+        console.print(f"{sym} {base.interval}: {len(found.files[sym])} files", markup=False)
+        for k in found.files[sym]:
+            console.print(f"  {k}", markup=False, highlight=False)
+
+
+def _outcomes_table(base: Any, outcomes: list[Any]) -> Table:
+    """One row per symbol: files downloaded, cached, missing, failed, size, time, rows, gaps."""
     t = Table(title=f"download {base.market} {base.interval} {base.start} .. {base.end} into {base.cache_dir}")
     for col in ("symbol", "downloaded", "cached", "missing", "failed", "MB", "seconds", "rows", "gaps", "missing bars"):
         t.add_column(col, justify="left" if col == "symbol" else "right")
@@ -111,10 +127,7 @@ def download(
             str(rep.gaps),
             f"{rep.missing_bars:,}",
         )
-    console.print(t)
-    for line in notes(outcomes):
-        console.print(line, markup=False, highlight=False)
-    raise_for_failures(outcomes)
+    return t
 
 
 def _download_one(cfg, max_cache_bytes: int | None):
