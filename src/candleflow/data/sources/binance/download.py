@@ -212,56 +212,16 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
     dest = opts.cache_dir / ref.key
     sum_path = opts.cache_dir / ref.checksum_key
     if dest.exists():
-        if not opts.verify:
-            touch(dest)  # used now: the least recently used files are evicted first
-            return FileResult(ref, "cached", dest)
-        cached = _cached_checksum(sum_path, ref)
-        if cached is not None and sha256_file(dest) == cached:
-            touch(dest)
-            return FileResult(ref, "cached", dest)
-        if not owns("binance", opts.cache_dir, dest):  # not ours to replace: say so, remove nothing
-            return FileResult(
-                ref,
-                "failed",
-                error=f"{dest}: does not match its checksum and was not written by candleflow; "
-                "move it out of the cache folder (binance cache_dir) and run again",
-            )
-        dest.unlink()  # damaged or unverifiable (or its checksum is): fetch both again
-        sum_path.unlink(missing_ok=True)
+        reused = _reuse_cached(fetcher, ref, dest, sum_path)
+        if reused is not None:
+            return reused
     max_bytes = max_csv_bytes(ref.name) + (1 << 20)  # a ZIP is never much larger than its CSV
     dest.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(dest)
-
-    def download_to_temp() -> tuple[Path, str, int]:
-        def consume(chunks: Iterator[bytes]) -> tuple[Path, str, int]:
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-            as_created(Path(tmp))
-            h, size = hashlib.sha256(), 0
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    for chunk in chunks:
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise DownloadError(
-                                f"{ref.name}: more than {max_bytes:,} bytes, larger than any kline file of this "
-                                "name can be; refusing it"
-                            )
-                        fh.write(chunk)
-                        h.update(chunk)
-                        on_bytes(len(chunk))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            return Path(tmp), h.hexdigest(), size
-
-        return fetcher.with_retries(ref.key, consume)  # type: ignore[return-value]
-
     try:
         expected = None
         for _attempt in (1, 2):
-            tmp, digest, size = download_to_temp()
+            tmp, digest, size = _download_to_temp(fetcher, ref, dest, max_bytes, on_bytes)
             if not opts.verify:
                 os.replace(tmp, dest)
                 remember("binance", opts.cache_dir, [dest])
@@ -287,6 +247,62 @@ def fetch_file(fetcher: Fetcher, ref: FileRef, on_bytes: Callable[[int], None] =
         return FileResult(ref, "missing")
     except DownloadError as exc:
         return FileResult(ref, "failed", error=str(exc))
+
+
+def _reuse_cached(fetcher: Fetcher, ref: FileRef, dest: Path, sum_path: Path) -> FileResult | None:
+    """A cached ZIP that still matches its checksum (or any, unverified) is used again; one that
+    does not is removed (where candleflow wrote it) so it is fetched again (None), or reported
+    as failed (where it did not)."""
+    opts = fetcher.opts
+    if not opts.verify:
+        touch(dest)  # used now: the least recently used files are evicted first
+        return FileResult(ref, "cached", dest)
+    cached = _cached_checksum(sum_path, ref)
+    if cached is not None and sha256_file(dest) == cached:
+        touch(dest)
+        return FileResult(ref, "cached", dest)
+    if not owns("binance", opts.cache_dir, dest):  # not ours to replace: say so, remove nothing
+        return FileResult(
+            ref,
+            "failed",
+            error=f"{dest}: does not match its checksum and was not written by candleflow; "
+            "move it out of the cache folder (binance cache_dir) and run again",
+        )
+    dest.unlink()  # damaged or unverifiable (or its checksum is): fetch both again
+    sum_path.unlink(missing_ok=True)
+    return None
+
+
+def _download_to_temp(
+    fetcher: Fetcher, ref: FileRef, dest: Path, max_bytes: int, on_bytes: Callable[[int], None]
+) -> tuple[Path, str, int]:
+    """One download (with the fetcher's retries) into a hidden temporary file beside `dest`,
+    fsynced: (its path, sha256, size). Larger than `max_bytes` is refused mid-stream."""
+
+    def consume(chunks: Iterator[bytes]) -> tuple[Path, str, int]:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        as_created(Path(tmp))
+        h, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DownloadError(
+                            f"{ref.name}: more than {max_bytes:,} bytes, larger than any kline file of this "
+                            "name can be; refusing it"
+                        )
+                    fh.write(chunk)
+                    h.update(chunk)
+                    on_bytes(len(chunk))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return Path(tmp), h.hexdigest(), size
+
+    return fetcher.with_retries(ref.key, consume)  # type: ignore[return-value]
 
 
 def drop_superseded_dailies(cache_dir: Path, monthly: FileRef) -> int:
