@@ -33,6 +33,31 @@ def reward_split(
     return ends[ends + forward + embargo < cut], ends[ends >= cut]
 
 
+def _reward_samples(cfg: RunConfig, candles: Any, t0: float) -> tuple[np.ndarray, RewardSamples, RewardSamples]:
+    """(the bars a sample may end at, training samples, validation samples), split in time with
+    the embargo; the training rewards permuted for a control run (training.shuffle_labels)."""
+    rc, tc = cfg.rewards, cfg.training
+    valid = sample_ends(candles, rc.lookback, rc.forward)
+    train_ends, val_ends = reward_split(valid, rc.forward, cfg.dataset.val_fraction, cfg.dataset.embargo)
+    n_val = max(1, int(round(rc.n * cfg.dataset.val_fraction)))
+    train = build_reward_samples(candles, rc.n - n_val, rc.lookback, rc.forward, tc.seed, rc, valid_ends=train_ends)
+    val = build_reward_samples(candles, n_val, rc.lookback, rc.forward, tc.seed + 1, rc, valid_ends=val_ends)
+    if tc.shuffle_labels:
+        shuffled = np.random.default_rng(tc.seed).permutation(train.reward)
+        train = RewardSamples(train.windows, train.state, train.action, shuffled, train.ends, train.open_time)
+        log.warning("training rewards permuted (training.shuffle_labels): a control run that must learn nothing")
+    log.info(
+        "reward samples: %d train (ends %s .. %s), %d validation (from %s); %.1fs",
+        len(train),
+        candles.time_str(int(train.ends.min())),
+        candles.time_str(int(train.ends.max())),
+        len(val),
+        candles.time_str(int(val.ends.min())),
+        time.perf_counter() - t0,
+    )
+    return valid, train, val
+
+
 def run_reward_into(
     cfg: RunConfig,
     work: Path,
@@ -48,30 +73,7 @@ def run_reward_into(
     log.info("candles: %s %s, %s", candles.symbol, candles.interval, report.summary())
     folder = RunFolder(work)
     folder.write_config(cfg)
-    valid = sample_ends(candles, rc.lookback, rc.forward)
-    train_ends, val_ends = reward_split(valid, rc.forward, cfg.dataset.val_fraction, cfg.dataset.embargo)
-    n_val = max(1, int(round(rc.n * cfg.dataset.val_fraction)))
-    train = build_reward_samples(candles, rc.n - n_val, rc.lookback, rc.forward, tc.seed, rc, valid_ends=train_ends)
-    val = build_reward_samples(candles, n_val, rc.lookback, rc.forward, tc.seed + 1, rc, valid_ends=val_ends)
-    if tc.shuffle_labels:
-        train = RewardSamples(
-            train.windows,
-            train.state,
-            train.action,
-            np.random.default_rng(tc.seed).permutation(train.reward),
-            train.ends,
-            train.open_time,
-        )
-        log.warning("training rewards permuted (training.shuffle_labels): a control run that must learn nothing")
-    log.info(
-        "reward samples: %d train (ends %s .. %s), %d validation (from %s); %.1fs",
-        len(train),
-        candles.time_str(int(train.ends.min())),
-        candles.time_str(int(train.ends.max())),
-        len(val),
-        candles.time_str(int(val.ends.min())),
-        time.perf_counter() - t0,
-    )
+    valid, train, val = _reward_samples(cfg, candles, t0)
     model = model_from(state, lambda: build_reward_model(train, learning_rate=learning_rate(cfg)))
     log.info("reward model: %s parameters", f"{model.count_params():,}")
     if cfg.dataset.batch_size == "auto":
