@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,26 +83,38 @@ def train_and_score_panel(
         parts["val"].size,
     )
 
-    def labels_only(sub: PanelDataset, y: np.ndarray):
-        if not d.returns:
-            return lambda idx: (sub.gather(idx), y[idx])
-        r = np.nan_to_num(sub.returns_at()).astype(np.float32)  # dataset.returns: R beside each label
-        return lambda idx: (sub.gather(idx), np.stack([y[idx].astype(np.float32), r[idx]], axis=-1))
-
-    train = batch_loader(
-        len(train_ds),
-        labels_only(train_ds, y_train),
-        int(d.batch_size),
-        shuffle=True,
-        seed=tc.seed,
-        prefetch=d.prefetch,
-    )
     val_ds = ds.subset(parts["val"])
-    val = batch_loader(len(val_ds), labels_only(val_ds, val_ds.labels_at()), int(d.batch_size), prefetch=d.prefetch)
+    bs = int(d.batch_size)
+    train = batch_loader(len(train_ds), _labelled(train_ds, y_train, d.returns), bs, True, tc.seed, prefetch=d.prefetch)
+    val = batch_loader(len(val_ds), _labelled(val_ds, val_ds.labels_at(), d.returns), bs, prefetch=d.prefetch)
     t_fit = time.perf_counter()
     fitted = fit(model, train, val, tc, work, state, callbacks)
     fit_s = time.perf_counter() - t_fit
 
+    scored, metrics = _score_panel(cfg, model, ds, parts, flat, bars_per_year, refs)
+    return Trained(model, fitted, fit_s, estimate, scored, metrics, (d.window, panel.values.shape[1]))
+
+
+def _labelled(sub: PanelDataset, y: np.ndarray, returns: bool) -> Callable[[np.ndarray], tuple[Any, Any]]:
+    """A batch's (windows, labels); with `dataset.returns` each label carries the ticker's
+    return R beside it (the return-weighted loss reads it)."""
+    if not returns:
+        return lambda idx: (sub.gather(idx), y[idx])
+    r = np.nan_to_num(sub.returns_at()).astype(np.float32)
+    return lambda idx: (sub.gather(idx), np.stack([y[idx].astype(np.float32), r[idx]], axis=-1))
+
+
+def _score_panel(
+    cfg: RunConfig,
+    model: Any,
+    ds: PanelDataset,
+    parts: Mapping[str, np.ndarray],
+    flat_train: np.ndarray,
+    bars_per_year: float,
+    refs: dict[str, dict[str, np.ndarray]],
+) -> tuple[dict[str, tuple[Any, np.ndarray, np.ndarray]], dict[str, Any]]:
+    """Each evaluated period's windows, labels and probabilities, and its metrics at the decision
+    margin (`auto`: chosen on validation's balanced accuracy)."""
     scored: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
     metrics: dict[str, Any] = {}
     for part in [p for p in ("val", "test") if p in parts]:
@@ -113,10 +125,12 @@ def train_and_score_panel(
     margin, chosen = resolve_margin(cfg.evaluation.decision_margin, y_val[y_val >= 0], p_val[y_val >= 0])
     mcfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"decision_margin": margin})})
     for part, (sub, y, probs) in scored.items():
-        metrics[part] = panel_metrics(mcfg, sub, y, probs, flat, bars_per_year, {k: v[part] for k, v in refs.items()})
+        metrics[part] = panel_metrics(
+            mcfg, sub, y, probs, flat_train, bars_per_year, {k: v[part] for k, v in refs.items()}
+        )
         if chosen is not None:
             metrics[part]["decision_margin_auto"] = {"objective": "balanced_accuracy on val", "scores": chosen}
-    return Trained(model, fitted, fit_s, estimate, scored, metrics, (d.window, panel.values.shape[1]))
+    return scored, metrics
 
 
 def _inputs_of(sub: PanelDataset):
