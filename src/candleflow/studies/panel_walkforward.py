@@ -95,6 +95,23 @@ def panel_walkforward(
     return WalkForwardResult(folder, summary)
 
 
+def _panel_baselines(
+    cfg: RunConfig, tests: list[PanelDataset], class_counts: list[np.ndarray], y: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each naive baseline's decisions over the stitched (window, ticker) labels, drawn per fold
+    from that fold's training class counts (-1 where there is no label)."""
+    baselines: dict[str, np.ndarray] = {b: np.full(y.shape, -1) for b in BASELINES}
+    offset = 0
+    for k, (t, counts) in enumerate(zip(tests, class_counts, strict=True)):
+        yk = y[offset : offset + len(t)]
+        drawn = baseline_predictions(np.repeat(np.arange(3), counts), int((yk >= 0).sum()), cfg.training.seed + k)
+        for b, pred in drawn.items():
+            part = baselines[b][offset : offset + len(t)]
+            part[yk >= 0] = pred
+        offset += len(t)
+    return baselines
+
+
 def summarise_panel(
     cfg: RunConfig,
     tests: list[PanelDataset],
@@ -112,16 +129,7 @@ def summarise_panel(
     valid = y >= 0
     returns = np.concatenate([t.returns_at() for t in tests])
     present = np.concatenate([t.panel.present()[t.ends] for t in tests])
-    baselines: dict[str, np.ndarray] = {b: np.full(y.shape, -1) for b in BASELINES}
-    offset = 0
-    for k, (t, counts) in enumerate(zip(tests, class_counts)):
-        yk = y[offset : offset + len(t)]
-        for b, pred in baseline_predictions(
-            np.repeat(np.arange(3), counts), int((yk >= 0).sum()), cfg.training.seed + k
-        ).items():
-            part = baselines[b][offset : offset + len(t)]
-            part[yk >= 0] = pred
-        offset += len(t)
+    baselines = _panel_baselines(cfg, tests, class_counts, y)
     rng = np.random.default_rng(cfg.training.seed)
     block = max(1, int(round(len(y) ** (1 / 3))))
     idx = _block_indices(len(y), block, resamples, rng)
