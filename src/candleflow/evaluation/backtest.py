@@ -31,6 +31,25 @@ _YEAR_NS = 365 * 86_400 * 1_000_000_000
 
 
 @numba.njit(cache=True)
+def _exit(high, low, close, first, last, side, target, stop, stop_first):
+    """Where a trade from bar `first` ends: (bar, price, reason) at the first bar whose range
+    reaches its target (TP) or stop (SL), both in one bar resolved by `stop_first`, else at the
+    close of bar `last` (HORIZON)."""
+    for j in range(first, last + 1):
+        hit_hi = high[j] >= (target if side > 0 else stop)
+        hit_lo = low[j] <= (stop if side > 0 else target)
+        hit_target = hit_hi if side > 0 else hit_lo
+        hit_stop = hit_lo if side > 0 else hit_hi
+        if hit_target and hit_stop:
+            return (j, stop, SL) if stop_first else (j, target, TP)
+        if hit_target:
+            return j, target, TP
+        if hit_stop:
+            return j, stop, SL
+    return last, close[last], HORIZON
+
+
+@numba.njit(cache=True)
 def _simulate(
     open_,
     close,
@@ -89,25 +108,10 @@ def _simulate(
         else:
             target, stop = c * down_tp[e], c * up_sl[e]
         last = min(e + horizon, seg_stop[e] - 1)
-        x, price, why = last, close[last], HORIZON if e + horizon < seg_stop[e] else CUT
         first = b if next_open else e + 1  # the first bar whose high and low the trade sees
-        for j in range(first, last + 1):
-            hit_hi = high[j] >= (target if side > 0 else stop)
-            hit_lo = low[j] <= (stop if side > 0 else target)
-            hit_target = hit_hi if side > 0 else hit_lo
-            hit_stop = hit_lo if side > 0 else hit_hi
-            if hit_target and hit_stop:
-                if stop_first:
-                    x, price, why = j, stop, SL
-                else:
-                    x, price, why = j, target, TP
-                break
-            if hit_target:
-                x, price, why = j, target, TP
-                break
-            if hit_stop:
-                x, price, why = j, stop, SL
-                break
+        x, price, why = _exit(high, low, close, first, last, side, target, stop, stop_first)
+        if why == HORIZON and e + horizon >= seg_stop[e]:
+            why = CUT  # the segment ended before the horizon
         entry[k], exit_[k], reason[k], notional[k] = b, x, why, size
         pnl[b] -= w * cost
         prev = c
