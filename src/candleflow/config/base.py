@@ -21,7 +21,7 @@ BINANCE_BASE_URL = "https://data.binance.vision"
 FEATURE_NAMES = tuple(_BUILTIN_FEATURES)  # the built-in features (the first DEFAULT_FEATURES are the default set)
 
 
-def _check_interval(v: str) -> str:
+def check_interval(v: str) -> str:
     try:
         interval_ns(v)
     except ConfigError as exc:
@@ -29,7 +29,7 @@ def _check_interval(v: str) -> str:
     return v
 
 
-Interval = Annotated[str, AfterValidator(_check_interval)]
+Interval = Annotated[str, AfterValidator(check_interval)]
 
 
 def _check_safe_name(v: str) -> str:

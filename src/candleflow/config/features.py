@@ -13,7 +13,7 @@ from candleflow.config.base import (
     FEATURE_NAMES,
     SafeName,
     Section,
-    _check_interval,
+    check_interval,
 )
 from candleflow.config.feature_names import DEFAULT_FEATURES
 from candleflow.config.feature_names import parse as parse_feature
@@ -86,7 +86,7 @@ class FeatureConfig(Section):
     @classmethod
     def _timeframes(cls, v: list[str]) -> list[str]:
         for tf in v:
-            _check_interval(tf)
+            check_interval(tf)
         if len(set(v)) != len(v):
             raise ValueError("timeframes repeat")
         return v

@@ -1,5 +1,5 @@
 """What both walk-forward studies (one series, a panel) share: the result, the baselines'
-names, and the moving-block bootstrap."""
+names, the fold files and the summary header (the bootstrap is evaluation.bootstrap)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from candleflow.evaluation.bootstrap import block_indices, ci95
 
 BASELINES = ("majority", "always_hold", "stratified")
 
@@ -20,10 +18,6 @@ class WalkForwardResult:
 
     folder: Path
     summary: dict[str, Any]
-
-
-_block_indices = block_indices  # the study modules' names for them
-_ci = ci95
 
 
 def load_fold(path: Path) -> dict[str, np.ndarray]:

@@ -21,12 +21,13 @@ from candleflow.config import RunConfig
 from candleflow.dataset.panel import PanelDataset
 from candleflow.dataset.split import walk_forward_splits
 from candleflow.errors import ConfigError
+from candleflow.evaluation.bootstrap import block_indices, ci95
 from candleflow.evaluation.cross_section import cross_sectional_backtest
 from candleflow.evaluation.metrics import baseline_predictions, classification_metrics, decide
 from candleflow.fs.atomic import write_json, write_text
 from candleflow.fs.guard import check_name
 from candleflow.models import families as registry
-from candleflow.studies.common import BASELINES, WalkForwardResult, _block_indices, _ci
+from candleflow.studies.common import BASELINES, WalkForwardResult
 
 log = logging.getLogger("candleflow")
 
@@ -132,7 +133,7 @@ def summarise_panel(
     baselines = _panel_baselines(cfg, tests, class_counts, y)
     rng = np.random.default_rng(cfg.training.seed)
     block = max(1, int(round(len(y) ** (1 / 3))))
-    idx = _block_indices(len(y), block, resamples, rng)
+    idx = block_indices(len(y), block, resamples, rng)
 
     def resampled(pred: np.ndarray) -> np.ndarray:
         return _pooled_balanced_accuracy(y, pred, idx)
@@ -162,7 +163,7 @@ def summarise_panel(
             "balanced_accuracy_std": float(ba.std(ddof=1)) if ba.size > 1 else 0.0,
             "macro_f1_mean": float(f1.mean()),
             "edge_over_baseline": float(ba.mean() - base_point[best]),
-            "edge_over_baseline_ci95": _ci(res - best_base),
+            "edge_over_baseline_ci95": ci95(res - best_base),
             "sharpe_mean": float(np.mean([b["sharpe"] for b in books])),
             "total_return_mean": float(np.mean([b["total_return"] for b in books])),
             "training_seconds": round(seconds[fam], 1),
@@ -170,7 +171,7 @@ def summarise_panel(
         if gbm is not None and fam != "lightgbm":
             gbm_point = classification_metrics(y[valid], decided["lightgbm"][0][valid])["balanced_accuracy"]
             entry["edge_over_lightgbm"] = float(ba.mean() - gbm_point)
-            entry["edge_over_lightgbm_ci95"] = _ci(res - gbm)
+            entry["edge_over_lightgbm_ci95"] = ci95(res - gbm)
         table[fam] = entry
     times = np.concatenate([t.end_times() for t in tests])
     return {

@@ -15,6 +15,7 @@ import numpy as np
 
 from candleflow.dataset.targets import target
 from candleflow.evaluation.baselines import TargetWindows
+from candleflow.evaluation.bootstrap import block_indices, ci95
 from candleflow.evaluation.forecast_tests import LOSSES, giacomini_white, model_confidence_set
 from candleflow.evaluation.regression import (
     against_baseline,
@@ -25,7 +26,7 @@ from candleflow.evaluation.regression import (
     r2_against,
     regression_metrics,
 )
-from candleflow.studies.common import _block_indices, _ci, load_fold, study_header
+from candleflow.studies.common import load_fold, study_header
 
 
 def fold_arrays(
@@ -75,7 +76,7 @@ def _seed_mean(rows: list[np.ndarray]) -> np.ndarray:
 
 def _ci_or_none(values: np.ndarray) -> list[float] | None:
     values = values[np.isfinite(values)]
-    return _ci(values) if values.size else None
+    return ci95(values) if values.size else None
 
 
 class Stitched:
@@ -157,7 +158,7 @@ def _family_row(
         "ic_stitched": float(np.nanmean([m["ic"] for m in per_seed.values()])),
         "ic_ci95_windows": _ci_or_none(np.nanmean([_resampled_ic(st.y, f, idx) for f in forecasts.values()], axis=0)),
         "gain_r2": float(r2s.mean() - score(st.base[best])["r2"]),
-        "gain_r2_ci95": _ci(resampled - best_r2),
+        "gain_r2_ci95": ci95(resampled - best_r2),
         "against_best": losses,
         "ensemble": score(mean_forecast),
         "training_seconds": round(sum(float(p["fit_seconds"]) for s in seeds for p in loaded[s]), 1),
@@ -201,13 +202,13 @@ def summarise_regression(
     names = tuple(k.removeprefix("baseline_") for k in first[0] if k.startswith("baseline_"))
     st = Stitched(kind, first, names)
     block = max(2 * cfg.labels.horizon, 24)
-    idx = _block_indices(st.y.size, block, resamples, np.random.default_rng(cfg.training.seed))
+    idx = block_indices(st.y.size, block, resamples, np.random.default_rng(cfg.training.seed))
     h, stride = cfg.labels.horizon, cfg.dataset.stride
     cost = 2 * (cfg.backtest.fee + cfg.backtest.slippage)
     score = lambda pred: _stitched_metrics(st, pred, h, stride, cost)  # noqa: E731
 
     fold_idx = [
-        _block_indices(p["y"].size, block, resamples, np.random.default_rng(cfg.training.seed + k))
+        block_indices(p["y"].size, block, resamples, np.random.default_rng(cfg.training.seed + k))
         for k, p in enumerate(first)
     ]
 

@@ -30,14 +30,14 @@ from candleflow.dataset.split import Split, walk_forward_splits
 from candleflow.errors import ConfigError
 from candleflow.evaluation.backtest import buy_and_hold, configured_backtest, performance
 from candleflow.evaluation.baselines import TargetWindows
-from candleflow.evaluation.bootstrap import balanced_accuracy_resampled as _balanced_accuracy_resampled
+from candleflow.evaluation.bootstrap import balanced_accuracy_resampled, block_indices, ci95
 from candleflow.evaluation.funding import funding_for
 from candleflow.evaluation.metrics import baseline_predictions, choose_margin, classification_metrics, decide
 from candleflow.evaluation.trading import sides_of, trade_score
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.fs.guard import check_name
 from candleflow.models import families as registry
-from candleflow.studies.common import BASELINES, WalkForwardResult, _block_indices, _ci, load_fold, study_header
+from candleflow.studies.common import BASELINES, WalkForwardResult, load_fold, study_header
 
 log = logging.getLogger("candleflow")
 
@@ -413,14 +413,14 @@ def _family_entry(
     scores = [classification_metrics(y, r["pred"]) for r in st.runs.values()]
     ba = np.array([s["balanced_accuracy"] for s in scores])
     f1 = np.array([s["macro_f1"] for s in scores])
-    resampled = np.mean([_balanced_accuracy_resampled(y, r["pred"], idx) for r in st.runs.values()], axis=0)
+    resampled = np.mean([balanced_accuracy_resampled(y, r["pred"], idx) for r in st.runs.values()], axis=0)
     trading = [_stitched_backtest(cfg, prep, ends, r["pred"], funding) for r in st.runs.values()]
     return {
         "balanced_accuracy_mean": float(ba.mean()),
         "balanced_accuracy_std": float(ba.std(ddof=1)) if ba.size > 1 else 0.0,
         "macro_f1_mean": float(f1.mean()),
         "edge_over_baseline": float(ba.mean() - max(base_point.values())),
-        "edge_over_baseline_ci95": _ci(resampled - best_base),
+        "edge_over_baseline_ci95": ci95(resampled - best_base),
         "sharpe_mean": float(np.mean([t["sharpe"] for t in trading])),
         "total_return_mean": float(np.mean([t["total_return"] for t in trading])),
         "trades_mean": float(np.mean([t["trades"] for t in trading])),
@@ -458,8 +458,8 @@ def summarise(
     y, ends = first["y"], first["ends"]
     baselines = _stitched_baselines(folder, families[0], seeds[0], len(splits), cfg.training.seed)
     block = max(2 * cfg.labels.horizon, 24)
-    idx = _block_indices(y.size, block, resamples, np.random.default_rng(cfg.training.seed))
-    base_ba = {b: _balanced_accuracy_resampled(y, p, idx) for b, p in baselines.items()}
+    idx = block_indices(y.size, block, resamples, np.random.default_rng(cfg.training.seed))
+    base_ba = {b: balanced_accuracy_resampled(y, p, idx) for b, p in baselines.items()}
     best_base = np.max(np.stack(list(base_ba.values())), axis=0)  # the best baseline in each resample
     base_point = {b: classification_metrics(y, p)["balanced_accuracy"] for b, p in baselines.items()}
     table: dict[str, Any] = {}
@@ -476,7 +476,7 @@ def summarise(
         for family in families:
             if family != "lightgbm":
                 table[family]["edge_over_lightgbm"] = float(table[family]["balanced_accuracy_mean"] - gbm_point)
-                table[family]["edge_over_lightgbm_ci95"] = _ci(resampled[family] - gbm_ba)
+                table[family]["edge_over_lightgbm_ci95"] = ci95(resampled[family] - gbm_ba)
     span = _span(cfg, prep, ends)
     buy_hold = performance(
         buy_and_hold(prep.candles, span, cfg.backtest.fee, cfg.backtest.slippage, funding, cfg.backtest.capital),
@@ -492,7 +492,7 @@ def summarise(
 
 
 def _balanced_accuracy_resampled_mean(y: np.ndarray, st: _Stitched, idx: np.ndarray) -> np.ndarray:
-    return np.mean([_balanced_accuracy_resampled(y, r["pred"], idx) for r in st.runs.values()], axis=0)
+    return np.mean([balanced_accuracy_resampled(y, r["pred"], idx) for r in st.runs.values()], axis=0)
 
 
 def _stitched_baselines(folder: Path, family: str, seed: int, n_folds: int, rng_seed: int) -> dict[str, np.ndarray]:
