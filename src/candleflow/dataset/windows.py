@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -29,6 +29,42 @@ def covered_rows(ends: np.ndarray, span: int, n_rows: int) -> np.ndarray:
     np.add.at(delta, np.asarray(ends) - span + 1, 1)
     np.add.at(delta, np.asarray(ends) + 1, -1)
     return np.flatnonzero(np.cumsum(delta[:-1]) > 0)
+
+
+class Windows(Protocol):
+    """What a dataset of windows offers to the loaders, the fits and the scoring: its size and
+    (windows, bars, features) shape, batches gathered by index, the labels (or regression
+    targets) of its windows, a subset by position, and the training moments a network
+    normalises its inputs with. WindowDataset (one series) and MultiWindowDataset (a universe's
+    series stacked) both are; mypy checks every fit against this, not against one of them."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+
+    def gather(self, idx: np.ndarray) -> np.ndarray: ...
+
+    def labels_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray: ...
+
+    def subset(self, idx: np.ndarray) -> Windows: ...
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def context_of(ds: Windows) -> np.ndarray | None:
+    """The regression baselines' context rows of a dataset's windows; None where it keeps none
+    (classes, or a dataset over many series)."""
+    context_at = getattr(ds, "context_at", None)
+    return None if context_at is None else context_at()
+
+
+def ends_of(ds: Windows) -> np.ndarray:
+    """Each window's last bar in its one series (what chart images and baselines read in time)."""
+    ends = getattr(ds, "ends", None)
+    if ends is None:
+        raise TypeError(f"{type(ds).__name__}: windows over many series have no single series' bars")
+    return np.asarray(ends)
 
 
 class WindowDataset:

@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from candleflow.dataset.windows import Windows
+
 
 class PermutedFeature:
     """A window dataset whose feature `column` comes from the windows `perm` points at: the
     same windows, one input shuffled across them. Reads like a WindowDataset (gather, shape,
     labels_at), so every family's own prediction path takes it."""
 
-    def __init__(self, ds: Any, column: int, perm: np.ndarray) -> None:
+    def __init__(self, ds: Windows, column: int, perm: np.ndarray) -> None:
         self.ds, self.column, self.perm = ds, int(column), np.asarray(perm)
         self.shape = ds.shape
 
@@ -36,7 +38,7 @@ class PermutedFeature:
 
 
 def permutation_importance(
-    ds: Any,
+    ds: Windows,
     names: list[str],
     predict: Callable[[Any], np.ndarray],
     score: Callable[[np.ndarray, np.ndarray], float],

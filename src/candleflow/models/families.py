@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from candleflow.config import BUILTIN_OPTIONS, RunConfig
+from candleflow.dataset.windows import Windows, ends_of
 from candleflow.errors import ConfigError, RegistryError
 from candleflow.models import files
 
@@ -111,7 +112,7 @@ class Family:
     def network(
         self,
         cfg: RunConfig,
-        train_ds: Any,
+        train_ds: Windows,
         prep: Any = None,
         state: dict[str, Any] | None = None,
         compile: bool = True,
@@ -154,7 +155,7 @@ class Family:
             return model, loader, (*shape, 1)
         raise ConfigError(f"model.kind {self.name!r} reads {self.inputs}; networks read windows or images")
 
-    def probabilities(self, model: Any, ds: Any, cfg: RunConfig, candles: Any = None) -> np.ndarray:
+    def probabilities(self, model: Any, ds: Windows, cfg: RunConfig, candles: Any = None) -> np.ndarray:
         """Class probabilities (n, 3) for the windows of `ds`, as the run scored them, or for a
         regression target the forecast (n, 1) in the target's units."""
         if self.tabular:
@@ -213,7 +214,7 @@ def image_loader_for(candles: Any, cfg: RunConfig) -> Callable[..., Any]:
     from candleflow.models.loaders import image_loader
 
     def loader(
-        ds: Any,
+        ds: Windows,
         batch_size: int,
         shuffle: bool = False,
         seed: int = 0,
@@ -224,16 +225,16 @@ def image_loader_for(candles: Any, cfg: RunConfig) -> Callable[..., Any]:
         **kwargs: Any,
     ) -> Any:
         y = ds.labels_at() if labels is None else labels
-        images = ImageWindows(candles, ds.ends, cfg.images)
+        images = ImageWindows(candles, ends_of(ds), cfg.images)
         return image_loader(images, y, batch_size, shuffle, seed, weights, balanced, multiple_of, **kwargs)
 
     return loader
 
 
-def _image_shape(candles: Any, train_ds: Any, cfg: RunConfig) -> tuple[int, ...]:
+def _image_shape(candles: Any, train_ds: Windows, cfg: RunConfig) -> tuple[int, ...]:
     from candleflow.images.render import ImageWindows
 
-    return tuple(ImageWindows(candles, train_ds.ends[:1], cfg.images).shape)
+    return tuple(ImageWindows(candles, ends_of(train_ds)[:1], cfg.images).shape)
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -273,7 +274,7 @@ def names(tabular: bool | None = None) -> list[str]:
     return [n for n, f in _FAMILIES.items() if tabular is None or f.tabular == tabular]
 
 
-def build_model(cfg: RunConfig, train_ds: Any, prep: Any = None, compile: bool = True) -> Any:
+def build_model(cfg: RunConfig, train_ds: Windows, prep: Any = None, compile: bool = True) -> Any:
     """The configured network (model.kind), sized for `train_ds`'s windows (its normalisation
     fitted on the rows they read); compiled for training, or as built with `compile=False`."""
     return family(cfg.model.kind).network(cfg, train_ds, prep, compile=compile)[0]

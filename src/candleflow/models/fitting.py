@@ -16,6 +16,7 @@ import numpy as np
 from candleflow.config import RunConfig
 from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.sampling import class_weights
+from candleflow.dataset.windows import Windows, context_of
 from candleflow.errors import ConfigError, DataError
 from candleflow.evaluation.baselines import TargetWindows
 from candleflow.evaluation.metrics import evaluate, resolve_margin
@@ -68,7 +69,7 @@ class LaggedRows:
         self.lags = window_lags(list(lags), window)
         self._cache: dict[int, np.ndarray] = {}
 
-    def of(self, part_ds: Any) -> np.ndarray:
+    def of(self, part_ds: Windows) -> np.ndarray:
         key = id(part_ds)
         if key not in self._cache:
             self._cache[key] = lag_features(part_ds, self.lags)
@@ -79,8 +80,8 @@ def fit_tabular(
     kind: str,
     cfg: RunConfig,
     rows: LaggedRows,
-    train_ds: Any,
-    val_ds: Any,
+    train_ds: Windows,
+    val_ds: Windows,
     y_train: np.ndarray,
     weights: np.ndarray | None,
 ) -> Any:
@@ -109,16 +110,16 @@ class TrainingSet:
     labels (permuted for a control run) and class weights, the validation windows, every period
     to score, and the lagged rows the tabular families see."""
 
-    train: Any
-    val: Any
+    train: Windows
+    val: Windows
     y: np.ndarray
     weights: np.ndarray | None
-    eval_parts: dict[str, Any]
+    eval_parts: dict[str, Windows]
     rows: LaggedRows
     train_windows: int  # before the stride
 
 
-def training_set(cfg: RunConfig, ds: Any, parts: Mapping[str, np.ndarray]) -> TrainingSet:
+def training_set(cfg: RunConfig, ds: Windows, parts: Mapping[str, np.ndarray]) -> TrainingSet:
     """The run's TrainingSet from its dataset and split positions."""
     tc = cfg.training
     train_ds, val_ds = ds.subset(parts["train"][:: cfg.dataset.train_stride]), ds.subset(parts["val"])
@@ -143,7 +144,7 @@ def training_set(cfg: RunConfig, ds: Any, parts: Mapping[str, np.ndarray]) -> Tr
 def train_and_score(
     cfg: RunConfig,
     work: Path,
-    ds: Any,
+    ds: Windows,
     parts: Mapping[str, np.ndarray],
     make: Callable[[Any], tuple[Any, Callable[..., Any], tuple]],
     state: dict[str, Any] | None = None,
@@ -212,7 +213,7 @@ def _with_batch(cfg: RunConfig, bs: int) -> RunConfig:
     return cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"batch_size": bs})})
 
 
-def _log_memory(cfg: RunConfig, model: Any, train_ds: Any, estimate: dict[str, Any]) -> None:
+def _log_memory(cfg: RunConfig, model: Any, train_ds: Windows, estimate: dict[str, Any]) -> None:
     """The memory account and the model's training estimate, in the log."""
     account = memory_usage(train_ds, model, cfg.dataset.cache_dir)
     log.info(
@@ -330,15 +331,15 @@ def _with_importance(trained: Trained, importance: dict[str, Any]) -> Trained:
     return trained
 
 
-def _train_windows(train_ds: Any, y_train: np.ndarray, cfg: RunConfig) -> TargetWindows | None:
+def _train_windows(train_ds: Windows, y_train: np.ndarray, cfg: RunConfig) -> TargetWindows | None:
     """The training windows as the regression baselines read them (regression targets only)."""
-    if not cfg.labels.regression or not hasattr(train_ds, "context_at"):
+    if not cfg.labels.regression:
         return None
-    context = train_ds.context_at()
+    context = context_of(train_ds)
     return None if context is None else TargetWindows(y_train, context, getattr(train_ds, "ends", None))
 
 
-def _fastest_batch(model: Any, loader: Any, train_ds: Any, y_train: np.ndarray, weights: Any, largest: int) -> int:
+def _fastest_batch(model: Any, loader: Any, train_ds: Windows, y_train: np.ndarray, weights: Any, largest: int) -> int:
     """dataset.batch_size auto, after the memory-based choice: train steps timed at powers of two
     from largest / 8 up to `largest` (each compiled by a first untimed step, then the best of two
     timed ones), the batch chosen where the time per sample stops falling (choose_batch_size),
@@ -442,7 +443,7 @@ def _score(
 def _score_regression(
     cfg: RunConfig,
     part: str,
-    part_ds: Any,
+    part_ds: Windows,
     y_true: np.ndarray,
     forecast: np.ndarray,
     train: TargetWindows,
@@ -455,7 +456,7 @@ def _score_regression(
     MSE), and the history grown by this part's windows."""
     from candleflow.evaluation.regression import evaluate_regression, finite_or_none
 
-    context = part_ds.context_at()
+    context = context_of(part_ds)
     if context is None:
         raise DataError("a regression target's windows carry no baseline context (prepare them with prepare())")
     windows = TargetWindows(np.asarray(y_true, np.float64), context, getattr(part_ds, "ends", None))
@@ -475,7 +476,7 @@ def _score_regression(
     return finite_or_none(result), (history + windows if history is not None else None)
 
 
-def _permutation(cfg: RunConfig, trained: Trained, val_ds: Any, candles: Any, importance: dict[str, Any]) -> None:
+def _permutation(cfg: RunConfig, trained: Trained, val_ds: Windows, candles: Any, importance: dict[str, Any]) -> None:
     """Permutation importance on validation (`evaluation.permutation_seconds` > 0): each input
     shuffled across the validation windows, the drop in balanced accuracy (classes, at the run's
     decision margin) or R^2 (regression) when the model predicts again."""
@@ -511,7 +512,7 @@ def _permutation(cfg: RunConfig, trained: Trained, val_ds: Any, candles: Any, im
     )
 
 
-def _note_importance(model: Any, cfg: RunConfig, train_ds: Any, importance: dict[str, Any]) -> None:
+def _note_importance(model: Any, cfg: RunConfig, train_ds: Windows, importance: dict[str, Any]) -> None:
     """A LightGBM model's gain per input feature (summed over lags), where the windows have the
     configured features as columns."""
     if hasattr(model, "gain_by_feature") and train_ds.shape[2] == len(cfg.features.columns):
@@ -521,8 +522,8 @@ def _note_importance(model: Any, cfg: RunConfig, train_ds: Any, importance: dict
 def _references(
     cfg: RunConfig,
     rows: LaggedRows,
-    train_ds: Any,
-    val_ds: Any,
+    train_ds: Windows,
+    val_ds: Windows,
     y_train: np.ndarray,
     weights: np.ndarray | None,
     eval_parts: dict[str, Any],
@@ -550,8 +551,8 @@ def _references(
 def _train_and_score_tabular(
     cfg: RunConfig,
     rows: LaggedRows,
-    train_ds: Any,
-    val_ds: Any,
+    train_ds: Windows,
+    val_ds: Windows,
     y_train: np.ndarray,
     weights: np.ndarray | None,
     eval_parts: dict[str, Any],

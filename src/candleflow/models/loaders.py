@@ -12,7 +12,7 @@ import numpy as np
 
 from candleflow.dataset.labels import one_hot
 from candleflow.dataset.sampling import balanced_indices, epoch_order
-from candleflow.dataset.windows import WindowDataset
+from candleflow.dataset.windows import Windows
 from candleflow.errors import DataError
 from candleflow.models.backend import keras
 
@@ -123,7 +123,7 @@ def _labelled(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None):
 
 
 def keras_loader(
-    dataset: WindowDataset,
+    dataset: Windows,
     batch_size: int = 256,
     shuffle: bool = False,
     seed: int = 0,

@@ -15,6 +15,7 @@ import numpy as np
 
 from candleflow.config import RunConfig
 from candleflow.dataset.sampling import class_weights
+from candleflow.dataset.windows import Windows
 from candleflow.models.backend import keras
 from candleflow.models.families import family
 from candleflow.models.files import REFIT_DIR
@@ -31,7 +32,7 @@ def best_epochs(history: dict[str, list[float]], monitor: str, epochs_run: int) 
     return int(pick) + 1
 
 
-def refit(cfg: RunConfig, ds: Any, positions: np.ndarray, trained: Any, prep: Any, out: Path) -> dict[str, Any]:
+def refit(cfg: RunConfig, ds: Windows, positions: np.ndarray, trained: Any, prep: Any, out: Path) -> dict[str, Any]:
     """Train `cfg.model.kind` on the windows `positions` of `ds` (every train_stride-th) with the
     validated run's choices, save it in `out` (the family's own format) and return what the run's
     metadata records: epochs or boosting rounds, windows, the bars they end on."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from candleflow.dataset.windows import Windows
 from candleflow.errors import RegistryError
 from candleflow.fs.atomic import atomic_path
 from candleflow.models import files
@@ -32,7 +33,7 @@ def window_lags(lags: tuple[int, ...] | list[int], window: int) -> list[int]:
     return sorted({min(int(lag), window - 1) for lag in lags})
 
 
-def lag_features(ds: Any, lags: list[int], batch: int = 4096) -> np.ndarray:
+def lag_features(ds: Windows, lags: list[int], batch: int = 4096) -> np.ndarray:
     """(windows, features x lags) float32: each window's rows `lags` bars before its last bar,
     gathered batch by batch (never the whole windowed array)."""
     window, n_feat = ds.shape[1:]
