@@ -7,8 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from candleflow.cli import app
-from candleflow.config import ConfigError, SearchParam, load_config
+from candleflow.config import SearchParam, load_config
 from candleflow.dataset.split import walk_forward_folds
+from candleflow.errors import ConfigError
 from candleflow.studies.tune import apply_params, tune
 from conftest import TINY
 

@@ -70,28 +70,15 @@ def _check_nonempty(parts: dict[str, np.ndarray], purged: dict[str, int], fold: 
 def walk_forward_folds(
     ends: np.ndarray, t1: np.ndarray, n_folds: int = 3, embargo: int = 0, positions: np.ndarray | None = None
 ) -> list[Split]:
-    """Expanding-window walk-forward validation: the windows (or `positions`, a time-ordered
-    subset) cut into n_folds + 1 equal periods; fold k trains on periods 0..k and validates on
-    period k + 1, with training labels that reach the validation period purged as above."""
-    ends = np.asarray(ends)
-    pos_all = np.arange(ends.size) if positions is None else np.asarray(positions)
-    if n_folds < 1 or pos_all.size < 2 * (n_folds + 1):
-        raise DataError(f"{pos_all.size} windows are too few for {n_folds} walk-forward folds")
-    cuts = np.linspace(0, pos_all.size, n_folds + 2).round().astype(int)
-    folds = []
-    for k in range(n_folds):
-        val = pos_all[cuts[k + 1] : cuts[k + 2]]
-        start = int(ends[val[0]])
-        train, purged = _purge(pos_all[: cuts[k + 1]], ends, t1, start, embargo)
-        _check_nonempty({"train": train}, {"train": purged}, f"walk-forward fold {k + 1} of {n_folds}: ")
-        folds.append(
-            Split(
-                parts={"train": train, "val": val},
-                starts={"train": int(ends[pos_all[0]]), "val": start},
-                purged={"train": purged},
-            )
-        )
-    return folds
+    """Expanding-window walk-forward validation (what `tune` scores trials on): the folds of
+    `walk_forward_splits` without an inner validation period, each fold's next period named
+    `val` (the trial is validated there, never tested)."""
+    out = []
+    for s in walk_forward_splits(ends, t1, n_folds, 0.0, embargo, False, positions):
+        parts, starts = dict(s.parts), dict(s.starts)
+        parts["val"], starts["val"] = parts.pop("test"), starts.pop("test")
+        out.append(Split(parts=parts, starts=starts, purged=s.purged))
+    return out
 
 
 def walk_forward_splits(
@@ -103,36 +90,37 @@ def walk_forward_splits(
     rolling: bool = False,
     positions: np.ndarray | None = None,
 ) -> list[Split]:
-    """Walk-forward evaluation folds with an inner validation period: the windows (or
-    `positions`, a time-ordered subset) cut into n_folds + 1 equal periods; fold k tests on
-    period k + 1 and trains on periods 0..k (expanding) or on period k alone (`rolling`), the last
-    `val_fraction` of which validates (checkpoints, early stopping). Windows whose label interval
-    (plus `embargo` bars) reaches the next part are purged, so no model is fitted or selected on
-    a label that sees its test period."""
+    """Walk-forward evaluation folds: the windows (or `positions`, a time-ordered subset) cut
+    into n_folds + 1 equal periods; fold k tests on period k + 1 and trains on periods 0..k
+    (expanding) or on period k alone (`rolling`), the last `val_fraction` of which validates
+    (checkpoints, early stopping; 0: no inner validation). Windows whose label interval (plus
+    `embargo` bars) reaches the next part are purged, so no model is fitted or selected on a
+    label that sees its test period."""
     ends = np.asarray(ends)
     pos_all = np.arange(ends.size) if positions is None else np.asarray(positions)
-    if n_folds < 1 or pos_all.size < 4 * (n_folds + 1):
+    inner = val_fraction > 0
+    if n_folds < 1 or pos_all.size < (4 if inner else 2) * (n_folds + 1):
         raise DataError(f"{pos_all.size} windows are too few for {n_folds} walk-forward folds")
     cuts = np.linspace(0, pos_all.size, n_folds + 2).round().astype(int)
     folds = []
     for k in range(n_folds):
         fit = pos_all[(cuts[k] if rolling else 0) : cuts[k + 1]]
         test = pos_all[cuts[k + 1] : cuts[k + 2]]
-        n_val = max(1, int(round(fit.size * val_fraction)))
-        train, val = fit[:-n_val], fit[-n_val:]
-        test_start, val_start = int(ends[test[0]]), int(ends[val[0]])
-        val, purged_val = _purge(val, ends, t1, test_start, embargo)
-        train, purged_train = _purge(train, ends, t1, val_start, embargo)
-        parts = {"train": train, "val": val, "test": test}
-        purged = {"train": purged_train, "val": purged_val}
+        test_start = int(ends[test[0]])
+        starts = {"train": int(ends[fit[0]]), "test": test_start}
+        if inner:
+            n_val = max(1, int(round(fit.size * val_fraction)))
+            train, val = fit[:-n_val], fit[-n_val:]
+            starts["val"] = val_start = int(ends[val[0]])
+            val, purged_val = _purge(val, ends, t1, test_start, embargo)
+            train, purged_train = _purge(train, ends, t1, val_start, embargo)
+            parts = {"train": train, "val": val, "test": test}
+            purged = {"train": purged_train, "val": purged_val}
+        else:
+            train, purged_train = _purge(fit, ends, t1, test_start, embargo)
+            parts, purged = {"train": train, "test": test}, {"train": purged_train}
         _check_nonempty(parts, purged, f"walk-forward fold {k + 1} of {n_folds}: ")
-        folds.append(
-            Split(
-                parts=parts,
-                starts={"train": int(ends[fit[0]]), "val": val_start, "test": test_start},
-                purged=purged,
-            )
-        )
+        folds.append(Split(parts=parts, starts=dict(sorted(starts.items(), key=lambda kv: kv[1])), purged=purged))
     return folds
 
 
