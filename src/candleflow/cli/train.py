@@ -288,8 +288,9 @@ def compare(
 ) -> None:
     """Put runs side by side: metrics, backtest and the config keys that differ."""
     from candleflow.fs.atomic import write_text
+    from candleflow.runs.compare import compare_html, compare_rows
+    from candleflow.runs.page import fmt
     from candleflow.runs.registry import resolve_run
-    from candleflow.runs.report import compare_html, compare_rows, fmt
 
     setup_logging(log_file=log_file_for(None, "compare"))
     dirs = [resolve_run(r, runs_dir) for r in runs]
