@@ -348,7 +348,7 @@ def test_a_regression_run_scores_baselines_and_predict_reproduces_it(tiny_config
     np.testing.assert_allclose(table.column("realised").to_numpy(zero_copy_only=False)[rows], y, rtol=1e-6)
     last = table.slice(table.num_rows - 1).to_pylist()[0]
     assert last["realised"] is None and last["target"] == kind  # the newest bar's future is unknown
-    score = score_against_labels(table)
+    score = score_against_labels(table, regress=True)
     assert score is not None and score["rows"] < table.num_rows
 
 

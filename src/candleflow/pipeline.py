@@ -225,9 +225,9 @@ def _target_record(cfg: RunConfig) -> dict[str, Any]:
     return out | ({"target_units": spec.units} if spec.regress else {"classes": list(CLASS_NAMES)})
 
 
-def _headline(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _headline(cfg: RunConfig, metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The figures per period that `models list` shows (a classifier's or a regression's)."""
-    if any("best_baseline" in m for m in metrics.values()):
+    if target(cfg.labels.kind).regress:
         return {
             part: {
                 "r2": m["table"]["model"]["r2"],
@@ -304,7 +304,7 @@ def _run_into(
         layout="series",
         model=trained.model,
         metrics=metrics,
-        headline=_headline(metrics),
+        headline=_headline(cfg, metrics),
         data={
             "fingerprint": prep.candles.fingerprint,
             "validation": prep.report.to_dict(),
@@ -368,7 +368,7 @@ def _run_store_into(
         layout="universe",
         model=trained.model,
         metrics=trained.metrics,
-        headline=_headline(trained.metrics),
+        headline=_headline(cfg, trained.metrics),
         data={
             "store": store.url,
             "prepare": report.to_dict(),
@@ -470,7 +470,7 @@ def _run_panel_into(
         layout="panel",
         model=trained.model,
         metrics=trained.metrics,
-        headline=_headline(trained.metrics),
+        headline=_headline(cfg, trained.metrics),
         data={
             "store": str(cfg.universe.store),
             "prepare": inputs.report.to_dict(),

@@ -65,13 +65,12 @@ def prepare(
         f"{summary['windows']:,} windows of {tuple(summary['window_shape'])} as views "
         f"(a copy would take {summary['materialised_windows_mb']:,} MB)"
     )
-    console.print(_split_table(summary["split"]))
+    console.print(_split_table(summary["split"], cfg.labels.regression))
 
 
-def _split_table(split: dict) -> Table:
+def _split_table(split: dict, regression: bool) -> Table:
     """The split's parts: windows, purge, first and last window end, and the class counts (or a
     regression target's mean, standard deviation and quartiles)."""
-    regression = any("target" in p for p in split.values())
     stats = ("mean", "std", "p25", "median", "p75") if regression else ("SHORT", "HOLD", "LONG")
     t = Table(title="split (chronological, purged)" + (", target per part" if regression else ""))
     for col in ("part", "windows", "purged", "first end", "last end", *stats):
@@ -153,7 +152,7 @@ def inspect(
             f"{report['windows']:,} windows of {tuple(report['window_shape'])}; labels "
             f"{report['labels']['kind']} {report['labels']['dtype']}"
         )
-        console.print(_inspect_table(report["split"]))
+        console.print(_inspect_table(report["split"], report["labels"]["task"] == "regress"))
         console.print(
             f"memory: {m['resident_mb']:,} MB resident; features {m['features_mb']:,} MB; materialised "
             f"windows would take {m['materialised_windows_mb']:,} MB ({m['saving']} the features)"
@@ -178,9 +177,8 @@ def inspect(
         raise typer.Exit(1)
 
 
-def _inspect_table(split: dict) -> Table:
+def _inspect_table(split: dict, regression: bool) -> Table:
     """Each part's class shares (or its target's mean and quartiles) and the shapes of a real batch."""
-    regression = any("target" in p for p in split.values())
     stats = ("mean", "std", "median") if regression else ("SHORT", "HOLD", "LONG")
     what = "the target's spread" if regression else "class balance"
     t = Table(title=f"split: {what} and a real batch of each part")

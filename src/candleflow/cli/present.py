@@ -211,10 +211,13 @@ def metrics_table(m: dict, title: str) -> Table:
     return t
 
 
-def print_signals(table, run: str, what: str, layout: str, score: dict | None, out: str | None) -> None:
+def print_signals(
+    table, run: str, what: str, layout: str, score: dict | None, out: str | None, regress: bool = False
+) -> None:
     """predict's last rows (the last 10 bars; for a panel, the tickers at the last time ranked),
-    the score against the run's labels where known, and the latest decision(s)."""
-    if "forecast" in table.column_names:
+    the score against the run's labels where known, and the latest decision(s); a regression
+    run's (`regress`) forecasts instead."""
+    if regress:
         print_forecasts(table, run, what, score, out)
         return
     panel = layout == "panel"

@@ -205,7 +205,8 @@ def predict(
         table = latest_rows(table)  # a universe's series: the newest time of each
     if target is not None:
         write_signals(table, target, overwrite)
-    print_signals(table, predictor.name, what, predictor.layout, score_against_labels(table), out)
+    regress = predictor.config.labels.regression
+    print_signals(table, predictor.name, what, predictor.layout, score_against_labels(table, regress), out, regress)
     console.print(f"scored by {predictor.model_used}", highlight=False)
     bt = None if latest else table_backtest(table)
     if bt is not None:  # the new period where its labels are complete: traded, beside buy and hold

@@ -155,7 +155,12 @@ def inspect_dataset(prep, batch_size: int = 256, batches: int = 0) -> dict[str, 
             "memory_mapped": isinstance(feats, np.memmap),
             "mb": round(feats.nbytes / MB, 2),
         },
-        "labels": {"kind": prep.config.labels.kind, "dtype": str(prep.labels.y.dtype), **prep.labels.counts()},
+        "labels": {
+            "kind": prep.config.labels.kind,
+            "task": "regress" if prep.config.labels.regression else "classify",
+            "dtype": str(prep.labels.y.dtype),
+            **prep.labels.counts(),
+        },
         "nonfinite_rows_in_windows": bad_rows,
         "split": parts,
         "memory": {

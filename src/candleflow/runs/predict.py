@@ -331,13 +331,14 @@ def latest_rows(table: pa.Table) -> pa.Table:
     return table.filter(pc.equal(times, pc.max(times)))
 
 
-def score_against_labels(table: pa.Table) -> dict[str, Any] | None:
+def score_against_labels(table: pa.Table, regress: bool) -> dict[str, Any] | None:
     """Balanced accuracy and macro F1 of the decisions on the rows whose label is known, with the
-    best naive baseline's balanced accuracy on the same rows (majority of those labels); None
-    when no row has a label yet."""
+    best naive baseline's balanced accuracy on the same rows (majority of those labels); for a
+    regression run (`regress`), the IC of the forecasts where the target is realised. None when
+    no row has a label yet."""
     from candleflow.evaluation.metrics import classification_metrics
 
-    if "forecast" in table.column_names:  # a regression run: IC and R^2 against zero where realised
+    if regress:  # IC and R^2 against zero where realised
         from candleflow.evaluation.regression import information_coefficients
 
         realised = table.column("realised").to_numpy(zero_copy_only=False)
