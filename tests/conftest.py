@@ -41,8 +41,15 @@ REPORT = "output.report=true"  # a TINY run that writes its report.html
 
 @pytest.fixture(autouse=True, scope="session")
 def _log_dir(tmp_path_factory):
-    """Commands' log files go to a temporary folder, not the user's state folder."""
+    """Commands' log files go to a temporary folder, not the user's state folder; the user's home
+    (its ~/.cache/candleflow caches, config and state folders) is a temporary one too, for this
+    process and every command a test starts, so no test reads or changes what the user keeps
+    there, or depends on another process's use of it (issue 41)."""
     os.environ["CANDLEFLOW_LOG_DIR"] = str(tmp_path_factory.mktemp("logs"))
+    home = tmp_path_factory.mktemp("home")
+    os.environ["HOME"] = str(home)
+    for var, sub in (("XDG_CACHE_HOME", ".cache"), ("XDG_CONFIG_HOME", ".config"), ("XDG_STATE_HOME", ".local/state")):
+        os.environ[var] = str(home / sub)
 
 
 @pytest.fixture

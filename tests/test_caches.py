@@ -315,3 +315,12 @@ def test_eviction_keeps_a_users_file_inside_an_entry_and_a_user_folder_is_not_ma
         DatasetCache(mine)
     assert sorted(p.name for p in mine.iterdir()) == ["data.csv"]  # no marker, no ledger
     DatasetCache(tmp_path / "new-cache")  # a new folder (or an empty one) is fine
+
+
+def test_the_tests_never_touch_the_users_home():
+    """A default cache folder resolves inside the temporary home."""
+    from candleflow.config import load_config
+
+    cfg = load_config(None, [])
+    folders = cfg.cache_folders()
+    assert all(str(p).startswith(os.environ["HOME"]) for p in folders.values() if p is not None), folders

@@ -152,9 +152,13 @@ def test_help_everywhere(tmp_path):
         ["prepare", "--help"],
         ["models", "list", "--help"],
         ["models", "show", "--help"],
+        ["walkforward", "--help"],
     ):
         proc = cli(*args, cwd=tmp_path)
         assert "Usage" in proc.stdout
+        # issue 41: a flag shows as a flag, not as if it took a <bool> value; options keep their type
+        assert "<bool>" not in proc.stdout, args
+    assert "<str>" in cli("walkforward", "--help", cwd=tmp_path).stdout
 
 
 def test_every_failing_command_ends_its_log_file_with_the_error(tmp_path):

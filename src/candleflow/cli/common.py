@@ -18,6 +18,15 @@ from rich.text import Text
 
 from candleflow.models.progress import PROGRESS_SECONDS
 
+def _flag_type(self: Any, ctx: Any) -> str | None:
+    """Typer's help shows a type after every option, `<bool>` after flags such as --refit too,
+    which reads as if the flag took a value: flags show none."""
+    return None if getattr(self, "is_flag", False) else _option_type(self, ctx)
+
+
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
