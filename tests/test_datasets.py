@@ -204,3 +204,16 @@ def test_the_generator_self_test_rates_what_it_draws(tiny_config):
     )
     bad = test_generator(prep, batches=50, batch_size=64)
     assert bad["rating"] == "failing" and any("NaN/inf values" in p for p in bad["problems"])
+
+
+def test_a_split_by_time_says_its_starts_as_dates():
+    """issue 41: a universe's or panel's split is at instants; its summary gives dates, not
+    nanosecond integers (a split of one series keeps its start bars)."""
+    from candleflow.dataset.split import split_by_time
+
+    hour = 3_600_000_000_000
+    t0 = int(np.datetime64("2024-03-01T00:00", "ns").astype(np.int64))
+    ends = t0 + np.arange(100, dtype=np.int64) * hour
+    summary = split_by_time(ends, ends + hour, 0.2, 0.0).summary()
+    assert summary["train"]["start"] == "2024-03-01T00:00:00" and summary["val"]["start"] == "2024-03-04T08:00:00"
+    assert "start_bar" not in summary["val"]

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from candleflow.models.progress import PROGRESS_SECONDS
 
+
 def _flag_type(self: Any, ctx: Any) -> str | None:
     """Typer's help shows a type after every option, `<bool>` after flags such as --refit too,
     which reads as if the flag took a value: flags show none."""

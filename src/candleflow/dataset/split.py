@@ -14,17 +14,23 @@ class Split:
     """Positions (into the dataset's window list) of each part, in time order, and what was purged."""
 
     parts: dict[str, np.ndarray]
-    starts: dict[str, int]  # first bar of each part's period
+    starts: dict[str, int]  # first bar of each part's period (by_time: its first instant, ns)
     purged: dict[str, int] = field(default_factory=dict)
+    by_time: bool = False  # split at instants across many series (split_by_time), not at bars of one
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.parts[name]
 
-    def summary(self) -> dict[str, dict[str, int]]:
-        return {
-            k: {"windows": int(v.size), "start_bar": self.starts[k], "purged": self.purged.get(k, 0)}
-            for k, v in self.parts.items()
-        }
+    def summary(self) -> dict[str, dict[str, int | str]]:
+        """Each part's windows, where it starts (its first bar, or its first instant as a UTC
+        date and time for a split by time) and how many windows the purge removed."""
+
+        def start(k: str) -> dict[str, int | str]:
+            if self.by_time:
+                return {"start": str(np.datetime64(int(self.starts[k]), "ns"))[:19]}
+            return {"start_bar": self.starts[k]}
+
+        return {k: {"windows": int(v.size), **start(k), "purged": self.purged.get(k, 0)} for k, v in self.parts.items()}
 
 
 def chronological_split(
@@ -155,7 +161,7 @@ def split_by_time(
             starts[names[k + 1]] = cuts[k]
         parts[name] = pos
     _check_nonempty(parts, purged)
-    return Split(parts=parts, starts=starts, purged=purged)
+    return Split(parts=parts, starts=starts, purged=purged, by_time=True)
 
 
 def _part_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
