@@ -16,7 +16,7 @@ terms alone and all of them; the LSTM and the GPT on bar features alone and on a
 The control: targets shuffled in blocks of 168 hours (raised to 169, coprime with the week), a
 walk-forward study, and beside it persistence's, EWMA's and HAR's IC over 20 shuffle seeds.
 
-    python benchmarks/bench_effects.py                 # every study (about an hour on 2 cores)
+    python benchmarks/bench_effects.py                 # every study (67 min on 2 cores, 2026-12-07)
     python benchmarks/bench_effects.py --only btc_vol_all spy_vol_all
     CANDLEFLOW_SHARED=/path/to/shared python benchmarks/bench_effects.py
 
@@ -205,7 +205,7 @@ def main() -> None:
     if args.shuffle_seeds:
         t0 = time.perf_counter()
         new = shuffled_baseline_ics(args.shuffle_seeds)
-        lines += [*new, f"| *(the shuffle seeds took {(time.perf_counter() - t0) / 60:.1f} min)* | | |"]
+        lines += [*new, f"| *(the shuffle seeds took {time.perf_counter() - t0:.1f} s)* | | |"]
         print("\n".join(new), flush=True)
     print()
     print("\n".join(lines))
