@@ -158,3 +158,29 @@ def test_run_folders_that_cannot_lie(tiny_config, tmp_path):
     listed = {Path(m["path"]).name: m for m in list_runs(tmp_path / "edited")}
     assert "does not match the sha256" in listed["swapped"]["damaged"]
     assert load_model(a).count_params() > 0  # the untouched run still loads
+
+
+@pytest.mark.parametrize("name", ["lstm", "gpt", "mlp", "cnn", "lightgbm", "linear"])
+def test_every_builtin_family_passes_the_common_checks(name):
+    """Issue 38, as scikit-learn's estimator checks: what a family declares is coherent, its
+    options resolve from the config, and each task it does not learn is a one-line error."""
+    from candleflow.config import load_config
+    from candleflow.models.families import family
+    from candleflow.runs.folder import LAYOUTS
+
+    fam = family(name)
+    assert fam.name == name and set(fam.tasks) <= {"classify", "regress"} and set(fam.layouts) <= set(LAYOUTS)
+    assert (fam.fit is not None and fam.load is not None) if fam.tabular else fam.build is not None
+    assert fam.model_file and fam.learning_rate > 0
+    for task, kind in (("classify", "competitive"), ("regress", "volatility")):
+        cfg = load_config(None, [f"model.kind={name}", f"labels.kind={kind}"])
+        if task in fam.tasks:
+            fam.check_task(cfg)
+            fam.options_of(cfg.model)
+        else:
+            with pytest.raises(ConfigError, match=f"model.kind '{name}' does not learn labels.kind {kind}"):
+                fam.check_task(cfg)
+    for layout in ("series", "universe", "panel"):
+        if layout not in fam.layouts:
+            with pytest.raises(ConfigError, match=f"does not train on a {layout}"):
+                fam.check_layout(layout)
