@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,61 +251,25 @@ def _headline(cfg: RunConfig, metrics: dict[str, Any]) -> dict[str, dict[str, An
     }
 
 
-def _run_into(
-    cfg: RunConfig,
-    work: Path,
-    name: str,
-    started: dt.datetime,
-    state: dict[str, Any] | None,
-    callbacks: list | None,
-    replicas: int = 1,
-) -> RunResult:
-    """One series: prepare, train and score, backtest, write every file of the run folder."""
-    t0 = time.perf_counter()
-    folder = RunFolder(work)
+@dataclass
+class LayoutRun:
+    """What one layout brings to the run assembly (`_assemble`): data.json's and the identity's
+    entries, how its model is trained and scored, and what it adds after scoring (predictions,
+    what the report draws, training entries such as the refit)."""
+
+    data: dict[str, Any]
+    identity: dict[str, Any]
+    train: Callable[[RunConfig, Path, dict[str, Any] | None, list | None, int], Trained]
+    extras: Callable[[RunConfig, Trained, Path], tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]]
+    data_parallel: bool = True  # replicas apply to its training (the panel GPT trains on one device)
+    report: bool = True  # report.html after the run (a universe's report is per series)
+    finished: str = "run finished in %.1fs"
+
+
+def _series_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
+    """One series: prepare its candles, features, labels, windows and purged split."""
     prep = prepare(cfg)
-    folder.write_config(cfg)
-    trained = train_and_score(
-        cfg,
-        work,
-        prep.dataset,
-        prep.split.parts,
-        model_and_loader(cfg, prep, state),
-        state,
-        callbacks,
-        replicas,
-        candles=prep.candles,
-    )
-    cfg = _resolved(cfg, trained.metrics, folder)
-    metrics, predictions, drawn = trained.metrics, {}, {}
-    for part, (part_ds, _, _) in trained.scored.items():  # the dates each period's windows end in
-        ends = part_ds.ends
-        metrics[part]["period"] = {
-            "from": prep.candles.time_str(int(ends[0])),
-            "to": prep.candles.time_str(int(ends[-1])),
-        }
-    for part, (part_ds, y_true, probs) in trained.scored.items():
-        if cfg.labels.regression:  # a forecast in the target's units, scored by regression_metrics
-            predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.float32), "forecast": probs}
-            continue
-        metrics[part]["trading"], results = trading_evaluation(
-            prep.candles, part_ds.ends, y_true, probs, decide(probs, cfg.evaluation.margin), cfg
-        )
-        predictions[part] = {"ends": part_ds.ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
-        drawn[part] = report_arrays(prep.candles, part_ds.ends, results, cfg.dataset.window, cfg.labels.horizon)
-    training = _training(trained, cfg, replicas)
-    if cfg.training.refit:  # the production model: every labelled window, the validated run's choices
-        training["refit"] = _refit(cfg, prep, trained, work)
-    metadata = write_run(
-        work,
-        cfg,
-        name,
-        started,
-        t0,
-        layout="series",
-        model=trained.model,
-        metrics=metrics,
-        headline=_headline(cfg, metrics),
+    return LayoutRun(
         data={
             "fingerprint": prep.candles.fingerprint,
             "validation": prep.report.to_dict(),
@@ -317,58 +282,63 @@ def _run_into(
             "interval": prep.candles.interval,
             "feature_names": prep.features.names,
         },
-        training=training,
-        predictions=predictions,
-        report_data=drawn or None,
+        train=lambda cfg, work, state, callbacks, replicas: train_and_score(
+            cfg,
+            work,
+            prep.dataset,
+            prep.split.parts,
+            model_and_loader(cfg, prep, state),
+            state,
+            callbacks,
+            replicas,
+            candles=prep.candles,
+        ),
+        extras=lambda cfg, trained, work: _series_extras(cfg, prep, trained, work),
     )
-    if cfg.output.report:
-        build_report(work)
-    log.info("run finished in %.1fs", metadata["seconds"])
-    return RunResult(work, metrics, metadata)
 
 
-def _run_store_into(
-    cfg: RunConfig,
-    work: Path,
-    name: str,
-    started: dt.datetime,
-    state: dict[str, Any] | None,
-    callbacks: list | None,
-    replicas: int = 1,
-) -> RunResult:
-    """A universe: build every series into the store on Dask (only what is missing), then train
-    one model on all of them, read memory-mapped, split at the same instants for every series."""
+def _series_extras(
+    cfg: RunConfig, prep: Any, trained: Trained, work: Path
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
+    """Each period's dates and, for classes, its backtest (and what the report draws of it); the
+    predictions; the production model where `training.refit`."""
+    predictions, drawn = {}, {}
+    for part, (part_ds, y_true, probs) in trained.scored.items():
+        ends = part_ds.ends
+        trained.metrics[part]["period"] = {
+            "from": prep.candles.time_str(int(ends[0])),
+            "to": prep.candles.time_str(int(ends[-1])),
+        }
+        if cfg.labels.regression:  # a forecast in the target's units, scored by regression_metrics
+            predictions[part] = {"ends": ends, "y": y_true.astype(np.float32), "forecast": probs}
+            continue
+        trained.metrics[part]["trading"], results = trading_evaluation(
+            prep.candles, ends, y_true, probs, decide(probs, cfg.evaluation.margin), cfg
+        )
+        predictions[part] = {"ends": ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
+        drawn[part] = report_arrays(prep.candles, ends, results, cfg.dataset.window, cfg.labels.horizon)
+    # the production model: every labelled window, the validated run's choices
+    more = {"refit": _refit(cfg, prep, trained, work)} if cfg.training.refit else {}
+    return predictions, drawn or None, more
+
+
+def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
+    """A universe: every series built into the store on Dask (only what is missing), read
+    memory-mapped, one model over all of them, split at the same instants for every series."""
     from candleflow.dataset.split import split_by_time
     from candleflow.scale.cluster import build_store, plan_tasks
     from candleflow.scale.store import SeriesStore, open_dataset
 
     family(cfg.model.kind).check_layout("universe")
-    t0 = time.perf_counter()
-    folder = RunFolder(work)
     report = build_store(cfg)
     names = [t.name for t in plan_tasks(cfg)]
     d = cfg.dataset
     ds = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride)
     split = split_by_time(ds.end_times(), ds.label_end_times(d.embargo), d.val_fraction, d.test_fraction)
     log.info("%d series, %d windows of %s; split %s", len(names), len(ds), ds.shape[1:], split.summary())
-    folder.write_config(cfg)
-    trained = train_and_score(
-        cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
-    )
-    cfg = _resolved(cfg, trained.metrics, folder)
-    predictions = _universe_predictions(cfg, ds.names, trained)
     store = SeriesStore.for_config(cfg)
     records = store.manifest()["entries"]
-    metadata = write_run(
-        work,
-        cfg,
-        name,
-        started,
-        t0,
-        layout="universe",
-        model=trained.model,
-        metrics=trained.metrics,
-        headline=_headline(cfg, trained.metrics),
+    return LayoutRun(
         data={
             "store": store.url,
             "prepare": report.to_dict(),
@@ -383,15 +353,111 @@ def _run_store_into(
             "series": names,
             **_store_identity(records, names),
         },
-        training=_training(trained, cfg, replicas),
-        predictions=predictions,
+        train=lambda cfg, work, state, callbacks, replicas: train_and_score(
+            cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
+        ),
+        extras=lambda cfg, trained, work: (_universe_predictions(cfg, ds.names, trained), None, {}),
+        report=False,
+        finished="run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report "
+        "are per series: run them on one source)",
     )
+
+
+def _panel_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
+    """A panel: the universe's series built into the store and aligned on one time axis; the panel
+    GPT trains on windows of all tickers side by side and is scored on every ticker's labels and
+    the cross-sectional backtest."""
+    from candleflow.dataset.split import split_by_time
+    from candleflow.models.panel_fitting import train_and_score_panel
+    from candleflow.scale.panel import panel_inputs
+
+    family(cfg.model.kind).check_layout("panel")
+    inputs = panel_inputs(cfg)
+    panel, ds, names = inputs.panel, inputs.dataset, inputs.names
+    split = split_by_time(ds.end_times(), ds.label_end_times(), cfg.dataset.val_fraction, cfg.dataset.test_fraction)
     log.info(
-        "run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report are "
-        "per series: run them on one source)",
-        metadata["seconds"],
+        "panel: %d tickers on %s, %d rows, %d windows of %s; split %s",
+        panel.n_tickers,
+        panel.calendar,
+        panel.times.size,
+        len(ds),
+        ds.shape[1:],
+        split.summary(),
     )
-    return RunResult(work, trained.metrics, metadata, "universe")
+
+    def extras(cfg: RunConfig, trained: Trained, work: Path) -> tuple[dict, dict | None, dict]:
+        predictions = {
+            part: {
+                "ends": sub.ends,
+                "times": sub.end_times(),
+                "y": y.astype(np.int8),
+                "probs": probs.astype(np.float32),
+            }
+            for part, (sub, y, probs) in trained.scored.items()
+        }
+        drawn = {part: panel_report_arrays(sub, probs, cfg) for part, (sub, _, probs) in trained.scored.items()}
+        return predictions, drawn, {}
+
+    return LayoutRun(
+        data={
+            "store": str(cfg.universe.store),
+            "prepare": inputs.report.to_dict(),
+            "layout": "panel",
+            "tickers": names,
+            "calendar": panel.calendar,
+            "rows": int(panel.times.size),
+            "windows": len(ds),
+            "split": split.summary(),
+        },
+        identity={"tickers": names, "interval": inputs.interval, **_store_identity(inputs.records, names)},
+        train=lambda cfg, work, state, callbacks, replicas: train_and_score_panel(
+            cfg, work, ds, split.parts, inputs.per_year, state, callbacks
+        ),
+        extras=extras,
+        data_parallel=False,
+        finished="panel run finished in %.1fs",
+    )
+
+
+def _assemble(
+    cfg: RunConfig,
+    work: Path,
+    name: str,
+    started: dt.datetime,
+    state: dict[str, Any] | None,
+    callbacks: list | None,
+    replicas: int = 1,
+) -> RunResult:
+    """The one run assembly of every layout but reward: the layout's inputs, the config written,
+    train and score, the margin chosen on validation resolved into the config, the layout's
+    extras, the run folder's files, the report."""
+    t0 = time.perf_counter()
+    folder = RunFolder(work)
+    run = LAYOUT_INPUTS[cfg.layout](cfg, state)
+    folder.write_config(cfg)
+    trained = run.train(cfg, work, state, callbacks, replicas)
+    cfg = _resolved(cfg, trained.metrics, folder)
+    predictions, drawn, more = run.extras(cfg, trained, work)
+    metadata = write_run(
+        work,
+        cfg,
+        name,
+        started,
+        t0,
+        layout=cfg.layout,
+        model=trained.model,
+        metrics=trained.metrics,
+        headline=_headline(cfg, trained.metrics),
+        data=run.data,
+        identity=run.identity,
+        training=_training(trained, cfg, replicas if run.data_parallel else 1) | more,
+        predictions=predictions,
+        report_data=drawn,
+    )
+    if run.report and cfg.output.report:
+        build_report(work)
+    log.info(run.finished, metadata["seconds"])
+    return RunResult(work, trained.metrics, metadata, cfg.layout)
 
 
 def _universe_predictions(cfg: RunConfig, names: list[str], trained: Trained) -> dict[str, dict[str, np.ndarray]]:
@@ -425,79 +491,6 @@ def _store_identity(records: dict[str, Any], names: list[str]) -> dict[str, Any]
         "data_fingerprint": hashlib.sha256(joined.encode()).hexdigest(),
         "feature_names": records[names[0]]["feature_names"],
     }
-
-
-def _run_panel_into(
-    cfg: RunConfig,
-    work: Path,
-    name: str,
-    started: dt.datetime,
-    state: dict[str, Any] | None,
-    callbacks: list | None,
-    replicas: int = 1,
-) -> RunResult:
-    """A panel: build the universe's series into the store, align them on one time axis, train
-    the panel GPT on windows of all tickers side by side, score every ticker's labels and the
-    cross-sectional backtest."""
-    from candleflow.dataset.split import split_by_time
-    from candleflow.models.panel_fitting import train_and_score_panel
-    from candleflow.scale.panel import panel_inputs
-
-    family(cfg.model.kind).check_layout("panel")
-    t0 = time.perf_counter()
-    folder = RunFolder(work)
-    inputs = panel_inputs(cfg)
-    panel, ds, names = inputs.panel, inputs.dataset, inputs.names
-    split = split_by_time(ds.end_times(), ds.label_end_times(), cfg.dataset.val_fraction, cfg.dataset.test_fraction)
-    log.info(
-        "panel: %d tickers on %s, %d rows, %d windows of %s; split %s",
-        panel.n_tickers,
-        panel.calendar,
-        panel.times.size,
-        len(ds),
-        ds.shape[1:],
-        split.summary(),
-    )
-    folder.write_config(cfg)
-    trained = train_and_score_panel(cfg, work, ds, split.parts, inputs.per_year, state, callbacks)
-    cfg = _resolved(cfg, trained.metrics, folder)
-    metadata = write_run(
-        work,
-        cfg,
-        name,
-        started,
-        t0,
-        layout="panel",
-        model=trained.model,
-        metrics=trained.metrics,
-        headline=_headline(cfg, trained.metrics),
-        data={
-            "store": str(cfg.universe.store),
-            "prepare": inputs.report.to_dict(),
-            "layout": "panel",
-            "tickers": names,
-            "calendar": panel.calendar,
-            "rows": int(panel.times.size),
-            "windows": len(ds),
-            "split": split.summary(),
-        },
-        identity={"tickers": names, "interval": inputs.interval, **_store_identity(inputs.records, names)},
-        training=_training(trained, cfg, 1),
-        predictions={
-            part: {
-                "ends": sub.ends,
-                "times": sub.end_times(),
-                "y": y.astype(np.int8),
-                "probs": probs.astype(np.float32),
-            }
-            for part, (sub, y, probs) in trained.scored.items()
-        },
-        report_data={part: panel_report_arrays(sub, probs, cfg) for part, (sub, _, probs) in trained.scored.items()},
-    )
-    if cfg.output.report:
-        build_report(work)
-    log.info("panel run finished in %.1fs", metadata["seconds"])
-    return RunResult(work, trained.metrics, metadata, "panel")
 
 
 def _refit(cfg: RunConfig, prep: Any, trained: Trained, work: Path) -> dict[str, Any]:
@@ -534,13 +527,14 @@ def _run_reward_into(
     return RunResult(work, metrics, metadata, "reward")
 
 
-# one run assembly per layout (RunConfig.layout decides which)
-LAYOUT_RUNS = {
-    "series": _run_into,
-    "universe": _run_store_into,
-    "panel": _run_panel_into,
-    "reward": _run_reward_into,
+# each layout's inputs for the one run assembly (RunConfig.layout decides which); a reward model
+# is one network on reward samples, assembled by `candleflow.rewards`
+LAYOUT_INPUTS: dict[str, Callable[[RunConfig, dict[str, Any] | None], LayoutRun]] = {
+    "series": _series_run,
+    "universe": _universe_run,
+    "panel": _panel_run,
 }
+LAYOUT_RUNS = {"series": _assemble, "universe": _assemble, "panel": _assemble, "reward": _run_reward_into}
 
 
 def _resolved(cfg: RunConfig, metrics: dict[str, Any], folder: RunFolder) -> RunConfig:
