@@ -80,13 +80,18 @@ def test_a_registered_family_trains_with_its_options_and_serves_as_a_reference(s
         "model.kind=strong_ridge",
         "model.options={strength: 50}",
         "evaluation.reference_models=[lightgbm]",
+        "output.name=own",
     )
     result = cf.run(cfg)
     assert SEEN and set(SEEN) == {50.0}
     assert {"model", "lightgbm"} <= set(result.metrics["val"]["table"])
-    cfg = tiny_config("labels.kind=volatility", "model.kind=linear", "evaluation.reference_models=[strong_ridge]")
+    cfg = tiny_config(
+        "labels.kind=volatility", "model.kind=linear", "evaluation.reference_models=[strong_ridge]", "output.name=ref"
+    )
     table = cf.run(cfg).metrics["val"]["table"]
     assert "strong_ridge" in table and np.isfinite(table["strong_ridge"]["r2"])
-    cfg = tiny_config("labels.kind=volatility", "model.kind=linear", "evaluation.reference_models=[mlp]")
+    cfg = tiny_config(
+        "labels.kind=volatility", "model.kind=linear", "evaluation.reference_models=[mlp]", "output.name=bad"
+    )
     with pytest.raises(ConfigError, match="evaluation.reference_models: mlp is not a tabular family"):
         cf.run(cfg)
