@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from candleflow.dataset.windows import covered_rows
+from candleflow.dataset.windows import covered_rows, panel_row_ends
 from candleflow.errors import DataError
 
 NO_LABEL_END = np.iinfo(np.int64).max
@@ -140,10 +140,8 @@ def forward_returns(close: np.ndarray, segments: np.ndarray, horizon: int) -> np
 
 
 def panel_window_ends(panel: Panel, window: int, stride: int = 1) -> np.ndarray:
-    """Rows that end a window: at least `window` rows in, and some ticker has a label there."""
-    rows = np.arange(window - 1, panel.times.size)
-    rows = rows[(panel.labels[rows] >= 0).any(axis=1)]
-    return rows[::stride]
+    """The panel's window ends, cut where every window is cut (`windows.panel_row_ends`)."""
+    return panel_row_ends(panel.labels, window, stride)
 
 
 class PanelDataset:

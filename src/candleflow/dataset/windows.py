@@ -1,4 +1,6 @@
-"""Zero-copy sliding windows over the feature array, gathered into contiguous batches in one step."""
+"""Zero-copy sliding windows over the feature array, gathered into contiguous batches in one step;
+where every window is cut: a series' (valid_window_ends, WindowDataset.from_arrays) and a panel's rows
+(panel_row_ends)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,14 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from candleflow.errors import DataError
+
+
+def panel_row_ends(labels: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """A panel's window ends (rows of its time axis): at least `window` rows in, and some ticker
+    has a label there (`labels` (T, N), -1: none); every `stride`-th of them."""
+    rows = np.arange(window - 1, labels.shape[0])
+    rows = rows[(labels[rows] >= 0).any(axis=1)]
+    return rows[::stride]
 
 
 def valid_window_ends(features: np.ndarray, labels: np.ndarray, segments: np.ndarray, window: int) -> np.ndarray:
