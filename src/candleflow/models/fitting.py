@@ -76,31 +76,17 @@ class LaggedRows:
         return self._cache[key]
 
 
-def fit_tabular(
-    kind: str,
-    cfg: RunConfig,
-    rows: LaggedRows,
-    train_ds: Windows,
-    val_ds: Windows,
-    y_train: np.ndarray,
-    weights: np.ndarray | None,
-) -> Any:
+def fit_tabular(kind: str, cfg: RunConfig, ts: TrainingSet) -> Any:
     """A tabular family (LightGBM, the linear model, ...) on the training windows' lagged rows, with the same labels
     (shuffled for a control run) and class weights as the deep model; balanced sampling becomes
     balanced weights."""
-    w = class_weights(y_train) if weights is None and cfg.dataset.balanced else weights
-    sample_w = None if w is None else w[y_train]
+    w = class_weights(ts.y) if ts.weights is None and cfg.dataset.balanced else ts.weights
+    sample_w = None if w is None else w[ts.y]
     fit = family(kind).fit
     assert fit is not None  # the registry requires it of tabular families
+    rows = ts.rows
     return fit(
-        cfg.model,
-        cfg.training.seed,
-        rows.of(train_ds),
-        y_train,
-        sample_w,
-        rows.of(val_ds),
-        val_ds.labels_at(),
-        rows.lags,
+        cfg.model, cfg.training.seed, rows.of(ts.train), ts.y, sample_w, rows.of(ts.val), ts.val.labels_at(), rows.lags
     )
 
 
@@ -161,13 +147,9 @@ def train_and_score(
     keras.utils.set_random_seed(cfg.training.seed)
     ts = training_set(cfg, ds, parts)
     importance: dict[str, Any] = {}
-    refs = (
-        _references(cfg, ts.rows, ts.train, ts.val, ts.y, ts.weights, ts.eval_parts, importance) if references else {}
-    )
+    refs = _references(cfg, ts, importance) if references else {}
     if family(cfg.model.kind).tabular:
-        trained = _train_and_score_tabular(
-            cfg, ts.rows, ts.train, ts.val, ts.y, ts.weights, ts.eval_parts, refs, candles
-        )
+        trained = _train_and_score_tabular(cfg, ts, refs, candles)
         _note_importance(trained.model, cfg, ts.train, importance)
     else:
         auto = cfg.dataset.batch_size == "auto"
@@ -520,14 +502,7 @@ def _note_importance(model: Any, cfg: RunConfig, train_ds: Windows, importance: 
 
 
 def _references(
-    cfg: RunConfig,
-    rows: LaggedRows,
-    train_ds: Windows,
-    val_ds: Windows,
-    y_train: np.ndarray,
-    weights: np.ndarray | None,
-    eval_parts: dict[str, Any],
-    importance: dict[str, Any] | None = None,
+    cfg: RunConfig, ts: TrainingSet, importance: dict[str, Any] | None = None
 ) -> dict[str, dict[str, np.ndarray]]:
     """{reference kind: {part: probabilities}} for every reference model other than the model's own kind."""
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -540,33 +515,26 @@ def _references(
                 f"{', '.join(names(tabular=True))}"
             )
         t0 = time.perf_counter()
-        ref = fit_tabular(kind, cfg, rows, train_ds, val_ds, y_train, weights)
-        out[kind] = {p: ref.predict_proba(rows.of(d)) for p, d in eval_parts.items()}
+        ref = fit_tabular(kind, cfg, ts)
+        out[kind] = {p: ref.predict_proba(ts.rows.of(d)) for p, d in ts.eval_parts.items()}
         if importance is not None:
-            _note_importance(ref, cfg, train_ds, importance)
+            _note_importance(ref, cfg, ts.train, importance)
         log.info("reference model %s: %s; fitted in %.1fs", kind, ref.summary(), time.perf_counter() - t0)
     return out
 
 
 def _train_and_score_tabular(
-    cfg: RunConfig,
-    rows: LaggedRows,
-    train_ds: Windows,
-    val_ds: Windows,
-    y_train: np.ndarray,
-    weights: np.ndarray | None,
-    eval_parts: dict[str, Any],
-    refs: dict[str, dict[str, np.ndarray]],
-    candles: Any = None,
+    cfg: RunConfig, ts: TrainingSet, refs: dict[str, dict[str, np.ndarray]], candles: Any = None
 ) -> Trained:
     """The tabular families through the same split, labels, weights, decisions and metrics."""
     import psutil
 
+    rows, train_ds, val_ds, y_train = ts.rows, ts.train, ts.val, ts.y
     log.info(
         "training %s on %d windows (lags %s), validating on %d", cfg.model.kind, len(train_ds), rows.lags, len(val_ds)
     )
     t_fit = time.perf_counter()
-    model = fit_tabular(cfg.model.kind, cfg, rows, train_ds, val_ds, y_train, weights)
+    model = fit_tabular(cfg.model.kind, cfg, ts)
     fit_s = time.perf_counter() - t_fit
     log.info("%s fitted in %.1fs: %s", cfg.model.kind, fit_s, model.summary())
     rounds = getattr(model, "rounds", 0)
@@ -579,7 +547,7 @@ def _train_and_score_tabular(
     }
     scored, metrics = _score(
         cfg,
-        eval_parts,
+        ts.eval_parts,
         y_train,
         refs,
         lambda d: model.predict_proba(rows.of(d)),
