@@ -336,6 +336,9 @@ def test_a_regression_run_scores_baselines_and_predict_reproduces_it(tiny_config
     assert result.metadata["target"] == kind and "classes" not in result.metadata
     page = (result.run_dir / "report.html").read_text()
     assert "class='verdict'" in page and m["best_baseline"] in page
+    assert "forecast and realised over time (val)" in page  # issue 41: the forecasts over time, with the baseline
+    with np.load(result.run_dir / "predictions.npz", allow_pickle=False) as z:
+        assert z["val_baseline"].shape == z["val_forecast"].shape and z["val_times"].dtype == np.int64
 
     predictor = Predictor.from_run(result.run_dir)
     candles, _ = load_candles(cfg.source, cfg.validation)

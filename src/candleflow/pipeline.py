@@ -309,8 +309,14 @@ def _series_extras(
             "from": prep.candles.time_str(int(ends[0])),
             "to": prep.candles.time_str(int(ends[-1])),
         }
-        if cfg.labels.regression:  # a forecast in the target's units, scored by regression_metrics
-            predictions[part] = {"ends": ends, "y": y_true.astype(np.float32), "forecast": probs}
+        if cfg.labels.regression:  # a forecast in the target's units, beside the baseline to beat's
+            predictions[part] = {
+                "ends": ends,
+                "times": prep.candles.open_time[ends],
+                "y": y_true.astype(np.float32),
+                "forecast": probs,
+                "baseline": trained.baselines[part],
+            }
             continue
         trained.metrics[part]["trading"], results = trading_evaluation(
             prep.candles, ends, y_true, probs, decide(probs, cfg.evaluation.margin), cfg

@@ -219,11 +219,13 @@ def evaluate_regression(
     round_trip: float = 0.0,
     best: str | None = None,
     history: TargetWindows | None = None,
+    forecasts: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """One part's table (the model, the reference models, the baselines), the baseline to beat
     (`best`, chosen on validation; None: the smallest MSE here, which is how validation chooses
     it), the model's R^2 gain over it with an interval, and every forecast's losses against it.
-    `history`: the windows before `part` (the rolling HAR and prevailing mean read them)."""
+    `history`: the windows before `part` (the rolling HAR and prevailing mean read them);
+    `forecasts`, where given, receives each baseline's forecast (what the report plots)."""
     past = history if history is not None else train
     train_mean = float(np.mean(train.y))
     around_mean = target(kind).r2_reference == "period_mean"
@@ -234,6 +236,8 @@ def evaluate_regression(
     for name, p in (references or {}).items():
         table[name] = score(p)
     base = baseline_predictions(kind, train, part, horizon, past)
+    if forecasts is not None:
+        forecasts.update(base)
     for name, p in base.items():
         table[name] = score(p)
     chosen = best if best in base else choose_best_baseline(table, list(base))

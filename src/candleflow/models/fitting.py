@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ class Trained:
     scored: dict[str, tuple[Any, np.ndarray, np.ndarray]]
     metrics: dict[str, Any]
     input_shape: tuple[int, ...]
+    baselines: dict[str, np.ndarray] = field(default_factory=dict)  # a regression's baseline to beat, per part
 
 
 def model_and_loader(
@@ -157,7 +158,7 @@ def train_and_score(
         t_fit = time.perf_counter()
         cfg, fitted = _fit_network(cfg, model, loader, ts, work, state, callbacks, replicas, auto)
         fit_s = time.perf_counter() - t_fit
-        scored, metrics = _score(
+        scored, metrics, baselines = _score(
             cfg,
             ts.eval_parts,
             ts.y,
@@ -166,7 +167,7 @@ def train_and_score(
             _train_windows(ts.train, ts.y, cfg),
             candles,
         )
-        trained = Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape))
+        trained = Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape), baselines)
     _permutation(cfg, trained, ts.val, candles, importance)
     return _with_importance(trained, importance)
 
@@ -359,12 +360,13 @@ def _score(
     predict: Callable[[Any], np.ndarray],
     train: TargetWindows | None = None,
     candles: Any = None,
-) -> tuple[dict[str, tuple[Any, np.ndarray, np.ndarray]], dict[str, Any]]:
+) -> tuple[dict[str, tuple[Any, np.ndarray, np.ndarray]], dict[str, Any], dict[str, np.ndarray]]:
     """Each evaluated part's windows, true labels and probabilities (a regression target's
-    forecasts), and its metrics against the baselines and the reference models: one scoring for
-    every family."""
+    forecasts), its metrics against the baselines and the reference models (one scoring for
+    every family), and a regression's baseline-to-beat forecast per part."""
     scored: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
     metrics: dict[str, Any] = {}
+    baselines: dict[str, np.ndarray] = {}
     outputs = {part: predict(part_ds) for part, part_ds in eval_parts.items()}
     margin: float = 0.0
     chosen: dict[str, float] | None = None
@@ -401,7 +403,7 @@ def _score(
             scored[part] = (part_ds, y_true, forecast)
             if train is None:
                 raise DataError("a regression target's windows carry no baseline context (prepare them with prepare())")
-            metrics[part], history = _score_regression(
+            metrics[part], history, baselines[part] = _score_regression(
                 cfg, part, part_ds, y_true, forecast, train, history, refs, metrics.get("val", {}).get("best_baseline")
             )
             continue
@@ -419,7 +421,7 @@ def _score(
             metrics[part]["decision_margin_auto"] = {"objective": f"{objective} on val", "scores": chosen}
         for line in metrics[part]["warnings"]:
             log.warning("%s period: %s", part, line)
-    return scored, metrics
+    return scored, metrics, baselines
 
 
 def _score_regression(
@@ -432,16 +434,17 @@ def _score_regression(
     history: TargetWindows | None,
     refs: dict[str, dict[str, np.ndarray]],
     best: str | None,
-) -> tuple[dict[str, Any], TargetWindows | None]:
+) -> tuple[dict[str, Any], TargetWindows | None, np.ndarray]:
     """A regression target's table (the model, the reference models and the quants' baselines;
     the baseline to beat is `best`, validation's choice; None on validation itself: its smallest
-    MSE), and the history grown by this part's windows."""
+    MSE), the history grown by this part's windows, and the baseline to beat's forecast."""
     from candleflow.evaluation.regression import evaluate_regression, finite_or_none
 
     context = context_of(part_ds)
     if context is None:
         raise DataError("a regression target's windows carry no baseline context (prepare them with prepare())")
     windows = TargetWindows(np.asarray(y_true, np.float64), context, getattr(part_ds, "ends", None))
+    forecasts: dict[str, np.ndarray] = {}
     result = evaluate_regression(
         cfg.labels.kind,
         y_true,
@@ -454,8 +457,10 @@ def _score_regression(
         2 * (cfg.backtest.fee + cfg.backtest.slippage),
         best=best,
         history=history,
+        forecasts=forecasts,
     )
-    return finite_or_none(result), (history + windows if history is not None else None)
+    to_beat = forecasts[result["best_baseline"]].astype(np.float32)
+    return finite_or_none(result), (history + windows if history is not None else None), to_beat
 
 
 def _permutation(cfg: RunConfig, trained: Trained, val_ds: Windows, candles: Any, importance: dict[str, Any]) -> None:
@@ -545,7 +550,7 @@ def _train_and_score_tabular(
         "training_mb": None,
         "resumed_from_epoch": None,
     }
-    scored, metrics = _score(
+    scored, metrics, baselines = _score(
         cfg,
         ts.eval_parts,
         y_train,
@@ -554,7 +559,7 @@ def _train_and_score_tabular(
         _train_windows(train_ds, y_train, cfg),
         candles,
     )
-    return Trained(model, fitted, fit_s, {}, scored, metrics, (len(rows.lags) * train_ds.shape[2],))
+    return Trained(model, fitted, fit_s, {}, scored, metrics, (len(rows.lags) * train_ds.shape[2],), baselines)
 
 
 def _ordinal(n: int) -> str:

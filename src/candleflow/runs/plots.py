@@ -62,6 +62,24 @@ def forecast_scatter(y: np.ndarray, forecast: np.ndarray, title: str, most: int 
     return _png(fig)
 
 
+def forecast_over_time(
+    times: np.ndarray, y: np.ndarray, forecast: np.ndarray, baseline: np.ndarray, names: tuple[str, str], title: str
+) -> bytes:
+    """The realised target, the model's forecast and the baseline to beat's over the period's
+    dates (the last 2,000 windows, so the lines stay readable)."""
+    fig = Figure(figsize=(8, 3.2))
+    ax = fig.subplots()
+    keep = slice(max(0, y.size - 2000), None)
+    when = np.asarray(times, dtype="datetime64[ns]")[keep]
+    ax.plot(when, y[keep], color="0.6", lw=0.6, label="realised")
+    ax.plot(when, baseline[keep], lw=1.0, label=names[1])
+    ax.plot(when, forecast[keep], lw=1.0, label=names[0])
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
 def confusion(cm: list[list[int]], title: str) -> bytes:
     fig = Figure(figsize=(4, 3.6))
     ax = fig.subplots()

@@ -490,6 +490,12 @@ def build_regression_report(run_dir: Path) -> Path:
             h("<p>gain in R^2 over {} (the baseline to beat): <b class='edge'>{}</b></p>", m["best_baseline"], gain)
         )
         p = preds[part]
+        if "baseline" in p and "times" in p:  # folders written before issue 41 stored neither
+            names = (meta.get("model_kind", "model"), m["best_baseline"])
+            over_time = plots.forecast_over_time(
+                p["times"], p["y"], p["forecast"], p["baseline"], names, f"{part}: over time"
+            )
+            figures.append(img(over_time, f"forecast and realised over time ({part})"))
         figures.append(img(plots.forecast_scatter(p["y"], p["forecast"], f"{part}: forecast against realised"), part))
     sections += _importance_html(metrics)
     sections.append(h("<h2>plots</h2><div class='figs'>{}</div>", join(figures)))
