@@ -245,7 +245,7 @@ def _headline(cfg: RunConfig, metrics: dict[str, Any]) -> dict[str, dict[str, An
             "macro_f1": m["table"]["model"]["macro_f1"],
             "edge_balanced_accuracy": m["edge_balanced_accuracy"],
             **({"edge_over_reference": m["edge_over_reference"]} if "edge_over_reference" in m else {}),
-            **({"long_short_sharpe": m["cross_section"]["model"]["sharpe"]} if "cross_section" in m else {}),
+            **({"long_short_sharpe": m["cross_section"]["model"]["sharpe"]} if cfg.layout == "panel" else {}),
         }
         for part, m in metrics.items()
     }
