@@ -83,7 +83,8 @@ def regression_table(m: dict, title: str) -> Table:
     """One period's regression table: the model, the reference models, the baselines."""
     from candleflow.runs.regression_report import columns
 
-    cols = columns(m["target"])
+    # the R^2 variants stay in metrics.json and the report: the console table fits a terminal
+    cols = tuple(c for c in columns(m["target"]) if c not in ("r2_train_mean", "r2_prevailing_mean"))
     t = Table(title=title)
     t.add_column("predictor")
     for c in cols:
@@ -94,7 +95,8 @@ def regression_table(m: dict, title: str) -> Table:
     gain = "undefined" if m["gain_r2"] is None else f"{m['gain_r2']:+.4f}"
     t.caption = (
         f"the model's R^2 over {m['best_baseline']} (the baseline to beat, the smallest validation MSE): {gain}; "
-        "ratios: the loss over the baseline to beat's; dm t: Diebold-Mariano, positive where the model's loss is smaller"
+        "ratios: the loss over the baseline to beat's; dm t: Diebold-Mariano, positive where the model's loss is smaller; "
+        "R^2 against the training and prevailing means: metrics.json and the report"
     )
     return t
 
