@@ -126,7 +126,7 @@ def test_run_folders_that_cannot_lie(tiny_config, tmp_path):
     lin = cf.run(tiny_config("model.kind=linear", "output.name=lin", "evaluation.reference_models=[]")).run_dir
     meta = json.loads((a / "metadata.json").read_text())
     assert meta["model_file"]["name"] == "model.keras" and len(meta["model_file"]["sha256"]) == 64
-    assert meta["output_shape"] == [3] and meta["layout"] == "series" and meta["metadata_version"] == 2
+    assert meta["output_shape"] == [3] and meta["layout"] == "series" and meta["metadata_version"] == 3
 
     def edited(src: Path, name: str, change) -> Path:
         dst = tmp_path / "edited" / name
