@@ -182,11 +182,6 @@ BASELINES: dict[str, Baseline] = {
 }
 
 
-def baseline_names(kind: str) -> tuple[str, ...]:
-    """The baseline rows of a target."""
-    return target(kind).baselines
-
-
 def baseline_predictions(
     kind: str,
     train: TargetWindows,
@@ -214,7 +209,6 @@ __all__ = [
     "RETURN_BASELINES",
     "VOLATILITY_BASELINES",
     "TargetWindows",
-    "baseline_names",
     "baseline_predictions",
     "fit_har",
     "fit_ols",

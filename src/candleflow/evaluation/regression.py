@@ -29,13 +29,12 @@ from candleflow.evaluation.baselines import (
     RETURN_BASELINES,
     VOLATILITY_BASELINES,
     TargetWindows,
-    baseline_names,
     baseline_predictions,
     fit_har,
     har_predict,
     prevailing_mean,
 )
-from candleflow.evaluation.forecast_tests import LOSSES, diebold_mariano
+from candleflow.evaluation.forecast_tests import LOSSES, diebold_mariano, qlike_loss
 
 IC_PERIODS = 20  # contiguous periods the ICIR is measured over
 
@@ -111,9 +110,10 @@ def fold_ic_interval(
     return mean, [mean - half, mean + half], tau2
 
 
-def r2_score(y: np.ndarray, pred: np.ndarray, reference: float | None = None) -> float:
-    """1 - SSE / SST, SST around `reference` (the part's own mean when None)."""
-    centre = float(np.mean(y)) if reference is None else reference
+def r2_score(y: np.ndarray, pred: np.ndarray, reference: float | np.ndarray | None = None) -> float:
+    """1 - SSE / SST, SST around `reference`: the part's own mean when None, a number, or a naive
+    forecast per window (the prevailing mean, each fold's own mean)."""
+    centre = float(np.mean(y)) if reference is None else np.asarray(reference, np.float64)
     sst = float(np.sum((y - centre) ** 2))
     return float(1.0 - np.sum((y - pred) ** 2) / sst) if sst > 0 else float("nan")
 
@@ -121,8 +121,7 @@ def r2_score(y: np.ndarray, pred: np.ndarray, reference: float | None = None) ->
 def qlike(log_vol: np.ndarray, pred_log_vol: np.ndarray) -> float:
     """QLIKE on the variance: mean(s/h - log(s/h) - 1), s the realised and h the forecast
     variance; 0 for a perfect forecast, robust to noise in the realised variance."""
-    ratio = np.exp(2.0 * (np.asarray(log_vol, np.float64) - np.asarray(pred_log_vol, np.float64)))
-    return float(np.mean(ratio - np.log(ratio) - 1.0))
+    return float(np.mean(qlike_loss(log_vol, pred_log_vol)))
 
 
 def sign_trading(y: np.ndarray, pred: np.ndarray, horizon: int, stride: int, round_trip: float) -> dict[str, float]:
@@ -165,7 +164,7 @@ def regression_metrics(
         if train_mean is not None:
             out["r2_train_mean"] = r2_score(y, pred, reference=train_mean)
         if prevailing is not None:
-            out["r2_prevailing_mean"] = r2_against(y, pred, np.asarray(prevailing, np.float64))
+            out["r2_prevailing_mean"] = r2_score(y, pred, reference=prevailing)
     for loss in spec.losses:
         if loss != "mse":
             out[loss] = float(np.mean(LOSSES[loss](y, pred)))
@@ -174,12 +173,6 @@ def regression_metrics(
         out["hit_rate"] = float((np.sign(pred[moved]) == np.sign(y[moved])).mean()) if moved.any() else float("nan")
         out.update(sign_trading(y, pred, horizon, stride, round_trip))
     return out
-
-
-def r2_against(y: np.ndarray, pred: np.ndarray, naive: np.ndarray) -> float:
-    """1 - SSE / SSE of a naive forecast that varies by window (the prevailing mean)."""
-    sse0 = float(np.sum((y - naive) ** 2))
-    return float(1.0 - np.sum((y - pred) ** 2) / sse0) if sse0 > 0 else float("nan")
 
 
 def choose_best_baseline(table: dict[str, dict[str, Any]], names: list[str] | tuple[str, ...]) -> str:
@@ -307,11 +300,9 @@ __all__ = [
     "choose_best_baseline",
     "overlap_lags",
     "pearson_ic",
-    "r2_against",
     "fold_ic_interval",
     "RETURN_BASELINES",
     "VOLATILITY_BASELINES",
-    "baseline_names",
     "baseline_predictions",
     "evaluate_regression",
     "fit_har",

@@ -23,7 +23,7 @@ from candleflow.evaluation.regression import (
     fold_ic_interval,
     overlap_lags,
     pearson_ic,
-    r2_against,
+    r2_score,
     regression_metrics,
 )
 from candleflow.studies.common import load_fold, study_header
@@ -102,9 +102,9 @@ class Stitched:
 def _stitched_metrics(st: Stitched, pred: np.ndarray, h: int, stride: int, cost: float) -> dict[str, Any]:
     """A forecast's metrics over the stitched folds, R^2 against each fold's own naive forecast."""
     m = regression_metrics(st.kind, st.y, pred, h, stride, cost, None, st.prevailing)
-    m["r2"] = r2_against(st.y, pred, st.ref)
+    m["r2"] = r2_score(st.y, pred, reference=st.ref)
     if st.around_mean:
-        m["r2_train_mean"] = r2_against(st.y, pred, st.train_mean)
+        m["r2_train_mean"] = r2_score(st.y, pred, reference=st.train_mean)
     return m
 
 
@@ -176,8 +176,7 @@ def _family_row(
 def _fold_r2(kind: str, p: dict[str, np.ndarray]) -> float:
     """A fold's R^2 (against zero for returns, the fold's own test mean otherwise)."""
     y = p["y"].astype(np.float64)
-    ref = float(np.mean(y)) if target(kind).r2_reference == "period_mean" else 0.0
-    return float(1.0 - np.sum((y - p["forecast"]) ** 2) / max(np.sum((y - ref) ** 2), 1e-300))
+    return r2_score(y, p["forecast"], reference=None if target(kind).r2_reference == "period_mean" else 0.0)
 
 
 def summarise_regression(
