@@ -235,6 +235,7 @@ def _headline(cfg: RunConfig, metrics: dict[str, Any]) -> dict[str, dict[str, An
                 "ic": m["table"]["model"]["ic"],
                 "best_baseline": m["best_baseline"],
                 "gain_r2": m["gain_r2"],
+                **_cross_section_headline(m),
             }
             for part, m in metrics.items()
         }
@@ -248,6 +249,20 @@ def _headline(cfg: RunConfig, metrics: dict[str, Any]) -> dict[str, dict[str, An
             **({"long_short_sharpe": m["cross_section"]["model"]["sharpe"]} if cfg.layout == "panel" else {}),
         }
         for part, m in metrics.items()
+    }
+
+
+def _cross_section_headline(m: dict[str, Any]) -> dict[str, Any]:
+    """A pooled run's cross-section figures for `models list`: the model's daily rank IC and the
+    best cross-section baseline's."""
+    cs = m.get("cross_section")
+    if not cs:
+        return {}
+    best = cs["best_baseline"]
+    return {
+        "rank_ic_cross_section": cs["table"]["model"]["rank_ic"],
+        "best_cross_section_baseline": best,
+        "best_cross_section_rank_ic": cs["table"][best]["rank_ic"],
     }
 
 
@@ -333,17 +348,21 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
     memory-mapped, one model over all of them, split at the same instants for every series."""
     from candleflow.dataset.split import split_by_time
     from candleflow.scale.cluster import build_store, plan_tasks
+    from candleflow.scale.pooled import pooled_dataset, universe_per_year
     from candleflow.scale.store import SeriesStore, open_dataset
 
     family(cfg.model.kind).check_layout("universe")
     report = build_store(cfg)
     names = [t.name for t in plan_tasks(cfg)]
     d = cfg.dataset
-    ds = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride)
-    split = split_by_time(ds.end_times(), ds.label_end_times(d.embargo), d.val_fraction, d.test_fraction)
-    log.info("%d series, %d windows of %s; split %s", len(names), len(ds), ds.shape[1:], split.summary())
+    raw = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride)
+    split = split_by_time(raw.end_times(), raw.label_end_times(d.embargo), d.val_fraction, d.test_fraction)
+    log.info("%d series, %d windows of %s; split %s", len(names), len(raw), raw.shape[1:], split.summary())
+    ds = pooled_dataset(cfg, raw, split.parts)
     store = SeriesStore.for_config(cfg)
     records = store.manifest()["entries"]
+    first = records[names[0]]
+    per_year = universe_per_year(cfg, first.get("calendar", "24/7"), first["interval"], int(raw.end_times().max()))
     return LayoutRun(
         data={
             "store": store.url,
@@ -362,7 +381,11 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
         train=lambda cfg, work, state, callbacks, replicas: train_and_score(
             cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
         ),
-        extras=lambda cfg, trained, work: (_universe_predictions(cfg, ds.names, trained), None, {}),
+        extras=lambda cfg, trained, work: (
+            _universe_predictions(cfg, ds.names, trained, raw, split.parts["train"], per_year),
+            None,
+            {},
+        ),
         report=False,
         finished="run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report "
         "are per series: run them on one source)",
@@ -466,19 +489,33 @@ def _assemble(
     return RunResult(work, trained.metrics, metadata, cfg.layout)
 
 
-def _universe_predictions(cfg: RunConfig, names: list[str], trained: Trained) -> dict[str, dict[str, np.ndarray]]:
-    """Each scored period's windows (series, bar, time, label, probabilities), and each series'
-    share of the score written into the period's metrics."""
+def _universe_predictions(
+    cfg: RunConfig, names: list[str], trained: Trained, raw: Any, train_positions: np.ndarray, per_year: float
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each scored period's windows (series, bar, time, target or label, forecast or
+    probabilities); a regression's cross-section table, or each series' accuracy, written into
+    the period's metrics."""
     predictions = {}
+    if cfg.labels.regression:
+        from candleflow.scale.pooled import cross_section_metrics
+
+        tables = cross_section_metrics(cfg, raw, train_positions, trained.scored, per_year)
+        for part, table in tables.items():
+            trained.metrics[part]["cross_section"] = table
     for part, (part_ds, y_true, probs) in trained.scored.items():
-        decided = decide(probs, cfg.evaluation.margin)
         predictions[part] = {
             "series": part_ds.which,  # index into metadata's `series`
             "ends": part_ds.series_ends(),  # the window's last bar within its series
             "times": part_ds.end_times(),
-            "y": y_true.astype(np.int8),
-            "probs": probs.astype(np.float32),
         }
+        if cfg.labels.regression:
+            predictions[part] |= {
+                "y": part_ds.with_labels(raw.series_labels).labels_at().astype(np.float32),  # the raw target
+                "forecast": np.asarray(probs, np.float32).reshape(-1),
+            }
+            continue
+        decided = decide(probs, cfg.evaluation.margin)
+        predictions[part] |= {"y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
         trained.metrics[part]["series"] = {
             names[k]: {
                 "windows": int((part_ds.which == k).sum()),

@@ -298,12 +298,33 @@ def print_study(result) -> None:
     """A finished walk-forward study: the verdict and the families' table (regression), or the
     accuracy and trading tables (classes); then where its folder and report are."""
     s = result.summary
-    if s.get("target_task") == "regress":
+    if s.get("kind") == "pooled":
+        _print_pooled_study(s)
+    elif s.get("target_task") == "regress":
         _print_regression_study(s)
     else:
         _print_class_study(s)
     page = result.folder / "report.html"
     console.print(f"folder: {result.folder}" + (f" (report: {page})" if page.is_file() else ""))
+
+
+def _print_pooled_study(s: dict) -> None:
+    from candleflow.runs.pooled_tables import pooled_header, pooled_rows, pooled_verdict
+
+    console.print(pooled_verdict(s["target"], s["table"], s["best_baseline"], s["families"]), style="bold")
+    t = Table(
+        title=f"pooled walk-forward, target {s['target']} over {s['horizon']} bars: {s['assets']} assets, {s['folds']} "
+        f"folds, {s['test_windows']:,} test windows at {s['test_times']:,} times"
+    )
+    for col in pooled_header(s["target"]):
+        t.add_column(col, justify="left" if col == "predictor" else "right")
+    for row in pooled_rows(s["target"], s["table"]):
+        t.add_row(*row)
+    t.caption = (
+        f"baseline to beat: {s['best_baseline']} (chosen on the folds' validation windows); costs "
+        f"{s['cost_per_side'] * 1e4:.0f} bps per side; CI (folds): random-effects over the folds' rank ICs"
+    )
+    console.print(t)
 
 
 def _print_regression_study(s: dict) -> None:

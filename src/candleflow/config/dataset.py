@@ -60,6 +60,12 @@ class DatasetConfig(Section):
         description="series: windows of one series at a time; panel (a universe): windows over all tickers side "
         "by side on one time axis, (window, tickers x features + tickers presence flags), one label per ticker",
     )
+    asset_scaling: Literal["per_asset", "pooled"] = Field(
+        "per_asset",
+        description="a universe (one model over many assets' windows): per_asset standardises each asset's features "
+        "by its own training rows' mean and deviation, so a model sees every asset on one scale; pooled leaves them "
+        "as they are (the network's normalisation then fits one mean over all assets)",
+    )
     panel_calendar: Literal["same", "union", "intersection"] = Field(
         "same",
         description="panel rows: same (every ticker must follow one calendar; rows are their bar times), "

@@ -50,6 +50,12 @@ class LabelConfig(Section):
     shuffle_seed: int = Field(
         0, ge=0, description="the seed of the shuffle_blocks permutation (a control over many seeds)"
     )
+    cross_section: Literal["raw", "demean", "rank"] = Field(
+        "raw",
+        description="regression targets over a universe: what the pooled model learns at each time: raw, the target "
+        "minus its mean across the assets then (demean), or its rank among them scaled to unit variance (rank, "
+        "Qlib's CSRankNorm); scores always read the raw target",
+    )
     loss: Literal["auto", "mse", "huber"] = Field(
         "auto",
         description="regression targets: the training loss; auto: huber for forward_return (fat tails), mse for "

@@ -137,10 +137,17 @@ class RunConfig(Section):
                 raise ValueError(
                     f"labels.kind {kind} is a regression target: dataset.balanced (equal class odds) does not apply"
                 )
-            if self.layout in ("panel", "universe"):
+            if self.layout == "panel":
                 raise ValueError(
-                    f"labels.kind {kind}: regression targets train on one series for now (no universe or panel)"
+                    f"labels.kind {kind}: a panel (dataset.layout: panel) trains on classes for now; learn the regression "
+                    "target across the universe's assets with dataset.layout: series (one pooled model over every "
+                    "asset's windows)"
                 )
+        if self.labels.cross_section != "raw" and not (self.labels.regression and self.layout == "universe"):
+            raise ValueError(
+                f"labels.cross_section {self.labels.cross_section}: a regression target over a universe's assets "
+                "(universe.symbols or universe.sources) transforms across them; here there is one series or classes"
+            )
         self.labels._round_trip = 2 * (self.backtest.fee + self.backtest.slippage)
         return self
 

@@ -28,6 +28,15 @@ there are. Beside them, for the stronger volatility baselines:
   Quaedvlieg's HARQ): sqrt(RQ) / RV with RQ = (M / 3) * sum v^2 over the M bars counted. HARQ
   lets the weight of the daily term fall where it is measured with more noise.
 
+The cross-section's own signals (scored across the assets of a universe as Qlib and the factor
+literature score them; `evaluation.pooled`), in days of bars (a day is one daily bar, 24 hourly
+bars of a 24/7 market, 86400 s / the interval for other intraday bars):
+
+- ret_1: the last bar's log return (1-bar reversal is minus it);
+- mom_12_1: log(close 21 days ago / close 252 days ago), 12-1 month momentum;
+- vol_20d: the standard deviation of the last 20 days' bar log returns (low volatility is minus it);
+- dollar_volume: log of the mean close x volume over the last 20 days (size or liquidity).
+
 The jump and quarticity terms read each bar's variance v as its squared return (exactly so for
 `estimator: close`; for the range estimators and finer candles sqrt(v) stands for the bar's
 absolute return).
@@ -62,7 +71,25 @@ from candleflow.errors import ConfigError, DataError
 
 log = logging.getLogger("candleflow")
 
-CONTEXT = ("momentum", "persistence", "ewma", "har_d", "har_w", "har_m", "slot", "jump_d", "quarticity_d")
+CONTEXT = (
+    "momentum",
+    "persistence",
+    "ewma",
+    "har_d",
+    "har_w",
+    "har_m",
+    "slot",
+    "jump_d",
+    "quarticity_d",
+    "ret_1",
+    "mom_12_1",
+    "vol_20d",
+    "dollar_volume",
+)
+# the cross-section's known signals, in days (bars of a day: 1 for daily bars, 24 for hourly 24/7 bars)
+MOMENTUM_DAYS = (252, 21)  # 12-1 month momentum: the return from 12 months to 1 month ago
+VOLATILITY_DAYS = 20  # low volatility: the last 20 days' returns
+DOLLAR_VOLUME_DAYS = 20  # size / illiquidity: the last 20 days' traded value
 HAR_SPANS = (1, 5, 22)  # HAR-RV's day, week and month, in multiples of the horizon
 TWO_LN2_MINUS_1 = 2 * np.log(2.0) - 1
 HOUR_NS = 3_600_000_000_000
@@ -235,6 +262,41 @@ def target_context(candles: Candles, cfg: LabelConfig, variance: np.ndarray | No
     out[:, 5] = _log_vol(_trailing_mean(v, start, HAR_SPANS[2] * h), h)
     out[:, 6] = seasonal_slots(candles.open_time, candles.interval)[0]
     out[:, 7], out[:, 8] = jump_and_quarticity(v, start, h)
+    out[:, 9:13] = cross_section_signals(candles, start)
+    return out
+
+
+def bars_per_day(interval: str) -> int:
+    """Bars in a day of the interval: 1 for daily and longer bars, 86400 s / the interval below."""
+    step = interval_ns(interval) if interval else DAY_NS
+    return max(1, DAY_NS // step) if step < DAY_NS else 1
+
+
+def cross_section_signals(candles: Candles, start: np.ndarray | None = None) -> np.ndarray:
+    """(N, 4) float64: ret_1, mom_12_1, vol_20d and dollar_volume at each bar, from bars <= t of
+    t's segment (NaN where the segment is too short so far; see the module)."""
+    n = len(candles)
+    start = _segment_start(candles) if start is None else start
+    day = bars_per_day(candles.interval)
+    t = np.arange(n)
+    close = np.asarray(candles.close, np.float64)
+    out = np.full((n, 4), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.full(n, np.nan)
+        r[1:] = np.log(close[1:] / close[:-1])
+        r[start] = np.nan  # no return across a segment's start
+        out[:, 0] = r
+        far, near = (d * day for d in MOMENTUM_DAYS)
+        ok = t - far >= start
+        out[ok, 1] = np.log(close[t[ok] - near] / close[t[ok] - far])
+        m1, k = _trailing_sum(r, start, VOLATILITY_DAYS * day)
+        m2, _ = _trailing_sum(r * r, start, VOLATILITY_DAYS * day)
+        full = k >= VOLATILITY_DAYS * day - 1
+        var = m2 / np.maximum(k, 1) - (m1 / np.maximum(k, 1)) ** 2
+        out[:, 2] = np.where(full, np.sqrt(np.maximum(var, 0.0)), np.nan)
+        value = close * np.asarray(candles.volume, np.float64)
+        dv, kv = _trailing_sum(value, start, DOLLAR_VOLUME_DAYS * day)
+        out[:, 3] = np.where((kv >= DOLLAR_VOLUME_DAYS * day) & (dv > 0), np.log(dv / np.maximum(kv, 1)), np.nan)
     return out
 
 
@@ -243,7 +305,8 @@ def lagged_context(candles: Candles, y: np.ndarray, t1: np.ndarray, cfg: LabelCo
     at bar t, the latest target whose window had ended by t in t's segment (z) stands in for
     momentum, persistence and HAR's daily term; its trailing means over 5 and 22 horizons for
     HAR's weekly and monthly terms; its EWMA (span `labels.volatility_span`) for ewma; the
-    seasonal slot as for the built-ins. No jump or quarticity terms (NaN)."""
+    seasonal slot and the cross-section's signals as for the built-ins. No jump or quarticity
+    terms (NaN)."""
     n, h = len(candles), cfg.horizon
     start = _segment_start(candles)
     lab = np.flatnonzero(np.isfinite(y) & (t1 >= 0))
@@ -259,6 +322,7 @@ def lagged_context(candles: Candles, y: np.ndarray, t1: np.ndarray, cfg: LabelCo
     alpha = 2.0 / (cfg.volatility_span + 1.0)
     out[:, CONTEXT.index("ewma")] = _segment_ewma(z, start.astype(np.int64), alpha)
     out[:, CONTEXT.index("slot")] = seasonal_slots(candles.open_time, candles.interval)[0]
+    out[:, CONTEXT.index("ret_1") :] = cross_section_signals(candles, start)
     return out
 
 
@@ -283,7 +347,12 @@ class Target:
     - losses: the per-window losses forecasts are compared on (`evaluation.forecast_tests`).
     - r2_reference: what R^2 is against: zero (a return's naive forecast) or the period's mean.
     - columns: the metrics its tables show, in order.
-    - trades_sign: trading the forecast's sign means something (hit rate, P&L of the sign).
+    - trades_sign: trading the forecast's sign means something (hit rate, P&L of the sign);
+      across a universe, its cross-sectional rank is a book (quantile and top-k books), and the
+      best of its cross-section baselines is the one with the highest validation rank IC (else
+      the smallest validation MSE).
+    - pooled_baselines: what it is judged against across a universe's assets (names in
+      `evaluation.baselines.POOLED_BASELINES`: the cross-section's known effects, per-asset HARs).
     - plain: a forecast in plain words (given the horizon), beside the number.
     """
 
@@ -298,6 +367,7 @@ class Target:
     r2_reference: Literal["zero", "period_mean"] = "period_mean"
     columns: tuple[str, ...] = ("r2", "mse", "mse_ratio", "dm_t_mse", "ic", "rank_ic")
     trades_sign: bool = False
+    pooled_baselines: tuple[str, ...] = ()
     plain: Callable[[float, int], str] | None = None
 
     @property
@@ -343,6 +413,8 @@ def _volatility(candles: Candles, cfg: LabelConfig, fine: Candles | None) -> tup
 
 RETURN_BASELINES = ("zero", "mean", "momentum", "reversal")
 VOLATILITY_BASELINES = ("mean", "persistence", "ewma", "har", "har_seasonal", "har_j", "harq", "har_rolling")
+POOLED_RETURN_BASELINES = ("reversal_1", "reversal", "momentum_12_1", "low_volatility", "size")
+POOLED_VOLATILITY_BASELINES = ("persistence", "har", "har_asset", "har_seasonal_asset")
 _BUILTIN = (
     Target("competitive", "classify", _classes(competitive_labels, True), "LONG and SHORT trades race"),
     Target("triple_barrier", "classify", _classes(triple_barrier_labels, True), "one long trade's barriers"),
@@ -358,6 +430,7 @@ _BUILTIN = (
         r2_reference="zero",
         columns=("ic", "rank_ic", "icir", "r2", "hit_rate", "pnl_per_trade", "trades", "mse", "mse_ratio", "dm_t_mse"),
         trades_sign=True,
+        pooled_baselines=POOLED_RETURN_BASELINES,
     ),
     Target(
         "volatility",
@@ -366,6 +439,7 @@ _BUILTIN = (
         "the log realised volatility of the next horizon bars",
         units="log realised volatility",
         baselines=VOLATILITY_BASELINES,
+        pooled_baselines=POOLED_VOLATILITY_BASELINES,
         plain=lambda f, h: f"volatility {100 * math.exp(f):.2f}% over {h} bars",
         losses=("mse", "qlike"),
         columns=(
@@ -448,6 +522,8 @@ def make_labels(candles: Candles, cfg: LabelConfig | None = None, fine: Candles 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 __all__ = [
+    "bars_per_day",
+    "cross_section_signals",
     "CONTEXT",
     "RETURN_BASELINES",
     "Target",

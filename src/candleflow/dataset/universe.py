@@ -11,6 +11,7 @@ from typing import Any
 
 from candleflow._version import __version__
 from candleflow.config import BinanceSource, FilesSource, RunConfig, SyntheticSource, YFinanceSource
+from candleflow.dataset.targets import CONTEXT
 from candleflow.errors import ConfigError
 
 
@@ -90,6 +91,7 @@ def task_key(cfg: RunConfig) -> str:
             "labels": {**cfg.labels.model_dump(mode="json"), "floor": cfg.labels.floor},
             "validation": cfg.validation.model_dump(mode="json"),
             "candleflow": __version__,
+            "context": list(CONTEXT),  # the baselines' columns an entry stores
         },
         sort_keys=True,
     )

@@ -258,6 +258,7 @@ class MultiWindowDataset:
         times: list[np.ndarray] | None = None,
         t1: list[np.ndarray] | None = None,
         _labels: list[np.ndarray] | None = None,
+        scales: list[tuple[np.ndarray, np.ndarray]] | None = None,
     ):
         if not parts:
             raise DataError("no series")
@@ -273,6 +274,7 @@ class MultiWindowDataset:
         self.local = np.asarray(local, dtype=np.int64 if max(len(p) for p in parts) >= 2**31 else np.int32)
         self.window, self.rate, self.span = first.window, first.rate, first.span
         self._labels = _labels if _labels is not None else [p.labels_at() for p in parts]
+        self.scales = scales  # per series (mean, std) its features are standardised by in gather
 
     @classmethod
     def from_parts(
@@ -308,13 +310,56 @@ class MultiWindowDataset:
         """Contiguous float32 batch (len(idx), W, F): one vectorised copy per series in the batch."""
         idx = np.asarray(idx)
         out = np.empty((idx.shape[0], *self.shape[1:]), dtype=np.float32)
-        return self._by_series(idx, out, lambda k, pos: self.parts[k].gather(pos))
+        if self.scales is None:
+            return self._by_series(idx, out, lambda k, pos: self.parts[k].gather(pos))
+        scales = self.scales
+        return self._by_series(idx, out, lambda k, pos: (self.parts[k].gather(pos) - scales[k][0]) / scales[k][1])
+
+    def scaled_by_series(self, train: MultiWindowDataset) -> MultiWindowDataset:
+        """These windows with each series' features standardised by that series' own moments over
+        the rows `train`'s windows of it read (a pooled model sees every asset on one scale; a
+        series without training windows keeps the pooled training moments). Causal: only the
+        training rows are read."""
+        mean, var = train.moments()
+        pooled = (mean.astype(np.float32), np.sqrt(np.maximum(var, 1e-12)).astype(np.float32))
+        scales = []
+        for k in range(len(self.parts)):
+            mine = train.local[train.which == k]
+            if mine.size == 0:
+                scales.append(pooled)
+                continue
+            m, v, _ = _row_moments(self.parts[k].subset(mine))
+            scales.append((m.astype(np.float32), np.sqrt(np.maximum(v, 1e-12)).astype(np.float32)))
+        return MultiWindowDataset(
+            self.parts, self.which, self.local, self.names, self.times, self.t1, self._labels, scales
+        )
 
     def labels_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray:
         """Labels of windows idx (all windows when None)."""
         idx = slice(None) if idx is None else idx
-        out = np.empty(self.which[idx].shape[0], dtype=np.int8)
+        out = np.empty(self.which[idx].shape[0], dtype=self._labels[0].dtype)  # classes int8, targets float
         return self._by_series(idx, out, lambda k, pos: self._labels[k][pos])
+
+    def context_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray | None:
+        """The regression baselines' context rows of windows idx (every series' own), or None
+        where a series keeps none."""
+        if any(p.context is None for p in self.parts):
+            return None
+        idx = slice(None) if idx is None else idx
+        out = np.empty((self.which[idx].shape[0], self.parts[0].context.shape[1]), dtype=np.float32)  # type: ignore[union-attr]
+        return self._by_series(idx, out, lambda k, pos: self.parts[k].context_at(pos))
+
+    @property
+    def series_labels(self) -> list[np.ndarray]:
+        """Each series' labels (or targets), one per window of it (what `with_labels` takes)."""
+        return self._labels
+
+    def with_labels(self, labels: list[np.ndarray]) -> MultiWindowDataset:
+        """The same windows with other per-series label arrays (one value per window of each series):
+        a cross-sectionally transformed target (`evaluation.pooled.cross_section_target`)."""
+        return MultiWindowDataset(
+            self.parts, self.which, self.local, self.names, self.times, self.t1, labels, self.scales
+        )
 
     def end_times(self) -> np.ndarray:
         """Open time (int64 ns) of each window's last bar; needs `times`."""
@@ -350,12 +395,18 @@ class MultiWindowDataset:
         """The same series with only windows idx, in that order."""
         idx = np.asarray(idx)
         return MultiWindowDataset(
-            self.parts, self.which[idx], self.local[idx], self.names, self.times, self.t1, self._labels
+            self.parts, self.which[idx], self.local[idx], self.names, self.times, self.t1, self._labels, self.scales
         )
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance (float64, per feature) over the rows these windows read, pooled over series."""
-        stats = [_row_moments(self.parts[k].subset(self.local[self.which == k])) for k in np.unique(self.which)]
+        stats = []
+        for k in np.unique(self.which):
+            m, v, rows = _row_moments(self.parts[k].subset(self.local[self.which == k]))
+            if self.scales is not None:  # the moments of what gather gives
+                mu, sd = (a.astype(np.float64) for a in self.scales[k])
+                m, v = (m - mu) / sd, v / sd**2
+            stats.append((m, v, rows))
         n = np.array([s[2] for s in stats], dtype=np.float64)
         means = np.stack([s[0] for s in stats])
         mean = (n[:, None] * means).sum(axis=0) / n.sum()

@@ -182,6 +182,67 @@ BASELINES: dict[str, Baseline] = {
 }
 
 
+# the cross-section's baselines: (train windows, their assets, part windows, their assets) ->
+# forecast or score per part window. The returns' known effects are scores (scored by rank
+# across the assets at each time, `evaluation.pooled`); the volatility ones are forecasts.
+PooledBaseline = Callable[[TargetWindows, np.ndarray, TargetWindows, np.ndarray], np.ndarray]
+
+
+def _score_of(name: str, sign: float = 1.0) -> PooledBaseline:
+    return lambda train, train_asset, part, part_asset: sign * np.asarray(part.context[:, _COL[name]], np.float64)
+
+
+def _pooled_har(
+    train: TargetWindows, train_asset: np.ndarray, part: TargetWindows, part_asset: np.ndarray
+) -> np.ndarray:
+    return har_variant("har", train, part)
+
+
+def _per_asset(variant: str) -> PooledBaseline:
+    """A HAR variant fitted on each asset's own training windows (the pooled fit where an asset has
+    too few complete ones)."""
+
+    def forecast(
+        train: TargetWindows, train_asset: np.ndarray, part: TargetWindows, part_asset: np.ndarray
+    ) -> np.ndarray:
+        out = har_variant(variant, train, part)  # the pooled fit: where an asset's own is missing
+        for a in np.unique(part_asset):
+            mine, theirs = train_asset == a, part_asset == a
+            own = har_variant(variant, TargetWindows(train.y[mine], train.context[mine]), _rows(part, theirs))
+            out[theirs] = np.where(np.isfinite(own), own, out[theirs])
+        return out
+
+    return forecast
+
+
+def _rows(windows: TargetWindows, mask: np.ndarray) -> TargetWindows:
+    return TargetWindows(windows.y[mask], windows.context[mask])
+
+
+POOLED_BASELINES: dict[str, PooledBaseline] = {
+    "reversal_1": _score_of("ret_1", -1.0),  # 1-bar reversal
+    "reversal": _score_of("momentum", -1.0),  # the last horizon's return, reversed
+    "momentum_12_1": _score_of("mom_12_1"),
+    "low_volatility": _score_of("vol_20d", -1.0),
+    "size": _score_of("dollar_volume", -1.0),  # small and illiquid first
+    "persistence": _score_of("persistence"),
+    "har": _pooled_har,  # one HAR over every asset's training windows
+    "har_asset": _per_asset("har"),
+    "har_seasonal_asset": _per_asset("har_seasonal"),
+}
+
+
+def pooled_baseline_predictions(
+    kind: str, train: TargetWindows, train_asset: np.ndarray, part: TargetWindows, part_asset: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each of the target's cross-section baselines on the windows of `part` (float64; a score
+    or forecast, NaN where its input is missing: that asset is left out at that time)."""
+    return {
+        name: np.asarray(POOLED_BASELINES[name](train, train_asset, part, part_asset), np.float64)
+        for name in target(kind).pooled_baselines
+    }
+
+
 def baseline_predictions(
     kind: str,
     train: TargetWindows,
@@ -206,6 +267,8 @@ def baseline_predictions(
 
 __all__ = [
     "BASELINES",
+    "POOLED_BASELINES",
+    "pooled_baseline_predictions",
     "RETURN_BASELINES",
     "VOLATILITY_BASELINES",
     "TargetWindows",

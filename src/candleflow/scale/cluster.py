@@ -78,7 +78,7 @@ def build_entry(name: str, config_json: str, key: str, store_url: str, threads: 
         "t1": t1,
         "open_time": candles.open_time,
         "segments": candles.segments,
-    }
+    } | ({} if labels.context is None else {"context": labels.context})
     meta = {
         "symbol": candles.symbol,
         "interval": candles.interval,

@@ -37,9 +37,11 @@ from candleflow.fs.digest import sha256_file
 
 MANIFEST = "manifest.json"
 ARRAYS = ("features", "labels", "t1", "open_time", "segments")
+OPTIONAL = ("context",)  # a regression target's baseline context (targets.CONTEXT), where it has one
 CANDLES = "candles.parquet"
 FORMAT = 1
 FILES = frozenset([*(f"{a}.npy" for a in ARRAYS), CANDLES])
+FILE_SETS = (FILES, FILES | {f"{a}.npy" for a in OPTIONAL})
 _VERSION = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILE_BYTES = 1 << 40  # 1 TiB: a record claiming more is not one this code wrote
@@ -61,9 +63,12 @@ def check_record(url: str, name: object, record: object) -> dict[str, Any]:
     version, files = record.get("version"), record.get("files")
     if not isinstance(version, str) or not _VERSION.match(version):
         raise StoreError(f"{where}: entry {name!r} has version {str(version)[:80]!r}; expected 16+8 hex digits")
-    if not isinstance(files, dict) or set(files) != FILES:
+    if not isinstance(files, dict) or set(files) not in FILE_SETS:
         got = sorted(str(f)[:40] for f in files) if isinstance(files, dict) else type(files).__name__
-        raise StoreError(f"{where}: entry {name!r} lists files {got}; expected exactly {sorted(FILES)}")
+        raise StoreError(
+            f"{where}: entry {name!r} lists files {got}; expected exactly {sorted(FILES)} (and context.npy for a "
+            "regression target)"
+        )
     for fname, want in files.items():
         ok = isinstance(want, dict) and isinstance(want.get("bytes"), int) and not isinstance(want["bytes"], bool)
         if not ok or not 0 <= want["bytes"] <= MAX_FILE_BYTES or not _SHA256.match(str(want.get("sha256", ""))):
@@ -215,7 +220,7 @@ class SeriesStore:
         version = f"{key[:16]}-{uuid.uuid4().hex[:8]}"
         tmp = self._path("entries", name, f".{version}.tmp")
         files: dict[str, dict[str, Any]] = {}
-        for arr_name in ARRAYS:
+        for arr_name in (a for a in (*ARRAYS, *OPTIONAL) if a in arrays):
             with self._open_write(f"{tmp}/{arr_name}.npy") as fh:
                 w = _Hashing(fh)
                 np.save(w, np.ascontiguousarray(arrays[arr_name]), allow_pickle=False)
@@ -302,7 +307,11 @@ class SeriesStore:
                 raise StoreError(f"{self.url}: {name}/{fname} has {size} bytes, the manifest says {want['bytes']}")
             if verify and sha256_file(path) != want["sha256"]:
                 raise StoreError(f"{self.url}: {name}/{fname} does not match its sha256 in the manifest")
-        arrays = {a: np.load(folder / f"{a}.npy", mmap_mode="r", allow_pickle=False) for a in ARRAYS}
+        arrays = {
+            a: np.load(folder / f"{a}.npy", mmap_mode="r", allow_pickle=False)
+            for a in (*ARRAYS, *OPTIONAL)
+            if f"{a}.npy" in record["files"]
+        }
         return StoreEntry(name, record, arrays, folder)
 
     def _local_copy(self, record: dict[str, Any]) -> Path:
@@ -357,7 +366,9 @@ def open_dataset(
                 f"{store.url}: entry {e.name} has features {e.meta['feature_names']}, {entries[0].name} has {first}"
             )
     parts = [
-        WindowDataset.from_arrays(e.features, e.arrays["labels"], e.arrays["segments"], window, rate, stride)
+        WindowDataset.from_arrays(
+            e.features, e.arrays["labels"], e.arrays["segments"], window, rate, stride, e.arrays.get("context")
+        )
         for e in entries
     ]
     return MultiWindowDataset.from_parts(

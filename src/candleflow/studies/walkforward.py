@@ -82,6 +82,14 @@ def walkforward(
     from candleflow.runs.tracking import check_tracking, track
 
     check_tracking(cfg)
+    if cfg.layout == "universe" and cfg.labels.regression:  # one pooled model over every asset
+        from candleflow.studies.pooled_walkforward import pooled_walkforward
+
+        if rolling or dask or seeds > 1:
+            raise ConfigError(
+                "a pooled study runs expanding folds, one seed, in this process (no --rolling, --dask, --seeds)"
+            )
+        return pooled_walkforward(cfg, folds, families, name, val_fraction, progress)
     if cfg.layout == "panel":  # the panel GPT and the pooled references, over (window, ticker) labels
         from candleflow.studies.panel_walkforward import panel_walkforward
 

@@ -1,0 +1,109 @@
+"""The cross-section's tables in words and rows: one pooled period's (a run's `cross_section`
+metrics) or a pooled walk-forward's, shared by the console, the docs' benchmarks and the report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from candleflow.dataset.targets import target
+
+
+def _f(v: Any, fmt: str = "+.4f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def pooled_header(kind: str) -> list[str]:
+    """The columns of a cross-section table for the target `kind`."""
+    if target(kind).trades_sign:
+        return [
+            "predictor",
+            "rank IC",
+            "95% CI (folds)",
+            "NW t",
+            "rank ICIR",
+            "IC",
+            "Q5 L-S net",
+            "Q5 t",
+            "turnover",
+            "top-k excess",
+        ]
+    return [
+        "predictor",
+        "MSE",
+        "QLIKE",
+        "R2 (train mean)",
+        "R2 (period mean)",
+        "median asset R2",
+        "rank IC",
+        "95% CI (folds)",
+    ]
+
+
+def pooled_rows(kind: str, table: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """One row per forecast in `table` (families first, then the baselines)."""
+    rows = []
+    for name, r in table.items():
+        ci = r.get("rank_ic_ci95")
+        ci_s = "-" if not ci else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
+        if target(kind).trades_sign:
+            q5, topk = r.get("book_q5") or {}, r.get("topk") or {}
+            rows.append(
+                [
+                    name,
+                    _f(r.get("rank_ic")),
+                    ci_s,
+                    _f(r.get("rank_ic_t_nw"), "+.2f"),
+                    _f(r.get("rank_icir"), "+.3f"),
+                    _f(r.get("ic")),
+                    _f(q5.get("net"), "+.5f"),
+                    _f(q5.get("t"), "+.2f"),
+                    _f(q5.get("turnover"), ".2f"),
+                    _f(topk.get("net"), "+.5f"),
+                ]
+            )
+        else:
+            rows.append(
+                [
+                    name,
+                    _f(r.get("mse"), ".5f"),
+                    _f(r.get("qlike"), ".5f"),
+                    _f(r.get("r2_train_mean")),
+                    _f(r.get("r2_period_mean")),
+                    _f(r.get("r2_median_asset")),
+                    _f(r.get("rank_ic")),
+                    ci_s,
+                ]
+            )
+    return rows
+
+
+def pooled_verdict(kind: str, table: dict[str, dict[str, Any]], best: str, models: list[str]) -> str:
+    """The first line: the best model against the cross-section's baseline to beat."""
+    b = table[best]
+    if target(kind).trades_sign:
+        top = max(models, key=lambda m: table[m].get("rank_ic") or -1.0)
+        d = table[top].get("vs_best_rank_ic") or {}
+        ci = d.get("ci95")
+        ahead = ci is not None and ci[0] > 0
+        return (
+            f"{top} {'beats' if ahead else 'does not beat'} {best} across the assets: daily rank IC "
+            f"{_f(table[top].get('rank_ic'))} against {_f(b.get('rank_ic'))}, difference {_f(d.get('mean'))} "
+            f"(Newey-West t {_f(d.get('t'), '+.2f')}"
+            + (f", 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}])" if ci else ")")
+            + f"; Q5 long-short after costs {_f((table[top].get('book_q5') or {}).get('net'), '+.5f')} a period"
+        )
+    top = min(models, key=lambda m: table[m].get("mse") or float("inf"))
+    parts = []
+    for loss in target(kind).losses:
+        d = table[top].get(f"vs_best_{loss}") or {}
+        ratio = (table[top].get(loss) or 0) / b[loss] if b.get(loss) else None
+        ci = d.get("ci95")
+        parts.append(
+            f"{loss.upper()} x{_f(ratio, '.3f')} (t {_f(d.get('t'), '+.2f')}"
+            + (f", difference CI [{ci[0]:+.5f}, {ci[1]:+.5f}])" if ci else ")")
+        )
+    wins = all(((table[top].get(f"vs_best_{x}") or {}).get("ci95") or [0, 0])[0] > 0 for x in target(kind).losses)
+    return f"{top} {'beats' if wins else 'does not beat'} {best} on every loss: " + "; ".join(parts)
+
+
+__all__ = ["pooled_header", "pooled_rows", "pooled_verdict"]
