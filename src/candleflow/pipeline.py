@@ -348,7 +348,7 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
     memory-mapped, one model over all of them, split at the same instants for every series."""
     from candleflow.dataset.split import split_by_time
     from candleflow.scale.cluster import build_store, plan_tasks
-    from candleflow.scale.pooled import pooled_dataset, universe_per_year
+    from candleflow.scale.pooled import pooled_dataset, save_asset_scales, universe_per_year
     from candleflow.scale.store import SeriesStore, open_dataset
 
     family(cfg.model.kind).check_layout("universe")
@@ -384,7 +384,7 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
         extras=lambda cfg, trained, work: (
             _universe_predictions(cfg, ds.names, trained, raw, split.parts["train"], per_year),
             None,
-            {},
+            save_asset_scales(work, ds, records),
         ),
         report=False,
         finished="run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report "

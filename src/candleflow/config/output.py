@@ -110,7 +110,11 @@ class UniverseConfig(Section):
     {interval} in its paths; synthetic symbols get seed + their position); `sources` adds named
     sources of any kind (e.g. months of one market as separate series)."""
 
-    symbols: list[SafeName] = Field(default_factory=list, description="e.g. [BTCUSDT, ETHUSDT]; empty: the source's")
+    symbols: list[SafeName] | Literal["*"] = Field(
+        default_factory=list,
+        description="e.g. [BTCUSDT, ETHUSDT]; empty: the source's; '*': every file a files source's {symbol} "
+        "template matches (e.g. data/{symbol}-1d.csv)",
+    )
     intervals: list[Interval] = Field(default_factory=list, description="e.g. [1m, 1h]; empty: the source's")
     sources: dict[Annotated[str, Field(pattern=_ENTRY_NAME)], SourceConfig] = Field(
         default_factory=dict, description="name -> source, each prepared as its own entry"

@@ -30,7 +30,8 @@ def plan_tasks(cfg: RunConfig) -> list[BuildTask]:
     uni, base = cfg.universe, cfg.source
     sources: dict[str, Any] = dict(uni.sources)
     if uni.symbols or uni.intervals or not uni.sources:
-        symbols: list[Any] = uni.symbols or list(getattr(base, "tickers", None) or [getattr(base, "symbol", None)])
+        listed = template_symbols(base, uni.intervals) if uni.symbols == "*" else uni.symbols
+        symbols: list[Any] = listed or list(getattr(base, "tickers", None) or [getattr(base, "symbol", None)])
         intervals: list[Any] = uni.intervals or [getattr(base, "interval", None)]
         for k, symbol in enumerate(symbols):
             for interval in intervals:
@@ -44,6 +45,44 @@ def plan_tasks(cfg: RunConfig) -> list[BuildTask]:
         task_cfg = cfg.model_copy(update={"source": source})
         tasks.append(BuildTask(name, task_cfg, task_key(task_cfg)))
     return tasks
+
+
+MAX_SYMBOLS = 20_000  # a template matching more files than this is not a universe we were asked for
+
+
+def template_symbols(base: Any, intervals: list[str]) -> list[str]:
+    """`universe.symbols: '*'`: the symbols of every file a files source's {symbol} template
+    matches ({interval} filled with each of `intervals`, or the source's), sorted; a one-line
+    error where the source is not files, has no {symbol}, or nothing (or too much) matches."""
+    import glob
+    import re
+    from pathlib import Path
+
+    from candleflow.fs.guard import check_name
+
+    templates = [p for p in getattr(base, "paths", []) if "{symbol}" in p] if isinstance(base, FilesSource) else []
+    if not templates:
+        raise ConfigError("universe.symbols '*': expected a files source whose paths hold {symbol}")
+    found: set[str] = set()
+    for template in templates:
+        for interval in intervals or [base.interval or "*"]:
+            t = str(Path(template.replace("{interval}", interval)).expanduser())
+            if t.count("{symbol}") != 1:
+                raise ConfigError(f"universe.symbols '*': {template} must hold {{symbol}} once")
+            head, tail = t.split("{symbol}")
+            loose = lambda x: re.escape(x).replace(re.escape("*"), "[^/]*")  # noqa: E731
+            pattern = re.compile(f"^{loose(head)}(?P<symbol>[^/]+){loose(tail)}$")
+            for path in glob.glob(f"{head}*{tail}"):
+                m = pattern.match(path)
+                if m is not None:
+                    found.add(m.group("symbol"))
+                if len(found) > MAX_SYMBOLS:
+                    raise ConfigError(f"universe.symbols '*': {t} matches more than {MAX_SYMBOLS:,} files")
+    if not found:
+        raise ConfigError(f"universe.symbols '*': no file matches {', '.join(templates)}")
+    for symbol in found:
+        check_name(symbol, f"symbol (from a file matching {templates[0]})")
+    return sorted(found)
 
 
 def _source_for(base: Any, symbol: str | None, interval: str | None, position: int) -> Any:

@@ -275,6 +275,7 @@ class MultiWindowDataset:
         self.window, self.rate, self.span = first.window, first.rate, first.span
         self._labels = _labels if _labels is not None else [p.labels_at() for p in parts]
         self.scales = scales  # per series (mean, std) its features are standardised by in gather
+        self.pooled_scale: tuple[np.ndarray, np.ndarray] | None = None  # every training row's, with scales
 
     @classmethod
     def from_parts(
@@ -330,9 +331,11 @@ class MultiWindowDataset:
                 continue
             m, v, _ = _row_moments(self.parts[k].subset(mine))
             scales.append((m.astype(np.float32), np.sqrt(np.maximum(v, 1e-12)).astype(np.float32)))
-        return MultiWindowDataset(
+        out = MultiWindowDataset(
             self.parts, self.which, self.local, self.names, self.times, self.t1, self._labels, scales
         )
+        out.pooled_scale = pooled
+        return out
 
     def labels_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray:
         """Labels of windows idx (all windows when None)."""
@@ -357,9 +360,11 @@ class MultiWindowDataset:
     def with_labels(self, labels: list[np.ndarray]) -> MultiWindowDataset:
         """The same windows with other per-series label arrays (one value per window of each series):
         a cross-sectionally transformed target (`evaluation.pooled.cross_section_target`)."""
-        return MultiWindowDataset(
+        out = MultiWindowDataset(
             self.parts, self.which, self.local, self.names, self.times, self.t1, labels, self.scales
         )
+        out.pooled_scale = self.pooled_scale
+        return out
 
     def end_times(self) -> np.ndarray:
         """Open time (int64 ns) of each window's last bar; needs `times`."""

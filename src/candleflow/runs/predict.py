@@ -15,6 +15,7 @@ import yaml
 from candleflow.config import RunConfig, apply_override, flatten_keys, load_config, validate_config
 from candleflow.data.candles import Candles
 from candleflow.data.load import load_candles
+from candleflow.dataset.asset_scales import AssetScales
 from candleflow.dataset.features import compute_features
 from candleflow.dataset.labels import CLASS_NAMES
 from candleflow.dataset.targets import make_labels, target
@@ -126,6 +127,15 @@ class Predictor:
 
             table = predict_panel(self.model, cfg, self.metadata, self.run_dir, start, end, latest)
             return table, f"{len(self.metadata.get('tickers', []))} tickers {self.metadata.get('interval', '')}"
+        if self.layout == "universe" and cfg.labels.regression:
+            from candleflow.runs.pooled_predict import is_pooled_source, predict_pooled
+
+            if is_pooled_source(cfg):
+                table = predict_pooled(self, cfg, start, end, latest)
+                return (
+                    table,
+                    f"{len(set(table.column('asset').to_pylist()))} assets {self.metadata.get('interval', '')}",
+                )
         candles, _ = load_candles(cfg.source, cfg.validation, cfg.cache)
         # the decision and trading keys `cfg` may change (source_config allows no other); features stay the run's
         deciding = Predictor(
@@ -165,11 +175,15 @@ class Predictor:
             raise RegistryError(
                 f"{self.run_dir}: features {features.names} differ from the run's {meta['feature_names']}"
             )
+        values = features.values
+        scales = AssetScales.load(self.run_dir)
+        if scales is not None:  # a pooled run: each asset on its own training scale, as it trained
+            values = scales.apply(values, candles.symbol, candles.interval)
         d = cfg.dataset
         unlabelled = np.zeros(len(candles), np.int8)  # every complete window gets a row, label or not
         # cut as the run cut them (WindowDataset.from_arrays); stride 1, not dataset.stride: the
         # stride thinned the run's training windows, and a prediction is wanted at every bar
-        every = WindowDataset.from_arrays(features.values, unlabelled, candles.segments, d.window, d.sample_rate, 1)
+        every = WindowDataset.from_arrays(values, unlabelled, candles.segments, d.window, d.sample_rate, 1)
         ends = _between(candles, every.ends, start, end)
         if ends.size == 0:
             raise DataError(
@@ -179,7 +193,7 @@ class Predictor:
             )
         if latest:  # score only what is asked: the newest window, not every window then keep one
             ends = ends[-1:]
-        ds = WindowDataset(features.values, unlabelled, ends, d.window, d.sample_rate)
+        ds = WindowDataset(values, unlabelled, ends, d.window, d.sample_rate)
         probs = self._probabilities(ds, candles)
         notes = coverage_notes(candles, ends, start, end)
         if cfg.labels.regression:

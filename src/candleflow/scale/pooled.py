@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from candleflow.config import RunConfig
 from candleflow.data.calendar import bars_per_year
+from candleflow.dataset.asset_scales import FILE as ASSET_SCALES
+from candleflow.dataset.asset_scales import AssetScales
 from candleflow.dataset.windows import MultiWindowDataset
 from candleflow.evaluation.cross_section_scores import PooledWindows, periods_per_year, score_cross_section
 from candleflow.evaluation.pooled import cross_section_target
@@ -37,6 +40,22 @@ def pooled_dataset(cfg: RunConfig, ds: MultiWindowDataset, parts: Mapping[str, n
         "demeaned" if how == "demean" else "ranked",
     )
     return ds.with_labels(labels)
+
+
+def save_asset_scales(work: Path, ds: MultiWindowDataset, records: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the run's per-asset scales (what predict applies) where the features were scaled;
+    what metadata.json says of them."""
+    if ds.scales is None or ds.pooled_scale is None:
+        return {"asset_scaling": "pooled"}
+    scales = AssetScales(
+        list(ds.names),
+        [str(records[n]["symbol"]) for n in ds.names],
+        np.stack([m for m, _ in ds.scales]),
+        np.stack([sd for _, sd in ds.scales]),
+        ds.pooled_scale,
+    )
+    scales.save(work)
+    return {"asset_scaling": "per_asset", "asset_scales": ASSET_SCALES}
 
 
 def pooled_windows(ds: MultiWindowDataset, raw: MultiWindowDataset) -> PooledWindows:
@@ -80,4 +99,4 @@ def cross_section_metrics(
     return out
 
 
-__all__ = ["cross_section_metrics", "pooled_dataset", "pooled_windows", "universe_per_year"]
+__all__ = ["save_asset_scales", "cross_section_metrics", "pooled_dataset", "pooled_windows", "universe_per_year"]
