@@ -34,6 +34,7 @@ import numpy as np
 from candleflow.dataset.targets import CONTEXT, RETURN_BASELINES, VOLATILITY_BASELINES, target
 
 MIN_FIT_ROWS = 20  # fewer complete rows than this and a HAR forecasts the training mean
+ASSET_FIT_ROWS = 250  # an asset's own HAR needs this many complete rows (and 10 per regressor), else the pooled fit
 _COL = {name: i for i, name in enumerate(CONTEXT)}
 _HAR_COLUMNS = [_COL[c] for c in ("har_d", "har_w", "har_m")]
 
@@ -200,19 +201,31 @@ def _pooled_har(
 
 def _per_asset(variant: str) -> PooledBaseline:
     """A HAR variant fitted on each asset's own training windows (the pooled fit where an asset has
-    too few complete ones)."""
+    fewer than ASSET_FIT_ROWS complete ones, or 10 per regressor: a pair listed months before the
+    fold's cut has too few for 168 hour-of-week intercepts, and its own fit would extrapolate wildly)."""
 
     def forecast(
         train: TargetWindows, train_asset: np.ndarray, part: TargetWindows, part_asset: np.ndarray
     ) -> np.ndarray:
         out = har_variant(variant, train, part)  # the pooled fit: where an asset's own is missing
+        regressors = har_design(train.context[:1], variant, _slots(train) if variant == "har_seasonal" else None).shape[
+            1
+        ]
         for a in np.unique(part_asset):
             mine, theirs = train_asset == a, part_asset == a
+            complete = np.isfinite(har_design(train.context[mine])).all(axis=1) & np.isfinite(train.y[mine])
+            if complete.sum() < max(ASSET_FIT_ROWS, 10 * regressors):
+                continue  # too short a history for its own fit (a late listing): the pooled one
             own = har_variant(variant, TargetWindows(train.y[mine], train.context[mine]), _rows(part, theirs))
             out[theirs] = np.where(np.isfinite(own), own, out[theirs])
         return out
 
     return forecast
+
+
+def _slots(train: TargetWindows) -> np.ndarray:
+    slots = np.unique(train.context[:, _COL["slot"]])
+    return slots[np.isfinite(slots)]
 
 
 def _rows(windows: TargetWindows, mask: np.ndarray) -> TargetWindows:
