@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from candleflow.config import load_config
 from candleflow.data.candles import Candles
 from candleflow.data.load import load_candles
+from candleflow.dataset.cross_features import cross_section_columns
 from candleflow.dataset.targets import cross_section_signals
 from candleflow.dataset.universe import template_symbols
 from candleflow.errors import ConfigError
@@ -126,6 +127,36 @@ def test_cross_section_signals_are_causal(t, seed):
     assert np.isnan(before[250, 1])  # less than 252 days of history
 
 
+def test_cross_section_columns_by_hand_with_an_absent_asset():
+    # three assets; asset 2 has no bar at time 1 (absent, never filled)
+    times = [np.array([0, 1, 2]), np.array([0, 1, 2]), np.array([0, 2])]
+    feats = [np.array([[1.0], [5.0], [2.0]]), np.array([[3.0], [1.0], [2.0]]), np.array([[2.0], [8.0]])]
+    mean, rank, z = (cross_section_columns(times, feats, ["x"], [spec]) for spec in ("mean(x)", "rank(x)", "z(x)"))
+    assert mean[0][:, 0].tolist() == pytest.approx([2.0, 3.0, 4.0])  # time 1: (5 + 1) / 2
+    assert mean[2][:, 0].tolist() == pytest.approx([2.0, 4.0])
+    assert rank[0][:, 0].tolist() == pytest.approx([0.5 / 3, 1.5 / 2, 1.0 / 3])  # time 2: 2 and 2 tie at rank 1.5
+    assert rank[1][:, 0].tolist() == pytest.approx([2.5 / 3, 0.5 / 2, 1.0 / 3])
+    assert z[0][1, 0] == pytest.approx(1.0) and z[1][1, 0] == pytest.approx(-1.0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(t=st.integers(0, 48), asset=st.integers(0, 3), seed=st.integers(0, 2**16))
+def test_cross_section_columns_are_causal(t, asset, seed):
+    """Changing any asset's features after time t changes no column at t or before, for anyone."""
+    rng = np.random.default_rng(seed)
+    times = [np.arange(50) if k != 3 else np.arange(20, 50) for k in range(4)]  # asset 3 listed later
+    feats = [rng.normal(size=(ti.size, 2)) for ti in times]
+    specs = ["mean(a)", "median(b)", "rank(a)", "z(b)"]
+    before = cross_section_columns(times, feats, ["a", "b"], specs)
+    changed = [f.copy() for f in feats]
+    later = times[asset] > t
+    changed[asset][later] = rng.normal(size=(int(later.sum()), 2)) * 10
+    after = cross_section_columns(times, changed, ["a", "b"], specs)
+    for k in range(4):
+        upto = times[k] <= t
+        np.testing.assert_array_equal(before[k][upto], after[k][upto])
+
+
 def test_fold_splits_purge_across_assets():
     # two assets on the same 60 times; a target ends 3 bars after its window
     t = np.tile(np.arange(60), 2)
@@ -186,6 +217,7 @@ def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_fo
             "labels.kind=forward_return",
             "labels.horizon=6",
             "labels.cross_section=rank",
+            "features.cross_section=[rank(log_return),mean(volatility),z(momentum)]",
             "dataset.window=16",
             "model.kind=linear",
             "evaluation.reference_models=[]",
@@ -199,6 +231,7 @@ def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_fo
     model = cs["table"]["model"]
     assert -1 <= model["rank_ic"] <= 1 and model["book_q5"]["periods"] > 10
     assert (result.run_dir / "asset_scales.npz").is_file()
+    assert result.metadata["feature_names"][-3:] == ["cs_rank(log_return)", "cs_mean(volatility)", "cs_z(momentum)"]
     assert result.metadata["asset_scaling"] == "per_asset"
     # predict over every asset (the template): the val windows' forecasts come back exactly
     predictor = Predictor.from_run(result.run_dir)
@@ -226,3 +259,7 @@ def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_fo
     assert ((rank > 0) & (rank < 1)).all()
     notes = json.loads(table.schema.metadata[b"candleflow_notes"])
     assert any("daily rank IC" in n for n in notes)
+    # one file alone cannot give the cross-sectional columns: refused in one line
+    one = predictor.source_config([f"source.paths=['{tmp_path}/files/AAA-1h.csv']"], None)
+    with pytest.raises(ConfigError, match="computed across the universe's assets"):
+        predictor.predict_source(one, None, None)

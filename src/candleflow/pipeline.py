@@ -355,7 +355,7 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
     report = build_store(cfg)
     names = [t.name for t in plan_tasks(cfg)]
     d = cfg.dataset
-    raw = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride)
+    raw = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride, cfg.features.cross_section)
     split = split_by_time(raw.end_times(), raw.label_end_times(d.embargo), d.val_fraction, d.test_fraction)
     log.info("%d series, %d windows of %s; split %s", len(names), len(raw), raw.shape[1:], split.summary())
     ds = pooled_dataset(cfg, raw, split.parts)
@@ -376,7 +376,7 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
             "symbol": sorted({records[n]["symbol"] for n in names}),
             "interval": sorted({records[n]["interval"] for n in names}),
             "series": names,
-            **_store_identity(records, names),
+            **_store_identity(records, names, cfg.features.cross_section),
         },
         train=lambda cfg, work, state, callbacks, replicas: train_and_score(
             cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
@@ -499,7 +499,7 @@ def _universe_predictions(
     if cfg.labels.regression:
         from candleflow.scale.pooled import cross_section_metrics
 
-        tables = cross_section_metrics(cfg, raw, train_positions, trained.scored, per_year)
+        tables = cross_section_metrics(cfg, raw, train_positions, trained.scored, per_year, trained.references)
         for part, table in tables.items():
             trained.metrics[part]["cross_section"] = table
     for part, (part_ds, y_true, probs) in trained.scored.items():
@@ -526,13 +526,17 @@ def _universe_predictions(
     return predictions
 
 
-def _store_identity(records: dict[str, Any], names: list[str]) -> dict[str, Any]:
+def _store_identity(
+    records: dict[str, Any], names: list[str], cross_section: list[str] | None = None
+) -> dict[str, Any]:
     """What identifies the data of a run over store entries: one fingerprint of all of them, and
-    their (shared) feature names."""
+    their (shared) feature names, then the cross-sectional columns' (features.cross_section)."""
+    from candleflow.dataset.cross_features import cross_section_names
+
     joined = " ".join(records[n]["fingerprint"] for n in names)
     return {
         "data_fingerprint": hashlib.sha256(joined.encode()).hexdigest(),
-        "feature_names": records[names[0]]["feature_names"],
+        "feature_names": [*records[names[0]]["feature_names"], *cross_section_names(cross_section or [])],
     }
 
 

@@ -106,15 +106,42 @@ def print_regression(result) -> None:
     from candleflow.runs.regression_report import verdict
 
     meta = result.metadata
+    cross = {part: m["cross_section"] for part, m in result.metrics.items() if "cross_section" in m}
+    if cross:  # a pooled run: the cross-section's verdict leads
+        print_cross_section(result.metrics["val"]["target"], cross)
     console.print(verdict(result.metrics), style="bold")
     for part, m in result.metrics.items():
         when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
-        console.print(regression_table(m, f"{part} period: {m['windows']:,} windows{when}, target {m['target']}"))
+        what = "every window pooled, " if cross else ""
+        console.print(
+            regression_table(m, f"{part} period ({what}{m['windows']:,} windows{when}), target {m['target']}")
+        )
     console.print(
         f"peak resident memory {meta['peak_rss_mb']:.0f} MB; {training_summary(meta)}; run took {meta['seconds']:.0f}s"
     )
     print_refit(meta)
     console.print(f"run folder: {result.run_dir}{_report_said(result.run_dir)}")
+
+
+def print_cross_section(kind: str, cross: dict) -> None:
+    """A pooled run's cross-section tables (each period's): the verdict against the baseline to
+    beat, then every forecast's daily rank IC, books or per-asset losses."""
+    from candleflow.runs.pooled_tables import pooled_header, pooled_rows, pooled_verdict
+
+    for part, cs in cross.items():
+        models = [n for n in cs["table"] if "vs_best_rank_ic" in cs["table"][n] or "vs_best_mse" in cs["table"][n]]
+        console.print(f"{part}: " + pooled_verdict(kind, cs["table"], cs["best_baseline"], models), style="bold")
+        t = Table(title=f"{part} period across the assets: {cs['assets']} assets at {cs['times']:,} times")
+        header = [c for c in pooled_header(kind) if c != "95% CI (folds)"]
+        for col in header:
+            t.add_column(col, justify="left" if col == "predictor" else "right")
+        for row in pooled_rows(kind, cs["table"]):
+            t.add_row(*[v for c, v in zip(pooled_header(kind), row, strict=True) if c != "95% CI (folds)"])
+        t.caption = (
+            f"baseline to beat: {cs['best_baseline']} (chosen on {cs['best_baseline_chosen_on']}); costs "
+            f"{cs['cost_per_side'] * 1e4:.0f} bps per side"
+        )
+        console.print(t)
 
 
 def print_refit(meta: dict) -> None:

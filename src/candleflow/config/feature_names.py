@@ -227,3 +227,23 @@ __all__ = [
     "parse",
     "plugins",
 ]
+
+
+CROSS_SECTION_STAT_NAMES = ("mean", "median", "rank", "z")  # computed by dataset.cross_features
+_CROSS_SPEC = re.compile(r"^(?P<stat>[a-z]+)\((?P<feature>[^()]+(?:\([^()]*\))?)\)$")
+
+
+def parse_cross_section(spec: str, columns: list[str]) -> tuple[str, str]:
+    """('rank', 'log_return') from the features.cross_section entry 'rank(log_return)'; a
+    one-line error naming what is known."""
+    m = _CROSS_SPEC.match(spec.replace(" ", ""))
+    if m is None or m["stat"] not in CROSS_SECTION_STAT_NAMES:
+        raise ValueError(
+            f"features.cross_section {spec!r}: expected STAT(FEATURE) with STAT one of "
+            f"{', '.join(CROSS_SECTION_STAT_NAMES)}"
+        )
+    if m["feature"] not in columns:
+        raise ValueError(
+            f"features.cross_section {spec!r}: {m['feature']!r} is not a feature column; columns: {', '.join(columns)}"
+        )
+    return m["stat"], m["feature"]

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import (
     Field,
     field_validator,
+    model_validator,
 )
 
 from candleflow.config.base import (
@@ -15,7 +16,7 @@ from candleflow.config.base import (
     Section,
     check_interval,
 )
-from candleflow.config.feature_names import DEFAULT_FEATURES
+from candleflow.config.feature_names import DEFAULT_FEATURES, parse_cross_section
 from candleflow.config.feature_names import parse as parse_feature
 from candleflow.config.sources import (
     SourceConfig,
@@ -73,6 +74,13 @@ class FeatureConfig(Section):
         max_length=16,
         description="other series' features as extra columns NAME:feature, aligned on bar time (see AssetFeatures)",
     )
+    cross_section: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="a universe's cross-sectional columns cs_STAT(FEATURE) after the per-series ones: STAT one of "
+        "mean, median (across the assets present at each time), rank, z (each asset among them), e.g. "
+        "[rank(log_return), mean(volatility)]",
+    )
     volatility_span: int = Field(24, ge=2, description="EWMA span (bars) of the volatility feature")
     momentum_span: int = Field(24, ge=2, description="bars of the momentum feature's return")
     volume_span: int = Field(48, ge=2, description="EMA span (bars) of the volume_ratio feature's reference")
@@ -98,6 +106,12 @@ class FeatureConfig(Section):
         if len(set(names)) != len(names):
             raise ValueError("features.assets names repeat; each is its columns' prefix")
         return v
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> FeatureConfig:
+        for spec in self.cross_section:
+            parse_cross_section(spec, self.columns)
+        return self
 
     @property
     def columns(self) -> list[str]:

@@ -143,6 +143,11 @@ class RunConfig(Section):
                     "target across the universe's assets with dataset.layout: series (one pooled model over every "
                     "asset's windows)"
                 )
+        if self.features.cross_section and self.layout != "universe":
+            raise ValueError(
+                "features.cross_section: cross-sectional columns are computed across a universe's assets "
+                "(universe.symbols, dataset.layout series); here there is one series or a panel"
+            )
         if self.labels.cross_section != "raw" and not (self.labels.regression and self.layout == "universe"):
             raise ValueError(
                 f"labels.cross_section {self.labels.cross_section}: a regression target over a universe's assets "

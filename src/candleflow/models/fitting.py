@@ -52,6 +52,7 @@ class Trained:
     metrics: dict[str, Any]
     input_shape: tuple[int, ...]
     baselines: dict[str, np.ndarray] = field(default_factory=dict)  # a regression's baseline to beat, per part
+    references: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # {kind: {part: outputs}}
 
 
 def model_and_loader(
@@ -168,6 +169,7 @@ def train_and_score(
             candles,
         )
         trained = Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape), baselines)
+    trained.references = refs
     _permutation(cfg, trained, ts.val, candles, importance)
     return _with_importance(trained, importance)
 

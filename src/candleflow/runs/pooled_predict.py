@@ -31,6 +31,7 @@ def predict_pooled(predictor: Any, cfg: RunConfig, start: str | None, end: str |
     """Predict every asset of `cfg`'s universe (its symbols, or '*': every file the template
     matches) with `predictor` (a Predictor of a pooled regression run)."""
     tables, notes, missing = [], [], []
+    assets = []
     for task in plan_tasks(cfg):
         try:
             candles, _ = load_candles(task.config.source, cfg.validation, cfg.cache)
@@ -39,7 +40,10 @@ def predict_pooled(predictor: Any, cfg: RunConfig, start: str | None, end: str |
                 raise
             missing.append(task.name)  # its file is gone: it stopped trading
             continue
-        table = predictor.predict(candles, start, end, latest)
+        assets.append((task, candles))
+    extra = _cross_section(predictor, [c for _, c in assets])
+    for k, (task, candles) in enumerate(assets):
+        table = predictor.predict(candles, start, end, latest, None if extra is None else extra[k])
         notes += [
             f"{task.name}: {n}" for n in json.loads((table.schema.metadata or {}).get(b"candleflow_notes", b"[]"))
         ]
@@ -65,6 +69,19 @@ def predict_pooled(predictor: Any, cfg: RunConfig, start: str | None, end: str |
         )
     meta = {b"candleflow_notes": json.dumps(notes), b"candleflow_cross_section": json.dumps(scored)}
     return table.replace_schema_metadata(meta)
+
+
+def _cross_section(predictor: Any, candles: list[Any]) -> list[np.ndarray] | None:
+    """Each asset's cross-sectional columns across the assets read (None: the run has none)."""
+    specs = predictor.config.features.cross_section
+    if not specs or not candles:
+        return None
+    from candleflow.dataset.cross_features import cross_section_columns
+
+    features = [predictor.features_of(c) for c in candles]
+    return cross_section_columns(
+        [c.open_time for c in candles], [f.values for f in features], list(features[0].names), specs
+    )
 
 
 __all__ = ["is_pooled_source", "predict_pooled"]

@@ -149,12 +149,19 @@ class Predictor:
         return deciding.predict(candles, start, end, latest), f"{candles.symbol} {candles.interval}"
 
     def predict(
-        self, candles: Candles, start: str | None = None, end: str | None = None, latest: bool = False
+        self,
+        candles: Candles,
+        start: str | None = None,
+        end: str | None = None,
+        latest: bool = False,
+        cross_section: np.ndarray | None = None,
     ) -> pa.Table:
         """One row per window end with a complete window (inside one segment, finite features):
         open time, close, class probabilities, decision, run name and data fingerprint. `start` and
         `end` (ISO dates) select the rows; the bars before `start` still feed the features. With
-        `latest`, only the newest window is scored (one row)."""
+        `latest`, only the newest window is scored (one row). `cross_section`: the candles'
+        cross-sectional columns (features.cross_section), computed across the universe's assets
+        by `predict_pooled`; a run with such columns cannot be applied to one asset alone."""
         cfg, meta = self.config, self.metadata
         if self.layout == "panel":
             raise RegistryError(f"{self.run_dir}: a panel run reads every ticker: use predict_source (or the CLI)")
@@ -165,17 +172,20 @@ class Predictor:
                 f"{candles.symbol}: bars of {candles.interval}; run {self.name} was trained on "
                 f"{' and '.join(trained_on)} bars"
             )
-        others = None
-        if cfg.features.assets:  # the other series, over the main source's months (see load_assets)
-            from candleflow.dataset.prepare import load_assets
+        features = self.features_of(candles)
+        names, values = list(features.names), features.values
+        if cfg.features.cross_section:
+            from candleflow.dataset.cross_features import cross_section_names
 
-            others = load_assets(cfg, self.source or cfg.source)
-        features = compute_features(candles, cfg.features, others)
-        if list(features.names) != list(meta.get("feature_names", features.names)):
-            raise RegistryError(
-                f"{self.run_dir}: features {features.names} differ from the run's {meta['feature_names']}"
-            )
-        values = features.values
+            if cross_section is None:
+                raise ConfigError(
+                    f"{self.run_dir}: its features.cross_section columns are computed across the universe's assets: "
+                    "predict on the run's templated source (every asset), not one file"
+                )
+            names += cross_section_names(cfg.features.cross_section)
+            values = np.ascontiguousarray(np.hstack([values, cross_section]), dtype=np.float32)
+        if names != list(meta.get("feature_names", names)):
+            raise RegistryError(f"{self.run_dir}: features {names} differ from the run's {meta['feature_names']}")
         scales = AssetScales.load(self.run_dir)
         if scales is not None:  # a pooled run: each asset on its own training scale, as it trained
             values = scales.apply(values, candles.symbol, candles.interval)
@@ -205,6 +215,17 @@ class Predictor:
         label = truth.y[ends]
         table = _noted(self._decision_table(candles, ends, probs, decisions, label), notes)
         return _with_backtest(table, new_period_backtest(candles, ends, decisions, label, cfg))
+
+    def features_of(self, candles: Candles) -> Any:
+        """The run's per-series features of `candles` (with its other assets' columns, read over
+        the same months), as training computed them."""
+        cfg = self.config
+        others = None
+        if cfg.features.assets:  # the other series, over the main source's months (see load_assets)
+            from candleflow.dataset.prepare import load_assets
+
+            others = load_assets(cfg, self.source or cfg.source)
+        return compute_features(candles, cfg.features, others)
 
     def _decision_table(
         self, candles: Candles, ends: np.ndarray, probs: np.ndarray, decisions: np.ndarray, label: np.ndarray

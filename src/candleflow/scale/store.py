@@ -348,10 +348,17 @@ class SeriesStore:
 
 
 def open_dataset(
-    store: SeriesStore | str, window: int = 120, names: list[str] | None = None, rate: int = 1, stride: int = 1
+    store: SeriesStore | str,
+    window: int = 120,
+    names: list[str] | None = None,
+    rate: int = 1,
+    stride: int = 1,
+    cross_section: list[str] | None = None,
 ):  # -> MultiWindowDataset
     """Windows over the store's listed entries (all, or `names`), each series memory-mapped and
-    opened only here: nothing is loaded beyond the labels and the valid-window scan."""
+    opened only here: nothing is loaded beyond the labels and the valid-window scan. With
+    `cross_section` (features.cross_section), each series' features get the cross-sectional
+    columns across these entries appended (an in-memory copy of each series' feature matrix)."""
     from candleflow.dataset.windows import MultiWindowDataset, WindowDataset
 
     store = store if isinstance(store, SeriesStore) else SeriesStore(store)
@@ -365,11 +372,19 @@ def open_dataset(
             raise StoreError(
                 f"{store.url}: entry {e.name} has features {e.meta['feature_names']}, {entries[0].name} has {first}"
             )
+    features = [e.features for e in entries]
+    if cross_section:
+        from candleflow.dataset.cross_features import cross_section_columns
+
+        extra = cross_section_columns([e.arrays["open_time"] for e in entries], features, list(first), cross_section)
+        features = [
+            np.ascontiguousarray(np.hstack([f, x]), dtype=np.float32) for f, x in zip(features, extra, strict=True)
+        ]
     parts = [
         WindowDataset.from_arrays(
-            e.features, e.arrays["labels"], e.arrays["segments"], window, rate, stride, e.arrays.get("context")
+            f, e.arrays["labels"], e.arrays["segments"], window, rate, stride, e.arrays.get("context")
         )
-        for e in entries
+        for f, e in zip(features, entries, strict=True)
     ]
     return MultiWindowDataset.from_parts(
         parts, [e.name for e in entries], [e.arrays["open_time"] for e in entries], [e.arrays["t1"] for e in entries]

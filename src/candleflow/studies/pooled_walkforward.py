@@ -170,7 +170,7 @@ def pooled_walkforward(
     build_store(cfg)
     names = [t.name for t in plan_tasks(cfg)]
     d = cfg.dataset
-    raw = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride)
+    raw = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride, cfg.features.cross_section)
     splits = fold_splits(raw.end_times(), raw.label_end_times(d.embargo), folds, val_fraction)
     records = SeriesStore.for_config(cfg).manifest()["entries"]
     first = records[names[0]]
