@@ -386,8 +386,10 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
             None,
             save_asset_scales(work, ds, records),
         ),
-        report=False,
-        finished="run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report "
+        report=cfg.labels.regression,  # a pooled regression's report is the cross-section's
+        finished="run finished in %.1fs"
+        if cfg.labels.regression
+        else "run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report "
         "are per series: run them on one source)",
     )
 

@@ -43,6 +43,7 @@ BUILTIN: dict[str, int] = {
     "aroonosc": 1,
     "ultosc": 3,
     "cmo": 1,
+    "dollar_volume": 1,
     "bop": 0,
     "macd": 3,
     "macd_signal": 3,

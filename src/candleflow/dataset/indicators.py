@@ -242,6 +242,19 @@ def _log_ratio_to_mean(x: np.ndarray, n: float) -> np.ndarray:
     return _minus_ema(lx, n)
 
 
+def _dollar_volume(s: dict, n: float) -> np.ndarray:
+    """log of the mean traded value (close x volume) over the last n bars; NaN before n bars."""
+    k = int(n)
+    value = np.asarray(s["close"], np.float64) * np.asarray(s["volume"], np.float64)
+    out = np.full(value.shape, np.nan)
+    if value.size >= k:
+        csum = np.concatenate([[0.0], np.cumsum(value)])
+        mean = (csum[k:] - csum[:-k]) / k
+        with np.errstate(divide="ignore"):
+            out[k - 1 :] = np.where(mean > 0, np.log(mean), np.nan)
+    return out
+
+
 def _taker_buy_ratio(s: dict) -> np.ndarray:
     buy = _need(s, "taker_buy_base", "taker_buy_ratio")
     volume = s["volume"]
@@ -414,6 +427,13 @@ LIBRARY: dict[str, Indicator] = {
         (20,),
         lambda n: int(n),
         "log(close / SMA(n))",
+    ),
+    "dollar_volume": Indicator(
+        _dollar_volume,
+        (20,),
+        lambda n: int(n),
+        "log mean close x volume over n bars: a level, not scale-free (size and liquidity: meant for "
+        "features.cross_section, e.g. rank(dollar_volume))",
     ),
     # Binance's order flow: the klines' extra columns
     "taker_buy_ratio": Indicator(

@@ -316,13 +316,22 @@ class MultiWindowDataset:
         scales = self.scales
         return self._by_series(idx, out, lambda k, pos: (self.parts[k].gather(pos) - scales[k][0]) / scales[k][1])
 
-    def scaled_by_series(self, train: MultiWindowDataset) -> MultiWindowDataset:
+    def scaled_by_series(self, train: MultiWindowDataset, columns: int | None = None) -> MultiWindowDataset:
         """These windows with each series' features standardised by that series' own moments over
         the rows `train`'s windows of it read (a pooled model sees every asset on one scale; a
         series without training windows keeps the pooled training moments). Causal: only the
-        training rows are read."""
+        training rows are read. Only the first `columns` features are scaled (default all): the
+        cross-sectional ones after them compare assets at one time, and a per-asset scale would
+        erase what they compare (a small stock's size rank is always low)."""
         mean, var = train.moments()
-        pooled = (mean.astype(np.float32), np.sqrt(np.maximum(var, 1e-12)).astype(np.float32))
+        n = self.shape[2] if columns is None else columns
+        keep = np.arange(self.shape[2]) >= n
+
+        def scale(m: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            sd = np.sqrt(np.maximum(v, 1e-12))
+            return np.where(keep, 0.0, m).astype(np.float32), np.where(keep, 1.0, sd).astype(np.float32)
+
+        pooled = scale(mean, var)
         scales = []
         for k in range(len(self.parts)):
             mine = train.local[train.which == k]
@@ -330,7 +339,7 @@ class MultiWindowDataset:
                 scales.append(pooled)
                 continue
             m, v, _ = _row_moments(self.parts[k].subset(mine))
-            scales.append((m.astype(np.float32), np.sqrt(np.maximum(v, 1e-12)).astype(np.float32)))
+            scales.append(scale(m, v))
         out = MultiWindowDataset(
             self.parts, self.which, self.local, self.names, self.times, self.t1, self._labels, scales
         )

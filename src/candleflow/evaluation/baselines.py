@@ -217,6 +217,10 @@ def _per_asset(variant: str) -> PooledBaseline:
             if complete.sum() < max(ASSET_FIT_ROWS, 10 * regressors):
                 continue  # too short a history for its own fit (a late listing): the pooled one
             own = har_variant(variant, TargetWindows(train.y[mine], train.context[mine]), _rows(part, theirs))
+            # inside the asset's own training range: a short, collinear history (the monthly term near
+            # the listing is the weekly one) can give coefficients that explode on a later spike
+            y_own = train.y[mine][np.isfinite(train.y[mine])]
+            own = np.clip(own, y_own.min(), y_own.max())
             out[theirs] = np.where(np.isfinite(own), own, out[theirs])
         return out
 

@@ -80,6 +80,20 @@ def forecast_over_time(
     return _png(fig)
 
 
+def cumulative_rank_ic(times: np.ndarray, rank_ic: np.ndarray, title: str) -> bytes:
+    """The running sum of a pooled forecast's daily rank IC across the assets: a steady slope is
+    a steady ranking skill, a flat stretch none."""
+    fig = Figure(figsize=(8, 3.2))
+    ax = fig.subplots()
+    ok = np.isfinite(rank_ic)
+    ax.plot(np.asarray(times, dtype="datetime64[ns]")[ok], np.cumsum(rank_ic[ok]), lw=1.0)
+    ax.axhline(0.0, color="0.6", lw=0.6)
+    ax.set_ylabel("cumulative daily rank IC")
+    ax.set_title(title)
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
 def confusion(cm: list[list[int]], title: str) -> bytes:
     fig = Figure(figsize=(4, 3.6))
     ax = fig.subplots()

@@ -106,4 +106,41 @@ def pooled_verdict(kind: str, table: dict[str, dict[str, Any]], best: str, model
     return f"{top} {'beats' if wins else 'does not beat'} {best} on every loss: " + "; ".join(parts)
 
 
-__all__ = ["pooled_header", "pooled_rows", "pooled_verdict"]
+def cross_section_html(metrics: dict[str, Any], preds: dict[str, dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """A pooled run's report sections (each period's cross-section verdict and table) and figures
+    (the model's cumulative daily rank IC across the assets)."""
+    from candleflow.evaluation.pooled import daily_ic
+    from candleflow.runs import plots
+    from candleflow.runs.page import h, img, table
+
+    sections: list[Any] = []
+    figures: list[Any] = []
+    for part, m in metrics.items():
+        cs = m.get("cross_section")
+        if not cs:
+            continue
+        kind = m["target"]
+        models = [n for n, r in cs["table"].items() if "vs_best_rank_ic" in r or "vs_best_mse" in r]
+        sections.append(
+            h("<h2>{} period across the assets: {} assets at {} times</h2>", part, cs["assets"], cs["times"])
+        )
+        sections.append(
+            h("<p class='verdict'><b>{}</b></p>", pooled_verdict(kind, cs["table"], cs["best_baseline"], models))
+        )
+        header = [c for c in pooled_header(kind) if c != "95% CI (folds)"]
+        keep = [i for i, c in enumerate(pooled_header(kind)) if c != "95% CI (folds)"]
+        rows = [[row[i] for i in keep] for row in pooled_rows(kind, cs["table"])]
+        sections.append(table(rows, header, "metrics"))
+        p = preds.get(part, {})
+        if "times" in p and "forecast" in p:
+            d = daily_ic(p["times"], p["y"], p["forecast"])
+            figures.append(
+                img(
+                    plots.cumulative_rank_ic(d["times"], d["rank_ic"], f"{part}: the model's daily rank IC, summed"),
+                    part,
+                )
+            )
+    return sections, figures
+
+
+__all__ = ["cross_section_html", "pooled_header", "pooled_rows", "pooled_verdict"]

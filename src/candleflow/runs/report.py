@@ -481,6 +481,11 @@ def build_regression_report(run_dir: Path) -> Path:
         ),
     ]
     figures = _training_figure(_read_history(run_dir / RunFolder.HISTORY))
+    from candleflow.runs.pooled_tables import cross_section_html
+
+    pooled, pooled_figures = cross_section_html(metrics, preds)  # a pooled run: the cross-section first
+    sections += pooled
+    figures += pooled_figures
     for part, m in metrics.items():
         rows = [[name, *(r.get(c) for c in cols)] for name, r in m["table"].items()]
         sections.append(h("<h2>{} period: {} windows</h2>", part, fmt(m["windows"])))

@@ -27,7 +27,7 @@ def pooled_dataset(cfg: RunConfig, ds: MultiWindowDataset, parts: Mapping[str, n
     """The windows a pooled model trains on: each asset's features on its own training scale
     (`dataset.asset_scaling: per_asset`) and the target as `labels.cross_section` asks."""
     if cfg.dataset.asset_scaling == "per_asset":
-        ds = ds.scaled_by_series(ds.subset(parts["train"]))
+        ds = ds.scaled_by_series(ds.subset(parts["train"]), ds.shape[2] - len(cfg.features.cross_section))
         log.info("dataset.asset_scaling per_asset: each of %d series standardised by its training rows", len(ds.parts))
     how = cfg.labels.cross_section
     if not cfg.labels.regression or how == "raw":
