@@ -263,3 +263,57 @@ def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_fo
     one = predictor.source_config([f"source.paths=['{tmp_path}/files/AAA-1h.csv']"], None)
     with pytest.raises(ConfigError, match="computed across the universe's assets"):
         predictor.predict_source(one, None, None)
+
+
+@pytest.mark.integration
+def test_the_panel_gpt_regresses_one_output_per_ticker_and_predict_gives_its_forecasts_back(tmp_path):
+    from candleflow.pipeline import run
+    from candleflow.runs.predict import Predictor
+
+    symbols = ["AAA", "BBB", "CCC", "DDD", "EEE"]
+    _write_universe(tmp_path / "files", symbols, 1200)
+    cfg = load_config(
+        None,
+        [
+            "source.kind=files",
+            f"source.paths=['{tmp_path}/files/{{symbol}}-1h.csv']",
+            "source.interval=1h",
+            "universe.symbols=*",
+            f"universe.store={tmp_path / 'store'}",
+            f"output.runs_dir={tmp_path / 'runs'}",
+            "output.name=panel",
+            "labels.kind=forward_return",
+            "labels.horizon=6",
+            "labels.cross_section=demean",
+            "dataset.layout=panel",
+            "dataset.window=16",
+            "model.kind=gpt",
+            "model.gpt_d_model=16",
+            "model.gpt_layers=1",
+            "model.gpt_heads=2",
+            "model.dense_units=[8]",
+            "training.epochs=2",
+            "training.verbose=0",
+            "evaluation.reference_models=[linear]",
+            "cluster.workers=1",
+        ],
+    )
+    result = run(cfg)
+    val = result.metrics["val"]
+    cs = val["cross_section"]
+    assert cs["assets"] == 5 and {"model", "linear", "reversal", "size"} <= set(cs["table"])
+    assert val["target"] == "forward_return" and "r2" in val["table"]["model"]
+    assert (result.run_dir / "report.html").is_file()
+    predictor = Predictor.from_run(result.run_dir)
+    table, what = predictor.predict_source(predictor.source_config(None, None), None, None)
+    assert what.startswith("5 tickers")
+    with np.load(result.run_dir / "predictions.npz") as f:
+        names = result.metadata["tickers"]
+        want = {
+            (names[k], int(t)): float(v)
+            for k, t, v in zip(f["val_series"], f["val_times"], f["val_forecast"], strict=True)
+        }
+    rows = table.filter(table.column("present")).to_pylist()
+    got = {(r["ticker"], int(np.datetime64(r["open_time"], "ns").astype(np.int64))): r["forecast"] for r in rows}
+    assert all(k in got for k in want)
+    np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=1e-4, atol=1e-5)

@@ -400,6 +400,7 @@ def _panel_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
     the cross-sectional backtest."""
     from candleflow.dataset.split import split_by_time
     from candleflow.models.panel_fitting import train_and_score_panel
+    from candleflow.models.panel_regression import train_and_score_panel_regression
     from candleflow.scale.panel import panel_inputs
 
     family(cfg.model.kind).check_layout("panel")
@@ -417,6 +418,8 @@ def _panel_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
     )
 
     def extras(cfg: RunConfig, trained: Trained, work: Path) -> tuple[dict, dict | None, dict]:
+        if cfg.labels.regression:  # the (window, ticker) pairs with a target, as a pooled run keeps them
+            return _panel_regression_predictions(trained), None, {}
         predictions = {
             part: {
                 "ends": sub.ends,
@@ -441,9 +444,9 @@ def _panel_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
             "split": split.summary(),
         },
         identity={"tickers": names, "interval": inputs.interval, **_store_identity(inputs.records, names)},
-        train=lambda cfg, work, state, callbacks, replicas: train_and_score_panel(
-            cfg, work, ds, split.parts, inputs.per_year, state, callbacks
-        ),
+        train=lambda cfg, work, state, callbacks, replicas: (
+            train_and_score_panel_regression if cfg.labels.regression else train_and_score_panel
+        )(cfg, work, ds, split.parts, inputs.per_year, state, callbacks),
         extras=extras,
         data_parallel=False,
         finished="panel run finished in %.1fs",
@@ -526,6 +529,23 @@ def _universe_predictions(
             for k in np.unique(part_ds.which)
         }
     return predictions
+
+
+def _panel_regression_predictions(trained: Trained) -> dict[str, dict[str, np.ndarray]]:
+    """A regressing panel's predictions: each (window, ticker) pair with a target, as a pooled
+    run writes its windows (series: the ticker's index into metadata's `tickers`)."""
+    from candleflow.models.panel_regression import long_format
+
+    out = {}
+    for part, (sub, _, forecast) in trained.scored.items():
+        windows, where = long_format(sub)
+        out[part] = {
+            "series": windows.asset.astype(np.int32),
+            "times": windows.times,
+            "y": np.asarray(windows.y, np.float32),
+            "forecast": np.asarray(forecast, np.float32).reshape(-1)[where],
+        }
+    return out
 
 
 def _store_identity(

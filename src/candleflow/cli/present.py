@@ -286,7 +286,11 @@ def print_signals(
 
 
 def print_forecasts(table, run: str, what: str, score: dict | None, out: str | None) -> None:
-    """A regression run's last 10 forecasts, their IC where realised, and the latest forecast."""
+    """A regression run's last 10 forecasts, their IC where realised, and the latest forecast;
+    a pooled run's (one row per time and asset) latest time ranked instead."""
+    if "rank" in table.column_names:
+        print_ranked_forecasts(table, run, what, out)
+        return
     rows = table.slice(max(table.num_rows - 10, 0)).to_pylist()
     kind, h = rows[-1]["target"], rows[-1]["horizon"]
     t = Table(title=f"{run} on {what}: {table.num_rows:,} windows scored; {kind} over the next {h} bars")
@@ -313,6 +317,34 @@ def print_forecasts(table, run: str, what: str, score: dict | None, out: str | N
     if spec.plain is not None:
         said += f" ({spec.plain(float(rows[-1]['forecast']), int(h))})"
     console.print(said + (f"; written: {out}" if out else ""))
+
+
+def print_ranked_forecasts(table, run: str, what: str, out: str | None) -> None:
+    """A pooled or panel run's forecasts at the latest time: the five assets ranked highest and
+    the five lowest (the new period's daily rank IC is among the notes printed after)."""
+    import numpy as np
+
+    name = "asset" if "asset" in table.column_names else "ticker"
+    times = table.column("open_time").cast("int64").to_numpy()
+    last = table.filter(np.asarray(times == times.max()))
+    rows = [r for r in last.to_pylist() if r["forecast"] is not None]
+    rows.sort(key=lambda r: -r["rank"])
+    t = Table(
+        title=f"{run} on {what}: {table.num_rows:,} (time, {name}) rows; the latest time, "
+        f"{str(rows[0]['open_time'])[:19] if rows else '-'}, ranked"
+    )
+    for col in (name, "forecast", "rank", "realised"):
+        t.add_column(col, justify="left" if col == name else "right")
+    shown = rows if len(rows) <= 10 else [*rows[:5], None, *rows[-5:]]
+    for r in shown:
+        if r is None:
+            t.add_row("...", "", "", "")
+            continue
+        realised = "-" if r.get("realised") is None else f"{r['realised']:+.5f}"
+        t.add_row(str(r[name]), f"{r['forecast']:+.5f}", f"{r['rank']:.3f}", realised)
+    console.print(t)
+    if out:
+        console.print(f"written: {out}")
 
 
 def _report_said(run_dir: Path) -> str:

@@ -137,18 +137,17 @@ class RunConfig(Section):
                 raise ValueError(
                     f"labels.kind {kind} is a regression target: dataset.balanced (equal class odds) does not apply"
                 )
-            if self.layout == "panel":
+            if self.layout == "panel" and self.model.kind != "gpt":
                 raise ValueError(
-                    f"labels.kind {kind}: a panel (dataset.layout: panel) trains on classes for now; learn the regression "
-                    "target across the universe's assets with dataset.layout: series (one pooled model over every "
-                    "asset's windows)"
+                    f"labels.kind {kind} on a panel: the panel GPT (model.kind gpt) regresses, one output per ticker; "
+                    f"model.kind {self.model.kind} learns across the assets as a pooled universe (dataset.layout series)"
                 )
         if self.features.cross_section and self.layout != "universe":
             raise ValueError(
                 "features.cross_section: cross-sectional columns are computed across a universe's assets "
                 "(universe.symbols, dataset.layout series); here there is one series or a panel"
             )
-        if self.labels.cross_section != "raw" and not (self.labels.regression and self.layout == "universe"):
+        if self.labels.cross_section != "raw" and not (self.labels.regression and self.layout in ("universe", "panel")):
             raise ValueError(
                 f"labels.cross_section {self.labels.cross_section}: a regression target over a universe's assets "
                 "(universe.symbols or universe.sources) transforms across them; here there is one series or classes"

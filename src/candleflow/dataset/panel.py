@@ -30,6 +30,7 @@ class SeriesArrays:
     segments: np.ndarray  # (S, 2)
     calendar: str = "24/7"
     interval: str = ""  # the bar interval ('' where unknown)
+    context: np.ndarray | None = None  # (T_k, len(targets.CONTEXT)): a regression target's baseline context
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class Panel:
     n_features: int
     calendar: str
     closes: np.ndarray | None = None
+    context: np.ndarray | None = None  # (T, N, C) a regression target's baseline context (NaN: no bar)
+
+    @property
+    def regression(self) -> bool:
+        """Real-valued targets (NaN: none) rather than classes (-1: none)."""
+        return bool(np.issubdtype(self.labels.dtype, np.floating))
 
     @property
     def n_tickers(self) -> int:
@@ -97,7 +104,10 @@ def align_panel(
         raise DataError("the panel's tickers share no bar time (intersection is empty)")
     n, t = len(series), times.size
     values = np.zeros((t, n * f + n), dtype=np.float32)
-    labels = np.full((t, n), -1, dtype=np.int8)
+    regression = np.issubdtype(np.asarray(series[0].labels).dtype, np.floating)
+    labels = np.full((t, n), np.nan, dtype=np.float32) if regression else np.full((t, n), -1, dtype=np.int8)
+    with_context = regression and all(s.context is not None for s in series)
+    context = np.full((t, n, series[0].context.shape[1]), np.nan, np.float32) if with_context else None  # type: ignore[union-attr]
     returns = np.full((t, n), np.nan, dtype=np.float32)
     closes = np.full((t, n), np.nan)
     label_end = np.full(t, np.iinfo(np.int64).min, dtype=np.int64)
@@ -110,7 +120,9 @@ def align_panel(
         values[rows[finite], k * f : (k + 1) * f] = feats[finite]
         values[rows[finite], n * f + k] = 1.0
         lab = np.asarray(s.labels[src])
-        labels[rows, k] = np.where(finite, lab, -1)
+        labels[rows, k] = np.where(finite, lab, np.nan if regression else -1)
+        if context is not None:
+            context[rows, k] = np.asarray(s.context)[src]
         returns[rows, k] = forward_returns(s.close, s.segments, horizon)[src]
         closes[rows, k] = np.asarray(s.close)[src]
         t1 = np.asarray(s.t1[src], dtype=np.int64)
@@ -127,6 +139,7 @@ def align_panel(
         f,
         cals.pop() if len(cals) == 1 else "mixed",
         closes,
+        context,
     )
 
 
@@ -166,8 +179,13 @@ class PanelDataset:
         return np.ascontiguousarray(self._view[self.ends[np.asarray(idx)] - self.window + 1])
 
     def labels_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray:
-        """(n, tickers) int8 labels at the window ends (-1: none)."""
+        """(n, tickers) labels at the window ends: int8 classes (-1: none) or float32 targets (NaN: none)."""
         return self.panel.labels[self.ends if idx is None else self.ends[idx]]
+
+    def context_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray | None:
+        """(n, tickers, C) the baselines' context at the window ends (a regression panel), or None."""
+        c = self.panel.context
+        return None if c is None else c[self.ends if idx is None else self.ends[idx]]
 
     def returns_at(self, idx: np.ndarray | slice | None = None) -> np.ndarray:
         """(n, tickers) float32 forward returns at the window ends (NaN: none)."""

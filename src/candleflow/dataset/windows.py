@@ -14,9 +14,10 @@ from candleflow.errors import DataError
 
 def panel_row_ends(labels: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
     """A panel's window ends (rows of its time axis): at least `window` rows in, and some ticker
-    has a label there (`labels` (T, N), -1: none); every `stride`-th of them."""
+    has a label there (`labels` (T, N), -1 or NaN: none); every `stride`-th of them."""
     rows = np.arange(window - 1, labels.shape[0])
-    rows = rows[(labels[rows] >= 0).any(axis=1)]
+    labelled = np.isfinite(labels[rows]) if np.issubdtype(labels.dtype, np.floating) else labels[rows] >= 0
+    rows = rows[labelled.any(axis=1)]
     return rows[::stride]
 
 

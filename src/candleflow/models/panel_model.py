@@ -50,6 +50,32 @@ class MaskedSparseCrossEntropy(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="candleflow")
+class MaskedRegressionLoss(keras.losses.Loss):
+    """Per sample, the mean squared (or Huber) error over the tickers that have a target (y
+    finite); a sample without any adds 0. The panel GPT regressing one output per ticker."""
+
+    def __init__(self, kind: str = "mse", delta: float = 1.0, name: str = "masked_regression", **kwargs: Any):
+        super().__init__(name=name, **kwargs)
+        self.kind, self.delta = kind, delta
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        y = ops.cast(y_true, "float32")
+        valid = ops.logical_not(ops.isnan(y))
+        err = ops.where(valid, ops.cast(y_pred, "float32") - ops.where(valid, y, 0.0), 0.0)
+        if self.kind == "huber":
+            a = ops.abs(err)
+            loss = ops.where(a <= self.delta, 0.5 * err * err, self.delta * (a - 0.5 * self.delta))
+        else:
+            loss = err * err
+        w = ops.cast(valid, "float32")
+        return ops.sum(loss * w, axis=-1) / ops.maximum(ops.sum(w, axis=-1), 1.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return super().get_config() | {"kind": self.kind, "delta": self.delta}
+
+
+@keras.saving.register_keras_serializable(package="candleflow")
 class TickerFold(keras.layers.Layer):
     """(batch, window, tickers x features + tickers) panel windows -> (batch x tickers, window,
     features + 1): each ticker's own features and presence flag as a window of its own, so one
@@ -114,11 +140,14 @@ def build_panel_gpt(
     n_classes: int = 3,
     return_weighted: bool = False,
     compile: bool = True,
+    regression_loss: str | None = None,
 ):
     """The panel GPT: each ticker's window (its features, normalised with that ticker's own
     moments, and its presence flag) through one causal transformer with shared weights; each
     ticker's encoding beside the mean encoding of the tickers present; one shared head gives every
-    ticker's (SHORT, HOLD, LONG). Out: (n_tickers, n_classes).
+    ticker's (SHORT, HOLD, LONG). Out: (n_tickers, n_classes); with `regression_loss` (mse or
+    huber: a regression target) one linear output per ticker, (n_tickers,), trained on the tickers
+    that have a target.
 
     Sharing the encoder across tickers is what lets the panel learn: the former model mixed all
     tickers' columns into one embedding with its own output per ticker, so each ticker's signal
@@ -152,12 +181,15 @@ def build_panel_gpt(
     for i, units in enumerate(cfg.dense_units):
         x = L.Dense(units, activation="relu", name=f"dense_{i + 1}_{units}")(x)
         x = L.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
-    x = L.Dense(n_classes, dtype="float32", name="logits")(x)
-    outputs = L.Softmax(axis=-1, dtype="float32", name="classes")(x)
+    if regression_loss is not None:
+        x = L.Dense(1, dtype="float32", name="forecast")(x)
+        outputs = L.Reshape((n_tickers,), name="per_ticker")(x)
+        loss: Any = MaskedRegressionLoss(regression_loss)
+    else:
+        x = L.Dense(n_classes, dtype="float32", name="logits")(x)
+        outputs = L.Softmax(axis=-1, dtype="float32", name="classes")(x)
+        loss = MaskedSparseCrossEntropy(class_weights, return_weighted)
     model = k.Model(inputs, outputs, name="candleflow_panel_gpt")
     if compile:
-        model.compile(
-            optimizer=k.optimizers.Adam(learning_rate=learning_rate),
-            loss=MaskedSparseCrossEntropy(class_weights, return_weighted),
-        )
+        model.compile(optimizer=k.optimizers.Adam(learning_rate=learning_rate), loss=loss)
     return model

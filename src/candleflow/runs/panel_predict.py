@@ -43,6 +43,7 @@ def panel_series(cfg: RunConfig) -> list[SeriesArrays]:
                 candles.segments,
                 candles.calendar,
                 candles.interval,
+                labels.context,
             )
         )
     return out
@@ -87,7 +88,50 @@ def predict_panel(
             for lo in range(0, len(ds), PREDICT_BATCH)
         ]
     )
-    return panel_table(panel, ends, probs, cfg.evaluation.margin, str(meta.get("run") or run_dir.name))
+    run = str(meta.get("run") or run_dir.name)
+    if meta.get("target_task") == "regress":
+        return panel_forecast_table(panel, ends, probs, run, cfg.labels.horizon)
+    return panel_table(panel, ends, probs, cfg.evaluation.margin, run)
+
+
+def panel_forecast_table(panel: Panel, ends: np.ndarray, forecast: np.ndarray, run: str, horizon: int) -> pa.Table:
+    """A regressing panel's (time, ticker) rows: the forecast, its rank among the tickers present
+    (in (0, 1)), the realised target where its window is complete; the new period's daily rank IC
+    in the table's notes."""
+    import json
+
+    from candleflow.evaluation.pooled import Groups, group_ranks, ic_summary
+
+    n_w, n_t = forecast.shape[:2]
+    present = panel.present()[ends].reshape(-1)
+    f = np.where(present, np.asarray(forecast, np.float64).reshape(-1), np.nan)
+    times = np.repeat(panel.times[ends], n_t)
+    groups = Groups.by_time(times)
+    n = groups.count(np.isfinite(f))
+    rank = (group_ranks(groups, f) - 0.5) / np.maximum(n[groups.of], 1)
+    realised = np.asarray(panel.labels[ends], np.float64).reshape(-1)
+    closes = np.full((n_w, n_t), np.nan) if panel.closes is None else panel.closes[ends]
+    scored = ic_summary(times, realised, f, horizon)
+    notes = (
+        [f"the new period's daily rank IC across the tickers: {scored['rank_ic']:+.4f} over {scored['times']} times"]
+        if scored["rank_ic"] is not None
+        else []
+    )
+    table = pa.table(
+        {
+            "open_time": pa.array(times.astype("datetime64[ns]")),
+            "ticker": pa.array(np.tile(np.asarray(panel.names, dtype=object), n_w), pa.string()),
+            "present": pa.array(present),
+            "close": pa.array(closes.reshape(-1), mask=~np.isfinite(closes.reshape(-1))),
+            "forecast": pa.array(f.astype(np.float32), mask=~np.isfinite(f)),
+            "rank": pa.array(rank.astype(np.float32), mask=~np.isfinite(rank)),
+            "realised": pa.array(realised.astype(np.float32), mask=~np.isfinite(realised)),
+            "run": pa.array([run] * (n_w * n_t)),
+        }
+    )
+    return table.replace_schema_metadata(
+        {b"candleflow_notes": json.dumps(notes), b"candleflow_cross_section": json.dumps(scored)}
+    )
 
 
 def panel_table(panel: Panel, ends: np.ndarray, probs: np.ndarray, margin: float, run: str) -> pa.Table:
@@ -121,4 +165,4 @@ def panel_table(panel: Panel, ends: np.ndarray, probs: np.ndarray, margin: float
     )
 
 
-__all__ = ["panel_series", "panel_table", "predict_panel"]
+__all__ = ["panel_forecast_table", "panel_series", "panel_table", "predict_panel"]

@@ -286,10 +286,10 @@ def _build_report(run_dir: Path, prep: Any) -> Path:
         raise RegistryError(
             f"{run_dir}: a reward-model run; its numbers are in metrics.json (reports cover classifier runs)"
         )
+    if meta.get("target_task") == "regress":  # a series, a pooled universe or a regressing panel
+        return build_regression_report(run_dir)
     if meta.get("layout") == "panel":
         return build_panel_report(run_dir)
-    if meta.get("target_task") == "regress":
-        return build_regression_report(run_dir)
     if meta.get("layout") == "universe":
         raise RegistryError(
             f"{run_dir}: a run over many series (universe); its numbers are in metrics.json "

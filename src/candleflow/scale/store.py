@@ -411,6 +411,7 @@ def open_panel(store: SeriesStore | str, names: list[str], horizon: int, rule: s
                 np.asarray(e.arrays["segments"]),
                 e.meta.get("calendar", "24/7"),
                 str(e.meta.get("interval", "")),
+                None if "context" not in e.arrays else np.asarray(e.arrays["context"]),
             )
         )
     return align_panel(series, horizon, rule)  # type: ignore[arg-type]
