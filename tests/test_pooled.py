@@ -71,6 +71,18 @@ def test_quantile_book_by_hand_turnover_and_costs():
     assert book2["turnover"] == pytest.approx((2 + 2 + 4) / 3)  # 1/2 -> 1 on two names, 1/2 -> 0 on two
 
 
+def test_the_loss_difference_across_assets_is_the_pooled_mean_difference():
+    from candleflow.evaluation.pooled import loss_difference_t
+
+    rng = np.random.default_rng(0)
+    times = np.repeat(np.arange(100), [1 if i < 50 else 9 for i in range(100)])  # few assets early, many later
+    y = rng.normal(size=times.size)
+    better, worse = y + 0.5 * rng.normal(size=times.size), y + 0.6 * rng.normal(size=times.size)
+    d = loss_difference_t(times, y, better, worse, "mse", horizon=1)
+    assert d["mean"] == pytest.approx(np.mean((y - worse) ** 2 - (y - better) ** 2))
+    assert d["t"] > 0 and d["ci95"][0] < d["mean"] < d["ci95"][1] and d["times"] == 100
+
+
 def test_topk_dropout_changes_at_most_n_drop_names_a_rebalance():
     rng = np.random.default_rng(0)
     times = np.repeat(np.arange(40), 30)

@@ -340,9 +340,12 @@ def per_asset_regression(
 def loss_difference_t(
     times: np.ndarray, y: np.ndarray, pred: np.ndarray, base: np.ndarray, loss: str, horizon: int
 ) -> dict[str, Any]:
-    """Diebold-Mariano across a cross-section: each time's mean loss difference (baseline minus
-    forecast: positive when the forecast is better) over the assets there, then its mean, the
-    Newey-West t (horizon - 1 lags) and the 95% interval of the mean difference."""
+    """Diebold-Mariano across a cross-section: each time's summed loss difference (baseline minus
+    forecast: positive when the forecast is better) over the assets there, divided by the mean
+    number of assets a time, so the mean over times is the pooled mean difference per window (the
+    figure the pooled MSE and QLIKE ratios compare; a time with many assets weighs more); then
+    the Newey-West t over times (horizon - 1 lags: assets at one time share a market, so they are
+    one observation) and the 95% interval of that mean."""
     from candleflow.evaluation.forecast_tests import LOSSES
 
     groups = Groups.by_time(times)
@@ -355,7 +358,7 @@ def loss_difference_t(
         0.0,
     )
     n = groups.count(ok)
-    per_time = groups.sum(d)[n > 0] / n[n > 0]
+    per_time = groups.sum(d)[n > 0] / max(float(n[n > 0].mean()), 1.0) if (n > 0).any() else np.empty(0)
     if per_time.size < 3:
         return {"mean": None, "t": None, "ci95": None, "times": int(per_time.size)}
     mean = float(per_time.mean())
