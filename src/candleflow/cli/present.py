@@ -129,8 +129,7 @@ def print_cross_section(kind: str, cross: dict) -> None:
     from candleflow.runs.pooled_tables import pooled_header, pooled_rows, pooled_verdict
 
     for part, cs in cross.items():
-        models = [n for n in cs["table"] if "vs_best_rank_ic" in cs["table"][n] or "vs_best_mse" in cs["table"][n]]
-        console.print(f"{part}: " + pooled_verdict(kind, cs["table"], cs["best_baseline"], models), style="bold")
+        console.print(f"{part}: " + pooled_verdict(kind, cs["table"], cs["best_baseline"], ["model"]), style="bold")
         t = Table(title=f"{part} period across the assets: {cs['assets']} assets at {cs['times']:,} times")
         header = [c for c in pooled_header(kind) if c != "95% CI (folds)"]
         for col in header:

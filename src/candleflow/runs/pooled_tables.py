@@ -120,12 +120,11 @@ def cross_section_html(metrics: dict[str, Any], preds: dict[str, dict[str, Any]]
         if not cs:
             continue
         kind = m["target"]
-        models = [n for n, r in cs["table"].items() if "vs_best_rank_ic" in r or "vs_best_mse" in r]
         sections.append(
             h("<h2>{} period across the assets: {} assets at {} times</h2>", part, cs["assets"], cs["times"])
         )
         sections.append(
-            h("<p class='verdict'><b>{}</b></p>", pooled_verdict(kind, cs["table"], cs["best_baseline"], models))
+            h("<p class='verdict'><b>{}</b></p>", pooled_verdict(kind, cs["table"], cs["best_baseline"], ["model"]))
         )
         header = [c for c in pooled_header(kind) if c != "95% CI (folds)"]
         keep = [i for i, c in enumerate(pooled_header(kind)) if c != "95% CI (folds)"]
