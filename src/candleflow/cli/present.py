@@ -108,6 +108,8 @@ def print_regression(result) -> None:
     meta = result.metadata
     cross = {part: m["cross_section"] for part, m in result.metrics.items() if "cross_section" in m}
     if cross:  # a pooled run: the cross-section's verdict leads
+        from candleflow.cli.present_pooled import print_cross_section
+
         print_cross_section(result.metrics["val"]["target"], cross)
     console.print(verdict(result.metrics), style="bold")
     for part, m in result.metrics.items():
@@ -121,26 +123,6 @@ def print_regression(result) -> None:
     )
     print_refit(meta)
     console.print(f"run folder: {result.run_dir}{_report_said(result.run_dir)}")
-
-
-def print_cross_section(kind: str, cross: dict) -> None:
-    """A pooled run's cross-section tables (each period's): the verdict against the baseline to
-    beat, then every forecast's daily rank IC, books or per-asset losses."""
-    from candleflow.runs.pooled_tables import pooled_header, pooled_rows, pooled_verdict
-
-    for part, cs in cross.items():
-        console.print(f"{part}: " + pooled_verdict(kind, cs["table"], cs["best_baseline"], ["model"]), style="bold")
-        t = Table(title=f"{part} period across the assets: {cs['assets']} assets at {cs['times']:,} times")
-        header = [c for c in pooled_header(kind) if c != "95% CI (folds)"]
-        for col in header:
-            t.add_column(col, justify="left" if col == "predictor" else "right")
-        for row in pooled_rows(kind, cs["table"]):
-            t.add_row(*[v for c, v in zip(pooled_header(kind), row, strict=True) if c != "95% CI (folds)"])
-        t.caption = (
-            f"baseline to beat: {cs['best_baseline']} (chosen on {cs['best_baseline_chosen_on']}); costs "
-            f"{cs['cost_per_side'] * 1e4:.0f} bps per side"
-        )
-        console.print(t)
 
 
 def print_refit(meta: dict) -> None:
@@ -288,6 +270,8 @@ def print_forecasts(table, run: str, what: str, score: dict | None, out: str | N
     """A regression run's last 10 forecasts, their IC where realised, and the latest forecast;
     a pooled run's (one row per time and asset) latest time ranked instead."""
     if "rank" in table.column_names:
+        from candleflow.cli.present_pooled import print_ranked_forecasts
+
         print_ranked_forecasts(table, run, what, out)
         return
     rows = table.slice(max(table.num_rows - 10, 0)).to_pylist()
@@ -318,34 +302,6 @@ def print_forecasts(table, run: str, what: str, score: dict | None, out: str | N
     console.print(said + (f"; written: {out}" if out else ""))
 
 
-def print_ranked_forecasts(table, run: str, what: str, out: str | None) -> None:
-    """A pooled or panel run's forecasts at the latest time: the five assets ranked highest and
-    the five lowest (the new period's daily rank IC is among the notes printed after)."""
-    import numpy as np
-
-    name = "asset" if "asset" in table.column_names else "ticker"
-    times = table.column("open_time").cast("int64").to_numpy()
-    last = table.filter(np.asarray(times == times.max()))
-    rows = [r for r in last.to_pylist() if r["forecast"] is not None]
-    rows.sort(key=lambda r: -r["rank"])
-    t = Table(
-        title=f"{run} on {what}: {table.num_rows:,} (time, {name}) rows; the latest time, "
-        f"{str(rows[0]['open_time'])[:19] if rows else '-'}, ranked"
-    )
-    for col in (name, "forecast", "rank", "realised"):
-        t.add_column(col, justify="left" if col == name else "right")
-    shown = rows if len(rows) <= 10 else [*rows[:5], None, *rows[-5:]]
-    for r in shown:
-        if r is None:
-            t.add_row("...", "", "", "")
-            continue
-        realised = "-" if r.get("realised") is None else f"{r['realised']:+.5f}"
-        t.add_row(str(r[name]), f"{r['forecast']:+.5f}", f"{r['rank']:.3f}", realised)
-    console.print(t)
-    if out:
-        console.print(f"written: {out}")
-
-
 def _report_said(run_dir: Path) -> str:
     """' (report: RUN/report.html)', or how to write it when the run skipped it (output.report)."""
     page = run_dir / "report.html"
@@ -357,32 +313,15 @@ def print_study(result) -> None:
     accuracy and trading tables (classes); then where its folder and report are."""
     s = result.summary
     if s.get("kind") == "pooled":
-        _print_pooled_study(s)
+        from candleflow.cli.present_pooled import print_pooled_study
+
+        print_pooled_study(s)
     elif s.get("target_task") == "regress":
         _print_regression_study(s)
     else:
         _print_class_study(s)
     page = result.folder / "report.html"
     console.print(f"folder: {result.folder}" + (f" (report: {page})" if page.is_file() else ""))
-
-
-def _print_pooled_study(s: dict) -> None:
-    from candleflow.runs.pooled_tables import pooled_header, pooled_rows, pooled_verdict
-
-    console.print(pooled_verdict(s["target"], s["table"], s["best_baseline"], s["families"]), style="bold")
-    t = Table(
-        title=f"pooled walk-forward, target {s['target']} over {s['horizon']} bars: {s['assets']} assets, {s['folds']} "
-        f"folds, {s['test_windows']:,} test windows at {s['test_times']:,} times"
-    )
-    for col in pooled_header(s["target"]):
-        t.add_column(col, justify="left" if col == "predictor" else "right")
-    for row in pooled_rows(s["target"], s["table"]):
-        t.add_row(*row)
-    t.caption = (
-        f"baseline to beat: {s['best_baseline']} (chosen on the folds' validation windows); costs "
-        f"{s['cost_per_side'] * 1e4:.0f} bps per side; CI (folds): random-effects over the folds' rank ICs"
-    )
-    console.print(t)
 
 
 def _print_regression_study(s: dict) -> None:

@@ -43,7 +43,6 @@ BUILTIN: dict[str, int] = {
     "aroonosc": 1,
     "ultosc": 3,
     "cmo": 1,
-    "dollar_volume": 1,
     "bop": 0,
     "macd": 3,
     "macd_signal": 3,
@@ -64,6 +63,7 @@ BUILTIN: dict[str, int] = {
     "linreg_slope": 1,
     "ema_gap": 1,
     "sma_gap": 1,
+    "dollar_volume": 1,
     # Binance's order flow (the klines' extra columns)
     "taker_buy_ratio": 0,
     "trade_size": 1,

@@ -84,4 +84,13 @@ def _cross_section(predictor: Any, candles: list[Any]) -> list[np.ndarray] | Non
     )
 
 
-__all__ = ["is_pooled_source", "predict_pooled"]
+def latest_ranked(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows of a pooled or panel prediction table at its latest time with a forecast, the
+    highest-ranked first (what the console shows)."""
+    times = table.column("open_time").cast(pa.int64()).to_numpy()
+    last = table.filter(pa.array(times == times.max()))
+    rows = [r for r in last.to_pylist() if r["forecast"] is not None]
+    return sorted(rows, key=lambda r: -r["rank"])
+
+
+__all__ = ["is_pooled_source", "latest_ranked", "predict_pooled"]
