@@ -29,10 +29,13 @@ def is_pooled_source(cfg: RunConfig) -> bool:
 
 def predict_pooled(predictor: Any, cfg: RunConfig, start: str | None, end: str | None, latest: bool) -> pa.Table:
     """Predict every asset of `cfg`'s universe (its symbols, or '*': every file the template
-    matches) with `predictor` (a Predictor of a pooled regression run)."""
-    tables, notes, missing = [], [], []
+    matches) with `predictor` (a Predictor of a pooled regression run); an asset the run trained
+    on whose file is gone is absent, said in the notes."""
+    tasks = plan_tasks(cfg)
+    listed = {t.name for t in tasks}
+    missing = [n for n in predictor.metadata.get("series", []) if n not in listed]  # trained on, no file now
     assets = []
-    for task in plan_tasks(cfg):
+    for task in tasks:
         try:
             candles, _ = load_candles(task.config.source, cfg.validation, cfg.cache)
         except SourceError as exc:
@@ -42,11 +45,11 @@ def predict_pooled(predictor: Any, cfg: RunConfig, start: str | None, end: str |
             continue
         assets.append((task, candles))
     extra = _cross_section(predictor, [c for _, c in assets])
+    tables: list[pa.Table] = []
+    said: list[tuple[str, str]] = []
     for k, (task, candles) in enumerate(assets):
         table = predictor.predict(candles, start, end, latest, None if extra is None else extra[k])
-        notes += [
-            f"{task.name}: {n}" for n in json.loads((table.schema.metadata or {}).get(b"candleflow_notes", b"[]"))
-        ]
+        said += [(task.name, n) for n in json.loads((table.schema.metadata or {}).get(b"candleflow_notes", b"[]"))]
         tables.append(table.add_column(0, "asset", pa.array([task.name] * table.num_rows)))
     if not tables:
         raise DataError(f"no asset of the universe has a file for {', '.join(cfg.source.paths)}")  # type: ignore[union-attr]
@@ -60,8 +63,13 @@ def predict_pooled(predictor: Any, cfg: RunConfig, start: str | None, end: str |
     )
     realised = table.column("realised").to_numpy(zero_copy_only=False).astype(np.float64)
     scored = ic_summary(times, realised, forecast, predictor.config.labels.horizon)
+    notes = _grouped(said)
     if missing:
-        notes.append(f"absent (no file: stopped trading or not listed): {', '.join(missing[:20])}")
+        notes.append(
+            f"{len(missing)} of the run's assets absent (no file: stopped trading or not listed; never filled): "
+            + ", ".join(missing[:20])
+            + (" ..." if len(missing) > 20 else "")
+        )
     if scored["rank_ic"] is not None:
         notes.append(
             f"the new period's daily rank IC across the assets: {scored['rank_ic']:+.4f} over {scored['times']} times "
@@ -69,6 +77,19 @@ def predict_pooled(predictor: Any, cfg: RunConfig, start: str | None, end: str |
         )
     meta = {b"candleflow_notes": json.dumps(notes), b"candleflow_cross_section": json.dumps(scored)}
     return table.replace_schema_metadata(meta)
+
+
+def _grouped(notes: list[tuple[str, str]]) -> list[str]:
+    """Each asset's coverage note once per text: 'AAPL-1d: ...' for one asset, '297 assets (A-1d,
+    AAPL-1d, ...): ...' where many say the same."""
+    by_text: dict[str, list[str]] = {}
+    for asset, note in notes:
+        by_text.setdefault(note, []).append(asset)
+    out = []
+    for note, assets in by_text.items():
+        who = assets[0] if len(assets) == 1 else f"{len(assets)} assets ({', '.join(assets[:3])}, ...)"
+        out.append(f"{who}: {note}")
+    return out
 
 
 def _cross_section(predictor: Any, candles: list[Any]) -> list[np.ndarray] | None:
