@@ -271,6 +271,11 @@ def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_fo
     assert ((rank > 0) & (rank < 1)).all()
     notes = json.loads(table.schema.metadata[b"candleflow_notes"])
     assert any("daily rank IC" in n for n in notes)
+    # an asset whose file is gone (it stopped trading) is absent, named in the notes, never filled
+    (tmp_path / "files" / "FFF-1h.csv").unlink()
+    later, _ = predictor.predict_source(predictor.source_config(None, None), None, None)
+    assert "FFF-1h" not in set(later.column("asset").to_pylist()) and later.num_rows < table.num_rows
+    assert any("absent" in n and "FFF-1h" in n for n in json.loads(later.schema.metadata[b"candleflow_notes"]))
     # one file alone cannot give the cross-sectional columns: refused in one line
     one = predictor.source_config([f"source.paths=['{tmp_path}/files/AAA-1h.csv']"], None)
     with pytest.raises(ConfigError, match="computed across the universe's assets"):
