@@ -271,6 +271,22 @@ def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_fo
     assert ((rank > 0) & (rank < 1)).all()
     notes = json.loads(table.schema.metadata[b"candleflow_notes"])
     assert any("daily rank IC" in n for n in notes)
+    # the serving bundle carries the per-asset scales, and predicts the same
+    from candleflow.runs.bundle import export_bundle
+
+    bundle, _ = export_bundle(result.run_dir, tmp_path / "bundle")
+    assert (bundle / "asset_scales.npz").is_file()
+    served = Predictor.from_run(bundle)
+    again, _ = served.predict_source(served.source_config(None, None), None, None)
+    np.testing.assert_allclose(again.column("forecast").to_numpy(), table.column("forecast").to_numpy(), rtol=1e-6)
+    # tune scores trials on the universe's folds (the daily rank IC across the assets here)
+    from candleflow.studies.tune import tune
+
+    tuned = tune(
+        cfg.model_copy(update={"tune": cfg.tune.model_copy(update={"folds": 2, "objective": "ic"})}), "t", 1, {}
+    )
+    assert len(tuned.trials) == 1 and len(tuned.trials[0]["fold_scores"].split()) == 2
+    assert -1 <= tuned.trials[0]["value"] <= 1
     # an asset whose file is gone (it stopped trading) is absent, named in the notes, never filled
     (tmp_path / "files" / "FFF-1h.csv").unlink()
     later, _ = predictor.predict_source(predictor.source_config(None, None), None, None)

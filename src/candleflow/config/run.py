@@ -120,6 +120,11 @@ class RunConfig(Section):
             raise ValueError(
                 f"tune.objective {objective} scores a regression target; classes tune on balanced_accuracy, sharpe or return"
             )
+        if self.tune.objective in ("sharpe", "return") and self.layout != "series":
+            raise ValueError(
+                f"tune.objective {self.tune.objective} trades one series' decisions; a universe or panel tunes on "
+                "balanced_accuracy (classes), ic or r2 (regression targets)"
+            )
         ev = self.evaluation
         if ev.decision_margin == "auto" and ev.margin_objective != "balanced_accuracy":
             if self.layout in ("panel", "universe"):

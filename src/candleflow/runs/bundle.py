@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from candleflow.data.candles import OHLCV
+from candleflow.dataset.asset_scales import FILE as ASSET_SCALES
 from candleflow.errors import RegistryError
 from candleflow.runs.folder import RunFolder
 from candleflow.runs.registry import family_of, load_model, read_metadata, resolve_run
@@ -43,6 +44,8 @@ def export_bundle(
         "serving_bundle": serving_contract(cfg, meta, fam.normalisation),
     }
     include = [run_dir / RunFolder.CONFIG, run_dir / RunFolder.METADATA, run_dir / RunFolder.METRICS, model_file]
+    if (run_dir / ASSET_SCALES).is_file():  # a pooled run: predict standardises each asset as it trained
+        include.append(run_dir / ASSET_SCALES)
     target = export_model(model, Path(out) if out else run_dir / f"export-{used}", used, info, include)
     return target, used
 
@@ -61,6 +64,11 @@ def serving_contract(cfg: Any, meta: dict[str, Any], normalisation: str) -> dict
             "names": meta.get("feature_names"),
             "config": cfg.features.model_dump(mode="json"),
             "normalisation": normalisation,
+            **(
+                {"asset_scaling": "per_asset: each asset's features standardised by asset_scales.npz first"}
+                if meta.get("asset_scaling") == "per_asset"
+                else {}
+            ),
         },
         "windows": {"bars": d.window, "sample_rate": d.sample_rate, "lags": meta.get("lags")},
         "decision": {

@@ -190,7 +190,13 @@ def tune_objective(cfg: RunConfig) -> str:
 
 
 def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
-    """Balanced accuracy of the decisions on each walk-forward fold's validation period."""
+    """The objective on each walk-forward fold's validation period (a universe's: each fold cut
+    at the same instants for every asset, before the run's test period)."""
+    if cfg.layout == "panel":
+        raise ConfigError("tune: a panel run is not tuned yet; tune the pooled universe (dataset.layout series)")
+    if cfg.layout == "universe":
+        yield from _pooled_fold_scores(cfg, prepared)
+        return
     key = json.dumps({s: cfg.model_dump(mode="json")[s] for s in DATA_SECTIONS}, sort_keys=True)
     if key not in prepared:
         prepared.clear()  # one prepared dataset in memory at a time
@@ -200,6 +206,52 @@ def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
     before_test = np.arange(len(ds)) if "test" not in split.parts else np.flatnonzero(ds.ends < split.starts["test"])
     for fold in walk_forward_folds(ds.ends, prep.labels.t1, cfg.tune.folds, cfg.dataset.embargo, before_test):
         yield score_fold(cfg, prep, fold)
+
+
+def _pooled_fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
+    """A universe's folds: its store built (only what is missing), the windows before the run's
+    test period cut into `tune.folds` expanding folds by time (purged across assets), each
+    trained as a pooled run trains; the objective is the pooled R^2 (r2) or the daily rank IC
+    across the assets (ic), or the balanced accuracy for classes."""
+    from candleflow.scale.cluster import build_store, plan_tasks
+    from candleflow.scale.pooled import cross_section_metrics, pooled_dataset
+    from candleflow.scale.store import open_dataset
+    from candleflow.studies.pooled_walkforward import fold_splits
+
+    d = cfg.dataset
+    key = json.dumps({s: cfg.model_dump(mode="json")[s] for s in (*DATA_SECTIONS, "universe")}, sort_keys=True)
+    if key not in prepared:
+        prepared.clear()
+        build_store(cfg)
+        names = [t.name for t in plan_tasks(cfg)]
+        prepared[key] = open_dataset(
+            cfg.universe.store, d.window, names, d.sample_rate, d.stride, cfg.features.cross_section
+        )
+    raw = prepared[key]
+    ends, label_ends = raw.end_times(), raw.label_end_times(d.embargo)
+    if d.test_fraction > 0:  # the run's test period stays unseen
+        cut = np.sort(ends)[int(ends.size * (1 - d.test_fraction))]
+        keep = np.flatnonzero(label_ends < cut)
+    else:
+        keep = np.arange(ends.size)
+    sub = raw.subset(keep)
+    for split in fold_splits(sub.end_times(), sub.label_end_times(d.embargo), cfg.tune.folds, d.val_fraction):
+        parts = {"train": split["train"], "val": split["val"]}
+        ds = pooled_dataset(cfg, sub, parts)
+        quiet = cfg.model_copy(update={"training": cfg.training.model_copy(update={"verbose": 0})})
+        work = Path(tempfile.mkdtemp(prefix="candleflow-fold-"))
+        try:
+            trained = train_and_score(quiet, work, ds, parts, model_and_loader(quiet, None), references=False)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        val = trained.metrics["val"]
+        objective = tune_objective(cfg)
+        if objective == "ic" and cfg.labels.regression:
+            table = cross_section_metrics(cfg, sub, parts["train"], trained.scored, 252.0)["val"]
+            value = table["table"]["model"]["rank_ic"]
+        else:
+            value = val["table"]["model"]["r2" if cfg.labels.regression else "balanced_accuracy"]
+        yield float(value) if value is not None else 0.0
 
 
 def parse_search_param(item: str) -> tuple[str, SearchParam]:
