@@ -350,3 +350,12 @@ def test_the_panel_gpt_regresses_one_output_per_ticker_and_predict_gives_its_for
     got = {(r["ticker"], int(np.datetime64(r["open_time"], "ns").astype(np.int64))): r["forecast"] for r in rows}
     assert all(k in got for k in want)
     np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=1e-4, atol=1e-5)
+
+
+def test_block_resampled_sums_are_the_block_bootstraps_sums_without_its_indices():
+    from candleflow.evaluation.bootstrap import block_indices, block_resampled_sums
+
+    v = np.random.default_rng(1).normal(size=1003)  # 1003 = 20 blocks of 48 and a last one of 43
+    idx = block_indices(1003, 48, 200, np.random.default_rng(0))
+    (sums,) = block_resampled_sums([v], 48, 200, np.random.default_rng(0))
+    np.testing.assert_allclose(sums, v[idx].sum(axis=1), rtol=0, atol=1e-9)

@@ -266,20 +266,21 @@ def gain_interval(
     classifier's edge gets one: on each resample of consecutive windows (blocks of `block`, which
     keep the overlap of neighbouring targets inside a block), (SSE_base - SSE_model) / SST, SST
     around the naive forecast `reference`. None with fewer than 2 windows or no spread."""
-    from candleflow.evaluation.bootstrap import block_indices, ci95
+    from candleflow.evaluation.bootstrap import block_resampled_sums, ci95
 
     y = np.asarray(y, np.float64)
     if y.size < 2:
         return None
-    idx = block_indices(int(y.size), block, resamples, np.random.default_rng(0))
     e_model = (y - np.asarray(pred, np.float64).reshape(-1)) ** 2
     e_base = (y - np.asarray(base, np.float64).reshape(-1)) ** 2
     spread = (y - reference) ** 2
-    sst = spread[idx].sum(axis=1)
+    base_sum, model_sum, sst = block_resampled_sums(
+        [e_base, e_model, spread], block, resamples, np.random.default_rng(0)
+    )
     ok = sst > 0
     if not ok.any():
         return None
-    gains = (e_base[idx].sum(axis=1) - e_model[idx].sum(axis=1))[ok] / sst[ok]
+    gains = (base_sum - model_sum)[ok] / sst[ok]
     return ci95(gains)
 
 
