@@ -209,14 +209,10 @@ def _write_universe(folder: Path, symbols: list[str], bars: int) -> None:
         pacsv.write_csv(table, folder / f"{symbol}-1h.csv")
 
 
-@pytest.mark.integration
-def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_forecasts_back(tmp_path):
-    from candleflow.pipeline import run
-    from candleflow.runs.predict import Predictor
-
-    symbols = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
-    _write_universe(tmp_path / "files", symbols, 1500)
-    cfg = load_config(
+def _universe_config(tmp_path: Path, keys: list[str]):
+    """The files written by `_write_universe` as a universe ({symbol} template, every file), its
+    store and runs under tmp_path, and `keys`."""
+    return load_config(
         None,
         [
             "source.kind=files",
@@ -225,6 +221,21 @@ def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_fo
             "universe.symbols=*",
             f"universe.store={tmp_path / 'store'}",
             f"output.runs_dir={tmp_path / 'runs'}",
+            *keys,
+        ],
+    )
+
+
+@pytest.mark.integration
+def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_forecasts_back(tmp_path):
+    from candleflow.pipeline import run
+    from candleflow.runs.predict import Predictor
+
+    symbols = ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF"]
+    _write_universe(tmp_path / "files", symbols, 1500)
+    cfg = _universe_config(
+        tmp_path,
+        [
             "output.name=pooled",
             "labels.kind=forward_return",
             "labels.horizon=6",
@@ -305,15 +316,9 @@ def test_the_panel_gpt_regresses_one_output_per_ticker_and_predict_gives_its_for
 
     symbols = ["AAA", "BBB", "CCC", "DDD", "EEE"]
     _write_universe(tmp_path / "files", symbols, 1200)
-    cfg = load_config(
-        None,
+    cfg = _universe_config(
+        tmp_path,
         [
-            "source.kind=files",
-            f"source.paths=['{tmp_path}/files/{{symbol}}-1h.csv']",
-            "source.interval=1h",
-            "universe.symbols=*",
-            f"universe.store={tmp_path / 'store'}",
-            f"output.runs_dir={tmp_path / 'runs'}",
             "output.name=panel",
             "labels.kind=forward_return",
             "labels.horizon=6",

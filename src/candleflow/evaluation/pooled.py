@@ -359,6 +359,22 @@ def loss_difference_t(
     )
     n = groups.count(ok)
     per_time = groups.sum(d)[n > 0] / max(float(n[n > 0].mean()), 1.0) if (n > 0).any() else np.empty(0)
+    return mean_with_interval(per_time, horizon)
+
+
+def rank_ic_difference(
+    times: np.ndarray, y: np.ndarray, score: np.ndarray, other: np.ndarray, horizon: int, min_names: int = MIN_NAMES
+) -> dict[str, Any]:
+    """The daily rank IC of `score` minus that of `other` on the same times: its mean, the
+    Newey-West t and 95% interval of the mean."""
+    a = daily_ic(times, y, score, min_names)["rank_ic"]
+    b = daily_ic(times, y, other, min_names)["rank_ic"]
+    return mean_with_interval((a - b)[np.isfinite(a) & np.isfinite(b)], horizon)
+
+
+def mean_with_interval(per_time: np.ndarray, horizon: int) -> dict[str, Any]:
+    """The mean of a per-time series, its Newey-West t (horizon - 1 lags) and the normal 95%
+    interval of the mean; None for each with fewer than 3 times."""
     if per_time.size < 3:
         return {"mean": None, "t": None, "ci95": None, "times": int(per_time.size)}
     mean = float(per_time.mean())
@@ -369,27 +385,6 @@ def loss_difference_t(
         "t": mean / se if se > 0 else None,
         "ci95": [mean - 1.96 * se, mean + 1.96 * se] if se > 0 else None,
         "times": int(per_time.size),
-    }
-
-
-def rank_ic_difference(
-    times: np.ndarray, y: np.ndarray, score: np.ndarray, other: np.ndarray, horizon: int, min_names: int = MIN_NAMES
-) -> dict[str, Any]:
-    """The daily rank IC of `score` minus that of `other` on the same times: its mean, the
-    Newey-West t and 95% interval of the mean."""
-    a = daily_ic(times, y, score, min_names)["rank_ic"]
-    b = daily_ic(times, y, other, min_names)["rank_ic"]
-    d = (a - b)[np.isfinite(a) & np.isfinite(b)]
-    if d.size < 3:
-        return {"mean": None, "t": None, "ci95": None, "times": int(d.size)}
-    mean = float(d.mean())
-    var = hac_variance(d - mean, max(horizon - 1, 0))
-    se = float(np.sqrt(var / d.size)) if var > 0 else 0.0
-    return {
-        "mean": mean,
-        "t": mean / se if se > 0 else None,
-        "ci95": [mean - 1.96 * se, mean + 1.96 * se] if se > 0 else None,
-        "times": int(d.size),
     }
 
 
@@ -404,6 +399,7 @@ __all__ = [
     "group_ranks",
     "ic_summary",
     "loss_difference_t",
+    "mean_with_interval",
     "per_asset_regression",
     "quantile_book",
     "rank_ic_difference",

@@ -53,27 +53,8 @@ def train_and_score_panel(
     weights = class_weights(flat).tolist() if tc.class_weight == "balanced" else None
     eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
     refs = panel_references(cfg, train_ds, y_train, eval_parts) if references else {}
-    mean, var = train_ds.moments()
     panel = ds.panel
-    model = model_from(
-        state,
-        lambda: build_panel_gpt(
-            cfg.model,
-            d.window,
-            panel.values.shape[1],
-            panel.n_tickers,
-            mean,
-            var,
-            learning_rate(cfg),
-            weights,
-            return_weighted=d.returns,
-        ),
-    )
-    if d.batch_size == "auto":
-        bs, why = auto_batch_size(model, len(train_ds), tc.memory_share)
-        log.info("dataset.batch_size auto: %s", why)
-        d = d.model_copy(update={"batch_size": bs})
-    estimate = estimate_training_memory(model, int(d.batch_size))
+    model, d, estimate = panel_model(cfg, train_ds, state, "classes", class_weights=weights, return_weighted=d.returns)
     log.info(
         "panel gpt: %d tickers x %d features (+ presence), %s parameters; training on %d windows, validating on %d",
         panel.n_tickers,
@@ -93,6 +74,27 @@ def train_and_score_panel(
 
     scored, metrics = _score_panel(cfg, model, ds, parts, flat, bars_per_year, refs)
     return Trained(model, fitted, fit_s, estimate, scored, metrics, (d.window, panel.values.shape[1]))
+
+
+def panel_model(
+    cfg: RunConfig, train_ds: PanelDataset, state: dict[str, Any] | None, what: str, **kwargs: Any
+) -> tuple[Any, Any, dict[str, float]]:
+    """The panel GPT (or the one saved with a resume state) normalised with the training windows'
+    moments, the dataset config with `batch_size: auto` resolved for it, and its training memory
+    estimate; `kwargs` go to `build_panel_gpt` (class weights, or the regression loss)."""
+    d, panel = cfg.dataset, train_ds.panel
+    mean, var = train_ds.moments()
+    model = model_from(
+        state,
+        lambda: build_panel_gpt(
+            cfg.model, d.window, panel.values.shape[1], panel.n_tickers, mean, var, learning_rate(cfg), **kwargs
+        ),
+    )
+    if d.batch_size == "auto":
+        bs, why = auto_batch_size(model, len(train_ds), cfg.training.memory_share)
+        log.info("dataset.batch_size auto (panel gpt, %s): %s", what, why)
+        d = d.model_copy(update={"batch_size": bs})
+    return model, d, estimate_training_memory(model, int(d.batch_size))
 
 
 def _labelled(sub: PanelDataset, y: np.ndarray, returns: bool) -> Callable[[np.ndarray], tuple[Any, Any]]:

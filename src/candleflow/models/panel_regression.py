@@ -22,13 +22,10 @@ from candleflow.evaluation.cross_section_scores import PooledWindows, score_cros
 from candleflow.evaluation.pooled import cross_section_target
 from candleflow.evaluation.regression import evaluate_regression, finite_or_none
 from candleflow.models.backend import keras
-from candleflow.models.families import family, learning_rate
+from candleflow.models.families import family
 from candleflow.models.fitting import Trained
 from candleflow.models.loaders import batch_loader
-from candleflow.models.loading import model_from
-from candleflow.models.memory import auto_batch_size, estimate_training_memory
-from candleflow.models.panel_fitting import ticker_rows
-from candleflow.models.panel_model import build_panel_gpt
+from candleflow.models.panel_fitting import panel_model, ticker_rows
 from candleflow.models.tabular import window_lags
 from candleflow.models.training import fit
 
@@ -81,26 +78,8 @@ def train_and_score_panel_regression(
         y_train = np.stack([rng.permutation(y_train[:, k]) for k in range(y_train.shape[1])], axis=1)
     eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
     refs = _references(cfg, train_ds, y_train, eval_parts, y_val) if references else {}
-    mean, var = train_ds.moments()
     panel = ds.panel
-    model = model_from(
-        state,
-        lambda: build_panel_gpt(
-            cfg.model,
-            d.window,
-            panel.values.shape[1],
-            panel.n_tickers,
-            mean,
-            var,
-            learning_rate(cfg),
-            regression_loss=training_loss(cfg.labels),
-        ),
-    )
-    if d.batch_size == "auto":
-        bs, why = auto_batch_size(model, len(train_ds), tc.memory_share)
-        log.info("dataset.batch_size auto: %s", why)
-        d = d.model_copy(update={"batch_size": bs})
-    estimate = estimate_training_memory(model, int(d.batch_size))
+    model, d, estimate = panel_model(cfg, train_ds, state, cfg.labels.kind, regression_loss=training_loss(cfg.labels))
     log.info(
         "panel gpt regressing %s: %d tickers x %d features, %s parameters; training on %d windows, validating on %d",
         cfg.labels.kind,
