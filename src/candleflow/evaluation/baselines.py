@@ -93,16 +93,45 @@ def har_predict(coef: np.ndarray, context: np.ndarray) -> np.ndarray:
     return har_design(context) @ coef
 
 
+def seasonal_har(train: TargetWindows, part: TargetWindows) -> np.ndarray:
+    """HAR with one intercept per seasonal slot, fitted by the within-slot transformation
+    (Frisch-Waugh): the HAR terms and the target demeaned within each slot give the slopes, each
+    slot's mean residual its intercept. The same least squares as a design with one dummy column
+    per slot, in memory of (rows, 4) rather than (rows, 4 + 167): a pooled run's 750,000 hourly
+    windows made that design 1 GB before lstsq copied it. A slot the training windows never saw
+    takes the mean intercept."""
+    x = har_design(train.context)[:, 1:]
+    y = np.asarray(train.y, np.float64)
+    slot = train.context[:, _COL["slot"]]
+    ok = np.isfinite(x).all(axis=1) & np.isfinite(y) & np.isfinite(slot)
+    slots, of = np.unique(slot[ok], return_inverse=True)
+    if ok.sum() < max(MIN_FIT_ROWS, x.shape[1] + slots.size + 1):
+        return np.full(part.y.shape[0], np.nan)
+    x, y = x[ok], y[ok]
+    count = np.bincount(of, minlength=slots.size).astype(np.float64)
+    x_mean = (
+        np.stack([np.bincount(of, weights=x[:, j], minlength=slots.size) for j in range(x.shape[1])], 1)
+        / count[:, None]
+    )
+    y_mean = np.bincount(of, weights=y, minlength=slots.size) / count
+    slope, *_ = np.linalg.lstsq(x - x_mean[of], y - y_mean[of], rcond=None)
+    intercept = y_mean - x_mean @ slope
+    px = har_design(part.context)[:, 1:]
+    where = np.searchsorted(slots, part.context[:, _COL["slot"]])
+    seen = (where < slots.size) & (slots[np.minimum(where, slots.size - 1)] == part.context[:, _COL["slot"]])
+    a = np.where(seen, intercept[np.minimum(where, slots.size - 1)], float(np.average(intercept, weights=count)))
+    return a + px @ slope
+
+
 def har_variant(variant: str, train: TargetWindows, part: TargetWindows) -> np.ndarray:
     """A fixed HAR variant fitted on `train` and applied to `part` (NaN where a term is missing
     or too few training rows are complete)."""
-    slots = np.unique(train.context[:, _COL["slot"]]) if variant == "har_seasonal" else None
-    if slots is not None:
-        slots = slots[np.isfinite(slots)]
-    coef = fit_ols(har_design(train.context, variant, slots), np.asarray(train.y, np.float64))
+    if variant == "har_seasonal":
+        return seasonal_har(train, part)
+    coef = fit_ols(har_design(train.context, variant), np.asarray(train.y, np.float64))
     if coef is None:
         return np.full(part.y.shape[0], np.nan)
-    return har_design(part.context, variant, slots) @ coef
+    return har_design(part.context, variant) @ coef
 
 
 def known_before(history: TargetWindows, part: TargetWindows, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -295,6 +324,7 @@ __all__ = [
     "har_design",
     "har_predict",
     "har_variant",
+    "seasonal_har",
     "prevailing_mean",
     "rolling_har",
 ]
