@@ -364,3 +364,28 @@ def test_block_resampled_sums_are_the_block_bootstraps_sums_without_its_indices(
     idx = block_indices(1003, 48, 200, np.random.default_rng(0))
     (sums,) = block_resampled_sums([v], 48, 200, np.random.default_rng(0))
     np.testing.assert_allclose(sums, v[idx].sum(axis=1), rtol=0, atol=1e-9)
+
+
+@pytest.mark.integration
+def test_a_pooled_walkforward_scores_families_and_baselines_and_continues_only_the_same_study(tmp_path):
+    from candleflow.studies.pooled_walkforward import pooled_walkforward
+
+    _write_universe(tmp_path / "files", ["AAA", "BBB", "CCC", "DDD", "EEE"], 1200)
+    cfg = _universe_config(
+        tmp_path, ["labels.kind=volatility", "labels.horizon=12", "dataset.window=16", "cluster.workers=1"]
+    )
+    result = pooled_walkforward(cfg, folds=2, families=["linear"], name="s")
+    s = result.summary
+    assert s["kind"] == "pooled" and s["assets"] == 5 and s["folds"] == 2
+    assert set(s["table"]) == {"linear", "persistence", "har", "har_asset", "har_seasonal_asset"}
+    row = s["table"]["linear"]
+    assert len(row["rank_ic_folds"]) == 2 and row["vs_best_mse"]["times"] > 10 and row["mse"] > 0
+    assert s["best_baseline"] in s["table"] and (result.folder / "report.html").is_file()
+    files = sorted(p.name for p in (result.folder / "folds").iterdir())
+    assert files == ["baselines-f0.npz", "baselines-f1.npz", "linear-f0.npz", "linear-f1.npz"]
+    stamp = (result.folder / "folds" / "linear-f0.npz").stat().st_mtime_ns
+    again = pooled_walkforward(cfg, folds=2, families=["linear"], name="s")  # the same study: nothing retrains
+    assert (result.folder / "folds" / "linear-f0.npz").stat().st_mtime_ns == stamp
+    assert again.summary["table"]["linear"]["mse"] == pytest.approx(row["mse"])
+    with pytest.raises(ConfigError, match="another setup"):
+        pooled_walkforward(cfg, folds=3, families=["linear"], name="s")

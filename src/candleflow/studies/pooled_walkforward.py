@@ -194,6 +194,9 @@ def pooled_walkforward(
         "rows": int(sum(len(p.features) for p in raw.parts)),
     }
     write_json(folder / RESULT, finite_or_none(summary))
+    from candleflow.runs.pooled_tables import write_pooled_walkforward_report
+
+    write_pooled_walkforward_report(folder, finite_or_none(summary))
     return WalkForwardResult(folder, summary)
 
 
