@@ -241,6 +241,7 @@ def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_fo
             "labels.horizon=6",
             "labels.cross_section=rank",
             "features.cross_section=[rank(log_return),mean(volatility),z(momentum)]",
+            "dataset.asset_embedding=true",
             "dataset.window=16",
             "model.kind=linear",
             "evaluation.reference_models=[]",
@@ -254,7 +255,9 @@ def test_pooled_regression_run_scores_the_cross_section_and_predict_gives_its_fo
     model = cs["table"]["model"]
     assert -1 <= model["rank_ic"] <= 1 and model["book_q5"]["periods"] > 10
     assert (result.run_dir / "asset_scales.npz").is_file()
-    assert result.metadata["feature_names"][-3:] == ["cs_rank(log_return)", "cs_mean(volatility)", "cs_z(momentum)"]
+    names = result.metadata["feature_names"]
+    assert names[-9:-6] == ["cs_rank(log_return)", "cs_mean(volatility)", "cs_z(momentum)"]
+    assert names[-6:] == [f"asset={s}-1h" for s in symbols]  # the one-hot identity of each asset, in run order
     assert result.metadata["asset_scaling"] == "per_asset"
     # predict over every asset (the template): the val windows' forecasts come back exactly
     predictor = Predictor.from_run(result.run_dir)

@@ -376,7 +376,7 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
             "symbol": sorted({records[n]["symbol"] for n in names}),
             "interval": sorted({records[n]["interval"] for n in names}),
             "series": names,
-            **_store_identity(records, names, cfg.features.cross_section),
+            **_store_identity(records, names, cfg.features.cross_section, cfg.dataset.asset_embedding),
         },
         train=lambda cfg, work, state, callbacks, replicas: train_and_score(
             cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
@@ -549,16 +549,22 @@ def _panel_regression_predictions(trained: Trained) -> dict[str, dict[str, np.nd
 
 
 def _store_identity(
-    records: dict[str, Any], names: list[str], cross_section: list[str] | None = None
+    records: dict[str, Any], names: list[str], cross_section: list[str] | None = None, identity: bool = False
 ) -> dict[str, Any]:
     """What identifies the data of a run over store entries: one fingerprint of all of them, and
-    their (shared) feature names, then the cross-sectional columns' (features.cross_section)."""
+    their (shared) feature names, then the cross-sectional columns' (features.cross_section) and
+    the assets' one-hot columns (dataset.asset_embedding)."""
+    from candleflow.dataset.asset_scales import asset_columns
     from candleflow.dataset.cross_features import cross_section_names
 
     joined = " ".join(records[n]["fingerprint"] for n in names)
     return {
         "data_fingerprint": hashlib.sha256(joined.encode()).hexdigest(),
-        "feature_names": [*records[names[0]]["feature_names"], *cross_section_names(cross_section or [])],
+        "feature_names": [
+            *records[names[0]]["feature_names"],
+            *cross_section_names(cross_section or []),
+            *(asset_columns(names) if identity else []),
+        ],
     }
 
 

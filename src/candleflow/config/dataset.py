@@ -66,6 +66,12 @@ class DatasetConfig(Section):
         "by its own training rows' mean and deviation, so a model sees every asset on one scale; pooled leaves them "
         "as they are (the network's normalisation then fits one mean over all assets)",
     )
+    asset_embedding: bool = Field(
+        False,
+        description="a universe: each window also carries its asset's one-hot identity (one column per asset), so a "
+        "network's first layer learns an embedding of the asset and a tree can split on it; predict adds the same "
+        "columns (an asset the run never saw gets zeros)",
+    )
     panel_calendar: Literal["same", "union", "intersection"] = Field(
         "same",
         description="panel rows: same (every ticker must follow one calendar; rows are their bar times), "

@@ -147,6 +147,11 @@ class RunConfig(Section):
                     f"labels.kind {kind} on a panel: the panel GPT (model.kind gpt) regresses, one output per ticker; "
                     f"model.kind {self.model.kind} learns across the assets as a pooled universe (dataset.layout series)"
                 )
+        if self.dataset.asset_embedding and self.layout != "universe":
+            raise ValueError(
+                "dataset.asset_embedding: an asset's identity is an input where one model learns many assets "
+                "(universe.symbols, dataset.layout series)"
+            )
         if self.features.cross_section and self.layout != "universe":
             raise ValueError(
                 "features.cross_section: cross-sectional columns are computed across a universe's assets "

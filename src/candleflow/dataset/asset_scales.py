@@ -1,7 +1,8 @@
-"""The per-asset feature scales of a pooled run (`dataset.asset_scaling: per_asset`), kept in
+"""The per-asset inputs of a pooled run: the feature scales (`dataset.asset_scaling: per_asset`), kept in
 its run folder as `asset_scales.npz` (plain arrays, no pickle), so `predict` standardises a
 new period's features exactly as training did: each asset by its own training rows' mean and
-deviation, an asset the run never saw by the pooled training moments."""
+deviation, an asset the run never saw by the pooled training moments; and the assets' one-hot
+identity columns (`dataset.asset_embedding`)."""
 
 from __future__ import annotations
 
@@ -77,4 +78,21 @@ class AssetScales:
         return np.ascontiguousarray((values - mean) / std, dtype=np.float32)
 
 
-__all__ = ["FILE", "AssetScales"]
+def asset_columns(names: list[str]) -> list[str]:
+    """The one-hot identity columns' names of `dataset.asset_embedding`: asset=NAME, in run order."""
+    return [f"asset={n}" for n in names]
+
+
+def asset_one_hot(names: list[str], symbol: str, interval: str, rows: int) -> np.ndarray:
+    """(rows, len(names)) float32: the one-hot identity of the asset `symbol` (its entry name, or
+    NAME-INTERVAL) among the run's `names`; zeros, said in the log, for an asset it never saw."""
+    out = np.zeros((rows, len(names)), np.float32)
+    for k, name in enumerate(names):
+        if name in (symbol, f"{symbol}-{interval}"):
+            out[:, k] = 1.0
+            return out
+    log.warning("%s was not in the run's universe: its asset identity columns are zeros", symbol)
+    return out
+
+
+__all__ = ["FILE", "AssetScales", "asset_columns", "asset_one_hot"]

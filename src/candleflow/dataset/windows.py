@@ -277,6 +277,36 @@ class MultiWindowDataset:
         self._labels = _labels if _labels is not None else [p.labels_at() for p in parts]
         self.scales = scales  # per series (mean, std) its features are standardised by in gather
         self.pooled_scale: tuple[np.ndarray, np.ndarray] | None = None  # every training row's, with scales
+        self.identity = False  # each window also carries its series' one-hot identity (asset embedding)
+
+    def _derived(
+        self,
+        which: np.ndarray | None = None,
+        local: np.ndarray | None = None,
+        labels: list[np.ndarray] | None = None,
+        scales: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> MultiWindowDataset:
+        """A copy with some of its arrays replaced and every other setting kept."""
+        out = MultiWindowDataset(
+            self.parts,
+            self.which if which is None else which,
+            self.local if local is None else local,
+            self.names,
+            self.times,
+            self.t1,
+            self._labels if labels is None else labels,
+            self.scales if scales is None else scales,
+        )
+        out.pooled_scale, out.identity = self.pooled_scale, self.identity
+        return out
+
+    def with_identity(self) -> MultiWindowDataset:
+        """These windows with each series' one-hot identity appended to every row (len(parts)
+        columns after the features): a network's first layer over them is a learned embedding of
+        the asset (a dense map of a one-hot is an embedding lookup), and a tree can split on it."""
+        out = self._derived()
+        out.identity = True
+        return out
 
     @classmethod
     def from_parts(
@@ -296,7 +326,8 @@ class MultiWindowDataset:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return (len(self), self.window, self.parts[0].features.shape[1])
+        extra = len(self.parts) if self.identity else 0
+        return (len(self), self.window, self.parts[0].features.shape[1] + extra)
 
     def _by_series(self, idx, out: np.ndarray, fn) -> np.ndarray:
         """out[j] = fn(k, local positions)[...] for the windows idx, grouped by series k in one sort."""
@@ -312,10 +343,19 @@ class MultiWindowDataset:
         """Contiguous float32 batch (len(idx), W, F): one vectorised copy per series in the batch."""
         idx = np.asarray(idx)
         out = np.empty((idx.shape[0], *self.shape[1:]), dtype=np.float32)
-        if self.scales is None:
-            return self._by_series(idx, out, lambda k, pos: self.parts[k].gather(pos))
-        scales = self.scales
-        return self._by_series(idx, out, lambda k, pos: (self.parts[k].gather(pos) - scales[k][0]) / scales[k][1])
+        scales, n = self.scales, len(self.parts)
+
+        def rows(k: int, pos: np.ndarray) -> np.ndarray:
+            x = self.parts[k].gather(pos)
+            if scales is not None:
+                x = (x - scales[k][0]) / scales[k][1]
+            if not self.identity:
+                return x
+            one_hot = np.zeros((*x.shape[:2], n), np.float32)
+            one_hot[..., k] = 1.0
+            return np.concatenate([x, one_hot], axis=2)
+
+        return self._by_series(idx, out, rows)
 
     def scaled_by_series(self, train: MultiWindowDataset, columns: int | None = None) -> MultiWindowDataset:
         """These windows with each series' features standardised by that series' own moments over
@@ -324,9 +364,10 @@ class MultiWindowDataset:
         training rows are read. Only the first `columns` features are scaled (default all): the
         cross-sectional ones after them compare assets at one time, and a per-asset scale would
         erase what they compare (a small stock's size rank is always low)."""
-        mean, var = train.moments()
-        n = self.shape[2] if columns is None else columns
-        keep = np.arange(self.shape[2]) >= n
+        width = self.parts[0].features.shape[1]
+        mean, var = (a[:width] for a in train.moments())
+        n = width if columns is None else columns
+        keep = np.arange(width) >= n
 
         def scale(m: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             sd = np.sqrt(np.maximum(v, 1e-12))
@@ -341,9 +382,7 @@ class MultiWindowDataset:
                 continue
             m, v, _ = _row_moments(self.parts[k].subset(mine))
             scales.append(scale(m, v))
-        out = MultiWindowDataset(
-            self.parts, self.which, self.local, self.names, self.times, self.t1, self._labels, scales
-        )
+        out = self._derived(scales=scales)
         out.pooled_scale = pooled
         return out
 
@@ -370,11 +409,7 @@ class MultiWindowDataset:
     def with_labels(self, labels: list[np.ndarray]) -> MultiWindowDataset:
         """The same windows with other per-series label arrays (one value per window of each series):
         a cross-sectionally transformed target (`evaluation.pooled.cross_section_target`)."""
-        out = MultiWindowDataset(
-            self.parts, self.which, self.local, self.names, self.times, self.t1, labels, self.scales
-        )
-        out.pooled_scale = self.pooled_scale
-        return out
+        return self._derived(labels=labels)
 
     def end_times(self) -> np.ndarray:
         """Open time (int64 ns) of each window's last bar; needs `times`."""
@@ -409,9 +444,7 @@ class MultiWindowDataset:
     def subset(self, idx: np.ndarray) -> MultiWindowDataset:
         """The same series with only windows idx, in that order."""
         idx = np.asarray(idx)
-        return MultiWindowDataset(
-            self.parts, self.which[idx], self.local[idx], self.names, self.times, self.t1, self._labels, self.scales
-        )
+        return self._derived(which=self.which[idx], local=self.local[idx])
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance (float64, per feature) over the rows these windows read, pooled over series."""
@@ -426,6 +459,9 @@ class MultiWindowDataset:
         means = np.stack([s[0] for s in stats])
         mean = (n[:, None] * means).sum(axis=0) / n.sum()
         var = (n[:, None] * (np.stack([s[1] for s in stats]) + (means - mean) ** 2)).sum(axis=0) / n.sum()
+        if self.identity:  # the one-hot columns are left as they are by a network's normalisation
+            mean = np.concatenate([mean, np.zeros(len(self.parts))])
+            var = np.concatenate([var, np.ones(len(self.parts))])
         return mean, var
 
     def materialised_nbytes(self) -> int:

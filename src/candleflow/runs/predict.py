@@ -15,7 +15,7 @@ import yaml
 from candleflow.config import RunConfig, apply_override, flatten_keys, load_config, validate_config
 from candleflow.data.candles import Candles
 from candleflow.data.load import load_candles
-from candleflow.dataset.asset_scales import AssetScales
+from candleflow.dataset.asset_scales import AssetScales, asset_columns, asset_one_hot
 from candleflow.dataset.features import compute_features
 from candleflow.dataset.labels import CLASS_NAMES
 from candleflow.dataset.targets import make_labels, target
@@ -184,11 +184,17 @@ class Predictor:
                 )
             names += cross_section_names(cfg.features.cross_section)
             values = np.ascontiguousarray(np.hstack([values, cross_section]), dtype=np.float32)
+        if cfg.dataset.asset_embedding:
+            names += asset_columns(list(meta.get("series", [])))
         if names != list(meta.get("feature_names", names)):
             raise RegistryError(f"{self.run_dir}: features {names} differ from the run's {meta['feature_names']}")
         scales = AssetScales.load(self.run_dir)
         if scales is not None:  # a pooled run: each asset on its own training scale, as it trained
             values = scales.apply(values, candles.symbol, candles.interval)
+        if cfg.dataset.asset_embedding:  # the asset's one-hot identity among the run's, after the scaled columns
+            series = list(meta.get("series", []))
+            one_hot = asset_one_hot(series, candles.symbol, candles.interval, values.shape[0])
+            values = np.ascontiguousarray(np.hstack([values, one_hot]), dtype=np.float32)
         d = cfg.dataset
         unlabelled = np.zeros(len(candles), np.int8)  # every complete window gets a row, label or not
         # cut as the run cut them (WindowDataset.from_arrays); stride 1, not dataset.stride: the

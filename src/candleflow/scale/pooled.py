@@ -29,6 +29,11 @@ def pooled_dataset(cfg: RunConfig, ds: MultiWindowDataset, parts: Mapping[str, n
     if cfg.dataset.asset_scaling == "per_asset":
         ds = ds.scaled_by_series(ds.subset(parts["train"]), ds.shape[2] - len(cfg.features.cross_section))
         log.info("dataset.asset_scaling per_asset: each of %d series standardised by its training rows", len(ds.parts))
+    if cfg.dataset.asset_embedding:
+        ds = ds.with_identity()
+        log.info(
+            "dataset.asset_embedding: each window carries its asset's one-hot identity (%d columns)", len(ds.parts)
+        )
     how = cfg.labels.cross_section
     if not cfg.labels.regression or how == "raw":
         return ds
