@@ -390,5 +390,5 @@ def test_a_pooled_walkforward_scores_families_and_baselines_and_continues_only_t
     again = pooled_walkforward(cfg, folds=2, families=["linear"], name="s")  # the same study: nothing retrains
     assert (result.folder / "folds" / "linear-f0.npz").stat().st_mtime_ns == stamp
     assert again.summary["table"]["linear"]["mse"] == pytest.approx(row["mse"])
-    with pytest.raises(ConfigError, match="another setup"):
+    with pytest.raises(ConfigError, match="started with another folds"):
         pooled_walkforward(cfg, folds=3, families=["linear"], name="s")

@@ -347,26 +347,18 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
     """A universe: every series built into the store on Dask (only what is missing), read
     memory-mapped, one model over all of them, split at the same instants for every series."""
     from candleflow.dataset.split import split_by_time
-    from candleflow.scale.cluster import build_store, plan_tasks
-    from candleflow.scale.pooled import pooled_dataset, save_asset_scales, universe_per_year
-    from candleflow.scale.store import SeriesStore, open_dataset
+    from candleflow.scale.pooled import pooled_dataset, save_asset_scales, universe_windows
 
     family(cfg.model.kind).check_layout("universe")
-    report = build_store(cfg)
-    names = [t.name for t in plan_tasks(cfg)]
-    d = cfg.dataset
-    raw = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride, cfg.features.cross_section)
+    u = universe_windows(cfg)
+    raw, names, records, per_year, d = u.raw, u.names, u.records, u.per_year, cfg.dataset
     split = split_by_time(raw.end_times(), raw.label_end_times(d.embargo), d.val_fraction, d.test_fraction)
     log.info("%d series, %d windows of %s; split %s", len(names), len(raw), raw.shape[1:], split.summary())
     ds = pooled_dataset(cfg, raw, split.parts)
-    store = SeriesStore.for_config(cfg)
-    records = store.manifest()["entries"]
-    first = records[names[0]]
-    per_year = universe_per_year(cfg, first.get("calendar", "24/7"), first["interval"], int(raw.end_times().max()))
     return LayoutRun(
         data={
-            "store": store.url,
-            "prepare": report.to_dict(),
+            "store": u.report.store,
+            "prepare": u.report.to_dict(),
             "series": names,
             "fingerprints": {n: records[n]["fingerprint"] for n in names},
             "windows": len(ds),

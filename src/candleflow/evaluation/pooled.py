@@ -258,8 +258,11 @@ def topk_dropout(
     held: set[int] = set()
     excess, turnover = [], []
     prev = np.zeros(n_assets)
+    by_time = np.argsort(groups.of, kind="stable")  # each time's rows as one slice, not a scan per rebalance
+    bounds = np.searchsorted(groups.of[by_time], np.arange(groups.size + 1))
     for gi in reb:
-        rows = np.flatnonzero((groups.of == gi) & ok)
+        rows = by_time[bounds[gi] : bounds[gi + 1]]
+        rows = rows[ok[rows]]
         if rows.size < 2 * k:
             continue
         by_score = asset[rows[np.argsort(-s[rows], kind="stable")]]

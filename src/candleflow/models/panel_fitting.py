@@ -154,21 +154,31 @@ def ticker_rows(sub: PanelDataset, lags: list[int]) -> np.ndarray:
 
 
 def panel_references(
-    cfg: RunConfig, train_ds: PanelDataset, y_train: np.ndarray, eval_parts: dict[str, PanelDataset]
+    cfg: RunConfig,
+    train_ds: PanelDataset,
+    y_train: np.ndarray,
+    eval_parts: dict[str, PanelDataset],
+    y_val: np.ndarray | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """{reference kind: {part: (windows, tickers, 3) probabilities}}: each tabular reference family
-    (evaluation.reference_models) fitted once on every ticker's lagged rows, pooled (one model
-    for all tickers, as the panel GPT's encoder is shared), early-stopped on validation."""
+    """{reference kind: {part: outputs}}: each tabular reference family (evaluation.reference_models)
+    fitted once on every ticker's lagged rows, pooled (one model for all tickers, as the panel
+    GPT's encoder is shared), early-stopped on validation (`y_val`, default its labels). Classes
+    (int labels, -1: none; balanced class weights as configured) give (windows, tickers, 3)
+    probabilities; a regression target (float, NaN: none) gives (windows, tickers) forecasts."""
     kinds = [k for k in cfg.evaluation.reference_models if family(k).tabular]
     if not kinds:
         return {}
+    regress = bool(np.issubdtype(y_train.dtype, np.floating))
+    labelled = np.isfinite if regress else (lambda v: v >= 0)
+    as_target = (lambda v: v) if regress else (lambda v: v.astype(np.int64))
     lags = window_lags(cfg.model.lags, train_ds.window)
-    x = ticker_rows(train_ds, lags)
-    y = y_train.reshape(-1)
-    keep = y >= 0
+    x, y = ticker_rows(train_ds, lags), y_train.reshape(-1)
+    keep = labelled(y)
     xs = {p: ticker_rows(d, lags) for p, d in eval_parts.items()}
-    y_val = eval_parts["val"].labels_at().reshape(-1)
-    w = class_weights(y[keep]) if cfg.training.class_weight == "balanced" else None
+    yv = (eval_parts["val"].labels_at() if y_val is None else y_val).reshape(-1)
+    w = class_weights(y[keep]) if not regress and cfg.training.class_weight == "balanced" else None
+    n = train_ds.panel.n_tickers
+    shape = (n,) if regress else (n, -1)
     out: dict[str, dict[str, np.ndarray]] = {}
     for kind in kinds:
         t0 = time.perf_counter()
@@ -178,14 +188,13 @@ def panel_references(
             cfg.model,
             cfg.training.seed,
             x[keep],
-            y[keep].astype(np.int64),
+            as_target(y[keep]),
             None if w is None else w[y[keep]],
-            xs["val"][y_val >= 0],
-            y_val[y_val >= 0].astype(np.int64),
+            xs["val"][labelled(yv)],
+            as_target(yv[labelled(yv)]),
             lags,
         )
-        n = train_ds.panel.n_tickers
-        out[kind] = {p: ref.predict_proba(xs[p]).reshape(len(d), n, -1) for p, d in eval_parts.items()}
+        out[kind] = {p: ref.predict_proba(xs[p]).reshape(len(d), *shape) for p, d in eval_parts.items()}
         log.info(
             "reference model %s on %d (window, ticker) rows: fitted in %.1fs",
             kind,

@@ -22,11 +22,9 @@ from candleflow.evaluation.cross_section_scores import PooledWindows, score_cros
 from candleflow.evaluation.pooled import cross_section_target
 from candleflow.evaluation.regression import evaluate_regression, finite_or_none
 from candleflow.models.backend import keras
-from candleflow.models.families import family
 from candleflow.models.fitting import Trained
 from candleflow.models.loaders import batch_loader
-from candleflow.models.panel_fitting import panel_model, ticker_rows
-from candleflow.models.tabular import window_lags
+from candleflow.models.panel_fitting import panel_model, panel_references
 from candleflow.models.training import fit
 
 log = logging.getLogger("candleflow")
@@ -77,7 +75,7 @@ def train_and_score_panel_regression(
         rng = np.random.default_rng(tc.seed)
         y_train = np.stack([rng.permutation(y_train[:, k]) for k in range(y_train.shape[1])], axis=1)
     eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
-    refs = _references(cfg, train_ds, y_train, eval_parts, y_val) if references else {}
+    refs = panel_references(cfg, train_ds, y_train, eval_parts, y_val) if references else {}
     panel = ds.panel
     model, d, estimate = panel_model(cfg, train_ds, state, cfg.labels.kind, regression_loss=training_loss(cfg.labels))
     log.info(
@@ -107,42 +105,6 @@ def train_and_score_panel_regression(
 
 def _inputs(sub: PanelDataset) -> Any:
     return lambda idx: (sub.gather(idx),)
-
-
-def _references(
-    cfg: RunConfig,
-    train_ds: PanelDataset,
-    y_train: np.ndarray,
-    eval_parts: dict[str, PanelDataset],
-    y_val: np.ndarray,
-) -> dict[str, dict[str, np.ndarray]]:
-    """{kind: {part: (windows, tickers) forecasts}}: each tabular reference family fitted once on
-    every ticker's lagged rows (pooled), on the same learned target, early-stopped on validation."""
-    kinds = [k for k in cfg.evaluation.reference_models if family(k).tabular]
-    if not kinds:
-        return {}
-    lags = window_lags(cfg.model.lags, train_ds.window)
-    x, y = ticker_rows(train_ds, lags), y_train.reshape(-1)
-    keep = np.isfinite(y)
-    xs = {p: ticker_rows(d, lags) for p, d in eval_parts.items()}
-    yv = y_val.reshape(-1)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for kind in kinds:
-        t0 = time.perf_counter()
-        fit_rows = family(kind).fit
-        assert fit_rows is not None
-        ref = fit_rows(
-            cfg.model, cfg.training.seed, x[keep], y[keep], None, xs["val"][np.isfinite(yv)], yv[np.isfinite(yv)], lags
-        )
-        n = train_ds.panel.n_tickers
-        out[kind] = {p: ref.predict_proba(xs[p]).reshape(len(d), n) for p, d in eval_parts.items()}
-        log.info(
-            "reference model %s on %d (window, ticker) rows: fitted in %.1fs",
-            kind,
-            int(keep.sum()),
-            time.perf_counter() - t0,
-        )
-    return out
 
 
 def _score(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,35 @@ from candleflow.evaluation.pooled import cross_section_target
 from candleflow.evaluation.regression import finite_or_none
 
 log = logging.getLogger("candleflow")
+
+
+@dataclass(frozen=True)
+class UniverseWindows:
+    """A universe's windows as a run, a study and a tune read them: the store built (only what is
+    missing) and opened, its series' names and manifest records, the build report, and the
+    holding periods of `labels.horizon` bars in a year."""
+
+    raw: MultiWindowDataset
+    names: list[str]
+    records: dict[str, Any]
+    report: Any
+    per_year: float
+
+
+def universe_windows(cfg: RunConfig) -> UniverseWindows:
+    """Build the configured universe's store and open its windows (with the cross-sectional
+    columns of `features.cross_section`)."""
+    from candleflow.scale.cluster import build_store, plan_tasks
+    from candleflow.scale.store import SeriesStore, open_dataset
+
+    report = build_store(cfg)
+    names = [t.name for t in plan_tasks(cfg)]
+    d = cfg.dataset
+    raw = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride, cfg.features.cross_section)
+    records = SeriesStore.for_config(cfg).manifest()["entries"]
+    first = records[names[0]]
+    per_year = universe_per_year(cfg, first.get("calendar", "24/7"), first["interval"], int(raw.end_times().max()))
+    return UniverseWindows(raw, names, records, report, per_year)
 
 
 def pooled_dataset(cfg: RunConfig, ds: MultiWindowDataset, parts: Mapping[str, np.ndarray]) -> MultiWindowDataset:
@@ -104,4 +134,12 @@ def cross_section_metrics(
     return out
 
 
-__all__ = ["save_asset_scales", "cross_section_metrics", "pooled_dataset", "pooled_windows", "universe_per_year"]
+__all__ = [
+    "UniverseWindows",
+    "universe_windows",
+    "save_asset_scales",
+    "cross_section_metrics",
+    "pooled_dataset",
+    "pooled_windows",
+    "universe_per_year",
+]

@@ -1,13 +1,19 @@
-"""What both walk-forward studies (one series, a panel) share: the result, the baselines'
-names, the fold files and the summary header (the bootstrap is evaluation.bootstrap)."""
+"""What the walk-forward studies (one series, a panel, a pooled universe) share: the result, the
+baselines' names, the fold files, the rule that continues only the same study, and the summary
+header (the bootstrap is evaluation.bootstrap)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from candleflow.config import flatten_keys
+from candleflow.errors import ConfigError
+from candleflow.fs.atomic import atomic_path
 
 BASELINES = ("majority", "always_hold", "stratified")
 
@@ -18,6 +24,36 @@ class WalkForwardResult:
 
     folder: Path
     summary: dict[str, Any]
+
+
+def save_fold(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """A walk-forward fold file, written under a temporary name and renamed (plain npz)."""
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+
+
+def continue_only_the_same_study(folder: Path, setup: dict[str, Any], name: str = "study.json") -> None:
+    """A study folder is continued only with the config and folds it was started with: fold files
+    of another split must never be stitched into this one. Writes nothing (the caller writes
+    `setup` once it is known to be the same or new)."""
+    path = folder / name
+    if not path.is_file():
+        if (folder / "folds").is_dir() and any((folder / "folds").iterdir()):
+            raise ConfigError(f"{folder}: fold files without a {name}; give the study another --name")
+        return
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"{path}: unreadable; give the study another --name") from None
+    if before != setup:
+        keys = [k for k in ("folds", "rolling", "val_fraction") if before.get(k) != setup.get(k)]
+        if not keys:
+            old, new = flatten_keys(before.get("config", {})), flatten_keys(setup["config"])
+            keys = [k for k in new if old.get(k) != new[k]][:1] or ["config"]
+        raise ConfigError(
+            f"{folder} was started with another {keys[0]}; continue it with the same settings or give "
+            "the study another --name"
+        )
 
 
 def load_fold(path: Path) -> dict[str, np.ndarray]:

@@ -17,7 +17,6 @@ on the folds' validation windows) on the per-time differences.
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Callable
@@ -42,10 +41,11 @@ from candleflow.evaluation.pooled import daily_ic, loss_difference_t, rank_ic_di
 from candleflow.evaluation.regression import finite_or_none, fold_ic_interval
 from candleflow.fs.atomic import write_json
 from candleflow.fs.guard import check_name
-from candleflow.studies.common import WalkForwardResult
+from candleflow.studies.common import WalkForwardResult, continue_only_the_same_study, load_fold, save_fold
 
 log = logging.getLogger("candleflow")
 RESULT = "walkforward.json"
+STUDY = "study.json"
 FIELDS = ("times", "asset", "y", "forecast", "train_mean")
 
 
@@ -81,18 +81,6 @@ def fold_splits(end_times: np.ndarray, label_end_times: np.ndarray, folds: int, 
     return out
 
 
-def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    from candleflow.fs.atomic import atomic_path
-
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]
-
-
-def _load(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
-
-
 def _fold_family(cfg: RunConfig, raw: Any, split: Split, family: str, path: Path) -> None:
     """Train one family on one fold and write its validation and test forecasts."""
     from candleflow.models.fitting import model_and_loader, train_and_score
@@ -109,7 +97,7 @@ def _fold_family(cfg: RunConfig, raw: Any, split: Split, family: str, path: Path
         part_ds, _, forecast = trained.scored[part]
         w = pooled_windows(part_ds, part_ds.with_labels(raw.series_labels))
         out |= _part_arrays(part, w, np.asarray(forecast, np.float64).reshape(-1), means)
-    _save(path, out)
+    save_fold(path, out)
 
 
 def _part_arrays(part: str, w: PooledWindows, forecast: np.ndarray, means: np.ndarray) -> dict[str, np.ndarray]:
@@ -137,7 +125,7 @@ def _fold_baselines(cfg: RunConfig, raw: Any, split: Split, path: Path) -> None:
         )
         out |= _part_arrays(part, w, np.zeros(w.y.shape[0]), means)
         out |= {f"{part}_baseline_{name}": f for name, f in base.items()}
-    _save(path, out)
+    save_fold(path, out)
 
 
 def pooled_walkforward(
@@ -152,9 +140,7 @@ def pooled_walkforward(
     import datetime as dt
 
     from candleflow.models.families import family as family_of
-    from candleflow.scale.cluster import build_store, plan_tasks
-    from candleflow.scale.pooled import universe_per_year
-    from candleflow.scale.store import SeriesStore, open_dataset
+    from candleflow.scale.pooled import universe_windows
 
     if not cfg.labels.regression or cfg.layout != "universe":
         raise ConfigError("a pooled walk-forward scores a regression target over a universe (universe.symbols)")
@@ -165,16 +151,16 @@ def pooled_walkforward(
     name = check_name(name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}", "walk-forward name")
     folder = Path(cfg.output.runs_dir) / f"walkforward-{name}"
     (folder / "folds").mkdir(parents=True, exist_ok=True)
-    setup = {"folds": folds, "val_fraction": val_fraction, "config": cfg.model_dump(mode="json", exclude={"output"})}
-    _same_study(folder, setup)
-    build_store(cfg)
-    names = [t.name for t in plan_tasks(cfg)]
-    d = cfg.dataset
-    raw = open_dataset(cfg.universe.store, d.window, names, d.sample_rate, d.stride, cfg.features.cross_section)
-    splits = fold_splits(raw.end_times(), raw.label_end_times(d.embargo), folds, val_fraction)
-    records = SeriesStore.for_config(cfg).manifest()["entries"]
-    first = records[names[0]]
-    per_year = universe_per_year(cfg, first.get("calendar", "24/7"), first["interval"], int(raw.end_times().max()))
+    setup = {
+        "folds": folds,
+        "val_fraction": val_fraction,
+        "config": cfg.model_dump(mode="json", exclude={"output", "cluster"}),  # where it runs changes no fold
+    }
+    continue_only_the_same_study(folder, setup, STUDY)
+    write_json(folder / STUDY, setup)
+    u = universe_windows(cfg)
+    raw, names, per_year = u.raw, u.names, u.per_year
+    splits = fold_splits(raw.end_times(), raw.label_end_times(cfg.dataset.embargo), folds, val_fraction)
     jobs = [("baselines", k) for k in range(folds)] + [(f, k) for f in families for k in range(folds)]
     for done, (who, k) in enumerate(jobs, 1):
         path = folder / "folds" / f"{who}-f{k}.npz"
@@ -185,6 +171,7 @@ def pooled_walkforward(
                 _fold_family(cfg, raw, splits[k], who, path)
         if progress is not None:
             progress(f"{done}/{len(jobs)} {who} fold {k + 1}")
+    log.info("scoring %d forecasts on the stitched test periods of %d folds", len(families) + 1, folds)
     summary = summarise_pooled(cfg, folder, list(families), folds, per_year)
     summary |= {
         "series": names,
@@ -200,17 +187,8 @@ def pooled_walkforward(
     return WalkForwardResult(folder, summary)
 
 
-def _same_study(folder: Path, setup: dict[str, Any]) -> None:
-    path = folder / "study.json"
-    if path.is_file():
-        if json.loads(path.read_text()) != json.loads(json.dumps(setup)):
-            raise ConfigError(f"{folder}: a study with another setup; choose another --name")
-        return
-    write_json(path, setup)
-
-
 def _stitched(folder: Path, who: str, folds: int, part: str) -> dict[str, np.ndarray]:
-    files = [_load(folder / "folds" / f"{who}-f{k}.npz") for k in range(folds)]
+    files = [load_fold(folder / "folds" / f"{who}-f{k}.npz") for k in range(folds)]
     keys = [k for k in files[0] if k.startswith(f"{part}_")]
     out = {k[len(part) + 1 :]: np.concatenate([f[k] for f in files]) for k in keys}
     out["fold"] = np.concatenate([np.full(f[f"{part}_y"].shape[0], i) for i, f in enumerate(files)])

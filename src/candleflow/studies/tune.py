@@ -213,20 +213,15 @@ def _pooled_fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
     test period cut into `tune.folds` expanding folds by time (purged across assets), each
     trained as a pooled run trains; the objective is the pooled R^2 (r2) or the daily rank IC
     across the assets (ic), or the balanced accuracy for classes."""
-    from candleflow.scale.cluster import build_store, plan_tasks
-    from candleflow.scale.pooled import cross_section_metrics, pooled_dataset
-    from candleflow.scale.store import open_dataset
+    from candleflow.evaluation.pooled import ic_summary
+    from candleflow.scale.pooled import pooled_dataset, pooled_windows, universe_windows
     from candleflow.studies.pooled_walkforward import fold_splits
 
     d = cfg.dataset
     key = json.dumps({s: cfg.model_dump(mode="json")[s] for s in (*DATA_SECTIONS, "universe")}, sort_keys=True)
     if key not in prepared:
         prepared.clear()
-        build_store(cfg)
-        names = [t.name for t in plan_tasks(cfg)]
-        prepared[key] = open_dataset(
-            cfg.universe.store, d.window, names, d.sample_rate, d.stride, cfg.features.cross_section
-        )
+        prepared[key] = universe_windows(cfg).raw
     raw = prepared[key]
     ends, label_ends = raw.end_times(), raw.label_end_times(d.embargo)
     if d.test_fraction > 0:  # the run's test period stays unseen
@@ -246,9 +241,12 @@ def _pooled_fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
             shutil.rmtree(work, ignore_errors=True)
         val = trained.metrics["val"]
         objective = tune_objective(cfg)
-        if objective == "ic" and cfg.labels.regression:
-            table = cross_section_metrics(cfg, sub, parts["train"], trained.scored, 252.0)["val"]
-            value = table["table"]["model"]["rank_ic"]
+        if objective == "ic" and cfg.labels.regression:  # the daily rank IC across the assets
+            part_ds, _, forecast = trained.scored["val"]
+            w = pooled_windows(part_ds, part_ds.with_labels(sub.series_labels))
+            value = ic_summary(w.times, w.y, np.asarray(forecast, np.float64).reshape(-1), cfg.labels.horizon)[
+                "rank_ic"
+            ]
         else:
             value = val["table"]["model"]["r2" if cfg.labels.regression else "balanced_accuracy"]
         yield float(value) if value is not None else 0.0

@@ -11,7 +11,6 @@ as soon as it exists, so a stopped study continues where it stopped.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import shutil
 import tempfile
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.config import RunConfig, flatten_keys
+from candleflow.config import RunConfig
 from candleflow.data.candles import Candles
 from candleflow.dataset.prepare import PreparedData, prepare
 from candleflow.dataset.split import Split, walk_forward_splits
@@ -34,10 +33,17 @@ from candleflow.evaluation.bootstrap import balanced_accuracy_resampled, block_i
 from candleflow.evaluation.funding import funding_for
 from candleflow.evaluation.metrics import baseline_predictions, choose_margin, classification_metrics, decide
 from candleflow.evaluation.trading import sides_of, trade_score
-from candleflow.fs.atomic import atomic_path, write_json, write_text
+from candleflow.fs.atomic import write_json, write_text
 from candleflow.fs.guard import check_name
 from candleflow.models import families as registry
-from candleflow.studies.common import BASELINES, WalkForwardResult, load_fold, study_header
+from candleflow.studies.common import (
+    BASELINES,
+    WalkForwardResult,
+    continue_only_the_same_study,
+    load_fold,
+    save_fold,
+    study_header,
+)
 
 log = logging.getLogger("candleflow")
 
@@ -165,7 +171,7 @@ def _study_folder(
     study.output = type(cfg.output)()  # where the study lives and where it runs do not change its folds
     study.cluster = type(cfg.cluster)()
     setup = {"folds": folds, "rolling": rolling, "val_fraction": val_fraction, "config": study.model_dump(mode="json")}
-    _continue_only_the_same_study(folder, setup)
+    continue_only_the_same_study(folder, setup, STUDY)
     (folder / "folds").mkdir(parents=True, exist_ok=True)
     write_json(folder / STUDY, setup)
     write_text(folder / "config.yaml", cfg.to_yaml())
@@ -186,29 +192,6 @@ def check_objective(cfg: RunConfig, objective: str | None) -> None:
         raise ConfigError(f"--objective {objective!r}: {what} is scored by {', '.join(allowed)}")
     if cfg.layout in ("panel", "universe"):
         raise ConfigError("--objective re-chooses one series' decision rule; a universe or panel study has none")
-
-
-def _continue_only_the_same_study(folder: Path, setup: dict[str, Any]) -> None:
-    """A study folder is continued only with the config and folds it was started with: fold files
-    of another split must never be stitched into this one."""
-    path = folder / STUDY
-    if not path.is_file():
-        if (folder / "folds").is_dir() and any((folder / "folds").iterdir()):
-            raise ConfigError(f"{folder}: fold files without a {STUDY}; give the study another --name")
-        return
-    try:
-        before = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise ConfigError(f"{path}: unreadable; give the study another --name") from None
-    if before != setup:
-        keys = [k for k in ("folds", "rolling", "val_fraction") if before.get(k) != setup[k]]
-        if not keys:
-            old, new = flatten_keys(before.get("config", {})), flatten_keys(setup["config"])
-            keys = [k for k in new if old.get(k) != new[k]][:1] or ["config"]
-        raise ConfigError(
-            f"{folder} was started with another {keys[0]}; continue it with the same settings or give "
-            "the study another --name"
-        )
 
 
 def fold_task(
@@ -339,9 +322,7 @@ def _train_fold(cfg: RunConfig, prep: PreparedData, split: Split, family: str, s
             "train_last_end": np.int64(train_ends.max()),
             "train_last_label_end": np.int64(prep.labels.t1[train_ends].max()),
         }
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    save_fold(path, arrays)
     log.info("walk-forward %s seed %d: %d test windows, %.1fs", family, seed, y_true.size, seconds)
 
 
