@@ -171,8 +171,7 @@ def pooled_walkforward(
                 _fold_family(cfg, raw, splits[k], who, path)
         if progress is not None:
             progress(f"{done}/{len(jobs)} {who} fold {k + 1}")
-    log.info("scoring %d forecasts on the stitched test periods of %d folds", len(families) + 1, folds)
-    summary = summarise_pooled(cfg, folder, list(families), folds, per_year)
+    summary = summarise_pooled(cfg, folder, list(families), folds, per_year, progress)
     summary |= {
         "series": names,
         "folds_detail": [
@@ -216,8 +215,17 @@ def _fold_rank_ics(w: PooledWindows, forecast: np.ndarray, fold: np.ndarray, hor
     return {"rank_ic_folds": means, "rank_ic_meta": mean, "rank_ic_ci95": ci, "rank_ic_tau2": tau2}
 
 
-def summarise_pooled(cfg: RunConfig, folder: Path, families: list[str], folds: int, per_year: float) -> dict[str, Any]:
-    """The study's summary (see the module) from its fold files."""
+def summarise_pooled(
+    cfg: RunConfig,
+    folder: Path,
+    families: list[str],
+    folds: int,
+    per_year: float,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The study's summary (see the module) from its fold files; `progress` hears of each forecast
+    scored (a large universe's take seconds each)."""
+    say = progress or log.info
     kind, h = cfg.labels.kind, cfg.labels.horizon
     cost = cfg.backtest.fee + cfg.backtest.slippage
     base_val, base_test = _stitched(folder, "baselines", folds, "val"), _stitched(folder, "baselines", folds, "test")
@@ -239,7 +247,8 @@ def summarise_pooled(cfg: RunConfig, folder: Path, families: list[str], folds: i
         ):
             raise DataError(f"{folder}: {fam}'s test windows differ from the baselines'; delete the folder and rerun")
         forecasts = {fam: fam_test["forecast"], **forecasts}
-    for n, f in forecasts.items():
+    for done, (n, f) in enumerate(forecasts.items(), 1):
+        say(f"scoring {n} ({done} of {len(forecasts)}) on {test_w.y.shape[0]:,} test windows")
         row = forecast_figures(kind, test_w, f, base_test["train_mean"], h, cost, per_year)
         row |= _fold_rank_ics(test_w, f, base_test["fold"], h)
         if n in families:
