@@ -231,6 +231,29 @@ def test_a_glob_that_matches_nothing_is_said_before_keras_loads(tmp_path):
     assert proc.stdout.split() == ["exit", "2", "keras", "not", "loaded"], proc.stdout
 
 
+def test_a_tree_model_runs_and_predicts_without_loading_keras(tmp_path):
+    """Issue 41: a user who wants LightGBM forecasts imported JAX and Keras first. A tabular run,
+    its run folder and its predictions never load a network library."""
+    code = (
+        "import sys\nfrom candleflow.cli import main\n"
+        "def cli(*args):\n"
+        "    sys.argv = ['candleflow', *args]\n"
+        "    try:\n        main()\n    except SystemExit as exc:\n        assert not exc.code, exc.code\n"
+        "cli('run', '--set', 'model.kind=lightgbm', '--set', 'source.n_bars=3000', '--set', 'dataset.window=24', "
+        "'--set', 'output.name=gbm')\n"
+        "cli('predict', 'gbm', '--set', 'source.seed=9', '--latest')\n"
+        "heavy = [m for m in ('keras', 'jax', 'tensorflow', 'torch') if m in sys.modules]\n"
+        "print('loaded:', heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("loaded: []"), proc.stdout[-500:]
+    assert "Keras not loaded" in (tmp_path / "runs" / "gbm" / "run.log").read_text()
+    versions = json.loads((tmp_path / "runs" / "gbm" / "metadata.json").read_text())["versions"]
+    assert "lightgbm" in versions and "keras" not in versions
+    assert "latest bar" in proc.stdout
+
+
 def test_a_run_from_python_logs_to_its_run_log_and_says_what_it_does(tmp_path):
     """Issue 41: `cf.run(cfg)` from a script printed nothing and left a 0-byte run.log (logging
     unconfigured: INFO dropped). The run log gets every line, and stderr shows them."""

@@ -52,6 +52,42 @@ def test_a_run_is_tagged_listed_by_tag_and_logged_to_mlflow(tiny_config, tmp_pat
     assert (tmp_path / "mlartifacts").is_dir()  # beside the database, never ./mlruns of the working folder
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "metrics.json", "metadata.json", "report.html"} <= names
+    _served_like_the_run(store, result, "keras", (24, 8))
+
+
+def _served_like_the_run(store, result, flavour, shape):
+    """The MLflow model of a run, loaded by mlflow.pyfunc, gives the run's own outputs for the
+    newest windows of its source (issue 41: the model itself was not logged)."""
+    import mlflow
+    import mlflow.pyfunc
+    import numpy as np
+
+    from candleflow.runs.mlflow_model import example_inputs
+
+    pred, x, y = example_inputs(result.run_dir)
+    if shape is None:  # lagged rows: every feature at each of the run's lags (clipped to its window)
+        shape = (len(pred.metadata["feature_names"]) * len(pred.model.lags),)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(store)
+    try:
+        model = mlflow.pyfunc.load_model(f"runs:/{result.tracking_id}/model")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert flavour in model.metadata.flavors
+    assert model.metadata.get_input_schema().inputs[0].shape == (-1, *shape)
+    np.testing.assert_allclose(np.asarray(model.predict(x)), y, atol=1e-6)
+
+
+@pytest.mark.integration
+def test_a_tree_model_is_logged_to_mlflow_in_its_flavour_and_predicts_as_the_run(tiny_config, tmp_path):
+    pytest.importorskip("mlflow")
+    import candleflow as cf
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = tiny_config("output.name=gbm", "model.kind=lightgbm", f"output.tracking_uri={store}")
+    result = cf.run(cfg)
+    assert result.tracking_id
+    _served_like_the_run(store, result, "lightgbm", None)
 
 
 def test_tracking_off_by_default_and_a_failing_server_only_warns(tiny_config, caplog, monkeypatch):

@@ -43,3 +43,35 @@ class RegistryError(CandleflowError):
 
 class CacheError(CandleflowError):
     """A folder given as a cache is not one candleflow wrote (no marker), or is another kind's."""
+
+
+class MissingExtraError(CandleflowError, ImportError):
+    """A feature's optional dependencies (a pip extra) are not installed."""
+
+
+# the pip extra that brings each optional package (pyproject's [project.optional-dependencies])
+EXTRAS = {
+    "optuna": "tune",
+    "distributed": "scale",
+    "hdf5plugin": "images",
+    "zarr": "images",
+    "numcodecs": "images",
+    "mlflow": "tracking",
+    "torch": "torch",
+    "exchange_calendars": "stocks",
+    "yfinance": "stocks",
+    "pandas": "pandas",
+}
+
+
+def require(module: str, extra: str, what: str) -> None:
+    """Raise MissingExtraError in one line, naming what needs `module` and the pip extra that
+    installs it, where `module` is not importable; checked without importing it."""
+    from importlib.util import find_spec
+
+    try:
+        found = find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise MissingExtraError(f"{what} needs {module}, which is not installed: pip install 'candleflow[{extra}]'")

@@ -24,10 +24,9 @@ from candleflow.dataset.targets import target
 from candleflow.errors import RegistryError
 from candleflow.evaluation.metrics import decide
 from candleflow.evaluation.trading import trading_evaluation
-from candleflow.models.backend import configure_devices, data_parallel, keras
 from candleflow.models.families import family
-from candleflow.models.fitting import Trained, model_and_loader, train_and_score
-from candleflow.models.training import latest_resume_state
+from candleflow.models.fitting import Trained, model_and_loader, seed_everything, train_and_score
+from candleflow.models.resume import latest_resume_state
 from candleflow.runs.folder import RunFolder
 from candleflow.runs.record import write_run
 from candleflow.runs.report import build_report, panel_report_arrays, report_arrays
@@ -52,7 +51,8 @@ def _tracked(cfg: RunConfig, result: RunResult) -> RunResult:
     from candleflow.runs.tracking import track
 
     files = ["config.yaml", "metrics.json", "metadata.json", "data.json", "history.csv", "report.html", "run.log"]
-    result.tracking_id = track(cfg, result.run_dir.name, result.metrics, [result.run_dir / f for f in files])
+    paths = [result.run_dir / f for f in files]
+    result.tracking_id = track(cfg, result.run_dir.name, result.metrics, paths, model_dir=result.run_dir)
     return result
 
 
@@ -135,7 +135,8 @@ def _interrupted_folder(ref: str | Path, runs_dir: Path) -> tuple[Path, str]:
 def _execute(
     cfg: RunConfig, work: Path, name: str, started: dt.datetime, state: dict[str, Any] | None, callbacks: list | None
 ) -> RunResult:
-    keras.utils.set_random_seed(cfg.training.seed)
+    network = not family(cfg.model.kind).tabular  # a tabular run never loads Keras (nor its backend)
+    seed_everything(cfg.training.seed, network=network)
     runs_dir = work.parent
     final = runs_dir / name
     console = _api_console()  # before the file handler: None when the CLI (or the user) set logging up
@@ -146,17 +147,9 @@ def _execute(
     if log.getEffectiveLevel() > logging.INFO:  # logging left unconfigured: run.log still gets every line
         log.setLevel(logging.INFO)
     try:
-        devices = configure_devices(cfg.training.device, cfg.training.precision)
-        log.info(
-            "candleflow %s, keras %s, %s, %s",
-            __version__,
-            keras.__version__,
-            devices["devices"],
-            devices["dtype_policy"],
-        )
+        replicas = _devices(cfg) if network else _no_devices(cfg)
         if state is not None:
             log.info("resuming %s after epoch %d", name, state["epochs_done"])
-        replicas = data_parallel(cfg.training.distribution, devices["device"] == "gpu")
         result = LAYOUT_RUNS[cfg.layout](cfg, work, name, started, state, callbacks, replicas)
         log.removeHandler(handler)
         handler.close()
@@ -180,9 +173,37 @@ def _execute(
         log.setLevel(level)
         if console is not None:
             log.removeHandler(console)
-        keras.config.set_dtype_policy("float32")  # precision and distribution are this run's choice, not the process's
-        if keras.backend.backend() == "jax":
-            keras.distribution.set_distribution(None)
+        if network:
+            _reset_backend()
+
+
+def _devices(cfg: RunConfig) -> int:
+    """A network run's devices and precision set up and logged; its data-parallel replicas."""
+    from candleflow.models.backend import configure_devices, data_parallel, keras
+
+    devices = configure_devices(cfg.training.device, cfg.training.precision)
+    log.info("candleflow %s, keras %s, %s, %s", __version__, keras.__version__, devices["devices"], devices["dtype_policy"])
+    return data_parallel(cfg.training.distribution, devices["device"] == "gpu")
+
+
+def _no_devices(cfg: RunConfig) -> int:
+    """A tabular run: logged, with no device set up (the fit runs on the CPU's cores)."""
+    log.info(
+        "candleflow %s, %s (a tabular family) on the CPU's %d cores; Keras not loaded",
+        __version__,
+        cfg.model.kind,
+        os.cpu_count() or 1,
+    )
+    return 1
+
+
+def _reset_backend() -> None:
+    """Precision and distribution are a run's choice, not the process's: put back after it."""
+    from candleflow.models.backend import keras
+
+    keras.config.set_dtype_policy("float32")
+    if keras.backend.backend() == "jax":
+        keras.distribution.set_distribution(None)
 
 
 def _api_console() -> logging.Handler | None:

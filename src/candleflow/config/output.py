@@ -145,3 +145,10 @@ class ClusterConfig(Section):
         description="times a failed task is run again (a killed worker's tasks are rescheduled by Dask on top of this)",
     )
     connect_timeout: float = Field(20.0, gt=0, description="seconds to wait for the scheduler")
+    in_process_up_to: int = Field(
+        8,
+        ge=0,
+        le=100_000,
+        description="a prepare of at most this many entries runs in this process, starting no cluster "
+        "(0: always a cluster); without the scale extra (Dask) every prepare runs in this process",
+    )

@@ -85,6 +85,7 @@ class ImageWriter:
             raise DataError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
         if compression not in H5_FILTERS:
             raise DataError(f"compression {compression!r}: expected one of {', '.join(H5_FILTERS)}")
+        _require_codecs(fmt, compression)  # said before anything is written
         self.compression = compression
         self.path, self.n, self.shape, self.fmt = Path(path), int(n), tuple(int(v) for v in shape), fmt
         self.folder = fmt in ("png", "jpeg") or mode == "batch"
@@ -203,6 +204,7 @@ class _Part:
         self.compression = compression
         self.written = 0
         self._stack = contextlib.ExitStack()
+        _require_codecs(fmt, compression)
         if fmt == "zarr":
             tmp = self._stack.enter_context(atomic_dir(path, replace=True)) if atomic else path
             import zarr
@@ -223,12 +225,15 @@ class _Part:
         tmp = self._stack.enter_context(atomic_path(path, suffix=suffix)) if atomic else path
         if fmt == "hdf5":
             import h5py
-            import hdf5plugin
 
             self.file = self._stack.enter_context(h5py.File(tmp, "w"))
             filters: dict[str, Any] = {}
-            if n:
-                filters = hdf5plugin.LZ4() if compression == "lz4" else {"compression": "gzip", "compression_opts": 1}
+            if n and compression == "lz4":
+                import hdf5plugin
+
+                filters = hdf5plugin.LZ4()
+            elif n:
+                filters = {"compression": "gzip", "compression_opts": 1}
             self.h5images = self.file.create_dataset(
                 "images", shape=(n, *shape), dtype="uint8", chunks=(IMAGE_CHUNK, *shape) if n else None, **filters
             )
@@ -308,6 +313,18 @@ def hdf5_gzip_chunk(image: np.ndarray) -> bytes:
     and every HDF5 reader open without a plugin. zlib releases the GIL, so threads compress in
     parallel."""
     return zlib.compress(np.ascontiguousarray(image).tobytes(), 1)
+
+
+def _require_codecs(fmt: str, compression: str) -> None:
+    """A one-line error naming the `images` extra where the format or codec asked for is not
+    installed (gzip HDF5, NPZ, PNG and JPEG need nothing beyond the core)."""
+    from candleflow.errors import require
+
+    if fmt == "zarr":
+        require("zarr", "images", "images.format zarr")
+    if fmt == "hdf5" and compression == "lz4":
+        require("hdf5plugin", "images", "images.compression lz4")
+        require("numcodecs", "images", "images.compression lz4")
 
 
 def hdf5_lz4_chunk(image: np.ndarray) -> bytes:
@@ -456,6 +473,7 @@ class ImageReader:
             z = np.load(path, allow_pickle=False)
             cols = {k: z[k] for k in ("labels", "end_time", "symbol")}
             return {"images": _NpzImages(z, path), **cols}, json.loads(str(z["meta"]))
+        _require_codecs("zarr", "")
         import zarr
 
         g = zarr.open_group(str(path), mode="r")

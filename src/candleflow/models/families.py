@@ -56,6 +56,10 @@ class Family:
     # a registered family's hyperparameters: a pydantic model whose fields are the keys
     # `model.options` may set (the built-ins' options are config.BUILTIN_OPTIONS)
     options: type[BaseModel] | None = None
+    # the MLflow flavour a trained model is logged with: (loaded model) -> (flavour, the object
+    # that flavour logs); None: a Keras network over windows is logged as "keras", anything else
+    # is not logged as a model (its files still are)
+    mlflow: Callable[[Any], tuple[str, Any]] | None = None
 
     def options_of(self, model_cfg: Any) -> Any:
         """The family's options from `model.options`, checked by its schema (its defaults where
@@ -75,6 +79,13 @@ class Family:
             raise ConfigError(
                 f"model.options.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
             ) from None
+
+    def mlflow_model(self, model: Any) -> tuple[str, Any] | None:
+        """The MLflow flavour ("keras", "lightgbm") and the object it logs for a model of this
+        family, or None where no flavour keeps it without pickle."""
+        if self.mlflow is not None:
+            return self.mlflow(model)
+        return ("keras", model) if self.inputs == "windows" else None
 
     @property
     def tabular(self) -> bool:
@@ -338,6 +349,7 @@ def _builtin() -> None:
             "lagged_rows",
             fit=tabular.fit_lightgbm,
             load=tabular.GBMModel.load,
+            mlflow=lambda model: ("lightgbm", model.booster),  # the booster's own text file in MLflow too
             model_file=files.GBM_MODEL,
             tasks=BOTH,
             description="LightGBM over the windows' lagged rows",

@@ -44,7 +44,7 @@ def refit(cfg: RunConfig, ds: Windows, positions: np.ndarray, trained: Any, prep
     t0 = time.perf_counter()
     info: dict[str, Any] = {"windows": len(all_ds)}
     if fam.tabular:
-        from candleflow.models.fitting import LaggedRows
+        from candleflow.models.training_set import LaggedRows
 
         rows = LaggedRows(all_ds.shape[1], cfg.model.lags)
         x = rows.of(all_ds)

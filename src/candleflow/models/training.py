@@ -3,7 +3,6 @@ history, TensorBoard event files, and the process's resident memory logged every
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -19,6 +18,7 @@ from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.models import files
 from candleflow.models.backend import device_memory_mb, gpu_utilisation, keras
 from candleflow.models.progress import PROGRESS_SECONDS, progress_log
+from candleflow.models.resume import RESUME_DIR
 from candleflow.models.tensorboard import EventLogger
 
 log = logging.getLogger("candleflow.epochs")  # the run log gets these; the console has Keras' own progress
@@ -199,22 +199,6 @@ class InputMonitor(keras.callbacks.Callback):
         if logs is not None:
             logs["input_s"] = round(spent, 3)
             logs["input_wait"] = round(waited / max(time.perf_counter() - self.t0, 1e-9), 4)
-
-
-RESUME_DIR = files.RESUME
-
-
-def latest_resume_state(run_dir: Path) -> dict[str, Any] | None:
-    """The newest complete resume point in run_dir/resume (its JSON is written last, so a JSON
-    whose model file exists marks a complete one), or None."""
-    folder = Path(run_dir) / RESUME_DIR
-    for state_path in sorted(folder.glob("epoch-*.json"), reverse=True):
-        model_path = state_path.with_suffix(".keras")
-        if model_path.is_file():
-            state = json.loads(state_path.read_text())
-            state["model_path"] = str(model_path)
-            return state
-    return None
 
 
 # the callback attributes a resumed fit restores, per named callback

@@ -162,6 +162,30 @@ class Predictor:
         `latest`, only the newest window is scored (one row). `cross_section`: the candles'
         cross-sectional columns (features.cross_section), computed across the universe's assets
         by `predict_pooled`; a run with such columns cannot be applied to one asset alone."""
+        cfg = self.config
+        ds, ends = self.windows(candles, start, end, latest, cross_section)
+        probs = self._probabilities(ds, candles)
+        notes = coverage_notes(candles, ends, start, end)
+        if cfg.labels.regression:
+            return _noted(self._forecast_table(candles, ends, probs), notes)
+        decisions = decide(probs, cfg.evaluation.margin)
+        # the run's labels where their forward window is already complete (null for the newest bars):
+        # the truth to score the signals against later, never an input
+        truth, _ = make_labels(candles, cfg.labels)
+        label = truth.y[ends]
+        table = _noted(self._decision_table(candles, ends, probs, decisions, label), notes)
+        return _with_backtest(table, new_period_backtest(candles, ends, decisions, label, cfg))
+
+    def windows(
+        self,
+        candles: Candles,
+        start: str | None = None,
+        end: str | None = None,
+        latest: bool = False,
+        cross_section: np.ndarray | None = None,
+    ) -> tuple[WindowDataset, np.ndarray]:
+        """The windows of `candles` the run's model reads (its features, scales, identity columns
+        and window, cut as training cut them) and their end rows; see `predict`."""
         cfg, meta = self.config, self.metadata
         if self.layout == "panel":
             raise RegistryError(f"{self.run_dir}: a panel run reads every ticker: use predict_source (or the CLI)")
@@ -209,18 +233,17 @@ class Predictor:
             )
         if latest:  # score only what is asked: the newest window, not every window then keep one
             ends = ends[-1:]
-        ds = WindowDataset(values, unlabelled, ends, d.window, d.sample_rate)
-        probs = self._probabilities(ds, candles)
-        notes = coverage_notes(candles, ends, start, end)
-        if cfg.labels.regression:
-            return _noted(self._forecast_table(candles, ends, probs), notes)
-        decisions = decide(probs, cfg.evaluation.margin)
-        # the run's labels where their forward window is already complete (null for the newest bars):
-        # the truth to score the signals against later, never an input
-        truth, _ = make_labels(candles, cfg.labels)
-        label = truth.y[ends]
-        table = _noted(self._decision_table(candles, ends, probs, decisions, label), notes)
-        return _with_backtest(table, new_period_backtest(candles, ends, decisions, label, cfg))
+        return WindowDataset(values, unlabelled, ends, d.window, d.sample_rate), ends
+
+    def model_inputs(self, ds: WindowDataset) -> np.ndarray:
+        """What the model itself is given for the windows of `ds`: the lagged rows of a tabular
+        family, the windows (n, window, features) of a network; what an MLflow model logged
+        from this run takes."""
+        if self.family.tabular:
+            from candleflow.models.tabular import lag_features
+
+            return np.asarray(lag_features(ds, self.model.lags), np.float32)
+        return np.asarray(ds.gather(np.arange(len(ds))), np.float32)
 
     def features_of(self, candles: Candles) -> Any:
         """The run's per-series features of `candles` (with its other assets' columns, read over

@@ -16,7 +16,6 @@ from candleflow._version import __version__
 from candleflow.config import RunConfig
 from candleflow.fs.digest import sha256_file
 from candleflow.models import files
-from candleflow.models.backend import keras
 from candleflow.models.families import family
 from candleflow.runs.folder import LAYOUTS, METADATA_VERSION, RunFolder, upgrade_metadata
 from candleflow.runs.registry import save_model
@@ -66,7 +65,7 @@ def write_run(
         "created": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - t0, 1),
-        "versions": versions(),
+        "versions": versions(network=kind is None or not family(kind).tabular),
         **identity,
         "model_kind": kind or "reward",
         "parameters": int(model.count_params()),
@@ -90,25 +89,25 @@ def _model_file(path: Path, feature_names: Any) -> dict[str, str]:
     return {"name": path.name, "sha256": digest, "binding": binding(digest, feature_names)}
 
 
-def versions() -> dict[str, str]:
-    """Versions of candleflow and what it trains with, for metadata.json."""
-    out = {
-        "candleflow": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "keras": keras.__version__,
-        "backend": keras.backend.backend(),
-    }
-    try:
-        import jax
+def versions(network: bool = True) -> dict[str, str]:
+    """Versions of candleflow and what it trains with, for metadata.json: Keras and its backend
+    where a network trained (a tabular run never loads them)."""
+    out = {"candleflow": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    if network:
+        from candleflow.models.backend import keras
 
-        out["jax"] = jax.__version__
-    except ImportError:
-        pass
-    if out["backend"] == "torch":
-        import torch
+        out["keras"] = keras.__version__
+        out["backend"] = keras.backend.backend()
+        try:
+            import jax
 
-        out["torch"] = torch.__version__
+            out["jax"] = jax.__version__
+        except ImportError:
+            pass
+        if out["backend"] == "torch":
+            import torch
+
+            out["torch"] = torch.__version__
     from importlib.metadata import PackageNotFoundError, version
 
     for package in ("lightgbm", "scikit-learn"):  # the tree and linear families, and every run's references

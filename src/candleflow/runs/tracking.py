@@ -71,9 +71,13 @@ def _unreachable(uri: str) -> str:
     return ""
 
 
-def track(cfg: Any, name: str, metrics: dict[str, Any], files: list[Path], kind: str = "run") -> str | None:
+def track(
+    cfg: Any, name: str, metrics: dict[str, Any], files: list[Path], kind: str = "run", model_dir: Path | None = None
+) -> str | None:
     """Log one finished run or study to MLflow when `output.tracking_uri` is set; returns the MLflow
-    run id (None when tracking is off or failed, with a warning saying why)."""
+    run id (None when tracking is off or failed, with a warning saying why). With `model_dir` (a
+    finished run folder), its model is logged too, in its flavour with a signature
+    (`runs.mlflow_model`)."""
     out = cfg.output
     if not out.tracking_uri:
         return None
@@ -113,6 +117,10 @@ def track(cfg: Any, name: str, metrics: dict[str, Any], files: list[Path], kind:
         for path in files:
             if Path(path).is_file():
                 client.log_artifact(run_id, str(path))
+        if model_dir is not None:
+            from candleflow.runs.mlflow_model import log_run_model
+
+            log_run_model(out.tracking_uri, run_id, Path(model_dir))
         client.set_terminated(run_id)
     except Exception as exc:  # the run is saved; a tracking server that fails must not undo it
         first = (str(exc).splitlines() or [""])[0][:200]

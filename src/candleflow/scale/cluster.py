@@ -134,6 +134,9 @@ def dask_client(
 ) -> Iterator[Any]:
     """A Dask client of the running scheduler at `scheduler`, or of a new local cluster of worker
     processes (closed on exit)."""
+    from candleflow.errors import require
+
+    require("distributed", "scale", "a Dask cluster (cluster.scheduler, or more entries than cluster.in_process_up_to)")
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -197,8 +200,11 @@ def build_store(
         len(adopted),
         len(report.swept),
     )
-    if todo:
-        cl = cfg.cluster
+    cl = cfg.cluster
+    if todo and client is None and not cl.scheduler and _in_process(len(todo), cl.in_process_up_to):
+        report.workers = 1
+        _run_in_process(todo, store, cl.retries, report, on_done)
+    elif todo:
         with (
             contextlib.nullcontext(client)
             if client is not None
@@ -215,6 +221,61 @@ def build_store(
             f"the other entries are in {store.url}, and a rerun prepares only what is missing"
         )
     return report
+
+
+def _in_process(n: int, up_to: int) -> bool:
+    """Whether n entries prepare in this process: few enough (`cluster.in_process_up_to`), or
+    Dask not installed (the `scale` extra), which the log says."""
+    if n <= up_to:
+        log.info("preparing %d entries in this process (cluster.in_process_up_to: %d); no cluster started", n, up_to)
+        return True
+    from importlib.util import find_spec
+
+    if find_spec("distributed") is None:
+        log.info(
+            "preparing %d entries in this process: Dask is not installed (pip install 'candleflow[scale]' "
+            "prepares them on worker processes or a cluster)",
+            n,
+        )
+        return True
+    return False
+
+
+def _run_in_process(
+    todo: list[BuildTask],
+    store: Any,
+    retries: int,
+    report: BuildReport,
+    on_done: Callable[[str, dict[str, Any] | None, str | None], None],
+) -> None:
+    """The tasks one after another here, with the cluster's rules: a final error is reported by
+    entry and not retried, a download error is tried `retries` more times; each entry is listed
+    in the store's manifest as it finishes."""
+    import os
+
+    threads = os.cpu_count() or 1
+    for task in todo:
+        error = None
+        for attempt in range(retries + 1):
+            try:
+                record = build_entry_or_error(task.name, task.config.model_dump_json(), task.key, store.url, threads)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported by entry, the rest go on
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                error = f"{type(exc).__name__}: {msg} (after {retries} retries)"
+                if attempt < retries:
+                    continue
+            else:
+                error = record.get("error")
+            break
+        if error is not None:
+            report.failed[task.name] = error
+            log.error("entry %s failed: %s", task.name, error)
+            on_done(task.name, None, error)
+            continue
+        log.info("entry %s: %s rows in %.2fs in this process", task.name, f"{record['rows']:,}", record["seconds"])
+        store.commit([record])
+        report.computed.append(record)
+        on_done(task.name, record, None)
 
 
 class _FinalError(Exception):

@@ -63,6 +63,9 @@ def tune(
     """Run (or continue) the study `name` in runs_dir/tune-NAME until it holds `trials` finished
     trials; maximise the mean of `tune.objective` over the walk-forward folds (the decisions'
     balanced accuracy by default)."""
+    from candleflow.errors import require
+
+    require("optuna", "tune", "candleflow tune")
     import optuna
 
     tc = cfg.tune
