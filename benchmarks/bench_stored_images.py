@@ -38,8 +38,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--bars", type=int, default=20, help="bars per image (the seeds' size: 100)")
+    ap.add_argument("--height", type=int, default=None, help="image height in pixels (the seeds' size: 500)")
     args = ap.parse_args()
-    cfg = load_config(None, ["images.layout=bar4"])
+    keys = ["images.layout=bar4", f"images.bars={args.bars}"]
+    cfg = load_config(None, keys + ([f"images.height={args.height}"] if args.height else []))
     prep = prepare(cfg)
     ends = prep.dataset.ends[: args.n]
     windows = ImageWindows(prep.candles, ends, cfg.images)
@@ -49,6 +52,7 @@ def main() -> None:
     for name, fmt, compression in (
         ("hdf5 gzip", "hdf5", "gzip"),
         ("hdf5 lz4", "hdf5", "lz4"),
+        ("hdf5 bits", "hdf5", "bits"),
         ("zarr", "zarr", "gzip"),
         ("npz", "npz", "gzip"),
     ):

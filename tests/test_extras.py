@@ -51,7 +51,9 @@ def test_a_small_universe_prepares_in_this_process_and_without_dask(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0] == "first 1 ['AAA-1h', 'BBB-1h', 'CCC-1h']"
-    assert lines[1] == "more 1 ['DDD-1h'] ['AAA-1h', 'BBB-1h', 'CCC-1h']"  # the rest already prepared: only DDD computed
+    assert (
+        lines[1] == "more 1 ['DDD-1h'] ['AAA-1h', 'BBB-1h', 'CCC-1h']"
+    )  # the rest already prepared: only DDD computed
     assert lines[2].startswith("error a Dask cluster (cluster.scheduler") and "candleflow[scale]" in lines[2]
 
 

@@ -382,7 +382,9 @@ def _bar4_images(n: int, seed: int = 0) -> np.ndarray:
     return render_bar4(win, height=50)
 
 
-@pytest.mark.parametrize("fmt,compression", [("hdf5", "gzip"), ("hdf5", "lz4"), ("zarr", "gzip"), ("npz", "gzip")])
+@pytest.mark.parametrize(
+    "fmt,compression", [("hdf5", "bits"), ("hdf5", "gzip"), ("hdf5", "lz4"), ("zarr", "gzip"), ("npz", "gzip")]
+)
 def test_random_batches_read_what_was_written(tmp_path, fmt, compression):
     """The batch readers (raw HDF5 chunks decoded on every core, Zarr shards read directly) give
     exactly the images written, in the order asked, duplicates included, across shards."""
@@ -398,9 +400,39 @@ def test_random_batches_read_what_was_written(tmp_path, fmt, compression):
     got, _, extra = r[idx]
     assert np.array_equal(got, images[idx]) and extra["end_time"].tolist() == idx.tolist()
     assert np.array_equal(r[257][0], images[257])
+    scaled, labels = r.unit_float(idx)  # what the loader gives a network: float32 in [0, 1], same order
+    assert scaled.dtype == np.float32 and np.array_equal(scaled, images[idx] / np.float32(255))
+    assert labels.tolist() == [0] * idx.size
 
 
-def test_default_hdf5_images_open_in_plain_h5py_and_lz4_reads_without_the_plugin(tmp_path):
+def test_bit_packed_images_open_in_plain_h5py_and_other_values_are_refused(tmp_path):
+    """The default HDF5 keeping (issue 41: stored images read slower than drawing them): one bit
+    per pixel, which plain h5py reads and np.unpackbits restores; a pixel other than 0 or 255 is
+    refused in one line, and nothing is left behind."""
+    import subprocess
+    import sys
+
+    from candleflow.errors import DataError
+
+    images = _bar4_images(20)
+    n = len(images)
+    write_images(tmp_path / "bits.h5", images, np.zeros(n, np.int8), np.arange(n), ["X"])
+    plain = (
+        "import sys, h5py, numpy as np; f = h5py.File(sys.argv[1], 'r'); d = f['images']; "
+        "x = np.unpackbits(d[7], axis=-1, count=int(d.attrs['width'])) * 255; "
+        "print(d.attrs['packing'], d.shape[1:], int(x.astype(np.int64).sum()))"
+    )
+    out = subprocess.run([sys.executable, "-c", plain, str(tmp_path / "bits.h5")], capture_output=True, text=True)
+    h, w = images.shape[1:]
+    assert out.stdout.split() == ["bits", f"({h},", f"{(w + 7) // 8})", str(int(images[7].astype(np.int64).sum()))]
+    grey = images.copy()
+    grey[4, 2, 3] = 128
+    with pytest.raises(DataError, match=r"^image 4: pixel value 128 at row 2, column 3; images.compression bits"):
+        write_images(tmp_path / "grey.h5", grey, np.zeros(n, np.int8), np.arange(n), ["X"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bits.h5"]
+
+
+def test_gzip_hdf5_images_open_in_plain_h5py_and_lz4_reads_without_the_plugin(tmp_path):
     import subprocess
     import sys
 

@@ -182,7 +182,9 @@ def _devices(cfg: RunConfig) -> int:
     from candleflow.models.backend import configure_devices, data_parallel, keras
 
     devices = configure_devices(cfg.training.device, cfg.training.precision)
-    log.info("candleflow %s, keras %s, %s, %s", __version__, keras.__version__, devices["devices"], devices["dtype_policy"])
+    log.info(
+        "candleflow %s, keras %s, %s, %s", __version__, keras.__version__, devices["devices"], devices["dtype_policy"]
+    )
     return data_parallel(cfg.training.distribution, devices["device"] == "gpu")
 
 

@@ -32,7 +32,7 @@ SUFFIX = {"hdf5": ".h5", "npz": ".npz", "zarr": ".zarr"}
 
 
 IMAGE_CHUNK = 1  # images per HDF5 chunk / Zarr inner chunk: a random single image reads one chunk
-H5_FILTERS = ("gzip", "lz4")  # images.compression: gzip (deflate level 1, plain h5py reads it) or lz4 (hdf5plugin)
+H5_FILTERS = ("gzip", "lz4", "bits")  # images.compression: gzip (deflate level 1), lz4 (hdf5plugin), bits (packing.py)
 H5_DEFLATE, H5_LZ4 = 1, 32004  # the HDF5 filter ids of each
 ZARR_SHARD = 256  # images per Zarr shard file (inner chunks of one image; a million images, 3,907 files)
 
@@ -47,10 +47,11 @@ def write_images(
     mode: str = "single",
     images_per_file: int = 50_000,
     meta: dict[str, Any] | None = None,
-    compression: str = "gzip",
+    compression: str = "bits",
 ) -> list[Path]:
     """Write images (N, H, W) uint8 and their labels, end times (int64 ns) and symbols to `path`
-    (HDF5 compressed with `compression`: gzip, which any HDF5 reader opens, or lz4)."""
+    (HDF5 kept as `compression` says: bits, one bit per pixel (images/packing.py), gzip, which any
+    HDF5 reader opens as images, or lz4)."""
     images = np.asarray(images)
     n = images.shape[0]
     sym = np.asarray(symbols).astype(str)
@@ -79,7 +80,7 @@ class ImageWriter:
         mode: str = "single",
         images_per_file: int = 50_000,
         meta: dict[str, Any] | None = None,
-        compression: str = "gzip",
+        compression: str = "bits",
     ) -> None:
         if fmt not in FORMATS:
             raise DataError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -198,13 +199,12 @@ class _Part:
         fmt: str,
         meta: dict[str, Any],
         atomic: bool,
-        compression: str = "gzip",
+        compression: str = "bits",
     ):
         self.path, self.n, self.shape, self.fmt, self.meta = path, n, shape, fmt, meta
         self.compression = compression
         self.written = 0
         self._stack = contextlib.ExitStack()
-        _require_codecs(fmt, compression)
         if fmt == "zarr":
             tmp = self._stack.enter_context(atomic_dir(path, replace=True)) if atomic else path
             import zarr
@@ -228,15 +228,21 @@ class _Part:
 
             self.file = self._stack.enter_context(h5py.File(tmp, "w"))
             filters: dict[str, Any] = {}
-            if n and compression == "lz4":
+            stored = shape
+            if compression == "bits":  # one bit per pixel, rows packed (images/packing.py), chunks unfiltered
+                stored = (*shape[:-1], (shape[-1] + 7) // 8)
+            elif n and compression == "lz4":
                 import hdf5plugin
 
                 filters = hdf5plugin.LZ4()
             elif n:
                 filters = {"compression": "gzip", "compression_opts": 1}
             self.h5images = self.file.create_dataset(
-                "images", shape=(n, *shape), dtype="uint8", chunks=(IMAGE_CHUNK, *shape) if n else None, **filters
+                "images", shape=(n, *stored), dtype="uint8", chunks=(IMAGE_CHUNK, *stored) if n else None, **filters
             )
+            if compression == "bits":
+                self.h5images.attrs["packing"] = "bits"
+                self.h5images.attrs["width"] = int(shape[-1])
             self.pool = self._stack.enter_context(ThreadPoolExecutor(max_workers=os.cpu_count() or 1))
             self.cols = {
                 k: self.file.create_dataset(k, shape=(n,), dtype=dt)
@@ -256,7 +262,13 @@ class _Part:
 
     def write(self, images: np.ndarray, cols: dict[str, np.ndarray]) -> None:
         lo, hi = self.written, self.written + images.shape[0]
-        if self.fmt == "hdf5":  # each image compressed on all cores, its chunk written as it is
+        if self.fmt == "hdf5" and self.compression == "bits":
+            from candleflow.images.packing import pack_bits
+
+            self.h5images[lo:hi] = pack_bits(images)
+            for k, v in cols.items():
+                self.cols[k][lo:hi] = v
+        elif self.fmt == "hdf5":  # each image compressed on all cores, its chunk written as it is
             encode = hdf5_lz4_chunk if self.compression == "lz4" else hdf5_gzip_chunk
             for i, chunk in enumerate(self.pool.map(encode, images), start=lo):
                 self.h5images.id.write_direct_chunk((i, *([0] * len(self.shape))), chunk)
@@ -513,11 +525,15 @@ class ImageReader:
         decoded = list(self._pool.map(lambda c: _zstd_image(c, nbytes), chunks))
         return np.stack(decoded).reshape(rows.size, *shape) if decoded else np.empty((0, *shape), np.uint8)
 
-    def _h5_images(self, ds: Any, rows: np.ndarray) -> np.ndarray:
+    def _h5_images(self, ds: Any, rows: np.ndarray, unit: bool = False) -> np.ndarray:
         """Images `rows` (sorted, unique) of an HDF5 dataset. One image per chunk, compressed by
         deflate or LZ4 (what candleflow writes): each chunk read raw and decoded on every core,
         so a random batch costs what its single reads cost (h5py's own fancy indexing walks the
-        selection point by point: 256 random images took 1.9 s). Anything else: h5py per image."""
+        selection point by point: 256 random images took 1.9 s). Bit-packed images (`packing`
+        attribute) are unpacked on every core, with `unit` straight to float32 in [0, 1].
+        Anything else: h5py per image."""
+        if ds.attrs.get("packing") == "bits":
+            return self._h5_bits(ds, rows, unit)
         shape = tuple(ds.shape[1:])
         filter_id = _h5_single_filter(ds)
         if ds.chunks != (1, *shape) or filter_id not in (H5_DEFLATE, H5_LZ4):
@@ -534,6 +550,25 @@ class ImageReader:
 
         list(self._pool.map(decode, range(rows.size), chunksize=max(1, rows.size // (4 * (os.cpu_count() or 1)))))
         return out.reshape(rows.size, *shape)
+
+    @staticmethod
+    def _h5_bits(ds: Any, rows: np.ndarray, unit: bool) -> np.ndarray:
+        """Bit-packed images: the unfiltered one-image chunks read raw, then unpacked (uint8 of 0
+        and 255, or with `unit` float32 0.0 and 1.0)."""
+        from candleflow.images.packing import unpack_bits, unpack_unit_float
+
+        packed_shape, width = tuple(ds.shape[1:]), int(ds.attrs["width"])
+        if (
+            ds.chunks == (1, *packed_shape)
+            and _h5_single_filter(ds) is None
+            and ds.id.get_create_plist().get_nfilters() == 0
+        ):
+            zeros = (0,) * len(packed_shape)
+            raw = b"".join(ds.id.read_direct_chunk((int(r), *zeros))[1] for r in rows)
+            packed = np.frombuffer(raw, np.uint8).reshape(rows.size, *packed_shape)
+        else:
+            packed = ds[np.asarray(rows)] if rows.size else np.empty((0, *packed_shape), np.uint8)
+        return unpack_unit_float(packed, width) if unit else unpack_bits(packed, width)
 
     def windows(self, idx: int | slice | np.ndarray) -> np.ndarray:
         """The OHLC bars behind images idx, (n, bars, 4) float64 (open, high, low, close), the
@@ -563,36 +598,53 @@ class ImageReader:
         ohlc = np.stack([candles.open, candles.high, candles.low, candles.close], axis=1)[span]
         return ohlc[0] if single else ohlc
 
-    def __getitem__(self, idx: int | slice | np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        single = isinstance(idx, (int, np.integer))
-        rows = np.arange(len(self))[idx] if not single else np.array([int(idx) % len(self)])  # type: ignore[arg-type]
-        images: np.ndarray | None = None
+    def unit_float(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Images `rows` as float32 in [0, 1] (what a network reads) and their labels: bit-packed
+        HDF5 decodes straight to float on every core, the rest are read, then scaled."""
+        rows = np.asarray(rows)
+        return self._images_at(rows, unit=True), self._cols["labels"][rows]
+
+    def _images_at(self, rows: np.ndarray, unit: bool) -> np.ndarray:
+        """The images of `rows` (any order, repeats allowed), uint8 or with `unit` float32."""
+        dtype = np.float32 if unit else np.uint8
+        shape = tuple(self.meta["shape"])
+
+        def scaled(data: np.ndarray) -> np.ndarray:
+            data = np.asarray(data)
+            if not unit or data.dtype == np.float32:
+                return data
+            out = np.empty(data.shape, np.float32)
+            np.divide(data, np.float32(255), out=out, dtype=np.float32)
+            return out
+
         if self.format in ("png", "jpeg"):
             from PIL import Image
 
-            images = np.stack([np.asarray(Image.open(self.path / self._files[i])) for i in rows])
-        else:
-            part = np.searchsorted(self._offsets, rows, side="right") - 1
-            parts = np.unique(part)
-            for p in parts:
-                sel = np.flatnonzero(part == p)
-                uniq, inverse = np.unique(rows[sel] - self._offsets[p], return_inverse=True)
-                ds = self._images[p]
-                if self.format == "hdf5":
-                    data = self._h5_images(ds, uniq)
-                elif self.format == "zarr":
-                    data = self._zarr_images(ds, self.parts[p][0], uniq)
-                else:
-                    data = ds[uniq]
-                if parts.size == 1 and uniq.size == rows.size:  # sorted, distinct rows of one part (a loader's batch)
-                    images = np.asarray(data)
-                    break
-                if images is None:
-                    images = np.empty((rows.size, *self.meta["shape"]), np.uint8)
-                images[sel] = np.asarray(data)[inverse]
+            return scaled(np.stack([np.asarray(Image.open(self.path / self._files[i])) for i in rows]))
+        part = np.searchsorted(self._offsets, rows, side="right") - 1
+        parts = np.unique(part)
+        images: np.ndarray | None = None
+        for p in parts:
+            sel = np.flatnonzero(part == p)
+            uniq, inverse = np.unique(rows[sel] - self._offsets[p], return_inverse=True)
+            ds = self._images[p]
+            if self.format == "hdf5":
+                data = scaled(self._h5_images(ds, uniq, unit))
+            elif self.format == "zarr":
+                data = scaled(self._zarr_images(ds, self.parts[p][0], uniq))
+            else:
+                data = scaled(ds[uniq])
+            if parts.size == 1 and uniq.size == rows.size:  # sorted, distinct rows of one part (a loader's batch)
+                return data
             if images is None:
-                images = np.empty((rows.size, *self.meta["shape"]), np.uint8)
-        assert images is not None
+                images = np.empty((rows.size, *shape), dtype)
+            images[sel] = data[inverse]
+        return images if images is not None else np.empty((rows.size, *shape), dtype)
+
+    def __getitem__(self, idx: int | slice | np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        single = isinstance(idx, (int, np.integer))
+        rows = np.arange(len(self))[idx] if not single else np.array([int(idx) % len(self)])  # type: ignore[arg-type]
+        images = self._images_at(rows, unit=False)
         names = np.array(self.meta["symbols"])
         extra = {"end_time": self._cols["end_time"][rows], "symbol": names[self._cols["symbol"][rows]]}
         labels = self._cols["labels"][rows]

@@ -197,7 +197,7 @@ def stored_image_loader(
     reader = store if isinstance(store, ImageReader) else ImageReader(store)
 
     def make(idx: np.ndarray):
-        images, labels, _ = reader[np.sort(idx)]
-        return unit_float(images)[..., None], one_hot(labels)
+        images, labels = reader.unit_float(np.sort(idx))  # bit-packed stores decode straight to float
+        return images[..., None], one_hot(labels)
 
     return batch_loader(len(reader), make, batch_size, shuffle, seed, **kwargs)

@@ -57,7 +57,9 @@ def log_run_model(tracking_uri: str, run_id: str, run_dir: Path) -> str | None:
     pred, x, y = example
     native = pred.family.mlflow_model(pred.model)
     if native is None:
-        log.info("MLflow: %s has no MLflow flavour without pickle; its model file is logged as a file", pred.family.name)
+        log.info(
+            "MLflow: %s has no MLflow flavour without pickle; its model file is logged as a file", pred.family.name
+        )
         return None
     import mlflow
     from mlflow.models import infer_signature
@@ -87,7 +89,14 @@ def log_run_model(tracking_uri: str, run_id: str, run_dir: Path) -> str | None:
                 raise ValueError(f"MLflow flavour {flavour!r}: candleflow logs keras or lightgbm")
     finally:
         mlflow.set_tracking_uri(previous)
-    log.info("MLflow: the %s model logged as runs:/%s/%s (%s flavour, signature %s)", pred.family.name, run_id, MODEL_PATH, flavour, x.shape[1:])
+    log.info(
+        "MLflow: the %s model logged as runs:/%s/%s (%s flavour, signature %s)",
+        pred.family.name,
+        run_id,
+        MODEL_PATH,
+        flavour,
+        x.shape[1:],
+    )
     return f"runs:/{run_id}/{MODEL_PATH}"
 
 
