@@ -1,12 +1,8 @@
-"""TensorBoard event files written without TensorFlow, read back by TensorBoard's own loader."""
+"""TensorBoard event files written without TensorFlow (tensorboardX), read back by TensorBoard's own loader."""
 
 import pytest
 
-from candleflow.models.tensorboard import EventWriter, crc32c
-
-
-def test_crc32c_known_value():
-    assert crc32c(b"123456789") == 0xE3069283  # the standard CRC-32C check value
+from candleflow.models.tensorboard import EventWriter
 
 
 def test_events_read_by_tensorboard(tmp_path):
