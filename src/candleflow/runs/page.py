@@ -31,8 +31,11 @@ def join(parts: Iterable[Any], sep: str = "") -> Markup:
 
 
 def fmt(value: Any) -> str:
-    """How every number appears in reports: ints with separators, floats with 4 decimals."""
-    if isinstance(value, bool) or value is None:
+    """How every number appears in reports: ints with separators, floats with 4 decimals, and a
+    dash where there is no value (a baseline has no ratio to itself), never the word None."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
         return f"{value:,}"

@@ -194,7 +194,8 @@ def class_balance(split: dict[str, Any]) -> bytes:
     ax.set_xticks(x, parts)
     ax.set_ylabel("share of windows")
     ax.set_title("class balance per split")
-    ax.legend()
+    ax.set_xlim(-0.6, len(parts) - 0.4 + 0.9)  # room on the right for the legend, clear of the bars
+    ax.legend(loc="upper right", fontsize=8)
     return _png(fig)
 
 
@@ -208,7 +209,7 @@ def example_windows(
     """A few windows (close, normalised to the last bar) with the bars the label saw: each row of
     `segments` holds the window's closes then the horizon's (NaN past the data's end)."""
     k = len(segments)
-    fig = Figure(figsize=(10, 2.6 * ((k + 2) // 3)))
+    fig = Figure(figsize=(10, 2.6 * ((k + 2) // 3)), layout="constrained")  # titles clear of the row above
     axes = np.atleast_1d(fig.subplots((k + 2) // 3, 3)).ravel()
     for ax, seg, t, p, pr in zip(axes, segments, y_true, y_pred, probs):
         last = seg[window - 1]
