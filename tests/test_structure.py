@@ -287,3 +287,19 @@ def test_no_value_becomes_report_markup():
     ]
     assert found == [], found
     assert not any("html.escape" in p.read_text() for p in (src / "runs").glob("*report*.py"))  # one escaper
+
+
+def test_modules_and_functions_stay_small():
+    """Issue 38: no module over 600 lines, no function over 80 (a long one is split where a step
+    has a name of its own)."""
+    big, long = [], []
+    for path in PKG.rglob("*.py"):
+        text = path.read_text()
+        if len(text.splitlines()) > 600:
+            big.append(f"{path.relative_to(PKG)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(
+                    f"{path.relative_to(PKG)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines"
+                )
+    assert big == [] and long == [], "\n".join(big + long)

@@ -18,9 +18,7 @@ import numpy as np
 
 from candleflow._version import __version__
 from candleflow.config import RunConfig
-from candleflow.dataset.labels import CLASS_NAMES
 from candleflow.dataset.prepare import prepare
-from candleflow.dataset.targets import target
 from candleflow.errors import RegistryError
 from candleflow.evaluation.metrics import decide
 from candleflow.evaluation.trading import trading_evaluation
@@ -28,7 +26,7 @@ from candleflow.models.families import family
 from candleflow.models.fitting import Trained, model_and_loader, seed_everything, train_and_score
 from candleflow.models.resume import latest_resume_state
 from candleflow.runs.folder import RunFolder
-from candleflow.runs.record import write_run
+from candleflow.runs.record import headline, training_record, write_run
 from candleflow.runs.report import build_report, panel_report_arrays, report_arrays
 
 log = logging.getLogger("candleflow")
@@ -220,73 +218,6 @@ def _api_console() -> logging.Handler | None:
     console.addFilter(lambda record: record.name != "candleflow.epochs")  # the epoch line is Keras' own
     log.addHandler(console)
     return console
-
-
-def _training(trained: Trained, cfg: RunConfig, replicas: int) -> dict[str, Any]:
-    """How a classifier was trained, for metadata.json: input, memory, batch, epochs, timing."""
-    fitted, model = trained.fitted, trained.model
-    return {
-        "input_shape": list(trained.input_shape),
-        **({"lags": list(model.lags)} if hasattr(model, "lags") else {}),
-        **_target_record(cfg),
-        "fit_seconds": round(trained.fit_seconds, 1),
-        "memory_estimate": trained.estimate,
-        "batch_size": fitted.get("batch_size", cfg.dataset.batch_size),
-        "replicas": replicas,
-        "measured_training_mb": None if fitted["training_mb"] is None else round(fitted["training_mb"], 1),
-        "peak_rss_mb": round(fitted["peak_rss_mb"], 1),
-        "epochs_run": fitted["epochs_run"],
-        "resumed_from_epoch": fitted["resumed_from_epoch"],
-        "batch_shrinks": fitted.get("batch_shrinks", []),
-    }
-
-
-def _target_record(cfg: RunConfig) -> dict[str, Any]:
-    """What metadata.json says of the target: its name and task always, its units (a regression)
-    or its classes."""
-    spec = target(cfg.labels.kind)
-    out: dict[str, Any] = {"target": spec.name, "target_task": spec.task}
-    return out | ({"target_units": spec.units} if spec.regress else {"classes": list(CLASS_NAMES)})
-
-
-def _headline(cfg: RunConfig, metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The figures per period that `models list` shows (a classifier's or a regression's)."""
-    if target(cfg.labels.kind).regress:
-        return {
-            part: {
-                "r2": m["table"]["model"]["r2"],
-                "ic": m["table"]["model"]["ic"],
-                "best_baseline": m["best_baseline"],
-                "gain_r2": m["gain_r2"],
-                **_cross_section_headline(m),
-            }
-            for part, m in metrics.items()
-        }
-    return {
-        part: {
-            "balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
-            "accuracy": m["table"]["model"]["accuracy"],
-            "macro_f1": m["table"]["model"]["macro_f1"],
-            "edge_balanced_accuracy": m["edge_balanced_accuracy"],
-            **({"edge_over_reference": m["edge_over_reference"]} if "edge_over_reference" in m else {}),
-            **({"long_short_sharpe": m["cross_section"]["model"]["sharpe"]} if cfg.layout == "panel" else {}),
-        }
-        for part, m in metrics.items()
-    }
-
-
-def _cross_section_headline(m: dict[str, Any]) -> dict[str, Any]:
-    """A pooled run's cross-section figures for `models list`: the model's daily rank IC and the
-    best cross-section baseline's."""
-    cs = m.get("cross_section")
-    if not cs:
-        return {}
-    best = cs["best_baseline"]
-    return {
-        "rank_ic_cross_section": cs["table"]["model"]["rank_ic"],
-        "best_cross_section_baseline": best,
-        "best_cross_section_rank_ic": cs["table"][best]["rank_ic"],
-    }
 
 
 @dataclass
@@ -496,10 +427,10 @@ def _assemble(
         layout=cfg.layout,
         model=trained.model,
         metrics=trained.metrics,
-        headline=_headline(cfg, trained.metrics),
+        headline=headline(cfg, trained.metrics),
         data=run.data,
         identity=run.identity,
-        training=_training(trained, cfg, replicas if run.data_parallel else 1) | more,
+        training=training_record(trained, cfg, replicas if run.data_parallel else 1) | more,
         predictions=predictions,
         report_data=drawn,
     )

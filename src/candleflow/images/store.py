@@ -13,10 +13,8 @@ import contextlib
 import json
 import logging
 import os
-import struct
 import sys
 import zipfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,18 @@ import numpy as np
 
 from candleflow.errors import DataError
 from candleflow.fs.atomic import atomic_dir, atomic_path
+from candleflow.images.chunks import (
+    H5_DEFLATE,
+    H5_FILTERS,
+    H5_LZ4,
+    decode_h5_chunk,
+    h5_single_filter,
+    hdf5_gzip_chunk,
+    hdf5_lz4_chunk,
+    require_codecs,
+    zarr_shard_layout,
+    zstd_image,
+)
 
 log = logging.getLogger("candleflow")
 FORMATS = ("hdf5", "npz", "zarr", "png", "jpeg")
@@ -32,8 +42,6 @@ SUFFIX = {"hdf5": ".h5", "npz": ".npz", "zarr": ".zarr"}
 
 
 IMAGE_CHUNK = 1  # images per HDF5 chunk / Zarr inner chunk: a random single image reads one chunk
-H5_FILTERS = ("gzip", "lz4", "bits")  # images.compression: gzip (deflate level 1), lz4 (hdf5plugin), bits (packing.py)
-H5_DEFLATE, H5_LZ4 = 1, 32004  # the HDF5 filter ids of each
 ZARR_SHARD = 256  # images per Zarr shard file (inner chunks of one image; a million images, 3,907 files)
 
 
@@ -86,7 +94,7 @@ class ImageWriter:
             raise DataError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
         if compression not in H5_FILTERS:
             raise DataError(f"compression {compression!r}: expected one of {', '.join(H5_FILTERS)}")
-        _require_codecs(fmt, compression)  # said before anything is written
+        require_codecs(fmt, compression)  # said before anything is written
         self.compression = compression
         self.path, self.n, self.shape, self.fmt = Path(path), int(n), tuple(int(v) for v in shape), fmt
         self.folder = fmt in ("png", "jpeg") or mode == "batch"
@@ -320,36 +328,6 @@ class _Abort(Exception):
     """Passed to a part's exit stack to drop its temporary file instead of committing it."""
 
 
-def hdf5_gzip_chunk(image: np.ndarray) -> bytes:
-    """One image as a chunk of HDF5's built-in deflate filter (level 1): what plain h5py, HDFView
-    and every HDF5 reader open without a plugin. zlib releases the GIL, so threads compress in
-    parallel."""
-    return zlib.compress(np.ascontiguousarray(image).tobytes(), 1)
-
-
-def _require_codecs(fmt: str, compression: str) -> None:
-    """A one-line error naming the `images` extra where the format or codec asked for is not
-    installed (gzip HDF5, NPZ, PNG and JPEG need nothing beyond the core)."""
-    from candleflow.errors import require
-
-    if fmt == "zarr":
-        require("zarr", "images", "images.format zarr")
-    if fmt == "hdf5" and compression == "lz4":
-        require("hdf5plugin", "images", "images.compression lz4")
-        require("numcodecs", "images", "images.compression lz4")
-
-
-def hdf5_lz4_chunk(image: np.ndarray) -> bytes:
-    """One image as a chunk of HDF5's LZ4 filter (32004, hdf5plugin): big-endian total size and
-    block size, then one block: its compressed size and the LZ4 block. numcodecs' LZ4 releases
-    the GIL, so a thread pool compresses images in parallel."""
-    from numcodecs import LZ4
-
-    raw = np.ascontiguousarray(image)
-    block = LZ4(1).encode(raw)[4:]  # numcodecs prefixes a little-endian size; the filter has its own
-    return struct.pack(">QII", raw.nbytes, raw.nbytes, len(block)) + block
-
-
 NPZ_MAX_BYTES = 4 * 2**30  # NPZ images are read whole: above this, a random-access format is the answer
 
 
@@ -376,64 +354,6 @@ class _NpzImages:
                 )
             self._data = self.z["images"]
         return self._data[idx]
-
-
-def _zarr_shard_layout(arr: Any, path: Path) -> tuple[int, Path] | None:
-    """(images per shard, the chunk folder) where a Zarr array has the layout candleflow writes:
-    shards of one-image inner chunks, bytes then zstd, the index (little-endian, crc32c) at the
-    end, in a local folder with the default chunk key encoding; else None."""
-    try:
-        from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
-
-        (codec,) = arr.metadata.codecs
-        if not isinstance(codec, ShardingCodec) or tuple(codec.chunk_shape) != (1, *arr.shape[1:]):
-            return None
-        inner = [type(c) for c in codec.codecs]
-        index = [type(c) for c in codec.index_codecs]
-        if inner != [BytesCodec, ZstdCodec] or index != [BytesCodec, Crc32cCodec]:
-            return None
-        if str(codec.index_location.value) != "end" or arr.metadata.chunk_key_encoding.name != "default":
-            return None
-        folder = Path(path) / "images" / "c"
-        shard = int(arr.metadata.chunk_grid.chunk_shape[0])
-        return (shard, folder) if folder.is_dir() else None
-    except (AttributeError, ImportError, TypeError, ValueError):
-        return None
-
-
-def _zstd_image(chunk: bytes, nbytes: int) -> np.ndarray:
-    from numcodecs import Zstd
-
-    out = np.frombuffer(Zstd().decode(chunk), np.uint8)
-    if out.size != nbytes:
-        raise ValueError(f"a chunk of {out.size} bytes; expected {nbytes}")
-    return out
-
-
-def _h5_single_filter(ds: Any) -> int | None:
-    """The id of the one compression filter of an HDF5 dataset, or None (no filter, or several)."""
-    plist = ds.id.get_create_plist()
-    if plist.get_nfilters() != 1:
-        return None
-    return int(plist.get_filter(0)[0])
-
-
-def decode_h5_chunk(chunk: bytes, filter_id: int, nbytes: int) -> np.ndarray:
-    """One stored image chunk back to its bytes (uint8, flat): deflate through zlib, LZ4 through
-    numcodecs (one block, as `hdf5_lz4_chunk` writes it). Both release the GIL."""
-    if filter_id == H5_DEFLATE:
-        raw = zlib.decompress(chunk)
-    else:
-        from numcodecs import LZ4
-
-        total, block = struct.unpack(">QI", chunk[:12])
-        if total != block or total != nbytes:
-            raise ValueError(f"an LZ4 chunk of {total} bytes in blocks of {block}; expected one block of {nbytes}")
-        raw = LZ4().decode(struct.pack("<I", total) + chunk[16:])
-    out = np.frombuffer(raw, np.uint8)
-    if out.size != nbytes:
-        raise ValueError(f"a chunk of {out.size} bytes; expected {nbytes}")
-    return out
 
 
 class ImageReader:
@@ -485,7 +405,7 @@ class ImageReader:
             z = np.load(path, allow_pickle=False)
             cols = {k: z[k] for k in ("labels", "end_time", "symbol")}
             return {"images": _NpzImages(z, path), **cols}, json.loads(str(z["meta"]))
-        _require_codecs("zarr", "")
+        require_codecs("zarr", "")
         import zarr
 
         g = zarr.open_group(str(path), mode="r")
@@ -500,7 +420,7 @@ class ImageReader:
         directly: each shard's index once, then each image's bytes and a zstd decode on every
         core (zarr's own selection cost 2.8 ms an image, a plain loop 0.9 ms). Anything else: zarr."""
         shape = tuple(arr.shape[1:])
-        layout = _zarr_shard_layout(arr, path)
+        layout = zarr_shard_layout(arr, path)
         if layout is None:
             return np.stack([np.asarray(arr[int(r)]) for r in rows]) if rows.size else np.empty((0, *shape), np.uint8)
         per_shard, folder = layout
@@ -522,7 +442,7 @@ class ImageReader:
                     chunks.append(fh.read(int(length)))
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-        decoded = list(self._pool.map(lambda c: _zstd_image(c, nbytes), chunks))
+        decoded = list(self._pool.map(lambda c: zstd_image(c, nbytes), chunks))
         return np.stack(decoded).reshape(rows.size, *shape) if decoded else np.empty((0, *shape), np.uint8)
 
     def _h5_images(self, ds: Any, rows: np.ndarray, unit: bool = False) -> np.ndarray:
@@ -535,7 +455,7 @@ class ImageReader:
         if ds.attrs.get("packing") == "bits":
             return self._h5_bits(ds, rows, unit)
         shape = tuple(ds.shape[1:])
-        filter_id = _h5_single_filter(ds)
+        filter_id = h5_single_filter(ds)
         if ds.chunks != (1, *shape) or filter_id not in (H5_DEFLATE, H5_LZ4):
             return np.stack([ds[int(r)] for r in rows]) if rows.size else np.empty((0, *shape), np.uint8)
         nbytes = int(np.prod(shape))
@@ -560,7 +480,7 @@ class ImageReader:
         packed_shape, width = tuple(ds.shape[1:]), int(ds.attrs["width"])
         if (
             ds.chunks == (1, *packed_shape)
-            and _h5_single_filter(ds) is None
+            and h5_single_filter(ds) is None
             and ds.id.get_create_plist().get_nfilters() == 0
         ):
             zeros = (0,) * len(packed_shape)

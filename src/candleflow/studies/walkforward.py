@@ -122,19 +122,37 @@ def walkforward(
             _train_fold(cfg, prep, splits[k], family, seed, path)
         if progress is not None:
             progress(f"{done}/{len(grid)} {family} seed {seed} fold {k + 1}")
+    summary = _summarise_and_report(cfg, prep, splits, folder, list(families), seed_list, resamples, rolling, objective)
+    track(cfg, folder.name, summary, [folder / RESULT, folder / "report.html"], kind="walkforward")
+    return WalkForwardResult(folder, summary)
+
+
+def _summarise_and_report(
+    cfg: RunConfig,
+    prep: Any,
+    splits: list[Any],
+    folder: Path,
+    families: list[str],
+    seed_list: list[int],
+    resamples: int,
+    rolling: bool,
+    objective: str | None,
+) -> dict[str, Any]:
+    """A series study's folds summarised (a regression's or a classifier's), written as its
+    result and its report."""
     if cfg.labels.regression:
         from candleflow.evaluation.regression import finite_or_none
         from candleflow.runs.walkforward_report import write_regression_walkforward_report
         from candleflow.studies.regression_summary import summarise_regression
 
-        summary = finite_or_none(summarise_regression(cfg, prep, splits, folder, list(families), seed_list, resamples))
+        summary = finite_or_none(summarise_regression(cfg, prep, splits, folder, families, seed_list, resamples))
         summary |= {"rolling": rolling, "objective": objective or "r2"}
         write_json(folder / RESULT, summary)
         write_regression_walkforward_report(folder, summary)
     else:
         from candleflow.runs.walkforward_report import write_walkforward_report
 
-        summary = summarise(cfg, prep, splits, folder, list(families), seed_list, resamples, objective)
+        summary = summarise(cfg, prep, splits, folder, families, seed_list, resamples, objective)
         summary |= {"target": cfg.labels.kind, "target_task": "classify", "rolling": rolling}
         summary["objective"] = objective or (
             f"{cfg.evaluation.margin_objective} (chosen when each fold trained)"
@@ -142,9 +160,8 @@ def walkforward(
             else f"decision_margin {cfg.evaluation.decision_margin}"
         )
         write_json(folder / RESULT, summary)
-        write_walkforward_report(folder, summary, equity_curves(cfg, prep, folder, list(families), seed_list[0]))
-    track(cfg, folder.name, summary, [folder / RESULT, folder / "report.html"], kind="walkforward")
-    return WalkForwardResult(folder, summary)
+        write_walkforward_report(folder, summary, equity_curves(cfg, prep, folder, families, seed_list[0]))
+    return summary
 
 
 def _study_folder(
