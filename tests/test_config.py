@@ -86,3 +86,26 @@ def test_overrides_from_python_as_a_mapping_or_keywords():
     assert (kw.training.epochs, kw.model.kind, kw.source.paths) == (2, "lightgbm", ["x.csv"])
     with pytest.raises(cf.ConfigError, match="config key 'labels.tpp' is not known"):
         cf.load_config(overrides={"labels.tpp": 1})
+
+
+def test_the_task_rules_decide_what_a_target_is_scored_by_in_one_place():
+    """Issue 38: classify-or-regress was decided at each site (`if regression ... else ...`). The
+    config's check, tune's `auto`, a fold's score, walk-forward's --objective and the class
+    weights now read one `TaskRules` per task."""
+    from candleflow.config.target_names import TASK_RULES, rules_of
+    from candleflow.studies.tune import tune_objective
+    from candleflow.studies.walkforward import check_objective
+
+    assert rules_of("volatility") is TASK_RULES["regress"] and rules_of("triple_barrier") is TASK_RULES["classify"]
+    vol = load_config(None, ["labels.kind=volatility"])
+    assert tune_objective(vol) == "r2" and tune_objective(load_config(None, [])) == "balanced_accuracy"
+    with pytest.raises(
+        ConfigError, match=r"tune.objective sharpe scores decisions; labels.kind volatility tunes on r2, ic$"
+    ):
+        load_config(None, ["labels.kind=volatility", "tune.objective=sharpe"])
+    with pytest.raises(
+        ConfigError, match=r"tune.objective r2 scores a regression target; labels.kind competitive tunes"
+    ):
+        load_config(None, ["tune.objective=r2"])
+    with pytest.raises(ConfigError, match=r"--objective 'sharpe': labels.kind volatility is scored by r2, ic$"):
+        check_objective(vol, "sharpe")

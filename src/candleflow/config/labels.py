@@ -17,7 +17,7 @@ from candleflow.config.sources import (
     BinanceSource,
     FilesSource,
 )
-from candleflow.config.target_names import task_of
+from candleflow.config.target_names import TaskRules, rules_of, task_of
 
 
 class LabelConfig(Section):
@@ -114,6 +114,11 @@ class LabelConfig(Section):
     def regression(self) -> bool:
         """A real-valued target (forward_return, volatility, a registered regression), not classes."""
         return task_of(self.kind) == "regress"
+
+    @property
+    def rules(self) -> TaskRules:
+        """What the target's task decides (objectives, monitors, class weights): `TaskRules`."""
+        return rules_of(self.kind)
 
     @property
     def floor(self) -> float:

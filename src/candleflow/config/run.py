@@ -28,6 +28,7 @@ from candleflow.config.sources import (
     ValidationPolicy,
     YFinanceSource,
 )
+from candleflow.config.target_names import TASK_RULES
 from candleflow.config.training import TrainingConfig
 
 
@@ -113,12 +114,12 @@ class RunConfig(Section):
             raise ValueError("task 'reward' trains a regression: training.monitor must be val_loss")
         if self.training.refit and self.layout != "series":
             raise ValueError("training.refit retrains a run on one series; a universe, panel or reward run has none")
-        objective = self.tune.objective
-        if self.labels.regression and objective in ("balanced_accuracy", "sharpe", "return"):
-            raise ValueError(f"tune.objective {objective} scores decisions; a regression target tunes on ic or r2")
-        if not self.labels.regression and objective in ("ic", "r2"):
+        objective, rules = self.tune.objective, self.labels.rules
+        if objective != "auto" and objective not in rules.objectives:
+            other = next(r for r in TASK_RULES.values() if objective in r.objectives)
             raise ValueError(
-                f"tune.objective {objective} scores a regression target; classes tune on balanced_accuracy, sharpe or return"
+                f"tune.objective {objective} {other.what}; labels.kind {self.labels.kind} tunes on "
+                f"{', '.join(rules.objectives)}"
             )
         if self.tune.objective in ("sharpe", "return") and self.layout != "series":
             raise ValueError(

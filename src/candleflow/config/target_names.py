@@ -7,9 +7,39 @@ tunes on ic or r2), without importing it. A target registered in Python
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 Task = Literal["classify", "regress"]
+
+
+@dataclass(frozen=True)
+class TaskRules:
+    """What follows from a target being classes or a real-valued forecast, decided here once:
+    the config's checks, tune, walk-forward and the fit ask these rules, never `if regression`.
+
+    - objectives: what tune and walk-forward may score it by (`tune.objective`, `--objective`);
+      the first is what `auto` resolves to and the figure a fold is scored on.
+    - what: the objectives in words, for one-line errors.
+    - accuracy_monitor: training.monitor may watch val_accuracy.
+    - class_weights: training.class_weight balanced weighs its labels.
+    """
+
+    name: Task
+    objectives: tuple[str, ...]
+    what: str
+    accuracy_monitor: bool
+    class_weights: bool
+
+    @property
+    def default_objective(self) -> str:
+        return self.objectives[0]
+
+
+TASK_RULES: dict[Task, TaskRules] = {
+    "classify": TaskRules("classify", ("balanced_accuracy", "sharpe", "return"), "scores decisions", True, True),
+    "regress": TaskRules("regress", ("r2", "ic"), "scores a regression target", False, False),
+}
 
 BUILTIN: dict[str, Task] = {
     "competitive": "classify",
@@ -34,6 +64,11 @@ def task_of(name: str) -> Task:
         raise ValueError(f"labels.kind {name!r}: expected one of {', '.join(sorted(tasks()))}") from None
 
 
+def rules_of(name: str) -> TaskRules:
+    """The task rules of target `name` (a one-line error naming the targets that exist)."""
+    return TASK_RULES[task_of(name)]
+
+
 def declare(name: str, task: Task) -> None:
     """Declare a registered target's name and task (called by the registry)."""
     _USER[name] = task
@@ -44,4 +79,4 @@ def forget(name: str) -> None:
     _USER.pop(name, None)
 
 
-__all__ = ["BUILTIN", "Task", "declare", "forget", "task_of", "tasks"]
+__all__ = ["BUILTIN", "TASK_RULES", "Task", "TaskRules", "declare", "forget", "rules_of", "task_of", "tasks"]

@@ -157,7 +157,7 @@ def inspect_dataset(prep, batch_size: int = 256, batches: int = 0) -> dict[str, 
         },
         "labels": {
             "kind": prep.config.labels.kind,
-            "task": "regress" if prep.config.labels.regression else "classify",
+            "task": prep.config.labels.rules.name,
             "dtype": str(prep.labels.y.dtype),
             **prep.labels.counts(),
         },

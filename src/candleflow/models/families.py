@@ -103,7 +103,7 @@ class Family:
         """A one-line error where the family cannot learn the configured target (or its
         `model.options` do not fit its schema)."""
         self.options_of(cfg.model)
-        task = "regress" if cfg.labels.regression else "classify"
+        task = cfg.labels.rules.name
         if task not in self.tasks:
             able = [f.name for f in _FAMILIES.values() if task in f.tasks]
             raise ConfigError(

@@ -55,7 +55,7 @@ def training_set(cfg: RunConfig, ds: Windows, parts: Mapping[str, np.ndarray]) -
     if tc.shuffle_labels:
         y_train = np.random.default_rng(tc.seed).permutation(y_train)
         log.warning("training labels permuted (training.shuffle_labels): a control run that must learn nothing")
-    balanced = tc.class_weight == "balanced" and not cfg.dataset.balanced and not cfg.labels.regression
+    balanced = tc.class_weight == "balanced" and not cfg.dataset.balanced and cfg.labels.rules.class_weights
     eval_parts = {p: ds.subset(parts[p]) for p in ("val", "test") if p in parts}
     eval_parts["val"] = val_ds
     return TrainingSet(

@@ -186,10 +186,11 @@ def score_fold(cfg: RunConfig, prep: PreparedData, fold: Split) -> float:
 
 
 def tune_objective(cfg: RunConfig) -> str:
-    """tune.objective with `auto` resolved: r2 for regression targets, balanced_accuracy for classes."""
+    """tune.objective with `auto` resolved by the target's task: r2 for regression targets,
+    balanced_accuracy for classes (`TaskRules.default_objective`)."""
     if cfg.tune.objective != "auto":
         return cfg.tune.objective
-    return "r2" if cfg.labels.regression else "balanced_accuracy"
+    return cfg.labels.rules.default_objective
 
 
 def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
@@ -251,7 +252,7 @@ def _pooled_fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
                 "rank_ic"
             ]
         else:
-            value = val["table"]["model"]["r2" if cfg.labels.regression else "balanced_accuracy"]
+            value = val["table"]["model"][cfg.labels.rules.default_objective]
         yield float(value) if value is not None else 0.0
 
 

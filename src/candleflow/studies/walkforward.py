@@ -195,15 +195,11 @@ def _study_folder(
     return folder
 
 
-CLASS_OBJECTIVES = ("balanced_accuracy", "sharpe", "return")
-REGRESSION_OBJECTIVES = ("ic", "r2")
-
-
 def check_objective(cfg: RunConfig, objective: str | None) -> None:
     """A one-line error for an objective the target cannot be scored by."""
     if objective is None:
         return
-    allowed = REGRESSION_OBJECTIVES if cfg.labels.regression else CLASS_OBJECTIVES
+    allowed = cfg.labels.rules.objectives
     if objective not in allowed:
         what = f"labels.kind {cfg.labels.kind}"
         raise ConfigError(f"--objective {objective!r}: {what} is scored by {', '.join(allowed)}")
