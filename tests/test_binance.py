@@ -74,9 +74,15 @@ def test_listing_pages_follow_the_marker(mirror):
     assert (prefixes, keys, truncated, marker) == (["p/"], ["a"], True, "b")
 
 
-def test_2018_02_with_real_gaps(mirror, tmp_path):
+def test_2018_02_with_real_gaps(mirror, tmp_path, caplog):
+    import logging
+
     needs(BINANCE / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2018-02.zip")
-    r = fetch_candles(cfg(mirror, tmp_path, interval="1m", start="2018-02", end="2018-02"))
+    with caplog.at_level(logging.INFO, logger="candleflow"):
+        r = fetch_candles(cfg(mirror, tmp_path, interval="1m", start="2018-02", end="2018-02"))
+    # issue 41: what is about to be downloaded, in bytes, from the host's own figures (HEAD)
+    size = (BINANCE / "monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2018-02.zip").stat().st_size
+    assert f"1 file to download: {size / 2**20:.1f} MB" in caplog.text
     assert r.report.rows_in == 38_260 and r.report.missing_bars == 40_320 - 38_260 and r.report.gaps > 0
     h = fetch_candles(cfg(mirror, tmp_path, interval="1h", start="2018-02", end="2018-02"))
     assert h.report.rows_in == 639 and h.report.missing_bars == 672 - 639
@@ -101,8 +107,12 @@ def test_microsecond_2025_files_on_the_same_time_scale_as_2024(mirror, tmp_path)
     assert r.download.count("downloaded") == 2
 
 
-def test_daily_files_fill_a_month_without_monthly_file(mirror, tmp_path):
-    r = fetch_candles(cfg(mirror, tmp_path, interval="1m", start="2025-03", end="2025-03"))
+def test_daily_files_fill_a_month_without_monthly_file(mirror, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="candleflow"):
+        r = fetch_candles(cfg(mirror, tmp_path, interval="1m", start="2025-03", end="2025-03"))
+    assert "1 file to download; the host does not state their sizes" in caplog.text  # the month is not published
     monthly = [x for x in r.download.results if x.ref.monthly]
     assert monthly[0].status == "missing" and len(monthly[0].replaced_by) == 31
     assert r.download.count("downloaded") == 7 and r.report.rows_in == 7 * 1440

@@ -123,6 +123,21 @@ class Fetcher:
     def url(self, key: str) -> str:
         return f"{self.base}/{key}"
 
+    def size(self, key: str) -> int | None:
+        """The file's size in bytes as the host states it (one HEAD request; a local mirror's
+        stat), or None where it does not say (a missing month, a host without HEAD, an error)."""
+        if self.local:
+            path = Path(unquote(urlparse(self.url(key)).path))
+            return path.stat().st_size if path.is_file() else None
+        if self.client is None:
+            return None
+        try:
+            resp = self.client.head(self.url(key), timeout=httpx.Timeout(self.REACH_SECONDS))
+        except httpx.HTTPError:
+            return None
+        length = resp.headers.get("content-length", "")
+        return int(length) if resp.status_code == 200 and length.isdigit() else None
+
     def _stream_once(self, key: str) -> Iterator[bytes]:
         """The body of key in chunks; an attempt that outlasts `deadline` is cut off (retryable),
         so a server that drips a byte at a time cannot hold a download forever."""
@@ -349,6 +364,33 @@ class DownloadReport:
         return [r for r in self.results if r.status == "failed"]
 
 
+SIZE_ALL_UP_TO = 64  # up to this many files every size is asked; above it, a spread sample's
+SIZE_SAMPLE = 32
+
+
+def _download_size(fetcher: Fetcher, wanted: list[FileRef], concurrency: int) -> str:
+    """What the download will bring, said before it starts: the files' total size from the
+    host's own figures (HEAD, concurrently), every file's where there are few, else an estimate
+    from a spread sample of them."""
+    exact = len(wanted) <= SIZE_ALL_UP_TO
+    picks = wanted if exact else [wanted[i * (len(wanted) - 1) // (SIZE_SAMPLE - 1)] for i in range(SIZE_SAMPLE)]
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        sizes = [s for s in pool.map(lambda ref: fetcher.size(ref.key), picks) if s is not None]
+    files = f"{len(wanted)} file{'' if len(wanted) == 1 else 's'} to download"
+    if not sizes:
+        return f"{files}; the host does not state their sizes"
+    unknown = len(picks) - len(sizes)
+    if exact:
+        why = f" ({unknown} not stated: a month not yet published comes as its days)" if unknown else ""
+        return f"{files}: {_mb(sum(sizes))}{why}"
+    total = sum(sizes) / len(sizes) * len(wanted)
+    return f"{files}: about {_mb(total)} (from the sizes of {len(sizes)} of them)"
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**30:.2f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
+
+
 def download_files(
     refs: list[FileRef],
     opts: DownloadOptions,
@@ -372,6 +414,7 @@ def download_files(
                 len(refs) - len(wanted),
             )
             fetcher.check_reachable()  # seconds, not retries x timeouts x files, when offline
+            log.info("%s", _download_size(fetcher, wanted, opts.concurrency))
         with ThreadPoolExecutor(max_workers=max(1, opts.concurrency)) as pool:
             pending = [pool.submit(fetch_file, fetcher, ref, on_bytes) for ref in refs]
             while pending:

@@ -190,6 +190,14 @@ class MirrorServer:
                     return
                 self._send(200, data)
 
+            def do_HEAD(self) -> None:  # noqa: N802
+                """A file's size, as S3 states it (no fault and no count: those are the GETs')."""
+                path = confined(server.root, unquote(urlparse(self.path).path.lstrip("/")))
+                found = path is not None and path.is_file()
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Length", str(path.stat().st_size if found and path else 0))
+                self.end_headers()
+
             def _send(self, code: int, body: bytes, ctype: str = "application/octet-stream") -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
