@@ -231,6 +231,20 @@ def test_a_glob_that_matches_nothing_is_said_before_keras_loads(tmp_path):
     assert proc.stdout.split() == ["exit", "2", "keras", "not", "loaded"], proc.stdout
 
 
+def test_an_unknown_exchange_calendar_is_said_before_keras_loads(tmp_path):
+    """Issue 41: a calendar name that no exchange has was reported after Keras had loaded."""
+    pytest.importorskip("exchange_calendars")
+    code = (
+        "import sys\nfrom candleflow.cli import main\n"
+        "sys.argv = ['candleflow', 'run', '--set', 'validation.calendar=NOPE']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
+        "print('keras loaded' if 'keras' in sys.modules else 'keras not loaded')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "error: validation.calendar 'NOPE': unknown exchange calendar; expected '24/7' or one of" in proc.stderr
+    assert proc.stdout.split() == ["exit", "2", "keras", "not", "loaded"], proc.stdout
+
+
 def test_a_tree_model_runs_and_predicts_without_loading_keras(tmp_path):
     """Issue 41: a user who wants LightGBM forecasts imported JAX and Keras first. A tabular run,
     its run folder and its predictions never load a network library."""

@@ -70,9 +70,13 @@ def plain(text: Any) -> Text:
 
 
 def check_inputs(cfg: Any) -> None:
-    """What a command reads, checked in well under a second, before Keras or JAX load: a files
-    source's paths and globs (a pattern that matches nothing is one line now, not after the
-    heavy imports and the run's start). Templated paths ({symbol}) are checked per series later."""
+    """What a command reads, checked in well under a second, before Keras or JAX load: the
+    exchange calendar (installed and known) and a files source's paths and globs (a pattern that
+    matches nothing is one line now, not after the heavy imports and the run's start). Templated
+    paths ({symbol}) are checked per series later."""
+    from candleflow.data.calendar import check_calendar
+
+    check_calendar(cfg.validation.calendar)
     src = cfg.source
     if getattr(src, "kind", None) == "files":
         from candleflow.data.sources.files import expand_paths
