@@ -106,15 +106,15 @@ def print_regression(result) -> None:
     from candleflow.runs.regression_report import verdict
 
     meta = result.metadata
-    cross = {part: m["cross_section"] for part, m in result.metrics.items() if "cross_section" in m}
-    if cross:  # a pooled run: the cross-section's verdict leads
+    if result.layout in ("universe", "panel"):  # learnt across assets: the cross-section's verdict leads
+        cross = {part: m["cross_section"] for part, m in result.metrics.items()}
         from candleflow.cli.present_pooled import print_cross_section
 
         print_cross_section(result.metrics["val"]["target"], cross)
     console.print(verdict(result.metrics), style="bold")
     for part, m in result.metrics.items():
         when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
-        what = "every window pooled, " if cross else ""
+        what = "every window pooled, " if result.layout in ("universe", "panel") else ""
         console.print(
             regression_table(m, f"{part} period ({what}{m['windows']:,} windows{when}), target {m['target']}")
         )
