@@ -118,9 +118,7 @@ def track(
             if Path(path).is_file():
                 client.log_artifact(run_id, str(path))
         if model_dir is not None:
-            from candleflow.runs.mlflow_model import log_run_model
-
-            log_run_model(out.tracking_uri, run_id, Path(model_dir))
+            _log_model(out.tracking_uri, run_id, Path(model_dir))
         client.set_terminated(run_id)
     except Exception as exc:  # the run is saved; a tracking server that fails must not undo it
         first = (str(exc).splitlines() or [""])[0][:200]
@@ -135,6 +133,18 @@ def track(
         "MLflow: %s logged as run %s in experiment %r at %s", name, run_id, out.tracking_experiment, out.tracking_uri
     )
     return str(run_id)
+
+
+def _log_model(uri: str, run_id: str, model_dir: Path) -> None:
+    """The run's model into its MLflow run; a failure here is a warning of its own, and the
+    params, metrics and files already logged stay."""
+    from candleflow.runs.mlflow_model import log_run_model
+
+    try:
+        log_run_model(uri, run_id, model_dir)
+    except Exception as exc:  # the run and its other records are logged; the model is the extra
+        first = (str(exc).splitlines() or [""])[0][:200]
+        log.warning("MLflow: the model of %s was not logged (%s: %s)", model_dir.name, type(exc).__name__, first)
 
 
 __all__ = ["check_tracking", "numeric_leaves", "track"]
