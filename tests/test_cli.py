@@ -218,30 +218,30 @@ def test_what_a_finished_run_is_not(tiny_run, tmp_path):
     assert shown.returncode == 2 and "metrics.json: period 'val' is not a metrics table (KeyError" in shown.stderr
 
 
-def test_a_glob_that_matches_nothing_is_said_before_keras_loads(tmp_path):
-    """Issue 41: the error waited for JAX and Keras to load and the run to start."""
+@pytest.mark.parametrize(
+    "key,error",
+    [
+        # issue 41: the error waited for JAX and Keras to load and the run to start
+        ("source.paths=[nothing/*.csv]", "error: nothing/*.csv: no file matches this pattern"),
+        # issue 41: a calendar name that no exchange has, likewise
+        (
+            "validation.calendar=NOPE",
+            "error: validation.calendar 'NOPE': unknown exchange calendar; expected '24/7' or one of",
+        ),
+    ],
+)
+def test_bad_inputs_are_said_before_keras_loads(tmp_path, key, error):
+    if key.startswith("validation.calendar"):
+        pytest.importorskip("exchange_calendars")
+    sets = ["--set", "source.kind=files"] * key.startswith("source.") + ["--set", key]
     code = (
         "import sys\nfrom candleflow.cli import main\n"
-        "sys.argv = ['candleflow', 'run', '--set', 'source.kind=files', '--set', 'source.paths=[nothing/*.csv]']\n"
+        f"sys.argv = ['candleflow', 'run', *{sets!r}]\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
         "print('keras loaded' if 'keras' in sys.modules else 'keras not loaded')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert "error: nothing/*.csv: no file matches this pattern" in proc.stderr
-    assert proc.stdout.split() == ["exit", "2", "keras", "not", "loaded"], proc.stdout
-
-
-def test_an_unknown_exchange_calendar_is_said_before_keras_loads(tmp_path):
-    """Issue 41: a calendar name that no exchange has was reported after Keras had loaded."""
-    pytest.importorskip("exchange_calendars")
-    code = (
-        "import sys\nfrom candleflow.cli import main\n"
-        "sys.argv = ['candleflow', 'run', '--set', 'validation.calendar=NOPE']\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code)\n"
-        "print('keras loaded' if 'keras' in sys.modules else 'keras not loaded')\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert "error: validation.calendar 'NOPE': unknown exchange calendar; expected '24/7' or one of" in proc.stderr
+    assert error in proc.stderr
     assert proc.stdout.split() == ["exit", "2", "keras", "not", "loaded"], proc.stdout
 
 
