@@ -3,6 +3,8 @@ backtest, and a panel run on a synthetic universe with a shared market factor.""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -152,6 +154,7 @@ def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
             f"output.runs_dir={tmp_path / 'runs'}",
             "output.name=panel",
             "cluster.workers=1",
+            "training.backend=jax",  # the export below is StableHLO (auto would pick torch for the GPT on a CPU)
         ],
     )
     result = cf.run(cfg)
@@ -208,6 +211,12 @@ def test_panel_run_on_a_synthetic_universe_with_a_market_factor(tmp_path):
     page = (result.run_dir / "report.html").read_text()
     assert all(name in page for name in val["tickers"]) and "cross-sectional books" in page
     assert "best reference model" in page and "equal_weight_long" in page
+    # issue 41: what validation did to each ticker's prices, in data.json and the report
+    per = json.loads((result.run_dir / "data.json").read_text())["per_ticker"]
+    assert sorted(per) == sorted(val["tickers"]) and all(
+        d["rows"] == 2500 and d["adjusted"] == "" for d in per.values()
+    )
+    assert "data per ticker" in page and "2,500 rows in, 2,500 out" in page
     build_report(result.run_dir)
     assert (result.run_dir / "report.html").read_text() == page
     from test_report import open_in_browser

@@ -317,6 +317,7 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
             "fingerprints": {n: records[n]["fingerprint"] for n in names},
             "windows": len(ds),
             "split": split.summary(),
+            "per_series": per_ticker_data(records, names),
         },
         identity={
             "symbol": sorted({records[n]["symbol"] for n in names}),
@@ -388,6 +389,7 @@ def _panel_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
             "rows": int(panel.times.size),
             "windows": len(ds),
             "split": split.summary(),
+            "per_ticker": per_ticker_data(inputs.records, names),
         },
         identity={"tickers": names, "interval": inputs.interval, **_store_identity(inputs.records, names)},
         train=lambda cfg, work, state, callbacks, replicas: (
@@ -492,6 +494,14 @@ def _panel_regression_predictions(trained: Trained) -> dict[str, dict[str, np.nd
             "forecast": np.asarray(forecast, np.float32).reshape(-1)[where],
         }
     return out
+
+
+def per_ticker_data(records: dict[str, Any], names: list[str]) -> dict[str, dict[str, Any]]:
+    """What each ticker's entry says of its data (rows, span, calendar, what validation changed:
+    back-adjusted prices, suspected splits, bad prints, filled and repaired bars), for a panel's
+    data.json and report; an entry from before `changes` was recorded says only its summary."""
+    keep = ("rows", "first", "last", "calendar", "validation")
+    return {n: {k: records[n].get(k) for k in keep} | dict(records[n].get("changes") or {}) for n in names}
 
 
 def _store_identity(

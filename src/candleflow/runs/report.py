@@ -179,8 +179,29 @@ def build_panel_report(run_dir: Path) -> Path:
             )
         )
     sections.append(h("<h2>plots</h2><div class='figs'>{}</div>", join(figures)))
+    sections += _per_ticker_html(folder)
     sections.append(h("<details><summary>config</summary><pre>{}</pre></details>", config_text))
     return _write_page(run_dir, meta, metrics, sections, summary_text)
+
+
+PER_TICKER_COLUMNS = ("rows", "first", "last", "calendar", "adjusted", "suspected_splits", "bad_print_rows")
+
+
+def _per_ticker_html(folder: RunFolder) -> list[Markup]:
+    """Each ticker's data as its store entry recorded it: span, calendar, how prices were
+    adjusted, suspected splits and bad prints, and the validation summary."""
+    try:
+        per = folder.data().get("per_ticker") or {}
+    except (OSError, ValueError):
+        return []
+    if not per:
+        return []
+    cols = [*PER_TICKER_COLUMNS, "validation"]
+    rows = [
+        [name, *(", ".join(v) if isinstance(v := d.get(c), list) else ("none" if v == "" else v) for c in cols)]
+        for name, d in per.items()
+    ]
+    return [h("<h2>data per ticker</h2>{}", table(rows, ["ticker", *cols], "per-ticker"))]
 
 
 def _panel_part_sections(part: str, m: dict[str, Any]) -> list[Any]:

@@ -93,6 +93,15 @@ def build_entry(name: str, config_json: str, key: str, store_url: str, threads: 
         "labels": labels.counts(),
         "fine_changed": changed,
         "validation": report.summary(),
+        # what validation changed in the prices, per entry: a panel run and its report say it per ticker
+        "changes": {
+            "adjusted": report.adjusted,
+            "suspected_splits": report.suspected_splits[:10],
+            "bad_print_rows": report.bad_print_rows,
+            "filled_bars": report.filled_bars,
+            "repaired_rows": report.ohlc_repaired_rows + report.spike_repaired_rows,
+            "dropped_rows": report.rows_in - report.rows_out,
+        },
         "calendar": candles.calendar,
         "exchange": report.exchange,
         "seconds": round(time.perf_counter() - t0, 3),
