@@ -184,9 +184,6 @@ def build_panel_report(run_dir: Path) -> Path:
     return _write_page(run_dir, meta, metrics, sections, summary_text)
 
 
-PER_TICKER_COLUMNS = ("rows", "first", "last", "calendar", "adjusted", "suspected_splits", "bad_print_rows")
-
-
 def _per_ticker_html(folder: RunFolder) -> list[Markup]:
     """Each ticker's data as its store entry recorded it: span, calendar, how prices were
     adjusted, suspected splits and bad prints, and the validation summary."""
@@ -196,7 +193,7 @@ def _per_ticker_html(folder: RunFolder) -> list[Markup]:
         return []
     if not per:
         return []
-    cols = [*PER_TICKER_COLUMNS, "validation"]
+    cols = ["rows", "first", "last", "calendar", "adjusted", "suspected_splits", "bad_print_rows", "validation"]
     rows = [
         [name, *(", ".join(v) if isinstance(v := d.get(c), list) else ("none" if v == "" else v) for c in cols)]
         for name, d in per.items()
