@@ -254,7 +254,7 @@ def test_a_tree_model_runs_and_predicts_without_loading_keras(tmp_path):
         "    sys.argv = ['candleflow', *args]\n"
         "    try:\n        main()\n    except SystemExit as exc:\n        assert not exc.code, exc.code\n"
         "cli('run', '--set', 'model.kind=lightgbm', '--set', 'source.n_bars=3000', '--set', 'dataset.window=24', "
-        "'--set', 'output.name=gbm')\n"
+        "'--set', 'output.name=gbm', '--set', 'training.refit=true')\n"
         "cli('predict', 'gbm', '--set', 'source.seed=9', '--latest')\n"
         "heavy = [m for m in ('keras', 'jax', 'tensorflow', 'torch') if m in sys.modules]\n"
         "print('loaded:', heavy)\n"

@@ -16,7 +16,6 @@ import numpy as np
 from candleflow.config import RunConfig
 from candleflow.dataset.sampling import class_weights
 from candleflow.dataset.windows import Windows
-from candleflow.models.backend import keras
 from candleflow.models.families import family
 from candleflow.models.files import REFIT_DIR
 
@@ -36,8 +35,10 @@ def refit(cfg: RunConfig, ds: Windows, positions: np.ndarray, trained: Any, prep
     """Train `cfg.model.kind` on the windows `positions` of `ds` (every train_stride-th) with the
     validated run's choices, save it in `out` (the family's own format) and return what the run's
     metadata records: epochs or boosting rounds, windows, the bars they end on."""
+    from candleflow.models.fitting import seed_everything
+
     fam = family(cfg.model.kind)
-    keras.utils.set_random_seed(cfg.training.seed)
+    seed_everything(cfg.training.seed, network=not fam.tabular)  # a tabular refit never loads Keras
     all_ds = ds.subset(positions[:: cfg.dataset.train_stride])
     y = all_ds.labels_at()
     out.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,8 @@ def refit(cfg: RunConfig, ds: Windows, positions: np.ndarray, trained: Any, prep
         train = loader(
             all_ds, bs, shuffle=True, seed=cfg.training.seed, labels=y, weights=weights, prefetch=cfg.dataset.prefetch
         )
+        from candleflow.models.backend import keras
+
         callbacks = [keras.callbacks.LearningRateScheduler(lambda e, lr: float(rates[e]) if e < len(rates) else lr)]
         model.fit(train, epochs=epochs, shuffle=False, callbacks=callbacks, verbose=0)
         info["epochs"] = epochs
