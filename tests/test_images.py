@@ -430,6 +430,16 @@ def test_bit_packed_images_open_in_plain_h5py_and_other_values_are_refused(tmp_p
     with pytest.raises(DataError, match=r"^image 4: pixel value 128 at row 2, column 3; images.compression bits"):
         write_images(tmp_path / "grey.h5", grey, np.zeros(n, np.int8), np.arange(n), ["X"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bits.h5"]
+    # a store from elsewhere whose width does not fit its packed rows: one line, no uninitialised pixels
+    import shutil
+
+    import h5py
+
+    shutil.copy(tmp_path / "bits.h5", tmp_path / "hostile.h5")
+    with h5py.File(tmp_path / "hostile.h5", "r+") as f:
+        f["images"].attrs["width"] = 999
+    with pytest.raises(DataError, match=r"hostile.h5: bit-packed images of \d+ bytes a row cannot be 999 pixels wide"):
+        ImageReader(tmp_path / "hostile.h5").unit_float(np.arange(3))
 
 
 def test_gzip_hdf5_images_open_in_plain_h5py_and_lz4_reads_without_the_plugin(tmp_path):

@@ -478,6 +478,11 @@ class ImageReader:
         from candleflow.images.packing import unpack_bits, unpack_unit_float
 
         packed_shape, width = tuple(ds.shape[1:]), int(ds.attrs["width"])
+        if not packed_shape or not 8 * packed_shape[-1] - 8 < width <= 8 * packed_shape[-1]:
+            raise DataError(
+                f"{ds.file.filename}: bit-packed images of {packed_shape[-1] if packed_shape else 0} bytes a row "
+                f"cannot be {width} pixels wide"
+            )
         if (
             ds.chunks == (1, *packed_shape)
             and h5_single_filter(ds) is None
