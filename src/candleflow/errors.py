@@ -64,9 +64,9 @@ EXTRAS = {
 }
 
 
-def require(module: str, extra: str, what: str) -> None:
+def require(module: str, what: str) -> None:
     """Raise MissingExtraError in one line, naming what needs `module` and the pip extra that
-    installs it, where `module` is not importable; checked without importing it."""
+    installs it (`EXTRAS`), where `module` is not importable; checked without importing it."""
     from importlib.util import find_spec
 
     try:
@@ -74,4 +74,6 @@ def require(module: str, extra: str, what: str) -> None:
     except (ImportError, ValueError):
         found = False
     if not found:
-        raise MissingExtraError(f"{what} needs {module}, which is not installed: pip install 'candleflow[{extra}]'")
+        raise MissingExtraError(
+            f"{what} needs {module}, which is not installed: pip install 'candleflow[{EXTRAS[module]}]'"
+        )

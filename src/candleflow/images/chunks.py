@@ -30,10 +30,10 @@ def require_codecs(fmt: str, compression: str) -> None:
     from candleflow.errors import require
 
     if fmt == "zarr":
-        require("zarr", "images", "images.format zarr")
+        require("zarr", "images.format zarr")
     if fmt == "hdf5" and compression == "lz4":
-        require("hdf5plugin", "images", "images.compression lz4")
-        require("numcodecs", "images", "images.compression lz4")
+        require("hdf5plugin", "images.compression lz4")
+        require("numcodecs", "images.compression lz4")
 
 
 def hdf5_lz4_chunk(image: np.ndarray) -> bytes:

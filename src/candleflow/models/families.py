@@ -166,13 +166,23 @@ class Family:
             return model, loader, (*shape, 1)
         raise ConfigError(f"model.kind {self.name!r} reads {self.inputs}; networks read windows or images")
 
+    def model_inputs(self, model: Any, ds: Windows) -> np.ndarray:
+        """What the model itself is given for the windows of `ds` (what an MLflow model logged
+        from a run takes): a tabular family's lagged rows, a network's windows (n, window,
+        features). A family over images has none here: it renders them in its loader."""
+        if self.tabular:
+            from candleflow.models.tabular import lag_features
+
+            return np.asarray(lag_features(ds, model.lags), np.float32)
+        if self.inputs != "windows":
+            raise ConfigError(f"model.kind {self.name!r} reads {self.inputs}: its inputs are drawn by its loader")
+        return np.asarray(ds.gather(np.arange(len(ds))), np.float32)
+
     def probabilities(self, model: Any, ds: Windows, cfg: RunConfig, candles: Any = None) -> np.ndarray:
         """Class probabilities (n, 3) for the windows of `ds`, as the run scored them, or for a
         regression target the forecast (n, 1) in the target's units."""
         if self.tabular:
-            from candleflow.models.tabular import lag_features
-
-            return np.asarray(model.predict_proba(lag_features(ds, model.lags)))
+            return np.asarray(model.predict_proba(self.model_inputs(model, ds)))
         if self.inputs == "images":
             loader = image_loader_for(candles, cfg)(ds, PREDICT_BATCH)
         else:

@@ -295,7 +295,7 @@ class _SampleSink:
 
         suffix = self.path.suffix
         if suffix == ".zarr":
-            require("zarr", "images", "reward samples in .zarr")
+            require("zarr", "reward samples in .zarr")
             import zarr
 
             tmp = self._stack.enter_context(atomic_dir(self.path, replace=True))
@@ -408,7 +408,7 @@ def save_samples(samples: RewardSamples, path: str | Path, overwrite: bool = Fal
         with atomic_path(path, suffix=".parquet") as tmp:
             pq.write_table(samples_table(samples), tmp)
     elif path.suffix == ".zarr":
-        require("zarr", "images", "reward samples in .zarr")
+        require("zarr", "reward samples in .zarr")
         import zarr
 
         from candleflow.fs.atomic import atomic_dir
@@ -430,7 +430,7 @@ def load_samples(path: str | Path) -> RewardSamples:
         with np.load(path, allow_pickle=False) as z:
             return RewardSamples(z["windows"], z["state"], z["action"], z["reward"], z["ends"], z["open_time"])
     if path.suffix == ".zarr":
-        require("zarr", "images", "reward samples in .zarr")
+        require("zarr", "reward samples in .zarr")
         import zarr
 
         g = zarr.open_group(str(path), mode="r")

@@ -1,8 +1,8 @@
 """A run's model logged to MLflow in its own flavour (Keras or LightGBM) with a signature and an
 input example, so MLflow's registry, `mlflow.pyfunc.load_model` and `mlflow models serve` can
 use a candleflow run. The model takes what the run's model itself takes: the lagged rows of a
-tabular family, the windows (n, window, features) of a network; `Predictor.model_inputs` makes
-them from candles, exactly as the run made its own."""
+tabular family, the windows (n, window, features) of a network: `Predictor.windows` cuts the
+windows from candles as the run cut its own, `Family.model_inputs` turns them into those inputs."""
 
 from __future__ import annotations
 
@@ -43,7 +43,11 @@ def example_inputs(run_dir: Path, n: int = EXAMPLE_WINDOWS) -> tuple[Any, np.nda
     candles, _ = load_candles(cfg.source, cfg.validation, cfg.cache)
     ds, _ = pred.windows(candles)
     newest = ds.subset(np.arange(max(0, len(ds) - n), len(ds)))
-    return pred, pred.model_inputs(newest), pred.family.probabilities(pred.model, newest, cfg, candles)
+    return (
+        pred,
+        pred.family.model_inputs(pred.model, newest),
+        pred.family.probabilities(pred.model, newest, cfg, candles),
+    )
 
 
 def log_run_model(tracking_uri: str, run_id: str, run_dir: Path) -> str | None:

@@ -235,16 +235,6 @@ class Predictor:
             ends = ends[-1:]
         return WindowDataset(values, unlabelled, ends, d.window, d.sample_rate), ends
 
-    def model_inputs(self, ds: WindowDataset) -> np.ndarray:
-        """What the model itself is given for the windows of `ds`: the lagged rows of a tabular
-        family, the windows (n, window, features) of a network; what an MLflow model logged
-        from this run takes."""
-        if self.family.tabular:
-            from candleflow.models.tabular import lag_features
-
-            return np.asarray(lag_features(ds, self.model.lags), np.float32)
-        return np.asarray(ds.gather(np.arange(len(ds))), np.float32)
-
     def features_of(self, candles: Candles) -> Any:
         """The run's per-series features of `candles` (with its other assets' columns, read over
         the same months), as training computed them."""

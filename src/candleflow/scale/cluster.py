@@ -145,7 +145,7 @@ def dask_client(
     processes (closed on exit)."""
     from candleflow.errors import require
 
-    require("distributed", "scale", "a Dask cluster (cluster.scheduler, or more entries than cluster.in_process_up_to)")
+    require("distributed", "a Dask cluster (cluster.scheduler, or more entries than cluster.in_process_up_to)")
     from distributed import Client, LocalCluster
 
     if scheduler:

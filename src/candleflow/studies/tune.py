@@ -65,7 +65,7 @@ def tune(
     balanced accuracy by default)."""
     from candleflow.errors import require
 
-    require("optuna", "tune", "candleflow tune")
+    require("optuna", "candleflow tune")
     import optuna
 
     tc = cfg.tune

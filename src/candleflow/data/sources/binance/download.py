@@ -123,11 +123,15 @@ class Fetcher:
     def url(self, key: str) -> str:
         return f"{self.base}/{key}"
 
+    def local_path(self, key: str) -> Path:
+        """The file behind `key` in a file:// mirror."""
+        return Path(unquote(urlparse(self.url(key)).path))
+
     def size(self, key: str) -> int | None:
         """The file's size in bytes as the host states it (one HEAD request; a local mirror's
         stat), or None where it does not say (a missing month, a host without HEAD, an error)."""
         if self.local:
-            path = Path(unquote(urlparse(self.url(key)).path))
+            path = self.local_path(key)
             return path.stat().st_size if path.is_file() else None
         if self.client is None:
             return None
@@ -153,7 +157,7 @@ class Fetcher:
 
     def _chunks(self, key: str) -> Generator[bytes, None, None]:
         if self.local:
-            path = Path(unquote(urlparse(self.url(key)).path))
+            path = self.local_path(key)
             try:
                 fh = open(path, "rb")
             except FileNotFoundError:
