@@ -269,22 +269,34 @@ def _run_in_process(
             try:
                 record = build_entry_or_error(task.name, task.config.model_dump_json(), task.key, store.url, threads)
             except Exception as exc:  # noqa: BLE001 - every failure is reported by entry, the rest go on
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                error = f"{type(exc).__name__}: {msg} (after {retries} retries)"
+                error = _retried(exc, retries)
                 if attempt < retries:
                     continue
             else:
                 error = record.get("error")
             break
         if error is not None:
-            report.failed[task.name] = error
-            log.error("entry %s failed: %s", task.name, error)
-            on_done(task.name, None, error)
+            _failed(report, task.name, error, on_done)
             continue
         log.info("entry %s: %s rows in %.2fs in this process", task.name, f"{record['rows']:,}", record["seconds"])
         store.commit([record])
         report.computed.append(record)
         on_done(task.name, record, None)
+
+
+def _retried(exc: BaseException, retries: int) -> str:
+    """A task's error that outlasted its retries, in one line."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {msg} (after {retries} retries)"
+
+
+def _failed(
+    report: BuildReport, name: str, error: str, on_done: Callable[[str, dict[str, Any] | None, str | None], None]
+) -> None:
+    """An entry that failed: in the report, the log and the caller's progress."""
+    report.failed[name] = error
+    log.error("entry %s failed: %s", name, error)
+    on_done(name, None, error)
 
 
 class _FinalError(Exception):
@@ -325,13 +337,9 @@ def _run_tasks(
                 if "error" in record:  # final: not retried
                     raise _FinalError(record["error"])
             except Exception as exc:  # noqa: BLE001 - every failure is reported by entry, the rest go on
-                if isinstance(exc, _FinalError):
-                    report.failed[task.name] = str(exc)
-                else:
-                    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    report.failed[task.name] = f"{type(exc).__name__}: {msg} (after {retries} retries)"
-                log.error("entry %s failed: %s", task.name, report.failed[task.name])
-                on_done(task.name, None, report.failed[task.name])
+                _failed(
+                    report, task.name, str(exc) if isinstance(exc, _FinalError) else _retried(exc, retries), on_done
+                )
                 continue
             records.append(record)
             log.info(
