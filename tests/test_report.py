@@ -270,6 +270,12 @@ def test_no_run_folder_value_reaches_the_report_unescaped(runs, tmp_path):
     meta = _poison(json.loads((folder / "metadata.json").read_text()))
     meta.update(run=MARKUP, epochs_run=MARKUP, fit_seconds=MARKUP, parameters=3, tags=[MARKUP], notes=MARKUP)
     (folder / "metadata.json").write_text(json.dumps(meta))
+    from candleflow.errors import RegistryError
+
+    with pytest.raises(RegistryError, match=r"poisoned: layout .{1,44}; its numbers are in metrics.json"):
+        build_report(folder)  # the layout chooses the report: a value that is none is refused, never guessed
+    meta["layout"] = "series"
+    (folder / "metadata.json").write_text(json.dumps(meta))
     metrics = _poison(json.loads((folder / "metrics.json").read_text()))
     for m in metrics.values():
         m["trading"].update(mode=MARKUP, fee=MARKUP, slippage=MARKUP, span=[MARKUP, MARKUP])

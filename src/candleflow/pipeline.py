@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import os
 import shutil
@@ -27,7 +26,8 @@ from candleflow.models.fitting import Trained, model_and_loader, seed_everything
 from candleflow.models.resume import latest_resume_state
 from candleflow.runs.folder import RunFolder
 from candleflow.runs.record import headline, training_record, write_run
-from candleflow.runs.report import build_report, panel_report_arrays, report_arrays
+from candleflow.runs.report import build_report
+from candleflow.runs.report_data import report_arrays
 
 log = logging.getLogger("candleflow")
 
@@ -269,41 +269,59 @@ def _series_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
 def _series_extras(
     cfg: RunConfig, prep: Any, trained: Trained, work: Path
 ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
-    """Each period's dates and, for classes, its backtest (and what the report draws of it); the
-    predictions; the production model where `training.refit`."""
-    predictions, drawn = {}, {}
-    for part, (part_ds, y_true, probs) in trained.scored.items():
+    """Each period's dates; the predictions of the target's task (SERIES_PREDICTIONS) and what
+    the report draws of them; the production model where `training.refit`."""
+    for part, (part_ds, _, _) in trained.scored.items():
         ends = part_ds.ends
         trained.metrics[part]["period"] = {
             "from": prep.candles.time_str(int(ends[0])),
             "to": prep.candles.time_str(int(ends[-1])),
         }
-        if cfg.labels.regression:  # a forecast in the target's units, beside the baseline to beat's
-            predictions[part] = {
-                "ends": ends,
-                "times": prep.candles.open_time[ends],
-                "y": y_true.astype(np.float32),
-                "forecast": probs,
-                "baseline": trained.baselines[part],
-            }
-            continue
+    predictions, drawn = SERIES_PREDICTIONS[cfg.labels.task](cfg, prep, trained)
+    # the production model: every labelled window, the validated run's choices
+    more = {"refit": _refit(cfg, prep, trained, work)} if cfg.training.refit else {}
+    return predictions, drawn, more
+
+
+def _series_forecasts(cfg: RunConfig, prep: Any, trained: Trained) -> tuple[dict[str, Any], None]:
+    """A regression's forecasts in the target's units, beside the baseline to beat's."""
+    return {
+        part: {
+            "ends": part_ds.ends,
+            "times": prep.candles.open_time[part_ds.ends],
+            "y": y_true.astype(np.float32),
+            "forecast": probs,
+            "baseline": trained.baselines[part],
+        }
+        for part, (part_ds, y_true, probs) in trained.scored.items()
+    }, None
+
+
+def _series_decisions(cfg: RunConfig, prep: Any, trained: Trained) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A classifier's probabilities, each period's backtest of its decisions (into its metrics)
+    and what the report draws of it."""
+    predictions, drawn = {}, {}
+    for part, (part_ds, y_true, probs) in trained.scored.items():
+        ends = part_ds.ends
         trained.metrics[part]["trading"], results = trading_evaluation(
             prep.candles, ends, y_true, probs, decide(probs, cfg.evaluation.margin), cfg
         )
         predictions[part] = {"ends": ends, "y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
         drawn[part] = report_arrays(prep.candles, ends, results, cfg.dataset.window, cfg.labels.horizon)
-    # the production model: every labelled window, the validated run's choices
-    more = {"refit": _refit(cfg, prep, trained, work)} if cfg.training.refit else {}
-    return predictions, drawn or None, more
+    return predictions, drawn
+
+
+SERIES_PREDICTIONS = {"classify": _series_decisions, "regress": _series_forecasts}
 
 
 def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
     """A universe: every series built into the store on Dask (only what is missing), read
     memory-mapped, one model over all of them, split at the same instants for every series."""
     from candleflow.dataset.split import split_by_time
+    from candleflow.scale.across_assets import UNIVERSE_PREDICTIONS, per_ticker_data, store_identity
     from candleflow.scale.pooled import pooled_dataset, save_asset_scales, universe_windows
 
-    family(cfg.model.kind).check_layout("universe")
+    family(cfg.model.kind).check_layout(cfg.layout)
     u = universe_windows(cfg)
     raw, names, records, per_year, d = u.raw, u.names, u.records, u.per_year, cfg.dataset
     split = split_by_time(raw.end_times(), raw.label_end_times(d.embargo), d.val_fraction, d.test_fraction)
@@ -323,22 +341,30 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
             "symbol": sorted({records[n]["symbol"] for n in names}),
             "interval": sorted({records[n]["interval"] for n in names}),
             "series": names,
-            **_store_identity(records, names, cfg.features.cross_section, cfg.dataset.asset_embedding),
+            **store_identity(records, names, cfg.features.cross_section, cfg.dataset.asset_embedding),
         },
         train=lambda cfg, work, state, callbacks, replicas: train_and_score(
             cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
         ),
         extras=lambda cfg, trained, work: (
-            _universe_predictions(cfg, ds.names, trained, raw, split.parts["train"], per_year),
+            UNIVERSE_PREDICTIONS[cfg.labels.task](cfg, ds.names, trained, raw, split.parts["train"], per_year),
             None,
             save_asset_scales(work, ds, records),
         ),
-        report=cfg.labels.regression,  # a pooled regression's report is the cross-section's
-        finished="run finished in %.1fs"
-        if cfg.labels.regression
-        else "run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report "
-        "are per series: run them on one source)",
+        **UNIVERSE_ENDINGS[cfg.labels.task],
     )
+
+
+# how a universe run ends, by target task: a pooled regression's report is the cross-section's;
+# a pooled classifier's decisions are scored per series, with no report
+UNIVERSE_ENDINGS: dict[str, dict[str, Any]] = {
+    "regress": {"report": True},
+    "classify": {
+        "report": False,
+        "finished": "run finished in %.1fs (a universe run writes metrics per series; the backtest and HTML report "
+        "are per series: run them on one source)",
+    },
+}
 
 
 def _panel_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
@@ -346,11 +372,10 @@ def _panel_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
     GPT trains on windows of all tickers side by side and is scored on every ticker's labels and
     the cross-sectional backtest."""
     from candleflow.dataset.split import split_by_time
-    from candleflow.models.panel_fitting import train_and_score_panel
-    from candleflow.models.panel_regression import train_and_score_panel_regression
-    from candleflow.scale.panel import panel_inputs
+    from candleflow.scale.across_assets import PANEL_PREDICTIONS, per_ticker_data, store_identity
+    from candleflow.scale.panel import PANEL_FITS, panel_inputs
 
-    family(cfg.model.kind).check_layout("panel")
+    family(cfg.model.kind).check_layout(cfg.layout)
     inputs = panel_inputs(cfg)
     panel, ds, names = inputs.panel, inputs.dataset, inputs.names
     split = split_by_time(ds.end_times(), ds.label_end_times(), cfg.dataset.val_fraction, cfg.dataset.test_fraction)
@@ -364,26 +389,11 @@ def _panel_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
         split.summary(),
     )
 
-    def extras(cfg: RunConfig, trained: Trained, work: Path) -> tuple[dict, dict | None, dict]:
-        if cfg.labels.regression:  # the (window, ticker) pairs with a target, as a pooled run keeps them
-            return _panel_regression_predictions(trained), None, {}
-        predictions = {
-            part: {
-                "ends": sub.ends,
-                "times": sub.end_times(),
-                "y": y.astype(np.int8),
-                "probs": probs.astype(np.float32),
-            }
-            for part, (sub, y, probs) in trained.scored.items()
-        }
-        drawn = {part: panel_report_arrays(sub, probs, cfg) for part, (sub, _, probs) in trained.scored.items()}
-        return predictions, drawn, {}
-
     return LayoutRun(
         data={
             "store": str(cfg.universe.store),
             "prepare": inputs.report.to_dict(),
-            "layout": "panel",
+            "layout": cfg.layout,
             "tickers": names,
             "calendar": panel.calendar,
             "rows": int(panel.times.size),
@@ -391,11 +401,11 @@ def _panel_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
             "split": split.summary(),
             "per_ticker": per_ticker_data(inputs.records, names),
         },
-        identity={"tickers": names, "interval": inputs.interval, **_store_identity(inputs.records, names)},
-        train=lambda cfg, work, state, callbacks, replicas: (
-            train_and_score_panel_regression if cfg.labels.regression else train_and_score_panel
-        )(cfg, work, ds, split.parts, inputs.per_year, state, callbacks),
-        extras=extras,
+        identity={"tickers": names, "interval": inputs.interval, **store_identity(inputs.records, names)},
+        train=lambda cfg, work, state, callbacks, replicas: PANEL_FITS[cfg.labels.task]()(
+            cfg, work, ds, split.parts, inputs.per_year, state, callbacks
+        ),
+        extras=lambda cfg, trained, work: (*PANEL_PREDICTIONS[cfg.labels.task](cfg, trained), {}),
         data_parallel=False,
         finished="panel run finished in %.1fs",
     )
@@ -440,88 +450,6 @@ def _assemble(
         build_report(work)
     log.info(run.finished, metadata["seconds"])
     return RunResult(work, trained.metrics, metadata, cfg.layout)
-
-
-def _universe_predictions(
-    cfg: RunConfig, names: list[str], trained: Trained, raw: Any, train_positions: np.ndarray, per_year: float
-) -> dict[str, dict[str, np.ndarray]]:
-    """Each scored period's windows (series, bar, time, target or label, forecast or
-    probabilities); a regression's cross-section table, or each series' accuracy, written into
-    the period's metrics."""
-    predictions = {}
-    if cfg.labels.regression:
-        from candleflow.scale.pooled import cross_section_metrics
-
-        tables = cross_section_metrics(cfg, raw, train_positions, trained.scored, per_year, trained.references)
-        for part, table in tables.items():
-            trained.metrics[part]["cross_section"] = table
-    for part, (part_ds, y_true, probs) in trained.scored.items():
-        predictions[part] = {
-            "series": part_ds.which,  # index into metadata's `series`
-            "ends": part_ds.series_ends(),  # the window's last bar within its series
-            "times": part_ds.end_times(),
-        }
-        if cfg.labels.regression:
-            predictions[part] |= {
-                "y": part_ds.with_labels(raw.series_labels).labels_at().astype(np.float32),  # the raw target
-                "forecast": np.asarray(probs, np.float32).reshape(-1),
-            }
-            continue
-        decided = decide(probs, cfg.evaluation.margin)
-        predictions[part] |= {"y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
-        trained.metrics[part]["series"] = {
-            names[k]: {
-                "windows": int((part_ds.which == k).sum()),
-                "accuracy": float((decided[part_ds.which == k] == y_true[part_ds.which == k]).mean()),
-            }
-            for k in np.unique(part_ds.which)
-        }
-    return predictions
-
-
-def _panel_regression_predictions(trained: Trained) -> dict[str, dict[str, np.ndarray]]:
-    """A regressing panel's predictions: each (window, ticker) pair with a target, as a pooled
-    run writes its windows (series: the ticker's index into metadata's `tickers`)."""
-    from candleflow.models.panel_regression import long_format
-
-    out = {}
-    for part, (sub, _, forecast) in trained.scored.items():
-        windows, where = long_format(sub)
-        out[part] = {
-            "series": windows.asset.astype(np.int32),
-            "times": windows.times,
-            "y": np.asarray(windows.y, np.float32),
-            "forecast": np.asarray(forecast, np.float32).reshape(-1)[where],
-        }
-    return out
-
-
-def per_ticker_data(records: dict[str, Any], names: list[str]) -> dict[str, dict[str, Any]]:
-    """What each ticker's entry says of its data (rows, span, calendar, what validation changed:
-    back-adjusted prices, suspected splits, bad prints, filled and repaired bars), for a panel's
-    data.json and report; an entry from before `changes` was recorded says only its summary."""
-    keep = ("rows", "first", "last", "calendar", "validation")
-    return {n: {k: records[n].get(k) for k in keep} | dict(records[n].get("changes") or {}) for n in names}
-
-
-def _store_identity(
-    records: dict[str, Any], names: list[str], cross_section: list[str] | None = None, identity: bool = False
-) -> dict[str, Any]:
-    """What identifies the data of a run over store entries: one fingerprint of all of them, and
-    their (shared) feature names, then the cross-sectional columns' (features.cross_section) and
-    the assets' one-hot columns (dataset.asset_embedding)."""
-    from candleflow.dataset.asset_scales import asset_columns
-    from candleflow.dataset.cross_features import cross_section_names
-
-    joined = " ".join(records[n]["fingerprint"] for n in names)
-    return {
-        "data_fingerprint": hashlib.sha256(joined.encode()).hexdigest(),
-        "feature_names": [
-            *records[names[0]]["feature_names"],
-            *cross_section_names(cross_section or []),
-            *(asset_columns(names) if identity else []),
-        ],
-    }
 
 
 def _refit(cfg: RunConfig, prep: Any, trained: Trained, work: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from candleflow.cli.common import RunsOpt, console, models_app, plain, printable
-from candleflow.cli.present import metrics_table, reward_table
+from candleflow.cli.present import period_table
 from candleflow.errors import RegistryError
 from candleflow.runs.folder import RunFolder
 
@@ -106,10 +106,7 @@ def models_show(
         console.print(f"  {key}: {printable(meta.get(key))}", markup=False, highlight=False)
     for part, m in metrics.items():
         try:
-            if meta.get("layout") == "reward":
-                console.print(reward_table(m))
-            else:
-                console.print(metrics_table(m, title=f"{part} period: {m['n']:,} windows"))
+            console.print(period_table(meta, part, m))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # an edited or foreign metrics.json
             raise RegistryError(
                 f"{path / RunFolder.METRICS}: period {part!r} is not a metrics table ({type(exc).__name__}: {exc})"

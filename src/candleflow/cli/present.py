@@ -8,69 +8,99 @@ from pathlib import Path
 from rich.table import Table
 
 from candleflow.cli.common import console
+from candleflow.config import layout_rules
 from candleflow.runs.verdict import training_summary
 
 
 def print_result(result) -> None:
-    """A finished run, by its layout (series, universe, panel, reward): never guessed from its keys."""
-    meta = result.metadata
-    if meta.get("target_task") == "regress":  # a regression target: the verdict, then the tables
+    """A finished run, by its target's task and its layout (metadata): never guessed from its keys."""
+    if result.metadata.get("target_task") == "regress":  # a regression target: the verdict, then the tables
         print_regression(result)
         return
-    if result.layout == "reward":
-        console.print(reward_table(result.metrics["val"]))
-    else:
-        from candleflow.runs.verdict import classifier_verdict
+    CLASS_PRINTERS[result.layout](result)
 
-        console.print(classifier_verdict(result.metrics), style="bold", highlight=False)
-        for part, m in result.metrics.items():
-            what = "(window, ticker) labels" if result.layout == "panel" else "windows"
-            when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
-            console.print(metrics_table(m, title=f"{part} period: {m['n']:,} {what}{when}"))
-            print_warnings(part, m)
+
+def _run_figures(result) -> None:
+    meta = result.metadata
     console.print(
         f"peak resident memory {meta['peak_rss_mb']:.0f} MB; {training_summary(meta)}; run took {meta['seconds']:.0f}s"
     )
-    if result.layout == "reward":
-        console.print(f"run folder: {result.run_dir}")
-        return
-    if result.layout == "panel":  # every ticker side by side
-        print_panel(result)
-        return
-    if result.layout == "universe":  # one model over many series
-        t = Table(title="validation period, per series (the model's decisions)")
-        for col in ("series", "windows", "accuracy"):
-            t.add_column(col, justify="left" if col == "series" else "right")
-        for name, r in result.metrics["val"]["series"].items():
-            t.add_row(name, f"{r['windows']:,}", f"{r['accuracy']:.2%}")
-        console.print(t)
-        console.print(f"run folder: {result.run_dir}")
-        return
+
+
+def _print_reward(result) -> None:
+    console.print(reward_table(result.metrics["val"]))
+    _run_figures(result)
+    console.print(f"run folder: {result.run_dir}")
+
+
+def _print_classes(result) -> None:
+    """The verdict and each period's table of the decisions against the baselines."""
+    from candleflow.runs.verdict import classifier_verdict
+
+    console.print(classifier_verdict(result.metrics), style="bold", highlight=False)
+    what = layout_rules(result.layout).labels
+    for part, m in result.metrics.items():
+        when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
+        console.print(metrics_table(m, title=f"{part} period: {m['n']:,} {what}{when}"))
+        print_warnings(part, m)
+    _run_figures(result)
+
+
+def _print_universe(result) -> None:
+    """One model over many series: the decisions' accuracy per series."""
+    _print_classes(result)
+    t = Table(title="validation period, per series (the model's decisions)")
+    for col in ("series", "windows", "accuracy"):
+        t.add_column(col, justify="left" if col == "series" else "right")
+    for name, r in result.metrics["val"]["series"].items():
+        t.add_row(name, f"{r['windows']:,}", f"{r['accuracy']:.2%}")
+    console.print(t)
+    console.print(f"run folder: {result.run_dir}")
+
+
+def _print_series(result) -> None:
+    """One series: the tables, then the backtest of every evaluated period, the refit."""
+    _print_classes(result)
     for part, m in result.metrics.items():  # every evaluated period: validation, and test when there is one
-        tr = m["trading"]
-        t = Table(
-            title=f"backtest of the decisions, {part} period ({tr['mode']} position, "
-            f"fee+slippage {tr['fee'] + tr['slippage']:.4f} per side)"
-        )
-        for col in ("strategy", "total return", "Sharpe", "max drawdown", "trades", "hit rate"):
-            t.add_column(col, justify="left" if col == "strategy" else "right")
-        rows = {**tr["table"], **tr.get("legs", {})}
-        rows.update({f"model at {k} costs": v for k, v in tr.get("costs", {}).items() if k != "1x"})
-        for name, r in rows.items():
-            t.add_row(
-                name,
-                f"{r['total_return']:+.2%}",
-                f"{r['sharpe']:.2f}",
-                f"{r['max_drawdown']:.2%}",
-                f"{r['trades']:,}",
-                f"{r['hit_rate']:.2%}",
-                style="bold" if name == "model" else None,
-            )
-        if tr.get("note"):
-            t.caption = f"note: {tr['note']}"
-        console.print(t)
-    print_refit(meta)
+        console.print(backtest_table(part, m["trading"]))
+    print_refit(result.metadata)
     console.print(f"run folder: {result.run_dir}{_report_said(result.run_dir)}")
+
+
+def backtest_table(part: str, tr: dict) -> Table:
+    """One period's backtest of the decisions: the model, its legs and costs, the baselines."""
+    t = Table(
+        title=f"backtest of the decisions, {part} period ({tr['mode']} position, "
+        f"fee+slippage {tr['fee'] + tr['slippage']:.4f} per side)"
+    )
+    for col in ("strategy", "total return", "Sharpe", "max drawdown", "trades", "hit rate"):
+        t.add_column(col, justify="left" if col == "strategy" else "right")
+    rows = {**tr["table"], **tr.get("legs", {})}
+    rows.update({f"model at {k} costs": v for k, v in tr.get("costs", {}).items() if k != "1x"})
+    for name, r in rows.items():
+        t.add_row(
+            name,
+            f"{r['total_return']:+.2%}",
+            f"{r['sharpe']:.2f}",
+            f"{r['max_drawdown']:.2%}",
+            f"{r['trades']:,}",
+            f"{r['hit_rate']:.2%}",
+            style="bold" if name == "model" else None,
+        )
+    if tr.get("note"):
+        t.caption = f"note: {tr['note']}"
+    return t
+
+
+def period_table(meta: dict, part: str, m: dict) -> Table:
+    """One period's table of a run, by its layout and target task (metadata.json): a reward
+    model's, a regression's, or the decisions' against the baselines."""
+    rules = layout_rules(str(meta.get("layout")))
+    if not rules.family:
+        return reward_table(m)
+    if meta.get("target_task") == "regress":
+        return regression_table(m, f"{part} period: {m['windows']:,} windows, target {m['target']}")
+    return metrics_table(m, title=f"{part} period: {m['n']:,} {rules.labels}")
 
 
 def print_warnings(part: str, m: dict) -> None:
@@ -106,7 +136,8 @@ def print_regression(result) -> None:
     from candleflow.runs.regression_report import verdict
 
     meta = result.metadata
-    if result.layout in ("universe", "panel"):  # learnt across assets: the cross-section's verdict leads
+    across = layout_rules(result.layout).across_assets
+    if across:  # learnt across assets: the cross-section's verdict leads
         cross = {part: m["cross_section"] for part, m in result.metrics.items()}
         from candleflow.cli.present_pooled import print_cross_section
 
@@ -114,7 +145,7 @@ def print_regression(result) -> None:
     console.print(verdict(result.metrics), style="bold")
     for part, m in result.metrics.items():
         when = f", {m['period']['from']} .. {m['period']['to']}" if "period" in m else ""
-        what = "every window pooled, " if result.layout in ("universe", "panel") else ""
+        what = "every window pooled, " if across else ""
         console.print(
             regression_table(m, f"{part} period ({what}{m['windows']:,} windows{when}), target {m['target']}")
         )
@@ -138,6 +169,7 @@ def print_refit(meta: dict) -> None:
 
 def print_panel(result) -> None:
     """Per ticker balanced accuracy and the cross-sectional backtest of each evaluated period."""
+    _print_classes(result)
     val = result.metrics["val"]
     t = Table(title="validation period, per ticker (the model's decisions)")
     for col in ("ticker", "labels", "balanced acc"):
@@ -185,6 +217,10 @@ def print_panel(result) -> None:
     console.print(f"run folder: {result.run_dir}")
 
 
+# how a classifier run of each layout is shown (RunResult.layout, metadata's layout)
+CLASS_PRINTERS = {"series": _print_series, "universe": _print_universe, "panel": print_panel, "reward": _print_reward}
+
+
 def reward_table(m: dict) -> Table:
     """The reward model against constant predictions on the validation samples."""
     t = Table(title=f"reward model, validation period: {m['n']:,} samples")
@@ -219,87 +255,6 @@ def metrics_table(m: dict, title: str) -> Table:
         verdict = "; the model loses to it" if edge < 0 else ""
         t.caption += f"; over the best reference model ({m['best_reference']}): {edge:+.1f} points{verdict}"
     return t
-
-
-def print_signals(
-    table, run: str, what: str, layout: str, score: dict | None, out: str | None, regress: bool = False
-) -> None:
-    """predict's last rows (the last 10 bars; for a panel, the tickers at the last time ranked),
-    the score against the run's labels where known, and the latest decision(s); a regression
-    run's (`regress`) forecasts instead."""
-    if regress:
-        print_forecasts(table, run, what, score, out)
-        return
-    panel = layout == "panel"
-    n_tickers = len(set(table.column("ticker").to_pylist())) if panel else 1
-    rows = table.slice(max(table.num_rows - (n_tickers if panel else 10), 0)).to_pylist()
-    scored = table.num_rows // n_tickers
-    t = Table(title=f"{run} on {what}: {scored:,} {'times x tickers' if panel else 'windows'} scored")
-    cols = ("open time", *(("ticker", "rank") if panel else ()), "close", "P(SHORT)", "P(HOLD)", "P(LONG)", "decision")
-    for col in cols:
-        t.add_column(col, justify="left" if col in ("open time", "ticker", "decision") else "right")
-    if panel:
-        rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0))
-    for r in rows:
-        absent = r["decision"] is None
-        cells = [
-            str(r["open_time"])[:19],
-            *((r["ticker"], "-" if absent else str(r["rank"])) if panel else ()),
-            "-" if r["close"] is None else f"{r['close']:,.2f}",
-            *("-" if absent else f"{r[k]:.3f}" for k in ("prob_short", "prob_hold", "prob_long")),
-            "absent" if absent else r["decision"],
-        ]
-        t.add_row(*cells, style="bold" if (not panel and r is rows[-1]) else None)
-    console.print(t)
-    if score is not None:
-        console.print(
-            f"against the run's labels on the {score['rows']:,} rows whose forward window is complete: balanced "
-            f"accuracy {score['balanced_accuracy']:.4f}, macro F1 {score['macro_f1']:.4f} (chance: 0.3333)"
-        )
-    last = rows[-1] if not panel else rows[0]
-    said = (
-        f"latest bar {str(last['open_time'])[:19]}: {last['decision']}"
-        if not panel
-        else f"latest time {str(last['open_time'])[:19]}: "
-        + ", ".join(f"{r['ticker']} {r['decision']}" for r in rows if r["decision"] is not None)
-    )
-    console.print(said + (f"; written: {out}" if out else ""))
-
-
-def print_forecasts(table, run: str, what: str, score: dict | None, out: str | None) -> None:
-    """A regression run's last 10 forecasts, their IC where realised, and the latest forecast;
-    a pooled run's (one row per time and asset) latest time ranked instead."""
-    if "rank" in table.column_names:
-        from candleflow.cli.present_pooled import print_ranked_forecasts
-
-        print_ranked_forecasts(table, run, what, out)
-        return
-    rows = table.slice(max(table.num_rows - 10, 0)).to_pylist()
-    kind, h = rows[-1]["target"], rows[-1]["horizon"]
-    t = Table(title=f"{run} on {what}: {table.num_rows:,} windows scored; {kind} over the next {h} bars")
-    for col in ("open time", "close", "forecast", "realised"):
-        t.add_column(col, justify="left" if col == "open time" else "right")
-    for r in rows:
-        t.add_row(
-            str(r["open_time"])[:19],
-            f"{r['close']:,.2f}",
-            f"{r['forecast']:+.5f}",
-            "-" if r["realised"] is None else f"{r['realised']:+.5f}",
-            style="bold" if r is rows[-1] else None,
-        )
-    console.print(t)
-    if score is not None:
-        ic = "undefined" if score["ic"] != score["ic"] else f"{score['ic']:+.4f}"
-        console.print(
-            f"against the realised target on the {score['rows']:,} rows whose forward window is complete: IC {ic}"
-        )
-    from candleflow.dataset.targets import target
-
-    spec = target(kind)
-    said = f"latest bar {str(rows[-1]['open_time'])[:19]}: {spec.units or kind} forecast {rows[-1]['forecast']:+.5f}"
-    if spec.plain is not None:
-        said += f" ({spec.plain(float(rows[-1]['forecast']), int(h))})"
-    console.print(said + (f"; written: {out}" if out else ""))
 
 
 def _report_said(run_dir: Path) -> str:

@@ -24,7 +24,8 @@ from candleflow.cli.common import (
     setup_logging,
     use_backend,
 )
-from candleflow.cli.present import print_result, print_signals
+from candleflow.cli.present import print_result
+from candleflow.cli.present_signals import print_signals
 
 
 @app.command()

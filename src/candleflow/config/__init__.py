@@ -13,6 +13,7 @@ from candleflow.config.dataset import DatasetConfig, ImagesConfig
 from candleflow.config.evaluation import REFERENCE_KINDS, EvaluationConfig, ReferenceKind
 from candleflow.config.features import AssetFeatures, FeatureConfig
 from candleflow.config.labels import LabelConfig
+from candleflow.config.layouts import LAYOUT_RULES, LAYOUTS, Layout, LayoutRules, layout_rules
 from candleflow.config.loading import (
     apply_override,
     flatten_keys,
@@ -24,7 +25,7 @@ from candleflow.config.loading import (
 )
 from candleflow.config.model import BUILTIN_OPTIONS, ModelConfig
 from candleflow.config.output import TRACKING_URI, CacheConfig, ClusterConfig, OutputConfig, UniverseConfig
-from candleflow.config.run import Layout, RunConfig, SearchParam, TuneConfig
+from candleflow.config.run import RunConfig, SearchParam, TuneConfig
 from candleflow.config.sources import (
     YAHOO_INTERVALS,
     BinanceSource,
@@ -52,7 +53,10 @@ __all__ = [
     "ImagesConfig",
     "Interval",
     "LabelConfig",
+    "LAYOUTS",
+    "LAYOUT_RULES",
     "Layout",
+    "LayoutRules",
     "ModelConfig",
     "OutputConfig",
     "Paths",
@@ -68,6 +72,7 @@ __all__ = [
     "SyntheticSource",
     "TRACKING_URI",
     "TrainingConfig",
+    "layout_rules",
     "TuneConfig",
     "UniverseConfig",
     "ValidationPolicy",

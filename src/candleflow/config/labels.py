@@ -17,7 +17,7 @@ from candleflow.config.sources import (
     BinanceSource,
     FilesSource,
 )
-from candleflow.config.target_names import TaskRules, rules_of, task_of
+from candleflow.config.target_names import Task, TaskRules, rules_of, task_of
 
 
 class LabelConfig(Section):
@@ -109,6 +109,11 @@ class LabelConfig(Section):
     def _known_target(cls, v: str) -> str:
         task_of(v)
         return v
+
+    @property
+    def task(self) -> Task:
+        """classify or regress: the target's task (`candleflow.config.target_names`)."""
+        return task_of(self.kind)
 
     @property
     def regression(self) -> bool:

@@ -19,6 +19,7 @@ from candleflow.config.dataset import DatasetConfig, ImagesConfig
 from candleflow.config.evaluation import EvaluationConfig
 from candleflow.config.features import FeatureConfig
 from candleflow.config.labels import LabelConfig
+from candleflow.config.layouts import Layout, LayoutRules, layout_rules
 from candleflow.config.model import ModelConfig
 from candleflow.config.output import CacheConfig, ClusterConfig, OutputConfig, UniverseConfig
 from candleflow.config.sources import (
@@ -71,10 +72,6 @@ class TuneConfig(Section):
     )
 
 
-# measured on the embedded market (docs/benchmarks.md): the LSTM at 1e-3 under-trains in 4 epochs
-Layout = Literal["series", "universe", "panel", "reward"]
-
-
 class RunConfig(Section):
     """Everything `candleflow run` needs; every field has the embedded default."""
 
@@ -108,11 +105,17 @@ class RunConfig(Section):
             return "panel"
         return "universe" if self.universe.active else "series"
 
+    @property
+    def layout_rules(self) -> LayoutRules:
+        """What the layout is (`candleflow.config.layouts`): whether it trades one series, learns
+        across assets, trains a registered family."""
+        return layout_rules(self.layout)
+
     @model_validator(mode="after")
     def _task(self) -> RunConfig:
         if self.task == "reward" and self.training.monitor != "val_loss":
             raise ValueError("task 'reward' trains a regression: training.monitor must be val_loss")
-        if self.training.refit and self.layout != "series":
+        if self.training.refit and not self.layout_rules.trades:
             raise ValueError("training.refit retrains a run on one series; a universe, panel or reward run has none")
         objective, rules = self.tune.objective, self.labels.rules
         if objective != "auto" and objective not in rules.objectives:
@@ -121,14 +124,14 @@ class RunConfig(Section):
                 f"tune.objective {objective} {other.what}; labels.kind {self.labels.kind} tunes on "
                 f"{', '.join(rules.objectives)}"
             )
-        if self.tune.objective in ("sharpe", "return") and self.layout != "series":
+        if self.tune.objective in ("sharpe", "return") and not self.layout_rules.trades:
             raise ValueError(
                 f"tune.objective {self.tune.objective} trades one series' decisions; a universe or panel tunes on "
                 "balanced_accuracy (classes), ic or r2 (regression targets)"
             )
         ev = self.evaluation
         if ev.decision_margin == "auto" and ev.margin_objective != "balanced_accuracy":
-            if self.layout in ("panel", "universe"):
+            if not self.layout_rules.trades:
                 raise ValueError(
                     f"evaluation.margin_objective {ev.margin_objective} backtests one series' decisions; a universe or "
                     "panel chooses its margin on balanced_accuracy"
@@ -158,7 +161,7 @@ class RunConfig(Section):
                 "features.cross_section: cross-sectional columns are computed across a universe's assets "
                 "(universe.symbols, dataset.layout series); here there is one series or a panel"
             )
-        if self.labels.cross_section != "raw" and not (self.labels.regression and self.layout in ("universe", "panel")):
+        if self.labels.cross_section != "raw" and not (self.labels.regression and self.layout_rules.across_assets):
             raise ValueError(
                 f"labels.cross_section {self.labels.cross_section}: a regression target over a universe's assets "
                 "(universe.symbols or universe.sources) transforms across them; here there is one series or classes"

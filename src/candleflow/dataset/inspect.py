@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import psutil
 
-from candleflow.dataset.labels import CLASS_NAMES, has_label, one_hot
+from candleflow.dataset.labels import has_label
+from candleflow.dataset.task_arrays import task_arrays
 
 MB = 2**20
 
@@ -25,7 +26,7 @@ def test_generator(prep, batches: int = 5, batch_size: int = 256, seed: int = 0)
     batch, and a rating: failing (a check failed), leaking, slow (mean batch above SLOW_MS) or good."""
     import time
 
-    ds, split = prep.dataset, prep.split
+    ds, split, arrays = prep.dataset, prep.split, task_arrays(prep.config.labels.kind)
     rng = np.random.default_rng(seed)
     problems: list[str] = []
     parts: dict[str, Any] = {}
@@ -41,8 +42,7 @@ def test_generator(prep, batches: int = 5, batch_size: int = 256, seed: int = 0)
                 break
             t0 = time.perf_counter()
             x = ds.gather(idx)
-            target = ds.labels_at(idx)
-            y = target if prep.labels.regression else one_hot(target)
+            y = arrays.encode(ds.labels_at(idx))
             seconds += time.perf_counter() - t0
             drawn += 1
             checked += 1
@@ -52,11 +52,9 @@ def test_generator(prep, batches: int = 5, batch_size: int = 256, seed: int = 0)
                 )
             if not np.isfinite(x).all():
                 problems.append(f"{name} batch {b}: {int((~np.isfinite(x)).sum())} NaN/inf values")
-            if prep.labels.regression:
-                if y.shape != (idx.size,) or not np.isfinite(y).all():
-                    problems.append(f"{name} batch {b}: targets {y.shape} are not all finite")
-            elif y.shape != (idx.size, 3) or not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
-                problems.append(f"{name} batch {b}: labels are not one-hot ({y.shape})")
+            wrong = arrays.problem(y, idx.size)
+            if wrong is not None:
+                problems.append(f"{name} batch {b}: {wrong}")
         parts[name] = {"batches": checked}
     growth = (proc.memory_info().rss - rss0) / MB
     mean_ms = 1000 * seconds / max(drawn, 1)
@@ -81,29 +79,6 @@ def test_generator(prep, batches: int = 5, batch_size: int = 256, seed: int = 0)
     }
 
 
-def _balance(y: np.ndarray, regression: bool) -> dict[str, Any]:
-    """A part's class counts and shares, or a regression target's moments and quartiles."""
-    if regression:
-        finite = y[np.isfinite(y)]
-        if finite.size == 0:
-            return {"target": {}}
-        q = np.percentile(finite, [25, 50, 75])
-        return {
-            "target": {
-                "mean": round(float(finite.mean()), 6),
-                "std": round(float(finite.std()), 6),
-                "p25": round(float(q[0]), 6),
-                "median": round(float(q[1]), 6),
-                "p75": round(float(q[2]), 6),
-            }
-        }
-    counts = np.bincount(y[y >= 0], minlength=3)
-    return {
-        "classes": {c: int(counts[k]) for k, c in enumerate(CLASS_NAMES)},
-        "class_share": {c: round(float(counts[k] / max(counts.sum(), 1)), 4) for k, c in enumerate(CLASS_NAMES)},
-    }
-
-
 def inspect_dataset(prep, batch_size: int = 256, batches: int = 0) -> dict[str, Any]:
     """Checks over a `PreparedData` (from `pipeline.prepare`); `problems` lists what failed, empty
     when all passed. With `batches`, also the generator self-test (`test_generator`) over that many
@@ -111,10 +86,10 @@ def inspect_dataset(prep, batch_size: int = 256, batches: int = 0) -> dict[str, 
     ds, split = prep.dataset, prep.split
     problems: list[str] = []
     parts = {}
-    regression = prep.labels.regression
+    arrays = task_arrays(prep.config.labels.kind)
     for name, pos in split.parts.items():
         y = ds.labels_at(pos)
-        parts[name] = {"windows": int(pos.size), "purged": split.purged.get(name, 0), **_balance(y, regression)}
+        parts[name] = {"windows": int(pos.size), "purged": split.purged.get(name, 0), **arrays.shares(y)}
         if pos.size == 0:
             problems.append(f"split part {name!r} has no windows")
             continue
@@ -123,15 +98,13 @@ def inspect_dataset(prep, batch_size: int = 256, batches: int = 0) -> dict[str, 
             problems.append(f"{name}: {missing} windows without a label")
         first = pos[:batch_size]
         x = ds.gather(first)
-        target = ds.labels_at(first)
-        out = target if regression else one_hot(target)
+        out = arrays.encode(ds.labels_at(first))
         parts[name]["batch"] = {"x": f"{tuple(x.shape)} {x.dtype}", "y": f"{tuple(out.shape)} {out.dtype}"}
         if x.dtype != np.float32 or x.shape[1:] != ds.shape[1:]:
             problems.append(f"{name}: batch {x.shape} {x.dtype}, expected (B, {ds.window}, {ds.shape[2]}) float32")
-        if regression and not np.isfinite(out).all():
-            problems.append(f"{name}: {int((~np.isfinite(out)).sum())} targets are NaN or inf")
-        if not regression and (not np.all((out == 0) | (out == 1)) or not np.all(out.sum(axis=1) == 1)):
-            problems.append(f"{name}: labels are not one-hot")
+        wrong = arrays.problem(out, first.size)
+        if wrong is not None:
+            problems.append(f"{name}: {wrong}")
     covered = ds.covered_rows()
     bad_rows = int((~np.isfinite(np.asarray(ds.features[covered]))).any(axis=1).sum()) if covered.size else 0
     if bad_rows:

@@ -18,9 +18,10 @@ from candleflow.data.load import load_candles
 from candleflow.data.validate import ValidationReport
 from candleflow.dataset.cache import DatasetCache, cache_key
 from candleflow.dataset.features import Features, compute_features
-from candleflow.dataset.labels import CLASS_NAMES, Labels, has_label, take_profit_distances
+from candleflow.dataset.labels import Labels, has_label, take_profit_distances
 from candleflow.dataset.split import Split, chronological_split
 from candleflow.dataset.targets import make_labels
+from candleflow.dataset.task_arrays import task_arrays
 from candleflow.dataset.windows import WindowDataset
 from candleflow.errors import DataError
 
@@ -77,7 +78,7 @@ class PreparedData:
 
     def summary(self) -> dict[str, Any]:
         """Shapes, class balance per split part and memory: what `candleflow prepare` prints."""
-        parts = {}
+        parts, arrays = {}, task_arrays(self.config.labels.kind)
         for name, pos in self.split.parts.items():
             y = self.dataset.labels_at(pos)
             parts[name] = {
@@ -85,11 +86,7 @@ class PreparedData:
                 "purged": self.split.purged.get(name, 0),
                 "first_end": self.candles.time_str(int(self.dataset.ends[pos[0]])) if pos.size else None,
                 "last_end": self.candles.time_str(int(self.dataset.ends[pos[-1]])) if pos.size else None,
-                **(
-                    {"target": _target_summary(y)}
-                    if self.labels.regression
-                    else {"classes": {c: int((y == k).sum()) for k, c in enumerate(CLASS_NAMES)}}
-                ),
+                **arrays.summary(y),
             }
         return {
             "symbol": self.candles.symbol,
@@ -104,7 +101,7 @@ class PreparedData:
             "labels": self.labels.counts(),
             "label_kind": self.config.labels.kind,
             "labels_changed_by_finer_candles": self.fine_changed,
-            **({} if self.labels.regression else {"barriers": barrier_costs(self.candles, self.config)}),
+            **({"barriers": barrier_costs(self.candles, self.config)} if arrays.barriers else {}),
             "cache": self.cache,
             "split": parts,
             "feature_mb": round(self.features.values.nbytes / 2**20, 2),
@@ -122,20 +119,6 @@ def _longest_warmup(cfg: RunConfig) -> str:
         bars[feature] = int(spec.warmup(cfg.features, *params))
     longest = max(bars, key=lambda k: bars[k], default="")
     return f" ({longest}: {bars[longest]:,} bars)" if longest and bars[longest] > 0 else ""
-
-
-def _target_summary(y: np.ndarray) -> dict[str, float]:
-    """A regression target's mean, standard deviation and quartiles in one part."""
-    if y.size == 0:
-        return {}
-    q = np.percentile(y, [25, 50, 75])
-    return {
-        "mean": round(float(y.mean()), 6),
-        "std": round(float(y.std()), 6),
-        "p25": round(float(q[0]), 6),
-        "median": round(float(q[1]), 6),
-        "p75": round(float(q[2]), 6),
-    }
 
 
 def barrier_costs(candles: Candles, cfg: RunConfig) -> dict[str, float]:
@@ -166,7 +149,7 @@ def prepare(cfg: RunConfig, cache: DatasetCache | None = None) -> PreparedData:
     t0 = time.perf_counter()
     candles, report = load_candles(cfg.source, cfg.validation, cfg.cache)
     log.info("candles: %s %s, %s", candles.symbol, candles.interval, report.summary())
-    if not cfg.labels.regression:  # a regression target has no take-profit to pay the round trip
+    if task_arrays(cfg.labels.kind).barriers:  # a regression target has no take-profit to pay the round trip
         _warn_if_barriers_cannot_pay(candles, cfg)
     if cache is None and cfg.dataset.cache_dir:
         cache = DatasetCache(Path(cfg.dataset.cache_dir), max_bytes=cfg.cache.max_bytes)

@@ -111,6 +111,10 @@ class Family:
                 f"{', '.join(able) or 'none'}"
             )
 
+    def fits(self, layout: str) -> bool:
+        """Whether the family trains on `layout` (series, universe, panel)."""
+        return layout in self.layouts
+
     def check_layout(self, layout: str) -> None:
         """A one-line error where the family cannot train on `layout` (series, universe, panel)."""
         if layout not in self.layouts:
@@ -138,12 +142,7 @@ class Family:
 
         lr = learning_rate(cfg)
         build = self.build
-        head: dict[str, Any] = {}
-        if cfg.labels.regression:
-            from candleflow.dataset.targets import training_loss
-            from candleflow.models.networks import RegressionHead
-
-            head["regression"] = RegressionHead.of(train_ds.labels_at(), training_loss(cfg.labels))
+        head = TASK_HEADS[cfg.labels.task](cfg, train_ds)
         if build is None:
             raise ConfigError(f"model.kind {self.name!r} is fitted on lagged rows, not trained as a network")
         if self.inputs == "windows":
@@ -299,6 +298,25 @@ def build_model(cfg: RunConfig, train_ds: Windows, prep: Any = None, compile: bo
     """The configured network (model.kind), sized for `train_ds`'s windows (its normalisation
     fitted on the rows they read); compiled for training, or as built with `compile=False`."""
     return family(cfg.model.kind).network(cfg, train_ds, prep, compile=compile)[0]
+
+
+def _softmax_head(cfg: RunConfig, train_ds: Windows) -> dict[str, Any]:
+    return {}  # the builders' own: three classes
+
+
+def _regression_head(cfg: RunConfig, train_ds: Windows) -> dict[str, Any]:
+    from candleflow.dataset.targets import training_loss
+    from candleflow.models.networks import RegressionHead
+
+    return {"regression": RegressionHead.of(train_ds.labels_at(), training_loss(cfg.labels))}
+
+
+# a network's output head by target task: softmax over the classes, or one real output scaled to
+# the training targets with the target's loss
+TASK_HEADS: dict[str, Callable[[RunConfig, Windows], dict[str, Any]]] = {
+    "classify": _softmax_head,
+    "regress": _regression_head,
+}
 
 
 def learning_rate(cfg: RunConfig) -> float:

@@ -16,11 +16,10 @@ import numpy as np
 from candleflow.config import RunConfig
 from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.sampling import class_weights
-from candleflow.dataset.windows import Windows, context_of
-from candleflow.errors import ConfigError, DataError
-from candleflow.evaluation.baselines import TargetWindows
-from candleflow.evaluation.metrics import evaluate, resolve_margin
+from candleflow.dataset.windows import Windows
+from candleflow.errors import ConfigError
 from candleflow.models.families import family, names
+from candleflow.models.scoring import permutation_score, score
 from candleflow.models.training_set import TrainingSet, training_set
 
 log = logging.getLogger("candleflow")
@@ -115,16 +114,14 @@ def train_and_score(
         t_fit = time.perf_counter()
         cfg, fitted = fit_network(cfg, model, loader, ts, work, state, callbacks, replicas, auto)
         fit_s = time.perf_counter() - t_fit
-        scored, metrics, baselines = _score(
+        s = score(
             cfg,
-            ts.eval_parts,
-            ts.y,
+            ts,
             refs,
             lambda d: model.predict(loader(d, 1024 * replicas, multiple_of=replicas), verbose=0)[: len(d)],
-            _train_windows(ts.train, ts.y, cfg),
             candles,
         )
-        trained = Trained(model, fitted, fit_s, estimate, scored, metrics, tuple(input_shape), baselines)
+        trained = Trained(model, fitted, fit_s, estimate, s.parts, s.metrics, tuple(input_shape), s.baselines)
     trained.references = refs
     _permutation(cfg, trained, ts.val, candles, importance)
     return _with_importance(trained, importance)
@@ -138,125 +135,6 @@ def _with_importance(trained: Trained, importance: dict[str, Any]) -> Trained:
     return trained
 
 
-def _train_windows(train_ds: Windows, y_train: np.ndarray, cfg: RunConfig) -> TargetWindows | None:
-    """The training windows as the regression baselines read them (regression targets only)."""
-    if not cfg.labels.regression:
-        return None
-    context = context_of(train_ds)
-    return None if context is None else TargetWindows(y_train, context, getattr(train_ds, "ends", None))
-
-
-def _score(
-    cfg: RunConfig,
-    eval_parts: dict[str, Any],
-    y_train: np.ndarray,
-    refs: dict[str, dict[str, np.ndarray]],
-    predict: Callable[[Any], np.ndarray],
-    train: TargetWindows | None = None,
-    candles: Any = None,
-) -> tuple[dict[str, tuple[Any, np.ndarray, np.ndarray]], dict[str, Any], dict[str, np.ndarray]]:
-    """Each evaluated part's windows, true labels and probabilities (a regression target's
-    forecasts), its metrics against the baselines and the reference models (one scoring for
-    every family), and a regression's baseline-to-beat forecast per part."""
-    scored: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
-    metrics: dict[str, Any] = {}
-    baselines: dict[str, np.ndarray] = {}
-    outputs = {part: predict(part_ds) for part, part_ds in eval_parts.items()}
-    margin: float = 0.0
-    chosen: dict[str, float] | None = None
-    history = train  # every window before the part scored next (the rolling HAR reads them)
-    objective = cfg.evaluation.margin_objective
-    if not cfg.labels.regression:  # decision_margin: auto is chosen on validation, never on test
-        score = None
-        if objective != "balanced_accuracy" and cfg.evaluation.decision_margin == "auto":
-            if candles is None:
-                raise ConfigError(
-                    f"evaluation.margin_objective {objective} backtests one series' decisions: it needs a run on one "
-                    "source (not a universe or panel); use balanced_accuracy there"
-                )
-            from candleflow.evaluation.funding import funding_for
-            from candleflow.evaluation.trading import trade_score
-
-            val_ends, funding = eval_parts["val"].ends, funding_for(cfg, candles)[0]  # read once for every margin
-            score = lambda d: trade_score(candles, val_ends, d, cfg, objective, funding)  # noqa: E731
-        margin, chosen = resolve_margin(
-            cfg.evaluation.decision_margin, eval_parts["val"].labels_at(), outputs["val"], score
-        )
-        if chosen is not None:
-            log.info(
-                "evaluation.decision_margin auto: %s on validation %s (%s)",
-                margin,
-                objective,
-                ", ".join(f"{k}: {v:.4f}" for k, v in chosen.items()),
-            )
-    for part, part_ds in eval_parts.items():
-        probs = outputs[part]
-        y_true = part_ds.labels_at()
-        if cfg.labels.regression:
-            forecast = np.asarray(probs, np.float32).reshape(-1)
-            scored[part] = (part_ds, y_true, forecast)
-            if train is None:
-                raise DataError("a regression target's windows carry no baseline context (prepare them with prepare())")
-            metrics[part], history, baselines[part] = _score_regression(
-                cfg, part, part_ds, y_true, forecast, train, history, refs, metrics.get("val", {}).get("best_baseline")
-            )
-            continue
-        scored[part] = (part_ds, y_true, probs)
-        metrics[part] = evaluate(
-            y_true,
-            probs,
-            y_train,
-            margin,
-            cfg.training.seed,
-            {k: v[part] for k, v in refs.items()},
-            block=max(2 * cfg.labels.horizon // max(cfg.dataset.stride, 1), 24),
-        )
-        if chosen is not None:
-            metrics[part]["decision_margin_auto"] = {"objective": f"{objective} on val", "scores": chosen}
-        for line in metrics[part]["warnings"]:
-            log.warning("%s period: %s", part, line)
-    return scored, metrics, baselines
-
-
-def _score_regression(
-    cfg: RunConfig,
-    part: str,
-    part_ds: Windows,
-    y_true: np.ndarray,
-    forecast: np.ndarray,
-    train: TargetWindows,
-    history: TargetWindows | None,
-    refs: dict[str, dict[str, np.ndarray]],
-    best: str | None,
-) -> tuple[dict[str, Any], TargetWindows | None, np.ndarray]:
-    """A regression target's table (the model, the reference models and the quants' baselines;
-    the baseline to beat is `best`, validation's choice; None on validation itself: its smallest
-    MSE), the history grown by this part's windows, and the baseline to beat's forecast."""
-    from candleflow.evaluation.regression import evaluate_regression, finite_or_none
-
-    context = context_of(part_ds)
-    if context is None:
-        raise DataError("a regression target's windows carry no baseline context (prepare them with prepare())")
-    windows = TargetWindows(np.asarray(y_true, np.float64), context, getattr(part_ds, "ends", None))
-    forecasts: dict[str, np.ndarray] = {}
-    result = evaluate_regression(
-        cfg.labels.kind,
-        y_true,
-        forecast,
-        train,
-        windows,
-        {k: np.asarray(v[part]).reshape(-1) for k, v in refs.items()},
-        cfg.labels.horizon,
-        cfg.dataset.stride,
-        2 * (cfg.backtest.fee + cfg.backtest.slippage),
-        best=best,
-        history=history,
-        forecasts=forecasts,
-    )
-    to_beat = forecasts[result["best_baseline"]].astype(np.float32)
-    return finite_or_none(result), (history + windows if history is not None else None), to_beat
-
-
 def _permutation(cfg: RunConfig, trained: Trained, val_ds: Windows, candles: Any, importance: dict[str, Any]) -> None:
     """Permutation importance on validation (`evaluation.permutation_seconds` > 0): each input
     shuffled across the validation windows, the drop in balanced accuracy (classes, at the run's
@@ -266,21 +144,13 @@ def _permutation(cfg: RunConfig, trained: Trained, val_ds: Windows, candles: Any
     if seconds <= 0 or fam.inputs == "images" or val_ds.shape[2] != len(cfg.features.columns):
         return
     from candleflow.evaluation.importance import permutation_importance
-    from candleflow.evaluation.metrics import classification_metrics, decide
-    from candleflow.evaluation.regression import r2_score
 
     margin = float(trained.metrics.get("val", {}).get("decision_margin", 0.0) or 0.0)
-
-    def score(outputs: np.ndarray, y: np.ndarray) -> float:
-        if cfg.labels.regression:
-            return r2_score(y, np.asarray(outputs, np.float64).reshape(-1))
-        return float(classification_metrics(y, decide(outputs, margin))["balanced_accuracy"])
-
     result = permutation_importance(
         val_ds,
         list(cfg.features.columns),
         lambda ds: fam.probabilities(trained.model, ds, cfg, candles),
-        score,
+        permutation_score(cfg, margin),
         seed=cfg.training.seed,
         seconds=seconds,
     )
@@ -328,7 +198,7 @@ def _train_and_score_tabular(
     """The tabular families through the same split, labels, weights, decisions and metrics."""
     import psutil
 
-    rows, train_ds, val_ds, y_train = ts.rows, ts.train, ts.val, ts.y
+    rows, train_ds, val_ds = ts.rows, ts.train, ts.val
     log.info(
         "training %s on %d windows (lags %s), validating on %d", cfg.model.kind, len(train_ds), rows.lags, len(val_ds)
     )
@@ -344,13 +214,5 @@ def _train_and_score_tabular(
         "training_mb": None,
         "resumed_from_epoch": None,
     }
-    scored, metrics, baselines = _score(
-        cfg,
-        ts.eval_parts,
-        y_train,
-        refs,
-        lambda d: model.predict_proba(rows.of(d)),
-        _train_windows(train_ds, y_train, cfg),
-        candles,
-    )
-    return Trained(model, fitted, fit_s, {}, scored, metrics, (len(rows.lags) * train_ds.shape[2],), baselines)
+    s = score(cfg, ts, refs, lambda d: model.predict_proba(rows.of(d)), candles)
+    return Trained(model, fitted, fit_s, {}, s.parts, s.metrics, (len(rows.lags) * train_ds.shape[2],), s.baselines)

@@ -44,13 +44,13 @@ def refit(cfg: RunConfig, ds: Windows, positions: np.ndarray, trained: Any, prep
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     info: dict[str, Any] = {"windows": len(all_ds)}
+    weighed = cfg.labels.rules.class_weights and cfg.training.class_weight == "balanced"  # classes only
     if fam.tabular:
         from candleflow.models.training_set import LaggedRows
 
         rows = LaggedRows(all_ds.shape[1], cfg.model.lags)
         x = rows.of(all_ds)
-        regression = np.issubdtype(y.dtype, np.floating)
-        weights = None if regression or cfg.training.class_weight != "balanced" else class_weights(y)[y]
+        weights = class_weights(y)[y] if weighed else None
         rounds = int(getattr(trained.model, "rounds", 0))
         model_cfg = cfg.model.model_copy(update={"gbm_trees": rounds}) if rounds else cfg.model
         assert fam.fit is not None
@@ -63,8 +63,7 @@ def refit(cfg: RunConfig, ds: Windows, positions: np.ndarray, trained: Any, prep
         epochs = best_epochs(fitted.get("history", {}), cfg.training.monitor, int(fitted.get("epochs_run", 1)))
         rates = list(fitted.get("history", {}).get("learning_rate", []))[:epochs]
         model, loader, _ = fam.network(cfg, all_ds, prep)
-        regression = cfg.labels.regression
-        weights = None if regression or cfg.training.class_weight != "balanced" else class_weights(y)
+        weights = class_weights(y) if weighed else None
         bs = int(trained.fitted.get("batch_size", cfg.dataset.batch_size))
         train = loader(
             all_ds, bs, shuffle=True, seed=cfg.training.seed, labels=y, weights=weights, prefetch=cfg.dataset.prefetch

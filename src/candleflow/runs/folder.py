@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.config import RunConfig, load_config
+from candleflow.config import LAYOUTS, RunConfig, layout_rules, load_config
 from candleflow.errors import ConfigError, RegistryError
 from candleflow.fs.atomic import atomic_path, write_json, write_text
 from candleflow.models import files
@@ -21,7 +21,6 @@ MAX_JSON_BYTES = 256 << 20  # metrics.json of a big run is a few MB
 METADATA_VERSION = (
     3  # 1: before the run record (no version key; the layout implied by other keys); 2: before target_task
 )
-LAYOUTS = ("series", "universe", "panel", "reward")
 
 
 def upgrade_metadata(meta: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +31,7 @@ def upgrade_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("metadata_version", 1) >= METADATA_VERSION:
         return meta
     out = dict(meta)
-    if "layout" not in out:
+    if "layout" not in out:  # version 1 wrote no layout: the only place one is read from the keys
         if out.get("task") == "reward":
             out["layout"] = "reward"
         elif "tickers" in out:
@@ -41,9 +40,10 @@ def upgrade_metadata(meta: dict[str, Any]) -> dict[str, Any]:
             out["layout"] = "universe"
         else:
             out["layout"] = "series"
-    if out["layout"] == "reward":
+    rules = layout_rules(out["layout"]) if out["layout"] in LAYOUTS else None
+    if rules is not None and not rules.family:  # a reward network: no registered family
         out.setdefault("model_kind", "reward")
-    if "target_task" not in out and out["layout"] != "reward":  # version 2 wrote `target` for regressions only
+    if "target_task" not in out and (rules is None or rules.family):  # version 2 wrote `target` for regressions only
         out["target_task"] = "regress" if "target" in out else "classify"
     out["metadata_version"] = METADATA_VERSION
     return out

@@ -37,7 +37,7 @@ def example_inputs(run_dir: Path, n: int = EXAMPLE_WINDOWS) -> tuple[Any, np.nda
     from candleflow.runs.predict import Predictor
 
     pred = Predictor.from_run(run_dir, model="validated")
-    if pred.layout != "series":
+    if pred.layout_rules.across_assets or not pred.layout_rules.family:  # inputs span many series
         return None
     cfg = pred.config
     candles, _ = load_candles(cfg.source, cfg.validation, cfg.cache)

@@ -12,7 +12,15 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from candleflow.config import RunConfig, apply_override, flatten_keys, load_config, validate_config
+from candleflow.config import (
+    LayoutRules,
+    RunConfig,
+    apply_override,
+    flatten_keys,
+    layout_rules,
+    load_config,
+    validate_config,
+)
 from candleflow.data.candles import Candles
 from candleflow.data.load import load_candles
 from candleflow.dataset.asset_scales import AssetScales, asset_columns, asset_one_hot
@@ -116,18 +124,23 @@ class Predictor:
         """series, universe or panel: how the run's model reads its input."""
         return str(self.metadata.get("layout", "series"))
 
+    @property
+    def layout_rules(self) -> LayoutRules:
+        """What the run's layout is (`candleflow.config.layouts`)."""
+        return layout_rules(self.layout)
+
     def predict_source(
         self, cfg: RunConfig, start: str | None = None, end: str | None = None, latest: bool = False
     ) -> tuple[pa.Table, str]:
         """Read `cfg`'s source (every ticker of its universe, for a panel run) and predict:
         the table and what it was scored on ('BTCUSDT 1h', or '6 tickers 1h'). With `latest`,
         only the newest complete window is scored."""
-        if self.layout == "panel":
+        if self.layout_rules.side_by_side:  # every ticker at once
             from candleflow.runs.panel_predict import predict_panel
 
             table = predict_panel(self.model, cfg, self.metadata, self.run_dir, start, end, latest)
             return table, f"{len(self.metadata.get('tickers', []))} tickers {self.metadata.get('interval', '')}"
-        if self.layout == "universe" and cfg.labels.regression:
+        if self.layout_rules.pooled and cfg.labels.regression:  # the cross-section, over every asset
             from candleflow.runs.pooled_predict import is_pooled_source, predict_pooled
 
             if is_pooled_source(cfg):
@@ -165,15 +178,18 @@ class Predictor:
         cfg = self.config
         ds, ends = self.windows(candles, start, end, latest, cross_section)
         probs = self._probabilities(ds, candles)
-        notes = coverage_notes(candles, ends, start, end)
-        if cfg.labels.regression:
-            return _noted(self._forecast_table(candles, ends, probs), notes)
+        table = {"classify": self._decisions, "regress": self._forecast_table}[cfg.labels.task](candles, ends, probs)
+        return _noted(table, coverage_notes(candles, ends, start, end))
+
+    def _decisions(self, candles: Candles, ends: np.ndarray, probs: np.ndarray) -> pa.Table:
+        """The decisions at the run's margin, the run's labels where their forward window is
+        already complete (null for the newest bars: the truth to score the signals against later,
+        never an input), and the new period's backtest."""
+        cfg = self.config
         decisions = decide(probs, cfg.evaluation.margin)
-        # the run's labels where their forward window is already complete (null for the newest bars):
-        # the truth to score the signals against later, never an input
         truth, _ = make_labels(candles, cfg.labels)
         label = truth.y[ends]
-        table = _noted(self._decision_table(candles, ends, probs, decisions, label), notes)
+        table = self._decision_table(candles, ends, probs, decisions, label)
         return _with_backtest(table, new_period_backtest(candles, ends, decisions, label, cfg))
 
     def windows(
@@ -187,8 +203,10 @@ class Predictor:
         """The windows of `candles` the run's model reads (its features, scales, identity columns
         and window, cut as training cut them) and their end rows; see `predict`."""
         cfg, meta = self.config, self.metadata
-        if self.layout == "panel":
-            raise RegistryError(f"{self.run_dir}: a panel run reads every ticker: use predict_source (or the CLI)")
+        if self.layout_rules.side_by_side:
+            raise RegistryError(
+                f"{self.run_dir}: a {self.layout} run reads every ticker: use predict_source (or the CLI)"
+            )
         trained_on = meta.get("interval") or []
         trained_on = [trained_on] if isinstance(trained_on, str) else trained_on  # a universe run: a list
         if trained_on and candles.interval not in trained_on:

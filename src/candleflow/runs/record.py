@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 
 from candleflow._version import __version__
-from candleflow.config import RunConfig
+from candleflow.config import LAYOUTS, RunConfig, layout_rules
 from candleflow.dataset.labels import CLASS_NAMES
 from candleflow.dataset.targets import target
 from candleflow.fs.digest import sha256_file
 from candleflow.models import files
 from candleflow.models.families import family
 from candleflow.models.fitting import Trained
-from candleflow.runs.folder import LAYOUTS, METADATA_VERSION, RunFolder, upgrade_metadata
+from candleflow.runs.folder import METADATA_VERSION, RunFolder, upgrade_metadata
 from candleflow.runs.registry import save_model
 
 
@@ -48,15 +48,14 @@ def write_run(
     `headline` is the few figures per period `models list` shows; `identity` says which data
     (symbol, interval, data_fingerprint, feature_names, series or tickers); `training` how the
     model was trained (input_shape, fit_seconds, epochs_run, peak_rss_mb, ...)."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    rules = layout_rules(layout)  # an unknown layout: a one-line error naming those that exist
     folder = RunFolder(work)
     folder.write_metrics(metrics)
     if predictions is not None:
         folder.write_predictions(predictions)
     if report_data is not None:
         folder.write_report_data(report_data)
-    kind = None if layout == "reward" else cfg.model.kind  # the reward model is one network, no family
+    kind = cfg.model.kind if rules.family else None  # the reward model is one network, no family
     save_model(model, work, kind)
     model_name = files.KERAS_MODEL if kind is None else family(kind).model_file
     folder.write_data(data)
@@ -149,29 +148,32 @@ def target_record(cfg: RunConfig) -> dict[str, Any]:
 
 
 def headline(cfg: RunConfig, metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The figures per period that `models list` shows (a classifier's or a regression's)."""
-    if target(cfg.labels.kind).regress:
-        return {
-            part: {
-                "r2": m["table"]["model"]["r2"],
-                "ic": m["table"]["model"]["ic"],
-                "best_baseline": m["best_baseline"],
-                "gain_r2": m["gain_r2"],
-                **cross_section_headline(m),
-            }
-            for part, m in metrics.items()
-        }
+    """The figures per period that `models list` shows, by the target's task (HEADLINES)."""
+    return {part: HEADLINES[cfg.labels.task](m) for part, m in metrics.items()}
+
+
+def _forecast_headline(m: dict[str, Any]) -> dict[str, Any]:
     return {
-        part: {
-            "balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
-            "accuracy": m["table"]["model"]["accuracy"],
-            "macro_f1": m["table"]["model"]["macro_f1"],
-            "edge_balanced_accuracy": m["edge_balanced_accuracy"],
-            **({"edge_over_reference": m["edge_over_reference"]} if "edge_over_reference" in m else {}),
-            **({"long_short_sharpe": m["cross_section"]["model"]["sharpe"]} if cfg.layout == "panel" else {}),
-        }
-        for part, m in metrics.items()
+        "r2": m["table"]["model"]["r2"],
+        "ic": m["table"]["model"]["ic"],
+        "best_baseline": m["best_baseline"],
+        "gain_r2": m["gain_r2"],
+        **cross_section_headline(m),
     }
+
+
+def _decision_headline(m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "balanced_accuracy": m["table"]["model"]["balanced_accuracy"],
+        "accuracy": m["table"]["model"]["accuracy"],
+        "macro_f1": m["table"]["model"]["macro_f1"],
+        "edge_balanced_accuracy": m["edge_balanced_accuracy"],
+        **({"edge_over_reference": m["edge_over_reference"]} if "edge_over_reference" in m else {}),
+        **({"long_short_sharpe": m["cross_section"]["model"]["sharpe"]} if "cross_section" in m else {}),
+    }
+
+
+HEADLINES = {"classify": _decision_headline, "regress": _forecast_headline}
 
 
 def cross_section_headline(m: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from candleflow.config import LAYOUT_RULES
 from candleflow.errors import ConfigError, RegistryError
 from candleflow.models.families import Family, family, save_network
 from candleflow.models.files import REFIT_DIR
@@ -90,7 +91,7 @@ def load_model(
         return fam.load_from(path, _lags(meta))
     else:
         model, where = fam.load_from(path), str(path)
-    if fam.tabular or meta.get("layout") == "reward":  # reward: windows, state and action (three inputs)
+    if fam.tabular or fam is REWARD_NETWORK:  # reward: windows, state and action (three inputs)
         return model
     got = tuple(model.input_shape[1:])
     want = tuple(meta.get("input_shape", got))
@@ -138,7 +139,8 @@ def family_of(path: Path, meta: dict[str, Any]):
     """The family a run's metadata names, or a one-line error naming the file (an unknown or
     missing `model_kind` is a damaged or foreign run folder, never a guess). A reward run's model
     is the reward network, a Keras model outside the classifier families."""
-    if meta.get("layout") == "reward":
+    rules = LAYOUT_RULES.get(str(meta.get("layout")))
+    if rules is not None and not rules.family:
         return REWARD_NETWORK
     kind = meta.get("model_kind")
     if not isinstance(kind, str):
@@ -155,25 +157,25 @@ def check_run(path: Path, meta: dict[str, Any]) -> None:
     the model's input, and the model file against the digest the run recorded (a model copied in
     from another run, or an edited metadata.json, is a one-line error naming what differs)."""
     from candleflow.fs.digest import binding, sha256_file
-    from candleflow.runs.folder import LAYOUTS
 
     where = path / RunFolder.METADATA
     layout = meta.get("layout")
-    if layout not in LAYOUTS:
-        raise RegistryError(f"{where}: 'layout' is {str(layout)[:40]}; expected one of {', '.join(LAYOUTS)}")
-    if (layout == "reward") != (meta.get("task") == "reward"):
+    if layout not in LAYOUT_RULES:
+        raise RegistryError(f"{where}: 'layout' is {str(layout)[:40]}; expected one of {', '.join(LAYOUT_RULES)}")
+    rules = LAYOUT_RULES[layout]
+    if rules.family == (meta.get("task") == "reward"):
         raise RegistryError(
             f"{where}: 'layout' is {layout!r} and 'task' {str(meta.get('task'))[:40]!r}; a reward model's run has "
             "both 'reward', every other run neither"
         )
     interval = meta.get("interval")
     ok = isinstance(interval, str) or (
-        layout == "universe" and isinstance(interval, list) and all(isinstance(i, str) for i in interval)
+        rules.pooled and isinstance(interval, list) and all(isinstance(i, str) for i in interval)
     )
     if interval is not None and not ok:
         raise RegistryError(f"{where}: 'interval' is {str(interval)[:40]}; expected a bar interval such as '1h'")
     shape = meta.get("input_shape")
-    if layout in ("series", "universe") and isinstance(shape, list) and shape:
+    if rules.family and not rules.side_by_side and isinstance(shape, list) and shape:  # one series' windows
         if "lags" in meta:
             lags = _lags(meta)
             window = RunFolder(path).config().dataset.window

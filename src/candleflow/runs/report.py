@@ -7,15 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
+from candleflow.config import LAYOUT_RULES
 from candleflow.dataset.labels import CLASS_NAMES
 from candleflow.errors import CandleflowError, RegistryError
 from candleflow.evaluation.metrics import decide
 from candleflow.fs.atomic import write_text
 from candleflow.runs.folder import RunFolder
 from candleflow.runs.page import Markup, fmt, h, img, join, render_page, table
+from candleflow.runs.report_data import report_arrays
 from candleflow.runs.verdict import training_summary
 
 
@@ -109,25 +110,6 @@ def backtest_rows(bt: dict[str, Any]) -> list[list[Any]]:
     rows.update(bt.get("legs", {}))
     rows.update({f"model at {k} costs": v for k, v in bt.get("costs", {}).items() if k != "1x"})
     return [[name, *(_bt_value(k, r.get(k)) for k in BACKTEST_KEYS)] for name, r in rows.items()]
-
-
-EXAMPLES = 6  # example windows drawn per period
-
-
-def report_arrays(candles: Any, ends: np.ndarray, results: dict[str, Any], window: int, horizon: int) -> dict:
-    """What the report draws for one period, computed once at run time: the equity curve of each
-    backtested strategy with its bar times, and a few example windows' closes (window then
-    horizon, NaN past the data's end), so `report` never re-reads the source."""
-    model = results["model"]
-    out: dict[str, np.ndarray] = {"times": candles.open_time[model.start : model.stop].astype(np.int64)}
-    out.update({f"equity_{k}": np.asarray(r.equity, np.float64) for k, r in results.items()})
-    pick = np.linspace(0, ends.size - 1, min(EXAMPLES, ends.size)).astype(np.int64)
-    segments = np.full((pick.size, window + horizon), np.nan)
-    for row, e in enumerate(ends[pick]):
-        part = candles.close[int(e) - window + 1 : int(e) + horizon + 1]
-        segments[row, : part.size] = part
-    out.update({"example_pick": pick, "example_close": segments})
-    return out
 
 
 CROSS_SECTION_KEYS = ["total_return", "sharpe", "max_drawdown", "turnover", "hit_rate", "active_periods"]
@@ -239,19 +221,6 @@ def _panel_part_sections(part: str, m: dict[str, Any]) -> list[Any]:
     ]
 
 
-def panel_report_arrays(sub: Any, probs: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
-    """What a panel run's report draws for one period, computed at run time: each cross-sectional
-    book's equity at its rebalancing times (as the backtest table scores them)."""
-    from candleflow.evaluation.cross_section import book_curves
-
-    bt = cfg.backtest
-    present = sub.panel.present()[sub.ends]
-    rows, curves = book_curves(
-        probs, sub.returns_at(), present, cfg.labels.horizon, bt.top_k, bt.fee + bt.slippage, bt.seed
-    )
-    return {"times": sub.end_times()[rows].astype(np.int64), **{f"equity_{k}": v for k, v in curves.items()}}
-
-
 def _rebuild_report_data(run_dir: Path, meta: dict, metrics: dict, preds: dict, cfg: Any, prep: Any) -> dict:
     """report_arrays for a run folder written before they were stored: the run's data prepared
     again (it must still have the run's fingerprint) and each period backtested again."""
@@ -296,23 +265,30 @@ def build_report(run_dir: str | Path, prep=None) -> Path:
 
 
 def _build_report(run_dir: Path, prep: Any) -> Path:
+    """The report of the run's target task and layout (metadata.json), never guessed from its keys."""
+    meta = RunFolder(run_dir).metadata()
+    rules = LAYOUT_RULES.get(str(meta.get("layout")))
+    if rules is None or not rules.family:  # a reward model: one network, no family, no report
+        what = "a reward-model run" if rules else f"layout {str(meta.get('layout'))[:40]!r}"
+        raise RegistryError(f"{run_dir}: {what}; its numbers are in metrics.json (reports cover classifier runs)")
+    if meta.get("target_task") == "regress":  # a series, a pooled universe or a regressing panel
+        return build_regression_report(run_dir)
+    return CLASS_REPORTS[rules.name](run_dir, prep)
+
+
+def _universe_report(run_dir: Path, prep: Any) -> Path:
+    raise RegistryError(
+        f"{run_dir}: a run over many series (universe); its numbers are in metrics.json "
+        "(the HTML report covers single-series and panel runs)"
+    )
+
+
+def _series_report(run_dir: Path, prep: Any) -> Path:
+    """One series' classifier report: verdict, tables, backtest, curves, example windows."""
     from candleflow.runs import plots
 
     folder = RunFolder(run_dir)
     meta = folder.metadata()
-    if meta.get("task") == "reward":
-        raise RegistryError(
-            f"{run_dir}: a reward-model run; its numbers are in metrics.json (reports cover classifier runs)"
-        )
-    if meta.get("target_task") == "regress":  # a series, a pooled universe or a regressing panel
-        return build_regression_report(run_dir)
-    if meta.get("layout") == "panel":
-        return build_panel_report(run_dir)
-    if meta.get("layout") == "universe":
-        raise RegistryError(
-            f"{run_dir}: a run over many series (universe); its numbers are in metrics.json "
-            "(the HTML report covers single-series and panel runs)"
-        )
     metrics, data = folder.metrics(), folder.data()
     try:
         config_text = folder.config_text()
@@ -351,6 +327,10 @@ def _build_report(run_dir: Path, prep: Any) -> Path:
     sections += _data_html(data)
     sections.append(h("<details><summary>config</summary><pre>{}</pre></details>", config_text))
     return _write_page(run_dir, meta, metrics, sections, summary_text)
+
+
+# each layout's classifier report (metadata's layout); a regression's is build_regression_report
+CLASS_REPORTS = {"series": _series_report, "panel": lambda d, _: build_panel_report(d), "universe": _universe_report}
 
 
 def _part_sections(part: str, m: dict[str, Any]) -> list[Any]:

@@ -5,6 +5,7 @@ side by side."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,4 +55,19 @@ def panel_inputs(cfg: RunConfig) -> PanelInputs:
     return PanelInputs(report, names, panel, PanelDataset(panel, ends, d.window), records, interval, per_year)
 
 
-__all__ = ["PanelInputs", "panel_inputs"]
+def _panel_classifier() -> Callable[..., Any]:
+    from candleflow.models.panel_fitting import train_and_score_panel
+
+    return train_and_score_panel
+
+
+def _panel_regression() -> Callable[..., Any]:
+    from candleflow.models.panel_regression import train_and_score_panel_regression
+
+    return train_and_score_panel_regression
+
+
+# the panel's fit of each target task (`cfg.labels.task`), imported when a panel trains
+PANEL_FITS: dict[str, Callable[[], Callable[..., Any]]] = {"classify": _panel_classifier, "regress": _panel_regression}
+
+__all__ = ["PANEL_FITS", "PanelInputs", "panel_inputs"]

@@ -65,7 +65,7 @@ def pooled_dataset(cfg: RunConfig, ds: MultiWindowDataset, parts: Mapping[str, n
             "dataset.asset_embedding: each window carries its asset's one-hot identity (%d columns)", len(ds.parts)
         )
     how = cfg.labels.cross_section
-    if not cfg.labels.regression or how == "raw":
+    if how == "raw":  # the config allows another only for a regression target across assets
         return ds
     y = cross_section_target(ds.end_times(), ds.labels_at(), how).astype(np.float32)
     labels = [y[ds.which == k] for k in range(len(ds.parts))]  # series after series, in window order

@@ -16,6 +16,8 @@ from candleflow.errors import ConfigError
 from candleflow.fs.atomic import atomic_path
 
 BASELINES = ("majority", "always_hold", "stratified")
+RESULT = "walkforward.json"  # a study's summary, in its folder
+STUDY = "study.json"  # the settings the fold files were made with
 
 
 @dataclass

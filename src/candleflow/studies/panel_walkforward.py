@@ -45,7 +45,7 @@ def panel_walkforward(
     from candleflow.models.panel_fitting import panel_references, train_and_score_panel
     from candleflow.scale.panel import panel_inputs
 
-    registry.family(cfg.model.kind).check_layout("panel")
+    registry.family(cfg.model.kind).check_layout(cfg.layout)
     name = check_name(name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}", "walk-forward name")
     folder = Path(cfg.output.runs_dir) / f"walkforward-{name}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,7 @@ def summarise_panel(
     times = np.concatenate([t.end_times() for t in tests])
     return {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "layout": "panel",
+        "layout": cfg.layout,
         "symbol": f"{y.shape[1]} tickers",
         "stitched": {
             "windows": int(len(y)),

@@ -41,11 +41,16 @@ from candleflow.evaluation.pooled import daily_ic, loss_difference_t, rank_ic_di
 from candleflow.evaluation.regression import finite_or_none, fold_ic_interval
 from candleflow.fs.atomic import write_json
 from candleflow.fs.guard import check_name
-from candleflow.studies.common import WalkForwardResult, continue_only_the_same_study, load_fold, save_fold
+from candleflow.studies.common import (
+    RESULT,
+    STUDY,
+    WalkForwardResult,
+    continue_only_the_same_study,
+    load_fold,
+    save_fold,
+)
 
 log = logging.getLogger("candleflow")
-RESULT = "walkforward.json"
-STUDY = "study.json"
 FIELDS = ("times", "asset", "y", "forecast", "train_mean")
 
 
@@ -142,10 +147,10 @@ def pooled_walkforward(
     from candleflow.models.families import family as family_of
     from candleflow.scale.pooled import universe_windows
 
-    if not cfg.labels.regression or cfg.layout != "universe":
+    if not (cfg.labels.regression and cfg.layout_rules.pooled):
         raise ConfigError("a pooled walk-forward scores a regression target over a universe (universe.symbols)")
     for f in families:
-        family_of(f).check_layout("universe")
+        family_of(f).check_layout(cfg.layout)
     if folds < 2:
         raise ConfigError(f"--folds {folds}: a pooled walk-forward needs at least 2")
     name = check_name(name or f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}", "walk-forward name")

@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from candleflow.config import RunConfig
+from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.targets import target
+from candleflow.errors import ConfigError
 from candleflow.evaluation.baselines import TargetWindows
 from candleflow.evaluation.bootstrap import block_indices, ci95
 from candleflow.evaluation.forecast_tests import LOSSES, giacomini_white, model_confidence_set
@@ -26,7 +29,8 @@ from candleflow.evaluation.regression import (
     r2_score,
     regression_metrics,
 )
-from candleflow.studies.common import load_fold, study_header
+from candleflow.fs.atomic import write_json
+from candleflow.studies.common import RESULT, load_fold, study_header
 
 
 def fold_arrays(
@@ -245,3 +249,44 @@ def summarise_regression(
         "table": table,
         "confidence_set": _confidence_sets(st, forecasts, block, cfg.training.seed),
     }
+
+
+def fold_forecasts(
+    cfg: RunConfig, prep: PreparedData, train_ds: Any, trained: Any, y_true: np.ndarray, probs: np.ndarray
+) -> dict[str, Any]:
+    """A regression fold's forecasts, and each baseline's fitted on the fold's training windows."""
+    part_ds = trained.scored["test"][0]
+    out = {"y": y_true.astype(np.float32), "forecast": np.asarray(probs, np.float32).reshape(-1)}
+    val_ds, val_y, _ = trained.scored["val"]
+    contexts = [c for c in (train_ds.context_at(), val_ds.context_at(), part_ds.context_at()) if c is not None]
+    if len(contexts) < 3:
+        raise ConfigError("a regression fold's windows carry no baseline context (prepare them with prepare())")
+    return out | fold_arrays(
+        cfg.labels.kind,
+        TargetWindows(train_ds.labels_at(), contexts[0], train_ds.ends),
+        TargetWindows(np.asarray(val_y, np.float64), contexts[1], val_ds.ends),
+        TargetWindows(np.asarray(y_true, np.float64), contexts[2], part_ds.ends),
+        cfg.labels.horizon,
+    )
+
+
+def summarise_forecasts(
+    cfg: RunConfig,
+    prep: Any,
+    splits: list[Any],
+    folder: Path,
+    families: list[str],
+    seed_list: list[int],
+    resamples: int,
+    rolling: bool,
+    objective: str | None,
+) -> dict[str, Any]:
+    """A regression study: each family's stitched forecasts against the baselines."""
+    from candleflow.evaluation.regression import finite_or_none
+    from candleflow.runs.walkforward_report import write_regression_walkforward_report
+
+    summary = finite_or_none(summarise_regression(cfg, prep, splits, folder, families, seed_list, resamples))
+    summary |= {"rolling": rolling, "objective": objective or "r2"}
+    write_json(folder / RESULT, summary)
+    write_regression_walkforward_report(folder, summary)
+    return summary

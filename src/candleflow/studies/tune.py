@@ -194,13 +194,19 @@ def tune_objective(cfg: RunConfig) -> str:
 
 
 def _fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
-    """The objective on each walk-forward fold's validation period (a universe's: each fold cut
-    at the same instants for every asset, before the run's test period)."""
-    if cfg.layout == "panel":
-        raise ConfigError("tune: a panel run is not tuned yet; tune the pooled universe (dataset.layout series)")
-    if cfg.layout == "universe":
-        yield from _pooled_fold_scores(cfg, prepared)
-        return
+    """The objective on each walk-forward fold's validation period, by the layout's fold scorer
+    (FOLD_SCORES; a universe's folds are cut at the same instants for every asset)."""
+    scores = FOLD_SCORES.get(cfg.layout)
+    if scores is None:
+        raise ConfigError(
+            f"tune: a {cfg.layout} run ({cfg.layout_rules.what}) is not tuned yet; layouts tuned: "
+            f"{', '.join(FOLD_SCORES)} (a panel's assets tune as a pooled universe: dataset.layout series)"
+        )
+    yield from scores(cfg, prepared)
+
+
+def _series_fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
+    """One series' folds: expanding walk-forward folds before the test period, purged."""
     key = json.dumps({s: cfg.model_dump(mode="json")[s] for s in DATA_SECTIONS}, sort_keys=True)
     if key not in prepared:
         prepared.clear()  # one prepared dataset in memory at a time
@@ -245,7 +251,7 @@ def _pooled_fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
             shutil.rmtree(work, ignore_errors=True)
         val = trained.metrics["val"]
         objective = tune_objective(cfg)
-        if objective == "ic" and cfg.labels.regression:  # the daily rank IC across the assets
+        if objective == "ic":  # the daily rank IC across the assets (a regression target's objective)
             part_ds, _, forecast = trained.scored["val"]
             w = pooled_windows(part_ds, part_ds.with_labels(sub.series_labels))
             value = ic_summary(w.times, w.y, np.asarray(forecast, np.float64).reshape(-1), cfg.labels.horizon)[
@@ -254,6 +260,10 @@ def _pooled_fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
         else:
             value = val["table"]["model"][cfg.labels.rules.default_objective]
         yield float(value) if value is not None else 0.0
+
+
+# each layout's folds for tune (`RunConfig.layout` decides which); a panel is not tuned yet
+FOLD_SCORES = {"series": _series_fold_scores, "universe": _pooled_fold_scores}
 
 
 def parse_search_param(item: str) -> tuple[str, SearchParam]:
