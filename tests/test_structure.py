@@ -1,6 +1,7 @@
 """The package's shape: stage subpackages, no import cycles, a Keras-free data side, one public API."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -303,3 +304,40 @@ def test_modules_and_functions_stay_small():
                     f"{path.relative_to(PKG)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines"
                 )
     assert big == [] and long == [], "\n".join(big + long)
+
+
+def test_private_names_stay_in_their_module():
+    """Issue 38: no module imports another's private name (a shared helper is made public)."""
+    found = []
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("candleflow"):
+                found += [
+                    f"{path.relative_to(PKG)}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and a.name != "__version__"
+                ]
+    assert found == []
+
+
+# a layout's or a target's name compared outside the config (their registries); per-layout and
+# per-task tables keyed by the name are look-ups, not comparisons, and pass
+RUN_LAYOUTS = "series|universe|panel|reward"
+TARGETS = "competitive|triple_barrier|fixed_horizon|forward_return|volatility"
+NAME_TEST = re.compile(
+    rf"""layout["')\]]*\s*(==|!=|in)\s*\(?\s*["']({RUN_LAYOUTS})["']"""
+    rf"""|kind["')\]]*\s*(==|!=|in)\s*\(?\s*["']({TARGETS})["']"""
+)
+
+
+def test_no_module_tests_a_layout_or_target_by_name():
+    """Issue 38: code asks `RunConfig.layout_rules` (or looks its per-layout function up by the
+    name) and the target registry; none compares a layout or a target's name."""
+    found = []
+    for path in PKG.rglob("*.py"):
+        if path.parent.name == "config":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if NAME_TEST.search(line):
+                found.append(f"{path.relative_to(PKG)}:{number}: {line.strip()}")
+    assert found == []

@@ -135,7 +135,8 @@ def test_a_run_shows_reference_models_and_a_tabular_run_reloads(tiny_config):
 
 @pytest.mark.integration
 def test_walkforward_stitches_out_of_sample_predictions_and_resumes(tiny_config):
-    from candleflow.studies.walkforward import load_fold, walkforward
+    from candleflow.studies.common import load_fold
+    from candleflow.studies.walkforward import walkforward
 
     cfg = tiny_config("source.n_bars=4000")
     result = walkforward(cfg, folds=3, seeds=2, families=["lightgbm", "linear"], name="t", resamples=200)
@@ -210,7 +211,8 @@ def test_without_signal_no_family_has_a_significant_edge(tiny_config):
 @pytest.mark.extended
 @pytest.mark.integration
 def test_walkforward_grid_on_dask_matches_the_serial_study(tiny_config, tmp_path):
-    from candleflow.studies.walkforward import load_fold, walkforward
+    from candleflow.studies.common import load_fold
+    from candleflow.studies.walkforward import walkforward
 
     cfg = tiny_config("source.n_bars=3000", "cluster.workers=2")
     serial = walkforward(cfg, folds=2, seeds=1, families=["linear", "lightgbm"], name="serial", resamples=100)
@@ -229,7 +231,8 @@ def test_walkforward_grid_on_dask_matches_the_serial_study(tiny_config, tmp_path
 def test_walkforward_refits_each_fold_on_training_and_validation(tiny_config):
     """--refit: every fold's family is trained again on its training and validation windows with
     the settings it chose, and that model predicts the fold's test period."""
-    from candleflow.studies.walkforward import load_fold, walkforward
+    from candleflow.studies.common import load_fold
+    from candleflow.studies.walkforward import walkforward
 
     plain = walkforward(tiny_config("source.n_bars=4000"), folds=2, families=["lightgbm", "mlp"], name="plain")
     refit = walkforward(

@@ -9,7 +9,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from candleflow.runs.report_data import report_arrays
 log = logging.getLogger("candleflow")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunResult:
     """A finished run: its folder, metrics (per period), metadata, and its layout: series (one
     series), universe (one model over many series), panel (tickers side by side) or reward."""
@@ -50,8 +50,7 @@ def _tracked(cfg: RunConfig, result: RunResult) -> RunResult:
 
     files = ["config.yaml", "metrics.json", "metadata.json", "data.json", "history.csv", "report.html", "run.log"]
     paths = [result.run_dir / f for f in files]
-    result.tracking_id = track(cfg, result.run_dir.name, result.metrics, paths, model_dir=result.run_dir)
-    return result
+    return replace(result, tracking_id=track(cfg, result.run_dir.name, result.metrics, paths, model_dir=result.run_dir))
 
 
 def run(cfg: RunConfig, callbacks: list | None = None) -> RunResult:
@@ -153,8 +152,7 @@ def _execute(
         handler.close()
         shutil.rmtree(work / RunFolder.RESUME, ignore_errors=True)  # model.keras holds the result
         os.replace(work, final)
-        result.run_dir = final
-        return _tracked(cfg, result)
+        return _tracked(cfg, replace(result, run_dir=final))
     except BaseException as exc:
         # the traceback goes to the run's log only; the CLI prints the one-line reason
         handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed", (), sys.exc_info()))
@@ -483,7 +481,7 @@ def _run_reward_into(
     from candleflow.rewards.task import run_reward_into
 
     metrics, metadata = run_reward_into(cfg, work, name, started, state, callbacks)
-    return RunResult(work, metrics, metadata, "reward")
+    return RunResult(work, metrics, metadata, cfg.layout)
 
 
 # each layout's inputs for the one run assembly (RunConfig.layout decides which); a reward model

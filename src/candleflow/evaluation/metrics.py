@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -90,16 +91,35 @@ def choose_margin(
     return float(best), scores
 
 
+@dataclass(frozen=True)
+class MarginChoice:
+    """The decision margin a run applies: the configured one, or the one `auto` chose on
+    validation by `objective`, with the score of every margin it compared. `to_json` is what
+    metrics.json records of the choice (None for a configured margin)."""
+
+    margin: float
+    objective: str | None = None
+    scores: dict[str, float] | None = None
+
+    def to_json(self) -> dict[str, Any] | None:
+        if self.scores is None:
+            return None
+        return {"objective": f"{self.objective} on val", "scores": dict(self.scores)}
+
+
 def resolve_margin(
     cfg_margin: float | str,
     y_val: np.ndarray,
     probs_val: np.ndarray,
     score: Callable[[np.ndarray], float] | None = None,
-) -> tuple[float, dict[str, float] | None]:
-    """The configured margin, or the one `auto` chooses on validation (with the scores it compared)."""
+    objective: str = "balanced_accuracy",
+) -> MarginChoice:
+    """The configured margin, or the one `auto` chooses on validation by `objective` (`score`
+    computes it for each margin; balanced accuracy when None), with the scores it compared."""
     if cfg_margin == "auto":
-        return choose_margin(y_val, probs_val, score=score)
-    return float(cfg_margin), None
+        margin, scores = choose_margin(y_val, probs_val, score=score)
+        return MarginChoice(margin, objective, scores)
+    return MarginChoice(float(cfg_margin))
 
 
 def decision_warnings(name: str, probs: np.ndarray, margin: float, n: int | None = None) -> list[str]:

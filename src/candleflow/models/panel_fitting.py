@@ -124,14 +124,14 @@ def _score_panel(
         probs = np.asarray(model.predict(batch_loader(len(sub), _inputs_of(sub), 1024), verbose=0))[: len(sub)]
         scored[part] = (sub, sub.labels_at(), probs)
     _, y_val, p_val = scored["val"]
-    margin, chosen = resolve_margin(cfg.evaluation.decision_margin, y_val[y_val >= 0], p_val[y_val >= 0])
-    mcfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"decision_margin": margin})})
+    choice = resolve_margin(cfg.evaluation.decision_margin, y_val[y_val >= 0], p_val[y_val >= 0])
+    mcfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"decision_margin": choice.margin})})
     for part, (sub, y, probs) in scored.items():
         metrics[part] = panel_metrics(
             mcfg, sub, y, probs, flat_train, bars_per_year, {k: v[part] for k, v in refs.items()}
         )
-        if chosen is not None:
-            metrics[part]["decision_margin_auto"] = {"objective": "balanced_accuracy on val", "scores": chosen}
+        if choice.to_json() is not None:
+            metrics[part]["decision_margin_auto"] = choice.to_json()
     return scored, metrics
 
 

@@ -17,7 +17,7 @@ from candleflow.config import RunConfig
 from candleflow.dataset.windows import Windows, context_of
 from candleflow.errors import ConfigError, DataError
 from candleflow.evaluation.baselines import TargetWindows
-from candleflow.evaluation.metrics import classification_metrics, decide, evaluate, resolve_margin
+from candleflow.evaluation.metrics import MarginChoice, classification_metrics, decide, evaluate, resolve_margin
 from candleflow.models.training_set import TrainingSet
 
 log = logging.getLogger("candleflow")
@@ -54,7 +54,7 @@ def _score_classes(
 ) -> Scored:
     """Each part's decisions at the margin chosen on validation, against the baselines and the
     reference models."""
-    margin, chosen = _margin(cfg, ts.eval_parts, outputs, candles)
+    choice = _margin(cfg, ts.eval_parts, outputs, candles)
     parts: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
     metrics: dict[str, Any] = {}
     for part, part_ds in ts.eval_parts.items():
@@ -64,24 +64,19 @@ def _score_classes(
             y_true,
             outputs[part],
             ts.y,
-            margin,
+            choice.margin,
             cfg.training.seed,
             {k: v[part] for k, v in refs.items()},
             block=max(2 * cfg.labels.horizon // max(cfg.dataset.stride, 1), 24),
         )
-        if chosen is not None:
-            metrics[part]["decision_margin_auto"] = {
-                "objective": f"{cfg.evaluation.margin_objective} on val",
-                "scores": chosen,
-            }
+        if choice.to_json() is not None:
+            metrics[part]["decision_margin_auto"] = choice.to_json()
         for line in metrics[part]["warnings"]:
             log.warning("%s period: %s", part, line)
     return Scored(parts, metrics, {})
 
 
-def _margin(
-    cfg: RunConfig, eval_parts: dict[str, Any], outputs: dict[str, np.ndarray], candles: Any
-) -> tuple[float, dict[str, float] | None]:
+def _margin(cfg: RunConfig, eval_parts: dict[str, Any], outputs: dict[str, np.ndarray], candles: Any) -> MarginChoice:
     """`evaluation.decision_margin`, with auto chosen on validation (by balanced accuracy, or by
     the validation backtest of one series: `evaluation.margin_objective`)."""
     objective, scorer = cfg.evaluation.margin_objective, None
@@ -96,17 +91,17 @@ def _margin(
 
         val_ends, funding = eval_parts["val"].ends, funding_for(cfg, candles)[0]  # read once for every margin
         scorer = lambda d: trade_score(candles, val_ends, d, cfg, objective, funding)  # noqa: E731
-    margin, chosen = resolve_margin(
-        cfg.evaluation.decision_margin, eval_parts["val"].labels_at(), outputs["val"], scorer
+    choice = resolve_margin(
+        cfg.evaluation.decision_margin, eval_parts["val"].labels_at(), outputs["val"], scorer, objective
     )
-    if chosen is not None:
+    if choice.scores is not None:
         log.info(
             "evaluation.decision_margin auto: %s on validation %s (%s)",
-            margin,
+            choice.margin,
             objective,
-            ", ".join(f"{k}: {v:.4f}" for k, v in chosen.items()),
+            ", ".join(f"{k}: {v:.4f}" for k, v in choice.scores.items()),
         )
-    return margin, chosen
+    return choice
 
 
 def _score_forecasts(

@@ -103,7 +103,7 @@ def run_reward_into(
         name,
         started,
         t0,
-        layout="reward",
+        layout=cfg.layout,
         model=model,
         metrics=metrics,
         headline={

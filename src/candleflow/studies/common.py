@@ -20,7 +20,7 @@ RESULT = "walkforward.json"  # a study's summary, in its folder
 STUDY = "study.json"  # the settings the fold files were made with
 
 
-@dataclass
+@dataclass(frozen=True)
 class WalkForwardResult:
     """A finished study: its folder and the summary written to walkforward.json."""
 
