@@ -16,6 +16,7 @@ from candleflow.config import load_config
 from candleflow.data.candles import Candles
 from candleflow.data.load import load_candles
 from candleflow.dataset.cross_features import cross_section_columns
+from candleflow.dataset.split import walk_forward_by_time
 from candleflow.dataset.targets import cross_section_signals
 from candleflow.dataset.universe import template_symbols
 from candleflow.errors import ConfigError
@@ -26,7 +27,6 @@ from candleflow.evaluation.pooled import (
     quantile_book,
     topk_dropout,
 )
-from candleflow.studies.pooled_walkforward import fold_splits
 
 HOUR = 3_600_000_000_000
 
@@ -173,7 +173,7 @@ def test_fold_splits_purge_across_assets():
     # two assets on the same 60 times; a target ends 3 bars after its window
     t = np.tile(np.arange(60), 2)
     lab = t + 3
-    splits = fold_splits(t, lab, folds=2, val_fraction=0.25)
+    splits = walk_forward_by_time(t, lab, folds=2, val_fraction=0.25)
     for s in splits:
         val_start, test_start = s.starts["val"], s.starts["test"]
         assert (lab[s["train"]] < val_start).all() and (t[s["train"]] < val_start).all()

@@ -341,3 +341,27 @@ def test_no_module_tests_a_layout_or_target_by_name():
             if NAME_TEST.search(line):
                 found.append(f"{path.relative_to(PKG)}:{number}: {line.strip()}")
     assert found == []
+
+
+def test_every_layout_and_task_has_its_entry_in_every_table():
+    """Issue 38: the per-layout and per-task look-ups cover every layout and task the config
+    knows, so a look-up never meets a name it lacks (a new layout or task is added to each)."""
+    from candleflow import pipeline
+    from candleflow.cli.present import CLASS_PRINTERS
+    from candleflow.config import LAYOUT_RULES, LAYOUTS
+    from candleflow.config.target_names import TASK_RULES
+    from candleflow.dataset.task_arrays import TASK_ARRAYS
+    from candleflow.models.families import TASK_HEADS
+    from candleflow.models.scoring import PERMUTATION_SCORES, SCORERS
+    from candleflow.runs.record import HEADLINES
+    from candleflow.runs.report import CLASS_REPORTS
+    from candleflow.scale.across_assets import PANEL_PREDICTIONS, UNIVERSE_PREDICTIONS
+    from candleflow.scale.panel import PANEL_FITS
+    from candleflow.studies.walkforward import FOLD_ARRAYS, STUDY_SUMMARIES
+
+    assert set(pipeline.LAYOUT_RUNS) == set(CLASS_PRINTERS) == set(LAYOUTS)
+    trained = {name for name, rules in LAYOUT_RULES.items() if rules.family}
+    assert set(pipeline.LAYOUT_INPUTS) == set(CLASS_REPORTS) == trained == {"series", "universe", "panel"}
+    tables = (TASK_ARRAYS, TASK_HEADS, SCORERS, PERMUTATION_SCORES, HEADLINES, pipeline.SERIES_PREDICTIONS)
+    tables += (UNIVERSE_PREDICTIONS, PANEL_PREDICTIONS, PANEL_FITS, FOLD_ARRAYS, STUDY_SUMMARIES)
+    assert all(set(t) == set(TASK_RULES) == {"classify", "regress"} for t in tables)

@@ -122,6 +122,14 @@ def test_a_registered_target_runs_walks_forward_predicts_and_reports(range_targe
     assert meta["target"] == "next_range" and meta["target_task"] == "regress" and meta["target_units"] == "log range"
     page = build_report(result.run_dir).read_text()
     assert "class='verdict'" in page and m["best_baseline"] in page
+    from rich.console import Console
+
+    from candleflow.cli.present import period_table
+
+    shown = Console(width=200, record=True)
+    shown.print(period_table(meta, "val", m))  # `models show`: the period's table by the run's target task
+    text = shown.export_text()
+    assert "target next_range" in text and "har" in text and "balanced" not in text
 
     candles, _ = load_candles(cfg.source, cfg.validation)
     table = Predictor.from_run(result.run_dir).predict(candles)

@@ -130,6 +130,44 @@ def walk_forward_splits(
     return folds
 
 
+def walk_forward_by_time(
+    end_times: np.ndarray, label_end_times: np.ndarray, folds: int, val_fraction: float
+) -> list[Split]:
+    """Walk-forward folds of windows from many series, cut at instants (as `split_by_time` cuts
+    one split): the forecast times in `folds + 1` equal stretches; fold k trains on every stretch
+    before k (expanding; its last `val_fraction` of times validate) and tests on stretch k.
+    Training windows whose label reaches validation, and validation windows whose label reaches
+    the test stretch, are purged, at the same instants for every series."""
+    u = np.unique(end_times)
+    if u.size < 3 * (folds + 1):
+        raise DataError(f"{u.size} forecast times are too few for {folds} folds")
+    edges = np.linspace(0, u.size, folds + 2).astype(int)
+    out = []
+    for k in range(1, folds + 1):
+        test_start, test_end = int(u[edges[k]]), int(u[edges[k + 1] - 1])
+        before = u[: edges[k]]
+        val_start = int(before[int(before.size * (1 - val_fraction))])
+        t, lab = np.asarray(end_times, np.int64), np.asarray(label_end_times, np.int64)
+        train = np.flatnonzero((t < val_start) & (lab < val_start))
+        val = np.flatnonzero((t >= val_start) & (t < test_start) & (lab < test_start))
+        test = np.flatnonzero((t >= test_start) & (t <= test_end))
+        if not (train.size and val.size and test.size):
+            raise DataError(f"fold {k}: an empty part (train {train.size}, val {val.size}, test {test.size} windows)")
+        parts = {
+            p: pos[np.argsort(t[pos], kind="stable")] for p, pos in (("train", train), ("val", val), ("test", test))
+        }
+        purged = {"train": int(((t < val_start) & (lab >= val_start)).sum())}
+        out.append(
+            Split(
+                parts=parts,
+                starts={"train": int(u[0]), "val": val_start, "test": test_start},
+                purged=purged,
+                by_time=True,
+            )
+        )
+    return out
+
+
 def _purge(pos: np.ndarray, ends: np.ndarray, t1: np.ndarray, next_start: int, embargo: int) -> tuple[np.ndarray, int]:
     """Drop windows whose label interval, extended by `embargo` bars, reaches bar `next_start`."""
     keep = t1[ends[pos]] + embargo < next_start

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from candleflow.config import RunConfig
-from candleflow.dataset.split import Split
+from candleflow.dataset.split import Split, walk_forward_by_time
 from candleflow.dataset.targets import target
 from candleflow.errors import ConfigError, DataError
 from candleflow.evaluation.baselines import pooled_baseline_predictions
@@ -52,38 +52,6 @@ from candleflow.studies.common import (
 
 log = logging.getLogger("candleflow")
 FIELDS = ("times", "asset", "y", "forecast", "train_mean")
-
-
-def fold_splits(end_times: np.ndarray, label_end_times: np.ndarray, folds: int, val_fraction: float) -> list[Split]:
-    """Each fold's train, val and test positions (see the module), purged across assets."""
-    u = np.unique(end_times)
-    if u.size < 3 * (folds + 1):
-        raise DataError(f"{u.size} forecast times are too few for {folds} folds")
-    edges = np.linspace(0, u.size, folds + 2).astype(int)
-    out = []
-    for k in range(1, folds + 1):
-        test_start, test_end = int(u[edges[k]]), int(u[edges[k + 1] - 1])
-        before = u[: edges[k]]
-        val_start = int(before[int(before.size * (1 - val_fraction))])
-        t, lab = np.asarray(end_times, np.int64), np.asarray(label_end_times, np.int64)
-        train = np.flatnonzero((t < val_start) & (lab < val_start))
-        val = np.flatnonzero((t >= val_start) & (t < test_start) & (lab < test_start))
-        test = np.flatnonzero((t >= test_start) & (t <= test_end))
-        if not (train.size and val.size and test.size):
-            raise DataError(f"fold {k}: an empty part (train {train.size}, val {val.size}, test {test.size} windows)")
-        parts = {
-            p: pos[np.argsort(t[pos], kind="stable")] for p, pos in (("train", train), ("val", val), ("test", test))
-        }
-        purged = {"train": int(((t < val_start) & (lab >= val_start)).sum())}
-        out.append(
-            Split(
-                parts=parts,
-                starts={"train": int(u[0]), "val": val_start, "test": test_start},
-                purged=purged,
-                by_time=True,
-            )
-        )
-    return out
 
 
 def _fold_family(cfg: RunConfig, raw: Any, split: Split, family: str, path: Path) -> None:
@@ -165,7 +133,7 @@ def pooled_walkforward(
     write_json(folder / STUDY, setup)
     u = universe_windows(cfg)
     raw, names, per_year = u.raw, u.names, u.per_year
-    splits = fold_splits(raw.end_times(), raw.label_end_times(cfg.dataset.embargo), folds, val_fraction)
+    splits = walk_forward_by_time(raw.end_times(), raw.label_end_times(cfg.dataset.embargo), folds, val_fraction)
     jobs = [("baselines", k) for k in range(folds)] + [(f, k) for f in families for k in range(folds)]
     for done, (who, k) in enumerate(jobs, 1):
         path = folder / "folds" / f"{who}-f{k}.npz"
@@ -280,4 +248,4 @@ def summarise_pooled(
     }
 
 
-__all__ = ["fold_splits", "pooled_walkforward", "summarise_pooled"]
+__all__ = ["pooled_walkforward", "summarise_pooled"]

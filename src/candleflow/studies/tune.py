@@ -20,7 +20,7 @@ import yaml
 
 from candleflow.config import RunConfig, SearchParam, apply_override, validate_config
 from candleflow.dataset.prepare import PreparedData, prepare
-from candleflow.dataset.split import Split, walk_forward_folds
+from candleflow.dataset.split import Split, walk_forward_by_time, walk_forward_folds
 from candleflow.errors import ConfigError
 from candleflow.fs.atomic import write_json, write_text
 from candleflow.models.fitting import model_and_loader, train_and_score
@@ -225,7 +225,6 @@ def _pooled_fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
     across the assets (ic), or the balanced accuracy for classes."""
     from candleflow.evaluation.pooled import ic_summary
     from candleflow.scale.pooled import pooled_dataset, pooled_windows, universe_windows
-    from candleflow.studies.pooled_walkforward import fold_splits
 
     d = cfg.dataset
     key = json.dumps({s: cfg.model_dump(mode="json")[s] for s in (*DATA_SECTIONS, "universe")}, sort_keys=True)
@@ -240,7 +239,7 @@ def _pooled_fold_scores(cfg: RunConfig, prepared: dict[str, Any]):
     else:
         keep = np.arange(ends.size)
     sub = raw.subset(keep)
-    for split in fold_splits(sub.end_times(), sub.label_end_times(d.embargo), cfg.tune.folds, d.val_fraction):
+    for split in walk_forward_by_time(sub.end_times(), sub.label_end_times(d.embargo), cfg.tune.folds, d.val_fraction):
         parts = {"train": split["train"], "val": split["val"]}
         ds = pooled_dataset(cfg, sub, parts)
         quiet = cfg.model_copy(update={"training": cfg.training.model_copy(update={"verbose": 0})})
