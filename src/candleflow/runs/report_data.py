@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from candleflow.config import RunConfig
+from candleflow.dataset.panel import PanelDataset
+
 EXAMPLES = 6  # example windows drawn per period
 
 
@@ -27,7 +30,7 @@ def report_arrays(candles: Any, ends: np.ndarray, results: dict[str, Any], windo
     return out
 
 
-def panel_report_arrays(sub: Any, probs: np.ndarray, cfg: Any) -> dict[str, np.ndarray]:
+def panel_report_arrays(sub: PanelDataset, probs: np.ndarray, cfg: RunConfig) -> dict[str, np.ndarray]:
     """What a panel run's report draws for one period, computed at run time: each cross-sectional
     book's equity at its rebalancing times (as the backtest table scores them)."""
     from candleflow.evaluation.cross_section import book_curves

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from candleflow.config import RunConfig
+from candleflow.dataset.windows import MultiWindowDataset
 from candleflow.evaluation.metrics import decide
 from candleflow.models.fitting import Trained
 
@@ -17,7 +18,12 @@ Predictions = dict[str, dict[str, np.ndarray]]
 
 
 def universe_decisions(
-    cfg: RunConfig, names: list[str], trained: Trained, raw: Any, train_positions: np.ndarray, per_year: float
+    cfg: RunConfig,
+    names: list[str],
+    trained: Trained,
+    raw: MultiWindowDataset,
+    train_positions: np.ndarray,
+    per_year: float,
 ) -> Predictions:
     """A pooled classifier's windows (series, bar, time, label, probabilities) per scored period;
     each series' accuracy written into the period's metrics."""
@@ -36,7 +42,12 @@ def universe_decisions(
 
 
 def universe_forecasts(
-    cfg: RunConfig, names: list[str], trained: Trained, raw: Any, train_positions: np.ndarray, per_year: float
+    cfg: RunConfig,
+    names: list[str],
+    trained: Trained,
+    raw: MultiWindowDataset,
+    train_positions: np.ndarray,
+    per_year: float,
 ) -> Predictions:
     """A pooled regression's windows (series, bar, time, raw target, forecast) per scored period;
     the period's cross-section table written into its metrics."""
@@ -55,7 +66,7 @@ def universe_forecasts(
     }
 
 
-def _pooled_rows(part_ds: Any) -> dict[str, np.ndarray]:
+def _pooled_rows(part_ds: MultiWindowDataset) -> dict[str, np.ndarray]:
     return {
         "series": part_ds.which,  # index into metadata's `series`
         "ends": part_ds.series_ends(),  # the window's last bar within its series

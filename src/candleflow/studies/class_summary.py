@@ -16,6 +16,7 @@ from candleflow.config import RunConfig
 from candleflow.data.candles import Candles
 from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.split import Split
+from candleflow.dataset.windows import WindowDataset
 from candleflow.errors import ConfigError
 from candleflow.evaluation.backtest import buy_and_hold, configured_backtest, performance
 from candleflow.evaluation.bootstrap import balanced_accuracy_resampled, block_indices, ci95
@@ -23,6 +24,7 @@ from candleflow.evaluation.funding import funding_for
 from candleflow.evaluation.metrics import baseline_predictions, choose_margin, classification_metrics, decide
 from candleflow.evaluation.trading import sides_of, trade_score
 from candleflow.fs.atomic import write_json
+from candleflow.models.fitting import Trained
 from candleflow.studies.common import (
     BASELINES,
     RESULT,
@@ -34,7 +36,7 @@ log = logging.getLogger("candleflow")
 
 
 def fold_decisions(
-    cfg: RunConfig, prep: PreparedData, train_ds: Any, trained: Any, y_true: np.ndarray, probs: np.ndarray
+    cfg: RunConfig, prep: PreparedData, train_ds: WindowDataset, trained: Trained, y_true: np.ndarray, probs: np.ndarray
 ) -> dict[str, Any]:
     """A classifier fold's probabilities, its validation period's too (a study re-chooses its
     decision rule by --objective), its training class counts and decision margin."""

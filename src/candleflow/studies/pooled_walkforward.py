@@ -28,6 +28,7 @@ import numpy as np
 from candleflow.config import RunConfig
 from candleflow.dataset.split import Split, walk_forward_by_time
 from candleflow.dataset.targets import target
+from candleflow.dataset.windows import MultiWindowDataset
 from candleflow.errors import ConfigError, DataError
 from candleflow.evaluation.baselines import pooled_baseline_predictions
 from candleflow.evaluation.cross_section_scores import (
@@ -54,7 +55,7 @@ log = logging.getLogger("candleflow")
 FIELDS = ("times", "asset", "y", "forecast", "train_mean")
 
 
-def _fold_family(cfg: RunConfig, raw: Any, split: Split, family: str, path: Path) -> None:
+def _fold_family(cfg: RunConfig, raw: MultiWindowDataset, split: Split, family: str, path: Path) -> None:
     """Train one family on one fold and write its validation and test forecasts."""
     from candleflow.models.fitting import model_and_loader, train_and_score
     from candleflow.scale.pooled import pooled_dataset, pooled_windows
@@ -83,7 +84,7 @@ def _part_arrays(part: str, w: PooledWindows, forecast: np.ndarray, means: np.nd
     }
 
 
-def _fold_baselines(cfg: RunConfig, raw: Any, split: Split, path: Path) -> None:
+def _fold_baselines(cfg: RunConfig, raw: MultiWindowDataset, split: Split, path: Path) -> None:
     """One fold's cross-section baselines, fitted on its training windows."""
     from candleflow.scale.pooled import pooled_windows
 

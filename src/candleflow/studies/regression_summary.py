@@ -16,6 +16,7 @@ import numpy as np
 from candleflow.config import RunConfig
 from candleflow.dataset.prepare import PreparedData
 from candleflow.dataset.targets import target
+from candleflow.dataset.windows import WindowDataset
 from candleflow.errors import ConfigError
 from candleflow.evaluation.baselines import TargetWindows
 from candleflow.evaluation.bootstrap import block_indices, ci95
@@ -30,6 +31,7 @@ from candleflow.evaluation.regression import (
     regression_metrics,
 )
 from candleflow.fs.atomic import write_json
+from candleflow.models.fitting import Trained
 from candleflow.studies.common import RESULT, load_fold, study_header
 
 
@@ -252,7 +254,7 @@ def summarise_regression(
 
 
 def fold_forecasts(
-    cfg: RunConfig, prep: PreparedData, train_ds: Any, trained: Any, y_true: np.ndarray, probs: np.ndarray
+    cfg: RunConfig, prep: PreparedData, train_ds: WindowDataset, trained: Trained, y_true: np.ndarray, probs: np.ndarray
 ) -> dict[str, Any]:
     """A regression fold's forecasts, and each baseline's fitted on the fold's training windows."""
     part_ds = trained.scored["test"][0]
