@@ -287,3 +287,20 @@ def test_long_commands_print_progress_lines_off_a_terminal(tmp_path):
     plain lines there (at a steady interval and at the end)."""
     proc = cli("rewards", "--set", "source.n_bars=800", "--n", "5000", "--out", "r.npz", cwd=tmp_path)
     assert "reward samples: samples 5,000/5,000 done" in proc.stderr
+
+
+def test_models_list_rows_follow_the_layout_and_target_task():
+    """Issue 38: a run's row is chosen by its metadata's layout and target task, never its keys:
+    a reward model's R^2 over the best constant, a regression's R^2 and gain over the baseline
+    to beat, a classifier's balanced accuracy and edge."""
+    from candleflow.cli.models import _run_row
+
+    common = {"path": "runs/r", "created": "2026-12-07T00:00:00", "symbol": "BTCUSDT", "interval": "1h"}
+    reward = _run_row(common | {"layout": "reward", "task": "reward", "metrics": {"val": {"r2": 0.25, "edge_r2": 0.1}}})
+    assert reward[5:7] == ["R^2 0.250", "+0.100"]
+    val = {"r2": 0.4, "gain_r2": 0.02, "best_baseline": "har"}
+    regress = _run_row(common | {"layout": "universe", "target_task": "regress", "metrics": {"val": val}})
+    assert regress[5:7] == ["R^2 0.400", "+0.020 vs har"]
+    val = {"balanced_accuracy": 0.45, "edge_balanced_accuracy": 0.11}
+    classes = _run_row(common | {"layout": "series", "target_task": "classify", "metrics": {"val": val}})
+    assert classes[5:7] == ["0.450", "+0.110"]

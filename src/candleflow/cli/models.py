@@ -10,6 +10,7 @@ from rich.table import Table
 
 from candleflow.cli.common import RunsOpt, console, models_app, plain, printable
 from candleflow.cli.present import period_table
+from candleflow.config import LAYOUT_RULES
 from candleflow.errors import RegistryError
 from candleflow.runs.folder import RunFolder
 
@@ -52,7 +53,8 @@ def models_list(
 
 def _run_row(m: dict) -> list[str]:
     val = m.get("metrics", {}).get("val", {})
-    if m.get("task") == "reward":
+    rules = LAYOUT_RULES.get(str(m.get("layout")))
+    if rules is not None and not rules.family:  # a reward model
         score, edge = f"R^2 {val.get('r2', float('nan')):.3f}", f"{val.get('edge_r2', float('nan')):+.3f}"
     elif m.get("target_task") == "regress":  # R^2 and its gain over the baseline to beat
         r2, gain = val.get("r2"), val.get("gain_r2")
