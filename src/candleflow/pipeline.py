@@ -316,7 +316,7 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
     """A universe: every series built into the store on Dask (only what is missing), read
     memory-mapped, one model over all of them, split at the same instants for every series."""
     from candleflow.dataset.split import split_by_time
-    from candleflow.scale.across_assets import UNIVERSE_PREDICTIONS, per_ticker_data, store_identity
+    from candleflow.scale.across_assets import UNIVERSE_PREDICTIONS, PooledRun, per_ticker_data, store_identity
     from candleflow.scale.pooled import pooled_dataset, save_asset_scales, universe_windows
 
     family(cfg.model.kind).check_layout(cfg.layout)
@@ -345,7 +345,9 @@ def _universe_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
             cfg, work, ds, split.parts, model_and_loader(cfg, None, state), state, callbacks, replicas
         ),
         extras=lambda cfg, trained, work: (
-            UNIVERSE_PREDICTIONS[cfg.labels.task](cfg, ds.names, trained, raw, split.parts["train"], per_year),
+            UNIVERSE_PREDICTIONS[cfg.labels.task](
+                cfg, trained, PooledRun(ds.names, raw, split.parts["train"], per_year)
+            ),
             None,
             save_asset_scales(work, ds, records),
         ),

@@ -5,6 +5,7 @@ describes its data (one fingerprint of its store entries, their features, each a
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,14 +18,19 @@ from candleflow.models.fitting import Trained
 Predictions = dict[str, dict[str, np.ndarray]]
 
 
-def universe_decisions(
-    cfg: RunConfig,
-    names: list[str],
-    trained: Trained,
-    raw: MultiWindowDataset,
-    train_positions: np.ndarray,
-    per_year: float,
-) -> Predictions:
+@dataclass(frozen=True)
+class PooledRun:
+    """What a universe run's predictions are written from besides the scored windows: its series'
+    names, the untransformed windows (the raw target), the training positions and bars per year
+    (the cross-section's tables)."""
+
+    names: list[str]
+    raw: MultiWindowDataset
+    train_positions: np.ndarray
+    per_year: float
+
+
+def universe_decisions(cfg: RunConfig, trained: Trained, run: PooledRun) -> Predictions:
     """A pooled classifier's windows (series, bar, time, label, probabilities) per scored period;
     each series' accuracy written into the period's metrics."""
     predictions = {}
@@ -32,7 +38,7 @@ def universe_decisions(
         predictions[part] = _pooled_rows(part_ds) | {"y": y_true.astype(np.int8), "probs": probs.astype(np.float32)}
         decided = decide(probs, cfg.evaluation.margin)
         trained.metrics[part]["series"] = {
-            names[k]: {
+            run.names[k]: {
                 "windows": int((part_ds.which == k).sum()),
                 "accuracy": float((decided[part_ds.which == k] == y_true[part_ds.which == k]).mean()),
             }
@@ -41,25 +47,18 @@ def universe_decisions(
     return predictions
 
 
-def universe_forecasts(
-    cfg: RunConfig,
-    names: list[str],
-    trained: Trained,
-    raw: MultiWindowDataset,
-    train_positions: np.ndarray,
-    per_year: float,
-) -> Predictions:
+def universe_forecasts(cfg: RunConfig, trained: Trained, run: PooledRun) -> Predictions:
     """A pooled regression's windows (series, bar, time, raw target, forecast) per scored period;
     the period's cross-section table written into its metrics."""
     from candleflow.scale.pooled import cross_section_metrics
 
-    tables = cross_section_metrics(cfg, raw, train_positions, trained.scored, per_year, trained.references)
+    tables = cross_section_metrics(cfg, run.raw, run.train_positions, trained.scored, run.per_year, trained.references)
     for part, table in tables.items():
         trained.metrics[part]["cross_section"] = table
     return {
         part: _pooled_rows(part_ds)
         | {
-            "y": part_ds.with_labels(raw.series_labels).labels_at().astype(np.float32),  # the raw target
+            "y": part_ds.with_labels(run.raw.series_labels).labels_at().astype(np.float32),  # the raw target
             "forecast": np.asarray(probs, np.float32).reshape(-1),
         }
         for part, (part_ds, _, probs) in trained.scored.items()

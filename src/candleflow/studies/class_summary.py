@@ -28,6 +28,7 @@ from candleflow.models.fitting import Trained
 from candleflow.studies.common import (
     BASELINES,
     RESULT,
+    SeriesFolds,
     load_fold,
     study_header,
 )
@@ -56,29 +57,21 @@ def fold_decisions(
     }
 
 
-def summarise_decisions(
-    cfg: RunConfig,
-    prep: Any,
-    splits: list[Any],
-    folder: Path,
-    families: list[str],
-    seed_list: list[int],
-    resamples: int,
-    rolling: bool,
-    objective: str | None,
-) -> dict[str, Any]:
+def summarise_decisions(f: SeriesFolds) -> dict[str, Any]:
     """A classifier study: each family's stitched decisions, their backtest, the equity curves."""
     from candleflow.runs.walkforward_report import write_walkforward_report
 
-    summary = summarise(cfg, prep, splits, folder, families, seed_list, resamples, objective)
-    summary |= {"target": cfg.labels.kind, "target_task": "classify", "rolling": rolling}
-    summary["objective"] = objective or (
-        f"{cfg.evaluation.margin_objective} (chosen when each fold trained)"
-        if cfg.evaluation.decision_margin == "auto"
-        else f"decision_margin {cfg.evaluation.decision_margin}"
+    cfg, ev = f.cfg, f.cfg.evaluation
+    summary = summarise(cfg, f.prep, f.splits, f.folder, f.families, f.seed_list, f.resamples, f.objective)
+    summary |= {"target": cfg.labels.kind, "target_task": "classify", "rolling": f.rolling}
+    summary["objective"] = f.objective or (
+        f"{ev.margin_objective} (chosen when each fold trained)"
+        if ev.decision_margin == "auto"
+        else f"decision_margin {ev.decision_margin}"
     )
-    write_json(folder / RESULT, summary)
-    write_walkforward_report(folder, summary, equity_curves(cfg, prep, folder, families, seed_list[0]))
+    write_json(f.folder / RESULT, summary)
+    curves = equity_curves(cfg, f.prep, f.folder, f.families, f.seed_list[0])
+    write_walkforward_report(f.folder, summary, curves)
     return summary
 
 

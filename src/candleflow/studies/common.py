@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from candleflow.config import flatten_keys
+from candleflow.config import RunConfig, flatten_keys
+from candleflow.dataset.prepare import PreparedData
+from candleflow.dataset.split import Split
 from candleflow.errors import ConfigError
 from candleflow.fs.atomic import atomic_path
 
@@ -26,6 +28,23 @@ class WalkForwardResult:
 
     folder: Path
     summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SeriesFolds:
+    """A series study's folds as its summary reads them: the config and prepared data, the
+    splits, the study folder holding the fold files, the families and seeds trained, the
+    bootstrap resamples, whether the folds roll, and the objective the study was read under."""
+
+    cfg: RunConfig
+    prep: PreparedData
+    splits: list[Split]
+    folder: Path
+    families: list[str]
+    seed_list: list[int]
+    resamples: int
+    rolling: bool
+    objective: str | None
 
 
 def save_fold(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -32,7 +32,7 @@ from candleflow.evaluation.regression import (
 )
 from candleflow.fs.atomic import write_json
 from candleflow.models.fitting import Trained
-from candleflow.studies.common import RESULT, load_fold, study_header
+from candleflow.studies.common import RESULT, SeriesFolds, load_fold, study_header
 
 
 def fold_arrays(
@@ -272,23 +272,15 @@ def fold_forecasts(
     )
 
 
-def summarise_forecasts(
-    cfg: RunConfig,
-    prep: Any,
-    splits: list[Any],
-    folder: Path,
-    families: list[str],
-    seed_list: list[int],
-    resamples: int,
-    rolling: bool,
-    objective: str | None,
-) -> dict[str, Any]:
+def summarise_forecasts(f: SeriesFolds) -> dict[str, Any]:
     """A regression study: each family's stitched forecasts against the baselines."""
     from candleflow.evaluation.regression import finite_or_none
     from candleflow.runs.walkforward_report import write_regression_walkforward_report
 
-    summary = finite_or_none(summarise_regression(cfg, prep, splits, folder, families, seed_list, resamples))
-    summary |= {"rolling": rolling, "objective": objective or "r2"}
-    write_json(folder / RESULT, summary)
-    write_regression_walkforward_report(folder, summary)
+    summary = finite_or_none(
+        summarise_regression(f.cfg, f.prep, f.splits, f.folder, f.families, f.seed_list, f.resamples)
+    )
+    summary |= {"rolling": f.rolling, "objective": f.objective or "r2"}
+    write_json(f.folder / RESULT, summary)
+    write_regression_walkforward_report(f.folder, summary)
     return summary

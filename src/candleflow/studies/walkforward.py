@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from candleflow.studies.class_summary import fold_decisions, summarise_decisions
 from candleflow.studies.common import (
     RESULT,
     STUDY,
+    SeriesFolds,
     WalkForwardResult,
     continue_only_the_same_study,
     save_fold,
@@ -78,7 +80,8 @@ def walkforward(
     check_tracking(cfg)
     study = STUDIES.get((cfg.layout, cfg.labels.task)) or STUDIES.get((cfg.layout, "*"))
     if study is not None:  # a study across assets: its own folds, in this process
-        return study(cfg, folds, seeds, families, rolling, name, val_fraction, resamples, progress, dask)
+        asked = StudyRequest(cfg, folds, seeds, tuple(families), rolling, name, val_fraction, resamples, progress, dask)
+        return study(asked)
     folder = _study_folder(cfg, families, folds, seeds, rolling, name, val_fraction)
     prep = prepare(cfg)
     splits = _splits(cfg, prep, folds, val_fraction, rolling)
@@ -92,83 +95,62 @@ def walkforward(
             _train_fold(cfg, prep, splits[k], family, seed, path)
         if progress is not None:
             progress(f"{done}/{len(grid)} {family} seed {seed} fold {k + 1}")
-    summary = _summarise_and_report(cfg, prep, splits, folder, list(families), seed_list, resamples, rolling, objective)
+    summary = STUDY_SUMMARIES[cfg.labels.task](
+        SeriesFolds(cfg, prep, splits, folder, list(families), seed_list, resamples, rolling, objective)
+    )
     track(cfg, folder.name, summary, [folder / RESULT, folder / "report.html"], kind="walkforward")
     return WalkForwardResult(folder, summary)
 
 
-def _pooled_study(
-    cfg: RunConfig,
-    folds: int,
-    seeds: int,
-    families: list[str] | tuple[str, ...],
-    rolling: bool,
-    name: str | None,
-    val_fraction: float,
-    resamples: int,
-    progress: Callable[[str], None] | None,
-    dask: bool,
-) -> WalkForwardResult:
+@dataclass(frozen=True)
+class StudyRequest:
+    """What `walkforward` was asked, passed whole to a study with folds of its own (STUDIES)."""
+
+    cfg: RunConfig
+    folds: int
+    seeds: int
+    families: tuple[str, ...]
+    rolling: bool
+    name: str | None
+    val_fraction: float
+    resamples: int
+    progress: Callable[[str], None] | None
+    dask: bool
+
+
+def _pooled_study(r: StudyRequest) -> WalkForwardResult:
     """A universe's regression: one pooled model over every asset, on expanding folds."""
     from candleflow.studies.pooled_walkforward import pooled_walkforward
 
-    if rolling or dask or seeds > 1:
+    if r.rolling or r.dask or r.seeds > 1:
         raise ConfigError(
             "a pooled study runs expanding folds, one seed, in this process (no --rolling, --dask, --seeds)"
         )
-    return pooled_walkforward(cfg, folds, families, name, val_fraction, progress)
+    return pooled_walkforward(r.cfg, r.folds, r.families, r.name, r.val_fraction, r.progress)
 
 
-def _panel_study(
-    cfg: RunConfig,
-    folds: int,
-    seeds: int,
-    families: list[str] | tuple[str, ...],
-    rolling: bool,
-    name: str | None,
-    val_fraction: float,
-    resamples: int,
-    progress: Callable[[str], None] | None,
-    dask: bool,
-) -> WalkForwardResult:
+def _panel_study(r: StudyRequest) -> WalkForwardResult:
     """A panel: the panel GPT and the pooled references, over (window, ticker) labels."""
     from candleflow.studies.panel_walkforward import panel_walkforward
 
-    if rolling or dask:
+    if r.rolling or r.dask:
         raise ConfigError(
             "a panel study runs expanding folds in this process; --rolling and --dask are for single series"
         )
     log.info(
         "panel study: model.kind %s and the references %s (--families applies to single series)",
-        cfg.model.kind,
-        ", ".join(cfg.evaluation.reference_models),
+        r.cfg.model.kind,
+        ", ".join(r.cfg.evaluation.reference_models),
     )
-    return panel_walkforward(cfg, folds, seeds, name, val_fraction, resamples, progress)
+    return panel_walkforward(r.cfg, r.folds, r.seeds, r.name, r.val_fraction, r.resamples, r.progress)
 
 
 # the studies with folds of their own, by (layout, target task; "*" any task); every other
 # (layout, task) runs the series study above
-STUDIES: dict[tuple[str, str], Callable[..., WalkForwardResult]] = {
+STUDIES: dict[tuple[str, str], Callable[[StudyRequest], WalkForwardResult]] = {
     ("universe", "regress"): _pooled_study,
     ("panel", "*"): _panel_study,
 }
-
-
-def _summarise_and_report(
-    cfg: RunConfig,
-    prep: Any,
-    splits: list[Any],
-    folder: Path,
-    families: list[str],
-    seed_list: list[int],
-    resamples: int,
-    rolling: bool,
-    objective: str | None,
-) -> dict[str, Any]:
-    """A series study's folds summarised by the target task's summary (STUDY_SUMMARIES), written
-    as its result and its report."""
-    summarise_task = STUDY_SUMMARIES[cfg.labels.task]
-    return summarise_task(cfg, prep, splits, folder, families, seed_list, resamples, rolling, objective)
 
 
 def _study_folder(
