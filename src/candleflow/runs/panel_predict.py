@@ -89,9 +89,11 @@ def predict_panel(
         ]
     )
     run = str(meta.get("run") or run_dir.name)
-    if meta.get("target_task") == "regress":
-        return panel_forecast_table(panel, ends, probs, run, cfg.labels.horizon)
-    return panel_table(panel, ends, probs, cfg.evaluation.margin, run)
+    tables = {  # the run's target task: its decisions, or its forecasts ranked across the tickers
+        "classify": lambda: panel_table(panel, ends, probs, cfg.evaluation.margin, run),
+        "regress": lambda: panel_forecast_table(panel, ends, probs, run, cfg.labels.horizon),
+    }
+    return tables[cfg.labels.task]()
 
 
 def panel_forecast_table(panel: Panel, ends: np.ndarray, forecast: np.ndarray, run: str, horizon: int) -> pa.Table:
