@@ -109,3 +109,26 @@ def test_the_task_rules_decide_what_a_target_is_scored_by_in_one_place():
         load_config(None, ["tune.objective=r2"])
     with pytest.raises(ConfigError, match=r"--objective 'sharpe': labels.kind volatility is scored by r2, ic$"):
         check_objective(vol, "sharpe")
+
+
+def test_the_layout_is_decided_once_and_its_rules_follow():
+    """Issue 38: RunConfig.layout from task, dataset.layout and universe.active; what each layout
+    allows follows from its rules (config/layouts.py), one line where a key needs another layout."""
+    universe = ["universe.symbols=[AAA,BBB]"]
+    cases = {
+        "series": [],
+        "universe": universe,
+        "panel": [*universe, "dataset.layout=panel", "model.kind=gpt"],
+        "reward": ["task=reward", "training.monitor=val_loss"],
+    }
+    for layout, keys in cases.items():
+        cfg = load_config(None, keys)
+        assert cfg.layout == layout and cfg.layout_rules.name == layout
+    assert load_config(None, cases["universe"]).layout_rules.pooled
+    assert load_config(None, cases["panel"]).layout_rules.side_by_side
+    assert not load_config(None, cases["reward"]).layout_rules.family
+    for layout in ("universe", "panel", "reward"):  # only one series' decisions trade it
+        with pytest.raises(ConfigError, match="training.refit retrains a run on one series"):
+            load_config(None, [*cases[layout], "training.refit=true"])
+    with pytest.raises(ConfigError, match="tune.objective sharpe trades one series' decisions"):
+        load_config(None, [*universe, "tune.objective=sharpe"])

@@ -30,7 +30,6 @@ class LayoutRules:
     - side_by_side: its input holds every ticker at one time (a panel); otherwise a window is one
       asset's (its model reads one series' windows, and predict applies it to one series).
     - labels: what one scored label is, in words ("windows", "(window, ticker) labels").
-    - assets: the metadata key listing the assets it trained on (None: one series).
     """
 
     name: Layout
@@ -40,7 +39,6 @@ class LayoutRules:
     family: bool
     side_by_side: bool
     labels: str
-    assets: str | None
 
     @property
     def pooled(self) -> bool:
@@ -49,12 +47,36 @@ class LayoutRules:
 
 
 LAYOUT_RULES: dict[str, LayoutRules] = {
-    "series": LayoutRules("series", "one series", True, False, True, False, "windows", None),
-    "universe": LayoutRules("universe", "one model over many series", False, True, True, False, "windows", "series"),
-    "panel": LayoutRules(
-        "panel", "many tickers side by side", False, True, True, True, "(window, ticker) labels", "tickers"
+    "series": LayoutRules(
+        "series", "one series", trades=True, across_assets=False, family=True, side_by_side=False, labels="windows"
     ),
-    "reward": LayoutRules("reward", "a reward model on reward samples", False, False, False, False, "samples", None),
+    "universe": LayoutRules(
+        "universe",
+        "one model over many series",
+        trades=False,
+        across_assets=True,
+        family=True,
+        side_by_side=False,
+        labels="windows",
+    ),
+    "panel": LayoutRules(
+        "panel",
+        "many tickers side by side",
+        trades=False,
+        across_assets=True,
+        family=True,
+        side_by_side=True,
+        labels="(window, ticker) labels",
+    ),
+    "reward": LayoutRules(
+        "reward",
+        "a reward model on reward samples",
+        trades=False,
+        across_assets=False,
+        family=False,
+        side_by_side=False,
+        labels="samples",
+    ),
 }
 LAYOUTS: tuple[str, ...] = tuple(LAYOUT_RULES)
 
@@ -67,9 +89,4 @@ def layout_rules(name: str) -> LayoutRules:
         raise ValueError(f"layout {str(name)[:40]!r}: expected one of {', '.join(LAYOUTS)}") from None
 
 
-def across_assets() -> tuple[str, ...]:
-    """The layouts that learn one model across many assets (for one-line errors)."""
-    return tuple(n for n, r in LAYOUT_RULES.items() if r.across_assets)
-
-
-__all__ = ["LAYOUTS", "LAYOUT_RULES", "Layout", "LayoutRules", "across_assets", "layout_rules"]
+__all__ = ["LAYOUTS", "LAYOUT_RULES", "Layout", "LayoutRules", "layout_rules"]
