@@ -575,6 +575,11 @@ def corpus() -> list[Case]:
         )
     )
     add(Case("walkforward-no-families", ["walkforward", "--families", ""], "error", {}, "--families is empty"))
+    # a layout with no study is refused, never studied as the one series its source names
+    universe = ["walkforward", "--set", "universe.symbols=[AAA,BBB]"]
+    add(Case("walkforward-universe-classes", universe, "error", {}, "a universe's classes (labels.kind competitive)"))
+    reward = ["walkforward", "--set", "task=reward", "--set", "training.monitor=val_loss"]
+    add(Case("walkforward-reward", reward, "error", {}, "a reward model (task reward) has no study"))
     add(Case("images-height-huge", ["images", "--set", "images.height=100000000"], "error", {}, "images.height"))
 
     add(

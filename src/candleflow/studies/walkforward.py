@@ -145,11 +145,27 @@ def _panel_study(r: StudyRequest) -> WalkForwardResult:
     return panel_walkforward(r.cfg, r.folds, r.seeds, r.name, r.val_fraction, r.resamples, r.progress)
 
 
-# the studies with folds of their own, by (layout, target task; "*" any task); every other
-# (layout, task) runs the series study above
+def _universe_classes(r: StudyRequest) -> WalkForwardResult:
+    """A universe of classes has no study yet: refused in one line, never studied as the one
+    series its source names (which is what it silently did)."""
+    raise ConfigError(
+        f"walkforward: a universe's classes (labels.kind {r.cfg.labels.kind}) are not studied yet; the pooled "
+        "study scores a regression target (labels.kind forward_return or volatility); for classes, study one "
+        "source (no universe:) or a panel (dataset.layout panel)"
+    )
+
+
+def _reward_model(r: StudyRequest) -> WalkForwardResult:
+    raise ConfigError("walkforward compares model families on labels; a reward model (task reward) has no study")
+
+
+# the studies with folds of their own, by (layout, target task; "*" any task); a series runs the
+# series study above; a reward model has no study
 STUDIES: dict[tuple[str, str], Callable[[StudyRequest], WalkForwardResult]] = {
     ("universe", "regress"): _pooled_study,
+    ("universe", "classify"): _universe_classes,
     ("panel", "*"): _panel_study,
+    ("reward", "*"): _reward_model,
 }
 
 
