@@ -402,7 +402,7 @@ def _panel_run(cfg: RunConfig, state: dict[str, Any] | None) -> LayoutRun:
             "per_ticker": per_ticker_data(inputs.records, names),
         },
         identity={"tickers": names, "interval": inputs.interval, **store_identity(inputs.records, names)},
-        train=lambda cfg, work, state, callbacks, replicas: PANEL_FITS[cfg.labels.task]()(
+        train=lambda cfg, work, state, callbacks, replicas: PANEL_FITS[cfg.labels.task](
             cfg, work, ds, split.parts, inputs.per_year, state, callbacks
         ),
         extras=lambda cfg, trained, work: (*PANEL_PREDICTIONS[cfg.labels.task](cfg, trained), {}),

@@ -117,8 +117,8 @@ class Family:
 
     def check_layout(self, layout: str) -> None:
         """A one-line error where the family cannot train on `layout` (series, universe, panel)."""
-        if layout not in self.layouts:
-            able = [f.name for f in _FAMILIES.values() if layout in f.layouts]
+        if not self.fits(layout):
+            able = [f.name for f in _FAMILIES.values() if f.fits(layout)]
             raise ConfigError(
                 f"model.kind {self.name!r} does not train on a {layout} (it takes {', '.join(self.layouts)}); "
                 f"families that do: {', '.join(able) or 'none'}"

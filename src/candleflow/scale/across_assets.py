@@ -14,6 +14,7 @@ from candleflow.config import RunConfig
 from candleflow.dataset.windows import MultiWindowDataset
 from candleflow.evaluation.metrics import decide
 from candleflow.models.fitting import Trained
+from candleflow.scale.pooled import cross_section_metrics
 
 Predictions = dict[str, dict[str, np.ndarray]]
 
@@ -50,8 +51,6 @@ def universe_decisions(cfg: RunConfig, trained: Trained, run: PooledRun) -> Pred
 def universe_forecasts(cfg: RunConfig, trained: Trained, run: PooledRun) -> Predictions:
     """A pooled regression's windows (series, bar, time, raw target, forecast) per scored period;
     the period's cross-section table written into its metrics."""
-    from candleflow.scale.pooled import cross_section_metrics
-
     tables = cross_section_metrics(cfg, run.raw, run.train_positions, trained.scored, run.per_year, trained.references)
     for part, table in tables.items():
         trained.metrics[part]["cross_section"] = table

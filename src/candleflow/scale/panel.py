@@ -55,19 +55,20 @@ def panel_inputs(cfg: RunConfig) -> PanelInputs:
     return PanelInputs(report, names, panel, PanelDataset(panel, ends, d.window), records, interval, per_year)
 
 
-def _panel_classifier() -> Callable[..., Any]:
+def _fit_panel_classes(*args: Any) -> Any:
     from candleflow.models.panel_fitting import train_and_score_panel
 
-    return train_and_score_panel
+    return train_and_score_panel(*args)
 
 
-def _panel_regression() -> Callable[..., Any]:
+def _fit_panel_forecasts(*args: Any) -> Any:
     from candleflow.models.panel_regression import train_and_score_panel_regression
 
-    return train_and_score_panel_regression
+    return train_and_score_panel_regression(*args)
 
 
-# the panel's fit of each target task (`cfg.labels.task`), imported when a panel trains
-PANEL_FITS: dict[str, Callable[[], Callable[..., Any]]] = {"classify": _panel_classifier, "regress": _panel_regression}
+# the panel's fit of each target task (`cfg.labels.task`), both imported only when a panel trains
+# (they load Keras): (cfg, work, dataset, parts, bars per year, resume state, callbacks) -> Trained
+PANEL_FITS: dict[str, Callable[..., Any]] = {"classify": _fit_panel_classes, "regress": _fit_panel_forecasts}
 
 __all__ = ["PANEL_FITS", "PanelInputs", "panel_inputs"]
